@@ -1,0 +1,127 @@
+"""compile_callback: a Python function in, cached LTO-IR out.
+
+The cache key is the function's fingerprint (code, constants, defaults, closure and the
+globals it reads, by value) with the callback kind, form, dtypes, architecture and the
+toolchain stamp. A function whose fingerprint cannot be taken is compiled and not cached.
+The fingerprint is taken on every call, so a changed global is never served stale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+from .dtypes import element_dtype_name
+from .fingerprint import UncacheableError, function_fingerprint
+from .forms import Form, infer_form
+from .toolchain import resolve_arch, toolchain_stamp
+
+log = logging.getLogger("fftfuse.compiler")
+
+
+@dataclasses.dataclass(frozen=True)
+class CompiledCallback:
+    """LTO-IR of one callback and what it was compiled for."""
+
+    ltoir: bytes
+    symbol: str
+    kind: str
+    form: Form
+    element_dtype: str
+    user_dtype: str
+    arch: int
+    indirect: bool
+    toolkit: tuple[int, int]
+    source: str  # "compiled" or "cache": where this call found it
+
+    @property
+    def from_cache(self) -> bool:
+        return self.source != "compiled"
+
+
+def user_dtype_name(user_dtype: Any) -> str | None:
+    """Canonical spelling of a user-data type: a NumPy dtype name, or a numba type's repr."""
+    if user_dtype is None:
+        return None
+    if type(user_dtype).__module__.startswith("numba"):
+        return f"numba:{user_dtype!r}"
+    import numpy as np
+
+    try:
+        return np.dtype(user_dtype).name
+    except TypeError:
+        raise ValueError(
+            f"user_info_dtype={user_dtype!r} is not understood; pass a NumPy dtype (e.g. 'complex64') "
+            "or a numba type"
+        ) from None
+
+
+def compile_callback(
+    fn: Any,
+    kind: str,
+    element_dtype: Any,
+    user_dtype: Any = None,
+    *,
+    compute_capability: Any = None,
+    indirect: bool = False,
+    store: Any = None,
+) -> CompiledCallback:
+    """Compile ``fn`` as an FFT ``kind`` ("prolog"/"epilog") callback to LTO-IR, through the cache.
+
+    ``element_dtype`` is the FFT input type (prolog) or output type (epilog); ``user_dtype``
+    is the element type of the user data the callback reads, if any.
+    """
+    form = infer_form(fn, kind)
+    element = element_dtype_name(element_dtype)
+    user_name = user_dtype_name(user_dtype)
+    if user_name is None and form is Form.VALUE_DATA:
+        raise TypeError(
+            f"{kind} {getattr(fn, '__qualname__', fn)!r} takes a user-data element (form f(x, d)) "
+            "but no user data type was given: pass user_info_dtype, or data= with the FFT call"
+        )
+    arch = resolve_arch(compute_capability)
+    if store is None:
+        from cache import default_store
+
+        store = default_store()
+
+    key = None
+    try:
+        fingerprint = function_fingerprint(fn)
+    except UncacheableError as exc:
+        log.info("not caching %s %r: %s", kind, getattr(fn, "__qualname__", fn), exc)
+    else:
+        from cache import artifact_key
+
+        key = artifact_key(
+            target="ltoir", fingerprint=fingerprint, kind=kind, form=form.value, element=element,
+            user=user_name, arch=arch, indirect=indirect, toolchain=toolchain_stamp(),
+        )
+        hit = store.get(key)
+        if hit is not None:
+            payload, meta = hit
+            return _artifact(payload, meta, form, user_name, source="cache")
+
+    from .cuda_backend import compile_ltoir
+
+    user_type = user_dtype if user_name and user_name.startswith("numba:") else user_name
+    ltoir, meta = compile_ltoir(fn, kind, form, element, user_type, arch, indirect=indirect)
+    if key is not None:
+        store.put(key, ltoir, meta)
+    return _artifact(ltoir, meta, form, user_name, source="compiled")
+
+
+def _artifact(ltoir: bytes, meta: dict, form: Form, user_name: str | None, *, source: str) -> CompiledCallback:
+    return CompiledCallback(
+        ltoir=ltoir,
+        symbol=meta["symbol"],
+        kind=meta["kind"],
+        form=form,
+        element_dtype=meta["element_dtype"],
+        user_dtype=user_name or meta["element_dtype"],
+        arch=meta["arch"],
+        indirect=meta["indirect"],
+        toolkit=tuple(meta["toolkit"]),
+        source=source,
+    )

@@ -1,0 +1,151 @@
+"""Python function -> LTO-IR through numba-cuda's public ``cuda.compile``.
+
+Two numba-cuda behaviours are handled here:
+
+* a ``cuda.jit(device=True)`` callee is compiled for the *current GPU* (numba asks
+  ``get_current_device()``), which fails without a GPU and ignores the requested target.
+  ``_target_architecture`` answers that question with the target for the duration of our
+  compile, under numba's compiler lock so no other compile sees it.
+* the user's function is typed on its own first, so a wrong return kind is reported in the
+  user's terms instead of as a numba error inside a generated wrapper.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+from .dtypes import callback_symbol
+from .forms import Form, callback_error
+from .wrappers import jit_tree, make_wrapper
+
+
+class _TargetDevice:
+    def __init__(self, cc: tuple[int, int]):
+        self.compute_capability = cc
+
+
+@contextlib.contextmanager
+def _target_architecture(cc: tuple[int, int]) -> Iterator[None]:
+    import numba.cuda.dispatcher as dispatcher
+    from numba.core.compiler_lock import global_compiler_lock
+
+    with global_compiler_lock:
+        original = dispatcher.get_current_device
+        dispatcher.get_current_device = lambda: _TargetDevice(cc)
+        try:
+            yield
+        finally:
+            dispatcher.get_current_device = original
+
+
+def numba_type(dtype: Any) -> Any:
+    """numba scalar type for a dtype name; numba types pass through (e.g. a Record)."""
+    from numba.core import types
+
+    if isinstance(dtype, types.Type):
+        return dtype
+    import numpy as np
+    from numba.np.numpy_support import from_dtype
+
+    return from_dtype(np.dtype(dtype))
+
+
+def user_argument_types(kind: str, form: Form, element: Any, user: Any) -> tuple:
+    """The numba argument types the user's function is called with."""
+    from numba.core import types
+
+    if form is Form.VALUE:
+        return (element,)
+    if form is Form.VALUE_DATA:
+        return (element, user)
+    if kind == "prolog":
+        return (types.CPointer(element), types.uint64, types.CPointer(user), types.voidptr)
+    return (types.CPointer(element), types.uint64, element, types.CPointer(user), types.voidptr)
+
+
+def check_result_type(fn: Any, kind: str, form: Form, element: Any, result: Any) -> None:
+    """Refuse a result that cannot become the element (or a raw epilog that returns nothing)."""
+    from numba.core import types
+
+    if kind == "epilog" and form is Form.CUFFT:
+        return  # stores through data_out; a returned value is ignored
+    if result in (types.none, types.void):
+        what = "returns nothing" + ("; an epilog in value form returns the element to store" if kind == "epilog" else "")
+        raise callback_error(fn, kind, what)
+    if not isinstance(result, (types.Integer, types.Float, types.Complex, types.Boolean)):
+        raise callback_error(fn, kind, f"returns {result}, expected a scalar convertible to {element}")
+    if isinstance(result, types.Complex) and not isinstance(element, types.Complex):
+        raise callback_error(
+            fn, kind, f"returns complex ({result}) where the element type is real ({element}); "
+            "return .real or abs(...) explicitly"
+        )
+
+
+def _compile_error(fn: Any, kind: str, exc: Exception) -> TypeError:
+    lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
+    summary = "\n".join(lines[:12])
+    return callback_error(fn, kind, f"numba could not compile it:\n{summary}")
+
+
+def compile_ltoir(
+    fn: Any,
+    kind: str,
+    form: Form,
+    element_dtype: str,
+    user_dtype: Any,
+    arch: int,
+    *,
+    indirect: bool = False,
+) -> tuple[bytes, dict]:
+    """Compile ``fn`` to LTO-IR under cuFFT's callback name for ``kind`` and ``element_dtype``.
+
+    Returns the LTO-IR and metadata describing it. ``user_dtype`` is the element type of the
+    user data (``user_info``); ``indirect`` makes ``user_info`` a pointer to a slot that holds
+    the data pointer (see ``wrappers.make_wrapper``).
+    """
+    from numba import cuda
+    from numba.core import types
+    from numba.core.errors import NumbaError
+
+    cc = (arch // 10, arch % 10)
+    element = numba_type(element_dtype)
+    user = numba_type(user_dtype if user_dtype is not None else element_dtype)
+    symbol = callback_symbol(kind, element_dtype)
+    info = types.CPointer(types.CPointer(user)) if indirect else types.CPointer(user)
+    if kind == "prolog":
+        signature = element(types.CPointer(element), types.uint64, info, types.voidptr)
+    else:
+        signature = types.void(types.CPointer(element), types.uint64, element, info, types.voidptr)
+
+    try:
+        with _target_architecture(cc):
+            device_fn = jit_tree(fn, cuda.jit(device=True))
+            result = device_fn.compile_device(user_argument_types(kind, form, element, user)).signature.return_type
+            check_result_type(fn, kind, form, element, result)
+            wrapper = make_wrapper(kind, form, device_fn, element, indirect=indirect)
+            ltoir, _ = cuda.compile(
+                wrapper, signature, device=True, abi="c", abi_info={"abi_name": symbol}, output="ltoir", cc=cc
+            )
+    except NumbaError as exc:
+        raise _compile_error(fn, kind, exc) from None
+    meta = {
+        "symbol": symbol,
+        "kind": kind,
+        "form": form.value,
+        "element_dtype": element_dtype,
+        "user_dtype": str(user),
+        "arch": arch,
+        "indirect": indirect,
+        "result_type": str(result),
+        "toolkit": toolkit_version(),
+    }
+    return bytes(ltoir), meta
+
+
+def toolkit_version() -> list[int]:
+    """CUDA version of the NVRTC/NVVM that produced the code (nvJitLink must be as new)."""
+    from cuda.bindings import nvrtc
+
+    err, major, minor = nvrtc.nvrtcVersion()
+    return [int(major), int(minor)]

@@ -1,0 +1,111 @@
+"""What the compiler runs with: target architectures and a cheap identity of the toolchain.
+
+None of this imports numba: a cache hit must not pay for it. The toolchain stamp is read off
+the installed distributions' metadata folder names, which changes whenever numba, numba-cuda,
+cuda-bindings or the NVVM wheels are upgraded, so artifacts of an old toolchain are never
+served to a new one.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import re
+import sys
+from typing import Any
+
+# Distributions whose versions decide what the compiler produces.
+_TOOLCHAIN_DISTS = (
+    "numba",
+    "numba_cuda",
+    "llvmlite",
+    "cuda_bindings",
+    "nvidia_cuda_nvcc_cu12",
+    "nvidia_cuda_nvcc",
+    "nvidia_nvvm",
+)
+_TOOLCHAIN_ENV = ("CUDA_HOME", "CUDA_PATH", "NUMBA_CUDA_NVVM", "NUMBA_FORCE_CUDA_CC")
+
+
+@functools.lru_cache(maxsize=None)
+def toolchain_stamp() -> str:
+    """A short digest that changes whenever the compiling toolchain may produce other code."""
+    found: dict[str, str] = {}
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if not name.endswith(".dist-info"):
+                continue
+            dist, _, version = name[: -len(".dist-info")].partition("-")
+            dist = dist.lower().replace("-", "_").replace(".", "_")
+            if dist in _TOOLCHAIN_DISTS and dist not in found:
+                found[dist] = version
+    env = {k: os.environ.get(k, "") for k in _TOOLCHAIN_ENV}
+    text = repr((sorted(found.items()), sorted(env.items()), sys.version_info[:2]))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def parse_compute_capability(cc: Any) -> int:
+    """Normalise "90", 90, (9, 0), "9.0" or "sm_90" to 90.
+
+    >>> [parse_compute_capability(c) for c in ("90", 90, (9, 0), "8.6", "sm_80")]
+    [90, 90, 90, 86, 80]
+    """
+    if isinstance(cc, (tuple, list)) and len(cc) == 2 and all(isinstance(v, int) for v in cc):
+        return cc[0] * 10 + cc[1]
+    if isinstance(cc, int) and not isinstance(cc, bool) and 10 <= cc < 1000:
+        return cc
+    if isinstance(cc, str):
+        m = re.fullmatch(r"(?:sm_|compute_)?(\d+)(?:\.(\d))?", cc.strip())
+        if m:
+            return int(m.group(1)) * 10 + int(m.group(2)) if m.group(2) else int(m.group(1))
+    raise ValueError(
+        f"compute_capability={cc!r} is not understood; pass it as '90', 90 or (9, 0)."
+    )
+
+
+def current_device_arch() -> int | None:
+    """The architecture of the current CUDA device, or None where there is no usable GPU."""
+    cupy = sys.modules.get("cupy")
+    if cupy is not None:  # cheap when the caller already works with CuPy
+        try:
+            return int(cupy.cuda.Device().compute_capability)
+        except Exception:
+            return None
+    try:
+        from cuda.bindings import runtime as rt
+    except ImportError:
+        return None
+    try:
+        err, dev = rt.cudaGetDevice()
+        if err != rt.cudaError_t.cudaSuccess:
+            return None
+        err, major = rt.cudaDeviceGetAttribute(rt.cudaDeviceAttr.cudaDevAttrComputeCapabilityMajor, dev)
+        err2, minor = rt.cudaDeviceGetAttribute(rt.cudaDeviceAttr.cudaDevAttrComputeCapabilityMinor, dev)
+        if err != rt.cudaError_t.cudaSuccess or err2 != rt.cudaError_t.cudaSuccess:
+            return None
+        return major * 10 + minor
+    except Exception:  # no driver, no device: not our error to report here
+        return None
+
+
+@functools.lru_cache(maxsize=None)
+def lowest_supported_arch() -> int:
+    """The oldest architecture the installed NVRTC/NVVM compiles for (LTO-IR links on newer)."""
+    from cuda.bindings import nvrtc
+
+    err, archs = nvrtc.nvrtcGetSupportedArchs()
+    if err != nvrtc.nvrtcResult.NVRTC_SUCCESS or not archs:
+        raise RuntimeError(f"nvrtcGetSupportedArchs failed: {err}")
+    return int(min(archs))
+
+
+def resolve_arch(compute_capability: Any = None) -> int:
+    """The target architecture: as given, else the current GPU's, else the lowest supported."""
+    if compute_capability is not None:
+        return parse_compute_capability(compute_capability)
+    return current_device_arch() or lowest_supported_arch()

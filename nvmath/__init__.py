@@ -1,0 +1,14 @@
+"""fftfuse's ``nvmath``: FFTs with Python prologs and epilogs fused in by cuFFT, and a CPU twin.
+
+The public API mirrors nvmath-python's ``nvmath.fft`` callback API. Importing this package is
+cheap: numba, CuPy and cuFFT load only when first needed.
+"""
+
+from ._packages import sibling
+
+sibling("compiler")
+sibling("cache")
+
+from . import fft  # noqa: E402
+
+__all__ = ["fft"]

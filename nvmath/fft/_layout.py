@@ -1,0 +1,296 @@
+"""From an FFT problem to the buffers cuFFT walks: the part both executors share.
+
+Everything is in elements, never bytes. A ``Layout`` is a logical shape with element strides
+relative to a buffer's first element; a callback's ``offset`` is ``sum(index * stride)`` in the
+layout of the buffer it reads (prolog: the FFT input, epilog: the FFT output). The GPU and CPU
+executors take the same ``FFTProblem`` decisions, so a callback that indexes user data by
+``offset`` means the same element on both.
+
+cuFFT's advanced layout describes a batch of FFTs with one stride per FFT dimension (each an
+integer multiple of the next, by at least its length) and a single batch distance. A buffer
+whose strides fit is used as it is; any other is copied into a dense buffer first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+from compiler.dtypes import COMPLEX_OF, REAL_OF
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Shape and element strides of one buffer, in the operand's axis order."""
+
+    shape: tuple[int, ...]
+    strides: tuple[int, ...]
+
+    @property
+    def span(self) -> int:
+        """Elements from the first to one past the last addressed element."""
+        if 0 in self.shape:
+            return 0
+        return 1 + sum((n - 1) * s for n, s in zip(self.shape, self.strides))
+
+    @property
+    def size(self) -> int:
+        out = 1
+        for n in self.shape:
+            out *= n
+        return out
+
+    def offset(self, index: Sequence[int]) -> int:
+        return sum(i * s for i, s in zip(index, self.strides))
+
+
+def dense_strides(shape: Sequence[int], order: Sequence[int]) -> tuple[int, ...]:
+    """Strides of a dense buffer whose axes, from outermost to innermost, are ``order``."""
+    strides = [0] * len(shape)
+    step = 1
+    for axis in reversed(order):
+        strides[axis] = step
+        step *= max(shape[axis], 1)
+    return tuple(strides)
+
+
+def stride_order(layout: Layout) -> tuple[int, ...]:
+    """Axes from outermost (largest stride) to innermost; ties keep the axis order."""
+    return tuple(sorted(range(len(layout.shape)), key=lambda a: (-layout.strides[a], a)))
+
+
+@dataclasses.dataclass(frozen=True)
+class CufftGeometry:
+    """The arguments of cufftXtMakePlanMany for one side (input or output)."""
+
+    embed: tuple[int, ...]
+    stride: int
+    dist: int
+
+
+def cufft_geometry(layout: Layout, fft_axes: Sequence[int], batch_axes: Sequence[int]) -> CufftGeometry | None:
+    """cuFFT's (embed, stride, dist) for ``layout``, or None where cuFFT cannot walk it."""
+    strides = [layout.strides[a] for a in fft_axes]
+    sizes = [layout.shape[a] for a in fft_axes]
+    if any(s <= 0 for s, n in zip(strides, sizes) if n > 1):
+        return None
+    embed = [sizes[0]]
+    for k in range(1, len(fft_axes)):
+        outer, inner = strides[k - 1], strides[k]
+        if sizes[k - 1] == 1:  # a length-1 FFT axis may carry any stride
+            outer = inner * sizes[k]
+        if inner <= 0 or outer % inner or outer // inner < sizes[k]:
+            return None
+        embed.append(outer // inner)
+    stride = strides[-1] if sizes[-1] > 1 else 1
+    if stride <= 0:
+        return None
+    # Batch axes must collapse into one: each stride is the next one's times its length.
+    live = sorted((a for a in batch_axes if layout.shape[a] > 1), key=lambda a: layout.strides[a])
+    for inner, outer in zip(live, live[1:]):
+        if layout.strides[outer] != layout.strides[inner] * layout.shape[inner]:
+            return None
+    if live:
+        dist = layout.strides[live[0]]
+        if dist <= 0:
+            return None
+    else:
+        dist = embed[0] * stride
+        for e in embed[1:]:
+            dist *= e
+    return CufftGeometry(tuple(embed), stride, dist)
+
+
+def batch_order(layout: Layout, batch_axes: Sequence[int]) -> tuple[int, ...]:
+    """Batch axes of length > 1 from outermost to innermost, as cuFFT counts batches."""
+    live = [a for a in batch_axes if layout.shape[a] > 1]
+    return tuple(sorted(live, key=lambda a: -layout.strides[a]))
+
+
+FFT_KINDS = {
+    # name: (fft type, direction)
+    "fft": ("C2C", "forward"),
+    "ifft": ("C2C", "inverse"),
+    "rfft": ("R2C", "forward"),
+    "irfft": ("C2R", "inverse"),
+}
+
+
+class LayoutError(ValueError):
+    """The operand, axes or options describe an FFT this library does not run."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FFTProblem:
+    """Everything both executors decide alike about one FFT call."""
+
+    fft_type: str  # "C2C", "R2C", "C2R"
+    direction: str  # "forward" or "inverse"
+    input_dtype: str
+    output_dtype: str
+    axes: tuple[int, ...]  # FFT axes, outermost FFT dimension first (cuFFT's n[] order)
+    batch_axes: tuple[int, ...]
+    fft_lengths: tuple[int, ...]  # logical transform lengths n[] (real-side length for R2C/C2R)
+    operand: Layout
+    input: Layout  # the buffer cuFFT reads: the operand itself or a dense copy
+    output: Layout  # the buffer cuFFT writes
+    copy_input: bool
+    inplace: bool
+
+    @property
+    def input_geometry(self) -> CufftGeometry:
+        geometry = cufft_geometry(self.input, self.axes, self.batch_axes)
+        assert geometry is not None
+        return geometry
+
+    @property
+    def output_geometry(self) -> CufftGeometry:
+        geometry = cufft_geometry(self.output, self.axes, self.batch_axes)
+        assert geometry is not None
+        return geometry
+
+    @property
+    def batch(self) -> int:
+        out = 1
+        for a in self.batch_axes:
+            out *= self.operand.shape[a]
+        return out
+
+    @property
+    def result_shape(self) -> tuple[int, ...]:
+        return self.output.shape
+
+
+def normalize_axes(axes: Sequence[int] | None, ndim: int) -> tuple[int, ...]:
+    if axes is None:
+        if ndim == 0:
+            raise LayoutError("cannot transform a 0-dimensional operand")
+        axes = range(max(ndim - 3, 0), ndim)
+    try:
+        out = tuple(int(a) + ndim if int(a) < 0 else int(a) for a in axes)
+    except TypeError:
+        raise LayoutError(f"axes must be a sequence of integers, got {axes!r}") from None
+    if not 1 <= len(out) <= 3:
+        raise LayoutError(f"axes={tuple(axes)} gives a {len(out)}-D FFT; cuFFT runs 1-D to 3-D transforms")
+    if any(not 0 <= a < ndim for a in out):
+        raise LayoutError(f"axes={tuple(axes)} are out of range for an operand of {ndim} dimensions")
+    if len(set(out)) != len(out):
+        raise LayoutError(f"axes={tuple(axes)} repeat an axis")
+    return out
+
+
+def plan_problem(
+    kind: str,
+    shape: Sequence[int],
+    strides: Sequence[int],
+    dtype: str,
+    axes: Sequence[int] | None = None,
+    *,
+    inplace: bool = False,
+    last_axis_parity: str = "even",
+    result_layout: str = "natural",
+) -> FFTProblem:
+    """Decide the buffers for ``kind`` ("fft", "ifft", "rfft", "irfft") on one operand.
+
+    ``strides`` are the operand's strides in elements. ``result_layout`` "natural" gives the
+    result the operand's axis order (dense); "optimized" puts the FFT axes innermost.
+    """
+    if kind not in FFT_KINDS:
+        raise LayoutError(f"unknown FFT kind {kind!r}; expected one of {sorted(FFT_KINDS)}")
+    fft_type, direction = FFT_KINDS[kind]
+    shape, strides = tuple(int(n) for n in shape), tuple(int(s) for s in strides)
+    ndim = len(shape)
+    fft_axes = normalize_axes(axes, ndim)
+    batch_axes = tuple(a for a in range(ndim) if a not in fft_axes)
+    if any(shape[a] == 0 for a in range(ndim)):
+        raise LayoutError(f"operand of shape {shape} is empty; nothing to transform")
+
+    input_dtype, output_dtype = _dtypes(fft_type, dtype)
+    last = fft_axes[-1]
+    out_shape = list(shape)
+    lengths = [shape[a] for a in fft_axes]
+    if fft_type == "R2C":
+        out_shape[last] = shape[last] // 2 + 1
+    elif fft_type == "C2R":
+        if last_axis_parity not in ("even", "odd"):
+            raise LayoutError(f"last_axis_parity must be 'even' or 'odd', got {last_axis_parity!r}")
+        n = 2 * (shape[last] - 1) + (last_axis_parity == "odd")
+        if n < 1:
+            raise LayoutError(f"a C2R transform of {shape[last]} complex elements gives no output; use at least 2")
+        out_shape[last] = n
+        lengths[-1] = n
+
+    if inplace and fft_type != "C2C":
+        raise LayoutError(f"in-place transforms are supported for C2C only, not {fft_type}; set inplace=False")
+
+    operand = Layout(shape, strides)
+    natural = cufft_geometry(operand, fft_axes, batch_axes) is not None and _no_overlap(operand)
+    # cuFFT's C2R overwrites its input, so it always reads a private copy.
+    copy_input = fft_type == "C2R" or not natural
+    if inplace and copy_input:
+        raise LayoutError(
+            f"inplace=True needs an operand cuFFT can transform where it lies; strides {strides} "
+            f"for shape {shape} over axes {fft_axes} do not fit cuFFT's layout. Pass a contiguous "
+            "operand or set inplace=False"
+        )
+    if copy_input:
+        order = stride_order(operand) if natural else batch_axes + fft_axes
+        inp = Layout(shape, dense_strides(shape, order))
+    else:
+        inp = operand
+    if inplace:
+        out = inp
+    else:
+        if result_layout not in ("natural", "optimized"):
+            raise LayoutError(f"result_layout must be 'natural' or 'optimized', got {result_layout!r}")
+        order = stride_order(inp)
+        if result_layout == "optimized":
+            order = tuple(a for a in order if a in batch_axes) + fft_axes
+        out = Layout(tuple(out_shape), dense_strides(out_shape, order))
+        # cuFFT counts batches in one order for both sides: keep the input's batch order.
+        if batch_order(out, batch_axes) != batch_order(inp, batch_axes):
+            order = batch_order(inp, batch_axes) + fft_axes
+            out = Layout(tuple(out_shape), dense_strides(out_shape, order))
+    problem = FFTProblem(
+        fft_type=fft_type, direction=direction, input_dtype=input_dtype, output_dtype=output_dtype,
+        axes=fft_axes, batch_axes=batch_axes, fft_lengths=tuple(lengths), operand=operand,
+        input=inp, output=out, copy_input=copy_input, inplace=inplace,
+    )
+    assert cufft_geometry(inp, fft_axes, batch_axes) is not None
+    assert cufft_geometry(out, fft_axes, batch_axes) is not None
+    return problem
+
+
+def _dtypes(fft_type: str, dtype: str) -> tuple[str, str]:
+    if dtype not in REAL_OF:
+        raise LayoutError(
+            f"operand dtype {dtype} is not supported; use float32, float64, complex64 or complex128"
+        )
+    if fft_type == "C2C":
+        c = COMPLEX_OF[dtype]
+        return c, c
+    if fft_type == "R2C":
+        if dtype.startswith("complex"):
+            raise LayoutError(f"rfft needs a real operand, got {dtype}; use fft for complex input")
+        return dtype, COMPLEX_OF[dtype]
+    if not dtype.startswith("complex"):
+        raise LayoutError(f"irfft needs a complex operand, got {dtype}; use rfft/fft for real input")
+    return dtype, REAL_OF[dtype]
+
+
+def _no_overlap(layout: Layout) -> bool:
+    """True when no two elements share memory (broadcast or overlapping views do)."""
+    axes = [a for a in stride_order(layout) if layout.shape[a] > 1]
+    extent = 1
+    for a in reversed(axes):
+        if layout.strides[a] < extent:
+            return False
+        extent = layout.strides[a] * layout.shape[a]
+    return True
+
+
+def data_layout_matches(data_shape: Sequence[int], data_strides: Sequence[int], target: Layout) -> bool:
+    """Whether user data already sits at the target's offsets (length-1 axes don't matter)."""
+    if tuple(data_shape) != target.shape:
+        return False
+    return all(n == 1 or s == t for n, s, t in zip(target.shape, data_strides, target.strides))
