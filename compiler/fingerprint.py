@@ -1,0 +1,449 @@
+"""Content fingerprints of Python functions, for caching their compiled form.
+
+:func:`function_fingerprint` returns a sha256 hex digest of *what a function computes*:
+its bytecode and constants (nested code objects included), default arguments, closure
+values, and every global it reads, resolved by value. Where the function was defined
+(file name, line numbers, qualified name) does not enter the digest, so the same lambda
+built by ``exec`` or written in two files fingerprints the same.
+
+Globals are resolved by these rules:
+
+* ``None``, ``bool``, ``int``, ``float``, ``complex``, ``str``, ``bytes``, and tuples and
+  frozensets of them: by value, tagged with their type (``1``, ``1.0`` and ``True`` differ).
+* numpy scalars, arrays (dtype, shape and contents) and dtypes. Arrays are hashed on every
+  call, so a large global array costs time proportional to its size each time.
+* modules: by name and ``__version__``, plus the value of every attribute of the module
+  that the function names (``mymod.SCALE``) when that value can itself be fingerprinted.
+* Python functions: recursively, wherever they are defined; recursion is cut at functions
+  already being fingerprinted.
+* numba dispatchers (anything with a ``py_func``): by that Python function and their
+  target options.
+* builtin functions, types, numpy ufuncs and classes: by qualified name; numba types by
+  ``repr``.
+
+Anything else (lists, dicts, arbitrary objects) raises :class:`UncacheableError`, because
+it could change without the fingerprint noticing.
+
+>>> def double(x):
+...     return 2 * x
+>>> def twice(x):
+...     return 2 * x
+>>> function_fingerprint(double) == function_fingerprint(twice)
+True
+>>> len(function_fingerprint(double))
+64
+>>> def thrice(x):
+...     return 3 * x
+>>> function_fingerprint(thrice) == function_fingerprint(double)
+False
+>>> TABLE = [1, 2, 3]
+>>> def lookup(i):
+...     return TABLE[i]
+>>> try:
+...     function_fingerprint(lookup)
+... except UncacheableError as err:
+...     print(err)
+global 'TABLE' read by lookup is a list, which cannot be fingerprinted (mutable or opaque value)
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import sys
+from types import BuiltinFunctionType, CodeType, FunctionType, ModuleType
+from typing import Any, Callable
+
+__all__ = ["UncacheableError", "function_fingerprint"]
+
+
+class UncacheableError(Exception):
+    """A value reachable from a function cannot be fingerprinted."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def function_fingerprint(fn: Callable[..., Any]) -> str:
+    """Return the sha256 hex digest of what ``fn`` computes.
+
+    ``fn`` is a Python function or a numba dispatcher. Raises :class:`UncacheableError`
+    when a default, closure value or global it reads cannot be fingerprinted.
+    """
+    hasher = _Hasher()
+    hasher.value(fn, ("function {!r}", getattr(fn, "__qualname__", fn)))
+    return hashlib.sha256(b"".join(hasher.parts)).hexdigest()
+
+
+# CO_NESTED only says where a function was defined, not what it does.
+_CO_NESTED = 0x10
+
+# Opcodes whose name argument is an attribute or imported member, not a global variable.
+_ATTR_OPS = frozenset(
+    {"LOAD_ATTR", "STORE_ATTR", "DELETE_ATTR", "LOAD_METHOD", "LOAD_SUPER_ATTR", "IMPORT_FROM"}
+)
+
+
+def _lp(data: bytes) -> bytes:
+    """Length-prefix ``data`` so concatenated fields cannot run into each other."""
+    return len(data).to_bytes(4, "little") + data
+
+
+# Encoded names recur on every call (global names, module names), so they are memoised.
+_TEXT_CACHE: dict[str, bytes] = {}
+
+
+def _text(s: str) -> bytes:
+    """Length-prefixed utf-8 encoding of ``s``."""
+    encoded = _TEXT_CACHE.get(s)
+    if encoded is None:
+        encoded = _lp(s.encode("utf-8", "surrogatepass"))
+        if len(s) <= 256:
+            if len(_TEXT_CACHE) >= 16384:
+                _TEXT_CACHE.clear()
+            _TEXT_CACHE[s] = encoded
+    return encoded
+
+
+_SIMPLE_TYPES = frozenset({bool, int, float, complex, str, bytes, tuple, frozenset, type(Ellipsis)})
+
+
+def _encode_simple(value: Any) -> bytes | None:
+    """Type-tagged encoding of an immutable plain value, or None if it is not one."""
+    t = type(value)
+    if value is None:
+        return b"N"
+    if t is bool:
+        return b"T" if value else b"F"
+    if t is int:
+        return b"i" + _lp(hex(value).encode())  # hex: no digit limit, unlike str()
+    if t is float:
+        return b"f" + _lp(value.hex().encode())
+    if t is complex:
+        return b"c" + _lp(value.real.hex().encode()) + _lp(value.imag.hex().encode())
+    if t is str:
+        return b"s" + _text(value)
+    if t is bytes:
+        return b"y" + _lp(value)
+    if t is tuple or t is frozenset:
+        encoded = []
+        for item in value:
+            e = _encode_simple(item)
+            if e is None:
+                return None
+            encoded.append(e)
+        if t is frozenset:
+            encoded.sort()  # set order is not stable across processes
+        return (b"t" if t is tuple else b"z") + len(encoded).to_bytes(4, "little") + b"".join(encoded)
+    if value is Ellipsis:
+        return b"E"
+    return None
+
+
+class _CodeInfo:
+    """What a code object contributes, computed once per code object."""
+
+    __slots__ = ("code", "digest", "global_names", "attr_names", "import_names")
+
+    def __init__(
+        self,
+        code: CodeType,
+        digest: bytes,
+        global_names: tuple[str, ...],
+        attr_names: tuple[str, ...],
+        import_names: tuple[str, ...],
+    ) -> None:
+        self.code = code  # keeps id(code) valid while cached
+        self.digest = digest
+        self.global_names = global_names  # sorted, includes names read by nested code
+        self.attr_names = attr_names  # sorted attribute names, consulted on modules
+        self.import_names = import_names
+
+
+# Code objects are immutable, so their part of the digest is cached by identity.
+_CODE_CACHE: dict[int, _CodeInfo] = {}
+_CODE_CACHE_MAX = 4096
+
+
+def _code_info(code: CodeType) -> _CodeInfo:
+    info = _CODE_CACHE.get(id(code))
+    if info is not None and info.code is code:
+        return info
+    info = _analyse_code(code)
+    if len(_CODE_CACHE) >= _CODE_CACHE_MAX:
+        _CODE_CACHE.clear()
+    _CODE_CACHE[id(code)] = info
+    return info
+
+
+def _analyse_code(code: CodeType) -> _CodeInfo:
+    import dis  # only when a code object is seen for the first time
+
+    global_names: set[str] = set()
+    attr_names: set[str] = set()
+    import_names: set[str] = set()
+    for ins in dis.get_instructions(code):
+        if ins.opcode not in dis.hasname:
+            continue
+        if ins.opname in _ATTR_OPS:
+            attr_names.add(ins.argval)
+        elif ins.opname == "IMPORT_NAME":
+            import_names.add(ins.argval)
+        else:  # LOAD_GLOBAL, STORE_GLOBAL, LOAD_NAME, ... and any future global-reading op
+            global_names.add(ins.argval)
+
+    parts = [
+        b"C",
+        code.co_argcount.to_bytes(4, "little"),
+        code.co_posonlyargcount.to_bytes(4, "little"),
+        code.co_kwonlyargcount.to_bytes(4, "little"),
+        (code.co_flags & ~_CO_NESTED).to_bytes(4, "little"),
+        _lp(code.co_code),
+        _lp(getattr(code, "co_exceptiontable", b"")),
+    ]
+    for names in (code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars):
+        parts.append(len(names).to_bytes(4, "little"))
+        parts.extend(_text(n) for n in names)
+    parts.append(len(code.co_consts).to_bytes(4, "little"))
+    for const in code.co_consts:
+        if type(const) is CodeType:
+            nested = _code_info(const)
+            parts.append(b"C" + nested.digest)
+            global_names.update(nested.global_names)
+            attr_names.update(nested.attr_names)
+            import_names.update(nested.import_names)
+            continue
+        encoded = _encode_simple(const)
+        if encoded is None:  # compilers only emit plain constants; be safe anyway
+            encoded = b"r" + _text(f"{type(const).__qualname__}:{const!r}")
+        parts.append(encoded)
+    digest = hashlib.sha256(b"".join(parts)).digest()
+    return _CodeInfo(
+        code, digest, tuple(sorted(global_names)), tuple(sorted(attr_names)), tuple(sorted(import_names))
+    )
+
+
+_MISSING = object()
+
+# Encodings of objects identified by name alone (builtins, classes, ufuncs), by identity.
+_NAMED_CACHE: dict[int, tuple[Any, bytes]] = {}
+
+# A label says where a value was found, for error messages: a format string and its
+# arguments, formatted only when an error is raised.
+Label = tuple
+
+
+def _describe(label: Label) -> str:
+    return label[0].format(*label[1:])
+
+
+def _qualified_name(obj: Any) -> str:
+    module = getattr(obj, "__module__", None) or ""
+    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or ""
+    return f"{module}.{name}"
+
+
+class _Hasher:
+    """Collects the byte encoding of a function and everything it reaches."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        # id -> ordinal of functions/dispatchers already encoded (cuts recursion, shares callees).
+        self._seen: dict[int, int] = {}
+        # ids of modules being encoded right now (a module may reach itself through attributes).
+        self._modules_active: set[int] = set()
+
+    def value(self, value: Any, label: Label, attr_names: tuple[str, ...] = ()) -> None:
+        """Append the encoding of ``value``; ``label`` names it in error messages.
+
+        ``attr_names`` are the attribute names the referencing code uses, consulted for modules.
+        """
+        t = type(value)
+        if t in _SIMPLE_TYPES or value is None:
+            encoded = _encode_simple(value)
+            if encoded is not None:
+                self.parts.append(encoded)
+                return
+        if t is FunctionType:
+            self._function(value)
+            return
+        if t is ModuleType:
+            self._module(value, attr_names)
+            return
+        if t is tuple:  # a tuple holding functions or arrays
+            self.parts.append(b"t" + len(value).to_bytes(4, "little"))
+            for i, item in enumerate(value):
+                self.value(item, ("{}[{}]", _describe(label), i), attr_names)
+            return
+        named = _NAMED_CACHE.get(id(value))
+        if named is not None and named[0] is value:
+            self.parts.append(named[1])
+            return
+        encoded = self._named(value, t, label)
+        if encoded is not None:
+            if len(_NAMED_CACHE) >= 4096:
+                _NAMED_CACHE.clear()
+            _NAMED_CACHE[id(value)] = (value, encoded)  # holds value, so the id stays valid
+            self.parts.append(encoded)
+            return
+        self._other(value, t, label)
+
+    def _named(self, value: Any, t: type, label: Label) -> bytes | None:
+        """Encoding of a value identified by its qualified name, or None if it is not one."""
+        if t is BuiltinFunctionType:
+            owner = getattr(value, "__self__", None)
+            if owner is not None and type(owner) is not ModuleType:
+                raise _uncacheable(label, value, "bound to an object")
+            return b"B" + _text(_qualified_name(value))
+        if isinstance(value, type):
+            return b"K" + _text(_qualified_name(value))
+        if t.__name__ in ("method_descriptor", "wrapper_descriptor", "classmethod_descriptor"):
+            owner = getattr(value, "__objclass__", None)
+            return b"B" + _text(f"{_qualified_name(owner)}.{value.__name__}")
+        if t.__name__ == "ufunc" and t.__module__ == "numpy":
+            return b"B" + _text(f"numpy.{value.__name__}")
+        return None
+
+    def _other(self, value: Any, t: type, label: Label) -> None:
+        module = t.__module__ or ""
+        if module == "numpy" or module.startswith("numpy."):
+            self._numpy(value, label)
+            return
+        py_func = getattr(value, "py_func", None)
+        if type(py_func) is FunctionType:
+            self._dispatcher(value, py_func)
+            return
+        if module.startswith("numba"):
+            self.parts.append(b"n" + _text(f"{_qualified_name(t)}:{value!r}"))
+            return
+        raise _uncacheable(label, value, "mutable or opaque value")
+
+    def _once(self, obj: Any) -> bool:
+        """Record ``obj``; return False (after writing a back-reference) if already seen."""
+        ordinal = self._seen.get(id(obj))
+        if ordinal is not None:
+            self.parts.append(b"R" + ordinal.to_bytes(4, "little"))
+            return False
+        self._seen[id(obj)] = len(self._seen)
+        return True
+
+    def _function(self, fn: FunctionType) -> None:
+        if not self._once(fn):
+            return
+        try:
+            self._function_body(fn)
+        except UncacheableError:
+            # Forget fn, so a later reference raises too instead of writing a back-reference.
+            del self._seen[id(fn)]
+            raise
+
+    def _function_body(self, fn: FunctionType) -> None:
+        info = _code_info(fn.__code__)
+        parts = self.parts
+        parts.append(b"F" + info.digest)
+        owner = fn.__qualname__
+        attrs = info.attr_names
+
+        defaults = fn.__defaults__ or ()
+        parts.append(b"d" + len(defaults).to_bytes(4, "little"))
+        for i, default in enumerate(defaults):
+            self.value(default, ("default argument {} of {}", i, owner), attrs)
+        kwdefaults = fn.__kwdefaults__ or {}
+        parts.append(b"k" + len(kwdefaults).to_bytes(4, "little"))
+        for name in sorted(kwdefaults):
+            parts.append(_text(name))
+            self.value(kwdefaults[name], ("keyword default {!r} of {}", name, owner), attrs)
+
+        closure = fn.__closure__ or ()
+        parts.append(b"l" + len(closure).to_bytes(4, "little"))
+        for name, cell in zip(fn.__code__.co_freevars, closure):
+            try:
+                contents = cell.cell_contents
+            except ValueError:
+                raise UncacheableError(f"closure variable {name!r} of {owner} is not bound yet") from None
+            self.value(contents, ("closure variable {!r} of {}", name, owner), attrs)
+
+        fn_globals = fn.__globals__
+        for name in info.global_names:
+            parts.append(b"g" + _text(name))
+            value = fn_globals.get(name, _MISSING)
+            if value is _MISSING:
+                value = _builtin(fn_globals, name)
+                if value is _MISSING:
+                    parts.append(b"U")  # unbound: calling fn raises NameError either way
+                    continue
+            self.value(value, ("global {!r} read by {}", name, owner), attrs)
+        for name in info.import_names:
+            parts.append(b"I" + _text(name))
+            module = sys.modules.get(name)
+            if module is not None:
+                self._module(module, attrs)
+
+    def _module(self, module: ModuleType, attr_names: tuple[str, ...]) -> None:
+        version = getattr(module, "__version__", None)
+        self.parts.append(b"M" + _text(module.__name__) + _text(version if type(version) is str else ""))
+        if id(module) in self._modules_active:
+            return
+        self._modules_active.add(id(module))
+        try:
+            namespace = module.__dict__  # not getattr: avoid triggering lazy module loaders
+            for name in attr_names:
+                attr = namespace.get(name, _MISSING)
+                if attr is _MISSING:
+                    continue
+                mark = len(self.parts)
+                self.parts.append(b"a" + _text(name))
+                try:
+                    self.value(attr, ("{}.{}", module.__name__, name), attr_names)
+                except UncacheableError:
+                    # Only fingerprintable attributes count; keep the name and type as a hint.
+                    del self.parts[mark + 1 :]
+                    self.parts.append(b"?" + _text(_qualified_name(type(attr))))
+        finally:
+            self._modules_active.discard(id(module))
+
+    def _dispatcher(self, dispatcher: Any, py_func: FunctionType) -> None:
+        if not self._once(dispatcher):
+            return
+        try:
+            self.parts.append(b"D" + _text(_qualified_name(type(dispatcher))))
+            options = getattr(dispatcher, "targetoptions", None)
+            text = repr(sorted(options.items(), key=lambda kv: str(kv[0]))) if isinstance(options, dict) else ""
+            self.parts.append(_text(text))
+            self._function(py_func)
+        except UncacheableError:
+            del self._seen[id(dispatcher)]
+            raise
+
+    def _numpy(self, value: Any, label: Label) -> None:
+        import numpy as np  # already loaded: the value came from it
+
+        if isinstance(value, np.ndarray):
+            if value.dtype.hasobject:
+                raise _uncacheable(label, value, "an array of Python objects")
+            shape = ",".join(map(str, value.shape))
+            self.parts.append(b"A" + _text(_qualified_name(type(value))) + _text(value.dtype.str) + _text(shape))
+            # Hashed apart, so a large array adds 32 bytes to the parts rather than a copy.
+            flat = np.ascontiguousarray(value).reshape(-1).view(np.uint8)
+            self.parts.append(hashlib.sha256(flat).digest())
+        elif isinstance(value, np.generic):
+            self.parts.append(b"S" + _text(value.dtype.str) + _lp(value.tobytes()))
+        elif isinstance(value, np.dtype):
+            self.parts.append(b"Y" + _text(value.str) + _text(repr(value.descr)))
+        else:
+            raise _uncacheable(label, value, "an unsupported numpy object")
+
+
+def _builtin(fn_globals: dict[str, Any], name: str) -> Any:
+    """Look ``name`` up the way the interpreter does after the module globals."""
+    space = fn_globals.get("__builtins__", builtins)
+    if type(space) is ModuleType:
+        space = space.__dict__
+    return space.get(name, _MISSING)
+
+
+def _uncacheable(label: Label, value: Any, why: str) -> UncacheableError:
+    kind = type(value).__qualname__
+    article = "an" if kind[:1].lower() in "aeiou" else "a"
+    return UncacheableError(f"{_describe(label)} is {article} {kind}, which cannot be fingerprinted ({why})")
