@@ -201,6 +201,9 @@ def plan_problem(
     shape, strides = tuple(int(n) for n in shape), tuple(int(s) for s in strides)
     ndim = len(shape)
     fft_axes = normalize_axes(axes, ndim)
+    if FFT_KINDS[kind][0] == "C2C":
+        # A C2C transform is the same in any axis order: take the one memory already has.
+        fft_axes = tuple(sorted(fft_axes, key=lambda a: -strides[a]))
     batch_axes = tuple(a for a in range(ndim) if a not in fft_axes)
     if any(shape[a] == 0 for a in range(ndim)):
         raise LayoutError(f"operand of shape {shape} is empty; nothing to transform")
@@ -225,13 +228,14 @@ def plan_problem(
 
     operand = Layout(shape, strides)
     natural = cufft_geometry(operand, fft_axes, batch_axes) is not None and _no_overlap(operand)
-    # cuFFT's C2R overwrites its input, so it always reads a private copy.
-    copy_input = fft_type == "C2R" or not natural
+    # cuFFT's C2R overwrites its input, and a real operand of a C2C transform must become
+    # complex first: both read a private copy.
+    copy_input = fft_type == "C2R" or not natural or dtype != input_dtype
     if inplace and copy_input:
         raise LayoutError(
-            f"inplace=True needs an operand cuFFT can transform where it lies; strides {strides} "
-            f"for shape {shape} over axes {fft_axes} do not fit cuFFT's layout. Pass a contiguous "
-            "operand or set inplace=False"
+            f"inplace=True needs a complex operand cuFFT can transform where it lies; a {dtype} operand "
+            f"with strides {strides} for shape {shape} over axes {fft_axes} is not one. Pass a contiguous "
+            "complex operand or set inplace=False"
         )
     if copy_input:
         order = stride_order(operand) if natural else batch_axes + fft_axes

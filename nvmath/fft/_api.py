@@ -1,0 +1,442 @@
+"""The public FFT API: stateless ``fft``/``ifft``/``rfft``/``irfft`` and the stateful ``FFT``.
+
+One engine serves both: ``FFT`` decides the buffers (``_layout``), compiles the callbacks
+(through the cache, dtypes inferred from the problem and the user's data), and runs them on
+the GPU (cuFFT with LTO callbacks) or the CPU (SciPy + numba). Stateless calls borrow plans
+from a per-device cache instead of building their own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from typing import Any, Literal
+
+import numpy as np
+
+from ._callbacks import CallbackSpec, callback_spec, lay_out_user_data
+from ._layout import FFTProblem, LayoutError, plan_problem
+from ._tensor import Tensor, as_tensor, empty_strided
+
+_DEBUG_ENV = "FFTFUSE_DEBUG"
+
+
+@dataclasses.dataclass
+class FFTOptions:
+    """Options of an FFT (names follow nvmath-python where it has them).
+
+    fft_type: "C2C", "R2C" or "C2R"; inferred from the operand's dtype when None (C2R must be asked for).
+    inplace: overwrite the operand with the result (C2C only).
+    last_axis_parity: "even" or "odd", the parity of a C2R output's last axis.
+    result_layout: "optimized" (FFT axes innermost) or "natural" (the operand's axis order).
+    user_data_copy: allow copying callback data into the layout its offsets walk (else raise).
+    debug: run callbacks as plain Python on bounds-checked views, on the CPU (also FFTFUSE_DEBUG=1).
+    num_threads: CPU FFT threads (default: all cores).
+    device_id: the GPU for host operands executed on the GPU.
+    blocking: True waits for the GPU before returning; "auto" waits only for host operands.
+    """
+
+    fft_type: str | None = None
+    inplace: bool = False
+    last_axis_parity: Literal["even", "odd"] = "even"
+    result_layout: Literal["optimized", "natural"] = "optimized"
+    user_data_copy: bool = True
+    debug: bool | None = None
+    num_threads: int | None = None
+    device_id: int | None = None
+    blocking: bool | Literal["auto"] = "auto"
+
+    @classmethod
+    def of(cls, options: Any) -> "FFTOptions":
+        if options is None:
+            return cls()
+        if isinstance(options, cls):
+            return options
+        if isinstance(options, dict):
+            unknown = set(options) - {f.name for f in dataclasses.fields(cls)}
+            if unknown:
+                raise TypeError(f"unknown FFT options {sorted(unknown)}; see FFTOptions")
+            return cls(**options)
+        raise TypeError(f"options must be an FFTOptions or a dict, got {type(options).__name__}")
+
+    @property
+    def debug_mode(self) -> bool:
+        if self.debug is not None:
+            return bool(self.debug)
+        return os.environ.get(_DEBUG_ENV, "").lower() not in ("", "0", "false", "no", "off")
+
+
+@dataclasses.dataclass
+class ExecutionCUDA:
+    device_id: int = 0
+
+
+@dataclasses.dataclass
+class ExecutionCPU:
+    num_threads: int | None = None
+
+
+def _execution_target(execution: Any, operand: Tensor, options: FFTOptions) -> str:
+    if execution is None:
+        target = "cuda" if operand.on_gpu else "cpu"
+    elif isinstance(execution, ExecutionCUDA):
+        target = "cuda"
+    elif isinstance(execution, ExecutionCPU):
+        target = "cpu"
+    elif isinstance(execution, dict):
+        target = str(execution.get("name", "")).lower()
+    else:
+        target = str(execution).lower()
+    if target not in ("cuda", "cpu"):
+        raise ValueError(f"execution={execution!r} is not understood; use 'cuda' or 'cpu'")
+    if target == "cpu" and operand.on_gpu and not options.debug_mode:
+        raise ValueError("execution='cpu' needs a host operand (NumPy); this one is on the GPU")
+    return "cpu" if options.debug_mode else target
+
+
+_KIND_OF_TYPE = {("C2C", "forward"): "fft", ("C2C", "inverse"): "ifft", ("R2C", "forward"): "rfft",
+                 ("C2R", "inverse"): "irfft"}
+
+
+@functools.lru_cache(maxsize=1024)
+def _problem(kind, shape, strides, dtype, axes, inplace, parity, layout) -> FFTProblem:
+    return plan_problem(kind, shape, strides, dtype, axes, inplace=inplace, last_axis_parity=parity,
+                        result_layout=layout)
+
+
+class FFT:
+    """A planned FFT that can run many times, with a prolog and/or epilog fused in.
+
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).standard_normal((4, 16)).astype(np.complex64)
+    >>> with FFT(x, axes=[-1]) as f:
+    ...     f.plan(epilog=lambda v: v * 2)
+    ...     y = f.execute()
+    >>> bool(np.allclose(y, 2 * np.fft.fft(x), atol=1e-4))
+    True
+    """
+
+    def __init__(self, operand: Any, *, axes: Any = None, options: Any = None, execution: Any = None,
+                 stream: Any = None, _kind: str | None = None, _shared_plans: bool = False):
+        self.options = FFTOptions.of(options)
+        self._host_result = False
+        tensor = as_tensor(operand)
+        self._target = _execution_target(execution, tensor, self.options)
+        if self._target == "cuda" and not tensor.on_gpu:
+            tensor = _to_device(tensor, execution, self.options)
+            self._host_result = True
+        elif self._target == "cpu" and tensor.on_gpu:  # debug mode runs GPU operands on the host
+            tensor = Tensor(tensor.array.get(), tensor.framework, None)
+            self._host_result = "device"
+        self._operand = tensor
+        self._axes = None if axes is None else tuple(int(a) for a in axes)
+        self._kind = _kind or self._default_kind(tensor.dtype)
+        self._shared = _shared_plans
+        self._stream = stream
+        self.problem = self._make_problem(tensor)
+        self._prolog: CallbackSpec | None = None
+        self._epilog: CallbackSpec | None = None
+        self._executor: Any = None
+        self._input_buffer = None
+        self._data: dict[str, Any] = {}
+
+    def _default_kind(self, dtype: str) -> str:
+        fft_type = self.options.fft_type
+        if fft_type is None:
+            return "fft" if dtype.startswith("complex") else "rfft"
+        kinds = {"C2C": "fft", "R2C": "rfft", "C2R": "irfft"}
+        if fft_type not in kinds:
+            raise ValueError(f"fft_type must be one of {sorted(kinds)}, got {fft_type!r}")
+        return kinds[fft_type]
+
+    def _make_problem(self, t: Tensor) -> FFTProblem:
+        o = self.options
+        try:
+            return _problem(self._kind, t.shape, t.strides, t.dtype, self._axes, o.inplace, o.last_axis_parity,
+                            o.result_layout)
+        except LayoutError:
+            raise
+        except ValueError as exc:
+            raise LayoutError(str(exc)) from None
+
+    # -- layouts -------------------------------------------------------------------------------
+    def get_input_layout(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(shape, strides in elements) of the buffer the prolog's offsets address."""
+        return self.problem.input.shape, self.problem.input.strides
+
+    def get_output_layout(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(shape, strides in elements) of the buffer the epilog's offsets address."""
+        return self.problem.output.shape, self.problem.output.strides
+
+    # -- planning ------------------------------------------------------------------------------
+    def plan(self, *, prolog: Any = None, epilog: Any = None, stream: Any = None) -> None:
+        """Compile the callbacks (through the cache) and build the plan."""
+        self._prolog = callback_spec(prolog, "prolog")
+        self._epilog = callback_spec(epilog, "epilog")
+        for spec in (self._prolog, self._epilog):
+            if spec is not None and spec.data is not None:
+                self._check_data_device(spec)
+        # Data first: LTO-IR given as bytes has its user_info pointer fixed in the plan.
+        self._data = {s.kind: self._lay_out(s) for s in (self._prolog, self._epilog) if s is not None}
+        self._executor = self._plan_gpu() if self._target == "cuda" else self._plan_cpu()
+
+    def _check_data_device(self, spec: CallbackSpec) -> None:
+        data = spec.data
+        if self._target == "cuda":
+            if not data.on_gpu:
+                raise ValueError(f"{spec.name}: its data is in host memory but the FFT runs on GPU "
+                                 f"{self._operand.device_id}; move the data to that device")
+            if data.device_id != self._operand.device_id:
+                raise ValueError(f"{spec.name}: its data is on GPU {data.device_id} but the operand is on GPU "
+                                 f"{self._operand.device_id}; user data must be on the operand's device")
+        elif data.on_gpu:
+            if self._host_result == "device":  # debug mode: everything moves to the host
+                object.__setattr__(spec, "data", Tensor(data.array.get(), data.framework, None))
+            else:
+                raise ValueError(f"{spec.name}: its data is on a GPU but the FFT runs on the CPU")
+
+    def _lay_out(self, spec: CallbackSpec) -> Any:
+        if spec.data is None:
+            return None
+        target = self.problem.input if spec.kind == "prolog" else self.problem.output
+        if self._target == "cuda":
+            import cupy
+
+            with cupy.cuda.Device(self._operand.device_id):
+                return lay_out_user_data(spec, target, allow_copy=self.options.user_data_copy)
+        return lay_out_user_data(spec, target, allow_copy=self.options.user_data_copy)
+
+    def _element_dtype(self, kind: str) -> str:
+        return self.problem.input_dtype if kind == "prolog" else self.problem.output_dtype
+
+    def _plan_gpu(self) -> Any:
+        from . import _gpu
+
+        device = self._operand.device_id
+        attached = [self._attach(s) if s is not None else None for s in (self._prolog, self._epilog)]
+        build = lambda: _gpu.GpuPlan(self.problem, attached[0], attached[1], device)  # noqa: E731
+        if self._shared:
+            key = (device, self.problem, *(a.key() if a else None for a in attached))
+            return _gpu.plan_cache.get(key, build)
+        return build()
+
+    def _attach(self, spec: CallbackSpec) -> Any:
+        from compiler import compile_callback
+        from compiler.dtypes import callback_symbol
+
+        from ._gpu import AttachedCallback
+
+        element = self._element_dtype(spec.kind)
+        if spec.ltoir is not None:
+            # nvmath-python's form: user_info is the data pointer itself, fixed in the plan.
+            laid_out = self._data.get(spec.kind)
+            pointer = int(laid_out.data.ptr) if laid_out is not None else (spec.pointer or 0)
+            return AttachedCallback(spec.kind, spec.ltoir, callback_symbol(spec.kind, element), element,
+                                    indirect=False, pointer=pointer, name=spec.name, toolkit=None)
+        arch = _device_arch(self._operand.device_id)
+        compiled = compile_callback(spec.fn, spec.kind, element, spec.data.dtype if spec.data else None,
+                                    compute_capability=arch, indirect=True)
+        return AttachedCallback(spec.kind, compiled.ltoir, compiled.symbol, element, indirect=True, pointer=None,
+                                name=spec.name, toolkit=compiled.toolkit)
+
+    def _plan_cpu(self) -> Any:
+        from compiler.cpu_backend import compile_cpu, python_callback
+
+        from ._cpu import CpuExecutor
+
+        debug = self.options.debug_mode
+        compiled = []
+        for spec in (self._prolog, self._epilog):
+            if spec is None:
+                compiled.append(None)
+                continue
+            if spec.fn is None:
+                raise ValueError(f"{spec.name}: LTO-IR runs only on the GPU; on the CPU pass the Python function "
+                                 f"(prolog=f or {{'fn': f, 'data': array}})")
+            make = python_callback if debug else compile_cpu
+            compiled.append(make(spec.fn, spec.kind, self._element_dtype(spec.kind),
+                                 spec.data.dtype if spec.data else None))
+        return CpuExecutor(self.problem, compiled[0], compiled[1], workers=self.options.num_threads, debug=debug)
+
+    # -- execution -----------------------------------------------------------------------------
+    def execute(self, *, direction: str | None = None, stream: Any = None) -> Any:
+        """Run the FFT; returns the result in the operand's framework."""
+        if self._executor is None:
+            self.plan()
+        direction = self._direction(direction)
+        problem = self.problem
+        inp = self._input()
+        if self._target == "cuda":
+            return self._result(self._execute_gpu(inp, direction, stream))
+        out = inp if problem.inplace else empty_strided(
+            np, problem.output.shape, problem.output.strides, problem.output_dtype, problem.output.span)
+        self._executor.execute(inp, out, direction, self._data.get("prolog"), self._data.get("epilog"))
+        return self._result(out)
+
+    def _direction(self, direction: str | None) -> str:
+        if direction is None:
+            return self.problem.direction
+        if direction not in ("forward", "inverse"):
+            raise ValueError(f"direction must be 'forward' or 'inverse', got {direction!r}")
+        if self.problem.fft_type != "C2C" and direction != self.problem.direction:
+            raise ValueError(f"a {self.problem.fft_type} FFT runs {self.problem.direction} only")
+        return direction
+
+    def _input(self) -> Any:
+        problem, operand = self.problem, self._operand
+        if not problem.copy_input:
+            return operand.array
+        if self._input_buffer is None:
+            layout = problem.input
+            with _device_of(operand):
+                self._input_buffer = empty_strided(operand.xp, layout.shape, layout.strides, problem.input_dtype,
+                                                   layout.span)
+        self._input_buffer[...] = operand.array
+        return self._input_buffer
+
+    def _execute_gpu(self, inp: Any, direction: str, stream: Any) -> Any:
+        import cupy
+
+        from ._cufft import CUFFT_FORWARD, CUFFT_INVERSE
+
+        problem = self.problem
+        with cupy.cuda.Device(self._operand.device_id):
+            stream_ptr = _stream_pointer(stream if stream is not None else self._stream)
+            out = inp if problem.inplace else empty_strided(
+                cupy, problem.output.shape, problem.output.strides, problem.output_dtype, problem.output.span)
+            data = [self._data.get(k) for k in ("prolog", "epilog")]
+            pointers = [int(d.data.ptr) if d is not None else 0 for d in data]
+            self._executor.execute(int(inp.data.ptr), int(out.data.ptr),
+                                   CUFFT_FORWARD if direction == "forward" else CUFFT_INVERSE, stream_ptr,
+                                   *pointers)
+            if self._host_result is True and self.options.blocking:
+                cupy.cuda.ExternalStream(stream_ptr).synchronize()
+            elif self.options.blocking is True:
+                cupy.cuda.ExternalStream(stream_ptr).synchronize()
+        return out
+
+    def _result(self, out: Any) -> Any:
+        if self._host_result is True:
+            return self._operand.wrap_result(out.get()) if self._operand.framework != "numpy" else out.get()
+        if self._host_result == "device":
+            import cupy
+
+            return self._operand.wrap_result(cupy.asarray(out))
+        return self._operand.wrap_result(out)
+
+    def reset_operand(self, operand: Any = None, *, stream: Any = None) -> None:
+        """Point the plan at a new operand of the same shape, strides, dtype and device."""
+        if operand is None:
+            return
+        tensor = as_tensor(operand)
+        if self._host_result is True:
+            tensor = _to_device(tensor, None, self.options, device_id=self._operand.device_id)
+        same = (tensor.shape, tensor.strides, tensor.dtype, tensor.device_id) == (
+            self._operand.shape, self._operand.strides, self._operand.dtype, self._operand.device_id)
+        if not same:
+            raise ValueError(
+                f"reset_operand needs an operand like the planned one (shape {self._operand.shape}, strides "
+                f"{self._operand.strides}, {self._operand.dtype}, device {self._operand.device_id}); got shape "
+                f"{tensor.shape}, strides {tensor.strides}, {tensor.dtype}, device {tensor.device_id}. Create a new FFT"
+            )
+        self._operand = tensor
+
+    def free(self) -> None:
+        """Release the plan and buffers (stateless plans stay in the shared cache)."""
+        if self._executor is not None and not self._shared and hasattr(self._executor, "free"):
+            self._executor.free()
+        self._executor = None
+        self._input_buffer = None
+        self._data = {}
+
+    def __enter__(self) -> "FFT":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.free()
+
+
+def _to_device(tensor: Tensor, execution: Any, options: FFTOptions, device_id: int | None = None) -> Tensor:
+    import cupy
+
+    if device_id is None:
+        device_id = getattr(execution, "device_id", None) if not isinstance(execution, dict) else execution.get("device_id")
+        device_id = device_id if device_id is not None else (options.device_id or 0)
+    with cupy.cuda.Device(device_id):
+        return Tensor(cupy.asarray(tensor.array), tensor.framework, device_id)
+
+
+def _device_of(t: Tensor) -> Any:
+    if t.on_gpu:
+        import cupy
+
+        return cupy.cuda.Device(t.device_id)
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+@functools.lru_cache(maxsize=None)
+def _device_arch(device_id: int) -> int:
+    import cupy
+
+    return int(cupy.cuda.Device(device_id).compute_capability)
+
+
+def _stream_pointer(stream: Any) -> int:
+    """A raw cudaStream_t from a CuPy or PyTorch stream, an int, or the current CuPy stream."""
+    if stream is None:
+        import cupy
+
+        return int(cupy.cuda.get_current_stream().ptr)
+    if isinstance(stream, int):
+        return stream
+    for attr in ("ptr", "cuda_stream"):  # CuPy, PyTorch
+        if hasattr(stream, attr):
+            return int(getattr(stream, attr))
+    raise TypeError(f"stream of type {type(stream).__name__} is not understood; pass a CuPy or PyTorch stream "
+                    "or a cudaStream_t as int")
+
+
+def _stateless(kind: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any,
+               stream: Any) -> Any:
+    f = FFT(operand, axes=axes, options=options, execution=execution, stream=stream, _kind=kind,
+            _shared_plans=True)
+    f.plan(prolog=prolog, epilog=epilog)
+    return f.execute(stream=stream)
+
+
+def fft(operand: Any, axes: Any = None, options: Any = None, execution: Any = None, prolog: Any = None,
+        epilog: Any = None, stream: Any = None) -> Any:
+    """Forward complex-to-complex FFT over ``axes`` (the last up-to-3 by default), unnormalized.
+
+    A real operand is promoted to complex. ``prolog``/``epilog`` take a Python function, a dict
+    ``{"fn": f, "data": array}``, or nvmath-python's ``{"ltoir": bytes, "data": pointer}``.
+
+    >>> import numpy as np
+    >>> x = np.arange(8, dtype=np.complex128)
+    >>> y = fft(x, epilog=lambda v: v / 8)
+    >>> bool(np.allclose(y, np.fft.fft(x) / 8))
+    True
+    """
+    return _stateless("fft", operand, axes, options, execution, prolog, epilog, stream)
+
+
+def ifft(operand: Any, axes: Any = None, options: Any = None, execution: Any = None, prolog: Any = None,
+         epilog: Any = None, stream: Any = None) -> Any:
+    """Inverse complex-to-complex FFT, unnormalized (as cuFFT: scale in an epilog if needed)."""
+    return _stateless("ifft", operand, axes, options, execution, prolog, epilog, stream)
+
+
+def rfft(operand: Any, axes: Any = None, options: Any = None, execution: Any = None, prolog: Any = None,
+         epilog: Any = None, stream: Any = None) -> Any:
+    """Real-to-complex FFT; the last of ``axes`` is halved to n//2 + 1."""
+    return _stateless("rfft", operand, axes, options, execution, prolog, epilog, stream)
+
+
+def irfft(operand: Any, axes: Any = None, options: Any = None, execution: Any = None, prolog: Any = None,
+          epilog: Any = None, stream: Any = None) -> Any:
+    """Complex-to-real inverse FFT, unnormalized; the output's last axis is 2*(m-1) (+1 when
+    ``options.last_axis_parity == "odd"``)."""
+    return _stateless("irfft", operand, axes, options, execution, prolog, epilog, stream)

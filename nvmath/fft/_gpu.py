@@ -1,0 +1,185 @@
+"""cuFFT plans with LTO callbacks, and a bounded per-device plan cache.
+
+A callback compiled from Python is built *indirect*: cuFFT hands it a pointer to a small
+device slot that holds the user-data pointer, instead of the data pointer itself. cuFFT fixes
+``callerInfo`` when the callback is attached, so this is what lets a new data array reuse a
+plan: only the slot is rewritten, in stream order, and only when the pointer changed.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import threading
+from typing import Any
+
+import numpy as np
+
+from compiler.dtypes import callback_type_code
+
+from . import _cufft
+from ._layout import FFTProblem
+
+_CUDA_TYPE = {"float32": 0, "float64": 1, "complex64": 4, "complex128": 5}
+_COMPLEX = {"float32": "complex64", "float64": "complex128", "complex64": "complex64", "complex128": "complex128"}
+
+
+class AttachedCallback:
+    """What a plan needs of one callback: LTO-IR, its symbol, and how user data reaches it."""
+
+    def __init__(self, kind: str, ltoir: bytes, symbol: str | None, element_dtype: str, *,
+                 indirect: bool, pointer: int | None, name: str, toolkit: tuple[int, int] | None):
+        self.kind, self.ltoir, self.symbol, self.element_dtype = kind, ltoir, symbol, element_dtype
+        self.indirect, self.pointer, self.name, self.toolkit = indirect, pointer, name, toolkit
+
+    def key(self) -> tuple:
+        # An indirect callback's data pointer lives in a slot, so it is not part of the plan.
+        return (self.kind, self.ltoir, self.symbol, self.element_dtype, self.indirect,
+                None if self.indirect else self.pointer)
+
+
+class GpuPlan:
+    """One cuFFT plan (with callbacks attached) for one problem on one device."""
+
+    def __init__(self, problem: FFTProblem, prolog: AttachedCallback | None, epilog: AttachedCallback | None,
+                 device_id: int):
+        import cupy
+
+        self.problem, self.device_id = problem, device_id
+        self.prolog, self.epilog = prolog, epilog
+        self.handle: int | None = None
+        self._slots = None
+        self._slot_values = [0, 0]
+        self._stream = None
+        callbacks = [c for c in (prolog, epilog) if c is not None]
+        with cupy.cuda.Device(device_id):
+            if callbacks:
+                _cufft.require_lto_callbacks()
+                _check_toolkits(callbacks)
+            if any(c.indirect for c in callbacks):
+                self._slots = cupy.zeros(2, dtype=np.uint64)
+            self.handle = _cufft.create()
+            try:
+                self._make(problem, callbacks)
+            except BaseException:
+                self.free()
+                raise
+
+    def _make(self, problem: FFTProblem, callbacks: list[AttachedCallback]) -> None:
+        import cupy
+
+        _cufft.set_auto_allocation(self.handle, False)
+        for cb in callbacks:
+            slot = 0 if cb.kind == "prolog" else 1
+            info = int(self._slots.data.ptr) + 8 * slot if cb.indirect else cb.pointer
+            try:
+                _cufft.xt_set_jit_callback(
+                    self.handle, cb.ltoir, callback_type_code(cb.kind, cb.element_dtype),
+                    symbol=cb.symbol, caller_info=info,
+                )
+            except _cufft.CuFFTError as exc:
+                raise exc.with_context(f"attaching {cb.name}") from None
+        ig, og = problem.input_geometry, problem.output_geometry
+        try:
+            work = _cufft.xt_make_plan_many(
+                self.handle, problem.fft_lengths,
+                input_type=_CUDA_TYPE[problem.input_dtype], output_type=_CUDA_TYPE[problem.output_dtype],
+                execution_type=_CUDA_TYPE[_COMPLEX[problem.input_dtype]], batch=problem.batch,
+                inembed=ig.embed, istride=ig.stride, idist=ig.dist,
+                onembed=og.embed, ostride=og.stride, odist=og.dist,
+            )  # fmt: skip
+        except _cufft.CuFFTError as exc:
+            names = ", ".join(cb.name for cb in callbacks) or "no callbacks"
+            raise exc.with_context(
+                f"planning {problem.fft_type} {problem.input_dtype} n={problem.fft_lengths} batch={problem.batch} "
+                f"with {names}"
+            ) from None
+        # Work area from CuPy's pool: freed memory is shared with the rest of the program.
+        self._work = cupy.empty(max(work, 1), dtype=np.uint8)
+        _cufft.set_work_area(self.handle, int(self._work.data.ptr))
+
+    def execute(self, inp_ptr: int, out_ptr: int, direction: int, stream: int,
+                prolog_data: int = 0, epilog_data: int = 0) -> None:
+        if stream != self._stream:
+            _cufft.set_stream(self.handle, stream)
+            self._stream = stream
+        if self._slots is not None:
+            self._write_slots(prolog_data, epilog_data, stream)
+        _cufft.xt_exec(self.handle, inp_ptr, out_ptr, direction)
+
+    def _write_slots(self, prolog_data: int, epilog_data: int, stream: int) -> None:
+        if [prolog_data, epilog_data] == self._slot_values:
+            return
+        import cupy
+
+        host = np.array([prolog_data, epilog_data], dtype=np.uint64)
+        # Pageable source: the driver stages it before returning, so `host` may die at once;
+        # the copy is ordered on the stream, after earlier executions that read the slot.
+        cupy.cuda.runtime.memcpyAsync(int(self._slots.data.ptr), host.ctypes.data, 16,
+                                      cupy.cuda.runtime.memcpyHostToDevice, stream)
+        self._slot_values = [prolog_data, epilog_data]
+
+    def free(self) -> None:
+        if self.handle is not None:
+            try:
+                _cufft.destroy(self.handle)
+            finally:
+                self.handle = None
+                self._work = None
+                self._slots = None
+
+
+def _check_toolkits(callbacks: list[AttachedCallback]) -> None:
+    """LTO-IR from a newer NVVM than nvJitLink fails deep inside cuFFT: refuse it here."""
+    linker = None
+    for cb in callbacks:
+        if cb.toolkit is None:
+            continue
+        if linker is None:
+            from compiler.linkcheck import nvjitlink_version
+
+            linker = tuple(nvjitlink_version())
+        if tuple(cb.toolkit) > linker:
+            raise RuntimeError(
+                f"{cb.name} was compiled by CUDA {cb.toolkit[0]}.{cb.toolkit[1]}'s NVVM, newer than the "
+                f"nvJitLink {linker[0]}.{linker[1]} cuFFT links with; upgrade nvJitLink or compile with "
+                "the matching toolkit"
+            )
+
+
+class PlanCache:
+    """Bounded LRU of plans for stateless calls, per (device, stream, problem, callbacks)."""
+
+    def __init__(self, capacity: int = 64):
+        self.capacity = capacity
+        self._plans: collections.OrderedDict[tuple, GpuPlan] = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self.created = 0
+
+    def get(self, key: tuple, build) -> GpuPlan:
+        with self._lock:
+            plan = self._plans.get(key)
+            if plan is not None:
+                self._plans.move_to_end(key)
+                return plan
+        plan = build()
+        with self._lock:
+            self.created += 1
+            self._plans[key] = plan
+            while len(self._plans) > self.capacity:
+                _, old = self._plans.popitem(last=False)
+                old.free()
+        return plan
+
+    def clear(self) -> None:
+        with self._lock:
+            plans, self._plans = list(self._plans.values()), collections.OrderedDict()
+        for plan in plans:
+            plan.free()
+
+    def __len__(self) -> int:
+        return len(self._plans)
+
+
+plan_cache = PlanCache()
+atexit.register(plan_cache.clear)

@@ -1,0 +1,102 @@
+"""Operands from NumPy, CuPy and PyTorch behind one small interface.
+
+Inside, host data is a NumPy array and device data a CuPy array (PyTorch tensors are viewed
+through DLPack, without copies); results go back to the operand's framework.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Any
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class Tensor:
+    array: Any  # numpy.ndarray or cupy.ndarray
+    framework: str  # "numpy", "cupy" or "torch"
+    device_id: int | None  # None for host memory
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.device_id is not None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.array.shape)
+
+    @property
+    def dtype(self) -> str:
+        return self.array.dtype.name
+
+    @property
+    def strides(self) -> tuple[int, ...]:
+        """Strides in elements (byte strides that are not whole elements are refused)."""
+        item = self.array.dtype.itemsize
+        if any(s % item for s in self.array.strides):
+            raise ValueError(f"array strides {self.array.strides} are not multiples of its element size {item}")
+        return tuple(s // item for s in self.array.strides)
+
+    @property
+    def ptr(self) -> int:
+        if self.on_gpu:
+            return int(self.array.data.ptr)
+        return int(self.array.ctypes.data)
+
+    @property
+    def xp(self) -> Any:
+        if self.on_gpu:
+            import cupy
+
+            return cupy
+        return np
+
+    def wrap_result(self, array: Any) -> Any:
+        """``array`` (NumPy/CuPy) in this operand's framework."""
+        if self.framework == "torch":
+            import torch
+
+            return torch.from_dlpack(array) if self.on_gpu else torch.from_numpy(array)
+        return array
+
+
+def as_tensor(obj: Any, what: str = "operand") -> Tensor:
+    """Wrap a NumPy/CuPy array, a PyTorch tensor or any ``__cuda_array_interface__`` object."""
+    if isinstance(obj, np.ndarray):
+        return Tensor(obj, "numpy", None)
+    module = type(obj).__module__.split(".")[0]
+    if module == "cupy":
+        return Tensor(obj, "cupy", int(obj.device.id))
+    if module == "torch":
+        if obj.device.type == "cuda":
+            import cupy
+
+            return Tensor(cupy.from_dlpack(obj), "torch", int(obj.device.index or 0))
+        if obj.device.type == "cpu":
+            return Tensor(obj.detach().numpy() if not obj.requires_grad else obj.detach().numpy(), "torch", None)
+        raise TypeError(f"{what} is a PyTorch tensor on {obj.device}; expected a CPU or CUDA tensor")
+    if hasattr(obj, "__cuda_array_interface__"):
+        import cupy
+
+        array = cupy.asarray(obj)
+        return Tensor(array, "cupy", int(array.device.id))
+    raise TypeError(
+        f"{what} of type {type(obj).__name__} is not supported; pass a NumPy or CuPy array, a PyTorch "
+        "tensor, or an object exposing __cuda_array_interface__"
+    )
+
+
+def empty_strided(xp: Any, shape: tuple[int, ...], strides: tuple[int, ...], dtype: str, span: int) -> Any:
+    """An uninitialised array with the given element strides over a buffer of ``span`` elements."""
+    base = xp.empty(max(span, 1), dtype=dtype)
+    item = base.dtype.itemsize
+    return xp.lib.stride_tricks.as_strided(base, shape=shape, strides=tuple(s * item for s in strides))
+
+
+def flat_view(array: Any, span: int) -> Any:
+    """A 1-D view of the ``span`` elements starting at ``array``'s first element."""
+    item = array.dtype.itemsize
+    xp = sys.modules["cupy"] if type(array).__module__.startswith("cupy") else np
+    return xp.lib.stride_tricks.as_strided(array, shape=(span,), strides=(item,))
