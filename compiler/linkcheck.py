@@ -22,6 +22,8 @@ from compiler.dtypes import C_TYPE, ELEMENT_DTYPES, callback_symbol, check_kind
 __all__ = [
     "LinkCheckError",
     "PtxSignature",
+    "compile_harness",
+    "harness_source",
     "link_check",
     "nvjitlink_version",
     "nvrtc_version",
