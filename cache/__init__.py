@@ -1,0 +1,5 @@
+"""Persistent compile cache: content-addressed artifacts on disk, with a memory layer."""
+
+from .store import FORMAT_VERSION, ArtifactStore, artifact_key, default_store, reset_default_store
+
+__all__ = ["FORMAT_VERSION", "ArtifactStore", "artifact_key", "default_store", "reset_default_store"]
