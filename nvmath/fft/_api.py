@@ -230,6 +230,7 @@ class FFT:
         element = self._element_dtype(spec.kind)
         if spec.ltoir is not None:
             # nvmath-python's form: user_info is the data pointer itself, fixed in the plan.
+            _check_raw_ltoir(spec, element)
             laid_out = self._data.get(spec.kind)
             pointer = int(laid_out.data.ptr) if laid_out is not None else (spec.pointer or 0)
             return AttachedCallback(spec.kind, spec.ltoir, callback_symbol(spec.kind, element), element,
@@ -355,6 +356,20 @@ class FFT:
 
     def __exit__(self, *exc: Any) -> None:
         self.free()
+
+
+def _check_raw_ltoir(spec: CallbackSpec, element: str) -> None:
+    from compiler.dtypes import identify_ltoir
+
+    found = identify_ltoir(spec.ltoir)
+    if (spec.kind, element) in found or not found:
+        return  # not found: a custom symbol name; cuFFT will judge
+    kind, dtype = found[0]
+    side = "input" if spec.kind == "prolog" else "output"
+    raise TypeError(
+        f"{spec.name}: this LTO-IR is a {kind} for {dtype} elements, but it was passed as the {spec.kind} of an "
+        f"FFT whose {side} is {element}. Compile it with compile_{spec.kind}(fn, {element!r}, ...)"
+    )
 
 
 def _to_device(tensor: Tensor, execution: Any, options: FFTOptions, device_id: int | None = None) -> Tensor:

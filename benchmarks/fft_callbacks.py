@@ -1,0 +1,262 @@
+"""Fused FFT callbacks on the GPU, side by side: this project, nvmath-python, CuPy unfused.
+
+Each implementation runs in its own process (nvmath-python is also named ``nvmath``):
+
+    python benchmarks/fft_callbacks.py --impl ours   --json ours.json
+    python benchmarks/fft_callbacks.py --impl nvmath --json ref.json   # with nvmath-python on PYTHONPATH
+    python benchmarks/fft_callbacks.py --impl cupy   --json cupy.json
+    python benchmarks/fft_callbacks.py --report ours.json ref.json cupy.json --json table.json
+
+GPU time: ``CALLS`` back-to-back calls between two CUDA events (so host launch cost is hidden),
+median over ``REPEATS``; host time per call is measured separately on a tiny problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+
+CALLS, REPEATS = 20, 7
+
+
+def gpu_ms(run, calls=CALLS, repeats=REPEATS):
+    import cupy as cp
+
+    run()
+    cp.cuda.Device().synchronize()
+    times = []
+    for _ in range(repeats):
+        start, stop = cp.cuda.Event(), cp.cuda.Event()
+        start.record()
+        for _ in range(calls):
+            run()
+        stop.record()
+        stop.synchronize()
+        times.append(cp.cuda.get_elapsed_time(start, stop) / calls)
+    return {"median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times)}
+
+
+def host_us(run, calls=2000):
+    import cupy as cp
+
+    for _ in range(50):
+        run()
+    cp.cuda.Device().synchronize()
+    samples = []
+    for _ in range(5):
+        t = time.perf_counter()
+        for _ in range(calls // 5):
+            run()
+        samples.append((time.perf_counter() - t) / (calls // 5) * 1e6)
+        cp.cuda.Device().synchronize()
+    return {"median_us": statistics.median(samples), "min_us": min(samples)}
+
+
+def inputs():
+    import cupy as cp
+
+    B, N = 65536, 1024
+    rng = cp.random.default_rng(0)
+    x = (rng.standard_normal((B, N), dtype=cp.float32) + 1j * rng.standard_normal((B, N), dtype=cp.float32)).astype(cp.complex64)
+    filt = (rng.standard_normal((B, N), dtype=cp.float32) + 1j * rng.standard_normal((B, N), dtype=cp.float32)).astype(cp.complex64)
+    window = cp.asarray(cp.hanning(N).astype(cp.float32)[None, :].repeat(B, 0))
+    xr = rng.standard_normal((131072, 1024), dtype=cp.float32)
+    x2 = (rng.standard_normal((256, 512, 512), dtype=cp.float32) + 0j).astype(cp.complex64)
+    return dict(x=x, filt=filt, window=window, xr=xr, x2=x2, N=N)
+
+
+def run_ours(d):
+    import cupy as cp
+    import nvmath
+
+    fft = nvmath.fft
+    x, filt, window, xr, x2, N = (d[k] for k in ("x", "filt", "window", "xr", "x2", "N"))
+    scale = 1.0 / N
+    f32 = cp.float32(scale)  # see NOTES.md: precision of Python float literals
+    out = {}
+    out["plain"] = gpu_ms(lambda: fft.fft(x, axes=[-1]))
+    out["scale_epilog"] = gpu_ms(lambda: fft.fft(x, axes=[-1], epilog=lambda v: v * f32))
+    out["filter_epilog"] = gpu_ms(lambda: fft.fft(x, axes=[-1], epilog={"fn": lambda v, f: v * f, "data": filt}))
+    out["window_prolog"] = gpu_ms(lambda: fft.fft(x, axes=[-1], prolog={"fn": lambda v, w: v * w, "data": window}))
+    out["convolution"] = gpu_ms(lambda: fft.ifft(fft.fft(x, axes=[-1], epilog={"fn": lambda v, f: v * f, "data": filt}), axes=[-1]))
+    out["r2c_plain"] = gpu_ms(lambda: fft.rfft(xr, axes=[-1]))
+    out["r2c_scale_epilog"] = gpu_ms(lambda: fft.rfft(xr, axes=[-1], epilog=lambda v: v * f32))
+    out["2d_plain"] = gpu_ms(lambda: fft.fft(x2, axes=[1, 2]))
+    out["2d_scale_epilog"] = gpu_ms(lambda: fft.fft(x2, axes=[1, 2], epilog=lambda v: v * f32))
+    # A changed data array must not plan again: time a call that alternates two arrays.
+    other = filt.copy()
+    flip = [filt, other]
+    state = {"i": 0}
+
+    def alternate():
+        state["i"] ^= 1
+        fft.fft(x, axes=[-1], epilog={"fn": lambda v, f: v * f, "data": flip[state["i"]]})
+
+    out["filter_epilog_alternating_data"] = gpu_ms(alternate)
+    small = x[:1].copy()
+    out["host_stateless_epilog_1x1024"] = host_us(lambda: fft.fft(small, axes=[-1], epilog=lambda v: v * f32))
+    with fft.FFT(small, axes=[-1]) as plan:
+        plan.plan(epilog=lambda v: v * f32)
+        out["host_stateful_execute_1x1024"] = host_us(plan.execute)
+    out["peak_memory_bytes"] = peak_memory(lambda: fft.fft(x, axes=[-1], epilog={"fn": lambda v, f: v * f, "data": filt}))
+    return out
+
+
+def run_nvmath(d):
+    import cupy as cp
+    import nvmath
+    from numba import cuda  # noqa: F401  (nvmath's compile helpers need numba.cuda)
+
+    fft = nvmath.fft
+    x, filt, window, xr, x2, N = (d[k] for k in ("x", "filt", "window", "xr", "x2", "N"))
+    scale = cp.float32(1.0 / N)
+
+    def scale_cb(data_out, offset, value, user_info, unused):
+        data_out[offset] = value * scale
+
+    def filter_cb(data_out, offset, value, user_info, unused):
+        data_out[offset] = value * user_info[offset]
+
+    def window_cb(data_in, offset, user_info, unused):
+        return data_in[offset] * user_info[offset]
+
+    t = time.perf_counter()
+    e_scale = fft.compile_epilog(scale_cb, "complex64", "complex64")
+    first_compile = time.perf_counter() - t
+    e_filter = fft.compile_epilog(filter_cb, "complex64", "complex64")
+    p_window = fft.compile_prolog(window_cb, "complex64", "float32")
+    out = {"first_compile_s": first_compile}
+    out["plain"] = gpu_ms(lambda: fft.fft(x, axes=[-1]))
+
+    def stateful(operand, axes, epilog=None, prolog=None, direction="forward", options=None):
+        f = fft.FFT(operand, axes=axes, options=options)
+        f.plan(epilog=epilog, prolog=prolog)
+        return f
+
+    cases = {
+        "scale_epilog": stateful(x, [-1], epilog={"ltoir": e_scale}),
+        "filter_epilog": stateful(x, [-1], epilog={"ltoir": e_filter, "data": filt.data.ptr}),
+        "window_prolog": stateful(x, [-1], prolog={"ltoir": p_window, "data": window.data.ptr}),
+        "2d_plain": stateful(x2, [1, 2]),
+        "2d_scale_epilog": stateful(x2, [1, 2], epilog={"ltoir": e_scale}),
+        "r2c_plain": stateful(xr, [-1]),
+        "r2c_scale_epilog": stateful(xr, [-1], epilog={"ltoir": e_scale}),
+    }
+    for name, f in cases.items():
+        out[name] = gpu_ms(f.execute)
+    forward = cases["filter_epilog"]
+    inverse = fft.FFT(forward.execute(), axes=[-1])
+    inverse.plan()
+
+    def convolution():
+        inverse.reset_operand(forward.execute())
+        return inverse.execute(direction="inverse")
+
+    out["convolution"] = gpu_ms(convolution)
+    small = x[:1].copy()
+    out["host_stateless_epilog_1x1024"] = host_us(lambda: fft.fft(small, axes=[-1], epilog={"ltoir": e_scale}), calls=100)
+    f = stateful(small, [-1], epilog={"ltoir": e_scale})
+    out["host_stateful_execute_1x1024"] = host_us(f.execute)
+    out["peak_memory_bytes"] = peak_memory(lambda: fft.fft(x, axes=[-1], epilog={"ltoir": e_filter, "data": filt.data.ptr}))
+    return out
+
+
+def run_cupy(d):
+    import cupy as cp
+
+    x, filt, window, xr, x2, N = (d[k] for k in ("x", "filt", "window", "xr", "x2", "N"))
+    scale = cp.float32(1.0 / N)
+    out = {}
+    dst = cp.empty_like(x)
+    out["copy_floor"] = gpu_ms(lambda: cp.copyto(dst, x))
+    out["plain"] = gpu_ms(lambda: cp.fft.fft(x, axis=-1))
+    out["scale_epilog"] = gpu_ms(lambda: cp.fft.fft(x, axis=-1) * scale)
+    out["filter_epilog"] = gpu_ms(lambda: cp.fft.fft(x, axis=-1) * filt)
+    out["window_prolog"] = gpu_ms(lambda: cp.fft.fft(x * window, axis=-1))
+    out["convolution"] = gpu_ms(lambda: cp.fft.ifft(cp.fft.fft(x, axis=-1) * filt, axis=-1))
+    out["r2c_plain"] = gpu_ms(lambda: cp.fft.rfft(xr, axis=-1))
+    out["r2c_scale_epilog"] = gpu_ms(lambda: cp.fft.rfft(xr, axis=-1) * scale)
+    out["2d_plain"] = gpu_ms(lambda: cp.fft.fftn(x2, axes=(1, 2)))
+    out["2d_scale_epilog"] = gpu_ms(lambda: cp.fft.fftn(x2, axes=(1, 2)) * scale)
+    small = x[:1].copy()
+    out["host_plain_1x1024"] = host_us(lambda: cp.fft.fft(small, axis=-1))
+    return out
+
+
+def peak_memory(run):
+    import cupy as cp
+
+    pool = cp.get_default_memory_pool()
+    cp.cuda.Device().synchronize()
+    pool.free_all_blocks()
+    base = pool.used_bytes()
+    run()
+    cp.cuda.Device().synchronize()
+    return pool.total_bytes() - base
+
+
+def machine():
+    import cupy as cp
+
+    props = cp.cuda.runtime.getDeviceProperties(0)
+    return {"gpu": props["name"].decode(), "host": platform.node(), "python": platform.python_version(),
+            "cupy": cp.__version__, "commit": os.environ.get("GIT_COMMIT", "unknown")}
+
+
+def report(paths):
+    runs = {}
+    for p in paths:
+        with open(p) as fh:
+            r = json.load(fh)
+        runs[r["impl"]] = r
+    ours, ref, cupy = runs.get("ours", {}), runs.get("nvmath", {}), runs.get("cupy", {})
+    rows = []
+    names = ["plain", "scale_epilog", "filter_epilog", "window_prolog", "convolution", "r2c_plain",
+             "r2c_scale_epilog", "2d_plain", "2d_scale_epilog", "filter_epilog_alternating_data"]
+    print(f"{'case':34s} {'ours ms':>9s} {'nvmath ms':>10s} {'cupy ms':>9s} {'ours/nvmath':>12s} {'ours/cupy':>10s}")
+    for n in names:
+        o, r, c = (x.get(n, {}).get("median_ms") for x in (ours, ref, cupy))
+        row = {"case": n, "ours_ms": o, "nvmath_ms": r, "cupy_ms": c,
+               "ours_over_nvmath": o / r if o and r else None, "ours_over_cupy": o / c if o and c else None}
+        rows.append(row)
+        fmt = lambda v, w=9: f"{v:{w}.3f}" if v is not None else " " * (w - 1) + "-"  # noqa: E731
+        print(f"{n:34s} {fmt(o)} {fmt(r, 10)} {fmt(c)} {fmt(row['ours_over_nvmath'], 12)} {fmt(row['ours_over_cupy'], 10)}")
+    floor = cupy.get("copy_floor", {}).get("median_ms")
+    if floor and ours.get("scale_epilog"):
+        print(f"copy floor {floor:.3f} ms; scale epilog reaches {floor / ours['scale_epilog']['median_ms']:.0%} of it")
+    for key in ("host_stateless_epilog_1x1024", "host_stateful_execute_1x1024", "host_plain_1x1024"):
+        for impl, r in runs.items():
+            if key in r:
+                print(f"{key:34s} {impl:7s} {r[key]['median_us']:10.1f} us")
+    for impl, r in runs.items():
+        if "peak_memory_bytes" in r:
+            print(f"peak pool memory, fused filter fft, {impl:7s} {r['peak_memory_bytes'] / 2**20:10.1f} MiB")
+    return {"rows": rows, "copy_floor_ms": floor, "runs": runs}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--impl", choices=["ours", "nvmath", "cupy"])
+    ap.add_argument("--report", nargs="+")
+    ap.add_argument("--json")
+    args = ap.parse_args(argv)
+    if args.report:
+        result = report(args.report)
+    else:
+        d = inputs()
+        result = {"impl": args.impl, "machine": machine(),
+                  **{"ours": run_ours, "nvmath": run_nvmath, "cupy": run_cupy}[args.impl](d)}
+        print(json.dumps(result, indent=1))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

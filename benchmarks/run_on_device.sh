@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Run the GPU tests and benchmarks on a GPU machine without network access.
+# Wheels for what the machine lacks lie in .whl/ (see ../shared/device/wheels.sh), the reference
+# nvmath-python in .whl/ref/. Logs and JSON go to $OUT (default: ./device-out).
+#   bash benchmarks/run_on_device.sh [tests] [bench] [compile]
+set -uo pipefail
+OUT=${OUT:-$PWD/device-out}
+mkdir -p "$OUT"
+steps=${*:-tests bench compile}
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=$PWD:/tmp/site PYTHONUNBUFFERED=1 GIT_COMMIT=$(cat .commit 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo unknown)
+export FFTFUSE_CACHE_DIR=/tmp/fftfuse-cache
+nvidia-smi --query-gpu=name,driver_version,compute_cap --format=csv,noheader | tee "$OUT/gpu.txt"
+for step in $steps; do
+  case $step in
+    tests)
+      python3 -m pytest tests -q -rs -p no:cacheprovider -x --junitxml="$OUT/pytest.xml" 2>&1 | tail -60 | tee "$OUT/tests.log" ;;
+    gputests)
+      python3 -m pytest tests -q -rs -p no:cacheprovider -m gpu 2>&1 | tail -60 | tee "$OUT/tests.log" ;;
+    bench)
+      python3 -m pip install -q --no-index --no-deps --target /tmp/ref .whl/ref/*.whl
+      python3 benchmarks/fft_callbacks.py --impl ours --json "$OUT/ours.json" > "$OUT/ours.log" 2>&1 || tail -30 "$OUT/ours.log"
+      (cd /tmp && PYTHONPATH=/tmp/ref:/tmp/site python3 "$OLDPWD/benchmarks/fft_callbacks.py" --impl nvmath --json "$OUT/nvmath.json" > "$OUT/nvmath.log" 2>&1) || tail -30 "$OUT/nvmath.log"
+      python3 benchmarks/fft_callbacks.py --impl cupy --json "$OUT/cupy.json" > "$OUT/cupy.log" 2>&1 || tail -30 "$OUT/cupy.log"
+      python3 benchmarks/fft_callbacks.py --report "$OUT"/ours.json "$OUT"/nvmath.json "$OUT"/cupy.json --json "$OUT/fft_callbacks.json" 2>&1 | tee "$OUT/fft_table.txt" ;;
+    compile)
+      python3 benchmarks/compile.py --json "$OUT/compile.json" 2>&1 | tee "$OUT/compile.txt" ;;
+  esac
+done

@@ -1,0 +1,36 @@
+"""Shared test setup: GPU tests are skipped where no CUDA GPU (and CuPy) is available."""
+
+import functools
+
+import pytest
+
+
+@functools.lru_cache(maxsize=None)
+def gpu_available() -> bool:
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    if gpu_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU with CuPy")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Each test session compiles into its own cache directory, never the user's."""
+    import cache
+
+    directory = tmp_path_factory.getbasetemp() / "fftfuse-cache"
+    monkeypatch.setenv("FFTFUSE_CACHE_DIR", str(directory))
+    if hasattr(cache, "reset_default_store"):
+        cache.reset_default_store()
+    yield
