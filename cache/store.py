@@ -375,14 +375,10 @@ class ArtifactStore:
         tmp = f"{path}.tmp{os.getpid()}"
         try:
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
-                for key, _ in list(self.entries()):
-                    entry = self.get(key)
-                    if entry is None:
-                        continue
-                    blob, full = _encode_entry(*entry)
+                for key, blob, meta in self._verified_blobs():
                     member = f"entries/{len(manifest):06d}.fftf"
                     bundle.writestr(member, blob)
-                    manifest.append({"key": key, "member": member, "sha256": full["sha256"], "size": full["size"]})
+                    manifest.append({"key": key, "member": member, "sha256": meta["sha256"], "size": meta["size"]})
                 header = {"format": _BUNDLE_FORMAT, "version": FORMAT_VERSION, "entries": manifest}
                 bundle.writestr(_BUNDLE_MANIFEST, json.dumps(header, indent=1))
             os.replace(tmp, path)  # readers never see half a bundle
@@ -552,6 +548,39 @@ class ArtifactStore:
         except self._io_errors() as exc:
             _logger().warning("could not delete cache entry %s in %s: %s", key, self._directory, exc)
             return False
+
+    def _verified_blobs(self) -> Iterator[tuple[str, bytes, dict[str, Any]]]:
+        """Yield ``(key, blob, meta)`` for every entry that verifies, disk first, then memory.
+
+        Unlike :meth:`get`, this leaves the memory layer and the counters alone.
+        """
+        seen = set()
+        cache = self._open()
+        if cache is not None:
+            try:
+                keys = [k for k in cache.iterkeys() if type(k) is str]
+            except self._io_errors() as exc:
+                _logger().warning("could not list cache %s: %s", self._directory, exc)
+                keys = []
+            for key in keys:
+                try:
+                    blob = cache.get(key)
+                    if blob is None:
+                        continue  # evicted meanwhile
+                    _, meta = _decode_entry(blob)
+                except _BadEntry as exc:
+                    _logger().warning("not exporting damaged cache entry %s: %s", key, exc)
+                    continue
+                except self._io_errors() as exc:
+                    _logger().warning("could not read cache entry %s in %s: %s", key, self._directory, exc)
+                    continue
+                seen.add(key)
+                yield key, blob, meta
+        with self._lock:
+            memory = [(k, p, m) for k, (p, m) in self._memory.items() if k not in seen]
+        for key, payload, meta in memory:
+            blob, full = _encode_entry(payload, {k: v for k, v in meta.items() if k not in ("size", "sha256")})
+            yield key, blob, full
 
     def _disk_meta(self, cache: Any, key: str) -> dict[str, Any] | None:
         """Metadata of one disk entry, reading its header only; None if damaged or gone."""

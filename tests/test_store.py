@@ -493,3 +493,25 @@ def test_import_of_a_non_bundle_raises(tmp_path: Path, store: ArtifactStore):
         z.writestr("hello.txt", "hi")
     with pytest.raises(ValueError, match="not an artifact bundle"):
         store.import_bundle(other_zip)
+
+
+def test_bundle_from_memory_only_store_and_damaged_disk_entry(tmp_path: Path):
+    bundle = tmp_path / "m.zip"
+    memory_only = ArtifactStore(tmp_path / "unused", enabled=False)
+    memory_only.put("a", PAYLOAD, {"n": 1})
+    assert memory_only.export_bundle(bundle) == 1
+    with ArtifactStore(tmp_path / "dst", enabled=True) as dst:
+        assert dst.import_bundle(bundle) == 1
+        assert dst.get("a") == memory_only.get("a")
+
+    with ArtifactStore(tmp_path / "src", enabled=True) as writer:
+        writer.put("good", PAYLOAD, {})
+        writer.put("bad", PAYLOAD, {})
+    raw_cache(tmp_path / "src").set("bad", b"garbage")
+    with ArtifactStore(tmp_path / "src", enabled=True) as src:  # nothing in memory
+        before = src.stats()
+        assert src.export_bundle(bundle) == 1
+        after = src.stats()
+        assert (after["hits"], after["misses"]) == (before["hits"], before["misses"])
+    with zipfile.ZipFile(bundle) as z:
+        assert [e["key"] for e in json.loads(z.read("manifest.json"))["entries"]] == ["good"]
