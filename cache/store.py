@@ -211,7 +211,7 @@ class _IndexReader:
             return _UNKNOWN
         if row is None:
             return None
-        mode, filename, value = row
+        mode, filename, value = row  # diskcache's MODE_RAW = 1, MODE_BINARY = 2
         if mode == 1 and type(value) is bytes:
             return value
         if mode == 2 and filename:
@@ -498,6 +498,8 @@ class ArtifactStore:
 
     def _disable(self, exc: BaseException) -> None:
         """Fall back to memory only, with one warning for this store."""
+        if self._disk_error is not None:
+            return
         self._disk_error = f"{type(exc).__name__}: {exc}"
         if self._cache is not None:
             try:
