@@ -18,8 +18,8 @@ Globals are resolved by these rules:
   already being fingerprinted.
 * numba dispatchers (anything with a ``py_func``): by that Python function and their
   target options.
-* builtin functions, types, numpy ufuncs and classes: by qualified name; numba types by
-  ``repr``.
+* builtin functions, types, classes, numpy ufuncs and numpy functions: by qualified name;
+  numba types by ``repr``.
 
 Anything else (lists, dicts, arbitrary objects) raises :class:`UncacheableError`, because
 it could change without the fingerprint noticing.
@@ -308,8 +308,11 @@ class _Hasher:
         if t.__name__ in ("method_descriptor", "wrapper_descriptor", "classmethod_descriptor"):
             owner = getattr(value, "__objclass__", None)
             return b"B" + _text(f"{_qualified_name(owner)}.{value.__name__}")
-        if t.__name__ == "ufunc" and t.__module__ == "numpy":
-            return b"B" + _text(f"numpy.{value.__name__}")
+        if t.__module__ == "numpy":
+            if t.__name__ == "ufunc":
+                return b"B" + _text(f"numpy.{value.__name__}")
+            if t.__name__ == "_ArrayFunctionDispatcher":  # np.where, np.real, ...
+                return b"B" + _text(_qualified_name(value))
         return None
 
     def _other(self, value: Any, t: type, label: Label) -> None:

@@ -266,6 +266,7 @@ def test_numpy_scalars_dtypes_and_ufuncs():
     assert fp(np.dtype("complex64")) != fp(np.dtype("complex128"))
     assert fp(np.sin) != fp(np.cos)
     assert fp(np.sin) == fp(np.sin)
+    assert fp(np.where) != fp(np.real)  # numpy's non-ufunc functions, by name
 
 
 def test_object_array_is_uncacheable():
