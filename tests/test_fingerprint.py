@@ -389,3 +389,15 @@ def test_numba_dispatcher_itself_and_numba_types():
     assert function_fingerprint(g) == function_fingerprint(numba.njit(lambda x: x + 1))
     src = "def f(x):\n    return T\n"
     assert function_fingerprint(build(src, T=numba.float32)) != function_fingerprint(build(src, T=numba.float64))
+
+
+def test_numba_cuda_device_function_callee():
+    cuda = pytest.importorskip("numba.cuda")
+    try:
+        one = cuda.jit(device=True)(build("def g(x):\n    return x + 1\n", name="g"))
+        two = cuda.jit(device=True)(build("def g(x):\n    return x + 2\n", name="g"))
+    except Exception as exc:  # a numba build without the CUDA target
+        pytest.skip(f"cuda.jit unavailable: {exc}")
+    src = "def f(x):\n    return helper(x)\n"
+    assert function_fingerprint(build(src, helper=one)) != function_fingerprint(build(src, helper=two))
+    assert function_fingerprint(build(src, helper=one)) != function_fingerprint(build(src, helper=one.py_func))
