@@ -1,0 +1,207 @@
+"""Python function -> callback the CPU executor calls, with numba's ``njit``.
+
+The CPU twin of ``cuda_backend``: the same forms, the same type checks and the same cuFFT-form
+wrapper (``wrappers.make_wrapper``), with 1-D NumPy arrays where cuFFT passes pointers and
+``None`` for cuFFT's unused shared-memory pointer. The offset stays ``uint64`` as on the GPU,
+so a callback that types on the CPU types the same way on the GPU.
+
+Compiled callbacks are cached in this process only, keyed like the GPU artifacts (the
+function's fingerprint, taken on every call, so a changed global gives a new key). numba's CPU
+code lives in the process and persisting it would mean pickling the user's function, which
+this library never does; a new process recompiles (about a second per callback).
+
+``python_callback`` builds the same wrapper around the plain Python function, for the debug
+mode: no numba, so ``print`` and breakpoints work inside the callback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from typing import Any, Callable
+
+from .dtypes import element_dtype_name
+from .fingerprint import UncacheableError, function_fingerprint
+from .forms import Form, callback_error, infer_form, python_function
+from .toolchain import toolchain_stamp
+from .wrappers import make_wrapper
+
+log = logging.getLogger("fftfuse.compiler")
+
+SOURCES = ("compiled", "cache", "python")
+
+
+@dataclasses.dataclass(frozen=True)
+class CpuCallback:
+    """A callback ready for the CPU executor, in cuFFT form.
+
+    ``wrapper`` is called as ``wrapper(data_in, offset, user_info, None)`` (prolog) or
+    ``wrapper(data_out, offset, value, user_info, None)`` (epilog) with 1-D arrays; it is a
+    numba dispatcher, or a plain Python function when ``source`` is ``"python"``.
+    """
+
+    wrapper: Callable
+    function: Callable  # what the user passed
+    kind: str
+    form: Form
+    element_dtype: str
+    user_dtype: str
+    source: str  # "compiled", "cache" (this call found it compiled) or "python"
+
+    @property
+    def name(self) -> str:
+        return getattr(python_function(self.function), "__qualname__", repr(self.function))
+
+    @property
+    def elementwise(self) -> bool:
+        """Whether it touches only the element at its own offset (the value forms)."""
+        return self.form is not Form.CUFFT
+
+
+_compiled: dict[str, CpuCallback] = {}
+_lock = threading.Lock()
+
+
+def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None) -> CpuCallback:
+    """Compile ``fn`` as a CPU ``kind`` ("prolog"/"epilog") callback, through the in-process cache.
+
+    ``element_dtype`` is the FFT input type (prolog) or output type (epilog); ``user_dtype``
+    the element type of the user data, if the callback reads any.
+
+    >>> cb = compile_cpu(lambda x: 2 * x + 0.25, "epilog", "complex64")
+    >>> cb.form.value, cb.source
+    ('value', 'compiled')
+    >>> compile_cpu(lambda x: 2 * x + 0.25, "epilog", "complex64").source
+    'cache'
+    """
+    form, element, user_name = _describe(fn, kind, element_dtype, user_dtype)
+    key = None
+    try:
+        fingerprint = function_fingerprint(fn)
+    except UncacheableError as exc:
+        log.info("not caching CPU %s %r: %s", kind, getattr(fn, "__qualname__", fn), exc)
+    else:
+        from cache import artifact_key
+
+        key = artifact_key(
+            target="cpu", fingerprint=fingerprint, kind=kind, form=form.value, element=element,
+            user=user_name, toolchain=toolchain_stamp(),
+        )
+        with _lock:
+            hit = _compiled.get(key)
+        if hit is not None:
+            return dataclasses.replace(hit, function=fn, source="cache")
+
+    wrapper = _compile(fn, kind, form, element, user_name, user_dtype)
+    callback = CpuCallback(wrapper, fn, kind, form, element, user_name, "compiled")
+    if key is not None:
+        with _lock:
+            _compiled[key] = callback
+    return callback
+
+
+def python_callback(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None) -> CpuCallback:
+    """The cuFFT-form wrapper around the plain Python ``fn``: runs without numba.
+
+    A result that cannot become the element (complex for a real element) raises TypeError,
+    as compiling would.
+
+    >>> import numpy as np
+    >>> cb = python_callback(lambda x, d: x * d, "prolog", "float32", "float32")
+    >>> cb.wrapper(np.array([1.5, 2.0], np.float32), 1, np.array([3.0, 4.0], np.float32), None)
+    np.float32(8.0)
+    """
+    form, element, user_name = _describe(fn, kind, element_dtype, user_dtype)
+    convert = _element_converter(fn, kind, element)
+    wrapper = make_wrapper(kind, form, python_function(fn), convert, indirect=False)
+    return CpuCallback(wrapper, fn, kind, form, element, user_name, "python")
+
+
+def clear_cache() -> None:
+    """Forget every compiled CPU callback of this process."""
+    with _lock:
+        _compiled.clear()
+
+
+def cpu_argument_types(kind: str, form: Form, element: Any, user: Any) -> tuple:
+    """The numba types the user's function is called with on the CPU: the GPU's
+    (``cuda_backend.user_argument_types``) with 1-D arrays for pointers and ``none`` for the
+    unused shared pointer."""
+    from numba.core import types
+
+    from .cuda_backend import user_argument_types
+
+    def on_cpu(t: Any) -> Any:
+        if t == types.voidptr:
+            return types.none
+        if isinstance(t, types.CPointer):
+            return types.Array(t.dtype, 1, "C")
+        return t
+
+    return tuple(on_cpu(t) for t in user_argument_types(kind, form, element, user))
+
+
+def _describe(fn: Any, kind: str, element_dtype: Any, user_dtype: Any) -> tuple[Form, str, str]:
+    """Form, element name and user-data type name; the user type defaults to the element's."""
+    from .api import user_dtype_name
+
+    form = infer_form(fn, kind)
+    element = element_dtype_name(element_dtype)
+    user_name = user_dtype_name(user_dtype)
+    if user_name is None and form is Form.VALUE_DATA:
+        raise TypeError(
+            f"{kind} {getattr(python_function(fn), '__qualname__', fn)!r} takes a user-data element "
+            "(form f(x, d)) but no user data type was given: pass user_info_dtype, or data= with the FFT call"
+        )
+    return form, element, user_name or element
+
+
+def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, user_dtype: Any) -> Any:
+    import numba
+    from numba.core.errors import NumbaError
+
+    from .cuda_backend import _compile_error, check_result_type, numba_type
+    from .wrappers import jit_tree
+
+    element = numba_type(element_name)
+    user = numba_type(user_dtype if user_name.startswith("numba:") else user_name)
+    argtypes = cpu_argument_types(kind, form, element, user)
+    # A numba CPU dispatcher keeps its options; anything else is jitted from its Python source.
+    target = fn if _is_cpu_dispatcher(fn) else python_function(fn)
+    try:
+        jitted = jit_tree(target, numba.njit)
+        jitted.compile(argtypes)
+        result = jitted.overloads[argtypes].signature.return_type
+        check_result_type(fn, kind, form, element, result)
+    except NumbaError as exc:
+        raise _compile_error(fn, kind, exc) from None
+    # Compiled lazily, inlined into the executor's loop that calls it.
+    return numba.njit(make_wrapper(kind, form, jitted, element, indirect=False))
+
+
+def _is_cpu_dispatcher(fn: Any) -> bool:
+    try:
+        from numba.core.registry import CPUDispatcher
+    except ImportError:  # pragma: no cover - numba is a dependency
+        return False
+    return isinstance(fn, CPUDispatcher)
+
+
+def _element_converter(fn: Any, kind: str, element: str) -> Callable[[Any], Any]:
+    """NumPy's scalar constructor for ``element``, refusing complex -> real like the compiler."""
+    import numpy as np
+
+    scalar = np.dtype(element).type
+    if np.dtype(element).kind == "c":
+        return scalar
+
+    def to_real(value: Any) -> Any:
+        if np.iscomplexobj(value):
+            raise callback_error(
+                fn, kind, f"returns complex ({type(value).__name__}) where the element type is real "
+                f"({element}); return .real or abs(...) explicitly"
+            )
+        return scalar(value)
+
+    return to_real
