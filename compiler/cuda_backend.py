@@ -20,6 +20,10 @@ from .forms import Form, callback_error
 from .wrappers import jit_tree, make_wrapper
 
 
+# Options of the device functions the user code becomes (see the GPU notes in NOTES.md).
+DEVICE_JIT_OPTIONS: dict = {}
+
+
 class _TargetDevice:
     def __init__(self, cc: tuple[int, int]):
         self.compute_capability = cc
@@ -120,7 +124,7 @@ def compile_ltoir(
 
     try:
         with _target_architecture(cc):
-            device_fn = jit_tree(fn, cuda.jit(device=True))
+            device_fn = jit_tree(fn, cuda.jit(device=True, **DEVICE_JIT_OPTIONS))
             result = device_fn.compile_device(user_argument_types(kind, form, element, user)).signature.return_type
             check_result_type(fn, kind, form, element, result)
             wrapper = make_wrapper(kind, form, device_fn, element, indirect=indirect)

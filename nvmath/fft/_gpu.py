@@ -73,9 +73,10 @@ class GpuPlan:
             slot = 0 if cb.kind == "prolog" else 1
             info = int(self._slots.data.ptr) + 8 * slot if cb.indirect else cb.pointer
             try:
+                # No symbol name: cuFFT then finds its prototype's mangled name, which our LTO-IR
+                # defines. Naming it explicitly made planning fail with a caller_info (cuFFT 12.0).
                 _cufft.xt_set_jit_callback(
-                    self.handle, cb.ltoir, callback_type_code(cb.kind, cb.element_dtype),
-                    symbol=cb.symbol, caller_info=info,
+                    self.handle, cb.ltoir, callback_type_code(cb.kind, cb.element_dtype), caller_info=info,
                 )
             except _cufft.CuFFTError as exc:
                 raise exc.with_context(f"attaching {cb.name}") from None
