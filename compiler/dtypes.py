@@ -96,11 +96,3 @@ def callback_type_code(kind: str, element_dtype: str) -> int:
     check_kind(kind)
     return _CALLBACK_TYPE_CODE[element_dtype] + (4 if kind == "epilog" else 0)
 
-
-def identify_ltoir(ltoir: bytes) -> list[tuple[str, str]]:
-    """The (kind, element_dtype) pairs whose cuFFT callback symbol appears in LTO-IR bytes.
-
-    LTO-IR carries its symbol names as plain strings, so a callback compiled for another element
-    type, or a prolog passed as an epilog, is caught before cuFFT fails with an opaque error.
-    """
-    return [(k, d) for k in KINDS for d in ELEMENT_DTYPES if callback_symbol(k, d).encode() in ltoir]

@@ -230,7 +230,7 @@ class FFT:
         element = self._element_dtype(spec.kind)
         if spec.ltoir is not None:
             # nvmath-python's form: user_info is the data pointer itself, fixed in the plan.
-            _check_raw_ltoir(spec, element)
+            _check_raw_ltoir(spec, element, _device_arch(self._operand.device_id))
             laid_out = self._data.get(spec.kind)
             pointer = int(laid_out.data.ptr) if laid_out is not None else (spec.pointer or 0)
             return AttachedCallback(spec.kind, spec.ltoir, callback_symbol(spec.kind, element), element,
@@ -358,18 +358,35 @@ class FFT:
         self.free()
 
 
-def _check_raw_ltoir(spec: CallbackSpec, element: str) -> None:
-    from compiler.dtypes import identify_ltoir
-
-    found = identify_ltoir(spec.ltoir)
-    if (spec.kind, element) in found or not found:
-        return  # not found: a custom symbol name; cuFFT will judge
-    kind, dtype = found[0]
+def _check_raw_ltoir(spec: CallbackSpec, element: str, arch: int) -> None:
+    """LTO-IR given as bytes is opaque: link it against cuFFT's prototype before cuFFT does."""
+    found = _ltoir_matches(spec.ltoir, spec.kind, element, arch)
+    if found is True:
+        return
     side = "input" if spec.kind == "prolog" else "output"
+    what = f"a {found[0]} for {found[1]} elements" if found else "not a cuFFT callback this FFT can link"
     raise TypeError(
-        f"{spec.name}: this LTO-IR is a {kind} for {dtype} elements, but it was passed as the {spec.kind} of an "
-        f"FFT whose {side} is {element}. Compile it with compile_{spec.kind}(fn, {element!r}, ...)"
+        f"{spec.name}: this LTO-IR is {what}, but it was passed as the {spec.kind} of an FFT whose {side} is "
+        f"{element}. Compile it with compile_{spec.kind}(fn, {element!r}, ...)"
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _ltoir_matches(ltoir: bytes, kind: str, element: str, arch: int) -> Any:
+    """True when ``ltoir`` defines the callback cuFFT will look for, else what it defines (or None)."""
+    from compiler.dtypes import ELEMENT_DTYPES, KINDS
+    from compiler.linkcheck import LinkCheckError, link_check
+
+    def links(k: str, d: str) -> bool:
+        try:
+            link_check(ltoir, k, d, arch)
+            return True
+        except LinkCheckError:
+            return False
+
+    if links(kind, element):
+        return True
+    return next(((k, d) for k in KINDS for d in ELEMENT_DTYPES if (k, d) != (kind, element) and links(k, d)), None)
 
 
 def _to_device(tensor: Tensor, execution: Any, options: FFTOptions, device_id: int | None = None) -> Tensor:
