@@ -101,12 +101,14 @@ def compile_ltoir(
     arch: int,
     *,
     indirect: bool = False,
+    output: str = "ltoir",
 ) -> tuple[bytes, dict]:
     """Compile ``fn`` to LTO-IR under cuFFT's callback name for ``kind`` and ``element_dtype``.
 
     Returns the LTO-IR and metadata describing it. ``user_dtype`` is the element type of the
     user data (``user_info``); ``indirect`` makes ``user_info`` a pointer to a slot that holds
-    the data pointer (see ``wrappers.make_wrapper``).
+    the data pointer (see ``wrappers.make_wrapper``). ``output="ptx"`` gives PTX text instead,
+    for inspecting the signature.
     """
     from numba import cuda
     from numba.core import types
@@ -129,7 +131,7 @@ def compile_ltoir(
             check_result_type(fn, kind, form, element, result)
             wrapper = make_wrapper(kind, form, device_fn, element, indirect=indirect)
             ltoir, _ = cuda.compile(
-                wrapper, signature, device=True, abi="c", abi_info={"abi_name": symbol}, output="ltoir", cc=cc
+                wrapper, signature, device=True, abi="c", abi_info={"abi_name": symbol}, output=output, cc=cc
             )
     except NumbaError as exc:
         raise _compile_error(fn, kind, exc) from None
@@ -144,7 +146,7 @@ def compile_ltoir(
         "result_type": str(result),
         "toolkit": toolkit_version(),
     }
-    return bytes(ltoir), meta
+    return (ltoir.encode() if isinstance(ltoir, str) else bytes(ltoir)), meta
 
 
 def toolkit_version() -> list[int]:

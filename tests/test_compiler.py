@@ -1,0 +1,245 @@
+"""The callback compiler without a GPU: forms, errors, and LTO-IR that links as cuFFT expects."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from cache import ArtifactStore
+from compiler import Form, compile_callback, infer_form
+from compiler.cuda_backend import compile_ltoir
+from compiler.dtypes import ELEMENT_DTYPES, KINDS, callback_symbol
+from compiler.linkcheck import link_check, ptx_signature
+from compiler.toolchain import lowest_supported_arch, parse_compute_capability
+from nvmath.fft import compile_epilog, compile_prolog
+
+ARCH = 80
+
+
+@pytest.fixture
+def store(tmp_path):
+    return ArtifactStore(tmp_path / "cache")
+
+
+def raw_prolog(data_in, offset, user_info, unused):
+    return data_in[offset] * user_info[offset]
+
+
+def raw_epilog(data_out, offset, value, user_info, unused):
+    data_out[offset] = value * user_info[offset]
+
+
+FORMS = {
+    "prolog": {Form.VALUE: lambda x: x + x, Form.VALUE_DATA: lambda x, d: x * d, Form.CUFFT: raw_prolog},
+    "epilog": {Form.VALUE: lambda x: x + x, Form.VALUE_DATA: lambda x, d: x * d, Form.CUFFT: raw_epilog},
+}
+
+# numba's C ABI for each callback (complex values travel as two scalars; see compiler.linkcheck).
+EXPECTED_PARAMS = {
+    ("prolog", "float32"): [".b64"] * 4,
+    ("prolog", "float64"): [".b64"] * 4,
+    ("prolog", "complex64"): [".b64"] * 4,
+    ("prolog", "complex128"): [".b64"] * 4,
+    ("epilog", "float32"): [".b64", ".b64", ".b32", ".b64", ".b64"],
+    ("epilog", "float64"): [".b64"] * 5,
+    ("epilog", "complex64"): [".b64", ".b64", ".b32", ".b32", ".b64", ".b64"],
+    ("epilog", "complex128"): [".b64"] * 6,
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", ELEMENT_DTYPES)
+@pytest.mark.parametrize("form", list(Form))
+@pytest.mark.parametrize("indirect", [False, True])
+def test_every_callback_links_against_cufft_prototype(kind, dtype, form, indirect, store):
+    fn = FORMS[kind][form]
+    compiled = compile_callback(fn, kind, dtype, dtype, compute_capability=ARCH, indirect=indirect, store=store)
+    assert compiled.symbol == callback_symbol(kind, dtype)
+    assert compiled.form is form and compiled.arch == ARCH
+    ptx = link_check(compiled.ltoir, kind, dtype, ARCH)  # raises on an unresolved or misnamed callback
+    assert ".extern .func" not in ptx
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", ELEMENT_DTYPES)
+def test_signature_in_ptx(kind, dtype):
+    fn = FORMS[kind][Form.VALUE_DATA]
+    ptx, _ = compile_ltoir(fn, kind, Form.VALUE_DATA, dtype, "float32", ARCH, indirect=True, output="ptx")
+    assert ptx_signature(ptx.decode(), callback_symbol(kind, dtype)).params == EXPECTED_PARAMS[kind, dtype]
+
+
+def test_wrong_element_type_does_not_link(store):
+    compiled = compile_callback(lambda x: x, "epilog", "complex128", compute_capability=ARCH, store=store)
+    with pytest.raises(Exception, match="unresolved|cufftJITCallback"):
+        link_check(compiled.ltoir, "epilog", "complex64", ARCH)
+
+
+def test_nvmath_compatible_helpers_return_ltoir(store, monkeypatch):
+    norm = 1.0 / math.sqrt(1024)
+
+    def rescale(data_out, offset, data, user_info, unused):
+        data_out[offset] = data * norm
+
+    ltoir = compile_epilog(rescale, "complex128", "complex128", compute_capability="80")
+    assert isinstance(ltoir, bytes) and len(ltoir) > 100
+    link_check(ltoir, "epilog", "complex128", 80)
+    ltoir = compile_prolog(raw_prolog, "float32", "float32", compute_capability=(8, 0))
+    link_check(ltoir, "prolog", "float32", 80)
+
+
+def test_numba_type_as_user_info_dtype(store):
+    from numba import types
+
+    compiled = compile_callback(raw_epilog, "epilog", "float64", types.float64, compute_capability=ARCH, store=store)
+    link_check(compiled.ltoir, "epilog", "float64", ARCH)
+
+
+def test_plain_python_helpers_are_compiled_for_the_user(store):
+    def window(x):
+        return 0.5 - 0.5 * math.cos(x)
+
+    def prolog(x, d):
+        return x * window(d)
+
+    compiled = compile_callback(prolog, "prolog", "float32", "float32", compute_capability=ARCH, store=store)
+    link_check(compiled.ltoir, "prolog", "float32", ARCH)
+
+
+def test_default_architecture_without_gpu(store):
+    compiled = compile_callback(lambda x: x, "epilog", "float32", store=store)
+    assert compiled.arch == lowest_supported_arch()
+
+
+@pytest.mark.parametrize("spec,expected", [("90", 90), (90, 90), ((9, 0), 90), ("8.6", 86), ("sm_75", 75)])
+def test_compute_capability_spellings(spec, expected):
+    assert parse_compute_capability(spec) == expected
+
+
+def test_bad_compute_capability():
+    with pytest.raises(ValueError, match="compute_capability"):
+        parse_compute_capability("ninety")
+
+
+# -- errors before any cuFFT call -------------------------------------------------------------------
+
+def _gen(x):
+    yield x
+
+
+def _kwonly(x, *, y=1):
+    return x
+
+
+def _varargs(*xs):
+    return xs[0]
+
+
+def _three(a, b, c):
+    return a
+
+
+@pytest.mark.parametrize("fn,kind,cause", [
+    (_gen, "epilog", "generator"),
+    (_kwonly, "epilog", "keyword-only or variadic"),
+    (_varargs, "prolog", "keyword-only or variadic"),
+    (_three, "prolog", "takes 3 parameters"),
+    (raw_epilog, "prolog", "epilog form"),
+    (raw_prolog, "epilog", "prolog form"),
+    (42, "prolog", "expected a Python function"),
+])
+def test_form_errors_name_function_forms_and_cause(fn, kind, cause):
+    with pytest.raises(TypeError) as info:
+        infer_form(fn, kind)
+    message = str(info.value)
+    assert cause in message and "Accepted" in message and "f(x) -> y" in message
+    if callable(fn):
+        assert fn.__name__ in message
+
+
+def _returns_nothing(x):
+    x + 1
+
+
+def _returns_complex(x):
+    return x * 1j
+
+
+def _untypeable(x):
+    return undefined_name(x)  # noqa: F821
+
+
+@pytest.mark.parametrize("fn,kind,dtype,cause", [
+    (_returns_nothing, "epilog", "complex64", "returns nothing"),
+    (_returns_nothing, "prolog", "float32", "returns nothing"),
+    (_returns_complex, "prolog", "float32", "returns complex"),
+    (_returns_complex, "epilog", "float64", "returns complex"),
+    (_untypeable, "epilog", "complex64", "numba could not compile it"),
+])
+def test_compile_errors_are_type_errors(fn, kind, dtype, cause, store):
+    with pytest.raises(TypeError) as info:
+        compile_callback(fn, kind, dtype, compute_capability=ARCH, store=store)
+    assert cause in str(info.value) and fn.__name__ in str(info.value) and "Accepted" in str(info.value)
+
+
+def test_value_data_form_needs_a_user_dtype(store):
+    with pytest.raises(TypeError, match="no user data type"):
+        compile_callback(lambda x, d: x * d, "epilog", "complex64", compute_capability=ARCH, store=store)
+
+
+def test_element_dtype_required_ahead_of_an_fft():
+    with pytest.raises(TypeError, match="element_dtype"):
+        compile_epilog(lambda x: x)
+
+
+def test_unsupported_element_dtype(store):
+    with pytest.raises(ValueError, match="float16"):
+        compile_callback(lambda x: x, "epilog", "float16", compute_capability=ARCH, store=store)
+
+
+# -- the value forms' numerics, on the CPU, through the same wrappers ----------------------------------
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_value_form_wrappers_compute_on_cpu(kind):
+    import numba
+    from numba.core import types
+
+    from compiler.wrappers import jit_tree, make_wrapper
+
+    rng = np.random.default_rng(0)
+    data = (rng.standard_normal(64) + 1j * rng.standard_normal(64)).astype(np.complex64)
+    user = rng.standard_normal(64).astype(np.float32)
+    fn = lambda x, d: x * d - 1  # noqa: E731
+    wrapper = numba.njit(make_wrapper(kind, Form.VALUE_DATA, jit_tree(fn, numba.njit), types.complex64, indirect=False))
+    expected = data * user - 1
+    if kind == "prolog":
+        got = np.array([wrapper(data, i, user, None) for i in range(64)])
+    else:
+        got = np.zeros_like(data)
+        for i in range(64):
+            wrapper(got, i, data[i], user, None)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_nvmath_imports_no_numba():
+    import subprocess
+    import sys
+
+    code = "import sys, nvmath, nvmath.fft; print('numba' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_shadowing_module_is_named(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "cache.py").write_text("x = 1\n")
+    import os
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = f"import sys; sys.path.insert(0, {str(tmp_path)!r}); sys.path.append({repo!r}); import nvmath"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "shadows" in proc.stderr and "cache.py" in proc.stderr
