@@ -148,7 +148,9 @@ def _describe(fn: Any, kind: str, element_dtype: Any, user_dtype: Any) -> tuple[
 
     form = infer_form(fn, kind)
     element = element_dtype_name(element_dtype)
-    user_name = user_dtype_name(user_dtype)
+    # A CpuCallback's user_dtype (a "numba:..." name included) may be passed back as it is.
+    canonical = isinstance(user_dtype, str) and user_dtype.startswith("numba:")
+    user_name = user_dtype if canonical else user_dtype_name(user_dtype)
     if user_name is None and form is Form.VALUE_DATA:
         raise TypeError(
             f"{kind} {getattr(python_function(fn), '__qualname__', fn)!r} takes a user-data element "
