@@ -232,6 +232,22 @@ def test_inplace_c2c(layout, form):
     assert_close(operand, reference("fft", x, axes, problem, pre, post), "complex128")
 
 
+@pytest.mark.parametrize("debug", [False, True])
+def test_inplace_prolog_reading_other_offsets_sees_the_original_input(debug):
+    """A cuFFT-form prolog may read any input offset; in place, it still reads the input."""
+
+    def next_element(data_in, offset, user_info, unused):
+        return data_in[(offset + 1) % 240]
+
+    rng = np.random.default_rng(6)
+    x = random_array(rng, (6, 40), "complex128")
+    operand = x.copy()
+    problem, inp, out = prepare("fft", operand, (-1,), inplace=True)
+    run(problem, inp, out, prolog=next_element, debug=debug)
+    shifted = np.roll(x.reshape(-1), -1).reshape(6, 40)
+    assert_close(operand, np.fft.fft(shifted), "complex128")
+
+
 @pytest.mark.parametrize("direction", ["forward", "inverse"])
 def test_c2c_runs_either_direction(direction):
     rng = np.random.default_rng(5)

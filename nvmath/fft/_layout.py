@@ -74,17 +74,25 @@ def cufft_geometry(layout: Layout, fft_axes: Sequence[int], batch_axes: Sequence
     sizes = [layout.shape[a] for a in fft_axes]
     if any(s <= 0 for s, n in zip(strides, sizes) if n > 1):
         return None
+    # A length-1 FFT axis may carry any stride. Give it one that keeps the embeds exact ratios of
+    # neighbouring strides (which is what makes cuFFT's offsets equal the layout's): its outer
+    # neighbour's, or, ahead of the first longer axis, the tight stride over that axis.
+    longer = [k for k, n in enumerate(sizes) if n > 1]
+    for k in range(len(sizes)):
+        if sizes[k] == 1:
+            if not longer:
+                strides[k] = 1
+            elif k < longer[0]:
+                strides[k] = strides[longer[0]] * sizes[longer[0]]
+            else:
+                strides[k] = strides[k - 1]
     embed = [sizes[0]]
     for k in range(1, len(fft_axes)):
         outer, inner = strides[k - 1], strides[k]
-        if sizes[k - 1] == 1:  # a length-1 FFT axis may carry any stride
-            outer = inner * sizes[k]
-        if inner <= 0 or outer % inner or outer // inner < sizes[k]:
+        if outer % inner or outer // inner < sizes[k]:
             return None
         embed.append(outer // inner)
-    stride = strides[-1] if sizes[-1] > 1 else 1
-    if stride <= 0:
-        return None
+    stride = strides[-1]
     # Batch axes must collapse into one: each stride is the next one's times its length.
     live = sorted((a for a in batch_axes if layout.shape[a] > 1), key=lambda a: layout.strides[a])
     for inner, outer in zip(live, live[1:]):
