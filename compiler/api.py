@@ -57,6 +57,13 @@ def user_dtype_name(user_dtype: Any) -> str | None:
         ) from None
 
 
+def single_precision_literals(literals: str, element: str) -> bool:
+    """Whether float literals are narrowed to single precision for this element type."""
+    if literals not in ("element", "double"):
+        raise ValueError(f"literals must be 'element' or 'double', got {literals!r}")
+    return literals == "element" and element in ("float32", "complex64")
+
+
 def compile_callback(
     fn: Any,
     kind: str,
@@ -65,12 +72,15 @@ def compile_callback(
     *,
     compute_capability: Any = None,
     indirect: bool = False,
+    literals: str = "element",
     store: Any = None,
 ) -> CompiledCallback:
     """Compile ``fn`` as an FFT ``kind`` ("prolog"/"epilog") callback to LTO-IR, through the cache.
 
     ``element_dtype`` is the FFT input type (prolog) or output type (epilog); ``user_dtype``
-    is the element type of the user data the callback reads, if any.
+    is the element type of the user data the callback reads, if any. ``literals="element"``
+    (the default) computes Python float literals and float globals in the element's precision
+    for single-precision elements; ``"double"`` keeps Python's double precision.
     """
     form = infer_form(fn, kind)
     element = element_dtype_name(element_dtype)
@@ -81,6 +91,7 @@ def compile_callback(
             "but no user data type was given: pass user_info_dtype, or data= with the FFT call"
         )
     arch = resolve_arch(compute_capability)
+    narrow = single_precision_literals(literals, element)
     if store is None:
         from cache import default_store
 
@@ -96,7 +107,7 @@ def compile_callback(
 
         key = artifact_key(
             target="ltoir", fingerprint=fingerprint, kind=kind, form=form.value, element=element,
-            user=user_name, arch=arch, indirect=indirect, toolchain=toolchain_stamp(),
+            user=user_name, arch=arch, indirect=indirect, narrow=narrow, toolchain=toolchain_stamp(),
         )
         hit = store.get(key)
         if hit is not None:
@@ -106,7 +117,7 @@ def compile_callback(
     from .cuda_backend import compile_ltoir
 
     user_type = user_dtype if user_name and user_name.startswith("numba:") else user_name
-    ltoir, meta = compile_ltoir(fn, kind, form, element, user_type, arch, indirect=indirect)
+    ltoir, meta = compile_ltoir(fn, kind, form, element, user_type, arch, indirect=indirect, narrow=narrow)
     if key is not None:
         store.put(key, ltoir, meta)
     return _artifact(ltoir, meta, form, user_name, source="compiled")

@@ -63,7 +63,7 @@ _compiled: dict[str, CpuCallback] = {}
 _lock = threading.Lock()
 
 
-def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None) -> CpuCallback:
+def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, *, literals: str = "element") -> CpuCallback:
     """Compile ``fn`` as a CPU ``kind`` ("prolog"/"epilog") callback, through the in-process cache.
 
     ``element_dtype`` is the FFT input type (prolog) or output type (epilog); ``user_dtype``
@@ -75,7 +75,10 @@ def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None) 
     >>> compile_cpu(lambda x: 2 * x + 0.25, "epilog", "complex64").source
     'cache'
     """
+    from .api import single_precision_literals
+
     form, element, user_name = _describe(fn, kind, element_dtype, user_dtype)
+    narrow = single_precision_literals(literals, element)
     key = None
     try:
         fingerprint = function_fingerprint(fn)
@@ -86,14 +89,14 @@ def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None) 
 
         key = artifact_key(
             target="cpu", fingerprint=fingerprint, kind=kind, form=form.value, element=element,
-            user=user_name, toolchain=toolchain_stamp(),
+            user=user_name, narrow=narrow, toolchain=toolchain_stamp(),
         )
         with _lock:
             hit = _compiled.get(key)
         if hit is not None:
             return dataclasses.replace(hit, function=fn, source="cache")
 
-    wrapper = _compile(fn, kind, form, element, user_name, user_dtype)
+    wrapper = _compile(fn, kind, form, element, user_name, user_dtype, narrow)
     callback = CpuCallback(wrapper, fn, kind, form, element, user_name, "compiled")
     if key is not None:
         with _lock:
@@ -159,7 +162,7 @@ def _describe(fn: Any, kind: str, element_dtype: Any, user_dtype: Any) -> tuple[
     return form, element, user_name or element
 
 
-def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, user_dtype: Any) -> Any:
+def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, user_dtype: Any, narrow: bool) -> Any:
     import numba
     from numba.core.errors import NumbaError
 
@@ -172,7 +175,7 @@ def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, 
     # A numba CPU dispatcher keeps its options; anything else is jitted from its Python source.
     target = fn if _is_cpu_dispatcher(fn) else python_function(fn)
     try:
-        jitted = jit_tree(target, numba.njit)
+        jitted = jit_tree(target, numba.njit, narrow)
         jitted.compile(argtypes)
         result = jitted.overloads[argtypes].signature.return_type
         check_result_type(fn, kind, form, element, result)

@@ -101,13 +101,15 @@ def compile_ltoir(
     arch: int,
     *,
     indirect: bool = False,
+    narrow: bool = False,
     output: str = "ltoir",
 ) -> tuple[bytes, dict]:
     """Compile ``fn`` to LTO-IR under cuFFT's callback name for ``kind`` and ``element_dtype``.
 
     Returns the LTO-IR and metadata describing it. ``user_dtype`` is the element type of the
     user data (``user_info``); ``indirect`` makes ``user_info`` a pointer to a slot that holds
-    the data pointer (see ``wrappers.make_wrapper``). ``output="ptx"`` gives PTX text instead,
+    the data pointer (see ``wrappers.make_wrapper``); ``narrow`` computes Python float literals
+    in single precision (``wrappers.narrow_literals``). ``output="ptx"`` gives PTX text instead,
     for inspecting the signature.
     """
     from numba import cuda
@@ -126,7 +128,7 @@ def compile_ltoir(
 
     try:
         with _target_architecture(cc):
-            device_fn = jit_tree(fn, cuda.jit(device=True, **DEVICE_JIT_OPTIONS))
+            device_fn = jit_tree(fn, cuda.jit(device=True, **DEVICE_JIT_OPTIONS), narrow)
             result = device_fn.compile_device(user_argument_types(kind, form, element, user)).signature.return_type
             check_result_type(fn, kind, form, element, result)
             wrapper = make_wrapper(kind, form, device_fn, element, indirect=indirect)
@@ -143,6 +145,7 @@ def compile_ltoir(
         "user_dtype": str(user),
         "arch": arch,
         "indirect": indirect,
+        "narrow": narrow,
         "result_type": str(result),
         "toolkit": toolkit_version(),
     }

@@ -243,3 +243,42 @@ def test_shadowing_module_is_named(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode != 0
     assert "shadows" in proc.stderr and "cache.py" in proc.stderr
+
+
+# -- float literals in the element's precision -------------------------------------------------------
+
+HALF = 0.5
+
+
+def _scaled(x):
+    return x * 0.1 + HALF * x
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "float32"])
+def test_single_precision_literals_stay_single(dtype):
+    narrow, _ = compile_ltoir(_scaled, "epilog", Form.VALUE, dtype, None, ARCH, narrow=True, output="ptx")
+    wide, _ = compile_ltoir(_scaled, "epilog", Form.VALUE, dtype, None, ARCH, narrow=False, output="ptx")
+    assert b".f64" not in narrow and b".f64" in wide
+
+
+def test_literals_option_is_part_of_the_key(store):
+    a = compile_callback(_scaled, "epilog", "complex64", compute_capability=ARCH, store=store)
+    b = compile_callback(_scaled, "epilog", "complex64", compute_capability=ARCH, literals="double", store=store)
+    assert a.source == b.source == "compiled" and a.ltoir != b.ltoir
+    c = compile_callback(_scaled, "epilog", "complex128", compute_capability=ARCH, store=store)
+    d = compile_callback(_scaled, "epilog", "complex128", compute_capability=ARCH, literals="double", store=store)
+    assert d.source == "cache" and c.ltoir == d.ltoir  # double elements: nothing to narrow
+    with pytest.raises(ValueError, match="literals"):
+        compile_callback(_scaled, "epilog", "complex64", compute_capability=ARCH, literals="half", store=store)
+
+
+def test_narrowed_results_within_element_rounding():
+    from compiler.cpu_backend import compile_cpu
+
+    x = (np.random.default_rng(1).standard_normal(256) * (1 + 1j)).astype(np.complex64)
+    for literals in ("element", "double"):
+        cb = compile_cpu(_scaled, "epilog", "complex64", literals=literals)
+        out = np.zeros_like(x)
+        for i in range(x.size):
+            cb.wrapper(out, i, x[i], out, None)
+        np.testing.assert_allclose(out, x.astype(np.complex128) * 0.6, rtol=2e-6)

@@ -33,6 +33,9 @@ class FFTOptions:
     user_data_copy: allow copying callback data into the layout its offsets walk (else raise).
     debug: run callbacks as plain Python on bounds-checked views, on the CPU (also FFTFUSE_DEBUG=1).
     num_threads: CPU FFT threads (default: all cores).
+    float_literals: "element" computes a single-precision callback's Python float literals and
+        float globals in single precision (results stay within the element's rounding);
+        "double" keeps Python's double precision.
     device_id: the GPU for host operands executed on the GPU.
     blocking: True waits for the GPU before returning; "auto" waits only for host operands.
     """
@@ -44,6 +47,7 @@ class FFTOptions:
     user_data_copy: bool = True
     debug: bool | None = None
     num_threads: int | None = None
+    float_literals: Literal["element", "double"] = "element"
     device_id: int | None = None
     blocking: bool | Literal["auto"] = "auto"
 
@@ -237,7 +241,7 @@ class FFT:
                                     indirect=False, pointer=pointer, name=spec.name, toolkit=None)
         arch = _device_arch(self._operand.device_id)
         compiled = compile_callback(spec.fn, spec.kind, element, spec.data.dtype if spec.data else None,
-                                    compute_capability=arch, indirect=True)
+                                    compute_capability=arch, indirect=True, literals=self.options.float_literals)
         return AttachedCallback(spec.kind, compiled.ltoir, compiled.symbol, element, indirect=True, pointer=None,
                                 name=spec.name, toolkit=compiled.toolkit)
 
@@ -255,9 +259,9 @@ class FFT:
             if spec.fn is None:
                 raise ValueError(f"{spec.name}: LTO-IR runs only on the GPU; on the CPU pass the Python function "
                                  f"(prolog=f or {{'fn': f, 'data': array}})")
-            make = python_callback if debug else compile_cpu
-            compiled.append(make(spec.fn, spec.kind, self._element_dtype(spec.kind),
-                                 spec.data.dtype if spec.data else None))
+            args = (spec.fn, spec.kind, self._element_dtype(spec.kind), spec.data.dtype if spec.data else None)
+            compiled.append(python_callback(*args) if debug else
+                            compile_cpu(*args, literals=self.options.float_literals))
         return CpuExecutor(self.problem, compiled[0], compiled[1], workers=self.options.num_threads, debug=debug)
 
     # -- execution -----------------------------------------------------------------------------
