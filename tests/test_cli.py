@@ -1,0 +1,325 @@
+"""The ``fftfuse`` command line, called in-process through ``cache.cli.main``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from cache import ArtifactStore
+from cache.cli import main
+from compiler import compile_callback
+
+CALLBACKS = """\
+SCALE = 2.0
+TABLE = [1, 2]
+
+
+def double(x):
+    return x * SCALE
+
+
+def weighted(x, d):
+    return x * d
+
+
+def reads_a_list(x):
+    if 0 > 1:
+        return x * TABLE[0]
+    return x * 3
+
+
+def three_args(a, b, c):
+    return a
+"""
+
+
+@pytest.fixture
+def callbacks(tmp_path: Path, monkeypatch) -> Path:
+    """A callbacks file, importable both as a path and as module ``cli_callbacks_<pid>``."""
+    module = f"cli_callbacks_{os.getpid()}"
+    path = tmp_path / "src" / f"{module}.py"
+    path.parent.mkdir()
+    path.write_text(CALLBACKS)
+    monkeypatch.syspath_prepend(str(path.parent))
+    yield path
+    sys.modules.pop(module, None)
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def precompile(capsys, cache_dir: Path, *specs: str, extra: tuple[str, ...] = ()) -> tuple[int, str, str]:
+    return run(capsys, "precompile", *specs, "--kind", "epilog", "--dtype", "complex64", "--arch", "80",
+               "--cache-dir", str(cache_dir), *extra)
+
+
+def entry_keys(cache_dir: Path) -> list[str]:
+    with ArtifactStore(cache_dir, enabled=True) as store:
+        return [key for key, _ in store.entries()]
+
+
+def damage(cache_dir: Path, key: str) -> None:
+    import diskcache
+
+    with diskcache.Cache(str(cache_dir)) as raw:
+        blob = bytearray(raw.get(key))
+        blob[-5] ^= 0xFF
+        raw.set(key, bytes(blob))
+
+
+# --- info ------------------------------------------------------------------------------------
+
+
+def test_info_on_a_fresh_directory_creates_nothing(capsys, cache_dir: Path):
+    code, out, _ = run(capsys, "cache", "info", "--cache-dir", str(cache_dir))
+    assert code == 0
+    assert str(cache_dir) in out and "entries:      0" in out and "toolchain:" in out
+    assert "default arch: sm_" in out or "default arch: unknown" in out
+    assert not cache_dir.exists()
+
+
+def test_info_json_after_precompile(capsys, cache_dir: Path, callbacks: Path):
+    assert precompile(capsys, cache_dir, f"{callbacks.stem}:double")[0] == 0
+    code, out, _ = run(capsys, "--cache-dir", str(cache_dir), "cache", "info", "--json")  # option before the verb
+    info = json.loads(out)
+    assert code == 0
+    assert info["directory"] == str(cache_dir) and info["enabled"] is True
+    assert info["entries"] == 1 and info["volume"] > 0 and info["size_limit"] > 0
+    assert len(info["toolchain"]) == 16
+
+
+def test_info_reports_cache_turned_off(capsys, cache_dir: Path, monkeypatch):
+    monkeypatch.setenv("FFTFUSE_CACHE", "0")
+    code, out, _ = run(capsys, "cache", "info", "--cache-dir", str(cache_dir))
+    assert code == 0 and "enabled:      no (FFTFUSE_CACHE=0)" in out
+
+
+# --- precompile and list -------------------------------------------------------------------------
+
+
+def test_precompile_then_list(capsys, cache_dir: Path, callbacks: Path):
+    module = callbacks.stem
+    code, out, err = precompile(capsys, cache_dir, f"{module}:double", f"{callbacks}:weighted",
+                                extra=("--user-dtype", "float32", "--arch", "90"))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 4  # two functions, two architectures
+    assert all(" compiled " in line for line in lines)
+    assert {"sm_80", "sm_90"} <= set(out.split())
+
+    code, out, _ = precompile(capsys, cache_dir, f"{module}:double", extra=("--user-dtype", "float32"))
+    assert code == 0 and " cache " in out and " ms " in out
+
+    code, out, _ = run(capsys, "cache", "list", "--cache-dir", str(cache_dir))
+    assert code == 0
+    header, *rows, total = out.splitlines()
+    assert header.split()[:6] == ["KEY", "KIND", "FORM", "ELEMENT", "USER", "ARCH"]
+    assert len(rows) == 4 and total.startswith("4 entries")
+    assert {tuple(r.split()[1:6]) for r in rows} == {
+        ("epilog", "value", "complex64", "float32", "sm_80"),
+        ("epilog", "value", "complex64", "float32", "sm_90"),
+        ("epilog", "value_data", "complex64", "float32", "sm_80"),
+        ("epilog", "value_data", "complex64", "float32", "sm_90"),
+    }
+    assert {r.split()[0] for r in rows} == {k[:12] for k in entry_keys(cache_dir)}
+
+
+def test_list_json_and_empty(capsys, cache_dir: Path, callbacks: Path):
+    code, out, _ = run(capsys, "cache", "list", "--cache-dir", str(cache_dir))
+    assert code == 0 and out.startswith("no entries")
+    precompile(capsys, cache_dir, f"{callbacks.stem}:double")
+    code, out, _ = run(capsys, "cache", "list", "--json", "--cache-dir", str(cache_dir))
+    (entry,) = [json.loads(line) for line in out.splitlines()]
+    assert entry["kind"] == "epilog" and entry["arch"] == 80 and entry["key"] == entry_keys(cache_dir)[0]
+
+
+def test_precompiled_entry_serves_compile_callback(capsys, cache_dir: Path, callbacks: Path):
+    precompile(capsys, cache_dir, f"{callbacks}:double")
+    module = __import__(callbacks.stem)
+    with ArtifactStore(cache_dir) as store:
+        result = compile_callback(module.double, "epilog", "complex64", compute_capability=80, store=store)
+    assert result.source == "cache"
+
+
+def test_precompile_with_link_check(capsys, cache_dir: Path, callbacks: Path):
+    code, out, err = precompile(capsys, cache_dir, f"{callbacks.stem}:double", extra=("--check",))
+    assert code == 0, err
+    assert out.rstrip().endswith("link ok")
+
+
+def test_precompile_uncacheable_function_warns(capsys, cache_dir: Path, callbacks: Path):
+    code, out, err = precompile(capsys, cache_dir, f"{callbacks.stem}:reads_a_list")
+    assert code == 0 and " compiled " in out
+    assert "cannot be cached" in err and "'TABLE'" in err
+    assert entry_keys(cache_dir) == []
+
+
+def test_precompile_with_cache_off_warns(capsys, cache_dir: Path, callbacks: Path, monkeypatch):
+    monkeypatch.setenv("FFTFUSE_CACHE", "0")
+    code, out, err = precompile(capsys, cache_dir, f"{callbacks.stem}:double")
+    assert code == 0 and " compiled " in out
+    assert "disk cache is off" in err and "FFTFUSE_CACHE=0" in err
+    assert not cache_dir.exists()
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("no-colon", "is not MODULE:FUNC"),
+        (":double", "is not MODULE:FUNC"),
+        ("no_such_module_fftfuse:f", "no module named 'no_such_module_fftfuse'"),
+        ("{module}:missing", "has no attribute 'missing'"),
+        ("{module}:SCALE", "is a float, not a function"),
+        ("{module}:double.__bad-name", "is not a (dotted) Python name"),
+        ("{dir}/missing.py:double", "does not exist"),
+        ("not a module:double", "is not a module name"),
+    ],
+)
+def test_bad_spec_fails_clearly(capsys, cache_dir: Path, callbacks: Path, spec: str, message: str):
+    spec = spec.format(module=callbacks.stem, dir=callbacks.parent)
+    code, out, err = precompile(capsys, cache_dir, spec)
+    assert code == 1 and out == ""
+    assert err.startswith("fftfuse: error: ") and message in err
+    assert not cache_dir.exists()  # specs are checked before anything is compiled
+
+
+def test_spec_whose_import_fails(capsys, cache_dir: Path, tmp_path: Path):
+    broken = tmp_path / "broken.py"
+    broken.write_text("raise RuntimeError('boom at import')\n")
+    code, _, err = precompile(capsys, cache_dir, f"{broken}:f")
+    assert code == 1 and "RuntimeError: boom at import" in err
+
+
+def test_missing_function_lists_what_the_module_has(capsys, cache_dir: Path, callbacks: Path):
+    _, _, err = precompile(capsys, cache_dir, f"{callbacks}:dubble")
+    assert "double" in err and "weighted" in err
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (("--dtype", "complex32"), "unknown dtype 'complex32' for --dtype"),
+        (("--dtype", "complex64", "--user-dtype", "flaot32"), "unknown dtype 'flaot32' for --user-dtype"),
+        (("--dtype", "complex64", "--arch", "9x"), "unknown architecture '9x'"),
+    ],
+)
+def test_bad_options_fail_clearly(capsys, cache_dir: Path, callbacks: Path, options, message):
+    code, _, err = run(capsys, "precompile", f"{callbacks.stem}:double", "--kind", "epilog", *options,
+                       "--cache-dir", str(cache_dir))
+    assert code == 1 and message in err
+
+
+def test_function_that_is_no_callback_fails(capsys, cache_dir: Path, callbacks: Path):
+    code, out, err = precompile(capsys, cache_dir, f"{callbacks.stem}:three_args", f"{callbacks.stem}:double")
+    assert code == 1
+    assert "three_args" in err and "takes 3 parameters" in err
+    assert " compiled " in out  # the other function still compiled
+
+
+def test_malformed_command_lines_exit_2(capsys):
+    assert run(capsys, "precompile", "m:f", "--kind", "sideways", "--dtype", "complex64")[0] == 2
+    assert run(capsys, "cache", "list", "--no-such-option")[0] == 2
+    assert run(capsys)[0] == 2
+    assert run(capsys, "cache")[0] == 2
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and "precompile" in out
+
+
+# --- clear, export, import ------------------------------------------------------------------------
+
+
+def test_clear(capsys, cache_dir: Path, callbacks: Path):
+    code, out, _ = run(capsys, "cache", "clear", "--cache-dir", str(cache_dir))
+    assert code == 0 and "nothing to clear" in out
+    precompile(capsys, cache_dir, f"{callbacks.stem}:double", f"{callbacks.stem}:reads_a_list")
+    precompile(capsys, cache_dir, f"{callbacks.stem}:double", extra=("--arch", "90"))
+    code, out, _ = run(capsys, "cache", "clear", "--cache-dir", str(cache_dir))
+    assert code == 0 and out.startswith("removed 2 entries")
+    assert entry_keys(cache_dir) == []
+
+
+def test_export_import_round_trip(capsys, tmp_path: Path, cache_dir: Path, callbacks: Path):
+    precompile(capsys, cache_dir, f"{callbacks.stem}:double", f"{callbacks.stem}:weighted",
+               extra=("--user-dtype", "float64"))
+    bundle, other = tmp_path / "warm.zip", tmp_path / "other-machine"
+    code, out, _ = run(capsys, "cache", "export", str(bundle), "--cache-dir", str(cache_dir))
+    assert code == 0 and out.startswith("exported 2 entries") and bundle.is_file()
+
+    code, out, _ = run(capsys, "cache", "import", str(bundle), "--cache-dir", str(other))
+    assert code == 0 and out.startswith("imported 2 entries")
+    assert sorted(entry_keys(other)) == sorted(entry_keys(cache_dir))
+
+    # The imported entries are what a compile on the other machine finds.
+    module = __import__(callbacks.stem)
+    with ArtifactStore(other) as store:
+        hit = compile_callback(module.weighted, "epilog", "complex64", "float64", compute_capability=80, store=store)
+    assert hit.source == "cache"
+
+
+def test_import_errors(capsys, tmp_path: Path, cache_dir: Path):
+    code, _, err = run(capsys, "cache", "import", str(tmp_path / "nope.zip"), "--cache-dir", str(cache_dir))
+    assert code == 1 and "does not exist" in err
+    not_a_bundle = tmp_path / "x.zip"
+    not_a_bundle.write_text("hello")
+    code, _, err = run(capsys, "cache", "import", str(not_a_bundle), "--cache-dir", str(cache_dir))
+    assert code == 1 and "is not an artifact bundle" in err
+
+
+def test_export_to_unwritable_place_fails(capsys, tmp_path: Path, cache_dir: Path):
+    code, _, err = run(capsys, "cache", "export", str(tmp_path / "no" / "such" / "dir.zip"),
+                       "--cache-dir", str(cache_dir))
+    assert code == 1 and "cannot write bundle" in err
+
+
+# --- verify ----------------------------------------------------------------------------------
+
+
+def test_verify_passes_flags_and_drops(capsys, cache_dir: Path, callbacks: Path):
+    precompile(capsys, cache_dir, f"{callbacks.stem}:double", extra=("--arch", "75"))
+    code, out, _ = run(capsys, "cache", "verify", "-v", "--cache-dir", str(cache_dir))
+    assert code == 0 and out.count("ok ") == 2
+    assert out.splitlines()[-1] == "2 entries checked (digest and link): 2 good, 0 bad"
+
+    bad_key = entry_keys(cache_dir)[0]
+    damage(cache_dir, bad_key)
+    code, out, _ = run(capsys, "cache", "verify", "--cache-dir", str(cache_dir))
+    assert code == 1
+    (bad_line,) = [line for line in out.splitlines() if line.startswith("BAD")]
+    assert bad_key[:12] in bad_line and "sha256 mismatch" in bad_line
+    assert len(entry_keys(cache_dir)) == 2  # reported, not removed
+
+    code, out, _ = run(capsys, "cache", "verify", "--drop", "--cache-dir", str(cache_dir))
+    assert code == 0 and "(dropped)" in out and "1 dropped" in out
+    assert len(entry_keys(cache_dir)) == 1
+    assert run(capsys, "cache", "verify", "--cache-dir", str(cache_dir))[0] == 0
+
+
+def test_verify_link_checks_against_the_recorded_kind(capsys, cache_dir: Path, callbacks: Path):
+    # An intact entry whose metadata claims another kind: the digest passes, the link does not.
+    precompile(capsys, cache_dir, f"{callbacks.stem}:double")
+    (key,) = entry_keys(cache_dir)
+    with ArtifactStore(cache_dir) as store:
+        payload, meta = store.get(key)
+        meta = {k: v for k, v in meta.items() if k not in ("size", "sha256")}
+        store.put(key, payload, {**meta, "kind": "prolog"})
+    code, out, _ = run(capsys, "cache", "verify", "--cache-dir", str(cache_dir))
+    assert code == 1 and "link check failed" in out
+    code, out, _ = run(capsys, "cache", "verify", "--no-link", "--cache-dir", str(cache_dir))
+    assert code == 0 and "(digest)" in out
+
+
+def test_verify_empty(capsys, cache_dir: Path):
+    code, out, _ = run(capsys, "cache", "verify", "--cache-dir", str(cache_dir))
+    assert code == 0 and out.startswith("no entries")
