@@ -46,6 +46,7 @@ True
 from __future__ import annotations
 
 import _thread  # not threading: it is not loaded at start-up and would cost an import
+import functools
 import hashlib
 import json
 import os
@@ -77,8 +78,22 @@ def artifact_key(**parts: Any) -> str:
     >>> artifact_key(a=1, b="x") == artifact_key(b="x", a=1)
     True
     """
+    try:
+        # Types too: 1, 1.0 and True are equal dict keys but distinct JSON.
+        return _hashable_key(FORMAT_VERSION, tuple(sorted((k, type(v), v) for k, v in parts.items())))
+    except TypeError:  # an unhashable part (a list, say): compute without the memo
+        return _digest(parts)
+
+
+def _digest(parts: dict[str, Any]) -> str:
     text = json.dumps({"format": FORMAT_VERSION, "parts": parts}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=4096)
+def _hashable_key(version: int, items: tuple) -> str:
+    # Keys are computed on every FFT call: remember them (JSON + SHA-256 cost ~6 us).
+    return _digest({k: v for k, _, v in items})
 
 
 class _BadEntry(ValueError):

@@ -12,6 +12,8 @@ import dataclasses
 import logging
 from typing import Any
 
+from cache import artifact_key, default_store
+
 from .dtypes import element_dtype_name
 from .fingerprint import UncacheableError, function_fingerprint
 from .forms import Form, infer_form
@@ -93,8 +95,6 @@ def compile_callback(
     arch = resolve_arch(compute_capability)
     narrow = single_precision_literals(literals, element)
     if store is None:
-        from cache import default_store
-
         store = default_store()
 
     key = None
@@ -103,8 +103,6 @@ def compile_callback(
     except UncacheableError as exc:
         log.info("not caching %s %r: %s", kind, getattr(fn, "__qualname__", fn), exc)
     else:
-        from cache import artifact_key
-
         key = artifact_key(
             target="ltoir", fingerprint=fingerprint, kind=kind, form=form.value, element=element,
             user=user_name, arch=arch, indirect=indirect, narrow=narrow, toolchain=toolchain_stamp(),

@@ -14,11 +14,11 @@ form. New forms (e.g. one that receives the element's logical indices) slot into
 from __future__ import annotations
 
 import enum
-import inspect
 from typing import Any, Callable
 
 from .dtypes import check_kind
 
+CO_VARARGS, CO_VARKEYWORDS = 0x04, 0x08
 CO_GENERATOR, CO_COROUTINE, CO_ASYNC_GENERATOR = 0x20, 0x80, 0x200
 
 
@@ -70,11 +70,12 @@ def infer_form(fn: Any, kind: str) -> Form:
         raise callback_error(fn, kind, f"expected a Python function, got {type(fn).__name__}")
     if code.co_flags & (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR):
         raise callback_error(fn, kind, "it is a generator or coroutine; a callback must return or store one element")
-    params = list(inspect.signature(py).parameters.values())
-    odd = [p.name for p in params if p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    # Read the code object rather than inspect.signature: this runs on every FFT call.
+    n = code.co_argcount
+    extra = code.co_kwonlyargcount + bool(code.co_flags & CO_VARARGS) + bool(code.co_flags & CO_VARKEYWORDS)
+    odd = list(code.co_varnames[n : n + extra])
     if odd:
         raise callback_error(fn, kind, f"parameters {odd} are keyword-only or variadic; use plain positional ones")
-    n = len(params)
     raw_arity = 4 if kind == "prolog" else 5
     if n == 1:
         return Form.VALUE

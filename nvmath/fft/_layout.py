@@ -145,6 +145,14 @@ class FFTProblem:
     copy_input: bool
     inplace: bool
 
+    def __hash__(self) -> int:
+        # Plan-cache lookups hash the problem on every call: compute it once.
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash(dataclasses.astuple(self))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
     @property
     def input_geometry(self) -> CufftGeometry:
         geometry = cufft_geometry(self.input, self.axes, self.batch_axes)

@@ -90,13 +90,31 @@ def as_tensor(obj: Any, what: str = "operand") -> Tensor:
 
 def empty_strided(xp: Any, shape: tuple[int, ...], strides: tuple[int, ...], dtype: str, span: int) -> Any:
     """An uninitialised array with the given element strides over a buffer of ``span`` elements."""
+    if strides == _c_strides(shape):  # the common case, and the cheapest to build
+        return xp.empty(shape, dtype=dtype)
     base = xp.empty(max(span, 1), dtype=dtype)
-    item = base.dtype.itemsize
-    return xp.lib.stride_tricks.as_strided(base, shape=shape, strides=tuple(s * item for s in strides))
+    return _view(base, shape, strides)
 
 
 def flat_view(array: Any, span: int) -> Any:
     """A 1-D view of the ``span`` elements starting at ``array``'s first element."""
+    if array.ndim == 1 and array.strides[0] == array.itemsize and array.size >= span:
+        return array[:span]
+    return _view(array, (span,), (1,))
+
+
+def _view(array: Any, shape: tuple[int, ...], strides: tuple[int, ...]) -> Any:
     item = array.dtype.itemsize
-    xp = sys.modules["cupy"] if type(array).__module__.startswith("cupy") else np
-    return xp.lib.stride_tricks.as_strided(array, shape=(span,), strides=(item,))
+    byte_strides = tuple(s * item for s in strides)
+    if type(array).__module__.startswith("cupy"):
+        cupy = sys.modules["cupy"]
+        return cupy.ndarray(shape, array.dtype, memptr=array.data, strides=byte_strides)
+    return np.lib.stride_tricks.as_strided(array, shape=shape, strides=byte_strides)
+
+
+def _c_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= max(n, 1)
+    return tuple(reversed(strides))
