@@ -145,7 +145,8 @@ def worker_env(cache_dir: Path, module_dir: Path) -> dict[str, str]:
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # use (and write) bytecode, as installed packages do
     env["FFTFUSE_CACHE_DIR"] = str(cache_dir)
     env.pop("FFTFUSE_CACHE", None)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(module_dir)])
+    # Keep what the caller put on the path (e.g. wheels unpacked elsewhere) after ours.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), str(module_dir), env.get("PYTHONPATH")) if p)
     return env
 
 
