@@ -1,6 +1,7 @@
 """How long it takes to get a callback's LTO-IR: cold, warm, and from the cache.
 
     python benchmarks/compile.py [--arch 90] [--cold-runs 7] [--hit-runs 15] [--json PATH]
+                                 [--nvmath-python DIR]
 
 Cases (the epilog is ``f(x, d) -> x * d * SCALE``, complex64 data and user data):
 
@@ -13,6 +14,11 @@ Cases (the epilog is ``f(x, d) -> x * d * SCALE``, complex64 data and user data)
     ``from nvmath.fft import compile_epilog`` to having the bytes, with ``compute_capability``
     given, and whether numba (or NumPy) got imported. Median over ``--hit-runs`` processes.
     (d') is the same for ``f(x) -> x * SCALE`` without a user-data type.
+
+With ``--nvmath-python DIR`` (a folder holding nvmath-python 1.0), (a) is also measured for
+nvmath-python on this machine, and for ours, on the same epilog in cuFFT's raw form
+``f(data_out, offset, element, user_info, unused)``, the only form nvmath-python compiles;
+nvmath-python's second compile in that process stands beside (b).
 
 Every compile passes ``compute_capability`` explicitly, so no case asks a GPU for its
 architecture. Worker processes run without ``PYTHONDONTWRITEBYTECODE`` so that installed
@@ -55,6 +61,15 @@ def filter_epilog(x, d):
 
 def scale_epilog(x):
     return x * SCALE
+
+
+# cuFFT's own form, the one nvmath-python compiles.
+def raw_filter_epilog(data_out, offset, element, user_info, unused):
+    data_out[offset] = element * user_info[offset] * SCALE
+
+
+def raw_other_epilog(data_out, offset, element, user_info, unused):
+    data_out[offset] = element * user_info[offset] * SCALE + 1.0
 ''' + "".join(
     f"\n\ndef other_epilog_{k}(x, d):\n    return x * d * SCALE + {k + 1}.0\n" for k in range(MISS_FUNCTIONS)
 )
@@ -71,6 +86,23 @@ t2 = time.perf_counter()
 import json, sys
 print(json.dumps({{"import_s": t1 - t0, "compile_s": t2 - t1, "total_s": t2 - t0, "bytes": len(ltoir),
                   "numba": "numba" in sys.modules, "numpy": "numpy" in sys.modules}}))
+'''
+
+# nvmath-python 1.0 in a fresh process: its first compile, then a second (different) function.
+# It takes the architecture as a string.
+REFERENCE_WORKER = '''\
+import time
+import {module} as cb
+t0 = time.perf_counter()
+from nvmath.fft import compile_epilog
+t1 = time.perf_counter()
+ltoir = compile_epilog(cb.raw_filter_epilog, "complex64", "complex64", compute_capability="{arch}")
+t2 = time.perf_counter()
+compile_epilog(cb.raw_other_epilog, "complex64", "complex64", compute_capability="{arch}")
+t3 = time.perf_counter()
+import json, nvmath, sys
+print(json.dumps({{"import_s": t1 - t0, "compile_s": t2 - t1, "second_s": t3 - t2, "bytes": len(ltoir),
+                  "nvmath": nvmath.__file__}}))
 '''
 
 
@@ -174,8 +206,8 @@ def worker_code(arch: int, function: str = "filter_epilog", user_dtype: str | No
     return WORKER.format(module=CALLBACK_MODULE, arch=arch, function=function, user_dtype=user_dtype)
 
 
-def case_cold(work: Path, module_dir: Path, arch: int, runs: int) -> dict[str, Any]:
-    code = worker_code(arch)
+def case_cold(work: Path, module_dir: Path, arch: int, runs: int, function: str = "filter_epilog") -> dict[str, Any]:
+    code = worker_code(arch, function)
     fresh_process(code, worker_env(work / "cold-warmup", module_dir))  # writes the project's bytecode
     rows = []
     for i in range(runs):
@@ -186,6 +218,34 @@ def case_cold(work: Path, module_dir: Path, arch: int, runs: int) -> dict[str, A
         "compile_s": summary([r["compile_s"] for r in rows]),
         "wall_s": summary([r["wall_s"] for r in rows]),
         "bytes": rows[0]["bytes"],
+    }
+
+
+def case_reference(work: Path, module_dir: Path, arch: int, runs: int, nvmath_python: Path) -> dict[str, Any]:
+    """nvmath-python's cold compile on this machine, for a like-for-like (a)."""
+    env = worker_env(work / "unused", module_dir)
+    # nvmath-python is also called nvmath: keep this project off its path (and out of the cwd).
+    others = [p for p in env["PYTHONPATH"].split(os.pathsep) if p and Path(p).resolve() != ROOT]
+    env["PYTHONPATH"] = os.pathsep.join([str(nvmath_python), *others])
+    code = REFERENCE_WORKER.format(module=CALLBACK_MODULE, arch=arch)
+    rows = []
+    for i in range(runs + 1):
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", code], env=env, cwd=work, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        if done.returncode != 0:
+            raise RuntimeError(f"nvmath-python worker failed ({done.returncode}):\n{done.stderr}")
+        row = json.loads(done.stdout.strip().splitlines()[-1])
+        if Path(row["nvmath"]).resolve().is_relative_to(ROOT):
+            raise RuntimeError(f"the reference imported this project's nvmath ({row['nvmath']})")
+        if i:  # the first run writes bytecode
+            rows.append({**row, "wall_s": wall})
+    return {
+        "import_s": summary([r["import_s"] for r in rows]),
+        "compile_s": summary([r["compile_s"] for r in rows]),
+        "second_s": summary([r["second_s"] for r in rows]),
+        "wall_s": summary([r["wall_s"] for r in rows]),
+        "nvmath": rows[0]["nvmath"],
     }
 
 
@@ -278,6 +338,13 @@ def report(data: dict[str, Any]) -> str:
         f"<= nvmath-python 1.0 first compile, {lo:.2f}-{hi:.2f} s")
     row("(a)   import nvmath.fft", a["import_s"])
     row("(a)   whole process (spawn to exit)", a["wall_s"])
+    if "reference" in data:
+        ar, ref = data["cold_raw"], data["reference"]
+        row(f"(a) same, cuFFT-form epilog: compile call [{ar['compile_s']['n']}]", ar["compile_s"])
+        row(f"(a) nvmath-python 1.0 here, same epilog: compile call [{ref['compile_s']['n']}]", ref["compile_s"])
+        row("(a)   nvmath-python import nvmath.fft", ref["import_s"])
+        row("(a)   nvmath-python whole process (spawn to exit)", ref["wall_s"])
+        row("(b) nvmath-python 1.0 here: second compile in the process", ref["second_s"])
     row(f"(b) in-process miss, different function, numba warm [{b['miss_s']['n']}]", b["miss_s"],
         f"nvmath-python 1.0 later compiles ~{NVMATH_LATER_COMPILE_MS:.0f} ms")
     row(f"(c) in-process repeat, same function (memory hit) [{MEMORY_HIT_CALLS}]", b["memory_hit_s"])
@@ -299,6 +366,10 @@ def report(data: dict[str, Any]) -> str:
                      f"numpy: {h['numpy_imported']}/{h['runs']}")
     lines.append(f"(a) compile call vs nvmath-python 1.0 ({lo:.2f}-{hi:.2f} s): {v['cold']}")
     lines.append(f"(b) miss vs ~{NVMATH_LATER_COMPILE_MS:.0f} ms: {v['miss']}")
+    if "reference" in data:
+        ours, ref = data["cold_raw"]["compile_s"]["median"], data["reference"]["compile_s"]["median"]
+        lines.append(f"(a) same host, same cuFFT-form epilog: ours {ours:.3f} s vs nvmath-python {ref:.3f} s "
+                     f"(ratio {ours / ref:.2f})")
     lines.append(f"(d) <= {TARGET_HIT_MS:.0f} ms without numba: {v['hit']}")
     lines.append(f"(d') <= {TARGET_HIT_MS:.0f} ms without numba: {v['hit_value_form']}")
     return "\n".join(lines)
@@ -326,6 +397,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold-runs", type=int, default=7, help="fresh processes for (a), at least 7")
     parser.add_argument("--hit-runs", type=int, default=15, help="fresh processes for (d), at least 7")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--nvmath-python", metavar="DIR", type=Path,
+                        help="folder holding nvmath-python 1.0 (site-packages style): also measure its cold "
+                        "compile here, and ours of the same cuFFT-form function")
     args = parser.parse_args(argv)
     if min(args.cold_runs, args.hit_runs) < 7:
         parser.error("medians need at least 7 fresh processes")
@@ -339,6 +413,10 @@ def main(argv: list[str] | None = None) -> int:
         data["cold"] = case_cold(work, module_dir, args.arch, args.cold_runs)
         data["hit"] = case_hit(work, module_dir, args.arch, args.hit_runs)
         data["hit_value_form"] = case_hit(work, module_dir, args.arch, args.hit_runs, "scale_epilog", None)
+        if args.nvmath_python:
+            data["cold_raw"] = case_cold(work, module_dir, args.arch, args.cold_runs, "raw_filter_epilog")
+            data["reference"] = case_reference(work, module_dir, args.arch, args.cold_runs,
+                                               args.nvmath_python.resolve())
         data["in_process"] = case_in_process(work, module_dir, args.arch)
     data["targets"] = {
         "hit_ms": TARGET_HIT_MS,
