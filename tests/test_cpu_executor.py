@@ -271,13 +271,14 @@ def test_many_small_blocks(monkeypatch, layout, workers):
     assert_close(got, reference("fft", x, axes, problem, pre, post), "complex64")
 
 
-def test_large_batch_uses_blocks_and_matches():
+def test_large_batch_uses_blocks_and_matches(monkeypatch):
+    monkeypatch.setattr(_cpu, "BLOCK_BYTES", 1 << 18)  # 32 rows of 1024 complex64
     rng = np.random.default_rng(2)
     x = random_array(rng, (300, 1024), "complex64")
     problem, inp, out = prepare("fft", x, (-1,))
     executor = CpuExecutor(problem, None, None, workers=2)
     blocks = executor._batch_blocks()
-    assert blocks is not None and len(blocks) > 2
+    assert blocks is not None and len(blocks) == 10
     prolog, epilog, window, filt, pre, post = callback_case("value_data", problem, x, rng)
     got = run(problem, inp, out, prolog, epilog, window, filt)
     assert_close(got, reference("fft", x, (-1,), problem, pre, post), "complex64")
