@@ -87,6 +87,15 @@ def run_ours(d):
     out["convolution"] = gpu_ms(lambda: fft.ifft(fft.fft(x, axes=[-1], epilog={"fn": lambda v, f: v * f, "data": filt}), axes=[-1]))
     out["r2c_plain"] = gpu_ms(lambda: fft.rfft(xr, axes=[-1]))
     out["r2c_scale_epilog"] = gpu_ms(lambda: fft.rfft(xr, axes=[-1], epilog=lambda v: v * f32))
+    # Python float literals: computed in complex64 (default) or complex128 ("double").
+    out["scale_epilog_python_float"] = gpu_ms(lambda: fft.fft(x, axes=[-1], epilog=lambda v: v * 0.0009765625))
+    double = {"float_literals": "double"}
+    out["scale_epilog_python_float_double"] = gpu_ms(
+        lambda: fft.fft(x, axes=[-1], options=double, epilog=lambda v: v * 0.0009765625))
+    patient = {"patient_jit": True}
+    out["r2c_scale_epilog_patient_jit"] = gpu_ms(lambda: fft.rfft(xr, axes=[-1], options=patient, epilog=lambda v: v * f32))
+    out["filter_epilog_patient_jit"] = gpu_ms(
+        lambda: fft.fft(x, axes=[-1], options=patient, epilog={"fn": lambda v, f: v * f, "data": filt}))
     out["2d_plain"] = gpu_ms(lambda: fft.fft(x2, axes=[1, 2]))
     out["2d_scale_epilog"] = gpu_ms(lambda: fft.fft(x2, axes=[1, 2], epilog=lambda v: v * f32))
     # A changed data array must not plan again: time a call that alternates two arrays.
@@ -218,7 +227,9 @@ def report(paths):
     ours, ref, cupy = runs.get("ours", {}), runs.get("nvmath", {}), runs.get("cupy", {})
     rows = []
     names = ["plain", "scale_epilog", "filter_epilog", "window_prolog", "convolution", "r2c_plain",
-             "r2c_scale_epilog", "2d_plain", "2d_scale_epilog", "filter_epilog_alternating_data"]
+             "r2c_scale_epilog", "2d_plain", "2d_scale_epilog", "filter_epilog_alternating_data",
+             "scale_epilog_python_float", "scale_epilog_python_float_double", "r2c_scale_epilog_patient_jit",
+             "filter_epilog_patient_jit"]
     print(f"{'case':34s} {'ours ms':>9s} {'nvmath ms':>10s} {'cupy ms':>9s} {'ours/nvmath':>12s} {'ours/cupy':>10s}")
     for n in names:
         o, r, c = (x.get(n, {}).get("median_ms") for x in (ours, ref, cupy))
@@ -237,7 +248,33 @@ def report(paths):
     for impl, r in runs.items():
         if "peak_memory_bytes" in r:
             print(f"peak pool memory, fused filter fft, {impl:7s} {r['peak_memory_bytes'] / 2**20:10.1f} MiB")
-    return {"rows": rows, "copy_floor_ms": floor, "runs": runs}
+    targets = performance_targets(ours, ref)
+    for t in targets:
+        print(f"target {t['what']:44s} {t['value']:10.3f} vs {t['limit']:8.3f} {'met' if t['met'] else 'MISSED'}")
+    return {"rows": rows, "copy_floor_ms": floor, "targets": targets, "runs": runs}
+
+
+def performance_targets(ours, ref):
+    """The performance issue's targets, each as measured value vs limit."""
+    med = lambda r, k: r.get(k, {}).get("median_ms")  # noqa: E731
+    checks = [
+        ("scale epilog / our plain FFT", med(ours, "scale_epilog"), med(ours, "plain"), 1.03, "ratio"),
+        ("filter epilog ms", med(ours, "filter_epilog"), 1, 0.65, "abs"),
+        ("window prolog ms", med(ours, "window_prolog"), 1, 0.70, "abs"),
+        ("convolution ms", med(ours, "convolution"), 1, 1.0, "abs"),
+        ("R2C + scale epilog ms", med(ours, "r2c_scale_epilog"), 1, 0.50, "abs"),
+        ("2-D scale epilog / our plain 2-D", med(ours, "2d_scale_epilog"), med(ours, "2d_plain"), 1.03, "ratio"),
+        ("host us, stateless fft(x, epilog=...)", ours.get("host_stateless_epilog_1x1024", {}).get("median_us"), 1, 30, "abs"),
+        ("host us, stateful execute()", ours.get("host_stateful_execute_1x1024", {}).get("median_us"), 1, 15, "abs"),
+        ("peak MiB, ours / nvmath-python", ours.get("peak_memory_bytes"), ref.get("peak_memory_bytes"), 1.0, "ratio"),
+    ]
+    out = []
+    for what, value, base, limit, _ in checks:
+        if value is None or not base:
+            continue
+        v = value / base
+        out.append({"what": what, "value": v, "limit": limit, "met": v <= limit})
+    return out
 
 
 def main(argv=None):

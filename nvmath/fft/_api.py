@@ -36,6 +36,8 @@ class FFTOptions:
     float_literals: "element" computes a single-precision callback's Python float literals and
         float globals in single precision (results stay within the element's rounding);
         "double" keeps Python's double precision.
+    patient_jit: let cuFFT time its candidate kernels with the callbacks linked in when planning
+        (slower planning; see benchmarks/NOTES.md for what it gains).
     device_id: the GPU for host operands executed on the GPU.
     blocking: True waits for the GPU before returning; "auto" waits only for host operands.
     """
@@ -48,6 +50,7 @@ class FFTOptions:
     debug: bool | None = None
     num_threads: int | None = None
     float_literals: Literal["element", "double"] = "element"
+    patient_jit: bool = False
     device_id: int | None = None
     blocking: bool | Literal["auto"] = "auto"
 
@@ -219,9 +222,10 @@ class FFT:
 
         device = self._operand.device_id
         attached = [self._attach(s) if s is not None else None for s in (self._prolog, self._epilog)]
-        build = lambda: _gpu.GpuPlan(self.problem, attached[0], attached[1], device)  # noqa: E731
+        patient = self.options.patient_jit
+        build = lambda: _gpu.GpuPlan(self.problem, attached[0], attached[1], device, patient_jit=patient)  # noqa: E731
         if self._shared:
-            key = (device, self.problem, *(a.key() if a else None for a in attached))
+            key = (device, self.problem, patient, *(a.key() if a else None for a in attached))
             return _gpu.plan_cache.get(key, build)
         return build()
 

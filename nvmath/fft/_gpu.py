@@ -42,11 +42,12 @@ class GpuPlan:
     """One cuFFT plan (with callbacks attached) for one problem on one device."""
 
     def __init__(self, problem: FFTProblem, prolog: AttachedCallback | None, epilog: AttachedCallback | None,
-                 device_id: int):
+                 device_id: int, *, patient_jit: bool = False):
         import cupy
 
         self.problem, self.device_id = problem, device_id
         self.prolog, self.epilog = prolog, epilog
+        self.patient_jit = patient_jit
         self.handle: int | None = None
         self._slots = None
         self._slot_values = [0, 0]
@@ -69,6 +70,9 @@ class GpuPlan:
         import cupy
 
         _cufft.set_auto_allocation(self.handle, False)
+        if self.patient_jit and callbacks:
+            # cuFFT then times candidate kernels with the callbacks linked in: slower planning.
+            _cufft.set_plan_property_int64(self.handle, _cufft.PLAN_PROPERTY_PATIENT_JIT, 1)
         for cb in callbacks:
             slot = 0 if cb.kind == "prolog" else 1
             info = int(self._slots.data.ptr) + 8 * slot if cb.indirect else cb.pointer
