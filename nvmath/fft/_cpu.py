@@ -94,79 +94,92 @@ class CheckedBuffer:
 
 
 class _Loops(NamedTuple):
-    """The callback loops and how their walk arguments are passed (numba: uint64; Python: int)."""
+    """One callback's loops, and how their walk arguments are passed (numba: uint64; Python: int)."""
 
-    prolog: Callable
-    epilog: Callable
-    prolog_in_place: Callable
-    epilog_in_place: Callable
+    apart: Callable  # reads one buffer, writes another
+    in_place: Callable  # reads and writes one buffer at the same offsets
     scalar: Callable[[int], Any]
     vector: Callable[[np.ndarray], Any]
 
 
-def _make_loops(jit: Callable) -> tuple[Callable, ...]:
-    """The callback loops, jitted by ``jit``; one source serves numba and the debug mode.
+def _row_start(r, shape, a_base, a_strides, b_base, b_strides):  # noqa: ANN001, ANN202
+    """Offsets in two buffers of the first element of row ``r`` (all axes but the last)."""
+    a, b, rest = a_base, b_base, r
+    for k in range(len(shape) - 2, -1, -1):
+        q = rest // shape[k]
+        i = rest - q * shape[k]
+        a += i * a_strides[k]
+        b += i * b_strides[k]
+        rest = q
+    return a, b
 
-    Each walks ``rows`` rows of ``shape[-1]`` elements; ``shape`` and the strides list the axes
-    outermost first. Offsets are unsigned as in cuFFT, which also keeps numba from adding
-    negative-index checks that stop LLVM vectorizing the inner loop. The in-place twins read
-    and write one array at one offset: LLVM then sees that iterations are independent, where
-    two views of the same memory would make it give up vectorizing.
+
+def _make_loops(kind: str, cb: Callable, jit: Callable) -> tuple[Callable, Callable]:
+    """The loops that apply ``cb``, jitted by ``jit``; one source serves numba and the debug mode.
+
+    The callback is closed over, so numba compiles it into the loop (inlined, vectorized) and a
+    call passes only arrays and integers. Each loop walks ``rows`` rows of ``shape[-1]``
+    elements; ``shape`` and the strides list the axes outermost first. Offsets are unsigned as
+    in cuFFT, which also keeps numba from adding negative-index checks that stop LLVM
+    vectorizing. The in-place loops read and write one array at one offset, so LLVM sees that
+    iterations are independent, where two views of the same memory make it give up.
     """
+    row_start = _row_start_jit() if jit is not _python else _row_start
+    if kind == "prolog":
 
-    def row_start(r, shape, a_base, a_strides, b_base, b_strides):  # noqa: ANN001, ANN202
-        a, b, rest = a_base, b_base, r
-        for k in range(len(shape) - 2, -1, -1):
-            q = rest // shape[k]
-            i = rest - q * shape[k]
-            a += i * a_strides[k]
-            b += i * b_strides[k]
-            rest = q
-        return a, b
+        def apart(data_in, in_base, in_strides, dst, dst_base, dst_strides, info, rows, shape):  # noqa: ANN001, ANN202
+            n, si, sd = shape[-1], in_strides[-1], dst_strides[-1]
+            for r in range(rows):
+                a, b = row_start(r, shape, in_base, in_strides, dst_base, dst_strides)
+                for j in range(n):
+                    dst[b + j * sd] = cb(data_in, a + j * si, info, None)
 
-    row_start = jit(row_start)
+        def in_place(data, base, strides, info, rows, shape):  # noqa: ANN001, ANN202
+            n, step = shape[-1], strides[-1]
+            for r in range(rows):
+                a, _ = row_start(r, shape, base, strides, base, strides)
+                for j in range(n):
+                    data[a + j * step] = cb(data, a + j * step, info, None)
 
-    def prolog(cb, data_in, in_base, in_strides, dst, dst_base, dst_strides, info, rows, shape):  # noqa: ANN001, ANN202
-        n, si, sd = shape[-1], in_strides[-1], dst_strides[-1]
-        for r in range(rows):
-            a, b = row_start(r, shape, in_base, in_strides, dst_base, dst_strides)
-            for j in range(n):
-                dst[b + j * sd] = cb(data_in, a + j * si, info, None)
+    else:
 
-    def epilog(cb, src, src_base, src_strides, data_out, out_base, out_strides, info, rows, shape):  # noqa: ANN001, ANN202
-        n, ss, so = shape[-1], src_strides[-1], out_strides[-1]
-        for r in range(rows):
-            a, b = row_start(r, shape, src_base, src_strides, out_base, out_strides)
-            for j in range(n):
-                cb(data_out, b + j * so, src[a + j * ss], info, None)
+        def apart(src, src_base, src_strides, data_out, out_base, out_strides, info, rows, shape):  # noqa: ANN001, ANN202
+            n, ss, so = shape[-1], src_strides[-1], out_strides[-1]
+            for r in range(rows):
+                a, b = row_start(r, shape, src_base, src_strides, out_base, out_strides)
+                for j in range(n):
+                    cb(data_out, b + j * so, src[a + j * ss], info, None)
 
-    def prolog_in_place(cb, data, base, strides, info, rows, shape):  # noqa: ANN001, ANN202
-        n, step = shape[-1], strides[-1]
-        for r in range(rows):
-            a, _ = row_start(r, shape, base, strides, base, strides)
-            for j in range(n):
-                data[a + j * step] = cb(data, a + j * step, info, None)
+        def in_place(data, base, strides, info, rows, shape):  # noqa: ANN001, ANN202
+            n, step = shape[-1], strides[-1]
+            for r in range(rows):
+                a, _ = row_start(r, shape, base, strides, base, strides)
+                for j in range(n):
+                    cb(data, a + j * step, data[a + j * step], info, None)
 
-    def epilog_in_place(cb, data, base, strides, info, rows, shape):  # noqa: ANN001, ANN202
-        n, step = shape[-1], strides[-1]
-        for r in range(rows):
-            a, _ = row_start(r, shape, base, strides, base, strides)
-            for j in range(n):
-                cb(data, a + j * step, data[a + j * step], info, None)
+    return jit(apart), jit(in_place)
 
-    return jit(prolog), jit(epilog), jit(prolog_in_place), jit(epilog_in_place)
+
+def _python(fn: Callable) -> Callable:
+    """The debug mode's "jit": the function itself."""
+    return fn
 
 
 @functools.cache
-def _numba_loops() -> _Loops:
+def _row_start_jit() -> Callable:
     import numba
 
-    return _Loops(*_make_loops(numba.njit(nogil=True)), np.uint64, lambda a: a)
+    return numba.njit(nogil=True)(_row_start)
 
 
-@functools.cache
-def _python_loops() -> _Loops:
-    return _Loops(*_make_loops(lambda f: f), int, lambda a: [int(v) for v in a])
+@functools.lru_cache(maxsize=256)
+def _loops(kind: str, wrapper: Callable, python: bool) -> _Loops:
+    """The loops of one callback wrapper (compiled by numba on first call, unless ``python``)."""
+    if python:
+        return _Loops(*_make_loops(kind, wrapper, _python), int, lambda a: [int(v) for v in a])
+    import numba
+
+    return _Loops(*_make_loops(kind, wrapper, numba.njit(nogil=True)), np.uint64, lambda a: a)
 
 
 @functools.lru_cache(maxsize=512)
@@ -254,6 +267,8 @@ class _Call:
 
     inp: np.ndarray
     out: np.ndarray
+    in_address: int
+    out_address: int
     direction: str
     data_in: Any  # flat input as the prolog sees it (bounds-checked in debug mode)
     data_out: Any  # flat output as the epilog sees it
@@ -295,7 +310,8 @@ class CpuExecutor:
         if self.debug:
             prolog, epilog = (_as_python(cb) for cb in (prolog, epilog))
         self.prolog, self.epilog = prolog, epilog
-        self._loops = (_python_loops if self.debug else _numba_loops)() if prolog or epilog else None
+        self._prolog_loops = _loops("prolog", prolog.wrapper, self.debug) if prolog else None
+        self._epilog_loops = _loops("epilog", epilog.wrapper, self.debug) if epilog else None
         self._dummies: dict[str, np.ndarray] = {}
 
     # -- public ------------------------------------------------------------------------------
@@ -339,7 +355,7 @@ class CpuExecutor:
             data_in, prolog_info = self._checked(self.prolog, data_in, prolog_info, "input", p.input)
             data_out, epilog_info = self._checked(self.epilog, data_out, epilog_info, "output", p.output)
         return _Call(
-            inp, out, direction, data_in, data_out, prolog_info, epilog_info,
+            inp, out, _address(inp), _address(out), direction, data_in, data_out, prolog_info, epilog_info,
             stage_to_out=p.fft_type == "C2C" and epilog_in_place and not hazard,
             inp_writable=(p.copy_input or p.inplace) and not hazard,
             hazard=hazard,
@@ -453,26 +469,26 @@ class CpuExecutor:
         list(_pool(self.workers).map(lambda ix: step(call, src[ix], dst[ix]), pieces))
 
     def _prolog_step(self, call: _Call, src: np.ndarray, dst: np.ndarray) -> None:
-        loops, cb = self._loops, self.prolog.wrapper
+        loops = self._prolog_loops
         rows, shape, s_in, s_dst = _walk(src.shape, _strides(src), _strides(dst))
-        base = loops.scalar((_address(src) - _address(call.inp)) // src.dtype.itemsize)
+        base = loops.scalar((_address(src) - call.in_address) // src.dtype.itemsize)
         rows, shape, s_in = loops.scalar(rows), loops.vector(shape), loops.vector(s_in)
         if _same_view(src, dst):  # an elementwise prolog of an in-place FFT
-            loops.prolog_in_place(cb, call.data_in, base, s_in, call.prolog_info, rows, shape)
+            loops.in_place(call.data_in, base, s_in, call.prolog_info, rows, shape)
         else:
-            loops.prolog(cb, call.data_in, base, s_in, _flat(dst), loops.scalar(0), loops.vector(s_dst),
-                         call.prolog_info, rows, shape)
+            loops.apart(call.data_in, base, s_in, _flat(dst), loops.scalar(0), loops.vector(s_dst),
+                        call.prolog_info, rows, shape)
 
     def _epilog_step(self, call: _Call, src: np.ndarray, dst: np.ndarray) -> None:
-        loops, cb = self._loops, self.epilog.wrapper
+        loops = self._epilog_loops
         rows, shape, s_src, s_out = _walk(src.shape, _strides(src), _strides(dst))
-        base = loops.scalar((_address(dst) - _address(call.out)) // dst.dtype.itemsize)
+        base = loops.scalar((_address(dst) - call.out_address) // dst.dtype.itemsize)
         rows, shape, s_out = loops.scalar(rows), loops.vector(shape), loops.vector(s_out)
         if _same_view(src, dst):  # the FFT ran in the output
-            loops.epilog_in_place(cb, call.data_out, base, s_out, call.epilog_info, rows, shape)
+            loops.in_place(call.data_out, base, s_out, call.epilog_info, rows, shape)
         else:
-            loops.epilog(cb, _flat(src), loops.scalar(0), loops.vector(s_src), call.data_out, base, s_out,
-                         call.epilog_info, rows, shape)
+            loops.apart(_flat(src), loops.scalar(0), loops.vector(s_src), call.data_out, base, s_out,
+                        call.epilog_info, rows, shape)
 
 
 def _copy_step(call: _Call, src: np.ndarray, dst: np.ndarray) -> None:
