@@ -8,9 +8,7 @@ The fingerprint is taken on every call, so a changed global is never served stal
 
 from __future__ import annotations
 
-import dataclasses
-import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 from cache import artifact_key, default_store
 
@@ -19,11 +17,11 @@ from .fingerprint import UncacheableError, function_fingerprint
 from .forms import Form, infer_form
 from .toolchain import resolve_arch, toolchain_stamp
 
-log = logging.getLogger("fftfuse.compiler")
+# The cache-hit path imports neither dataclasses (inspect) nor logging nor NumPy: each costs
+# milliseconds in a fresh process, and a hit is meant to take about ten.
 
 
-@dataclasses.dataclass(frozen=True)
-class CompiledCallback:
+class CompiledCallback(NamedTuple):
     """LTO-IR of one callback and what it was compiled for."""
 
     ltoir: bytes
@@ -42,12 +40,20 @@ class CompiledCallback:
         return self.source != "compiled"
 
 
+_DTYPE_NAMES = frozenset(
+    ("float32", "float64", "complex64", "complex128", "int8", "int16", "int32", "int64",
+     "uint8", "uint16", "uint32", "uint64", "float16", "bool")
+)
+
+
 def user_dtype_name(user_dtype: Any) -> str | None:
     """Canonical spelling of a user-data type: a NumPy dtype name, or a numba type's repr."""
     if user_dtype is None:
         return None
     if type(user_dtype).__module__.startswith("numba"):
         return f"numba:{user_dtype!r}"
+    if isinstance(user_dtype, str) and user_dtype in _DTYPE_NAMES:
+        return user_dtype
     import numpy as np
 
     try:
@@ -101,7 +107,9 @@ def compile_callback(
     try:
         fingerprint = function_fingerprint(fn)
     except UncacheableError as exc:
-        log.info("not caching %s %r: %s", kind, getattr(fn, "__qualname__", fn), exc)
+        import logging
+
+        logging.getLogger("fftfuse.compiler").info("not caching %s %r: %s", kind, getattr(fn, "__qualname__", fn), exc)
     else:
         key = artifact_key(
             target="ltoir", fingerprint=fingerprint, kind=kind, form=form.value, element=element,

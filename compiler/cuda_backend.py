@@ -138,6 +138,7 @@ def compile_ltoir(
     except NumbaError as exc:
         raise _compile_error(fn, kind, exc) from None
     meta = {
+        "function": getattr(getattr(fn, "py_func", fn), "__qualname__", repr(fn)),
         "symbol": symbol,
         "kind": kind,
         "form": form.value,
