@@ -87,6 +87,18 @@ def run_ours(d):
     out["convolution"] = gpu_ms(lambda: fft.ifft(fft.fft(x, axes=[-1], epilog={"fn": lambda v, f: v * f, "data": filt}), axes=[-1]))
     out["r2c_plain"] = gpu_ms(lambda: fft.rfft(xr, axes=[-1]))
     out["r2c_scale_epilog"] = gpu_ms(lambda: fft.rfft(xr, axes=[-1], epilog=lambda v: v * f32))
+    # The same filter with user_info the data pointer itself (LTO-IR bytes, nvmath-python's
+    # form): the plan is bound to that pointer, but the callback skips the slot load.
+    def raw_filter(data_out, offset, value, user_info, unused):
+        data_out[offset] = value * user_info[offset]
+
+    direct = fft.compile_epilog(raw_filter, "complex64", "complex64")
+    with fft.FFT(x, axes=[-1]) as stateful:
+        stateful.plan(epilog={"ltoir": direct, "data": int(filt.data.ptr)})
+        out["filter_epilog_raw_pointer_stateful"] = gpu_ms(stateful.execute)
+    with fft.FFT(x, axes=[-1]) as stateful:
+        stateful.plan(epilog={"fn": lambda v, f: v * f, "data": filt})
+        out["filter_epilog_stateful"] = gpu_ms(stateful.execute)
     # Python float literals: computed in complex64 (default) or complex128 ("double").
     out["scale_epilog_python_float"] = gpu_ms(lambda: fft.fft(x, axes=[-1], epilog=lambda v: v * 0.0009765625))
     double = {"float_literals": "double"}
@@ -229,7 +241,7 @@ def report(paths):
     names = ["plain", "scale_epilog", "filter_epilog", "window_prolog", "convolution", "r2c_plain",
              "r2c_scale_epilog", "2d_plain", "2d_scale_epilog", "filter_epilog_alternating_data",
              "scale_epilog_python_float", "scale_epilog_python_float_double", "r2c_scale_epilog_patient_jit",
-             "filter_epilog_patient_jit"]
+             "filter_epilog_patient_jit", "filter_epilog_stateful", "filter_epilog_raw_pointer_stateful"]
     print(f"{'case':34s} {'ours ms':>9s} {'nvmath ms':>10s} {'cupy ms':>9s} {'ours/nvmath':>12s} {'ours/cupy':>10s}")
     for n in names:
         o, r, c = (x.get(n, {}).get("median_ms") for x in (ours, ref, cupy))
