@@ -126,6 +126,9 @@ def run_ours(d):
         plan.plan(epilog=lambda v: v * f32)
         out["host_stateful_execute_1x1024"] = host_us(plan.execute)
     out["peak_memory_bytes"] = peak_memory(lambda: fft.fft(x, axes=[-1], epilog={"fn": lambda v, f: v * f, "data": filt}))
+    from nvmath.fft import _gpu
+
+    out["work_area_bytes_per_plan"] = sorted({int(p._work.nbytes) for p in _gpu.plan_cache._plans.values()})
     return out
 
 
