@@ -332,7 +332,7 @@ def test_debug_reports_out_of_range_data_out():
     problem, inp, out = prepare("fft", x, (-1,))
     with pytest.raises(CallbackIndexError, match=r"data_out at offset 24, outside its 24 elements") as err:
         run(problem, inp, out, epilog=writes_past_the_end, debug=True)
-    assert "shape (3, 8), strides (8, 1)" in str(err.value)
+    assert "the FFT output of shape (3, 8) and element strides (8, 1)" in str(err.value)
 
 
 def test_debug_user_info_without_data_is_checked():
