@@ -271,6 +271,17 @@ def test_many_small_blocks(monkeypatch, layout, workers):
     assert_close(got, reference("fft", x, axes, problem, pre, post), "complex64")
 
 
+@pytest.mark.parametrize("kind, dtype", [("fft", "complex64"), ("rfft", "float64"), ("irfft", "complex128")])
+def test_fewer_batches_than_threads_run_phased(kind, dtype):
+    rng = np.random.default_rng(13)
+    x = random_array(rng, (3, 8, 20), dtype)
+    problem, inp, out = prepare(kind, x, (1, 2), "even")
+    assert CpuExecutor(problem, None, None, workers=4)._batch_blocks() is None
+    prolog, epilog, window, filt, pre, post = callback_case("cufft", problem, x, rng)
+    got = run(problem, inp, out, prolog, epilog, window, filt, workers=4)
+    assert_close(got, reference(kind, x, (1, 2), problem, pre, post), dtype)
+
+
 def test_large_batch_uses_blocks_and_matches(monkeypatch):
     monkeypatch.setattr(_cpu, "BLOCK_BYTES", 1 << 18)  # 32 rows of 1024 complex64
     rng = np.random.default_rng(2)
