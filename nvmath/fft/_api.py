@@ -236,18 +236,21 @@ class FFT:
         from ._gpu import AttachedCallback
 
         element = self._element_dtype(spec.kind)
+        laid_out = self._data.get(spec.kind)
+        pointer = int(laid_out.data.ptr) if laid_out is not None else (spec.pointer or 0)
         if spec.ltoir is not None:
             # nvmath-python's form: user_info is the data pointer itself, fixed in the plan.
             _check_raw_ltoir(spec, element, _device_arch(self._operand.device_id))
-            laid_out = self._data.get(spec.kind)
-            pointer = int(laid_out.data.ptr) if laid_out is not None else (spec.pointer or 0)
             return AttachedCallback(spec.kind, spec.ltoir, callback_symbol(spec.kind, element), element,
                                     indirect=False, pointer=pointer, name=spec.name, toolkit=None)
+        # Shared (stateless) plans read the data pointer from a slot, so new data reuses the plan;
+        # a stateful plan owns its data and gets the pointer itself, one load less per element.
+        indirect = self._shared and spec.data is not None
         arch = _device_arch(self._operand.device_id)
         compiled = compile_callback(spec.fn, spec.kind, element, spec.data.dtype if spec.data else None,
-                                    compute_capability=arch, indirect=True, literals=self.options.float_literals)
-        return AttachedCallback(spec.kind, compiled.ltoir, compiled.symbol, element, indirect=True, pointer=None,
-                                name=spec.name, toolkit=compiled.toolkit)
+                                    compute_capability=arch, indirect=indirect, literals=self.options.float_literals)
+        return AttachedCallback(spec.kind, compiled.ltoir, compiled.symbol, element, indirect=indirect,
+                                pointer=None if indirect else pointer, name=spec.name, toolkit=compiled.toolkit)
 
     def _plan_cpu(self) -> Any:
         from compiler.cpu_backend import compile_cpu, python_callback
