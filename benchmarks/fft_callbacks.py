@@ -216,8 +216,11 @@ def run_cupy(d):
 def peak_memory(run):
     import cupy as cp
 
+    import gc
+
     pool = cp.get_default_memory_pool()
     cp.cuda.Device().synchronize()
+    gc.collect()  # else arrays of earlier cases, freed by a collection during run(), count as ours
     pool.free_all_blocks()
     base = pool.used_bytes()
     run()
