@@ -217,3 +217,23 @@ def test_cpu_and_gpu_agree():
     cpu = nvmath.fft.fft(xh, axes=[-1], epilog={"fn": fn, "data": dh})
     assert isinstance(cpu, np.ndarray)
     np.testing.assert_allclose(cp.asnumpy(gpu), cpu, rtol=1e-9, atol=1e-9)
+
+
+def test_raw_and_torch_stream_handles_order_copies_and_fft():
+    base = cp.asarray(rand((64, 512), "complex64", 18))
+    x = base[:, ::2]  # strided: the planner copies it, on the given stream
+    want = np.fft.fft(cp.asnumpy(x).astype(np.complex128), axis=-1) * 2
+    s = cp.cuda.Stream(non_blocking=True)
+    r = nvmath.fft.fft(x, axes=[-1], epilog=lambda v: v * 2, stream=s.ptr)
+    s.synchronize()
+    close(r, want, "complex64")
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch without CUDA")
+    ts = torch.cuda.Stream()
+    xt = torch.from_dlpack(x)
+    with torch.cuda.stream(ts):
+        r = nvmath.fft.fft(xt, axes=[-1], epilog=lambda v: v * 2, stream=ts)
+    ts.synchronize()
+    assert isinstance(r, torch.Tensor)
+    close(cp.asarray(r), want, "complex64")

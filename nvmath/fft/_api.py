@@ -179,6 +179,7 @@ class FFT:
     # -- planning ------------------------------------------------------------------------------
     def plan(self, *, prolog: Any = None, epilog: Any = None, stream: Any = None) -> None:
         """Compile the callbacks (through the cache) and build the plan."""
+        self._plan_stream = stream if stream is not None else self._stream
         self._prolog = callback_spec(prolog, "prolog")
         self._epilog = callback_spec(epilog, "epilog")
         for spec in (self._prolog, self._epilog):
@@ -210,7 +211,7 @@ class FFT:
         if self._target == "cuda":
             import cupy
 
-            with cupy.cuda.Device(self._operand.device_id):
+            with cupy.cuda.Device(self._operand.device_id), _on_stream(self._plan_stream):
                 return lay_out_user_data(spec, target, allow_copy=self.options.user_data_copy)
         return lay_out_user_data(spec, target, allow_copy=self.options.user_data_copy)
 
@@ -278,9 +279,9 @@ class FFT:
             self.plan()
         direction = self._direction(direction)
         problem = self.problem
-        inp = self._input()
         if self._target == "cuda":
-            return self._result(self._execute_gpu(inp, direction, stream))
+            return self._execute_gpu(direction, stream)
+        inp = self._input()
         out = inp if problem.inplace else empty_strided(
             np, problem.output.shape, problem.output.strides, problem.output_dtype, problem.output.span)
         self._executor.execute(inp, out, direction, self._data.get("prolog"), self._data.get("epilog"))
@@ -299,34 +300,31 @@ class FFT:
         problem, operand = self.problem, self._operand
         if not problem.copy_input:
             return operand.array
-        if self._input_buffer is None:
+        if self._input_buffer is None:  # on the GPU, _execute_gpu has set the device and stream
             layout = problem.input
-            with _device_of(operand):
-                self._input_buffer = empty_strided(operand.xp, layout.shape, layout.strides, problem.input_dtype,
-                                                   layout.span)
+            self._input_buffer = empty_strided(operand.xp, layout.shape, layout.strides, problem.input_dtype,
+                                               layout.span)
         self._input_buffer[...] = operand.array
         return self._input_buffer
 
-    def _execute_gpu(self, inp: Any, direction: str, stream: Any) -> Any:
+    def _execute_gpu(self, direction: str, stream: Any) -> Any:
         import cupy
 
         from ._cufft import CUFFT_FORWARD, CUFFT_INVERSE
 
         problem = self.problem
-        with cupy.cuda.Device(self._operand.device_id):
-            stream_ptr = _stream_pointer(stream if stream is not None else self._stream)
+        # Copies, allocations and the FFT all go on the caller's stream, in order.
+        with cupy.cuda.Device(self._operand.device_id), _on_stream(stream if stream is not None else self._stream) as s:
+            inp = self._input()
             out = inp if problem.inplace else empty_strided(
                 cupy, problem.output.shape, problem.output.strides, problem.output_dtype, problem.output.span)
             data = [self._data.get(k) for k in ("prolog", "epilog")]
             pointers = [int(d.data.ptr) if d is not None else 0 for d in data]
             self._executor.execute(int(inp.data.ptr), int(out.data.ptr),
-                                   CUFFT_FORWARD if direction == "forward" else CUFFT_INVERSE, stream_ptr,
-                                   *pointers)
-            if self._host_result is True and self.options.blocking:
-                cupy.cuda.ExternalStream(stream_ptr).synchronize()
-            elif self.options.blocking is True:
-                cupy.cuda.ExternalStream(stream_ptr).synchronize()
-        return out
+                                   CUFFT_FORWARD if direction == "forward" else CUFFT_INVERSE, s.ptr, *pointers)
+            if self.options.blocking is True or (self._host_result is True and self.options.blocking == "auto"):
+                s.synchronize()
+            return self._result(out)
 
     def _result(self, out: Any) -> Any:
         if self._host_result is True:
@@ -410,16 +408,6 @@ def _to_device(tensor: Tensor, execution: Any, options: FFTOptions, device_id: i
         return Tensor(cupy.asarray(tensor.array), tensor.framework, device_id)
 
 
-def _device_of(t: Tensor) -> Any:
-    if t.on_gpu:
-        import cupy
-
-        return cupy.cuda.Device(t.device_id)
-    import contextlib
-
-    return contextlib.nullcontext()
-
-
 @functools.lru_cache(maxsize=None)
 def _device_arch(device_id: int) -> int:
     import cupy
@@ -427,17 +415,22 @@ def _device_arch(device_id: int) -> int:
     return int(cupy.cuda.Device(device_id).compute_capability)
 
 
-def _stream_pointer(stream: Any) -> int:
-    """A raw cudaStream_t from a CuPy or PyTorch stream, an int, or the current CuPy stream."""
-    if stream is None:
-        import cupy
+def _on_stream(stream: Any) -> Any:
+    """A context in which ``stream`` (CuPy, PyTorch, a raw cudaStream_t int, or None for CuPy's
+    current stream) is CuPy's current stream; it yields the CuPy stream object."""
+    import contextlib
 
-        return int(cupy.cuda.get_current_stream().ptr)
-    if isinstance(stream, int):
+    import cupy
+
+    if stream is None:
+        return contextlib.nullcontext(cupy.cuda.get_current_stream())
+    if isinstance(stream, cupy.cuda.Stream):
         return stream
-    for attr in ("ptr", "cuda_stream"):  # CuPy, PyTorch
-        if hasattr(stream, attr):
-            return int(getattr(stream, attr))
+    if isinstance(stream, int) and not isinstance(stream, bool):
+        return cupy.cuda.ExternalStream(stream)
+    pointer = getattr(stream, "cuda_stream", None)  # PyTorch
+    if pointer is not None:
+        return cupy.cuda.ExternalStream(int(pointer))
     raise TypeError(f"stream of type {type(stream).__name__} is not understood; pass a CuPy or PyTorch stream "
                     "or a cudaStream_t as int")
 
@@ -446,7 +439,7 @@ def _stateless(kind: str, operand: Any, axes: Any, options: Any, execution: Any,
                stream: Any) -> Any:
     f = FFT(operand, axes=axes, options=options, execution=execution, stream=stream, _kind=kind,
             _shared_plans=True)
-    f.plan(prolog=prolog, epilog=epilog)
+    f.plan(prolog=prolog, epilog=epilog, stream=stream)
     return f.execute(stream=stream)
 
 
