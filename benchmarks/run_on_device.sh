@@ -23,6 +23,9 @@ for step in $steps; do
       (cd /tmp && PYTHONPATH=/tmp/ref:/tmp/site python3 "$OLDPWD/benchmarks/fft_callbacks.py" --impl nvmath --json "$OUT/nvmath.json" > "$OUT/nvmath.log" 2>&1) || tail -30 "$OUT/nvmath.log"
       python3 benchmarks/fft_callbacks.py --impl cupy --json "$OUT/cupy.json" > "$OUT/cupy.log" 2>&1 || tail -30 "$OUT/cupy.log"
       python3 benchmarks/fft_callbacks.py --report "$OUT"/ours.json "$OUT"/nvmath.json "$OUT"/cupy.json --json "$OUT/fft_callbacks.json" 2>&1 | tee "$OUT/fft_table.txt" ;;
+    coldstart)
+      python3 -m pip install -q --no-index --no-deps --target /tmp/ref .whl/ref/*.whl 2>/dev/null
+      python3 benchmarks/cold_start.py --nvmath-python /tmp/ref --json "$OUT/cold_start.json" 2>&1 | tee "$OUT/cold_start.txt" ;;
     compile)
       python3 benchmarks/compile.py --json "$OUT/compile.json" 2>&1 | tee "$OUT/compile.txt" ;;
   esac
