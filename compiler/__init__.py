@@ -1,7 +1,6 @@
 """Python functions -> cuFFT callbacks: forms, fingerprints, and the numba back ends."""
 
-import importlib
-from typing import Any
+from ._lazy import lazy_attributes
 
 __fftfuse_package__ = True
 
@@ -15,14 +14,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value  # later lookups skip this hook
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())

@@ -1,7 +1,7 @@
 """FFTs with Python prologs and epilogs fused in: cuFFT LTO callbacks on the GPU, SciPy+numba on the CPU."""
 
-import importlib
-from typing import Any
+
+from compiler._lazy import lazy_attributes
 
 # Light: the compiler loads only when a callback is compiled.
 from ._compile import compile_epilog, compile_prolog
@@ -20,14 +20,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value  # later lookups skip this hook
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
