@@ -65,6 +65,24 @@ def user_dtype_name(user_dtype: Any) -> str | None:
         ) from None
 
 
+def describe_callback(fn: Any, kind: str, element_dtype: Any, user_dtype: Any) -> tuple[Form, str, str | None]:
+    """The callback's form, element type name and user-data type name (None: no user data).
+
+    A ``user_dtype`` already canonical (a "numba:..." name from a compiled callback) passes as it is.
+    """
+    form = infer_form(fn, kind)
+    element = element_dtype_name(element_dtype)
+    canonical = isinstance(user_dtype, str) and user_dtype.startswith("numba:")
+    user_name = user_dtype if canonical else user_dtype_name(user_dtype)
+    if user_name is None and form is Form.VALUE_DATA:
+        name = getattr(getattr(fn, "py_func", fn), "__qualname__", fn)
+        raise TypeError(
+            f"{kind} {name!r} takes a user-data element (form f(x, d)) but no user data type was given: "
+            "pass user_info_dtype, or data= with the FFT call"
+        )
+    return form, element, user_name
+
+
 def single_precision_literals(literals: str, element: str) -> bool:
     """Whether float literals are narrowed to single precision for this element type."""
     if literals not in ("element", "double"):
@@ -90,14 +108,7 @@ def compile_callback(
     (the default) computes Python float literals and float globals in the element's precision
     for single-precision elements; ``"double"`` keeps Python's double precision.
     """
-    form = infer_form(fn, kind)
-    element = element_dtype_name(element_dtype)
-    user_name = user_dtype_name(user_dtype)
-    if user_name is None and form is Form.VALUE_DATA:
-        raise TypeError(
-            f"{kind} {getattr(fn, '__qualname__', fn)!r} takes a user-data element (form f(x, d)) "
-            "but no user data type was given: pass user_info_dtype, or data= with the FFT call"
-        )
+    form, element, user_name = describe_callback(fn, kind, element_dtype, user_dtype)
     arch = resolve_arch(compute_capability)
     narrow = single_precision_literals(literals, element)
     if store is None:

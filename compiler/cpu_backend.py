@@ -21,9 +21,8 @@ import logging
 import threading
 from typing import Any, Callable
 
-from .dtypes import element_dtype_name
 from .fingerprint import UncacheableError, function_fingerprint
-from .forms import Form, callback_error, infer_form, python_function
+from .forms import Form, callback_error, python_function
 from .toolchain import toolchain_stamp
 from .wrappers import make_wrapper
 
@@ -146,19 +145,10 @@ def cpu_argument_types(kind: str, form: Form, element: Any, user: Any) -> tuple:
 
 
 def _describe(fn: Any, kind: str, element_dtype: Any, user_dtype: Any) -> tuple[Form, str, str]:
-    """Form, element name and user-data type name; the user type defaults to the element's."""
-    from .api import user_dtype_name
+    """As ``api.describe_callback``, with the user type defaulting to the element's."""
+    from .api import describe_callback
 
-    form = infer_form(fn, kind)
-    element = element_dtype_name(element_dtype)
-    # A CpuCallback's user_dtype (a "numba:..." name included) may be passed back as it is.
-    canonical = isinstance(user_dtype, str) and user_dtype.startswith("numba:")
-    user_name = user_dtype if canonical else user_dtype_name(user_dtype)
-    if user_name is None and form is Form.VALUE_DATA:
-        raise TypeError(
-            f"{kind} {getattr(python_function(fn), '__qualname__', fn)!r} takes a user-data element "
-            "(form f(x, d)) but no user data type was given: pass user_info_dtype, or data= with the FFT call"
-        )
+    form, element, user_name = describe_callback(fn, kind, element_dtype, user_dtype)
     return form, element, user_name or element
 
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 import atexit
 import collections
 import threading
-from typing import Any
-
 import numpy as np
 
 from compiler.dtypes import callback_type_code
