@@ -79,6 +79,9 @@ def run_ours(d):
     scale = 1.0 / N
     f32 = cp.float32(scale)  # see NOTES.md: precision of Python float literals
     out = {}
+    fused_filter = lambda: fft.fft(x, axes=[-1], epilog={"fn": lambda v, f: v * f, "data": filt})  # noqa: E731
+    fused_filter()  # planned, then measured before other cases leave blocks in the pool
+    out["peak_memory_bytes"] = peak_memory(fused_filter)
     out["plain"] = gpu_ms(lambda: fft.fft(x, axes=[-1]))
     out["scale_epilog"] = gpu_ms(lambda: fft.fft(x, axes=[-1], epilog=lambda v: v * f32))
     out["filter_epilog"] = gpu_ms(lambda: fft.fft(x, axes=[-1], epilog={"fn": lambda v, f: v * f, "data": filt}))
@@ -124,7 +127,6 @@ def run_ours(d):
     with fft.FFT(small, axes=[-1]) as plan:
         plan.plan(epilog=lambda v: v * f32)
         out["host_stateful_execute_1x1024"] = host_us(plan.execute)
-    out["peak_memory_bytes"] = peak_memory(lambda: fft.fft(x, axes=[-1], epilog={"fn": lambda v, f: v * f, "data": filt}))
     from nvmath.fft import _gpu
 
     out["work_area_bytes_per_plan"] = sorted({int(p._work.nbytes) for p in _gpu.plan_cache._plans.values()})
@@ -155,6 +157,9 @@ def run_nvmath(d):
     e_filter = fft.compile_epilog(filter_cb, "complex64", "complex64")
     p_window = fft.compile_prolog(window_cb, "complex64", "float32")
     out = {"first_compile_s": first_compile}
+    fused_filter = lambda: fft.fft(x, axes=[-1], epilog={"ltoir": e_filter, "data": filt.data.ptr})  # noqa: E731
+    fused_filter()
+    out["peak_memory_bytes"] = peak_memory(fused_filter)
     out["plain"] = gpu_ms(lambda: fft.fft(x, axes=[-1]))
 
     def stateful(operand, axes, epilog=None, prolog=None, direction="forward", options=None):
@@ -186,7 +191,6 @@ def run_nvmath(d):
     out["host_stateless_epilog_1x1024"] = host_us(lambda: fft.fft(small, axes=[-1], epilog={"ltoir": e_scale}), calls=100)
     f = stateful(small, [-1], epilog={"ltoir": e_scale})
     out["host_stateful_execute_1x1024"] = host_us(f.execute)
-    out["peak_memory_bytes"] = peak_memory(lambda: fft.fft(x, axes=[-1], epilog={"ltoir": e_filter, "data": filt.data.ptr}))
     return out
 
 
