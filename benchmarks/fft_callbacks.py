@@ -225,7 +225,9 @@ def peak_memory(run):
     cp.cuda.Device().synchronize()
     gc.collect()  # else arrays of earlier cases, freed by a collection during run(), count as ours
     pool.free_all_blocks()
-    base = pool.used_bytes()
+    # Held bytes, not used bytes: a chunk that a small live array keeps partly used cannot be
+    # released, and its free remainder is not this call's memory.
+    base = pool.total_bytes()
     run()
     cp.cuda.Device().synchronize()
     return pool.total_bytes() - base
