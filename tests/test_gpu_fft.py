@@ -237,3 +237,23 @@ def test_raw_and_torch_stream_handles_order_copies_and_fft():
     ts.synchronize()
     assert isinstance(r, torch.Tensor)
     close(cp.asarray(r), want, "complex64")
+
+
+def test_hot_path_notices_changed_globals_new_data_and_new_operands():
+    global GAIN
+
+    def scaled(v):
+        return v * GAIN
+
+    def filtered(v, d):
+        return v * d
+
+    for trial in range(3):  # the same code each time: later calls take the reuse path
+        GAIN = 1.0 + trial
+        x = cp.asarray(rand((8, 256), "complex64", 30 + trial))
+        d = cp.asarray(rand((8, 256), "complex64", 40 + trial))
+        plain = np.fft.fft(cp.asnumpy(x).astype(np.complex128), axis=-1)
+        close(nvmath.fft.fft(x, axes=[-1], epilog=scaled), plain * GAIN, "complex64")
+        close(nvmath.fft.fft(x, axes=[-1], epilog={"fn": filtered, "data": d}), plain * cp.asnumpy(d), "complex64")
+        close(nvmath.fft.fft(x, axes=[-1], prolog={"fn": filtered, "data": d.real.copy()}),
+              np.fft.fft(cp.asnumpy(x * d.real), axis=-1), "complex64")

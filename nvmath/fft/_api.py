@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import threading
 from typing import Any, Literal
 
 import numpy as np
@@ -335,6 +336,28 @@ class FFT:
             return self._operand.wrap_result(cupy.asarray(out))
         return self._operand.wrap_result(out)
 
+    def _rerun(self, operand: Any, prolog: Any, epilog: Any, stream: Any) -> Any:
+        """Run this (stateless, planned) engine again on another operand and callback data of the
+        same layout; the callbacks' fingerprints have been checked by the caller."""
+        self._operand = as_tensor(operand)
+        for spec in (self._prolog, self._epilog):
+            if spec is not None and spec.data is _RELEASED:
+                new = prolog if spec.kind == "prolog" else epilog
+                object.__setattr__(spec, "data", as_tensor(new["data"], what=f"{spec.kind} data"))
+        self._plan_stream = stream
+        self._data = {s.kind: self._lay_out(s) for s in (self._prolog, self._epilog) if s is not None}
+        return self.execute(stream=stream)
+
+    def _release_arrays(self) -> None:
+        """Drop this engine's references to the caller's arrays and its input copy, so a cached
+        engine holds no memory between calls (the GPU may still be reading them: CuPy's pool
+        reuses memory in stream order)."""
+        self._operand = self._input_buffer = None
+        self._data = {}
+        for spec in (self._prolog, self._epilog):
+            if spec is not None:
+                object.__setattr__(spec, "data", None if spec.data is None else _RELEASED)
+
     def reset_operand(self, operand: Any = None, *, stream: Any = None) -> None:
         """Point the plan at a new operand of the same shape, strides, dtype and device."""
         if operand is None:
@@ -437,10 +460,78 @@ def _on_stream(stream: Any) -> Any:
 
 def _stateless(kind: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any,
                stream: Any) -> Any:
+    key = _reuse_key(kind, operand, axes, options, execution, prolog, epilog)
+    engines = _recent_engines()
+    if key is not None:
+        hit = engines.get(key)
+        if hit is not None and hit[1] == _fingerprints(prolog, epilog):
+            engine = hit[0]
+            try:
+                return engine._rerun(operand, prolog, epilog, stream)
+            finally:
+                engine._release_arrays()
     f = FFT(operand, axes=axes, options=options, execution=execution, stream=stream, _kind=kind,
             _shared_plans=True)
     f.plan(prolog=prolog, epilog=epilog, stream=stream)
-    return f.execute(stream=stream)
+    result = f.execute(stream=stream)
+    if key is not None:
+        f._release_arrays()
+        if len(engines) >= 64:
+            engines.pop(next(iter(engines)))
+        engines[key] = (f, _fingerprints(prolog, epilog))
+    return result
+
+
+# The hot path of a repeated stateless call: the planned engine of an earlier call with the same
+# operand layout and the same callback code is reused once the callbacks' fingerprints (taken on
+# every call, so a changed global or closure value is noticed) match; only the operand and the
+# data pointers change. Per thread, as an engine is rebound to each call's arrays.
+_local = threading.local()
+_RELEASED = object()  # a released engine's spec had data: the next call brings its own
+
+
+def _recent_engines() -> dict:
+    engines = getattr(_local, "engines", None)
+    if engines is None:
+        engines = _local.engines = {}
+    return engines
+
+
+def _reuse_key(kind: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any) -> Any:
+    """A key for reusing an engine, or None where this call takes the full path."""
+    if options is not None or execution is not None or type(operand).__module__.split(".")[0] != "cupy":
+        return None
+    if FFTOptions().debug_mode:
+        return None
+    signature = []
+    for cb in (prolog, epilog):
+        if cb is None:
+            signature.append(None)
+        elif type(cb) is dict and set(cb) == {"fn", "data"} and type(cb["data"]).__module__.startswith("cupy"):
+            data = cb["data"]
+            signature.append((getattr(cb["fn"], "__code__", None), data.shape, data.strides, data.dtype,
+                              data.device.id))
+        elif callable(cb) and not isinstance(cb, dict):
+            signature.append((getattr(cb, "__code__", None),))
+        else:
+            return None
+    if any(s is not None and s[0] is None for s in signature):
+        return None
+    return (kind, operand.shape, operand.strides, operand.dtype, operand.device.id,
+            None if axes is None else tuple(axes), *signature)
+
+
+def _fingerprints(prolog: Any, epilog: Any) -> tuple:
+    from compiler.fingerprint import UncacheableError, function_fingerprint
+
+    out = []
+    for cb in (prolog, epilog):
+        fn = cb.get("fn") if type(cb) is dict else cb
+        try:
+            out.append(None if fn is None else function_fingerprint(fn))
+        except UncacheableError:
+            return (object(),)  # never equal: such callbacks always take the full path
+    return tuple(out)
 
 
 def fft(operand: Any, axes: Any = None, options: Any = None, execution: Any = None, prolog: Any = None,
