@@ -70,9 +70,11 @@ class FFTOptions:
 
     @property
     def debug_mode(self) -> bool:
-        if self.debug is not None:
-            return bool(self.debug)
-        return os.environ.get(_DEBUG_ENV, "").lower() not in ("", "0", "false", "no", "off")
+        return bool(self.debug) if self.debug is not None else _debug_env()
+
+
+def _debug_env() -> bool:
+    return os.environ.get(_DEBUG_ENV, "").lower() not in ("", "0", "false", "no", "off")
 
 
 @dataclasses.dataclass
@@ -438,15 +440,26 @@ def _device_arch(device_id: int) -> int:
     return int(cupy.cuda.Device(device_id).compute_capability)
 
 
+class _Current:
+    """The context of CuPy's current stream: nothing to switch."""
+
+    def __init__(self, stream: Any):
+        self.stream = stream
+
+    def __enter__(self) -> Any:
+        return self.stream
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
 def _on_stream(stream: Any) -> Any:
     """A context in which ``stream`` (CuPy, PyTorch, a raw cudaStream_t int, or None for CuPy's
     current stream) is CuPy's current stream; it yields the CuPy stream object."""
-    import contextlib
-
     import cupy
 
     if stream is None:
-        return contextlib.nullcontext(cupy.cuda.get_current_stream())
+        return _Current(cupy.cuda.get_current_stream())
     if isinstance(stream, cupy.cuda.Stream):
         return stream
     if isinstance(stream, int) and not isinstance(stream, bool):
@@ -501,7 +514,7 @@ def _reuse_key(kind: str, operand: Any, axes: Any, options: Any, execution: Any,
     """A key for reusing an engine, or None where this call takes the full path."""
     if options is not None or execution is not None or type(operand).__module__.split(".")[0] != "cupy":
         return None
-    if FFTOptions().debug_mode:
+    if _debug_env():
         return None
     signature = []
     for cb in (prolog, epilog):
