@@ -78,9 +78,77 @@ def function_fingerprint(fn: Callable[..., Any]) -> str:
     ``fn`` is a Python function or a numba dispatcher. Raises :class:`UncacheableError`
     when a default, closure value or global it reads cannot be fingerprinted.
     """
+    snapshot = _leaf_snapshot(fn)
+    if snapshot is not None:
+        digest = _LEAF_MEMO.get(snapshot)
+        if digest is not None:
+            return digest
     hasher = _Hasher()
     hasher.value(fn, ("function {!r}", getattr(fn, "__qualname__", fn)))
-    return hashlib.sha256(b"".join(hasher.parts)).hexdigest()
+    digest = hashlib.sha256(b"".join(hasher.parts)).hexdigest()
+    if snapshot is not None:
+        if len(_LEAF_MEMO) >= 4096:
+            _LEAF_MEMO.clear()
+        _LEAF_MEMO[snapshot] = digest
+    return digest
+
+
+# The hot path: FFT calls fingerprint their callbacks on every call. For a *leaf* function (its
+# defaults, closure values and the globals it reads are all immutable plain values, compared by
+# exact value and type), those values and the code object determine the digest, so a snapshot of
+# them is an exact memo key: nothing is re-hashed while they are unchanged, and any change of
+# value misses the memo. Functions reaching modules, other functions or arrays take the full walk.
+_LEAF_MEMO: dict[tuple, str] = {}
+_LEAF_TYPES = frozenset({bool, int, str, bytes, type(None)})
+
+
+def _leaf_value(value: Any) -> Any:
+    """An exact, hashable stand-in for an immutable plain value, or _MISSING if not one."""
+    t = type(value)
+    if t in _LEAF_TYPES:
+        return (t, value)
+    if t is float or t is complex:
+        return (t, repr(value))  # repr tells -0.0 from 0.0, and nan equals itself
+    if t.__module__ == "numpy" and t.__name__ != "ndarray" and getattr(value, "shape", None) == ():
+        return (t, value.tobytes())  # a NumPy scalar (immutable): its type and exact bits
+    if t is BuiltinFunctionType or t is type:
+        return (t, id(value))
+    return _MISSING
+
+
+def _leaf_snapshot(fn: Any) -> tuple | None:
+    code = getattr(fn, "__code__", None)
+    if type(fn) is not FunctionType or code is None or fn.__kwdefaults__:
+        return None
+    info = _code_info(code)
+    if info.import_names:
+        return None
+    values: list[Any] = [code]
+    for value in fn.__defaults__ or ():
+        leaf = _leaf_value(value)
+        if leaf is _MISSING:
+            return None
+        values.append(leaf)
+    values.append(None)
+    for cell in fn.__closure__ or ():
+        try:
+            leaf = _leaf_value(cell.cell_contents)
+        except ValueError:
+            return None
+        if leaf is _MISSING:
+            return None
+        values.append(leaf)
+    values.append(None)
+    fn_globals = fn.__globals__
+    for name in info.global_names:
+        value = fn_globals.get(name, _MISSING)
+        if value is _MISSING:
+            value = _builtin(fn_globals, name)  # abs, range, ...
+        leaf = _leaf_value(value) if value is not _MISSING else (None, None)
+        if leaf is _MISSING:
+            return None
+        values.append(leaf)
+    return tuple(values)
 
 
 # CO_NESTED only says where a function was defined, not what it does.

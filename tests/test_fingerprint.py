@@ -401,3 +401,56 @@ def test_numba_cuda_device_function_callee():
     src = "def f(x):\n    return helper(x)\n"
     assert function_fingerprint(build(src, helper=one)) != function_fingerprint(build(src, helper=two))
     assert function_fingerprint(build(src, helper=one)) != function_fingerprint(build(src, helper=one.py_func))
+
+
+# -- the leaf memo of the hot path -------------------------------------------------------------------
+
+LEAF_SCALE = 2.0
+
+
+def _leaf(x):
+    return x * LEAF_SCALE + abs(x)
+
+
+def test_leaf_memo_is_exact_about_values_and_types():
+    import numpy as np
+
+    from compiler import fingerprint as fp
+
+    global LEAF_SCALE
+    seen = {}
+    for value in (2.0, 3.0, -0.0, 0.0, float("nan"), np.float32(3.0), np.float64(3.0), 3, True, "3"):
+        LEAF_SCALE = value
+        digest = function_fingerprint(_leaf)
+        assert fp._leaf_snapshot(_leaf) in fp._LEAF_MEMO  # the hot path is taken
+        assert function_fingerprint(_leaf) == digest  # and answers the same
+        seen[(type(value), repr(value))] = digest
+    assert len(set(seen.values())) == len(seen)  # every value and type gives its own digest
+    LEAF_SCALE = 2.0
+
+
+def test_leaf_memo_matches_the_full_walk():
+    from compiler import fingerprint as fp
+
+    memo = function_fingerprint(_leaf)
+    fp._LEAF_MEMO.clear()
+    assert function_fingerprint(_leaf) == memo
+
+
+def test_functions_reaching_arrays_or_functions_skip_the_memo():
+    import numpy as np
+
+    from compiler import fingerprint as fp
+
+    table = np.arange(4.0)
+
+    def reads_array(x):
+        return x * table[0]
+
+    def calls_helper(x):
+        return _leaf(x)
+
+    assert fp._leaf_snapshot(reads_array) is None and fp._leaf_snapshot(calls_helper) is None
+    before = function_fingerprint(reads_array)
+    table[0] = 7.0  # mutated in place: must still change the digest
+    assert function_fingerprint(reads_array) != before
