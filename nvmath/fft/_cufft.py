@@ -215,6 +215,7 @@ _PROTOTYPES: dict[str, tuple[Any, ...]] = {
 _PROTOTYPES["__cufftXtSetJITCallback_12_7"] = _PROTOTYPES["cufftXtSetJITCallback"]
 
 @functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=None)  # resolved and typed once: execution calls it every time
 def _function(name: str) -> Callable[..., int] | None:
     """The bound C function ``name``, or None when this libcufft does not export it."""
     try:

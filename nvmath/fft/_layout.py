@@ -14,6 +14,7 @@ whose strides fit is used as it is; any other is copied into a dense buffer firs
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Sequence
 
 from compiler.dtypes import COMPLEX_OF, REAL_OF
@@ -26,7 +27,7 @@ class Layout:
     shape: tuple[int, ...]
     strides: tuple[int, ...]
 
-    @property
+    @functools.cached_property  # asked on every execution
     def span(self) -> int:
         """Elements from the first to one past the last addressed element."""
         if 0 in self.shape:

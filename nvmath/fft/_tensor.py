@@ -7,6 +7,7 @@ through DLPack, without copies); results go back to the operand's framework.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 from typing import Any
 
@@ -112,6 +113,7 @@ def _view(array: Any, shape: tuple[int, ...], strides: tuple[int, ...]) -> Any:
     return np.lib.stride_tricks.as_strided(array, shape=shape, strides=byte_strides)
 
 
+@functools.lru_cache(maxsize=1024)
 def _c_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
     strides, step = [], 1
     for n in reversed(shape):
