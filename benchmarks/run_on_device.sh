@@ -27,6 +27,7 @@ for step in $steps; do
       python3 -m pip install -q --no-index --no-deps --target /tmp/ref .whl/ref/*.whl 2>/dev/null
       python3 benchmarks/cold_start.py --nvmath-python /tmp/ref --json "$OUT/cold_start.json" 2>&1 | tee "$OUT/cold_start.txt" ;;
     compile)
-      python3 benchmarks/compile.py --json "$OUT/compile.json" 2>&1 | tee "$OUT/compile.txt" ;;
+      python3 -m pip install -q --no-index --no-deps --target /tmp/ref .whl/ref/*.whl 2>/dev/null
+      python3 benchmarks/compile.py --nvmath-python /tmp/ref --json "$OUT/compile.json" 2>&1 | tee "$OUT/compile.txt" ;;
   esac
 done
