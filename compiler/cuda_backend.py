@@ -6,8 +6,9 @@ Two numba-cuda behaviours are handled here:
   ``get_current_device()``), which fails without a GPU and ignores the requested target.
   ``_target_architecture`` answers that question with the target for the duration of our
   compile, under numba's compiler lock so no other compile sees it.
-* the user's function is typed on its own first, so a wrong return kind is reported in the
-  user's terms instead of as a numba error inside a generated wrapper.
+* the user's code is inlined into the generated wrapper at numba's IR level (one compile
+  pipeline, not two); when that fails, the user's function is typed on its own, so a wrong
+  return kind is reported in the user's terms instead of as a numba error inside the wrapper.
 """
 
 from __future__ import annotations
@@ -18,10 +19,6 @@ from typing import Any, Iterator
 from .dtypes import callback_symbol
 from .forms import Form, callback_error
 from .wrappers import jit_tree, make_wrapper
-
-
-# Options of the device functions the user code becomes (see the GPU notes in NOTES.md).
-DEVICE_JIT_OPTIONS: dict = {}
 
 
 class _TargetDevice:
@@ -126,17 +123,32 @@ def compile_ltoir(
     else:
         signature = types.void(types.CPointer(element), types.uint64, element, info, types.voidptr)
 
-    try:
-        with _target_architecture(cc):
-            device_fn = jit_tree(fn, cuda.jit(device=True, **DEVICE_JIT_OPTIONS), narrow)
-            result = device_fn.compile_device(user_argument_types(kind, form, element, user)).signature.return_type
-            check_result_type(fn, kind, form, element, result)
-            wrapper = make_wrapper(kind, form, device_fn, element, indirect=indirect)
-            ltoir, _ = cuda.compile(
+    def build() -> tuple[Any, Any]:
+        # Inlined at numba's IR level: one compile pipeline for the wrapper and the user's code.
+        device_fn = jit_tree(fn, cuda.jit(device=True, inline="always"), narrow)
+        wrapper = make_wrapper(kind, form, device_fn, element, indirect=indirect)
+        try:
+            code, _ = cuda.compile(
                 wrapper, signature, device=True, abi="c", abi_info={"abi_name": symbol}, output=output, cc=cc
             )
-    except NumbaError as exc:
-        raise _compile_error(fn, kind, exc) from None
+        except NumbaError as exc:
+            return device_fn, exc
+        return device_fn, code
+
+    with _target_architecture(cc):
+        try:
+            device_fn, ltoir = build()
+        except RecursionError:
+            raise callback_error(fn, kind, "it calls a function recursively, which numba cannot compile "
+                                 "for the GPU; write the recursion as a loop") from None
+        if isinstance(ltoir, Exception):
+            # Type the user's function alone to say, in the user's terms, what is wrong with it.
+            try:
+                result = device_fn.compile_device(user_argument_types(kind, form, element, user)).signature.return_type
+            except NumbaError as exc:
+                raise _compile_error(fn, kind, exc) from None
+            check_result_type(fn, kind, form, element, result)
+            raise _compile_error(fn, kind, ltoir) from None
     meta = {
         "function": getattr(getattr(fn, "py_func", fn), "__qualname__", repr(fn)),
         "symbol": symbol,
@@ -147,7 +159,6 @@ def compile_ltoir(
         "arch": arch,
         "indirect": indirect,
         "narrow": narrow,
-        "result_type": str(result),
         "toolkit": toolkit_version(),
     }
     return (ltoir.encode() if isinstance(ltoir, str) else bytes(ltoir)), meta

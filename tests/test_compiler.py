@@ -282,3 +282,14 @@ def test_narrowed_results_within_element_rounding():
         for i in range(x.size):
             cb.wrapper(out, i, x[i], out, None)
         np.testing.assert_allclose(out, x.astype(np.complex128) * 0.6, rtol=2e-6)
+
+
+def _factorial(n):
+    if n <= 1:
+        return 1
+    return n * _factorial(n - 1)
+
+
+def test_recursive_helper_is_a_clear_error(store):
+    with pytest.raises(TypeError, match="recursively"):
+        compile_callback(lambda x: x * _factorial(3), "epilog", "float32", compute_capability=ARCH, store=store)
