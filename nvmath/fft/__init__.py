@@ -14,8 +14,8 @@ __all__ = [
 # The FFT machinery imports NumPy; resolving it on first use keeps a process that only
 # fetches cached LTO-IR (compile_prolog/compile_epilog) free of that start-up cost.
 _LAZY = {
-    "FFT": "._api", "FFTOptions": "._api", "ExecutionCPU": "._api", "ExecutionCUDA": "._api",
-    "fft": "._api", "ifft": "._api", "rfft": "._api", "irfft": "._api",
+    "FFT": "._api", "FFTOptions": "._options", "ExecutionCPU": "._options", "ExecutionCUDA": "._options",
+    "fft": "._stateless", "ifft": "._stateless", "rfft": "._stateless", "irfft": "._stateless",
     "DeviceCallable": "._callbacks", "LayoutError": "._layout",
 }
 

@@ -1,118 +1,32 @@
-"""The public FFT API: stateless ``fft``/``ifft``/``rfft``/``irfft`` and the stateful ``FFT``.
+"""The FFT engine: the stateful ``FFT``, which the stateless functions (``_stateless``) use too.
 
-One engine serves both: ``FFT`` decides the buffers (``_layout``), compiles the callbacks
-(through the cache, dtypes inferred from the problem and the user's data), and runs them on
-the GPU (cuFFT with LTO callbacks) or the CPU (SciPy + numba). Stateless calls borrow plans
-from a per-device cache instead of building their own.
+``FFT`` decides the buffers (``_layout``), compiles the callbacks (through the cache, dtypes
+inferred from the problem and the user's data), and runs them on the GPU (cuFFT with LTO
+callbacks) or the CPU (SciPy + numba). Engines of stateless calls borrow plans from a
+per-device cache instead of building their own.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import os
-import threading
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from ._callbacks import CallbackSpec, callback_spec, lay_out_user_data
 from ._layout import FFTProblem, LayoutError, plan_problem
+from ._options import FFTOptions, execution_target
 from ._tensor import Tensor, as_tensor, empty_strided
-
-_DEBUG_ENV = "FFTFUSE_DEBUG"
-
-
-@dataclasses.dataclass
-class FFTOptions:
-    """Options of an FFT (names follow nvmath-python where it has them).
-
-    fft_type: "C2C", "R2C" or "C2R"; inferred from the operand's dtype when None (C2R must be asked for).
-    inplace: overwrite the operand with the result (C2C only).
-    last_axis_parity: "even" or "odd", the parity of a C2R output's last axis.
-    result_layout: "optimized" (FFT axes innermost) or "natural" (the operand's axis order).
-    user_data_copy: allow copying callback data into the layout its offsets walk (else raise).
-    debug: run callbacks as plain Python on bounds-checked views, on the CPU (also FFTFUSE_DEBUG=1).
-    num_threads: CPU FFT threads (default: all cores).
-    float_literals: "element" computes a single-precision callback's Python float literals and
-        float globals in single precision (results stay within the element's rounding);
-        "double" keeps Python's double precision.
-    patient_jit: let cuFFT time its candidate kernels with the callbacks linked in when planning
-        (slower planning; see benchmarks/NOTES.md for what it gains).
-    device_id: the GPU for host operands executed on the GPU.
-    blocking: True waits for the GPU before returning; "auto" waits only for host operands.
-    """
-
-    fft_type: str | None = None
-    inplace: bool = False
-    last_axis_parity: Literal["even", "odd"] = "even"
-    result_layout: Literal["optimized", "natural"] = "optimized"
-    user_data_copy: bool = True
-    debug: bool | None = None
-    num_threads: int | None = None
-    float_literals: Literal["element", "double"] = "element"
-    patient_jit: bool = False
-    device_id: int | None = None
-    blocking: bool | Literal["auto"] = "auto"
-
-    @classmethod
-    def of(cls, options: Any) -> "FFTOptions":
-        if options is None:
-            return cls()
-        if isinstance(options, cls):
-            return options
-        if isinstance(options, dict):
-            unknown = set(options) - {f.name for f in dataclasses.fields(cls)}
-            if unknown:
-                raise TypeError(f"unknown FFT options {sorted(unknown)}; see FFTOptions")
-            return cls(**options)
-        raise TypeError(f"options must be an FFTOptions or a dict, got {type(options).__name__}")
-
-    @property
-    def debug_mode(self) -> bool:
-        return bool(self.debug) if self.debug is not None else _debug_env()
-
-
-def _debug_env() -> bool:
-    return os.environ.get(_DEBUG_ENV, "").lower() not in ("", "0", "false", "no", "off")
-
-
-@dataclasses.dataclass
-class ExecutionCUDA:
-    device_id: int = 0
-
-
-@dataclasses.dataclass
-class ExecutionCPU:
-    num_threads: int | None = None
-
-
-def _execution_target(execution: Any, operand: Tensor, options: FFTOptions) -> str:
-    if execution is None:
-        target = "cuda" if operand.on_gpu else "cpu"
-    elif isinstance(execution, ExecutionCUDA):
-        target = "cuda"
-    elif isinstance(execution, ExecutionCPU):
-        target = "cpu"
-    elif isinstance(execution, dict):
-        target = str(execution.get("name", "")).lower()
-    else:
-        target = str(execution).lower()
-    if target not in ("cuda", "cpu"):
-        raise ValueError(f"execution={execution!r} is not understood; use 'cuda' or 'cpu'")
-    if target == "cpu" and operand.on_gpu and not options.debug_mode:
-        raise ValueError("execution='cpu' needs a host operand (NumPy); this one is on the GPU")
-    return "cpu" if options.debug_mode else target
-
-
-_KIND_OF_TYPE = {("C2C", "forward"): "fft", ("C2C", "inverse"): "ifft", ("R2C", "forward"): "rfft",
-                 ("C2R", "inverse"): "irfft"}
 
 
 @functools.lru_cache(maxsize=1024)
 def _problem(kind, shape, strides, dtype, axes, inplace, parity, layout) -> FFTProblem:
     return plan_problem(kind, shape, strides, dtype, axes, inplace=inplace, last_axis_parity=parity,
                         result_layout=layout)
+
+
+# A released engine's spec had data: the next call brings its own (see FFT._release_arrays).
+_RELEASED = object()
 
 
 class FFT:
@@ -132,7 +46,7 @@ class FFT:
         self.options = FFTOptions.of(options)
         self._host_result = False
         tensor = as_tensor(operand)
-        self._target = _execution_target(execution, tensor, self.options)
+        self._target = execution_target(execution, tensor, self.options)
         if self._target == "cuda" and not tensor.on_gpu:
             tensor = _to_device(tensor, execution, self.options)
             self._host_result = True
@@ -469,114 +383,3 @@ def _on_stream(stream: Any) -> Any:
         return cupy.cuda.ExternalStream(int(pointer))
     raise TypeError(f"stream of type {type(stream).__name__} is not understood; pass a CuPy or PyTorch stream "
                     "or a cudaStream_t as int")
-
-
-def _stateless(kind: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any,
-               stream: Any) -> Any:
-    key = _reuse_key(kind, operand, axes, options, execution, prolog, epilog)
-    engines = _recent_engines()
-    if key is not None:
-        hit = engines.get(key)
-        if hit is not None and hit[1] == _fingerprints(prolog, epilog):
-            engine = hit[0]
-            try:
-                return engine._rerun(operand, prolog, epilog, stream)
-            finally:
-                engine._release_arrays()
-    f = FFT(operand, axes=axes, options=options, execution=execution, stream=stream, _kind=kind,
-            _shared_plans=True)
-    f.plan(prolog=prolog, epilog=epilog, stream=stream)
-    result = f.execute(stream=stream)
-    if key is not None:
-        f._release_arrays()
-        if len(engines) >= 64:
-            engines.pop(next(iter(engines)))
-        engines[key] = (f, _fingerprints(prolog, epilog))
-    return result
-
-
-# The hot path of a repeated stateless call: the planned engine of an earlier call with the same
-# operand layout and the same callback code is reused once the callbacks' fingerprints (taken on
-# every call, so a changed global or closure value is noticed) match; only the operand and the
-# data pointers change. Per thread, as an engine is rebound to each call's arrays.
-_local = threading.local()
-_RELEASED = object()  # a released engine's spec had data: the next call brings its own
-
-
-def _recent_engines() -> dict:
-    engines = getattr(_local, "engines", None)
-    if engines is None:
-        engines = _local.engines = {}
-    return engines
-
-
-def _reuse_key(kind: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any) -> Any:
-    """A key for reusing an engine, or None where this call takes the full path."""
-    if options is not None or execution is not None or type(operand).__module__.split(".")[0] != "cupy":
-        return None
-    if _debug_env():
-        return None
-    signature = []
-    for cb in (prolog, epilog):
-        if cb is None:
-            signature.append(None)
-        elif type(cb) is dict and set(cb) == {"fn", "data"} and type(cb["data"]).__module__.startswith("cupy"):
-            data = cb["data"]
-            signature.append((getattr(cb["fn"], "__code__", None), data.shape, data.strides, data.dtype,
-                              data.device.id))
-        elif callable(cb) and not isinstance(cb, dict):
-            signature.append((getattr(cb, "__code__", None),))
-        else:
-            return None
-    if any(s is not None and s[0] is None for s in signature):
-        return None
-    return (kind, operand.shape, operand.strides, operand.dtype, operand.device.id,
-            None if axes is None else tuple(axes), *signature)
-
-
-def _fingerprints(prolog: Any, epilog: Any) -> tuple:
-    from compiler.fingerprint import UncacheableError, function_fingerprint
-
-    out = []
-    for cb in (prolog, epilog):
-        fn = cb.get("fn") if type(cb) is dict else cb
-        try:
-            out.append(None if fn is None else function_fingerprint(fn))
-        except UncacheableError:
-            return (object(),)  # never equal: such callbacks always take the full path
-    return tuple(out)
-
-
-def fft(operand: Any, axes: Any = None, options: Any = None, execution: Any = None, prolog: Any = None,
-        epilog: Any = None, stream: Any = None) -> Any:
-    """Forward complex-to-complex FFT over ``axes`` (the last up-to-3 by default), unnormalized.
-
-    A real operand is promoted to complex. ``prolog``/``epilog`` take a Python function, a dict
-    ``{"fn": f, "data": array}``, or nvmath-python's ``{"ltoir": bytes, "data": pointer}``.
-
-    >>> import numpy as np
-    >>> x = np.arange(8, dtype=np.complex128)
-    >>> y = fft(x, epilog=lambda v: v / 8)
-    >>> bool(np.allclose(y, np.fft.fft(x) / 8))
-    True
-    """
-    return _stateless("fft", operand, axes, options, execution, prolog, epilog, stream)
-
-
-def ifft(operand: Any, axes: Any = None, options: Any = None, execution: Any = None, prolog: Any = None,
-         epilog: Any = None, stream: Any = None) -> Any:
-    """Inverse complex-to-complex FFT, unnormalized (as cuFFT: scale in an epilog if needed)."""
-    return _stateless("ifft", operand, axes, options, execution, prolog, epilog, stream)
-
-
-def rfft(operand: Any, axes: Any = None, options: Any = None, execution: Any = None, prolog: Any = None,
-         epilog: Any = None, stream: Any = None) -> Any:
-    """Real-to-complex FFT; the last of ``axes`` is halved to n//2 + 1."""
-    return _stateless("rfft", operand, axes, options, execution, prolog, epilog, stream)
-
-
-def irfft(operand: Any, axes: Any = None, options: Any = None, execution: Any = None, prolog: Any = None,
-          epilog: Any = None, stream: Any = None) -> Any:
-    """Complex-to-real inverse FFT, unnormalized; the output's last axis is 2*(m-1) (+1 when
-    ``options.last_axis_parity == "odd"``)."""
-    return _stateless("irfft", operand, axes, options, execution, prolog, epilog, stream)
