@@ -257,7 +257,9 @@ def test_concurrent_processes_share_one_entry(tmp_path: Path):
     worker = tmp_path / "worker.py"
     worker.write_text(_WORKER.format(module=module))
     directory, go = tmp_path / "cache", tmp_path / "go"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])}
+    # Keep the caller's PYTHONPATH after ours: it may carry the packages this run depends on.
+    path = [str(ROOT), str(tmp_path), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     procs, ready = [], []
     for i in range(4):
         ready.append(tmp_path / f"ready{i}")
