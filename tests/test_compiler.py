@@ -107,9 +107,13 @@ def test_plain_python_helpers_are_compiled_for_the_user(store):
     link_check(compiled.ltoir, "prolog", "float32", ARCH)
 
 
-def test_default_architecture_without_gpu(store):
+def test_default_architecture_is_the_gpu_else_the_lowest(store, monkeypatch):
+    from compiler import toolchain
+
     compiled = compile_callback(lambda x: x, "epilog", "float32", store=store)
-    assert compiled.arch == lowest_supported_arch()
+    assert compiled.arch == (toolchain.current_device_arch() or lowest_supported_arch())
+    monkeypatch.setattr(toolchain, "current_device_arch", lambda: None)  # as on a machine without GPU
+    assert compile_callback(lambda x: x, "epilog", "float32", store=store).arch == lowest_supported_arch()
 
 
 @pytest.mark.parametrize("spec,expected", [("90", 90), (90, 90), ((9, 0), 90), ("8.6", 86), ("sm_75", 75)])
