@@ -87,11 +87,9 @@ def test_problem_kinds_with_callbacks(kind, shape, axes, dtype, which):
     n_last = 2 * (shape[-1] - 1) if kind == "irfft" else None
     want = reference(kind, want_in, axes, n_last)
     if which in ("epilog", "both"):
-        filt = rand(want.shape, np.float64 if out_real else np.complex128, 3).astype(
-            np.result_type(dtype, np.float32) if not out_real else (np.float32 if dtype == "complex64" else np.float64)
-        )
-        if out_real:
-            filt = filt.real.astype(np.float32 if dtype == "complex64" else np.float64)
+        single = dtype in ("complex64", "float32")
+        filt_dtype = (np.float32 if single else np.float64) if out_real else (np.complex64 if single else np.complex128)
+        filt = rand(want.shape, filt_dtype, 3)
         epilog = {"fn": lambda v, f: v * f, "data": cp.asarray(filt)}
         want = want * filt
     got = getattr(nvmath.fft, kind)(cp.asarray(problem_in), axes=axes, prolog=prolog, epilog=epilog)

@@ -367,6 +367,23 @@ class _Current:
         return None
 
 
+class _StreamHandle:
+    """A raw cudaStream_t offered through the CUDA stream protocol."""
+
+    def __init__(self, pointer: int):
+        self.pointer = pointer
+
+    def __cuda_stream__(self) -> tuple[int, int]:
+        return (0, self.pointer)
+
+
+def _external_stream(cupy: Any, pointer: int) -> Any:
+    from_external = getattr(cupy.cuda.Stream, "from_external", None)  # CuPy 14+
+    if from_external is not None:
+        return from_external(_StreamHandle(pointer))
+    return cupy.cuda.ExternalStream(pointer)
+
+
 def _on_stream(stream: Any) -> Any:
     """A context in which ``stream`` (CuPy, PyTorch, a raw cudaStream_t int, or None for CuPy's
     current stream) is CuPy's current stream; it yields the CuPy stream object."""
@@ -377,9 +394,9 @@ def _on_stream(stream: Any) -> Any:
     if isinstance(stream, cupy.cuda.Stream):
         return stream
     if isinstance(stream, int) and not isinstance(stream, bool):
-        return cupy.cuda.ExternalStream(stream)
+        return _external_stream(cupy, stream)
     pointer = getattr(stream, "cuda_stream", None)  # PyTorch
     if pointer is not None:
-        return cupy.cuda.ExternalStream(int(pointer))
+        return _external_stream(cupy, int(pointer))
     raise TypeError(f"stream of type {type(stream).__name__} is not understood; pass a CuPy or PyTorch stream "
                     "or a cudaStream_t as int")
