@@ -95,7 +95,8 @@ class FFT:
 
     # -- planning ------------------------------------------------------------------------------
     def plan(self, *, prolog: Any = None, epilog: Any = None, stream: Any = None) -> None:
-        """Compile the callbacks (through the cache) and build the plan."""
+        """Compile the callbacks (through the cache) and build the plan (replacing an earlier one)."""
+        self._free_executor()
         self._plan_stream = stream if stream is not None else self._stream
         self._prolog = callback_spec(prolog, "prolog")
         self._epilog = callback_spec(epilog, "epilog")
@@ -293,11 +294,14 @@ class FFT:
 
     def free(self) -> None:
         """Release the plan and buffers (stateless plans stay in the shared cache)."""
+        self._free_executor()
+        self._input_buffer = None
+        self._data = {}
+
+    def _free_executor(self) -> None:
         if self._executor is not None and not self._shared and hasattr(self._executor, "free"):
             self._executor.free()
         self._executor = None
-        self._input_buffer = None
-        self._data = {}
 
     def __enter__(self) -> "FFT":
         return self

@@ -125,6 +125,12 @@ class GpuPlan:
     def free(self) -> None:
         if self.handle is not None:
             try:
+                if self._stream is not None:
+                    # Kernels in flight still read the work area and the data slots.
+                    import cupy
+
+                    with cupy.cuda.Device(self.device_id):
+                        cupy.cuda.runtime.streamSynchronize(self._stream)
                 _cufft.destroy(self.handle)
             finally:
                 self.handle = None
