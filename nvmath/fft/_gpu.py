@@ -122,15 +122,22 @@ class GpuPlan:
                                       cupy.cuda.runtime.memcpyHostToDevice, stream)
         self._slot_values = [prolog_data, epilog_data]
 
+    def _wait_for_stream(self) -> None:
+        """Kernels in flight still read the work area and the data slots: let them finish."""
+        if self._stream is None:
+            return
+        import cupy
+
+        try:
+            with cupy.cuda.Device(self.device_id):
+                cupy.cuda.runtime.streamSynchronize(self._stream)
+        except cupy.cuda.runtime.CUDARuntimeError:
+            pass  # the stream is gone (destroyed by its owner), and its work with it
+
     def free(self) -> None:
         if self.handle is not None:
             try:
-                if self._stream is not None:
-                    # Kernels in flight still read the work area and the data slots.
-                    import cupy
-
-                    with cupy.cuda.Device(self.device_id):
-                        cupy.cuda.runtime.streamSynchronize(self._stream)
+                self._wait_for_stream()
                 _cufft.destroy(self.handle)
             finally:
                 self.handle = None
