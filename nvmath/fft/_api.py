@@ -150,7 +150,6 @@ class FFT:
 
     def _attach(self, spec: CallbackSpec) -> Any:
         from compiler import compile_callback
-        from compiler.dtypes import callback_symbol
 
         from ._gpu import AttachedCallback
 
@@ -160,7 +159,7 @@ class FFT:
         if spec.ltoir is not None:
             # nvmath-python's form: user_info is the data pointer itself, fixed in the plan.
             _check_raw_ltoir(spec, element, _device_arch(self._operand.device_id))
-            return AttachedCallback(spec.kind, spec.ltoir, callback_symbol(spec.kind, element), element,
+            return AttachedCallback(spec.kind, spec.ltoir, element,
                                     indirect=False, pointer=pointer, name=spec.name, toolkit=None)
         # Shared (stateless) plans read the data pointer from a slot, so new data reuses the plan;
         # a stateful plan owns its data and gets the pointer itself, one load less per element.
@@ -168,7 +167,7 @@ class FFT:
         arch = _device_arch(self._operand.device_id)
         compiled = compile_callback(spec.fn, spec.kind, element, spec.data.dtype if spec.data else None,
                                     compute_capability=arch, indirect=indirect, literals=self.options.float_literals)
-        return AttachedCallback(spec.kind, compiled.ltoir, compiled.symbol, element, indirect=indirect,
+        return AttachedCallback(spec.kind, compiled.ltoir, element, indirect=indirect,
                                 pointer=None if indirect else pointer, name=spec.name, toolkit=compiled.toolkit)
 
     def _plan_cpu(self) -> Any:

@@ -23,16 +23,16 @@ _COMPLEX = {"float32": "complex64", "float64": "complex128", "complex64": "compl
 
 
 class AttachedCallback:
-    """What a plan needs of one callback: LTO-IR, its symbol, and how user data reaches it."""
+    """What a plan needs of one callback: its LTO-IR, and how user data reaches it."""
 
-    def __init__(self, kind: str, ltoir: bytes, symbol: str | None, element_dtype: str, *,
+    def __init__(self, kind: str, ltoir: bytes, element_dtype: str, *,
                  indirect: bool, pointer: int | None, name: str, toolkit: tuple[int, int] | None):
-        self.kind, self.ltoir, self.symbol, self.element_dtype = kind, ltoir, symbol, element_dtype
+        self.kind, self.ltoir, self.element_dtype = kind, ltoir, element_dtype
         self.indirect, self.pointer, self.name, self.toolkit = indirect, pointer, name, toolkit
 
     def key(self) -> tuple:
         # An indirect callback's data pointer lives in a slot, so it is not part of the plan.
-        return (self.kind, self.ltoir, self.symbol, self.element_dtype, self.indirect,
+        return (self.kind, self.ltoir, self.element_dtype, self.indirect,
                 None if self.indirect else self.pointer)
 
 
