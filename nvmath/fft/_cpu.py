@@ -40,7 +40,7 @@ import numpy as np
 
 from compiler.forms import Form
 
-from ._layout import FFTProblem, Layout
+from ._layout import FFTProblem, Layout, data_layout_matches
 from ._tensor import flat_view
 
 if TYPE_CHECKING:
@@ -239,10 +239,6 @@ def _address(a: Any) -> int:
 
 def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and a.strides == b.strides and _address(a) == _address(b)
-
-
-def _matches(a: np.ndarray, layout: Layout) -> bool:
-    return a.shape == layout.shape and all(n == 1 or s == t for n, s, t in zip(a.shape, _strides(a), layout.strides))
 
 
 _pools: dict[int, concurrent.futures.ThreadPoolExecutor] = {}
@@ -522,7 +518,7 @@ def _as_python(cb: Any) -> Any:
 def _check_array(a: np.ndarray, layout: Layout, dtype: str, what: str) -> None:
     if not isinstance(a, np.ndarray):
         raise TypeError(f"the {what} must be a NumPy array, got {type(a).__name__}")
-    if a.dtype != np.dtype(dtype) or not _matches(a, layout):
+    if a.dtype != np.dtype(dtype) or not data_layout_matches(a.shape, _strides(a), layout):
         raise ValueError(
             f"the {what} array ({a.dtype}, shape {a.shape}, strides {_strides(a)}) does not match the planned "
             f"{what} ({dtype}, shape {layout.shape}, strides {layout.strides})"

@@ -12,9 +12,10 @@ def _stateless(kind: str, operand: Any, axes: Any, options: Any, execution: Any,
                stream: Any) -> Any:
     key = _reuse_key(kind, operand, axes, options, execution, prolog, epilog)
     engines = _recent_engines()
+    prints = _fingerprints(prolog, epilog) if key is not None else None
     if key is not None:
         hit = engines.get(key)
-        if hit is not None and hit[1] == _fingerprints(prolog, epilog):
+        if hit is not None and hit[1] == prints:
             engine = hit[0]
             try:
                 return engine._rerun(operand, prolog, epilog, stream)
@@ -28,7 +29,7 @@ def _stateless(kind: str, operand: Any, axes: Any, options: Any, execution: Any,
         f._release_arrays()
         if len(engines) >= 64:
             engines.pop(next(iter(engines)))
-        engines[key] = (f, _fingerprints(prolog, epilog))
+        engines[key] = (f, prints)
     return result
 
 
