@@ -41,10 +41,11 @@ def gpu_ms(run, calls=CALLS, repeats=REPEATS):
     return {"median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times)}
 
 
-def host_us(run, calls=2000):
+def host_us(run, calls=2000, warmup=50):
+    """Host time per call: ``calls`` back-to-back calls in five rounds, median and best."""
     import cupy as cp
 
-    for _ in range(50):
+    for _ in range(warmup):
         run()
     cp.cuda.Device().synchronize()
     samples = []

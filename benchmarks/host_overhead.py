@@ -8,28 +8,18 @@ from __future__ import annotations
 
 import cProfile
 import pstats
-import time
 
 import cupy as cp
 import numpy as np
 
 import nvmath
+from fft_callbacks import host_us  # same folder: run as python benchmarks/host_overhead.py
 
 SCALE = np.float32(1 / 1024)
 
 
 def per_call_us(run, calls=5000):
-    for _ in range(200):
-        run()
-    cp.cuda.Device().synchronize()
-    best = []
-    for _ in range(5):
-        t = time.perf_counter()
-        for _ in range(calls // 5):
-            run()
-        best.append((time.perf_counter() - t) / (calls // 5) * 1e6)
-        cp.cuda.Device().synchronize()
-    return sorted(best)[len(best) // 2]
+    return host_us(run, calls=calls, warmup=200)["median_us"]
 
 
 def main():
