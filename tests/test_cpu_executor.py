@@ -276,7 +276,7 @@ def test_fewer_batches_than_threads_run_phased(kind, dtype):
     rng = np.random.default_rng(13)
     x = random_array(rng, (3, 8, 20), dtype)
     problem, inp, out = prepare(kind, x, (1, 2), "even")
-    assert CpuExecutor(problem, None, None, workers=4)._batch_blocks() is None
+    assert CpuExecutor(problem, None, None, workers=4)._batch_blocks(4) is None
     prolog, epilog, window, filt, pre, post = callback_case("cufft", problem, x, rng)
     got = run(problem, inp, out, prolog, epilog, window, filt, workers=4)
     assert_close(got, reference(kind, x, (1, 2), problem, pre, post), dtype)
@@ -288,7 +288,7 @@ def test_large_batch_uses_blocks_and_matches(monkeypatch):
     x = random_array(rng, (300, 1024), "complex64")
     problem, inp, out = prepare("fft", x, (-1,))
     executor = CpuExecutor(problem, None, None, workers=2)
-    blocks = executor._batch_blocks()
+    blocks = executor._batch_blocks(2)
     assert blocks is not None and len(blocks) == 10
     prolog, epilog, window, filt, pre, post = callback_case("value_data", problem, x, rng)
     got = run(problem, inp, out, prolog, epilog, window, filt)

@@ -47,6 +47,7 @@ class FFT:
         self._host_result = False
         tensor = as_tensor(operand)
         self._target = execution_target(execution, tensor, self.options)
+        self._execution = execution
         if self._target == "cuda" and not tensor.on_gpu:
             tensor = _to_device(tensor, execution, self.options)
             self._host_result = True
@@ -187,7 +188,13 @@ class FFT:
             args = (spec.fn, spec.kind, self._element_dtype(spec.kind), spec.data.dtype if spec.data else None)
             compiled.append(python_callback(*args) if debug else
                             compile_cpu(*args, literals=self.options.float_literals))
-        return CpuExecutor(self.problem, compiled[0], compiled[1], workers=self.options.num_threads, debug=debug)
+        return CpuExecutor(self.problem, compiled[0], compiled[1], workers=self._cpu_threads(), debug=debug)
+
+    def _cpu_threads(self) -> int | None:
+        """``num_threads`` of ``ExecutionCPU`` (or an execution dict), else of the options."""
+        execution = self._execution
+        threads = execution.get("num_threads") if isinstance(execution, dict) else getattr(execution, "num_threads", None)
+        return self.options.num_threads if threads is None else threads
 
     # -- execution -----------------------------------------------------------------------------
     def execute(self, *, direction: str | None = None, stream: Any = None) -> Any:
