@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import sys
 import threading
 from typing import Any
 
@@ -38,6 +39,7 @@ _LIBM = re.compile(
 _DECLARE = re.compile(r'^declare (.*?)@"?([\w.$]+)"?\((.*)\)(.*)$')
 
 _llvm_lock = threading.Lock()
+_OBJECT_MAGIC = {"linux": b"\x7fELF", "darwi": b"\xcf\xfa\xed\xfe"}
 
 
 @functools.cache
@@ -120,6 +122,11 @@ class NativeLibrary:
     """
 
     def __init__(self, obj: bytes) -> None:
+        # LLVM does not survive a malformed object: refuse anything not in this platform's format
+        # (the store's digest already rules out damage after writing).
+        magic = _OBJECT_MAGIC.get(sys.platform[:5])
+        if magic is not None and not obj.startswith(magic):
+            raise ValueError(f"not an object file for this platform (starts with {obj[:4]!r})")
         llvm = _llvm()
         with _llvm_lock:
             machine = llvm.Target.from_triple(llvm.get_process_triple()).create_target_machine()

