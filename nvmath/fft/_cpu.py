@@ -250,6 +250,7 @@ class CpuExecutor:
         self.prolog, self.epilog = prolog, epilog
         self._dummies: dict[str, np.ndarray] = {}
         self._seen: tuple = ()
+        self._elementwise_only = all(cb is None or cb.elementwise for cb in (prolog, epilog))
 
     # -- public ------------------------------------------------------------------------------
     def execute(
@@ -297,8 +298,7 @@ class CpuExecutor:
     def _call(self, inp: np.ndarray, out: np.ndarray, direction: str, prolog_data: Any, epilog_data: Any) -> _Call:
         p = self.problem
         overlap = p.inplace or bool(np.may_share_memory(inp, out))
-        elementwise = all(cb is None or cb.elementwise for cb in (self.prolog, self.epilog))
-        hazard = overlap and not elementwise
+        hazard = overlap and not self._elementwise_only
         epilog_in_place = self.epilog is None or self.epilog.elementwise
         data_in = flat_view(inp, p.input.span) if self.prolog else None
         data_out = flat_view(out, p.output.span) if self.epilog else None
@@ -370,16 +370,16 @@ class CpuExecutor:
         self._finish(call, result, index, 1)
 
     def _phased(self, call: _Call, workers: int) -> None:
-        whole = (slice(None),) * len(self.problem.input.shape)
+        whole = ()  # indexes nothing away: the whole arrays, without making views of them
         x, owned = self._stage(call, whole, workers)
         result = self._transform(call, x, owned, call.out, workers)
         self._finish(call, result, whole, workers)
 
     def _stage(self, call: _Call, index: tuple[slice, ...], parts: int) -> tuple[np.ndarray, bool]:
         """The array the FFT reads for ``index`` (prolog applied) and whether it may overwrite it."""
-        inp = call.inp[index]
+        inp = call.inp[index] if index else call.inp
         if self.prolog is not None or call.hazard:
-            dst = call.out[index] if call.stage_to_out else np.empty_like(inp, order="K")
+            dst = (call.out[index] if index else call.out) if call.stage_to_out else np.empty_like(inp, order="K")
             step = self._prolog_step if self.prolog is not None else _copy_step
             self._elementwise(step, call, inp, dst, parts)
             return dst, True
@@ -404,7 +404,7 @@ class CpuExecutor:
                              nthreads=workers, allow_overwriting_input=owned)
 
     def _finish(self, call: _Call, result: np.ndarray, index: tuple[slice, ...], parts: int) -> None:
-        out = call.out[index]
+        out = call.out[index] if index else call.out
         if self.epilog is not None:
             self._elementwise(self._epilog_step, call, result, out, parts)
         elif not _same_view(result, out):
