@@ -170,6 +170,8 @@ def _address(a: Any) -> int:
 
 
 def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
+    if a is b:
+        return True
     return a.shape == b.shape and a.strides == b.strides and _address(a) == _address(b)
 
 
@@ -201,8 +203,6 @@ class _Call:
 
     inp: np.ndarray
     out: np.ndarray
-    in_address: int
-    out_address: int
     direction: str
     data_in: Any  # flat input as the prolog sees it (bounds-checked in debug mode)
     data_out: Any  # flat output as the epilog sees it
@@ -308,7 +308,7 @@ class CpuExecutor:
             data_in, prolog_info = self._checked(self.prolog, data_in, prolog_info, "input", p.input)
             data_out, epilog_info = self._checked(self.epilog, data_out, epilog_info, "output", p.output)
         return _Call(
-            inp, out, _address(inp), _address(out), direction, data_in, data_out, prolog_info, epilog_info,
+            inp, out, direction, data_in, data_out, prolog_info, epilog_info,
             stage_to_out=p.fft_type == "C2C" and epilog_in_place and not hazard,
             result_to_out=epilog_in_place,
             overlap=overlap,
@@ -427,7 +427,7 @@ class CpuExecutor:
     def _prolog_step(self, call: _Call, src: np.ndarray, dst: np.ndarray) -> None:
         loops = self.prolog.loops
         rows, shape, s_in, s_dst = _walk_arrays(src, dst)
-        base = (_address(src) - call.in_address) // src.dtype.itemsize
+        base = 0 if src is call.inp else (_address(src) - _address(call.inp)) // src.dtype.itemsize
         if _same_view(src, dst):  # an elementwise prolog of an in-place FFT
             loops.in_place(call.data_in, base, s_in, call.prolog_info, rows, shape)
         else:
@@ -436,7 +436,7 @@ class CpuExecutor:
     def _epilog_step(self, call: _Call, src: np.ndarray, dst: np.ndarray) -> None:
         loops = self.epilog.loops
         rows, shape, s_src, s_out = _walk_arrays(src, dst)
-        base = (_address(dst) - call.out_address) // dst.dtype.itemsize
+        base = 0 if dst is call.out else (_address(dst) - _address(call.out)) // dst.dtype.itemsize
         if _same_view(src, dst):  # the FFT ran in the output
             loops.in_place(call.data_out, base, s_out, call.epilog_info, rows, shape)
         else:
