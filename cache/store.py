@@ -612,6 +612,7 @@ class ArtifactStore:
             problem = directory_problem(directory)  # someone else's directory, made meanwhile
             if problem is not None:
                 raise PermissionError(f"{problem}, so another user could plant code in it")
+        self._wait_for_write_lock()
         return diskcache.Cache(
             directory,
             disk=_safe_disk(),
@@ -619,6 +620,28 @@ class ArtifactStore:
             timeout=self._lock_timeout,
             eviction_policy="least-recently-stored",  # lookups never write
         )
+
+    def _wait_for_write_lock(self) -> None:
+        """Take and release the index's write lock, waiting at most ``lock_timeout`` seconds.
+
+        diskcache's own set-up retries a locked index for a minute; a held lock should cost a
+        compile no more than the bound, after which it goes on without the disk layer.
+        """
+        import sqlite3
+
+        db = os.path.join(self._directory, "cache.db")
+        if not os.path.exists(db):
+            return
+        con = sqlite3.connect(db, timeout=self._lock_timeout, isolation_level=None)
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            con.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            raise TimeoutError(f"another process held the cache's write lock for over {self._lock_timeout:g} s") from None
+        finally:
+            con.close()
 
     def _disable(self, reason: str, *, refused: bool = False) -> None:
         """Fall back to memory only, with one warning for this store."""
