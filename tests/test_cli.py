@@ -1,4 +1,4 @@
-"""The ``fftfuse`` command line, called in-process through ``cache.cli.main``."""
+"""The ``fftfuse`` command line, called in-process through ``nvmath.cli.main``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cache import ArtifactStore
-from cache.cli import main
+from nvmath.cli import main
 from compiler import compile_callback
 
 CALLBACKS = """\
@@ -264,7 +264,8 @@ def test_export_import_round_trip(capsys, tmp_path: Path, cache_dir: Path, callb
     # The imported entries are what a compile on the other machine finds.
     module = __import__(callbacks.stem)
     with ArtifactStore(other) as store:
-        hit = compile_callback(module.weighted, "epilog", "complex64", "float64", compute_capability=80, store=store)
+        hit = compile_callback(module.weighted, "epilog", "complex64", "float64", compute_capability=80,
+                               indirect=True, store=store)
     assert hit.source == "cache"
 
 
