@@ -110,6 +110,8 @@ def diagnose(*, link: bool = True) -> dict[str, Any]:
         "fftfuse": _version("fftfuse"),
         "numba": _version("numba"),
         "numba-cuda": _version("numba-cuda"),
+        "cuda-bindings": _version("cuda-bindings"),
+        "cupy": _version("cupy-cuda13x") or _version("cupy-cuda12x") or _version("cupy"),
         "gpu": _probe(_gpu),
         "cufft": _probe(_cufft),
         "toolkit": _probe(_toolkit),
@@ -128,7 +130,7 @@ def healthy(report: dict[str, Any]) -> bool:
 def format_report(report: dict[str, Any]) -> str:
     """The report as aligned text lines."""
     def line(label: str, value: Any) -> str:
-        return f"{label + ':':<18}{value}"
+        return f"{label + ':':<20}{value}"
 
     def err(part: dict[str, Any]) -> str | None:
         return part.get("error") if isinstance(part, dict) else None
@@ -146,6 +148,7 @@ def format_report(report: dict[str, Any]) -> str:
         rows.append(line("  LTO callbacks", "yes" if cufft["lto_callbacks"] else f"no: {cufft['problem']}"))
     rows.append(line("nvJitLink / NVRTC", err(tk) or f"{tk['nvjitlink']} / {tk['nvrtc']}"))
     rows.append(line("link a callback", "skipped" if link.get("skipped") else err(link) or f"ok ({link['arch']})"))
+    rows.append(line("CUDA Python / CuPy", f"{report['cuda-bindings'] or 'missing'} / {report['cupy'] or 'missing'}"))
     rows.append(line("numba / numba-cuda", f"{report['numba'] or 'missing'} / {report['numba-cuda'] or 'missing'}"))
     if err(nv):
         rows.append(line("nvmath", err(nv)))
