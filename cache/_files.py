@@ -34,8 +34,8 @@ def directory_problem(path: str) -> str | None:
         return None  # Windows: access is decided by ACLs, which mode bits do not show
     try:
         st = os.stat(path)
-    except FileNotFoundError:
-        return None
+    except (FileNotFoundError, NotADirectoryError):
+        return None  # not there: creating it decides
     except OSError as exc:
         return f"it cannot be examined: {exc.strerror or exc}"
     if not stat.S_ISDIR(st.st_mode):

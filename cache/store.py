@@ -307,6 +307,29 @@ class ArtifactStore:
         """Whether the directory holds an index (looking creates nothing)."""
         return os.path.exists(os.path.join(self._directory, "cache.db"))
 
+    def directory_problem(self) -> str | None:
+        """Why the disk layer could not be used here, found without creating anything; None if it can.
+
+        Covers a directory others can write, one that cannot be created or written, and the
+        reason the disk layer already gave up, if it did.
+        """
+        if self._disk_error is not None:
+            return self._disk_error
+        problem = directory_problem(self._directory)
+        if problem is not None:
+            return f"{problem}, so another user could plant code in it"
+        existing = self._directory
+        while not os.path.exists(existing):
+            parent = os.path.dirname(existing)
+            if parent == existing:
+                break
+            existing = parent
+        if not os.path.isdir(existing):
+            return f"{existing!r} is not a directory, so the cache directory cannot be created"
+        if not os.access(existing, os.W_OK | os.X_OK):
+            return f"{existing!r} is not writable"
+        return None
+
     @property
     def read_only_layers(self) -> list[str]:
         """The read-only directories this store searches (refused ones left out)."""

@@ -289,6 +289,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         stats = store.stats() if exists else {"entries": 0, "volume": 0, "disk_error": None, "read_only": []}
         if not exists:
             stats["read_only"] = store.read_only_layers
+            stats["disk_error"] = store.directory_problem()
     arch, arch_note = _default_arch()
     enabled = disk_enabled_by_environment()
     info = {

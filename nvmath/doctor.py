@@ -93,7 +93,10 @@ def _cache() -> dict[str, Any]:
     with ArtifactStore(enabled=True) as store:
         report: dict[str, Any] = {"directory": store.directory, "enabled_for_compiles": disk_enabled_by_environment(),
                                   "read_only_layers": store.read_only_layers, "exists": store.has_disk_data}
-        if store.has_disk_data:
+        problem = store.directory_problem()
+        if problem is not None:
+            report["error"] = f"not usable: {problem}"
+        elif store.has_disk_data:
             try:
                 store.open_disk()
                 report["index_problem"] = store.check_index()

@@ -456,3 +456,13 @@ def test_doctor_reports_everything_and_works_without_a_gpu(capsys, cache_dir: Pa
     if not report["gpu"].get("gpus"):
         assert "no GPU" in text
     assert not cache_dir.exists()  # looking creates nothing
+
+
+def test_info_and_doctor_on_a_directory_that_cannot_be_created_fail(capsys, tmp_path: Path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("nothing can be created below a regular file")
+    code, out, err = run(capsys, "cache", "info", "--cache-dir", str(blocker / "cache"))
+    assert code == 1 and "cannot be created" in err and "enabled:      no" in out
+    code, out, _ = run(capsys, "doctor", "--no-link", "--json", "--cache-dir", str(blocker / "cache"))
+    report = json.loads(out)
+    assert code == 1 and "cannot be created" in report["cache"]["error"] and not report["cache"]["ok"]
