@@ -256,13 +256,9 @@ def _size(n: int) -> str:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Report what this machine offers fftfuse; exit 1 when callbacks cannot be compiled and cached."""
-    import os as _os
-
     from .doctor import diagnose, format_report, healthy
 
-    if args.cache_dir:
-        _os.environ["FFTFUSE_CACHE_DIR"] = args.cache_dir
-    report = diagnose(link=not args.no_link)
+    report = diagnose(cache_dir=args.cache_dir, link=not args.no_link)
     if args.json:
         _print_json(report)
     else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
-__all__ = ["diagnose", "format_report"]
+__all__ = ["diagnose", "format_report", "healthy"]
 
 
 def _probe(fn: Callable[[], Any]) -> Any:
@@ -87,10 +87,10 @@ def _nvmath() -> dict[str, Any]:
             "other_distribution": _packages.other_distribution()}
 
 
-def _cache() -> dict[str, Any]:
+def _cache(directory: str | None) -> dict[str, Any]:
     from cache import ArtifactStore, CacheError, disk_enabled_by_environment
 
-    with ArtifactStore(enabled=True) as store:
+    with ArtifactStore(directory, enabled=True) as store:
         report: dict[str, Any] = {"directory": store.directory, "enabled_for_compiles": disk_enabled_by_environment(),
                                   "read_only_layers": store.read_only_layers, "exists": store.has_disk_data}
         problem = store.directory_problem()
@@ -107,8 +107,16 @@ def _cache() -> dict[str, Any]:
     return report
 
 
-def diagnose(*, link: bool = True) -> dict[str, Any]:
-    """Every probe's findings as a JSON-serialisable dict; ``link=False`` skips the compile-and-link test."""
+def diagnose(*, cache_dir: str | None = None, link: bool = True) -> dict[str, Any]:
+    """Every probe's findings as a JSON-serialisable dict.
+
+    ``cache_dir`` is the cache directory to examine (default: the one compiles use);
+    ``link=False`` skips the compile-and-link test.
+
+    >>> report = diagnose(link=False)
+    >>> {"directory", "ok"} <= set(report["cache"]), "gpu" in report
+    (True, True)
+    """
     return {
         "fftfuse": _version("fftfuse"),
         "numba": _version("numba"),
@@ -120,7 +128,7 @@ def diagnose(*, link: bool = True) -> dict[str, Any]:
         "toolkit": _probe(_toolkit),
         "link_lto_callback": _probe(_link) if link else {"skipped": True},
         "nvmath": _probe(_nvmath),
-        "cache": _probe(_cache),
+        "cache": _probe(lambda: _cache(cache_dir)),
     }
 
 
