@@ -113,7 +113,8 @@ def diagnose(*, cache_dir: str | None = None, link: bool = True) -> dict[str, An
     ``cache_dir`` is the cache directory to examine (default: the one compiles use);
     ``link=False`` skips the compile-and-link test.
 
-    >>> report = diagnose(link=False)
+    >>> import tempfile
+    >>> report = diagnose(cache_dir=tempfile.mkdtemp(), link=False)
     >>> {"directory", "ok"} <= set(report["cache"]), "gpu" in report
     (True, True)
     """
