@@ -32,6 +32,7 @@ import importlib.util
 import os
 import sys
 import time
+import warnings
 from typing import Any, Callable, Iterator, Sequence
 
 __all__ = ["main", "load_function", "SpecError"]
@@ -67,7 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     _configure_logging(args.verbose)
     try:
-        code = int(args.run(args) or 0)
+        with warnings.catch_warnings():
+            # The commands report an unusable cache directory themselves, as an error.
+            warnings.filterwarnings("ignore", "fftfuse: the compile cache in", RuntimeWarning)
+            code = int(args.run(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler below
         return code
     except CLIError as exc:
