@@ -80,8 +80,9 @@ class Fused:
         return out
 
 
-def timed(runs: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
-    """Median milliseconds per call of each run; each sample repeats a run for at least ~2 ms."""
+def timed(runs: dict[str, Callable[[], object]], rounds: int, stat: Callable = statistics.median) -> dict[str, float]:
+    """Milliseconds per call of each run (``stat`` of the samples: the median by default); each
+    sample repeats a run for at least ~2 ms."""
     repeat = {}
     for name, run in runs.items():
         run()
@@ -96,7 +97,7 @@ def timed(runs: dict[str, Callable[[], object]], rounds: int) -> dict[str, float
             for _ in range(k):
                 run()
             samples[name].append((time.perf_counter() - t) * 1e3 / k)
-    return {name: statistics.median(s) for name, s in samples.items()}
+    return {name: stat(s) for name, s in samples.items()}
 
 
 def scale_cb(v):
@@ -236,7 +237,11 @@ def fresh_process(repeats: int) -> dict:
 
 
 def threads_sweep(sizes: list[tuple[int, int]], workers: int, rounds: int) -> list[dict]:
-    """One thread against ``workers`` threads for the filter case at each size (sets THREAD_BYTES)."""
+    """One thread against ``workers`` threads for the filter case at each size (sets THREAD_BYTES).
+
+    Fastest samples, not medians: on a busy machine each hand-over to another thread waits for a
+    time slice, which says nothing about the machine when it is free.
+    """
     rows, saved = [], _cpu.THREAD_BYTES
     rng = np.random.default_rng(2)
     try:
@@ -244,7 +249,7 @@ def threads_sweep(sizes: list[tuple[int, int]], workers: int, rounds: int) -> li
             fused, _, _ = case_runs("filter", b, n, workers, rng)
             one = Fused("fft", fused.operand, (-1,), epilog=(filter_cb, fused.data["epilog"].reshape(b, n)), workers=1)
             _cpu.THREAD_BYTES = 0  # every size threaded
-            t = timed({"one": one, "all": fused}, rounds)
+            t = timed({"one": one, "all": fused}, rounds, min)
             rows.append({"size": f"{b}x{n}", "bytes": b * n * 8, "one_thread_ms": t["one"],
                          f"{workers}_threads_ms": t["all"], "threads_win": t["all"] < t["one"]})
     finally:

@@ -21,6 +21,13 @@ from nvmath.fft._cpu import CallbackIndexError, CpuExecutor
 from nvmath.fft._layout import Layout, plan_problem
 from nvmath.fft._tensor import empty_strided, flat_view
 
+@pytest.fixture(autouse=True)
+def _threaded(monkeypatch):
+    """Every size takes the threaded paths (pipelined or phased) here; test_cpu_native covers the
+    calling-thread path of small problems."""
+    monkeypatch.setattr(_cpu, "THREAD_BYTES", 0)
+
+
 # ---------------------------------------------------------------------------------------------
 # Callbacks, one pair per form (module level, so the in-process cache serves repeats)
 # ---------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from cache import ArtifactStore
 from compiler import cpu_backend, cpu_native
 from compiler.cpu_backend import compile_cpu
 from nvmath.fft import _cpu
-from nvmath.fft._cpu import THREAD_BYTES, CpuExecutor
+from nvmath.fft._cpu import CpuExecutor
 from nvmath.fft._layout import plan_problem
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +38,14 @@ def filtered(v, h):
 # ---------------------------------------------------------------------------------------------
 # Size threshold and threads
 # ---------------------------------------------------------------------------------------------
+
+
+THREAD_BYTES = 256 << 10  # the threshold these tests set, to keep their arrays small
+
+
+@pytest.fixture(autouse=True)
+def _small_threshold(monkeypatch):
+    monkeypatch.setattr(_cpu, "THREAD_BYTES", THREAD_BYTES)
 
 
 def _spy_pool(monkeypatch) -> list[int]:

@@ -56,10 +56,11 @@ __all__ = ["BLOCK_BYTES", "THREAD_BYTES", "CallbackIndexError", "CheckedBuffer",
 #: them in the shared cache (4 MiB measured best on a 2-core EPYC; 1 MiB blocks cost 15% more).
 BLOCK_BYTES = 4 << 20
 
-#: Problems whose input is smaller than this run on the calling thread, with no pipeline
-#: (measured on a 2-core EPYC with benchmarks/cpu_callbacks.py --threads: below it, one thread
-#: is faster than two for every case).
-THREAD_BYTES = 256 << 10
+#: Problems whose input is smaller than this run on the calling thread, with no pipeline.
+#: Measured on the 2-core CI VM (benchmarks/cpu_callbacks.py --threads, fastest samples, filter
+#: epilog on B x 1024 complex64): one thread was faster at every size up to 8 MiB (1024 x 1024),
+#: two threads at 32 MiB (4096 x 1024); its two cores gain little from threading a 1-D batch.
+THREAD_BYTES = 16 << 20
 
 
 class CallbackIndexError(IndexError):
@@ -285,7 +286,7 @@ class CpuExecutor:
         >>> small = plan_problem("fft", (4, 1024), (1024, 1), "complex64", axes=(1,))
         >>> CpuExecutor(small, None, None, workers=4).threads()
         1
-        >>> large = plan_problem("fft", (256, 1024), (1024, 1), "complex64", axes=(1,))
+        >>> large = plan_problem("fft", (4096, 1024), (1024, 1), "complex64", axes=(1,))
         >>> CpuExecutor(large, None, None, workers=4).threads()
         4
         """
