@@ -19,8 +19,8 @@ from typing import Callable
 def row_start(r, shape, a_base, a_strides, b_base, b_strides):  # noqa: ANN001, ANN201
     """Offsets in two buffers of the first element of row ``r`` (all axes but the last).
 
-    >>> row_start(5, [3, 4], 0, [4, 1], 100, [8, 2])
-    (5, 110)
+    >>> row_start(2, [3, 4], 0, [4, 1], 100, [8, 2])
+    (8, 116)
     """
     a, b, rest = a_base, b_base, r
     for k in range(len(shape) - 2, -1, -1):

@@ -368,7 +368,8 @@ def test_debug_equals_compiled(kind, dtype, parity, form):
     x, axes = make_operand(rng, "permuted-3d", dtype)
     problem, inp, out = prepare(kind, x, axes, parity)
     prolog, epilog, window, filt, _, _ = callback_case(form, problem, x, rng)
-    compiled = run(problem, inp, out, prolog, epilog, window, filt).copy()
+    # One thread, as the debug mode runs: ducc0's rounding depends on how a batch is cut in blocks.
+    compiled = run(problem, inp, out, prolog, epilog, window, filt, workers=1).copy()
     _, inp, out = prepare(kind, x, axes, parity)
     debugged = run(problem, inp, out, prolog, epilog, window, filt, debug=True)
     np.testing.assert_array_equal(debugged, compiled)
