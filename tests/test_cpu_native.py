@@ -62,6 +62,7 @@ def _spy_pool(monkeypatch) -> list[int]:
 
 @pytest.mark.parametrize("batch", [1, 8, THREAD_BYTES // (1024 * 8) - 1])
 def test_small_problems_run_on_the_calling_thread(monkeypatch, batch):
+    monkeypatch.setattr(_cpu, "BLOCK_BYTES", 32 << 10)  # several blocks, done one after another
     used = _spy_pool(monkeypatch)
     rng = np.random.default_rng(batch)
     x, h = random_complex(rng, (batch, 1024)), random_complex(rng, (batch, 1024))

@@ -6,8 +6,9 @@ One execution has three steps, each walking the problem's layouts (``FFTProblem.
 *finish* (the epilog, applied to the FFT's result in the output). A callback's ``offset`` is the element's offset in
 the input (prolog) or output (epilog) layout, computed on the fly from shape and strides.
 
-Problems smaller than ``THREAD_BYTES`` run on the calling thread, each step once over the
-whole problem: a thread pool costs more than it saves there. Larger batched problems run
+Problems smaller than ``THREAD_BYTES`` run on the calling thread: a thread pool costs more
+than it saves there. Those of one block (``BLOCK_BYTES``) run each step once over the whole
+problem; larger ones block by block, as below. Problems above ``THREAD_BYTES`` run
 *pipelined*: the batch is cut into blocks of about ``BLOCK_BYTES`` and each worker thread
 stages, transforms and finishes one block at a time, so the epilog reads the FFT's result
 while it is still in cache. Other large problems run *phased*: every step over the whole
@@ -56,11 +57,12 @@ __all__ = ["BLOCK_BYTES", "THREAD_BYTES", "CallbackIndexError", "CheckedBuffer",
 #: them in the shared cache (4 MiB measured best on a 2-core EPYC; 1 MiB blocks cost 15% more).
 BLOCK_BYTES = 4 << 20
 
-#: Problems whose input is smaller than this run on the calling thread, with no pipeline.
-#: Measured on the 2-core CI VM (benchmarks/cpu_callbacks.py --threads, fastest samples, filter
-#: epilog on B x 1024 complex64): one thread was faster at every size up to 8 MiB (1024 x 1024),
-#: two threads at 32 MiB (4096 x 1024); its two cores gain little from threading a 1-D batch.
-THREAD_BYTES = 16 << 20
+#: Problems whose input is smaller than this run on the calling thread (block by block when
+#: larger than a block). Measured on the 2-core CI VM (benchmarks/cpu_callbacks.py --threads,
+#: fastest samples, filter epilog on B x 1024 complex64): one thread was faster at every size
+#: from 1 x 64 to 4096 x 1024 (32 MiB) in the committed run, and two threads won only at 32 MiB
+#: in one of three sweeps; its two vCPUs gain little from threading a 1-D batch.
+THREAD_BYTES = 64 << 20
 
 
 class CallbackIndexError(IndexError):
@@ -273,9 +275,12 @@ class CpuExecutor:
             raise ValueError(f"direction {direction!r} is not valid for a {p.fft_type} FFT")
         call = self._call(inp, out, direction, prolog_data, epilog_data)
         workers = self.threads()
-        blocks = None if workers == 1 else self._batch_blocks(workers)
-        if call.hazard or blocks is None:
+        blocks = self._batch_blocks(workers)
+        if call.hazard or blocks is None or len(blocks) == 1:
             self._phased(call, workers)
+        elif workers == 1:  # block by block on this thread: each block's epilog reads it in cache
+            for block in blocks:
+                self._block(call, block)
         else:
             list(_pool(workers).map(lambda block: self._block(call, block), blocks))
 
@@ -286,7 +291,7 @@ class CpuExecutor:
         >>> small = plan_problem("fft", (4, 1024), (1024, 1), "complex64", axes=(1,))
         >>> CpuExecutor(small, None, None, workers=4).threads()
         1
-        >>> large = plan_problem("fft", (4096, 1024), (1024, 1), "complex64", axes=(1,))
+        >>> large = plan_problem("fft", (16384, 1024), (1024, 1), "complex64", axes=(1,))
         >>> CpuExecutor(large, None, None, workers=4).threads()
         4
         """
