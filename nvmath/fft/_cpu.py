@@ -31,7 +31,6 @@ bounds-checked views of the buffers: an offset outside a buffer raises
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import functools
 import operator
@@ -178,11 +177,15 @@ def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and a.strides == b.strides and _address(a) == _address(b)
 
 
-_pools: dict[int, concurrent.futures.ThreadPoolExecutor] = {}
+_pools: dict[int, Any] = {}
 _pools_lock = threading.Lock()
 
 
-def _pool(workers: int) -> concurrent.futures.ThreadPoolExecutor:
+def _pool(workers: int) -> Any:
+    """The process's thread pool of ``workers`` threads (concurrent.futures is imported only here:
+    small problems never need it, and a fresh process saves the import)."""
+    import concurrent.futures
+
     with _pools_lock:
         pool = _pools.get(workers)
         if pool is None:
