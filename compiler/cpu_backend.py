@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from typing import Any, Callable
 
 from .fingerprint import UncacheableError, function_fingerprint
@@ -95,8 +96,15 @@ def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, 
         if hit is not None:
             return dataclasses.replace(hit, function=fn, source="cache")
 
+    from .api import quiet_numba
+
+    quiet_numba()
+    started = time.perf_counter()
     wrapper = _compile(fn, kind, form, element, user_name, user_dtype, narrow)
     callback = CpuCallback(wrapper, fn, kind, form, element, user_name, "compiled")
+    if log.isEnabledFor(logging.INFO):
+        log.info("CPU %s %r (%s form, %s) compiled in %.1f ms", kind, getattr(fn, "__qualname__", fn), form.value,
+                 element, 1e3 * (time.perf_counter() - started))
     if key is not None:
         with _lock:
             _compiled[key] = callback

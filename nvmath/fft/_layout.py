@@ -129,6 +129,11 @@ class LayoutError(ValueError):
     """The operand, axes or options describe an FFT this library does not run."""
 
 
+# nvmath-python's name. Strides cuFFT cannot walk are copied into a dense buffer here, never
+# refused, so code that catches it to transpose and retry keeps working and never needs to.
+UnsupportedLayoutError = LayoutError
+
+
 @dataclasses.dataclass(frozen=True)
 class FFTProblem:
     """Everything both executors decide alike about one FFT call."""
@@ -283,6 +288,12 @@ def plan_problem(
 
 
 def _dtypes(fft_type: str, dtype: str) -> tuple[str, str]:
+    if dtype in ("float16", "complex32"):
+        raise LayoutError(
+            f"operand dtype {dtype} (half precision) is not supported: NumPy and CuPy have no complex32 "
+            "result type, and Python callbacks cannot be fused for half-precision elements. Convert the "
+            "operand to float32/complex64 (e.g. x.astype('complex64'))"
+        )
     if dtype not in REAL_OF:
         raise LayoutError(
             f"operand dtype {dtype} is not supported; use float32, float64, complex64 or complex128"
