@@ -20,8 +20,7 @@ from ._docs import shared_doc
 from ._layout import FFTProblem, LayoutError, plan_problem
 from ._log import fft_logger, log_compiled
 from ._norm import fuse_scale, norm_scale
-from ._options import (DirectionLike, Execution, FFTDirection, FFTOptions, Norm, cpu_threads, direction_name,
-                       execution_target)
+from ._options import DirectionLike, Execution, FFTOptions, Norm, cpu_threads, direction_name, execution_target
 from ._tensor import Tensor, as_tensor, empty_strided
 
 # What prolog= and epilog= take: a Python function, {"fn": f, "data": array}, a DeviceCallable,
@@ -95,8 +94,7 @@ class FFT:
         self._user_operand = operand
         self._axes = axes_tuple(axes)
         self._kind = _kind or self._default_kind(tensor.dtype)
-        # A custom allocator's workspace belongs to this FFT: no plan from the shared cache.
-        self._shared = _shared_plans and self.options.allocator is None
+        self._shared = _shared_plans
         self._plan_direction: str | None = None
         self._norm: str | None = None
         self._stream = stream
@@ -268,13 +266,13 @@ class FFT:
         device = self._operand.device_id
         attached = [self._attach(s) if s is not None else None for s in (self._prolog, self._epilog)]
         patient = self.options.patient_jit
-        build = lambda: _gpu.GpuPlan(self.problem, attached[0], attached[1], device, patient_jit=patient)  # noqa: E731
         allocator = self.options.allocator
-        if allocator is not None:
-            build = lambda: _gpu.GpuPlan(self.problem, attached[0], attached[1], device,  # noqa: E731
-                                         patient_jit=patient, allocator=allocator)
+        build = lambda: _gpu.GpuPlan(self.problem, attached[0], attached[1], device,  # noqa: E731
+                                     patient_jit=patient, allocator=allocator)
         if self._shared:
-            key = (device, self.problem, patient, *(a.key() if a else None for a in attached))
+            # A plan's workspace comes from its allocator: plans of other allocators are others.
+            key = (device, self.problem, patient, id(allocator) if allocator is not None else None,
+                   *(a.key() if a else None for a in attached))
             created = _gpu.plan_cache.created
             plan = _gpu.plan_cache.get(key, build)
             log = fft_logger(self.options)
