@@ -164,7 +164,7 @@ def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, 
     import numba
     from numba.core.errors import NumbaError
 
-    from .cuda_backend import _compile_error, check_result_type, numba_type
+    from .cuda_backend import check_result_type, compile_error, numba_type
     from .wrappers import jit_tree
 
     element = numba_type(element_name)
@@ -178,7 +178,7 @@ def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, 
         result = jitted.overloads[argtypes].signature.return_type
         check_result_type(fn, kind, form, element, result)
     except NumbaError as exc:
-        raise _compile_error(fn, kind, exc) from None
+        raise compile_error(fn, kind, exc) from None
     # Compiled lazily, inlined into the executor's loop that calls it.
     return numba.njit(make_wrapper(kind, form, jitted, element, indirect=False))
 

@@ -18,6 +18,7 @@ from typing import Any, Iterator
 
 from .dtypes import callback_symbol
 from .forms import Form, callback_error
+from .toolchain import nvrtc_version
 from .wrappers import jit_tree, make_wrapper
 
 
@@ -83,7 +84,8 @@ def check_result_type(fn: Any, kind: str, form: Form, element: Any, result: Any)
         )
 
 
-def _compile_error(fn: Any, kind: str, exc: Exception) -> TypeError:
+def compile_error(fn: Any, kind: str, exc: Exception) -> TypeError:
+    """The TypeError for a function numba could not compile, with numba's first lines."""
     lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
     summary = "\n".join(lines[:12])
     return callback_error(fn, kind, f"numba could not compile it:\n{summary}")
@@ -146,9 +148,9 @@ def compile_ltoir(
             try:
                 result = device_fn.compile_device(user_argument_types(kind, form, element, user)).signature.return_type
             except NumbaError as exc:
-                raise _compile_error(fn, kind, exc) from None
+                raise compile_error(fn, kind, exc) from None
             check_result_type(fn, kind, form, element, result)
-            raise _compile_error(fn, kind, ltoir) from None
+            raise compile_error(fn, kind, ltoir) from None
     meta = {
         "function": getattr(getattr(fn, "py_func", fn), "__qualname__", repr(fn)),
         "symbol": symbol,
@@ -159,14 +161,6 @@ def compile_ltoir(
         "arch": arch,
         "indirect": indirect,
         "narrow": narrow,
-        "toolkit": toolkit_version(),
+        "toolkit": list(nvrtc_version()),
     }
     return (ltoir.encode() if isinstance(ltoir, str) else bytes(ltoir)), meta
-
-
-def toolkit_version() -> list[int]:
-    """CUDA version of the NVRTC/NVVM that produced the code (nvJitLink must be as new)."""
-    from cuda.bindings import nvrtc
-
-    err, major, minor = nvrtc.nvrtcVersion()
-    return [int(major), int(minor)]

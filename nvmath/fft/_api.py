@@ -30,8 +30,8 @@ Axes = Union[int, Sequence[int], None]
 
 
 @functools.lru_cache(maxsize=1024)
-def _problem(kind, shape, strides, dtype, axes, inplace, parity, layout) -> FFTProblem:
-    return plan_problem(kind, shape, strides, dtype, axes, inplace=inplace, last_axis_parity=parity,
+def _problem(transform, shape, strides, dtype, axes, inplace, parity, layout) -> FFTProblem:
+    return plan_problem(transform, shape, strides, dtype, axes, inplace=inplace, last_axis_parity=parity,
                         result_layout=layout)
 
 
@@ -74,7 +74,7 @@ class FFT:
     """
 
     def __init__(self, operand: Any, *, axes: Axes = None, options: FFTOptions | dict | None = None,
-                 execution: Execution | None = None, stream: Any = None, _kind: str | None = None,
+                 execution: Execution | None = None, stream: Any = None, _transform: str | None = None,
                  _shared_plans: bool = False):
         self.options = FFTOptions.of(options)
         self._host_result: bool | str = False
@@ -93,7 +93,7 @@ class FFT:
         self._planned_operand = (tensor.shape, tensor.strides, tensor.dtype, tensor.device_id)
         self._user_operand = operand
         self._axes = axes_tuple(axes)
-        self._kind = _kind or self._default_kind(tensor.dtype)
+        self._transform = _transform or self._default_transform(tensor.dtype)
         self._shared = _shared_plans
         self._plan_direction: str | None = None
         self._norm: str | None = None
@@ -105,23 +105,23 @@ class FFT:
         self._input_buffer = None
         self._data: dict[str, Any] = {}
 
-    def _default_kind(self, dtype: str) -> str:
-        return self._kind_for(dtype, self.options)
+    def _default_transform(self, dtype: str) -> str:
+        return self._transform_for(dtype, self.options)
 
     @staticmethod
-    def _kind_for(dtype: str, options: FFTOptions) -> str:
+    def _transform_for(dtype: str, options: FFTOptions) -> str:
         fft_type = options.fft_type
         if fft_type is None:
             return "fft" if dtype.startswith("complex") else "rfft"
-        kinds = {"C2C": "fft", "R2C": "rfft", "C2R": "irfft"}
-        if fft_type not in kinds:
-            raise ValueError(f"fft_type must be one of {sorted(kinds)}, got {fft_type!r}")
-        return kinds[fft_type]
+        transforms = {"C2C": "fft", "R2C": "rfft", "C2R": "irfft"}
+        if fft_type not in transforms:
+            raise ValueError(f"fft_type must be one of {sorted(transforms)}, got {fft_type!r}")
+        return transforms[fft_type]
 
     def _make_problem(self, t: Tensor) -> FFTProblem:
         o = self.options
         try:
-            return _problem(self._kind, t.shape, t.strides, t.dtype, self._axes, o.inplace, o.last_axis_parity,
+            return _problem(self._transform, t.shape, t.strides, t.dtype, self._axes, o.inplace, o.last_axis_parity,
                             o.result_layout)
         except LayoutError:
             raise
@@ -154,8 +154,8 @@ class FFT:
         tensor = as_tensor(operand)
         target = execution_target(execution, tensor, opts)
         device = tensor.device_id if tensor.on_gpu else (_execution_device(execution, opts) if target == "cuda" else None)
-        kind = FFT._kind_for(tensor.dtype, opts)
-        problem = _problem(kind, tensor.shape, tensor.strides, tensor.dtype, axes_tuple(axes), opts.inplace,
+        transform = FFT._transform_for(tensor.dtype, opts)
+        problem = _problem(transform, tensor.shape, tensor.strides, tensor.dtype, axes_tuple(axes), opts.inplace,
                            opts.last_axis_parity, opts.result_layout)
         settings = tuple(getattr(opts, f) for f in ("user_data_copy", "debug_mode", "float_literals", "patient_jit",
                                                     "blocking"))

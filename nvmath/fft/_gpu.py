@@ -177,7 +177,9 @@ def _check_toolkits(callbacks: list[AttachedCallback]) -> None:
         if cb.toolkit is None:
             continue
         if linker is None:
-            linker = _cufft.nvjitlink_version()
+            from compiler.toolchain import nvjitlink_version
+
+            linker = nvjitlink_version()
         if tuple(cb.toolkit) > linker:
             raise RuntimeError(
                 f"{cb.name} was compiled by CUDA {cb.toolkit[0]}.{cb.toolkit[1]}'s NVVM, newer than the "

@@ -116,7 +116,7 @@ def batch_order(layout: Layout, batch_axes: Sequence[int]) -> tuple[int, ...]:
     return tuple(sorted(live, key=lambda a: -layout.strides[a]))
 
 
-FFT_KINDS = {
+TRANSFORMS = {
     # name: (fft type, direction)
     "fft": ("C2C", "forward"),
     "ifft": ("C2C", "inverse"),
@@ -202,7 +202,7 @@ def normalize_axes(axes: Sequence[int] | None, ndim: int) -> tuple[int, ...]:
 
 
 def plan_problem(
-    kind: str,
+    transform: str,
     shape: Sequence[int],
     strides: Sequence[int],
     dtype: str,
@@ -212,18 +212,18 @@ def plan_problem(
     last_axis_parity: str = "even",
     result_layout: str = "natural",
 ) -> FFTProblem:
-    """Decide the buffers for ``kind`` ("fft", "ifft", "rfft", "irfft") on one operand.
+    """Decide the buffers for ``transform`` ("fft", "ifft", "rfft", "irfft") on one operand.
 
     ``strides`` are the operand's strides in elements. ``result_layout`` "natural" gives the
     result the operand's axis order (dense); "optimized" puts the FFT axes innermost.
     """
-    if kind not in FFT_KINDS:
-        raise LayoutError(f"unknown FFT kind {kind!r}; expected one of {sorted(FFT_KINDS)}")
-    fft_type, direction = FFT_KINDS[kind]
+    if transform not in TRANSFORMS:
+        raise LayoutError(f"unknown transform {transform!r}; expected one of {sorted(TRANSFORMS)}")
+    fft_type, direction = TRANSFORMS[transform]
     shape, strides = tuple(int(n) for n in shape), tuple(int(s) for s in strides)
     ndim = len(shape)
     fft_axes = normalize_axes(axes, ndim)
-    if FFT_KINDS[kind][0] == "C2C":
+    if TRANSFORMS[transform][0] == "C2C":
         # A C2C transform is the same in any axis order: take the one memory already has.
         fft_axes = tuple(sorted(fft_axes, key=lambda a: -strides[a]))
     batch_axes = tuple(a for a in range(ndim) if a not in fft_axes)

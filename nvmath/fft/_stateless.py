@@ -10,9 +10,9 @@ from ._docs import shared_doc
 from ._options import DirectionLike, Execution, FFTOptions, Norm, debug_env
 
 
-def _stateless(kind: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any,
+def _stateless(transform: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any,
                stream: Any, direction: Any = None, norm: Any = None) -> Any:
-    key = _reuse_key(kind, operand, axes, options, execution, prolog, epilog)
+    key = _reuse_key(transform, operand, axes, options, execution, prolog, epilog)
     if key is not None and (direction is not None or norm is not None):
         key = (*key, direction, norm)
     engines = _recent_engines()
@@ -25,7 +25,7 @@ def _stateless(kind: str, operand: Any, axes: Any, options: Any, execution: Any,
                 return rerun(engine, operand, prolog, epilog, stream)
             finally:
                 release_arrays(engine)
-    f = FFT(operand, axes=axes, options=options, execution=execution, stream=stream, _kind=kind,
+    f = FFT(operand, axes=axes, options=options, execution=execution, stream=stream, _transform=transform,
             _shared_plans=True)
     f.plan(prolog=prolog, epilog=epilog, stream=stream, direction=direction, norm=norm)
     result = f.execute(stream=stream)
@@ -51,7 +51,7 @@ def _recent_engines() -> dict:
     return engines
 
 
-def _reuse_key(kind: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any) -> Any:
+def _reuse_key(transform: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any) -> Any:
     """A key for reusing an engine, or None where this call takes the full path."""
     if options is not None or execution is not None or type(operand).__module__.split(".")[0] != "cupy":
         return None
@@ -71,7 +71,7 @@ def _reuse_key(kind: str, operand: Any, axes: Any, options: Any, execution: Any,
             return None
     if any(s is not None and s[0] is None for s in signature):
         return None
-    return (kind, operand.shape, operand.strides, operand.dtype, operand.device.id,
+    return (transform, operand.shape, operand.strides, operand.dtype, operand.device.id,
             None if axes is None else (axes,) if type(axes) is int else tuple(axes), *signature)
 
 
