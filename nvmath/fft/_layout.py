@@ -178,10 +178,6 @@ class FFTProblem:
             out *= self.operand.shape[a]
         return out
 
-    @property
-    def result_shape(self) -> tuple[int, ...]:
-        return self.output.shape
-
 
 def normalize_axes(axes: Sequence[int] | None, ndim: int) -> tuple[int, ...]:
     if axes is None:
