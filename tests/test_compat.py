@@ -70,6 +70,14 @@ def test_string_options_are_literal_types():
 
 # -- direction --------------------------------------------------------------------------------
 
+def test_positional_parameters_in_nvmath_pythons_order():
+    x = crandn(4, 8)
+    for name, reference in (("fft", np.fft.fft), ("ifft", lambda a, axis: 8 * np.fft.ifft(a, axis=axis))):
+        a = x.copy()
+        r = getattr(nvmath.fft, name)(a, [-1], {"inplace": True}, "cpu", None, lambda v: v * 2, None)
+        assert r is a and close(a, 2 * reference(x, axis=-1), x.dtype)
+
+
 def test_fft_direction_values():
     assert FFTDirection.FORWARD == -1 and FFTDirection.INVERSE == 1
 

@@ -89,9 +89,9 @@ def _fingerprints(prolog: Any, epilog: Any) -> tuple:
 
 
 @shared_doc
-def fft(operand: Any, axes: Axes = None, direction: DirectionLike | None = None,
-        options: FFTOptions | dict | None = None, execution: Execution | None = None, prolog: Callback = None,
-        epilog: Callback = None, stream: Any = None, *, norm: Norm | None = None) -> Any:
+def fft(operand: Any, axes: Axes = None, options: FFTOptions | dict | None = None,
+        execution: Execution | None = None, prolog: Callback = None, epilog: Callback = None,
+        stream: Any = None, *, direction: DirectionLike | None = None, norm: Norm | None = None) -> Any:
     """Complex-to-complex FFT over ``axes``, forward unless ``direction`` says otherwise.
 
     A real operand is promoted to complex. Unnormalized, as cuFFT, unless ``norm`` is given.
@@ -99,12 +99,12 @@ def fft(operand: Any, axes: Axes = None, direction: DirectionLike | None = None,
     Parameters:
         {operand}
         {axes}
-        {direction}
         {options}
         {execution}
         {prolog}
         {epilog}
         {stream}
+        {direction}
         {norm}
 
     Returns:
@@ -125,12 +125,12 @@ def fft(operand: Any, axes: Axes = None, direction: DirectionLike | None = None,
 
 
 @shared_doc
-def ifft(operand: Any, axes: Axes = None, direction: DirectionLike | None = None,
-         options: FFTOptions | dict | None = None, execution: Execution | None = None, prolog: Callback = None,
-         epilog: Callback = None, stream: Any = None, *, norm: Norm | None = None) -> Any:
+def ifft(operand: Any, axes: Axes = None, options: FFTOptions | dict | None = None,
+         execution: Execution | None = None, prolog: Callback = None, epilog: Callback = None,
+         stream: Any = None, *, direction: DirectionLike | None = None, norm: Norm | None = None) -> Any:
     """Inverse complex-to-complex FFT; unnormalized, as cuFFT, unless ``norm`` is given.
 
-    Parameters: as ``fft``; ``direction`` defaults to inverse.
+    Parameters: as ``fft``, with ``direction`` defaulting to inverse.
 
     Returns:
         The inverse transform, of the operand's shape and complex dtype.
