@@ -347,11 +347,11 @@ class FFT:
         self._require_operand("execute")
         if self._executor is None:
             self.plan()
-        direction = self._direction(direction) if direction is not None else (
-            self._plan_direction or self.problem.direction)
-        if self._norm is not None and direction != (self._plan_direction or self.problem.direction):
-            raise ValueError(f"this FFT was planned with norm={self._norm!r} for the {self._plan_direction or self.problem.direction} "
-                             "direction, whose scale is fused in; plan again to run the other direction")
+        planned = self._plan_direction or self.problem.direction
+        direction = self._direction(direction) if direction is not None else planned
+        if self._norm is not None and direction != planned:
+            raise ValueError(f"this FFT was planned with norm={self._norm!r} for the {planned} direction, whose "
+                             "scale is fused in; plan again to run the other direction")
         problem = self.problem
         if self._target == "cuda":
             result = self._execute_gpu(direction, stream)
@@ -408,10 +408,10 @@ class FFT:
             return self._result(out)
 
     def _result(self, out: Any) -> Any:
-        if self._host_result is True and self.problem.inplace and self._host_operand is not None:
-            # In place on a host operand run on the GPU: the result belongs in the caller's array.
-            self._host_operand.array[...] = out.get()
-            return self._user_operand
+        if self.problem.inplace and self._host_result != "device":
+            if self._host_result is True:  # a host operand run on the GPU: the result goes back into it
+                self._host_operand.array[...] = out.get()
+            return self._user_operand  # the caller's array (or tensor) itself, overwritten
         if self._host_result is True:
             return self._operand.wrap_result(out.get()) if self._operand.framework != "numpy" else out.get()
         if self._host_result == "device":

@@ -8,6 +8,8 @@ import logging
 import os
 from typing import Any, Literal, Union
 
+from nvmath.memory import BaseCUDAMemoryManager
+
 from ._tensor import Tensor
 
 _DEBUG_ENV = "FFTFUSE_DEBUG"
@@ -80,7 +82,7 @@ class FFTOptions:
     device_id: int | None = None
     blocking: bool | Literal["auto"] = "auto"
     logger: logging.Logger | None = None
-    allocator: Any = None
+    allocator: BaseCUDAMemoryManager | None = None
 
     @classmethod
     def of(cls, options: Any) -> "FFTOptions":
