@@ -174,6 +174,21 @@ def test_norm_fused_on_the_gpu(norm):
           np.float64)
 
 
+def test_norm_and_direction_on_the_reused_stateless_path():
+    # Repeated calls reuse the planned engine: each call's data must reach the fused, scaled epilog.
+    def store_scaled(data_out, offset, value, user_info, unused):
+        data_out[offset] = value * user_info[offset]
+
+    for seed in range(3):
+        x = crandn((4, 64), seed=20 + seed)
+        h = crandn((4, 64), seed=30 + seed)
+        r = nvmath.fft.fft(cp.asarray(x), axes=-1, epilog={"fn": lambda v, d: v * d, "data": cp.asarray(h)},
+                           norm="ortho", direction="inverse")
+        close(r, np.fft.ifft(x.astype(np.complex128), axis=-1, norm="ortho") * h)
+        r = nvmath.fft.ifft(cp.asarray(x), axes=-1, epilog={"fn": store_scaled, "data": cp.asarray(h)}, norm="backward")
+        close(r, np.fft.ifft(x.astype(np.complex128), axis=-1) * h)
+
+
 # -- logging ---------------------------------------------------------------------------------
 
 def test_options_logger_gets_the_gpu_plan_and_the_compile(caplog):
