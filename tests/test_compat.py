@@ -270,6 +270,7 @@ def test_unsupported_layout_error_is_the_layout_error():
 def test_device_callable_size_and_validation():
     assert DeviceCallable(ltoir=b"abc").size == 3
     assert DeviceCallable(ltoir=b"abc", size=3, data=0).data == 0
+    assert DeviceCallable(b"abc", 3, 1234).data == 1234  # nvmath-python's positional order
     with pytest.raises(ValueError, match="must be bytes"):
         DeviceCallable(ltoir="test")
     with pytest.raises(ValueError, match="holds 3 bytes"):

@@ -29,9 +29,9 @@ class DeviceCallable:
     """
 
     ltoir: bytes | None = None
+    size: int | None = None  # nvmath-python's field order: (ltoir, size, data)
     data: Any = None
     fn: Callable | None = None
-    size: int | None = None
 
     def __post_init__(self) -> None:
         if self.ltoir is None:
