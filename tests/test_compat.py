@@ -194,7 +194,7 @@ def test_operand_attribute_and_reset_operand_none():
         assert f.operand is None
         with pytest.raises(RuntimeError, match="reset_operand"):
             f.execute()
-        f.reset_operand(b)
+        f.reset_operand_unchecked(b)
         assert f.operand is b
         assert close(f.execute(release_workspace=True), np.fft.fftn(b, axes=(0, 1)), b.dtype)
 

@@ -446,6 +446,11 @@ class FFT:
             )
         self._operand, self._user_operand, self._host_operand = tensor, operand, host
 
+    def reset_operand_unchecked(self, operand: Any, *, stream: Any = None) -> None:
+        """``reset_operand`` for hot loops in nvmath-python; here the same call, checks included
+        (they compare four values), as a wrong layout would corrupt memory silently."""
+        self.reset_operand(operand, stream=stream)
+
     def free(self) -> None:
         """Release the plan and buffers (stateless plans stay in the shared cache)."""
         self._free_executor()
