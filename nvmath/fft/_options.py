@@ -65,7 +65,7 @@ class FFTOptions:
     device_id: the GPU for host operands executed on the GPU (prefer ``ExecutionCUDA(device_id=)``).
     blocking: True waits for the GPU before returning; "auto" waits only for host operands.
     logger: where this FFT's events go (plans built or reused, callbacks compiled or found in the
-        cache), in addition to the ``fftfuse.*`` loggers; None: those loggers only.
+        cache) instead of ``fftfuse.fft``; the compiler's own stay on ``fftfuse.compiler``.
     allocator: draws the cuFFT workspace of GPU plans: an object with ``memalloc(size)``
         (``nvmath.memory.BaseCUDAMemoryManager``); None: CuPy's memory pool.
     """
