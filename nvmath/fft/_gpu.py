@@ -21,7 +21,6 @@ from . import _cufft
 from ._layout import FFTProblem
 
 
-
 class AttachedCallback:
     """What a plan needs of one callback: its LTO-IR, and how user data reaches it."""
 
@@ -68,8 +67,6 @@ class GpuPlan:
                 raise
 
     def _make(self, problem: FFTProblem, callbacks: list[AttachedCallback]) -> None:
-        import cupy
-
         _cufft.set_auto_allocation(self.handle, False)
         if self.patient_jit and callbacks:
             # cuFFT then times candidate kernels with the callbacks linked in: slower planning.
