@@ -11,16 +11,6 @@ sibling("compiler")
 sibling("cache")
 
 from . import fft  # noqa: E402
+from ._version import __version__  # noqa: E402
 
 __all__ = ["fft"]
-
-
-def __getattr__(name: str) -> str:
-    if name == "__version__":  # read on demand: importlib.metadata costs milliseconds at import
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            return version("fftfuse")
-        except PackageNotFoundError:  # run from a source tree that was never installed
-            return "0+unknown"
-    raise AttributeError(f"module 'nvmath' has no attribute {name!r}")
