@@ -17,10 +17,10 @@ PARAMETERS = {
             the halved one.""",
     "direction": """direction: ``FFTDirection.FORWARD`` / ``INVERSE``, ``'forward'`` / ``'inverse'``
             (any case) or -1 / 1. Default: the transform's own (forward for fft and rfft).""",
-    "norm": """norm: ``'backward'`` (default: the inverse scaled by 1/n), ``'ortho'`` (1/sqrt(n)
-            both ways) or ``'forward'`` (the forward scaled by 1/n), as in SciPy; None leaves
-            both unscaled, as cuFFT does. The scale is fused into the callbacks, never a
-            separate pass.""",
+    "norm": """norm: ``'backward'`` (the inverse scaled by 1/n, SciPy's default), ``'ortho'``
+            (1/sqrt(n) both ways) or ``'forward'`` (the forward scaled by 1/n), as in SciPy.
+            None (the default) leaves both unscaled, as cuFFT does. The scale is fused into the
+            callbacks, never a separate pass.""",
     "options": """options: an ``FFTOptions``, or a dict of its fields.""",
     "execution": """execution: ``'cuda'``, ``'cpu'``, an ``ExecutionCUDA`` / ``ExecutionCPU``, or a dict
             with ``'name'``. Default: where the operand lives.""",
@@ -35,6 +35,12 @@ PARAMETERS = {
         ValueError: an option, direction or callback data that does not fit this FFT.
         LayoutError: axes or dtypes no FFT can take (``UnsupportedLayoutError`` is the same class).""",
 }
+
+# The parameters of fft, ifft, rfft and irfft, in their order.
+PARAMETERS["parameters"] = "\n        ".join(
+    PARAMETERS[name] for name in ("operand", "axes", "options", "execution", "prolog", "epilog", "stream",
+                                  "direction", "norm")
+)
 
 
 def shared_doc(fn: F) -> F:

@@ -97,15 +97,7 @@ def fft(operand: Any, axes: Axes = None, options: FFTOptions | dict | None = Non
     A real operand is promoted to complex. Unnormalized, as cuFFT, unless ``norm`` is given.
 
     Parameters:
-        {operand}
-        {axes}
-        {options}
-        {execution}
-        {prolog}
-        {epilog}
-        {stream}
-        {direction}
-        {norm}
+        {parameters}
 
     Returns:
         The transform, of the operand's shape and complex dtype (the operand itself with
@@ -130,7 +122,8 @@ def ifft(operand: Any, axes: Axes = None, options: FFTOptions | dict | None = No
          stream: Any = None, *, direction: DirectionLike | None = None, norm: Norm | None = None) -> Any:
     """Inverse complex-to-complex FFT; unnormalized, as cuFFT, unless ``norm`` is given.
 
-    Parameters: as ``fft``, with ``direction`` defaulting to inverse.
+    Parameters:
+        {parameters}
 
     Returns:
         The inverse transform, of the operand's shape and complex dtype.
@@ -152,15 +145,7 @@ def rfft(operand: Any, axes: Axes = None, options: FFTOptions | dict | None = No
     """Real-to-complex FFT; the last of ``axes`` becomes n//2 + 1 long.
 
     Parameters:
-        {operand}
-        {axes}
-        {options}
-        {execution}
-        {prolog}
-        {epilog}
-        {stream}
-        {direction} Only forward.
-        {norm}
+        {parameters}
 
     Returns:
         The complex half-spectrum.
@@ -183,15 +168,7 @@ def irfft(operand: Any, axes: Axes = None, options: FFTOptions | dict | None = N
     ``options={{"last_axis_parity": "odd"}}``). Unnormalized unless ``norm`` is given.
 
     Parameters:
-        {operand}
-        {axes}
-        {options}
-        {execution}
-        {prolog}
-        {epilog}
-        {stream}
-        {direction} Only inverse.
-        {norm}
+        {parameters}
 
     Returns:
         The real signal.
