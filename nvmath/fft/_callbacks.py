@@ -91,8 +91,6 @@ def callback_spec(value: Any, kind: str) -> CallbackSpec | None:
         raise TypeError(f"{kind} needs exactly one of 'fn' (a Python function) or 'ltoir' (bytes)")
     if fn is not None and not callable(fn):
         raise TypeError(f"{kind}['fn'] must be callable, got {type(fn).__name__}")
-    if ltoir is not None and not isinstance(ltoir, (bytes, bytearray)):
-        raise TypeError(f"{kind}['ltoir'] must be bytes (from compile_{kind}), got {type(ltoir).__name__}")
     pointer = None
     tensor = None
     if isinstance(data, int) and not isinstance(data, bool):
