@@ -27,6 +27,7 @@ __all__ = [
     "link_check",
     "nvjitlink_version",
     "nvrtc_version",
+    "kernel_calls",
     "ptx_extern_funcs",
     "ptx_param_list",
     "ptx_signature",
@@ -163,7 +164,7 @@ def _check_nvrtc(err: object, call: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def link_check(ltoir: bytes, kind: str, element_dtype: str, arch: int) -> str:
+def link_check(ltoir: bytes, kind: str, element_dtype: str, arch: int, *, callback_first: bool = False) -> str:
     """Link a callback's LTO-IR with a kernel that calls cuFFT's prototype; return the PTX.
 
     ``arch`` is the compute capability as an integer (75 for sm_75). Raises
@@ -179,11 +180,8 @@ def link_check(ltoir: bytes, kind: str, element_dtype: str, arch: int) -> str:
     symbol = callback_symbol(kind, element_dtype)
     what = f"{kind} callback {symbol!r} ({element_dtype}, sm_{arch})"
 
-    ptx = _nvjitlink_to_ptx(
-        [("fftfuse_link_check_harness", _harness_ltoir(kind, element_dtype, arch)), ("callback", bytes(ltoir))],
-        arch,
-        what,
-    )
+    inputs = [("fftfuse_link_check_harness", _harness_ltoir(kind, element_dtype, arch)), ("callback", bytes(ltoir))]
+    ptx = _nvjitlink_to_ptx(inputs[::-1] if callback_first else inputs, arch, what)
     # With -ptx an unresolved call still "links": the declaration just stays .extern.
     unresolved = ptx_extern_funcs(ptx)
     if unresolved:
@@ -286,6 +284,29 @@ def ptx_param_list(ptx: str, symbol: str) -> list[str]:
 def ptx_extern_funcs(ptx: str) -> list[str]:
     """Names of functions that the PTX declares ``.extern`` (left for a later link to resolve)."""
     return [m.group("name") for m in _FUNC_RE.finditer(ptx) if ".extern" in m.group("linkage")]
+
+
+def kernel_calls(ptx: str, kernel: str = _HARNESS_KERNEL) -> list[str]:
+    """The call instructions (``call``, ``.callprototype``) left in the body of ``kernel``.
+
+    Empty when everything the kernel calls was inlined into it, as cuFFT's kernels inline a
+    CUDA C++ callback.
+    """
+    match = re.search(rf"\.entry\s+{re.escape(kernel)}\s*\(", ptx)
+    if match is None:
+        raise KeyError(f"no .entry named {kernel!r} in the PTX")
+    start = ptx.index("{", match.end())
+    depth, end = 0, start
+    for end in range(start, len(ptx)):
+        depth += {"{": 1, "}": -1}.get(ptx[end], 0)
+        if depth == 0:
+            break
+    body = ptx[start:end]
+    return [ln.strip() for ln in body.splitlines() if _CALL_RE.match(ln) or ".callprototype" in ln]
+
+
+# A call instruction, predicated or not: "call", "call.uni", "@%p1 call".
+_CALL_RE = re.compile(r"\s*(?:@!?%\w+\s+)?call(?:\.uni)?\b")
 
 
 def _param_type(decl: str) -> str:
