@@ -26,6 +26,8 @@ __all__ = [
     "harness_source",
     "link_check",
     "nvjitlink_version",
+    "nvjitlink_ptx",
+    "nvrtc_compile",
     "nvrtc_version",
     "kernel_calls",
     "ptx_extern_funcs",
@@ -114,20 +116,28 @@ def compile_harness(kind: str, element_dtype: str, arch: int, *, lto: bool = Tru
 
     LTO-IR is opaque, so the PTX form is how a test sees which name the harness references.
     """
+    # -rdc: the prototype is an external device function, resolved only at link time.
+    options = [f"-arch=compute_{arch}", "-rdc=true"] + (["-dlto"] if lto else [])
+    try:
+        return nvrtc_compile(harness_source(kind, element_dtype), "fftfuse_link_check.cu", options, lto=lto)
+    except LinkCheckError as exc:
+        raise LinkCheckError(f"link-check harness ({kind}, {element_dtype}, sm_{arch}): {exc}") from None
+
+
+def nvrtc_compile(source: str, filename: str, options: list[str], *, lto: bool) -> bytes:
+    """Compile CUDA C++ ``source`` with NVRTC to LTO-IR (``lto``) or PTX.
+
+    Raises :class:`LinkCheckError` with NVRTC's log when it does not compile.
+    """
     from cuda.bindings import nvrtc
 
-    source = harness_source(kind, element_dtype).encode()
-    err, prog = nvrtc.nvrtcCreateProgram(source, b"fftfuse_link_check.cu", 0, [], [])
+    err, prog = nvrtc.nvrtcCreateProgram(source.encode(), filename.encode(), 0, [], [])
     _check_nvrtc(err, "nvrtcCreateProgram")
     try:
-        # -rdc: the prototype is an external device function, resolved only at link time.
-        options = [f"-arch=compute_{arch}".encode(), b"-rdc=true"] + ([b"-dlto"] if lto else [])
-        (err,) = nvrtc.nvrtcCompileProgram(prog, len(options), options)
+        opts = [o.encode() for o in options]
+        (err,) = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
         if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
-            raise LinkCheckError(
-                f"NVRTC could not compile the link-check harness ({kind}, {element_dtype}, "
-                f"sm_{arch}): {err!r}\n{_nvrtc_log(prog)}"
-            )
+            raise LinkCheckError(f"NVRTC could not compile it ({err!r}):\n{_nvrtc_log(prog)}")
         get_size, get = (
             (nvrtc.nvrtcGetLTOIRSize, nvrtc.nvrtcGetLTOIR) if lto else (nvrtc.nvrtcGetPTXSize, nvrtc.nvrtcGetPTX)
         )
@@ -181,7 +191,7 @@ def link_check(ltoir: bytes, kind: str, element_dtype: str, arch: int, *, callba
     what = f"{kind} callback {symbol!r} ({element_dtype}, sm_{arch})"
 
     inputs = [("fftfuse_link_check_harness", _harness_ltoir(kind, element_dtype, arch)), ("callback", bytes(ltoir))]
-    ptx = _nvjitlink_to_ptx(inputs[::-1] if callback_first else inputs, arch, what)
+    ptx = nvjitlink_ptx(inputs[::-1] if callback_first else inputs, arch, what)
     # With -ptx an unresolved call still "links": the declaration just stays .extern.
     unresolved = ptx_extern_funcs(ptx)
     if unresolved:
@@ -194,7 +204,8 @@ def link_check(ltoir: bytes, kind: str, element_dtype: str, arch: int, *, callba
     return ptx
 
 
-def _nvjitlink_to_ptx(inputs: list[tuple[str, bytes]], arch: int, what: str) -> str:
+def nvjitlink_ptx(inputs: list[tuple[str, bytes]], arch: int, what: str) -> str:
+    """Link ``(name, LTO-IR)`` inputs with nvJitLink (``-lto -ptx``) in that order; return the PTX."""
     from cuda.bindings import nvjitlink
 
     options = [f"-arch=sm_{arch}", "-lto", "-ptx"]
