@@ -132,6 +132,53 @@ def run_ours(d):
 
     out["work_area_bytes_per_plan"] = sorted({int(p._work.nbytes) for p in _gpu.plan_cache._plans.values()})
     out.update(run_inlining(d))
+    out.update(run_abi_variants(d))
+    return out
+
+
+def run_abi_variants(d):
+    """The same Python callbacks as numba's C ABI alone (no thunk: an indirect call in cuFFT's
+    kernel) and through compiler.thunk, both as LTO-IR with the data pointer itself (stateful)."""
+    import cupy as cp
+    import nvmath
+    from numba import cuda, types
+
+    from compiler.dtypes import callback_symbol
+
+    fft = nvmath.fft
+    x, filt, window = d["x"], d["filt"], d["window"]
+    c8, f4 = types.complex64, types.float32
+    scale = cp.float32(1 / 1024)
+
+    def scale_cb(data_out, offset, value, user_info, unused):
+        data_out[offset] = value * scale
+
+    def filter_cb(data_out, offset, value, user_info, unused):
+        data_out[offset] = value * user_info[offset]
+
+    def window_cb(data_in, offset, user_info, unused):
+        return data_in[offset] * user_info[offset]
+
+    cases = {  # name: (function, kind, user type, data)
+        "scale_epilog": (scale_cb, "epilog", c8, None),
+        "filter_epilog": (filter_cb, "epilog", c8, filt),
+        "window_prolog": (window_cb, "prolog", f4, window),
+    }
+    out = {}
+    for name, (fn, kind, user, data) in cases.items():
+        if kind == "prolog":
+            sig = c8(types.CPointer(c8), types.uint64, types.CPointer(user), types.voidptr)
+        else:
+            sig = types.void(types.CPointer(c8), types.uint64, c8, types.CPointer(user), types.voidptr)
+        cc = cp.cuda.Device().compute_capability
+        plain_abi, _ = cuda.compile(fn, sig, device=True, abi="c", abi_info={"abi_name": callback_symbol(kind, "complex64")},
+                                    output="ltoir", cc=(int(cc[:-1]), int(cc[-1])))
+        thunk = (fft.compile_prolog if kind == "prolog" else fft.compile_epilog)(fn, "complex64", str(user))
+        for variant, ltoir in (("numba_c_abi", plain_abi), ("thunk", thunk)):
+            spec = {"ltoir": ltoir, "data": int(data.data.ptr) if data is not None else None}
+            with fft.FFT(x, axes=[-1]) as f:
+                f.plan(**{kind: spec})
+                out[f"{variant}_{name}_stateful"] = gpu_ms(f.execute)
     return out
 
 
@@ -233,6 +280,10 @@ def report_inlining(ours):
         rows.append(row)
         print(f"{case:22s} {py:10.4f} {cc:9.4f} {plain or 0:9.4f} {row['python_over_cpp']:8.3f} "
               f"{row['python_over_plain'] or 0:9.3f}")
+    for case in ("scale_epilog", "filter_epilog", "window_prolog"):
+        a, b = med(f"numba_c_abi_{case}_stateful"), med(f"thunk_{case}_stateful")
+        if a and b:
+            print(f"{case:22s} numba C ABI alone {a:.4f} ms, through the thunk {b:.4f} ms (stateful, data pointer)")
     return rows
 
 

@@ -26,7 +26,8 @@ for step in $steps; do
     inline)
       # Python callbacks next to the same CUDA C++ callbacks, one process; then the per-case table.
       python3 benchmarks/fft_callbacks.py --impl ours --json "$OUT/ours.json" > "$OUT/ours.log" 2>&1 || tail -30 "$OUT/ours.log"
-      python3 benchmarks/fft_callbacks.py --report "$OUT"/ours.json --json "$OUT/inline.json" 2>&1 | tee "$OUT/inline_table.txt" ;;
+      python3 benchmarks/fft_callbacks.py --impl cupy --json "$OUT/cupy.json" > "$OUT/cupy.log" 2>&1 || tail -30 "$OUT/cupy.log"
+      python3 benchmarks/fft_callbacks.py --report "$OUT"/ours.json "$OUT"/cupy.json --json "$OUT/inline.json" 2>&1 | tee "$OUT/inline_table.txt" ;;
     coldstart)
       python3 -m pip install -q --no-index --no-deps --target /tmp/ref .whl/ref/*.whl 2>/dev/null
       python3 benchmarks/cold_start.py --nvmath-python /tmp/ref --json "$OUT/cold_start.json" 2>&1 | tee "$OUT/cold_start.txt" ;;

@@ -35,12 +35,13 @@ import re
 from typing import Any
 
 # Part of every cache key: a change of the construction must not serve artifacts of the old one.
-CONSTRUCTION = "cufft-prototype-thunk-1"
+CONSTRUCTION = "cufft-prototype-thunk-2"
 
 BODY_NAME = "fftfuse_callback_body"
 
 _COMPONENT = {"float32": "float", "float64": "double", "complex64": "float", "complex128": "double"}
 _STRUCT = {"complex64": "%struct.float2", "complex128": "%struct.double2"}
+ELEMENT_ALIGN = {"float32": 4, "float64": 8, "complex64": 8, "complex128": 16}
 
 
 class ThunkError(RuntimeError):
@@ -176,9 +177,37 @@ def alignment_annotation(kind: str, element_dtype: str, symbol: str, module: str
         raise ThunkError("numba's module already has !nvvm.annotations; the thunk cannot add its own")
     ret, params = prototype(kind, element_dtype)
     index = 0 if kind == "prolog" else 3  # 0: the return value, 1..n: the parameters
-    align = 8 if element_dtype == "complex64" else 16
+    align = ELEMENT_ALIGN[element_dtype]
     return (f"\n!nvvm.annotations = !{{!90001}}\n"
             f"!90001 = !{{{ret} ({', '.join(params)})* @\"{symbol}\", !\"align\", i32 {index << 16 | align}}}\n")
+
+
+def align_element_accesses(body: str, data: str, element_dtype: str) -> str:
+    """Loads and stores of a complex element at ``data[i]`` marked with the element's alignment.
+
+    numba gives ``{float, float}`` the alignment of a float (4), so NVVM moves a complex64
+    element as two scalar accesses; cuFFT's buffers hold whole float2/double2 elements (8- or
+    16-aligned), which a C++ callback reads and writes in one vector access. Only accesses
+    through a one-index GEP of ``data`` (cuFFT's buffer, the callback's first parameter) are
+    marked; ``body`` is the IR text from the body's opening brace on.
+    """
+    if element_dtype not in _STRUCT:
+        return body
+    c = _COMPONENT[element_dtype]
+    t = re.escape(f"{{{c}, {c}}}")
+    end = re.search(r"^\}", body, re.M)
+    head, tail = (body[: end.end()], body[end.end():]) if end else (body, "")
+    gep = re.compile(rf"^\s*(%(?:\"[^\"]*\"|[-\w.$]+)) = getelementptr (?:inbounds )?{t}, {t}\* {re.escape(data)}, i64 [^,\n]+$", re.M)
+    slots = {m.group(1) for m in gep.finditer(head)}
+    if not slots:
+        return body
+    align = ELEMENT_ALIGN[element_dtype]
+
+    def mark(m: re.Match) -> str:
+        return m.group(0) + f", align {align}" if m.group("ptr") in slots else m.group(0)
+
+    access = re.compile(rf"(?:load {t}, {t}\*|store {t} [^,\n]+, {t}\*) (?P<ptr>%(?:\"[^\"]*\"|[-\w.$]+))$", re.M)
+    return access.sub(mark, head) + tail
 
 
 def add_thunk(modules: list[str], kind: str, element_dtype: str, symbol: str, body_name: str = BODY_NAME) -> list[str]:
@@ -201,7 +230,8 @@ def add_thunk(modules: list[str], kind: str, element_dtype: str, symbol: str, bo
         tail = match.group("tail").replace("noinline", "").rstrip()
         header = (f"define internal {head}{match.group('ret')} @{match.group('name')}({match.group('params')})"
                   f"{tail} alwaysinline\n{{")
-        text = module[: match.start()] + header + module[match.end():]
+        first = re.search(r"%(\"[^\"]*\"|[-\w.$]+)", match.group("params"))
+        text = module[: match.start()] + header + align_element_accesses(module[match.end():], first.group(0), element_dtype)
         types = ""
         if element_dtype in _STRUCT:
             c = _COMPONENT[element_dtype]

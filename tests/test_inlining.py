@@ -86,6 +86,18 @@ def test_callback_inlined_into_caller(kind, dtype, form, mode, store):
             assert linkcheck.ptx_signature(ptx, symbol) == declared
 
 
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", ["complex64", "complex128"])
+def test_complex_element_moves_as_one_vector(kind, dtype, store):
+    """cuFFT's element is read or written in one vector access, as a C++ callback does."""
+    compiled = _compile(kind, dtype, Form.VALUE, "none", store)
+    ptx = linkcheck.link_check(compiled.ltoir, kind, dtype, ARCH)
+    kernel = ptx[ptx.index(".entry"):]
+    suffix = "f32" if dtype == "complex64" else "f64"
+    assert re.search(rf"\b(ld|st)\.global\.v2\.{suffix}", kernel)
+    assert not re.search(rf"\b(ld|st)\.global\.{suffix}", kernel), kernel
+
+
 def test_window_prolog_with_real_data_inlined(store):
     compiled = _compile("prolog", "complex64", Form.VALUE_DATA, "slot", store, user_dtype="float32")
     for callback_first in (False, True):
