@@ -60,10 +60,10 @@ def test_source_filter_epilog_and_plan_reuse():
     x, h1, h2 = (rand((64, 256), np.complex64, s) for s in (1, 2, 3))
     gx = cp.asarray(x)
     got = nvmath.fft.fft(gx, axes=[-1], epilog={"source": FILTER, "data": cp.asarray(h1)})
-    close(got, np.fft.fft(x.astype(np.complex128), axis=-1) * h1, 2e-5)
+    close(got, np.fft.fft(x.astype(np.complex128), axis=-1) * h1, 1e-4)
     created = _gpu.plan_cache.created
     got = nvmath.fft.fft(gx, axes=[-1], epilog={"source": FILTER, "data": cp.asarray(h2)})
-    close(got, np.fft.fft(x.astype(np.complex128), axis=-1) * h2, 2e-5)
+    close(got, np.fft.fft(x.astype(np.complex128), axis=-1) * h2, 1e-4)
     assert _gpu.plan_cache.created == created  # new data, same plan (the data pointer is in a slot)
 
 
@@ -72,13 +72,13 @@ def test_cupy_style_window_prolog_stateful():
     with nvmath.fft.FFT(cp.asarray(x), axes=[-1]) as f:
         f.plan(prolog={"source": CUPY_WINDOW, "data": cp.asarray(w)})
         got = f.execute()
-    close(got, np.fft.fft(x.astype(np.complex128) * w, axis=-1), 2e-5)
+    close(got, np.fft.fft(x.astype(np.complex128) * w, axis=-1), 1e-4)
 
 
 def test_source_real_prolog_r2c():
     x, w = rand((16, 1024), np.float32, 6), rand((16, 1024), np.float32, 7)
     got = nvmath.fft.rfft(cp.asarray(x), axes=[-1], prolog={"source": REAL_WINDOW, "data": cp.asarray(w)})
-    close(got, np.fft.rfft(x.astype(np.float64) * w, axis=-1), 2e-5)
+    close(got, np.fft.rfft(x.astype(np.float64) * w, axis=-1), 1e-4)
 
 
 def test_source_named_complex128_epilog():
@@ -93,7 +93,7 @@ def test_python_prolog_and_epilog_through_thunk(dtype):
     got = nvmath.fft.fft(cp.asarray(x), axes=[-1], prolog={"fn": lambda v, d: v * d, "data": cp.asarray(w)},
                          epilog={"fn": lambda v, d: v * d + 1, "data": cp.asarray(h)})
     want = np.fft.fft(x.astype(np.complex128) * w, axis=-1) * h + 1
-    close(got, want, 2e-5 if dtype == "complex64" else 1e-6)
+    close(got, want, 1e-4 if dtype == "complex64" else 1e-6)
 
 
 def test_python_real_prolog_c2r():
@@ -102,4 +102,4 @@ def test_python_real_prolog_c2r():
     y[:, -1] = y[:, -1].real
     got = nvmath.fft.irfft(cp.asarray(y), axes=[-1], prolog=lambda v: v * 2, epilog=lambda r: r * 0.25)
     want = np.fft.irfft(y.astype(np.complex128) * 2, n=256, axis=-1, norm="forward") * 0.25
-    close(got, want, 2e-5)
+    close(got, want, 1e-4)
