@@ -21,7 +21,7 @@ from cache import ArtifactStore
 from compiler import Form, compile_callback
 from compiler.cuda_backend import callback_nvvm_ir
 from compiler.dtypes import ELEMENT_DTYPES, KINDS, callback_symbol
-from compiler.thunk import ThunkError, add_thunk, split_params, thunk_ir
+from compiler.thunk import ThunkError, add_thunk, align_element_accesses, split_params, thunk_ir
 
 pytest.importorskip("numba.cuda")
 pytest.importorskip("cuda.bindings.nvjitlink")
@@ -240,6 +240,23 @@ def test_unknown_numba_abi_is_refused(kind, dtype, ret, params):
 def test_literal_struct_element_is_adapted():
     ir = thunk_ir("epilog", "complex128", "cb", "void", ["{double, double}*", "i64", "{double, double}", "i8*", "i8*"])
     assert "insertvalue {double, double}" in ir and "%struct.double2 %element" in ir
+
+
+def test_alignment_only_on_whole_elements_of_the_buffer():
+    body = "\n".join([
+        '  %"a" = getelementptr {float, float}, {float, float}* %"arg.out", i64 %"arg.offset"',
+        '  %"b" = getelementptr {float, float}, {float, float}* %"arg.out", i64 %"i", i32 1',
+        '  %"c" = getelementptr {float, float}, {float, float}* %"user", i64 %"arg.offset"',
+        '  store {float, float} %"v", {float, float}* %"a"',
+        '  %"x" = load {float, float}, {float, float}* %"c"',
+        '  store float %"w", float* %"b"',
+        "}",
+        '  store {float, float} %"v", {float, float}* %"a"',  # another function: untouched
+    ])
+    lines = align_element_accesses(body, '%"arg.out"', "complex64").splitlines()
+    assert lines[3].endswith(", align 8")
+    assert not any(ln.endswith("align 8") for ln in lines[4:])
+    assert align_element_accesses(body, '%"arg.out"', "float32") == body
 
 
 def test_missing_body_is_refused():
