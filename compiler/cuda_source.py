@@ -150,7 +150,9 @@ def compile_source(
         ltoir = nvrtc_ltoir(wrapped_source(source, kind, element, fn_name, indirect=indirect), arch,
                             what=f"{kind} {fn_name!r}")
         link_check(ltoir, kind, element, arch)
-        store.put(key, ltoir, {"symbol": callback_symbol(kind, element), "function": fn_name})
+        store.put(key, ltoir, {"function": fn_name, "symbol": callback_symbol(kind, element), "kind": kind,
+                               "form": "cuda-source", "element_dtype": element, "arch": arch,
+                               "indirect": indirect, "toolkit": list(toolkit)})
         origin = "compiled"
     else:
         ltoir = hit[0]
