@@ -63,7 +63,7 @@ def split_params(text: str) -> list[str]:
     """
     out, depth, cur = [], 0, ""
     for ch in text:
-        depth += ch in "{[<(" and 1 or (ch in "}]>)" and -1 or 0)
+        depth += (ch in "{[<(") - (ch in "}]>)")
         if ch == "," and depth == 0:
             out.append(cur)
             cur = ""

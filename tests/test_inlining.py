@@ -122,6 +122,13 @@ def test_helpers_and_math_inlined(store):
     assert linkcheck.kernel_calls(ptx) == []
 
 
+def test_prolog_and_epilog_link_together(store):
+    """cuFFT links both callbacks into one program: numba's bodies are internal, no duplicate."""
+    p = _compile("prolog", "complex64", Form.VALUE, "none", store)
+    e = _compile("epilog", "complex64", Form.VALUE, "none", store)
+    assert linkcheck.nvjitlink_ptx([("prolog", p.ltoir), ("epilog", e.ltoir)], ARCH, "prolog and epilog")
+
+
 def test_numba_c_abi_alone_is_not_inlined():
     """The check can fail: numba's C ABI without the thunk leaves an indirect call (complex)."""
     from numba import cuda, types
