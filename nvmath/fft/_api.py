@@ -300,8 +300,15 @@ class FFT:
         indirect = self._shared and spec.data is not None
         arch = _device_arch(self._operand.device_id)
         started = time.perf_counter()
-        compiled = compile_callback(spec.fn, spec.kind, element, spec.data.dtype if spec.data else None,
-                                    compute_capability=arch, indirect=indirect, literals=self.options.float_literals)
+        if spec.source is not None:
+            from compiler.cuda_source import compile_source
+
+            compiled = compile_source(spec.source, spec.kind, element, name=spec.source_name,
+                                      compute_capability=arch, indirect=indirect)
+        else:
+            compiled = compile_callback(spec.fn, spec.kind, element, spec.data.dtype if spec.data else None,
+                                        compute_capability=arch, indirect=indirect,
+                                        literals=self.options.float_literals)
         log_compiled(self.options, spec.name, compiled.source, len(compiled.ltoir), time.perf_counter() - started)
         return AttachedCallback(spec.kind, compiled.ltoir, element, indirect=indirect,
                                 pointer=None if indirect else pointer, name=spec.name, toolkit=compiled.toolkit)
@@ -317,6 +324,9 @@ class FFT:
             if spec is None:
                 compiled.append(None)
                 continue
+            if spec.source is not None:
+                raise ValueError(f"{spec.name}: CUDA C++ callbacks run only on the GPU; on the CPU pass the Python "
+                                 f"function (prolog=f or {{'fn': f, 'data': array}})")
             if spec.fn is None:
                 raise ValueError(f"{spec.name}: LTO-IR runs only on the GPU; on the CPU pass the Python function "
                                  f"(prolog=f or {{'fn': f, 'data': array}})")
@@ -546,6 +556,8 @@ def _callback_key(value: Any, kind: str) -> Any:
             code = function_fingerprint(spec.fn)
         except UncacheableError:
             code = ("object", id(spec.fn))  # equal only to itself
+    elif spec.source is not None:
+        code = ("source", spec.source, spec.source_name)
     else:
         code = ("ltoir", hash(spec.ltoir))
     data = spec.pointer if spec.data is None else (spec.data.ptr, spec.data.shape, spec.data.strides, spec.data.dtype)

@@ -43,8 +43,8 @@ def fuse_scale(prolog: Any, epilog: Any, scale: float) -> tuple[Any, Any]:
     if fn is not None:
         return rebuild(_scaled(fn, infer_form(fn, "prolog"), scale)), epilog
     raise ValueError(
-        "norm= cannot be fused here: the epilog stores its value itself (cuFFT form or LTO-IR) and "
-        "the prolog is LTO-IR. Apply the scale in your epilog and pass norm=None"
+        "norm= cannot be fused here: the epilog stores its value itself (cuFFT form, CUDA C++ or LTO-IR) "
+        "and the prolog is not a Python function. Apply the scale in your epilog and pass norm=None"
     )
 
 
