@@ -148,6 +148,14 @@ def test_create_key_tells_problems_apart():
     assert FFT.create_key(a, epilog=lambda v: v * 2) != FFT.create_key(a, epilog=lambda v: v * 3)
 
 
+def test_create_key_tells_cuda_source_callbacks_apart():
+    a = crandn(4, 8)
+    double = "__device__ cufftDoubleComplex twice(cufftDoubleComplex v) { return make_cuDoubleComplex(2 * v.x, 2 * v.y); }"
+    triple = double.replace("twice", "thrice").replace("2 *", "3 *")
+    assert FFT.create_key(a, epilog={"source": double}) == FFT.create_key(a, epilog={"source": double})
+    assert FFT.create_key(a, epilog={"source": double}) != FFT.create_key(a, epilog={"source": triple})
+
+
 def test_create_key_covers_callback_data_address():
     a = crandn(4, 8)
     d1, d2 = crandn(4, 8), crandn(4, 8)
