@@ -28,6 +28,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 import types as pytypes
 from typing import Any, Callable
 
@@ -174,8 +175,15 @@ def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, 
                 _compiled[key] = callback
             return callback
 
+    from .api import quiet_numba
+
+    quiet_numba()
+    started = time.perf_counter()
     wrapper, loops, cfuncs = _compile(fn, kind, form, element, user_name, user_dtype, narrow)
     callback = CpuCallback(wrapper, fn, kind, form, element, user_name, "compiled", loops)
+    if log.isEnabledFor(logging.INFO):
+        log.info("CPU %s %r (%s form, %s) compiled in %.1f ms", kind, getattr(fn, "__qualname__", fn), form.value,
+                 element, 1e3 * (time.perf_counter() - started))
     if key is not None:
         _persist(store, key, callback, cfuncs)
         with _lock:
@@ -341,7 +349,7 @@ def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, 
     import numba
     from numba.core.errors import NumbaError
 
-    from .cuda_backend import _compile_error, check_result_type, numba_type
+    from .cuda_backend import check_result_type, compile_error, numba_type
     from .wrappers import jit_tree
 
     element = numba_type(element_name)
@@ -362,7 +370,7 @@ def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, 
         wrapper = jit(make_wrapper(kind, form, jitted, element, indirect=False))
         cfuncs = _native_loops(kind, wrapper, element, user)
     except NumbaError as exc:
-        raise _compile_error(fn, kind, exc) from None
+        raise compile_error(fn, kind, exc) from None
     return wrapper, NativeLoops(cfuncs[0].address, cfuncs[1].address, cfuncs), cfuncs
 
 
