@@ -256,6 +256,7 @@ class CpuExecutor:
         self.prolog, self.epilog = prolog, epilog
         self._dummies: dict[str, np.ndarray] = {}
         self._seen: tuple = ()
+        self._blocks: dict[int, Any] = {}
         self._elementwise_only = all(cb is None or cb.elementwise for cb in (prolog, epilog))
 
     # -- public ------------------------------------------------------------------------------
@@ -278,7 +279,9 @@ class CpuExecutor:
             raise ValueError(f"direction {direction!r} is not valid for a {p.fft_type} FFT")
         call = self._call(inp, out, direction, prolog_data, epilog_data)
         workers = self.threads()
-        blocks = self._batch_blocks(workers)
+        blocks = self._blocks.get(workers, ())
+        if blocks == ():  # depends on the problem and the threads only: computed once
+            blocks = self._blocks[workers] = self._batch_blocks(workers)
         if call.hazard or blocks is None or len(blocks) == 1:
             self._phased(call, workers)
         elif workers == 1:  # block by block on this thread: each block's epilog reads it in cache
