@@ -162,10 +162,8 @@ def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, 
     element = numba_type(element_name)
     user = numba_type(user_dtype if user_name.startswith("numba:") else user_name)
     argtypes = cpu_argument_types(kind, form, element, user)
-    # A numba CPU dispatcher keeps its options; anything else is jitted from its Python source.
-    target = fn if _is_cpu_dispatcher(fn) else python_function(fn)
     try:
-        jitted = jit_tree(target, numba.njit, narrow)
+        jitted = jit_tree(fn, lambda f, o: numba.njit(**o)(f), narrow)
         jitted.compile(argtypes)
         result = jitted.overloads[argtypes].signature.return_type
         check_result_type(fn, kind, form, element, result)
@@ -173,14 +171,6 @@ def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, 
         raise _compile_error(fn, kind, exc) from None
     # Compiled lazily, inlined into the executor's loop that calls it.
     return numba.njit(make_wrapper(kind, form, jitted, element, indirect=False))
-
-
-def _is_cpu_dispatcher(fn: Any) -> bool:
-    try:
-        from numba.core.registry import CPUDispatcher
-    except ImportError:  # pragma: no cover - numba is a dependency
-        return False
-    return isinstance(fn, CPUDispatcher)
 
 
 def _element_converter(fn: Any, kind: str, element: str) -> Callable[[Any], Any]:
