@@ -15,7 +15,7 @@ from cache import artifact_key, default_store
 from .dtypes import element_dtype_name
 from .fingerprint import UncacheableError, function_fingerprint
 from .forms import Form, infer_form
-from .toolchain import resolve_arch, toolchain_stamp
+from .toolchain import check_supported_arch, resolve_arch, toolchain_stamp
 
 # The cache-hit path imports neither dataclasses (inspect) nor logging nor NumPy: each costs
 # milliseconds in a fresh process, and a hit is meant to take about ten.
@@ -133,6 +133,7 @@ def compile_callback(
 
     from .cuda_backend import compile_ltoir
 
+    check_supported_arch(arch)
     user_type = user_dtype if user_name and user_name.startswith("numba:") else user_name
     ltoir, meta = compile_ltoir(fn, kind, form, element, user_type, arch, indirect=indirect, narrow=narrow)
     if key is not None:

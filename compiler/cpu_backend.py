@@ -168,6 +168,11 @@ def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, 
         result = jitted.overloads[argtypes].signature.return_type
         check_result_type(fn, kind, form, element, result)
     except NumbaError as exc:
+        if "numba.cuda" in str(exc):
+            raise callback_error(
+                fn, kind, "it (or a function it calls) uses numba.cuda, which exists only on the GPU; the CPU "
+                f"executor compiles callbacks and their helpers, cuda.jit ones included, for the CPU:\n{exc}"
+            ) from None
         raise _compile_error(fn, kind, exc) from None
     # Compiled lazily, inlined into the executor's loop that calls it.
     return numba.njit(make_wrapper(kind, form, jitted, element, indirect=False))
