@@ -27,6 +27,11 @@ _TOOLCHAIN_DISTS = (
 )
 _TOOLCHAIN_ENV = ("CUDA_HOME", "CUDA_PATH", "NUMBA_CUDA_NVVM", "NUMBA_FORCE_CUDA_CC")
 
+# Raised whenever this package compiles the same function to other code (artifacts stored
+# before then are never served): 2 = jitted functions compiled afresh, literal narrowing
+# limited to float32's normal range.
+COMPILER_REVISION = 2
+
 
 @functools.lru_cache(maxsize=None)
 def toolchain_stamp() -> str:
@@ -45,7 +50,7 @@ def toolchain_stamp() -> str:
             if dist in _TOOLCHAIN_DISTS and dist not in found:
                 found[dist] = version
     env = {k: os.environ.get(k, "") for k in _TOOLCHAIN_ENV}
-    text = repr((sorted(found.items()), sorted(env.items()), sys.version_info[:2]))
+    text = repr((COMPILER_REVISION, sorted(found.items()), sorted(env.items()), sys.version_info[:2]))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

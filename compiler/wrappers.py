@@ -108,7 +108,9 @@ def narrow_literals(code: pytypes.CodeType) -> pytypes.CodeType:
 
     A Python float is a double: ``x * 0.5`` on a complex64 ``x`` computes in complex128, which
     is slow on GPUs with weak FP64 and changes nothing once the result is rounded to the
-    complex64 element. Integers are left alone (they index arrays).
+    complex64 element. Integers are left alone (they index arrays), and so is a constant that
+    float32 cannot hold to its own precision (beyond its range, or subnormal: ``1e60``,
+    ``1e-40``): rounding it would change it by more than float32 rounds any number.
     """
     consts = tuple(
         narrow_literals(c) if isinstance(c, pytypes.CodeType) else _narrowed(c) for c in code.co_consts
@@ -116,12 +118,26 @@ def narrow_literals(code: pytypes.CodeType) -> pytypes.CodeType:
     return code.replace(co_consts=consts)
 
 
+_FLOAT32_MAX = 3.4028234663852886e38
+_FLOAT32_TINY = 1.1754943508222875e-38  # the smallest normal float32
+
+
+def _single_holds(v: float) -> bool:
+    """Whether float32 holds ``v`` to within its own rounding (inf and nan stay what they are).
+
+    >>> [_single_holds(v) for v in (0.1, 1e38, 1e39, 1e-38, 1e-30, 0.0, float("inf"))]
+    [True, True, False, False, True, True, True]
+    """
+    a = abs(v)
+    return a == 0.0 or a != a or a == float("inf") or _FLOAT32_TINY <= a <= _FLOAT32_MAX
+
+
 def _narrowed(value: Any) -> Any:
-    if type(value) is float:
+    if type(value) is float and _single_holds(value):
         import numpy as np
 
         return np.float32(value)
-    if type(value) is complex:
+    if type(value) is complex and _single_holds(value.real) and _single_holds(value.imag):
         import numpy as np
 
         return np.complex64(value)

@@ -354,3 +354,37 @@ def test_changed_global_of_a_jitted_function_is_never_stale(label, tmp_path, sto
     cpu.wrapper(out, 0, x[0], out, None)
     compile_cpu(mod.cb, "epilog", "complex64").wrapper(out, 0, x[0], out, None)
     assert out[0] == x[0] * np.float32(3.5)
+
+
+def _tiny_then_huge(x):
+    return x * 1e-30 * 1e60
+
+
+def _below_float32(x):
+    return x * 1e-40 * 1e40
+
+
+@pytest.mark.parametrize("fn", [_tiny_then_huge, _below_float32])
+def test_literals_float32_cannot_hold_stay_double(fn):
+    # Rounding 1e60 to float32 gives inf (and 1e-40 loses digits): such literals stay double.
+    from compiler.cpu_backend import compile_cpu
+
+    x = (np.random.default_rng(2).standard_normal(16) * (1 + 1j)).astype(np.complex64)
+    cb = compile_cpu(fn, "epilog", "complex64")
+    out = np.zeros_like(x)
+    for i in range(x.size):
+        cb.wrapper(out, i, x[i], out, None)
+    np.testing.assert_allclose(out, fn(x.astype(np.complex128)), rtol=1e-5)
+
+
+def test_element_literals_compute_in_float32():
+    # The documented limit: an intermediate below float32's range underflows as float32 does.
+    from compiler.cpu_backend import compile_cpu
+
+    def underflows(x):
+        return x * 1e-30 * 1e-30 * 1e60
+
+    out = np.zeros(1, np.complex64)
+    for literals, expected in (("element", 0), ("double", 1 + 1j)):
+        compile_cpu(underflows, "epilog", "complex64", literals=literals).wrapper(out, 0, np.complex64(1 + 1j), out, None)
+        np.testing.assert_allclose(out[0], expected, rtol=1e-5)
