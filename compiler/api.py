@@ -90,6 +90,22 @@ def single_precision_literals(literals: str, element: str) -> bool:
     return literals == "element" and element in ("float32", "complex64")
 
 
+_reported: set[tuple[str, str]] = set()
+
+
+def report_uncacheable(kind: str, fn: Any, exc: UncacheableError) -> None:
+    """Log, once per function and reason, that ``fn`` is compiled without the cache."""
+    name = getattr(getattr(fn, "py_func", fn), "__qualname__", repr(fn))
+    if (name, exc.reason) in _reported:
+        return
+    if len(_reported) >= 4096:
+        _reported.clear()
+    _reported.add((name, exc.reason))
+    import logging
+
+    logging.getLogger("fftfuse.compiler").info("not caching %s %r (compiled on every call): %s", kind, name, exc)
+
+
 def compile_callback(
     fn: Any,
     kind: str,
@@ -118,9 +134,7 @@ def compile_callback(
     try:
         fingerprint = function_fingerprint(fn)
     except UncacheableError as exc:
-        import logging
-
-        logging.getLogger("fftfuse.compiler").info("not caching %s %r: %s", kind, getattr(fn, "__qualname__", fn), exc)
+        report_uncacheable(kind, fn, exc)
     else:
         key = artifact_key(
             target="ltoir", fingerprint=fingerprint, kind=kind, form=form.value, element=element,

@@ -17,7 +17,6 @@ mode: no numba, so ``print`` and breakpoints work inside the callback.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import threading
 from typing import Any, Callable
 
@@ -26,7 +25,6 @@ from .forms import Form, callback_error, python_function
 from .toolchain import toolchain_stamp
 from .wrappers import make_wrapper
 
-log = logging.getLogger("fftfuse.compiler")
 
 SOURCES = ("compiled", "cache", "python")
 
@@ -82,7 +80,9 @@ def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, 
     try:
         fingerprint = function_fingerprint(fn)
     except UncacheableError as exc:
-        log.info("not caching CPU %s %r: %s", kind, getattr(fn, "__qualname__", fn), exc)
+        from .api import report_uncacheable
+
+        report_uncacheable(kind, fn, exc)
     else:
         from cache import artifact_key
 

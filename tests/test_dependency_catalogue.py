@@ -351,14 +351,15 @@ def test_dependency(runs, kind, way):
         before, changed = _get(runs, "inproc", kind), _get(runs, "inproc", kind, "changed")
         assert before["fingerprint"] == ref_a["fingerprint"]
         assert changed["fingerprint"] == ref_b["fingerprint"]
-        seen = {_key(k, _get(runs, "inproc", k, w)) for k in earlier for w in ("first", "changed")}
+        seen = {_key(k, runs["inproc"][k][w]) for k in earlier for w in ("first", "changed") if w in runs["inproc"][k]}
         seen.add(_key(kind, before))
         assert changed["source"] == ("cache" if _key(kind, changed) in seen else "compiled")
         assert changed["ptx"] == ref_b["ptx"], "stale: compiled code differs from a fresh compile"
     elif way == "fresh process after a source edit":
         edited = _get(runs, "edited", kind)
         assert edited["fingerprint"] == ref_b["fingerprint"]
-        in_cache = {_key(k, _get(runs, "ref_a", k)) for k in KINDS} | {_key(k, _get(runs, "edited", k)) for k in earlier}
+        compiled = [("ref_a", k) for k in KINDS] + [("edited", k) for k in earlier]
+        in_cache = {_key(k, runs[p][k]["first"]) for p, k in compiled if "error" not in runs[p][k]}
         assert edited["source"] == ("cache" if _key(kind, edited) in in_cache else "compiled")
         assert edited["ptx"] == ref_b["ptx"]
     elif way == "fresh process after an in-process change":
