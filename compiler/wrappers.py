@@ -78,12 +78,18 @@ def jit_tree(fn: Any, jit: Jit, narrow: bool = False, _done: dict | None = None)
     return jitted
 
 
-def _needs_twin(value: Any, names: set[str]) -> bool:
-    """Whether ``value`` is a function to jit afresh, or a user module naming one in ``names``."""
+def _needs_twin(value: Any, names: set[str], _modules: frozenset = frozenset()) -> bool:
+    """Whether ``value`` is a function to jit afresh, or a user module (or one of its submodules)
+    whose attributes named in ``names`` include one."""
     if isinstance(value, pytypes.FunctionType) or jitted_python_function(value) is not None:
         return True
-    if isinstance(value, pytypes.ModuleType) and value.__name__.partition(".")[0] not in _NUMBA_KNOWN:
-        return any(_needs_twin(value.__dict__.get(n), ()) for n in names)
+    if (
+        isinstance(value, pytypes.ModuleType)
+        and value.__name__.partition(".")[0] not in _NUMBA_KNOWN
+        and id(value) not in _modules
+    ):
+        inside = _modules | {id(value)}
+        return any(_needs_twin(value.__dict__.get(n), names, inside) for n in names)
     return False
 
 
