@@ -246,7 +246,7 @@ def _reload(module, source: str) -> None:
 # role -> (sources change in-process, what the first observation does, what the one after the change does)
 ROLES = {
     "ref_a": (False, dict(link=False), None),
-    "inproc": (True, dict(cpu="prime"), dict(cpu="run")),
+    "inproc": (True, dict(link=False, cpu="prime"), dict(cpu="run")),
     "ref_b": (False, dict(cpu="truth"), None),
     "edited": (False, {}, None),
     "after": (False, {}, None),
