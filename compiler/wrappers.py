@@ -79,10 +79,12 @@ def jit_tree(fn: Any, jit: Jit, narrow: bool = False, _done: dict | None = None)
 
 
 def _needs_twin(value: Any, names: set[str], _modules: frozenset = frozenset()) -> bool:
-    """Whether ``value`` is a function to jit afresh, or a user module (or one of its submodules)
-    whose attributes named in ``names`` include one."""
+    """Whether ``value`` is a function to jit afresh, a tuple holding one, or a user module (or
+    one of its submodules) whose attributes named in ``names`` include one."""
     if isinstance(value, pytypes.FunctionType) or jitted_python_function(value) is not None:
         return True
+    if isinstance(value, tuple):
+        return any(_needs_twin(item, names, _modules) for item in value)
     if (
         isinstance(value, pytypes.ModuleType)
         and value.__name__.partition(".")[0] not in _NUMBA_KNOWN
@@ -94,6 +96,9 @@ def _needs_twin(value: Any, names: set[str], _modules: frozenset = frozenset()) 
 
 
 def _twin(value: Any, names: set[str], jit: Jit, narrow: bool, done: dict) -> Any:
+    if isinstance(value, tuple):  # (f, g): numba calls its items as first-class functions
+        items = [_twin(item, names, jit, narrow, done) if _needs_twin(item, names) else item for item in value]
+        return type(value)(*items) if hasattr(type(value), "_fields") else type(value)(items)
     if not isinstance(value, pytypes.ModuleType):
         return jit_tree(value, jit, narrow, done)
     if id(value) in done:

@@ -309,6 +309,7 @@ JITTED_HELPERS = {
     "njit callback": "import numba\n@numba.njit\ndef cb(x):\n    return x * K\n",
     "cuda.jit callback": "from numba import cuda\n@cuda.jit(device=True)\ndef cb(x):\n    return x * K\n",
     "njit in a module": "import {aux}\ndef cb(x):\n    return {aux}.h(x)\n",
+    "njit in a tuple": "import numba\n@numba.njit\ndef h(x):\n    return x * K\nFNS = (h,)\ndef cb(x):\n    return FNS[0](x)\n",
 }
 
 

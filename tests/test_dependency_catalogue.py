@@ -128,6 +128,12 @@ KINDS: dict[str, dict] = {
         a="2.5", b="3.5", mutate="m.K = 3.5", aux=""),
     "vectorize helper reads a global": value_kind(
         "h(x)", "2.5", "3.5", "m.K = 3.5", head="import numba\nK = {v}\n@numba.vectorize\ndef h(x):\n    return x * K\n"),
+    "njit helpers in a tuple global": value_kind(
+        "FNS[1](x)", "2.5", "3.5", "m.K = 3.5",
+        head="import numba\nK = {v}\n@numba.njit\ndef h(x):\n    return x * K\n@numba.njit\ndef g(x):\n    return x * 2.0 * K\n"
+        "FNS = (h, g)\n"),
+    "helpers in a tuple global": value_kind("FNS[0](x)", "2.5", "3.5", "m.K = 3.5",
+                                            head="K = {v}\ndef h(x):\n    return x * K\nFNS = (h,)\n"),
     # other modules
     "module attribute float": value_kind("x * {aux}.K", "2.5", "3.5", "aux.K = 3.5", head="import {aux}\n",
                                          aux="K = {v}\n"),
