@@ -325,6 +325,7 @@ def _helper_module(tmp_path, label: str, k: float, tag: str):
 
 
 @pytest.mark.parametrize("label", list(JITTED_HELPERS))
+@pytest.mark.filterwarnings("ignore:First-class function type")  # numba's note on functions in tuples
 def test_changed_global_of_a_jitted_function_is_never_stale(label, tmp_path, store):
     from compiler.cpu_backend import compile_cpu
 
