@@ -157,7 +157,9 @@ def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, 
     try:
         fingerprint = function_fingerprint(fn)
     except UncacheableError as exc:
-        log.info("not caching CPU %s %r: %s", kind, getattr(fn, "__qualname__", fn), exc)
+        from .api import report_uncacheable
+
+        report_uncacheable(kind, fn, exc)
     else:
         key = native_key(fingerprint, kind, form, element, user_name, narrow)
         with _lock:
@@ -248,11 +250,14 @@ def _raises(fn: Any, seen: set | None = None) -> str | None:
         if any(i.opname in ("RAISE_VARARGS", "RERAISE") for i in dis.get_instructions(c)):
             return f"{fn.__qualname__} contains a raise or assert statement"
         for name in c.co_names:
-            callee = python_function(getattr(fn, "__globals__", {}).get(name))
-            if isinstance(callee, pytypes.FunctionType):
-                why = _raises(callee, seen)
-                if why:
-                    return why
+            value = getattr(fn, "__globals__", {}).get(name)
+            # Helpers reached as module attributes (mymod.helper) are compiled in too.
+            found = [getattr(value, n, None) for n in c.co_names] if isinstance(value, pytypes.ModuleType) else [value]
+            for callee in map(python_function, found):
+                if isinstance(callee, pytypes.FunctionType):
+                    why = _raises(callee, seen)
+                    if why:
+                        return why
     for cell in getattr(fn, "__closure__", None) or ():
         try:
             callee = python_function(cell.cell_contents)
@@ -355,21 +360,22 @@ def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, 
     element = numba_type(element_name)
     user = numba_type(user_dtype if user_name.startswith("numba:") else user_name)
     argtypes = cpu_argument_types(kind, form, element, user)
-    # NumPy's error model, as on the GPU: a division by zero gives inf or nan, never a raise.
+    # NumPy's error model, as on the GPU: a division by zero gives inf or nan, never a raise (which
+    # code loaded without numba could not report).
     jit = numba.njit(error_model="numpy")
-    if _is_cpu_dispatcher(fn):  # keeps its own options, but not Python's error model
-        options = {**fn.targetoptions, "error_model": "numpy"}
-        target, jit_user = fn.py_func, (lambda f: numba.njit(**options)(f))
-    else:
-        target, jit_user = python_function(fn), jit
     try:
-        jitted = jit_tree(target, jit_user, narrow)
+        jitted = jit_tree(fn, lambda f, o: numba.njit(**o, error_model="numpy")(f), narrow)
         jitted.compile(argtypes)
         result = jitted.overloads[argtypes].signature.return_type
         check_result_type(fn, kind, form, element, result)
         wrapper = jit(make_wrapper(kind, form, jitted, element, indirect=False))
         cfuncs = _native_loops(kind, wrapper, element, user)
     except NumbaError as exc:
+        if "numba.cuda" in str(exc):
+            raise callback_error(
+                fn, kind, "it (or a function it calls) uses numba.cuda, which exists only on the GPU; the CPU "
+                f"executor compiles callbacks and their helpers, cuda.jit ones included, for the CPU:\n{exc}"
+            ) from None
         raise compile_error(fn, kind, exc) from None
     return wrapper, NativeLoops(cfuncs[0].address, cfuncs[1].address, cfuncs), cfuncs
 
@@ -398,14 +404,6 @@ def _native_loops(kind: str, wrapper: Any, element: Any, user: Any) -> tuple:
         in_place(carray(data, (n,)), base, carray(strides, (ndim,)), carray(info, (ni,)), rows, carray(shape, (ndim,)))
 
     return c_apart, c_in_place
-
-
-def _is_cpu_dispatcher(fn: Any) -> bool:
-    try:
-        from numba.core.registry import CPUDispatcher
-    except ImportError:  # pragma: no cover - numba is a dependency
-        return False
-    return isinstance(fn, CPUDispatcher)
 
 
 def _element_converter(fn: Any, kind: str, element: str) -> Callable[[Any], Any]:
