@@ -55,6 +55,10 @@ class Loops:
     def __init__(self, apart: Callable, in_place: Callable) -> None:
         self._apart, self._in_place = apart, in_place
 
+    def ready(self) -> Loops:
+        """The loops, compiled (lazy loops compile on this first call)."""
+        return self
+
     def apart(self, src, src_base, src_strides, dst, dst_base, dst_strides, info, rows, shape) -> None:  # noqa: ANN001
         ints = _ints
         self._apart(src, int(src_base), ints(src_strides), dst, int(dst_base), ints(dst_strides), info, int(rows),
@@ -100,6 +104,29 @@ class NativeLoops(Loops):
     def in_place(self, data, base, strides, info, rows, shape) -> None:  # noqa: ANN001
         self._in_place(_address(data), data.shape[0], base, _address(strides), _address(info), info.shape[0], rows,
                        _address(shape), shape.shape[0])
+
+
+class LazyLoops(Loops):
+    """Native loops compiled on first use: ``compile_cpu`` type-checks a callback at once, and
+    its loops (two numba cfuncs, some 0.5 s) are compiled when an executor first needs them."""
+
+    native = True
+
+    def __init__(self, build: Callable[[], Loops]) -> None:
+        self._build, self._loops, self._lock = build, None, threading.Lock()
+
+    def ready(self) -> Loops:
+        if self._loops is None:
+            with self._lock:
+                if self._loops is None:
+                    self._loops = self._build()
+        return self._loops
+
+    def apart(self, *args: Any) -> None:
+        self.ready().apart(*args)
+
+    def in_place(self, *args: Any) -> None:
+        self.ready().in_place(*args)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,13 +208,19 @@ def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, 
 
     quiet_numba()
     started = time.perf_counter()
-    wrapper, loops, cfuncs = _compile(fn, kind, form, element, user_name, user_dtype, narrow)
-    callback = CpuCallback(wrapper, fn, kind, form, element, user_name, "compiled", loops)
+    wrapper, build = _compile(fn, kind, form, element, user_name, user_dtype, narrow)
+
+    def native() -> NativeLoops:
+        cfuncs = build()
+        if key is not None:
+            _persist(store, key, callback, cfuncs)
+        return NativeLoops(cfuncs[0].address, cfuncs[1].address, cfuncs)
+
+    callback = CpuCallback(wrapper, fn, kind, form, element, user_name, "compiled", LazyLoops(native))
     if log.isEnabledFor(logging.INFO):
         log.info("CPU %s %r (%s form, %s) compiled in %.1f ms", kind, getattr(fn, "__qualname__", fn), form.value,
                  element, 1e3 * (time.perf_counter() - started))
     if key is not None:
-        _persist(store, key, callback, cfuncs)
         with _lock:
             _compiled[key] = callback
     return callback
@@ -349,8 +382,9 @@ def _describe(fn: Any, kind: str, element_dtype: Any, user_dtype: Any) -> tuple[
 
 
 def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, user_dtype: Any,
-             narrow: bool) -> tuple[Any, NativeLoops, tuple]:
-    """numba's wrapper of ``fn``, its native loops, and the two ``cfunc`` objects behind them."""
+             narrow: bool) -> tuple[Any, Callable[[], tuple]]:
+    """numba's wrapper of ``fn`` (type-checked now), and what compiles the two ``cfunc`` loops
+    around it."""
     import numba
     from numba.core.errors import NumbaError
 
@@ -369,7 +403,6 @@ def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, 
         result = jitted.overloads[argtypes].signature.return_type
         check_result_type(fn, kind, form, element, result)
         wrapper = jit(make_wrapper(kind, form, jitted, element, indirect=False))
-        cfuncs = _native_loops(kind, wrapper, element, user)
     except NumbaError as exc:
         if "numba.cuda" in str(exc):
             raise callback_error(
@@ -377,7 +410,14 @@ def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, 
                 f"executor compiles callbacks and their helpers, cuda.jit ones included, for the CPU:\n{exc}"
             ) from None
         raise compile_error(fn, kind, exc) from None
-    return wrapper, NativeLoops(cfuncs[0].address, cfuncs[1].address, cfuncs), cfuncs
+
+    def build() -> tuple:
+        try:
+            return _native_loops(kind, wrapper, element, user)
+        except NumbaError as exc:
+            raise compile_error(fn, kind, exc) from None
+
+    return wrapper, build
 
 
 def _native_loops(kind: str, wrapper: Any, element: Any, user: Any) -> tuple:

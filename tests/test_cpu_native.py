@@ -126,6 +126,8 @@ def test_loops_round_trip_through_the_store(tmp_path):
     cpu_backend.clear_cache()
     first = compile_cpu(filtered, "epilog", "complex64", "complex64", store=store)
     assert first.source == "compiled" and first.loops.native
+    assert list(store.entries()) == []  # the loops compile, and are stored, on first use
+    first.loops.ready()
     [(key, meta)] = list(store.entries())
     assert meta["kind"] == "epilog" and meta["cpu"] == cpu_native.cpu_identity()["cpu"]
     cpu_backend.clear_cache()
@@ -146,7 +148,7 @@ def test_loops_round_trip_through_the_store(tmp_path):
 def test_damaged_stored_loops_are_dropped_and_recompiled(tmp_path):
     store = ArtifactStore(tmp_path / "cache")
     cpu_backend.clear_cache()
-    compile_cpu(filtered, "epilog", "complex128", "complex128", store=store)
+    compile_cpu(filtered, "epilog", "complex128", "complex128", store=store).loops.ready()
     [(key, meta)] = list(store.entries())
     store.put(key, b"not an object file", {k: v for k, v in meta.items() if k not in ("size", "sha256")})
     store.close()
@@ -166,7 +168,7 @@ def test_a_callback_that_raises_is_not_persisted(tmp_path):
     store = ArtifactStore(tmp_path / "cache")
     cpu_backend.clear_cache()
     cb = compile_cpu(raises_on_negative, "epilog", "complex64", store=store)
-    assert cb.loops.native and list(store.entries()) == []
+    assert cb.loops.ready().native and list(store.entries()) == []
 
 
 def test_loading_refuses_what_is_not_an_object_file():
@@ -233,7 +235,7 @@ def test_stored_loops_drive_the_threaded_pipeline(tmp_path):
     """Stored loops drive the threaded pipeline too (blocks call them from worker threads)."""
     store = ArtifactStore(tmp_path / "cache")
     cpu_backend.clear_cache()
-    compile_cpu(filtered, "epilog", "complex64", "complex64", store=store)
+    compile_cpu(filtered, "epilog", "complex64", "complex64", store=store).loops.ready()
     cpu_backend.clear_cache()
     loaded = compile_cpu(filtered, "epilog", "complex64", "complex64", store=store)
     rng = np.random.default_rng(9)

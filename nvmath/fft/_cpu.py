@@ -254,6 +254,9 @@ class CpuExecutor:
         if self.debug:
             prolog, epilog = (_as_python(cb) for cb in (prolog, epilog))
         self.prolog, self.epilog = prolog, epilog
+        for cb in (prolog, epilog):
+            if cb is not None:
+                cb.loops.ready()  # compiled at planning, not by the first execution
         self._dummies: dict[str, np.ndarray] = {}
         self._seen: tuple = ()
         self._blocks: dict[int, Any] = {}
