@@ -52,17 +52,19 @@ def numba_type(dtype: Any) -> Any:
     return from_dtype(np.dtype(dtype))
 
 
-def user_argument_types(kind: str, form: Form, element: Any, user: Any) -> tuple:
-    """The numba argument types the user's function is called with."""
+def user_argument_types(kind: str, form: Form, element: Any, user: Any, terms: Any = None) -> tuple:
+    """The numba argument types the user's function is called with (runtime parameters last)."""
     from numba.core import types
 
-    if form is Form.VALUE:
-        return (element,)
-    if form is Form.VALUE_DATA:
-        return (element, user)
-    if kind == "prolog":
-        return (types.CPointer(element), types.uint64, types.CPointer(user), types.voidptr)
-    return (types.CPointer(element), types.uint64, element, types.CPointer(user), types.voidptr)
+    params = tuple(numba_type(t) for _, t in terms.params) if terms is not None else ()
+    if form is Form.CUFFT:
+        if kind == "prolog":
+            return (types.CPointer(element), types.uint64, types.CPointer(user), types.voidptr) + params
+        return (types.CPointer(element), types.uint64, element, types.CPointer(user), types.voidptr) + params
+    args = (element, user) if form.takes_data_element else (element,)
+    if form.takes_index:
+        args += (types.int64,) * len(terms.shape)
+    return args + params
 
 
 def check_result_type(fn: Any, kind: str, form: Form, element: Any, result: Any) -> None:
@@ -100,6 +102,7 @@ def compile_ltoir(
     indirect: bool = False,
     narrow: bool = False,
     output: str = "ltoir",
+    terms: Any = None,
 ) -> tuple[bytes, dict]:
     """Compile ``fn`` to LTO-IR under cuFFT's callback name for ``kind`` and ``element_dtype``.
 
@@ -126,7 +129,7 @@ def compile_ltoir(
     def build() -> tuple[Any, Any]:
         # Inlined at numba's IR level: one compile pipeline for the wrapper and the user's code.
         device_fn = jit_tree(fn, cuda.jit(device=True, inline="always"), narrow)
-        wrapper = make_wrapper(kind, form, device_fn, element, indirect=indirect)
+        wrapper = make_wrapper(kind, form, device_fn, element, indirect=indirect, terms=terms, target="cuda")
         try:
             code, _ = cuda.compile(
                 wrapper, signature, device=True, abi="c", abi_info={"abi_name": symbol}, output=output, cc=cc
@@ -144,7 +147,7 @@ def compile_ltoir(
         if isinstance(ltoir, Exception):
             # Type the user's function alone to say, in the user's terms, what is wrong with it.
             try:
-                result = device_fn.compile_device(user_argument_types(kind, form, element, user)).signature.return_type
+                result = device_fn.compile_device(user_argument_types(kind, form, element, user, terms)).signature.return_type
             except NumbaError as exc:
                 raise _compile_error(fn, kind, exc) from None
             check_result_type(fn, kind, form, element, result)
