@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
+import numpy as np
+
 from compiler.forms import Form, infer_form, reads_parameter, runtime_parameters
 from compiler.terms import Terms, broadcast_strides, param_dtype
 
@@ -91,6 +93,8 @@ def callback_spec(value: Any, kind: str) -> CallbackSpec | None:
             )
         pointer = data
     elif data is not None:
+        if isinstance(data, np.generic):  # a NumPy scalar: 0-d data
+            data = np.asarray(data)
         tensor = as_tensor(data, what=f"{kind} data")
     return CallbackSpec(kind, fn, bytes(ltoir) if ltoir is not None else None, tensor, pointer, params)
 
