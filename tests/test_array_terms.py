@@ -16,10 +16,11 @@ import nvmath
 from compiler import cpu_backend
 from nvmath.fft import _cpu
 
-# (FFT kind, operand dtype); irfft's operand is the spectrum of real data, so every library
-# agrees on it (its DC and Nyquist terms are real).
-KINDS = [("fft", "complex128"), ("ifft", "complex128"), ("rfft", "float64"), ("irfft", "complex128"),
-         ("fft", "complex64")]
+# (FFT kind, operand dtype, debug mode); irfft's operand is the spectrum of real data, so every
+# library agrees on it (its DC and Nyquist terms are real). The debug mode runs the same generated
+# wrappers without numba: two kinds use it to keep compile time down.
+KINDS = [("fft", "complex128", False), ("ifft", "complex128", True), ("rfft", "float64", False),
+         ("irfft", "complex128", False), ("fft", "complex64", True)]
 
 
 def rng_for(*names: object) -> np.random.Generator:
@@ -89,10 +90,10 @@ BROADCASTS = [
 ]
 
 
-@pytest.mark.parametrize("kind,dtype", KINDS)
+@pytest.mark.parametrize("kind,dtype,debug", KINDS)
 @pytest.mark.parametrize("side", ["prolog", "epilog"])
 @pytest.mark.parametrize("case", range(len(BROADCASTS)))
-def test_broadcast_data(kind, dtype, side, case):
+def test_broadcast_data(kind, dtype, debug, side, case):
     shape, axes, data_shapes = BROADCASTS[case]
     rng = rng_for("broadcast", kind, dtype, side, case)
     x = operand(kind, dtype, shape, axes, rng)
@@ -109,7 +110,7 @@ def test_broadcast_data(kind, dtype, side, case):
             want = transform(kind, x.astype(np.complex128 if x.dtype.kind == "c" else np.float64) * d, axes)
         else:
             want = transform(kind, x, axes) * d
-        got = run(kind, x, axes=axes, **{side: {"fn": mul, "data": d}})
+        got = run(kind, x, axes=axes, debug=debug, **{side: {"fn": mul, "data": d}})
         check(got, want, dtype)
 
 
@@ -187,10 +188,10 @@ INDEXED = [
 ]
 
 
-@pytest.mark.parametrize("kind,dtype", KINDS)
+@pytest.mark.parametrize("kind,dtype,debug", KINDS)
 @pytest.mark.parametrize("side", ["prolog", "epilog"])
 @pytest.mark.parametrize("case", range(len(INDEXED)))
-def test_index_form_matches_np_indices(kind, dtype, side, case):
+def test_index_form_matches_np_indices(kind, dtype, debug, side, case):
     shape, axes, fn, reference = INDEXED[case]
     if kind == "irfft" and side == "prolog" and len(axes) > 1:
         pytest.skip("a position-dependent factor breaks the Hermitian symmetry a 2-D C2R input needs")
@@ -202,7 +203,7 @@ def test_index_form_matches_np_indices(kind, dtype, side, case):
     else:
         y = transform(kind, x, axes)
         want = reference(y, np.indices(y.shape))
-    got = run(kind, x, axes=axes, **{side: fn})
+    got = run(kind, x, axes=axes, debug=debug, **{side: fn})
     check(got, want, dtype)
 
 
