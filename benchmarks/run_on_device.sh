@@ -2,7 +2,7 @@
 # Run the GPU tests and benchmarks on a GPU machine without network access.
 # Wheels for what the machine lacks lie in .whl/ (see ../shared/device/wheels.sh), the reference
 # nvmath-python in .whl/ref/. Logs and JSON go to $OUT (default: ./device-out).
-#   bash benchmarks/run_on_device.sh [tests] [bench] [compile]
+#   bash benchmarks/run_on_device.sh [tests] [bench] [compile] [arrayterms]
 set -uo pipefail
 OUT=${OUT:-$PWD/device-out}
 mkdir -p "$OUT"
@@ -23,6 +23,13 @@ for step in $steps; do
       (cd /tmp && PYTHONPATH=/tmp/ref:/tmp/site python3 "$OLDPWD/benchmarks/fft_callbacks.py" --impl nvmath --json "$OUT/nvmath.json" > "$OUT/nvmath.log" 2>&1) || tail -30 "$OUT/nvmath.log"
       python3 benchmarks/fft_callbacks.py --impl cupy --json "$OUT/cupy.json" > "$OUT/cupy.log" 2>&1 || tail -30 "$OUT/cupy.log"
       python3 benchmarks/fft_callbacks.py --report "$OUT"/ours.json "$OUT"/nvmath.json "$OUT"/cupy.json --json "$OUT/fft_callbacks.json" 2>&1 | tee "$OUT/fft_table.txt" ;;
+    arrayterms)
+      python3 -m pytest tests/test_gpu_array_terms.py -q -rs -p no:cacheprovider 2>&1 | tail -30 | tee "$OUT/array_terms_tests.log"
+      python3 -m pip install -q --no-index --no-deps --target /tmp/ref .whl/ref/*.whl 2>/dev/null
+      python3 benchmarks/fft_callbacks.py --impl ours --only array_terms --json "$OUT/at_ours.json" > "$OUT/at_ours.log" 2>&1 || tail -30 "$OUT/at_ours.log"
+      (cd /tmp && PYTHONPATH=/tmp/ref:/tmp/site python3 "$OLDPWD/benchmarks/fft_callbacks.py" --impl nvmath --only array_terms --json "$OUT/at_nvmath.json" > "$OUT/at_nvmath.log" 2>&1) || tail -30 "$OUT/at_nvmath.log"
+      python3 benchmarks/fft_callbacks.py --impl cupy --only array_terms --json "$OUT/at_cupy.json" > "$OUT/at_cupy.log" 2>&1 || tail -30 "$OUT/at_cupy.log"
+      python3 benchmarks/fft_callbacks.py --report "$OUT"/at_ours.json "$OUT"/at_nvmath.json "$OUT"/at_cupy.json --json "$OUT/array_terms.json" 2>&1 | tee "$OUT/array_terms.txt" ;;
     coldstart)
       python3 -m pip install -q --no-index --no-deps --target /tmp/ref .whl/ref/*.whl 2>/dev/null
       python3 benchmarks/cold_start.py --nvmath-python /tmp/ref --json "$OUT/cold_start.json" 2>&1 | tee "$OUT/cold_start.txt" ;;
