@@ -336,3 +336,21 @@ def test_keyword_defaults_are_parameter_values():
     x = rng_for("defaults").standard_normal((2, 8)).astype(np.complex128)
     check(run("fft", x, axes=(1,), epilog=gain), 2.0 * np.fft.fft(x, axis=1), "complex128")
     check(run("fft", x, axes=(1,), epilog={"fn": gain, "params": {"g": -1.0}}), -np.fft.fft(x, axis=1), "complex128")
+
+
+def test_index_form_and_cufft_form_of_one_arity_are_told_apart_by_name():
+    """A prolog of four parameters on a 2-D array with data: cuFFT's form names its second ``offset``."""
+    rng = rng_for("arity")
+    x = operand("fft", "complex128", (4, 8), (1,), rng)
+    d = rng.uniform(0.5, 1.5, (4, 8))
+
+    def raw(data_in, offset, user_info, unused, *, g):
+        return data_in[offset] * user_info[offset] * g
+
+    def indexed(v, w, b, k):
+        return v * w + k
+
+    got = run("fft", x, axes=(1,), prolog={"fn": raw, "data": d, "params": {"g": 2.0}})
+    check(got, np.fft.fft(x * d * 2.0, axis=1), "complex128")
+    got = run("fft", x, axes=(1,), prolog={"fn": indexed, "data": d})
+    check(got, np.fft.fft(x * d + np.indices(x.shape)[1], axis=1), "complex128")
