@@ -354,3 +354,16 @@ def test_index_form_and_cufft_form_of_one_arity_are_told_apart_by_name():
     check(got, np.fft.fft(x * d * 2.0, axis=1), "complex128")
     got = run("fft", x, axes=(1,), prolog={"fn": indexed, "data": d})
     check(got, np.fft.fft(x * d + np.indices(x.shape)[1], axis=1), "complex128")
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_index_form_where_strides_do_not_divide(debug):
+    """Strides (7, 2): the offset is peeled axis by axis instead of (offset // stride) % extent."""
+    from compiler.terms import Terms
+
+    assert "r0 = o - u0 * _U(7)" in Terms((6, 4), (7, 2), index=(True, True)).decode()
+    rng = rng_for("peel", debug)
+    x = operand("fft", "complex128", (6, 7), (1,), rng)[:, ::2]
+    got = run("fft", x, axes=(1,), debug=debug, prolog=ramp_2d, epilog={"fn": mul, "data": np.arange(6.0)[:, None] + 1})
+    b, k = np.indices(x.shape)
+    check(got, np.fft.fft(x * (1.0 + 0.01 * k) + 0.5 * b, axis=1) * (np.arange(6.0)[:, None] + 1), "complex128")
