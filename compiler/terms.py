@@ -21,6 +21,7 @@ callback with no terms keeps the key it had without them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Sequence
 
 #: Bytes of the data pointer at the start of a callback's slot; parameters follow it.
@@ -116,6 +117,10 @@ class Terms:
 
     def key(self) -> str:
         """What this adds to a compiled callback's identity (see the module docstring)."""
+        return self._key
+
+    @functools.cached_property  # asked on every FFT call that looks the callback up
+    def _key(self) -> str:
         lines = self.decode()
         params = ", ".join(f"{n}: {t}" for n, t in self.params)
         parts = ["; ".join(lines + ([f"args {', '.join(self.index_args())}"] if self.index and not lines else [])),
@@ -125,22 +130,24 @@ class Terms:
         return " | ".join(p for p in parts if p)
 
     # -- runtime parameters ------------------------------------------------------------------
-    def param_offsets(self) -> list[int]:
-        """Byte offset of each parameter in the slot, after the data pointer (8-byte cells)."""
+    @functools.cached_property
+    def _cells(self) -> tuple[tuple[int, ...], int]:
         import numpy as np
 
         offsets, at = [], POINTER_BYTES
         for _, dtype in self.params:
             offsets.append(at)
             at += -(-np.dtype(dtype).itemsize // 8) * 8
-        return offsets
+        return tuple(offsets), at
+
+    def param_offsets(self) -> tuple[int, ...]:
+        """Byte offset of each parameter in the slot, after the data pointer (8-byte cells)."""
+        return self._cells[0]
 
     @property
     def slot_bytes(self) -> int:
         """Bytes of the callback's slot: the data pointer and the parameters."""
-        import numpy as np
-
-        return POINTER_BYTES + sum(-(-np.dtype(t).itemsize // 8) * 8 for _, t in self.params)
+        return self._cells[1]
 
     def param_values(self, values: dict[str, Any]) -> tuple:
         """``values`` as NumPy scalars of the compiled types, in slot order."""
