@@ -4,6 +4,7 @@ debug mode on the same callbacks."""
 
 from __future__ import annotations
 
+import cmath
 import numpy as np
 import pytest
 
@@ -148,7 +149,7 @@ def test_fftshift_by_sign_flip():
 
 
 def phase_ramp(v, b, k, *, shift, gain):
-    return v * gain * np.exp(2j * np.pi * k * shift / 256)
+    return v * gain * cmath.exp(2j * cmath.pi * k * shift / 256)
 
 
 @pytest.fixture
