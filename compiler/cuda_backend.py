@@ -144,6 +144,12 @@ def compile_ltoir(
         except RecursionError:
             raise callback_error(fn, kind, "it calls a function recursively, which numba cannot compile "
                                  "for the GPU; write the recursion as a loop") from None
+        except KeyError as exc:  # numba-cuda's table of NumPy ufuncs lacks this one (e.g. complex np.exp)
+            if not type(exc.args[0] if exc.args else None).__name__ == "ufunc":
+                raise
+            name = exc.args[0].__name__
+            raise callback_error(fn, kind, f"numba-cuda cannot compile NumPy's {name} here for the GPU; use the math "
+                                 f"or cmath module's (e.g. cmath.{name})") from None
         if isinstance(ltoir, Exception):
             # Type the user's function alone to say, in the user's terms, what is wrong with it.
             try:

@@ -368,3 +368,14 @@ def test_index_form_where_strides_do_not_divide(debug):
     got = run("fft", x, axes=(1,), debug=debug, prolog=ramp_2d, epilog={"fn": mul, "data": np.arange(6.0)[:, None] + 1})
     b, k = np.indices(x.shape)
     check(got, np.fft.fft(x * (1.0 + 0.01 * k) + 0.5 * b, axis=1) * (np.arange(6.0)[:, None] + 1), "complex128")
+
+
+def test_numpy_function_numba_cuda_lacks_gets_a_specific_error(tmp_path):
+    from cache import ArtifactStore
+    from compiler import compile_callback
+    from compiler.terms import Terms
+
+    with pytest.raises(TypeError, match=r"cannot compile NumPy's exp here for the GPU; .*cmath\.exp"):
+        compile_callback(lambda v, b, k: v * np.exp(2j * np.pi * k / 256), "epilog", "complex64",
+                         compute_capability=80, terms=Terms((4, 256), (256, 1), (False, True)),
+                         store=ArtifactStore(tmp_path / "cache"))
