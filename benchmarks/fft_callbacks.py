@@ -156,7 +156,7 @@ def array_terms_nvmath(d, out):
                                                "data": filt_n.data.ptr}},
         "window_prolog_broadcast": {"prolog": {"ltoir": fft.compile_prolog(window_cb, "complex64", "float32"),
                                                "data": window_n.data.ptr}},
-        "phase_ramp_index": {"epilog": {"ltoir": fft.compile_epilog(ramp_cb, "complex64")}},
+        "phase_ramp_index": {"epilog": {"ltoir": fft.compile_epilog(ramp_cb, "complex64", "complex64")}},
     }
     for name, callbacks in cases.items():
         f = fft.FFT(x, axes=[-1])
