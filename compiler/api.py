@@ -16,6 +16,7 @@ from .dtypes import element_dtype_name
 from .fingerprint import UncacheableError, function_fingerprint
 from .forms import Form, callback_error, infer_form, runtime_parameters
 from .terms import Terms
+from .thunk import CONSTRUCTION
 from .toolchain import resolve_arch, toolchain_stamp
 
 # The cache-hit path imports neither dataclasses (inspect) nor logging nor NumPy: each costs
@@ -143,6 +144,7 @@ def compile_callback(
         key = artifact_key(
             target="ltoir", fingerprint=fingerprint, kind=kind, form=form.value, element=element,
             user=user_name, arch=arch, indirect=indirect, narrow=narrow, toolchain=toolchain_stamp(),
+            construction=CONSTRUCTION,
             **({"terms": terms.key()} if terms is not None else {}),
         )
         hit = store.get(key)
