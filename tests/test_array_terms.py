@@ -379,3 +379,21 @@ def test_numpy_function_numba_cuda_lacks_gets_a_specific_error(tmp_path):
         compile_callback(lambda v, b, k: v * np.exp(2j * np.pi * k / 256), "epilog", "complex64",
                          compute_capability=80, terms=Terms((4, 256), (256, 1), (False, True)),
                          store=ArtifactStore(tmp_path / "cache"))
+
+
+@pytest.mark.parametrize("kind", ["prolog", "epilog"])
+def test_array_terms_inline_into_cufft_kernels(kind, tmp_path):
+    """Index decoding, broadcast reads and slot parameters leave no call in the linked kernel."""
+    from cache import ArtifactStore
+    from compiler import compile_callback, linkcheck
+    from compiler.terms import Terms
+
+    def fn(x, d, b, k, *, s):
+        return x * d * s + k
+
+    terms = Terms((64, 1000), (1000, 1), (False, True), (0, 1), (("s", "float32"),))
+    compiled = compile_callback(fn, kind, "complex64", "complex64", compute_capability=75, indirect=True,
+                                terms=terms, store=ArtifactStore(tmp_path / "cache"))
+    for callback_first in (False, True):
+        ptx = linkcheck.link_check(compiled.ltoir, kind, "complex64", 75, callback_first=callback_first)
+        assert linkcheck.kernel_calls(ptx) == []
