@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 import numpy as np
 
-
 from ._layout import FFTProblem, Layout, data_layout_matches
 from ._tensor import flat_view
 
