@@ -33,9 +33,6 @@ class Form(str, enum.Enum):
     VALUE_INDEX = "value_index"
     VALUE_DATA_INDEX = "value_data_index"
 
-    def uses_user_data(self) -> bool:
-        return self not in (Form.VALUE, Form.VALUE_INDEX)
-
     @property
     def takes_data_element(self) -> bool:
         """Whether the function receives a user-data element ``d`` (the value forms with data)."""
