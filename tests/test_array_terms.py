@@ -397,3 +397,18 @@ def test_array_terms_inline_into_cufft_kernels(kind, tmp_path):
     for callback_first in (False, True):
         ptx = linkcheck.link_check(compiled.ltoir, kind, "complex64", 75, callback_first=callback_first)
         assert linkcheck.kernel_calls(ptx) == []
+
+
+def test_norm_composes_with_index_forms_and_parameters():
+    rng = rng_for("norm")
+    x = operand("fft", "complex128", (3, 16), (1,), rng)
+    d = rng.uniform(0.5, 1.5, 16)
+
+    def shaped(v, w, b, k, *, g):
+        return v * w * g + k
+
+    got = nvmath.fft.ifft(x, axes=[1], norm="backward", epilog={"fn": shaped, "data": d, "params": {"g": 2.0}})
+    k = np.indices(x.shape)[1]
+    check(got, (np.fft.ifft(x, axis=1, norm="forward") * d * 2.0 + k) / 16, "complex128")
+    got = nvmath.fft.fft(x, axes=[1], norm="ortho", prolog=lambda v, b, k: v * (1 + 0.5 * b))
+    check(got, np.fft.fft(x * (1 + 0.5 * np.indices(x.shape)[0]), axis=1) / 4, "complex128")
