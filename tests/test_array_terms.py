@@ -412,3 +412,9 @@ def test_norm_composes_with_index_forms_and_parameters():
     check(got, (np.fft.ifft(x, axis=1, norm="forward") * d * 2.0 + k) / 16, "complex128")
     got = nvmath.fft.fft(x, axes=[1], norm="ortho", prolog=lambda v, b, k: v * (1 + 0.5 * b))
     check(got, np.fft.fft(x * (1 + 0.5 * np.indices(x.shape)[0]), axis=1) / 4, "complex128")
+
+
+def test_create_key_ignores_parameter_values_but_not_their_types():
+    x = np.ones((2, 16), np.complex128)
+    key = lambda g: nvmath.fft.FFT.create_key(x, axes=[1], epilog={"fn": phase_ramp, "params": {"shift": g, "gain": 1.0}})  # noqa: E731
+    assert key(0.5) == key(2.0) != key(np.float32(2.0))

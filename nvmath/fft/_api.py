@@ -637,6 +637,8 @@ def _callback_key(value: Any, kind: str) -> Any:
     else:
         code = ("ltoir", hash(spec.ltoir))
     data = spec.pointer if spec.data is None else (spec.data.ptr, spec.data.shape, spec.data.strides, spec.data.dtype)
+    if spec.params:  # runtime parameters: their types decide the code, their values do not
+        return (kind, code, data, tuple((k, type(v).__name__) for k, v in spec.params.items()))
     return (kind, code, data)
 
 
