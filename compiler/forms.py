@@ -18,6 +18,7 @@ The compiler wraps value forms into the cuFFT form (``wrappers.make_wrapper``).
 from __future__ import annotations
 
 import enum
+from types import MethodType
 from typing import Any, Callable
 
 from .dtypes import check_kind
@@ -86,6 +87,9 @@ def infer_form(fn: Any, kind: str, *, ndim: int | None = None, data: bool | None
     """
     check_kind(kind)
     py = python_function(fn)
+    if isinstance(py, MethodType):
+        raise callback_error(fn, kind, "it is a bound method, whose first parameter would be taken for the "
+                             "element; pass a plain function (or a staticmethod)")
     code = getattr(py, "__code__", None)
     if code is None or not callable(py):
         raise callback_error(fn, kind, f"expected a Python function, got {type(fn).__name__}")
@@ -97,6 +101,12 @@ def infer_form(fn: Any, kind: str, *, ndim: int | None = None, data: bool | None
         odd = list(code.co_varnames[n + code.co_kwonlyargcount:][:2])
         raise callback_error(fn, kind, f"parameters {odd} are variadic; use plain positional ones "
                              "(or keyword-only ones for runtime parameters)")
+    defaults = getattr(py, "__defaults__", None) or ()
+    if defaults:
+        named = list(code.co_varnames[n - len(defaults) : n])
+        raise callback_error(fn, kind, f"parameters {named} have default values, so its form is ambiguous; "
+                             "every parameter is filled by the FFT: pass constants through a global or a closure "
+                             "(or make them keyword-only: runtime parameters)")
     raw_arity = 4 if kind == "prolog" else 5
     with_d = 1 + (data is not False)
     index_arity = None if ndim is None else 1 + bool(data) + ndim
