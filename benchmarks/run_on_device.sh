@@ -18,7 +18,7 @@ for step in $steps; do
     doctor)
       python3 -m nvmath.cli doctor --json > "$OUT/doctor.json"; python3 -m nvmath.cli doctor 2>&1 | tee "$OUT/doctor.txt" ;;
     gputests)
-      python3 -m pytest tests -q -rs -p no:cacheprovider -m gpu 2>&1 | tail -60 | tee "$OUT/tests.log" ;;
+      python3 -m pytest tests -q -rs -p no:cacheprovider --tb=short -m "gpu or multi_gpu" 2>&1 | tee "$OUT/gputests.log" | tail -60 ;;
     bench)
       python3 -m pip install -q --no-index --no-deps --target /tmp/ref .whl/ref/*.whl
       python3 benchmarks/fft_callbacks.py --impl ours --json "$OUT/ours.json" > "$OUT/ours.log" 2>&1 || tail -30 "$OUT/ours.log"
