@@ -34,6 +34,7 @@ from typing import Any, Callable
 
 from .fingerprint import UncacheableError, function_fingerprint
 from .forms import Form, callback_error, python_function
+from .terms import Terms
 from .toolchain import toolchain_stamp
 from .wrappers import make_wrapper
 
@@ -106,6 +107,24 @@ class NativeLoops(Loops):
                        _address(shape), shape.shape[0])
 
 
+class JitLoops(Loops):
+    """The loops as numba dispatchers (for ``user_info`` tuples, which C signatures cannot take)."""
+
+    def apart(self, src, src_base, src_strides, dst, dst_base, dst_strides, info, rows, shape) -> None:  # noqa: ANN001
+        u = _np().uint64
+        self._apart(src, u(src_base), src_strides, dst, u(dst_base), dst_strides, info, u(rows), shape)
+
+    def in_place(self, data, base, strides, info, rows, shape) -> None:  # noqa: ANN001
+        u = _np().uint64
+        self._in_place(data, u(base), strides, info, u(rows), shape)
+
+
+def _np() -> Any:
+    import numpy
+
+    return numpy
+
+
 class LazyLoops(Loops):
     """Native loops compiled on first use: ``compile_cpu`` type-checks a callback at once, and
     its loops (two numba cfuncs, some 0.5 s) are compiled when an executor first needs them."""
@@ -147,6 +166,7 @@ class CpuCallback:
     user_dtype: str
     source: str  # "compiled", "cache" (found compiled, in this process or the store) or "python"
     loops: Loops
+    terms: Terms | None = None  # indices, broadcast data, runtime parameters (``terms.Terms``)
 
     @property
     def name(self) -> str:
@@ -163,12 +183,14 @@ _lock = threading.Lock()
 
 
 def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, *, literals: str = "element",
-                store: Any = None) -> CpuCallback:
+                terms: Terms | None = None, store: Any = None) -> CpuCallback:
     """Compile ``fn`` as a CPU ``kind`` ("prolog"/"epilog") callback, through the caches.
 
     ``element_dtype`` is the FFT input type (prolog) or output type (epilog); ``user_dtype``
-    the element type of the user data, if the callback reads any. A callback compiled in an
-    earlier process is loaded from ``store`` (default: the process-wide store).
+    the element type of the user data, if the callback reads any; ``terms`` as for the GPU
+    (``api.compile_callback``), with ``user_info`` the tuple ``(data, *params)`` when there are
+    runtime parameters. A callback compiled in an earlier process is loaded from ``store``
+    (default: the process-wide store).
 
     >>> cb = compile_cpu(lambda x: 2 * x + 0.25, "epilog", "complex64")
     >>> cb.form.value, cb.source in ("compiled", "cache")
@@ -178,7 +200,7 @@ def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, 
     """
     from .api import single_precision_literals
 
-    form, element, user_name = _describe(fn, kind, element_dtype, user_dtype)
+    form, element, user_name = _describe(fn, kind, element_dtype, user_dtype, terms)
     narrow = single_precision_literals(literals, element)
     key = None
     try:
@@ -188,7 +210,7 @@ def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, 
 
         report_uncacheable(kind, fn, exc)
     else:
-        key = native_key(fingerprint, kind, form, element, user_name, narrow)
+        key = native_key(fingerprint, kind, form, element, user_name, narrow, terms)
         with _lock:
             hit = _compiled.get(key)
         if hit is not None:
@@ -208,15 +230,15 @@ def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, 
 
     quiet_numba()
     started = time.perf_counter()
-    wrapper, build = _compile(fn, kind, form, element, user_name, user_dtype, narrow)
+    wrapper, build = _compile(fn, kind, form, element, user_name, user_dtype, narrow, terms)
 
     def native() -> NativeLoops:
         cfuncs = build()
-        if key is not None:
+        if key is not None and not isinstance(cfuncs, Loops):
             _persist(store, key, callback, cfuncs)
-        return NativeLoops(cfuncs[0].address, cfuncs[1].address, cfuncs)
+        return cfuncs if isinstance(cfuncs, Loops) else NativeLoops(cfuncs[0].address, cfuncs[1].address, cfuncs)
 
-    callback = CpuCallback(wrapper, fn, kind, form, element, user_name, "compiled", LazyLoops(native))
+    callback = CpuCallback(wrapper, fn, kind, form, element, user_name, "compiled", LazyLoops(native), terms)
     if log.isEnabledFor(logging.INFO):
         log.info("CPU %s %r (%s form, %s) compiled in %.1f ms", kind, getattr(fn, "__qualname__", fn), form.value,
                  element, 1e3 * (time.perf_counter() - started))
@@ -226,7 +248,8 @@ def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, 
     return callback
 
 
-def native_key(fingerprint: str, kind: str, form: Form, element: str, user: str, narrow: bool) -> str:
+def native_key(fingerprint: str, kind: str, form: Form, element: str, user: str, narrow: bool,
+               terms: Terms | None = None) -> str:
     """The store key of a callback's native loops: the GPU's rules plus this CPU's identity."""
     from cache import artifact_key
 
@@ -234,7 +257,7 @@ def native_key(fingerprint: str, kind: str, form: Form, element: str, user: str,
 
     return artifact_key(target="cpu", fingerprint=fingerprint, kind=kind, form=form.value, element=element,
                         user=user, narrow=narrow, toolchain=toolchain_stamp(), loops=_loops_stamp(),
-                        **cpu_identity())
+                        **({"terms": terms.key()} if terms is not None else {}), **cpu_identity())
 
 
 @functools.cache
@@ -329,7 +352,8 @@ def _load(store: Any, key: str) -> Loops | None:
         return None
 
 
-def python_callback(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None) -> CpuCallback:
+def python_callback(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None,
+                    terms: Terms | None = None) -> CpuCallback:
     """The cuFFT-form wrapper around the plain Python ``fn``: runs without numba.
 
     A result that cannot become the element (complex for a real element) raises TypeError,
@@ -340,13 +364,13 @@ def python_callback(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = No
     >>> cb.wrapper(np.array([1.5, 2.0], np.float32), 1, np.array([3.0, 4.0], np.float32), None)
     np.float32(8.0)
     """
-    form, element, user_name = _describe(fn, kind, element_dtype, user_dtype)
+    form, element, user_name = _describe(fn, kind, element_dtype, user_dtype, terms)
     convert = _element_converter(fn, kind, element)
     from .cpu_loops import make_loops
 
-    wrapper = make_wrapper(kind, form, python_function(fn), convert, indirect=False)
+    wrapper = make_wrapper(kind, form, python_function(fn), convert, indirect=False, terms=terms, target="python")
     loops = Loops(*make_loops(kind, wrapper, lambda f: f))
-    return CpuCallback(wrapper, fn, kind, form, element, user_name, "python", loops)
+    return CpuCallback(wrapper, fn, kind, form, element, user_name, "python", loops, terms)
 
 
 def clear_cache() -> None:
@@ -355,7 +379,7 @@ def clear_cache() -> None:
         _compiled.clear()
 
 
-def cpu_argument_types(kind: str, form: Form, element: Any, user: Any) -> tuple:
+def cpu_argument_types(kind: str, form: Form, element: Any, user: Any, terms: Terms | None = None) -> tuple:
     """The numba types the user's function is called with on the CPU: the GPU's
     (``cuda_backend.user_argument_types``) with 1-D arrays for pointers and ``none`` for the
     unused shared pointer."""
@@ -370,30 +394,31 @@ def cpu_argument_types(kind: str, form: Form, element: Any, user: Any) -> tuple:
             return types.Array(t.dtype, 1, "C")
         return t
 
-    return tuple(on_cpu(t) for t in user_argument_types(kind, form, element, user))
+    return tuple(on_cpu(t) for t in user_argument_types(kind, form, element, user, terms))
 
 
-def _describe(fn: Any, kind: str, element_dtype: Any, user_dtype: Any) -> tuple[Form, str, str]:
+def _describe(fn: Any, kind: str, element_dtype: Any, user_dtype: Any, terms: Terms | None) -> tuple[Form, str, str]:
     """As ``api.describe_callback``, with the user type defaulting to the element's."""
     from .api import describe_callback
 
-    form, element, user_name = describe_callback(fn, kind, element_dtype, user_dtype)
+    form, element, user_name = describe_callback(fn, kind, element_dtype, user_dtype, terms)
     return form, element, user_name or element
 
 
-def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, user_dtype: Any,
-             narrow: bool) -> tuple[Any, Callable[[], tuple]]:
-    """numba's wrapper of ``fn`` (type-checked now), and what compiles the two ``cfunc`` loops
-    around it."""
+def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, user_dtype: Any, narrow: bool,
+             terms: Terms | None) -> tuple[Any, Callable[[], Any]]:
+    """numba's wrapper of ``fn`` (type-checked now), and what compiles the loops around it: two
+    ``cfunc``s, or jitted loops where runtime parameters make ``user_info`` a tuple."""
     import numba
     from numba.core.errors import NumbaError
 
     from .cuda_backend import check_result_type, compile_error, numba_type
+    from .cpu_loops import make_loops, row_start
     from .wrappers import jit_tree
 
     element = numba_type(element_name)
     user = numba_type(user_dtype if user_name.startswith("numba:") else user_name)
-    argtypes = cpu_argument_types(kind, form, element, user)
+    argtypes = cpu_argument_types(kind, form, element, user, terms)
     # NumPy's error model, as on the GPU: a division by zero gives inf or nan, never a raise (which
     # code loaded without numba could not report).
     jit = numba.njit(error_model="numpy")
@@ -402,7 +427,7 @@ def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, 
         jitted.compile(argtypes)
         result = jitted.overloads[argtypes].signature.return_type
         check_result_type(fn, kind, form, element, result)
-        wrapper = jit(make_wrapper(kind, form, jitted, element, indirect=False))
+        wrapper = jit(make_wrapper(kind, form, jitted, element, indirect=False, terms=terms))
     except NumbaError as exc:
         if "numba.cuda" in str(exc):
             raise callback_error(
@@ -411,8 +436,10 @@ def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, 
             ) from None
         raise compile_error(fn, kind, exc) from None
 
-    def build() -> tuple:
+    def build() -> Any:
         try:
+            if terms is not None and terms.params:
+                return JitLoops(*make_loops(kind, wrapper, jit, jit(row_start)))
             return _native_loops(kind, wrapper, element, user)
         except NumbaError as exc:
             raise compile_error(fn, kind, exc) from None
