@@ -168,8 +168,10 @@ def callback_nvvm_ir(
         # Inlined at numba's IR level: one compile pipeline for the wrapper and the user's code.
         device_fn = jit_tree(fn, lambda f, o: cuda.jit(device=True, inline="always", **o)(f), narrow)
         wrapper = make_wrapper(kind, form, device_fn, element, indirect=indirect, terms=terms, target="cuda")
+        # The user's code is inlined into the wrapper and compiled with its options: pass theirs.
+        fastmath = bool((getattr(device_fn, "targetoptions", None) or {}).get("fastmath"))
         try:
-            return device_fn, numba_nvvm_ir(wrapper, ret, args, cc)
+            return device_fn, numba_nvvm_ir(wrapper, ret, args, cc, fastmath=fastmath)
         except NumbaError as exc:
             return device_fn, exc
 
