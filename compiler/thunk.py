@@ -35,7 +35,7 @@ import re
 from typing import Any
 
 # Part of every cache key: a change of the construction must not serve artifacts of the old one.
-CONSTRUCTION = "cufft-prototype-thunk-2"
+CONSTRUCTION = "cufft-prototype-thunk-3"  # 3: fastmath kept, invariant slot loads
 
 BODY_NAME = "fftfuse_callback_body"
 
