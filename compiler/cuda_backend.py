@@ -13,7 +13,9 @@ Two numba-cuda behaviours are handled here:
 
 from __future__ import annotations
 
+import cmath
 import contextlib
+import math
 from typing import Any, Iterator
 
 from .dtypes import callback_symbol
@@ -185,8 +187,10 @@ def callback_nvvm_ir(
             if not type(exc.args[0] if exc.args else None).__name__ == "ufunc":
                 raise
             name = exc.args[0].__name__
+            module = "cmath" if hasattr(cmath, name) else "math" if hasattr(math, name) else None
+            hint = f" (e.g. {module}.{name})" if module else ""
             raise callback_error(fn, kind, f"numba-cuda cannot compile NumPy's {name} here for the GPU; use the math "
-                                 f"or cmath module's (e.g. cmath.{name})") from None
+                                 f"or cmath module's{hint}") from None
         if isinstance(modules, Exception):
             # Type the user's function alone to say, in the user's terms, what is wrong with it.
             try:

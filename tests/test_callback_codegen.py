@@ -104,3 +104,12 @@ def test_slot_is_read_once_for_all_elements_of_a_thread(store):
     assert ops.count("ld.global.nc.u64") == 1  # the data pointer
     assert ops.count("ld.global.nc.f32") == 1  # g
     assert "ld.global.u64" not in ops
+
+
+def test_a_numpy_function_numba_cuda_lacks_is_named_with_an_alternative_that_exists(store):
+    """np.floor has no GPU lowering in numba-cuda: the message points to math.floor (cmath has none)."""
+    def fn(v, b, k):
+        return v * np.floor(np.float32(k) * np.float32(0.5))
+
+    with pytest.raises(TypeError, match=r"NumPy's floor .*\(e\.g\. math\.floor\)"):
+        linked(fn, Terms((4, 256), (256, 1), (False, True)), store)
