@@ -10,6 +10,10 @@ from ._options import debug_env
 
 def _stateless(kind: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any,
                stream: Any) -> Any:
+    if type(operand).__module__.startswith("dask."):  # a lazy graph of per-chunk FFTs
+        from ._dask import dask_fft
+
+        return dask_fft(kind, operand, axes, options, execution, prolog, epilog, stream)
     key = _reuse_key(kind, operand, axes, options, execution, prolog, epilog)
     engines = _recent_engines()
     prints = _fingerprints(prolog, epilog) if key is not None else None

@@ -1,0 +1,383 @@
+"""FFTs with fused callbacks over Dask arrays: one lazy ``map_blocks`` over NumPy or CuPy chunks.
+
+The stateless functions hand a ``dask.array.Array`` operand here (only then is Dask imported).
+Everything that can fail is checked on the client before the graph exists: the FFT layout of a
+chunk, the callbacks' forms and types, the user data's shape. Then:
+
+* CuPy chunks: each callback is compiled (or fetched from the cache) on the client, once, and
+  the graph carries its LTO-IR; workers pass it on as ``{"ltoir": bytes, "data": array}``, so
+  they neither import numba nor compile. The data a chunk's callback reads is copied into a
+  buffer kept per (device, stream, chunk layout), whose address is what cuFFT's plan holds:
+  every chunk of that shape then reuses one plan.
+* NumPy chunks (and the debug mode): the graph carries the Python function; each worker process
+  compiles it once through the CPU compiler's in-process cache (``compiler.cpu_backend``).
+
+User data is a NumPy/CuPy array broadcasting to the operand's shape (prolog) or the result's
+shape (epilog), sliced per chunk, or a Dask array of that shape, rechunked like the operand.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import functools
+import threading
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+
+from ._callbacks import DeviceCallable
+from ._layout import normalize_axes, plan_problem
+from ._options import FFTOptions
+
+_SIDES = ("prolog", "epilog")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Side:
+    """One callback as the graph carries it."""
+
+    kind: str
+    fn: Callable | None  # shipped for CPU chunks and the debug mode
+    ltoir: bytes | None  # shipped for CuPy chunks
+    arch: int | None  # the architecture ``ltoir`` was compiled for
+    data: str  # "none", "dask" (a block per chunk) or "const" (a broadcast array in the graph)
+    const: Any = None
+    token: str | None = None
+    user_dtype: str | None = None
+    element_dtype: str = ""
+    shape: tuple[int, ...] = ()  # the whole input (prolog) or result (epilog) the data broadcasts to
+
+
+def dask_fft(kind: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any,
+             stream: Any) -> Any:
+    """``kind`` ("fft", "ifft", "rfft", "irfft") over a Dask array, as a lazy Dask array."""
+    import dask.array as da
+    from dask.base import tokenize
+
+    if stream is not None:
+        raise TypeError("stream= has no meaning for a Dask operand: each chunk runs on its worker's current "
+                        "stream. Leave stream=None")
+    opts = FFTOptions.of(options)
+    if opts.inplace:
+        raise ValueError("inplace=True cannot apply to a Dask operand (its chunks are shared, read-only "
+                         "inputs of the graph); set inplace=False")
+    fft_axes = normalize_axes(axes, operand.ndim)
+    x = _whole_fft_axes(operand, fft_axes)
+    on_gpu = _is_cupy(x._meta)
+    if on_gpu and execution is not None and str(getattr(execution, "name", execution)).lower() == "cpu":
+        raise ValueError("execution='cpu' needs NumPy chunks; this Dask array holds CuPy chunks. Convert them "
+                         "with x.map_blocks(cupy.asnumpy)")
+    if not on_gpu and execution is not None and not _names_cpu(execution):
+        raise ValueError("a Dask array of NumPy chunks runs on the CPU; for the GPU give it CuPy chunks "
+                         "(x.map_blocks(cupy.asarray)) and leave execution=None")
+
+    first = tuple(c[0] for c in x.chunks)
+    problem = _problem(kind, first, _dense_strides(first), np.dtype(x.dtype).name, fft_axes, opts.last_axis_parity,
+                       opts.result_layout)
+    result_shape = tuple(problem.output.shape[a] if a in fft_axes else n for a, n in enumerate(x.shape))
+    out_chunks = tuple((problem.output.shape[a],) if a in fft_axes else c for a, c in enumerate(x.chunks))
+    shipped = not opts.debug_mode and on_gpu  # LTO-IR in the graph, no Python function
+
+    sides, extra = [], []
+    for cb_kind, value in zip(_SIDES, (prolog, epilog)):
+        shape = x.shape if cb_kind == "prolog" else result_shape
+        chunks = x.chunks if cb_kind == "prolog" else out_chunks
+        element = problem.input_dtype if cb_kind == "prolog" else problem.output_dtype
+        side, dask_data = _side(cb_kind, value, shape, chunks, element, shipped, opts, da, tokenize)
+        sides.append(side)
+        if dask_data is not None:
+            extra.append(dask_data)
+
+    job = _ChunkFFT(kind, fft_axes, options, execution, sides[0], sides[1])
+    meta = _empty_like_meta(x._meta, problem.output_dtype, x.ndim)
+    return da.map_blocks(job, x, *extra, chunks=out_chunks, dtype=problem.output_dtype, meta=meta,
+                         name=f"fftfuse-{kind}-" + tokenize(x, *extra, job))
+
+
+def _side(kind: str, value: Any, shape: tuple, chunks: tuple, element: str, shipped: bool, opts: FFTOptions,
+          da: Any, tokenize: Callable) -> tuple[_Side | None, Any]:
+    if value is None:
+        return None, None
+    if isinstance(value, DeviceCallable):
+        if value.ltoir is not None:
+            value = {"ltoir": value.ltoir}
+        else:
+            value = {"fn": value.fn, "data": value.data}
+    elif callable(value):
+        value = {"fn": value}
+    if not isinstance(value, dict) or "ltoir" in value or not callable(value.get("fn")):
+        raise TypeError(
+            f"{kind} of a Dask operand must be a Python function or {{'fn': f, 'data': array}}: it is compiled "
+            "once on the client and shipped to the workers (LTO-IR with a raw pointer cannot follow a chunk)"
+        )
+    unknown = set(value) - {"fn", "data"}
+    if unknown:
+        raise TypeError(f"{kind} has unknown keys {sorted(unknown)}; expected 'fn' and optionally 'data'")
+    fn, data = value["fn"], value.get("data")
+    side = "input" if kind == "prolog" else "result"
+    mode, const, token, dask_data, user = "none", None, None, None, None
+    if data is not None:
+        if not hasattr(data, "shape") or not hasattr(data, "dtype"):
+            raise TypeError(f"{kind} data must be an array (NumPy, CuPy or Dask), got {type(data).__name__}")
+        user = np.dtype(data.dtype).name
+        if type(data).__module__.startswith("dask."):
+            if tuple(data.shape) != shape:
+                raise ValueError(
+                    f"{kind}: a Dask array of user data must have the {side} shape {shape}, got {tuple(data.shape)}; "
+                    "a NumPy or CuPy array that broadcasts to it is sliced per chunk instead"
+                )
+            mode, dask_data = "dask", data.rechunk(chunks)
+        else:
+            try:
+                broadcast = np.broadcast_shapes(tuple(data.shape), shape)
+            except ValueError:
+                broadcast = None
+            if broadcast != shape:
+                raise ValueError(
+                    f"{kind}: data of shape {tuple(data.shape)} does not broadcast to the {side} shape {shape}; "
+                    f"pass an array of that shape, or one with 1 (or nothing) where it repeats along the batch"
+                )
+            if tuple(data.shape) == shape:  # full size: sliced by Dask, not copied into every task
+                mode, dask_data = "dask", da.from_array(data, chunks=chunks)
+            else:
+                mode, const, token = "const", data, tokenize(data)
+    ltoir = arch = None
+    if shipped:
+        from compiler import compile_callback
+
+        compiled = compile_callback(fn, kind, element, user, literals=opts.float_literals)
+        ltoir, arch, fn = compiled.ltoir, compiled.arch, None
+    else:
+        from compiler.api import describe_callback
+
+        describe_callback(fn, kind, element, user)  # a wrong form fails here, not on a worker
+    return _Side(kind, fn, ltoir, arch, mode, const, token, user, element, shape), dask_data
+
+
+@dataclasses.dataclass(frozen=True)
+class _ChunkFFT:
+    """The task body: the FFT of one chunk with its callbacks (what every task of the graph runs)."""
+
+    kind: str
+    axes: tuple[int, ...]
+    options: Any
+    execution: Any
+    prolog: _Side | None
+    epilog: _Side | None
+
+    def __call__(self, block: Any, *data_blocks: Any, block_info: Any = None) -> Any:
+        from . import _stateless
+
+        location = block_info[None]["array-location"] if block_info else None
+        blocks = iter(data_blocks)
+        data = {s.kind: next(blocks) if s.data == "dask" else None for s in self._sides()}
+        fft = getattr(_stateless, self.kind)
+        _count("chunks")
+        if _is_cupy(block) and self._shipped():
+            return self._gpu(fft, block, data, location)
+        callbacks = {}
+        for s in self._sides():
+            chunk_data = data[s.kind] if s.data == "dask" else _const_view(s, block, location, self.axes)
+            callbacks[s.kind] = s.fn if chunk_data is None else {"fn": s.fn, "data": chunk_data}
+            if not FFTOptions.of(self.options).debug_mode:
+                self._compile_cpu(s)
+        return fft(block, axes=self.axes, options=self.options, execution=self.execution, **callbacks)
+
+    def _sides(self) -> list[_Side]:
+        return [s for s in (self.prolog, self.epilog) if s is not None]
+
+    def _shipped(self) -> bool:
+        return all(s.ltoir is not None for s in self._sides())
+
+    def _compile_cpu(self, side: _Side) -> None:
+        # The public CPU entry point, with the arguments the FFT engine uses: the engine's own
+        # lookup that follows is then a hit, and a compile is counted where it happens.
+        from compiler.cpu_backend import compile_cpu
+
+        opts = FFTOptions.of(self.options)
+        with _compile_lock:  # a worker's threads would otherwise each compile on a first miss
+            compiled = compile_cpu(side.fn, side.kind, side.element_dtype, side.user_dtype,
+                                   literals=opts.float_literals)
+        if compiled.source == "compiled":
+            _count("cpu_compiles")
+
+    def _gpu(self, fft: Callable, block: Any, data: dict, location: Any) -> Any:
+        import cupy
+
+        _count("gpu_chunks")
+        opts = FFTOptions.of(self.options)
+        device = int(block.device.id)
+        with cupy.cuda.Device(device), contextlib.ExitStack() as held:
+            arch = _device_arch(device)
+            stream = cupy.cuda.get_current_stream().ptr
+            problem = None
+            callbacks = {}
+            for s in self._sides():
+                if s.arch > arch:
+                    raise RuntimeError(
+                        f"{s.kind} was compiled on the client for sm_{s.arch}, newer than this worker's GPU "
+                        f"(sm_{arch}); compile on a client whose GPU is no newer than the workers' (LTO-IR links "
+                        "on any newer GPU), or on one without a GPU (the oldest supported architecture)"
+                    )
+                if s.data == "none":
+                    callbacks[s.kind] = {"ltoir": s.ltoir}
+                    continue
+                if problem is None:
+                    problem = _problem(self.kind, tuple(block.shape), _element_strides(block),
+                                       block.dtype.name, self.axes, opts.last_axis_parity, opts.result_layout)
+                target = problem.input if s.kind == "prolog" else problem.output
+                buffer = _buffer(device, stream, s.kind, target.shape, target.strides, target.span, s.user_dtype)
+                held.enter_context(buffer.lock)  # held until the FFT is queued behind the copy
+                if s.data == "dask":
+                    buffer.fill(cupy.asarray(data[s.kind]), None)
+                else:
+                    key = (s.token, _const_key(s, block, location, self.axes))
+                    if buffer.token != key:
+                        buffer.fill(cupy.asarray(np.ascontiguousarray(_const_view(s, block, location, self.axes, host=True))), key)
+                callbacks[s.kind] = {"ltoir": s.ltoir, "data": buffer.array}
+            return fft(block, axes=self.axes, options=self.options, execution=self.execution, **callbacks)
+
+
+class _Buffer:
+    """User data laid out as a plan's callback reads it, at an address that stays (so the plan does)."""
+
+    def __init__(self, array: Any):
+        self.array = array
+        self.lock = threading.Lock()
+        self.token: Any = None
+
+    def fill(self, values: Any, token: Any) -> None:
+        self.array[...] = values  # on the current stream, ahead of the FFT that reads it
+        self.token = token
+
+
+_compile_lock = threading.Lock()
+_buffers: collections.OrderedDict[tuple, _Buffer] = collections.OrderedDict()
+_buffers_lock = threading.Lock()
+_MAX_BUFFERS = 16
+
+
+def _buffer(device: int, stream: int, kind: str, shape: tuple, strides: tuple, span: int, dtype: str) -> _Buffer:
+    from ._tensor import empty_strided
+
+    key = (device, stream, kind, shape, strides, dtype)
+    with _buffers_lock:
+        found = _buffers.get(key)
+        if found is not None:
+            _buffers.move_to_end(key)
+            return found
+        import cupy
+
+        found = _buffers[key] = _Buffer(empty_strided(cupy, shape, strides, dtype, span))
+        while len(_buffers) > _MAX_BUFFERS:
+            _buffers.popitem(last=False)  # a holder of its lock keeps its own reference
+        return found
+
+
+def _const_view(side: _Side, block: Any, location: Any, axes: tuple, host: bool = False) -> Any:
+    """The part of a broadcast data array that a chunk's callback reads (a view, no copy)."""
+    if side.data != "const":
+        return None
+    data = side.const
+    if host and _is_cupy(data):
+        data = data.get()
+    xp = _module(data) if _is_cupy(data) else np
+    index = tuple(slice(None) if a in axes else slice(*location[a]) for a in range(block.ndim))
+    return xp.broadcast_to(data, side.shape)[index]
+
+
+def _const_key(side: _Side, block: Any, location: Any, axes: tuple) -> tuple:
+    """Which part of a broadcast array a chunk reads: chunks reading the same part share a copy."""
+    lengths = np.broadcast_shapes(tuple(side.const.shape), (1,) * block.ndim)
+    return tuple(tuple(location[a]) for a in range(block.ndim) if a not in axes and lengths[a] != 1)
+
+
+# -- helpers -------------------------------------------------------------------------------------
+def _whole_fft_axes(x: Any, fft_axes: tuple[int, ...]) -> Any:
+    """``x`` with each FFT axis in one chunk: rechunked, with a warning that says what it costs."""
+    split = [a for a in fft_axes if len(x.chunks[a]) > 1]
+    if not split:
+        return x
+    from dask.array.core import PerformanceWarning
+
+    y = x.rechunk({a: (-1 if a in fft_axes else "auto") for a in range(x.ndim)})
+    chunk = tuple(c[0] for c in y.chunks)
+    chunk_mib = int(np.prod(chunk)) * x.dtype.itemsize / 2**20
+    warnings.warn(
+        f"the FFT axes {split} of this Dask array are split across chunks ({', '.join(f'axis {a}: {len(x.chunks[a])} chunks' for a in split)}); "
+        f"rechunked to chunks of {chunk} ({chunk_mib:.1f} MiB each), which moves the whole array "
+        f"({x.nbytes / 2**20:.1f} MiB) between workers once before the FFT. Rechunk it yourself, e.g. "
+        f"x.rechunk({{{', '.join(f'{a}: -1' for a in split)}}}), to choose the batch chunks and silence this",
+        PerformanceWarning, stacklevel=4,
+    )
+    return y
+
+
+@functools.lru_cache(maxsize=256)
+def _problem(kind: str, shape: tuple, strides: tuple, dtype: str, axes: tuple, parity: str, layout: str) -> Any:
+    return plan_problem(kind, shape, strides, dtype, axes, last_axis_parity=parity, result_layout=layout)
+
+
+def _dense_strides(shape: tuple) -> tuple:
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= max(n, 1)
+    return tuple(reversed(strides))
+
+
+def _element_strides(array: Any) -> tuple:
+    return tuple(s // array.dtype.itemsize for s in array.strides)
+
+
+def _is_cupy(obj: Any) -> bool:
+    return type(obj).__module__.split(".")[0] == "cupy"
+
+
+def _module(obj: Any) -> Any:
+    import importlib
+
+    return importlib.import_module(type(obj).__module__.split(".")[0])
+
+
+def _names_cpu(execution: Any) -> bool:
+    name = execution.get("name") if isinstance(execution, dict) else getattr(execution, "name", None)
+    if name is None and type(execution).__name__ == "ExecutionCPU":
+        return True
+    return str(name if name is not None else execution).lower() == "cpu"
+
+
+def _empty_like_meta(meta: Any, dtype: str, ndim: int) -> Any:
+    xp = _module(meta) if _is_cupy(meta) else np
+    return xp.empty((0,) * ndim, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def _device_arch(device: int) -> int:
+    import cupy
+
+    return int(cupy.cuda.Device(device).compute_capability)
+
+
+_stats: collections.Counter = collections.Counter()
+_stats_lock = threading.Lock()
+
+
+def _count(name: str) -> None:
+    with _stats_lock:
+        _stats[name] += 1
+
+
+def chunk_stats() -> dict[str, int]:
+    """What this process ran of Dask graphs: ``chunks``, ``gpu_chunks`` (LTO-IR shipped in the
+    graph) and ``cpu_compiles`` (callbacks compiled here for CPU chunks). Run it on each worker
+    (``client.run(chunk_stats)``) to see that a callback compiles once per worker process.
+
+    >>> sorted(chunk_stats())  # doctest: +SKIP
+    ['chunks', 'cpu_compiles', 'gpu_chunks']
+    """
+    with _stats_lock:
+        return {name: int(_stats[name]) for name in ("chunks", "cpu_compiles", "gpu_chunks")}
