@@ -1,0 +1,218 @@
+"""FFTs with fused callbacks over Dask arrays of NumPy chunks, on the threaded scheduler and on a
+``dask.distributed`` cluster of two worker processes, against NumPy float64 references."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import nvmath
+
+da = pytest.importorskip("dask.array")
+dask = pytest.importorskip("dask")
+from dask.array.core import PerformanceWarning  # noqa: E402
+
+from nvmath.fft._dask import chunk_stats  # noqa: E402
+
+B, N = 96, 32
+
+
+def rand(shape, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape) + (1j * rng.standard_normal(shape) if np.dtype(dtype).kind == "c" else 0)
+    return x.astype(dtype)
+
+
+def close(got, want, rtol=2e-5):
+    got = np.asarray(got)
+    assert got.shape == want.shape
+    err = np.abs(got - want).max() / max(np.abs(want).max(), 1.0)
+    assert err < rtol, f"max relative error {err:.3g}"
+
+
+def mul(v, d):
+    return v * d
+
+
+def scale(v):
+    return v * 0.5
+
+
+REFERENCE = {
+    "fft": lambda x: np.fft.fft(x, axis=-1),
+    "ifft": lambda x: np.fft.ifft(x, axis=-1) * x.shape[-1],  # unnormalized, as cuFFT
+    "rfft": lambda x: np.fft.rfft(x, axis=-1),
+    "irfft": lambda x: np.fft.irfft(x, n=2 * (x.shape[-1] - 1), axis=-1) * 2 * (x.shape[-1] - 1),
+}
+INPUT = {"fft": "complex64", "ifft": "complex64", "rfft": "float32", "irfft": "complex64"}
+
+
+def operand(kind, seed=0):
+    n = N // 2 + 1 if kind == "irfft" else N
+    x = rand((B, n), INPUT[kind], seed)
+    if kind == "irfft":  # a spectrum of a real signal: real at 0 and at the Nyquist bin
+        x[:, 0] = x[:, 0].real
+        x[:, -1] = x[:, -1].real
+    return x
+
+
+def result_shape(kind):
+    return (B, N // 2 + 1) if kind == "rfft" else (B, N)
+
+
+# -- the threaded scheduler: every kind, prolog and epilog, every data rule ------------------------
+@pytest.mark.parametrize("kind", ["fft", "ifft", "rfft", "irfft"])
+def test_every_kind_prolog_and_epilog_threads(kind):
+    x = operand(kind, 1)
+    in_dtype = np.dtype(INPUT[kind])
+    out_dtype = np.complex64 if kind in ("fft", "ifft", "rfft") else np.float32
+    window = rand((x.shape[-1],), in_dtype, 2)  # (n,): broadcast along the batch
+    gains = rand((B, 1), out_dtype, 3)  # (B, 1): one factor per row
+    full = rand(result_shape(kind), out_dtype, 4)  # result-sized, as a Dask array
+    dx = da.from_array(x, chunks=(24, -1))
+    fn = getattr(nvmath.fft, kind)
+
+    y = fn(dx, axes=[-1], prolog={"fn": mul, "data": window}, epilog={"fn": mul, "data": gains})
+    assert isinstance(y, da.Array) and y.chunks[0] == (24, 24, 24, 24)
+    close(y.compute(scheduler="threads"), REFERENCE[kind](x.astype(np.complex128 if in_dtype.kind == "c" else np.float64) * window) * gains)
+
+    z = fn(dx, axes=[-1], epilog={"fn": mul, "data": da.from_array(full, chunks=(48, -1))})
+    close(z.compute(scheduler="threads"), REFERENCE[kind](x) * full)
+
+    w = fn(dx, axes=[-1], epilog=scale)
+    close(w.compute(scheduler="sync"), REFERENCE[kind](x) * 0.5)
+
+
+def test_full_size_numpy_data_is_sliced_per_chunk():
+    x = operand("fft", 5)
+    h = rand((B, N), "complex64", 6)
+    y = nvmath.fft.fft(da.from_array(x, chunks=(32, N)), axes=[-1], epilog={"fn": mul, "data": h})
+    close(y.compute(scheduler="threads"), np.fft.fft(x) * h)
+
+
+def test_lazy_until_computed():
+    before = chunk_stats()["chunks"]
+    y = nvmath.fft.fft(da.from_array(operand("fft"), chunks=(24, N)), axes=[-1], epilog=scale)
+    assert chunk_stats()["chunks"] == before
+    y.compute(scheduler="sync")
+    assert chunk_stats()["chunks"] == before + 4
+
+
+def test_a_chunking_that_splits_an_fft_axis_is_rechunked_with_a_warning():
+    x = operand("fft", 7)
+    dx = da.from_array(x, chunks=(48, 8))
+    with pytest.warns(PerformanceWarning, match=r"axes \[1\].*4 chunks.*moves the whole array.*x.rechunk\(\{1: -1\}\)"):
+        y = nvmath.fft.fft(dx, axes=[-1], epilog={"fn": mul, "data": rand((N,), "complex64", 8)})
+    assert y.chunks[1] == (N,)
+    close(y.compute(scheduler="threads"), np.fft.fft(x) * rand((N,), "complex64", 8))
+
+
+def test_no_warning_when_fft_axes_are_whole():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        nvmath.fft.fft(da.from_array(operand("fft"), chunks=(24, N)), axes=[-1])
+
+
+def test_two_dimensional_fft_over_a_chunked_batch():
+    x = rand((6, 16, 8), "complex64", 9)
+    mask = rand((16, 8), "float32", 10)
+    y = nvmath.fft.fft(da.from_array(x, chunks=(2, 16, 8)), axes=[1, 2], epilog={"fn": mul, "data": mask})
+    close(y.compute(scheduler="threads"), np.fft.fftn(x, axes=(1, 2)) * mask)
+
+
+# -- errors before any graph runs ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"epilog": {"ltoir": b"\x00", "data": 0}}, TypeError, "compiled\\s+once on the client"),
+        ({"epilog": {"fn": mul, "data": np.ones((5,), np.complex64)}}, ValueError, "does not broadcast to the result shape"),
+        ({"prolog": {"fn": mul, "data": da.ones((B, 4), chunks=(B, 4))}}, ValueError, "must have the input shape"),
+        ({"epilog": lambda a, b, c: a}, TypeError, "epilog"),
+        ({"stream": 1}, TypeError, "stream= has no meaning"),
+        ({"options": {"inplace": True}}, ValueError, "inplace=True"),
+        ({"execution": "cuda"}, ValueError, "CuPy chunks"),
+        ({"epilog": {"fn": mul, "data": [1, 2]}}, TypeError, "must be an array"),
+    ],
+)
+def test_bad_input_is_refused_on_the_client(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        nvmath.fft.fft(da.from_array(operand("fft"), chunks=(24, N)), axes=[-1], **kwargs)
+
+
+# -- without Dask --------------------------------------------------------------------------------
+def test_nothing_imports_dask_unless_given_a_dask_array():
+    code = (
+        "import sys, numpy as np, nvmath\n"
+        "y = nvmath.fft.fft(np.ones((2, 8), np.complex64), axes=[-1], epilog=lambda v: v * 2)\n"
+        "assert abs(y[0, 0] - 16) < 1e-6\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')], 'dask imported'\n"
+        "sys.modules['dask'] = None  # as if not installed\n"
+        "nvmath.fft.ifft(np.ones(8, np.complex64))\n"
+    )
+    env = dict(os.environ, FFTFUSE_DEBUG="1")  # plain Python callbacks: no compile wait
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=os.path.dirname(os.path.dirname(__file__)))
+
+
+# -- dask.distributed: two worker processes -------------------------------------------------------
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    distributed = pytest.importorskip("distributed")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {
+        "FFTFUSE_CACHE_DIR": str(tmp_path_factory.mktemp("worker-cache")),
+        "PYTHONPATH": os.pathsep.join([root, os.path.dirname(os.path.abspath(__file__)), os.environ.get("PYTHONPATH", "")]),
+    }
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None,
+                                  worker_dashboard_address=None, env=env) as cluster:
+        with distributed.Client(cluster) as c:
+            yield c
+
+
+def _worker_stats(client):
+    return client.run(chunk_stats)
+
+
+def test_distributed_fused_convolution_every_kind(client):
+    x = rand((B, N), "float32", 11)
+    window = rand((N,), "float32", 12)
+    h = rand((B, N // 2 + 1), "complex64", 13)
+    dx = da.from_array(x, chunks=(12, N))  # 8 chunks over 2 workers
+    # rfft with a broadcast window prolog and a Dask-array filter epilog, then irfft with a scale
+    spectrum = nvmath.fft.rfft(dx, axes=[-1], prolog={"fn": mul, "data": window},
+                               epilog={"fn": mul, "data": da.from_array(h, chunks=(24, -1))})
+    y = nvmath.fft.irfft(spectrum, axes=[-1], epilog=lambda v: v / N)
+    c = rand((B, N), "complex64", 14)
+    g = rand((B, 1), "complex64", 15)
+    z = nvmath.fft.ifft(nvmath.fft.fft(da.from_array(c, chunks=(12, N)), axes=[-1], epilog={"fn": mul, "data": g}),
+                        axes=[-1], prolog={"fn": mul, "data": window.astype(np.complex64)})
+    got_y, got_z = dask.compute(y, z)
+    close(got_y, np.fft.irfft(np.fft.rfft(x.astype(np.float64) * window) * h, n=N))
+    close(got_z, np.fft.ifft(np.fft.fft(c) * g * window) * N)
+
+    stats = _worker_stats(client)
+    assert len(stats) == 2
+    assert sum(s["chunks"] for s in stats.values()) == 4 * 8
+    # 4 distinct callbacks (mul as a float32 and a complex64 prolog and as a complex64 epilog,
+    # the scale): each compiled at most once per worker process, whatever the chunks and threads.
+    for s in stats.values():
+        assert s["cpu_compiles"] <= 4, s
+    assert sum(s["cpu_compiles"] for s in stats.values()) >= 4
+
+    before = _worker_stats(client)
+    dask.compute(y, z)
+    after = _worker_stats(client)
+    for address in after:
+        assert after[address]["cpu_compiles"] == before[address]["cpu_compiles"], "recompiled on a second run"
+    assert sum(s["chunks"] for s in after.values()) == sum(s["chunks"] for s in before.values()) + 4 * 8
+
+
+def test_distributed_split_fft_axis(client):
+    x = rand((B, N), "complex64", 16)
+    with pytest.warns(PerformanceWarning):
+        y = nvmath.fft.fft(da.from_array(x, chunks=(B // 2, N // 4)), axes=[-1], epilog=scale)
+    close(y.compute(), np.fft.fft(x) * 0.5)
