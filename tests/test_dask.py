@@ -71,7 +71,8 @@ def test_every_kind_prolog_and_epilog_threads(kind):
     x = operand(kind, 1)
     in_dtype = np.dtype(INPUT[kind])
     out_dtype = np.complex64 if kind in ("fft", "ifft", "rfft") else np.float32
-    window = rand((x.shape[-1],), in_dtype, 2)  # (n,): broadcast along the batch
+    # (n,): broadcast along the batch; real values, so an irfft input keeps its real bins 0 and n/2
+    window = rand((x.shape[-1],), "float32", 2).astype(in_dtype)
     gains = rand((B, 1), out_dtype, 3)  # (B, 1): one factor per row
     full = rand(result_shape(kind), out_dtype, 4)  # result-sized, as a Dask array
     dx = da.from_array(x, chunks=(24, -1))
@@ -180,7 +181,7 @@ def _worker_stats(client):
 def test_distributed_fused_convolution_every_kind(client):
     x = rand((B, N), "float32", 11)
     window = rand((N,), "float32", 12)
-    h = rand((B, N // 2 + 1), "complex64", 13)
+    h = rand((B, N // 2 + 1), "float32", 13).astype(np.complex64)  # real: the C2R input stays Hermitian
     dx = da.from_array(x, chunks=(12, N))  # 8 chunks over 2 workers
     # rfft with a broadcast window prolog and a Dask-array filter epilog, then irfft with a scale
     spectrum = nvmath.fft.rfft(dx, axes=[-1], prolog={"fn": mul, "data": window},
