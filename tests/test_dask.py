@@ -89,6 +89,13 @@ def test_every_kind_prolog_and_epilog_threads(kind):
     close(w.compute(scheduler="sync"), REFERENCE[kind](x) * 0.5)
 
 
+@pytest.mark.parametrize("execution", ["cpu", {"name": "cpu"}, nvmath.fft.ExecutionCPU()])
+def test_execution_on_the_cpu_is_accepted(execution):
+    x = operand("fft", 3)
+    y = nvmath.fft.fft(da.from_array(x, chunks=(48, N)), axes=[-1], execution=execution, epilog=scale)
+    close(y.compute(scheduler="sync"), np.fft.fft(x) * 0.5)
+
+
 def test_full_size_numpy_data_is_sliced_per_chunk():
     x = operand("fft", 5)
     h = rand((B, N), "complex64", 6)
@@ -137,6 +144,7 @@ def test_two_dimensional_fft_over_a_chunked_batch():
         ({"stream": 1}, TypeError, "stream= has no meaning"),
         ({"options": {"inplace": True}}, ValueError, "inplace=True"),
         ({"execution": "cuda"}, ValueError, "CuPy chunks"),
+        ({"execution": nvmath.fft.ExecutionCUDA()}, ValueError, "CuPy chunks"),
         ({"epilog": {"fn": mul, "data": [1, 2]}}, TypeError, "must be an array"),
     ],
 )

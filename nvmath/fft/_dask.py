@@ -30,7 +30,7 @@ import numpy as np
 
 from ._callbacks import DeviceCallable
 from ._layout import normalize_axes, plan_problem
-from ._options import FFTOptions
+from ._options import ExecutionCPU, FFTOptions
 
 _SIDES = ("prolog", "epilog")
 
@@ -67,7 +67,7 @@ def dask_fft(kind: str, operand: Any, axes: Any, options: Any, execution: Any, p
     fft_axes = normalize_axes(axes, operand.ndim)
     x = _whole_fft_axes(operand, fft_axes)
     on_gpu = _is_cupy(x._meta)
-    if on_gpu and execution is not None and str(getattr(execution, "name", execution)).lower() == "cpu":
+    if on_gpu and execution is not None and _names_cpu(execution):
         raise ValueError("execution='cpu' needs NumPy chunks; this Dask array holds CuPy chunks. Convert them "
                          "with x.map_blocks(cupy.asnumpy)")
     if not on_gpu and execution is not None and not _names_cpu(execution):
@@ -344,10 +344,11 @@ def _module(obj: Any) -> Any:
 
 
 def _names_cpu(execution: Any) -> bool:
-    name = execution.get("name") if isinstance(execution, dict) else getattr(execution, "name", None)
-    if name is None and type(execution).__name__ == "ExecutionCPU":
+    if isinstance(execution, ExecutionCPU):
         return True
-    return str(name if name is not None else execution).lower() == "cpu"
+    if isinstance(execution, dict):
+        execution = execution.get("name", "")
+    return str(execution).lower() == "cpu"
 
 
 def _empty_like_meta(meta: Any, dtype: str, ndim: int) -> Any:
