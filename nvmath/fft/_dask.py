@@ -278,7 +278,12 @@ def _buffer(device: int, stream: int, kind: str, shape: tuple, strides: tuple, s
 
 
 def _const_view(side: _Side, block: Any, location: Any, axes: tuple, host: bool = False) -> Any:
-    """The part of a broadcast data array that a chunk's callback reads (a view, no copy)."""
+    """The part of a broadcast data array that a chunk's callback reads (a view, no copy).
+
+    The FFT engine lays a broadcast view out at full chunk size. Once callbacks read broadcast
+    data at a broadcast index, this is where to hand over the small array's chunk slice instead
+    (and, on the GPU, the buffer shrinks to it).
+    """
     if side.data != "const":
         return None
     data = side.const
