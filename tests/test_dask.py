@@ -225,3 +225,27 @@ def test_distributed_split_fft_axis(client):
     with pytest.warns(PerformanceWarning):
         y = nvmath.fft.fft(da.from_array(x, chunks=(B // 2, N // 4)), axes=[-1], epilog=scale)
     close(y.compute(), np.fft.fft(x) * 0.5)
+
+
+# -- what the graph carries for CuPy chunks (built here without a GPU) -----------------------------
+def test_cupy_chunks_get_lto_ir_compiled_on_the_client_not_the_function():
+    import dataclasses
+    import pickle
+
+    from dask.base import tokenize
+
+    from compiler.linkcheck import link_check
+    from nvmath.fft._dask import _side
+    from nvmath.fft._options import FFTOptions
+
+    def shipped_only_as_lto_ir(v, d):
+        return v * d
+
+    h = rand((N,), "complex64", 20)
+    side, dask_data = _side("epilog", {"fn": shipped_only_as_lto_ir, "data": h}, (B, N), ((24,) * 4, (N,)),
+                            "complex64", True, FFTOptions(), da, tokenize)
+    assert side.fn is None and dask_data is None and side.data == "const"
+    # Nothing of the function travels besides its LTO-IR (which may spell its name).
+    assert side.ltoir and b"shipped_only_as_lto_ir" not in pickle.dumps(dataclasses.replace(side, ltoir=b""))
+    # The bytes are a direct-pointer cuFFT epilog for complex64: they link against cuFFT's prototype.
+    link_check(side.ltoir, "epilog", "complex64", side.arch)
