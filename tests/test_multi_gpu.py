@@ -5,6 +5,7 @@ refused, and concurrent use from threads and streams, each result against a floa
 from __future__ import annotations
 
 import concurrent.futures
+import gc
 
 import numpy as np
 import pytest
@@ -51,6 +52,12 @@ def convolve(x, h, stream=None):
     return nvmath.fft.ifft(y, axes=[-1], epilog=unscale, stream=stream)
 
 
+def plans_for(shape):
+    """The live cuFFT plans of problems on operands of ``shape``, as (device, plan)."""
+    return [(p.device_id, p) for p in gc.get_objects()
+            if isinstance(p, _gpu.GpuPlan) and p.handle is not None and p.problem.operand.shape == shape]
+
+
 def convolution_reference(x, h):
     return np.fft.ifft(np.fft.fft(x.astype(np.complex128), axis=-1) * h, axis=-1)
 
@@ -65,6 +72,7 @@ def test_each_operand_is_planned_and_run_on_its_own_device():
             assert _gpu.plan_cache.created == before + 1
         assert y.device.id == device
         close(y, np.fft.fft(x.astype(np.complex128), axis=-1) * h)
+    assert sorted(d for d, _ in plans_for(x.shape)) == [0, 1], "each device's operand planned on that device"
 
 
 def test_one_compiled_callback_serves_both_devices():
@@ -93,6 +101,7 @@ def test_per_device_plans_never_mix():
             assert y.device.id == d
             close(y, np.fft.fft(x.astype(np.complex128), axis=-1) * h)
     assert _gpu.plan_cache.created - before == 2, "one plan per device, reused by later calls"
+    assert sorted(d for d, _ in plans_for(x.shape)) == [0, 1]
 
 
 @pytest.mark.parametrize("where", ["prolog", "epilog"])

@@ -43,6 +43,7 @@ class _Side:
     fn: Callable | None  # shipped for CPU chunks and the debug mode
     ltoir: bytes | None  # shipped for CuPy chunks
     arch: int | None  # the architecture ``ltoir`` was compiled for
+    toolkit: tuple[int, int] | None  # the CUDA version of the NVVM that compiled it
     data: str  # "none", "dask" (a block per chunk) or "const" (a broadcast array in the graph)
     const: Any = None
     token: str | None = None
@@ -144,17 +145,17 @@ def _side(kind: str, value: Any, shape: tuple, chunks: tuple, element: str, ship
                 mode, dask_data = "dask", da.from_array(data, chunks=chunks)
             else:
                 mode, const, token = "const", data, tokenize(data)
-    ltoir = arch = None
+    ltoir = arch = toolkit = None
     if shipped:
         from compiler import compile_callback
 
         compiled = compile_callback(fn, kind, element, user, literals=opts.float_literals)
-        ltoir, arch, fn = compiled.ltoir, compiled.arch, None
+        ltoir, arch, toolkit, fn = compiled.ltoir, compiled.arch, tuple(compiled.toolkit), None
     else:
         from compiler.api import describe_callback
 
         describe_callback(fn, kind, element, user)  # a wrong form fails here, not on a worker
-    return _Side(kind, fn, ltoir, arch, mode, const, token, user, element, shape), dask_data
+    return _Side(kind, fn, ltoir, arch, toolkit, mode, const, token, user, element, shape), dask_data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,6 +222,13 @@ class _ChunkFFT:
                         f"{s.kind} was compiled on the client for sm_{s.arch}, newer than this worker's GPU "
                         f"(sm_{arch}); compile on a client whose GPU is no newer than the workers' (LTO-IR links "
                         "on any newer GPU), or on one without a GPU (the oldest supported architecture)"
+                    )
+                if s.toolkit > _linker_version():
+                    linker = _linker_version()
+                    raise RuntimeError(
+                        f"{s.kind} was compiled on the client by CUDA {s.toolkit[0]}.{s.toolkit[1]}'s NVVM, newer "
+                        f"than this worker's nvJitLink {linker[0]}.{linker[1]}; give the workers a CUDA toolkit at "
+                        "least as new as the client's"
                     )
                 if s.data == "none":
                     callbacks[s.kind] = {"ltoir": s.ltoir}
@@ -366,6 +374,13 @@ def _device_arch(device: int) -> int:
     import cupy
 
     return int(cupy.cuda.Device(device).compute_capability)
+
+
+@functools.lru_cache(maxsize=None)
+def _linker_version() -> tuple[int, int]:
+    from compiler.linkcheck import nvjitlink_version
+
+    return nvjitlink_version()
 
 
 _stats: collections.Counter = collections.Counter()
