@@ -88,12 +88,26 @@ def test_every_kind_prolog_and_epilog_threads(kind):
     w = fn(dx, axes=[-1], epilog=scale)
     close(w.compute(scheduler="sync"), REFERENCE[kind](x) * 0.5)
 
+    # A Dask array that broadcasts too, chunked otherwise than the operand: rechunked to match.
+    v = fn(dx, axes=[-1], prolog={"fn": mul, "data": da.from_array(window[None, :], chunks=(1, -1))},
+           epilog={"fn": mul, "data": da.from_array(gains, chunks=(B // 2, 1))})
+    close(v.compute(scheduler="threads"), REFERENCE[kind](x * window) * gains)
+
 
 @pytest.mark.parametrize("execution", ["cpu", {"name": "cpu"}, nvmath.fft.ExecutionCPU()])
 def test_execution_on_the_cpu_is_accepted(execution):
     x = operand("fft", 3)
     y = nvmath.fft.fft(da.from_array(x, chunks=(48, N)), axes=[-1], execution=execution, epilog=scale)
     close(y.compute(scheduler="sync"), np.fft.fft(x) * 0.5)
+
+
+def test_each_task_carries_only_its_own_data_block():
+    x = operand("fft", 5)
+    gains = rand((B, 1), "complex64", 6)
+    y = nvmath.fft.fft(da.from_array(x, chunks=(24, N)), axes=[-1], epilog={"fn": mul, "data": gains})
+    data_keys = [k for k in y.__dask_graph__() if isinstance(k, tuple) and k[0].startswith("array-")]
+    assert len(data_keys) >= 4, "the gains are sliced into a block per chunk, not embedded in every task"
+    close(y.compute(scheduler="threads"), np.fft.fft(x) * gains)
 
 
 def test_full_size_numpy_data_is_sliced_per_chunk():
@@ -139,7 +153,7 @@ def test_two_dimensional_fft_over_a_chunked_batch():
     [
         ({"epilog": {"ltoir": b"\x00", "data": 0}}, TypeError, "compiled\\s+once on the client"),
         ({"epilog": {"fn": mul, "data": np.ones((5,), np.complex64)}}, ValueError, "does not broadcast to the result shape"),
-        ({"prolog": {"fn": mul, "data": da.ones((B, 4), chunks=(B, 4))}}, ValueError, "must have the input shape"),
+        ({"prolog": {"fn": mul, "data": da.ones((B, 4), chunks=(B, 4))}}, ValueError, "does not broadcast to the input shape"),
         ({"epilog": lambda a, b, c: a}, TypeError, "epilog"),
         ({"stream": 1}, TypeError, "stream= has no meaning"),
         ({"options": {"inplace": True}}, ValueError, "inplace=True"),
@@ -232,8 +246,6 @@ def test_cupy_chunks_get_lto_ir_compiled_on_the_client_not_the_function():
     import dataclasses
     import pickle
 
-    from dask.base import tokenize
-
     from compiler.linkcheck import link_check
     from nvmath.fft._dask import _side
     from nvmath.fft._options import FFTOptions
@@ -242,9 +254,9 @@ def test_cupy_chunks_get_lto_ir_compiled_on_the_client_not_the_function():
         return v * d
 
     h = rand((N,), "complex64", 20)
-    side, dask_data = _side("epilog", {"fn": shipped_only_as_lto_ir, "data": h}, (B, N), ((24,) * 4, (N,)),
-                            "complex64", True, FFTOptions(), da, tokenize)
-    assert side.fn is None and dask_data is None and side.data == "const"
+    side, data = _side("epilog", {"fn": shipped_only_as_lto_ir, "data": h}, (B, N), ((24,) * 4, (N,)),
+                       "complex64", True, FFTOptions(), da)
+    assert side.fn is None and side.data == data.name and data.chunks == ((N,),)
     # Nothing of the function travels besides its LTO-IR (which may spell its name).
     assert side.ltoir and b"shipped_only_as_lto_ir" not in pickle.dumps(dataclasses.replace(side, ltoir=b""))
     # The bytes are a direct-pointer cuFFT epilog for complex64: they link against cuFFT's prototype.

@@ -8,12 +8,15 @@ chunk, the callbacks' forms and types, the user data's shape. Then:
   the graph carries its LTO-IR; workers pass it on as ``{"ltoir": bytes, "data": array}``, so
   they neither import numba nor compile. The data a chunk's callback reads is copied into a
   buffer kept per (device, stream, chunk layout), whose address is what cuFFT's plan holds:
-  every chunk of that shape then reuses one plan.
+  every chunk of that shape then reuses one plan, and chunks that read the same data block
+  (broadcast data) skip the copy.
 * NumPy chunks (and the debug mode): the graph carries the Python function; each worker process
   compiles it once through the CPU compiler's in-process cache (``compiler.cpu_backend``).
 
-User data is a NumPy/CuPy array broadcasting to the operand's shape (prolog) or the result's
-shape (epilog), sliced per chunk, or a Dask array of that shape, rechunked like the operand.
+User data is any array (NumPy, CuPy or Dask) that broadcasts to the operand's shape (prolog) or
+the result's shape (epilog). It becomes a Dask array chunked like the operand along the axes it
+spans (a single chunk where it has extent 1), so each task receives only its own data block and
+no large array is copied into every task.
 """
 
 from __future__ import annotations
@@ -44,12 +47,9 @@ class _Side:
     ltoir: bytes | None  # shipped for CuPy chunks
     arch: int | None  # the architecture ``ltoir`` was compiled for
     toolkit: tuple[int, int] | None  # the CUDA version of the NVVM that compiled it
-    data: str  # "none", "dask" (a block per chunk) or "const" (a broadcast array in the graph)
-    const: Any = None
-    token: str | None = None
-    user_dtype: str | None = None
-    element_dtype: str = ""
-    shape: tuple[int, ...] = ()  # the whole input (prolog) or result (epilog) the data broadcasts to
+    data: str | None  # the name of the Dask array of user data, if any
+    user_dtype: str | None
+    element_dtype: str
 
 
 def dask_fft(kind: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any,
@@ -87,7 +87,7 @@ def dask_fft(kind: str, operand: Any, axes: Any, options: Any, execution: Any, p
         shape = x.shape if cb_kind == "prolog" else result_shape
         chunks = x.chunks if cb_kind == "prolog" else out_chunks
         element = problem.input_dtype if cb_kind == "prolog" else problem.output_dtype
-        side, dask_data = _side(cb_kind, value, shape, chunks, element, shipped, opts, da, tokenize)
+        side, dask_data = _side(cb_kind, value, shape, chunks, element, shipped, opts, da)
         sides.append(side)
         if dask_data is not None:
             extra.append(dask_data)
@@ -99,7 +99,7 @@ def dask_fft(kind: str, operand: Any, axes: Any, options: Any, execution: Any, p
 
 
 def _side(kind: str, value: Any, shape: tuple, chunks: tuple, element: str, shipped: bool, opts: FFTOptions,
-          da: Any, tokenize: Callable) -> tuple[_Side | None, Any]:
+          da: Any) -> tuple[_Side | None, Any]:
     if value is None:
         return None, None
     if isinstance(value, DeviceCallable):
@@ -118,33 +118,10 @@ def _side(kind: str, value: Any, shape: tuple, chunks: tuple, element: str, ship
     if unknown:
         raise TypeError(f"{kind} has unknown keys {sorted(unknown)}; expected 'fn' and optionally 'data'")
     fn, data = value["fn"], value.get("data")
-    side = "input" if kind == "prolog" else "result"
-    mode, const, token, dask_data, user = "none", None, None, None, None
+    user = dask_data = None
     if data is not None:
-        if not hasattr(data, "shape") or not hasattr(data, "dtype"):
-            raise TypeError(f"{kind} data must be an array (NumPy, CuPy or Dask), got {type(data).__name__}")
+        dask_data = _data_array(kind, data, shape, chunks, da)
         user = np.dtype(data.dtype).name
-        if type(data).__module__.startswith("dask."):
-            if tuple(data.shape) != shape:
-                raise ValueError(
-                    f"{kind}: a Dask array of user data must have the {side} shape {shape}, got {tuple(data.shape)}; "
-                    "a NumPy or CuPy array that broadcasts to it is sliced per chunk instead"
-                )
-            mode, dask_data = "dask", data.rechunk(chunks)
-        else:
-            try:
-                broadcast = np.broadcast_shapes(tuple(data.shape), shape)
-            except ValueError:
-                broadcast = None
-            if broadcast != shape:
-                raise ValueError(
-                    f"{kind}: data of shape {tuple(data.shape)} does not broadcast to the {side} shape {shape}; "
-                    f"pass an array of that shape, or one with 1 (or nothing) where it repeats along the batch"
-                )
-            if tuple(data.shape) == shape:  # full size: sliced by Dask, not copied into every task
-                mode, dask_data = "dask", da.from_array(data, chunks=chunks)
-            else:
-                mode, const, token = "const", data, tokenize(data)
     ltoir = arch = toolkit = None
     if shipped:
         from compiler import compile_callback
@@ -155,7 +132,31 @@ def _side(kind: str, value: Any, shape: tuple, chunks: tuple, element: str, ship
         from compiler.api import describe_callback
 
         describe_callback(fn, kind, element, user)  # a wrong form fails here, not on a worker
-    return _Side(kind, fn, ltoir, arch, toolkit, mode, const, token, user, element, shape), dask_data
+    name = None if dask_data is None else dask_data.name
+    return _Side(kind, fn, ltoir, arch, toolkit, name, user, element), dask_data
+
+
+def _data_array(kind: str, data: Any, shape: tuple, chunks: tuple, da: Any) -> Any:
+    """User data as a Dask array chunked like the ``shape``/``chunks`` it broadcasts to."""
+    side = "input" if kind == "prolog" else "result"
+    if not hasattr(data, "shape") or not hasattr(data, "dtype"):
+        raise TypeError(f"{kind} data must be an array (NumPy, CuPy or Dask), got {type(data).__name__}")
+    try:
+        fits = np.broadcast_shapes(tuple(data.shape), shape) == shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"{kind}: data of shape {tuple(data.shape)} does not broadcast to the {side} shape {shape}; pass an "
+            "array of that shape, or one with 1 (or nothing) along the axes where it repeats"
+        )
+    if data.ndim == 0:
+        data = data.reshape(1)
+    offset = len(shape) - data.ndim  # broadcasting aligns the trailing axes
+    data_chunks = tuple((1,) if n == 1 else chunks[k + offset] for k, n in enumerate(data.shape))
+    if type(data).__module__.startswith("dask."):
+        return data.rechunk(data_chunks)
+    return da.from_array(data, chunks=data_chunks)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,17 +173,28 @@ class _ChunkFFT:
     def __call__(self, block: Any, *data_blocks: Any, block_info: Any = None) -> Any:
         from . import _stateless
 
-        location = block_info[None]["array-location"] if block_info else None
-        blocks = iter(data_blocks)
-        data = {s.kind: next(blocks) if s.data == "dask" else None for s in self._sides()}
         fft = getattr(_stateless, self.kind)
         _count("chunks")
+        # Each side's data block, where it lies in its array, and the chunk shape it covers.
+        blocks = iter(enumerate(data_blocks, start=1))
+        data = {}
+        for s in self._sides():
+            if s.data is not None:
+                arg, values = next(blocks)
+                shape = tuple(block.shape) if s.kind == "prolog" else tuple(block_info[None]["chunk-shape"])
+                data[s.kind] = (values, tuple(block_info[arg]["chunk-location"]), shape)
         if _is_cupy(block) and self._shipped():
-            return self._gpu(fft, block, data, location)
+            return self._gpu(fft, block, data)
         callbacks = {}
         for s in self._sides():
-            chunk_data = data[s.kind] if s.data == "dask" else _const_view(s, block, location, self.axes)
-            callbacks[s.kind] = s.fn if chunk_data is None else {"fn": s.fn, "data": chunk_data}
+            if s.kind in data:
+                values, _, shape = data[s.kind]
+                # The FFT engine lays a broadcast view out at full chunk size. Once callbacks read
+                # broadcast data at a broadcast index, the block itself is what to hand over.
+                values = values if tuple(values.shape) == shape else _module(values).broadcast_to(values, shape)
+                callbacks[s.kind] = {"fn": s.fn, "data": values}
+            else:
+                callbacks[s.kind] = s.fn
             if not FFTOptions.of(self.options).debug_mode:
                 self._compile_cpu(s)
         return fft(block, axes=self.axes, options=self.options, execution=self.execution, **callbacks)
@@ -205,7 +217,7 @@ class _ChunkFFT:
         if compiled.source == "compiled":
             _count("cpu_compiles")
 
-    def _gpu(self, fft: Callable, block: Any, data: dict, location: Any) -> Any:
+    def _gpu(self, fft: Callable, block: Any, data: dict) -> Any:
         import cupy
 
         _count("gpu_chunks")
@@ -230,7 +242,7 @@ class _ChunkFFT:
                         f"than this worker's nvJitLink {linker[0]}.{linker[1]}; give the workers a CUDA toolkit at "
                         "least as new as the client's"
                     )
-                if s.data == "none":
+                if s.data is None:
                     callbacks[s.kind] = {"ltoir": s.ltoir}
                     continue
                 if problem is None:
@@ -239,12 +251,10 @@ class _ChunkFFT:
                 target = problem.input if s.kind == "prolog" else problem.output
                 buffer = _buffer(device, stream, s.kind, target.shape, target.strides, target.span, s.user_dtype)
                 held.enter_context(buffer.lock)  # held until the FFT is queued behind the copy
-                if s.data == "dask":
-                    buffer.fill(cupy.asarray(data[s.kind]), None)
-                else:
-                    key = (s.token, _const_key(s, block, location, self.axes))
-                    if buffer.token != key:
-                        buffer.fill(cupy.asarray(np.ascontiguousarray(_const_view(s, block, location, self.axes, host=True))), key)
+                values, location, _ = data[s.kind]
+                key = (s.data, location)  # chunks reading the same data block share its copy
+                if buffer.token != key:
+                    buffer.fill(cupy.asarray(values), key)
                 callbacks[s.kind] = {"ltoir": s.ltoir, "data": buffer.array}
             return fft(block, axes=self.axes, options=self.options, execution=self.execution, **callbacks)
 
@@ -283,29 +293,6 @@ def _buffer(device: int, stream: int, kind: str, shape: tuple, strides: tuple, s
         while len(_buffers) > _MAX_BUFFERS:
             _buffers.popitem(last=False)  # a holder of its lock keeps its own reference
         return found
-
-
-def _const_view(side: _Side, block: Any, location: Any, axes: tuple, host: bool = False) -> Any:
-    """The part of a broadcast data array that a chunk's callback reads (a view, no copy).
-
-    The FFT engine lays a broadcast view out at full chunk size. Once callbacks read broadcast
-    data at a broadcast index, this is where to hand over the small array's chunk slice instead
-    (and, on the GPU, the buffer shrinks to it).
-    """
-    if side.data != "const":
-        return None
-    data = side.const
-    if host and _is_cupy(data):
-        data = data.get()
-    xp = _module(data) if _is_cupy(data) else np
-    index = tuple(slice(None) if a in axes else slice(*location[a]) for a in range(block.ndim))
-    return xp.broadcast_to(data, side.shape)[index]
-
-
-def _const_key(side: _Side, block: Any, location: Any, axes: tuple) -> tuple:
-    """Which part of a broadcast array a chunk reads: chunks reading the same part share a copy."""
-    lengths = np.broadcast_shapes(tuple(side.const.shape), (1,) * block.ndim)
-    return tuple(tuple(location[a]) for a in range(block.ndim) if a not in axes and lengths[a] != 1)
 
 
 # -- helpers -------------------------------------------------------------------------------------
