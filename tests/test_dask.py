@@ -134,6 +134,19 @@ def test_a_chunking_that_splits_an_fft_axis_is_rechunked_with_a_warning():
     close(y.compute(scheduler="threads"), np.fft.fft(x) * rand((N,), "complex64", 8))
 
 
+def test_the_warning_points_at_the_caller():
+    with pytest.warns(PerformanceWarning) as record:
+        nvmath.fft.fft(da.from_array(operand("fft"), chunks=(48, 8)), axes=[-1])
+    assert record[0].filename == __file__
+
+
+def test_unknown_chunk_sizes_are_refused():
+    x = da.from_array(operand("fft"), chunks=(24, N))
+    unknown = x[x[:, 0].real > 0]  # boolean indexing: row counts unknown until computed
+    with pytest.raises(ValueError, match="compute_chunk_sizes"):
+        nvmath.fft.fft(unknown, axes=[-1])
+
+
 def test_no_warning_when_fft_axes_are_whole():
     with warnings.catch_warnings():
         warnings.simplefilter("error")

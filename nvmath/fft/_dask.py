@@ -65,6 +65,9 @@ def dask_fft(kind: str, operand: Any, axes: Any, options: Any, execution: Any, p
     if opts.inplace:
         raise ValueError("inplace=True cannot apply to a Dask operand (its chunks are shared, read-only "
                          "inputs of the graph); set inplace=False")
+    if any(n != n for n in operand.shape):  # NaN: chunk sizes Dask does not know yet
+        raise ValueError(f"this Dask array's shape {operand.shape} has unknown extents; call "
+                         "x.compute_chunk_sizes() first, as the FFT must know each chunk's shape")
     fft_axes = normalize_axes(axes, operand.ndim)
     x = _whole_fft_axes(operand, fft_axes)
     on_gpu = _is_cupy(x._meta)
@@ -311,7 +314,7 @@ def _whole_fft_axes(x: Any, fft_axes: tuple[int, ...]) -> Any:
         f"rechunked to chunks of {chunk} ({chunk_mib:.1f} MiB each), which moves the whole array "
         f"({x.nbytes / 2**20:.1f} MiB) between workers once before the FFT. Rechunk it yourself, e.g. "
         f"x.rechunk({{{', '.join(f'{a}: -1' for a in split)}}}), to choose the batch chunks and silence this",
-        PerformanceWarning, stacklevel=4,
+        PerformanceWarning, stacklevel=5,  # the caller of nvmath.fft.fft
     )
     return y
 
