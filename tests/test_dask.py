@@ -17,7 +17,7 @@ da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
 from dask.array.core import PerformanceWarning  # noqa: E402
 
-from nvmath.fft._dask import chunk_stats  # noqa: E402
+from nvmath.fft._dask import chunk_stats, dask_fft  # noqa: E402
 
 B, N = 96, 32
 
@@ -274,3 +274,89 @@ def test_cupy_chunks_get_lto_ir_compiled_on_the_client_not_the_function():
     assert side.ltoir and b"shipped_only_as_lto_ir" not in pickle.dumps(dataclasses.replace(side, ltoir=b""))
     # The bytes are a direct-pointer cuFFT epilog for complex64: they link against cuFFT's prototype.
     link_check(side.ltoir, "epilog", "complex64", side.arch)
+
+
+# -- the CuPy-chunk task body, run here against a stand-in for CuPy ---------------------------------
+class _FakeDevice:
+    compute_capability = "90"
+
+    def __init__(self, id=0):
+        self.id = id
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+
+@pytest.fixture
+def fake_cupy(monkeypatch):
+    """A NumPy-backed module named ``cupy`` (chunks of it look like CuPy's to the Dask path) and a
+    stateless ``fft`` that records what each chunk was given, then computes with NumPy.
+
+    Dask registers its CuPy functions once per process, on first sight of a ``cupy`` array: not
+    where real CuPy arrays may follow (a GPU machine runs the real thing in test_gpu_dask.py)."""
+    import types
+
+    from conftest import gpu_available
+
+    if gpu_available():
+        pytest.skip("a stand-in for CuPy only where no GPU runs the real one")
+
+    from nvmath.fft import _dask, _stateless
+
+    class ndarray(np.ndarray):
+        __module__ = "cupy"
+
+        @property
+        def device(self):
+            return _FakeDevice(0)
+
+    def asarray(a, dtype=None):
+        return np.asarray(a, dtype=dtype).view(ndarray)
+
+    cupy = types.ModuleType("cupy")
+    cupy.ndarray, cupy.asarray = ndarray, asarray
+    cupy.empty = lambda shape, dtype=float: np.empty(shape, dtype).view(ndarray)
+    for name in ("concatenate", "take", "tensordot", "einsum"):  # what Dask registers for CuPy
+        setattr(cupy, name, lambda *a, _f=getattr(np, name), **k: asarray(_f(*a, **k)))
+    cupy.asnumpy = np.asarray
+    cupy.cuda = types.SimpleNamespace(Device=_FakeDevice,
+                                      get_current_stream=lambda: types.SimpleNamespace(ptr=0))
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    calls = []
+
+    def fft(block, axes=None, options=None, execution=None, prolog=None, epilog=None):
+        calls.append((prolog, epilog))
+        out = np.fft.fft(np.asarray(block) * (1 if prolog is None else np.asarray(prolog["data"])), axis=-1)
+        return asarray(out * (1 if epilog is None else np.asarray(epilog["data"])))
+
+    monkeypatch.setattr(_stateless, "fft", fft)
+    fills = []
+    real_fill = _dask._Buffer.fill
+    monkeypatch.setattr(_dask._Buffer, "fill", lambda self, values, token: (fills.append(token),
+                                                                            real_fill(self, values, token)))
+    yield types.SimpleNamespace(module=cupy, calls=calls, fills=fills)
+    _dask._buffers.clear()
+    _dask._device_arch.cache_clear()
+
+
+def test_cupy_chunks_reuse_one_data_buffer_and_copy_broadcast_data_once(fake_cupy):
+    x = operand("fft", 30)
+    window = rand((N,), "complex64", 31)  # the same block for every chunk: copied once
+    full = rand((B, N), "complex64", 32)  # a block per chunk: copied per chunk
+    dx = da.from_array(x, chunks=(24, N)).map_blocks(fake_cupy.module.asarray)
+    # (nvmath.fft.fft is the stand-in here: build the graph with what it calls for a Dask operand)
+    y = dask_fft("fft", dx, [-1], None, None, {"fn": mul, "data": window}, {"fn": mul, "data": full}, None)
+    got = y.map_blocks(np.asarray, meta=np.empty((0, 0), np.complex64)).compute(scheduler="sync")
+    close(got, np.fft.fft(x * window) * full)
+
+    assert len(fake_cupy.calls) == 4
+    for prolog, epilog in fake_cupy.calls:  # LTO-IR from the client, never the function
+        assert set(prolog) == set(epilog) == {"ltoir", "data"} and prolog["ltoir"] and epilog["ltoir"]
+    # One buffer per side for all four chunks: the address the plan holds stays the same.
+    assert len({id(p["data"]) for p, _ in fake_cupy.calls}) == 1
+    assert len({id(e["data"]) for _, e in fake_cupy.calls}) == 1
+    prolog_fills = [t for t in fake_cupy.fills if t[1] == (0,)]
+    assert len(prolog_fills) == 1 and len(fake_cupy.fills) == 1 + 4
