@@ -123,8 +123,11 @@ def _benchmark_module():
 def _worker_state():
     import cupy
 
-    return {"numba": "numba" in sys.modules, "stats": chunk_stats(), "plans": _gpu.plan_cache.created,
-            "devices": cupy.cuda.runtime.getDeviceCount()}
+    return {"compiler": sorted(m for m in ("compiler.cuda_backend", "compiler.cpu_backend") if m in sys.modules),
+            # Without RMM, dask.distributed's own CuPy serializer imports numba when a CuPy chunk
+            # moves between workers: numba is ours to avoid only where that did not happen.
+            "numba": "numba" in sys.modules and "distributed.protocol.numba" not in sys.modules,
+            "stats": chunk_stats(), "plans": _gpu.plan_cache.created, "devices": cupy.cuda.runtime.getDeviceCount()}
 
 
 def test_distributed_one_worker_per_gpu_runs_shipped_ltoir(tmp_path):
@@ -138,7 +141,8 @@ def test_distributed_one_worker_per_gpu_runs_shipped_ltoir(tmp_path):
     g = rand((B, N), "float32", 12)
     with _benchmark_module().one_worker_per_gpu(n_gpus, env) as cluster, distributed.Client(cluster) as client:
         spectrum = nvmath.fft.rfft(on_gpu(x, (32, -1)), axes=[-1], epilog={"fn": mul, "data": h})
-        y = nvmath.fft.irfft(spectrum, axes=[-1], epilog={"fn": mul, "data": on_gpu(g, (32, -1))})
+        # g in NumPy chunks: each worker uploads its own blocks (no CuPy chunk crosses workers)
+        y = nvmath.fft.irfft(spectrum, axes=[-1], epilog={"fn": mul, "data": da.from_array(g, chunks=(32, -1))})
         got = y.map_blocks(cp.asnumpy).compute()
         close(got, np.fft.irfft(np.fft.rfft(x.astype(np.float64)) * h, n=N) * N * g)
         first = client.run(_worker_state)
@@ -147,6 +151,7 @@ def test_distributed_one_worker_per_gpu_runs_shipped_ltoir(tmp_path):
     assert len(first) == n_gpus
     for address, state in first.items():
         assert state["devices"] == 1, "each worker sees its own GPU only"
+        assert state["compiler"] == [], "a GPU worker compiled a callback"
         assert not state["numba"], "a GPU worker imported numba"
         assert state["stats"]["cpu_compiles"] == 0
         # One plan per FFT kind on each worker, however many chunks it ran, over both runs.
