@@ -15,6 +15,7 @@ from cache import artifact_key, default_store
 from .dtypes import element_dtype_name
 from .fingerprint import UncacheableError, function_fingerprint
 from .forms import Form, infer_form
+from .thunk import CONSTRUCTION
 from .toolchain import resolve_arch, toolchain_stamp
 
 # The cache-hit path imports neither dataclasses (inspect) nor logging nor NumPy: each costs
@@ -125,6 +126,7 @@ def compile_callback(
         key = artifact_key(
             target="ltoir", fingerprint=fingerprint, kind=kind, form=form.value, element=element,
             user=user_name, arch=arch, indirect=indirect, narrow=narrow, toolchain=toolchain_stamp(),
+            construction=CONSTRUCTION,
         )
         hit = store.get(key)
         if hit is not None:

@@ -165,6 +165,13 @@ class FFT:
         # a stateful plan owns its data and gets the pointer itself, one load less per element.
         indirect = self._shared and spec.data is not None
         arch = _device_arch(self._operand.device_id)
+        if spec.source is not None:
+            from compiler.cuda_source import compile_source
+
+            compiled = compile_source(spec.source, spec.kind, element, name=spec.source_name,
+                                      compute_capability=arch, indirect=indirect)
+            return AttachedCallback(spec.kind, compiled.ltoir, element, indirect=indirect,
+                                    pointer=None if indirect else pointer, name=spec.name, toolkit=compiled.toolkit)
         compiled = compile_callback(spec.fn, spec.kind, element, spec.data.dtype if spec.data else None,
                                     compute_capability=arch, indirect=indirect, literals=self.options.float_literals)
         return AttachedCallback(spec.kind, compiled.ltoir, element, indirect=indirect,
@@ -181,6 +188,9 @@ class FFT:
             if spec is None:
                 compiled.append(None)
                 continue
+            if spec.source is not None:
+                raise ValueError(f"{spec.name}: CUDA C++ callbacks run only on the GPU; on the CPU pass the Python "
+                                 f"function (prolog=f or {{'fn': f, 'data': array}})")
             if spec.fn is None:
                 raise ValueError(f"{spec.name}: LTO-IR runs only on the GPU; on the CPU pass the Python function "
                                  f"(prolog=f or {{'fn': f, 'data': array}})")

@@ -65,6 +65,12 @@ def _reuse_key(kind: str, operand: Any, axes: Any, options: Any, execution: Any,
             data = cb["data"]
             signature.append((getattr(cb["fn"], "__code__", None), data.shape, data.strides, data.dtype,
                               data.device.id))
+        elif type(cb) is dict and "source" in cb and set(cb) <= {"source", "name", "data"}:
+            data = cb.get("data")  # CUDA C++: the source text itself is the callback's identity
+            if data is not None and not type(data).__module__.startswith("cupy"):
+                return None
+            layout = None if data is None else (data.shape, data.strides, data.dtype, data.device.id)
+            signature.append((cb["source"], cb.get("name"), layout))
         elif callable(cb) and not isinstance(cb, dict):
             signature.append((getattr(cb, "__code__", None),))
         else:
