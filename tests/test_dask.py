@@ -52,9 +52,8 @@ REFERENCE = {
 INPUT = {"fft": "complex64", "ifft": "complex64", "rfft": "float32", "irfft": "complex64"}
 
 
-def operand(kind, seed=0):
-    n = N // 2 + 1 if kind == "irfft" else N
-    x = rand((B, n), INPUT[kind], seed)
+def operand(kind, seed=0, rows=B, n=N):
+    x = rand((rows, n // 2 + 1 if kind == "irfft" else n), INPUT[kind], seed)
     if kind == "irfft":  # a spectrum of a real signal: real at 0 and at the Nyquist bin
         x[:, 0] = x[:, 0].real
         x[:, -1] = x[:, -1].real

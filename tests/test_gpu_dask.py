@@ -21,15 +21,11 @@ da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
 
 from nvmath.fft._dask import chunk_stats  # noqa: E402
+from test_dask import INPUT, REFERENCE, mul, rand  # noqa: E402  (the same cases as on the CPU)
+from test_dask import operand as cpu_operand  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 B, N = 256, 64
-
-
-def rand(shape, dtype, seed):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(shape) + (1j * rng.standard_normal(shape) if np.dtype(dtype).kind == "c" else 0)
-    return x.astype(dtype)
 
 
 def close(got, want, rtol=1e-4):
@@ -39,29 +35,12 @@ def close(got, want, rtol=1e-4):
     assert err < rtol, f"max relative error {err:.3g}"
 
 
-def mul(v, d):
-    return v * d
-
-
 def half(v):
     return v * 0.5
 
 
-REFERENCE = {
-    "fft": lambda x: np.fft.fft(x, axis=-1),
-    "ifft": lambda x: np.fft.ifft(x, axis=-1) * x.shape[-1],
-    "rfft": lambda x: np.fft.rfft(x, axis=-1),
-    "irfft": lambda x: np.fft.irfft(x, n=2 * (x.shape[-1] - 1), axis=-1) * 2 * (x.shape[-1] - 1),
-}
-INPUT = {"fft": "complex64", "ifft": "complex64", "rfft": "float32", "irfft": "complex64"}
-
-
 def operand(kind, seed):
-    x = rand((B, N // 2 + 1 if kind == "irfft" else N), INPUT[kind], seed)
-    if kind == "irfft":
-        x[:, 0] = x[:, 0].real
-        x[:, -1] = x[:, -1].real
-    return x
+    return cpu_operand(kind, seed, rows=B, n=N)
 
 
 def on_gpu(host, chunks):
