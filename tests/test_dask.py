@@ -109,6 +109,19 @@ def test_each_task_carries_only_its_own_data_block():
     close(y.compute(scheduler="threads"), np.fft.fft(x) * gains)
 
 
+@pytest.mark.parametrize("norm", ["backward", "ortho", "forward"])
+def test_norm_and_direction_as_for_arrays(norm):
+    x = operand("fft", 40)
+    h = rand((N,), "complex64", 41)
+    dx = da.from_array(x, chunks=(24, N))
+    y = nvmath.fft.fft(dx, axes=[-1], norm=norm, epilog={"fn": mul, "data": h})
+    close(y.compute(scheduler="threads"), np.fft.fft(x, norm=norm) * h)
+    z = nvmath.fft.fft(dx, axes=[-1], norm=norm, direction="inverse")
+    close(z.compute(scheduler="threads"), np.fft.ifft(x, norm=norm))
+    r = nvmath.fft.rfft(da.from_array(x.real.copy(), chunks=(24, N)), axes=[-1], norm=norm, prolog=scale)
+    close(r.compute(scheduler="threads"), np.fft.rfft(x.real * 0.5, norm=norm))
+
+
 def test_full_size_numpy_data_is_sliced_per_chunk():
     x = operand("fft", 5)
     h = rand((B, N), "complex64", 6)
@@ -168,6 +181,8 @@ def test_two_dimensional_fft_over_a_chunked_batch():
         ({"prolog": {"fn": mul, "data": da.ones((B, 4), chunks=(B, 4))}}, ValueError, "does not broadcast to the input shape"),
         ({"epilog": lambda a, b, c: a}, TypeError, "epilog"),
         ({"stream": 1}, TypeError, "stream= has no meaning"),
+        ({"direction": "sideways"}, ValueError, "direction='sideways' is not understood"),
+        ({"norm": "half"}, ValueError, "norm='half' is not understood"),
         ({"options": {"inplace": True}}, ValueError, "inplace=True"),
         ({"execution": "cuda"}, ValueError, "CuPy chunks"),
         ({"execution": nvmath.fft.ExecutionCUDA()}, ValueError, "CuPy chunks"),
@@ -326,7 +341,7 @@ def fake_cupy(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", cupy)
     calls = []
 
-    def fft(block, axes=None, options=None, execution=None, prolog=None, epilog=None):
+    def fft(block, axes=None, options=None, execution=None, direction=None, prolog=None, epilog=None):
         calls.append((prolog, epilog))
         out = np.fft.fft(np.asarray(block) * (1 if prolog is None else np.asarray(prolog["data"])), axis=-1)
         return asarray(out * (1 if epilog is None else np.asarray(epilog["data"])))

@@ -33,7 +33,8 @@ import numpy as np
 
 from ._callbacks import DeviceCallable
 from ._layout import normalize_axes, plan_problem
-from ._options import ExecutionCPU, FFTOptions
+from ._norm import fuse_scale, norm_scale
+from ._options import ExecutionCPU, FFTOptions, direction_name
 
 _SIDES = ("prolog", "epilog")
 
@@ -53,8 +54,12 @@ class _Side:
 
 
 def dask_fft(kind: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any,
-             stream: Any) -> Any:
-    """``kind`` ("fft", "ifft", "rfft", "irfft") over a Dask array, as a lazy Dask array."""
+             stream: Any, direction: Any = None, norm: Any = None) -> Any:
+    """``kind`` ("fft", "ifft", "rfft", "irfft") over a Dask array, as a lazy Dask array.
+
+    ``norm=`` is fused into the callbacks here, on the client, so what the graph carries is
+    already scaled; ``direction=`` goes to every chunk's FFT.
+    """
     import dask.array as da
     from dask.base import tokenize
 
@@ -84,6 +89,13 @@ def dask_fft(kind: str, operand: Any, axes: Any, options: Any, execution: Any, p
     result_shape = tuple(problem.output.shape[a] if a in fft_axes else n for a, n in enumerate(x.shape))
     out_chunks = tuple((problem.output.shape[a],) if a in fft_axes else c for a, c in enumerate(x.chunks))
     shipped = not opts.debug_mode and on_gpu  # LTO-IR in the graph, no Python function
+    if direction is not None:
+        direction = direction_name(direction)
+        if problem.fft_type != "C2C" and direction != problem.direction:
+            raise ValueError(f"a {problem.fft_type} FFT runs {problem.direction} only")
+    scale = norm_scale(norm, direction or problem.direction, _logical_size(problem))
+    if scale is not None:
+        prolog, epilog = fuse_scale(prolog, epilog, scale)
 
     sides, extra = [], []
     for cb_kind, value in zip(_SIDES, (prolog, epilog)):
@@ -95,7 +107,7 @@ def dask_fft(kind: str, operand: Any, axes: Any, options: Any, execution: Any, p
         if dask_data is not None:
             extra.append(dask_data)
 
-    job = _ChunkFFT(kind, fft_axes, options, execution, sides[0], sides[1])
+    job = _ChunkFFT(kind, fft_axes, options, execution, direction, sides[0], sides[1])
     meta = _empty_like_meta(x._meta, problem.output_dtype, x.ndim)
     return da.map_blocks(job, x, *extra, chunks=out_chunks, dtype=problem.output_dtype, meta=meta,
                          name=f"fftfuse-{kind}-" + tokenize(x, *extra, job))
@@ -170,6 +182,7 @@ class _ChunkFFT:
     axes: tuple[int, ...]
     options: Any
     execution: Any
+    direction: str | None
     prolog: _Side | None
     epilog: _Side | None
 
@@ -200,7 +213,8 @@ class _ChunkFFT:
                 callbacks[s.kind] = s.fn
             if not FFTOptions.of(self.options).debug_mode:
                 self._compile_cpu(s)
-        return fft(block, axes=self.axes, options=self.options, execution=self.execution, **callbacks)
+        return fft(block, axes=self.axes, options=self.options, execution=self.execution,
+                   direction=self.direction, **callbacks)
 
     def _sides(self) -> list[_Side]:
         return [s for s in (self.prolog, self.epilog) if s is not None]
@@ -259,7 +273,8 @@ class _ChunkFFT:
                 if buffer.token != key:
                     buffer.fill(cupy.asarray(values), key)
                 callbacks[s.kind] = {"ltoir": s.ltoir, "data": buffer.array}
-            return fft(block, axes=self.axes, options=self.options, execution=self.execution, **callbacks)
+            return fft(block, axes=self.axes, options=self.options, execution=self.execution,
+                   direction=self.direction, **callbacks)
 
 
 class _Buffer:
@@ -322,6 +337,12 @@ def _whole_fft_axes(x: Any, fft_axes: tuple[int, ...]) -> Any:
 @functools.lru_cache(maxsize=256)
 def _problem(kind: str, shape: tuple, strides: tuple, dtype: str, axes: tuple, parity: str, layout: str) -> Any:
     return plan_problem(kind, shape, strides, dtype, axes, last_axis_parity=parity, result_layout=layout)
+
+
+def _logical_size(problem: Any) -> int:
+    """n of ``norm=``: the points of one transform (the real side's for rfft/irfft)."""
+    side = problem.output if problem.fft_type == "C2R" else problem.input
+    return int(np.prod([side.shape[a] for a in problem.axes]))
 
 
 def _dense_strides(shape: tuple) -> tuple:
