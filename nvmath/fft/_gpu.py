@@ -3,7 +3,8 @@
 A callback compiled from Python is built *indirect*: cuFFT hands it a pointer to a small
 device slot that holds the user-data pointer, instead of the data pointer itself. cuFFT fixes
 ``callerInfo`` when the callback is attached, so this is what lets a new data array reuse a
-plan: only the slot is rewritten, in stream order, and only when the pointer changed.
+plan: only the slot is rewritten, in stream order, and only when the pointer changed. A callback
+with runtime parameters has them in its slot after the pointer: [data pointer, parameters...].
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ class AttachedCallback:
     """What a plan needs of one callback: its LTO-IR, and how user data reaches it."""
 
     def __init__(self, kind: str, ltoir: bytes, element_dtype: str, *,
-                 indirect: bool, pointer: int | None, name: str, toolkit: tuple[int, int] | None):
+                 indirect: bool, pointer: int | None, name: str, toolkit: tuple[int, int] | None,
+                 slot_bytes: int = 8):
         self.kind, self.ltoir, self.element_dtype = kind, ltoir, element_dtype
         self.indirect, self.pointer, self.name, self.toolkit = indirect, pointer, name, toolkit
+        self.slot_bytes = slot_bytes  # the data pointer, then the runtime parameters
 
     def key(self) -> tuple:
         # An indirect callback's data pointer lives in a slot, so it is not part of the plan.
@@ -50,7 +53,9 @@ class GpuPlan:
         self.patient_jit = patient_jit
         self.handle: int | None = None
         self._slots = None
-        self._slot_values = [0, 0]
+        self._slot_values: tuple = (0, b"", 0, b"")
+        # Byte offset of each callback's slot: the prolog's first, then the epilog's.
+        self._slot_at = {"prolog": 0, "epilog": prolog.slot_bytes if prolog is not None else 8}
         self._stream = None
         callbacks = [c for c in (prolog, epilog) if c is not None]
         with cupy.cuda.Device(device_id):
@@ -58,7 +63,8 @@ class GpuPlan:
                 _cufft.require_lto_callbacks()
                 _check_toolkits(callbacks)
             if any(c.indirect for c in callbacks):
-                self._slots = cupy.zeros(2, dtype=np.uint64)
+                size = self._slot_at["epilog"] + (epilog.slot_bytes if epilog is not None else 8)
+                self._slots = cupy.zeros(size // 8, dtype=np.uint64)
             self.handle = _cufft.create()
             try:
                 self._make(problem, callbacks)
@@ -72,8 +78,7 @@ class GpuPlan:
             # cuFFT then times candidate kernels with the callbacks linked in: slower planning.
             _cufft.set_plan_property_int64(self.handle, _cufft.PLAN_PROPERTY_PATIENT_JIT, 1)
         for cb in callbacks:
-            slot = 0 if cb.kind == "prolog" else 1
-            info = int(self._slots.data.ptr) + 8 * slot if cb.indirect else cb.pointer
+            info = int(self._slots.data.ptr) + self._slot_at[cb.kind] if cb.indirect else cb.pointer
             try:
                 # No symbol name: cuFFT then finds its prototype's mangled name, which our LTO-IR
                 # defines. Naming it explicitly made planning fail with a caller_info (cuFFT 12.0).
@@ -122,27 +127,33 @@ class GpuPlan:
             self._work = None
 
     def execute(self, inp_ptr: int, out_ptr: int, direction: int, stream: int,
-                prolog_data: int = 0, epilog_data: int = 0) -> None:
+                prolog_data: int = 0, epilog_data: int = 0, prolog_params: bytes = b"",
+                epilog_params: bytes = b"") -> None:
         if stream != self._stream:
             _cufft.set_stream(self.handle, stream)
             self._stream = stream
         if self._slots is not None:
-            self._write_slots(prolog_data, epilog_data, stream)
+            self._write_slots((prolog_data, prolog_params, epilog_data, epilog_params), stream)
         if self._work is None:
             self._draw_workspace()
         _cufft.xt_exec(self.handle, inp_ptr, out_ptr, direction)
 
-    def _write_slots(self, prolog_data: int, epilog_data: int, stream: int) -> None:
-        if [prolog_data, epilog_data] == self._slot_values:
+    def _write_slots(self, values: tuple, stream: int) -> None:
+        if values == self._slot_values:
             return
         import cupy
 
-        host = np.array([prolog_data, epilog_data], dtype=np.uint64)
+        prolog_data, prolog_params, epilog_data, epilog_params = values
+        host = bytearray(self._slots.nbytes)
+        for at, pointer, params in ((0, prolog_data, prolog_params), (self._slot_at["epilog"], epilog_data, epilog_params)):
+            host[at : at + 8] = int(pointer).to_bytes(8, "little")
+            host[at + 8 : at + 8 + len(params)] = params
+        host = np.frombuffer(bytes(host), dtype=np.uint8)
         # Pageable source: the driver stages it before returning, so `host` may die at once;
         # the copy is ordered on the stream, after earlier executions that read the slot.
-        cupy.cuda.runtime.memcpyAsync(int(self._slots.data.ptr), host.ctypes.data, 16,
+        cupy.cuda.runtime.memcpyAsync(int(self._slots.data.ptr), host.ctypes.data, host.nbytes,
                                       cupy.cuda.runtime.memcpyHostToDevice, stream)
-        self._slot_values = [prolog_data, epilog_data]
+        self._slot_values = values
 
     def _wait_for_stream(self) -> None:
         """Kernels in flight still read the work area and the data slots: let them finish."""
