@@ -132,7 +132,6 @@ def test_distributed_one_worker_per_gpu_runs_shipped_ltoir(tmp_path):
         assert state["devices"] == 1, "each worker sees its own GPU only"
         assert state["compiler"] == [], "a GPU worker compiled a callback"
         assert not state["numba"], "a GPU worker imported numba"
-        assert state["stats"]["cpu_compiles"] == 0
         # One plan per FFT kind on each worker, however many chunks it ran, over both runs.
         assert second[address]["plans"] <= 2, second[address]
     assert sum(s["stats"]["gpu_chunks"] for s in first.values()) == 2 * (B // 32)

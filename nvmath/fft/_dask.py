@@ -11,7 +11,7 @@ chunk, the callbacks' forms and types, the user data's shape. Then:
   every chunk of that shape then reuses one plan, and chunks that read the same data block
   (broadcast data) skip the copy.
 * NumPy chunks (and the debug mode): the graph carries the Python function; each worker process
-  compiles it once through the CPU compiler's in-process cache (``compiler.cpu_backend``).
+  compiles it once through the CPU compiler's cache, its threads waiting for the first chunk.
 
 User data is any array (NumPy, CuPy or Dask) that broadcasts to the operand's shape (prolog) or
 the result's shape (epilog). It becomes a Dask array chunked like the operand along the axes it
@@ -107,7 +107,7 @@ def dask_fft(kind: str, operand: Any, axes: Any, options: Any, execution: Any, p
         if dask_data is not None:
             extra.append(dask_data)
 
-    job = _ChunkFFT(kind, fft_axes, options, execution, direction, sides[0], sides[1])
+    job = _ChunkFFT(kind, fft_axes, options, execution, direction, sides[0], sides[1], tokenize(kind, *sides))
     meta = _empty_like_meta(x._meta, problem.output_dtype, x.ndim)
     return da.map_blocks(job, x, *extra, chunks=out_chunks, dtype=problem.output_dtype, meta=meta,
                          name=f"fftfuse-{kind}-" + tokenize(x, *extra, job))
@@ -185,6 +185,7 @@ class _ChunkFFT:
     direction: str | None
     prolog: _Side | None
     epilog: _Side | None
+    token: str  # the callbacks' identity: a worker's first chunk of them compiles them, alone
 
     def __call__(self, block: Any, *data_blocks: Any, block_info: Any = None) -> Any:
         from . import _stateless
@@ -203,36 +204,22 @@ class _ChunkFFT:
             return self._gpu(fft, block, data)
         callbacks = {}
         for s in self._sides():
-            if s.kind in data:
-                values, _, shape = data[s.kind]
-                # The FFT engine lays a broadcast view out at full chunk size. Once callbacks read
-                # broadcast data at a broadcast index, the block itself is what to hand over.
-                values = values if tuple(values.shape) == shape else _module(values).broadcast_to(values, shape)
-                callbacks[s.kind] = {"fn": s.fn, "data": values}
-            else:
-                callbacks[s.kind] = s.fn
-            if not FFTOptions.of(self.options).debug_mode:
-                self._compile_cpu(s)
-        return fft(block, axes=self.axes, options=self.options, execution=self.execution,
-                   direction=self.direction, **callbacks)
+            # The block as it is: the FFT engine reads broadcast data at its broadcast position.
+            callbacks[s.kind] = {"fn": s.fn, "data": data[s.kind][0]} if s.kind in data else s.fn
+        run = functools.partial(fft, block, axes=self.axes, options=self.options, execution=self.execution,
+                                direction=self.direction, **callbacks)
+        if self.token in _compiled:
+            return run()
+        with _compile_lock:  # a worker's threads would otherwise each compile on a first miss
+            result = run()
+            _compiled.add(self.token)
+        return result
 
     def _sides(self) -> list[_Side]:
         return [s for s in (self.prolog, self.epilog) if s is not None]
 
     def _shipped(self) -> bool:
         return all(s.ltoir is not None for s in self._sides())
-
-    def _compile_cpu(self, side: _Side) -> None:
-        # The public CPU entry point, with the arguments the FFT engine uses: the engine's own
-        # lookup that follows is then a hit, and a compile is counted where it happens.
-        from compiler.cpu_backend import compile_cpu
-
-        opts = FFTOptions.of(self.options)
-        with _compile_lock:  # a worker's threads would otherwise each compile on a first miss
-            compiled = compile_cpu(side.fn, side.kind, side.element_dtype, side.user_dtype,
-                                   literals=opts.float_literals)
-        if compiled.source == "compiled":
-            _count("cpu_compiles")
 
     def _gpu(self, fft: Callable, block: Any, data: dict) -> Any:
         import cupy
@@ -291,6 +278,7 @@ class _Buffer:
 
 
 _compile_lock = threading.Lock()
+_compiled: set[str] = set()  # tokens of the callbacks this process has run (so compiled)
 _buffers: collections.OrderedDict[tuple, _Buffer] = collections.OrderedDict()
 _buffers_lock = threading.Lock()
 _MAX_BUFFERS = 16
@@ -404,12 +392,11 @@ def _count(name: str) -> None:
 
 
 def chunk_stats() -> dict[str, int]:
-    """What this process ran of Dask graphs: ``chunks``, ``gpu_chunks`` (LTO-IR shipped in the
-    graph) and ``cpu_compiles`` (callbacks compiled here for CPU chunks). Run it on each worker
-    (``client.run(chunk_stats)``) to see that a callback compiles once per worker process.
+    """What this process ran of Dask graphs: ``chunks``, and ``gpu_chunks`` (those that ran LTO-IR
+    shipped in the graph). Run it on each worker with ``client.run(chunk_stats)``.
 
-    >>> sorted(chunk_stats())  # doctest: +SKIP
-    ['chunks', 'cpu_compiles', 'gpu_chunks']
+    >>> sorted(chunk_stats())
+    ['chunks', 'gpu_chunks']
     """
     with _stats_lock:
-        return {name: int(_stats[name]) for name in ("chunks", "cpu_compiles", "gpu_chunks")}
+        return {name: int(_stats[name]) for name in ("chunks", "gpu_chunks")}
