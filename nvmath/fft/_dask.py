@@ -34,7 +34,7 @@ import numpy as np
 from ._callbacks import DeviceCallable
 from ._layout import normalize_axes, plan_problem
 from ._norm import fuse_scale, norm_scale
-from ._options import ExecutionCPU, FFTOptions, direction_name
+from ._options import ExecutionCPU, FFTOptions, cpu_threads, direction_name
 
 _SIDES = ("prolog", "epilog")
 
@@ -107,6 +107,9 @@ def dask_fft(kind: str, operand: Any, axes: Any, options: Any, execution: Any, p
         if dask_data is not None:
             extra.append(dask_data)
 
+    if not on_gpu and cpu_threads(execution, opts) is None:
+        # Dask runs chunks in parallel already: a chunk's FFT threads would only oversubscribe.
+        options = dataclasses.replace(opts, num_threads=1)
     job = _ChunkFFT(kind, fft_axes, options, execution, direction, sides[0], sides[1], tokenize(kind, *sides))
     meta = _empty_like_meta(x._meta, problem.output_dtype, x.ndim)
     return da.map_blocks(job, x, *extra, chunks=out_chunks, dtype=problem.output_dtype, meta=meta,
