@@ -2,8 +2,9 @@
 # Run the GPU tests and benchmarks on a GPU machine without network access.
 # Wheels for what the machine lacks lie in .whl/ (see ../shared/device/wheels.sh), the reference
 # nvmath-python in .whl/ref/. Logs and JSON go to $OUT (default: ./device-out).
-#   bash benchmarks/run_on_device.sh [tests] [gputests] [bench] [inline] [hostoverhead] [coldstart] [compile] [arrayterms]
-# The CPU executor needs ducc0: build the wheels with EXTRA="ducc0==0.42.0".
+#   bash benchmarks/run_on_device.sh [tests] [gputests] [doctor] [bench] [inline] [hostoverhead] [coldstart] [compile]
+#                                    [arrayterms] [dask] [multigpu] [sanitizer]
+# Wheels: ducc0 (the CPU executor) and benchmarks/device-wheels.txt (dask, multigpu) in .whl/.
 set -uo pipefail
 OUT=${OUT:-$PWD/device-out}
 mkdir -p "$OUT"
@@ -46,5 +47,13 @@ for step in $steps; do
     compile)
       python3 -m pip install -q --no-index --no-deps --target /tmp/ref .whl/ref/*.whl 2>/dev/null
       python3 benchmarks/compile.py --nvmath-python /tmp/ref --json "$OUT/compile.json" 2>&1 | tee "$OUT/compile.txt" ;;
+    dask)  # CuPy chunks: the threaded scheduler on GPU 0, then one worker per GPU
+      python3 -m pytest tests/test_gpu_dask.py -q -rs -p no:cacheprovider 2>&1 | tail -30 | tee "$OUT/dask-tests.log"
+      python3 benchmarks/dask_fft.py --device gpu --cluster threads --json "$OUT/dask_fft-gpu-threads.json" 2>&1 | tee "$OUT/dask_fft.txt"
+      python3 benchmarks/dask_fft.py --device gpu --cluster distributed --json "$OUT/dask_fft-gpu-distributed.json" 2>&1 | grep -v "INFO" | tee -a "$OUT/dask_fft.txt"
+      python3 benchmarks/dask_fft.py --device cpu --json "$OUT/dask_fft-cpu.json" 2>&1 | tee -a "$OUT/dask_fft.txt" ;;
+    multigpu)  # two GPUs: tests/test_multi_gpu.py skips with fewer
+      python3 -m pytest tests/test_multi_gpu.py -q -rs -p no:cacheprovider 2>&1 | tail -30 | tee "$OUT/multigpu-tests.log"
+      python3 benchmarks/multi_gpu.py --json "$OUT/multi_gpu.json" 2>&1 | tee "$OUT/multi_gpu.txt" ;;
   esac
 done

@@ -15,13 +15,23 @@ def gpu_available() -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=None)
+def gpu_count() -> int:
+    if not gpu_available():
+        return 0
+    import cupy
+
+    return int(cupy.cuda.runtime.getDeviceCount())
+
+
 def pytest_collection_modifyitems(config, items):
-    if gpu_available():
-        return
-    skip = pytest.mark.skip(reason="needs a CUDA GPU with CuPy")
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU with CuPy")
+    skip_two = pytest.mark.skip(reason="needs two CUDA GPUs")
     for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
+        if "gpu" in item.keywords and not gpu_available():
+            item.add_marker(skip_gpu)
+        elif "multi_gpu" in item.keywords and gpu_count() < 2:
+            item.add_marker(skip_two)
 
 
 @pytest.fixture(autouse=True)

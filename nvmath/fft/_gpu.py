@@ -212,12 +212,16 @@ class PlanCache:
                 self._plans.move_to_end(key)
                 return plan
         plan = build()
+        evicted = []
         with self._lock:
             self.created += 1
             self._plans[key] = plan
             while len(self._plans) > self.capacity:
-                _, old = self._plans.popitem(last=False)
-                old.free()
+                evicted.append(self._plans.popitem(last=False)[1])
+        # Freed outside the lock: freeing waits for the plan's stream, and threads driving
+        # other GPUs must not wait behind it.
+        for old in evicted:
+            old.free()
         return plan
 
     def clear(self) -> None:

@@ -12,6 +12,10 @@ from ._options import DirectionLike, Execution, FFTOptions, Norm, debug_env
 
 def _stateless(transform: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any,
                stream: Any, direction: Any = None, norm: Any = None) -> Any:
+    if type(operand).__module__.startswith("dask."):  # a lazy graph of per-chunk FFTs
+        from ._dask import dask_fft
+
+        return dask_fft(transform, operand, axes, options, execution, prolog, epilog, stream, direction, norm)
     key = _reuse_key(transform, operand, axes, options, execution, prolog, epilog)
     if key is not None and (direction is not None or norm is not None):
         key = (*key, direction, norm)

@@ -1,0 +1,405 @@
+"""FFTs with fused callbacks over Dask arrays: one lazy ``map_blocks`` over NumPy or CuPy chunks.
+
+The stateless functions hand a ``dask.array.Array`` operand here (only then is Dask imported).
+Everything that can fail is checked on the client before the graph exists: the FFT layout of a
+chunk, the callbacks' forms and types, the user data's shape. Then:
+
+* CuPy chunks: each callback is compiled (or fetched from the cache) on the client, once, and
+  the graph carries its LTO-IR; workers pass it on as ``{"ltoir": bytes, "data": array}``, so
+  they neither import numba nor compile. The data a chunk's callback reads is copied into a
+  buffer kept per (device, stream, chunk layout), whose address is what cuFFT's plan holds:
+  every chunk of that shape then reuses one plan, and chunks that read the same data block
+  (broadcast data) skip the copy.
+* NumPy chunks (and the debug mode): the graph carries the Python function; each worker process
+  compiles it once through the CPU compiler's cache, its threads waiting for the first chunk.
+
+User data is any array (NumPy, CuPy or Dask) that broadcasts to the operand's shape (prolog) or
+the result's shape (epilog). It becomes a Dask array chunked like the operand along the axes it
+spans (a single chunk where it has extent 1), so each task receives only its own data block and
+no large array is copied into every task.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import functools
+import threading
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+
+from ._callbacks import DeviceCallable
+from ._layout import normalize_axes, plan_problem
+from ._norm import fuse_scale, norm_scale
+from ._options import ExecutionCPU, FFTOptions, cpu_threads, direction_name
+
+_SIDES = ("prolog", "epilog")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Side:
+    """One callback as the graph carries it."""
+
+    kind: str
+    fn: Callable | None  # shipped for CPU chunks and the debug mode
+    ltoir: bytes | None  # shipped for CuPy chunks
+    arch: int | None  # the architecture ``ltoir`` was compiled for
+    toolkit: tuple[int, int] | None  # the CUDA version of the NVVM that compiled it
+    data: str | None  # the name of the Dask array of user data, if any
+    user_dtype: str | None
+    element_dtype: str
+
+
+def dask_fft(kind: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any,
+             stream: Any, direction: Any = None, norm: Any = None) -> Any:
+    """``kind`` ("fft", "ifft", "rfft", "irfft") over a Dask array, as a lazy Dask array.
+
+    ``norm=`` is fused into the callbacks here, on the client, so what the graph carries is
+    already scaled; ``direction=`` goes to every chunk's FFT.
+    """
+    import dask.array as da
+    from dask.base import tokenize
+
+    if stream is not None:
+        raise TypeError("stream= has no meaning for a Dask operand: each chunk runs on its worker's current "
+                        "stream. Leave stream=None")
+    opts = FFTOptions.of(options)
+    if opts.inplace:
+        raise ValueError("inplace=True cannot apply to a Dask operand (its chunks are shared, read-only "
+                         "inputs of the graph); set inplace=False")
+    if any(n != n for n in operand.shape):  # NaN: chunk sizes Dask does not know yet
+        raise ValueError(f"this Dask array's shape {operand.shape} has unknown extents; call "
+                         "x.compute_chunk_sizes() first, as the FFT must know each chunk's shape")
+    fft_axes = normalize_axes(axes, operand.ndim)
+    x = _whole_fft_axes(operand, fft_axes)
+    on_gpu = _is_cupy(x._meta)
+    if on_gpu and execution is not None and _names_cpu(execution):
+        raise ValueError("execution='cpu' needs NumPy chunks; this Dask array holds CuPy chunks. Convert them "
+                         "with x.map_blocks(cupy.asnumpy)")
+    if not on_gpu and execution is not None and not _names_cpu(execution):
+        raise ValueError("a Dask array of NumPy chunks runs on the CPU; for the GPU give it CuPy chunks "
+                         "(x.map_blocks(cupy.asarray)) and leave execution=None")
+
+    first = tuple(c[0] for c in x.chunks)
+    problem = _problem(kind, first, _dense_strides(first), np.dtype(x.dtype).name, fft_axes, opts.last_axis_parity,
+                       opts.result_layout)
+    result_shape = tuple(problem.output.shape[a] if a in fft_axes else n for a, n in enumerate(x.shape))
+    out_chunks = tuple((problem.output.shape[a],) if a in fft_axes else c for a, c in enumerate(x.chunks))
+    shipped = not opts.debug_mode and on_gpu  # LTO-IR in the graph, no Python function
+    if direction is not None:
+        direction = direction_name(direction)
+        if problem.fft_type != "C2C" and direction != problem.direction:
+            raise ValueError(f"a {problem.fft_type} FFT runs {problem.direction} only")
+    scale = norm_scale(norm, direction or problem.direction, _logical_size(problem))
+    if scale is not None:
+        prolog, epilog = fuse_scale(prolog, epilog, scale)
+
+    sides, extra = [], []
+    for cb_kind, value in zip(_SIDES, (prolog, epilog)):
+        shape = x.shape if cb_kind == "prolog" else result_shape
+        chunks = x.chunks if cb_kind == "prolog" else out_chunks
+        element = problem.input_dtype if cb_kind == "prolog" else problem.output_dtype
+        side, dask_data = _side(cb_kind, value, shape, chunks, element, shipped, opts, da)
+        sides.append(side)
+        if dask_data is not None:
+            extra.append(dask_data)
+
+    if not on_gpu and cpu_threads(execution, opts) is None:
+        # Dask runs chunks in parallel already: a chunk's FFT threads would only oversubscribe.
+        options = dataclasses.replace(opts, num_threads=1)
+    job = _ChunkFFT(kind, fft_axes, options, execution, direction, sides[0], sides[1], tokenize(kind, *sides))
+    meta = _empty_like_meta(x._meta, problem.output_dtype, x.ndim)
+    return da.map_blocks(job, x, *extra, chunks=out_chunks, dtype=problem.output_dtype, meta=meta,
+                         name=f"fftfuse-{kind}-" + tokenize(x, *extra, job))
+
+
+def _side(kind: str, value: Any, shape: tuple, chunks: tuple, element: str, shipped: bool, opts: FFTOptions,
+          da: Any) -> tuple[_Side | None, Any]:
+    if value is None:
+        return None, None
+    if isinstance(value, DeviceCallable):
+        if value.ltoir is not None:
+            value = {"ltoir": value.ltoir}
+        else:
+            value = {"fn": value.fn, "data": value.data}
+    elif callable(value):
+        value = {"fn": value}
+    if not isinstance(value, dict) or "ltoir" in value or not callable(value.get("fn")):
+        raise TypeError(
+            f"{kind} of a Dask operand must be a Python function or {{'fn': f, 'data': array}}: it is compiled "
+            "once on the client and shipped to the workers (LTO-IR with a raw pointer cannot follow a chunk)"
+        )
+    unknown = set(value) - {"fn", "data"}
+    if unknown:
+        raise TypeError(f"{kind} has unknown keys {sorted(unknown)}; expected 'fn' and optionally 'data'")
+    fn, data = value["fn"], value.get("data")
+    user = dask_data = None
+    if data is not None:
+        dask_data = _data_array(kind, data, shape, chunks, da)
+        user = np.dtype(data.dtype).name
+    ltoir = arch = toolkit = None
+    if shipped:
+        from compiler import compile_callback
+
+        compiled = compile_callback(fn, kind, element, user, literals=opts.float_literals)
+        ltoir, arch, toolkit, fn = compiled.ltoir, compiled.arch, tuple(compiled.toolkit), None
+    else:
+        from compiler.api import describe_callback
+
+        describe_callback(fn, kind, element, user)  # a wrong form fails here, not on a worker
+    name = None if dask_data is None else dask_data.name
+    return _Side(kind, fn, ltoir, arch, toolkit, name, user, element), dask_data
+
+
+def _data_array(kind: str, data: Any, shape: tuple, chunks: tuple, da: Any) -> Any:
+    """User data as a Dask array chunked like the ``shape``/``chunks`` it broadcasts to."""
+    side = "input" if kind == "prolog" else "result"
+    if not hasattr(data, "shape") or not hasattr(data, "dtype"):
+        raise TypeError(f"{kind} data must be an array (NumPy, CuPy or Dask), got {type(data).__name__}")
+    try:
+        fits = np.broadcast_shapes(tuple(data.shape), shape) == shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"{kind}: data of shape {tuple(data.shape)} does not broadcast to the {side} shape {shape}; pass an "
+            "array of that shape, or one with 1 (or nothing) along the axes where it repeats"
+        )
+    if data.ndim == 0:
+        data = data.reshape(1)
+    offset = len(shape) - data.ndim  # broadcasting aligns the trailing axes
+    data_chunks = tuple((1,) if n == 1 else chunks[k + offset] for k, n in enumerate(data.shape))
+    if type(data).__module__.startswith("dask."):
+        return data.rechunk(data_chunks)
+    return da.from_array(data, chunks=data_chunks)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ChunkFFT:
+    """The task body: the FFT of one chunk with its callbacks (what every task of the graph runs)."""
+
+    kind: str
+    axes: tuple[int, ...]
+    options: Any
+    execution: Any
+    direction: str | None
+    prolog: _Side | None
+    epilog: _Side | None
+    token: str  # the callbacks' identity: a worker's first chunk of them compiles them, alone
+
+    def __call__(self, block: Any, *data_blocks: Any, block_info: Any = None) -> Any:
+        from . import _stateless
+
+        fft = getattr(_stateless, self.kind)
+        _count("chunks")
+        # Each side's data block, where it lies in its array, and the chunk shape it covers.
+        blocks = iter(enumerate(data_blocks, start=1))
+        data = {}
+        for s in self._sides():
+            if s.data is not None:
+                arg, values = next(blocks)
+                shape = tuple(block.shape) if s.kind == "prolog" else tuple(block_info[None]["chunk-shape"])
+                data[s.kind] = (values, tuple(block_info[arg]["chunk-location"]), shape)
+        if _is_cupy(block) and self._shipped():
+            return self._gpu(fft, block, data)
+        callbacks = {}
+        for s in self._sides():
+            # The block as it is: the FFT engine reads broadcast data at its broadcast position.
+            callbacks[s.kind] = {"fn": s.fn, "data": data[s.kind][0]} if s.kind in data else s.fn
+        run = functools.partial(fft, block, axes=self.axes, options=self.options, execution=self.execution,
+                                direction=self.direction, **callbacks)
+        if self.token in _compiled:
+            return run()
+        with _compile_lock:  # a worker's threads would otherwise each compile on a first miss
+            result = run()
+            _compiled.add(self.token)
+        return result
+
+    def _sides(self) -> list[_Side]:
+        return [s for s in (self.prolog, self.epilog) if s is not None]
+
+    def _shipped(self) -> bool:
+        return all(s.ltoir is not None for s in self._sides())
+
+    def _gpu(self, fft: Callable, block: Any, data: dict) -> Any:
+        import cupy
+
+        _count("gpu_chunks")
+        opts = FFTOptions.of(self.options)
+        device = int(block.device.id)
+        with cupy.cuda.Device(device), contextlib.ExitStack() as held:
+            arch = _device_arch(device)
+            stream = cupy.cuda.get_current_stream().ptr
+            problem = None
+            callbacks = {}
+            for s in self._sides():
+                if s.arch > arch:
+                    raise RuntimeError(
+                        f"{s.kind} was compiled on the client for sm_{s.arch}, newer than this worker's GPU "
+                        f"(sm_{arch}); compile on a client whose GPU is no newer than the workers' (LTO-IR links "
+                        "on any newer GPU), or on one without a GPU (the oldest supported architecture)"
+                    )
+                if s.toolkit > _linker_version():
+                    linker = _linker_version()
+                    raise RuntimeError(
+                        f"{s.kind} was compiled on the client by CUDA {s.toolkit[0]}.{s.toolkit[1]}'s NVVM, newer "
+                        f"than this worker's nvJitLink {linker[0]}.{linker[1]}; give the workers a CUDA toolkit at "
+                        "least as new as the client's"
+                    )
+                if s.data is None:
+                    callbacks[s.kind] = {"ltoir": s.ltoir}
+                    continue
+                if problem is None:
+                    problem = _problem(self.kind, tuple(block.shape), _element_strides(block),
+                                       block.dtype.name, self.axes, opts.last_axis_parity, opts.result_layout)
+                target = problem.input if s.kind == "prolog" else problem.output
+                buffer = _buffer(device, stream, s.kind, target.shape, target.strides, target.span, s.user_dtype)
+                held.enter_context(buffer.lock)  # held until the FFT is queued behind the copy
+                values, location, _ = data[s.kind]
+                key = (s.data, location)  # chunks reading the same data block share its copy
+                if buffer.token != key:
+                    buffer.fill(cupy.asarray(values), key)
+                callbacks[s.kind] = {"ltoir": s.ltoir, "data": buffer.array}
+            return fft(block, axes=self.axes, options=self.options, execution=self.execution,
+                   direction=self.direction, **callbacks)
+
+
+class _Buffer:
+    """User data laid out as a plan's callback reads it, at an address that stays (so the plan does)."""
+
+    def __init__(self, array: Any):
+        self.array = array
+        self.lock = threading.Lock()
+        self.token: Any = None
+
+    def fill(self, values: Any, token: Any) -> None:
+        self.array[...] = values  # on the current stream, ahead of the FFT that reads it
+        self.token = token
+
+
+_compile_lock = threading.Lock()
+_compiled: set[str] = set()  # tokens of the callbacks this process has run (so compiled)
+_buffers: collections.OrderedDict[tuple, _Buffer] = collections.OrderedDict()
+_buffers_lock = threading.Lock()
+_MAX_BUFFERS = 16
+
+
+def _buffer(device: int, stream: int, kind: str, shape: tuple, strides: tuple, span: int, dtype: str) -> _Buffer:
+    from ._tensor import empty_strided
+
+    key = (device, stream, kind, shape, strides, dtype)
+    with _buffers_lock:
+        found = _buffers.get(key)
+        if found is not None:
+            _buffers.move_to_end(key)
+            return found
+        import cupy
+
+        found = _buffers[key] = _Buffer(empty_strided(cupy, shape, strides, dtype, span))
+        while len(_buffers) > _MAX_BUFFERS:
+            _buffers.popitem(last=False)  # a holder of its lock keeps its own reference
+        return found
+
+
+# -- helpers -------------------------------------------------------------------------------------
+def _whole_fft_axes(x: Any, fft_axes: tuple[int, ...]) -> Any:
+    """``x`` with each FFT axis in one chunk: rechunked, with a warning that says what it costs."""
+    split = [a for a in fft_axes if len(x.chunks[a]) > 1]
+    if not split:
+        return x
+    from dask.array.core import PerformanceWarning
+
+    y = x.rechunk({a: (-1 if a in fft_axes else "auto") for a in range(x.ndim)})
+    chunk = tuple(c[0] for c in y.chunks)
+    chunk_mib = int(np.prod(chunk)) * x.dtype.itemsize / 2**20
+    warnings.warn(
+        f"the FFT axes {split} of this Dask array are split across chunks ({', '.join(f'axis {a}: {len(x.chunks[a])} chunks' for a in split)}); "
+        f"rechunked to chunks of {chunk} ({chunk_mib:.1f} MiB each), which moves the whole array "
+        f"({x.nbytes / 2**20:.1f} MiB) between workers once before the FFT. Rechunk it yourself, e.g. "
+        f"x.rechunk({{{', '.join(f'{a}: -1' for a in split)}}}), to choose the batch chunks and silence this",
+        PerformanceWarning, stacklevel=5,  # the caller of nvmath.fft.fft
+    )
+    return y
+
+
+@functools.lru_cache(maxsize=256)
+def _problem(kind: str, shape: tuple, strides: tuple, dtype: str, axes: tuple, parity: str, layout: str) -> Any:
+    return plan_problem(kind, shape, strides, dtype, axes, last_axis_parity=parity, result_layout=layout)
+
+
+def _logical_size(problem: Any) -> int:
+    """n of ``norm=``: the points of one transform (the real side's for rfft/irfft)."""
+    side = problem.output if problem.fft_type == "C2R" else problem.input
+    return int(np.prod([side.shape[a] for a in problem.axes]))
+
+
+def _dense_strides(shape: tuple) -> tuple:
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= max(n, 1)
+    return tuple(reversed(strides))
+
+
+def _element_strides(array: Any) -> tuple:
+    return tuple(s // array.dtype.itemsize for s in array.strides)
+
+
+def _is_cupy(obj: Any) -> bool:
+    return type(obj).__module__.split(".")[0] == "cupy"
+
+
+def _module(obj: Any) -> Any:
+    import importlib
+
+    return importlib.import_module(type(obj).__module__.split(".")[0])
+
+
+def _names_cpu(execution: Any) -> bool:
+    if isinstance(execution, ExecutionCPU):
+        return True
+    if isinstance(execution, dict):
+        execution = execution.get("name", "")
+    return str(execution).lower() == "cpu"
+
+
+def _empty_like_meta(meta: Any, dtype: str, ndim: int) -> Any:
+    xp = _module(meta) if _is_cupy(meta) else np
+    return xp.empty((0,) * ndim, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def _device_arch(device: int) -> int:
+    import cupy
+
+    return int(cupy.cuda.Device(device).compute_capability)
+
+
+@functools.lru_cache(maxsize=None)
+def _linker_version() -> tuple[int, int]:
+    from compiler.linkcheck import nvjitlink_version
+
+    return nvjitlink_version()
+
+
+_stats: collections.Counter = collections.Counter()
+_stats_lock = threading.Lock()
+
+
+def _count(name: str) -> None:
+    with _stats_lock:
+        _stats[name] += 1
+
+
+def chunk_stats() -> dict[str, int]:
+    """What this process ran of Dask graphs: ``chunks``, and ``gpu_chunks`` (those that ran LTO-IR
+    shipped in the graph). Run it on each worker with ``client.run(chunk_stats)``.
+
+    >>> sorted(chunk_stats())
+    ['chunks', 'gpu_chunks']
+    """
+    with _stats_lock:
+        return {name: int(_stats[name]) for name in ("chunks", "gpu_chunks")}
