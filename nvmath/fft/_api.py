@@ -64,7 +64,7 @@ class FFT:
             raise ValueError(f"{_kind}() runs a {_FFT_TYPES[_kind]} transform but options.fft_type is "
                              f"{self.options.fft_type!r}; drop fft_type or call the matching function")
         self._shared = _shared_plans
-        self._stream = stream
+        self._stream = _check_stream(stream)
         self.problem = self._make_problem(tensor)
         self._prolog: CallbackSpec | None = None
         self._epilog: CallbackSpec | None = None
@@ -108,7 +108,7 @@ class FFT:
         """Compile the callbacks (through the cache) and build the plan (replacing an earlier one)."""
         self._check_live("plan")
         self._free_executor()
-        self._plan_stream = stream if stream is not None else self._stream
+        self._plan_stream = _check_stream(stream) if stream is not None else self._stream
         self._prolog = callback_spec(prolog, "prolog")
         self._epilog = callback_spec(epilog, "epilog")
         for spec in (self._prolog, self._epilog):
@@ -213,7 +213,8 @@ class FFT:
         direction = self._direction(direction)
         problem = self.problem
         if self._target == "cuda":
-            return self._execute_gpu(direction, stream)
+            return self._execute_gpu(direction, stream)  # which checks the stream
+        _check_stream(stream)
         inp = self._input()
         out = inp if problem.inplace else empty_strided(
             np, problem.output.shape, problem.output.strides, problem.output_dtype, problem.output.span)
@@ -417,6 +418,18 @@ def _external_stream(cupy: Any, pointer: int) -> Any:
     return cupy.cuda.ExternalStream(pointer)
 
 
+def _check_stream(stream: Any) -> Any:
+    """``stream`` unchanged if it is one ``_on_stream`` takes (checked where no GPU is used too)."""
+    if stream is None or hasattr(stream, "ptr") or hasattr(stream, "cuda_stream"):
+        return stream
+    if isinstance(stream, int) and not isinstance(stream, bool):
+        if stream < 0:
+            raise ValueError(f"stream={stream} is not a cudaStream_t; pass a CuPy or PyTorch stream or a handle >= 0")
+        return stream
+    raise TypeError(f"stream of type {type(stream).__name__} is not understood; pass a CuPy or PyTorch stream "
+                    "or a cudaStream_t as int")
+
+
 def _on_stream(stream: Any) -> Any:
     """A context in which ``stream`` (CuPy, PyTorch, a raw cudaStream_t int, or None for CuPy's
     current stream) is CuPy's current stream; it yields the CuPy stream object."""
@@ -427,7 +440,7 @@ def _on_stream(stream: Any) -> Any:
     if isinstance(stream, cupy.cuda.Stream):
         return stream
     if isinstance(stream, int) and not isinstance(stream, bool):
-        return _external_stream(cupy, stream)
+        return _external_stream(cupy, _check_stream(stream))
     pointer = getattr(stream, "cuda_stream", None)  # PyTorch
     if pointer is not None:
         return _external_stream(cupy, int(pointer))
