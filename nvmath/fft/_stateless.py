@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import threading
 from typing import Any
 
@@ -78,10 +79,11 @@ def _reuse_key(kind: str, operand: Any, axes: Any, options: Any, execution: Any,
             return None
     if any(s is not None and s[0] is None for s in signature):
         return None
-    if axes is not None and (type(axes) not in (list, tuple) or any(type(a) is not int for a in axes)):
-        return None  # the full path checks it
-    return (kind, operand.shape, operand.strides, operand.dtype, operand.device.id,
-            None if axes is None else tuple(axes), *signature)
+    try:  # integers only: 1.0 == 1 would find the engine of axes=[1] (the full path explains)
+        axes = None if axes is None else tuple(map(operator.index, axes))
+    except TypeError:
+        return None
+    return (kind, operand.shape, operand.strides, operand.dtype, operand.device.id, axes, *signature)
 
 
 def _fingerprints(prolog: Any, epilog: Any) -> tuple:
