@@ -3,6 +3,7 @@ builds, a plan shared by streams and threads (cuFFT and CUDA faked), and freed e
 
 from __future__ import annotations
 
+import concurrent.futures
 import gc
 import random
 import threading
@@ -83,9 +84,16 @@ def test_a_concurrent_build_of_one_plan_keeps_one_and_frees_the_other():
     assert spare.frees == 1 and got[0].frees == 0 and cache.holders(got[0]) == 2
 
 
+def in_threads(work, count: int) -> None:
+    """Run ``work(k)`` for k < count in as many threads; re-raise the first failure."""
+    with concurrent.futures.ThreadPoolExecutor(count) as pool:
+        for future in [pool.submit(work, k) for k in range(count)]:
+            future.result()
+
+
 def test_threads_never_run_a_freed_plan():
     cache = _gpu.PlanCache(capacity=3)
-    all_plans, errors = [], []
+    all_plans = []
     lock = threading.Lock()
 
     def build(name):
@@ -96,23 +104,15 @@ def test_threads_never_run_a_freed_plan():
 
     def work(seed):
         rng = random.Random(seed)
-        try:
-            for _ in range(300):
-                name = rng.randrange(8)  # more problems than the cache holds
-                plan = cache.acquire(name, lambda n=name: build(n))
-                plan.use()
-                time.sleep(0)  # let the others evict meanwhile
-                plan.use()
-                cache.release(plan)
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        for _ in range(300):
+            name = rng.randrange(8)  # more problems than the cache holds
+            plan = cache.acquire(name, lambda n=name: build(n))
+            plan.use()
+            time.sleep(0)  # let the others evict meanwhile
+            plan.use()
+            cache.release(plan)
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    in_threads(work, 4)
     cached = set(map(id, cache._plans.values()))
     assert all(p.frees == (0 if id(p) in cached else 1) for p in all_plans)
     assert all(cache.holders(p) == 0 for p in all_plans)
@@ -128,7 +128,9 @@ class FakeCuda:
         self.calls, self.plan_stream, self.bad = [], {}, []
         monkeypatch.setattr(_gpu._cufft, "set_stream", self.set_stream)
         monkeypatch.setattr(_gpu._cufft, "xt_exec", self.xt_exec)
-        monkeypatch.setattr(_gpu, "_order_after", lambda prev, new: self.calls.append(("wait", new, prev)), raising=False)
+        monkeypatch.setattr(_gpu, "_new_event", lambda: "event")
+        monkeypatch.setattr(_gpu, "_mark", lambda event, stream: self.calls.append(("mark", stream)))
+        monkeypatch.setattr(_gpu, "_wait", lambda stream, event: self.calls.append(("wait", stream)))
 
     def set_stream(self, handle, stream):
         self.calls.append(("set_stream", stream))
@@ -152,7 +154,7 @@ class FakeSlots:
 
 def bare_plan(handle=1):
     plan = object.__new__(_gpu.GpuPlan)
-    plan.handle, plan.device_id, plan._stream, plan._slots = handle, 0, None, None
+    plan.handle, plan.device_id, plan._stream, plan._slots, plan._done = handle, 0, None, None, None
     plan._lock = threading.Lock()
     return plan
 
@@ -166,8 +168,9 @@ def test_a_plan_moving_to_another_stream_waits_for_the_previous_one(monkeypatch)
     assert cuda.calls == [
         ("set_stream", 7), ("slots", 7, (0, 100)), ("exec", 7),
         ("slots", 7, (0, 101)), ("exec", 7),  # one stream: ordered by the stream alone
-        ("wait", 9, 7), ("set_stream", 9), ("slots", 9, (0, 200)), ("exec", 9),
-        ("wait", 7, 9), ("set_stream", 7), ("slots", 7, (0, 100)), ("exec", 7),
+        # the first move marks the end of the work on the old stream; then every launch marks its own
+        ("mark", 7), ("wait", 9), ("set_stream", 9), ("slots", 9, (0, 200)), ("exec", 9), ("mark", 9),
+        ("wait", 7), ("set_stream", 7), ("slots", 7, (0, 100)), ("exec", 7), ("mark", 7),
     ]
 
 
@@ -175,15 +178,11 @@ def test_threads_sharing_a_plan_each_launch_on_their_own_stream(monkeypatch):
     cuda = FakeCuda(monkeypatch)
     plan = bare_plan()
 
-    def work(stream):
+    def work(k):
         for _ in range(40):
-            plan.execute(stream, 0, -1, stream)
+            plan.execute(11 + k, 0, -1, 11 + k)
 
-    threads = [threading.Thread(target=work, args=(s,)) for s in (11, 12, 13)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(work, 3)
     assert sum(c[0] == "exec" for c in cuda.calls) == 120
     assert not cuda.bad, f"{len(cuda.bad)} launches ran on another thread's stream"
 

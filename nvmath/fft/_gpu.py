@@ -83,21 +83,28 @@ class CallbackSlots:
         self._values = values
 
 
-def _order_after(previous: int, stream: int) -> None:
-    """Make ``stream`` wait for the work queued on ``previous`` so far (on the current device)."""
+def _new_event() -> int:
     import cupy
 
-    runtime = cupy.cuda.runtime
-    event = runtime.eventCreateWithFlags(runtime.eventDisableTiming)
+    return cupy.cuda.runtime.eventCreateWithFlags(cupy.cuda.runtime.eventDisableTiming)
+
+
+def _mark(event: int, stream: int) -> None:
+    """Record ``event`` after the work queued on ``stream`` so far."""
+    import cupy
+
     try:
-        runtime.eventRecord(event, previous)
-        runtime.streamWaitEvent(stream, event, 0)
-    except runtime.CUDARuntimeError:
-        # `previous` was destroyed by its owner; what it had queued still runs, so wait for it
-        # the only way left.
-        runtime.deviceSynchronize()
-    finally:
-        runtime.eventDestroy(event)  # the wait keeps what it needs
+        cupy.cuda.runtime.eventRecord(event, stream)
+    except cupy.cuda.runtime.CUDARuntimeError:
+        # The stream was destroyed by its owner; what it had queued still runs: wait for it all.
+        cupy.cuda.runtime.deviceSynchronize()
+
+
+def _wait(stream: int, event: int) -> None:
+    """Make later work on ``stream`` wait for ``event``."""
+    import cupy
+
+    cupy.cuda.runtime.streamWaitEvent(stream, event, 0)
 
 
 class GpuPlan:
@@ -113,6 +120,7 @@ class GpuPlan:
         self.handle: int | None = None
         self._slots: CallbackSlots | None = None
         self._stream: int | None = None
+        self._done: int | None = None  # once the plan has used two streams: an event after its last launch
         # Threads sharing a plan: setting its stream, its slots and launching it go together.
         self._lock = threading.Lock()
         callbacks = [c for c in (prolog, epilog) if c is not None]
@@ -170,30 +178,47 @@ class GpuPlan:
         """Launch on ``stream`` (the plan's device is current), after the plan's earlier work."""
         with self._lock:
             if stream != self._stream:
-                if self._stream is not None:
-                    _order_after(self._stream, stream)
-                _cufft.set_stream(self.handle, stream)
-                self._stream = stream
+                self._move_to(stream)
             if self._slots is not None:
                 self._slots.write((prolog_data, epilog_data), stream)
             _cufft.xt_exec(self.handle, inp_ptr, out_ptr, direction)
+            if self._done is not None:
+                _mark(self._done, stream)
 
-    def _wait_for_stream(self) -> None:
+    def _move_to(self, stream: int) -> None:
+        """Order launches on ``stream`` after the plan's work on its previous stream."""
+        if self._stream is not None:
+            if self._done is None:
+                # From now on each launch marks its end, so a later move waits on that event and
+                # never touches a stream its owner may have destroyed meanwhile.
+                self._done = _new_event()
+                _mark(self._done, self._stream)
+            _wait(stream, self._done)
+        _cufft.set_stream(self.handle, stream)
+        self._stream = stream
+
+    def _wait_for_work(self) -> None:
         """Kernels in flight still read the work area and the data slots: let them finish."""
-        if self._stream is None:
+        if self._done is None and self._stream is None:
             return
         import cupy
 
-        try:
-            with cupy.cuda.Device(self.device_id):
-                cupy.cuda.runtime.streamSynchronize(self._stream)
-        except cupy.cuda.runtime.CUDARuntimeError:
-            pass  # the stream is gone (destroyed by its owner), and its work with it
+        runtime = cupy.cuda.runtime
+        with cupy.cuda.Device(self.device_id):
+            if self._done is not None:
+                runtime.eventSynchronize(self._done)
+                runtime.eventDestroy(self._done)
+                self._done = None
+            elif self._stream is not None:
+                try:
+                    runtime.streamSynchronize(self._stream)
+                except runtime.CUDARuntimeError:
+                    pass  # the stream is gone (destroyed by its owner), and its work with it
 
     def free(self) -> None:
         if self.handle is not None:
             try:
-                self._wait_for_stream()
+                self._wait_for_work()
                 _cufft.destroy(self.handle)
             finally:
                 self.handle = None
