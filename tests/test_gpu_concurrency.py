@@ -151,3 +151,15 @@ def test_execute_after_free_raises_instead_of_running_unfused(how):
             assert rel_error(f.execute(), fft64(x) * 3) < 2e-3
     with pytest.raises(RuntimeError, match="freed"):
         f.execute()
+
+
+def test_callback_slots_hold_one_record_per_callback_in_stream_order():
+    slots = _gpu.CallbackSlots({"prolog": 1, "epilog": 3})  # a data pointer, then [pointer, 2 parameters]
+    assert slots.address("epilog") - slots.address("prolog") == 8
+    stream = cp.cuda.Stream(non_blocking=True)
+    for values in [(5, 6, 7, 8), (5, 6, 7, 8), (9, 6, 7, 2**64 - 1)]:
+        slots.write(values, stream.ptr)
+        stream.synchronize()
+        host = np.zeros(4, np.uint64)
+        cp.cuda.runtime.memcpy(host.ctypes.data, slots.address("prolog"), 32, cp.cuda.runtime.memcpyDeviceToHost)
+        assert host.tolist() == list(values)
