@@ -257,3 +257,39 @@ def test_a_freed_fft_refuses_to_run(how, call):
     args = {"reset_operand": (x,)}.get(call, ())
     with pytest.raises(RuntimeError, match=rf"{call}\(\) on an FFT that was freed.*Create a new FFT"):
         getattr(f, call)(*args)
+
+
+class DeviceArray:
+    """Looks like a CuPy array to the stateless hot path (host memory underneath)."""
+
+    __module__ = "cupy._fake"
+
+    class device:
+        id = 0
+
+    def __init__(self, shape):
+        self._array = np.ones(shape, np.complex64)
+        self.shape, self.strides, self.dtype = self._array.shape, self._array.strides, self._array.dtype
+
+
+def test_stateless_engines_hold_their_plans_until_dropped(fake_gpu, monkeypatch):
+    built = []
+    monkeypatch.setattr(_gpu, "GpuPlan", lambda problem, *a, **k: built.append(FakePlan(problem.operand.shape))
+                        or built[-1])
+
+    def calls(_):
+        a, b = DeviceArray((4, 8)), DeviceArray((2, 8))
+        nvmath.fft.fft(a, axes=[-1])
+        nvmath.fft.fft(a, axes=[-1])  # an engine of this thread now reuses plan A
+        nvmath.fft.fft(b, axes=[-1])  # capacity 1: plan A leaves the cache, its engine keeps it
+        assert built[0].frees == 0 and fake_gpu.holders(built[0]) == 1
+        nvmath.fft.fft(a, axes=[-1])  # the engine runs plan A (FakePlan.use checks it is not freed)
+        for n in range(3, 70):  # more engines than a thread keeps: the oldest (A's) is dropped
+            nvmath.fft.fft(DeviceArray((1, n)), axes=[-1])
+        assert built[0].frees == 1 and len(built) == 69
+
+    in_threads(calls, 1)
+    gc.collect()  # the thread's engines went with it: every plan is released, and freed unless cached
+    cached = set(map(id, fake_gpu._plans.values()))
+    assert len(cached) == 1
+    assert all(fake_gpu.holders(p) == 0 and p.frees == (id(p) not in cached) for p in built)
