@@ -27,9 +27,13 @@ def times(v, d):
 
 
 def rand(shape, dtype, seed):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(shape) + (1j * rng.standard_normal(shape) if np.dtype(dtype).kind == "c" else 0)
-    return cp.asarray(x.astype(dtype))
+    """Random normal values of ``dtype`` (real or complex), drawn on the GPU."""
+    rng = cp.random.RandomState(seed)
+    real = np.float32 if np.dtype(dtype) in (np.float32, np.complex64) else np.float64
+    x = rng.standard_normal(shape, dtype=real)
+    if np.dtype(dtype).kind == "c":
+        x = x + 1j * rng.standard_normal(shape, dtype=real)
+    return x.astype(dtype)
 
 
 def rel_error(got, want) -> float:
