@@ -15,6 +15,8 @@ for step in $steps; do
   case $step in
     tests)
       python3 -m pytest tests -q -rs -p no:cacheprovider -x --junitxml="$OUT/pytest.xml" 2>&1 | tail -60 | tee "$OUT/tests.log" ;;
+    doctor)
+      python3 -m nvmath.cli doctor --json > "$OUT/doctor.json"; python3 -m nvmath.cli doctor 2>&1 | tee "$OUT/doctor.txt" ;;
     gputests)
       python3 -m pytest tests -q -rs -p no:cacheprovider -m gpu 2>&1 | tail -60 | tee "$OUT/tests.log" ;;
     bench)

@@ -1,22 +1,27 @@
 """Persistent, content-addressed store of compiled artifacts.
 
 An :class:`ArtifactStore` maps a key (see :func:`artifact_key`) to a payload (``bytes``,
-e.g. LTO-IR) and a small JSON metadata dict. It has two layers:
+e.g. LTO-IR) and a small JSON metadata dict. It has three layers, searched in order:
 
 * memory: a bounded dict in front, so a repeated lookup in one process never touches disk;
 * disk: a ``diskcache.Cache`` (SQLite index, large values in files) under the cache
   directory, bounded by ``size_limit`` bytes. When an insert takes the cache over the
-  bound, diskcache evicts the entries stored longest ago ("least-recently-stored").
+  bound, diskcache evicts the entries stored longest ago ("least-recently-stored");
+* read-only layers: precompiled cache directories (``$FFTFUSE_CACHE_PATH``), e.g. one an
+  administrator installed for a whole cluster. They are read, never written.
 
-Each disk value is one raw ``bytes`` blob, never a pickle::
+Each disk value is one raw ``bytes`` blob, never a pickle (see ``cache._entry``); its size
+and SHA-256 are checked on every read, and a damaged entry is deleted and reported as a miss,
+so the caller simply recompiles.
 
-    b"FFTF" | meta length (4 bytes, little-endian) | meta JSON (utf-8) | payload
+A directory is used only if no other user can write it: owned by you or root, and not
+writable by group or others. Value files are read only if they are regular files (no links,
+FIFOs or devices) at names diskcache itself would choose, and at most 64 MiB.
 
-The metadata records the payload's ``size`` and ``sha256``, both checked on every read; a
-damaged entry is deleted and reported as a miss, so the caller simply recompiles.
-
-The disk layer never makes a lookup fail: if the directory cannot be created or written
-(permissions, read-only or full disk), the store warns once and carries on in memory.
+The disk layer never makes a lookup fail: if the directory is refused, cannot be created or
+written (permissions, read-only or full disk), or stays locked by another process for more
+than ``lock_timeout`` seconds, the store warns once and carries on in memory. A damaged
+index (``cache.db``) is set aside as ``cache.db.damaged`` and rebuilt empty.
 
 Environment:
 
@@ -24,6 +29,8 @@ Environment:
     cache directory (default: the platform's user cache directory for ``fftfuse``).
 ``FFTFUSE_CACHE``
     ``0``, ``off``, ``false`` or ``no`` turns the disk layer off.
+``FFTFUSE_CACHE_PATH``
+    read-only cache directories searched after the user's own (``os.pathsep``-separated).
 
 Start-up cost matters (a fresh process looks its kernels up before doing anything), so
 this module imports only the standard library at load time; ``diskcache`` and
@@ -48,28 +55,46 @@ from __future__ import annotations
 import _thread  # not threading: it is not loaded at start-up and would cost an import
 import functools
 import hashlib
+import io
 import json
 import os
 import warnings
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple, Sequence
+
+from ._entry import HEADER, MAGIC, BadEntry, decode_entry, decode_meta, encode_entry
+from ._files import MAX_ENTRY_BYTES, directory_problem, read_value, remove_all_values, remove_value
 
 __all__ = [
     "FORMAT_VERSION",
     "ArtifactStore",
+    "CacheError",
+    "EntryCheck",
     "artifact_key",
     "default_store",
+    "disk_enabled_by_environment",
+    "read_only_directories",
     "reset_default_store",
 ]
 
 #: Version of the key derivation and entry layout; bump it to orphan every old entry.
 FORMAT_VERSION = 1
 
-MAGIC = b"FFTF"
-_HEADER = len(MAGIC) + 4
 _MEMORY_ENTRIES = 256
 _DISABLING = frozenset({"0", "off", "false", "no"})
-_BUNDLE_MANIFEST = "manifest.json"
-_BUNDLE_FORMAT = "fftfuse-artifact-bundle"
+_DAMAGED_SUFFIX = ".damaged"
+
+
+class CacheError(OSError):
+    """The disk layer cannot do what was asked (refused, unreadable, full or locked directory)."""
+
+
+class EntryCheck(NamedTuple):
+    """One disk entry as :meth:`ArtifactStore.check_entries` found it."""
+
+    key: str
+    problem: str | None  # None: it verifies
+    payload: bytes | None
+    meta: dict[str, Any]
 
 
 def artifact_key(**parts: Any) -> str:
@@ -96,56 +121,21 @@ def _hashable_key(version: int, items: tuple) -> str:
     return _digest({k: v for k, _, v in items})
 
 
-class _BadEntry(ValueError):
-    """A stored blob failed verification."""
-
-
-def _encode_entry(payload: bytes, meta: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
-    """Return the disk blob for ``payload`` and the metadata it records."""
-    full = dict(meta)
-    full["size"] = len(payload)
-    full["sha256"] = hashlib.sha256(payload).hexdigest()
-    header = json.dumps(full, sort_keys=True, separators=(",", ":")).encode()
-    return MAGIC + len(header).to_bytes(4, "little") + header + payload, full
-
-
-def _decode_meta(head: Any) -> tuple[dict[str, Any], int]:
-    """Parse the header at the start of ``head``; return (meta, offset of the payload)."""
-    if type(head) is not bytes:
-        raise _BadEntry(f"value is a {type(head).__name__}, not bytes")
-    if len(head) < _HEADER or head[:4] != MAGIC:
-        raise _BadEntry("bad magic")
-    end = _HEADER + int.from_bytes(head[4:_HEADER], "little")
-    if end > len(head):
-        raise _BadEntry("truncated metadata")
-    try:
-        meta = json.loads(head[_HEADER:end].decode("utf-8"))
-    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise _BadEntry(f"unreadable metadata: {exc}") from None
-    if not isinstance(meta, dict):
-        raise _BadEntry("metadata is not an object")
-    return meta, end
-
-
-def _decode_entry(blob: Any) -> tuple[bytes, dict[str, Any]]:
-    """Verify a disk blob; return (payload, meta) or raise :class:`_BadEntry`."""
-    meta, start = _decode_meta(blob)
-    payload = blob[start:]
-    if meta.get("size") != len(payload):
-        raise _BadEntry(f"size {len(payload)} != recorded {meta.get('size')}")
-    if meta.get("sha256") != hashlib.sha256(payload).hexdigest():
-        raise _BadEntry("payload sha256 mismatch")
-    return payload, meta
-
-
 def _logger() -> Any:
     import logging  # only when there is something to report
 
     return logging.getLogger("fftfuse.cache")
 
 
-def _env_enabled() -> bool:
+def disk_enabled_by_environment() -> bool:
+    """Whether ``$FFTFUSE_CACHE`` leaves the disk layer on (it is on unless set to 0/off/false/no)."""
     return os.environ.get("FFTFUSE_CACHE", "").strip().lower() not in _DISABLING
+
+
+def read_only_directories() -> list[str]:
+    """The read-only layers named by ``$FFTFUSE_CACHE_PATH``, in search order."""
+    value = os.environ.get("FFTFUSE_CACHE_PATH", "")
+    return [os.path.expanduser(p) for p in value.split(os.pathsep) if p.strip()]
 
 
 def _default_directory() -> str:
@@ -157,32 +147,46 @@ def _default_directory() -> str:
     return platformdirs.user_cache_dir("fftfuse")
 
 
+def _is_damage(exc: BaseException) -> bool:
+    """Whether an SQLite error says the index file is damaged (not locked, full or unreadable)."""
+    import sqlite3
+
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
+
+
 _UNKNOWN = object()  # the fast reader could not tell; ask diskcache
 _FOREIGN = object()  # a disk key or value this store did not write (not plain bytes)
 _disk_class: Any = None
 
 
-def _bytes_only_disk() -> Any:
-    """A ``diskcache.Disk`` that refuses to unpickle keys or values.
+def _safe_disk() -> Any:
+    """A ``diskcache.Disk`` that never unpickles, and opens or removes only its own value files.
 
     The store only writes ``str`` keys and ``bytes`` values, which diskcache keeps raw; a
-    pickled entry in our directory was not written by us and must not be executed.
+    pickled entry in our directory was not written by us and must not be executed. A value
+    file name comes from an index row, which must not steer a read or a delete elsewhere.
     """
     global _disk_class
     if _disk_class is None:
         import diskcache
         from diskcache.core import MODE_BINARY, MODE_RAW
 
-        class BytesOnlyDisk(diskcache.Disk):
+        class SafeDisk(diskcache.Disk):
             def get(self, key: Any, raw: bool) -> Any:
                 return super().get(key, raw) if raw else _FOREIGN
 
             def fetch(self, mode: int, filename: Any, value: Any, read: bool) -> Any:
-                if mode in (MODE_RAW, MODE_BINARY):
+                if mode == MODE_RAW:
                     return super().fetch(mode, filename, value, read)
+                if mode == MODE_BINARY:
+                    data = read_value(self._directory, filename)
+                    return io.BytesIO(data) if read else data
                 return _FOREIGN
 
-        _disk_class = BytesOnlyDisk
+            def remove(self, file_path: Any) -> None:
+                remove_value(self._directory, file_path)
+
+        _disk_class = SafeDisk
     return _disk_class
 
 
@@ -190,10 +194,9 @@ class _IndexReader:
     """Read-only lookups straight in diskcache's SQLite index.
 
     diskcache keeps each ``str`` key in table ``Cache`` (``raw = 1``) with either the bytes
-    inline (``mode = 1``) or a file name relative to the directory (``mode = 2``). Reading
-    that directly avoids importing diskcache and running its schema set-up, which costs
-    more than the lookup itself. Anything unexpected answers :data:`_UNKNOWN` so the caller
-    falls back to diskcache proper.
+    inline (``mode = 1``) or a value file name (``mode = 2``). Reading that directly avoids
+    importing diskcache and running its schema set-up, which costs more than the lookup
+    itself. Anything unexpected answers :data:`_UNKNOWN`.
     """
 
     _QUERY = (
@@ -201,40 +204,46 @@ class _IndexReader:
         " WHERE key = ? AND raw = 1 AND (expire_time IS NULL OR expire_time > ?)"
     )
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, timeout: float) -> None:
         self._directory = directory
+        self._timeout = timeout
         self._con: Any = None
+
+    def _connect(self, immutable: bool) -> Any:
+        import sqlite3
+
+        path = os.path.join(self._directory, "cache.db")
+        # A WAL database in a directory we cannot write opens only as immutable (no -shm file).
+        uri = f"file:{path}?{'immutable=1' if immutable else 'mode=ro'}"
+        return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
+                               timeout=self._timeout)
 
     def read(self, key: str) -> Any:
         """Return the stored bytes, None if absent, or :data:`_UNKNOWN`."""
         import sqlite3
         import time
 
-        if self._con is None:
-            path = os.path.join(self._directory, "cache.db")
-            if not os.path.exists(path):
-                return None  # nothing was ever written here
+        if self._con is None and not os.path.exists(os.path.join(self._directory, "cache.db")):
+            return None  # nothing was ever written here
+        row: Any = _UNKNOWN
+        for immutable in ((False, True) if self._con is None else (None,)):
             try:
-                self._con = sqlite3.connect(
-                    f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
-                )
+                if immutable is not None:
+                    self._con = self._connect(immutable)
+                row = self._con.execute(self._QUERY, (key, time.time())).fetchone()
+                break
             except sqlite3.Error:
-                return _UNKNOWN
-        try:
-            row = self._con.execute(self._QUERY, (key, time.time())).fetchone()
-        except sqlite3.Error:
-            return _UNKNOWN
-        if row is None:
-            return None
+                self.close()
+        if row is _UNKNOWN or row is None:
+            return row
         mode, filename, value = row  # diskcache's MODE_RAW = 1, MODE_BINARY = 2
         if mode == 1 and type(value) is bytes:
             return value
-        if mode == 2 and filename:
+        if mode == 2:
             try:
-                with open(os.path.join(self._directory, filename), "rb") as f:
-                    return f.read()
-            except OSError:
-                return _UNKNOWN
+                return read_value(self._directory, filename)
+            except OSError as exc:  # UnsafeFile included
+                _logger().warning("not reading cache entry %s in %s: %s", key, self._directory, exc)
         return _UNKNOWN
 
     def close(self) -> None:
@@ -244,11 +253,13 @@ class _IndexReader:
 
 
 class ArtifactStore:
-    """Two-layer (memory, disk) content-addressed store of compiled artifacts.
+    """Content-addressed store of compiled artifacts: memory, disk, then read-only layers.
 
     ``directory`` defaults to ``$FFTFUSE_CACHE_DIR``, else the user cache directory.
     ``size_limit`` bounds the disk layer in bytes (diskcache evicts the oldest entries).
     ``enabled=None`` reads ``$FFTFUSE_CACHE``; ``False`` keeps the store in memory only.
+    ``read_only=None`` reads ``$FFTFUSE_CACHE_PATH``: directories searched after ours and
+    never written. ``lock_timeout`` bounds the wait for another process's write lock.
     Thread-safe; several processes may share one directory.
     """
 
@@ -258,14 +269,21 @@ class ArtifactStore:
         *,
         size_limit: int = 2**30,
         enabled: bool | None = None,
+        read_only: Sequence[str | os.PathLike[str]] | None = None,
+        lock_timeout: float = 2.0,
     ) -> None:
         self._directory = os.fspath(directory) if directory is not None else _default_directory()
         self._size_limit = int(size_limit)
-        self._disk_enabled = _env_enabled() if enabled is None else bool(enabled)
+        self._disk_enabled = disk_enabled_by_environment() if enabled is None else bool(enabled)
+        self._lock_timeout = float(lock_timeout)
+        layers = read_only_directories() if read_only is None else [os.fspath(p) for p in read_only]
+        self._layer_paths = layers if self._disk_enabled else []
+        self._layers: list[_IndexReader] | None = None  # checked on first need
         self._memory: dict[str, tuple[bytes, dict[str, Any]]] = {}
         self._lock = _thread.RLock()
         self._cache: Any = None  # diskcache.Cache, opened on first need
-        self._reader: _IndexReader | None = _IndexReader(self._directory) if self._disk_enabled else None
+        self._reader: _IndexReader | None = None
+        self._trusted: bool | None = None
         self._disk_error: str | None = None
         self._counters = {"hits": 0, "misses": 0, "memory_hits": 0, "disk_hits": 0, "puts": 0}
 
@@ -273,6 +291,49 @@ class ArtifactStore:
     def directory(self) -> str:
         """The cache directory (whether or not the disk layer is in use)."""
         return self._directory
+
+    @property
+    def size_limit(self) -> int:
+        """The disk layer's bound in bytes."""
+        return self._size_limit
+
+    @property
+    def disk_error(self) -> str | None:
+        """Why the disk layer is off for this store (None while it works or was never tried)."""
+        return self._disk_error
+
+    @property
+    def has_disk_data(self) -> bool:
+        """Whether the directory holds an index (looking creates nothing)."""
+        return os.path.exists(os.path.join(self._directory, "cache.db"))
+
+    def directory_problem(self) -> str | None:
+        """Why the disk layer could not be used here, found without creating anything; None if it can.
+
+        Covers a directory others can write, one that cannot be created or written, and the
+        reason the disk layer already gave up, if it did.
+        """
+        if self._disk_error is not None:
+            return self._disk_error
+        problem = directory_problem(self._directory)
+        if problem is not None:
+            return f"{problem}, so another user could plant code in it"
+        existing = self._directory
+        while not os.path.exists(existing):
+            parent = os.path.dirname(existing)
+            if parent == existing:
+                break
+            existing = parent
+        if not os.path.isdir(existing):
+            return f"{existing!r} is not a directory, so the cache directory cannot be created"
+        if not os.access(existing, os.W_OK | os.X_OK):
+            return f"{existing!r} is not writable"
+        return None
+
+    @property
+    def read_only_layers(self) -> list[str]:
+        """The read-only directories this store searches (refused ones left out)."""
+        return [r._directory for r in self._read_only()]
 
     # --- lookups ------------------------------------------------------------------------
 
@@ -284,17 +345,13 @@ class ArtifactStore:
                 self._memory[key] = entry  # re-insert: most recently used goes last
                 self._count("hits", "memory_hits")
                 return entry[0], dict(entry[1])
-            blob = self._disk_read(key)
-            if blob is None:
+            found = self._disk_read(key)
+            if found is None:
+                found = self._layer_read(key)
+            if found is None:
                 self._count("misses")
                 return None
-            try:
-                payload, meta = _decode_entry(blob)
-            except _BadEntry as exc:
-                _logger().warning("dropping damaged cache entry %s in %s: %s", key, self._directory, exc)
-                self._disk_delete(key)
-                self._count("misses")
-                return None
+            payload, meta = found
             self._remember(key, payload, meta)
             self._count("hits", "disk_hits")
             return payload, dict(meta)
@@ -306,46 +363,42 @@ class ArtifactStore:
         the entry then lives in memory only.
         """
         payload = bytes(payload)
-        blob, full = _encode_entry(payload, meta)
+        blob, full = encode_entry(payload, meta)
         with self._lock:
             self._remember(key, payload, full)
             self._count("puts")
-            self._disk_write(key, blob)
+            if len(blob) <= MAX_ENTRY_BYTES:
+                self._disk_write(key, blob)
 
     def delete(self, key: str) -> bool:
-        """Remove ``key`` from both layers; return whether it was present."""
+        """Remove ``key`` from memory and the disk layer; return whether it was present."""
         with self._lock:
             in_memory = self._memory.pop(key, None) is not None
             return self._disk_delete(key) or in_memory
 
     def clear(self) -> int:
-        """Remove every entry; return how many disk entries were removed."""
+        """Remove every entry; return how many disk entries were removed.
+
+        Raises :class:`CacheError` if the disk layer cannot be used.
+        """
         with self._lock:
             self._memory.clear()
-            cache = self._open()
-            if cache is None:
-                return 0
+            cache = self.open_disk()
             try:
                 return int(cache.clear())
             except self._io_errors() as exc:
-                _logger().warning("could not clear cache %s: %s", self._directory, exc)
-                return 0
+                raise CacheError(f"could not clear the cache in {self._directory!r}: {exc}") from None
 
     def entries(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """Yield ``(key, meta)`` for every entry, reading only the entries' headers.
 
         On disk entries come oldest first; entries held only in memory (disk layer off or
-        unusable) follow.
+        unusable) follow. Raises :class:`CacheError` if the disk index cannot be read.
         """
         seen = set()
         cache = self._open()
         if cache is not None:
-            try:
-                keys = list(cache.iterkeys())
-            except self._io_errors() as exc:
-                _logger().warning("could not list cache %s: %s", self._directory, exc)
-                keys = []
-            for key in keys:
+            for key in self._disk_keys(cache):
                 meta = self._disk_meta(cache, key)
                 if meta is not None:
                     seen.add(key)
@@ -353,6 +406,34 @@ class ArtifactStore:
         with self._lock:
             memory = [(k, dict(m)) for k, (_, m) in self._memory.items() if k not in seen]
         yield from memory
+
+    def check_entries(self) -> Iterator[EntryCheck]:
+        """Check every disk entry (layout, size, digest); damaged ones are reported, not dropped.
+
+        Raises :class:`CacheError` if the disk layer cannot be used.
+        """
+        cache = self.open_disk()
+        for key in self._disk_keys(cache):
+            try:
+                blob = cache.get(key)
+            except self._io_errors() as exc:
+                yield EntryCheck(key, f"unreadable: {exc}", None, {})
+                continue
+            if blob is None:
+                yield EntryCheck(key, "value missing (its file was removed)", None, {})
+            elif blob is _FOREIGN:
+                yield EntryCheck(key, "value was not written by fftfuse (pickled)", None, {})
+            else:
+                try:
+                    payload, meta = decode_entry(blob)
+                except BadEntry as exc:
+                    try:
+                        meta = decode_meta(blob)[0]
+                    except BadEntry:
+                        meta = {}
+                    yield EntryCheck(key, f"damaged: {exc}", None, meta)
+                    continue
+                yield EntryCheck(key, None, payload, meta)
 
     def stats(self) -> dict[str, Any]:
         """Return counters and the disk layer's state: entries, volume in bytes, limits."""
@@ -368,12 +449,64 @@ class ArtifactStore:
                 "directory": self._directory,
                 "enabled": cache is not None,
                 "disk_error": self._disk_error,
+                "read_only": self.read_only_layers,
                 "entries": entries,
                 "volume": volume,
                 "size_limit": self._size_limit,
                 "memory_entries": len(self._memory),
                 **self._counters,
             }
+
+    # --- the disk layer, for the command line -------------------------------------------
+
+    def open_disk(self) -> Any:
+        """Open (creating if needed) the disk layer; raise :class:`CacheError` saying why not."""
+        cache = self._open()
+        if cache is None:
+            reason = self._disk_error or "the disk layer is turned off (FFTFUSE_CACHE=0)"
+            raise CacheError(f"the cache directory {self._directory!r} is not usable: {reason}")
+        return cache
+
+    def check_index(self) -> str | None:
+        """Run SQLite's integrity check on the index; return the problem, or None if sound."""
+        import sqlite3
+
+        self.open_disk()
+        path = os.path.join(self._directory, "cache.db")
+        try:
+            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=self._lock_timeout)
+            try:
+                rows = con.execute("PRAGMA integrity_check").fetchall()
+            finally:
+                con.close()
+        except sqlite3.Error as exc:
+            return f"{type(exc).__name__}: {exc}"
+        problems = [r[0] for r in rows if r[0] != "ok"]
+        return "; ".join(problems[:3]) or None
+
+    def rebuild(self, reason: str) -> None:
+        """Set the index aside as ``cache.db.damaged``, drop the value files, start empty."""
+        with self._lock:
+            if self._cache is not None:
+                try:
+                    self._cache.close()
+                except Exception:  # a damaged index may fail to close; it is being replaced anyway
+                    pass
+                self._cache = None
+            self._close_reader()
+            db = os.path.join(self._directory, "cache.db")
+            if os.path.exists(db):
+                os.replace(db, db + _DAMAGED_SUFFIX)
+            for side in ("-wal", "-shm"):
+                try:
+                    os.remove(db + side)
+                except OSError:
+                    pass
+            dropped = remove_all_values(self._directory)
+            _logger().warning(
+                "the cache index %s was damaged (%s): set aside as %s and rebuilt empty (%d value files "
+                "removed); callbacks are compiled again as needed", db, reason, db + _DAMAGED_SUFFIX, dropped)
+            self._disk_error = None
 
     # --- bundles ------------------------------------------------------------------------
 
@@ -383,70 +516,45 @@ class ArtifactStore:
         The zip holds ``manifest.json`` (keys and digests) and one member per entry with the
         same self-verifying blob as on disk. No pickles are involved.
         """
-        import zipfile
+        from ._bundle import write_bundle
 
-        path = os.fspath(path)
-        manifest: list[dict[str, Any]] = []
-        tmp = f"{path}.tmp{os.getpid()}"
-        try:
-            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
-                for key, blob, meta in self._verified_blobs():
-                    member = f"entries/{len(manifest):06d}.fftf"
-                    bundle.writestr(member, blob)
-                    manifest.append({"key": key, "member": member, "sha256": meta["sha256"], "size": meta["size"]})
-                header = {"format": _BUNDLE_FORMAT, "version": FORMAT_VERSION, "entries": manifest}
-                bundle.writestr(_BUNDLE_MANIFEST, json.dumps(header, indent=1))
-            os.replace(tmp, path)  # readers never see half a bundle
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return len(manifest)
+        return write_bundle(os.fspath(path), self._verified_blobs(), FORMAT_VERSION)
 
     def import_bundle(self, path: str | os.PathLike[str]) -> int:
         """Add the entries of a bundle made by :meth:`export_bundle`; return how many.
 
-        Entries whose digest or layout does not verify are skipped and logged. Raises
-        ``ValueError`` if ``path`` is not a bundle at all.
+        All or nothing: every member is read (within size and compression-ratio bounds) and
+        verified first, and ``ValueError`` (a ``cache._bundle.BundleError``) says which one is
+        wrong. The entries are then written in one transaction; :class:`CacheError` if the
+        disk layer cannot take them.
         """
-        import zipfile
+        from ._bundle import read_bundle
 
-        try:
-            bundle = zipfile.ZipFile(os.fspath(path))
-        except zipfile.BadZipFile as exc:
-            raise ValueError(f"{os.fspath(path)!r} is not an artifact bundle: {exc}") from None
-        imported = 0
-        with bundle:
-            try:
-                header = json.loads(bundle.read(_BUNDLE_MANIFEST))
-                listed = header["entries"]
-                if header.get("format") != _BUNDLE_FORMAT or not isinstance(listed, list):
-                    raise ValueError("unknown bundle format")
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ValueError(f"{os.fspath(path)!r} is not an artifact bundle: {exc}") from None
-            for item in listed:
+        entries = read_bundle(os.fspath(path), total_limit=self._size_limit)
+        with self._lock:
+            cache = self._open() if self._disk_enabled else None
+            if self._disk_enabled and cache is None:
+                raise CacheError(f"the cache directory {self._directory!r} is not usable: {self._disk_error}")
+            if cache is not None:
                 try:
-                    key, blob = item["key"], bundle.read(item["member"])
-                    if not isinstance(key, str):
-                        raise _BadEntry("key is not a string")
-                    payload, meta = _decode_entry(blob)
-                    if meta["sha256"] != item.get("sha256"):
-                        raise _BadEntry("digest differs from the manifest")
-                except (KeyError, TypeError, ValueError, zipfile.BadZipFile) as exc:
-                    _logger().warning("skipping bundle entry %r from %s: %s", item, os.fspath(path), exc)
-                    continue
-                with self._lock:
-                    self._remember(key, payload, meta)
-                    self._disk_write(key, blob)
-                imported += 1
-        return imported
+                    with cache.transact():
+                        for key, blob, _, _ in entries:
+                            cache.set(key, blob)
+                except self._io_errors() as exc:
+                    raise CacheError(f"could not write to the cache in {self._directory!r}: {exc}; "
+                                     "nothing was imported") from None
+            for key, _, payload, meta in entries:
+                self._remember(key, payload, meta)
+        return len(entries)
 
     # --- life cycle ---------------------------------------------------------------------
 
     def close(self) -> None:
         """Close disk handles; the store reopens them if used again."""
         with self._lock:
-            if self._reader is not None:
-                self._reader.close()
+            self._close_reader()
+            for layer in self._layers or ():
+                layer.close()
             if self._cache is not None:
                 self._cache.close()
                 self._cache = None
@@ -474,6 +582,11 @@ class ArtifactStore:
         if len(memory) > _MEMORY_ENTRIES:
             del memory[next(iter(memory))]  # least recently used
 
+    def _close_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
     @staticmethod
     def _io_errors() -> tuple[type[BaseException], ...]:
         """Exceptions that mean the disk layer cannot do its job right now."""
@@ -483,69 +596,150 @@ class ArtifactStore:
 
         return (OSError, sqlite3.Error, Timeout)
 
+    def _check_trust(self) -> bool:
+        """Whether the directory may be used; refuses (with the one warning) if others can write it."""
+        if self._trusted is None:
+            problem = directory_problem(self._directory)
+            if problem is not None:
+                self._disable(f"{problem}, so another user could plant code in it", refused=True)
+            self._trusted = problem is None
+        return self._trusted
+
     def _open(self) -> Any:
         """Return the diskcache.Cache, opening it on first use; None if unavailable."""
         if self._cache is not None or not self._disk_enabled or self._disk_error is not None:
             return self._cache
         with self._lock:
-            if self._cache is not None or self._disk_error is not None:
+            if self._cache is not None or self._disk_error is not None or not self._check_trust():
                 return self._cache
-            try:
-                import diskcache
-
-                directory = self._directory
-                if not os.path.isdir(directory):
-                    os.makedirs(directory, mode=0o700, exist_ok=True)
-                    os.chmod(directory, 0o700)  # makedirs' mode is filtered by the umask
-                self._cache = diskcache.Cache(
-                    directory,
-                    disk=_bytes_only_disk(),
-                    size_limit=self._size_limit,
-                    eviction_policy="least-recently-stored",  # lookups never write
-                )
-            except self._io_errors() as exc:
-                self._disable(exc)
-                return None
-            if self._reader is not None:
-                self._reader.close()
-                self._reader = None
+            for attempt in (1, 2):
+                try:
+                    self._cache = self._new_cache()
+                    break
+                except self._io_errors() as exc:
+                    if attempt == 1 and _is_damage(exc):
+                        self.rebuild(f"{type(exc).__name__}: {exc}")
+                        continue
+                    self._disable(f"{type(exc).__name__}: {exc}")
+                    return None
+            self._close_reader()
             return self._cache
 
-    def _disable(self, exc: BaseException) -> None:
+    def _new_cache(self) -> Any:
+        import diskcache
+
+        directory = self._directory
+        if not os.path.isdir(directory):
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            os.chmod(directory, 0o700)  # makedirs' mode is filtered by the umask
+            problem = directory_problem(directory)  # someone else's directory, made meanwhile
+            if problem is not None:
+                raise PermissionError(f"{problem}, so another user could plant code in it")
+        self._wait_for_write_lock()
+        return diskcache.Cache(
+            directory,
+            disk=_safe_disk(),
+            size_limit=self._size_limit,
+            timeout=self._lock_timeout,
+            eviction_policy="least-recently-stored",  # lookups never write
+        )
+
+    def _wait_for_write_lock(self) -> None:
+        """Take and release the index's write lock, waiting at most ``lock_timeout`` seconds.
+
+        diskcache's own set-up retries a locked index for a minute; a held lock should cost a
+        compile no more than the bound, after which it goes on without the disk layer.
+        """
+        import sqlite3
+
+        db = os.path.join(self._directory, "cache.db")
+        if not os.path.exists(db):
+            return
+        con = sqlite3.connect(db, timeout=self._lock_timeout, isolation_level=None)
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            con.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            raise TimeoutError(f"another process held the cache's write lock for over {self._lock_timeout:g} s") from None
+        finally:
+            con.close()
+
+    def _disable(self, reason: str, *, refused: bool = False) -> None:
         """Fall back to memory only, with one warning for this store."""
         if self._disk_error is not None:
             return
-        self._disk_error = f"{type(exc).__name__}: {exc}"
+        self._disk_error = reason
         if self._cache is not None:
             try:
                 self._cache.close()
             except Exception:  # already failing; the warning below says why
                 pass
             self._cache = None
+        self._close_reader()
+        fix = ("Use a directory only you can write (FFTFUSE_CACHE_DIR), and share precompiled callbacks "
+               "read-only through FFTFUSE_CACHE_PATH" if refused else
+               "Point FFTFUSE_CACHE_DIR at a writable directory to keep them across runs")
         warnings.warn(
             f"fftfuse: the compile cache in {self._directory!r} is disabled for this process"
-            f" ({self._disk_error}); compiled callbacks are kept in memory only. Point"
-            " FFTFUSE_CACHE_DIR at a writable directory to keep them across runs"
+            f" ({reason}); compiled callbacks are kept in memory only. {fix}"
             " (FFTFUSE_CACHE=0 turns the disk cache off without this warning).",
             RuntimeWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
 
-    def _disk_read(self, key: str) -> Any:
-        if not self._disk_enabled:
+    def _disk_read(self, key: str) -> tuple[bytes, dict[str, Any]] | None:
+        if not self._disk_enabled or self._disk_error is not None or not self._check_trust():
             return None
-        if self._cache is None and self._reader is not None:
+        blob: Any = _UNKNOWN
+        if self._cache is None:
+            if self._reader is None:
+                self._reader = _IndexReader(self._directory, self._lock_timeout)
             blob = self._reader.read(key)
-            if blob is not _UNKNOWN or self._disk_error is not None:
-                return None if blob is _UNKNOWN else blob
-        cache = self._open()
-        if cache is None:
+        if blob is _UNKNOWN:
+            cache = self._open()
+            if cache is None:
+                return None
+            try:
+                blob = cache.get(key)
+            except self._io_errors() as exc:
+                _logger().warning("cache read of %s failed in %s: %s", key, self._directory, exc)
+                return None
+        if blob is None:
             return None
         try:
-            return cache.get(key)
-        except self._io_errors() as exc:
-            _logger().warning("cache read of %s failed in %s: %s", key, self._directory, exc)
+            return decode_entry(blob)
+        except BadEntry as exc:
+            _logger().warning("dropping damaged cache entry %s in %s: %s", key, self._directory, exc)
+            self._disk_delete(key)
             return None
+
+    def _read_only(self) -> list[_IndexReader]:
+        if self._layers is None:
+            layers = []
+            for path in self._layer_paths:
+                problem = directory_problem(path)
+                if problem is not None:
+                    warnings.warn(
+                        f"fftfuse: the read-only cache layer {path!r} from FFTFUSE_CACHE_PATH is not used: "
+                        f"{problem}. A shared layer must be owned by root (or you) and writable by nobody else.",
+                        RuntimeWarning, stacklevel=6)
+                elif os.path.isdir(path) and os.path.realpath(path) != os.path.realpath(self._directory):
+                    layers.append(_IndexReader(path, self._lock_timeout))
+            self._layers = layers
+        return self._layers
+
+    def _layer_read(self, key: str) -> tuple[bytes, dict[str, Any]] | None:
+        for layer in self._read_only():
+            blob = layer.read(key)
+            if blob is None or blob is _UNKNOWN:
+                continue
+            try:
+                return decode_entry(blob)
+            except BadEntry as exc:  # never deleted: the layer is not ours to change
+                _logger().warning("skipping damaged entry %s in read-only layer %s: %s", key, layer._directory, exc)
+        return None
 
     def _disk_write(self, key: str, blob: bytes) -> None:
         cache = self._open()
@@ -554,7 +748,8 @@ class ArtifactStore:
         try:
             cache.set(key, blob)
         except self._io_errors() as exc:
-            self._disable(exc)
+            self._disable(f"{type(exc).__name__}: {exc}" if str(exc) else
+                          f"another process held the cache's write lock for over {self._lock_timeout:g} s")
 
     def _disk_delete(self, key: str) -> bool:
         cache = self._open()
@@ -566,56 +761,46 @@ class ArtifactStore:
             _logger().warning("could not delete cache entry %s in %s: %s", key, self._directory, exc)
             return False
 
+    def _disk_keys(self, cache: Any) -> list[str]:
+        try:
+            return [k for k in cache.iterkeys() if type(k) is str]
+        except self._io_errors() as exc:
+            raise CacheError(f"could not read the cache index in {self._directory!r}: {exc}") from None
+
     def _verified_blobs(self) -> Iterator[tuple[str, bytes, dict[str, Any]]]:
         """Yield ``(key, blob, meta)`` for every entry that verifies, disk first, then memory.
 
         Unlike :meth:`get`, this leaves the memory layer and the counters alone.
         """
         seen = set()
-        cache = self._open()
-        if cache is not None:
-            try:
-                keys = [k for k in cache.iterkeys() if type(k) is str]
-            except self._io_errors() as exc:
-                _logger().warning("could not list cache %s: %s", self._directory, exc)
-                keys = []
-            for key in keys:
-                try:
-                    blob = cache.get(key)
-                    if blob is None:
-                        continue  # evicted meanwhile
-                    _, meta = _decode_entry(blob)
-                except _BadEntry as exc:
-                    _logger().warning("not exporting damaged cache entry %s: %s", key, exc)
-                    continue
-                except self._io_errors() as exc:
-                    _logger().warning("could not read cache entry %s in %s: %s", key, self._directory, exc)
-                    continue
-                seen.add(key)
-                yield key, blob, meta
+        for check in self.check_entries() if self._open() is not None else ():
+            if check.problem is not None:
+                _logger().warning("not exporting cache entry %s: %s", check.key, check.problem)
+                continue
+            assert check.payload is not None
+            seen.add(check.key)
+            yield check.key, encode_entry(check.payload, check.meta)[0], check.meta
         with self._lock:
             memory = [(k, p, m) for k, (p, m) in self._memory.items() if k not in seen]
         for key, payload, meta in memory:
-            blob, full = _encode_entry(payload, {k: v for k, v in meta.items() if k not in ("size", "sha256")})
+            blob, full = encode_entry(payload, {k: v for k, v in meta.items() if k not in ("size", "sha256")})
             yield key, blob, full
 
     def _disk_meta(self, cache: Any, key: str) -> dict[str, Any] | None:
         """Metadata of one disk entry, reading its header only; None if damaged or gone."""
-        if type(key) is not str:
-            return None  # not one of ours
         try:
-            # Inline values come back as bytes, file-backed ones as an open file.
+            # Inline values come back as bytes, file-backed ones as a file object.
             value = cache.get(key, read=True)
             if value is None:
                 return None
             if hasattr(value, "read"):
                 with value:
-                    head = value.read(_HEADER)
-                    if len(head) == _HEADER and head[:4] == MAGIC:
+                    head = value.read(HEADER)
+                    if len(head) == HEADER and head[:4] == MAGIC:
                         head += value.read(int.from_bytes(head[4:], "little"))
                 value = head
-            return _decode_meta(value)[0]
-        except _BadEntry as exc:
+            return decode_meta(value)[0]
+        except BadEntry as exc:
             _logger().warning("cache entry %s in %s is damaged: %s", key, self._directory, exc)
         except self._io_errors() as exc:
             _logger().warning("could not read cache entry %s in %s: %s", key, self._directory, exc)

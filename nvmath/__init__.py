@@ -4,8 +4,9 @@ The public API mirrors nvmath-python's ``nvmath.fft`` callback API. Importing th
 cheap: numba, CuPy and cuFFT load only when first needed.
 """
 
-from ._packages import sibling
+from ._packages import check_other_distribution, sibling
 
+check_other_distribution()
 sibling("compiler")
 sibling("cache")
 

@@ -1,16 +1,17 @@
-"""The ``fftfuse`` command line, called in-process through ``cache.cli.main``."""
+"""The ``fftfuse`` command line, called in-process through ``nvmath.cli.main``."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from cache import ArtifactStore
-from cache.cli import main
+from nvmath.cli import main
 from compiler import compile_callback
 
 CALLBACKS = """\
@@ -264,7 +265,8 @@ def test_export_import_round_trip(capsys, tmp_path: Path, cache_dir: Path, callb
     # The imported entries are what a compile on the other machine finds.
     module = __import__(callbacks.stem)
     with ArtifactStore(other) as store:
-        hit = compile_callback(module.weighted, "epilog", "complex64", "float64", compute_capability=80, store=store)
+        hit = compile_callback(module.weighted, "epilog", "complex64", "float64", compute_capability=80,
+                               indirect=True, store=store)
     assert hit.source == "cache"
 
 
@@ -323,3 +325,143 @@ def test_verify_link_checks_against_the_recorded_kind(capsys, cache_dir: Path, c
 def test_verify_empty(capsys, cache_dir: Path):
     code, out, _ = run(capsys, "cache", "verify", "--cache-dir", str(cache_dir))
     assert code == 0 and out.startswith("no entries")
+
+
+# --- version, JSON, pipes, unusable directories ----------------------------------------------------
+
+
+def test_version(capsys):
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.startswith("fftfuse ") and len(out.split()) >= 2
+
+
+def test_every_command_speaks_json(capsys, tmp_path: Path, cache_dir: Path, callbacks: Path):
+    code, out, _ = precompile(capsys, cache_dir, f"{callbacks.stem}:double", extra=("--json",))
+    (row,) = json.loads(out)["results"]
+    assert code == 0 and row["source"] == "compiled" and row["arch"] == 80
+    bundle = tmp_path / "b.zip"
+    for argv, field, value in [
+        (("cache", "info"), "entries", 1),
+        (("cache", "verify", "--no-link"), "good", 1),
+        (("cache", "export", str(bundle)), "exported", 1),
+        (("cache", "import", str(bundle)), "imported", 1),
+        (("cache", "clear"), "removed", 1),
+    ]:
+        code, out, _ = run(capsys, *argv, "--json", "--cache-dir", str(cache_dir))
+        assert code == 0 and json.loads(out)[field] == value, (argv, out)
+
+
+def test_closed_pipe_ends_quietly(tmp_path: Path):
+    env = {**os.environ, "FFTFUSE_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(Path(__file__).parents[1])}
+    child = subprocess.Popen([sys.executable, "-m", "nvmath.cli", "cache", "info", "--json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
+    child.stdout.close()  # the reader is gone before the first line is written
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 141
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_list_on_a_refused_directory_fails(capsys, cache_dir: Path, callbacks: Path):
+    precompile(capsys, cache_dir, f"{callbacks.stem}:double")
+    cache_dir.chmod(0o777)
+    for verb in ("list", "info", "clear", "verify"):
+        code, _, err = run(capsys, "cache", verb, "--cache-dir", str(cache_dir))
+        assert code == 1 and "not usable" in err and "lets group or others write" in err, (verb, err)
+        assert err.count("lets group or others write") == 1  # said once, as the command's error
+
+
+def test_list_on_an_unreadable_index_fails(capsys, cache_dir: Path, monkeypatch):
+    import sqlite3
+
+    import diskcache
+
+    cache_dir.mkdir(mode=0o700)
+    (cache_dir / "cache.db").write_bytes(b"")
+
+    def full_disk(*args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(diskcache, "Cache", full_disk)
+    code, out, err = run(capsys, "cache", "list", "--cache-dir", str(cache_dir))
+    assert code == 1 and "disk is full" in err and "no entries" not in out
+
+
+@pytest.mark.parametrize("verb", ["clear", "verify"])
+def test_damaged_index_is_repaired_by_clear_and_verify(capsys, caplog, cache_dir: Path, callbacks: Path, verb: str):
+    precompile(capsys, cache_dir, f"{callbacks.stem}:double")
+    (cache_dir / "cache.db").write_bytes(b"not a database" * 100)
+    for name in ("cache.db-wal", "cache.db-shm"):
+        (cache_dir / name).unlink(missing_ok=True)
+    code, _, err = run(capsys, "cache", verb, "--cache-dir", str(cache_dir), *(("--no-link",) if verb == "verify" else ()))
+    assert code == 0, err
+    assert any("rebuilt" in r.getMessage() for r in caplog.records) and (cache_dir / "cache.db.damaged").exists()
+    assert precompile(capsys, cache_dir, f"{callbacks.stem}:double")[0] == 0
+    assert len(entry_keys(cache_dir)) == 1
+
+
+# --- precompile warms what the FFT calls look up ---------------------------------------------------
+
+
+def test_precompile_warms_the_stateless_and_stateful_keys(capsys, cache_dir: Path, callbacks: Path):
+    module = __import__(callbacks.stem)
+    # The arguments a stateless call with data passes (nvmath/fft/_api.py, FFT._attach):
+    # the user data's dtype, indirect=True, the default float_literals.
+    stateless = dict(compute_capability=80, indirect=True, literals="element")
+    stateful = dict(compute_capability=80, indirect=False, literals="element")
+    precompile(capsys, cache_dir, f"{callbacks.stem}:weighted", extra=("--user-dtype", "float32"))
+    with ArtifactStore(cache_dir) as store:
+        import numpy as np
+
+        hit = compile_callback(module.weighted, "epilog", np.dtype(np.complex64), np.dtype(np.float32),
+                               store=store, **stateless)
+        assert hit.source == "cache"
+        assert compile_callback(module.weighted, "epilog", "complex64", "float32", store=store,
+                                **stateful).source == "compiled"
+    code, out, _ = precompile(capsys, cache_dir, f"{callbacks.stem}:weighted",
+                              extra=("--user-dtype", "float32", "--for", "all"))
+    assert code == 0 and "stateless" in out and "stateful" in out
+    code, out, _ = precompile(capsys, cache_dir, f"{callbacks.stem}:double", extra=("--for", "all"))
+    assert code == 0 and len(out.splitlines()) == 1  # without data both calls share one entry
+
+
+def test_progress_only_on_a_terminal(capsys, monkeypatch, cache_dir: Path, callbacks: Path):
+    from nvmath import cli
+
+    precompile(capsys, cache_dir, f"{callbacks.stem}:double", extra=("--arch", "90"))
+    assert "\r" not in capsys.readouterr().err
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    progress = cli._Progress(2)
+    progress.step(1, "compiling f")
+    progress.close()
+    assert "[1/2] compiling f" in capsys.readouterr().err
+
+
+# --- doctor --------------------------------------------------------------------------------------
+
+
+def test_doctor_reports_everything_and_works_without_a_gpu(capsys, cache_dir: Path):
+    code, out, _ = run(capsys, "doctor", "--json", "--cache-dir", str(cache_dir))
+    report = json.loads(out)
+    for field in ("fftfuse", "numba", "numba-cuda", "gpu", "cufft", "toolkit", "link_lto_callback", "nvmath", "cache"):
+        assert field in report
+    assert report["link_lto_callback"].get("ok") is True, report["link_lto_callback"]
+    assert report["nvmath"]["imported_from"] == str(Path(__file__).parents[1] / "nvmath")
+    assert report["nvmath"]["other_distribution"] is None
+    assert report["cache"]["directory"] == str(cache_dir) and report["cache"]["ok"]
+    assert report["toolkit"]["nvjitlink"] and report["toolkit"]["nvrtc"]
+    assert code == 0
+    code, text, _ = run(capsys, "doctor", "--no-link", "--cache-dir", str(cache_dir))
+    assert code == 0 and "GPU:" in text and "nvJitLink / NVRTC:" in text and "cache:" in text
+    if not report["gpu"].get("gpus"):
+        assert "no GPU" in text
+    assert not cache_dir.exists()  # looking creates nothing
+
+
+def test_info_and_doctor_on_a_directory_that_cannot_be_created_fail(capsys, tmp_path: Path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("nothing can be created below a regular file")
+    code, out, err = run(capsys, "cache", "info", "--cache-dir", str(blocker / "cache"))
+    assert code == 1 and "cannot be created" in err and "enabled:      no" in out
+    code, out, _ = run(capsys, "doctor", "--no-link", "--json", "--cache-dir", str(blocker / "cache"))
+    report = json.loads(out)
+    assert code == 1 and "cannot be created" in report["cache"]["error"] and not report["cache"]["ok"]

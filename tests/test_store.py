@@ -206,15 +206,18 @@ def test_foreign_pickled_value_is_never_unpickled(directory: Path, tmp_path: Pat
     assert "k" not in raw_cache(directory)
 
 
-def test_corrupt_database_degrades_to_memory(directory: Path):
-    directory.mkdir()
+def test_corrupt_database_is_set_aside_and_rebuilt(directory: Path, caplog):
+    directory.mkdir(mode=0o700)
     (directory / "cache.db").write_bytes(b"this is not sqlite" * 100)
-    with pytest.warns(RuntimeWarning, match="FFTFUSE_CACHE_DIR") as record:
+    with warnings.catch_warnings(), caplog.at_level(logging.WARNING, "fftfuse.cache"):
+        warnings.simplefilter("error")  # a repaired cache is no reason to warn the user
         with ArtifactStore(directory, enabled=True) as s:
             assert s.get("k") is None
             s.put("k", PAYLOAD, {})
-            assert s.get("k")[0] == PAYLOAD
-    assert len(record) == 1
+    assert any("rebuilt" in r.getMessage() for r in caplog.records)
+    assert (directory / "cache.db.damaged").read_bytes().startswith(b"this is not sqlite")
+    with ArtifactStore(directory, enabled=True) as later:  # the next process finds the entry
+        assert later.get("k")[0] == PAYLOAD
 
 
 # --- degradation and configuration ----------------------------------------------------
@@ -439,7 +442,7 @@ def test_fresh_process_read_stays_light(directory: Path):
 # --- bundles --------------------------------------------------------------------------
 
 
-def test_bundle_round_trip_skips_damaged_members(tmp_path: Path, caplog):
+def test_bundle_import_is_all_or_nothing(tmp_path: Path):
     bundle = tmp_path / "artifacts.zip"
     with ArtifactStore(tmp_path / "src", enabled=True) as src:
         src.put("a", PAYLOAD, {"n": 1})
@@ -459,15 +462,14 @@ def test_bundle_round_trip_skips_damaged_members(tmp_path: Path, caplog):
                 data = flip_last_byte(data)
             zout.writestr(info, data)
 
-    with ArtifactStore(tmp_path / "dst", enabled=True) as dst, caplog.at_level(logging.WARNING, "fftfuse.cache"):
-        assert dst.import_bundle(damaged) == 2
-        assert dst.get("a") == expected["a"] and dst.get("c") == expected["c"]
-        assert dst.get("b") is None
+    with ArtifactStore(tmp_path / "dst", enabled=True) as dst:
+        with pytest.raises(ValueError, match=f"{members['b']}.*sha256 mismatch.*nothing was imported"):
+            dst.import_bundle(damaged)
+        assert all(dst.get(k) is None for k in "abc")
         assert dst.import_bundle(bundle) == 3
         assert dst.get("b") == expected["b"]
-    assert any("skipping bundle entry" in r.getMessage() for r in caplog.records)
     with ArtifactStore(tmp_path / "dst", enabled=True) as again:  # imported entries reached disk
-        assert again.get("b") == expected["b"]
+        assert [again.get(k) for k in "abc"] == [expected[k] for k in "abc"]
 
 
 def test_bundle_contains_no_pickles(tmp_path: Path):

@@ -1,18 +1,21 @@
-"""``fftfuse``: inspect, ship and warm the compile cache from the command line.
+"""``fftfuse``: inspect, ship and warm the compile cache, and check the installation.
 
 ::
 
+    fftfuse --version
+    fftfuse doctor                          GPU, driver, cuFFT, nvJitLink, NVRTC, numba, cache health
     fftfuse cache info                      where the cache is, how full, which toolchain
     fftfuse cache list                      one line per entry
-    fftfuse cache clear                     remove every entry
+    fftfuse cache clear                     remove every entry (rebuilds a damaged index)
     fftfuse cache export BUNDLE             write every entry to one zip file
     fftfuse cache import BUNDLE             add a bundle's entries (e.g. on another machine)
-    fftfuse cache verify [--drop]           check digests and link each LTO-IR entry
+    fftfuse cache verify [--drop]           check the index and digests, link each LTO-IR entry
     fftfuse precompile MODULE:FUNC [...] --kind epilog --dtype complex64 [--arch 90 ...]
 
-Every verb takes ``--cache-dir DIR`` (default: ``$FFTFUSE_CACHE_DIR`` or the user cache
-directory). Exit status: 0 on success, 1 when something failed (reported on stderr), 2 for
-a malformed command line.
+Every command takes ``--json`` (one JSON document on stdout) and ``--cache-dir DIR``
+(default: ``$FFTFUSE_CACHE_DIR`` or the user cache directory). Exit status: 0 on success,
+1 when something failed (reported on stderr; a cache directory that cannot be used counts),
+2 for a malformed command line. Output cut short by a closed pipe ends quietly.
 
 The management verbs act on the directory even where ``FFTFUSE_CACHE=0`` turns the disk
 layer off for compiles. This module imports nothing heavy at load time: numba only when
@@ -29,6 +32,7 @@ import importlib.util
 import os
 import sys
 import time
+import warnings
 from typing import Any, Callable, Iterator, Sequence
 
 __all__ = ["main", "load_function", "SpecError"]
@@ -52,50 +56,74 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, or a malformed command line (argparse printed why)
+    except SystemExit as exc:  # --help, --version, or a malformed command line (argparse printed why)
         return exc.code if isinstance(exc.code, int) else 2
     # Defaults are filled in here, not with set_defaults: parent parsers share their
     # actions, so a default set on one parser would overwrite values parsed by another.
     args.cache_dir = getattr(args, "cache_dir", None)
     args.verbose = getattr(args, "verbose", False)
+    args.json = getattr(args, "json", False)
     if not hasattr(args, "run"):
         parser.print_help(sys.stderr)
         return 2
     _configure_logging(args.verbose)
     try:
-        return int(args.run(args) or 0)
+        with warnings.catch_warnings():
+            # The commands report an unusable cache directory themselves, as an error.
+            warnings.filterwarnings("ignore", "fftfuse: the compile cache in", RuntimeWarning)
+            code = int(args.run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler below
+        return code
     except CLIError as exc:
         print(f"fftfuse: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, and keep Python's exit-time flush
+        # of stdout from raising again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 141  # 128 + SIGPIPE, as a shell reports a command a closed pipe stopped
     except KeyboardInterrupt:
         return 130
 
 
+def version() -> str:
+    """fftfuse's installed version, or a note that it runs from a checkout."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("fftfuse")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed: running from a checkout)"
+
+
 def _parser() -> argparse.ArgumentParser:
-    # --cache-dir/-v are accepted before or after the verb; SUPPRESS keeps a subparser
+    # --cache-dir/--json/-v are accepted before or after the verb; SUPPRESS keeps a subparser
     # from overwriting a value given at the top level.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--cache-dir", metavar="DIR", default=argparse.SUPPRESS,
                         help="cache directory (default: $FFTFUSE_CACHE_DIR or the user cache directory)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="print JSON on stdout instead of text")
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                         help="log what the cache and compiler do")
 
     parser = argparse.ArgumentParser(
         prog="fftfuse", parents=[common],
-        description="Manage fftfuse's compile cache of cuFFT LTO callbacks.",
+        description="Manage fftfuse's compile cache of cuFFT LTO callbacks, and check the installation.",
     )
-    verbs = parser.add_subparsers(title="commands", metavar="{cache,precompile}")
+    parser.add_argument("--version", action="version", version=f"fftfuse {version()}")
+    verbs = parser.add_subparsers(title="commands", metavar="{cache,precompile,doctor}")
 
     cache = verbs.add_parser("cache", help="inspect or manage the cache", description="Inspect or manage the cache.")
     actions = cache.add_subparsers(title="actions", metavar="{info,list,clear,export,import,verify}")
     cache.set_defaults(run=lambda args: _fail_usage(cache))
 
     info = actions.add_parser("info", parents=[common], help="directory, size, toolchain, default architecture")
-    info.add_argument("--json", action="store_true", help="print JSON instead of text")
     info.set_defaults(run=cmd_info)
 
-    listing = actions.add_parser("list", parents=[common], help="one line per entry")
-    listing.add_argument("--json", action="store_true", help="print one JSON object per line")
+    listing = actions.add_parser("list", parents=[common], help="one line per entry (--json: one object per line)")
     listing.set_defaults(run=cmd_list)
 
     clear = actions.add_parser("clear", parents=[common], help="remove every entry")
@@ -110,10 +138,10 @@ def _parser() -> argparse.ArgumentParser:
     imp.set_defaults(run=cmd_import)
 
     verify = actions.add_parser(
-        "verify", parents=[common], help="check every entry's digest and link its LTO-IR",
-        description="Re-read every entry, check its digest, and link each LTO-IR entry against cuFFT's "
-        "callback prototype for its recorded kind, element type and architecture. Exit status 1 when a "
-        "bad entry remains.",
+        "verify", parents=[common], help="check the index and every entry, link its LTO-IR",
+        description="Check the index's integrity (rebuilding a damaged one), re-read every entry, check its "
+        "digest, and link each LTO-IR entry against cuFFT's callback prototype for its recorded kind, element "
+        "type and architecture. Exit status 1 when a bad entry remains.",
     )
     verify.add_argument("--drop", action="store_true", help="remove the bad entries")
     verify.add_argument("--no-link", action="store_true", help="check digests only (no NVRTC/nvJitLink)")
@@ -121,7 +149,8 @@ def _parser() -> argparse.ArgumentParser:
 
     pre = verbs.add_parser(
         "precompile", parents=[common], help="compile callbacks into the cache ahead of time",
-        description="Import each function and compile it through the cache for each architecture.",
+        description="Import each function and compile it through the cache for each architecture, under the "
+        "same keys the FFT calls look up.",
     )
     pre.add_argument("specs", nargs="+", metavar="MODULE:FUNC",
                      help="module:function or path/to/file.py:function (FUNC may be dotted)")
@@ -132,9 +161,23 @@ def _parser() -> argparse.ArgumentParser:
     pre.add_argument("--user-dtype", metavar="DTYPE", help="NumPy dtype of the user data the callback reads")
     pre.add_argument("--arch", action="extend", nargs="+", metavar="CC", default=None,
                      help="compute capabilities, e.g. 80 90 or 9.0 (default: this GPU's, else the lowest supported)")
-    pre.add_argument("--indirect", action="store_true", help="user_info points to a slot holding the data pointer")
+    pre.add_argument("--for", dest="calls", choices=("stateless", "stateful", "all"), default="stateless",
+                     help="which calls with user data to warm: the functions fft(x, epilog={'fn': f, 'data': d}) "
+                     "(default), FFT objects and compile_epilog (stateful), or both")
+    pre.add_argument("--literals", choices=("element", "double"), default="element",
+                     help="precision of float literals, as FFTOptions(float_literals=...) (default: element)")
     pre.add_argument("--check", action="store_true", help="link-check each result against cuFFT's prototype")
     pre.set_defaults(run=cmd_precompile)
+
+    doctor = verbs.add_parser(
+        "doctor", parents=[common], help="what this machine offers fftfuse, and what is missing",
+        description="Report the GPU and driver, cuFFT, nvJitLink and NVRTC versions and whether they link an "
+        "LTO callback, numba and numba-cuda, which nvmath is imported (and whether nvmath-python is installed "
+        "too), and the cache directory's health. Works without a GPU. Exit status 1 when fftfuse cannot "
+        "compile and cache callbacks here.",
+    )
+    doctor.add_argument("--no-link", action="store_true", help="skip compiling and linking a test callback")
+    doctor.set_defaults(run=cmd_doctor)
     return parser
 
 
@@ -150,6 +193,30 @@ def _configure_logging(verbose: bool) -> None:
                         format="fftfuse: %(levelname)s: %(message)s")
 
 
+def _print_json(value: Any) -> None:
+    import json
+
+    print(json.dumps(value, indent=1, sort_keys=True))
+
+
+class _Progress:
+    """``[3/10] label`` on one rewritten stderr line, shown only when stderr is a terminal."""
+
+    def __init__(self, total: int) -> None:
+        self._total = total
+        self._shown = total > 1 and sys.stderr.isatty()
+
+    def step(self, done: int, label: str) -> None:
+        if self._shown:
+            sys.stderr.write(f"\r\033[K[{done}/{self._total}] {label}"[:200])
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self._shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
 # ---------------------------------------------------------------------------------------------
 # Stores
 # ---------------------------------------------------------------------------------------------
@@ -161,14 +228,19 @@ def _store(args: argparse.Namespace, *, for_compiling: bool = False) -> Any:
     Compiles follow ``FFTFUSE_CACHE``; the management verbs always act on the directory,
     since managing it is what they were asked to do.
     """
-    from .store import ArtifactStore
+    from cache import ArtifactStore
 
     return ArtifactStore(args.cache_dir, enabled=None if for_compiling else True)
 
 
-def _has_database(store: Any) -> bool:
-    # Looking must not create the directory: 'info' and 'list' on a fresh machine stay read-only.
-    return os.path.exists(os.path.join(store.directory, "cache.db"))
+def _open_disk(store: Any) -> None:
+    """Open the store's disk layer or fail the command, saying why the directory is unusable."""
+    from cache import CacheError
+
+    try:
+        store.open_disk()
+    except CacheError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def _size(n: int) -> str:
@@ -182,40 +254,61 @@ def _size(n: int) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# doctor
+# ---------------------------------------------------------------------------------------------
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Report what this machine offers fftfuse; exit 1 when callbacks cannot be compiled and cached."""
+    from .doctor import diagnose, format_report, healthy
+
+    report = diagnose(cache_dir=args.cache_dir, link=not args.no_link)
+    if args.json:
+        _print_json(report)
+    else:
+        print(format_report(report))
+    return 0 if healthy(report) else 1
+
+
+# ---------------------------------------------------------------------------------------------
 # cache info / list / clear / export / import
 # ---------------------------------------------------------------------------------------------
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    """Print where the cache is, whether compiles use it, its size and the toolchain stamp."""
+    """Print where the cache is, whether compiles use it, its size and the toolchain stamp.
+
+    Exit status 1 when the directory exists but cannot be used.
+    """
+    from cache import disk_enabled_by_environment
     from compiler.toolchain import toolchain_stamp
 
-    from .store import _env_enabled
-
     with _store(args) as store:
-        exists = _has_database(store)
+        exists = store.has_disk_data
         # stats() opens (and so creates) the directory; a fresh machine is only described.
-        stats = store.stats() if exists else {"entries": 0, "volume": 0, "disk_error": None}
-        size_limit = store._size_limit
+        stats = store.stats() if exists else {"entries": 0, "volume": 0, "disk_error": None, "read_only": []}
+        if not exists:
+            stats["read_only"] = store.read_only_layers
+            stats["disk_error"] = store.directory_problem()
     arch, arch_note = _default_arch()
-    enabled = _env_enabled()
+    enabled = disk_enabled_by_environment()
     info = {
         "directory": store.directory,
         "exists": exists,
         "enabled": enabled and stats.get("disk_error") is None,
         "disk_error": stats.get("disk_error"),
+        "read_only_layers": stats["read_only"],
         "entries": stats["entries"],
         "volume": stats["volume"],
-        "size_limit": size_limit,
+        "size_limit": store.size_limit,
         "toolchain": toolchain_stamp(),
         "default_arch": arch,
         "default_arch_source": arch_note,
     }
+    code = 1 if info["disk_error"] else 0
     if args.json:
-        import json
-
-        print(json.dumps(info, indent=1))
-        return 0
+        _print_json(info)
+        return code
     state = "yes" if info["enabled"] else "no (FFTFUSE_CACHE=0)" if not enabled else f"no ({info['disk_error']})"
     rows = [
         ("directory", info["directory"] + ("" if exists else "  (nothing stored yet)")),
@@ -223,12 +316,16 @@ def cmd_info(args: argparse.Namespace) -> int:
         ("entries", str(info["entries"])),
         ("volume", _size(info["volume"])),
         ("size limit", _size(info["size_limit"])),
+        *(("read-only", layer) for layer in info["read_only_layers"]),
         ("toolchain", info["toolchain"]),
         ("default arch", f"sm_{arch} ({arch_note})" if arch else f"unknown ({arch_note})"),
     ]
     for label, value in rows:
         print(f"{label + ':':<14}{value}")
-    return 0
+    if info["disk_error"]:
+        print(f"fftfuse: error: the cache directory {store.directory!r} is not usable: {info['disk_error']}",
+              file=sys.stderr)
+    return code
 
 
 def _default_arch() -> tuple[int | None, str]:
@@ -252,15 +349,23 @@ _LIST_COLUMNS = ("key", "kind", "form", "element", "user", "arch", "indirect", "
 
 def cmd_list(args: argparse.Namespace) -> int:
     """Print one line per entry: key prefix, kind, form, dtypes, architecture, size, name."""
+    from cache import CacheError
+
     with _store(args) as store:
-        entries = list(store.entries()) if _has_database(store) else []
-    rows = [_entry_row(key, meta) for key, meta in entries]
+        entries = []
+        if store.has_disk_data:
+            _open_disk(store)
+            try:
+                entries = list(store.entries())
+            except CacheError as exc:
+                raise CLIError(str(exc)) from None
     if args.json:
         import json
 
-        for key, meta in entries:
+        for key, meta in entries:  # JSON Lines: a reader may stop after any line
             print(json.dumps({"key": key, **meta}, sort_keys=True))
         return 0
+    rows = [_entry_row(key, meta) for key, meta in entries]
     if not rows:
         print(f"no entries in {store.directory}")
         return 0
@@ -289,50 +394,65 @@ def _entry_row(key: str, meta: dict[str, Any]) -> tuple[str, ...]:
 
 
 def cmd_clear(args: argparse.Namespace) -> int:
-    """Remove every entry."""
+    """Remove every entry; a damaged index is rebuilt on the way."""
+    from cache import CacheError
+
     with _store(args) as store:
-        if not _has_database(store):
-            print(f"nothing to clear in {store.directory}")
-            return 0
-        removed = store.clear()
-        _raise_disk_error(store)
-    print(f"removed {removed} entries from {store.directory}")
+        removed = 0
+        if store.has_disk_data:
+            try:
+                removed = store.clear()
+            except CacheError as exc:
+                raise CLIError(str(exc)) from None
+    if args.json:
+        _print_json({"directory": store.directory, "removed": removed})
+    elif not store.has_disk_data:
+        print(f"nothing to clear in {store.directory}")
+    else:
+        print(f"removed {removed} entries from {store.directory}")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write every valid entry to a bundle."""
+    from cache import CacheError
+
     with _store(args) as store:
+        if store.has_disk_data:
+            _open_disk(store)
         try:
             count = store.export_bundle(args.bundle)
+        except CacheError as exc:
+            raise CLIError(str(exc)) from None
         except OSError as exc:
             raise CLIError(f"cannot write bundle {args.bundle!r}: {exc.strerror or exc}") from None
-        _raise_disk_error(store)
-    print(f"exported {count} entries from {store.directory} to {args.bundle} ({_size(os.path.getsize(args.bundle))})")
+    size = os.path.getsize(args.bundle)
+    if args.json:
+        _print_json({"directory": store.directory, "bundle": args.bundle, "exported": count, "bytes": size})
+    else:
+        print(f"exported {count} entries from {store.directory} to {args.bundle} ({_size(size)})")
     return 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    """Add the entries of a bundle made by ``cache export``."""
+    """Add the entries of a bundle made by ``cache export``: all of them, or none."""
+    from cache import CacheError
+
     if not os.path.isfile(args.bundle):
         raise CLIError(f"bundle {args.bundle!r} does not exist")
     with _store(args) as store:
+        _open_disk(store)
         try:
             count = store.import_bundle(args.bundle)
-        except ValueError as exc:
+        except (ValueError, CacheError) as exc:
             raise CLIError(str(exc)) from None
         except OSError as exc:
             raise CLIError(f"cannot read bundle {args.bundle!r}: {exc.strerror or exc}") from None
-        _raise_disk_error(store)
-    print(f"imported {count} entries from {args.bundle} into {store.directory}")
+    if args.json:
+        _print_json({"directory": store.directory, "bundle": args.bundle, "imported": count})
+    else:
+        print(f"imported {count} entries from {args.bundle} into {store.directory}")
     return 0
-
-
-def _raise_disk_error(store: Any) -> None:
-    """Turn a disk layer that gave up (and warned) into a command failure."""
-    error = store.stats()["disk_error"]
-    if error:
-        raise CLIError(f"the cache directory {store.directory!r} is not usable: {error}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -341,37 +461,64 @@ def _raise_disk_error(store: Any) -> None:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """Check every entry's digest and link its LTO-IR; report (and optionally drop) bad ones."""
-    import sqlite3
+    """Check the index, every entry's digest and its link; report (and optionally drop) bad ones."""
+    from cache import CacheError
 
     good = bad = dropped = 0
+    rows: list[dict[str, Any]] = []
     with _store(args) as store:
-        if not _has_database(store):
-            print(f"no entries in {store.directory}")
+        if not store.has_disk_data:
+            if args.json:
+                _print_json({"directory": store.directory, "checked": 0, "good": 0, "bad": 0, "entries": []})
+            else:
+                print(f"no entries in {store.directory}")
             return 0
-        try:
-            checked = list(_check_entries(store, link=not args.no_link))
-        except (OSError, sqlite3.Error) as exc:
-            raise CLIError(f"cannot read the cache in {store.directory!r}: {exc}") from None
-        for key, problem, meta in checked:
-            label = _verify_label(key, meta)
-            if problem is None:
-                good += 1
-                if args.verbose:
-                    print(f"ok    {label}")
-                continue
+        _open_disk(store)
+        index_problem = store.check_index()
+        if index_problem is not None:
+            store.rebuild(index_problem)  # nothing in a damaged index can be trusted
             bad += 1
-            action = ""
-            if args.drop:
-                if store.delete(key):
-                    dropped += 1
-                    action = "  (dropped)"
-                else:
-                    action = "  (could not drop)"
-            print(f"BAD   {label}: {problem}{action}")
-        _raise_disk_error(store)
-    checks = "digest" if args.no_link else "digest and link"
-    print(f"{good + bad} entries checked ({checks}): {good} good, {bad} bad" + (f", {dropped} dropped" if args.drop else ""))
+            if not args.json:
+                print(f"BAD   index {os.path.join(store.directory, 'cache.db')}: {index_problem} (rebuilt empty)")
+        try:
+            checks = list(store.check_entries())
+            progress = _Progress(len(checks))
+            link_state: dict[str, Any] = {}
+            for n, check in enumerate(checks, 1):
+                progress.step(n, f"verifying {check.key[:12]}")
+                problem = check.problem
+                if problem is None and not args.no_link:
+                    problem = _link_problem(check.payload, check.meta, link_state)
+                label = _verify_label(check.key, check.meta)
+                row = {"key": check.key, "problem": problem, "kind": check.meta.get("kind"),
+                       "element_dtype": check.meta.get("element_dtype"), "arch": check.meta.get("arch")}
+                if problem is None:
+                    good += 1
+                    if args.verbose and not args.json:
+                        print(f"ok    {label}")
+                    rows.append(row)
+                    continue
+                bad += 1
+                action = ""
+                if args.drop:
+                    row["dropped"] = store.delete(check.key)
+                    dropped += row["dropped"]
+                    action = "  (dropped)" if row["dropped"] else "  (could not drop)"
+                rows.append(row)
+                if not args.json:
+                    print(f"BAD   {label}: {problem}{action}")
+            progress.close()
+        except CacheError as exc:
+            raise CLIError(str(exc)) from None
+    if index_problem is not None:
+        dropped += 1  # the rebuild removed it
+    if args.json:
+        _print_json({"directory": store.directory, "index_problem": index_problem, "checked": len(rows),
+                     "good": good, "bad": bad, "dropped": dropped, "entries": rows})
+    else:
+        checks_done = "digest" if args.no_link else "digest and link"
+        print(f"{good + bad - (index_problem is not None)} entries checked ({checks_done}): {good} good, "
+              f"{bad} bad" + (f", {dropped} dropped" if args.drop else ""))
     return 1 if bad > dropped else 0
 
 
@@ -381,41 +528,7 @@ def _verify_label(key: str, meta: dict[str, Any]) -> str:
     return f"{key[:12]}  {meta['kind']} {meta.get('element_dtype', '?')} sm_{meta.get('arch', '?')}"
 
 
-def _check_entries(store: Any, *, link: bool) -> Iterator[tuple[str, str | None, dict[str, Any]]]:
-    """Yield ``(key, problem or None, meta)`` for every disk entry.
-
-    Unlike ``store.get``, which silently drops a damaged entry, this reads the raw blobs so
-    that damage is reported and removed only when asked.
-    """
-    from .store import _FOREIGN, _BadEntry, _decode_entry, _decode_meta
-
-    disk = store._open()  # the store's own diskcache handle: it never unpickles
-    if disk is None:
-        return
-    link_state: dict[str, Any] = {}
-    for key in list(disk.iterkeys()):
-        if type(key) is not str:
-            continue  # a key we did not write; not addressable, 'cache clear' removes it
-        blob = disk.get(key)
-        if blob is None:
-            yield key, "value missing (its file was removed)", {}
-            continue
-        if blob is _FOREIGN:
-            yield key, "value was not written by fftfuse (pickled)", {}
-            continue
-        try:
-            payload, meta = _decode_entry(blob)
-        except _BadEntry as exc:
-            try:
-                meta = _decode_meta(blob)[0]
-            except _BadEntry:
-                meta = {}
-            yield key, f"damaged: {exc}", meta
-            continue
-        yield key, _link_problem(payload, meta, link_state) if link else None, meta
-
-
-def _link_problem(payload: bytes, meta: dict[str, Any], state: dict[str, Any]) -> str | None:
+def _link_problem(payload: Any, meta: dict[str, Any], state: dict[str, Any]) -> str | None:
     """Why an LTO-IR entry fails cuFFT's link, or None (also for entries that are not LTO-IR)."""
     from compiler.dtypes import ELEMENT_DTYPES
 
@@ -547,10 +660,17 @@ def _archs(values: list[str] | None) -> list[int | None]:
 
 
 def cmd_precompile(args: argparse.Namespace) -> int:
-    """Compile each named function through the cache for each architecture."""
+    """Compile each named function through the cache for each architecture.
+
+    The keys are the ones the FFT calls look up: a stateless call with user data reads the
+    data pointer from a slot (an *indirect* callback), an FFT object or ``compile_epilog``
+    gets the pointer itself; a callback without user data is the same for both.
+    """
     element = _element_dtype(args.dtype)
     user = _user_dtype(args.user_dtype)
     archs = _archs(args.arch)
+    wanted = {"stateless": (True,), "stateful": (False,), "all": (True, False)}[args.calls]
+    variants = sorted({flag and user is not None for flag in wanted})
     functions = []
     for spec in args.specs:  # resolve every spec before compiling anything
         try:
@@ -562,6 +682,8 @@ def cmd_precompile(args: argparse.Namespace) -> int:
     from compiler.fingerprint import UncacheableError, function_fingerprint
 
     failures = 0
+    results: list[dict[str, Any]] = []
+    progress = _Progress(len(functions) * len(archs) * len(variants))
     with _store(args, for_compiling=True) as store:
         if not store.stats()["enabled"]:
             print(f"fftfuse: warning: the disk cache is off ({_off_reason(store)}); nothing compiled here "
@@ -572,21 +694,36 @@ def cmd_precompile(args: argparse.Namespace) -> int:
             except UncacheableError as exc:
                 print(f"fftfuse: warning: {spec} cannot be cached: {exc}", file=sys.stderr)
             for arch in archs:
-                start = time.perf_counter()
-                try:
-                    result = compile_callback(fn, args.kind, element, user, compute_capability=arch,
-                                              indirect=args.indirect, store=store)
-                except (TypeError, ValueError, RuntimeError) as exc:
-                    failures += 1
-                    print(f"fftfuse: error: {spec} ({args.kind}, {element}, {_arch_label(arch)}): {exc}",
-                          file=sys.stderr)
-                    continue
-                elapsed = time.perf_counter() - start
-                checked = _precompile_check(result) if args.check else ""
-                failures += checked.startswith("  link FAILED")
-                dtypes = element if user is None else f"{element}/{user}"
-                print(f"{spec}  {args.kind} {dtypes}  sm_{result.arch}  {result.source:<8}  "
-                      f"{elapsed * 1e3:8.1f} ms  {_size(len(result.ltoir))}{checked}")
+                for indirect in variants:
+                    progress.step(len(results) + 1, f"{spec} {_arch_label(arch)}")
+                    row = {"spec": spec, "kind": args.kind, "element_dtype": element, "user_dtype": user,
+                           "indirect": indirect}
+                    results.append(row)
+                    start = time.perf_counter()
+                    try:
+                        result = compile_callback(fn, args.kind, element, user, compute_capability=arch,
+                                                  indirect=indirect, literals=args.literals, store=store)
+                    except (TypeError, ValueError, RuntimeError) as exc:
+                        failures += 1
+                        row["error"] = str(exc)
+                        progress.close()
+                        print(f"fftfuse: error: {spec} ({args.kind}, {element}, {_arch_label(arch)}): {exc}",
+                              file=sys.stderr)
+                        continue
+                    elapsed = time.perf_counter() - start
+                    checked = _precompile_check(result) if args.check else ""
+                    failures += checked.startswith("  link FAILED")
+                    row.update(arch=result.arch, source=result.source, ms=round(elapsed * 1e3, 2),
+                               bytes=len(result.ltoir), link=checked.strip() or None)
+                    if not args.json:
+                        progress.close()
+                        dtypes = element if user is None else f"{element}/{user}"
+                        calls = "" if user is None else ("  stateless" if indirect else "  stateful")
+                        print(f"{spec}  {args.kind} {dtypes}  sm_{result.arch}{calls}  {result.source:<8}  "
+                              f"{elapsed * 1e3:8.1f} ms  {_size(len(result.ltoir))}{checked}")
+    progress.close()
+    if args.json:
+        _print_json({"directory": store.directory, "results": results, "failures": failures})
     return 1 if failures else 0
 
 
