@@ -131,7 +131,160 @@ def run_ours(d):
     from nvmath.fft import _gpu
 
     out["work_area_bytes_per_plan"] = sorted({int(p._work.nbytes) for p in _gpu.plan_cache._plans.values()})
+    out.update(run_inlining(d))
+    out.update(run_abi_variants(d))
     return out
+
+
+def run_abi_variants(d):
+    """The same Python callbacks as numba's C ABI alone (no thunk: an indirect call in cuFFT's
+    kernel) and through compiler.thunk, both as LTO-IR with the data pointer itself (stateful)."""
+    import cupy as cp
+    import nvmath
+    from numba import cuda, types
+
+    from compiler.dtypes import callback_symbol
+
+    fft = nvmath.fft
+    x, filt, window = d["x"], d["filt"], d["window"]
+    c8, f4 = types.complex64, types.float32
+    scale = cp.float32(1 / 1024)
+
+    def scale_cb(data_out, offset, value, user_info, unused):
+        data_out[offset] = value * scale
+
+    def filter_cb(data_out, offset, value, user_info, unused):
+        data_out[offset] = value * user_info[offset]
+
+    def window_cb(data_in, offset, user_info, unused):
+        return data_in[offset] * user_info[offset]
+
+    cases = {  # name: (function, kind, user type, data)
+        "scale_epilog": (scale_cb, "epilog", c8, None),
+        "filter_epilog": (filter_cb, "epilog", c8, filt),
+        "window_prolog": (window_cb, "prolog", f4, window),
+    }
+    out = {}
+    for name, (fn, kind, user, data) in cases.items():
+        if kind == "prolog":
+            sig = c8(types.CPointer(c8), types.uint64, types.CPointer(user), types.voidptr)
+        else:
+            sig = types.void(types.CPointer(c8), types.uint64, c8, types.CPointer(user), types.voidptr)
+        cc = cp.cuda.Device().compute_capability
+        plain_abi, _ = cuda.compile(fn, sig, device=True, abi="c", abi_info={"abi_name": callback_symbol(kind, "complex64")},
+                                    output="ltoir", cc=(int(cc[:-1]), int(cc[-1])))
+        thunk = (fft.compile_prolog if kind == "prolog" else fft.compile_epilog)(fn, "complex64", str(user))
+        for variant, ltoir in (("numba_c_abi", plain_abi), ("thunk", thunk)):
+            spec = {"ltoir": ltoir, "data": int(data.data.ptr) if data is not None else None}
+            with fft.FFT(x, axes=[-1]) as f:
+                f.plan(**{kind: spec})
+                out[f"{variant}_{name}_stateful"] = gpu_ms(f.execute)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Inlining: each case as a Python callback and as the same CUDA C++ callback, in one process
+# ---------------------------------------------------------------------------------------------
+
+CPP = {
+    "scale": r"""
+__device__ void scale(void* out, unsigned long long offset, float2 v, void* info, void* shared) {
+    ((float2*)out)[offset] = make_float2(v.x * 0.0009765625f, v.y * 0.0009765625f);
+}""",
+    "scale_z": r"""
+__device__ void scale(void* out, unsigned long long offset, double2 v, void* info, void* shared) {
+    ((double2*)out)[offset] = make_double2(v.x * 0.0009765625, v.y * 0.0009765625);
+}""",
+    "filter": r"""
+__device__ void apply_filter(void* out, unsigned long long offset, float2 v, void* info, void* shared) {
+    float2 f = ((float2*)info)[offset];
+    ((float2*)out)[offset] = make_float2(v.x * f.x - v.y * f.y, v.x * f.y + v.y * f.x);
+}""",
+    "window": r"""
+__device__ float2 window(void* in, unsigned long long offset, void* info, void* shared) {
+    float2 x = ((float2*)in)[offset];
+    float w = ((float*)info)[offset];
+    return make_float2(x.x * w, x.y * w);
+}""",
+    "real_window": r"""
+__device__ float window(void* in, unsigned long long offset, void* info, void* shared) {
+    return ((float*)in)[offset] * ((float*)info)[offset];
+}""",
+}
+
+INLINING_CASES = ["scale_epilog", "filter_epilog", "window_prolog", "convolution", "r2c_scale_epilog",
+                  "2d_scale_epilog", "z128_scale_epilog", "r2c_window_prolog"]
+PLAIN_OF = {"scale_epilog": "plain", "filter_epilog": "plain", "window_prolog": "plain", "convolution": "plain",
+            "r2c_scale_epilog": "r2c_plain", "2d_scale_epilog": "2d_plain", "z128_scale_epilog": "z128_plain",
+            "r2c_window_prolog": "r2c_plain"}
+
+
+def run_inlining(d):
+    """Python callbacks (stateless, data through the slot) next to the same CUDA C++ callbacks
+    (``{"source": ...}``, the same path): ``py_<case>`` and ``cpp_<case>`` in ms."""
+    import cupy as cp
+    import nvmath
+
+    fft = nvmath.fft
+    x, filt, window, xr, x2 = (d[k] for k in ("x", "filt", "window", "xr", "x2"))
+    f32 = cp.float32(1 / 1024)
+    z = x[: x.shape[0] // 2].astype(cp.complex128)  # same bytes as the complex64 cases
+    wr = cp.asarray(cp.hanning(xr.shape[-1]).astype(cp.float32)[None, :].repeat(xr.shape[0], 0))
+    py = {
+        "scale_epilog": lambda: fft.fft(x, axes=[-1], epilog=lambda v: v * f32),
+        "filter_epilog": lambda: fft.fft(x, axes=[-1], epilog={"fn": lambda v, f: v * f, "data": filt}),
+        "window_prolog": lambda: fft.fft(x, axes=[-1], prolog={"fn": lambda v, w: v * w, "data": window}),
+        "convolution": lambda: fft.ifft(fft.fft(x, axes=[-1], epilog={"fn": lambda v, f: v * f, "data": filt}), axes=[-1]),
+        "r2c_scale_epilog": lambda: fft.rfft(xr, axes=[-1], epilog=lambda v: v * f32),
+        "2d_scale_epilog": lambda: fft.fft(x2, axes=[1, 2], epilog=lambda v: v * f32),
+        "z128_scale_epilog": lambda: fft.fft(z, axes=[-1], epilog=lambda v: v * 0.0009765625),
+        "r2c_window_prolog": lambda: fft.rfft(xr, axes=[-1], prolog={"fn": lambda v, w: v * w, "data": wr}),
+    }
+    cpp = {
+        "scale_epilog": lambda: fft.fft(x, axes=[-1], epilog={"source": CPP["scale"]}),
+        "filter_epilog": lambda: fft.fft(x, axes=[-1], epilog={"source": CPP["filter"], "data": filt}),
+        "window_prolog": lambda: fft.fft(x, axes=[-1], prolog={"source": CPP["window"], "data": window}),
+        "convolution": lambda: fft.ifft(fft.fft(x, axes=[-1], epilog={"source": CPP["filter"], "data": filt}), axes=[-1]),
+        "r2c_scale_epilog": lambda: fft.rfft(xr, axes=[-1], epilog={"source": CPP["scale"]}),
+        "2d_scale_epilog": lambda: fft.fft(x2, axes=[1, 2], epilog={"source": CPP["scale"]}),
+        "z128_scale_epilog": lambda: fft.fft(z, axes=[-1], epilog={"source": CPP["scale_z"]}),
+        "r2c_window_prolog": lambda: fft.rfft(xr, axes=[-1], prolog={"source": CPP["real_window"], "data": wr}),
+    }
+    out = {"z128_plain": gpu_ms(lambda: fft.fft(z, axes=[-1]))}
+    # Interleaved, so drift of the card's clock over the run lands on both columns alike.
+    for case in INLINING_CASES:
+        out[f"py_{case}"] = gpu_ms(py[case])
+        out[f"cpp_{case}"] = gpu_ms(cpp[case])
+    for case in INLINING_CASES:
+        out[f"py_{case}_again"] = gpu_ms(py[case])
+        out[f"cpp_{case}_again"] = gpu_ms(cpp[case])
+    return out
+
+
+def report_inlining(ours):
+    """Per case: Python callback, the same C++ callback, ours / C++ and ours / our plain FFT."""
+    med = lambda k: (ours.get(k) or {}).get("median_ms")  # noqa: E731
+    rows = []
+    if med("py_scale_epilog") is None:
+        return rows
+    print(f"\n{'case (inlining)':22s} {'python ms':>10s} {'C++ ms':>9s} {'plain ms':>9s} {'py/C++':>8s} {'py/plain':>9s}")
+    for case in INLINING_CASES:
+        # Best of the two interleaved passes: the lower one is the least disturbed.
+        py = min(v for v in (med(f"py_{case}"), med(f"py_{case}_again")) if v is not None)
+        cc = min(v for v in (med(f"cpp_{case}"), med(f"cpp_{case}_again")) if v is not None)
+        plain = med(PLAIN_OF[case])
+        if case == "convolution":
+            plain = 2 * plain  # two FFTs
+        row = {"case": case, "python_ms": py, "cpp_ms": cc, "plain_ms": plain,
+               "python_over_cpp": py / cc, "python_over_plain": py / plain if plain else None}
+        rows.append(row)
+        print(f"{case:22s} {py:10.4f} {cc:9.4f} {plain or 0:9.4f} {row['python_over_cpp']:8.3f} "
+              f"{row['python_over_plain'] or 0:9.3f}")
+    for case in ("scale_epilog", "filter_epilog", "window_prolog"):
+        a, b = med(f"numba_c_abi_{case}_stateful"), med(f"thunk_{case}_stateful")
+        if a and b:
+            print(f"{case:22s} numba C ABI alone {a:.4f} ms, through the thunk {b:.4f} ms (stateful, data pointer)")
+    return rows
 
 
 def run_nvmath(d):
@@ -272,10 +425,11 @@ def report(paths):
     for impl, r in runs.items():
         if "peak_memory_bytes" in r:
             print(f"peak pool memory, fused filter fft, {impl:7s} {r['peak_memory_bytes'] / 2**20:10.1f} MiB")
+    inlining = report_inlining(ours)
     targets = performance_targets(ours, ref)
     for t in targets:
         print(f"target {t['what']:44s} {t['value']:10.3f} vs {t['limit']:8.3f} {'met' if t['met'] else 'MISSED'}")
-    return {"rows": rows, "copy_floor_ms": floor, "targets": targets, "runs": runs}
+    return {"rows": rows, "inlining": inlining, "copy_floor_ms": floor, "targets": targets, "runs": runs}
 
 
 def performance_targets(ours, ref):

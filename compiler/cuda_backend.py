@@ -1,4 +1,4 @@
-"""Python function -> LTO-IR through numba-cuda's public ``cuda.compile``.
+"""Python function -> LTO-IR: numba-cuda lowers it, ``compiler.thunk`` gives it cuFFT's prototype.
 
 Two numba-cuda behaviours are handled here:
 
@@ -18,6 +18,8 @@ from typing import Any, Iterator
 
 from .dtypes import callback_symbol
 from .forms import Form, callback_error
+from .thunk import CONSTRUCTION, add_thunk, compile_nvvm, numba_nvvm_ir
+from .toolchain import nvrtc_version
 from .wrappers import jit_tree, make_wrapper
 
 
@@ -83,7 +85,8 @@ def check_result_type(fn: Any, kind: str, form: Form, element: Any, result: Any)
         )
 
 
-def _compile_error(fn: Any, kind: str, exc: Exception) -> TypeError:
+def compile_error(fn: Any, kind: str, exc: Exception) -> TypeError:
+    """The TypeError for a function numba could not compile, with numba's first lines."""
     lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
     summary = "\n".join(lines[:12])
     return callback_error(fn, kind, f"numba could not compile it:\n{summary}")
@@ -107,8 +110,41 @@ def compile_ltoir(
     user data (``user_info``); ``indirect`` makes ``user_info`` a pointer to a slot that holds
     the data pointer (see ``wrappers.make_wrapper``); ``narrow`` computes Python float literals
     in single precision (``wrappers.narrow_literals``). ``output="ptx"`` gives PTX text instead,
-    for inspecting the signature.
+    for inspecting the signature. The callback has cuFFT's exact prototype and no calls left
+    (``compiler.thunk``), so cuFFT's kernels inline it.
     """
+    if output not in ("ltoir", "ptx"):
+        raise ValueError(f"output must be 'ltoir' or 'ptx', got {output!r}")
+    modules = callback_nvvm_ir(fn, kind, form, element_dtype, user_dtype, arch, indirect=indirect, narrow=narrow)
+    code = compile_nvvm(modules, arch, output=output)
+    meta = {
+        "function": getattr(getattr(fn, "py_func", fn), "__qualname__", repr(fn)),
+        "symbol": callback_symbol(kind, element_dtype),
+        "kind": kind,
+        "form": form.value,
+        "element_dtype": element_dtype,
+        "user_dtype": str(numba_type(user_dtype if user_dtype is not None else element_dtype)),
+        "arch": arch,
+        "indirect": indirect,
+        "narrow": narrow,
+        "toolkit": list(nvrtc_version()),
+        "construction": CONSTRUCTION,
+    }
+    return code, meta
+
+
+def callback_nvvm_ir(
+    fn: Any,
+    kind: str,
+    form: Form,
+    element_dtype: str,
+    user_dtype: Any,
+    arch: int,
+    *,
+    indirect: bool = False,
+    narrow: bool = False,
+) -> list[str]:
+    """The NVVM IR modules handed to libNVVM for this callback: numba's code behind the thunk."""
     from numba import cuda
     from numba.core import types
     from numba.core.errors import NumbaError
@@ -116,57 +152,33 @@ def compile_ltoir(
     cc = (arch // 10, arch % 10)
     element = numba_type(element_dtype)
     user = numba_type(user_dtype if user_dtype is not None else element_dtype)
-    symbol = callback_symbol(kind, element_dtype)
     info = types.CPointer(types.CPointer(user)) if indirect else types.CPointer(user)
     if kind == "prolog":
-        signature = element(types.CPointer(element), types.uint64, info, types.voidptr)
+        args, ret = (types.CPointer(element), types.uint64, info, types.voidptr), element
     else:
-        signature = types.void(types.CPointer(element), types.uint64, element, info, types.voidptr)
+        args, ret = (types.CPointer(element), types.uint64, element, info, types.voidptr), types.void
 
     def build() -> tuple[Any, Any]:
         # Inlined at numba's IR level: one compile pipeline for the wrapper and the user's code.
         device_fn = jit_tree(fn, cuda.jit(device=True, inline="always"), narrow)
         wrapper = make_wrapper(kind, form, device_fn, element, indirect=indirect)
         try:
-            code, _ = cuda.compile(
-                wrapper, signature, device=True, abi="c", abi_info={"abi_name": symbol}, output=output, cc=cc
-            )
+            return device_fn, numba_nvvm_ir(wrapper, ret, args, cc)
         except NumbaError as exc:
             return device_fn, exc
-        return device_fn, code
 
     with _target_architecture(cc):
         try:
-            device_fn, ltoir = build()
+            device_fn, modules = build()
         except RecursionError:
             raise callback_error(fn, kind, "it calls a function recursively, which numba cannot compile "
                                  "for the GPU; write the recursion as a loop") from None
-        if isinstance(ltoir, Exception):
+        if isinstance(modules, Exception):
             # Type the user's function alone to say, in the user's terms, what is wrong with it.
             try:
                 result = device_fn.compile_device(user_argument_types(kind, form, element, user)).signature.return_type
             except NumbaError as exc:
-                raise _compile_error(fn, kind, exc) from None
+                raise compile_error(fn, kind, exc) from None
             check_result_type(fn, kind, form, element, result)
-            raise _compile_error(fn, kind, ltoir) from None
-    meta = {
-        "function": getattr(getattr(fn, "py_func", fn), "__qualname__", repr(fn)),
-        "symbol": symbol,
-        "kind": kind,
-        "form": form.value,
-        "element_dtype": element_dtype,
-        "user_dtype": str(user),
-        "arch": arch,
-        "indirect": indirect,
-        "narrow": narrow,
-        "toolkit": toolkit_version(),
-    }
-    return (ltoir.encode() if isinstance(ltoir, str) else bytes(ltoir)), meta
-
-
-def toolkit_version() -> list[int]:
-    """CUDA version of the NVRTC/NVVM that produced the code (nvJitLink must be as new)."""
-    from cuda.bindings import nvrtc
-
-    err, major, minor = nvrtc.nvrtcVersion()
-    return [int(major), int(minor)]
+            raise compile_error(fn, kind, modules) from None
+    return add_thunk(modules, kind, element_dtype, callback_symbol(kind, element_dtype))

@@ -18,6 +18,7 @@ import re
 from typing import NamedTuple
 
 from compiler.dtypes import C_TYPE, ELEMENT_DTYPES, callback_symbol, check_kind
+from compiler.toolchain import nvjitlink_version, nvrtc_version
 
 __all__ = [
     "LinkCheckError",
@@ -26,7 +27,10 @@ __all__ = [
     "harness_source",
     "link_check",
     "nvjitlink_version",
+    "nvjitlink_ptx",
+    "nvrtc_compile",
     "nvrtc_version",
+    "kernel_calls",
     "ptx_extern_funcs",
     "ptx_param_list",
     "ptx_signature",
@@ -37,28 +41,6 @@ _HARNESS_KERNEL = "fftfuse_link_check"
 
 class LinkCheckError(RuntimeError):
     """A callback's LTO-IR does not link as cuFFT would link it (or the harness failed)."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Versions
-# ---------------------------------------------------------------------------------------------
-
-
-def nvjitlink_version() -> tuple[int, int]:
-    """(major, minor) of the nvJitLink library that :func:`link_check` uses."""
-    from cuda.bindings import nvjitlink
-
-    major, minor = nvjitlink.version()
-    return int(major), int(minor)
-
-
-def nvrtc_version() -> tuple[int, int]:
-    """(major, minor) of the NVRTC library that compiles the harness."""
-    from cuda.bindings import nvrtc
-
-    err, major, minor = nvrtc.nvrtcVersion()
-    _check_nvrtc(err, "nvrtcVersion")
-    return int(major), int(minor)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,20 +95,28 @@ def compile_harness(kind: str, element_dtype: str, arch: int, *, lto: bool = Tru
 
     LTO-IR is opaque, so the PTX form is how a test sees which name the harness references.
     """
+    # -rdc: the prototype is an external device function, resolved only at link time.
+    options = [f"-arch=compute_{arch}", "-rdc=true"] + (["-dlto"] if lto else [])
+    try:
+        return nvrtc_compile(harness_source(kind, element_dtype), "fftfuse_link_check.cu", options, lto=lto)
+    except LinkCheckError as exc:
+        raise LinkCheckError(f"link-check harness ({kind}, {element_dtype}, sm_{arch}): {exc}") from None
+
+
+def nvrtc_compile(source: str, filename: str, options: list[str], *, lto: bool) -> bytes:
+    """Compile CUDA C++ ``source`` with NVRTC to LTO-IR (``lto``) or PTX.
+
+    Raises :class:`LinkCheckError` with NVRTC's log when it does not compile.
+    """
     from cuda.bindings import nvrtc
 
-    source = harness_source(kind, element_dtype).encode()
-    err, prog = nvrtc.nvrtcCreateProgram(source, b"fftfuse_link_check.cu", 0, [], [])
+    err, prog = nvrtc.nvrtcCreateProgram(source.encode(), filename.encode(), 0, [], [])
     _check_nvrtc(err, "nvrtcCreateProgram")
     try:
-        # -rdc: the prototype is an external device function, resolved only at link time.
-        options = [f"-arch=compute_{arch}".encode(), b"-rdc=true"] + ([b"-dlto"] if lto else [])
-        (err,) = nvrtc.nvrtcCompileProgram(prog, len(options), options)
+        opts = [o.encode() for o in options]
+        (err,) = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
         if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
-            raise LinkCheckError(
-                f"NVRTC could not compile the link-check harness ({kind}, {element_dtype}, "
-                f"sm_{arch}): {err!r}\n{_nvrtc_log(prog)}"
-            )
+            raise LinkCheckError(f"NVRTC could not compile it ({err!r}):\n{_nvrtc_log(prog)}")
         get_size, get = (
             (nvrtc.nvrtcGetLTOIRSize, nvrtc.nvrtcGetLTOIR) if lto else (nvrtc.nvrtcGetPTXSize, nvrtc.nvrtcGetPTX)
         )
@@ -163,7 +153,7 @@ def _check_nvrtc(err: object, call: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def link_check(ltoir: bytes, kind: str, element_dtype: str, arch: int) -> str:
+def link_check(ltoir: bytes, kind: str, element_dtype: str, arch: int, *, callback_first: bool = False) -> str:
     """Link a callback's LTO-IR with a kernel that calls cuFFT's prototype; return the PTX.
 
     ``arch`` is the compute capability as an integer (75 for sm_75). Raises
@@ -179,11 +169,8 @@ def link_check(ltoir: bytes, kind: str, element_dtype: str, arch: int) -> str:
     symbol = callback_symbol(kind, element_dtype)
     what = f"{kind} callback {symbol!r} ({element_dtype}, sm_{arch})"
 
-    ptx = _nvjitlink_to_ptx(
-        [("fftfuse_link_check_harness", _harness_ltoir(kind, element_dtype, arch)), ("callback", bytes(ltoir))],
-        arch,
-        what,
-    )
+    inputs = [("fftfuse_link_check_harness", _harness_ltoir(kind, element_dtype, arch)), ("callback", bytes(ltoir))]
+    ptx = nvjitlink_ptx(inputs[::-1] if callback_first else inputs, arch, what)
     # With -ptx an unresolved call still "links": the declaration just stays .extern.
     unresolved = ptx_extern_funcs(ptx)
     if unresolved:
@@ -196,7 +183,8 @@ def link_check(ltoir: bytes, kind: str, element_dtype: str, arch: int) -> str:
     return ptx
 
 
-def _nvjitlink_to_ptx(inputs: list[tuple[str, bytes]], arch: int, what: str) -> str:
+def nvjitlink_ptx(inputs: list[tuple[str, bytes]], arch: int, what: str) -> str:
+    """Link ``(name, LTO-IR)`` inputs with nvJitLink (``-lto -ptx``) in that order; return the PTX."""
     from cuda.bindings import nvjitlink
 
     options = [f"-arch=sm_{arch}", "-lto", "-ptx"]
@@ -286,6 +274,29 @@ def ptx_param_list(ptx: str, symbol: str) -> list[str]:
 def ptx_extern_funcs(ptx: str) -> list[str]:
     """Names of functions that the PTX declares ``.extern`` (left for a later link to resolve)."""
     return [m.group("name") for m in _FUNC_RE.finditer(ptx) if ".extern" in m.group("linkage")]
+
+
+def kernel_calls(ptx: str, kernel: str = _HARNESS_KERNEL) -> list[str]:
+    """The call instructions (``call``, ``.callprototype``) left in the body of ``kernel``.
+
+    Empty when everything the kernel calls was inlined into it, as cuFFT's kernels inline a
+    CUDA C++ callback.
+    """
+    match = re.search(rf"\.entry\s+{re.escape(kernel)}\s*\(", ptx)
+    if match is None:
+        raise KeyError(f"no .entry named {kernel!r} in the PTX")
+    start = ptx.index("{", match.end())
+    depth, end = 0, start
+    for end in range(start, len(ptx)):
+        depth += {"{": 1, "}": -1}.get(ptx[end], 0)
+        if depth == 0:
+            break
+    body = ptx[start:end]
+    return [ln.strip() for ln in body.splitlines() if _CALL_RE.match(ln) or ".callprototype" in ln]
+
+
+# A call instruction, predicated or not: "call", "call.uni", "@%p1 call".
+_CALL_RE = re.compile(r"\s*(?:@!?%\w+\s+)?call(?:\.uni)?\b")
 
 
 def _param_type(decl: str) -> str:
