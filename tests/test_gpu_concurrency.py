@@ -158,12 +158,14 @@ def test_execute_after_free_raises_instead_of_running_unfused(how):
 
 
 def test_callback_slots_hold_one_record_per_callback_in_stream_order():
-    slots = _gpu.CallbackSlots({"prolog": 1, "epilog": 3})  # a data pointer, then [pointer, 2 parameters]
+    slots = _gpu.CallbackSlots({"prolog": 8, "epilog": 24})  # a data pointer; a pointer and 2 parameters
     assert slots.address("epilog") - slots.address("prolog") == 8
     stream = cp.cuda.Stream(non_blocking=True)
-    for values in [(5, 6, 7, 8), (5, 6, 7, 8), (9, 6, 7, 2**64 - 1)]:
+    params = np.array([7, 8], np.uint64).tobytes()
+    for values, want in [((5, b"", 6, params), [5, 6, 7, 8]), ((5, b"", 6, params), [5, 6, 7, 8]),
+                         ((9, b"", 2**64 - 1, params[:8]), [9, 2**64 - 1, 7, 0])]:
         slots.write(values, stream.ptr)
         stream.synchronize()
         host = np.zeros(4, np.uint64)
         cp.cuda.runtime.memcpy(host.ctypes.data, slots.address("prolog"), 32, cp.cuda.runtime.memcpyDeviceToHost)
-        assert host.tolist() == list(values)
+        assert host.tolist() == want

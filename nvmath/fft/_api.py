@@ -17,7 +17,8 @@ from typing import Any, Callable, Sequence, Union
 
 import numpy as np
 
-from ._callbacks import CallbackSpec, DeviceCallable, callback_spec, lay_out_user_data
+from ._callbacks import (CallbackSpec, DeviceCallable, callback_form, callback_spec, callback_terms,
+                         lay_out_user_data, parameter_values)
 from ._docs import shared_doc
 from ._layout import FFTProblem, LayoutError, plan_problem
 from ._log import fft_logger, log_compiled
@@ -127,6 +128,9 @@ class FFT:
         self._last_stream: Any = None
         self._input_buffer = None
         self._data: dict[str, Any] = {}
+        self._terms: dict[str, Any] = {}  # per callback: compiler.terms.Terms or None
+        self._params: dict[str, tuple] = {}  # per callback: runtime parameter values (NumPy scalars)
+        self._broadcast: dict[str, bool] = {}  # per callback: its data is read at broadcast positions
 
     def _default_transform(self, dtype: str) -> str:
         return self._transform_for(dtype, self.options)
@@ -226,7 +230,7 @@ class FFT:
         if norm is not None:
             scale = norm_scale(norm, self._plan_direction or self.problem.direction, self._logical_size())
             if scale is not None:
-                prolog, epilog = fuse_scale(prolog, epilog, scale)
+                prolog, epilog = fuse_scale(prolog, epilog, scale, ndim=len(self.problem.operand.shape))
         self._plan_stream = _check_stream(stream) if stream is not None else self._stream
         self._prolog = callback_spec(prolog, "prolog")
         self._epilog = callback_spec(epilog, "epilog")
@@ -234,7 +238,10 @@ class FFT:
             if spec is not None and spec.data is not None:
                 self._check_data_device(spec)
         # Data first: LTO-IR given as bytes has its user_info pointer fixed in the plan.
-        self._data = {s.kind: self._lay_out(s) for s in (self._prolog, self._epilog) if s is not None}
+        self._data, self._terms, self._params = {}, {}, {}
+        for spec in (self._prolog, self._epilog):
+            if spec is not None:
+                self._bind(spec)
         started = time.perf_counter()
         self._executor = self._plan_gpu() if self._target == "cuda" else self._plan_cpu()
         log = fft_logger(self.options)
@@ -255,6 +262,51 @@ class FFT:
             n *= side.shape[axis]
         return n
 
+    def set_params(self, *, prolog: dict[str, Any] | None = None, epilog: dict[str, Any] | None = None) -> None:
+        """New values of the callbacks' runtime parameters (keyword-only parameters), used from the next
+        ``execute``: no compile, no new plan. Values keep the type the plan was compiled for.
+
+        >>> import numpy as np
+        >>> x = np.ones((2, 8), np.complex128)
+        >>> def gain(v, *, g): return v * g
+        >>> with FFT(x, axes=[-1]) as f:
+        ...     f.plan(epilog={"fn": gain, "params": {"g": 2.0}})
+        ...     a = f.execute()
+        ...     f.set_params(epilog={"g": 3.0})
+        ...     b = f.execute()
+        >>> float(a[0, 0].real), float(b[0, 0].real)
+        (16.0, 24.0)
+        """
+        for spec, given in ((self._prolog, prolog), (self._epilog, epilog)):
+            if given is None:
+                continue
+            terms = self._terms.get(spec.kind) if spec is not None else None
+            if terms is None or not terms.params:
+                raise ValueError(f"the planned {spec.name if spec else 'FFT'} has no runtime parameters "
+                                 f"(keyword-only parameters) to set")
+            values = parameter_values(spec, {**dict(zip((n for n, _ in terms.params), self._params[spec.kind])),
+                                             **given})
+            for (name, dtype), value in zip(terms.params, values.values()):
+                if not np.can_cast(np.min_scalar_type(value) if not isinstance(value, np.generic) else value.dtype,
+                                   dtype, "same_kind"):
+                    raise TypeError(f"{spec.name}: parameter {name!r} was planned as {dtype}; {value!r} does not "
+                                    f"convert to it. Plan again for another type")
+            self._params[spec.kind] = terms.param_values(values)
+
+    def _bind(self, spec: CallbackSpec) -> None:
+        """Lay out ``spec``'s data and decide its terms (indices, broadcast, runtime parameters)."""
+        kind = spec.kind
+        target = self.problem.input if kind == "prolog" else self.problem.output
+        form = callback_form(spec, target) if spec.fn is not None else None
+        broadcast = self._broadcast[kind] = form is not None and form.takes_data_element
+        self._data[kind], strides = self._lay_out(spec, broadcast)
+        if form is None:
+            self._terms[kind], self._params[kind] = None, ()
+            return
+        single = self.options.float_literals == "element" and self._element_dtype(kind) in ("float32", "complex64")
+        terms = self._terms[kind] = callback_terms(spec, form, target, strides, single)
+        self._params[kind] = terms.param_values(parameter_values(spec)) if terms is not None and terms.params else ()
+
     def _check_data_device(self, spec: CallbackSpec) -> None:
         data = spec.data
         if self._target == "cuda":
@@ -270,16 +322,17 @@ class FFT:
             else:
                 raise ValueError(f"{spec.name}: its data is on a GPU but the FFT runs on the CPU")
 
-    def _lay_out(self, spec: CallbackSpec) -> Any:
+    def _lay_out(self, spec: CallbackSpec, broadcast: bool) -> tuple[Any, Any]:
         if spec.data is None:
-            return None
+            return None, None
         target = self.problem.input if spec.kind == "prolog" else self.problem.output
+        copy = self.options.user_data_copy
         if self._target == "cuda":
             import cupy
 
             with cupy.cuda.Device(self._operand.device_id), _on_stream(self._plan_stream):
-                return lay_out_user_data(spec, target, allow_copy=self.options.user_data_copy)
-        return lay_out_user_data(spec, target, allow_copy=self.options.user_data_copy)
+                return lay_out_user_data(spec, target, allow_copy=copy, broadcast=broadcast)
+        return lay_out_user_data(spec, target, allow_copy=copy, broadcast=broadcast)
 
     def _element_dtype(self, kind: str) -> str:
         return self.problem.input_dtype if kind == "prolog" else self.problem.output_dtype
@@ -324,7 +377,10 @@ class FFT:
                                     indirect=False, pointer=pointer, name=spec.name, toolkit=None)
         # Shared (stateless) plans read the data pointer from a slot, so new data reuses the plan;
         # a stateful plan owns its data and gets the pointer itself, one load less per element.
-        indirect = self._shared and spec.data is not None
+        # Runtime parameters live in the slot too (after the pointer), rewritten in stream order.
+        terms = self._terms.get(spec.kind)
+        params = terms is not None and bool(terms.params)
+        indirect = (self._shared and spec.data is not None) or params
         arch = _device_arch(self._operand.device_id)
         started = time.perf_counter()
         if spec.source is not None:
@@ -335,10 +391,11 @@ class FFT:
         else:
             compiled = compile_callback(spec.fn, spec.kind, element, spec.data.dtype if spec.data else None,
                                         compute_capability=arch, indirect=indirect,
-                                        literals=self.options.float_literals)
+                                        literals=self.options.float_literals, terms=terms)
         log_compiled(self.options, spec.name, compiled.source, len(compiled.ltoir), time.perf_counter() - started)
         return AttachedCallback(spec.kind, compiled.ltoir, element, indirect=indirect,
-                                pointer=None if indirect else pointer, name=spec.name, toolkit=compiled.toolkit)
+                                pointer=None if indirect else pointer, name=spec.name, toolkit=compiled.toolkit,
+                                slot_bytes=terms.slot_bytes if params else 8)
 
     def _plan_cpu(self) -> Any:
         from compiler.cpu_backend import compile_cpu, python_callback
@@ -358,8 +415,9 @@ class FFT:
                 raise ValueError(f"{spec.name}: LTO-IR runs only on the GPU; on the CPU pass the Python function "
                                  f"(prolog=f or {{'fn': f, 'data': array}})")
             args = (spec.fn, spec.kind, self._element_dtype(spec.kind), spec.data.dtype if spec.data else None)
-            compiled.append(python_callback(*args) if debug else
-                            compile_cpu(*args, literals=self.options.float_literals))
+            terms = self._terms.get(spec.kind)
+            compiled.append(python_callback(*args, terms=terms) if debug else
+                            compile_cpu(*args, literals=self.options.float_literals, terms=terms))
         return CpuExecutor(self.problem, compiled[0], compiled[1], workers=cpu_threads(self._execution, self.options),
                            debug=debug)
 
@@ -400,7 +458,8 @@ class FFT:
         inp = self._input()
         out = inp if problem.inplace else empty_strided(
             np, problem.output.shape, problem.output.strides, problem.output_dtype, problem.output.span)
-        self._executor.execute(inp, out, direction, self._data.get("prolog"), self._data.get("epilog"))
+        self._executor.execute(inp, out, direction, self._data.get("prolog"), self._data.get("epilog"),
+                               params=(self._params.get("prolog", ()), self._params.get("epilog", ())))
         return self._result(out)
 
     def _require_operand(self, what: str) -> None:
@@ -444,11 +503,20 @@ class FFT:
                 cupy, problem.output.shape, problem.output.strides, problem.output_dtype, problem.output.span)
             data = [self._data.get(k) for k in ("prolog", "epilog")]
             pointers = [int(d.data.ptr) if d is not None else 0 for d in data]
+            packed = [self._packed(k) for k in ("prolog", "epilog")]
             self._executor.execute(int(inp.data.ptr), int(out.data.ptr),
-                                   CUFFT_FORWARD if direction == "forward" else CUFFT_INVERSE, s.ptr, *pointers)
+                                   CUFFT_FORWARD if direction == "forward" else CUFFT_INVERSE, s.ptr, *pointers,
+                                   *packed)
             if self.options.blocking is True or (self._host_result is True and self.options.blocking == "auto"):
                 s.synchronize()
             return self._result(out)
+
+    def _packed(self, kind: str) -> bytes:
+        """The slot bytes of ``kind``'s runtime parameters (after its data pointer)."""
+        values = self._params.get(kind)
+        if not values:
+            return b""
+        return self._terms[kind].pack_params(values)
 
     def _result(self, out: Any) -> Any:
         if self.problem.inplace and self._host_result != "device":
@@ -522,7 +590,6 @@ class FFT:
         self.free()
 
 
-
 # The stateless functions' engine reuse (``_stateless``): an engine planned by an earlier call is
 # run again with this call's arrays, and lets go of them afterwards.
 def rerun(engine: FFT, operand: Any, prolog: Any, epilog: Any, stream: Any) -> Any:
@@ -531,11 +598,20 @@ def rerun(engine: FFT, operand: Any, prolog: Any, epilog: Any, stream: Any) -> A
     engine._operand = as_tensor(operand)
     engine._user_operand = operand
     for spec in (engine._prolog, engine._epilog):
-        if spec is not None and spec.data is _RELEASED:
-            new = prolog if spec.kind == "prolog" else epilog
+        if spec is None:
+            continue
+        new = prolog if spec.kind == "prolog" else epilog
+        if spec.data is _RELEASED:
             object.__setattr__(spec, "data", as_tensor(new["data"], what=f"{spec.kind} data"))
+        if spec.params is not None:  # this call's runtime parameter values
+            object.__setattr__(spec, "params", new["params"])
     engine._plan_stream = stream
-    engine._data = {s.kind: engine._lay_out(s) for s in (engine._prolog, engine._epilog) if s is not None}
+    for spec in (engine._prolog, engine._epilog):
+        if spec is not None:
+            engine._data[spec.kind] = engine._lay_out(spec, engine._broadcast[spec.kind])[0]
+            terms = engine._terms.get(spec.kind)
+            if terms is not None and terms.params:
+                engine._params[spec.kind] = terms.param_values(parameter_values(spec))
     return engine.execute(stream=stream)
 
 
@@ -604,6 +680,8 @@ def _callback_key(value: Any, kind: str) -> Any:
     else:
         code = ("ltoir", hash(spec.ltoir))
     data = spec.pointer if spec.data is None else (spec.data.ptr, spec.data.shape, spec.data.strides, spec.data.dtype)
+    if spec.params:  # runtime parameters: their types decide the code, their values do not
+        return (kind, code, data, tuple((k, type(v).__name__) for k, v in spec.params.items()))
     return (kind, code, data)
 
 

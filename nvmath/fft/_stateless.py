@@ -73,10 +73,16 @@ def _reuse_key(transform: str, operand: Any, axes: Any, options: Any, execution:
     for cb in (prolog, epilog):
         if cb is None:
             signature.append(None)
-        elif type(cb) is dict and set(cb) == {"fn", "data"} and type(cb["data"]).__module__.startswith("cupy"):
-            data = cb["data"]
-            signature.append((getattr(cb["fn"], "__code__", None), data.shape, data.strides, data.dtype,
-                              data.device.id))
+        elif type(cb) is dict and "fn" in cb and set(cb) <= {"fn", "data", "params"}:
+            data, params = cb.get("data"), cb.get("params")
+            if data is not None and not type(data).__module__.startswith("cupy"):
+                return None
+            if params is not None and type(params) is not dict:
+                return None
+            # Runtime parameters' values change freely; their types decide the compiled code.
+            signature.append((getattr(cb["fn"], "__code__", None),
+                              None if data is None else (data.shape, data.strides, data.dtype, data.device.id),
+                              None if params is None else tuple((k, type(v)) for k, v in params.items())))
         elif type(cb) is dict and "source" in cb and set(cb) <= {"source", "name", "data"}:
             data = cb.get("data")  # CUDA C++: the source text itself is the callback's identity
             if data is not None and not type(data).__module__.startswith("cupy"):
