@@ -13,7 +13,9 @@ Two numba-cuda behaviours are handled here:
 
 from __future__ import annotations
 
+import cmath
 import contextlib
+import math
 from typing import Any, Iterator
 
 from .dtypes import callback_symbol
@@ -168,8 +170,10 @@ def callback_nvvm_ir(
         # Inlined at numba's IR level: one compile pipeline for the wrapper and the user's code.
         device_fn = jit_tree(fn, lambda f, o: cuda.jit(device=True, inline="always", **o)(f), narrow)
         wrapper = make_wrapper(kind, form, device_fn, element, indirect=indirect, terms=terms, target="cuda")
+        # The user's code is inlined into the wrapper and compiled with its options: pass theirs.
+        fastmath = bool((getattr(device_fn, "targetoptions", None) or {}).get("fastmath"))
         try:
-            return device_fn, numba_nvvm_ir(wrapper, ret, args, cc)
+            return device_fn, numba_nvvm_ir(wrapper, ret, args, cc, fastmath=fastmath)
         except NumbaError as exc:
             return device_fn, exc
 
@@ -183,8 +187,10 @@ def callback_nvvm_ir(
             if not type(exc.args[0] if exc.args else None).__name__ == "ufunc":
                 raise
             name = exc.args[0].__name__
+            module = "cmath" if hasattr(cmath, name) else "math" if hasattr(math, name) else None
+            hint = f" (e.g. {module}.{name})" if module else ""
             raise callback_error(fn, kind, f"numba-cuda cannot compile NumPy's {name} here for the GPU; use the math "
-                                 f"or cmath module's (e.g. cmath.{name})") from None
+                                 f"or cmath module's{hint}") from None
         if isinstance(modules, Exception):
             # Type the user's function alone to say, in the user's terms, what is wrong with it.
             try:

@@ -238,9 +238,32 @@ def _slot_reader(byte_offset: int, ty: Any) -> Any:
             model = context.data_model_manager[ty]
             base = builder.bitcast(args[0], ir.IntType(8).as_pointer())
             at = builder.gep(base, [ir.Constant(ir.IntType(64), byte_offset)])
-            value = builder.load(builder.bitcast(at, model.get_data_type().as_pointer()))
+            value = _invariant_load(builder, builder.bitcast(at, model.get_data_type().as_pointer()))
             return model.from_data(builder, value)
 
         return ty(info), codegen
 
     return read_slot
+
+
+def slot_data_reader() -> Any:
+    """numba intrinsic reading the data pointer at the start of the slot ``info`` points to (GPU)."""
+    from numba.core.extending import intrinsic
+
+    @intrinsic
+    def read_data_pointer(typingctx: Any, info: Any) -> Any:
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            return _invariant_load(builder, args[0])
+
+        return info.dtype(info), codegen
+
+    return read_data_pointer
+
+
+def _invariant_load(builder: Any, pointer: Any) -> Any:
+    # The slot is written between executions, never during one: marked invariant, its loads are
+    # made once per thread (and through the read-only cache) rather than once per element, even
+    # where cuFFT's stores in between could alias it.
+    value = builder.load(pointer)
+    value.set_metadata("invariant.load", builder.module.add_metadata([]))
+    return value

@@ -35,7 +35,7 @@ import re
 from typing import Any
 
 # Part of every cache key: a change of the construction must not serve artifacts of the old one.
-CONSTRUCTION = "cufft-prototype-thunk-2"
+CONSTRUCTION = "cufft-prototype-thunk-3"  # 3: fastmath kept, invariant slot loads
 
 BODY_NAME = "fftfuse_callback_body"
 
@@ -249,17 +249,18 @@ def add_thunk(modules: list[str], kind: str, element_dtype: str, symbol: str, bo
 
 
 def numba_nvvm_ir(pyfunc: Any, return_type: Any, args: tuple, cc: tuple[int, int],
-                  body_name: str = BODY_NAME) -> list[str]:
+                  body_name: str = BODY_NAME, *, fastmath: bool = False) -> list[str]:
     """NVVM IR modules of ``pyfunc`` lowered by numba-cuda with the C ABI under ``body_name``.
 
     ``compile_cuda`` is numba-cuda's own lowering step behind ``cuda.compile``; its IR is what
     ``cuda.compile`` hands to libNVVM. It is not public API: pyproject.toml pins numba-cuda, and
-    tests/test_inlining.py fails loudly when the shape changes.
+    tests/test_inlining.py fails loudly when the shape changes. ``fastmath``: numba-cuda's option
+    (approximate float32 math functions, fast-math flags on arithmetic).
     """
     from numba.cuda.compiler import compile_cuda
 
     cres = compile_cuda(pyfunc, return_type, args, cc=cc, abi="c", abi_info={"abi_name": body_name},
-                        nvvm_options={"opt": 3})
+                        nvvm_options={"opt": 3}, fastmath=fastmath)
     return list(cres.library.llvm_strs)
 
 

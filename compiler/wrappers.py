@@ -226,7 +226,10 @@ def make_wrapper(kind: str, form: Form, user: Any, element_type: Any, *, indirec
         namespace.update(_U=np.uint32 if terms.width == 32 else np.uint64, _I=np.int64, _ZERO=np.int64(0))
     lines = terms.decode() if form is not Form.CUFFT else []
     if target == "cuda":
-        data = "info[0]" if indirect else "info"
+        from .terms import slot_data_reader
+
+        namespace["_DATA"] = slot_data_reader()
+        data = "_DATA(info)" if indirect else "info"
         params = []
         for k, reader in enumerate(terms.slot_readers()):
             namespace[f"_P{k}"] = reader
