@@ -1,21 +1,23 @@
-"""Fused CPU callbacks against unfused SciPy: the CPU executor's cost per case.
+"""Fused CPU callbacks against the unfused SciPy sequence, over sizes from 1 x 64 to 4096 x 1024.
 
-    python benchmarks/cpu_callbacks.py                  # table, and JSON under benchmarks/results/
-    python benchmarks/cpu_callbacks.py --label ci-cpu --batch 4096 --rounds 25
+    python benchmarks/cpu_callbacks.py                       # table, and JSON under benchmarks/results/
+    python benchmarks/cpu_callbacks.py --sizes 1x1024,256x1024 --rounds 9 --label quick
 
-Each case runs three ways, interleaved round by round so drift in a shared machine hits all
-alike; the table shows medians:
+Every case runs two ways on the same operand, interleaved round by round so drift on a shared
+machine hits both alike; the table shows medians:
 
 * fused: ``CpuExecutor.execute`` with the callback, the output allocated per call as the API does;
-* unfused: ``scipy.fft`` then the elementwise step in NumPy, in place where NumPy can;
-* plain: the executor without a callback (the same FFT path, so fused - plain is the
-  callback's own cost) and ``scipy.fft`` alone.
+* unfused: ``scipy.fft``, then the elementwise step in NumPy (in place where NumPy can).
 
-"convolution" runs ``ifft(fft(x, epilog=filter))`` with an out-of-place inverse, as the GPU
-benchmark does; "convolution_inplace" lets the inverse overwrite the forward result (the
-API's ``inplace`` option), as the unfused twin's ``overwrite_x=True`` does.
+Cases, for a size ``B x N`` (complex64 unless said): scale (epilog ``v * s``), filter (epilog
+``v * h``, ``h`` per element), window (prolog ``x * w``, ``w`` float32), convolution (``fft``
+with the filter epilog, then an in-place ``ifft``), r2c_scale (float32 input), 2d_mask (one
+2-D FFT of the ``B x N`` array, epilog ``v * m``, ``m`` a float32 0/1 mask).
 
-Complex64 batches of N=1024 (plus R2C and one 2-D case), all threads (``workers`` = cores).
+Also measured: the per-call cost of the stateless ``nvmath.fft.fft(x, epilog=...)`` on 1 x 1024
+against ``scipy.fft.fft(x) * H``; one thread against all (``--threads``, which sets
+``THREAD_BYTES``); and the time a fresh process takes to its first fused result with a warm
+cache (imports included).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -44,6 +47,9 @@ from nvmath.fft import _cpu  # noqa: E402
 from nvmath.fft._cpu import CpuExecutor  # noqa: E402
 from nvmath.fft._layout import plan_problem  # noqa: E402
 
+SIZES = "1x64,1x1024,16x1024,64x1024,256x1024,1024x1024,4096x1024"
+CASES = ("scale", "filter", "window", "convolution", "r2c_scale", "2d_mask")
+
 
 def element_strides(a: np.ndarray) -> tuple[int, ...]:
     return tuple(s // a.itemsize for s in a.strides)
@@ -55,10 +61,7 @@ class Fused:
     def __init__(self, transform: str, operand: np.ndarray, axes, prolog=None, epilog=None, workers=None, inplace=False):
         self.problem = p = plan_problem(transform, operand.shape, element_strides(operand), operand.dtype.name, axes,
                                         inplace=inplace)
-        assert not p.copy_input or transform == "irfft"
-        self.operand = operand
-        self.inplace = inplace
-        self.data = {}
+        self.operand, self.inplace, self.data = operand, inplace, {}
         callbacks = []
         for kind_, spec, dtype in (("prolog", prolog, p.input_dtype), ("epilog", epilog, p.output_dtype)):
             if spec is None:
@@ -77,146 +80,187 @@ class Fused:
         return out
 
 
-def timed(cases: dict[str, Callable[[], object]], rounds: int, warmup: int = 3) -> dict[str, dict]:
-    for run in cases.values():
-        for _ in range(warmup):
-            run()
-    samples: dict[str, list[float]] = {name: [] for name in cases}
-    for _ in range(rounds):
-        for name, run in cases.items():
-            t = time.perf_counter()
-            run()
-            samples[name].append((time.perf_counter() - t) * 1e3)
-    return {
-        name: {"median_ms": statistics.median(s), "min_ms": min(s), "max_ms": max(s)} for name, s in samples.items()
-    }
-
-
-def first_call_seconds(workers: int) -> dict[str, float]:
-    """Compile + first execution of a new epilog and a new prolog (fresh functions, so no cache)."""
-    x = np.ones((8, 1024), np.complex64)
-    data = np.ones((8, 1024), np.complex64)
-    out = {}
-    for label, kwargs in (
-        ("epilog_value", {"epilog": eval("lambda v: v * 0.125")}),
-        ("epilog_value_data", {"epilog": (eval("lambda v, f: v * f + 0.5"), data)}),
-        ("prolog_and_epilog", {"prolog": (eval("lambda v, w: v * w - 0.5"), data), "epilog": eval("lambda v: v * 0.25")}),
-    ):
+def timed(runs: dict[str, Callable[[], object]], rounds: int, stat: Callable = statistics.median) -> dict[str, float]:
+    """Milliseconds per call of each run (``stat`` of the samples: the median by default); each
+    sample repeats a run for at least ~2 ms."""
+    repeat = {}
+    for name, run in runs.items():
+        run()
         t = time.perf_counter()
-        Fused("fft", x, (-1,), workers=workers, **kwargs)()
-        out[label] = time.perf_counter() - t
-    return out
+        run()
+        repeat[name] = max(1, int(2e-3 / max(time.perf_counter() - t, 1e-7)))
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            k = repeat[name]
+            t = time.perf_counter()
+            for _ in range(k):
+                run()
+            samples[name].append((time.perf_counter() - t) * 1e3 / k)
+    return {name: stat(s) for name, s in samples.items()}
 
 
-def run(batch: int, n: int, rounds: int, workers: int) -> dict:
-    rng = np.random.default_rng(0)
-    x = (rng.standard_normal((batch, n), np.float32) + 1j * rng.standard_normal((batch, n), np.float32)).astype(np.complex64)
-    filt = (rng.standard_normal((batch, n), np.float32) + 1j * rng.standard_normal((batch, n), np.float32)).astype(np.complex64)
-    window = np.repeat(np.hanning(n).astype(np.float32)[None, :], batch, 0)
-    xr = rng.standard_normal((batch, n), np.float32)
-    x2 = (rng.standard_normal((16, 512, 512), np.float32) + 0j).astype(np.complex64)
-    scale = np.float32(1.0 / n)
+def scale_cb(v):
+    return v * np.float32(1.0 / 1024)
 
-    def scale_cb(v):
-        return v * scale
 
-    def filter_cb(v, f):
-        return v * f
+def filter_cb(v, h):
+    return v * h
 
-    def window_cb(v, w):
-        return v * w
 
+def window_cb(x, w):
+    return x * w
+
+
+def mask_cb(v, m):
+    return v * m
+
+
+def case_runs(case: str, b: int, n: int, workers: int, rng: np.random.Generator) -> tuple[Callable, Callable, Callable]:
+    """``(fused, unfused, check)`` for one case and size; ``check`` raises if they disagree."""
     W = workers
-    plain = Fused("fft", x, (-1,), workers=W)
-    fused = {
-        "scale_epilog": Fused("fft", x, (-1,), epilog=scale_cb, workers=W),
-        "filter_epilog": Fused("fft", x, (-1,), epilog=(filter_cb, filt), workers=W),
-        "window_prolog": Fused("fft", x, (-1,), prolog=(window_cb, window), workers=W),
-        "r2c_scale_epilog": Fused("rfft", xr, (-1,), epilog=scale_cb, workers=W),
-        "2d_scale_epilog": Fused("fft", x2, (1, 2), epilog=scale_cb, workers=W),
-    }
-    inverse = Fused("ifft", x, (-1,), workers=W)
-    inverse_in_place = Fused("ifft", x, (-1,), workers=W, inplace=True)
-    conv_forward = fused["filter_epilog"]
-    r2c_plain = Fused("rfft", xr, (-1,), workers=W)
-    plain_2d = Fused("fft", x2, (1, 2), workers=W)
 
-    def unfused_scale():
-        y = sfft.fft(x, workers=W)
-        y *= scale
-        return y
+    def cplx(shape):
+        return (rng.standard_normal(shape, np.float32) + 1j * rng.standard_normal(shape, np.float32)).astype(np.complex64)
 
-    def unfused_filter():
-        y = sfft.fft(x, workers=W)
-        y *= filt
-        return y
+    x = cplx((b, n))
+    s = np.float32(1.0 / 1024)
+    if case == "scale":
+        fused = Fused("fft", x, (-1,), epilog=scale_cb, workers=W)
 
-    def unfused_convolution():
-        y = sfft.fft(x, workers=W)
-        y *= filt
-        return sfft.ifft(y, norm="forward", overwrite_x=True, workers=W)
+        def unfused():
+            y = sfft.fft(x, workers=W)
+            y *= s
+            return y
+    elif case == "filter":
+        h = cplx((b, n))
+        fused = Fused("fft", x, (-1,), epilog=(filter_cb, h), workers=W)
 
-    def unfused_r2c():
-        y = sfft.rfft(xr, workers=W)
-        y *= scale
-        return y
+        def unfused():
+            y = sfft.fft(x, workers=W)
+            y *= h
+            return y
+    elif case == "window":
+        w = np.repeat(np.hanning(n).astype(np.float32)[None, :], b, 0)
+        fused = Fused("fft", x, (-1,), prolog=(window_cb, w), workers=W)
 
-    def unfused_2d():
-        y = sfft.fftn(x2, axes=(1, 2), workers=W)
-        y *= scale
-        return y
+        def unfused():
+            return sfft.fft(x * w, workers=W, overwrite_x=True)
+    elif case == "convolution":
+        h = cplx((b, n))
+        forward = Fused("fft", x, (-1,), epilog=(filter_cb, h), workers=W)
+        inverse = Fused("ifft", x, (-1,), workers=W, inplace=True)
 
-    # case: (fused, unfused, our plain, SciPy plain)
-    cases = {
-        "scale_epilog": (fused["scale_epilog"], unfused_scale, plain, lambda: sfft.fft(x, workers=W)),
-        "filter_epilog": (fused["filter_epilog"], unfused_filter, plain, lambda: sfft.fft(x, workers=W)),
-        "window_prolog": (fused["window_prolog"], lambda: sfft.fft(x * window, workers=W), plain,
-                          lambda: sfft.fft(x, workers=W)),
-        "convolution": (lambda: inverse(conv_forward()), unfused_convolution, lambda: inverse(plain()),
-                        lambda: sfft.ifft(sfft.fft(x, workers=W), norm="forward", overwrite_x=True, workers=W)),
-        # The inverse overwrites the forward result, as SciPy's overwrite_x does in the unfused twin.
-        "convolution_inplace": (lambda: inverse_in_place(conv_forward()), unfused_convolution,
-                                lambda: inverse_in_place(plain()),
-                                lambda: sfft.ifft(sfft.fft(x, workers=W), norm="forward", overwrite_x=True, workers=W)),
-        "r2c_scale_epilog": (fused["r2c_scale_epilog"], unfused_r2c, r2c_plain, lambda: sfft.rfft(xr, workers=W)),
-        "2d_scale_epilog": (fused["2d_scale_epilog"], unfused_2d, plain_2d,
-                            lambda: sfft.fftn(x2, axes=(1, 2), workers=W)),
-    }
-    check(fused, filt, window, x, xr, x2, scale, inverse, conv_forward)
-    np.testing.assert_allclose(inverse_in_place(conv_forward()), inverse(conv_forward()), rtol=0, atol=1e-3)
-    rows = []
-    for name, (f, u, p, s) in cases.items():
-        t = timed({"fused": f, "unfused": u, "plain": p, "scipy_plain": s}, rounds)
-        fused_ms, unfused_ms = t["fused"]["median_ms"], t["unfused"]["median_ms"]
-        plain_ms, scipy_ms = t["plain"]["median_ms"], t["scipy_plain"]["median_ms"]
-        rows.append({
-            "case": name,
-            "fused_ms": fused_ms,
-            "unfused_ms": unfused_ms,
-            "plain_ms": plain_ms,
-            "scipy_plain_ms": scipy_ms,
-            "fused_over_unfused": fused_ms / unfused_ms,
-            "callback_overhead": fused_ms / plain_ms - 1,
-            "overhead_vs_scipy_plain": fused_ms / scipy_ms - 1,
-            "samples": t,
-        })
-    return {"rows": rows}
+        def fused():
+            return inverse(forward())
+
+        def unfused():
+            y = sfft.fft(x, workers=W)
+            y *= h
+            return sfft.ifft(y, norm="forward", overwrite_x=True, workers=W)
+    elif case == "r2c_scale":
+        x = rng.standard_normal((b, n), np.float32)
+        fused = Fused("rfft", x, (-1,), epilog=scale_cb, workers=W)
+
+        def unfused():
+            y = sfft.rfft(x, workers=W)
+            y *= s
+            return y
+    elif case == "2d_mask":
+        m = (rng.random((b, n)) < 0.5).astype(np.float32)
+        fused = Fused("fft", x, (0, 1), epilog=(mask_cb, m), workers=W)
+
+        def unfused():
+            y = sfft.fft2(x, workers=W)
+            y *= m
+            return y
+    else:
+        raise ValueError(f"unknown case {case!r}; cases are {', '.join(CASES)}")
+
+    def check() -> None:
+        want, got = unfused(), fused()
+        np.testing.assert_allclose(got, want, rtol=0, atol=2e-5 * float(np.abs(want).max()) * np.log2(b * n + 1))
+
+    return fused, unfused, check
 
 
-def check(fused, filt, window, x, xr, x2, scale, inverse, conv_forward) -> None:
-    """Each fused case computes what its unfused twin does (complex64 accuracy)."""
-    def close(a, b):
-        np.testing.assert_allclose(a, b, rtol=0, atol=1e-4 * float(np.abs(b).max()))
+def stateless_overhead(rounds: int) -> dict[str, float]:
+    """Microseconds per call on 1 x 1024 complex64: stateless fused fft against scipy's fft * H."""
+    import nvmath
 
-    close(fused["scale_epilog"](), sfft.fft(x) * scale)
-    close(fused["filter_epilog"](), sfft.fft(x) * filt)
-    close(fused["window_prolog"](), sfft.fft(x * window))
-    close(fused["r2c_scale_epilog"](), sfft.rfft(xr) * scale)
-    close(fused["2d_scale_epilog"](), sfft.fftn(x2, axes=(1, 2)) * scale)
-    close(inverse(conv_forward()), sfft.ifft(sfft.fft(x) * filt, norm="forward"))
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal((1, 1024)) + 1j * rng.standard_normal((1, 1024))).astype(np.complex64)
+    h = (rng.standard_normal((1, 1024)) + 1j * rng.standard_normal((1, 1024))).astype(np.complex64)
+    spec = {"fn": filter_cb, "data": h}
+    np.testing.assert_allclose(nvmath.fft.fft(x, epilog=spec), sfft.fft(x) * h, rtol=0, atol=1e-3)
+    engine = nvmath.fft.FFT(x, axes=[-1])
+    engine.plan(epilog=spec)
+    t = timed({"stateless": lambda: nvmath.fft.fft(x, epilog=spec), "stateful": engine.execute,
+               "scipy": lambda: sfft.fft(x) * h}, rounds)
+    us = {k: v * 1e3 for k, v in t.items()}
+    return {"stateless_us": us["stateless"], "stateful_execute_us": us["stateful"], "scipy_fft_times_h_us": us["scipy"],
+            "stateless_over_scipy": us["stateless"] / us["scipy"]}
+
+
+_FRESH = """
+import time; t0 = time.perf_counter()
+import sys, numpy as np, scipy
+sys.path.insert(0, {root!r})
+import nvmath
+def filter_cb(v, h):  # the benchmark's filter: the same fingerprint, without importing the benchmark
+    return v * h
+x = np.ones((1, 1024), np.complex64); h = np.full((1, 1024), 2, np.complex64)
+y = nvmath.fft.fft(x, epilog={{"fn": filter_cb, "data": h}})
+assert abs(y[0, 0] - 2048) < 1e-3
+print(time.perf_counter() - t0, "numba" in sys.modules)
+"""
+
+
+def fresh_process(repeats: int) -> dict:
+    """Seconds from interpreter start to the first fused result, in fresh processes sharing a cache.
+
+    The first process compiles (cold); the others load the stored loops (warm).
+    """
+    code = _FRESH.format(root=str(ROOT))
+    times, numba_loaded = [], []
+    with tempfile.TemporaryDirectory() as cache:
+        # As installed: Python may write its bytecode caches (the first, cold, process writes them).
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["FFTFUSE_CACHE_DIR"] = cache
+        for _ in range(repeats + 1):
+            t = time.perf_counter()
+            out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
+                                 check=True).stdout.split()
+            times.append((time.perf_counter() - t, float(out[0])))
+            numba_loaded.append(out[1] == "True")
+    warm = [wall for wall, _ in times[1:]]
+    return {"cold_s": times[0][0], "warm_median_s": statistics.median(warm), "warm_min_s": min(warm),
+            "warm_imports_numba": any(numba_loaded[1:]), "in_process_s": [inner for _, inner in times]}
+
+
+def threads_sweep(sizes: list[tuple[int, int]], workers: int, rounds: int) -> list[dict]:
+    """One thread against ``workers`` threads for the filter case at each size (sets THREAD_BYTES).
+
+    Fastest samples, not medians: on a busy machine each hand-over to another thread waits for a
+    time slice, which says nothing about the machine when it is free.
+    """
+    rows, saved = [], _cpu.THREAD_BYTES
+    rng = np.random.default_rng(2)
+    try:
+        for b, n in sizes:
+            fused, _, _ = case_runs("filter", b, n, workers, rng)
+            one = Fused("fft", fused.operand, (-1,), epilog=(filter_cb, fused.data["epilog"].reshape(b, n)), workers=1)
+            _cpu.THREAD_BYTES = 0  # every size threaded
+            t = timed({"one": one, "all": fused}, rounds, min)
+            rows.append({"size": f"{b}x{n}", "bytes": b * n * 8, "one_thread_ms": t["one"],
+                         f"{workers}_threads_ms": t["all"], "threads_win": t["all"] < t["one"]})
+    finally:
+        _cpu.THREAD_BYTES = saved
+    return rows
 
 
 def environment(workers: int) -> dict:
+    import ducc0
     import numba
 
     try:
@@ -224,55 +268,89 @@ def environment(workers: int) -> dict:
     except (OSError, StopIteration):
         cpu = platform.processor()
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True).stdout.strip()
     except OSError:
         commit = ""
     return {
         "host": socket.gethostname(), "cpu": cpu, "cores": os.cpu_count(), "workers": workers,
-        "python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
-        "numba": numba.__version__, "commit": commit, "block_bytes": _cpu.BLOCK_BYTES,
+        "load_average": os.getloadavg(), "python": platform.python_version(), "numpy": np.__version__,
+        "scipy": scipy.__version__, "ducc0": ducc0.__version__, "numba": numba.__version__, "commit": commit,
+        "block_bytes": _cpu.BLOCK_BYTES, "thread_bytes": _cpu.THREAD_BYTES,
     }
 
 
 def table(result: dict) -> str:
-    head = f"{'case':<21}{'fused ms':>10}{'unfused ms':>12}{'fused/unfused':>15}{'plain ms':>10}{'scipy ms':>10}" \
-           f"{'cb overhead':>13}{'vs scipy':>10}"
+    head = f"{'case':<13}{'size':>11}{'fused ms':>11}{'unfused ms':>12}{'fused/unfused':>15}"
     lines = [head, "-" * len(head)]
     for r in result["rows"]:
-        lines.append(
-            f"{r['case']:<21}{r['fused_ms']:>10.2f}{r['unfused_ms']:>12.2f}{r['fused_over_unfused']:>15.2f}"
-            f"{r['plain_ms']:>10.2f}{r['scipy_plain_ms']:>10.2f}{r['callback_overhead']:>12.0%}"
-            f"{r['overhead_vs_scipy_plain']:>10.0%}"
-        )
-    first = result.get("first_call_s", {})
-    if first:
-        lines.append("first call (compile + run): " + ", ".join(f"{k} {v:.2f} s" for k, v in first.items()))
+        lines.append(f"{r['case']:<13}{r['size']:>11}{r['fused_ms']:>11.4f}{r['unfused_ms']:>12.4f}"
+                     f"{r['fused_over_unfused']:>15.2f}")
+    big = [r["fused_over_unfused"] for r in result["rows"] if r["batch"] >= 256]
+    if big:
+        lines.append(f"worst fused/unfused at >= 256 x N: {max(big):.2f}")
+    o = result.get("stateless")
+    if o:
+        lines.append(f"1 x 1024 per call: stateless fused {o['stateless_us']:.1f} us, stateful execute "
+                     f"{o['stateful_execute_us']:.1f} us, scipy fft * H {o['scipy_fft_times_h_us']:.1f} us "
+                     f"(stateless / scipy {o['stateless_over_scipy']:.2f})")
+    f = result.get("fresh_process")
+    if f:
+        lines.append(f"fresh process to first fused result: cold {f['cold_s']:.2f} s, warm cache median "
+                     f"{f['warm_median_s']:.3f} s (min {f['warm_min_s']:.3f} s), numba imported when warm: "
+                     f"{f['warm_imports_numba']}")
+    for r in result.get("threads", []):
+        w = next(k for k in r if k.endswith("_threads_ms"))
+        lines.append(f"threads {r['size']:>10} ({r['bytes'] >> 10} KiB): one {r['one_thread_ms']:.4f} ms, "
+                     f"{w.split('_')[0]} {r[w]:.4f} ms")
     return "\n".join(lines)
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    try:
+        return [tuple(int(v) for v in item.lower().split("x")) for item in text.split(",") if item]  # type: ignore[misc]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"sizes are BxN items separated by commas, e.g. {SIZES}") from None
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch", type=int, default=4096)
-    parser.add_argument("--n", type=int, default=1024)
-    parser.add_argument("--rounds", type=int, default=25)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--block-bytes", type=int, default=None, help="override the executor's block size")
+    parser.add_argument("--sizes", type=parse_sizes, default=parse_sizes(SIZES),
+                        help=f"batch x length of each operand, comma-separated (default {SIZES})")
+    parser.add_argument("--cases", default=",".join(CASES), help=f"cases to run, comma-separated (default all: "
+                        f"{','.join(CASES)})")
+    parser.add_argument("--rounds", type=int, default=15, help="samples per run; the table shows their median")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="threads for both sides (default: all cores)")
+    parser.add_argument("--threads", action="store_true",
+                        help="also time one thread against --workers threads at every size (for THREAD_BYTES)")
+    parser.add_argument("--fresh", type=int, default=5,
+                        help="fresh processes timed to their first fused result with a warm cache (0: skip)")
     parser.add_argument("--label", default=None, help="result file suffix (default: host name)")
-    parser.add_argument("--json", default=None, help="JSON path (default: benchmarks/results/cpu_callbacks-<label>.json)")
+    parser.add_argument("--json", default=None,
+                        help="JSON path (default: benchmarks/results/cpu_callbacks-<label>.json)")
     args = parser.parse_args(argv)
-    if args.block_bytes:
-        _cpu.BLOCK_BYTES = args.block_bytes
-    result = {"first_call_s": first_call_seconds(args.workers)}
-    result.update(run(args.batch, args.n, args.rounds, args.workers))
-    result["config"] = {"batch": args.batch, "n": args.n, "rounds": args.rounds, "dtype": "complex64"}
+    rng = np.random.default_rng(0)
+    rows = []
+    for b, n in args.sizes:
+        for case in args.cases.split(","):
+            fused, unfused, check = case_runs(case, b, n, args.workers, rng)
+            check()
+            t = timed({"fused": fused, "unfused": unfused}, args.rounds)
+            rows.append({"case": case, "size": f"{b}x{n}", "batch": b, "n": n, "fused_ms": t["fused"],
+                         "unfused_ms": t["unfused"], "fused_over_unfused": t["fused"] / t["unfused"]})
+            print(f"{case:<13}{b:>6}x{n:<5} fused {t['fused']:.4f} ms  unfused {t['unfused']:.4f} ms", flush=True)
+    result: dict = {"rows": rows, "stateless": stateless_overhead(args.rounds)}
+    if args.fresh:
+        result["fresh_process"] = fresh_process(args.fresh)
+    if args.threads:
+        result["threads"] = threads_sweep(args.sizes, args.workers, args.rounds)
+    result["config"] = {"sizes": [f"{b}x{n}" for b, n in args.sizes], "rounds": args.rounds, "dtype": "complex64"}
     result["notes"] = {
         "fused_ms": "CpuExecutor.execute with the callback, output allocated per call (as the API does); median",
         "unfused_ms": "scipy.fft, then the elementwise step in NumPy (in place where possible); median",
-        "plain_ms": "CpuExecutor.execute without a callback: same path, includes the copy into the caller's output",
-        "scipy_plain_ms": "the scipy.fft call(s) alone, into an array SciPy allocates",
-        "callback_overhead": "fused_ms / plain_ms - 1",
-        "overhead_vs_scipy_plain": "fused_ms / scipy_plain_ms - 1",
-        "first_call_s": "compile_cpu + first execute of new callbacks; the first includes importing numba",
+        "stateless": "nvmath.fft.fft(x, epilog={'fn': f, 'data': H}) per call, against scipy.fft.fft(x) * H",
+        "fresh_process": "python -c '<import numpy, scipy, nvmath; first fused fft>' wall time; cold = first",
     }
     result["environment"] = environment(args.workers)
     print(table(result))
@@ -280,6 +358,7 @@ def main(argv: list[str] | None = None) -> None:
     path = Path(args.json) if args.json else ROOT / "benchmarks" / "results" / f"cpu_callbacks-{label}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1) + "\n")
+    path.with_suffix(".txt").write_text(table(result) + "\n")
     print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
 
 

@@ -3,6 +3,7 @@
 # Wheels for what the machine lacks lie in .whl/ (see ../shared/device/wheels.sh), the reference
 # nvmath-python in .whl/ref/. Logs and JSON go to $OUT (default: ./device-out).
 #   bash benchmarks/run_on_device.sh [tests] [gputests] [bench] [inline] [hostoverhead] [coldstart] [compile] [arrayterms] [sanitizer]
+# The CPU executor needs ducc0: build the wheels with EXTRA="ducc0==0.42.0".
 set -uo pipefail
 OUT=${OUT:-$PWD/device-out}
 mkdir -p "$OUT"

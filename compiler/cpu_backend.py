@@ -5,10 +5,14 @@ wrapper (``wrappers.make_wrapper``), with 1-D NumPy arrays where cuFFT passes po
 ``None`` for cuFFT's unused shared-memory pointer. The offset stays ``uint64`` as on the GPU,
 so a callback that types on the CPU types the same way on the GPU.
 
-Compiled callbacks are cached in this process only, keyed like the GPU artifacts (the
-function's fingerprint, taken on every call, so a changed global gives a new key). numba's CPU
-code lives in the process and persisting it would mean pickling the user's function, which
-this library never does; a new process recompiles (about a second per callback).
+Each callback becomes two native loops (``cpu_loops``: one reading and writing apart, one in
+place) with the callback inlined, compiled by numba as C functions. Their object code for this
+machine (``cpu_native``) goes into the same store as the GPU artifacts, as raw bytes with JSON
+metadata, under a key made by the same rules (the function's fingerprint, taken on every call
+so a changed global gives a new key; the toolchain stamp; form and dtypes) plus this CPU's
+identity (LLVM triple, CPU name, features). A new process loads the loops from the store
+without importing numba and without compiling. A callback that cannot be fingerprinted, or
+whose code needs numba's runtime, is compiled in every process, as before.
 
 ``python_callback`` builds the same wrapper around the plain Python function, for the debug
 mode: no numba, so ``print`` and breakpoints work inside the callback.
@@ -16,10 +20,16 @@ mode: no numba, so ``print`` and breakpoints work inside the callback.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import dis
+import functools
+import hashlib
 import logging
+import os
 import threading
 import time
+import types as pytypes
 from typing import Any, Callable
 
 from .fingerprint import UncacheableError, function_fingerprint
@@ -33,22 +43,129 @@ log = logging.getLogger("fftfuse.compiler")
 SOURCES = ("compiled", "cache", "python")
 
 
+class Loops:
+    """One callback's two loops as the executor calls them (see ``cpu_loops.make_loops``).
+
+    ``apart(src, src_base, src_strides, dst, dst_base, dst_strides, info, rows, shape)`` and
+    ``in_place(data, base, strides, info, rows, shape)``: the buffers are 1-D arrays, the bases
+    and ``rows`` integers, the strides and ``shape`` uint64 arrays.
+    """
+
+    native = False
+
+    def __init__(self, apart: Callable, in_place: Callable) -> None:
+        self._apart, self._in_place = apart, in_place
+
+    def ready(self) -> Loops:
+        """The loops, compiled (lazy loops compile on this first call)."""
+        return self
+
+    def apart(self, src, src_base, src_strides, dst, dst_base, dst_strides, info, rows, shape) -> None:  # noqa: ANN001
+        ints = _ints
+        self._apart(src, int(src_base), ints(src_strides), dst, int(dst_base), ints(dst_strides), info, int(rows),
+                    ints(shape))
+
+    def in_place(self, data, base, strides, info, rows, shape) -> None:  # noqa: ANN001
+        self._in_place(data, int(base), _ints(strides), info, int(rows), _ints(shape))
+
+
+def _ints(values: Any) -> list[int]:
+    return [int(v) for v in values]
+
+
+_U64, _PTR = ctypes.c_uint64, ctypes.c_void_p
+_ABI = "apart(src,n,base,strides,dst,n,base,strides,info,n,rows,shape,ndim) in_place(data,n,base,strides,info,n,rows,shape,ndim)"
+# The C signatures of the native loops: each buffer is passed as (pointer, elements).
+_APART = ctypes.CFUNCTYPE(None, _PTR, _U64, _U64, _PTR, _PTR, _U64, _U64, _PTR, _PTR, _U64, _U64, _PTR, _U64)
+_IN_PLACE = ctypes.CFUNCTYPE(None, _PTR, _U64, _U64, _PTR, _PTR, _U64, _U64, _PTR, _U64)
+
+
+def _address(a: Any) -> int:
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(a))  # 3x faster than __array_interface__
+    except (TypeError, ValueError, BufferError):  # read-only
+        return a.__array_interface__["data"][0]
+
+
+class NativeLoops(Loops):
+    """The loops as native functions at two addresses, called through ctypes (which releases
+    the GIL, so blocks run in parallel). ``owner`` keeps the code they live in alive."""
+
+    native = True
+
+    def __init__(self, apart: int, in_place: int, owner: Any) -> None:
+        super().__init__(_APART(apart), _IN_PLACE(in_place))
+        self._owner = owner
+
+    def apart(self, src, src_base, src_strides, dst, dst_base, dst_strides, info, rows, shape) -> None:  # noqa: ANN001
+        self._apart(_address(src), src.shape[0], src_base, _address(src_strides), _address(dst), dst.shape[0],
+                    dst_base, _address(dst_strides), _address(info), info.shape[0], rows, _address(shape),
+                    shape.shape[0])
+
+    def in_place(self, data, base, strides, info, rows, shape) -> None:  # noqa: ANN001
+        self._in_place(_address(data), data.shape[0], base, _address(strides), _address(info), info.shape[0], rows,
+                       _address(shape), shape.shape[0])
+
+
+class JitLoops(Loops):
+    """The loops as numba dispatchers (for ``user_info`` tuples, which C signatures cannot take)."""
+
+    def apart(self, src, src_base, src_strides, dst, dst_base, dst_strides, info, rows, shape) -> None:  # noqa: ANN001
+        u = _np().uint64
+        self._apart(src, u(src_base), src_strides, dst, u(dst_base), dst_strides, info, u(rows), shape)
+
+    def in_place(self, data, base, strides, info, rows, shape) -> None:  # noqa: ANN001
+        u = _np().uint64
+        self._in_place(data, u(base), strides, info, u(rows), shape)
+
+
+def _np() -> Any:
+    import numpy
+
+    return numpy
+
+
+class LazyLoops(Loops):
+    """Native loops compiled on first use: ``compile_cpu`` type-checks a callback at once, and
+    its loops (two numba cfuncs, some 0.5 s) are compiled when an executor first needs them."""
+
+    native = True
+
+    def __init__(self, build: Callable[[], Loops]) -> None:
+        self._build, self._loops, self._lock = build, None, threading.Lock()
+
+    def ready(self) -> Loops:
+        if self._loops is None:
+            with self._lock:
+                if self._loops is None:
+                    self._loops = self._build()
+        return self._loops
+
+    def apart(self, *args: Any) -> None:
+        self.ready().apart(*args)
+
+    def in_place(self, *args: Any) -> None:
+        self.ready().in_place(*args)
+
+
 @dataclasses.dataclass(frozen=True)
 class CpuCallback:
-    """A callback ready for the CPU executor, in cuFFT form.
+    """A callback ready for the CPU executor, in cuFFT form, with the loops that apply it.
 
     ``wrapper`` is called as ``wrapper(data_in, offset, user_info, None)`` (prolog) or
     ``wrapper(data_out, offset, value, user_info, None)`` (epilog) with 1-D arrays; it is a
-    numba dispatcher, or a plain Python function when ``source`` is ``"python"``.
+    numba dispatcher, a plain Python function when ``source`` is ``"python"``, or None when the
+    loops were loaded from the store.
     """
 
-    wrapper: Callable
+    wrapper: Callable | None
     function: Callable  # what the user passed
     kind: str
     form: Form
     element_dtype: str
     user_dtype: str
-    source: str  # "compiled", "cache" (this call found it compiled) or "python"
+    source: str  # "compiled", "cache" (found compiled, in this process or the store) or "python"
+    loops: Loops
     terms: Terms | None = None  # indices, broadcast data, runtime parameters (``terms.Terms``)
 
     @property
@@ -66,17 +183,18 @@ _lock = threading.Lock()
 
 
 def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, *, literals: str = "element",
-                terms: Terms | None = None) -> CpuCallback:
-    """Compile ``fn`` as a CPU ``kind`` ("prolog"/"epilog") callback, through the in-process cache.
+                terms: Terms | None = None, store: Any = None) -> CpuCallback:
+    """Compile ``fn`` as a CPU ``kind`` ("prolog"/"epilog") callback, through the caches.
 
     ``element_dtype`` is the FFT input type (prolog) or output type (epilog); ``user_dtype``
     the element type of the user data, if the callback reads any; ``terms`` as for the GPU
     (``api.compile_callback``), with ``user_info`` the tuple ``(data, *params)`` when there are
-    runtime parameters.
+    runtime parameters. A callback compiled in an earlier process is loaded from ``store``
+    (default: the process-wide store).
 
     >>> cb = compile_cpu(lambda x: 2 * x + 0.25, "epilog", "complex64")
-    >>> cb.form.value, cb.source
-    ('value', 'compiled')
+    >>> cb.form.value, cb.source in ("compiled", "cache")
+    ('value', True)
     >>> compile_cpu(lambda x: 2 * x + 0.25, "epilog", "complex64").source
     'cache'
     """
@@ -92,24 +210,35 @@ def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, 
 
         report_uncacheable(kind, fn, exc)
     else:
-        from cache import artifact_key
-
-        key = artifact_key(
-            target="cpu", fingerprint=fingerprint, kind=kind, form=form.value, element=element,
-            user=user_name, narrow=narrow, toolchain=toolchain_stamp(),
-            **({"terms": terms.key()} if terms is not None else {}),
-        )
+        key = native_key(fingerprint, kind, form, element, user_name, narrow, terms)
         with _lock:
             hit = _compiled.get(key)
         if hit is not None:
             return dataclasses.replace(hit, function=fn, source="cache")
+        if store is None:
+            from cache import default_store
+
+            store = default_store()
+        loops = _load(store, key)
+        if loops is not None:
+            callback = CpuCallback(None, fn, kind, form, element, user_name, "cache", loops)
+            with _lock:
+                _compiled[key] = callback
+            return callback
 
     from .api import quiet_numba
 
     quiet_numba()
     started = time.perf_counter()
-    wrapper = _compile(fn, kind, form, element, user_name, user_dtype, narrow, terms)
-    callback = CpuCallback(wrapper, fn, kind, form, element, user_name, "compiled", terms)
+    wrapper, build = _compile(fn, kind, form, element, user_name, user_dtype, narrow, terms)
+
+    def native() -> NativeLoops:
+        cfuncs = build()
+        if key is not None and not isinstance(cfuncs, Loops):
+            _persist(store, key, callback, cfuncs)
+        return cfuncs if isinstance(cfuncs, Loops) else NativeLoops(cfuncs[0].address, cfuncs[1].address, cfuncs)
+
+    callback = CpuCallback(wrapper, fn, kind, form, element, user_name, "compiled", LazyLoops(native), terms)
     if log.isEnabledFor(logging.INFO):
         log.info("CPU %s %r (%s form, %s) compiled in %.1f ms", kind, getattr(fn, "__qualname__", fn), form.value,
                  element, 1e3 * (time.perf_counter() - started))
@@ -117,6 +246,110 @@ def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, 
         with _lock:
             _compiled[key] = callback
     return callback
+
+
+def native_key(fingerprint: str, kind: str, form: Form, element: str, user: str, narrow: bool,
+               terms: Terms | None = None) -> str:
+    """The store key of a callback's native loops: the GPU's rules plus this CPU's identity."""
+    from cache import artifact_key
+
+    from .cpu_native import cpu_identity
+
+    return artifact_key(target="cpu", fingerprint=fingerprint, kind=kind, form=form.value, element=element,
+                        user=user, narrow=narrow, toolchain=toolchain_stamp(), loops=_loops_stamp(),
+                        **({"terms": terms.key()} if terms is not None else {}), **cpu_identity())
+
+
+@functools.cache
+def _loops_stamp() -> str:
+    """A digest of the loops' source and their C signature: a change gives new keys."""
+    here = os.path.dirname(__file__)
+    digest = hashlib.sha256()
+    for name in ("cpu_loops.py", "wrappers.py"):
+        with open(os.path.join(here, name), "rb") as f:
+            digest.update(f.read())
+    digest.update(_ABI.encode())
+    return digest.hexdigest()[:16]
+
+
+def _persist(store: Any, key: str, callback: CpuCallback, cfuncs: tuple) -> None:
+    """Store the object code of ``cfuncs`` (numba's apart and in-place loops) under ``key``."""
+    from .cpu_native import cpu_identity, emit_object
+
+    why = _raises(python_function(callback.function))
+    if why is None:
+        try:
+            obj = emit_object([c.inspect_llvm() for c in cfuncs])
+        except (ValueError, RuntimeError) as exc:  # llvmlite reports its failures as RuntimeError
+            why = str(exc)
+    if why is not None:
+        log.info("CPU %s %r is compiled in every process: %s", callback.kind, callback.name, why)
+        return
+    store.put(key, obj, {
+        "target": "cpu", "kind": callback.kind, "form": callback.form.value, "element": callback.element_dtype,
+        "user": callback.user_dtype, "function": callback.name, "symbols": [c.native_name for c in cfuncs],
+        **cpu_identity(),
+    })
+
+
+def _raises(fn: Any, seen: set | None = None) -> str | None:
+    """Why ``fn`` (or a function it calls through its globals) may raise, or None.
+
+    A raise is reported to numba's runtime, which a process loading stored code lacks.
+    """
+    seen = set() if seen is None else seen
+    code = getattr(fn, "__code__", None)
+    if code is None or id(fn) in seen:
+        return None
+    seen.add(id(fn))
+    for c in _code_objects(code):
+        if any(i.opname in ("RAISE_VARARGS", "RERAISE") for i in dis.get_instructions(c)):
+            return f"{fn.__qualname__} contains a raise or assert statement"
+        for name in c.co_names:
+            value = getattr(fn, "__globals__", {}).get(name)
+            # Helpers reached as module attributes (mymod.helper) are compiled in too.
+            found = [getattr(value, n, None) for n in c.co_names] if isinstance(value, pytypes.ModuleType) else [value]
+            for callee in map(python_function, found):
+                if isinstance(callee, pytypes.FunctionType):
+                    why = _raises(callee, seen)
+                    if why:
+                        return why
+    for cell in getattr(fn, "__closure__", None) or ():
+        try:
+            callee = python_function(cell.cell_contents)
+        except ValueError:
+            continue
+        if isinstance(callee, pytypes.FunctionType):
+            why = _raises(callee, seen)
+            if why:
+                return why
+    return None
+
+
+def _code_objects(code: pytypes.CodeType) -> list[pytypes.CodeType]:
+    out = [code]
+    for const in code.co_consts:
+        if isinstance(const, pytypes.CodeType):
+            out += _code_objects(const)
+    return out
+
+
+def _load(store: Any, key: str) -> Loops | None:
+    """The loops stored under ``key``, loaded into this process; None on a miss or a bad entry."""
+    found = store.get(key)
+    if found is None:
+        return None
+    obj, meta = found
+    from .cpu_native import load_object
+
+    try:
+        apart, in_place = meta["symbols"]
+        library = load_object(obj)
+        return NativeLoops(library.address(apart), library.address(in_place), library)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        log.warning("dropping stored CPU callback %s: %s", key, exc)
+        store.delete(key)
+        return None
 
 
 def python_callback(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None,
@@ -133,8 +366,11 @@ def python_callback(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = No
     """
     form, element, user_name = _describe(fn, kind, element_dtype, user_dtype, terms)
     convert = _element_converter(fn, kind, element)
+    from .cpu_loops import make_loops
+
     wrapper = make_wrapper(kind, form, python_function(fn), convert, indirect=False, terms=terms, target="python")
-    return CpuCallback(wrapper, fn, kind, form, element, user_name, "python", terms)
+    loops = Loops(*make_loops(kind, wrapper, lambda f: f))
+    return CpuCallback(wrapper, fn, kind, form, element, user_name, "python", loops, terms)
 
 
 def clear_cache() -> None:
@@ -170,21 +406,28 @@ def _describe(fn: Any, kind: str, element_dtype: Any, user_dtype: Any, terms: Te
 
 
 def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, user_dtype: Any, narrow: bool,
-             terms: Terms | None) -> Any:
+             terms: Terms | None) -> tuple[Any, Callable[[], Any]]:
+    """numba's wrapper of ``fn`` (type-checked now), and what compiles the loops around it: two
+    ``cfunc``s, or jitted loops where runtime parameters make ``user_info`` a tuple."""
     import numba
     from numba.core.errors import NumbaError
 
     from .cuda_backend import check_result_type, compile_error, numba_type
+    from .cpu_loops import make_loops, row_start
     from .wrappers import jit_tree
 
     element = numba_type(element_name)
     user = numba_type(user_dtype if user_name.startswith("numba:") else user_name)
     argtypes = cpu_argument_types(kind, form, element, user, terms)
+    # NumPy's error model, as on the GPU: a division by zero gives inf or nan, never a raise (which
+    # code loaded without numba could not report).
+    jit = numba.njit(error_model="numpy")
     try:
-        jitted = jit_tree(fn, lambda f, o: numba.njit(**o)(f), narrow)
+        jitted = jit_tree(fn, lambda f, o: numba.njit(**o, error_model="numpy")(f), narrow)
         jitted.compile(argtypes)
         result = jitted.overloads[argtypes].signature.return_type
         check_result_type(fn, kind, form, element, result)
+        wrapper = jit(make_wrapper(kind, form, jitted, element, indirect=False, terms=terms))
     except NumbaError as exc:
         if "numba.cuda" in str(exc):
             raise callback_error(
@@ -192,8 +435,42 @@ def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, 
                 f"executor compiles callbacks and their helpers, cuda.jit ones included, for the CPU:\n{exc}"
             ) from None
         raise compile_error(fn, kind, exc) from None
-    # Compiled lazily, inlined into the executor's loop that calls it.
-    return numba.njit(make_wrapper(kind, form, jitted, element, indirect=False, terms=terms))
+
+    def build() -> Any:
+        try:
+            if terms is not None and terms.params:
+                return JitLoops(*make_loops(kind, wrapper, jit, jit(row_start)))
+            return _native_loops(kind, wrapper, element, user)
+        except NumbaError as exc:
+            raise compile_error(fn, kind, exc) from None
+
+    return wrapper, build
+
+
+def _native_loops(kind: str, wrapper: Any, element: Any, user: Any) -> tuple:
+    """The two loops of ``cpu_loops`` around ``wrapper``, as numba ``cfunc``s of the C signatures
+    ``_APART`` and ``_IN_PLACE``."""
+    import numba
+    from numba import carray
+    from numba.core import types
+
+    from .cpu_loops import make_loops, row_start
+
+    jit = numba.njit(error_model="numpy")
+    apart, in_place = make_loops(kind, wrapper, jit, jit(row_start))
+    u64, idx, E, U = types.uint64, types.CPointer(types.uint64), types.CPointer(element), types.CPointer(user)
+    cfunc = functools.partial(numba.cfunc, error_model="numpy")
+
+    @cfunc(types.void(E, u64, u64, idx, E, u64, u64, idx, U, u64, u64, idx, u64))
+    def c_apart(src, ns, sb, ss, dst, nd, db, ds, info, ni, rows, shape, ndim):  # noqa: ANN001, ANN202
+        apart(carray(src, (ns,)), sb, carray(ss, (ndim,)), carray(dst, (nd,)), db, carray(ds, (ndim,)),
+              carray(info, (ni,)), rows, carray(shape, (ndim,)))
+
+    @cfunc(types.void(E, u64, u64, idx, U, u64, u64, idx, u64))
+    def c_in_place(data, n, base, strides, info, ni, rows, shape, ndim):  # noqa: ANN001, ANN202
+        in_place(carray(data, (n,)), base, carray(strides, (ndim,)), carray(info, (ni,)), rows, carray(shape, (ndim,)))
+
+    return c_apart, c_in_place
 
 
 def _element_converter(fn: Any, kind: str, element: str) -> Callable[[Any], Any]:

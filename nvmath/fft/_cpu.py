@@ -1,25 +1,28 @@
-"""The CPU executor: SciPy's FFT with the callbacks applied by numba loops, on the offsets cuFFT uses.
+"""The CPU executor: ducc0's FFT with the callbacks applied by native loops, on the offsets cuFFT uses.
 
 One execution has three steps, each walking the problem's layouts (``FFTProblem.input`` and
 ``.output``): *stage* (the prolog, applied while filling the array the FFT reads), the FFT
-(``scipy.fft``, unnormalized both ways like cuFFT) and *finish* (the epilog, applied while
-writing the FFT's result into the output). A callback's ``offset`` is the element's offset in
+(``ducc0.fft``, unnormalized both ways like cuFFT, writing into the output where it can) and
+*finish* (the epilog, applied to the FFT's result in the output). A callback's ``offset`` is the element's offset in
 the input (prolog) or output (epilog) layout, computed on the fly from shape and strides.
 
-Batched problems run *pipelined*: the batch is cut into blocks of about ``BLOCK_BYTES`` and
-each worker thread stages, transforms and finishes one block at a time, so the epilog reads
-the FFT's result while it is still in cache. Other problems run *phased*: every step over the
-whole problem, the FFT threaded by SciPy and the callback loops split among the threads.
+Problems smaller than ``THREAD_BYTES`` run on the calling thread: a thread pool costs more
+than it saves there. Those of one block (``BLOCK_BYTES``) run each step once over the whole
+problem; larger ones block by block, as below. Problems above ``THREAD_BYTES`` run
+*pipelined*: the batch is cut into blocks of about ``BLOCK_BYTES`` and each worker thread
+stages, transforms and finishes one block at a time, so the epilog reads the FFT's result
+while it is still in cache. Other large problems run *phased*: every step over the whole
+problem, the FFT threaded by ducc0 and the callback loops split among the threads. The number
+of threads is ``workers`` (``num_threads`` of the options or of ``ExecutionCPU``), all cores
+by default.
 
 No full-size temporary is made beyond what the FFT needs: for C2C the input (or the prolog's
-result) is staged into the output, where the FFT then runs in place and an elementwise epilog
-rewrites it; other temporaries are one block large (SciPy's R2C/C2R results).
+result) is staged into the output, where the FFT then runs in place; R2C and C2R write their
+result into the output; an elementwise epilog then rewrites it in place. Only a cuFFT-form
+epilog (which may write other offsets) reads the FFT's result from a block-sized temporary.
 
-The numba loops close over their callback, so numba compiles one loop per callback with the
-callback inlined (and vectorized): about 0.2 s per new callback. A first-class function
-pointer would compile the loops once, but a call through the pointer per element measured 8x
-slower than the inlined loop; passing the callback as an argument costs 10 us per call while
-numba types it.
+The loops (``compiler.cpu_loops``) are compiled with the callback inlined into one native
+function each (``compiler.cpu_backend``) and called through ctypes, which releases the GIL.
 
 With ``debug=True`` the callbacks run as plain Python (``print`` and breakpoints work) on
 bounds-checked views of the buffers: an offset outside a buffer raises
@@ -28,13 +31,13 @@ bounds-checked views of the buffers: an offset outside a buffer raises
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import functools
 import operator
 import os
 import threading
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from ctypes import addressof, c_char
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -44,12 +47,19 @@ from ._tensor import flat_view
 if TYPE_CHECKING:
     from compiler.cpu_backend import CpuCallback
 
-__all__ = ["BLOCK_BYTES", "CallbackIndexError", "CheckedBuffer", "CpuExecutor"]
+__all__ = ["BLOCK_BYTES", "THREAD_BYTES", "CallbackIndexError", "CheckedBuffer", "CpuExecutor"]
 
 #: Stage bytes per block of a pipelined execution: large enough that the Python, SciPy and
 #: numba costs of each call vanish, small enough to give every thread several blocks and keep
 #: them in the shared cache (4 MiB measured best on a 2-core EPYC; 1 MiB blocks cost 15% more).
 BLOCK_BYTES = 4 << 20
+
+#: Problems whose input is smaller than this run on the calling thread (block by block when
+#: larger than a block). Measured on the 2-core CI VM (benchmarks/cpu_callbacks.py --threads,
+#: fastest samples, filter epilog on B x 1024 complex64): one thread was faster at every size
+#: from 1 x 64 to 4096 x 1024 (32 MiB) in the committed run, and two threads won only at 32 MiB
+#: in one of three sweeps; its two vCPUs gain little from threading a 1-D batch.
+THREAD_BYTES = 64 << 20
 
 
 class CallbackIndexError(IndexError):
@@ -97,100 +107,11 @@ class CheckedBuffer:
         return i
 
 
-class _Loops(NamedTuple):
-    """One callback's loops, and how their walk arguments are passed (numba: uint64; Python: int)."""
-
-    apart: Callable  # reads one buffer, writes another
-    in_place: Callable  # reads and writes one buffer at the same offsets
-    scalar: Callable[[int], Any]
-    vector: Callable[[np.ndarray], Any]
-
-
-def _row_start(r, shape, a_base, a_strides, b_base, b_strides):  # noqa: ANN001, ANN202
-    """Offsets in two buffers of the first element of row ``r`` (all axes but the last)."""
-    a, b, rest = a_base, b_base, r
-    for k in range(len(shape) - 2, -1, -1):
-        q = rest // shape[k]
-        i = rest - q * shape[k]
-        a += i * a_strides[k]
-        b += i * b_strides[k]
-        rest = q
-    return a, b
-
-
-def _make_loops(kind: str, cb: Callable, jit: Callable) -> tuple[Callable, Callable]:
-    """The loops that apply ``cb``, jitted by ``jit``; one source serves numba and the debug mode.
-
-    The callback is closed over, so numba compiles it into the loop (inlined, vectorized) and a
-    call passes only arrays and integers. Each loop walks ``rows`` rows of ``shape[-1]``
-    elements; ``shape`` and the strides list the axes outermost first. Offsets are unsigned as
-    in cuFFT, which also keeps numba from adding negative-index checks that stop LLVM
-    vectorizing. The in-place loops read and write one array at one offset, so LLVM sees that
-    iterations are independent, where two views of the same memory make it give up.
-    """
-    row_start = _row_start_jit() if jit is not _python else _row_start
-    if kind == "prolog":
-
-        def apart(data_in, in_base, in_strides, dst, dst_base, dst_strides, info, rows, shape):  # noqa: ANN001, ANN202
-            n, si, sd = shape[-1], in_strides[-1], dst_strides[-1]
-            for r in range(rows):
-                a, b = row_start(r, shape, in_base, in_strides, dst_base, dst_strides)
-                for j in range(n):
-                    dst[b + j * sd] = cb(data_in, a + j * si, info, None)
-
-        def in_place(data, base, strides, info, rows, shape):  # noqa: ANN001, ANN202
-            n, step = shape[-1], strides[-1]
-            for r in range(rows):
-                a, _ = row_start(r, shape, base, strides, base, strides)
-                for j in range(n):
-                    data[a + j * step] = cb(data, a + j * step, info, None)
-
-    else:
-
-        def apart(src, src_base, src_strides, data_out, out_base, out_strides, info, rows, shape):  # noqa: ANN001, ANN202
-            n, ss, so = shape[-1], src_strides[-1], out_strides[-1]
-            for r in range(rows):
-                a, b = row_start(r, shape, src_base, src_strides, out_base, out_strides)
-                for j in range(n):
-                    cb(data_out, b + j * so, src[a + j * ss], info, None)
-
-        def in_place(data, base, strides, info, rows, shape):  # noqa: ANN001, ANN202
-            n, step = shape[-1], strides[-1]
-            for r in range(rows):
-                a, _ = row_start(r, shape, base, strides, base, strides)
-                for j in range(n):
-                    cb(data, a + j * step, data[a + j * step], info, None)
-
-    return jit(apart), jit(in_place)
-
-
-def _python(fn: Callable) -> Callable:
-    """The debug mode's "jit": the function itself."""
-    return fn
-
-
-@functools.cache
-def _row_start_jit() -> Callable:
-    import numba
-
-    return numba.njit(nogil=True)(_row_start)
-
-
-@functools.lru_cache(maxsize=256)
-def _loops(kind: str, wrapper: Callable, python: bool) -> _Loops:
-    """The loops of one callback wrapper (compiled by numba on first call, unless ``python``)."""
-    if python:
-        return _Loops(*_make_loops(kind, wrapper, _python), int, lambda a: [int(v) for v in a])
-    import numba
-
-    return _Loops(*_make_loops(kind, wrapper, numba.njit(nogil=True)), np.uint64, lambda a: a)
-
-
 @functools.lru_cache(maxsize=512)
 def _walk(shape: tuple[int, ...], a_strides: tuple[int, ...], b_strides: tuple[int, ...]) -> tuple:
     """How to visit every element of two equally shaped strided arrays, ``b`` in memory order.
 
-    Returns ``(rows, shape, a_strides, b_strides)`` (uint64) with length-1 axes dropped and
+    Returns ``(rows, shape, a_strides, b_strides)`` (the last three uint64 arrays) with length-1 axes dropped and
     axes merged where both arrays step over them as one.
 
     >>> rows, shape, a, b = _walk((4, 3, 1), (3, 1, 9), (1, 4, 7))
@@ -211,12 +132,22 @@ def _walk(shape: tuple[int, ...], a_strides: tuple[int, ...], b_strides: tuple[i
         else:
             dims.append([n, sa, sb])
     dims = dims or [[1, 0, 0]]
-    table = np.array(dims, dtype=np.uint64).T.copy()
-    table.flags.writeable = False  # shared by every call through the cache
+    table = np.array(dims, dtype=np.uint64).T.copy()  # shared by every call through the cache: never written
     rows = 1
     for n in table[0][:-1]:
         rows *= int(n)
-    return np.uint64(rows), table[0], table[1], table[2]
+    return rows, table[0], table[1], table[2]
+
+
+@functools.lru_cache(maxsize=512)
+def _walk_bytes(shape: tuple[int, ...], a_strides: tuple[int, ...], a_item: int, b_strides: tuple[int, ...],
+                b_item: int) -> tuple:
+    return _walk(shape, tuple(s // a_item for s in a_strides), tuple(s // b_item for s in b_strides))
+
+
+def _walk_arrays(a: np.ndarray, b: np.ndarray) -> tuple:
+    """``_walk`` of two arrays, keyed by their byte strides (no per-call conversion)."""
+    return _walk_bytes(a.shape, a.strides, a.itemsize, b.strides, b.itemsize)
 
 
 def _strides(a: np.ndarray) -> tuple[int, ...]:
@@ -232,18 +163,27 @@ def _flat(a: np.ndarray) -> np.ndarray:
 
 
 def _address(a: Any) -> int:
-    return a.__array_interface__["data"][0]
+    try:
+        return addressof(c_char.from_buffer(a))  # 3x faster than __array_interface__
+    except (TypeError, ValueError, BufferError):  # read-only or not contiguous
+        return a.__array_interface__["data"][0]
 
 
 def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
+    if a is b:
+        return True
     return a.shape == b.shape and a.strides == b.strides and _address(a) == _address(b)
 
 
-_pools: dict[int, concurrent.futures.ThreadPoolExecutor] = {}
+_pools: dict[int, Any] = {}
 _pools_lock = threading.Lock()
 
 
-def _pool(workers: int) -> concurrent.futures.ThreadPoolExecutor:
+def _pool(workers: int) -> Any:
+    """The process's thread pool of ``workers`` threads (concurrent.futures is imported only here:
+    small problems never need it, and a fresh process saves the import)."""
+    import concurrent.futures
+
     with _pools_lock:
         pool = _pools.get(workers)
         if pool is None:
@@ -267,14 +207,14 @@ class _Call:
 
     inp: np.ndarray
     out: np.ndarray
-    in_address: int
-    out_address: int
     direction: str
     data_in: Any  # flat input as the prolog sees it (bounds-checked in debug mode)
     data_out: Any  # flat output as the epilog sees it
     prolog_info: Any
     epilog_info: Any
     stage_to_out: bool  # the stage step writes the output, where the FFT then runs in place
+    result_to_out: bool  # the FFT writes its result into the output (the epilog then runs in place)
+    overlap: bool  # input and output share memory
     inp_writable: bool  # the FFT may overwrite the input
     hazard: bool  # input and output overlap and a callback may touch other offsets
 
@@ -305,14 +245,20 @@ class CpuExecutor:
         _check_callback(prolog, "prolog", problem.input_dtype)
         _check_callback(epilog, "epilog", problem.output_dtype)
         self.problem = problem
-        self.workers = max(1, int(workers or os.cpu_count() or 1))
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1):
+            raise ValueError(f"num_threads must be a positive integer (or None for all cores), got {workers!r}")
+        self.workers = int(workers or os.cpu_count() or 1)
         self.debug = bool(debug) or any(cb is not None and cb.source == "python" for cb in (prolog, epilog))
         if self.debug:
             prolog, epilog = (_as_python(cb) for cb in (prolog, epilog))
         self.prolog, self.epilog = prolog, epilog
-        self._prolog_loops = _loops("prolog", prolog.wrapper, self.debug) if prolog else None
-        self._epilog_loops = _loops("epilog", epilog.wrapper, self.debug) if epilog else None
+        for cb in (prolog, epilog):
+            if cb is not None:
+                cb.loops.ready()  # compiled at planning, not by the first execution
         self._dummies: dict[str, np.ndarray] = {}
+        self._seen: tuple = ()
+        self._blocks: dict[int, Any] = {}
+        self._elementwise_only = all(cb is None or cb.elementwise for cb in (prolog, epilog))
 
     # -- public ------------------------------------------------------------------------------
     def execute(
@@ -329,28 +275,48 @@ class CpuExecutor:
 
         ``params``: the prolog's and the epilog's runtime parameter values (see ``compiler.terms``)."""
         p = self.problem
-        _check_array(inp, p.input, p.input_dtype, "input")
-        _check_array(out, p.output, p.output_dtype, "output")
+        seen = (inp.dtype, inp.shape, inp.strides, out.dtype, out.shape, out.strides)
+        if type(inp) is not np.ndarray or type(out) is not np.ndarray or seen != self._seen:
+            _check_array(inp, p.input, p.input_dtype, "input")
+            _check_array(out, p.output, p.output_dtype, "output")
+            self._seen = seen  # layouts already checked: later calls compare six values
         if direction not in ("forward", "inverse") or (p.fft_type != "C2C" and direction != p.direction):
             raise ValueError(f"direction {direction!r} is not valid for a {p.fft_type} FFT")
         call = self._call(inp, out, direction, prolog_data, epilog_data, params)
-        blocks = self._batch_blocks()
-        workers = 1 if self.debug else self.workers
-        if call.hazard or blocks is None:
+        workers = self.threads()
+        blocks = self._blocks.get(workers, ())
+        if blocks == ():  # depends on the problem and the threads only: computed once
+            blocks = self._blocks[workers] = self._batch_blocks(workers)
+        if call.hazard or blocks is None or len(blocks) == 1:
             self._phased(call, workers)
-        elif workers == 1 or len(blocks) == 1:
+        elif workers == 1:  # block by block on this thread: each block's epilog reads it in cache
             for block in blocks:
-                self._block(call, block, 1)
+                self._block(call, block)
         else:
-            list(_pool(workers).map(lambda block: self._block(call, block, 1), blocks))
+            list(_pool(workers).map(lambda block: self._block(call, block), blocks))
+
+    def threads(self) -> int:
+        """How many threads one execution uses: 1 below ``THREAD_BYTES`` and in debug mode.
+
+        >>> from nvmath.fft._layout import plan_problem
+        >>> small = plan_problem("fft", (4, 1024), (1024, 1), "complex64", axes=(1,))
+        >>> CpuExecutor(small, None, None, workers=4).threads()
+        1
+        >>> large = plan_problem("fft", (16384, 1024), (1024, 1), "complex64", axes=(1,))
+        >>> CpuExecutor(large, None, None, workers=4).threads()
+        4
+        """
+        p = self.problem
+        if self.debug or p.input.size * np.dtype(p.input_dtype).itemsize < THREAD_BYTES:
+            return 1
+        return self.workers
 
     # -- planning one call -------------------------------------------------------------------
     def _call(self, inp: np.ndarray, out: np.ndarray, direction: str, prolog_data: Any, epilog_data: Any,
               params: tuple[tuple, tuple] = ((), ())) -> _Call:
         p = self.problem
         overlap = p.inplace or bool(np.may_share_memory(inp, out))
-        elementwise = all(cb is None or cb.elementwise for cb in (self.prolog, self.epilog))
-        hazard = overlap and not elementwise
+        hazard = overlap and not self._elementwise_only
         epilog_in_place = self.epilog is None or self.epilog.elementwise
         data_in = flat_view(inp, p.input.span) if self.prolog else None
         data_out = flat_view(out, p.output.span) if self.epilog else None
@@ -363,8 +329,10 @@ class CpuExecutor:
         prolog_info = _with_params(self.prolog, prolog_info, params[0])
         epilog_info = _with_params(self.epilog, epilog_info, params[1])
         return _Call(
-            inp, out, _address(inp), _address(out), direction, data_in, data_out, prolog_info, epilog_info,
+            inp, out, direction, data_in, data_out, prolog_info, epilog_info,
             stage_to_out=p.fft_type == "C2C" and epilog_in_place and not hazard,
+            result_to_out=epilog_in_place,
+            overlap=overlap,
             inp_writable=(p.copy_input or p.inplace) and not hazard,
             hazard=hazard,
         )
@@ -402,7 +370,7 @@ class CpuExecutor:
             CheckedBuffer(info, "user_info", who, f"the {cb.kind}'s user data, indexed by offsets into {where}"),
         )
 
-    def _batch_blocks(self) -> list[tuple[int, int, int]] | None:
+    def _batch_blocks(self, workers: int) -> list[tuple[int, int, int]] | None:
         """Blocks ``(axis, lo, hi)`` along a batch axis for pipelined execution, or None."""
         p = self.problem
         live = [a for a in p.batch_axes if p.input.shape[a] > 1]
@@ -410,56 +378,55 @@ class CpuExecutor:
             return None
         axis = max(live, key=lambda a: (p.input.shape[a], p.input.strides[a]))
         n = p.input.shape[axis]
-        if n < self.workers and not self.debug:
-            return None  # too few blocks to keep every thread busy: let SciPy thread the FFT
+        if n < workers:
+            return None  # too few blocks to keep every thread busy: let ducc0 thread the FFT
         slab = (p.input.size // n) * np.dtype(p.input_dtype).itemsize
-        per_block = max(1, min(BLOCK_BYTES // max(slab, 1), -(-n // self.workers)))
+        per_block = max(1, min(BLOCK_BYTES // max(slab, 1), -(-n // workers)))
         return [(axis, lo, min(n, lo + per_block)) for lo in range(0, n, per_block)]
 
     # -- the three steps ---------------------------------------------------------------------
-    def _block(self, call: _Call, block: tuple[int, int, int], workers: int) -> None:
+    def _block(self, call: _Call, block: tuple[int, int, int]) -> None:
         index = _index(len(self.problem.input.shape), *block)
         x, owned = self._stage(call, index, 1)
-        result = self._transform(x, owned, call.direction, workers)
+        result = self._transform(call, x, owned, call.out[index], 1)
         self._finish(call, result, index, 1)
 
     def _phased(self, call: _Call, workers: int) -> None:
-        whole = (slice(None),) * len(self.problem.input.shape)
+        whole = ()  # indexes nothing away: the whole arrays, without making views of them
         x, owned = self._stage(call, whole, workers)
-        result = self._transform(x, owned, call.direction, self.workers)
+        result = self._transform(call, x, owned, call.out, workers)
         self._finish(call, result, whole, workers)
 
     def _stage(self, call: _Call, index: tuple[slice, ...], parts: int) -> tuple[np.ndarray, bool]:
         """The array the FFT reads for ``index`` (prolog applied) and whether it may overwrite it."""
-        inp = call.inp[index]
+        inp = call.inp[index] if index else call.inp
         if self.prolog is not None or call.hazard:
-            dst = call.out[index] if call.stage_to_out else np.empty_like(inp, order="K")
+            dst = (call.out[index] if index else call.out) if call.stage_to_out else np.empty_like(inp, order="K")
             step = self._prolog_step if self.prolog is not None else _copy_step
             self._elementwise(step, call, inp, dst, parts)
             return dst, True
-        if call.inp_writable:
-            return inp, True
-        if call.stage_to_out:
-            dst = call.out[index]
-            self._elementwise(_copy_step, call, inp, dst, parts)
-            return dst, True
-        return inp, False
+        return inp, call.inp_writable
 
-    def _transform(self, x: np.ndarray, owned: bool, direction: str, workers: int) -> np.ndarray:
-        import scipy.fft as sfft
+    def _transform(self, call: _Call, x: np.ndarray, owned: bool, out: np.ndarray, workers: int) -> np.ndarray:
+        """The FFT of ``x``, written into ``out`` (the output's block) where the finish step allows."""
+        import ducc0
 
         p = self.problem
+        same = _same_view(x, out)
+        dst = out if call.result_to_out and (same or not call.overlap) else None
+        forward = call.direction == "forward"
+        # inorm=0: unnormalized both ways, as cuFFT.
         if p.fft_type == "C2C":
-            # cuFFT scales neither way: SciPy's "backward" forward and "forward" inverse don't either.
-            if direction == "forward":
-                return sfft.fftn(x, axes=p.axes, norm="backward", overwrite_x=owned, workers=workers)
-            return sfft.ifftn(x, axes=p.axes, norm="forward", overwrite_x=owned, workers=workers)
+            return ducc0.fft.c2c(x, axes=p.axes, forward=forward, inorm=0, out=dst, nthreads=workers)
+        if same:
+            dst = None  # R2C and C2R cannot run in place
         if p.fft_type == "R2C":
-            return sfft.rfftn(x, axes=p.axes, norm="backward", workers=workers)
-        return sfft.irfftn(x, s=p.fft_lengths, axes=p.axes, norm="forward", overwrite_x=owned, workers=workers)
+            return ducc0.fft.r2c(x, axes=p.axes, forward=True, inorm=0, out=dst, nthreads=workers)
+        return ducc0.fft.c2r(x, axes=p.axes, lastsize=p.fft_lengths[-1], forward=False, inorm=0, out=dst,
+                             nthreads=workers, allow_overwriting_input=owned)
 
     def _finish(self, call: _Call, result: np.ndarray, index: tuple[slice, ...], parts: int) -> None:
-        out = call.out[index]
+        out = call.out[index] if index else call.out
         if self.epilog is not None:
             self._elementwise(self._epilog_step, call, result, out, parts)
         elif not _same_view(result, out):
@@ -468,6 +435,9 @@ class CpuExecutor:
     # -- element loops -----------------------------------------------------------------------
     def _elementwise(self, step: Callable, call: _Call, src: np.ndarray, dst: np.ndarray, parts: int) -> None:
         """``step(call, src, dst)``, split into ``parts`` pieces run on the thread pool."""
+        if parts == 1:
+            step(call, src, dst)
+            return
         axis = max(range(src.ndim), key=lambda a: src.shape[a])
         cuts = _cuts(src.shape[axis], parts)
         if len(cuts) == 1:
@@ -477,26 +447,22 @@ class CpuExecutor:
         list(_pool(self.workers).map(lambda ix: step(call, src[ix], dst[ix]), pieces))
 
     def _prolog_step(self, call: _Call, src: np.ndarray, dst: np.ndarray) -> None:
-        loops = self._prolog_loops
-        rows, shape, s_in, s_dst = _walk(src.shape, _strides(src), _strides(dst))
-        base = loops.scalar((_address(src) - call.in_address) // src.dtype.itemsize)
-        rows, shape, s_in = loops.scalar(rows), loops.vector(shape), loops.vector(s_in)
+        loops = self.prolog.loops
+        rows, shape, s_in, s_dst = _walk_arrays(src, dst)
+        base = 0 if src is call.inp else (_address(src) - _address(call.inp)) // src.dtype.itemsize
         if _same_view(src, dst):  # an elementwise prolog of an in-place FFT
             loops.in_place(call.data_in, base, s_in, call.prolog_info, rows, shape)
         else:
-            loops.apart(call.data_in, base, s_in, _flat(dst), loops.scalar(0), loops.vector(s_dst),
-                        call.prolog_info, rows, shape)
+            loops.apart(call.data_in, base, s_in, _flat(dst), 0, s_dst, call.prolog_info, rows, shape)
 
     def _epilog_step(self, call: _Call, src: np.ndarray, dst: np.ndarray) -> None:
-        loops = self._epilog_loops
-        rows, shape, s_src, s_out = _walk(src.shape, _strides(src), _strides(dst))
-        base = loops.scalar((_address(dst) - call.out_address) // dst.dtype.itemsize)
-        rows, shape, s_out = loops.scalar(rows), loops.vector(shape), loops.vector(s_out)
+        loops = self.epilog.loops
+        rows, shape, s_src, s_out = _walk_arrays(src, dst)
+        base = 0 if dst is call.out else (_address(dst) - _address(call.out)) // dst.dtype.itemsize
         if _same_view(src, dst):  # the FFT ran in the output
             loops.in_place(call.data_out, base, s_out, call.epilog_info, rows, shape)
         else:
-            loops.apart(_flat(src), loops.scalar(0), loops.vector(s_src), call.data_out, base, s_out,
-                        call.epilog_info, rows, shape)
+            loops.apart(_flat(src), 0, s_src, call.data_out, base, s_out, call.epilog_info, rows, shape)
 
 
 def _with_params(cb: Any, info: Any, values: tuple) -> Any:

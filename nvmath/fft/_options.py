@@ -150,7 +150,7 @@ class ExecutionCUDA:
 
 @dataclasses.dataclass
 class ExecutionCPU:
-    """Execute on the CPU (SciPy + numba) with ``num_threads`` FFT threads (default: all cores)."""
+    """Execute on the CPU (ducc0 + numba) with ``num_threads`` FFT threads (default: all cores)."""
 
     name: Literal["cpu"] = dataclasses.field(default="cpu", init=False)
     num_threads: int | None = None

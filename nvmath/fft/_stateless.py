@@ -65,7 +65,8 @@ def _recent_engines() -> dict:
 
 def _reuse_key(transform: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any) -> Any:
     """A key for reusing an engine, or None where this call takes the full path."""
-    if options is not None or execution is not None or type(operand).__module__.split(".")[0] != "cupy":
+    framework = type(operand).__module__.split(".")[0]
+    if options is not None or execution is not None or framework not in ("cupy", "numpy"):
         return None
     if debug_env():
         return None
@@ -75,13 +76,14 @@ def _reuse_key(transform: str, operand: Any, axes: Any, options: Any, execution:
             signature.append(None)
         elif type(cb) is dict and "fn" in cb and set(cb) <= {"fn", "data", "params"}:
             data, params = cb.get("data"), cb.get("params")
-            if data is not None and not type(data).__module__.startswith("cupy"):
+            if data is not None and not type(data).__module__.startswith(framework):
                 return None
-            if params is not None and type(params) is not dict:
+            if params is not None and (type(params) is not dict or framework != "cupy"):
                 return None
             # Runtime parameters' values change freely; their types decide the compiled code.
             signature.append((getattr(cb["fn"], "__code__", None),
-                              None if data is None else (data.shape, data.strides, data.dtype, data.device.id),
+                              None if data is None else (data.shape, data.strides, data.dtype,
+                                                         data.device.id if framework == "cupy" else None),
                               None if params is None else tuple((k, type(v)) for k, v in params.items())))
         elif type(cb) is dict and "source" in cb and set(cb) <= {"source", "name", "data"}:
             data = cb.get("data")  # CUDA C++: the source text itself is the callback's identity
@@ -99,7 +101,8 @@ def _reuse_key(transform: str, operand: Any, axes: Any, options: Any, execution:
         axes = None if axes is None else (axes,) if type(axes) is int else tuple(map(operator.index, axes))
     except TypeError:
         return None
-    return (transform, operand.shape, operand.strides, operand.dtype, operand.device.id, axes, *signature)
+    return (transform, operand.shape, operand.strides, operand.dtype,
+            operand.device.id if framework == "cupy" else None, axes, *signature)
 
 
 def _fingerprints(prolog: Any, epilog: Any) -> tuple:

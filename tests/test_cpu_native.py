@@ -1,0 +1,251 @@
+"""The CPU twin at full speed: size threshold, thread count, and native loops kept in the store.
+
+The persisted-callback tests run fresh interpreters that share one cache directory: the first
+compiles, the next loads the object code without importing numba, and one with a changed
+global must compile again rather than load the old code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nvmath
+from cache import ArtifactStore
+from compiler import cpu_backend, cpu_native
+from compiler.cpu_backend import compile_cpu
+from nvmath.fft import _cpu
+from nvmath.fft._cpu import CpuExecutor
+from nvmath.fft._layout import plan_problem
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def random_complex(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
+
+
+def filtered(v, h):
+    return v * h
+
+
+# ---------------------------------------------------------------------------------------------
+# Size threshold and threads
+# ---------------------------------------------------------------------------------------------
+
+
+THREAD_BYTES = 256 << 10  # the threshold these tests set, to keep their arrays small
+
+
+@pytest.fixture(autouse=True)
+def _small_threshold(monkeypatch):
+    monkeypatch.setattr(_cpu, "THREAD_BYTES", THREAD_BYTES)
+
+
+def _spy_pool(monkeypatch) -> list[int]:
+    used: list[int] = []
+    real = _cpu._pool
+
+    def pool(workers):
+        used.append(workers)
+        return real(workers)
+
+    monkeypatch.setattr(_cpu, "_pool", pool)
+    return used
+
+
+@pytest.mark.parametrize("batch", [1, 8, THREAD_BYTES // (1024 * 8) - 1])
+def test_small_problems_run_on_the_calling_thread(monkeypatch, batch):
+    monkeypatch.setattr(_cpu, "BLOCK_BYTES", 32 << 10)  # several blocks, done one after another
+    used = _spy_pool(monkeypatch)
+    rng = np.random.default_rng(batch)
+    x, h = random_complex(rng, (batch, 1024)), random_complex(rng, (batch, 1024))
+    problem = plan_problem("fft", x.shape, (1024, 1), "complex64", (1,))
+    executor = CpuExecutor(problem, None, compile_cpu(filtered, "epilog", "complex64", "complex64"), workers=4)
+    assert executor.threads() == 1
+    out = np.empty_like(x)
+    executor.execute(x, out, "forward", None, h.reshape(-1))
+    assert used == []
+    want = np.fft.fft(x.astype(np.complex128)) * h
+    np.testing.assert_allclose(out, want, rtol=0, atol=1e-4 * np.abs(want).max())
+
+
+def test_large_problems_use_the_requested_threads(monkeypatch):
+    used = _spy_pool(monkeypatch)
+    rng = np.random.default_rng(5)
+    batch = THREAD_BYTES // (1024 * 8) * 2
+    x, h = random_complex(rng, (batch, 1024)), random_complex(rng, (batch, 1024))
+    problem = plan_problem("fft", x.shape, (1024, 1), "complex64", (1,))
+    executor = CpuExecutor(problem, None, compile_cpu(filtered, "epilog", "complex64", "complex64"), workers=3)
+    assert executor.threads() == 3
+    out = np.empty_like(x)
+    executor.execute(x, out, "forward", None, h.reshape(-1))
+    assert set(used) == {3}
+    want = np.fft.fft(x.astype(np.complex128)) * h
+    np.testing.assert_allclose(out, want, rtol=0, atol=1e-4 * np.abs(want).max())
+
+
+@pytest.mark.parametrize(
+    "execution, options, threads",
+    [
+        (nvmath.fft.ExecutionCPU(num_threads=3), None, 3),
+        ({"name": "cpu", "num_threads": 2}, None, 2),
+        ("cpu", {"num_threads": 5}, 5),
+        (nvmath.fft.ExecutionCPU(num_threads=1), {"num_threads": 4}, 1),  # the execution's wins
+        ("cpu", None, os.cpu_count()),
+    ],
+)
+def test_num_threads_from_execution_and_options(execution, options, threads):
+    x = random_complex(np.random.default_rng(0), (4, 64))
+    with nvmath.fft.FFT(x, axes=[-1], execution=execution, options=options) as f:
+        f.plan(epilog=lambda v: v * 2)
+        assert f._executor.workers == threads
+        np.testing.assert_allclose(f.execute(), 2 * np.fft.fft(x), rtol=0, atol=1e-3)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True])
+def test_bad_num_threads_is_refused(bad):
+    x = random_complex(np.random.default_rng(0), (4, 64))
+    with pytest.raises(ValueError, match="num_threads must be a positive integer"):
+        nvmath.fft.fft(x, execution=nvmath.fft.ExecutionCPU(num_threads=bad))
+
+
+# ---------------------------------------------------------------------------------------------
+# Native loops in the store (in process)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_loops_round_trip_through_the_store(tmp_path):
+    store = ArtifactStore(tmp_path / "cache")
+    cpu_backend.clear_cache()
+    first = compile_cpu(filtered, "epilog", "complex64", "complex64", store=store)
+    assert first.source == "compiled" and first.loops.native
+    assert list(store.entries()) == []  # the loops compile, and are stored, on first use
+    first.loops.ready()
+    [(key, meta)] = list(store.entries())
+    assert meta["kind"] == "epilog" and meta["cpu"] == cpu_native.cpu_identity()["cpu"]
+    cpu_backend.clear_cache()
+    loaded = compile_cpu(filtered, "epilog", "complex64", "complex64", store=store)
+    assert loaded.source == "cache" and loaded.wrapper is None and loaded.loops.native
+    rng = np.random.default_rng(3)
+    x, h = random_complex(rng, (6, 48)), random_complex(rng, (6, 48))
+    problem = plan_problem("fft", x.shape, (48, 1), "complex64", (1,))
+    outs = []
+    for cb in (first, loaded):
+        out = np.empty_like(x)
+        CpuExecutor(problem, None, cb, workers=1).execute(x, out, "forward", None, h.reshape(-1))
+        outs.append(out)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_allclose(outs[1], np.fft.fft(x.astype(np.complex128)) * h, rtol=0, atol=1e-3)
+
+
+def test_damaged_stored_loops_are_dropped_and_recompiled(tmp_path):
+    store = ArtifactStore(tmp_path / "cache")
+    cpu_backend.clear_cache()
+    compile_cpu(filtered, "epilog", "complex128", "complex128", store=store).loops.ready()
+    [(key, meta)] = list(store.entries())
+    store.put(key, b"not an object file", {k: v for k, v in meta.items() if k not in ("size", "sha256")})
+    store.close()
+    store = ArtifactStore(tmp_path / "cache")  # from disk, not the memory layer
+    cpu_backend.clear_cache()
+    again = compile_cpu(filtered, "epilog", "complex128", "complex128", store=store)
+    assert again.source == "compiled"
+
+
+def raises_on_negative(v):
+    if v.real < -1e30:
+        raise ValueError("too small")
+    return v * 2
+
+
+def test_a_callback_that_raises_is_not_persisted(tmp_path):
+    store = ArtifactStore(tmp_path / "cache")
+    cpu_backend.clear_cache()
+    cb = compile_cpu(raises_on_negative, "epilog", "complex64", store=store)
+    assert cb.loops.ready().native and list(store.entries()) == []
+
+
+def test_loading_refuses_what_is_not_an_object_file():
+    with pytest.raises(ValueError, match="not an object file"):
+        cpu_native.load_object(b"\x00" * 64)
+
+
+def test_code_needing_numba_runtime_is_not_emitted():
+    ir = 'declare i8* @NRT_MemInfo_alloc_aligned(i64, i32)\ndefine void @f() {\n  ret void\n}\n'
+    with pytest.raises(ValueError, match="NRT_MemInfo_alloc_aligned"):
+        cpu_native.emit_object([ir])
+
+
+# ---------------------------------------------------------------------------------------------
+# Native loops across processes
+# ---------------------------------------------------------------------------------------------
+
+_USER_MODULE = """
+import numpy as np
+GAIN = {gain}
+def epilog(v, h):
+    return v * h * GAIN
+"""
+
+_CHILD = """
+import json, sys
+import numpy as np
+import nvmath
+from compiler.cpu_backend import compile_cpu
+import usercb
+rng = np.random.default_rng(7)
+x = (rng.standard_normal((3, 64)) + 1j * rng.standard_normal((3, 64))).astype(np.complex64)
+h = (rng.standard_normal((3, 64)) + 1j * rng.standard_normal((3, 64))).astype(np.complex64)
+y = nvmath.fft.fft(x, axes=[-1], epilog={"fn": usercb.epilog, "data": h})
+want = np.fft.fft(x.astype(np.complex128)) * h * usercb.GAIN
+source = compile_cpu(usercb.epilog, "epilog", "complex64", "complex64").source
+print(json.dumps({"error": float(np.abs(y - want).max() / np.abs(want).max()), "source": source,
+                  "numba": "numba" in sys.modules}))
+"""
+
+
+def _child(tmp_path: Path, gain: float) -> dict:
+    (tmp_path / "usercb.py").write_text(_USER_MODULE.format(gain=gain))
+    env = {**os.environ, "FFTFUSE_CACHE_DIR": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", _CHILD], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_fresh_process_loads_stored_loops_without_numba_and_a_changed_global_recompiles(tmp_path):
+    first = _child(tmp_path, 0.5)
+    assert first["source"] == "cache" and first["numba"] and first["error"] < 1e-5  # compiled by its fft call
+    warm = _child(tmp_path, 0.5)
+    assert warm == {**warm, "source": "cache", "numba": False} and warm["error"] < 1e-5
+    stale = _child(tmp_path, 3.0)  # same code, new global: must not load the 0.5 loops
+    assert stale["numba"] and stale["error"] < 1e-5
+    warm_again = _child(tmp_path, 3.0)
+    assert not warm_again["numba"] and warm_again["error"] < 1e-5
+
+
+def test_stored_loops_drive_the_threaded_pipeline(tmp_path):
+    """Stored loops drive the threaded pipeline too (blocks call them from worker threads)."""
+    store = ArtifactStore(tmp_path / "cache")
+    cpu_backend.clear_cache()
+    compile_cpu(filtered, "epilog", "complex64", "complex64", store=store).loops.ready()
+    cpu_backend.clear_cache()
+    loaded = compile_cpu(filtered, "epilog", "complex64", "complex64", store=store)
+    rng = np.random.default_rng(9)
+    batch = THREAD_BYTES // (256 * 8) * 2
+    x, h = random_complex(rng, (batch, 256)), random_complex(rng, (batch, 256))
+    problem = plan_problem("fft", x.shape, (256, 1), "complex64", (1,))
+    out = np.empty_like(x)
+    executor = CpuExecutor(problem, None, loaded, workers=2)
+    assert executor.threads() == 2
+    executor.execute(x, out, "forward", None, h.reshape(-1))
+    want = np.fft.fft(x.astype(np.complex128)) * h
+    np.testing.assert_allclose(out, want, rtol=0, atol=1e-4 * np.abs(want).max())
+
