@@ -124,13 +124,12 @@ def _one_of(name: str, value: Any, allowed: tuple) -> None:
 
 
 def _count(name: str, value: Any, least: int) -> None:
-    """``value`` is None or an integer >= ``least``."""
+    """``value`` is None or an integer >= ``least`` (1 or 0)."""
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer (or None), got {value!r}")
-    if value < least:
-        raise ValueError(f"{name} must be at least {least}, got {value}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+        kind = "a positive integer" if least == 1 else "a non-negative integer"
+        raise ValueError(f"{name} must be {kind} (or None), got {value!r}")
 
 
 def debug_env() -> bool:
