@@ -55,5 +55,29 @@ for step in $steps; do
     multigpu)  # two GPUs: tests/test_multi_gpu.py skips with fewer
       python3 -m pytest tests/test_multi_gpu.py -q -rs -p no:cacheprovider 2>&1 | tail -30 | tee "$OUT/multigpu-tests.log"
       python3 benchmarks/multi_gpu.py --json "$OUT/multi_gpu.json" 2>&1 | tee "$OUT/multi_gpu.txt" ;;
+    sanitizer)
+      # The GPU tests under compute-sanitizer's memcheck and racecheck (small problems: the tools
+      # slow kernels many times over), at most 2 minutes a tool; summary in sanitizer.txt.
+      cs=$(ls /usr/local/cuda-13*/bin/compute-sanitizer 2>/dev/null | sort -V | tail -1)
+      cs=${cs:-$(command -v compute-sanitizer)}
+      if [ -z "$cs" ]; then echo "compute-sanitizer not found" | tee "$OUT/sanitizer.txt"; continue; fi
+      "$cs" --version | tail -1 > "$OUT/sanitizer.txt"
+      for tool in memcheck racecheck; do
+        case $tool in
+          memcheck) sel=(tests/test_gpu_concurrency.py tests/test_gpu_fft.py) ;;
+          racecheck) sel=(tests/test_gpu_concurrency.py tests/test_gpu_fft.py -k "concurrency or three_forms or streams or non_contiguous or (problem_kinds and both)") ;;
+        esac
+        rm -f "$OUT"/sanitizer-$tool-*.log
+        FFTFUSE_TEST_ROWS=1024 timeout 120 "$cs" --tool $tool --target-processes all --error-exitcode 99 \
+          --log-file "$OUT/sanitizer-$tool-%p.log" python3 -m pytest -q -p no:cacheprovider -m gpu "${sel[@]}" \
+          > "$OUT/sanitizer-$tool.pytest.txt" 2>&1
+        rc=$?
+        { echo "== $tool: exit $rc (0 clean, 99 sanitizer errors, 1 a test failed, 124 timed out)"
+          tail -3 "$OUT/sanitizer-$tool.pytest.txt"
+          grep -h "ERROR SUMMARY\|RACECHECK SUMMARY" "$OUT"/sanitizer-$tool-*.log 2>/dev/null | sort | uniq -c
+          grep -h -m 40 "^========= [A-Z]" "$OUT"/sanitizer-$tool-*.log 2>/dev/null | grep -v "SUMMARY\|COMPUTE-SANITIZER" | head -40
+        } >> "$OUT/sanitizer.txt"
+      done
+      cat "$OUT/sanitizer.txt" ;;
   esac
 done

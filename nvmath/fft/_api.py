@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import numbers
 import time
+import weakref
 from typing import Any, Callable, Sequence, Union
 
 import numpy as np
@@ -41,15 +43,30 @@ _RELEASED = object()
 
 
 def axes_tuple(axes: Axes) -> tuple[int, ...] | None:
-    """``axes`` as a tuple (an int is one axis, as in SciPy); None stays None."""
+    """``axes`` as a tuple (an int is one axis, as in SciPy); None stays None. Only integers are
+    axes: ``1.7`` is refused, not truncated.
+
+    >>> axes_tuple(-1), axes_tuple([0, np.int64(2)])
+    ((-1,), (0, 2))
+    """
     if axes is None:
         return None
-    if isinstance(axes, (int, np.integer)) and not isinstance(axes, bool):
+    if _is_integer(axes):
         return (int(axes),)
-    try:
-        return tuple(int(a) for a in axes)
-    except TypeError:
-        raise LayoutError(f"axes must be an int or a sequence of ints, got {axes!r}") from None
+    if isinstance(axes, (str, bytes)) or not hasattr(axes, "__iter__"):
+        raise TypeError(f"axes must be an int or a sequence of ints such as [-1], got {axes!r}")
+    out = tuple(axes)
+    for a in out:
+        if not _is_integer(a):
+            raise TypeError(f"axes must be integers, got {a!r} (a {type(a).__name__}) in {axes!r}")
+    return tuple(int(a) for a in out)
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+_TRANSFORM_TYPES = {"fft": "C2C", "ifft": "C2C", "rfft": "R2C", "irfft": "C2R"}
 
 
 @shared_doc
@@ -95,14 +112,20 @@ class FFT:
         self._user_operand = operand
         self._axes = axes_tuple(axes)
         self._transform = _transform or self._default_transform(tensor.dtype)
+        if _transform is not None and self.options.fft_type not in (None, _TRANSFORM_TYPES[_transform]):
+            raise ValueError(f"{_transform}() runs a {_TRANSFORM_TYPES[_transform]} transform but options.fft_type "
+                             f"is {self.options.fft_type!r}; drop fft_type or call the matching function")
         self._shared = _shared_plans
         self._plan_direction: str | None = None
         self._norm: str | None = None
-        self._stream = stream
+        self._stream = _check_stream(stream)
         self.problem = self._make_problem(tensor)
         self._prolog: CallbackSpec | None = None
         self._epilog: CallbackSpec | None = None
         self._executor: Any = None
+        self._release_plan: Any = None  # gives the GPU plan back (weakref.finalize: also when collected)
+        self._freed = False
+        self._last_stream: Any = None
         self._input_buffer = None
         self._data: dict[str, Any] = {}
         self._terms: dict[str, Any] = {}  # per callback: compiler.terms.Terms or None
@@ -199,6 +222,7 @@ class FFT:
 
         {raises}
         """
+        self._check_live("plan")
         self._require_operand("plan")
         self._free_executor()
         self._plan_direction = None if direction is None else self._direction(direction)
@@ -207,7 +231,7 @@ class FFT:
             scale = norm_scale(norm, self._plan_direction or self.problem.direction, self._logical_size())
             if scale is not None:
                 prolog, epilog = fuse_scale(prolog, epilog, scale, ndim=len(self.problem.operand.shape))
-        self._plan_stream = stream if stream is not None else self._stream
+        self._plan_stream = _check_stream(stream) if stream is not None else self._stream
         self._prolog = callback_spec(prolog, "prolog")
         self._epilog = callback_spec(epilog, "epilog")
         for spec in (self._prolog, self._epilog):
@@ -327,13 +351,16 @@ class FFT:
             key = (device, self.problem, patient, id(allocator) if allocator is not None else None,
                    *(a.key() if a else None for a in attached))
             created = _gpu.plan_cache.created
-            plan = _gpu.plan_cache.get(key, build)
+            plan = _gpu.plan_cache.acquire(key, build)
+            self._release_plan = weakref.finalize(self, _gpu.plan_cache.release, plan)
             log = fft_logger(self.options)
             if _gpu.plan_cache.created == created and log.isEnabledFor(logging.DEBUG):
                 log.debug("reused a cached cuFFT plan for %s n=%s on GPU %d", self.problem.fft_type,
                           self.problem.fft_lengths, device)
             return plan
-        return build()
+        plan = build()
+        self._release_plan = weakref.finalize(self, plan.free)
+        return plan
 
     def _attach(self, spec: CallbackSpec) -> Any:
         from compiler import compile_callback
@@ -412,6 +439,7 @@ class FFT:
 
         {raises}
         """
+        self._check_live("execute")
         self._require_operand("execute")
         if self._executor is None:
             self.plan()
@@ -426,6 +454,7 @@ class FFT:
             if release_workspace and hasattr(self._executor, "release_workspace"):
                 self._executor.release_workspace()
             return result
+        _check_stream(stream)  # the GPU path checks it as it uses it
         inp = self._input()
         out = inp if problem.inplace else empty_strided(
             np, problem.output.shape, problem.output.strides, problem.output_dtype, problem.output.span)
@@ -465,6 +494,10 @@ class FFT:
         problem = self.problem
         # Copies, allocations and the FFT all go on the caller's stream, in order.
         with cupy.cuda.Device(self._operand.device_id), _on_stream(stream if stream is not None else self._stream) as s:
+            if s.ptr != self._last_stream:
+                # The input copy of an execution on another stream may still be read there: take
+                # a fresh one from CuPy's pool, which reuses memory in its stream's order.
+                self._input_buffer, self._last_stream = None, s.ptr
             inp = self._input()
             out = inp if problem.inplace else empty_strided(
                 cupy, problem.output.shape, problem.output.strides, problem.output_dtype, problem.output.span)
@@ -504,6 +537,7 @@ class FFT:
         ``reset_operand(None)`` releases the operand (and the FFT's input copy), so a cached FFT
         holds no memory of the caller's; give it one again before the next ``execute``.
         """
+        self._check_live("reset_operand")
         if operand is None:
             self._operand = self._user_operand = self._host_operand = self._input_buffer = None
             return
@@ -530,15 +564,24 @@ class FFT:
         self.reset_operand(operand, stream=stream)
 
     def free(self) -> None:
-        """Release the plan and buffers (stateless plans stay in the shared cache)."""
+        """Release the plan and buffers; the FFT cannot run again (create a new one)."""
         self._free_executor()
         self._input_buffer = None
         self._data = {}
+        self._freed = True
 
     def _free_executor(self) -> None:
-        if self._executor is not None and not self._shared and hasattr(self._executor, "free"):
-            self._executor.free()
+        if self._release_plan is not None:
+            self._release_plan()  # a shared plan goes back to the cache, an owned one is freed
+            self._release_plan = None
         self._executor = None
+
+    def _check_live(self, what: str) -> None:
+        if self._freed:
+            raise RuntimeError(
+                f"{what}() on an FFT that was freed (by free() or at the end of its with-block): its plan "
+                "and callbacks are gone. Create a new FFT, or call free() only when done with it"
+            )
 
     def __enter__(self) -> "FFT":
         return self
@@ -688,6 +731,18 @@ def _external_stream(cupy: Any, pointer: int) -> Any:
     return cupy.cuda.ExternalStream(pointer)
 
 
+def _check_stream(stream: Any) -> Any:
+    """``stream`` unchanged if it is one ``_on_stream`` takes (checked where no GPU is used too)."""
+    if stream is None or hasattr(stream, "ptr") or hasattr(stream, "cuda_stream"):
+        return stream
+    if isinstance(stream, int) and not isinstance(stream, bool):
+        if stream < 0:
+            raise ValueError(f"stream={stream} is not a cudaStream_t; pass a CuPy or PyTorch stream or a handle >= 0")
+        return stream
+    raise TypeError(f"stream of type {type(stream).__name__} is not understood; pass a CuPy or PyTorch stream "
+                    "or a cudaStream_t as int")
+
+
 def _on_stream(stream: Any) -> Any:
     """A context in which ``stream`` (CuPy, PyTorch, a raw cudaStream_t int, or None for CuPy's
     current stream) is CuPy's current stream; it yields the CuPy stream object."""
@@ -698,7 +753,7 @@ def _on_stream(stream: Any) -> Any:
     if isinstance(stream, cupy.cuda.Stream):
         return stream
     if isinstance(stream, int) and not isinstance(stream, bool):
-        return _external_stream(cupy, stream)
+        return _external_stream(cupy, _check_stream(stream))
     pointer = getattr(stream, "cuda_stream", None)  # PyTorch
     if pointer is not None:
         return _external_stream(cupy, int(pointer))

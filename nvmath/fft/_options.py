@@ -5,8 +5,11 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
+import numbers
 import os
 from typing import Any, Literal, Union
+
+import numpy as np
 
 from nvmath.memory import BaseCUDAMemoryManager
 
@@ -84,6 +87,18 @@ class FFTOptions:
     logger: logging.Logger | None = None
     allocator: BaseCUDAMemoryManager | None = None
 
+    def __post_init__(self) -> None:
+        _one_of("fft_type", self.fft_type, (None, "C2C", "R2C", "C2R"))
+        _one_of("last_axis_parity", self.last_axis_parity, ("even", "odd"))
+        _one_of("result_layout", self.result_layout, ("optimized", "natural"))
+        _one_of("float_literals", self.float_literals, ("element", "double"))
+        _one_of("blocking", self.blocking, (True, False, "auto"))
+        for name in ("inplace", "user_data_copy", "patient_jit") + (("debug",) if self.debug is not None else ()):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"FFTOptions.{name} must be True or False, got {getattr(self, name)!r}")
+        _count("num_threads", self.num_threads, 1)
+        _count("device_id", self.device_id, 0)
+
     @classmethod
     def of(cls, options: Any) -> "FFTOptions":
         if options is None:
@@ -102,6 +117,21 @@ class FFTOptions:
         return bool(self.debug) if self.debug is not None else debug_env()
 
 
+def _one_of(name: str, value: Any, allowed: tuple) -> None:
+    # `is` for True/False: 1 == True would pass as blocking=True
+    if not any(value is a or (isinstance(a, str) and value == a) for a in allowed):
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+
+
+def _count(name: str, value: Any, least: int) -> None:
+    """``value`` is None or an integer >= ``least`` (1 or 0)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+        kind = "a positive integer" if least == 1 else "a non-negative integer"
+        raise ValueError(f"{name} must be {kind} (or None), got {value!r}")
+
+
 def debug_env() -> bool:
     return os.environ.get(_DEBUG_ENV, "").lower() not in ("", "0", "false", "no", "off")
 
@@ -113,6 +143,9 @@ class ExecutionCUDA:
     name: Literal["cuda"] = dataclasses.field(default="cuda", init=False)
     device_id: int | None = None
 
+    def __post_init__(self) -> None:
+        _count("ExecutionCUDA.device_id", self.device_id, 0)
+
 
 @dataclasses.dataclass
 class ExecutionCPU:
@@ -120,6 +153,9 @@ class ExecutionCPU:
 
     name: Literal["cpu"] = dataclasses.field(default="cpu", init=False)
     num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        _count("ExecutionCPU.num_threads", self.num_threads, 1)
 
 
 Execution = Union[ExecutionCUDA, ExecutionCPU, Literal["cuda", "cpu"], dict]
@@ -142,9 +178,17 @@ def execution_target(execution: Any, operand: Tensor, options: FFTOptions) -> st
     elif isinstance(execution, ExecutionCPU):
         target = "cpu"
     elif isinstance(execution, dict):
+        unknown = set(execution) - {"name", "device_id", "num_threads"}
+        if unknown:
+            raise TypeError(f"execution has unknown keys {sorted(unknown)}; expected 'name' and 'device_id' "
+                            "(cuda) or 'num_threads' (cpu)")
         target = str(execution.get("name", "")).lower()
+        _count("execution['device_id']", execution.get("device_id"), 0)
+        _count("execution['num_threads']", execution.get("num_threads"), 1)
+    elif isinstance(execution, str):
+        target = execution.lower()
     else:
-        target = str(execution).lower()
+        target = ""
     if target not in ("cuda", "cpu"):
         raise ValueError(f"execution={execution!r} is not understood; use 'cuda' or 'cpu'")
     if target == "cpu" and operand.on_gpu and not options.debug_mode:
