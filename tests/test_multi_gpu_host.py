@@ -17,7 +17,7 @@ class SlowPlan:
         self.cache, self.device, self.other_waited = cache, device, None
 
     def free(self) -> None:
-        other = threading.Thread(target=self.cache.get, args=((1, "problem"), lambda: SlowPlan(self.cache, 1)),
+        other = threading.Thread(target=self.cache.acquire, args=((1, "problem"), lambda: SlowPlan(self.cache, 1)),
                                  daemon=True)  # it finishes once the lock is free
         other.start()
         other.join(timeout=2.0)
@@ -26,6 +26,7 @@ class SlowPlan:
 
 def test_evicting_a_plan_does_not_block_other_threads():
     cache = _gpu.PlanCache(capacity=1)
-    first = cache.get((0, "problem"), lambda: SlowPlan(cache, 0))
-    cache.get((0, "other"), lambda: SlowPlan(cache, 0))  # evicts and frees `first`
+    first = cache.acquire((0, "problem"), lambda: SlowPlan(cache, 0))
+    cache.release(first)  # no engine holds it: eviction frees it
+    cache.acquire((0, "other"), lambda: SlowPlan(cache, 0))  # evicts and frees `first`
     assert first.other_waited is False, "the plan cache's lock was held while a plan was freed"
