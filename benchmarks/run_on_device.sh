@@ -2,7 +2,7 @@
 # Run the GPU tests and benchmarks on a GPU machine without network access.
 # Wheels for what the machine lacks lie in .whl/ (see ../shared/device/wheels.sh), the reference
 # nvmath-python in .whl/ref/. Logs and JSON go to $OUT (default: ./device-out).
-#   bash benchmarks/run_on_device.sh [tests] [gputests] [bench] [inline] [coldstart] [compile]
+#   bash benchmarks/run_on_device.sh [tests] [gputests] [doctor] [bench] [inline] [sanitizer] [coldstart] [compile]
 set -uo pipefail
 OUT=${OUT:-$PWD/device-out}
 mkdir -p "$OUT"
@@ -36,5 +36,29 @@ for step in $steps; do
     compile)
       python3 -m pip install -q --no-index --no-deps --target /tmp/ref .whl/ref/*.whl 2>/dev/null
       python3 benchmarks/compile.py --nvmath-python /tmp/ref --json "$OUT/compile.json" 2>&1 | tee "$OUT/compile.txt" ;;
+    sanitizer)
+      # The GPU tests under compute-sanitizer's memcheck and racecheck (small problems: the tools
+      # slow kernels many times over), at most 2 minutes a tool; summary in sanitizer.txt.
+      cs=$(ls /usr/local/cuda-13*/bin/compute-sanitizer 2>/dev/null | sort -V | tail -1)
+      cs=${cs:-$(command -v compute-sanitizer)}
+      if [ -z "$cs" ]; then echo "compute-sanitizer not found" | tee "$OUT/sanitizer.txt"; continue; fi
+      "$cs" --version | tail -1 > "$OUT/sanitizer.txt"
+      for tool in memcheck racecheck; do
+        case $tool in
+          memcheck) sel=(tests/test_gpu_concurrency.py tests/test_gpu_fft.py) ;;
+          racecheck) sel=(tests/test_gpu_concurrency.py tests/test_gpu_fft.py -k "concurrency or three_forms or streams or non_contiguous or (problem_kinds and both)") ;;
+        esac
+        rm -f "$OUT"/sanitizer-$tool-*.log
+        FFTFUSE_TEST_ROWS=1024 timeout 120 "$cs" --tool $tool --target-processes all --error-exitcode 99 \
+          --log-file "$OUT/sanitizer-$tool-%p.log" python3 -m pytest -q -p no:cacheprovider -m gpu "${sel[@]}" \
+          > "$OUT/sanitizer-$tool.pytest.txt" 2>&1
+        rc=$?
+        { echo "== $tool: exit $rc (0 clean, 99 sanitizer errors, 1 a test failed, 124 timed out)"
+          tail -3 "$OUT/sanitizer-$tool.pytest.txt"
+          grep -h "ERROR SUMMARY\|RACECHECK SUMMARY" "$OUT"/sanitizer-$tool-*.log 2>/dev/null | sort | uniq -c
+          grep -h -m 40 "^========= [A-Z]" "$OUT"/sanitizer-$tool-*.log 2>/dev/null | grep -v "SUMMARY\|COMPUTE-SANITIZER" | head -40
+        } >> "$OUT/sanitizer.txt"
+      done
+      cat "$OUT/sanitizer.txt" ;;
   esac
 done

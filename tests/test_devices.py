@@ -34,13 +34,15 @@ def test_plan_cache_keeps_devices_apart_and_evicts_oldest():
             return FakePlan(device)
         return make
 
-    p0 = cache.get((0, "problem", "epilog"), build(0))
-    p1 = cache.get((1, "problem", "epilog"), build(1))
+    p0 = cache.acquire((0, "problem", "epilog"), build(0))
+    p1 = cache.acquire((1, "problem", "epilog"), build(1))
     assert p0 is not p1 and (p0.device, p1.device) == (0, 1)
-    assert cache.get((0, "problem", "epilog"), build(0)) is p0  # reused, not rebuilt
+    assert cache.acquire((0, "problem", "epilog"), build(0)) is p0  # reused, not rebuilt
     assert built == [0, 1] and cache.created == 2
-    cache.get((0, "other", None), build(0))
-    cache.get((1, "other", None), build(1))  # capacity 3: the least recently used (device 1's) goes
+    for plan in (p0, p1, p0):
+        cache.release(plan)
+    cache.release(cache.acquire((0, "other", None), build(0)))
+    cache.release(cache.acquire((1, "other", None), build(1)))  # capacity 3: the least recently used goes
     assert p1.freed and not p0.freed and len(cache) == 3
     cache.clear()
     assert p0.freed and len(cache) == 0

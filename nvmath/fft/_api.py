@@ -9,13 +9,14 @@ per-device cache instead of building their own.
 from __future__ import annotations
 
 import functools
+import weakref
 from typing import Any
 
 import numpy as np
 
 from ._callbacks import CallbackSpec, callback_spec, lay_out_user_data
-from ._layout import FFTProblem, LayoutError, plan_problem
-from ._options import FFTOptions, execution_target
+from ._layout import FFTProblem, LayoutError, check_axes, plan_problem
+from ._options import FFTOptions, execution_target, execution_threads
 from ._tensor import Tensor, as_tensor, empty_strided
 
 
@@ -24,6 +25,8 @@ def _problem(kind, shape, strides, dtype, axes, inplace, parity, layout) -> FFTP
     return plan_problem(kind, shape, strides, dtype, axes, inplace=inplace, last_axis_parity=parity,
                         result_layout=layout)
 
+
+_FFT_TYPES = {"fft": "C2C", "ifft": "C2C", "rfft": "R2C", "irfft": "C2R"}
 
 # A released engine's spec had data: the next call brings its own (see FFT._release_arrays).
 _RELEASED = object()
@@ -47,6 +50,7 @@ class FFT:
         self._host_result = False
         tensor = as_tensor(operand)
         self._target = execution_target(execution, tensor, self.options)
+        self._threads = self.options.num_threads or execution_threads(execution)
         if self._target == "cuda" and not tensor.on_gpu:
             tensor = _to_device(tensor, execution, self.options)
             self._host_result = True
@@ -54,14 +58,20 @@ class FFT:
             tensor = Tensor(tensor.array.get(), tensor.framework, None)
             self._host_result = "device"
         self._operand = tensor
-        self._axes = None if axes is None else tuple(int(a) for a in axes)
+        self._axes = check_axes(axes)
         self._kind = _kind or self._default_kind(tensor.dtype)
+        if _kind is not None and self.options.fft_type not in (None, _FFT_TYPES[_kind]):
+            raise ValueError(f"{_kind}() runs a {_FFT_TYPES[_kind]} transform but options.fft_type is "
+                             f"{self.options.fft_type!r}; drop fft_type or call the matching function")
         self._shared = _shared_plans
-        self._stream = stream
+        self._stream = _check_stream(stream)
         self.problem = self._make_problem(tensor)
         self._prolog: CallbackSpec | None = None
         self._epilog: CallbackSpec | None = None
         self._executor: Any = None
+        self._release_plan: Any = None  # gives the GPU plan back (weakref.finalize: also when collected)
+        self._freed = False
+        self._last_stream: Any = None
         self._input_buffer = None
         self._data: dict[str, Any] = {}
 
@@ -96,8 +106,9 @@ class FFT:
     # -- planning ------------------------------------------------------------------------------
     def plan(self, *, prolog: Any = None, epilog: Any = None, stream: Any = None) -> None:
         """Compile the callbacks (through the cache) and build the plan (replacing an earlier one)."""
+        self._check_live("plan")
         self._free_executor()
-        self._plan_stream = stream if stream is not None else self._stream
+        self._plan_stream = _check_stream(stream) if stream is not None else self._stream
         self._prolog = callback_spec(prolog, "prolog")
         self._epilog = callback_spec(epilog, "epilog")
         for spec in (self._prolog, self._epilog):
@@ -145,8 +156,12 @@ class FFT:
         build = lambda: _gpu.GpuPlan(self.problem, attached[0], attached[1], device, patient_jit=patient)  # noqa: E731
         if self._shared:
             key = (device, self.problem, patient, *(a.key() if a else None for a in attached))
-            return _gpu.plan_cache.get(key, build)
-        return build()
+            plan = _gpu.plan_cache.acquire(key, build)
+            self._release_plan = weakref.finalize(self, _gpu.plan_cache.release, plan)
+        else:
+            plan = build()
+            self._release_plan = weakref.finalize(self, plan.free)
+        return plan
 
     def _attach(self, spec: CallbackSpec) -> Any:
         from compiler import compile_callback
@@ -197,17 +212,19 @@ class FFT:
             args = (spec.fn, spec.kind, self._element_dtype(spec.kind), spec.data.dtype if spec.data else None)
             compiled.append(python_callback(*args) if debug else
                             compile_cpu(*args, literals=self.options.float_literals))
-        return CpuExecutor(self.problem, compiled[0], compiled[1], workers=self.options.num_threads, debug=debug)
+        return CpuExecutor(self.problem, compiled[0], compiled[1], workers=self._threads, debug=debug)
 
     # -- execution -----------------------------------------------------------------------------
     def execute(self, *, direction: str | None = None, stream: Any = None) -> Any:
         """Run the FFT; returns the result in the operand's framework."""
+        self._check_live("execute")
         if self._executor is None:
             self.plan()
         direction = self._direction(direction)
         problem = self.problem
         if self._target == "cuda":
-            return self._execute_gpu(direction, stream)
+            return self._execute_gpu(direction, stream)  # which checks the stream
+        _check_stream(stream)
         inp = self._input()
         out = inp if problem.inplace else empty_strided(
             np, problem.output.shape, problem.output.strides, problem.output_dtype, problem.output.span)
@@ -242,6 +259,10 @@ class FFT:
         problem = self.problem
         # Copies, allocations and the FFT all go on the caller's stream, in order.
         with cupy.cuda.Device(self._operand.device_id), _on_stream(stream if stream is not None else self._stream) as s:
+            if s.ptr != self._last_stream:
+                # The input copy of an execution on another stream may still be read there: take
+                # a fresh one from CuPy's pool, which reuses memory in its stream's order.
+                self._input_buffer, self._last_stream = None, s.ptr
             inp = self._input()
             out = inp if problem.inplace else empty_strided(
                 cupy, problem.output.shape, problem.output.strides, problem.output_dtype, problem.output.span)
@@ -286,6 +307,7 @@ class FFT:
 
     def reset_operand(self, operand: Any = None, *, stream: Any = None) -> None:
         """Point the plan at a new operand of the same shape, strides, dtype and device."""
+        self._check_live("reset_operand")
         if operand is None:
             return
         tensor = as_tensor(operand)
@@ -302,15 +324,24 @@ class FFT:
         self._operand = tensor
 
     def free(self) -> None:
-        """Release the plan and buffers (stateless plans stay in the shared cache)."""
+        """Release the plan and buffers; the FFT cannot run again (create a new one)."""
         self._free_executor()
         self._input_buffer = None
         self._data = {}
+        self._freed = True
 
     def _free_executor(self) -> None:
-        if self._executor is not None and not self._shared and hasattr(self._executor, "free"):
-            self._executor.free()
+        if self._release_plan is not None:
+            self._release_plan()  # a shared plan goes back to the cache, an owned one is freed
+            self._release_plan = None
         self._executor = None
+
+    def _check_live(self, what: str) -> None:
+        if self._freed:
+            raise RuntimeError(
+                f"{what}() on an FFT that was freed (by free() or at the end of its with-block): its plan "
+                "and callbacks are gone. Create a new FFT, or call free() only when done with it"
+            )
 
     def __enter__(self) -> "FFT":
         return self
@@ -397,6 +428,18 @@ def _external_stream(cupy: Any, pointer: int) -> Any:
     return cupy.cuda.ExternalStream(pointer)
 
 
+def _check_stream(stream: Any) -> Any:
+    """``stream`` unchanged if it is one ``_on_stream`` takes (checked where no GPU is used too)."""
+    if stream is None or hasattr(stream, "ptr") or hasattr(stream, "cuda_stream"):
+        return stream
+    if isinstance(stream, int) and not isinstance(stream, bool):
+        if stream < 0:
+            raise ValueError(f"stream={stream} is not a cudaStream_t; pass a CuPy or PyTorch stream or a handle >= 0")
+        return stream
+    raise TypeError(f"stream of type {type(stream).__name__} is not understood; pass a CuPy or PyTorch stream "
+                    "or a cudaStream_t as int")
+
+
 def _on_stream(stream: Any) -> Any:
     """A context in which ``stream`` (CuPy, PyTorch, a raw cudaStream_t int, or None for CuPy's
     current stream) is CuPy's current stream; it yields the CuPy stream object."""
@@ -407,7 +450,7 @@ def _on_stream(stream: Any) -> Any:
     if isinstance(stream, cupy.cuda.Stream):
         return stream
     if isinstance(stream, int) and not isinstance(stream, bool):
-        return _external_stream(cupy, stream)
+        return _external_stream(cupy, _check_stream(stream))
     pointer = getattr(stream, "cuda_stream", None)  # PyTorch
     if pointer is not None:
         return _external_stream(cupy, int(pointer))

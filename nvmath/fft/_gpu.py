@@ -4,6 +4,14 @@ A callback compiled from Python is built *indirect*: cuFFT hands it a pointer to
 device slot that holds the user-data pointer, instead of the data pointer itself. cuFFT fixes
 ``callerInfo`` when the callback is attached, so this is what lets a new data array reuse a
 plan: only the slot is rewritten, in stream order, and only when the pointer changed.
+
+One plan has one slot area and one work area, so its executions must not overlap. Executions on
+one stream are ordered by the stream; when a plan moves to another stream, the new stream first
+waits (a CUDA event) for the work the previous one has queued. Two streams sharing a plan thus
+run its FFTs one after the other: a plan per stream would let them overlap, but each costs a
+planning (milliseconds) and a work area, and an FFT large enough to be worth overlapping already
+fills the GPU (benchmarks/NOTES.md, "Streams"). A program that wants FFTs of one problem to
+overlap creates a stateful ``FFT`` per stream.
 """
 
 from __future__ import annotations
@@ -11,6 +19,8 @@ from __future__ import annotations
 import atexit
 import collections
 import threading
+from typing import Callable
+
 import numpy as np
 
 from compiler.dtypes import callback_type_code
@@ -36,6 +46,67 @@ class AttachedCallback:
                 None if self.indirect else self.pointer)
 
 
+class CallbackSlots:
+    """The device words indirect callbacks read through ``callerInfo``: one record per callback
+    kind, ``[data pointer, parameters...]``, 8 bytes a word.
+
+    cuFFT fixes each callback's ``callerInfo`` at planning, so the slots belong to a plan. New
+    values are copied on the executing stream (after earlier executions that read the slots) and
+    only when they changed.
+    """
+
+    def __init__(self, words: dict[str, int]):
+        import cupy
+
+        self._offset, total = {}, 0
+        for kind, count in words.items():
+            self._offset[kind] = total
+            total += count
+        self._buffer = cupy.zeros(max(total, 1), dtype=np.uint64)
+        self._base = int(self._buffer.data.ptr)
+        self._values: tuple[int, ...] = (0,) * total
+
+    def address(self, kind: str) -> int:
+        """The ``callerInfo`` of the ``kind`` callback: where its record starts."""
+        return self._base + 8 * self._offset[kind]
+
+    def write(self, values: tuple[int, ...], stream: int) -> None:
+        """Set every record, in the order of ``words``, as one tuple of words."""
+        if values == self._values:
+            return
+        import cupy
+
+        host = np.array(values, dtype=np.uint64)
+        # Pageable source: the driver stages it before returning, so `host` may die at once.
+        cupy.cuda.runtime.memcpyAsync(self._base, host.ctypes.data, host.nbytes,
+                                      cupy.cuda.runtime.memcpyHostToDevice, stream)
+        self._values = values
+
+
+def _new_event() -> int:
+    import cupy
+
+    return cupy.cuda.runtime.eventCreateWithFlags(cupy.cuda.runtime.eventDisableTiming)
+
+
+def _mark(event: int, stream: int) -> None:
+    """Record ``event`` after the work queued on ``stream`` so far."""
+    import cupy
+
+    try:
+        cupy.cuda.runtime.eventRecord(event, stream)
+    except cupy.cuda.runtime.CUDARuntimeError:
+        # The stream was destroyed by its owner; what it had queued still runs: wait for it all.
+        cupy.cuda.runtime.deviceSynchronize()
+
+
+def _wait(stream: int, event: int) -> None:
+    """Make later work on ``stream`` wait for ``event``."""
+    import cupy
+
+    cupy.cuda.runtime.streamWaitEvent(stream, event, 0)
+
+
 class GpuPlan:
     """One cuFFT plan (with callbacks attached) for one problem on one device."""
 
@@ -47,16 +118,18 @@ class GpuPlan:
         self.prolog, self.epilog = prolog, epilog
         self.patient_jit = patient_jit
         self.handle: int | None = None
-        self._slots = None
-        self._slot_values = [0, 0]
-        self._stream = None
+        self._slots: CallbackSlots | None = None
+        self._stream: int | None = None
+        self._done: int | None = None  # once the plan has used two streams: an event after its last launch
+        # Threads sharing a plan: setting its stream, its slots and launching it go together.
+        self._lock = threading.Lock()
         callbacks = [c for c in (prolog, epilog) if c is not None]
         with cupy.cuda.Device(device_id):
             if callbacks:
                 _cufft.require_lto_callbacks()
                 _check_toolkits(callbacks)
             if any(c.indirect for c in callbacks):
-                self._slots = cupy.zeros(2, dtype=np.uint64)
+                self._slots = CallbackSlots({"prolog": 1, "epilog": 1})
             self.handle = _cufft.create()
             try:
                 self._make(problem, callbacks)
@@ -72,8 +145,7 @@ class GpuPlan:
             # cuFFT then times candidate kernels with the callbacks linked in: slower planning.
             _cufft.set_plan_property_int64(self.handle, _cufft.PLAN_PROPERTY_PATIENT_JIT, 1)
         for cb in callbacks:
-            slot = 0 if cb.kind == "prolog" else 1
-            info = int(self._slots.data.ptr) + 8 * slot if cb.indirect else cb.pointer
+            info = self._slots.address(cb.kind) if cb.indirect else cb.pointer
             try:
                 # No symbol name: cuFFT then finds its prototype's mangled name, which our LTO-IR
                 # defines. Naming it explicitly made planning fail with a caller_info (cuFFT 12.0).
@@ -103,41 +175,50 @@ class GpuPlan:
 
     def execute(self, inp_ptr: int, out_ptr: int, direction: int, stream: int,
                 prolog_data: int = 0, epilog_data: int = 0) -> None:
-        if stream != self._stream:
-            _cufft.set_stream(self.handle, stream)
-            self._stream = stream
-        if self._slots is not None:
-            self._write_slots(prolog_data, epilog_data, stream)
-        _cufft.xt_exec(self.handle, inp_ptr, out_ptr, direction)
+        """Launch on ``stream`` (the plan's device is current), after the plan's earlier work."""
+        with self._lock:
+            if stream != self._stream:
+                self._move_to(stream)
+            if self._slots is not None:
+                self._slots.write((prolog_data, epilog_data), stream)
+            _cufft.xt_exec(self.handle, inp_ptr, out_ptr, direction)
+            if self._done is not None:
+                _mark(self._done, stream)
 
-    def _write_slots(self, prolog_data: int, epilog_data: int, stream: int) -> None:
-        if [prolog_data, epilog_data] == self._slot_values:
-            return
-        import cupy
+    def _move_to(self, stream: int) -> None:
+        """Order launches on ``stream`` after the plan's work on its previous stream."""
+        if self._stream is not None:
+            if self._done is None:
+                # From now on each launch marks its end, so a later move waits on that event and
+                # never touches a stream its owner may have destroyed meanwhile.
+                self._done = _new_event()
+                _mark(self._done, self._stream)
+            _wait(stream, self._done)
+        _cufft.set_stream(self.handle, stream)
+        self._stream = stream
 
-        host = np.array([prolog_data, epilog_data], dtype=np.uint64)
-        # Pageable source: the driver stages it before returning, so `host` may die at once;
-        # the copy is ordered on the stream, after earlier executions that read the slot.
-        cupy.cuda.runtime.memcpyAsync(int(self._slots.data.ptr), host.ctypes.data, 16,
-                                      cupy.cuda.runtime.memcpyHostToDevice, stream)
-        self._slot_values = [prolog_data, epilog_data]
-
-    def _wait_for_stream(self) -> None:
+    def _wait_for_work(self) -> None:
         """Kernels in flight still read the work area and the data slots: let them finish."""
-        if self._stream is None:
+        if self._done is None and self._stream is None:
             return
         import cupy
 
-        try:
-            with cupy.cuda.Device(self.device_id):
-                cupy.cuda.runtime.streamSynchronize(self._stream)
-        except cupy.cuda.runtime.CUDARuntimeError:
-            pass  # the stream is gone (destroyed by its owner), and its work with it
+        runtime = cupy.cuda.runtime
+        with cupy.cuda.Device(self.device_id):
+            if self._done is not None:
+                runtime.eventSynchronize(self._done)
+                runtime.eventDestroy(self._done)
+                self._done = None
+            elif self._stream is not None:
+                try:
+                    runtime.streamSynchronize(self._stream)
+                except runtime.CUDARuntimeError:
+                    pass  # the stream is gone (destroyed by its owner), and its work with it
 
     def free(self) -> None:
         if self.handle is not None:
             try:
-                self._wait_for_stream()
+                self._wait_for_work()
                 _cufft.destroy(self.handle)
             finally:
                 self.handle = None
@@ -162,34 +243,82 @@ def _check_toolkits(callbacks: list[AttachedCallback]) -> None:
 
 
 class PlanCache:
-    """Bounded LRU of plans for stateless calls, per (device, stream, problem, callbacks)."""
+    """Bounded LRU of plans for stateless calls, per (device, problem, callbacks), shared by threads.
+
+    Engines ``acquire`` a plan and ``release`` it when done: a plan leaves the cache when it is
+    the least recently used of more than ``capacity``, and is freed once no engine holds it.
+    """
 
     def __init__(self, capacity: int = 64):
         self.capacity = capacity
         self._plans: collections.OrderedDict[tuple, GpuPlan] = collections.OrderedDict()
+        self._cached: dict[int, tuple] = {}  # id(plan) -> key, for the plans in _plans
+        self._users: dict[int, int] = {}  # id(plan) -> engines holding it
         self._lock = threading.Lock()
         self.created = 0
 
-    def get(self, key: tuple, build) -> GpuPlan:
+    def acquire(self, key: tuple, build: Callable[[], GpuPlan]) -> GpuPlan:
+        """The plan for ``key`` (built by ``build`` when missing), held until ``release``."""
         with self._lock:
             plan = self._plans.get(key)
             if plan is not None:
                 self._plans.move_to_end(key)
+                self._hold(plan)
                 return plan
-        plan = build()
+        # Planning takes milliseconds: other problems need not wait for it.
+        built = build()
         with self._lock:
             self.created += 1
-            self._plans[key] = plan
-            while len(self._plans) > self.capacity:
-                _, old = self._plans.popitem(last=False)
-                old.free()
+            plan = self._plans.get(key)
+            if plan is None:
+                plan, spare = built, None
+                self._plans[key], self._cached[id(plan)] = plan, key
+                self._plans.move_to_end(key)
+            else:
+                spare = built  # another thread built the same plan meanwhile: keep one
+                self._plans.move_to_end(key)
+            self._hold(plan)
+            idle = self._evict()
+        for old in ([spare] if spare is not None else []) + idle:
+            old.free()
         return plan
 
-    def clear(self) -> None:
+    def release(self, plan: GpuPlan) -> None:
+        """An engine is done with ``plan``: free it if it has left the cache and no one holds it."""
         with self._lock:
-            plans, self._plans = list(self._plans.values()), collections.OrderedDict()
-        for plan in plans:
+            users = self._users.get(id(plan), 0) - 1
+            if users > 0:
+                self._users[id(plan)] = users
+                return
+            self._users.pop(id(plan), None)
+            idle = id(plan) not in self._cached
+        if idle:
             plan.free()
+
+    def _hold(self, plan: GpuPlan) -> None:
+        self._users[id(plan)] = self._users.get(id(plan), 0) + 1
+
+    def _evict(self) -> list[GpuPlan]:
+        """Drop the least recently used plans beyond capacity; return those no one holds."""
+        idle = []
+        while len(self._plans) > self.capacity:
+            _, old = self._plans.popitem(last=False)
+            del self._cached[id(old)]
+            if id(old) not in self._users:
+                idle.append(old)
+        return idle
+
+    def clear(self) -> None:
+        """Empty the cache; plans still held are freed when released."""
+        with self._lock:
+            plans, self._plans, self._cached = list(self._plans.values()), collections.OrderedDict(), {}
+            idle = [p for p in plans if id(p) not in self._users]
+        for plan in idle:
+            plan.free()
+
+    def holders(self, plan: GpuPlan) -> int:
+        """How many engines hold ``plan``."""
+        return self._users.get(id(plan), 0)
 
     def __len__(self) -> int:
         return len(self._plans)

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Sequence
+import numbers
+from typing import Any, Sequence
 
 from compiler.dtypes import COMPLEX_OF, REAL_OF
 
@@ -178,6 +179,24 @@ class FFTProblem:
         return self.output.shape
 
 
+def check_axes(axes: Any) -> tuple[int, ...] | None:
+    """``axes`` as a tuple of ints (None stays None); anything but a sequence of integers is refused.
+
+    >>> check_axes([-1, 0])
+    (-1, 0)
+    """
+    if axes is None:
+        return None
+    if isinstance(axes, (str, bytes)) or not hasattr(axes, "__iter__"):
+        raise TypeError(f"axes must be a sequence of integers such as [-1], got {axes!r}")
+    out = []
+    for a in axes:
+        if isinstance(a, bool) or not isinstance(a, numbers.Integral):
+            raise TypeError(f"axes must be integers, got {a!r} (a {type(a).__name__}) in {axes!r}")
+        out.append(int(a))
+    return tuple(out)
+
+
 def normalize_axes(axes: Sequence[int] | None, ndim: int) -> tuple[int, ...]:
     if axes is None:
         if ndim == 0:
@@ -248,11 +267,16 @@ def plan_problem(
     # cuFFT's C2R overwrites its input, and a real operand of a C2C transform must become
     # complex first: both read a private copy.
     copy_input = fft_type == "C2R" or not natural or dtype != input_dtype
+    if inplace and dtype != input_dtype:
+        raise LayoutError(f"inplace=True needs a complex operand to hold the complex result, got {dtype}; "
+                          "pass a complex operand or set inplace=False")
     if inplace and copy_input:
+        why = ("its elements overlap" if not _no_overlap(operand) else
+               "cuFFT's layout needs the batch axes to form one run of equally spaced FFTs, and these do not")
         raise LayoutError(
-            f"inplace=True needs a complex operand cuFFT can transform where it lies; a {dtype} operand "
-            f"with strides {strides} for shape {shape} over axes {fft_axes} is not one. Pass a contiguous "
-            "complex operand or set inplace=False"
+            f"inplace=True cannot transform a {dtype} operand of shape {shape} (strides {strides} elements) over "
+            f"axes {fft_axes} where it lies: {why}. Set inplace=False (the result is a new array), or choose "
+            "axes whose batch axes are contiguous in memory"
         )
     if copy_input:
         order = stride_order(operand) if natural else batch_axes + fft_axes

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import os
 from typing import Any, Literal
+
+import numpy as np
 
 from ._tensor import Tensor
 
@@ -43,6 +46,18 @@ class FFTOptions:
     device_id: int | None = None
     blocking: bool | Literal["auto"] = "auto"
 
+    def __post_init__(self) -> None:
+        _one_of("fft_type", self.fft_type, (None, "C2C", "R2C", "C2R"))
+        _one_of("last_axis_parity", self.last_axis_parity, ("even", "odd"))
+        _one_of("result_layout", self.result_layout, ("optimized", "natural"))
+        _one_of("float_literals", self.float_literals, ("element", "double"))
+        _one_of("blocking", self.blocking, (True, False, "auto"))
+        for name in ("inplace", "user_data_copy", "patient_jit") + (("debug",) if self.debug is not None else ()):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"FFTOptions.{name} must be True or False, got {getattr(self, name)!r}")
+        _count("num_threads", self.num_threads, 1)
+        _count("device_id", self.device_id, 0)
+
     @classmethod
     def of(cls, options: Any) -> "FFTOptions":
         if options is None:
@@ -61,6 +76,22 @@ class FFTOptions:
         return bool(self.debug) if self.debug is not None else debug_env()
 
 
+def _one_of(name: str, value: Any, allowed: tuple) -> None:
+    # `is` for True/False: 1 == True would pass as blocking=True
+    if not any(value is a or (isinstance(a, str) and value == a) for a in allowed):
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+
+
+def _count(name: str, value: Any, least: int) -> None:
+    """``value`` is None or an integer >= ``least``."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer (or None), got {value!r}")
+    if value < least:
+        raise ValueError(f"{name} must be at least {least}, got {value}")
+
+
 def debug_env() -> bool:
     return os.environ.get(_DEBUG_ENV, "").lower() not in ("", "0", "false", "no", "off")
 
@@ -69,10 +100,16 @@ def debug_env() -> bool:
 class ExecutionCUDA:
     device_id: int = 0
 
+    def __post_init__(self) -> None:
+        _count("ExecutionCUDA.device_id", self.device_id, 0)
+
 
 @dataclasses.dataclass
 class ExecutionCPU:
     num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        _count("ExecutionCPU.num_threads", self.num_threads, 1)
 
 
 def execution_target(execution: Any, operand: Tensor, options: FFTOptions) -> str:
@@ -83,11 +120,28 @@ def execution_target(execution: Any, operand: Tensor, options: FFTOptions) -> st
     elif isinstance(execution, ExecutionCPU):
         target = "cpu"
     elif isinstance(execution, dict):
+        unknown = set(execution) - {"name", "device_id", "num_threads"}
+        if unknown:
+            raise TypeError(f"execution has unknown keys {sorted(unknown)}; expected 'name' and 'device_id' "
+                            "(cuda) or 'num_threads' (cpu)")
         target = str(execution.get("name", "")).lower()
+        _count("execution['device_id']", execution.get("device_id"), 0)
+        _count("execution['num_threads']", execution.get("num_threads"), 1)
+    elif isinstance(execution, str):
+        target = execution.lower()
     else:
-        target = str(execution).lower()
+        target = ""
     if target not in ("cuda", "cpu"):
         raise ValueError(f"execution={execution!r} is not understood; use 'cuda' or 'cpu'")
     if target == "cpu" and operand.on_gpu and not options.debug_mode:
         raise ValueError("execution='cpu' needs a host operand (NumPy); this one is on the GPU")
     return "cpu" if options.debug_mode else target
+
+
+def execution_threads(execution: Any) -> int | None:
+    """The CPU threads an ``execution`` asks for (None: not said)."""
+    if isinstance(execution, ExecutionCPU):
+        return execution.num_threads
+    if isinstance(execution, dict):
+        return execution.get("num_threads")
+    return None

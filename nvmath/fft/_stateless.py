@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import threading
 from typing import Any
 
@@ -23,20 +24,31 @@ def _stateless(kind: str, operand: Any, axes: Any, options: Any, execution: Any,
                 engine._release_arrays()
     f = FFT(operand, axes=axes, options=options, execution=execution, stream=stream, _kind=kind,
             _shared_plans=True)
-    f.plan(prolog=prolog, epilog=epilog, stream=stream)
-    result = f.execute(stream=stream)
-    if key is not None:
-        f._release_arrays()
-        if len(engines) >= 64:
-            engines.pop(next(iter(engines)))
-        engines[key] = (f, prints)
-    return result
+    kept = False
+    try:
+        f.plan(prolog=prolog, epilog=epilog, stream=stream)
+        result = f.execute(stream=stream)
+        if key is not None:
+            f._release_arrays()
+            old = engines.pop(key, None)  # its callbacks' globals changed: its plan is stale
+            if old is not None:
+                old[0].free()
+            if len(engines) >= 64:
+                engines.pop(next(iter(engines)))[0].free()
+            engines[key] = (f, prints)
+            kept = True
+        return result
+    finally:
+        if not kept:
+            f.free()  # gives its plan back to the shared cache
 
 
 # The hot path of a repeated stateless call: the planned engine of an earlier call with the same
 # operand layout and the same callback code is reused once the callbacks' fingerprints (taken on
 # every call, so a changed global or closure value is noticed) match; only the operand and the
-# data pointers change. Per thread, as an engine is rebound to each call's arrays.
+# data pointers change. Per thread, as an engine is rebound to each call's arrays. Each engine
+# holds its plan until it is dropped here (or its thread ends), so the plan cache never frees a
+# plan under it.
 _local = threading.local()
 
 
@@ -73,8 +85,11 @@ def _reuse_key(kind: str, operand: Any, axes: Any, options: Any, execution: Any,
             return None
     if any(s is not None and s[0] is None for s in signature):
         return None
-    return (kind, operand.shape, operand.strides, operand.dtype, operand.device.id,
-            None if axes is None else tuple(axes), *signature)
+    try:  # integers only: 1.0 == 1 would find the engine of axes=[1] (the full path explains)
+        axes = None if axes is None else tuple(map(operator.index, axes))
+    except TypeError:
+        return None
+    return (kind, operand.shape, operand.strides, operand.dtype, operand.device.id, axes, *signature)
 
 
 def _fingerprints(prolog: Any, epilog: Any) -> tuple:

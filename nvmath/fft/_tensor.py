@@ -66,6 +66,11 @@ class Tensor:
 def as_tensor(obj: Any, what: str = "operand") -> Tensor:
     """Wrap a NumPy/CuPy array, a PyTorch tensor or any ``__cuda_array_interface__`` object."""
     if isinstance(obj, np.ndarray):
+        if not obj.dtype.isnative:
+            raise TypeError(
+                f"{what} has the non-native byte order dtype {obj.dtype.str!r}; FFTs read native-endian data: "
+                f"pass x.astype(x.dtype.newbyteorder('='))"
+            )
         return Tensor(obj, "numpy", None)
     module = type(obj).__module__.split(".")[0]
     if module == "cupy":
