@@ -19,6 +19,7 @@ import itertools
 import sys
 import threading
 import types
+import weakref
 from typing import Any
 
 import numpy as np
@@ -35,13 +36,18 @@ def _state() -> Any:
 class Memory:
     """One allocation: a fake device address, backed by host memory made on first access."""
 
-    __slots__ = ("address", "size", "_host")
+    __slots__ = ("address", "size", "_host", "__weakref__")
     _next = itertools.count(1 << 40, 1 << 32)  # unique, and each allocation has 4 GiB to itself
+    live: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # address -> Memory
+    kept: list | None = None  # a list: every allocation is kept, to be read after it is dropped
 
     def __init__(self, size: int):
         self.size = size
         self.address = next(self._next)
         self._host: np.ndarray | None = None
+        Memory.live[self.address] = self
+        if Memory.kept is not None:
+            Memory.kept.append(self)
 
     @property
     def host(self) -> np.ndarray:
@@ -153,6 +159,14 @@ class ndarray:
         self._a[index] = value._a if isinstance(value, ndarray) else value
 
 
+def read(address: int, dtype: Any, count: int) -> np.ndarray:
+    """A copy of ``count`` elements at a device address of a live fake array."""
+    base = address >> 32 << 32
+    mem = Memory.live[base]
+    dtype = np.dtype(dtype)
+    return mem.host[address - base:address - base + count * dtype.itemsize].view(dtype).copy()
+
+
 def asarray(obj: Any, dtype: Any = None) -> ndarray:
     if isinstance(obj, ndarray):
         return obj
@@ -237,10 +251,12 @@ class FakeGpu:
         self._caller_info: dict[int, dict[int, int]] = {}
         self._slot_memory: list[Memory] = []  # uint64 buffers: the planner's data slots
 
-    def install(self, monkeypatch: Any) -> "FakeGpu":
-        """Put the fake in place for the rest of the test (``monkeypatch`` undoes it)."""
+    def install(self, monkeypatch: Any, keep_memory: bool = False) -> "FakeGpu":
+        """Put the fake in place for the rest of the test (``monkeypatch`` undoes it); with
+        ``keep_memory``, no allocation is ever freed (so ``read`` sees buffers the code dropped)."""
         from nvmath.fft import _api, _cufft
 
+        monkeypatch.setattr(Memory, "kept", [] if keep_memory else None)
         cupy = types.ModuleType("cupy")
         cupy.ndarray, cupy.asarray, cupy.empty, cupy.zeros = ndarray, asarray, empty, self._zeros
         cupy.cuda = types.SimpleNamespace(
