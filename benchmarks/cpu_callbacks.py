@@ -50,12 +50,12 @@ def element_strides(a: np.ndarray) -> tuple[int, ...]:
 
 
 class Fused:
-    """An executor for ``kind`` on ``operand`` with optional callbacks, called like the API."""
+    """An executor for ``transform`` on ``operand`` with optional callbacks, called like the API."""
 
-    def __init__(self, kind: str, operand: np.ndarray, axes, prolog=None, epilog=None, workers=None, inplace=False):
-        self.problem = p = plan_problem(kind, operand.shape, element_strides(operand), operand.dtype.name, axes,
+    def __init__(self, transform: str, operand: np.ndarray, axes, prolog=None, epilog=None, workers=None, inplace=False):
+        self.problem = p = plan_problem(transform, operand.shape, element_strides(operand), operand.dtype.name, axes,
                                         inplace=inplace)
-        assert not p.copy_input or kind == "irfft"
+        assert not p.copy_input or transform == "irfft"
         self.operand = operand
         self.inplace = inplace
         self.data = {}

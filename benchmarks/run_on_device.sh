@@ -2,7 +2,7 @@
 # Run the GPU tests and benchmarks on a GPU machine without network access.
 # Wheels for what the machine lacks lie in .whl/ (see ../shared/device/wheels.sh), the reference
 # nvmath-python in .whl/ref/. Logs and JSON go to $OUT (default: ./device-out).
-#   bash benchmarks/run_on_device.sh [tests] [gputests] [doctor] [bench] [inline] [sanitizer] [coldstart] [compile]
+#   bash benchmarks/run_on_device.sh [tests] [gputests] [doctor] [bench] [inline] [hostoverhead] [coldstart] [compile] [sanitizer]
 set -uo pipefail
 OUT=${OUT:-$PWD/device-out}
 mkdir -p "$OUT"
@@ -30,6 +30,8 @@ for step in $steps; do
       python3 benchmarks/fft_callbacks.py --impl ours --json "$OUT/ours.json" > "$OUT/ours.log" 2>&1 || tail -30 "$OUT/ours.log"
       python3 benchmarks/fft_callbacks.py --impl cupy --json "$OUT/cupy.json" > "$OUT/cupy.log" 2>&1 || tail -30 "$OUT/cupy.log"
       python3 benchmarks/fft_callbacks.py --report "$OUT"/ours.json "$OUT"/cupy.json --json "$OUT/inline.json" 2>&1 | tee "$OUT/inline_table.txt" ;;
+    hostoverhead)
+      (cd benchmarks && python3 host_overhead.py) 2>&1 | tee "$OUT/host_overhead.txt" ;;
     coldstart)
       python3 -m pip install -q --no-index --no-deps --target /tmp/ref .whl/ref/*.whl 2>/dev/null
       python3 benchmarks/cold_start.py --nvmath-python /tmp/ref --json "$OUT/cold_start.json" 2>&1 | tee "$OUT/cold_start.txt" ;;

@@ -8,13 +8,16 @@ The fingerprint is taken on every call, so a changed global is never served stal
 
 from __future__ import annotations
 
+import functools
+import sys
+import time
 from typing import Any, NamedTuple
 
 from cache import artifact_key, default_store
 
 from .dtypes import element_dtype_name
 from .fingerprint import UncacheableError, function_fingerprint
-from .forms import Form, infer_form
+from .forms import Form, callback_error, infer_form, python_function
 from .thunk import CONSTRUCTION
 from .toolchain import resolve_arch, toolchain_stamp
 
@@ -58,12 +61,24 @@ def user_dtype_name(user_dtype: Any) -> str | None:
     import numpy as np
 
     try:
-        return np.dtype(user_dtype).name
+        name = np.dtype(user_dtype).name
     except TypeError:
-        raise ValueError(
-            f"user_info_dtype={user_dtype!r} is not understood; pass a NumPy dtype (e.g. 'complex64') "
-            "or a numba type"
-        ) from None
+        name = str(user_dtype).rsplit(".", 1)[-1]
+        if name not in _UNREADABLE:
+            raise ValueError(
+                f"user_info_dtype={user_dtype!r} is not understood; pass a NumPy dtype (e.g. 'complex64') "
+                "or a numba type"
+            ) from None
+    if name in _UNREADABLE:
+        raise TypeError(
+            f"callback user data of type {name} cannot be read by a compiled callback (numba has no {name} "
+            "type); convert the data to float32/complex64 (e.g. data.astype('complex64'))"
+        )
+    return name
+
+
+# Element types that exist in PyTorch or ml_dtypes but not in numba.
+_UNREADABLE = frozenset(("bfloat16", "complex32", "float8_e4m3fn", "float8_e5m2"))
 
 
 def describe_callback(fn: Any, kind: str, element_dtype: Any, user_dtype: Any) -> tuple[Form, str, str | None]:
@@ -72,6 +87,12 @@ def describe_callback(fn: Any, kind: str, element_dtype: Any, user_dtype: Any) -
     A ``user_dtype`` already canonical (a "numba:..." name from a compiled callback) passes as it is.
     """
     form = infer_form(fn, kind)
+    if kind == "epilog" and form is Form.CUFFT:
+        code = getattr(python_function(fn), "__code__", None)
+        if code is not None and _returns_value(code):
+            raise callback_error(fn, kind, "it is in cuFFT's form, which stores its result with "
+                                 "data_out[offset] = ..., but it returns a value, which cuFFT would drop. "
+                                 "Store the value, or use the value form f(x) -> y")
     element = element_dtype_name(element_dtype)
     canonical = isinstance(user_dtype, str) and user_dtype.startswith("numba:")
     user_name = user_dtype if canonical else user_dtype_name(user_dtype)
@@ -82,6 +103,22 @@ def describe_callback(fn: Any, kind: str, element_dtype: Any, user_dtype: Any) -
             "pass user_info_dtype, or data= with the FFT call"
         )
     return form, element, user_name
+
+
+@functools.lru_cache(maxsize=256)
+def _returns_value(code: Any) -> bool:
+    """Whether a function returns something other than None somewhere (read off its bytecode)."""
+    import dis
+
+    previous = None
+    for ins in dis.get_instructions(code):
+        if ins.opname == "RETURN_CONST" and ins.argval is not None:
+            return True
+        if ins.opname == "RETURN_VALUE" and not (previous is not None and previous.opname == "LOAD_CONST"
+                                                 and previous.argval is None):
+            return True
+        previous = ins
+    return False
 
 
 def single_precision_literals(literals: str, element: str) -> bool:
@@ -116,12 +153,11 @@ def compile_callback(
         store = default_store()
 
     key = None
+    name = getattr(python_function(fn), "__qualname__", fn)
     try:
         fingerprint = function_fingerprint(fn)
     except UncacheableError as exc:
-        import logging
-
-        logging.getLogger("fftfuse.compiler").info("not caching %s %r: %s", kind, getattr(fn, "__qualname__", fn), exc)
+        _log(_INFO, "not caching %s %r: %s", kind, name, exc)
     else:
         key = artifact_key(
             target="ltoir", fingerprint=fingerprint, kind=kind, form=form.value, element=element,
@@ -131,15 +167,43 @@ def compile_callback(
         hit = store.get(key)
         if hit is not None:
             payload, meta = hit
+            _log(_DEBUG, "%s %r (%s, sm_%d) found in the cache: key %s, %d bytes", kind, name, element, arch,
+                 key, len(payload))
             return _artifact(payload, meta, form, user_name, source="cache")
 
+    quiet_numba()
     from .cuda_backend import compile_ltoir
 
+    started = time.perf_counter()
     user_type = user_dtype if user_name and user_name.startswith("numba:") else user_name
     ltoir, meta = compile_ltoir(fn, kind, form, element, user_type, arch, indirect=indirect, narrow=narrow)
     if key is not None:
         store.put(key, ltoir, meta)
+    _log(_INFO, "%s %r (%s form, %s, sm_%d) compiled in %.1f ms: key %s, %d bytes", kind, name, form.value,
+         element, arch, 1e3 * (time.perf_counter() - started), key, len(ltoir))
     return _artifact(ltoir, meta, form, user_name, source="compiled")
+
+
+_DEBUG, _INFO = 10, 20  # logging's levels, without importing logging on the cache-hit path
+
+
+def _log(level: int, message: str, *args: Any) -> None:
+    """Log on ``fftfuse.compiler``. Without the logging module loaded nobody has configured it, so
+    there is nothing to do and nothing is imported."""
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        log = logging.getLogger("fftfuse.compiler")
+        if log.isEnabledFor(level):
+            log.log(level, message, *args)
+
+
+def quiet_numba() -> None:
+    """Keep numba's DEBUG records out of the user's root logger, unless its level was set."""
+    import logging
+
+    numba_log = logging.getLogger("numba")
+    if numba_log.level == logging.NOTSET:
+        numba_log.setLevel(logging.WARNING)
 
 
 def _artifact(ltoir: bytes, meta: dict, form: Form, user_name: str | None, *, source: str) -> CompiledCallback:

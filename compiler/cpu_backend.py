@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from typing import Any, Callable
 
 from .fingerprint import UncacheableError, function_fingerprint
@@ -95,8 +96,15 @@ def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, 
         if hit is not None:
             return dataclasses.replace(hit, function=fn, source="cache")
 
+    from .api import quiet_numba
+
+    quiet_numba()
+    started = time.perf_counter()
     wrapper = _compile(fn, kind, form, element, user_name, user_dtype, narrow)
     callback = CpuCallback(wrapper, fn, kind, form, element, user_name, "compiled")
+    if log.isEnabledFor(logging.INFO):
+        log.info("CPU %s %r (%s form, %s) compiled in %.1f ms", kind, getattr(fn, "__qualname__", fn), form.value,
+                 element, 1e3 * (time.perf_counter() - started))
     if key is not None:
         with _lock:
             _compiled[key] = callback
@@ -156,7 +164,7 @@ def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, 
     import numba
     from numba.core.errors import NumbaError
 
-    from .cuda_backend import _compile_error, check_result_type, numba_type
+    from .cuda_backend import check_result_type, compile_error, numba_type
     from .wrappers import jit_tree
 
     element = numba_type(element_name)
@@ -170,7 +178,7 @@ def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, 
         result = jitted.overloads[argtypes].signature.return_type
         check_result_type(fn, kind, form, element, result)
     except NumbaError as exc:
-        raise _compile_error(fn, kind, exc) from None
+        raise compile_error(fn, kind, exc) from None
     # Compiled lazily, inlined into the executor's loop that calls it.
     return numba.njit(make_wrapper(kind, form, jitted, element, indirect=False))
 

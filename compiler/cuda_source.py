@@ -130,8 +130,8 @@ def compile_source(
 
     from .api import CompiledCallback
     from .forms import Form
-    from .linkcheck import link_check, nvrtc_version
-    from .toolchain import resolve_arch
+    from .linkcheck import link_check
+    from .toolchain import nvrtc_version, resolve_arch
 
     check_kind(kind)
     if not isinstance(source, str):

@@ -27,9 +27,6 @@ class Form(str, enum.Enum):
     VALUE = "value"
     VALUE_DATA = "value_data"
 
-    def uses_user_data(self) -> bool:
-        return self is not Form.VALUE
-
 
 def accepted_forms(kind: str) -> str:
     raw = (

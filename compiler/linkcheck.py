@@ -18,6 +18,7 @@ import re
 from typing import NamedTuple
 
 from compiler.dtypes import C_TYPE, ELEMENT_DTYPES, callback_symbol, check_kind
+from compiler.toolchain import nvjitlink_version, nvrtc_version
 
 __all__ = [
     "LinkCheckError",
@@ -40,28 +41,6 @@ _HARNESS_KERNEL = "fftfuse_link_check"
 
 class LinkCheckError(RuntimeError):
     """A callback's LTO-IR does not link as cuFFT would link it (or the harness failed)."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Versions
-# ---------------------------------------------------------------------------------------------
-
-
-def nvjitlink_version() -> tuple[int, int]:
-    """(major, minor) of the nvJitLink library that :func:`link_check` uses."""
-    from cuda.bindings import nvjitlink
-
-    major, minor = nvjitlink.version()
-    return int(major), int(minor)
-
-
-def nvrtc_version() -> tuple[int, int]:
-    """(major, minor) of the NVRTC library that compiles the harness."""
-    from cuda.bindings import nvrtc
-
-    err, major, minor = nvrtc.nvrtcVersion()
-    _check_nvrtc(err, "nvrtcVersion")
-    return int(major), int(minor)
 
 
 # ---------------------------------------------------------------------------------------------

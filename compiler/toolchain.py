@@ -94,6 +94,26 @@ def current_device_arch() -> int | None:
 
 
 @functools.lru_cache(maxsize=None)
+def nvrtc_version() -> tuple[int, int]:
+    """(major, minor) of NVRTC: the CUDA version of the NVRTC/NVVM that compiles callbacks."""
+    from cuda.bindings import nvrtc
+
+    err, major, minor = nvrtc.nvrtcVersion()
+    if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
+        raise RuntimeError(f"nvrtcVersion failed: {err}")
+    return int(major), int(minor)
+
+
+@functools.lru_cache(maxsize=None)
+def nvjitlink_version() -> tuple[int, int]:
+    """(major, minor) of nvJitLink, which links callbacks into cuFFT's kernels (and for link checks)."""
+    from cuda.bindings import nvjitlink
+
+    major, minor = nvjitlink.version()
+    return int(major), int(minor)
+
+
+@functools.lru_cache(maxsize=None)
 def lowest_supported_arch() -> int:
     """The oldest architecture the installed NVRTC/NVVM compiles for (LTO-IR links on newer)."""
     from cuda.bindings import nvrtc

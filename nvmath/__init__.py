@@ -11,5 +11,6 @@ sibling("compiler")
 sibling("cache")
 
 from . import fft  # noqa: E402
+from ._version import __version__  # noqa: E402
 
 __all__ = ["fft"]

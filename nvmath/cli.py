@@ -89,13 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def version() -> str:
-    """fftfuse's installed version, or a note that it runs from a checkout."""
-    from importlib import metadata
+    """fftfuse's installed version (``nvmath.__version__``)."""
+    import nvmath
 
-    try:
-        return metadata.version("fftfuse")
-    except metadata.PackageNotFoundError:
-        return "unknown (not installed: running from a checkout)"
+    return nvmath.__version__
 
 
 def _parser() -> argparse.ArgumentParser:

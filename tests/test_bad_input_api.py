@@ -29,8 +29,8 @@ CASES = [
     # -- axes
     ("axes float", lambda: fft(X, axes=[1.7]), TypeError, "axes must be integers, got 1.7"),
     ("axes bool", lambda: fft(X, axes=[True]), TypeError, "axes must be integers, got True"),
-    ("axes scalar", lambda: fft(X, axes=1), TypeError, "a sequence of integers such as [-1]"),
-    ("axes string", lambda: fft(X, axes="1"), TypeError, "a sequence of integers such as [-1]"),
+    ("axes float scalar", lambda: fft(X, axes=1.0), TypeError, "an int or a sequence of ints such as [-1]"),
+    ("axes string", lambda: fft(X, axes="1"), TypeError, "an int or a sequence of ints such as [-1]"),
     ("axes out of range", lambda: fft(X, axes=[2]), LayoutError, "out of range for an operand of 2 dimensions"),
     ("axes repeated", lambda: fft(X, axes=[1, -1]), LayoutError, "repeat an axis"),
     ("axes empty", lambda: fft(X, axes=[]), LayoutError, "cuFFT runs 1-D to 3-D transforms"),
@@ -88,7 +88,8 @@ CASES = [
     ("0-D operand", lambda: fft(np.array(1, np.complex64)), LayoutError, "cannot transform a 0-dimensional operand"),
     ("empty operand", lambda: fft(np.ones((0, 8), np.complex64)), LayoutError, "is empty; nothing to transform"),
     ("integer operand", lambda: fft(np.arange(8)), LayoutError, "use float32, float64, complex64 or complex128"),
-    ("float16 operand", lambda: rfft(np.ones(8, np.float16)), LayoutError, "dtype float16 is not supported"),
+    ("float16 operand", lambda: rfft(np.ones(8, np.float16)), LayoutError,
+     "dtype float16 (half precision) is not supported"),
     ("object operand", lambda: fft(np.array([1, 2], dtype=object)), LayoutError, "dtype object is not supported"),
     ("rfft of complex", lambda: rfft(X), LayoutError, "rfft needs a real operand"),
     ("irfft of real", lambda: irfft(R), LayoutError, "irfft needs a complex operand"),
@@ -108,7 +109,7 @@ CASES = [
     ("callback fn and ltoir", lambda: ifft(X, prolog={"fn": scale, "ltoir": b"x"}), TypeError, "exactly one of 'fn'"),
     ("callback data only", lambda: fft(X, prolog={"data": X}), TypeError, "exactly one of 'fn'"),
     ("callback fn not callable", lambda: fft(X, prolog={"fn": 3}), TypeError, "prolog['fn'] must be callable"),
-    ("callback ltoir str", lambda: fft(X, prolog={"ltoir": "abc"}), TypeError, "must be bytes (from compile_prolog)"),
+    ("callback ltoir str", lambda: fft(X, prolog={"ltoir": "abc"}), ValueError, "ltoir must be bytes (from compile_prolog"),
     ("raw pointer with fn", lambda: fft(X, prolog={"fn": scale, "data": 1234}), TypeError,
      "pass the data as an array"),
     ("LTO-IR on the CPU", lambda: fft(X, prolog=DeviceCallable(ltoir=b"abc")), ValueError,
@@ -124,7 +125,8 @@ CASES = [
     ("callback without its data", lambda: fft(X, epilog=scale), TypeError, "no user data type was given"),
     # -- the stateful engine
     ("direction", lambda: planned().execute(direction="sideways"), ValueError,
-     "direction must be 'forward' or 'inverse'"),
+     "direction='sideways' is not understood; pass FFTDirection.FORWARD"),
+    ("direction number", lambda: planned().execute(direction=5), ValueError, "direction=5 is not understood"),
     ("direction of R2C", lambda: planned(R).execute(direction="inverse"), ValueError, "a R2C FFT runs forward only"),
     ("reset_operand shape", lambda: planned().reset_operand(np.ones((4, 8), np.complex64)), ValueError,
      "needs an operand like the planned one"),
@@ -150,7 +152,7 @@ def test_the_catalogue_is_large_and_distinct():
 
 def test_good_variants_of_the_refused_inputs_still_run():
     want = np.fft.fft(X.astype(np.complex128), axis=-1)
-    for kwargs in ({"axes": [np.int64(-1)]}, {"axes": (1,)}, {"options": {"num_threads": 1}},
+    for kwargs in ({"axes": [np.int64(-1)]}, {"axes": (1,)}, {"axes": 1}, {"options": {"num_threads": 1}},
                    {"execution": ExecutionCPU(num_threads=2)}, {"options": {"fft_type": "C2C"}}, {"stream": 0}):
         np.testing.assert_allclose(fft(X, **{"axes": [-1], **kwargs}), want, rtol=1e-4, atol=1e-4)
     swapped = X.astype(">c8").astype(X.dtype.newbyteorder("="))  # the fix the error suggests

@@ -205,7 +205,7 @@ def test_inplace_c2c_writes_the_input():
         ("fft", complex_array(4, 8), (-1,), {"result_layout": "fancy"}, "result_layout"),
         ("fft", complex_array(4, 10, 16)[:, :5, :], (-1,), {"inplace": True}, "inplace=True"),
         ("fft", complex_array(4, 0), (-1,), {}, "empty"),
-        ("dct", complex_array(4), None, {}, "unknown FFT kind"),
+        ("dct", complex_array(4), None, {}, "unknown transform"),
     ],
 )
 def test_errors(kind, array, axes, options, match):

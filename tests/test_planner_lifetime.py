@@ -155,6 +155,7 @@ class FakeSlots:
 def bare_plan(handle=1):
     plan = object.__new__(_gpu.GpuPlan)
     plan.handle, plan.device_id, plan._stream, plan._slots, plan._done = handle, 0, None, None, None
+    plan._work = "work area"
     plan._lock = threading.Lock()
     return plan
 

@@ -7,14 +7,15 @@ from compiler._lazy import lazy_attributes
 from ._compile import compile_epilog, compile_prolog
 
 __all__ = [
-    "FFT", "FFTOptions", "ExecutionCPU", "ExecutionCUDA", "DeviceCallable", "LayoutError",
-    "fft", "ifft", "rfft", "irfft", "compile_prolog", "compile_epilog",
+    "FFT", "FFTOptions", "FFTDirection", "ExecutionCPU", "ExecutionCUDA", "DeviceCallable", "LayoutError",
+    "UnsupportedLayoutError", "fft", "ifft", "rfft", "irfft", "compile_prolog", "compile_epilog",
 ]
 
 # The FFT machinery imports NumPy; resolving it on first use keeps a process that only
 # fetches cached LTO-IR (compile_prolog/compile_epilog) free of that start-up cost.
 _LAZY = {
     "FFT": "._api", "FFTOptions": "._options", "ExecutionCPU": "._options", "ExecutionCUDA": "._options",
+    "FFTDirection": "._options", "UnsupportedLayoutError": "._layout",
     "fft": "._stateless", "ifft": "._stateless", "rfft": "._stateless", "irfft": "._stateless",
     "DeviceCallable": "._callbacks", "LayoutError": "._layout",
 }

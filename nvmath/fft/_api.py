@@ -9,31 +9,77 @@ per-device cache instead of building their own.
 from __future__ import annotations
 
 import functools
+import logging
+import numbers
+import time
 import weakref
-from typing import Any
+from typing import Any, Callable, Sequence, Union
 
 import numpy as np
 
-from ._callbacks import CallbackSpec, callback_spec, lay_out_user_data
-from ._layout import FFTProblem, LayoutError, check_axes, plan_problem
-from ._options import FFTOptions, execution_target, execution_threads
+from ._callbacks import CallbackSpec, DeviceCallable, callback_spec, lay_out_user_data
+from ._docs import shared_doc
+from ._layout import FFTProblem, LayoutError, plan_problem
+from ._log import fft_logger, log_compiled
+from ._norm import fuse_scale, norm_scale
+from ._options import DirectionLike, Execution, FFTOptions, Norm, cpu_threads, direction_name, execution_target
 from ._tensor import Tensor, as_tensor, empty_strided
+
+# What prolog= and epilog= take: a Python function, {"fn": f, "data": array}, a DeviceCallable,
+# or nvmath-python's {"ltoir": bytes, "data": pointer}.
+Callback = Union[Callable, dict, DeviceCallable, None]
+Axes = Union[int, Sequence[int], None]
 
 
 @functools.lru_cache(maxsize=1024)
-def _problem(kind, shape, strides, dtype, axes, inplace, parity, layout) -> FFTProblem:
-    return plan_problem(kind, shape, strides, dtype, axes, inplace=inplace, last_axis_parity=parity,
+def _problem(transform, shape, strides, dtype, axes, inplace, parity, layout) -> FFTProblem:
+    return plan_problem(transform, shape, strides, dtype, axes, inplace=inplace, last_axis_parity=parity,
                         result_layout=layout)
 
 
-_FFT_TYPES = {"fft": "C2C", "ifft": "C2C", "rfft": "R2C", "irfft": "C2R"}
-
-# A released engine's spec had data: the next call brings its own (see FFT._release_arrays).
+# A released engine's spec had data: the next call brings its own (see release_arrays).
 _RELEASED = object()
 
 
+def axes_tuple(axes: Axes) -> tuple[int, ...] | None:
+    """``axes`` as a tuple (an int is one axis, as in SciPy); None stays None. Only integers are
+    axes: ``1.7`` is refused, not truncated.
+
+    >>> axes_tuple(-1), axes_tuple([0, np.int64(2)])
+    ((-1,), (0, 2))
+    """
+    if axes is None:
+        return None
+    if _is_integer(axes):
+        return (int(axes),)
+    if isinstance(axes, (str, bytes)) or not hasattr(axes, "__iter__"):
+        raise TypeError(f"axes must be an int or a sequence of ints such as [-1], got {axes!r}")
+    out = tuple(axes)
+    for a in out:
+        if not _is_integer(a):
+            raise TypeError(f"axes must be integers, got {a!r} (a {type(a).__name__}) in {axes!r}")
+    return tuple(int(a) for a in out)
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+_TRANSFORM_TYPES = {"fft": "C2C", "ifft": "C2C", "rfft": "R2C", "irfft": "C2R"}
+
+
+@shared_doc
 class FFT:
     """A planned FFT that can run many times, with a prolog and/or epilog fused in.
+
+    Parameters:
+        {operand}
+        {axes}
+        {options}
+        {execution}
+        {stream}
+
+    {raises}
 
     >>> import numpy as np
     >>> x = np.random.default_rng(0).standard_normal((4, 16)).astype(np.complex64)
@@ -44,26 +90,33 @@ class FFT:
     True
     """
 
-    def __init__(self, operand: Any, *, axes: Any = None, options: Any = None, execution: Any = None,
-                 stream: Any = None, _kind: str | None = None, _shared_plans: bool = False):
+    def __init__(self, operand: Any, *, axes: Axes = None, options: FFTOptions | dict | None = None,
+                 execution: Execution | None = None, stream: Any = None, _transform: str | None = None,
+                 _shared_plans: bool = False):
         self.options = FFTOptions.of(options)
-        self._host_result = False
+        self._host_result: bool | str = False
+        self._host_operand: Tensor | None = None  # a host operand run on the GPU: in-place results go back here
+        self._execution = execution
         tensor = as_tensor(operand)
         self._target = execution_target(execution, tensor, self.options)
-        self._threads = self.options.num_threads or execution_threads(execution)
         if self._target == "cuda" and not tensor.on_gpu:
+            self._host_operand = tensor
             tensor = _to_device(tensor, execution, self.options)
             self._host_result = True
         elif self._target == "cpu" and tensor.on_gpu:  # debug mode runs GPU operands on the host
             tensor = Tensor(tensor.array.get(), tensor.framework, None)
             self._host_result = "device"
-        self._operand = tensor
-        self._axes = check_axes(axes)
-        self._kind = _kind or self._default_kind(tensor.dtype)
-        if _kind is not None and self.options.fft_type not in (None, _FFT_TYPES[_kind]):
-            raise ValueError(f"{_kind}() runs a {_FFT_TYPES[_kind]} transform but options.fft_type is "
-                             f"{self.options.fft_type!r}; drop fft_type or call the matching function")
+        self._operand: Tensor | None = tensor
+        self._planned_operand = (tensor.shape, tensor.strides, tensor.dtype, tensor.device_id)
+        self._user_operand = operand
+        self._axes = axes_tuple(axes)
+        self._transform = _transform or self._default_transform(tensor.dtype)
+        if _transform is not None and self.options.fft_type not in (None, _TRANSFORM_TYPES[_transform]):
+            raise ValueError(f"{_transform}() runs a {_TRANSFORM_TYPES[_transform]} transform but options.fft_type "
+                             f"is {self.options.fft_type!r}; drop fft_type or call the matching function")
         self._shared = _shared_plans
+        self._plan_direction: str | None = None
+        self._norm: str | None = None
         self._stream = _check_stream(stream)
         self.problem = self._make_problem(tensor)
         self._prolog: CallbackSpec | None = None
@@ -75,24 +128,71 @@ class FFT:
         self._input_buffer = None
         self._data: dict[str, Any] = {}
 
-    def _default_kind(self, dtype: str) -> str:
-        fft_type = self.options.fft_type
+    def _default_transform(self, dtype: str) -> str:
+        return self._transform_for(dtype, self.options)
+
+    @staticmethod
+    def _transform_for(dtype: str, options: FFTOptions) -> str:
+        fft_type = options.fft_type
         if fft_type is None:
             return "fft" if dtype.startswith("complex") else "rfft"
-        kinds = {"C2C": "fft", "R2C": "rfft", "C2R": "irfft"}
-        if fft_type not in kinds:
-            raise ValueError(f"fft_type must be one of {sorted(kinds)}, got {fft_type!r}")
-        return kinds[fft_type]
+        transforms = {"C2C": "fft", "R2C": "rfft", "C2R": "irfft"}
+        if fft_type not in transforms:
+            raise ValueError(f"fft_type must be one of {sorted(transforms)}, got {fft_type!r}")
+        return transforms[fft_type]
 
     def _make_problem(self, t: Tensor) -> FFTProblem:
         o = self.options
         try:
-            return _problem(self._kind, t.shape, t.strides, t.dtype, self._axes, o.inplace, o.last_axis_parity,
+            return _problem(self._transform, t.shape, t.strides, t.dtype, self._axes, o.inplace, o.last_axis_parity,
                             o.result_layout)
         except LayoutError:
             raise
         except ValueError as exc:
             raise LayoutError(str(exc)) from None
+
+    @property
+    def operand(self) -> Any:
+        """The operand the next ``execute`` transforms (None after ``reset_operand(None)``)."""
+        return self._user_operand
+
+    # -- keys for caching planned FFTs -----------------------------------------------------------
+    @staticmethod
+    def create_key(operand: Any, *, axes: Axes = None, options: FFTOptions | dict | None = None,
+                   execution: Execution | None = None, prolog: Callback = None, epilog: Callback = None) -> tuple:
+        """A hashable key of the FFT problem: equal keys can share one planned ``FFT``.
+
+        It covers the operand's shape, strides, dtype and device, the axes, the options, where
+        it executes, and the callbacks (their code by fingerprint, their data by address).
+        Meant for a dictionary of planned FFTs in this process, reused with ``reset_operand``.
+
+        >>> import numpy as np
+        >>> a, b = np.ones((4, 8), np.complex64), np.zeros((4, 8), np.complex64)
+        >>> FFT.create_key(a, axes=[-1]) == FFT.create_key(b, axes=[-1])
+        True
+        >>> FFT.create_key(a, axes=[-1]) == FFT.create_key(a, axes=[0])
+        False
+        """
+        opts = FFTOptions.of(options)
+        tensor = as_tensor(operand)
+        target = execution_target(execution, tensor, opts)
+        device = tensor.device_id if tensor.on_gpu else (_execution_device(execution, opts) if target == "cuda" else None)
+        transform = FFT._transform_for(tensor.dtype, opts)
+        problem = _problem(transform, tensor.shape, tensor.strides, tensor.dtype, axes_tuple(axes), opts.inplace,
+                           opts.last_axis_parity, opts.result_layout)
+        settings = tuple(getattr(opts, f) for f in ("user_data_copy", "debug_mode", "float_literals", "patient_jit",
+                                                    "blocking"))
+        return (problem, target, device, tensor.framework, settings, id(opts.allocator) if opts.allocator else None,
+                cpu_threads(execution, opts) if target == "cpu" else None,
+                _callback_key(prolog, "prolog"), _callback_key(epilog, "epilog"))
+
+    def get_key(self, *, prolog: Callback = None, epilog: Callback = None) -> tuple:
+        """``create_key`` of this FFT's operand, axes, options and execution with these callbacks."""
+        operand = self._host_operand if self._host_operand is not None else self._operand
+        if operand is None:
+            raise RuntimeError("this FFT has no operand (reset_operand(None) released it); reset_operand first")
+        return FFT.create_key(operand.array, axes=self._axes, options=self.options, execution=self._execution,
+                              prolog=prolog, epilog=epilog)
 
     # -- layouts -------------------------------------------------------------------------------
     def get_input_layout(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -104,10 +204,29 @@ class FFT:
         return self.problem.output.shape, self.problem.output.strides
 
     # -- planning ------------------------------------------------------------------------------
-    def plan(self, *, prolog: Any = None, epilog: Any = None, stream: Any = None) -> None:
-        """Compile the callbacks (through the cache) and build the plan (replacing an earlier one)."""
+    @shared_doc
+    def plan(self, *, prolog: Callback = None, epilog: Callback = None, stream: Any = None,
+             direction: DirectionLike | None = None, norm: Norm | None = None) -> None:
+        """Compile the callbacks (through the cache) and build the plan (replacing an earlier one).
+
+        Parameters:
+            {prolog}
+            {epilog}
+            {stream}
+            {direction} Given here, it is the default of ``execute``.
+            {norm}
+
+        {raises}
+        """
         self._check_live("plan")
+        self._require_operand("plan")
         self._free_executor()
+        self._plan_direction = None if direction is None else self._direction(direction)
+        self._norm = norm
+        if norm is not None:
+            scale = norm_scale(norm, self._plan_direction or self.problem.direction, self._logical_size())
+            if scale is not None:
+                prolog, epilog = fuse_scale(prolog, epilog, scale)
         self._plan_stream = _check_stream(stream) if stream is not None else self._stream
         self._prolog = callback_spec(prolog, "prolog")
         self._epilog = callback_spec(epilog, "epilog")
@@ -116,7 +235,25 @@ class FFT:
                 self._check_data_device(spec)
         # Data first: LTO-IR given as bytes has its user_info pointer fixed in the plan.
         self._data = {s.kind: self._lay_out(s) for s in (self._prolog, self._epilog) if s is not None}
+        started = time.perf_counter()
         self._executor = self._plan_gpu() if self._target == "cuda" else self._plan_cpu()
+        log = fft_logger(self.options)
+        if log.isEnabledFor(logging.INFO):
+            p = self.problem
+            names = ", ".join(s.name for s in (self._prolog, self._epilog) if s is not None) or "no callbacks"
+            log.info("planned %s %s n=%s batch=%d on %s with %s in %.1f ms", p.fft_type, p.input_dtype, p.fft_lengths,
+                     p.batch, self._target if self._target == "cpu" else f"GPU {self._operand.device_id}", names,
+                     1e3 * (time.perf_counter() - started))
+
+    def _logical_size(self) -> int:
+        """n of norm=: the points of one transform (the real side's for rfft/irfft)."""
+        p = self.problem
+        real = p.input if p.fft_type == "R2C" else p.output
+        side = real if p.fft_type != "C2C" else p.input
+        n = 1
+        for axis in p.axes:
+            n *= side.shape[axis]
+        return n
 
     def _check_data_device(self, spec: CallbackSpec) -> None:
         data = spec.data
@@ -153,14 +290,23 @@ class FFT:
         device = self._operand.device_id
         attached = [self._attach(s) if s is not None else None for s in (self._prolog, self._epilog)]
         patient = self.options.patient_jit
-        build = lambda: _gpu.GpuPlan(self.problem, attached[0], attached[1], device, patient_jit=patient)  # noqa: E731
+        allocator = self.options.allocator
+        build = lambda: _gpu.GpuPlan(self.problem, attached[0], attached[1], device,  # noqa: E731
+                                     patient_jit=patient, allocator=allocator)
         if self._shared:
-            key = (device, self.problem, patient, *(a.key() if a else None for a in attached))
+            # A plan's workspace comes from its allocator: plans of other allocators are others.
+            key = (device, self.problem, patient, id(allocator) if allocator is not None else None,
+                   *(a.key() if a else None for a in attached))
+            created = _gpu.plan_cache.created
             plan = _gpu.plan_cache.acquire(key, build)
             self._release_plan = weakref.finalize(self, _gpu.plan_cache.release, plan)
-        else:
-            plan = build()
-            self._release_plan = weakref.finalize(self, plan.free)
+            log = fft_logger(self.options)
+            if _gpu.plan_cache.created == created and log.isEnabledFor(logging.DEBUG):
+                log.debug("reused a cached cuFFT plan for %s n=%s on GPU %d", self.problem.fft_type,
+                          self.problem.fft_lengths, device)
+            return plan
+        plan = build()
+        self._release_plan = weakref.finalize(self, plan.free)
         return plan
 
     def _attach(self, spec: CallbackSpec) -> Any:
@@ -180,15 +326,17 @@ class FFT:
         # a stateful plan owns its data and gets the pointer itself, one load less per element.
         indirect = self._shared and spec.data is not None
         arch = _device_arch(self._operand.device_id)
+        started = time.perf_counter()
         if spec.source is not None:
             from compiler.cuda_source import compile_source
 
             compiled = compile_source(spec.source, spec.kind, element, name=spec.source_name,
                                       compute_capability=arch, indirect=indirect)
-            return AttachedCallback(spec.kind, compiled.ltoir, element, indirect=indirect,
-                                    pointer=None if indirect else pointer, name=spec.name, toolkit=compiled.toolkit)
-        compiled = compile_callback(spec.fn, spec.kind, element, spec.data.dtype if spec.data else None,
-                                    compute_capability=arch, indirect=indirect, literals=self.options.float_literals)
+        else:
+            compiled = compile_callback(spec.fn, spec.kind, element, spec.data.dtype if spec.data else None,
+                                        compute_capability=arch, indirect=indirect,
+                                        literals=self.options.float_literals)
+        log_compiled(self.options, spec.name, compiled.source, len(compiled.ltoir), time.perf_counter() - started)
         return AttachedCallback(spec.kind, compiled.ltoir, element, indirect=indirect,
                                 pointer=None if indirect else pointer, name=spec.name, toolkit=compiled.toolkit)
 
@@ -212,30 +360,58 @@ class FFT:
             args = (spec.fn, spec.kind, self._element_dtype(spec.kind), spec.data.dtype if spec.data else None)
             compiled.append(python_callback(*args) if debug else
                             compile_cpu(*args, literals=self.options.float_literals))
-        return CpuExecutor(self.problem, compiled[0], compiled[1], workers=self._threads, debug=debug)
+        return CpuExecutor(self.problem, compiled[0], compiled[1], workers=cpu_threads(self._execution, self.options),
+                           debug=debug)
 
     # -- execution -----------------------------------------------------------------------------
-    def execute(self, *, direction: str | None = None, stream: Any = None) -> Any:
-        """Run the FFT; returns the result in the operand's framework."""
+    @shared_doc
+    def execute(self, direction: DirectionLike | None = None, stream: Any = None,
+                release_workspace: bool = False) -> Any:
+        """Run the FFT (planning first if ``plan`` was not called).
+
+        Parameters:
+            {direction} Default: the one given to ``plan``, else the transform's own.
+            {stream}
+            release_workspace: free the plan's GPU workspace after this run (it is drawn again,
+                from the allocator, by the next run).
+
+        Returns:
+            The result in the operand's framework and device; with ``inplace=True`` the operand
+            itself, overwritten.
+
+        {raises}
+        """
         self._check_live("execute")
+        self._require_operand("execute")
         if self._executor is None:
             self.plan()
-        direction = self._direction(direction)
+        planned = self._plan_direction or self.problem.direction
+        direction = self._direction(direction) if direction is not None else planned
+        if self._norm is not None and direction != planned:
+            raise ValueError(f"this FFT was planned with norm={self._norm!r} for the {planned} direction, whose "
+                             "scale is fused in; plan again to run the other direction")
         problem = self.problem
         if self._target == "cuda":
-            return self._execute_gpu(direction, stream)  # which checks the stream
-        _check_stream(stream)
+            result = self._execute_gpu(direction, stream)
+            if release_workspace and hasattr(self._executor, "release_workspace"):
+                self._executor.release_workspace()
+            return result
+        _check_stream(stream)  # the GPU path checks it as it uses it
         inp = self._input()
         out = inp if problem.inplace else empty_strided(
             np, problem.output.shape, problem.output.strides, problem.output_dtype, problem.output.span)
         self._executor.execute(inp, out, direction, self._data.get("prolog"), self._data.get("epilog"))
         return self._result(out)
 
-    def _direction(self, direction: str | None) -> str:
+    def _require_operand(self, what: str) -> None:
+        if self._operand is None:
+            raise RuntimeError(f"cannot {what}: the operand was released by reset_operand(None); "
+                               "give this FFT an operand with reset_operand(array) first")
+
+    def _direction(self, direction: DirectionLike | None) -> str:
         if direction is None:
             return self.problem.direction
-        if direction not in ("forward", "inverse"):
-            raise ValueError(f"direction must be 'forward' or 'inverse', got {direction!r}")
+        direction = direction_name(direction)
         if self.problem.fft_type != "C2C" and direction != self.problem.direction:
             raise ValueError(f"a {self.problem.fft_type} FFT runs {self.problem.direction} only")
         return direction
@@ -275,6 +451,10 @@ class FFT:
             return self._result(out)
 
     def _result(self, out: Any) -> Any:
+        if self.problem.inplace and self._host_result != "device":
+            if self._host_result is True:  # a host operand run on the GPU: the result goes back into it
+                self._host_operand.array[...] = out.get()
+            return self._user_operand  # the caller's array (or tensor) itself, overwritten
         if self._host_result is True:
             return self._operand.wrap_result(out.get()) if self._operand.framework != "numpy" else out.get()
         if self._host_result == "device":
@@ -283,45 +463,37 @@ class FFT:
             return self._operand.wrap_result(cupy.asarray(out))
         return self._operand.wrap_result(out)
 
-    def _rerun(self, operand: Any, prolog: Any, epilog: Any, stream: Any) -> Any:
-        """Run this (stateless, planned) engine again on another operand and callback data of the
-        same layout; the callbacks' fingerprints have been checked by the caller."""
-        self._operand = as_tensor(operand)
-        for spec in (self._prolog, self._epilog):
-            if spec is not None and spec.data is _RELEASED:
-                new = prolog if spec.kind == "prolog" else epilog
-                object.__setattr__(spec, "data", as_tensor(new["data"], what=f"{spec.kind} data"))
-        self._plan_stream = stream
-        self._data = {s.kind: self._lay_out(s) for s in (self._prolog, self._epilog) if s is not None}
-        return self.execute(stream=stream)
-
-    def _release_arrays(self) -> None:
-        """Drop this engine's references to the caller's arrays and its input copy, so a cached
-        engine holds no memory between calls (the GPU may still be reading them: CuPy's pool
-        reuses memory in stream order)."""
-        self._operand = self._input_buffer = None
-        self._data = {}
-        for spec in (self._prolog, self._epilog):
-            if spec is not None:
-                object.__setattr__(spec, "data", None if spec.data is None else _RELEASED)
-
     def reset_operand(self, operand: Any = None, *, stream: Any = None) -> None:
-        """Point the plan at a new operand of the same shape, strides, dtype and device."""
+        """Point the plan at a new operand of the same shape, strides, dtype and device.
+
+        ``reset_operand(None)`` releases the operand (and the FFT's input copy), so a cached FFT
+        holds no memory of the caller's; give it one again before the next ``execute``.
+        """
         self._check_live("reset_operand")
         if operand is None:
+            self._operand = self._user_operand = self._host_operand = self._input_buffer = None
             return
         tensor = as_tensor(operand)
+        host = None
         if self._host_result is True:
-            tensor = _to_device(tensor, None, self.options, device_id=self._operand.device_id)
-        same = (tensor.shape, tensor.strides, tensor.dtype, tensor.device_id) == (
-            self._operand.shape, self._operand.strides, self._operand.dtype, self._operand.device_id)
+            host = tensor
+            tensor = _to_device(tensor, None, self.options, device_id=self._planned_operand[3])
+        elif self._host_result == "device" and tensor.on_gpu:  # debug mode runs GPU operands on the host
+            tensor = Tensor(tensor.array.get(), tensor.framework, None)
+        expected = self._planned_operand
+        same = (tensor.shape, tensor.strides, tensor.dtype, tensor.device_id) == expected
         if not same:
             raise ValueError(
-                f"reset_operand needs an operand like the planned one (shape {self._operand.shape}, strides "
-                f"{self._operand.strides}, {self._operand.dtype}, device {self._operand.device_id}); got shape "
+                f"reset_operand needs an operand like the planned one (shape {expected[0]}, strides "
+                f"{expected[1]}, {expected[2]}, device {expected[3]}); got shape "
                 f"{tensor.shape}, strides {tensor.strides}, {tensor.dtype}, device {tensor.device_id}. Create a new FFT"
             )
-        self._operand = tensor
+        self._operand, self._user_operand, self._host_operand = tensor, operand, host
+
+    def reset_operand_unchecked(self, operand: Any, *, stream: Any = None) -> None:
+        """``reset_operand`` for hot loops in nvmath-python; here the same call, checks included
+        (they compare four values), as a wrong layout would corrupt memory silently."""
+        self.reset_operand(operand, stream=stream)
 
     def free(self) -> None:
         """Release the plan and buffers; the FFT cannot run again (create a new one)."""
@@ -348,6 +520,34 @@ class FFT:
 
     def __exit__(self, *exc: Any) -> None:
         self.free()
+
+
+
+# The stateless functions' engine reuse (``_stateless``): an engine planned by an earlier call is
+# run again with this call's arrays, and lets go of them afterwards.
+def rerun(engine: FFT, operand: Any, prolog: Any, epilog: Any, stream: Any) -> Any:
+    """Run a planned stateless engine on another operand and callback data of the same layout;
+    the caller has checked that the callbacks' fingerprints are the planned ones."""
+    engine._operand = as_tensor(operand)
+    engine._user_operand = operand
+    for spec in (engine._prolog, engine._epilog):
+        if spec is not None and spec.data is _RELEASED:
+            new = prolog if spec.kind == "prolog" else epilog
+            object.__setattr__(spec, "data", as_tensor(new["data"], what=f"{spec.kind} data"))
+    engine._plan_stream = stream
+    engine._data = {s.kind: engine._lay_out(s) for s in (engine._prolog, engine._epilog) if s is not None}
+    return engine.execute(stream=stream)
+
+
+def release_arrays(engine: FFT) -> None:
+    """Drop an engine's references to the caller's arrays and its input copy, so a cached engine
+    holds no memory between calls (the GPU may still be reading them: CuPy's pool reuses memory
+    in stream order)."""
+    engine._operand = engine._input_buffer = engine._user_operand = engine._host_operand = None
+    engine._data = {}
+    for spec in (engine._prolog, engine._epilog):
+        if spec is not None:
+            object.__setattr__(spec, "data", None if spec.data is None else _RELEASED)
 
 
 def _check_raw_ltoir(spec: CallbackSpec, element: str, arch: int) -> None:
@@ -381,12 +581,37 @@ def _ltoir_matches(ltoir: bytes, kind: str, element: str, arch: int) -> Any:
     return next(((k, d) for k in KINDS for d in ELEMENT_DTYPES if (k, d) != (kind, element) and links(k, d)), None)
 
 
+def _execution_device(execution: Any, options: FFTOptions) -> int:
+    """The GPU a host operand runs on: the execution's device_id, else the options', else 0."""
+    device_id = execution.get("device_id") if isinstance(execution, dict) else getattr(execution, "device_id", None)
+    return device_id if device_id is not None else (options.device_id or 0)
+
+
+def _callback_key(value: Any, kind: str) -> Any:
+    """What of a prolog/epilog argument decides its plan: code by fingerprint, data by address."""
+    if value is None:
+        return None
+    spec = callback_spec(value, kind)
+    if spec.fn is not None:
+        from compiler.fingerprint import UncacheableError, function_fingerprint
+
+        try:
+            code = function_fingerprint(spec.fn)
+        except UncacheableError:
+            code = ("object", id(spec.fn))  # equal only to itself
+    elif spec.source is not None:
+        code = ("source", spec.source, spec.source_name)
+    else:
+        code = ("ltoir", hash(spec.ltoir))
+    data = spec.pointer if spec.data is None else (spec.data.ptr, spec.data.shape, spec.data.strides, spec.data.dtype)
+    return (kind, code, data)
+
+
 def _to_device(tensor: Tensor, execution: Any, options: FFTOptions, device_id: int | None = None) -> Tensor:
     import cupy
 
     if device_id is None:
-        device_id = getattr(execution, "device_id", None) if not isinstance(execution, dict) else execution.get("device_id")
-        device_id = device_id if device_id is not None else (options.device_id or 0)
+        device_id = _execution_device(execution, options)
     with cupy.cuda.Device(device_id):
         return Tensor(cupy.asarray(tensor.array), tensor.framework, device_id)
 

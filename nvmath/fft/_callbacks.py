@@ -19,11 +19,32 @@ class DeviceCallable:
     """A prolog or epilog: LTO-IR (``ltoir``) or a Python function (``fn``), and its user data.
 
     ``data`` is an array (any framework), or, with ``ltoir``, a raw device pointer (int).
+    ``size`` is the LTO-IR's length in bytes (taken from ``ltoir``; checked when given).
+
+    >>> DeviceCallable(ltoir=b"\\x00" * 8).size
+    8
+    >>> DeviceCallable(ltoir="test")
+    Traceback (most recent call last):
+    ...
+    ValueError: DeviceCallable.ltoir must be bytes (from compile_prolog or compile_epilog), got str
     """
 
     ltoir: bytes | None = None
+    size: int | None = None  # nvmath-python's field order: (ltoir, size, data)
     data: Any = None
     fn: Callable | None = None
+
+    def __post_init__(self) -> None:
+        if self.ltoir is None:
+            return
+        if isinstance(self.ltoir, int) and not isinstance(self.ltoir, bool):
+            raise ValueError("DeviceCallable.ltoir as a pointer is not supported: pass the LTO-IR as bytes")
+        if not isinstance(self.ltoir, (bytes, bytearray)):
+            raise ValueError(f"DeviceCallable.ltoir must be bytes (from compile_prolog or compile_epilog), "
+                            f"got {type(self.ltoir).__name__}")
+        if self.size is not None and self.size != len(self.ltoir):
+            raise ValueError(f"DeviceCallable.size={self.size} but ltoir holds {len(self.ltoir)} bytes")
+        self.size = len(self.ltoir)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +66,7 @@ class CallbackSpec:
         return f"{self.kind} (LTO-IR, {len(self.ltoir or b'')} bytes)"
 
 
-_KEYS = {"ltoir", "data", "fn", "source", "name"}
+_KEYS = {"ltoir", "data", "fn", "size", "source", "name"}
 
 
 def callback_spec(value: Any, kind: str) -> CallbackSpec | None:
@@ -54,6 +75,10 @@ def callback_spec(value: Any, kind: str) -> CallbackSpec | None:
         return None
     if isinstance(value, DeviceCallable):
         value = {"ltoir": value.ltoir, "data": value.data, "fn": value.fn}
+    elif isinstance(value, dict) and "ltoir" in value:
+        value = dict(value)
+        checked = DeviceCallable(ltoir=value["ltoir"], size=value.pop("size", None))  # type and size checks
+        value["ltoir"] = checked.ltoir
     elif callable(value):
         value = {"fn": value}
     elif isinstance(value, (bytes, bytearray)):
@@ -79,8 +104,6 @@ def callback_spec(value: Any, kind: str) -> CallbackSpec | None:
         raise TypeError(f"{kind}['name'] names the function in {kind}['source'] (a str, with 'source' only)")
     if fn is not None and not callable(fn):
         raise TypeError(f"{kind}['fn'] must be callable, got {type(fn).__name__}")
-    if ltoir is not None and not isinstance(ltoir, (bytes, bytearray)):
-        raise TypeError(f"{kind}['ltoir'] must be bytes (from compile_{kind}), got {type(ltoir).__name__}")
     pointer = None
     tensor = None
     if isinstance(data, int) and not isinstance(data, bool):

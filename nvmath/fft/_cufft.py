@@ -320,17 +320,6 @@ def _lto_callback_problem() -> str | None:
     return problem
 
 
-@functools.lru_cache(maxsize=None)
-def nvjitlink_version() -> tuple[int, int]:
-    """(major, minor) of the nvJitLink that cuFFT links callbacks with (ctypes: no import cost)."""
-    lib = _load_dynamic("nvJitLink", ("libnvJitLink.so",))
-    major, minor = ctypes.c_uint(), ctypes.c_uint()
-    status = lib.nvJitLinkVersion(ctypes.byref(major), ctypes.byref(minor))
-    if status != 0:
-        raise RuntimeError(f"nvJitLinkVersion failed with status {status}")
-    return major.value, minor.value
-
-
 def require_lto_callbacks() -> None:
     """Raise RuntimeError, saying why, if cuFFT here cannot take LTO callbacks.
 

@@ -19,17 +19,14 @@ from __future__ import annotations
 import atexit
 import collections
 import threading
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
-from compiler.dtypes import callback_type_code
+from compiler.dtypes import COMPLEX_OF, callback_type_code
 
 from . import _cufft
 from ._layout import FFTProblem
-
-_CUDA_TYPE = {"float32": 0, "float64": 1, "complex64": 4, "complex128": 5}
-_COMPLEX = {"float32": "complex64", "float64": "complex128", "complex64": "complex64", "complex128": "complex128"}
 
 
 class AttachedCallback:
@@ -111,10 +108,13 @@ class GpuPlan:
     """One cuFFT plan (with callbacks attached) for one problem on one device."""
 
     def __init__(self, problem: FFTProblem, prolog: AttachedCallback | None, epilog: AttachedCallback | None,
-                 device_id: int, *, patient_jit: bool = False):
+                 device_id: int, *, patient_jit: bool = False, allocator: Any = None):
         import cupy
 
         self.problem, self.device_id = problem, device_id
+        self.allocator = allocator
+        self._work: Any = None
+        self._work_size = 0
         self.prolog, self.epilog = prolog, epilog
         self.patient_jit = patient_jit
         self.handle: int | None = None
@@ -138,8 +138,6 @@ class GpuPlan:
                 raise
 
     def _make(self, problem: FFTProblem, callbacks: list[AttachedCallback]) -> None:
-        import cupy
-
         _cufft.set_auto_allocation(self.handle, False)
         if self.patient_jit and callbacks:
             # cuFFT then times candidate kernels with the callbacks linked in: slower planning.
@@ -158,8 +156,9 @@ class GpuPlan:
         try:
             work = _cufft.xt_make_plan_many(
                 self.handle, problem.fft_lengths,
-                input_type=_CUDA_TYPE[problem.input_dtype], output_type=_CUDA_TYPE[problem.output_dtype],
-                execution_type=_CUDA_TYPE[_COMPLEX[problem.input_dtype]], batch=problem.batch,
+                input_type=_cufft.CUDA_DATA_TYPE[problem.input_dtype],
+                output_type=_cufft.CUDA_DATA_TYPE[problem.output_dtype],
+                execution_type=_cufft.CUDA_DATA_TYPE[COMPLEX_OF[problem.input_dtype]], batch=problem.batch,
                 inembed=ig.embed, istride=ig.stride, idist=ig.dist,
                 onembed=og.embed, ostride=og.stride, odist=og.dist,
             )  # fmt: skip
@@ -169,9 +168,29 @@ class GpuPlan:
                 f"planning {problem.fft_type} {problem.input_dtype} n={problem.fft_lengths} batch={problem.batch} "
                 f"with {names}"
             ) from None
-        # Work area from CuPy's pool: freed memory is shared with the rest of the program.
-        self._work = cupy.empty(max(work, 1), dtype=np.uint8)
-        _cufft.set_work_area(self.handle, int(self._work.data.ptr))
+        self._work_size = max(work, 1)
+        self._draw_workspace()
+
+    def _draw_workspace(self) -> None:
+        """Work area from the allocator, else CuPy's pool (freed memory is shared with the program)."""
+        if self.allocator is not None:
+            from nvmath.memory import device_pointer
+
+            self._work = self.allocator.memalloc(self._work_size)
+            pointer = device_pointer(self._work)
+        else:
+            import cupy
+
+            self._work = cupy.empty(self._work_size, dtype=np.uint8)
+            pointer = int(self._work.data.ptr)
+        _cufft.set_work_area(self.handle, pointer)
+
+    def release_workspace(self) -> None:
+        """Give the work area back (after the stream's kernels); the next execution draws it again."""
+        with self._lock:
+            if self._work is not None:
+                self._wait_for_work()
+                self._work = None
 
     def execute(self, inp_ptr: int, out_ptr: int, direction: int, stream: int,
                 prolog_data: int = 0, epilog_data: int = 0) -> None:
@@ -181,6 +200,8 @@ class GpuPlan:
                 self._move_to(stream)
             if self._slots is not None:
                 self._slots.write((prolog_data, epilog_data), stream)
+            if self._work is None:
+                self._draw_workspace()
             _cufft.xt_exec(self.handle, inp_ptr, out_ptr, direction)
             if self._done is not None:
                 _mark(self._done, stream)
@@ -233,7 +254,9 @@ def _check_toolkits(callbacks: list[AttachedCallback]) -> None:
         if cb.toolkit is None:
             continue
         if linker is None:
-            linker = _cufft.nvjitlink_version()
+            from compiler.toolchain import nvjitlink_version
+
+            linker = nvjitlink_version()
         if tuple(cb.toolkit) > linker:
             raise RuntimeError(
                 f"{cb.name} was compiled by CUDA {cb.toolkit[0]}.{cb.toolkit[1]}'s NVVM, newer than the "

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import numbers
-from typing import Any, Sequence
+from typing import Sequence
 
 from compiler.dtypes import COMPLEX_OF, REAL_OF
 
@@ -117,7 +116,7 @@ def batch_order(layout: Layout, batch_axes: Sequence[int]) -> tuple[int, ...]:
     return tuple(sorted(live, key=lambda a: -layout.strides[a]))
 
 
-FFT_KINDS = {
+TRANSFORMS = {
     # name: (fft type, direction)
     "fft": ("C2C", "forward"),
     "ifft": ("C2C", "inverse"),
@@ -128,6 +127,11 @@ FFT_KINDS = {
 
 class LayoutError(ValueError):
     """The operand, axes or options describe an FFT this library does not run."""
+
+
+# nvmath-python's name. Strides cuFFT cannot walk are copied into a dense buffer here, never
+# refused, so code that catches it to transpose and retry keeps working and never needs to.
+UnsupportedLayoutError = LayoutError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,28 +178,6 @@ class FFTProblem:
             out *= self.operand.shape[a]
         return out
 
-    @property
-    def result_shape(self) -> tuple[int, ...]:
-        return self.output.shape
-
-
-def check_axes(axes: Any) -> tuple[int, ...] | None:
-    """``axes`` as a tuple of ints (None stays None); anything but a sequence of integers is refused.
-
-    >>> check_axes([-1, 0])
-    (-1, 0)
-    """
-    if axes is None:
-        return None
-    if isinstance(axes, (str, bytes)) or not hasattr(axes, "__iter__"):
-        raise TypeError(f"axes must be a sequence of integers such as [-1], got {axes!r}")
-    out = []
-    for a in axes:
-        if isinstance(a, bool) or not isinstance(a, numbers.Integral):
-            raise TypeError(f"axes must be integers, got {a!r} (a {type(a).__name__}) in {axes!r}")
-        out.append(int(a))
-    return tuple(out)
-
 
 def normalize_axes(axes: Sequence[int] | None, ndim: int) -> tuple[int, ...]:
     if axes is None:
@@ -216,7 +198,7 @@ def normalize_axes(axes: Sequence[int] | None, ndim: int) -> tuple[int, ...]:
 
 
 def plan_problem(
-    kind: str,
+    transform: str,
     shape: Sequence[int],
     strides: Sequence[int],
     dtype: str,
@@ -226,18 +208,18 @@ def plan_problem(
     last_axis_parity: str = "even",
     result_layout: str = "natural",
 ) -> FFTProblem:
-    """Decide the buffers for ``kind`` ("fft", "ifft", "rfft", "irfft") on one operand.
+    """Decide the buffers for ``transform`` ("fft", "ifft", "rfft", "irfft") on one operand.
 
     ``strides`` are the operand's strides in elements. ``result_layout`` "natural" gives the
     result the operand's axis order (dense); "optimized" puts the FFT axes innermost.
     """
-    if kind not in FFT_KINDS:
-        raise LayoutError(f"unknown FFT kind {kind!r}; expected one of {sorted(FFT_KINDS)}")
-    fft_type, direction = FFT_KINDS[kind]
+    if transform not in TRANSFORMS:
+        raise LayoutError(f"unknown transform {transform!r}; expected one of {sorted(TRANSFORMS)}")
+    fft_type, direction = TRANSFORMS[transform]
     shape, strides = tuple(int(n) for n in shape), tuple(int(s) for s in strides)
     ndim = len(shape)
     fft_axes = normalize_axes(axes, ndim)
-    if FFT_KINDS[kind][0] == "C2C":
+    if TRANSFORMS[transform][0] == "C2C":
         # A C2C transform is the same in any axis order: take the one memory already has.
         fft_axes = tuple(sorted(fft_axes, key=lambda a: -strides[a]))
     batch_axes = tuple(a for a in range(ndim) if a not in fft_axes)
@@ -307,6 +289,12 @@ def plan_problem(
 
 
 def _dtypes(fft_type: str, dtype: str) -> tuple[str, str]:
+    if dtype in ("float16", "complex32"):
+        raise LayoutError(
+            f"operand dtype {dtype} (half precision) is not supported: NumPy and CuPy have no complex32 "
+            "result type, and Python callbacks cannot be fused for half-precision elements. Convert the "
+            "operand to float32/complex64 (e.g. x.astype('complex64'))"
+        )
     if dtype not in REAL_OF:
         raise LayoutError(
             f"operand dtype {dtype} is not supported; use float32, float64, complex64 or complex128"

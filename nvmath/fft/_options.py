@@ -3,15 +3,50 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
+import logging
 import numbers
 import os
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
 import numpy as np
+
+from nvmath.memory import BaseCUDAMemoryManager
 
 from ._tensor import Tensor
 
 _DEBUG_ENV = "FFTFUSE_DEBUG"
+
+FFTType = Literal["C2C", "R2C", "C2R"]
+Norm = Literal["backward", "ortho", "forward"]
+
+
+class FFTDirection(enum.IntEnum):
+    """The sign of the exponent: ``FORWARD`` (-1) or ``INVERSE`` (+1), as cuFFT numbers them.
+
+    >>> FFTDirection.INVERSE == 1, direction_name("FORWARD"), direction_name(1)
+    (True, 'forward', 'inverse')
+    """
+
+    FORWARD = -1
+    INVERSE = 1
+
+
+DirectionLike = Union[FFTDirection, Literal["forward", "inverse", "FORWARD", "INVERSE", -1, 1]]
+
+
+def direction_name(direction: Any) -> str:
+    """``"forward"`` or ``"inverse"`` for an ``FFTDirection``, its name (any case) or -1 / +1."""
+    if isinstance(direction, str):
+        name = direction.lower()
+        if name in ("forward", "inverse"):
+            return name
+    elif isinstance(direction, int) and not isinstance(direction, bool) and direction in (-1, 1):
+        return "forward" if direction == -1 else "inverse"
+    raise ValueError(
+        f"direction={direction!r} is not understood; pass FFTDirection.FORWARD / INVERSE, "
+        "'forward' / 'inverse' (any case), or -1 / 1"
+    )
 
 
 @dataclasses.dataclass
@@ -30,11 +65,15 @@ class FFTOptions:
         "double" keeps Python's double precision.
     patient_jit: let cuFFT time its candidate kernels with the callbacks linked in when planning
         (slower planning; see benchmarks/NOTES.md for what it gains).
-    device_id: the GPU for host operands executed on the GPU.
+    device_id: the GPU for host operands executed on the GPU (prefer ``ExecutionCUDA(device_id=)``).
     blocking: True waits for the GPU before returning; "auto" waits only for host operands.
+    logger: where this FFT's events go (plans built or reused, callbacks compiled or found in the
+        cache) instead of ``fftfuse.fft``; the compiler's own stay on ``fftfuse.compiler``.
+    allocator: draws the cuFFT workspace of GPU plans: an object with ``memalloc(size)``
+        (``nvmath.memory.BaseCUDAMemoryManager``); None: CuPy's memory pool.
     """
 
-    fft_type: str | None = None
+    fft_type: FFTType | None = None
     inplace: bool = False
     last_axis_parity: Literal["even", "odd"] = "even"
     result_layout: Literal["optimized", "natural"] = "optimized"
@@ -45,6 +84,8 @@ class FFTOptions:
     patient_jit: bool = False
     device_id: int | None = None
     blocking: bool | Literal["auto"] = "auto"
+    logger: logging.Logger | None = None
+    allocator: BaseCUDAMemoryManager | None = None
 
     def __post_init__(self) -> None:
         _one_of("fft_type", self.fft_type, (None, "C2C", "R2C", "C2R"))
@@ -98,7 +139,10 @@ def debug_env() -> bool:
 
 @dataclasses.dataclass
 class ExecutionCUDA:
-    device_id: int = 0
+    """Execute on a GPU; ``device_id`` is the GPU for host operands (default 0)."""
+
+    name: Literal["cuda"] = dataclasses.field(default="cuda", init=False)
+    device_id: int | None = None
 
     def __post_init__(self) -> None:
         _count("ExecutionCUDA.device_id", self.device_id, 0)
@@ -106,10 +150,25 @@ class ExecutionCUDA:
 
 @dataclasses.dataclass
 class ExecutionCPU:
+    """Execute on the CPU (SciPy + numba) with ``num_threads`` FFT threads (default: all cores)."""
+
+    name: Literal["cpu"] = dataclasses.field(default="cpu", init=False)
     num_threads: int | None = None
 
     def __post_init__(self) -> None:
         _count("ExecutionCPU.num_threads", self.num_threads, 1)
+
+
+Execution = Union[ExecutionCUDA, ExecutionCPU, Literal["cuda", "cpu"], dict]
+
+
+def cpu_threads(execution: Any, options: FFTOptions) -> int | None:
+    """The CPU FFT's thread count: ``ExecutionCPU(num_threads=)`` first, then the options'."""
+    if isinstance(execution, ExecutionCPU) and execution.num_threads is not None:
+        return execution.num_threads
+    if isinstance(execution, dict) and execution.get("num_threads") is not None:
+        return int(execution["num_threads"])
+    return options.num_threads
 
 
 def execution_target(execution: Any, operand: Tensor, options: FFTOptions) -> str:
@@ -136,12 +195,3 @@ def execution_target(execution: Any, operand: Tensor, options: FFTOptions) -> st
     if target == "cpu" and operand.on_gpu and not options.debug_mode:
         raise ValueError("execution='cpu' needs a host operand (NumPy); this one is on the GPU")
     return "cpu" if options.debug_mode else target
-
-
-def execution_threads(execution: Any) -> int | None:
-    """The CPU threads an ``execution`` asks for (None: not said)."""
-    if isinstance(execution, ExecutionCPU):
-        return execution.num_threads
-    if isinstance(execution, dict):
-        return execution.get("num_threads")
-    return None

@@ -6,12 +6,16 @@ import operator
 import threading
 from typing import Any
 
-from ._api import FFT
-from ._options import debug_env
+from ._api import FFT, Axes, Callback, release_arrays, rerun
+from ._docs import shared_doc
+from ._options import DirectionLike, Execution, FFTOptions, Norm, debug_env
 
-def _stateless(kind: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any,
-               stream: Any) -> Any:
-    key = _reuse_key(kind, operand, axes, options, execution, prolog, epilog)
+
+def _stateless(transform: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any,
+               stream: Any, direction: Any = None, norm: Any = None) -> Any:
+    key = _reuse_key(transform, operand, axes, options, execution, prolog, epilog)
+    if key is not None and (direction is not None or norm is not None):
+        key = (*key, direction, norm)
     engines = _recent_engines()
     prints = _fingerprints(prolog, epilog) if key is not None else None
     if key is not None:
@@ -19,17 +23,17 @@ def _stateless(kind: str, operand: Any, axes: Any, options: Any, execution: Any,
         if hit is not None and hit[1] == prints:
             engine = hit[0]
             try:
-                return engine._rerun(operand, prolog, epilog, stream)
+                return rerun(engine, operand, prolog, epilog, stream)
             finally:
-                engine._release_arrays()
-    f = FFT(operand, axes=axes, options=options, execution=execution, stream=stream, _kind=kind,
+                release_arrays(engine)
+    f = FFT(operand, axes=axes, options=options, execution=execution, stream=stream, _transform=transform,
             _shared_plans=True)
     kept = False
     try:
-        f.plan(prolog=prolog, epilog=epilog, stream=stream)
+        f.plan(prolog=prolog, epilog=epilog, stream=stream, direction=direction, norm=norm)
         result = f.execute(stream=stream)
         if key is not None:
-            f._release_arrays()
+            release_arrays(f)
             old = engines.pop(key, None)  # its callbacks' globals changed: its plan is stale
             if old is not None:
                 old[0].free()
@@ -59,7 +63,7 @@ def _recent_engines() -> dict:
     return engines
 
 
-def _reuse_key(kind: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any) -> Any:
+def _reuse_key(transform: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any) -> Any:
     """A key for reusing an engine, or None where this call takes the full path."""
     if options is not None or execution is not None or type(operand).__module__.split(".")[0] != "cupy":
         return None
@@ -86,10 +90,10 @@ def _reuse_key(kind: str, operand: Any, axes: Any, options: Any, execution: Any,
     if any(s is not None and s[0] is None for s in signature):
         return None
     try:  # integers only: 1.0 == 1 would find the engine of axes=[1] (the full path explains)
-        axes = None if axes is None else tuple(map(operator.index, axes))
+        axes = None if axes is None else (axes,) if type(axes) is int else tuple(map(operator.index, axes))
     except TypeError:
         return None
-    return (kind, operand.shape, operand.strides, operand.dtype, operand.device.id, axes, *signature)
+    return (transform, operand.shape, operand.strides, operand.dtype, operand.device.id, axes, *signature)
 
 
 def _fingerprints(prolog: Any, epilog: Any) -> tuple:
@@ -105,36 +109,96 @@ def _fingerprints(prolog: Any, epilog: Any) -> tuple:
     return tuple(out)
 
 
-def fft(operand: Any, axes: Any = None, options: Any = None, execution: Any = None, prolog: Any = None,
-        epilog: Any = None, stream: Any = None) -> Any:
-    """Forward complex-to-complex FFT over ``axes`` (the last up-to-3 by default), unnormalized.
+@shared_doc
+def fft(operand: Any, axes: Axes = None, options: FFTOptions | dict | None = None,
+        execution: Execution | None = None, prolog: Callback = None, epilog: Callback = None,
+        stream: Any = None, *, direction: DirectionLike | None = None, norm: Norm | None = None) -> Any:
+    """Complex-to-complex FFT over ``axes``, forward unless ``direction`` says otherwise.
 
-    A real operand is promoted to complex. ``prolog``/``epilog`` take a Python function, a dict
-    ``{"fn": f, "data": array}``, or nvmath-python's ``{"ltoir": bytes, "data": pointer}``.
+    A real operand is promoted to complex. Unnormalized, as cuFFT, unless ``norm`` is given.
+
+    Parameters:
+        {parameters}
+
+    Returns:
+        The transform, of the operand's shape and complex dtype (the operand itself with
+        ``options={{"inplace": True}}``).
+
+    {raises}
 
     >>> import numpy as np
     >>> x = np.arange(8, dtype=np.complex128)
     >>> y = fft(x, epilog=lambda v: v / 8)
     >>> bool(np.allclose(y, np.fft.fft(x) / 8))
     True
+    >>> bool(np.allclose(fft(x, direction="inverse", norm="backward"), np.fft.ifft(x)))
+    True
     """
-    return _stateless("fft", operand, axes, options, execution, prolog, epilog, stream)
+    return _stateless("fft", operand, axes, options, execution, prolog, epilog, stream, direction, norm)
 
 
-def ifft(operand: Any, axes: Any = None, options: Any = None, execution: Any = None, prolog: Any = None,
-         epilog: Any = None, stream: Any = None) -> Any:
-    """Inverse complex-to-complex FFT, unnormalized (as cuFFT: scale in an epilog if needed)."""
-    return _stateless("ifft", operand, axes, options, execution, prolog, epilog, stream)
+@shared_doc
+def ifft(operand: Any, axes: Axes = None, options: FFTOptions | dict | None = None,
+         execution: Execution | None = None, prolog: Callback = None, epilog: Callback = None,
+         stream: Any = None, *, direction: DirectionLike | None = None, norm: Norm | None = None) -> Any:
+    """Inverse complex-to-complex FFT; unnormalized, as cuFFT, unless ``norm`` is given.
+
+    Parameters:
+        {parameters}
+
+    Returns:
+        The inverse transform, of the operand's shape and complex dtype.
+
+    {raises}
+
+    >>> import numpy as np
+    >>> x = np.random.default_rng(1).standard_normal(16) + 0j
+    >>> bool(np.allclose(ifft(x, norm="backward"), np.fft.ifft(x)))
+    True
+    """
+    return _stateless("ifft", operand, axes, options, execution, prolog, epilog, stream, direction, norm)
 
 
-def rfft(operand: Any, axes: Any = None, options: Any = None, execution: Any = None, prolog: Any = None,
-         epilog: Any = None, stream: Any = None) -> Any:
-    """Real-to-complex FFT; the last of ``axes`` is halved to n//2 + 1."""
-    return _stateless("rfft", operand, axes, options, execution, prolog, epilog, stream)
+@shared_doc
+def rfft(operand: Any, axes: Axes = None, options: FFTOptions | dict | None = None,
+         execution: Execution | None = None, prolog: Callback = None, epilog: Callback = None,
+         stream: Any = None, *, direction: DirectionLike | None = None, norm: Norm | None = None) -> Any:
+    """Real-to-complex FFT; the last of ``axes`` becomes n//2 + 1 long.
+
+    Parameters:
+        {parameters}
+
+    Returns:
+        The complex half-spectrum.
+
+    {raises}
+
+    >>> import numpy as np
+    >>> x = np.random.default_rng(2).standard_normal((3, 10))
+    >>> bool(np.allclose(rfft(x, axes=-1, norm="ortho"), np.fft.rfft(x, norm="ortho")))
+    True
+    """
+    return _stateless("rfft", operand, axes, options, execution, prolog, epilog, stream, direction, norm)
 
 
-def irfft(operand: Any, axes: Any = None, options: Any = None, execution: Any = None, prolog: Any = None,
-          epilog: Any = None, stream: Any = None) -> Any:
-    """Complex-to-real inverse FFT, unnormalized; the output's last axis is 2*(m-1) (+1 when
-    ``options.last_axis_parity == "odd"``)."""
-    return _stateless("irfft", operand, axes, options, execution, prolog, epilog, stream)
+@shared_doc
+def irfft(operand: Any, axes: Axes = None, options: FFTOptions | dict | None = None,
+          execution: Execution | None = None, prolog: Callback = None, epilog: Callback = None,
+          stream: Any = None, *, direction: DirectionLike | None = None, norm: Norm | None = None) -> Any:
+    """Complex-to-real inverse FFT; the last of ``axes`` becomes 2*(m-1) long (2*m - 1 with
+    ``options={{"last_axis_parity": "odd"}}``). Unnormalized unless ``norm`` is given.
+
+    Parameters:
+        {parameters}
+
+    Returns:
+        The real signal.
+
+    {raises}
+
+    >>> import numpy as np
+    >>> x = np.random.default_rng(3).standard_normal(10)
+    >>> bool(np.allclose(irfft(np.fft.rfft(x), norm="backward"), x))
+    True
+    """
+    return _stateless("irfft", operand, axes, options, execution, prolog, epilog, stream, direction, norm)

@@ -76,6 +76,12 @@ def as_tensor(obj: Any, what: str = "operand") -> Tensor:
     if module == "cupy":
         return Tensor(obj, "cupy", int(obj.device.id))
     if module == "torch":
+        name = str(obj.dtype).rsplit(".", 1)[-1]
+        if name in ("bfloat16", "complex32"):  # neither NumPy, CuPy nor numba has these types
+            raise TypeError(
+                f"{what} is a PyTorch {name} tensor, a type callbacks cannot read and NumPy/CuPy cannot "
+                f"hold; convert it with .to(torch.{'complex64' if name == 'complex32' else 'float32'})"
+            )
         if obj.device.type == "cuda":
             import cupy
 

@@ -1,0 +1,82 @@
+"""SciPy's ``norm=`` as a scale fused into the callbacks, never a separate pass over the data.
+
+The scale goes into the epilog (a new one when none is given); an epilog in cuFFT's form stores
+its value itself, so there the scale goes into the prolog instead, the FFT being linear.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+_NORMS = ("backward", "ortho", "forward")
+
+
+def norm_scale(norm: str | None, direction: str, n: int) -> float | None:
+    """The factor ``norm`` applies to a transform of ``n`` points in ``direction`` (None: none).
+
+    >>> norm_scale("backward", "inverse", 8), norm_scale("ortho", "forward", 4), norm_scale("forward", "inverse", 8)
+    (0.125, 0.5, None)
+    """
+    if norm is None:
+        return None
+    if norm not in _NORMS:
+        raise ValueError(f"norm={norm!r} is not understood; use 'backward', 'ortho', 'forward' or None")
+    if norm == "ortho":
+        return 1.0 / math.sqrt(n)
+    scaled = "inverse" if norm == "backward" else "forward"
+    return 1.0 / n if direction == scaled else None
+
+
+def fuse_scale(prolog: Any, epilog: Any, scale: float) -> tuple[Any, Any]:
+    """``(prolog, epilog)`` with ``scale`` applied in one of them."""
+    from compiler.forms import Form, infer_form
+
+    if epilog is None:
+        return prolog, _scaled_value(scale)
+    fn, rebuild = _function_of(epilog)
+    if fn is not None and infer_form(fn, "epilog") is not Form.CUFFT:
+        return prolog, rebuild(_scaled(fn, infer_form(fn, "epilog"), scale))
+    if prolog is None:
+        return _scaled_value(scale), epilog
+    fn, rebuild = _function_of(prolog)
+    if fn is not None:
+        return rebuild(_scaled(fn, infer_form(fn, "prolog"), scale)), epilog
+    raise ValueError(
+        "norm= cannot be fused here: the epilog stores its value itself (cuFFT form, CUDA C++ or LTO-IR) "
+        "and the prolog is not a Python function. Apply the scale in your epilog and pass norm=None"
+    )
+
+
+def _function_of(value: Any) -> tuple[Callable | None, Callable[[Callable], Any]]:
+    """The Python function inside a prolog/epilog argument, and how to put another in its place."""
+    if isinstance(value, dict):
+        return value.get("fn"), lambda f: {**value, "fn": f}
+    fn = getattr(value, "fn", None)
+    if fn is not None:  # a DeviceCallable holding a function
+        return fn, lambda f: {"fn": f, "data": value.data}
+    if callable(value) and not isinstance(value, (bytes, bytearray)):
+        return value, lambda f: f
+    return None, lambda f: f
+
+
+def _scaled_value(scale: float) -> Callable:
+    def scale_only(x):
+        return x * scale
+
+    return scale_only
+
+
+def _scaled(fn: Callable, form: Any, scale: float) -> Callable:
+    from compiler.forms import Form
+
+    if form is Form.VALUE:
+        def scaled(x):
+            return fn(x) * scale
+    elif form is Form.VALUE_DATA:
+        def scaled(x, d):
+            return fn(x, d) * scale
+    else:  # a prolog in cuFFT's form returns its value
+        def scaled(data_in, offset, user_info, unused):
+            return fn(data_in, offset, user_info, unused) * scale
+    return scaled
