@@ -254,6 +254,7 @@ class FakeGpu:
     def install(self, monkeypatch: Any, keep_memory: bool = False) -> "FakeGpu":
         """Put the fake in place for the rest of the test (``monkeypatch`` undoes it); with
         ``keep_memory``, no allocation is ever freed (so ``read`` sees buffers the code dropped)."""
+        from compiler import toolchain
         from nvmath.fft import _api, _cufft
 
         monkeypatch.setattr(Memory, "kept", [] if keep_memory else None)
@@ -278,10 +279,10 @@ class FakeGpu:
             "set_stream": lambda plan, stream: self._stream.__setitem__(plan, stream),
             "xt_exec": self._exec,
             "require_lto_callbacks": lambda: None,
-            "nvjitlink_version": lambda: (99, 0),
         }
         for name, fake in fakes.items():
             monkeypatch.setattr(_cufft, name, fake)
+        monkeypatch.setattr(toolchain, "nvjitlink_version", lambda: (99, 0))
         return self
 
     def _runtime(self) -> types.SimpleNamespace:
