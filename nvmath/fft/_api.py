@@ -8,6 +8,7 @@ per-device cache instead of building their own.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import numbers
@@ -23,7 +24,7 @@ from ._layout import FFTProblem, LayoutError, plan_problem
 from ._log import fft_logger, log_compiled
 from ._norm import fuse_scale, norm_scale
 from ._options import DirectionLike, Execution, FFTOptions, Norm, cpu_threads, direction_name, execution_target
-from ._tensor import Tensor, as_tensor, empty_strided
+from ._tensor import Tensor, allocator, as_tensor, empty_strided
 
 # What prolog= and epilog= take: a Python function, {"fn": f, "data": array}, a DeviceCallable,
 # or nvmath-python's {"ltoir": bytes, "data": pointer}.
@@ -36,6 +37,9 @@ def _problem(transform, shape, strides, dtype, axes, inplace, parity, layout) ->
     return plan_problem(transform, shape, strides, dtype, axes, inplace=inplace, last_axis_parity=parity,
                         result_layout=layout)
 
+
+# cuFFT's CUFFT_FORWARD and CUFFT_INVERSE (nvmath.fft._cufft, not imported here: CPU-only work needs no ctypes).
+_CUFFT_DIRECTION = {"forward": -1, "inverse": 1}
 
 # A released engine's spec had data: the next call brings its own (see release_arrays).
 _RELEASED = object()
@@ -107,6 +111,7 @@ class FFT:
             tensor = Tensor(tensor.array.get(), tensor.framework, None)
             self._host_result = "device"
         self._operand: Tensor | None = tensor
+        self._operand_device = tensor.device_id  # reset_operand keeps it
         self._planned_operand = (tensor.shape, tensor.strides, tensor.dtype, tensor.device_id)
         self._user_operand = operand
         self._axes = axes_tuple(axes)
@@ -127,6 +132,11 @@ class FFT:
         self._last_stream: Any = None
         self._input_buffer = None
         self._data: dict[str, Any] = {}
+        # Decided when planned for the GPU (see _prepare_launch): the callbacks' data pointers,
+        # which data each call may pass where it lies, and how outputs are allocated.
+        self._data_pointers: tuple[int, int] = (0, 0)
+        self._data_in_place: tuple[bool, bool] = (True, True)
+        self._new_output: Callable[[], Any] | None = None
 
     def _default_transform(self, dtype: str) -> str:
         return self._transform_for(dtype, self.options)
@@ -237,6 +247,8 @@ class FFT:
         self._data = {s.kind: self._lay_out(s) for s in (self._prolog, self._epilog) if s is not None}
         started = time.perf_counter()
         self._executor = self._plan_gpu() if self._target == "cuda" else self._plan_cpu()
+        if self._target == "cuda":
+            self._prepare_launch()
         log = fft_logger(self.options)
         if log.isEnabledFor(logging.INFO):
             p = self.problem
@@ -397,7 +409,7 @@ class FFT:
                 self._executor.release_workspace()
             return result
         _check_stream(stream)  # the GPU path checks it as it uses it
-        inp = self._input()
+        inp = self._input(self._operand.array)
         out = inp if problem.inplace else empty_strided(
             np, problem.output.shape, problem.output.strides, problem.output_dtype, problem.output.span)
         self._executor.execute(inp, out, direction, self._data.get("prolog"), self._data.get("epilog"))
@@ -416,39 +428,62 @@ class FFT:
             raise ValueError(f"a {self.problem.fft_type} FFT runs {self.problem.direction} only")
         return direction
 
-    def _input(self) -> Any:
-        problem, operand = self.problem, self._operand
+    def _input(self, array: Any) -> Any:
+        """What cuFFT reads: ``array`` itself, or its copy in the problem's input buffer."""
+        problem = self.problem
         if not problem.copy_input:
-            return operand.array
-        if self._input_buffer is None:  # on the GPU, _execute_gpu has set the device and stream
+            return array
+        if self._input_buffer is None:  # on the GPU, the device and stream are set by the caller
             layout = problem.input
-            self._input_buffer = empty_strided(operand.xp, layout.shape, layout.strides, problem.input_dtype,
-                                               layout.span)
-        self._input_buffer[...] = operand.array
+            if isinstance(array, np.ndarray):
+                xp = np
+            else:
+                import cupy as xp
+            self._input_buffer = empty_strided(xp, layout.shape, layout.strides, problem.input_dtype, layout.span)
+        self._input_buffer[...] = array
         return self._input_buffer
+
+    def _prepare_launch(self) -> None:
+        """Take once what every GPU launch of this plan needs."""
+        import cupy
+
+        laid = [self._data.get("prolog"), self._data.get("epilog")]
+        specs = [self._prolog, self._epilog]
+        self._data_pointers = tuple(d.data.ptr if d is not None else 0 for d in laid)
+        # Data used where it lies (no copy made) can be used where it lies on every call of that layout.
+        self._data_in_place = tuple(d is None or d.data.ptr == s.data.array.data.ptr for d, s in zip(laid, specs))
+        out = self.problem.output
+        self._new_output = allocator(cupy, out.shape, out.strides, self.problem.output_dtype, out.span)
 
     def _execute_gpu(self, direction: str, stream: Any) -> Any:
         import cupy
 
-        from ._cufft import CUFFT_FORWARD, CUFFT_INVERSE
-
-        problem = self.problem
         # Copies, allocations and the FFT all go on the caller's stream, in order.
-        with cupy.cuda.Device(self._operand.device_id), _on_stream(stream if stream is not None else self._stream) as s:
-            if s.ptr != self._last_stream:
-                # The input copy of an execution on another stream may still be read there: take
-                # a fresh one from CuPy's pool, which reuses memory in its stream's order.
-                self._input_buffer, self._last_stream = None, s.ptr
-            inp = self._input()
-            out = inp if problem.inplace else empty_strided(
-                cupy, problem.output.shape, problem.output.strides, problem.output_dtype, problem.output.span)
-            data = [self._data.get(k) for k in ("prolog", "epilog")]
-            pointers = [int(d.data.ptr) if d is not None else 0 for d in data]
-            self._executor.execute(int(inp.data.ptr), int(out.data.ptr),
-                                   CUFFT_FORWARD if direction == "forward" else CUFFT_INVERSE, s.ptr, *pointers)
-            if self.options.blocking is True or (self._host_result is True and self.options.blocking == "auto"):
-                s.synchronize()
-            return self._result(out)
+        with cupy.cuda.Device(self._operand.device_id):
+            stream = stream if stream is not None else self._stream
+            if stream is None:  # CuPy's current stream: nothing to switch
+                out = self._launch(cupy.cuda.get_current_stream(), direction, self._operand.array,
+                                   self._data_pointers)
+            else:
+                with _on_stream(stream) as s:
+                    out = self._launch(s, direction, self._operand.array, self._data_pointers)
+        return self._result(out)
+
+    def _launch(self, s: Any, direction: str, array: Any, data: tuple[int, int]) -> Any:
+        """Run on CuPy stream ``s`` (current, on the plan's device): cuFFT reads ``array`` (or its
+        copy) and the callbacks get the data pointers ``data``; returns the new output."""
+        ptr = s.ptr
+        if ptr != self._last_stream:
+            # The input copy of an execution on another stream may still be read there: take
+            # a fresh one from CuPy's pool, which reuses memory in its stream's order.
+            self._input_buffer, self._last_stream = None, ptr
+        inp = self._input(array)
+        out = inp if self.problem.inplace else self._new_output()
+        self._executor.execute(inp.data.ptr, out.data.ptr, _CUFFT_DIRECTION[direction], ptr, *data)
+        blocking = self.options.blocking
+        if blocking is True or (blocking == "auto" and self._host_result is True):
+            s.synchronize()
+        return out
 
     def _result(self, out: Any) -> Any:
         if self.problem.inplace and self._host_result != "device":
@@ -526,17 +561,41 @@ class FFT:
 # The stateless functions' engine reuse (``_stateless``): an engine planned by an earlier call is
 # run again with this call's arrays, and lets go of them afterwards.
 def rerun(engine: FFT, operand: Any, prolog: Any, epilog: Any, stream: Any) -> Any:
-    """Run a planned stateless engine on another operand and callback data of the same layout;
-    the caller has checked that the callbacks' fingerprints are the planned ones."""
-    engine._operand = as_tensor(operand)
-    engine._user_operand = operand
-    for spec in (engine._prolog, engine._epilog):
-        if spec is not None and spec.data is _RELEASED:
-            new = prolog if spec.kind == "prolog" else epilog
-            object.__setattr__(spec, "data", as_tensor(new["data"], what=f"{spec.kind} data"))
-    engine._plan_stream = stream
-    engine._data = {s.kind: engine._lay_out(s) for s in (engine._prolog, engine._epilog) if s is not None}
-    return engine.execute(stream=stream)
+    """Run a planned stateless engine on another CuPy operand and callback data of the layout it
+    was planned for; the caller has checked that the callbacks' fingerprints are the planned
+    ones. The engine keeps no reference to the call's arrays."""
+    import cupy
+
+    direction = engine._plan_direction or engine.problem.direction
+    try:
+        with cupy.cuda.Device(engine._operand_device):
+            if stream is None:  # CuPy's current stream: nothing to switch
+                data, copies = _call_data(engine, prolog, epilog)
+                return engine._launch(cupy.cuda.get_current_stream(), direction, operand, data)
+            with _on_stream(stream) as s:
+                data, copies = _call_data(engine, prolog, epilog)
+                return engine._launch(s, direction, operand, data)
+    finally:
+        engine._input_buffer = None
+
+
+def _call_data(engine: FFT, prolog: Any, epilog: Any) -> tuple[tuple[int, int], list]:
+    """The data pointers of this call's callbacks, and the copies made to lay them out (held by
+    the caller until launched; the device and stream are current)."""
+    pointers, copies = [0, 0], []
+    for i, (spec, given) in enumerate(((engine._prolog, prolog), (engine._epilog, epilog))):
+        if spec is None or spec.data is None:
+            continue
+        array = given["data"]
+        if engine._data_in_place[i]:
+            pointers[i] = array.data.ptr
+            continue
+        target = engine.problem.input if spec.kind == "prolog" else engine.problem.output
+        laid = lay_out_user_data(dataclasses.replace(spec, data=as_tensor(array, what=f"{spec.kind} data")), target,
+                                 allow_copy=engine.options.user_data_copy)
+        copies.append(laid)
+        pointers[i] = laid.data.ptr
+    return (pointers[0], pointers[1]), copies
 
 
 def release_arrays(engine: FFT) -> None:
