@@ -136,6 +136,7 @@ class FFT:
         # which data each call may pass where it lies, and how outputs are allocated.
         self._data_pointers: tuple[int, int] = (0, 0)
         self._data_in_place: tuple[bool, bool] = (True, True)
+        self._has_data = False
         self._new_output: Callable[[], Any] | None = None
 
     def _default_transform(self, dtype: str) -> str:
@@ -450,39 +451,51 @@ class FFT:
         laid = [self._data.get("prolog"), self._data.get("epilog")]
         specs = [self._prolog, self._epilog]
         self._data_pointers = tuple(d.data.ptr if d is not None else 0 for d in laid)
+        self._has_data = any(d is not None for d in laid)
         # Data used where it lies (no copy made) can be used where it lies on every call of that layout.
         self._data_in_place = tuple(d is None or d.data.ptr == s.data.array.data.ptr for d, s in zip(laid, specs))
         out = self.problem.output
         self._new_output = allocator(cupy, out.shape, out.strides, self.problem.output_dtype, out.span)
 
-    def _execute_gpu(self, direction: str, stream: Any) -> Any:
+    def _execute_gpu(self, direction: str, stream: Any, array: Any = None, call: tuple | None = None) -> Any:
+        """Launch on the plan's device and on ``stream`` (else the FFT's, else CuPy's current one).
+
+        A stateless call passes its CuPy operand ``array`` and ``call`` = (prolog, epilog), whose
+        data replace the planned data; it gets the bare output back.
+        """
         import cupy
 
+        stream = stream if stream is not None else self._stream
         # Copies, allocations and the FFT all go on the caller's stream, in order.
-        with cupy.cuda.Device(self._operand.device_id):
-            stream = stream if stream is not None else self._stream
-            if stream is None:  # CuPy's current stream: nothing to switch
-                out = self._launch(cupy.cuda.get_current_stream(), direction, self._operand.array,
-                                   self._data_pointers)
-            else:
-                with _on_stream(stream) as s:
-                    out = self._launch(s, direction, self._operand.array, self._data_pointers)
-        return self._result(out)
+        if stream is None and cupy.cuda.runtime.getDevice() == self._operand_device:
+            out = self._launch(cupy.cuda.get_current_stream(), direction, array, call)  # nothing to switch
+        else:
+            with cupy.cuda.Device(self._operand_device):
+                if stream is None:
+                    out = self._launch(cupy.cuda.get_current_stream(), direction, array, call)
+                else:
+                    with _on_stream(stream) as s:
+                        out = self._launch(s, direction, array, call)
+        return out if call is not None else self._result(out)
 
-    def _launch(self, s: Any, direction: str, array: Any, data: tuple[int, int]) -> Any:
-        """Run on CuPy stream ``s`` (current, on the plan's device): cuFFT reads ``array`` (or its
-        copy) and the callbacks get the data pointers ``data``; returns the new output."""
+    def _launch(self, s: Any, direction: str, array: Any, call: tuple | None) -> Any:
+        """Run on CuPy stream ``s`` (current, on the plan's device); returns the new output."""
         ptr = s.ptr
         if ptr != self._last_stream:
             # The input copy of an execution on another stream may still be read there: take
             # a fresh one from CuPy's pool, which reuses memory in its stream's order.
             self._input_buffer, self._last_stream = None, ptr
+        if call is None:
+            array, data, copies = self._operand.array, self._data_pointers, ()
+        else:
+            data, copies = _call_data(self, *call) if self._has_data else ((0, 0), ())
         inp = self._input(array)
         out = inp if self.problem.inplace else self._new_output()
         self._executor.execute(inp.data.ptr, out.data.ptr, _CUFFT_DIRECTION[direction], ptr, *data)
         blocking = self.options.blocking
         if blocking is True or (blocking == "auto" and self._host_result is True):
             s.synchronize()
+        del copies  # laid-out data: the launch is queued, CuPy's pool reuses memory in stream order
         return out
 
     def _result(self, out: Any) -> Any:
@@ -564,17 +577,9 @@ def rerun(engine: FFT, operand: Any, prolog: Any, epilog: Any, stream: Any) -> A
     """Run a planned stateless engine on another CuPy operand and callback data of the layout it
     was planned for; the caller has checked that the callbacks' fingerprints are the planned
     ones. The engine keeps no reference to the call's arrays."""
-    import cupy
-
-    direction = engine._plan_direction or engine.problem.direction
     try:
-        with cupy.cuda.Device(engine._operand_device):
-            if stream is None:  # CuPy's current stream: nothing to switch
-                data, copies = _call_data(engine, prolog, epilog)
-                return engine._launch(cupy.cuda.get_current_stream(), direction, operand, data)
-            with _on_stream(stream) as s:
-                data, copies = _call_data(engine, prolog, epilog)
-                return engine._launch(s, direction, operand, data)
+        return engine._execute_gpu(engine._plan_direction or engine.problem.direction, stream, operand,
+                                   (prolog, epilog))
     finally:
         engine._input_buffer = None
 
