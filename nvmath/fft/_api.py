@@ -489,8 +489,9 @@ class FFT:
             array, data, copies = self._operand.array, self._data_pointers, ()
         else:
             data, copies = _call_data(self, *call) if self._has_data else ((0, 0), ())
-        inp = self._input(array)
-        out = inp if self.problem.inplace else self._new_output()
+        problem = self.problem
+        inp = self._input(array) if problem.copy_input else array
+        out = inp if problem.inplace else self._new_output()
         self._executor.execute(inp.data.ptr, out.data.ptr, _CUFFT_DIRECTION[direction], ptr, *data)
         blocking = self.options.blocking
         if blocking is True or (blocking == "auto" and self._host_result is True):
