@@ -81,6 +81,14 @@ def test_an_operand_cufft_would_overwrite_is_copied_on_each_call(gpu):
     assert gpu.plans_made == 1
 
 
+def test_outputs_in_the_optimized_layout_are_allocated_strided(gpu):
+    x = device_array((64, 4))
+    ys = [nvmath.fft.fft(x, axes=[0], epilog=lambda v: v * 2) for _ in range(2)]  # FFT axis innermost
+    for y, launch in zip(ys, gpu.launches):
+        assert y.shape == (64, 4) and y.strides == (8, 64 * 8) and launch.output == y.data.ptr
+    assert ys[0].data.ptr != ys[1].data.ptr
+
+
 def gain_epilog(v):
     return v * GAIN
 
@@ -125,7 +133,10 @@ def test_each_operand_runs_on_its_device(gpu):
     for x in (x0, x1, x0, x1):
         nvmath.fft.fft(x, axes=[-1], epilog=lambda v: v * 2)
         assert cupy.cuda.runtime.getDevice() == 0  # the caller's device is current again
-    assert [launch.device for launch in gpu.launches] == [0, 1, 0, 1]
+    with cupy.cuda.Device(1):
+        nvmath.fft.fft(x0, axes=[-1], epilog=lambda v: v * 2)
+        assert cupy.cuda.runtime.getDevice() == 1
+    assert [launch.device for launch in gpu.launches] == [0, 1, 0, 1, 0]
     assert gpu.plans_made == 2 and gpu.launches[0].plan == gpu.launches[2].plan != gpu.launches[1].plan
 
 
@@ -153,8 +164,10 @@ def test_stateful_execute_follows_reset_operand_and_replanning(gpu):
         assert (gpu.launches[-1].input, gpu.launches[-1].output, gpu.launches[-1].stream) == (
             x2.data.ptr, y2.data.ptr, s.ptr)
         first = gpu.launches[-1].plan
-        fft.plan(epilog=lambda v: v * 3)
+        f2 = device_array((4, 64), seed=3)
+        fft.plan(epilog={"fn": lambda v, d: v * d, "data": f2})  # new data: a new plan, and its pointer
         fft.execute(direction="inverse")
-        assert gpu.launches[-1].plan != first and gpu.launches[-1].direction == 1
+        ((info, _),) = gpu.launches[-1].caller_info.values()
+        assert gpu.launches[-1].plan != first and gpu.launches[-1].direction == 1 and info == f2.data.ptr
     with pytest.raises(RuntimeError, match="freed"):
         fft.execute()

@@ -24,7 +24,7 @@ from ._layout import FFTProblem, LayoutError, plan_problem
 from ._log import fft_logger, log_compiled
 from ._norm import fuse_scale, norm_scale
 from ._options import DirectionLike, Execution, FFTOptions, Norm, cpu_threads, direction_name, execution_target
-from ._tensor import Tensor, allocator, as_tensor, empty_strided
+from ._tensor import Tensor, as_tensor, empty_factory, empty_strided
 
 # What prolog= and epilog= take: a Python function, {"fn": f, "data": array}, a DeviceCallable,
 # or nvmath-python's {"ltoir": bytes, "data": pointer}.
@@ -455,7 +455,7 @@ class FFT:
         # Data used where it lies (no copy made) can be used where it lies on every call of that layout.
         self._data_in_place = tuple(d is None or d.data.ptr == s.data.array.data.ptr for d, s in zip(laid, specs))
         out = self.problem.output
-        self._new_output = allocator(cupy, out.shape, out.strides, self.problem.output_dtype, out.span)
+        self._new_output = empty_factory(cupy, out.shape, out.strides, self.problem.output_dtype, out.span)
 
     def _execute_gpu(self, direction: str, stream: Any, array: Any = None, call: tuple | None = None) -> Any:
         """Launch on the plan's device and on ``stream`` (else the FFT's, else CuPy's current one).

@@ -108,11 +108,12 @@ def empty_strided(xp: Any, shape: tuple[int, ...], strides: tuple[int, ...], dty
     return _view(base, shape, strides)
 
 
-def allocator(xp: Any, shape: tuple[int, ...], strides: tuple[int, ...], dtype: str, span: int) -> Callable[[], Any]:
+def empty_factory(xp: Any, shape: tuple[int, ...], strides: tuple[int, ...], dtype: str,
+                  span: int) -> Callable[[], Any]:
     """A function that returns a new ``empty_strided(xp, shape, strides, dtype, span)``, its
     layout decided once: for a dense layout, the array type's own constructor (no Python layer).
 
-    >>> new = allocator(np, (2, 3), (3, 1), "complex64", 6)
+    >>> new = empty_factory(np, (2, 3), (3, 1), "complex64", 6)
     >>> a = new()
     >>> a.shape, a.dtype.name, a is new()
     ((2, 3), 'complex64', False)
