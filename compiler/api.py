@@ -19,7 +19,7 @@ from .dtypes import element_dtype_name
 from .fingerprint import UncacheableError, function_fingerprint
 from .forms import Form, callback_error, infer_form, python_function
 from .thunk import CONSTRUCTION
-from .toolchain import resolve_arch, toolchain_stamp
+from .toolchain import check_supported_arch, resolve_arch, toolchain_stamp
 
 # The cache-hit path imports neither dataclasses (inspect) nor logging nor NumPy: each costs
 # milliseconds in a fresh process, and a hit is meant to take about ten.
@@ -128,6 +128,22 @@ def single_precision_literals(literals: str, element: str) -> bool:
     return literals == "element" and element in ("float32", "complex64")
 
 
+_reported: set[tuple[str, str]] = set()
+
+
+def report_uncacheable(kind: str, fn: Any, exc: UncacheableError) -> None:
+    """Log, once per function and reason, that ``fn`` is compiled without the cache."""
+    name = getattr(getattr(fn, "py_func", fn), "__qualname__", repr(fn))
+    if (name, exc.reason) in _reported:
+        return
+    if len(_reported) >= 4096:
+        _reported.clear()
+    _reported.add((name, exc.reason))
+    import logging
+
+    logging.getLogger("fftfuse.compiler").info("not caching %s %r (compiled on every call): %s", kind, name, exc)
+
+
 def compile_callback(
     fn: Any,
     kind: str,
@@ -157,7 +173,7 @@ def compile_callback(
     try:
         fingerprint = function_fingerprint(fn)
     except UncacheableError as exc:
-        _log(_INFO, "not caching %s %r: %s", kind, name, exc)
+        report_uncacheable(kind, fn, exc)
     else:
         key = artifact_key(
             target="ltoir", fingerprint=fingerprint, kind=kind, form=form.value, element=element,
@@ -175,6 +191,7 @@ def compile_callback(
     from .cuda_backend import compile_ltoir
 
     started = time.perf_counter()
+    check_supported_arch(arch)
     user_type = user_dtype if user_name and user_name.startswith("numba:") else user_name
     ltoir, meta = compile_ltoir(fn, kind, form, element, user_type, arch, indirect=indirect, narrow=narrow)
     if key is not None:

@@ -83,7 +83,9 @@ def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, 
     try:
         fingerprint = function_fingerprint(fn)
     except UncacheableError as exc:
-        log.info("not caching CPU %s %r: %s", kind, getattr(fn, "__qualname__", fn), exc)
+        from .api import report_uncacheable
+
+        report_uncacheable(kind, fn, exc)
     else:
         from cache import artifact_key
 
@@ -170,25 +172,20 @@ def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, 
     element = numba_type(element_name)
     user = numba_type(user_dtype if user_name.startswith("numba:") else user_name)
     argtypes = cpu_argument_types(kind, form, element, user)
-    # A numba CPU dispatcher keeps its options; anything else is jitted from its Python source.
-    target = fn if _is_cpu_dispatcher(fn) else python_function(fn)
     try:
-        jitted = jit_tree(target, numba.njit, narrow)
+        jitted = jit_tree(fn, lambda f, o: numba.njit(**o)(f), narrow)
         jitted.compile(argtypes)
         result = jitted.overloads[argtypes].signature.return_type
         check_result_type(fn, kind, form, element, result)
     except NumbaError as exc:
+        if "numba.cuda" in str(exc):
+            raise callback_error(
+                fn, kind, "it (or a function it calls) uses numba.cuda, which exists only on the GPU; the CPU "
+                f"executor compiles callbacks and their helpers, cuda.jit ones included, for the CPU:\n{exc}"
+            ) from None
         raise compile_error(fn, kind, exc) from None
     # Compiled lazily, inlined into the executor's loop that calls it.
     return numba.njit(make_wrapper(kind, form, jitted, element, indirect=False))
-
-
-def _is_cpu_dispatcher(fn: Any) -> bool:
-    try:
-        from numba.core.registry import CPUDispatcher
-    except ImportError:  # pragma: no cover - numba is a dependency
-        return False
-    return isinstance(fn, CPUDispatcher)
 
 
 def _element_converter(fn: Any, kind: str, element: str) -> Callable[[Any], Any]:

@@ -160,7 +160,7 @@ def callback_nvvm_ir(
 
     def build() -> tuple[Any, Any]:
         # Inlined at numba's IR level: one compile pipeline for the wrapper and the user's code.
-        device_fn = jit_tree(fn, cuda.jit(device=True, inline="always"), narrow)
+        device_fn = jit_tree(fn, lambda f, o: cuda.jit(device=True, inline="always", **o)(f), narrow)
         wrapper = make_wrapper(kind, form, device_fn, element, indirect=indirect)
         try:
             return device_fn, numba_nvvm_ir(wrapper, ret, args, cc)

@@ -13,19 +13,22 @@ Globals are resolved by these rules:
 * numpy scalars, arrays (dtype, shape and contents) and dtypes. Arrays are hashed on every
   call, so a large global array costs time proportional to its size each time.
 * modules: by name and ``__version__``, plus the value of every attribute of the module
-  that the function names (``mymod.SCALE``) when that value can itself be fingerprinted.
+  that the function names (``mymod.SCALE``); an attribute that cannot be fingerprinted makes
+  the function uncacheable, as a global would.
 * Python functions: recursively, wherever they are defined; recursion is cut at functions
   already being fingerprinted.
-* numba dispatchers (anything with a ``py_func``): by that Python function and their
-  target options.
-* builtin functions, types, classes, numpy ufuncs and numpy functions: by qualified name;
-  numba types by ``repr``.
+* numba-jitted functions (dispatchers, ``@vectorize`` ufuncs): by their Python function and
+  target options. (The compiler compiles them afresh from that function: what they compiled
+  before may hold globals since changed.)
+* enum members: by class name, member name and value; enum classes: by name and every
+  member; namedtuple instances: by class name, field names and items, each by value.
+* builtin functions, numpy ufuncs and numpy functions, and classes of the standard library,
+  numpy and numba: by qualified name; numba types by ``repr``; numpy scalars by their full
+  dtype (structured fields and datetime units included) and bytes.
 
-Anything else (lists, dicts, arbitrary objects) raises :class:`UncacheableError`, because
-it could change without the fingerprint noticing.
-
-Limits: a class counts by name only, not by its methods; a module attribute that cannot be
-fingerprinted is skipped (only its type is recorded) rather than refused.
+Anything else (lists, dicts, instances or classes of your own, which numba would read
+attributes of) raises :class:`UncacheableError`, because it could change without the
+fingerprint noticing.
 
 Cost: each code object is analysed once (bytecode scan, constants) and cached by identity;
 after that a call walks only the globals, defaults and closures, a few microseconds for a
@@ -56,12 +59,13 @@ global 'TABLE' read by lookup is a list, which cannot be fingerprinted (mutable 
 from __future__ import annotations
 
 import builtins
+import enum
 import hashlib
 import sys
 from types import BuiltinFunctionType, CodeType, FunctionType, ModuleType
 from typing import Any, Callable
 
-__all__ = ["UncacheableError", "function_fingerprint"]
+__all__ = ["UncacheableError", "function_fingerprint", "jitted_python_function"]
 
 
 class UncacheableError(Exception):
@@ -109,11 +113,16 @@ def _leaf_value(value: Any) -> Any:
         return (t, value)
     if t is float or t is complex:
         return (t, repr(value))  # repr tells -0.0 from 0.0, and nan equals itself
-    if t.__module__ == "numpy" and t.__name__ != "ndarray" and getattr(value, "shape", None) == ():
-        return (t, value.tobytes())  # a NumPy scalar (immutable): its type and exact bits
-    if t is BuiltinFunctionType or t is type:
-        return (t, id(value))
+    if t.__module__ == "numpy" and t.__name__ not in _NUMPY_NOT_LEAF and getattr(value, "shape", None) == ():
+        # An immutable NumPy scalar: its type, dtype (datetime unit, byte order) and bits.
+        return (t, value.dtype, value.tobytes())
+    if t is BuiltinFunctionType or (t is type and _trusted_class(value)):
+        return (t, value)  # held, so its identity cannot be reused by another object
     return _MISSING
+
+
+# ndarray is mutable; a structured scalar (np.void) may be a view into an array.
+_NUMPY_NOT_LEAF = frozenset({"ndarray", "void", "record"})
 
 
 def _leaf_snapshot(fn: Any) -> tuple | None:
@@ -372,7 +381,9 @@ class _Hasher:
                 raise _uncacheable(label, value, "bound to an object")
             return b"B" + _text(_qualified_name(value))
         if isinstance(value, type):
-            return b"K" + _text(_qualified_name(value))
+            if _trusted_class(value):
+                return b"K" + _text(_qualified_name(value))
+            return None  # a class of the user's: by content in _other, or refused
         if t.__name__ in ("method_descriptor", "wrapper_descriptor", "classmethod_descriptor"):
             owner = getattr(value, "__objclass__", None)
             return b"B" + _text(f"{_qualified_name(owner)}.{value.__name__}")
@@ -388,14 +399,50 @@ class _Hasher:
         if module == "numpy" or module.startswith("numpy."):
             self._numpy(value, label)
             return
-        py_func = getattr(value, "py_func", None)
-        if type(py_func) is FunctionType:
+        py_func = jitted_python_function(value)
+        if py_func is not None:
             self._dispatcher(value, py_func)
+            return
+        if isinstance(value, type):
+            self._class(value, label)
+            return
+        if isinstance(value, enum.Enum):
+            self.parts.append(b"e" + _text(value.name))
+            self._class(t, label)
+            return
+        if isinstance(value, tuple) and isinstance(getattr(t, "_fields", None), tuple):
+            self._class(t, label)  # a namedtuple
+            self.parts.append(b"t" + len(value).to_bytes(4, "little"))
+            for name, item in zip(t._fields, value):
+                self.value(item, ("field {!r} of {}", name, _describe(label)))
             return
         if module.startswith("numba"):
             self.parts.append(b"n" + _text(f"{_qualified_name(t)}:{value!r}"))
             return
         raise _uncacheable(label, value, "mutable or opaque value")
+
+    def _class(self, cls: type, label: Label) -> None:
+        """A class of the user's, by the values numba can read off it (enums, namedtuples)."""
+        if not self._once(cls):
+            return
+        self.parts.append(b"K" + _text(_qualified_name(cls)))
+        if issubclass(cls, enum.Enum):
+            members = list(cls.__members__.items())  # aliases included: Color.RED may be one
+            self.parts.append(b"m" + len(members).to_bytes(4, "little"))
+            for name, member in members:
+                self.parts.append(_text(name))
+                self.value(member.value, ("{}.{}", _qualified_name(cls), name))
+            return
+        fields = getattr(cls, "_fields", None)
+        if issubclass(cls, tuple) and isinstance(fields, tuple):
+            self.value(fields, label)
+            defaults = getattr(cls, "_field_defaults", {})
+            for name in sorted(defaults):
+                self.parts.append(_text(name))
+                self.value(defaults[name], ("default of {}.{}", _qualified_name(cls), name))
+            return
+        del self._seen[id(cls)]
+        raise _uncacheable(label, cls, "a class: numba would read its attributes, which are not fingerprinted")
 
     def _once(self, obj: Any) -> bool:
         """Record ``obj``; return False (after writing a back-reference) if already seen."""
@@ -470,14 +517,8 @@ class _Hasher:
                 attr = namespace.get(name, _MISSING)
                 if attr is _MISSING:
                     continue
-                mark = len(self.parts)
                 self.parts.append(b"a" + _text(name))
-                try:
-                    self.value(attr, ("{}.{}", module.__name__, name), attr_names)
-                except UncacheableError:
-                    # Only fingerprintable attributes count; keep the name and type as a hint.
-                    del self.parts[mark + 1 :]
-                    self.parts.append(b"?" + _text(_qualified_name(type(attr))))
+                self.value(attr, ("module attribute {}.{}", module.__name__, name), attr_names)
         finally:
             self._modules_active.discard(id(module))
 
@@ -501,16 +542,47 @@ class _Hasher:
             if value.dtype.hasobject:
                 raise _uncacheable(label, value, "an array of Python objects")
             shape = ",".join(map(str, value.shape))
-            self.parts.append(b"A" + _text(_qualified_name(type(value))) + _text(value.dtype.str) + _text(shape))
+            self.parts.append(b"A" + _text(_qualified_name(type(value))) + _dtype_text(value.dtype) + _text(shape))
             # Hashed apart, so a large array adds 32 bytes to the parts rather than a copy.
             flat = np.ascontiguousarray(value).reshape(-1).view(np.uint8)
             self.parts.append(hashlib.sha256(flat).digest())
         elif isinstance(value, np.generic):
-            self.parts.append(b"S" + _text(value.dtype.str) + _lp(value.tobytes()))
+            self.parts.append(b"S" + _text(_qualified_name(type(value))) + _dtype_text(value.dtype) + _lp(value.tobytes()))
         elif isinstance(value, np.dtype):
-            self.parts.append(b"Y" + _text(value.str) + _text(repr(value.descr)))
+            self.parts.append(b"Y" + _dtype_text(value))
         else:
             raise _uncacheable(label, value, "an unsupported numpy object")
+
+
+def _dtype_text(dtype: Any) -> bytes:
+    """A dtype in full: ``str`` alone is ``'|V8'`` for every 8-byte record."""
+    return _text(dtype.str) + _text(repr(dtype.descr)) + _text(str(dtype.isalignedstruct))
+
+
+# Classes of these packages are known to numba by identity; they count by qualified name.
+_TRUSTED_PACKAGES = frozenset(
+    {"builtins", "numpy", "numba", "math", "cmath", "operator", "enum", "collections", "typing", "ctypes"}
+)
+
+
+def _trusted_class(cls: type) -> bool:
+    module = getattr(cls, "__module__", None) or ""
+    return module.partition(".")[0] in _TRUSTED_PACKAGES and not issubclass(cls, enum.Enum)
+
+
+def jitted_python_function(obj: Any) -> FunctionType | None:
+    """The Python function a numba-jitted object was built from, or None if ``obj`` is not one.
+
+    Dispatchers keep it in ``py_func``; a ``@vectorize`` ufunc (DUFunc) in its dispatcher.
+    """
+    py_func = getattr(obj, "py_func", None)
+    if type(py_func) is FunctionType:
+        return py_func
+    if type(obj).__name__ == "DUFunc" and type(obj).__module__.startswith("numba"):
+        py_func = getattr(getattr(obj, "_dispatcher", None), "py_func", None)
+        if type(py_func) is FunctionType:
+            return py_func
+    return None
 
 
 def _builtin(fn_globals: dict[str, Any], name: str) -> Any:

@@ -14,6 +14,7 @@ form. New forms (e.g. one that receives the element's logical indices) slot into
 from __future__ import annotations
 
 import enum
+from types import MethodType
 from typing import Any, Callable
 
 from .dtypes import check_kind
@@ -62,6 +63,9 @@ def infer_form(fn: Any, kind: str) -> Form:
     """
     check_kind(kind)
     py = python_function(fn)
+    if isinstance(py, MethodType):
+        raise callback_error(fn, kind, "it is a bound method, whose first parameter would be taken for the "
+                             "element; pass a plain function (or a staticmethod)")
     code = getattr(py, "__code__", None)
     if code is None or not callable(py):
         raise callback_error(fn, kind, f"expected a Python function, got {type(fn).__name__}")
@@ -73,6 +77,11 @@ def infer_form(fn: Any, kind: str) -> Form:
     odd = list(code.co_varnames[n : n + extra])
     if odd:
         raise callback_error(fn, kind, f"parameters {odd} are keyword-only or variadic; use plain positional ones")
+    defaults = getattr(py, "__defaults__", None) or ()
+    if defaults:
+        named = list(code.co_varnames[n - len(defaults) : n])
+        raise callback_error(fn, kind, f"parameters {named} have default values, so its form is ambiguous; "
+                             "every parameter is filled by the FFT: pass constants through a global or a closure")
     raw_arity = 4 if kind == "prolog" else 5
     if n == 1:
         return Form.VALUE

@@ -27,6 +27,11 @@ _TOOLCHAIN_DISTS = (
 )
 _TOOLCHAIN_ENV = ("CUDA_HOME", "CUDA_PATH", "NUMBA_CUDA_NVVM", "NUMBA_FORCE_CUDA_CC")
 
+# Raised whenever this package compiles the same function to other code (artifacts stored
+# before then are never served): 2 = jitted functions compiled afresh, literal narrowing
+# limited to float32's normal range.
+COMPILER_REVISION = 2
+
 
 @functools.lru_cache(maxsize=None)
 def toolchain_stamp() -> str:
@@ -45,7 +50,7 @@ def toolchain_stamp() -> str:
             if dist in _TOOLCHAIN_DISTS and dist not in found:
                 found[dist] = version
     env = {k: os.environ.get(k, "") for k in _TOOLCHAIN_ENV}
-    text = repr((sorted(found.items()), sorted(env.items()), sys.version_info[:2]))
+    text = repr((COMPILER_REVISION, sorted(found.items()), sorted(env.items()), sys.version_info[:2]))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -56,7 +61,8 @@ def parse_compute_capability(cc: Any) -> int:
     [90, 90, 90, 86, 80]
     """
     if isinstance(cc, (tuple, list)) and len(cc) == 2 and all(isinstance(v, int) for v in cc):
-        return cc[0] * 10 + cc[1]
+        if 1 <= cc[0] <= 99 and 0 <= cc[1] <= 9:
+            return cc[0] * 10 + cc[1]
     if isinstance(cc, int) and not isinstance(cc, bool) and 10 <= cc < 1000:
         return cc
     if isinstance(cc, str):
@@ -64,7 +70,8 @@ def parse_compute_capability(cc: Any) -> int:
         if m:
             return int(m.group(1)) * 10 + int(m.group(2)) if m.group(2) else int(m.group(1))
     raise ValueError(
-        f"compute_capability={cc!r} is not understood; pass it as '90', 90 or (9, 0)."
+        f"compute_capability={cc!r} is not understood; pass it as '90', 90 or (9, 0) "
+        "(major, minor: the minor version is one digit)."
     )
 
 
@@ -113,15 +120,36 @@ def nvjitlink_version() -> tuple[int, int]:
     return int(major), int(minor)
 
 
-@functools.lru_cache(maxsize=None)
 def lowest_supported_arch() -> int:
     """The oldest architecture the installed NVRTC/NVVM compiles for (LTO-IR links on newer)."""
+    return supported_archs()[0]
+
+
+@functools.lru_cache(maxsize=None)
+def supported_archs() -> tuple[int, ...]:
+    """The architectures the installed NVRTC/NVVM compile for."""
     from cuda.bindings import nvrtc
 
     err, archs = nvrtc.nvrtcGetSupportedArchs()
     if err != nvrtc.nvrtcResult.NVRTC_SUCCESS or not archs:
         raise RuntimeError(f"nvrtcGetSupportedArchs failed: {err}")
-    return int(min(archs))
+    return tuple(sorted(int(a) for a in archs))
+
+
+def check_supported_arch(arch: int) -> None:
+    """Refuse an architecture the toolkit cannot compile for, before anything is compiled or stored.
+
+    >>> check_supported_arch(999)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: compute_capability 99.9 (sm_999) is not an architecture this CUDA toolkit compiles for; ...
+    """
+    archs = supported_archs()
+    if arch not in archs:
+        raise ValueError(
+            f"compute_capability {arch // 10}.{arch % 10} (sm_{arch}) is not an architecture this CUDA toolkit "
+            f"compiles for; it compiles for {', '.join(map(str, archs))} (LTO-IR for one links on newer GPUs)"
+        )
 
 
 def resolve_arch(compute_capability: Any = None) -> int:

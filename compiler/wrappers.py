@@ -1,7 +1,7 @@
 """Target-neutral pieces of callback compilation, shared by the CUDA and CPU back ends.
 
-* ``jit_tree`` compiles a user function *and the plain Python helpers it calls* with a given
-  numba ``jit`` decorator (numba itself rejects an untyped plain-Python callee).
+* ``jit_tree`` compiles a user function *and every function it calls* afresh with a given
+  numba ``jit`` decorator.
 * ``make_wrapper`` builds the function cuFFT actually calls, in the raw cuFFT form, around a
   user function written in any ``Form``.
 
@@ -14,50 +14,104 @@ from __future__ import annotations
 import types as pytypes
 from typing import Any, Callable
 
+from .fingerprint import jitted_python_function
 from .forms import Form
 
 
-def jit_tree(fn: Any, jit: Callable[[Callable], Any], narrow: bool = False, _done: dict | None = None) -> Any:
-    """Return ``jit(fn)`` where every plain Python function ``fn`` reaches through its globals
-    or closure is itself replaced by its jitted twin (recursively, cycles allowed).
+# (python function, options) -> its jitted twin, e.g. ``lambda f, o: numba.njit(**o)(f)``.
+Jit = Callable[[pytypes.FunctionType, dict], Any]
+
+# Modules whose functions numba implements itself, by identity: never replaced by twins.
+_NUMBA_KNOWN = frozenset({"numpy", "numba", "math", "cmath", "operator", "builtins", "cupy"})
+
+
+def jit_tree(fn: Any, jit: Jit, narrow: bool = False, _done: dict | None = None) -> Any:
+    """Return ``fn`` jitted by ``jit`` where every function ``fn`` reaches through its globals,
+    its closure or the attributes it names of the user's modules is itself replaced by its
+    jitted twin (recursively, cycles allowed).
+
+    numba-jitted functions (dispatchers, ``@vectorize`` ufuncs) are compiled afresh from their
+    Python function, keeping their ``fastmath`` option: their own compiled versions froze the
+    globals they read when they were first called, and those may have changed since (numba
+    itself rejects an untyped plain-Python callee, so plain helpers need twins anyway).
 
     With ``narrow``, Python float and complex constants (literals, globals, closure values)
     become float32/complex64, so single-precision callbacks compute in single precision (see
-    ``narrow_literals``). Jitted functions (numba dispatchers) are left as they are; the user's
-    module is untouched.
+    ``narrow_literals``). The user's functions and modules are untouched.
     """
-    if hasattr(fn, "py_func"):
-        return fn
     done = {} if _done is None else _done
     if id(fn) in done:
         return done[id(fn)]
-    helpers = [
-        name for name in _global_names(fn.__code__) if isinstance(fn.__globals__.get(name), pytypes.FunctionType)
-    ]
-    cells = fn.__closure__ or ()
-    if not narrow and not helpers and not any(isinstance(_cell_value(c), pytypes.FunctionType) for c in cells):
-        done[id(fn)] = jitted = jit(fn)
+    options: dict = {}
+    py = jitted_python_function(fn)
+    if py is not None:
+        fastmath = (getattr(fn, "targetoptions", None) or {}).get("fastmath")
+        if fastmath:
+            options["fastmath"] = fastmath
+    else:
+        py = fn
+    names = _global_names(py.__code__)
+    helpers = [name for name in names if _needs_twin(py.__globals__.get(name, _EMPTY), names)]
+    cells = py.__closure__ or ()
+    if not narrow and not helpers and not any(_needs_twin(_cell_value(c), names) for c in cells):
+        done[id(fn)] = jitted = jit(py, options)
         return jitted
     # numba resolves globals and closure cells when it compiles, not when it wraps, so the
     # clone can be jitted first (which registers it for recursive helpers) and filled after.
     keep = _narrowed if narrow else (lambda v: v)
-    new_globals = dict(fn.__globals__)
+    new_globals = dict(py.__globals__)
     if narrow:
-        for name in _global_names(fn.__code__):
+        for name in names:
             if name in new_globals:
                 new_globals[name] = _narrowed(new_globals[name])
     new_cells = tuple(pytypes.CellType() if _cell_value(c) is _EMPTY else pytypes.CellType(keep(_cell_value(c))) for c in cells)
-    code = narrow_literals(fn.__code__) if narrow else fn.__code__
-    clone = pytypes.FunctionType(code, new_globals, fn.__name__, fn.__defaults__, new_cells or None)
-    clone.__qualname__, clone.__kwdefaults__ = fn.__qualname__, fn.__kwdefaults__
-    done[id(fn)] = jitted = jit(clone)
+    code = narrow_literals(py.__code__) if narrow else py.__code__
+    clone = pytypes.FunctionType(code, new_globals, py.__name__, py.__defaults__, new_cells or None)
+    clone.__qualname__, clone.__kwdefaults__ = py.__qualname__, py.__kwdefaults__
+    done[id(fn)] = jitted = jit(clone, options)
     for name in helpers:
-        new_globals[name] = jit_tree(fn.__globals__[name], jit, narrow, done)
+        new_globals[name] = _twin(py.__globals__[name], names, jit, narrow, done)
     for cell in new_cells:
         value = _cell_value(cell)
-        if isinstance(value, pytypes.FunctionType):
-            cell.cell_contents = jit_tree(value, jit, narrow, done)
+        if _needs_twin(value, names):
+            cell.cell_contents = _twin(value, names, jit, narrow, done)
     return jitted
+
+
+def _needs_twin(value: Any, names: set[str], _modules: frozenset = frozenset()) -> bool:
+    """Whether ``value`` is a function to jit afresh, a tuple holding one, or a user module (or
+    one of its submodules) whose attributes named in ``names`` include one."""
+    if isinstance(value, pytypes.FunctionType) or jitted_python_function(value) is not None:
+        return True
+    if isinstance(value, tuple):
+        return any(_needs_twin(item, names, _modules) for item in value)
+    if (
+        isinstance(value, pytypes.ModuleType)
+        and value.__name__.partition(".")[0] not in _NUMBA_KNOWN
+        and id(value) not in _modules
+    ):
+        inside = _modules | {id(value)}
+        return any(_needs_twin(value.__dict__.get(n), names, inside) for n in names)
+    return False
+
+
+def _twin(value: Any, names: set[str], jit: Jit, narrow: bool, done: dict) -> Any:
+    if isinstance(value, tuple):  # (f, g): numba calls its items as first-class functions
+        items = [_twin(item, names, jit, narrow, done) if _needs_twin(item, names) else item for item in value]
+        return type(value)(*items) if hasattr(type(value), "_fields") else type(value)(items)
+    if not isinstance(value, pytypes.ModuleType):
+        return jit_tree(value, jit, narrow, done)
+    if id(value) in done:
+        return done[id(value)]
+    # A copy of the module whose named functions are twins (numba reads attributes off it).
+    copy = pytypes.ModuleType(value.__name__, value.__doc__)
+    copy.__dict__.update(value.__dict__)
+    done[id(value)] = copy
+    for name in names:
+        attr = value.__dict__.get(name, _EMPTY)
+        if attr is not _EMPTY and _needs_twin(attr, names):
+            copy.__dict__[name] = _twin(attr, names, jit, narrow, done)
+    return copy
 
 
 def narrow_literals(code: pytypes.CodeType) -> pytypes.CodeType:
@@ -65,7 +119,9 @@ def narrow_literals(code: pytypes.CodeType) -> pytypes.CodeType:
 
     A Python float is a double: ``x * 0.5`` on a complex64 ``x`` computes in complex128, which
     is slow on GPUs with weak FP64 and changes nothing once the result is rounded to the
-    complex64 element. Integers are left alone (they index arrays).
+    complex64 element. Integers are left alone (they index arrays), and so is a constant that
+    float32 cannot hold to its own precision (beyond its range, or subnormal: ``1e60``,
+    ``1e-40``): rounding it would change it by more than float32 rounds any number.
     """
     consts = tuple(
         narrow_literals(c) if isinstance(c, pytypes.CodeType) else _narrowed(c) for c in code.co_consts
@@ -73,12 +129,26 @@ def narrow_literals(code: pytypes.CodeType) -> pytypes.CodeType:
     return code.replace(co_consts=consts)
 
 
+_FLOAT32_MAX = 3.4028234663852886e38
+_FLOAT32_TINY = 1.1754943508222875e-38  # the smallest normal float32
+
+
+def _single_holds(v: float) -> bool:
+    """Whether float32 holds ``v`` to within its own rounding (inf and nan stay what they are).
+
+    >>> [_single_holds(v) for v in (0.1, 1e38, 1e39, 1e-38, 1e-30, 0.0, float("inf"))]
+    [True, True, False, False, True, True, True]
+    """
+    a = abs(v)
+    return a == 0.0 or a != a or a == float("inf") or _FLOAT32_TINY <= a <= _FLOAT32_MAX
+
+
 def _narrowed(value: Any) -> Any:
-    if type(value) is float:
+    if type(value) is float and _single_holds(value):
         import numpy as np
 
         return np.float32(value)
-    if type(value) is complex:
+    if type(value) is complex and _single_holds(value.real) and _single_holds(value.imag):
         import numpy as np
 
         return np.complex64(value)

@@ -288,3 +288,96 @@ def _factorial(n):
 def test_recursive_helper_is_a_clear_error(store):
     with pytest.raises(TypeError, match="recursively"):
         compile_callback(lambda x: x * _factorial(3), "epilog", "float32", compute_capability=ARCH, store=store)
+
+
+# --- a compile never reuses what numba compiled before a global changed ---------------------
+
+JITTED_HELPERS = {
+    "njit helper": "import numba\n@numba.njit\ndef h(x):\n    return x * K\ndef cb(x):\n    return h(x)\n",
+    "cuda.jit helper": "from numba import cuda\n@cuda.jit(device=True)\ndef h(x):\n    return x * K\n"
+                       "def cb(x):\n    return h(x)\n",
+    "vectorize helper": "import numba\n@numba.vectorize\ndef h(x):\n    return x * K\ndef cb(x):\n    return h(x)\n",
+    "njit callback": "import numba\n@numba.njit\ndef cb(x):\n    return x * K\n",
+    "cuda.jit callback": "from numba import cuda\n@cuda.jit(device=True)\ndef cb(x):\n    return x * K\n",
+    "njit in a module": "import {aux}\ndef cb(x):\n    return {aux}.h(x)\n",
+    "njit in a tuple": "import numba\n@numba.njit\ndef h(x):\n    return x * K\nFNS = (h,)\ndef cb(x):\n    return FNS[0](x)\n",
+}
+
+
+def _module(tmp_path, name: str, text: str):
+    import importlib.util
+
+    path = tmp_path / f"{name}.py"
+    path.write_text(text)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _helper_module(tmp_path, label: str, k: float, tag: str):
+    import sys
+
+    aux = f"stale_aux_{tag}"
+    aux_module = _module(tmp_path, aux, f"import numba\nK = {k!r}\n@numba.njit\ndef h(x):\n    return x * K\n")
+    sys.modules[aux] = aux_module
+    return _module(tmp_path, f"stale_{tag}", f"K = {k!r}\n" + JITTED_HELPERS[label].format(aux=aux)), aux_module
+
+
+@pytest.mark.parametrize("label", list(JITTED_HELPERS))
+@pytest.mark.filterwarnings("ignore:First-class function type")  # numba's note on functions in tuples
+def test_changed_global_of_a_jitted_function_is_never_stale(label, tmp_path, store):
+    from compiler.cpu_backend import compile_cpu
+
+    mod, aux = _helper_module(tmp_path, label, 2.5, f"{abs(hash(label))}a")
+    x = np.array([1.5 - 0.5j], np.complex64)
+    cpu = compile_cpu(mod.cb, "epilog", "complex64")  # numba compiles the helper with K = 2.5
+    out = np.zeros(1, np.complex64)
+    cpu.wrapper(out, 0, x[0], out, None)
+    assert out[0] == x[0] * 2.5
+    first = compile_callback(mod.cb, "epilog", "complex64", compute_capability=ARCH, store=store)
+    mod.K = aux.K = 3.5  # the jitted function's own compiled version still holds 2.5
+    again = compile_callback(mod.cb, "epilog", "complex64", compute_capability=ARCH, store=store)
+    assert again.source == "compiled"
+    fresh, _ = _helper_module(tmp_path, label, 3.5, f"{abs(hash(label))}b")
+    reference = compile_callback(fresh.cb, "epilog", "complex64", compute_capability=ARCH, store=ArtifactStore(tmp_path / "fresh"))
+    ptx = link_check(again.ltoir, "epilog", "complex64", ARCH)
+    assert ptx == link_check(reference.ltoir, "epilog", "complex64", ARCH)
+    assert ptx != link_check(first.ltoir, "epilog", "complex64", ARCH)
+    cpu.wrapper(out, 0, x[0], out, None)
+    compile_cpu(mod.cb, "epilog", "complex64").wrapper(out, 0, x[0], out, None)
+    assert out[0] == x[0] * np.float32(3.5)
+
+
+def _tiny_then_huge(x):
+    return x * 1e-30 * 1e60
+
+
+def _below_float32(x):
+    return x * 1e-40 * 1e40
+
+
+@pytest.mark.parametrize("fn", [_tiny_then_huge, _below_float32])
+def test_literals_float32_cannot_hold_stay_double(fn):
+    # Rounding 1e60 to float32 gives inf (and 1e-40 loses digits): such literals stay double.
+    from compiler.cpu_backend import compile_cpu
+
+    x = (np.random.default_rng(2).standard_normal(16) * (1 + 1j)).astype(np.complex64)
+    cb = compile_cpu(fn, "epilog", "complex64")
+    out = np.zeros_like(x)
+    for i in range(x.size):
+        cb.wrapper(out, i, x[i], out, None)
+    np.testing.assert_allclose(out, fn(x.astype(np.complex128)), rtol=1e-5)
+
+
+def test_element_literals_compute_in_float32():
+    # The documented limit: an intermediate below float32's range underflows as float32 does.
+    from compiler.cpu_backend import compile_cpu
+
+    def underflows(x):
+        return x * 1e-30 * 1e-30 * 1e60
+
+    out = np.zeros(1, np.complex64)
+    for literals, expected in (("element", 0), ("double", 1 + 1j)):
+        compile_cpu(underflows, "epilog", "complex64", literals=literals).wrapper(out, 0, np.complex64(1 + 1j), out, None)
+        np.testing.assert_allclose(out[0], expected, rtol=1e-5)

@@ -332,13 +332,15 @@ def test_uncacheable_default_and_closure():
         function_fingerprint(lambda x: items)
 
 
-def test_classes_by_qualified_name():
+def test_library_classes_by_qualified_name_user_classes_refused():
     class Local:
-        pass
+        SCALE = 2.0
 
     src = "def f(x):\n    return K(x)\n"
     assert function_fingerprint(build(src, K=complex)) != function_fingerprint(build(src, K=float))
-    assert function_fingerprint(build(src, K=Local))
+    assert function_fingerprint(build(src, K=np.float32)) != function_fingerprint(build(src, K=np.float64))
+    with pytest.raises(UncacheableError, match="global 'K' read by f is a type.*a class"):
+        function_fingerprint(build(src, K=Local))  # Local.SCALE could change unseen
 
 
 def test_tuple_of_functions():
@@ -454,3 +456,83 @@ def test_functions_reaching_arrays_or_functions_skip_the_memo():
     before = function_fingerprint(reads_array)
     table[0] = 7.0  # mutated in place: must still change the digest
     assert function_fingerprint(reads_array) != before
+
+
+# --- values numba bakes in that used to be fingerprinted by name or not at all ----------
+
+
+def _enum_module(tmp_path, value_a, value_b, base="Enum"):
+    text = f"import enum\nclass Color(enum.{base}):\n    RED = {value_a}\n    BLUE = {value_b}\n"
+    path = tmp_path / f"colors_{abs(hash((value_a, value_b, base)))}.py"
+    path.write_text(text)
+    return load_module(path, path.stem)
+
+
+@pytest.mark.parametrize("base", ["Enum", "IntEnum"])
+def test_enum_member_values_count(tmp_path, base):
+    one = _enum_module(tmp_path, 1, 2, base)
+    two = _enum_module(tmp_path, 3, 2, base)
+    for src in ("def f(x):\n    return x * C.RED.value\n", "def f(x):\n    return x * RED.value\n",
+                "def f(x):\n    return x * RED\n", "def f(x):\n    return x * m.Color.RED.value\n"):
+        fa = build(src, C=one.Color, RED=one.Color.RED, m=one)
+        fb = build(src, C=two.Color, RED=two.Color.RED, m=two)
+        if base == "Enum" and src.endswith("RED\n"):
+            continue  # x * Enum member does not compile; only its value matters
+        assert function_fingerprint(fa) != function_fingerprint(fb), src
+
+
+def test_namedtuple_values_and_fields_count():
+    import collections
+
+    P = collections.namedtuple("P", "scale shift")
+    Q = collections.namedtuple("P", "shift scale")
+    src = "def f(x):\n    return x * CFG.scale + CFG.shift\n"
+    base = function_fingerprint(build(src, CFG=P(2.0, 1.0)))
+    assert base == function_fingerprint(build(src, CFG=P(2.0, 1.0)))
+    assert base != function_fingerprint(build(src, CFG=P(3.0, 1.0)))
+    assert base != function_fingerprint(build(src, CFG=Q(2.0, 1.0)))  # same items, fields swapped
+    with pytest.raises(UncacheableError, match="field 'scale' of global 'CFG' read by f is a list"):
+        function_fingerprint(build(src, CFG=P([2.0], 1.0)))
+
+
+def test_unfingerprintable_module_attribute_is_refused(tmp_path):
+    path = tmp_path / "settings_mod.py"
+    path.write_text("import collections\nTABLE = [1.0, 2.0]\nclass Cfg:\n    K = 2.0\n")
+    mod = load_module(path, "settings_mod")
+    with pytest.raises(UncacheableError, match="module attribute settings_mod.TABLE is a list"):
+        function_fingerprint(build("def f(x):\n    return x * m.TABLE[0]\n", m=mod))
+    with pytest.raises(UncacheableError, match="module attribute settings_mod.Cfg"):
+        function_fingerprint(build("def f(x):\n    return x * m.Cfg.K\n", m=mod))
+
+
+def test_structured_scalars_and_arrays_by_fields():
+    a = np.zeros((), dtype=[("re", "<f4")])[()]
+    b = np.zeros((), dtype=[("im", "<f4")])[()]
+    c = np.zeros((), dtype=[("n", "<i4")])[()]
+    src = "def f(x):\n    return (x, REC)[0]\n"
+    digests = {function_fingerprint(build(src, REC=v)) for v in (a, b, c)}
+    assert len(digests) == 3
+    arrays = {function_fingerprint(build(src, REC=np.zeros(2, dt))) for dt in ([("a", "<f4")], [("b", "<i4")])}
+    assert len(arrays) == 2
+
+
+@pytest.mark.parametrize("make", [np.timedelta64, np.datetime64])
+def test_time_units_count_in_memo(make):
+    f = build("def f(x):\n    return (x, T)[0]\n", T=make(3, "s"))
+    seconds = function_fingerprint(f)
+    f.__globals__["T"] = make(3, "ms")  # same type, same bits, another unit
+    assert function_fingerprint(f) != seconds
+    f.__globals__["T"] = make(3, "s")
+    assert function_fingerprint(f) == seconds
+
+
+def test_jitted_helpers_by_python_function():
+    import numba
+
+    src = "def h(x):\n    return x * K\n"
+    one = numba.vectorize(build(src, name="h", K=2.0))
+    two = numba.vectorize(build(src, name="h", K=3.0))
+    cb = "def f(x):\n    return H(x)\n"
+    assert function_fingerprint(build(cb, H=one)) != function_fingerprint(build(cb, H=two))
+    fast = numba.vectorize(fastmath=True)(build(src, name="h", K=2.0))
+    assert function_fingerprint(build(cb, H=one)) != function_fingerprint(build(cb, H=fast))
