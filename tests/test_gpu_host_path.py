@@ -12,19 +12,7 @@ pytestmark = pytest.mark.gpu
 
 cp = pytest.importorskip("cupy")
 
-RTOL = {"complex64": 2e-3, "float32": 2e-3, "complex128": 1e-9, "float64": 1e-9}
-
-
-def rand(shape, dtype, seed):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(shape) + (1j * rng.standard_normal(shape) if np.dtype(dtype).kind == "c" else 0)
-    return x.astype(dtype)
-
-
-def close(got, want, dtype):
-    got = cp.asnumpy(got)
-    err = np.abs(got - want).max() / max(np.abs(want).max(), 1.0)
-    assert err < RTOL[dtype], f"max relative error {err:.3g}"
+from test_gpu_fft import close, rand  # noqa: E402 (after the skip: it imports CuPy too)
 
 
 def test_reruns_lay_out_each_calls_data_anew():
