@@ -71,6 +71,143 @@ def inputs():
     return dict(x=x, filt=filt, window=window, xr=xr, x2=x2, N=N)
 
 
+# -- callbacks in array terms: (N,) data broadcast over the batch, the index form ----------------
+# Full-size counterparts: filter_epilog and window_prolog (a full-size phase array costs what the
+# full-size filter does). nvmath-python runs the same arithmetic written by hand on the offset.
+ARRAY_TERMS_CASES = ["filter_epilog_broadcast", "window_prolog_broadcast", "phase_ramp_index",
+                     "phase_ramp_index_runtime_shift"]
+SHIFT = 3.25  # the phase ramp's shift, in samples
+
+
+def array_terms_inputs(d):
+    import cupy as cp
+    import numpy as np
+
+    N = d["N"]
+    rng = cp.random.default_rng(1)
+    filt_n = (rng.standard_normal(N, dtype=cp.float32) + 1j * rng.standard_normal(N, dtype=cp.float32)).astype(cp.complex64)
+    window_n = cp.hanning(N).astype(cp.float32)
+    ramp_n = cp.exp(2j * np.pi * cp.arange(N) * SHIFT / N).astype(cp.complex64)
+    return filt_n, window_n, ramp_n
+
+
+def array_terms_ours(d, out):
+    import math
+
+    import numpy as np
+    import nvmath
+
+    fft, x, N = nvmath.fft, d["x"], d["N"]
+    filt_n, window_n, _ = array_terms_inputs(d)
+    w0 = np.float32(2 * math.pi * SHIFT / N)
+    step = np.float32(2 * math.pi / N)
+
+    def ramp(v, b, k):
+        a = w0 * np.float32(k)
+        return v * (math.cos(a) + 1j * math.sin(a))
+
+    def ramp_shift(v, b, k, *, shift):
+        a = step * np.float32(k) * shift
+        return v * (math.cos(a) + 1j * math.sin(a))
+
+    out["filter_epilog_broadcast"] = gpu_ms(lambda: fft.fft(x, axes=[-1], epilog={"fn": lambda v, f: v * f, "data": filt_n}))
+    out["window_prolog_broadcast"] = gpu_ms(lambda: fft.fft(x, axes=[-1], prolog={"fn": lambda v, w: v * w, "data": window_n}))
+    out["phase_ramp_index"] = gpu_ms(lambda: fft.fft(x, axes=[-1], epilog=ramp))
+    out["phase_ramp_index_runtime_shift"] = gpu_ms(
+        lambda: fft.fft(x, axes=[-1], epilog={"fn": ramp_shift, "params": {"shift": SHIFT}}))
+    with fft.FFT(x, axes=[-1]) as stateful:
+        stateful.plan(epilog={"fn": ramp_shift, "params": {"shift": SHIFT}})
+        shifts = iter(range(10**9))
+
+        def new_shift():
+            stateful.set_params(epilog={"shift": float(next(shifts) % 7)})
+            stateful.execute()
+
+        out["phase_ramp_new_shift_every_call_stateful"] = gpu_ms(new_shift)
+    small = x[:1].copy()
+    out["host_stateless_runtime_shift_1x1024"] = host_us(
+        lambda: fft.fft(small, axes=[-1], epilog={"fn": ramp_shift, "params": {"shift": SHIFT}}))
+
+
+def array_terms_nvmath(d, out):
+    import math
+
+    import numpy as np
+    import nvmath
+
+    fft, x, N = nvmath.fft, d["x"], d["N"]
+    filt_n, window_n, _ = array_terms_inputs(d)
+    n = np.uint64(N)  # offset is unsigned: a signed N would make offset % N a float
+    w0 = np.float32(2 * math.pi * SHIFT / N)
+    j = np.complex64(1j)
+
+    def filter_cb(data_out, offset, value, user_info, unused):
+        data_out[offset] = value * user_info[offset % n]
+
+    def window_cb(data_in, offset, user_info, unused):
+        return data_in[offset] * user_info[offset % n]
+
+    def ramp_cb(data_out, offset, value, user_info, unused):
+        a = w0 * np.float32(offset % n)
+        data_out[offset] = value * (math.cos(a) + j * math.sin(a))
+
+    cases = {
+        "filter_epilog_broadcast": {"epilog": {"ltoir": fft.compile_epilog(filter_cb, "complex64", "complex64"),
+                                               "data": filt_n.data.ptr}},
+        "window_prolog_broadcast": {"prolog": {"ltoir": fft.compile_prolog(window_cb, "complex64", "float32"),
+                                               "data": window_n.data.ptr}},
+        "phase_ramp_index": {"epilog": {"ltoir": fft.compile_epilog(ramp_cb, "complex64", "complex64")}},
+    }
+    for name, callbacks in cases.items():
+        f = fft.FFT(x, axes=[-1])
+        f.plan(**callbacks)
+        out[name] = gpu_ms(f.execute)
+
+
+def array_terms_cupy(d, out):
+    import cupy as cp
+
+    x = d["x"]
+    filt_n, window_n, ramp_n = array_terms_inputs(d)
+    out["filter_epilog_broadcast"] = gpu_ms(lambda: cp.fft.fft(x, axis=-1) * filt_n)
+    out["window_prolog_broadcast"] = gpu_ms(lambda: cp.fft.fft(x * window_n, axis=-1))
+    out["phase_ramp_index"] = gpu_ms(lambda: cp.fft.fft(x, axis=-1) * ramp_n)
+
+
+def run_array_terms_only(d, impl):
+    """The plain FFT and the array-terms cases of ``impl``, alone."""
+    import cupy as cp
+
+    out = {}
+    if impl == "cupy":
+        out["plain"] = gpu_ms(lambda: cp.fft.fft(d["x"], axis=-1))
+        array_terms_cupy(d, out)
+        return out
+    import nvmath
+
+    if impl == "ours":
+        out["plain"] = gpu_ms(lambda: nvmath.fft.fft(d["x"], axes=[-1]))
+        array_terms_ours(d, out)
+    else:
+        f = nvmath.fft.FFT(d["x"], axes=[-1])
+        f.plan()
+        out["plain"] = gpu_ms(f.execute)
+        array_terms_nvmath(d, out)
+    return out
+
+
+def array_terms_targets(ours):
+    """The array-terms targets: (N,) filter and window <= 1.05 x plain, phase ramp <= 1.10 x plain."""
+    plain = ours.get("plain", {}).get("median_ms")
+    out = []
+    for name, limit in (("filter_epilog_broadcast", 1.05), ("window_prolog_broadcast", 1.05), ("phase_ramp_index", 1.10)):
+        value = ours.get(name, {}).get("median_ms")
+        if value and plain:
+            out.append({"what": f"{name} / our plain FFT", "value": value / plain, "limit": limit,
+                        "met": value / plain <= limit})
+    return out
+
+
 def run_ours(d):
     import cupy as cp
     import nvmath
@@ -131,6 +268,7 @@ def run_ours(d):
     from nvmath.fft import _gpu
 
     out["work_area_bytes_per_plan"] = sorted({int(p._work.nbytes) for p in _gpu.plan_cache._plans.values()})
+    array_terms_ours(d, out)
     out.update(run_inlining(d))
     out.update(run_abi_variants(d))
     return out
@@ -345,6 +483,7 @@ def run_nvmath(d):
     out["host_stateless_epilog_1x1024"] = host_us(lambda: fft.fft(small, axes=[-1], epilog={"ltoir": e_scale}), calls=100)
     f = stateful(small, [-1], epilog={"ltoir": e_scale})
     out["host_stateful_execute_1x1024"] = host_us(f.execute)
+    array_terms_nvmath(d, out)
     return out
 
 
@@ -367,6 +506,7 @@ def run_cupy(d):
     out["2d_scale_epilog"] = gpu_ms(lambda: cp.fft.fftn(x2, axes=(1, 2)) * scale)
     small = x[:1].copy()
     out["host_plain_1x1024"] = host_us(lambda: cp.fft.fft(small, axis=-1))
+    array_terms_cupy(d, out)
     return out
 
 
@@ -406,7 +546,8 @@ def report(paths):
     names = ["plain", "scale_epilog", "filter_epilog", "window_prolog", "convolution", "r2c_plain",
              "r2c_scale_epilog", "2d_plain", "2d_scale_epilog", "filter_epilog_alternating_data",
              "scale_epilog_python_float", "scale_epilog_python_float_double", "r2c_scale_epilog_patient_jit",
-             "filter_epilog_patient_jit", "filter_epilog_stateful", "filter_epilog_raw_pointer_stateful"]
+             "filter_epilog_patient_jit", "filter_epilog_stateful", "filter_epilog_raw_pointer_stateful",
+             *ARRAY_TERMS_CASES, "phase_ramp_new_shift_every_call_stateful"]
     print(f"{'case':34s} {'ours ms':>9s} {'nvmath ms':>10s} {'cupy ms':>9s} {'ours/nvmath':>12s} {'ours/cupy':>10s}")
     for n in names:
         o, r, c = (x.get(n, {}).get("median_ms") for x in (ours, ref, cupy))
@@ -418,7 +559,8 @@ def report(paths):
     floor = cupy.get("copy_floor", {}).get("median_ms")
     if floor and ours.get("scale_epilog"):
         print(f"copy floor {floor:.3f} ms; scale epilog reaches {floor / ours['scale_epilog']['median_ms']:.0%} of it")
-    for key in ("host_stateless_epilog_1x1024", "host_stateful_execute_1x1024", "host_plain_1x1024"):
+    for key in ("host_stateless_epilog_1x1024", "host_stateful_execute_1x1024", "host_plain_1x1024",
+                "host_stateless_runtime_shift_1x1024"):
         for impl, r in runs.items():
             if key in r:
                 print(f"{key:34s} {impl:7s} {r[key]['median_us']:10.1f} us")
@@ -426,7 +568,7 @@ def report(paths):
         if "peak_memory_bytes" in r:
             print(f"peak pool memory, fused filter fft, {impl:7s} {r['peak_memory_bytes'] / 2**20:10.1f} MiB")
     inlining = report_inlining(ours)
-    targets = performance_targets(ours, ref)
+    targets = performance_targets(ours, ref) + array_terms_targets(ours)
     for t in targets:
         print(f"target {t['what']:44s} {t['value']:10.3f} vs {t['limit']:8.3f} {'met' if t['met'] else 'MISSED'}")
     return {"rows": rows, "inlining": inlining, "copy_floor_ms": floor, "targets": targets, "runs": runs}
@@ -460,13 +602,17 @@ def main(argv=None):
     ap.add_argument("--impl", choices=["ours", "nvmath", "cupy"])
     ap.add_argument("--report", nargs="+")
     ap.add_argument("--json")
+    ap.add_argument("--only", choices=["array_terms"], help="run the plain FFT and these cases only")
     args = ap.parse_args(argv)
     if args.report:
         result = report(args.report)
     else:
         d = inputs()
-        result = {"impl": args.impl, "machine": machine(),
-                  **{"ours": run_ours, "nvmath": run_nvmath, "cupy": run_cupy}[args.impl](d)}
+        runs = {"ours": run_ours, "nvmath": run_nvmath, "cupy": run_cupy}
+        if args.only == "array_terms":
+            runs = {"ours": run_array_terms_only, "nvmath": run_array_terms_only, "cupy": run_array_terms_only}
+        measured = runs[args.impl](d, args.impl) if args.only else runs[args.impl](d)
+        result = {"impl": args.impl, "machine": machine(), **measured}
         print(json.dumps(result, indent=1))
     if args.json:
         with open(args.json, "w") as fh:

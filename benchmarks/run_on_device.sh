@@ -2,7 +2,7 @@
 # Run the GPU tests and benchmarks on a GPU machine without network access.
 # Wheels for what the machine lacks lie in .whl/ (see ../shared/device/wheels.sh), the reference
 # nvmath-python in .whl/ref/. Logs and JSON go to $OUT (default: ./device-out).
-#   bash benchmarks/run_on_device.sh [tests] [gputests] [doctor] [bench] [inline] [hostoverhead] [coldstart] [compile] [sanitizer]
+#   bash benchmarks/run_on_device.sh [tests] [gputests] [doctor] [bench] [inline] [hostoverhead] [coldstart] [compile] [arrayterms] [sanitizer]
 set -uo pipefail
 OUT=${OUT:-$PWD/device-out}
 mkdir -p "$OUT"
@@ -18,13 +18,20 @@ for step in $steps; do
     doctor)
       python3 -m nvmath.cli doctor --json > "$OUT/doctor.json"; python3 -m nvmath.cli doctor 2>&1 | tee "$OUT/doctor.txt" ;;
     gputests)
-      python3 -m pytest tests -q -rs -p no:cacheprovider -m gpu 2>&1 | tail -60 | tee "$OUT/tests.log" ;;
+      python3 -m pytest tests -q -rs -p no:cacheprovider --tb=short -m "gpu or multi_gpu" 2>&1 | tee "$OUT/gputests.log" | tail -60 ;;
     bench)
       python3 -m pip install -q --no-index --no-deps --target /tmp/ref .whl/ref/*.whl
       python3 benchmarks/fft_callbacks.py --impl ours --json "$OUT/ours.json" > "$OUT/ours.log" 2>&1 || tail -30 "$OUT/ours.log"
       (cd /tmp && PYTHONPATH=/tmp/ref:/tmp/site python3 "$OLDPWD/benchmarks/fft_callbacks.py" --impl nvmath --json "$OUT/nvmath.json" > "$OUT/nvmath.log" 2>&1) || tail -30 "$OUT/nvmath.log"
       python3 benchmarks/fft_callbacks.py --impl cupy --json "$OUT/cupy.json" > "$OUT/cupy.log" 2>&1 || tail -30 "$OUT/cupy.log"
       python3 benchmarks/fft_callbacks.py --report "$OUT"/ours.json "$OUT"/nvmath.json "$OUT"/cupy.json --json "$OUT/fft_callbacks.json" 2>&1 | tee "$OUT/fft_table.txt" ;;
+    arrayterms)
+      python3 -m pytest tests/test_gpu_array_terms.py -q -rs -p no:cacheprovider 2>&1 | tail -30 | tee "$OUT/array_terms_tests.log"
+      python3 -m pip install -q --no-index --no-deps --target /tmp/ref .whl/ref/*.whl 2>/dev/null
+      python3 benchmarks/fft_callbacks.py --impl ours --only array_terms --json "$OUT/at_ours.json" > "$OUT/at_ours.log" 2>&1 || tail -30 "$OUT/at_ours.log"
+      (cd /tmp && PYTHONPATH=/tmp/ref:/tmp/site python3 "$OLDPWD/benchmarks/fft_callbacks.py" --impl nvmath --only array_terms --json "$OUT/at_nvmath.json" > "$OUT/at_nvmath.log" 2>&1) || tail -30 "$OUT/at_nvmath.log"
+      python3 benchmarks/fft_callbacks.py --impl cupy --only array_terms --json "$OUT/at_cupy.json" > "$OUT/at_cupy.log" 2>&1 || tail -30 "$OUT/at_cupy.log"
+      python3 benchmarks/fft_callbacks.py --report "$OUT"/at_ours.json "$OUT"/at_nvmath.json "$OUT"/at_cupy.json --json "$OUT/array_terms.json" 2>&1 | tee "$OUT/array_terms.txt" ;;
     inline)
       # Python callbacks next to the same CUDA C++ callbacks, one process; then the per-case table.
       python3 benchmarks/fft_callbacks.py --impl ours --json "$OUT/ours.json" > "$OUT/ours.log" 2>&1 || tail -30 "$OUT/ours.log"

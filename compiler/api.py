@@ -17,7 +17,8 @@ from cache import artifact_key, default_store
 
 from .dtypes import element_dtype_name
 from .fingerprint import UncacheableError, function_fingerprint
-from .forms import Form, callback_error, infer_form, python_function
+from .forms import Form, callback_error, infer_form, python_function, runtime_parameters
+from .terms import Terms
 from .thunk import CONSTRUCTION
 from .toolchain import check_supported_arch, resolve_arch, toolchain_stamp
 
@@ -81,12 +82,24 @@ def user_dtype_name(user_dtype: Any) -> str | None:
 _UNREADABLE = frozenset(("bfloat16", "complex32", "float8_e4m3fn", "float8_e5m2"))
 
 
-def describe_callback(fn: Any, kind: str, element_dtype: Any, user_dtype: Any) -> tuple[Form, str, str | None]:
+def describe_callback(fn: Any, kind: str, element_dtype: Any, user_dtype: Any,
+                      terms: Terms | None = None) -> tuple[Form, str, str | None]:
     """The callback's form, element type name and user-data type name (None: no user data).
 
     A ``user_dtype`` already canonical (a "numba:..." name from a compiled callback) passes as it is.
+    With ``terms`` (from the planner, who knows the array) the index forms are recognised too.
     """
-    form = infer_form(fn, kind)
+    if terms is None:
+        form = infer_form(fn, kind)
+    else:
+        form = infer_form(fn, kind, ndim=len(terms.shape), data=user_dtype is not None)
+    names = runtime_parameters(fn)
+    if names != tuple(n for n, _ in (terms.params if terms else ())):
+        raise callback_error(
+            fn, kind, f"its keyword-only parameters {list(names)} are runtime parameters, whose values come with "
+            f"the FFT call: pass {{'fn': f, 'params': {{{', '.join(repr(n) + ': value' for n in names)}}}}} as the "
+            f"{kind} of fft()/FFT.plan()"
+        )
     if kind == "epilog" and form is Form.CUFFT:
         code = getattr(python_function(fn), "__code__", None)
         if code is not None and _returns_value(code):
@@ -96,7 +109,7 @@ def describe_callback(fn: Any, kind: str, element_dtype: Any, user_dtype: Any) -
     element = element_dtype_name(element_dtype)
     canonical = isinstance(user_dtype, str) and user_dtype.startswith("numba:")
     user_name = user_dtype if canonical else user_dtype_name(user_dtype)
-    if user_name is None and form is Form.VALUE_DATA:
+    if user_name is None and form.takes_data_element:
         name = getattr(getattr(fn, "py_func", fn), "__qualname__", fn)
         raise TypeError(
             f"{kind} {name!r} takes a user-data element (form f(x, d)) but no user data type was given: "
@@ -154,15 +167,20 @@ def compile_callback(
     indirect: bool = False,
     literals: str = "element",
     store: Any = None,
+    terms: Terms | None = None,
 ) -> CompiledCallback:
     """Compile ``fn`` as an FFT ``kind`` ("prolog"/"epilog") callback to LTO-IR, through the cache.
 
     ``element_dtype`` is the FFT input type (prolog) or output type (epilog); ``user_dtype``
     is the element type of the user data the callback reads, if any. ``literals="element"``
     (the default) computes Python float literals and float globals in the element's precision
-    for single-precision elements; ``"double"`` keeps Python's double precision.
+    for single-precision elements; ``"double"`` keeps Python's double precision. ``terms`` (from the
+    planner) gives the index forms, broadcast data and runtime parameters (``terms.Terms``);
+    parameters need ``indirect``, as they live in the slot.
     """
-    form, element, user_name = describe_callback(fn, kind, element_dtype, user_dtype)
+    form, element, user_name = describe_callback(fn, kind, element_dtype, user_dtype, terms)
+    if terms is not None and terms.params and not indirect:
+        raise ValueError("runtime parameters are read from the callback's slot: compile with indirect=True")
     arch = resolve_arch(compute_capability)
     narrow = single_precision_literals(literals, element)
     if store is None:
@@ -179,6 +197,7 @@ def compile_callback(
             target="ltoir", fingerprint=fingerprint, kind=kind, form=form.value, element=element,
             user=user_name, arch=arch, indirect=indirect, narrow=narrow, toolchain=toolchain_stamp(),
             construction=CONSTRUCTION,
+            **({"terms": terms.key()} if terms is not None else {}),
         )
         hit = store.get(key)
         if hit is not None:
@@ -193,7 +212,8 @@ def compile_callback(
     started = time.perf_counter()
     check_supported_arch(arch)
     user_type = user_dtype if user_name and user_name.startswith("numba:") else user_name
-    ltoir, meta = compile_ltoir(fn, kind, form, element, user_type, arch, indirect=indirect, narrow=narrow)
+    ltoir, meta = compile_ltoir(fn, kind, form, element, user_type, arch, indirect=indirect, narrow=narrow,
+                                terms=terms)
     if key is not None:
         store.put(key, ltoir, meta)
     _log(_INFO, "%s %r (%s form, %s, sm_%d) compiled in %.1f ms: key %s, %d bytes", kind, name, form.value,

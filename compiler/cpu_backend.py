@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 from .fingerprint import UncacheableError, function_fingerprint
 from .forms import Form, callback_error, python_function
+from .terms import Terms
 from .toolchain import toolchain_stamp
 from .wrappers import make_wrapper
 
@@ -48,6 +49,7 @@ class CpuCallback:
     element_dtype: str
     user_dtype: str
     source: str  # "compiled", "cache" (this call found it compiled) or "python"
+    terms: Terms | None = None  # indices, broadcast data, runtime parameters (``terms.Terms``)
 
     @property
     def name(self) -> str:
@@ -63,11 +65,14 @@ _compiled: dict[str, CpuCallback] = {}
 _lock = threading.Lock()
 
 
-def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, *, literals: str = "element") -> CpuCallback:
+def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, *, literals: str = "element",
+                terms: Terms | None = None) -> CpuCallback:
     """Compile ``fn`` as a CPU ``kind`` ("prolog"/"epilog") callback, through the in-process cache.
 
     ``element_dtype`` is the FFT input type (prolog) or output type (epilog); ``user_dtype``
-    the element type of the user data, if the callback reads any.
+    the element type of the user data, if the callback reads any; ``terms`` as for the GPU
+    (``api.compile_callback``), with ``user_info`` the tuple ``(data, *params)`` when there are
+    runtime parameters.
 
     >>> cb = compile_cpu(lambda x: 2 * x + 0.25, "epilog", "complex64")
     >>> cb.form.value, cb.source
@@ -77,7 +82,7 @@ def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, 
     """
     from .api import single_precision_literals
 
-    form, element, user_name = _describe(fn, kind, element_dtype, user_dtype)
+    form, element, user_name = _describe(fn, kind, element_dtype, user_dtype, terms)
     narrow = single_precision_literals(literals, element)
     key = None
     try:
@@ -92,6 +97,7 @@ def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, 
         key = artifact_key(
             target="cpu", fingerprint=fingerprint, kind=kind, form=form.value, element=element,
             user=user_name, narrow=narrow, toolchain=toolchain_stamp(),
+            **({"terms": terms.key()} if terms is not None else {}),
         )
         with _lock:
             hit = _compiled.get(key)
@@ -102,8 +108,8 @@ def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, 
 
     quiet_numba()
     started = time.perf_counter()
-    wrapper = _compile(fn, kind, form, element, user_name, user_dtype, narrow)
-    callback = CpuCallback(wrapper, fn, kind, form, element, user_name, "compiled")
+    wrapper = _compile(fn, kind, form, element, user_name, user_dtype, narrow, terms)
+    callback = CpuCallback(wrapper, fn, kind, form, element, user_name, "compiled", terms)
     if log.isEnabledFor(logging.INFO):
         log.info("CPU %s %r (%s form, %s) compiled in %.1f ms", kind, getattr(fn, "__qualname__", fn), form.value,
                  element, 1e3 * (time.perf_counter() - started))
@@ -113,7 +119,8 @@ def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, 
     return callback
 
 
-def python_callback(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None) -> CpuCallback:
+def python_callback(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None,
+                    terms: Terms | None = None) -> CpuCallback:
     """The cuFFT-form wrapper around the plain Python ``fn``: runs without numba.
 
     A result that cannot become the element (complex for a real element) raises TypeError,
@@ -124,10 +131,10 @@ def python_callback(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = No
     >>> cb.wrapper(np.array([1.5, 2.0], np.float32), 1, np.array([3.0, 4.0], np.float32), None)
     np.float32(8.0)
     """
-    form, element, user_name = _describe(fn, kind, element_dtype, user_dtype)
+    form, element, user_name = _describe(fn, kind, element_dtype, user_dtype, terms)
     convert = _element_converter(fn, kind, element)
-    wrapper = make_wrapper(kind, form, python_function(fn), convert, indirect=False)
-    return CpuCallback(wrapper, fn, kind, form, element, user_name, "python")
+    wrapper = make_wrapper(kind, form, python_function(fn), convert, indirect=False, terms=terms, target="python")
+    return CpuCallback(wrapper, fn, kind, form, element, user_name, "python", terms)
 
 
 def clear_cache() -> None:
@@ -136,7 +143,7 @@ def clear_cache() -> None:
         _compiled.clear()
 
 
-def cpu_argument_types(kind: str, form: Form, element: Any, user: Any) -> tuple:
+def cpu_argument_types(kind: str, form: Form, element: Any, user: Any, terms: Terms | None = None) -> tuple:
     """The numba types the user's function is called with on the CPU: the GPU's
     (``cuda_backend.user_argument_types``) with 1-D arrays for pointers and ``none`` for the
     unused shared pointer."""
@@ -151,18 +158,19 @@ def cpu_argument_types(kind: str, form: Form, element: Any, user: Any) -> tuple:
             return types.Array(t.dtype, 1, "C")
         return t
 
-    return tuple(on_cpu(t) for t in user_argument_types(kind, form, element, user))
+    return tuple(on_cpu(t) for t in user_argument_types(kind, form, element, user, terms))
 
 
-def _describe(fn: Any, kind: str, element_dtype: Any, user_dtype: Any) -> tuple[Form, str, str]:
+def _describe(fn: Any, kind: str, element_dtype: Any, user_dtype: Any, terms: Terms | None) -> tuple[Form, str, str]:
     """As ``api.describe_callback``, with the user type defaulting to the element's."""
     from .api import describe_callback
 
-    form, element, user_name = describe_callback(fn, kind, element_dtype, user_dtype)
+    form, element, user_name = describe_callback(fn, kind, element_dtype, user_dtype, terms)
     return form, element, user_name or element
 
 
-def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, user_dtype: Any, narrow: bool) -> Any:
+def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, user_dtype: Any, narrow: bool,
+             terms: Terms | None) -> Any:
     import numba
     from numba.core.errors import NumbaError
 
@@ -171,7 +179,7 @@ def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, 
 
     element = numba_type(element_name)
     user = numba_type(user_dtype if user_name.startswith("numba:") else user_name)
-    argtypes = cpu_argument_types(kind, form, element, user)
+    argtypes = cpu_argument_types(kind, form, element, user, terms)
     try:
         jitted = jit_tree(fn, lambda f, o: numba.njit(**o)(f), narrow)
         jitted.compile(argtypes)
@@ -185,7 +193,7 @@ def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, 
             ) from None
         raise compile_error(fn, kind, exc) from None
     # Compiled lazily, inlined into the executor's loop that calls it.
-    return numba.njit(make_wrapper(kind, form, jitted, element, indirect=False))
+    return numba.njit(make_wrapper(kind, form, jitted, element, indirect=False, terms=terms))
 
 
 def _element_converter(fn: Any, kind: str, element: str) -> Callable[[Any], Any]:

@@ -54,17 +54,19 @@ def numba_type(dtype: Any) -> Any:
     return from_dtype(np.dtype(dtype))
 
 
-def user_argument_types(kind: str, form: Form, element: Any, user: Any) -> tuple:
-    """The numba argument types the user's function is called with."""
+def user_argument_types(kind: str, form: Form, element: Any, user: Any, terms: Any = None) -> tuple:
+    """The numba argument types the user's function is called with (runtime parameters last)."""
     from numba.core import types
 
-    if form is Form.VALUE:
-        return (element,)
-    if form is Form.VALUE_DATA:
-        return (element, user)
-    if kind == "prolog":
-        return (types.CPointer(element), types.uint64, types.CPointer(user), types.voidptr)
-    return (types.CPointer(element), types.uint64, element, types.CPointer(user), types.voidptr)
+    params = tuple(numba_type(t) for _, t in terms.params) if terms is not None else ()
+    if form is Form.CUFFT:
+        if kind == "prolog":
+            return (types.CPointer(element), types.uint64, types.CPointer(user), types.voidptr) + params
+        return (types.CPointer(element), types.uint64, element, types.CPointer(user), types.voidptr) + params
+    args = (element, user) if form.takes_data_element else (element,)
+    if form.takes_index:
+        args += (types.int64,) * len(terms.shape)
+    return args + params
 
 
 def check_result_type(fn: Any, kind: str, form: Form, element: Any, result: Any) -> None:
@@ -103,6 +105,7 @@ def compile_ltoir(
     indirect: bool = False,
     narrow: bool = False,
     output: str = "ltoir",
+    terms: Any = None,
 ) -> tuple[bytes, dict]:
     """Compile ``fn`` to LTO-IR under cuFFT's callback name for ``kind`` and ``element_dtype``.
 
@@ -115,7 +118,8 @@ def compile_ltoir(
     """
     if output not in ("ltoir", "ptx"):
         raise ValueError(f"output must be 'ltoir' or 'ptx', got {output!r}")
-    modules = callback_nvvm_ir(fn, kind, form, element_dtype, user_dtype, arch, indirect=indirect, narrow=narrow)
+    modules = callback_nvvm_ir(fn, kind, form, element_dtype, user_dtype, arch, indirect=indirect, narrow=narrow,
+                               terms=terms)
     code = compile_nvvm(modules, arch, output=output)
     meta = {
         "function": getattr(getattr(fn, "py_func", fn), "__qualname__", repr(fn)),
@@ -143,8 +147,10 @@ def callback_nvvm_ir(
     *,
     indirect: bool = False,
     narrow: bool = False,
+    terms: Any = None,
 ) -> list[str]:
-    """The NVVM IR modules handed to libNVVM for this callback: numba's code behind the thunk."""
+    """The NVVM IR modules handed to libNVVM for this callback: numba's code behind the thunk.
+    ``terms``: indices, broadcast data and runtime parameters (``terms.Terms``)."""
     from numba import cuda
     from numba.core import types
     from numba.core.errors import NumbaError
@@ -161,7 +167,7 @@ def callback_nvvm_ir(
     def build() -> tuple[Any, Any]:
         # Inlined at numba's IR level: one compile pipeline for the wrapper and the user's code.
         device_fn = jit_tree(fn, lambda f, o: cuda.jit(device=True, inline="always", **o)(f), narrow)
-        wrapper = make_wrapper(kind, form, device_fn, element, indirect=indirect)
+        wrapper = make_wrapper(kind, form, device_fn, element, indirect=indirect, terms=terms, target="cuda")
         try:
             return device_fn, numba_nvvm_ir(wrapper, ret, args, cc)
         except NumbaError as exc:
@@ -173,10 +179,16 @@ def callback_nvvm_ir(
         except RecursionError:
             raise callback_error(fn, kind, "it calls a function recursively, which numba cannot compile "
                                  "for the GPU; write the recursion as a loop") from None
+        except KeyError as exc:  # numba-cuda's table of NumPy ufuncs lacks this one (e.g. complex np.exp)
+            if not type(exc.args[0] if exc.args else None).__name__ == "ufunc":
+                raise
+            name = exc.args[0].__name__
+            raise callback_error(fn, kind, f"numba-cuda cannot compile NumPy's {name} here for the GPU; use the math "
+                                 f"or cmath module's (e.g. cmath.{name})") from None
         if isinstance(modules, Exception):
             # Type the user's function alone to say, in the user's terms, what is wrong with it.
             try:
-                result = device_fn.compile_device(user_argument_types(kind, form, element, user)).signature.return_type
+                result = device_fn.compile_device(user_argument_types(kind, form, element, user, terms)).signature.return_type
             except NumbaError as exc:
                 raise compile_error(fn, kind, exc) from None
             check_result_type(fn, kind, form, element, result)

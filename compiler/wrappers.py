@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from .fingerprint import jitted_python_function
 from .forms import Form
+from .terms import NO_TERMS, Terms
 
 
 # (python function, options) -> its jitted twin, e.g. ``lambda f, o: numba.njit(**o)(f)``.
@@ -53,7 +54,8 @@ def jit_tree(fn: Any, jit: Jit, narrow: bool = False, _done: dict | None = None)
     names = _global_names(py.__code__)
     helpers = [name for name in names if _needs_twin(py.__globals__.get(name, _EMPTY), names)]
     cells = py.__closure__ or ()
-    if not narrow and not helpers and not any(_needs_twin(_cell_value(c), names) for c in cells):
+    kwonly = py.__code__.co_kwonlyargcount
+    if not narrow and not kwonly and not helpers and not any(_needs_twin(_cell_value(c), names) for c in cells):
         done[id(fn)] = jitted = jit(py, options)
         return jitted
     # numba resolves globals and closure cells when it compiles, not when it wraps, so the
@@ -66,8 +68,12 @@ def jit_tree(fn: Any, jit: Jit, narrow: bool = False, _done: dict | None = None)
                 new_globals[name] = _narrowed(new_globals[name])
     new_cells = tuple(pytypes.CellType() if _cell_value(c) is _EMPTY else pytypes.CellType(keep(_cell_value(c))) for c in cells)
     code = narrow_literals(py.__code__) if narrow else py.__code__
-    clone = pytypes.FunctionType(code, new_globals, py.__name__, py.__defaults__, new_cells or None)
-    clone.__qualname__, clone.__kwdefaults__ = py.__qualname__, py.__kwdefaults__
+    defaults, kwdefaults = py.__defaults__, py.__kwdefaults__
+    if kwonly:  # numba binds no keyword-only parameter: make them positional, passed by keyword
+        code = code.replace(co_argcount=code.co_argcount + kwonly, co_kwonlyargcount=0)
+        defaults, kwdefaults = _positional_defaults(py), None
+    clone = pytypes.FunctionType(code, new_globals, py.__name__, defaults, new_cells or None)
+    clone.__qualname__, clone.__kwdefaults__ = py.__qualname__, kwdefaults
     done[id(fn)] = jitted = jit(clone, options)
     for name in helpers:
         new_globals[name] = _twin(py.__globals__[name], names, jit, narrow, done)
@@ -76,6 +82,19 @@ def jit_tree(fn: Any, jit: Jit, narrow: bool = False, _done: dict | None = None)
         if _needs_twin(value, names):
             cell.cell_contents = _twin(value, names, jit, narrow, done)
     return jitted
+
+
+def _positional_defaults(fn: pytypes.FunctionType) -> tuple | None:
+    """Defaults of ``fn`` once its keyword-only parameters follow its positional ones."""
+    code = fn.__code__
+    names = code.co_varnames[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
+    given = fn.__kwdefaults__ or {}
+    tail: list = []
+    for name in reversed(names):
+        if name not in given:
+            return tuple(reversed(tail)) or None
+        tail.append(given[name])
+    return (fn.__defaults__ or ()) + tuple(reversed(tail))
 
 
 def _needs_twin(value: Any, names: set[str], _modules: frozenset = frozenset()) -> bool:
@@ -173,48 +192,66 @@ def _global_names(code: pytypes.CodeType) -> set[str]:
     return names
 
 
-def make_wrapper(kind: str, form: Form, user: Any, element_type: Any, *, indirect: bool) -> Callable:
+def make_wrapper(kind: str, form: Form, user: Any, element_type: Any, *, indirect: bool,
+                 terms: Terms | None = None, target: str = "numba") -> Callable:
     """The raw cuFFT-form callback around ``user``.
 
     ``element_type`` is called on the user's result to convert it to the element type (a numba
     type on the GPU and CPU alike). With ``indirect`` the fourth argument cuFFT passes is not the
-    user data itself but a pointer to a slot that holds it, so the data can change between
-    executions without a new plan.
-    """
-    E = element_type
-    if kind == "prolog":
-        if form is Form.CUFFT:
-            if indirect:
-                def prolog(data_in, offset, info, shared):
-                    return E(user(data_in, offset, info[0], shared))
-            else:
-                def prolog(data_in, offset, info, shared):
-                    return E(user(data_in, offset, info, shared))
-        elif form is Form.VALUE:
-            def prolog(data_in, offset, info, shared):
-                return E(user(data_in[offset]))
-        elif indirect:
-            def prolog(data_in, offset, info, shared):
-                return E(user(data_in[offset], info[0][offset]))
-        else:
-            def prolog(data_in, offset, info, shared):
-                return E(user(data_in[offset], info[offset]))
-        return prolog
+    user data itself but a pointer to a slot that holds it (then the runtime parameters), so the
+    data and parameters can change between executions without a new plan. ``terms`` says how
+    indices, broadcast data and parameters are found (``terms.Terms``). ``target``: "cuda"
+    (parameters read from the slot), "numba" (CPU: ``user_info`` is the tuple ``(data, *params)``
+    when there are parameters) or "python" (the same, without numba, for the debug mode).
 
-    if form is Form.CUFFT:
-        if indirect:
-            def epilog(data_out, offset, value, info, shared):
-                user(data_out, offset, value, info[0], shared)
-        else:
-            def epilog(data_out, offset, value, info, shared):
-                user(data_out, offset, value, info, shared)
-    elif form is Form.VALUE:
-        def epilog(data_out, offset, value, info, shared):
-            data_out[offset] = E(user(value))
-    elif indirect:
-        def epilog(data_out, offset, value, info, shared):
-            data_out[offset] = E(user(value, info[0][offset]))
+    The wrapper's source is generated, so that it holds only the arithmetic its terms need.
+
+    >>> import numpy as np
+    >>> t = Terms((2, 4), (4, 1), index=(True, True), data=(0, 1), params=(("s", "float64"),))
+    >>> w = make_wrapper("epilog", Form.VALUE_DATA_INDEX, lambda x, d, i, j, *, s: x * d + 10 * i + j + s,
+    ...                  float, indirect=False, terms=t, target="python")
+    >>> out = np.zeros(8)
+    >>> w(out, 6, 1.0, (np.array([1.0, 2.0, 3.0, 4.0]), 0.5), None)
+    >>> float(out[6])  # x * d[2] + 10 * 1 + 2 + 0.5
+    15.5
+    """
+    terms = terms or NO_TERMS
+    python = target == "python"
+    namespace: dict[str, Any] = {"user": user, "E": element_type}
+    if python:
+        namespace.update(_U=int, _I=int, _ZERO=0)
     else:
-        def epilog(data_out, offset, value, info, shared):
-            data_out[offset] = E(user(value, info[offset]))
-    return epilog
+        import numpy as np
+
+        namespace.update(_U=np.uint32 if terms.width == 32 else np.uint64, _I=np.int64, _ZERO=np.int64(0))
+    lines = terms.decode() if form is not Form.CUFFT else []
+    if target == "cuda":
+        data = "info[0]" if indirect else "info"
+        params = []
+        for k, reader in enumerate(terms.slot_readers()):
+            namespace[f"_P{k}"] = reader
+            params.append(f"_P{k}(info)")
+    else:
+        data = "info[0]" if indirect or terms.params else "info"
+        params = [f"info[{k + 1}]" for k in range(len(terms.params))]
+    keywords = [f"{name}={expr}" for (name, _), expr in zip(terms.params, params)]
+
+    if kind == "prolog":
+        head, element = "def prolog(data_in, offset, info, shared):", "data_in[offset]"
+    else:
+        head, element = "def epilog(data_out, offset, value, info, shared):", "value"
+    if form is Form.CUFFT:
+        pointer = "data_in" if kind == "prolog" else "data_out, offset, value"
+        call = f"user({', '.join(([pointer, 'offset'] if kind == 'prolog' else [pointer]) + [data, 'shared'] + keywords)})"
+        body = f"return E({call})" if kind == "prolog" else call
+    else:
+        args = [element]
+        if form.takes_data_element:
+            args.append(f"{data}[{terms.data_position()}]")
+        if form.takes_index:
+            args += terms.index_args()
+        call = f"E(user({', '.join(args + keywords)}))"
+        body = f"return {call}" if kind == "prolog" else f"data_out[offset] = {call}"
+    source = "\n    ".join([head, *lines, body])
+    exec(compile(source, f"<fftfuse {kind} wrapper>", "exec"), namespace)
+    return namespace[kind]

@@ -139,6 +139,7 @@ class ndarray:
     size = property(lambda self: int(np.prod(self.shape)))
     ndim = property(lambda self: len(self.shape))
     itemsize = property(lambda self: self.dtype.itemsize)
+    nbytes = property(lambda self: self.size * self.dtype.itemsize)
     flags = property(lambda self: _Flags(self._a))
 
     @property

@@ -25,6 +25,10 @@ def scale(v, d):
     return v * d
 
 
+def by_offset(data_out, offset, element, user_info, unused):  # cuFFT's form: it indexes the data itself
+    data_out[offset] = element * user_info[offset]
+
+
 CASES = [
     # -- axes
     ("axes float", lambda: fft(X, axes=[1.7]), TypeError, "axes must be integers, got 1.7"),
@@ -115,14 +119,14 @@ CASES = [
     ("LTO-IR on the CPU", lambda: fft(X, prolog=DeviceCallable(ltoir=b"abc")), ValueError,
      "LTO-IR runs only on the GPU"),
     ("user data too small", lambda: fft(X, epilog={"fn": scale, "data": np.ones(3, np.complex64)}), ValueError,
-     "a contiguous array of at least 64 elements"),
+     "does not broadcast to the result shape (4, 16)"),
     ("user data list", lambda: fft(X, epilog={"fn": scale, "data": [1, 2]}), TypeError,
      "epilog data of type list is not supported"),
-    ("user data strides, no copy", lambda: fft(X, epilog={"fn": scale, "data": np.asfortranarray(X)},
+    ("user data strides, no copy", lambda: fft(X, epilog={"fn": by_offset, "data": np.asfortranarray(X)},
                                                options={"user_data_copy": False}), ValueError,
      "allow the copy (user_data_copy=True)"),
-    ("callback arity", lambda: fft(X, epilog=lambda a, b, c: a), TypeError, "it takes 3 parameters"),
-    ("callback without its data", lambda: fft(X, epilog=scale), TypeError, "no user data type was given"),
+    ("callback arity", lambda: fft(X, epilog=lambda a, b, c, d, e, f: a), TypeError, "it takes 6 parameters"),
+    ("callback without its data", lambda: fft(X, epilog=scale), TypeError, "f(x, d) needs data= as well"),
     # -- the stateful engine
     ("direction", lambda: planned().execute(direction="sideways"), ValueError,
      "direction='sideways' is not understood; pass FFTDirection.FORWARD"),

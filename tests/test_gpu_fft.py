@@ -199,7 +199,7 @@ def test_errors_before_cufft():
         nvmath.fft.fft(x, epilog={"ltoir": pro})
     with pytest.raises(ValueError, match="host memory"):
         nvmath.fft.fft(x, epilog={"fn": lambda v, d: v * d, "data": np.ones((4, 64), np.complex64)})
-    with pytest.raises(ValueError, match="does not fit the offsets"):
+    with pytest.raises(ValueError, match="does not broadcast to the result shape"):
         nvmath.fft.fft(x, epilog={"fn": lambda v, d: v * d, "data": cp.ones(10, cp.complex64)})
     with pytest.raises(TypeError, match="real"):
         nvmath.fft.irfft(x, epilog=lambda v: v * 1j)

@@ -57,7 +57,7 @@ CASES = [
     (kind, dtype, form, mode)
     for kind in KINDS
     for dtype in ELEMENT_DTYPES
-    for form in Form
+    for form in FUNCTIONS
     for mode in MODES
     if (mode == "none") == (form is Form.VALUE)
 ]

@@ -167,11 +167,11 @@ def test_a_plan_moving_to_another_stream_waits_for_the_previous_one(monkeypatch)
     for stream, data in [(7, 100), (7, 101), (9, 200), (7, 100)]:
         plan.execute(stream, 0, -1, stream, 0, data)
     assert cuda.calls == [
-        ("set_stream", 7), ("slots", 7, (0, 100)), ("exec", 7),
-        ("slots", 7, (0, 101)), ("exec", 7),  # one stream: ordered by the stream alone
+        ("set_stream", 7), ("slots", 7, (0, b"", 100, b"")), ("exec", 7),
+        ("slots", 7, (0, b"", 101, b"")), ("exec", 7),  # one stream: ordered by the stream alone
         # the first move marks the end of the work on the old stream; then every launch marks its own
-        ("mark", 7), ("wait", 9), ("set_stream", 9), ("slots", 9, (0, 200)), ("exec", 9), ("mark", 9),
-        ("wait", 7), ("set_stream", 7), ("slots", 7, (0, 100)), ("exec", 7), ("mark", 7),
+        ("mark", 7), ("wait", 9), ("set_stream", 9), ("slots", 9, (0, b"", 200, b"")), ("exec", 9), ("mark", 9),
+        ("wait", 7), ("set_stream", 7), ("slots", 7, (0, b"", 100, b"")), ("exec", 7), ("mark", 7),
     ]
 
 

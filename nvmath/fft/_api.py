@@ -18,7 +18,8 @@ from typing import Any, Callable, Sequence, Union
 
 import numpy as np
 
-from ._callbacks import CallbackSpec, DeviceCallable, callback_spec, lay_out_user_data
+from ._callbacks import (CallbackSpec, DeviceCallable, callback_form, callback_spec, callback_terms,
+                         lay_out_user_data, parameter_values)
 from ._docs import shared_doc
 from ._layout import FFTProblem, LayoutError, plan_problem
 from ._log import fft_logger, log_compiled
@@ -136,8 +137,11 @@ class FFT:
         # which data each call may pass where it lies, and how outputs are allocated.
         self._data_pointers: tuple[int, int] = (0, 0)
         self._data_in_place: tuple[bool, bool] = (True, True)
-        self._has_data = False
+        self._call_varies = False
         self._new_output: Callable[[], Any] | None = None
+        self._terms: dict[str, Any] = {}  # per callback: compiler.terms.Terms or None
+        self._params: dict[str, tuple] = {}  # per callback: runtime parameter values (NumPy scalars)
+        self._broadcast: dict[str, bool] = {}  # per callback: its data is read at broadcast positions
 
     def _default_transform(self, dtype: str) -> str:
         return self._transform_for(dtype, self.options)
@@ -237,7 +241,7 @@ class FFT:
         if norm is not None:
             scale = norm_scale(norm, self._plan_direction or self.problem.direction, self._logical_size())
             if scale is not None:
-                prolog, epilog = fuse_scale(prolog, epilog, scale)
+                prolog, epilog = fuse_scale(prolog, epilog, scale, ndim=len(self.problem.operand.shape))
         self._plan_stream = _check_stream(stream) if stream is not None else self._stream
         self._prolog = callback_spec(prolog, "prolog")
         self._epilog = callback_spec(epilog, "epilog")
@@ -245,7 +249,10 @@ class FFT:
             if spec is not None and spec.data is not None:
                 self._check_data_device(spec)
         # Data first: LTO-IR given as bytes has its user_info pointer fixed in the plan.
-        self._data = {s.kind: self._lay_out(s) for s in (self._prolog, self._epilog) if s is not None}
+        self._data, self._terms, self._params = {}, {}, {}
+        for spec in (self._prolog, self._epilog):
+            if spec is not None:
+                self._bind(spec)
         started = time.perf_counter()
         self._executor = self._plan_gpu() if self._target == "cuda" else self._plan_cpu()
         if self._target == "cuda":
@@ -268,6 +275,51 @@ class FFT:
             n *= side.shape[axis]
         return n
 
+    def set_params(self, *, prolog: dict[str, Any] | None = None, epilog: dict[str, Any] | None = None) -> None:
+        """New values of the callbacks' runtime parameters (keyword-only parameters), used from the next
+        ``execute``: no compile, no new plan. Values keep the type the plan was compiled for.
+
+        >>> import numpy as np
+        >>> x = np.ones((2, 8), np.complex128)
+        >>> def gain(v, *, g): return v * g
+        >>> with FFT(x, axes=[-1]) as f:
+        ...     f.plan(epilog={"fn": gain, "params": {"g": 2.0}})
+        ...     a = f.execute()
+        ...     f.set_params(epilog={"g": 3.0})
+        ...     b = f.execute()
+        >>> float(a[0, 0].real), float(b[0, 0].real)
+        (16.0, 24.0)
+        """
+        for spec, given in ((self._prolog, prolog), (self._epilog, epilog)):
+            if given is None:
+                continue
+            terms = self._terms.get(spec.kind) if spec is not None else None
+            if terms is None or not terms.params:
+                raise ValueError(f"the planned {spec.name if spec else 'FFT'} has no runtime parameters "
+                                 f"(keyword-only parameters) to set")
+            values = parameter_values(spec, {**dict(zip((n for n, _ in terms.params), self._params[spec.kind])),
+                                             **given})
+            for (name, dtype), value in zip(terms.params, values.values()):
+                if not np.can_cast(np.min_scalar_type(value) if not isinstance(value, np.generic) else value.dtype,
+                                   dtype, "same_kind"):
+                    raise TypeError(f"{spec.name}: parameter {name!r} was planned as {dtype}; {value!r} does not "
+                                    f"convert to it. Plan again for another type")
+            self._params[spec.kind] = terms.param_values(values)
+
+    def _bind(self, spec: CallbackSpec) -> None:
+        """Lay out ``spec``'s data and decide its terms (indices, broadcast, runtime parameters)."""
+        kind = spec.kind
+        target = self.problem.input if kind == "prolog" else self.problem.output
+        form = callback_form(spec, target) if spec.fn is not None else None
+        broadcast = self._broadcast[kind] = form is not None and form.takes_data_element
+        self._data[kind], strides = self._lay_out(spec, broadcast)
+        if form is None:
+            self._terms[kind], self._params[kind] = None, ()
+            return
+        single = self.options.float_literals == "element" and self._element_dtype(kind) in ("float32", "complex64")
+        terms = self._terms[kind] = callback_terms(spec, form, target, strides, single)
+        self._params[kind] = terms.param_values(parameter_values(spec)) if terms is not None and terms.params else ()
+
     def _check_data_device(self, spec: CallbackSpec) -> None:
         data = spec.data
         if self._target == "cuda":
@@ -283,16 +335,17 @@ class FFT:
             else:
                 raise ValueError(f"{spec.name}: its data is on a GPU but the FFT runs on the CPU")
 
-    def _lay_out(self, spec: CallbackSpec) -> Any:
+    def _lay_out(self, spec: CallbackSpec, broadcast: bool) -> tuple[Any, Any]:
         if spec.data is None:
-            return None
+            return None, None
         target = self.problem.input if spec.kind == "prolog" else self.problem.output
+        copy = self.options.user_data_copy
         if self._target == "cuda":
             import cupy
 
             with cupy.cuda.Device(self._operand.device_id), _on_stream(self._plan_stream):
-                return lay_out_user_data(spec, target, allow_copy=self.options.user_data_copy)
-        return lay_out_user_data(spec, target, allow_copy=self.options.user_data_copy)
+                return lay_out_user_data(spec, target, allow_copy=copy, broadcast=broadcast)
+        return lay_out_user_data(spec, target, allow_copy=copy, broadcast=broadcast)
 
     def _element_dtype(self, kind: str) -> str:
         return self.problem.input_dtype if kind == "prolog" else self.problem.output_dtype
@@ -337,7 +390,10 @@ class FFT:
                                     indirect=False, pointer=pointer, name=spec.name, toolkit=None)
         # Shared (stateless) plans read the data pointer from a slot, so new data reuses the plan;
         # a stateful plan owns its data and gets the pointer itself, one load less per element.
-        indirect = self._shared and spec.data is not None
+        # Runtime parameters live in the slot too (after the pointer), rewritten in stream order.
+        terms = self._terms.get(spec.kind)
+        params = terms is not None and bool(terms.params)
+        indirect = (self._shared and spec.data is not None) or params
         arch = _device_arch(self._operand.device_id)
         started = time.perf_counter()
         if spec.source is not None:
@@ -348,10 +404,11 @@ class FFT:
         else:
             compiled = compile_callback(spec.fn, spec.kind, element, spec.data.dtype if spec.data else None,
                                         compute_capability=arch, indirect=indirect,
-                                        literals=self.options.float_literals)
+                                        literals=self.options.float_literals, terms=terms)
         log_compiled(self.options, spec.name, compiled.source, len(compiled.ltoir), time.perf_counter() - started)
         return AttachedCallback(spec.kind, compiled.ltoir, element, indirect=indirect,
-                                pointer=None if indirect else pointer, name=spec.name, toolkit=compiled.toolkit)
+                                pointer=None if indirect else pointer, name=spec.name, toolkit=compiled.toolkit,
+                                slot_bytes=terms.slot_bytes if params else 8)
 
     def _plan_cpu(self) -> Any:
         from compiler.cpu_backend import compile_cpu, python_callback
@@ -371,8 +428,9 @@ class FFT:
                 raise ValueError(f"{spec.name}: LTO-IR runs only on the GPU; on the CPU pass the Python function "
                                  f"(prolog=f or {{'fn': f, 'data': array}})")
             args = (spec.fn, spec.kind, self._element_dtype(spec.kind), spec.data.dtype if spec.data else None)
-            compiled.append(python_callback(*args) if debug else
-                            compile_cpu(*args, literals=self.options.float_literals))
+            terms = self._terms.get(spec.kind)
+            compiled.append(python_callback(*args, terms=terms) if debug else
+                            compile_cpu(*args, literals=self.options.float_literals, terms=terms))
         return CpuExecutor(self.problem, compiled[0], compiled[1], workers=cpu_threads(self._execution, self.options),
                            debug=debug)
 
@@ -413,7 +471,8 @@ class FFT:
         inp = self._input(self._operand.array)
         out = inp if problem.inplace else empty_strided(
             np, problem.output.shape, problem.output.strides, problem.output_dtype, problem.output.span)
-        self._executor.execute(inp, out, direction, self._data.get("prolog"), self._data.get("epilog"))
+        self._executor.execute(inp, out, direction, self._data.get("prolog"), self._data.get("epilog"),
+                               params=(self._params.get("prolog", ()), self._params.get("epilog", ())))
         return self._result(out)
 
     def _require_operand(self, what: str) -> None:
@@ -451,7 +510,8 @@ class FFT:
         laid = [self._data.get("prolog"), self._data.get("epilog")]
         specs = [self._prolog, self._epilog]
         self._data_pointers = tuple(d.data.ptr if d is not None else 0 for d in laid)
-        self._has_data = any(d is not None for d in laid)
+        # What a stateless call brings of its own: data, runtime parameters.
+        self._call_varies = any(d is not None for d in laid) or any(self._params.values())
         # Data used where it lies (no copy made) can be used where it lies on every call of that layout.
         self._data_in_place = tuple(d is None or d.data.ptr == s.data.array.data.ptr for d, s in zip(laid, specs))
         out = self.problem.output
@@ -486,9 +546,10 @@ class FFT:
             # a fresh one from CuPy's pool, which reuses memory in its stream's order.
             self._input_buffer, self._last_stream = None, ptr
         if call is None:
-            array, data, copies = self._operand.array, self._data_pointers, ()
+            array, copies = self._operand.array, ()
+            data = self._data_pointers + (self._packed("prolog"), self._packed("epilog"))  # set_params may change them
         else:
-            data, copies = _call_data(self, *call) if self._has_data else ((0, 0), ())
+            data, copies = _call_data(self, *call) if self._call_varies else ((0, 0, b"", b""), ())
         problem = self.problem
         inp = self._input(array) if problem.copy_input else array
         out = inp if problem.inplace else self._new_output()
@@ -498,6 +559,13 @@ class FFT:
             s.synchronize()
         del copies  # laid-out data: the launch is queued, CuPy's pool reuses memory in stream order
         return out
+
+    def _packed(self, kind: str) -> bytes:
+        """The slot bytes of ``kind``'s runtime parameters (after its data pointer)."""
+        values = self._params.get(kind)
+        if not values:
+            return b""
+        return self._terms[kind].pack_params(values)
 
     def _result(self, out: Any) -> Any:
         if self.problem.inplace and self._host_result != "device":
@@ -571,7 +639,6 @@ class FFT:
         self.free()
 
 
-
 # The stateless functions' engine reuse (``_stateless``): an engine planned by an earlier call is
 # run again with this call's arrays, and lets go of them afterwards.
 def rerun(engine: FFT, operand: Any, prolog: Any, epilog: Any, stream: Any) -> Any:
@@ -585,23 +652,33 @@ def rerun(engine: FFT, operand: Any, prolog: Any, epilog: Any, stream: Any) -> A
         engine._input_buffer = None
 
 
-def _call_data(engine: FFT, prolog: Any, epilog: Any) -> tuple[tuple[int, int], list]:
-    """The data pointers of this call's callbacks, and the copies made to lay them out (held by
-    the caller until launched; the device and stream are current)."""
-    pointers, copies = [0, 0], []
+def _call_data(engine: FFT, prolog: Any, epilog: Any) -> tuple[tuple, list]:
+    """This call's slot values, ``(prolog data pointer, epilog data pointer, prolog parameter bytes,
+    epilog parameter bytes)``, and the copies made to lay its data out (held by the caller until
+    launched; the device and stream are current)."""
+    out, copies = [0, 0, b"", b""], []
     for i, (spec, given) in enumerate(((engine._prolog, prolog), (engine._epilog, epilog))):
-        if spec is None or spec.data is None:
+        if spec is None:
             continue
-        array = given["data"]
-        if engine._data_in_place[i]:
-            pointers[i] = array.data.ptr
-            continue
-        target = engine.problem.input if spec.kind == "prolog" else engine.problem.output
-        laid = lay_out_user_data(dataclasses.replace(spec, data=as_tensor(array, what=f"{spec.kind} data")), target,
-                                 allow_copy=engine.options.user_data_copy)
-        copies.append(laid)
-        pointers[i] = laid.data.ptr
-    return (pointers[0], pointers[1]), copies
+        if spec.data is not None:
+            array = given["data"]
+            if engine._data_in_place[i]:
+                out[i] = array.data.ptr
+            else:
+                target = engine.problem.input if spec.kind == "prolog" else engine.problem.output
+                tensor = as_tensor(array, what=f"{spec.kind} data")
+                laid = lay_out_user_data(dataclasses.replace(spec, data=tensor), target,
+                                         allow_copy=engine.options.user_data_copy,
+                                         broadcast=engine._broadcast[spec.kind])[0]
+                copies.append(laid)
+                out[i] = laid.data.ptr
+        terms = engine._terms.get(spec.kind)
+        if terms is not None and terms.params:
+            # Values of a plan without given ones are its function's defaults, fixed at planning.
+            values = engine._params[spec.kind] if spec.params is None else terms.param_values(
+                parameter_values(spec, given["params"]))
+            out[2 + i] = terms.pack_params(values)
+    return (out[0], out[1], out[2], out[3]), copies
 
 
 def release_arrays(engine: FFT) -> None:
@@ -669,6 +746,8 @@ def _callback_key(value: Any, kind: str) -> Any:
     else:
         code = ("ltoir", hash(spec.ltoir))
     data = spec.pointer if spec.data is None else (spec.data.ptr, spec.data.shape, spec.data.strides, spec.data.dtype)
+    if spec.params:  # runtime parameters: their types decide the code, their values do not
+        return (kind, code, data, tuple((k, type(v).__name__) for k, v in spec.params.items()))
     return (kind, code, data)
 
 

@@ -1,14 +1,24 @@
 """What users pass as ``prolog=`` / ``epilog=``, normalised, and their data laid out for offsets.
 
 Accepted: ``{"ltoir": bytes, "data": int pointer}`` (nvmath-python's form), a Python function,
-``{"fn": f, "data": array}``, CUDA C++ source ``{"source": str, "data": array}`` (optionally
-``"name"``: the function to use), or a ``DeviceCallable`` holding a function or LTO-IR.
+``{"fn": f, "data": array, "params": {name: value}}`` (data and params optional), CUDA C++ source
+``{"source": str, "data": array}`` (optionally ``"name"``: the function to use), or a
+``DeviceCallable`` holding a function or LTO-IR.
+
+User data of a callback that receives its element ``d`` (``f(x, d)``) may have any shape that
+broadcasts to the array the callback sees; it is read where it lies, at the broadcast position
+(``compiler.terms``), never copied to full size.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any, Callable
+
+import numpy as np
+
+from compiler.forms import Form, infer_form, reads_parameter, runtime_parameters
+from compiler.terms import Terms, broadcast_strides, param_dtype
 
 from ._layout import Layout, data_layout_matches
 from ._tensor import Tensor, as_tensor, empty_strided, flat_view
@@ -33,6 +43,7 @@ class DeviceCallable:
     size: int | None = None  # nvmath-python's field order: (ltoir, size, data)
     data: Any = None
     fn: Callable | None = None
+    params: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.ltoir is None:
@@ -56,6 +67,7 @@ class CallbackSpec:
     pointer: int | None  # a raw user_info pointer given with LTO-IR
     source: str | None = None  # CUDA C++ source of the callback
     source_name: str | None = None  # the function in ``source`` to use (None: the only candidate)
+    params: dict[str, Any] | None = None  # runtime parameter values, by name
 
     @property
     def name(self) -> str:
@@ -66,7 +78,7 @@ class CallbackSpec:
         return f"{self.kind} (LTO-IR, {len(self.ltoir or b'')} bytes)"
 
 
-_KEYS = {"ltoir", "data", "fn", "size", "source", "name"}
+_KEYS = {"ltoir", "data", "fn", "size", "source", "name", "params"}
 
 
 def callback_spec(value: Any, kind: str) -> CallbackSpec | None:
@@ -74,7 +86,7 @@ def callback_spec(value: Any, kind: str) -> CallbackSpec | None:
     if value is None:
         return None
     if isinstance(value, DeviceCallable):
-        value = {"ltoir": value.ltoir, "data": value.data, "fn": value.fn}
+        value = {"ltoir": value.ltoir, "data": value.data, "fn": value.fn, "params": value.params}
     elif isinstance(value, dict) and "ltoir" in value:
         value = dict(value)
         checked = DeviceCallable(ltoir=value["ltoir"], size=value.pop("size", None))  # type and size checks
@@ -92,7 +104,7 @@ def callback_spec(value: Any, kind: str) -> CallbackSpec | None:
     unknown = set(value) - _KEYS
     if unknown:
         raise TypeError(f"{kind} has unknown keys {sorted(unknown)}; expected some of {sorted(_KEYS)}")
-    fn, ltoir, data = value.get("fn"), value.get("ltoir"), value.get("data")
+    fn, ltoir, data, params = value.get("fn"), value.get("ltoir"), value.get("data"), value.get("params")
     source, source_name = value.get("source"), value.get("name")
     if sum(v is not None for v in (fn, ltoir, source)) != 1:
         raise TypeError(
@@ -104,6 +116,9 @@ def callback_spec(value: Any, kind: str) -> CallbackSpec | None:
         raise TypeError(f"{kind}['name'] names the function in {kind}['source'] (a str, with 'source' only)")
     if fn is not None and not callable(fn):
         raise TypeError(f"{kind}['fn'] must be callable, got {type(fn).__name__}")
+    if params is not None and (fn is None or not isinstance(params, dict)):
+        raise TypeError(f"{kind}['params'] must be a dict {{name: scalar}} of the keyword-only parameters of "
+                        f"{kind}['fn']; got {type(params).__name__}" + (" with LTO-IR" if fn is None else ""))
     pointer = None
     tensor = None
     if isinstance(data, int) and not isinstance(data, bool):
@@ -114,22 +129,87 @@ def callback_spec(value: Any, kind: str) -> CallbackSpec | None:
             )
         pointer = data
     elif data is not None:
+        if isinstance(data, np.generic):  # a NumPy scalar: 0-d data
+            data = np.asarray(data)
         tensor = as_tensor(data, what=f"{kind} data")
-    return CallbackSpec(kind, fn, bytes(ltoir) if ltoir is not None else None, tensor, pointer, source, source_name)
+    return CallbackSpec(kind, fn, bytes(ltoir) if ltoir is not None else None, tensor, pointer, source, source_name,
+                        params)
 
 
-def lay_out_user_data(spec: CallbackSpec, target: Layout, *, allow_copy: bool = True) -> Any:
-    """A 1-D array in which element ``offset`` is the user's element for that offset.
+def callback_form(spec: CallbackSpec, target: Layout) -> Form:
+    """The form of ``spec``'s function for an FFT whose callback walks ``target``."""
+    assert spec.fn is not None
+    return infer_form(spec.fn, spec.kind, ndim=len(target.shape), data=spec.data is not None)
 
-    Data of the buffer's shape is used where it lies when its strides match the offsets, else
-    copied into a buffer with the offsets' strides. Other data must hold at least ``target.span``
-    elements, read flat.
+
+def parameter_values(spec: CallbackSpec, given: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The runtime parameters' values: ``given`` (default: the spec's), else the function's
+    keyword defaults; a missing or unknown name raises a TypeError that lists the names."""
+    names = runtime_parameters(spec.fn)
+    given = spec.params if given is None else given
+    given = given or {}
+    defaults = getattr(getattr(spec.fn, "py_func", spec.fn), "__kwdefaults__", None) or {}
+    unknown = sorted(set(given) - set(names))
+    missing = [n for n in names if n not in given and n not in defaults]
+    if unknown or missing:
+        problem = f"unknown {unknown}" if unknown else f"no value for {missing}"
+        raise TypeError(
+            f"{spec.name}: runtime parameters {problem}; its keyword-only parameters are {list(names)}: pass "
+            f"{{'fn': f, 'params': {{{', '.join(repr(n) + ': value' for n in names)}}}}}"
+        )
+    return {n: given[n] if n in given else defaults[n] for n in names}
+
+
+def callback_terms(spec: CallbackSpec, form: Form, target: Layout, data_strides: tuple[int, ...] | None,
+                   single: bool) -> Terms | None:
+    """What the generated wrapper computes for ``spec`` (None: nothing beyond the element).
+
+    ``data_strides``: per axis of ``target``, where broadcast data is read (None: at the offset);
+    ``single``: Python float parameters become float32 (single-precision literals).
+    """
+    fn = spec.fn
+    values = parameter_values(spec)
+    params = tuple((n, param_dtype(n, v, single)) for n, v in values.items())
+    ndim = len(target.shape)
+    index = tuple(reads_parameter(fn, 1 + form.takes_data_element + k) for k in range(ndim)) if form.takes_index else ()
+    data = data_strides if form.takes_data_element else None
+    if not index and data is None and not params:
+        return None
+    return Terms(target.shape, target.strides, index, data, params)
+
+
+def lay_out_user_data(spec: CallbackSpec, target: Layout, *, allow_copy: bool = True,
+                      broadcast: bool = False) -> tuple[Any, tuple[int, ...] | None]:
+    """A 1-D view of the user data from its first element, and where it is read: None when at
+    ``offset``, else per axis of ``target`` the element stride (0 where it broadcasts).
+
+    Data laid out like the buffer is read at the offset. With ``broadcast`` (the callback receives
+    the data element) any shape that broadcasts to the buffer's is read in place at the broadcast
+    position. Otherwise (cuFFT's form indexes ``user_info`` itself) data of the buffer's shape is
+    copied into a buffer with the offsets' strides, and other data must hold at least
+    ``target.span`` elements, read flat.
     """
     data = spec.data
     assert data is not None
     span = target.span
+    side = "input" if spec.kind == "prolog" else "result"
     if data_layout_matches(data.shape, data.strides, target):
-        return flat_view(data.array, span)
+        return flat_view(data.array, span), None
+    if broadcast:
+        strides = broadcast_strides(data.shape, data.strides, target.shape)
+        if strides is None:
+            fits = [target.shape, target.shape[-1:], target.shape[:-1] + (1,), ()]
+            raise ValueError(
+                f"{spec.name}: data of shape {data.shape} does not broadcast to the {side} shape {target.shape}. "
+                f"Pass data of a shape that broadcasts to it by NumPy's rules, e.g. "
+                f"{', '.join(str(f) for f in fits)}"
+            )
+        array = data.array
+        if any(s < 0 for s in strides):  # read from the first element up: make it so (data-sized copy)
+            array = data.xp.ascontiguousarray(array)
+            strides = broadcast_strides(array.shape, tuple(s // array.itemsize for s in array.strides), target.shape)
+        reach = 1 + sum((n - 1) * s for n, s in zip(target.shape, strides))
+        return flat_view(array, reach), strides
     if data.shape == target.shape:
         if not allow_copy:
             raise ValueError(
@@ -139,16 +219,15 @@ def lay_out_user_data(spec: CallbackSpec, target: Layout, *, allow_copy: bool = 
             )
         laid = empty_strided(data.xp, target.shape, target.strides, data.dtype, span)
         laid[...] = data.array
-        return flat_view(laid, span)
+        return flat_view(laid, span), None
     flat = data.array.reshape(-1) if _is_contiguous(data) else None
     if flat is None or flat.size < span:
-        side = "input" if spec.kind == "prolog" else "result"
         raise ValueError(
             f"{spec.name}: data of shape {data.shape} does not fit the offsets, which reach {span - 1} "
             f"({side} shape {target.shape}, strides {target.strides}). Pass data of the {side} shape, or "
             f"a contiguous array of at least {span} elements indexed by offset"
         )
-    return flat
+    return flat, None
 
 
 def _is_contiguous(t: Tensor) -> bool:

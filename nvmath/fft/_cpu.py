@@ -38,8 +38,6 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 import numpy as np
 
-from compiler.forms import Form
-
 from ._layout import FFTProblem, Layout, data_layout_matches
 from ._tensor import flat_view
 
@@ -324,14 +322,18 @@ class CpuExecutor:
         direction: str,
         prolog_data: np.ndarray | None,
         epilog_data: np.ndarray | None,
+        *,
+        params: tuple[tuple, tuple] = ((), ()),
     ) -> None:
-        """Transform ``inp`` (layout ``problem.input``) into ``out`` (layout ``problem.output``)."""
+        """Transform ``inp`` (layout ``problem.input``) into ``out`` (layout ``problem.output``).
+
+        ``params``: the prolog's and the epilog's runtime parameter values (see ``compiler.terms``)."""
         p = self.problem
         _check_array(inp, p.input, p.input_dtype, "input")
         _check_array(out, p.output, p.output_dtype, "output")
         if direction not in ("forward", "inverse") or (p.fft_type != "C2C" and direction != p.direction):
             raise ValueError(f"direction {direction!r} is not valid for a {p.fft_type} FFT")
-        call = self._call(inp, out, direction, prolog_data, epilog_data)
+        call = self._call(inp, out, direction, prolog_data, epilog_data, params)
         blocks = self._batch_blocks()
         workers = 1 if self.debug else self.workers
         if call.hazard or blocks is None:
@@ -343,7 +345,8 @@ class CpuExecutor:
             list(_pool(workers).map(lambda block: self._block(call, block, 1), blocks))
 
     # -- planning one call -------------------------------------------------------------------
-    def _call(self, inp: np.ndarray, out: np.ndarray, direction: str, prolog_data: Any, epilog_data: Any) -> _Call:
+    def _call(self, inp: np.ndarray, out: np.ndarray, direction: str, prolog_data: Any, epilog_data: Any,
+              params: tuple[tuple, tuple] = ((), ())) -> _Call:
         p = self.problem
         overlap = p.inplace or bool(np.may_share_memory(inp, out))
         elementwise = all(cb is None or cb.elementwise for cb in (self.prolog, self.epilog))
@@ -356,6 +359,9 @@ class CpuExecutor:
         if self.debug:
             data_in, prolog_info = self._checked(self.prolog, data_in, prolog_info, "input", p.input)
             data_out, epilog_info = self._checked(self.epilog, data_out, epilog_info, "output", p.output)
+        # With runtime parameters, user_info is (data, *params), as the wrappers read it.
+        prolog_info = _with_params(self.prolog, prolog_info, params[0])
+        epilog_info = _with_params(self.epilog, epilog_info, params[1])
         return _Call(
             inp, out, _address(inp), _address(out), direction, data_in, data_out, prolog_info, epilog_info,
             stage_to_out=p.fft_type == "C2C" and epilog_in_place and not hazard,
@@ -368,7 +374,7 @@ class CpuExecutor:
             return None
         typed = not cb.user_dtype.startswith("numba:")
         if data is None:
-            if cb.form is Form.VALUE_DATA:
+            if cb.form.takes_data_element:
                 raise ValueError(f"{cb.kind} {cb.name!r} reads user data (form f(x, d)) but none was given")
             if cb.user_dtype not in self._dummies:
                 self._dummies[cb.user_dtype] = np.zeros(1, dtype=cb.user_dtype if typed else np.uint8)
@@ -377,9 +383,10 @@ class CpuExecutor:
             raise ValueError(f"{cb.kind} user data must be 1-D (element offset -> value), got shape {data.shape}")
         if typed and data.dtype != np.dtype(cb.user_dtype):
             raise ValueError(f"{cb.kind} {cb.name!r} was compiled for user data of {cb.user_dtype}, got {data.dtype}")
-        if cb.form is Form.VALUE_DATA and data.shape[0] < layout.span:
+        reach = layout.span if cb.terms is None or cb.terms.data is None else cb.terms.data_span
+        if cb.form.takes_data_element and data.shape[0] < reach:
             raise ValueError(
-                f"{cb.kind} {cb.name!r} reads user data at every offset up to {layout.span - 1}, but the data "
+                f"{cb.kind} {cb.name!r} reads user data at positions up to {reach - 1}, but the data "
                 f"has {data.shape[0]} elements"
             )
         return np.ascontiguousarray(data)
@@ -492,6 +499,15 @@ class CpuExecutor:
                         call.epilog_info, rows, shape)
 
 
+def _with_params(cb: Any, info: Any, values: tuple) -> Any:
+    if cb is None or cb.terms is None or not cb.terms.params:
+        return info
+    if len(values) != len(cb.terms.params):
+        raise ValueError(f"{cb.kind} {cb.name!r} takes runtime parameters {[n for n, _ in cb.terms.params]}; "
+                         f"got {len(values)} values")
+    return (info, *values)
+
+
 def _copy_step(call: _Call, src: np.ndarray, dst: np.ndarray) -> None:
     np.copyto(dst, src)
 
@@ -512,7 +528,7 @@ def _as_python(cb: Any) -> Any:
         return cb
     from compiler.cpu_backend import python_callback
 
-    return python_callback(cb.function, cb.kind, cb.element_dtype, cb.user_dtype)
+    return python_callback(cb.function, cb.kind, cb.element_dtype, cb.user_dtype, cb.terms)
 
 
 def _check_array(a: np.ndarray, layout: Layout, dtype: str, what: str) -> None:

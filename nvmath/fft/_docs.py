@@ -25,8 +25,10 @@ PARAMETERS = {
     "execution": """execution: ``'cuda'``, ``'cpu'``, an ``ExecutionCUDA`` / ``ExecutionCPU``, or a dict
             with ``'name'``. Default: where the operand lives.""",
     "prolog": """prolog: runs on each input element as cuFFT loads it: a Python function, a dict
-            ``{'fn': f, 'data': array}``, a ``DeviceCallable``, or LTO-IR as
-            ``{'ltoir': bytes, 'data': pointer}``.""",
+            ``{'fn': f, 'data': array, 'params': {name: value}}`` (data broadcasting to the array,
+            values of ``f``'s keyword-only parameters; both optional), a ``DeviceCallable``, or
+            LTO-IR as ``{'ltoir': bytes, 'data': pointer}``. ``f(x, i, j)`` also receives the
+            element's index.""",
     "epilog": """epilog: runs on each result element as cuFFT stores it; the same forms as ``prolog``.""",
     "stream": """stream: a CuPy or PyTorch stream, or a ``cudaStream_t`` as int. Default: CuPy's
             current stream.""",

@@ -3,7 +3,8 @@
 A callback compiled from Python is built *indirect*: cuFFT hands it a pointer to a small
 device slot that holds the user-data pointer, instead of the data pointer itself. cuFFT fixes
 ``callerInfo`` when the callback is attached, so this is what lets a new data array reuse a
-plan: only the slot is rewritten, in stream order, and only when the pointer changed.
+plan: only the slot is rewritten, in stream order, and only when the pointer changed. A callback
+with runtime parameters has them in its slot after the pointer: [data pointer, parameters...].
 
 One plan has one slot area and one work area, so its executions must not overlap. Executions on
 one stream are ordered by the stream; when a plan moves to another stream, the new stream first
@@ -33,9 +34,11 @@ class AttachedCallback:
     """What a plan needs of one callback: its LTO-IR, and how user data reaches it."""
 
     def __init__(self, kind: str, ltoir: bytes, element_dtype: str, *,
-                 indirect: bool, pointer: int | None, name: str, toolkit: tuple[int, int] | None):
+                 indirect: bool, pointer: int | None, name: str, toolkit: tuple[int, int] | None,
+                 slot_bytes: int = 8):
         self.kind, self.ltoir, self.element_dtype = kind, ltoir, element_dtype
         self.indirect, self.pointer, self.name, self.toolkit = indirect, pointer, name, toolkit
+        self.slot_bytes = slot_bytes  # the data pointer, then the runtime parameters
 
     def key(self) -> tuple:
         # An indirect callback's data pointer lives in a slot, so it is not part of the plan.
@@ -44,36 +47,41 @@ class AttachedCallback:
 
 
 class CallbackSlots:
-    """The device words indirect callbacks read through ``callerInfo``: one record per callback
-    kind, ``[data pointer, parameters...]``, 8 bytes a word.
+    """The device bytes indirect callbacks read through ``callerInfo``: one record per callback
+    kind, ``[data pointer, runtime parameters...]`` (its ``slot_bytes``, a multiple of 8).
 
     cuFFT fixes each callback's ``callerInfo`` at planning, so the slots belong to a plan. New
     values are copied on the executing stream (after earlier executions that read the slots) and
     only when they changed.
     """
 
-    def __init__(self, words: dict[str, int]):
+    def __init__(self, sizes: dict[str, int]):
         import cupy
 
         self._offset, total = {}, 0
-        for kind, count in words.items():
+        for kind, size in sizes.items():
             self._offset[kind] = total
-            total += count
-        self._buffer = cupy.zeros(max(total, 1), dtype=np.uint64)
+            total += size
+        self._size = total
+        self._buffer = cupy.zeros(max(total // 8, 1), dtype=np.uint64)
         self._base = int(self._buffer.data.ptr)
-        self._values: tuple[int, ...] = (0,) * total
+        self._values: tuple = (0, b"") * len(sizes)
 
     def address(self, kind: str) -> int:
         """The ``callerInfo`` of the ``kind`` callback: where its record starts."""
-        return self._base + 8 * self._offset[kind]
+        return self._base + self._offset[kind]
 
-    def write(self, values: tuple[int, ...], stream: int) -> None:
-        """Set every record, in the order of ``words``, as one tuple of words."""
+    def write(self, values: tuple, stream: int) -> None:
+        """Set every record, in the order of ``sizes``: ``(pointer, parameter bytes)`` of each, flat."""
         if values == self._values:
             return
         import cupy
 
-        host = np.array(values, dtype=np.uint64)
+        host = bytearray(self._size)
+        for at, pointer, params in zip(self._offset.values(), values[0::2], values[1::2]):
+            host[at:at + 8] = int(pointer).to_bytes(8, "little")
+            host[at + 8:at + 8 + len(params)] = params
+        host = np.frombuffer(bytes(host), dtype=np.uint8)
         # Pageable source: the driver stages it before returning, so `host` may die at once.
         cupy.cuda.runtime.memcpyAsync(self._base, host.ctypes.data, host.nbytes,
                                       cupy.cuda.runtime.memcpyHostToDevice, stream)
@@ -129,7 +137,8 @@ class GpuPlan:
                 _cufft.require_lto_callbacks()
                 _check_toolkits(callbacks)
             if any(c.indirect for c in callbacks):
-                self._slots = CallbackSlots({"prolog": 1, "epilog": 1})
+                self._slots = CallbackSlots({"prolog": prolog.slot_bytes if prolog is not None else 8,
+                                             "epilog": epilog.slot_bytes if epilog is not None else 8})
             self.handle = _cufft.create()
             try:
                 self._make(problem, callbacks)
@@ -193,13 +202,14 @@ class GpuPlan:
                 self._work = None
 
     def execute(self, inp_ptr: int, out_ptr: int, direction: int, stream: int,
-                prolog_data: int = 0, epilog_data: int = 0) -> None:
+                prolog_data: int = 0, epilog_data: int = 0, prolog_params: bytes = b"",
+                epilog_params: bytes = b"") -> None:
         """Launch on ``stream`` (the plan's device is current), after the plan's earlier work."""
         with self._lock:
             if stream != self._stream:
                 self._move_to(stream)
             if self._slots is not None:
-                self._slots.write((prolog_data, epilog_data), stream)
+                self._slots.write((prolog_data, prolog_params, epilog_data, epilog_params), stream)
             if self._work is None:
                 self._draw_workspace()
             _cufft.xt_exec(self.handle, inp_ptr, out_ptr, direction)

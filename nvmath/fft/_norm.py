@@ -28,20 +28,25 @@ def norm_scale(norm: str | None, direction: str, n: int) -> float | None:
     return 1.0 / n if direction == scaled else None
 
 
-def fuse_scale(prolog: Any, epilog: Any, scale: float) -> tuple[Any, Any]:
-    """``(prolog, epilog)`` with ``scale`` applied in one of them."""
+def fuse_scale(prolog: Any, epilog: Any, scale: float, ndim: int | None = None) -> tuple[Any, Any]:
+    """``(prolog, epilog)`` with ``scale`` applied in one of them (``ndim``: the operand's, which
+    tells the index forms apart)."""
     from compiler.forms import Form, infer_form
+
+    def form(value: Any, fn: Callable, kind: str) -> Form:
+        data = value.get("data") if isinstance(value, dict) else getattr(value, "data", None)
+        return infer_form(fn, kind, ndim=ndim, data=data is not None if ndim is not None else None)
 
     if epilog is None:
         return prolog, _scaled_value(scale)
     fn, rebuild = _function_of(epilog)
-    if fn is not None and infer_form(fn, "epilog") is not Form.CUFFT:
-        return prolog, rebuild(_scaled(fn, infer_form(fn, "epilog"), scale))
+    if fn is not None and form(epilog, fn, "epilog") is not Form.CUFFT:
+        return prolog, rebuild(_scaled(fn, scale))
     if prolog is None:
         return _scaled_value(scale), epilog
     fn, rebuild = _function_of(prolog)
     if fn is not None:
-        return rebuild(_scaled(fn, infer_form(fn, "prolog"), scale)), epilog
+        return rebuild(_scaled(fn, scale)), epilog
     raise ValueError(
         "norm= cannot be fused here: the epilog stores its value itself (cuFFT form, CUDA C++ or LTO-IR) "
         "and the prolog is not a Python function. Apply the scale in your epilog and pass norm=None"
@@ -54,7 +59,7 @@ def _function_of(value: Any) -> tuple[Callable | None, Callable[[Callable], Any]
         return value.get("fn"), lambda f: {**value, "fn": f}
     fn = getattr(value, "fn", None)
     if fn is not None:  # a DeviceCallable holding a function
-        return fn, lambda f: {"fn": f, "data": value.data}
+        return fn, lambda f: {"fn": f, "data": value.data, "params": getattr(value, "params", None)}
     if callable(value) and not isinstance(value, (bytes, bytearray)):
         return value, lambda f: f
     return None, lambda f: f
@@ -67,16 +72,17 @@ def _scaled_value(scale: float) -> Callable:
     return scale_only
 
 
-def _scaled(fn: Callable, form: Any, scale: float) -> Callable:
-    from compiler.forms import Form
-
-    if form is Form.VALUE:
-        def scaled(x):
-            return fn(x) * scale
-    elif form is Form.VALUE_DATA:
-        def scaled(x, d):
-            return fn(x, d) * scale
-    else:  # a prolog in cuFFT's form returns its value
-        def scaled(data_in, offset, user_info, unused):
-            return fn(data_in, offset, user_info, unused) * scale
+def _scaled(fn: Callable, scale: float) -> Callable:
+    """``fn(...) * scale`` with ``fn``'s very signature (positional and keyword-only parameters,
+    keyword defaults), so its form, indices and runtime parameters read the same."""
+    code = getattr(fn, "py_func", fn).__code__
+    positional = code.co_varnames[: code.co_argcount]
+    keywords = code.co_varnames[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
+    signature = ", ".join(positional) + ("".join([", *"] + [f", {k}" for k in keywords]) if keywords else "")
+    call = ", ".join(list(positional) + [f"{k}={k}" for k in keywords])
+    namespace: dict = {}
+    exec(f"def make(fn, scale):\n    def scaled({signature}):\n        return fn({call}) * scale\n    return scaled",
+         namespace)
+    scaled = namespace["make"](fn, scale)
+    scaled.__kwdefaults__ = getattr(getattr(fn, "py_func", fn), "__kwdefaults__", None)
     return scaled

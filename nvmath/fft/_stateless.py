@@ -99,9 +99,12 @@ def _callback_key(cb: Any) -> Any:
         if data is not None and not _is_cupy(data):
             return _FULL_PATH
         layout = None if data is None else (data.shape, data.strides, data.dtype, data.data.device_id)
-        if len(cb) == 2 and "fn" in cb and data is not None:
-            code = getattr(cb["fn"], "__code__", None)
-            return _FULL_PATH if code is None else (code, layout)
+        if "fn" in cb and cb.keys() <= {"fn", "data", "params"}:
+            code, params = getattr(cb["fn"], "__code__", None), cb.get("params")
+            if code is None or (params is not None and type(params) is not dict):
+                return _FULL_PATH
+            # Runtime parameters' values change freely; their types decide the compiled code.
+            return (code, layout, None if params is None else tuple((k, type(v)) for k, v in params.items()))
         if "source" in cb and cb.keys() <= {"source", "name", "data"}:
             return (cb["source"], cb.get("name"), layout)  # CUDA C++: the source text is its identity
         return _FULL_PATH
