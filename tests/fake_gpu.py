@@ -237,6 +237,8 @@ class Launch:
     device: int  # the current device when it was launched
     # per callback type code: (callerInfo, the word stored there when it is a data slot, else None)
     caller_info: dict
+    # per callback type code whose callerInfo is a slot: its first 32 bytes (pointer, then parameters)
+    slot_bytes: dict
 
 
 class FakeGpu:
@@ -331,5 +333,12 @@ class FakeGpu:
         return None if found is None else int(found[0][found[1]:found[1] + 8].view(np.uint64)[0])
 
     def _exec(self, plan: int, inp: int, out: int, direction: int) -> None:
-        info = {code: (ptr, self._word(ptr)) for code, ptr in self._caller_info.get(plan, {}).items()}
-        self.launches.append(Launch(plan, inp, out, direction, self._stream.get(plan, 0), _state().device, info))
+        callers = self._caller_info.get(plan, {})
+        info = {code: (ptr, self._word(ptr)) for code, ptr in callers.items()}
+        slots = {}
+        for code, ptr in callers.items():
+            found = self._memory_at(ptr)
+            if found is not None:
+                slots[code] = bytes(found[0][found[1]:found[1] + 32])
+        self.launches.append(Launch(plan, inp, out, direction, self._stream.get(plan, 0), _state().device, info,
+                                    slots))

@@ -93,6 +93,19 @@ def test_outputs_in_the_optimized_layout_are_allocated_strided(gpu):
     assert ys[0].data.ptr != ys[1].data.ptr
 
 
+def gain_by(v, *, g):  # g: a runtime parameter, in the data slot after the pointer
+    return v * g
+
+
+def test_each_calls_runtime_parameters_reach_the_slot(gpu):
+    x = device_array((4, 64), np.complex128)
+    for g in (2.0, 3.0, 2.5):
+        nvmath.fft.fft(x, axes=[-1], epilog={"fn": gain_by, "params": {"g": g}})
+    assert gpu.plans_made == 1
+    slots = [next(iter(launch.slot_bytes.values())) for launch in gpu.launches]
+    assert [float(np.frombuffer(s[8:16], np.float64)[0]) for s in slots] == [2.0, 3.0, 2.5]
+
+
 def gain_epilog(v):
     return v * GAIN
 
@@ -175,3 +188,14 @@ def test_stateful_execute_follows_reset_operand_and_replanning(gpu):
         assert gpu.launches[-1].plan != first and gpu.launches[-1].direction == 1 and info == f2.data.ptr
     with pytest.raises(RuntimeError, match="freed"):
         fft.execute()
+
+
+def test_stateful_set_params_reaches_the_next_launch(gpu):
+    x = device_array((4, 64), np.complex128)
+    with nvmath.fft.FFT(x, axes=[-1]) as fft:
+        fft.plan(epilog={"fn": gain_by, "params": {"g": 2.0}})
+        fft.execute()
+        fft.set_params(epilog={"g": 5.0})
+        fft.execute()
+    slots = [next(iter(launch.slot_bytes.values())) for launch in gpu.launches]
+    assert [float(np.frombuffer(s[8:16], np.float64)[0]) for s in slots] == [2.0, 5.0]
