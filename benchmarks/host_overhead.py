@@ -116,7 +116,7 @@ def main(argv=None) -> int:
 
         os.environ.setdefault("FFTFUSE_CACHE_DIR", tempfile.mkdtemp(prefix="fftfuse-host-"))
         patch = pytest.MonkeyPatch()
-        FakeGpu().install(patch)
+        FakeGpu(record=False).install(patch)
         sync = lambda: None  # noqa: E731
     import cupy as cp
 

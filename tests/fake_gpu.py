@@ -244,8 +244,10 @@ class Launch:
 class FakeGpu:
     """The fake CuPy module and cuFFT calls; see the module's docstring."""
 
-    def __init__(self, devices: int = 2):
+    def __init__(self, devices: int = 2, record: bool = True):
         self.devices = devices
+        self.record = record  # False: launches are only counted (a benchmark's fake costs less)
+        self.launch_count = 0
         self.launches: list[Launch] = []
         self.plans_made = 0
         self._handles = itertools.count(1)
@@ -333,6 +335,9 @@ class FakeGpu:
         return None if found is None else int(found[0][found[1]:found[1] + 8].view(np.uint64)[0])
 
     def _exec(self, plan: int, inp: int, out: int, direction: int) -> None:
+        self.launch_count += 1
+        if not self.record:
+            return
         callers = self._caller_info.get(plan, {})
         info = {code: (ptr, self._word(ptr)) for code, ptr in callers.items()}
         slots = {}
