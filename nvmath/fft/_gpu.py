@@ -238,8 +238,6 @@ class GpuPlan:
         with cupy.cuda.Device(self.device_id):
             if self._done is not None:
                 runtime.eventSynchronize(self._done)
-                runtime.eventDestroy(self._done)
-                self._done = None
             elif self._stream is not None:
                 try:
                     runtime.streamSynchronize(self._stream)
@@ -251,6 +249,11 @@ class GpuPlan:
             try:
                 self._wait_for_work()
                 _cufft.destroy(self.handle)
+                if self._done is not None:
+                    import cupy
+
+                    cupy.cuda.runtime.eventDestroy(self._done)
+                    self._done = None
             finally:
                 self.handle = None
                 self._work = None
