@@ -133,13 +133,17 @@ def test_each_calls_stream_is_used(gpu):
     cupy = sys.modules["cupy"]
     x = device_array((4, 64))
     s1, s2 = cupy.cuda.Stream(), cupy.cuda.Stream()
-    nvmath.fft.fft(x, axes=[-1], epilog=lambda v: v * 2, stream=s1)
+
+    def call(stream=None):  # one code object: the calls after the first reuse its engine
+        return nvmath.fft.fft(x, axes=[-1], epilog=lambda v: v * 2, stream=stream)
+
+    call(s1)
     with s2:
-        nvmath.fft.fft(x, axes=[-1], epilog=lambda v: v * 2)
-    nvmath.fft.fft(x, axes=[-1], epilog=lambda v: v * 2, stream=12345)
-    nvmath.fft.fft(x, axes=[-1], epilog=lambda v: v * 2)
+        call()  # CuPy's current stream, not the first call's
+    call(12345)
+    call()
     assert [launch.stream for launch in gpu.launches] == [s1.ptr, s2.ptr, 12345, 0]
-    assert gpu.plans_made == 1
+    assert gpu.plans_made == 1 and len(_stateless._recent_engines()) == 1
 
 
 def test_each_operand_runs_on_its_device(gpu):
@@ -159,9 +163,13 @@ def test_each_operand_runs_on_its_device(gpu):
 
 def test_debug_mode_switched_on_between_calls_is_honoured(gpu, monkeypatch):
     x = device_array((2, 16), np.complex128)
-    nvmath.fft.fft(x, axes=[-1], epilog=lambda v: v * 2)
+
+    def call():  # one code object: the second call would reuse the first one's engine
+        return nvmath.fft.fft(x, axes=[-1], epilog=lambda v: v * 2)
+
+    call()
     monkeypatch.setenv("FFTFUSE_DEBUG", "1")
-    y = nvmath.fft.fft(x, axes=[-1], epilog=lambda v: v * 2)  # on the CPU, as plain Python
+    y = call()  # on the CPU, as plain Python
     assert len(gpu.launches) == 1
     np.testing.assert_allclose(y.get(), 2 * np.fft.fft(x.get(), axis=-1), rtol=1e-12, atol=1e-12)
 

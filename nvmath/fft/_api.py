@@ -525,7 +525,8 @@ class FFT:
         """
         import cupy
 
-        stream = stream if stream is not None else self._stream
+        if stream is None and call is None:
+            stream = self._stream  # the FFT's own; a stateless call without one runs on CuPy's current stream
         # Copies, allocations and the FFT all go on the caller's stream, in order.
         if stream is None and cupy.cuda.runtime.getDevice() == self._operand_device:
             out = self._launch(cupy.cuda.get_current_stream(), direction, array, call)  # nothing to switch
