@@ -40,7 +40,8 @@ for step in $steps; do
       python3 benchmarks/fft_callbacks.py --impl cupy --json "$OUT/cupy.json" > "$OUT/cupy.log" 2>&1 || tail -30 "$OUT/cupy.log"
       python3 benchmarks/fft_callbacks.py --report "$OUT"/ours.json "$OUT"/cupy.json --json "$OUT/inline.json" 2>&1 | tee "$OUT/inline_table.txt" ;;
     hostoverhead)
-      (cd benchmarks && python3 host_overhead.py) 2>&1 | tee "$OUT/host_overhead.txt" ;;
+      # stateless / stateful / cupy.fft.fft host time per call in one process, then cProfiles
+      python3 benchmarks/host_overhead.py --json "$OUT/host_overhead.json" 2>&1 | tee "$OUT/host_overhead.txt" ;;
     coldstart)
       python3 -m pip install -q --no-index --no-deps --target /tmp/ref .whl/ref/*.whl 2>/dev/null
       python3 benchmarks/cold_start.py --nvmath-python /tmp/ref --json "$OUT/cold_start.json" 2>&1 | tee "$OUT/cold_start.txt" ;;

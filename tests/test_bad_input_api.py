@@ -25,6 +25,10 @@ def scale(v, d):
     return v * d
 
 
+def by_offset(data_out, offset, element, user_info, unused):  # cuFFT's form: it indexes the data itself
+    data_out[offset] = element * user_info[offset]
+
+
 CASES = [
     # -- axes
     ("axes float", lambda: fft(X, axes=[1.7]), TypeError, "axes must be integers, got 1.7"),
@@ -122,6 +126,9 @@ CASES = [
      "epilog data of type list is not supported"),
     ("callback arity", lambda: fft(X, epilog=lambda a, b, c, d, e, g: a), TypeError, "it takes 6 parameters"),
     ("callback variadic", lambda: fft(X, epilog=lambda *a: a[0]), TypeError, "are variadic; use plain positional"),
+    ("user data strides, no copy", lambda: fft(X, epilog={"fn": by_offset, "data": np.asfortranarray(X)},
+                                               options={"user_data_copy": False}), ValueError,
+     "allow the copy (user_data_copy=True)"),
     ("callback without its data", lambda: fft(X, epilog=scale), TypeError, "f(x, d) needs data= as well"),
     # -- the stateful engine
     ("direction", lambda: planned().execute(direction="sideways"), ValueError,

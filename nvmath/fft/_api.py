@@ -8,6 +8,7 @@ per-device cache instead of building their own.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import numbers
@@ -24,7 +25,7 @@ from ._layout import FFTProblem, LayoutError, plan_problem
 from ._log import fft_logger, log_compiled
 from ._norm import fuse_scale, norm_scale
 from ._options import DirectionLike, Execution, FFTOptions, Norm, cpu_threads, direction_name, execution_target
-from ._tensor import Tensor, as_tensor, empty_strided
+from ._tensor import Tensor, as_tensor, empty_factory, empty_strided
 
 # What prolog= and epilog= take: a Python function, {"fn": f, "data": array}, a DeviceCallable,
 # or nvmath-python's {"ltoir": bytes, "data": pointer}.
@@ -37,6 +38,9 @@ def _problem(transform, shape, strides, dtype, axes, inplace, parity, layout) ->
     return plan_problem(transform, shape, strides, dtype, axes, inplace=inplace, last_axis_parity=parity,
                         result_layout=layout)
 
+
+# cuFFT's CUFFT_FORWARD and CUFFT_INVERSE (nvmath.fft._cufft, not imported here: CPU-only work needs no ctypes).
+_CUFFT_DIRECTION = {"forward": -1, "inverse": 1}
 
 # A released engine's spec had data: the next call brings its own (see release_arrays).
 _RELEASED = object()
@@ -108,6 +112,7 @@ class FFT:
             tensor = Tensor(tensor.array.get(), tensor.framework, None)
             self._host_result = "device"
         self._operand: Tensor | None = tensor
+        self._operand_device = tensor.device_id  # reset_operand keeps it
         self._planned_operand = (tensor.shape, tensor.strides, tensor.dtype, tensor.device_id)
         self._user_operand = operand
         self._axes = axes_tuple(axes)
@@ -128,6 +133,12 @@ class FFT:
         self._last_stream: Any = None
         self._input_buffer = None
         self._data: dict[str, Any] = {}
+        # Decided when planned for the GPU (see _prepare_launch): the callbacks' data pointers,
+        # which data each call may pass where it lies, and how outputs are allocated.
+        self._data_pointers: tuple[int, int] = (0, 0)
+        self._data_in_place: tuple[bool, bool] = (True, True)
+        self._call_varies = False
+        self._new_output: Callable[[], Any] | None = None
         self._terms: dict[str, Any] = {}  # per callback: compiler.terms.Terms or None
         self._params: dict[str, tuple] = {}  # per callback: runtime parameter values (NumPy scalars)
         self._broadcast: dict[str, bool] = {}  # per callback: its data is read at broadcast positions
@@ -244,6 +255,8 @@ class FFT:
                 self._bind(spec)
         started = time.perf_counter()
         self._executor = self._plan_gpu() if self._target == "cuda" else self._plan_cpu()
+        if self._target == "cuda":
+            self._prepare_launch()
         log = fft_logger(self.options)
         if log.isEnabledFor(logging.INFO):
             p = self.problem
@@ -455,7 +468,7 @@ class FFT:
                 self._executor.release_workspace()
             return result
         _check_stream(stream)  # the GPU path checks it as it uses it
-        inp = self._input()
+        inp = self._input(self._operand.array)
         out = inp if problem.inplace else empty_strided(
             np, problem.output.shape, problem.output.strides, problem.output_dtype, problem.output.span)
         self._executor.execute(inp, out, direction, self._data.get("prolog"), self._data.get("epilog"),
@@ -475,41 +488,78 @@ class FFT:
             raise ValueError(f"a {self.problem.fft_type} FFT runs {self.problem.direction} only")
         return direction
 
-    def _input(self) -> Any:
-        problem, operand = self.problem, self._operand
+    def _input(self, array: Any) -> Any:
+        """What cuFFT reads: ``array`` itself, or its copy in the problem's input buffer."""
+        problem = self.problem
         if not problem.copy_input:
-            return operand.array
-        if self._input_buffer is None:  # on the GPU, _execute_gpu has set the device and stream
+            return array
+        if self._input_buffer is None:  # on the GPU, the device and stream are set by the caller
             layout = problem.input
-            self._input_buffer = empty_strided(operand.xp, layout.shape, layout.strides, problem.input_dtype,
-                                               layout.span)
-        self._input_buffer[...] = operand.array
+            if isinstance(array, np.ndarray):
+                xp = np
+            else:
+                import cupy as xp
+            self._input_buffer = empty_strided(xp, layout.shape, layout.strides, problem.input_dtype, layout.span)
+        self._input_buffer[...] = array
         return self._input_buffer
 
-    def _execute_gpu(self, direction: str, stream: Any) -> Any:
+    def _prepare_launch(self) -> None:
+        """Take once what every GPU launch of this plan needs."""
         import cupy
 
-        from ._cufft import CUFFT_FORWARD, CUFFT_INVERSE
+        laid = [self._data.get("prolog"), self._data.get("epilog")]
+        specs = [self._prolog, self._epilog]
+        self._data_pointers = tuple(d.data.ptr if d is not None else 0 for d in laid)
+        # What a stateless call brings of its own: data, runtime parameters.
+        self._call_varies = any(d is not None for d in laid) or any(self._params.values())
+        # Data used where it lies (no copy made) can be used where it lies on every call of that layout.
+        self._data_in_place = tuple(d is None or d.data.ptr == s.data.array.data.ptr for d, s in zip(laid, specs))
+        out = self.problem.output
+        self._new_output = empty_factory(cupy, out.shape, out.strides, self.problem.output_dtype, out.span)
 
-        problem = self.problem
+    def _execute_gpu(self, direction: str, stream: Any, array: Any = None, call: tuple | None = None) -> Any:
+        """Launch on the plan's device and on ``stream`` (else the FFT's, else CuPy's current one).
+
+        A stateless call passes its CuPy operand ``array`` and ``call`` = (prolog, epilog), whose
+        data replace the planned data; it gets the bare output back.
+        """
+        import cupy
+
+        if stream is None and call is None:
+            stream = self._stream  # the FFT's own; a stateless call without one runs on CuPy's current stream
         # Copies, allocations and the FFT all go on the caller's stream, in order.
-        with cupy.cuda.Device(self._operand.device_id), _on_stream(stream if stream is not None else self._stream) as s:
-            if s.ptr != self._last_stream:
-                # The input copy of an execution on another stream may still be read there: take
-                # a fresh one from CuPy's pool, which reuses memory in its stream's order.
-                self._input_buffer, self._last_stream = None, s.ptr
-            inp = self._input()
-            out = inp if problem.inplace else empty_strided(
-                cupy, problem.output.shape, problem.output.strides, problem.output_dtype, problem.output.span)
-            data = [self._data.get(k) for k in ("prolog", "epilog")]
-            pointers = [int(d.data.ptr) if d is not None else 0 for d in data]
-            packed = [self._packed(k) for k in ("prolog", "epilog")]
-            self._executor.execute(int(inp.data.ptr), int(out.data.ptr),
-                                   CUFFT_FORWARD if direction == "forward" else CUFFT_INVERSE, s.ptr, *pointers,
-                                   *packed)
-            if self.options.blocking is True or (self._host_result is True and self.options.blocking == "auto"):
-                s.synchronize()
-            return self._result(out)
+        if stream is None and cupy.cuda.runtime.getDevice() == self._operand_device:
+            out = self._launch(cupy.cuda.get_current_stream(), direction, array, call)  # nothing to switch
+        else:
+            with cupy.cuda.Device(self._operand_device):
+                if stream is None:
+                    out = self._launch(cupy.cuda.get_current_stream(), direction, array, call)
+                else:
+                    with _on_stream(stream) as s:
+                        out = self._launch(s, direction, array, call)
+        return out if call is not None else self._result(out)
+
+    def _launch(self, s: Any, direction: str, array: Any, call: tuple | None) -> Any:
+        """Run on CuPy stream ``s`` (current, on the plan's device); returns the new output."""
+        ptr = s.ptr
+        if ptr != self._last_stream:
+            # The input copy of an execution on another stream may still be read there: take
+            # a fresh one from CuPy's pool, which reuses memory in its stream's order.
+            self._input_buffer, self._last_stream = None, ptr
+        if call is None:
+            array, copies = self._operand.array, ()
+            data = self._data_pointers + (self._packed("prolog"), self._packed("epilog"))  # set_params may change them
+        else:
+            data, copies = _call_data(self, *call) if self._call_varies else ((0, 0, b"", b""), ())
+        problem = self.problem
+        inp = self._input(array) if problem.copy_input else array
+        out = inp if problem.inplace else self._new_output()
+        self._executor.execute(inp.data.ptr, out.data.ptr, _CUFFT_DIRECTION[direction], ptr, *data)
+        blocking = self.options.blocking
+        if blocking is True or (blocking == "auto" and self._host_result is True):
+            s.synchronize()
+        del copies  # laid-out data: the launch is queued, CuPy's pool reuses memory in stream order
+        return out
 
     def _packed(self, kind: str) -> bytes:
         """The slot bytes of ``kind``'s runtime parameters (after its data pointer)."""
@@ -593,26 +643,61 @@ class FFT:
 # The stateless functions' engine reuse (``_stateless``): an engine planned by an earlier call is
 # run again with this call's arrays, and lets go of them afterwards.
 def rerun(engine: FFT, operand: Any, prolog: Any, epilog: Any, stream: Any) -> Any:
-    """Run a planned stateless engine on another operand and callback data of the same layout;
-    the caller has checked that the callbacks' fingerprints are the planned ones."""
+    """Run a planned stateless engine on another operand and callback data of the layout it was
+    planned for; the caller has checked that the callbacks' fingerprints are the planned ones.
+    The engine keeps no reference to the call's arrays."""
+    if engine._target != "cuda":
+        return _rerun_cpu(engine, operand, prolog, epilog, stream)
+    try:
+        return engine._execute_gpu(engine._plan_direction or engine.problem.direction, stream, operand,
+                                   (prolog, epilog))
+    finally:
+        engine._input_buffer = None
+
+
+def _rerun_cpu(engine: FFT, operand: Any, prolog: Any, epilog: Any, stream: Any) -> Any:
     engine._operand = as_tensor(operand)
     engine._user_operand = operand
-    for spec in (engine._prolog, engine._epilog):
+    try:
+        for spec in (engine._prolog, engine._epilog):
+            if spec is None:
+                continue
+            new = prolog if spec.kind == "prolog" else epilog
+            if spec.data is _RELEASED:
+                object.__setattr__(spec, "data", as_tensor(new["data"], what=f"{spec.kind} data"))
+            engine._data[spec.kind] = engine._lay_out(spec, engine._broadcast[spec.kind])[0]
+        return engine.execute(stream=stream)
+    finally:
+        release_arrays(engine)
+
+
+def _call_data(engine: FFT, prolog: Any, epilog: Any) -> tuple[tuple, list]:
+    """This call's slot values, ``(prolog data pointer, epilog data pointer, prolog parameter bytes,
+    epilog parameter bytes)``, and the copies made to lay its data out (held by the caller until
+    launched; the device and stream are current)."""
+    out, copies = [0, 0, b"", b""], []
+    for i, (spec, given) in enumerate(((engine._prolog, prolog), (engine._epilog, epilog))):
         if spec is None:
             continue
-        new = prolog if spec.kind == "prolog" else epilog
-        if spec.data is _RELEASED:
-            object.__setattr__(spec, "data", as_tensor(new["data"], what=f"{spec.kind} data"))
-        if spec.params is not None:  # this call's runtime parameter values
-            object.__setattr__(spec, "params", new["params"])
-    engine._plan_stream = stream
-    for spec in (engine._prolog, engine._epilog):
-        if spec is not None:
-            engine._data[spec.kind] = engine._lay_out(spec, engine._broadcast[spec.kind])[0]
-            terms = engine._terms.get(spec.kind)
-            if terms is not None and terms.params:
-                engine._params[spec.kind] = terms.param_values(parameter_values(spec))
-    return engine.execute(stream=stream)
+        if spec.data is not None:
+            array = given["data"]
+            if engine._data_in_place[i]:
+                out[i] = array.data.ptr
+            else:
+                target = engine.problem.input if spec.kind == "prolog" else engine.problem.output
+                tensor = as_tensor(array, what=f"{spec.kind} data")
+                laid = lay_out_user_data(dataclasses.replace(spec, data=tensor), target,
+                                         allow_copy=engine.options.user_data_copy,
+                                         broadcast=engine._broadcast[spec.kind])[0]
+                copies.append(laid)
+                out[i] = laid.data.ptr
+        terms = engine._terms.get(spec.kind)
+        if terms is not None and terms.params:
+            # Values of a plan without given ones are its function's defaults, fixed at planning.
+            values = engine._params[spec.kind] if spec.params is None else terms.param_values(
+                parameter_values(spec, given["params"]))
+            out[2 + i] = terms.pack_params(values)
+    return (out[0], out[1], out[2], out[3]), copies
 
 
 def release_arrays(engine: FFT) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import operator
 import threading
+from types import FunctionType
 from typing import Any
+
+from compiler.fingerprint import UncacheableError, function_fingerprint
 
 from ._api import FFT, Axes, Callback, release_arrays, rerun
 from ._docs import shared_doc
@@ -25,11 +28,7 @@ def _stateless(transform: str, operand: Any, axes: Any, options: Any, execution:
     if key is not None:
         hit = engines.get(key)
         if hit is not None and hit[1] == prints:
-            engine = hit[0]
-            try:
-                return rerun(engine, operand, prolog, epilog, stream)
-            finally:
-                release_arrays(engine)
+            return rerun(hit[0], operand, prolog, epilog, stream)
     f = FFT(operand, axes=axes, options=options, execution=execution, stream=stream, _transform=transform,
             _shared_plans=True)
     kept = False
@@ -68,50 +67,64 @@ def _recent_engines() -> dict:
 
 
 def _reuse_key(transform: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any) -> Any:
-    """A key for reusing an engine, or None where this call takes the full path."""
-    framework = type(operand).__module__.split(".")[0]
-    if options is not None or execution is not None or framework not in ("cupy", "numpy"):
+    """A key for reusing an engine, or None where this call takes the full path: exactly what an
+    engine's plan and launch depend on, taken from CuPy's or NumPy's attributes (no Python layer)."""
+    if options is not None or execution is not None or debug_env():
         return None
-    if debug_env():
+    framework = _framework(operand)
+    if framework is None:
         return None
-    signature = []
-    for cb in (prolog, epilog):
-        if cb is None:
-            signature.append(None)
-        elif type(cb) is dict and "fn" in cb and set(cb) <= {"fn", "data", "params"}:
-            data, params = cb.get("data"), cb.get("params")
-            if data is not None and not type(data).__module__.startswith(framework):
-                return None
-            if params is not None and (type(params) is not dict or framework != "cupy"):
-                return None
-            # Runtime parameters' values change freely; their types decide the compiled code.
-            signature.append((getattr(cb["fn"], "__code__", None),
-                              None if data is None else (data.shape, data.strides, data.dtype,
-                                                         data.device.id if framework == "cupy" else None),
-                              None if params is None else tuple((k, type(v)) for k, v in params.items())))
-        elif type(cb) is dict and "source" in cb and set(cb) <= {"source", "name", "data"}:
-            data = cb.get("data")  # CUDA C++: the source text itself is the callback's identity
-            if data is not None and not type(data).__module__.startswith("cupy"):
-                return None
-            layout = None if data is None else (data.shape, data.strides, data.dtype, data.device.id)
-            signature.append((cb["source"], cb.get("name"), layout))
-        elif callable(cb) and not isinstance(cb, dict):
-            signature.append((getattr(cb, "__code__", None),))
-        else:
+    p, e = _callback_key(prolog, framework), _callback_key(epilog, framework)
+    if p is _FULL_PATH or e is _FULL_PATH:
+        return None
+    if axes is not None:
+        try:  # integers only: 1.0 == 1 would find the engine of axes=[1] (the full path explains)
+            axes = (axes,) if type(axes) is int else tuple(map(operator.index, axes))
+        except TypeError:
             return None
-    if any(s is not None and s[0] is None for s in signature):
+    device = operand.data.device_id if framework == "cupy" else None
+    return (transform, operand.shape, operand.strides, operand.dtype, device, axes, p, e)
+
+
+_FULL_PATH = object()
+
+
+def _framework(array: Any) -> str | None:
+    """"cupy" or "numpy" for the arrays the hot path takes, else None."""
+    module = type(array).__module__
+    if module == "cupy" or module.startswith("cupy."):
+        return "cupy"
+    return "numpy" if module == "numpy" else None
+
+
+def _callback_key(cb: Any, framework: str) -> Any:
+    """What identifies a prolog/epilog argument's plan (its code, its data's layout), or _FULL_PATH."""
+    if cb is None:
         return None
-    try:  # integers only: 1.0 == 1 would find the engine of axes=[1] (the full path explains)
-        axes = None if axes is None else (axes,) if type(axes) is int else tuple(map(operator.index, axes))
-    except TypeError:
-        return None
-    return (transform, operand.shape, operand.strides, operand.dtype,
-            operand.device.id if framework == "cupy" else None, axes, *signature)
+    if type(cb) is FunctionType:
+        return cb.__code__
+    if type(cb) is dict:
+        data = cb.get("data")
+        if data is not None and _framework(data) != framework:
+            return _FULL_PATH
+        layout = None if data is None else (
+            data.shape, data.strides, data.dtype, data.data.device_id if framework == "cupy" else None)
+        if "fn" in cb and cb.keys() <= {"fn", "data", "params"}:
+            code, params = getattr(cb["fn"], "__code__", None), cb.get("params")
+            if code is None or (params is not None and (type(params) is not dict or framework != "cupy")):
+                return _FULL_PATH
+            # Runtime parameters' values change freely; their types decide the compiled code.
+            return (code, layout, None if params is None else tuple((k, type(v)) for k, v in params.items()))
+        if "source" in cb and cb.keys() <= {"source", "name", "data"} and framework == "cupy":
+            return (cb["source"], cb.get("name"), layout)  # CUDA C++: the source text is its identity
+        return _FULL_PATH
+    if callable(cb):
+        code = getattr(cb, "__code__", None)
+        return _FULL_PATH if code is None else (code,)
+    return _FULL_PATH
 
 
 def _fingerprints(prolog: Any, epilog: Any) -> tuple:
-    from compiler.fingerprint import UncacheableError, function_fingerprint
-
     out = []
     for cb in (prolog, epilog):
         fn = cb.get("fn") if type(cb) is dict else cb

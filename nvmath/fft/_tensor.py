@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import sys
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -106,6 +106,22 @@ def empty_strided(xp: Any, shape: tuple[int, ...], strides: tuple[int, ...], dty
         return xp.empty(shape, dtype=dtype)
     base = xp.empty(max(span, 1), dtype=dtype)
     return _view(base, shape, strides)
+
+
+def empty_factory(xp: Any, shape: tuple[int, ...], strides: tuple[int, ...], dtype: str,
+                  span: int) -> Callable[[], Any]:
+    """A function that returns a new ``empty_strided(xp, shape, strides, dtype, span)``, its
+    layout decided once: for a dense layout, the array type's own constructor (no Python layer).
+
+    >>> new = empty_factory(np, (2, 3), (3, 1), "complex64", 6)
+    >>> a = new()
+    >>> a.shape, a.dtype.name, a is new()
+    ((2, 3), 'complex64', False)
+    """
+    dtype_object = np.dtype(dtype)
+    if strides == _c_strides(shape):
+        return functools.partial(np.empty if xp is np else xp.ndarray, shape, dtype_object)
+    return functools.partial(empty_strided, xp, shape, strides, dtype_object, span)
 
 
 def flat_view(array: Any, span: int) -> Any:
