@@ -69,7 +69,7 @@ for step in $steps; do
           racecheck) sel=(tests/test_gpu_concurrency.py tests/test_gpu_fft.py -k "concurrency or three_forms or streams or non_contiguous or (problem_kinds and both)") ;;
         esac
         rm -f "$OUT"/sanitizer-$tool-*.log
-        FFTFUSE_TEST_ROWS=1024 timeout 120 "$cs" --tool $tool --target-processes all --error-exitcode 99 \
+        FFTFUSE_TEST_ROWS=1024 timeout "${SANITIZER_SECONDS:-120}" "$cs" --tool $tool --target-processes all --error-exitcode 99 \
           --log-file "$OUT/sanitizer-$tool-%p.log" python3 -m pytest -q -p no:cacheprovider -m gpu "${sel[@]}" \
           > "$OUT/sanitizer-$tool.pytest.txt" 2>&1
         rc=$?

@@ -4,10 +4,13 @@ builds, a plan shared by streams and threads (cuFFT and CUDA faked), and freed e
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import gc
 import random
+import sys
 import threading
 import time
+import types
 
 import numpy as np
 import pytest
@@ -168,12 +171,32 @@ def test_a_plan_moving_to_another_stream_waits_for_the_previous_one(monkeypatch)
         plan.execute(stream, 0, -1, stream, 0, data)
     slots = [("slots", stream, (0, b"", data, b"")) for stream, data in [(7, 100), (7, 101), (9, 200), (7, 100)]]
     assert cuda.calls == [
-        ("set_stream", 7), slots[0], ("exec", 7),
-        slots[1], ("exec", 7),  # one stream: ordered by the stream alone
-        # the first move marks the end of the work on the old stream; then every launch marks its own
-        ("mark", 7), ("wait", 9), ("set_stream", 9), slots[2], ("exec", 9), ("mark", 9),
+        # every launch marks its end, while its stream is surely alive; a move waits on that mark
+        ("set_stream", 7), slots[0], ("exec", 7), ("mark", 7),
+        slots[1], ("exec", 7), ("mark", 7),
+        ("wait", 9), ("set_stream", 9), slots[2], ("exec", 9), ("mark", 9),
         ("wait", 7), ("set_stream", 7), slots[3], ("exec", 7), ("mark", 7),
     ]
+
+
+def test_freeing_a_plan_never_touches_the_stream_it_ran_on(monkeypatch):
+    """Its owner may have destroyed that stream since: synchronizing it crashed the process on the
+    H100 (a stateless engine evicted after the thread that made its stream had ended)."""
+    cuda = FakeCuda(monkeypatch)
+    touched = []
+    runtime = types.SimpleNamespace(
+        eventSynchronize=lambda event: touched.append(("eventSynchronize", event)),
+        streamSynchronize=lambda stream: touched.append(("streamSynchronize", stream)),
+        eventDestroy=lambda event: touched.append(("eventDestroy", event)),
+    )
+    fake_cupy = types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=runtime, Device=lambda d: contextlib.nullcontext()))
+    monkeypatch.setitem(sys.modules, "cupy", fake_cupy)
+    monkeypatch.setattr(_gpu._cufft, "destroy", lambda handle: touched.append(("destroy", handle)))
+    plan = bare_plan()
+    plan.execute(7, 0, -1, 7)
+    plan.free()
+    assert ("exec", 7) in cuda.calls
+    assert touched == [("eventSynchronize", "event"), ("destroy", 1), ("eventDestroy", "event")]
 
 
 def test_threads_sharing_a_plan_each_launch_on_their_own_stream(monkeypatch):

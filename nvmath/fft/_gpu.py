@@ -128,7 +128,9 @@ class GpuPlan:
         self.handle: int | None = None
         self._slots: CallbackSlots | None = None
         self._stream: int | None = None
-        self._done: int | None = None  # once the plan has used two streams: an event after its last launch
+        # An event recorded after every launch: moves and frees wait on it, never on a stream,
+        # which its owner may have destroyed since (synchronizing a destroyed stream can crash).
+        self._done: int | None = None
         # Threads sharing a plan: setting its stream, its slots and launching it go together.
         self._lock = threading.Lock()
         callbacks = [c for c in (prolog, epilog) if c is not None]
@@ -214,36 +216,26 @@ class GpuPlan:
             if self._work is None:
                 self._draw_workspace()
             _cufft.xt_exec(self.handle, inp_ptr, out_ptr, direction)
-            if self._done is not None:
-                _mark(self._done, stream)
+            if self._done is None:
+                self._done = _new_event()
+            _mark(self._done, stream)
 
     def _move_to(self, stream: int) -> None:
         """Order launches on ``stream`` after the plan's work on its previous stream."""
-        if self._stream is not None:
-            if self._done is None:
-                # From now on each launch marks its end, so a later move waits on that event and
-                # never touches a stream its owner may have destroyed meanwhile.
-                self._done = _new_event()
-                _mark(self._done, self._stream)
+        if self._done is not None:
             _wait(stream, self._done)
         _cufft.set_stream(self.handle, stream)
         self._stream = stream
 
     def _wait_for_work(self) -> None:
         """Kernels in flight still read the work area and the data slots: let them finish."""
-        if self._done is None and self._stream is None:
+        if self._done is None:
             return
         import cupy
 
         runtime = cupy.cuda.runtime
         with cupy.cuda.Device(self.device_id):
-            if self._done is not None:
-                runtime.eventSynchronize(self._done)
-            elif self._stream is not None:
-                try:
-                    runtime.streamSynchronize(self._stream)
-                except runtime.CUDARuntimeError:
-                    pass  # the stream is gone (destroyed by its owner), and its work with it
+            runtime.eventSynchronize(self._done)
 
     def free(self) -> None:
         if self.handle is not None:
