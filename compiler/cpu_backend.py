@@ -221,7 +221,7 @@ def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, 
             store = default_store()
         loops = _load(store, key)
         if loops is not None:
-            callback = CpuCallback(None, fn, kind, form, element, user_name, "cache", loops)
+            callback = CpuCallback(None, fn, kind, form, element, user_name, "cache", loops, terms)
             with _lock:
                 _compiled[key] = callback
             return callback

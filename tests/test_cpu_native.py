@@ -249,3 +249,27 @@ def test_stored_loops_drive_the_threaded_pipeline(tmp_path):
     want = np.fft.fft(x.astype(np.complex128)) * h
     np.testing.assert_allclose(out, want, rtol=0, atol=1e-4 * np.abs(want).max())
 
+
+
+def test_stored_loops_keep_their_broadcast_terms(tmp_path, monkeypatch):
+    """Loops loaded from the store read broadcast data where it lies, as when compiled: the terms
+    (offset -> data index) must come back with them, or an (N,) filter is taken for full-size data."""
+    from cache import reset_default_store
+
+    monkeypatch.setenv("FFTFUSE_CACHE_DIR", str(tmp_path / "cache"))
+    reset_default_store()
+    try:
+        rng = np.random.default_rng(5)
+        x, h = random_complex(rng, (12, 32)), random_complex(rng, (32,))
+        want = np.fft.fft(x.astype(np.complex128)) * h
+        sources = []
+        for _ in range(2):
+            cpu_backend.clear_cache()  # as a fresh process: only the store remembers
+            with nvmath.fft.FFT(x, axes=[-1], execution="cpu") as f:
+                f.plan(epilog={"fn": filtered, "data": h})
+                got = f.execute()
+                sources.append(f._executor.epilog.source)
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-3)
+        assert sources == ["compiled", "cache"]
+    finally:
+        reset_default_store()
