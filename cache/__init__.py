@@ -17,14 +17,5 @@ from .store import (
     reset_default_store,
 )
 
-__all__ = [
-    "FORMAT_VERSION",
-    "ArtifactStore",
-    "CacheError",
-    "EntryCheck",
-    "artifact_key",
-    "default_store",
-    "disk_enabled_by_environment",
-    "read_only_directories",
-    "reset_default_store",
-]
+# The package's public names are the store's, listed once there.
+from .store import __all__
