@@ -33,11 +33,16 @@ def mul(v, d):
 
 def one_worker_per_gpu(n_gpus: int, env: dict | None = None):
     """A local dask.distributed cluster of one single-threaded worker process per GPU, each
-    seeing only its own GPU (CUDA_VISIBLE_DEVICES), as dask-cuda's LocalCUDACluster does."""
+    seeing only its own GPU (CUDA_VISIBLE_DEVICES), as dask-cuda's LocalCUDACluster does.
+
+    Host memory management is off (memory_limit=0): the chunks live in GPU memory, but a worker
+    counts their bytes against its share of host RAM (RAM x threads / cores, 8 GiB on a 32-core
+    host) and would spill them to disk past 60% of it, which made both graphs run at the disk's
+    speed."""
     from distributed import Nanny, Scheduler, SpecCluster
 
     workers = {
-        f"gpu{i}": {"cls": Nanny, "options": {"nthreads": 1, "silence_logs": 40,
+        f"gpu{i}": {"cls": Nanny, "options": {"nthreads": 1, "silence_logs": 40, "memory_limit": 0,
                                               "env": {**(env or {}), "CUDA_VISIBLE_DEVICES": str(i)}}}
         for i in range(n_gpus)
     }
@@ -90,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
                          "host's per-task time dominates; 4096 on the CPU)")
     ap.add_argument("--n", type=int, default=1024, help="FFT length (the row length)")
     ap.add_argument("--chunk-rows", type=int, default=None, help="rows per chunk (default: rows / 8 per GPU)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="threads of the threaded scheduler (default: 2 for CuPy chunks, one GPU gains nothing from "
+                         "more and CuPy's FFT failed with 16; all cores for NumPy chunks)")
     ap.add_argument("--repeat", type=int, default=5, help="timed runs of each graph (median reported)")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
@@ -113,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             n_workers=2, threads_per_worker=1, dashboard_address=None, silence_logs=40)
         client = Client(cluster)
     else:
-        dask.config.set(scheduler="threads")
+        dask.config.set(scheduler="threads", num_workers=args.threads or (2 if gpu else os.cpu_count()))
 
     meta = None
     if gpu:
