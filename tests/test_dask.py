@@ -180,7 +180,11 @@ def test_two_dimensional_fft_over_a_chunked_batch():
         ({"epilog": {"ltoir": b"\x00", "data": 0}}, TypeError, "compiled\\s+once on the client"),
         ({"epilog": {"fn": mul, "data": np.ones((5,), np.complex64)}}, ValueError, "does not broadcast to the result shape"),
         ({"prolog": {"fn": mul, "data": da.ones((B, 4), chunks=(B, 4))}}, ValueError, "does not broadcast to the input shape"),
-        ({"epilog": lambda a, b, c: a}, TypeError, "epilog"),
+        ({"epilog": lambda a, b, c, d: a}, TypeError, "epilog"),
+        # Index forms: a chunk would number its elements from its own corner.
+        ({"epilog": lambda x, i, j: x * i}, ValueError, "index form f\\(x, i, ...\\) is not supported over a Dask"),
+        ({"prolog": {"fn": lambda x, d, i, j: x * d, "data": np.ones(N, np.complex64)}}, ValueError,
+         "index form f\\(x, d, i, ...\\)"),
         ({"stream": 1}, TypeError, "stream= has no meaning"),
         ({"direction": "sideways"}, ValueError, "direction='sideways' is not understood"),
         ({"norm": "half"}, ValueError, "norm='half' is not understood"),

@@ -136,6 +136,7 @@ def _side(kind: str, value: Any, shape: tuple, chunks: tuple, element: str, ship
     if unknown:
         raise TypeError(f"{kind} has unknown keys {sorted(unknown)}; expected 'fn' and optionally 'data'")
     fn, data = value["fn"], value.get("data")
+    _refuse_index_form(fn, kind, len(shape), data is not None)
     user = dask_data = None
     if data is not None:
         dask_data = _data_array(kind, data, shape, chunks, da)
@@ -152,6 +153,24 @@ def _side(kind: str, value: Any, shape: tuple, chunks: tuple, element: str, ship
         describe_callback(fn, kind, element, user)  # a wrong form fails here, not on a worker
     name = None if dask_data is None else dask_data.name
     return _Side(kind, fn, ltoir, arch, toolkit, name, user, element), dask_data
+
+
+def _refuse_index_form(fn: Callable, kind: str, ndim: int, data: bool) -> None:
+    """The index forms are refused over Dask arrays: a chunk's FFT would number its elements from
+    the chunk's corner, not the array's, and give another result than the same call on the array."""
+    from compiler.forms import Form, infer_form
+
+    try:
+        form = infer_form(fn, kind, ndim=ndim, data=data)
+    except TypeError:
+        return  # not a callback at all: the compiler's own error says so, with the forms
+    if form in (Form.VALUE_INDEX, Form.VALUE_DATA_INDEX):
+        raise ValueError(
+            f"{kind}: the index form f(x, {'d, ' if data else ''}i, ...) is not supported over a Dask array, as each "
+            "chunk's FFT would number its elements from the chunk's corner. Compute what depends on the index as "
+            "user data instead ({'fn': f, 'data': array} with f(x, d), the array broadcast along the batch, e.g. a "
+            "phase ramp of shape (n,)), or call the FFT on the NumPy/CuPy array"
+        )
 
 
 def _data_array(kind: str, data: Any, shape: tuple, chunks: tuple, da: Any) -> Any:
