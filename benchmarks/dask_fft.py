@@ -39,8 +39,13 @@ def one_worker_per_gpu(n_gpus: int, env: dict | None = None):
     counts their bytes against its share of host RAM (RAM x threads / cores, 8 GiB on a 32-core
     host) and would spill them to disk past 60% of it, which made both graphs run at the disk's
     speed."""
+    import dask
     from distributed import Nanny, Scheduler, SpecCluster
 
+    # Work stealing would move chunks of GPU memory through the host to an idle worker (512 MiB
+    # each, measured: seconds of transfers per run); each chunk's FFT belongs where its chunk is.
+    dask.config.set({"distributed.scheduler.work-stealing": False,
+                     "distributed.scheduler.worker-saturation": float(os.environ.get("DASK_SATURATION", "inf"))})
     workers = {
         f"gpu{i}": {"cls": Nanny, "options": {"nthreads": 1, "silence_logs": 40, "memory_limit": 0,
                                               "env": {**(env or {}), "CUDA_VISIBLE_DEVICES": str(i)}}}
@@ -142,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         from distributed import wait
 
         wait(x)
+        client.rebalance(x)  # as many chunks on each GPU (the scheduler may have placed them unevenly)
     fused, unfused = graphs(x, h, args.n, args.device)
 
     def sync() -> None:

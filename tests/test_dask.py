@@ -346,7 +346,7 @@ def fake_cupy(monkeypatch):
     if gpu_available():
         pytest.skip("a stand-in for CuPy only where no GPU runs the real one")
 
-    from nvmath.fft import _dask, _stateless
+    from nvmath.fft import _dask
 
     class ndarray(np.ndarray):
         __module__ = "cupy"
@@ -354,6 +354,10 @@ def fake_cupy(monkeypatch):
         @property
         def device(self):
             return _FakeDevice(0)
+
+        @property
+        def data(self):  # CuPy's memory pointer
+            return types.SimpleNamespace(ptr=self.__array_interface__["data"][0])
 
     def asarray(a, dtype=None):
         return np.asarray(a, dtype=dtype).view(ndarray)
@@ -367,19 +371,32 @@ def fake_cupy(monkeypatch):
     cupy.cuda = types.SimpleNamespace(Device=_FakeDevice,
                                       get_current_stream=lambda: types.SimpleNamespace(ptr=0))
     monkeypatch.setitem(sys.modules, "cupy", cupy)
-    calls = []
+    calls, plans = [], []
 
-    def fft(block, axes=None, options=None, execution=None, direction=None, prolog=None, epilog=None):
-        calls.append((prolog, epilog))
-        out = np.fft.fft(np.asarray(block) * (1 if prolog is None else np.asarray(prolog["data"])), axis=-1)
-        return asarray(out * (1 if epilog is None else np.asarray(epilog["data"])))
+    class Engine:  # a planned FFT: what a worker's chunks of one shape reuse
+        def __init__(self, block, callbacks):
+            self.prolog, self.epilog, self.operand = callbacks.get("prolog"), callbacks.get("epilog"), None
+            plans.append(self)
 
-    monkeypatch.setattr(_stateless, "fft", fft)
+        def reset_operand(self, operand=None):
+            self.operand = operand
+
+        def execute(self):
+            calls.append((self.prolog, self.epilog))
+            p, e = self.prolog, self.epilog
+            out = np.fft.fft(np.asarray(self.operand) * (1 if p is None else np.asarray(p["data"])), axis=-1)
+            return asarray(out * (1 if e is None else np.asarray(e["data"])))
+
+        def free(self):
+            pass
+
+    monkeypatch.setattr(_dask._ChunkFFT, "_new_engine", Engine)
     fills = []
     real_fill = _dask._Buffer.fill
     monkeypatch.setattr(_dask._Buffer, "fill", lambda self, values, token: (fills.append(token),
                                                                             real_fill(self, values, token)))
-    yield types.SimpleNamespace(module=cupy, calls=calls, fills=fills)
+    yield types.SimpleNamespace(module=cupy, calls=calls, plans=plans, fills=fills)
+    _dask._engines.__dict__.clear()
     _dask._buffers.clear()
     _dask._device_arch.cache_clear()
 
@@ -394,7 +411,7 @@ def test_cupy_chunks_reuse_one_data_buffer_and_copy_broadcast_data_once(fake_cup
     got = y.map_blocks(np.asarray, meta=np.empty((0, 0), np.complex64)).compute(scheduler="sync")
     close(got, np.fft.fft(x * window) * full)
 
-    assert len(fake_cupy.calls) == 4
+    assert len(fake_cupy.calls) == 4 and len(fake_cupy.plans) == 1  # one planned engine for the four chunks
     for prolog, epilog in fake_cupy.calls:  # LTO-IR from the client, never the function
         assert set(prolog) == set(epilog) == {"ltoir", "data"} and prolog["ltoir"] and epilog["ltoir"]
     # One buffer per side for all four chunks: the address the plan holds stays the same.

@@ -223,7 +223,7 @@ class _ChunkFFT:
                 shape = tuple(block.shape) if s.kind == "prolog" else tuple(block_info[None]["chunk-shape"])
                 data[s.kind] = (values, tuple(block_info[arg]["chunk-location"]), shape)
         if _is_cupy(block) and self._shipped():
-            return self._gpu(fft, block, data)
+            return self._gpu(block, data)
         callbacks = {}
         for s in self._sides():
             # The block as it is: the FFT engine reads broadcast data at its broadcast position.
@@ -243,7 +243,7 @@ class _ChunkFFT:
     def _shipped(self) -> bool:
         return all(s.ltoir is not None for s in self._sides())
 
-    def _gpu(self, fft: Callable, block: Any, data: dict) -> Any:
+    def _gpu(self, block: Any, data: dict) -> Any:
         import cupy
 
         _count("gpu_chunks")
@@ -282,8 +282,24 @@ class _ChunkFFT:
                 if buffer.token != key:
                     buffer.fill(cupy.asarray(values), key)
                 callbacks[s.kind] = {"ltoir": s.ltoir, "data": buffer.array}
-            return fft(block, axes=self.axes, options=self.options, execution=self.execution,
-                   direction=self.direction, **callbacks)
+            # The chunks of one shape reuse one planned engine: its plan reads the data at the
+            # buffer's address, which the key holds, so only the operand changes.
+            pointers = tuple(c["data"].data.ptr if "data" in c else 0 for c in callbacks.values())
+            key = (self.token, device, stream, tuple(block.shape), block.strides, block.dtype.str, pointers)
+            engine = _engine(key, lambda: self._new_engine(block, callbacks))
+            engine.reset_operand(block)
+            try:
+                return engine.execute()
+            finally:
+                engine.reset_operand(None)  # a kept engine holds no chunk
+
+    def _new_engine(self, block: Any, callbacks: dict) -> Any:
+        from ._api import FFT
+
+        engine = FFT(block, axes=self.axes, options=self.options, execution=self.execution, _transform=self.kind,
+                     _shared_plans=True)
+        engine.plan(direction=self.direction, **callbacks)
+        return engine
 
 
 class _Buffer:
@@ -304,6 +320,23 @@ _compiled: set[str] = set()  # tokens of the callbacks this process has run (so 
 _buffers: collections.OrderedDict[tuple, _Buffer] = collections.OrderedDict()
 _buffers_lock = threading.Lock()
 _MAX_BUFFERS = 16
+
+
+_engines = threading.local()  # per thread: an engine runs one chunk at a time
+_MAX_ENGINES = 8
+
+
+def _engine(key: tuple, build: Callable[[], Any]) -> Any:
+    engines = getattr(_engines, "by_key", None)
+    if engines is None:
+        engines = _engines.by_key = collections.OrderedDict()
+    found = engines.get(key)
+    if found is None:
+        found = engines[key] = build()
+        while len(engines) > _MAX_ENGINES:
+            engines.popitem(last=False)[1].free()
+    engines.move_to_end(key)
+    return found
 
 
 def _buffer(device: int, stream: int, kind: str, shape: tuple, strides: tuple, span: int, dtype: str) -> _Buffer:
