@@ -5,11 +5,13 @@ Everything that can fail is checked on the client before the graph exists: the F
 chunk, the callbacks' forms and types, the user data's shape. Then:
 
 * CuPy chunks: each callback is compiled (or fetched from the cache) on the client, once, and
-  the graph carries its LTO-IR; workers pass it on as ``{"ltoir": bytes, "data": array}``, so
-  they neither import numba nor compile. The data a chunk's callback reads is copied into a
-  buffer kept per (device, stream, chunk layout), whose address is what cuFFT's plan holds:
-  every chunk of that shape then reuses one plan, and chunks that read the same data block
-  (broadcast data) skip the copy.
+  the graph carries its LTO-IR; workers pass it on as ``{"ltoir": bytes, "data": ...}``, so
+  they neither import numba nor compile. The data block a chunk's callback reads is copied into
+  a buffer kept per (device, stream, layout), whose address is what cuFFT's plan holds: every
+  chunk of one shape then reuses one planned engine, and chunks that read the same data block
+  skip the copy. Data that broadcasts (a block smaller than the chunk, such as an (n,) filter)
+  stays that size: the client also compiles, per chunk layout, LTO-IR that reads it in place at
+  its broadcast position. Data chunked like the operand is read at the element's offset.
 * NumPy chunks (and the debug mode): the graph carries the Python function; each worker process
   compiles it once through the CPU compiler's cache, its threads waiting for the first chunk.
 
@@ -25,11 +27,14 @@ import collections
 import contextlib
 import dataclasses
 import functools
+import itertools
 import threading
 import warnings
 from typing import Any, Callable
 
 import numpy as np
+
+from compiler.terms import broadcast_strides
 
 from ._callbacks import DeviceCallable
 from ._layout import normalize_axes, plan_problem
@@ -51,6 +56,9 @@ class _Side:
     data: str | None  # the name of the Dask array of user data, if any
     user_dtype: str | None
     element_dtype: str
+    # For data that broadcasts (a data block smaller than the chunk): LTO-IR that reads it in place,
+    # per chunk layout ((shape, strides) of the callback's side), compiled on the client.
+    broadcast: tuple[tuple[tuple, bytes], ...] = ()
 
 
 def dask_fft(kind: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any,
@@ -97,12 +105,21 @@ def dask_fft(kind: str, operand: Any, axes: Any, options: Any, execution: Any, p
     if scale is not None:
         prolog, epilog = fuse_scale(prolog, epilog, scale)
 
+    # Each distinct chunk's layouts as a dense CuPy chunk gives them (the usual chunk; a worker
+    # whose chunk differs reads broadcast data from a chunk-sized copy instead).
+    layouts: dict[str, list] = {"prolog": [], "epilog": []}
+    if shipped:
+        for chunk in itertools.product(*(sorted(set(c)) for c in x.chunks)):
+            p = _problem(kind, chunk, _dense_strides(chunk), np.dtype(x.dtype).name, fft_axes, opts.last_axis_parity,
+                         opts.result_layout)
+            layouts["prolog"].append(p.input)
+            layouts["epilog"].append(p.output)
     sides, extra = [], []
     for cb_kind, value in zip(_SIDES, (prolog, epilog)):
         shape = x.shape if cb_kind == "prolog" else result_shape
         chunks = x.chunks if cb_kind == "prolog" else out_chunks
         element = problem.input_dtype if cb_kind == "prolog" else problem.output_dtype
-        side, dask_data = _side(cb_kind, value, shape, chunks, element, shipped, opts, da)
+        side, dask_data = _side(cb_kind, value, shape, chunks, element, shipped, opts, da, layouts[cb_kind])
         sides.append(side)
         if dask_data is not None:
             extra.append(dask_data)
@@ -117,7 +134,7 @@ def dask_fft(kind: str, operand: Any, axes: Any, options: Any, execution: Any, p
 
 
 def _side(kind: str, value: Any, shape: tuple, chunks: tuple, element: str, shipped: bool, opts: FFTOptions,
-          da: Any) -> tuple[_Side | None, Any]:
+          da: Any, layouts: list) -> tuple[_Side | None, Any]:
     if value is None:
         return None, None
     if isinstance(value, DeviceCallable):
@@ -142,17 +159,51 @@ def _side(kind: str, value: Any, shape: tuple, chunks: tuple, element: str, ship
         dask_data = _data_array(kind, data, shape, chunks, da)
         user = np.dtype(data.dtype).name
     ltoir = arch = toolkit = None
+    broadcast: tuple = ()
     if shipped:
         from compiler import compile_callback
 
         compiled = compile_callback(fn, kind, element, user, literals=opts.float_literals)
-        ltoir, arch, toolkit, fn = compiled.ltoir, compiled.arch, tuple(compiled.toolkit), None
+        ltoir, arch, toolkit = compiled.ltoir, compiled.arch, tuple(compiled.toolkit)
+        if dask_data is not None:
+            broadcast = _broadcast_variants(fn, kind, element, data, dask_data, layouts, opts)
+        fn = None
     else:
         from compiler.api import describe_callback
 
         describe_callback(fn, kind, element, user)  # a wrong form fails here, not on a worker
     name = None if dask_data is None else dask_data.name
-    return _Side(kind, fn, ltoir, arch, toolkit, name, user, element), dask_data
+    return _Side(kind, fn, ltoir, arch, toolkit, name, user, element, broadcast), dask_data
+
+
+def _broadcast_variants(fn: Callable, kind: str, element: str, data: Any, dask_data: Any, layouts: list,
+                        opts: FFTOptions) -> tuple[tuple[tuple, bytes], ...]:
+    """LTO-IR of ``fn`` reading its data block in place at broadcast positions, per chunk layout
+    where the block is smaller than the chunk (empty where the data is chunked like the operand)."""
+    from compiler import compile_callback
+
+    from ._callbacks import callback_form, callback_spec, callback_terms
+
+    variants = []
+    for target in layouts:
+        block = _data_block_shape(dask_data, target.shape)
+        if block == tuple(target.shape):
+            continue  # data chunked like the operand: read at the offset (each chunk's block is copied)
+        spec = callback_spec({"fn": fn, "data": np.empty(block, data.dtype)}, kind)
+        form = callback_form(spec, target)
+        strides = broadcast_strides(block, _dense_strides(block), target.shape)
+        single = opts.float_literals == "element" and element in ("float32", "complex64")
+        terms = callback_terms(spec, form, target, strides if form.takes_data_element else None, single)
+        compiled = compile_callback(fn, kind, element, np.dtype(data.dtype).name, literals=opts.float_literals,
+                                    terms=terms)
+        variants.append(((tuple(target.shape), tuple(target.strides)), compiled.ltoir))
+    return tuple(variants)
+
+
+def _data_block_shape(dask_data: Any, target_shape: tuple) -> tuple:
+    """The shape of the data block a chunk of ``target_shape`` receives (1 where the data repeats)."""
+    offset = len(target_shape) - dask_data.ndim
+    return tuple(1 if n == 1 else target_shape[k + offset] for k, n in enumerate(dask_data.shape))
 
 
 def _refuse_index_form(fn: Callable, kind: str, ndim: int, data: bool) -> None:
@@ -275,16 +326,23 @@ class _ChunkFFT:
                     problem = _problem(self.kind, tuple(block.shape), _element_strides(block),
                                        block.dtype.name, self.axes, opts.last_axis_parity, opts.result_layout)
                 target = problem.input if s.kind == "prolog" else problem.output
-                buffer = _buffer(device, stream, s.kind, target.shape, target.strides, target.span, s.user_dtype)
-                held.enter_context(buffer.lock)  # held until the FFT is queued behind the copy
                 values, location, _ = data[s.kind]
+                # Broadcast data is kept as its block (read in place by LTO-IR for this layout);
+                # other data is copied into a buffer of the chunk's layout and read at the offset.
+                ltoir = dict(s.broadcast).get((tuple(target.shape), tuple(target.strides)))
+                shape, strides = (values.shape, _dense_strides(values.shape)) if ltoir else (target.shape, target.strides)
+                span = int(np.prod(shape)) if ltoir else target.span
+                buffer = _buffer(device, stream, s.kind, tuple(shape), tuple(strides), span, s.user_dtype)
+                held.enter_context(buffer.lock)  # held until the FFT is queued behind the copy
                 key = (s.data, location)  # chunks reading the same data block share its copy
                 if buffer.token != key:
                     buffer.fill(cupy.asarray(values), key)
-                callbacks[s.kind] = {"ltoir": s.ltoir, "data": buffer.array}
+                # LTO-IR with a pointer: the plan reads the buffer's address, which stays.
+                callbacks[s.kind] = ({"ltoir": ltoir, "data": int(buffer.array.data.ptr)} if ltoir else
+                                     {"ltoir": s.ltoir, "data": buffer.array})
             # The chunks of one shape reuse one planned engine: its plan reads the data at the
             # buffer's address, which the key holds, so only the operand changes.
-            pointers = tuple(c["data"].data.ptr if "data" in c else 0 for c in callbacks.values())
+            pointers = tuple(_address(c.get("data", 0)) for c in callbacks.values())
             key = (self.token, device, stream, tuple(block.shape), block.strides, block.dtype.str, pointers)
             engine = _engine(key, lambda: self._new_engine(block, callbacks))
             engine.reset_operand(block)
@@ -398,6 +456,10 @@ def _dense_strides(shape: tuple) -> tuple:
 
 def _element_strides(array: Any) -> tuple:
     return tuple(s // array.dtype.itemsize for s in array.strides)
+
+
+def _address(data: Any) -> int:
+    return data if isinstance(data, int) else int(data.data.ptr)
 
 
 def _is_cupy(obj: Any) -> bool:
