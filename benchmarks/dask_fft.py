@@ -42,10 +42,11 @@ def one_worker_per_gpu(n_gpus: int, env: dict | None = None):
     import dask
     from distributed import Nanny, Scheduler, SpecCluster
 
-    # Work stealing would move chunks of GPU memory through the host to an idle worker (512 MiB
-    # each, measured: seconds of transfers per run); each chunk's FFT belongs where its chunk is.
+    # Work stealing and the scheduler's queuing of root-like tasks both moved chunks of GPU memory
+    # through the host to the other worker (measured: seconds of transfers per run); each chunk's
+    # FFT belongs where its chunk is.
     dask.config.set({"distributed.scheduler.work-stealing": False,
-                     "distributed.scheduler.worker-saturation": float(os.environ.get("DASK_SATURATION", "inf"))})
+                     "distributed.scheduler.worker-saturation": float("inf")})
     workers = {
         f"gpu{i}": {"cls": Nanny, "options": {"nthreads": 1, "silence_logs": 40, "memory_limit": 0,
                                               "env": {**(env or {}), "CUDA_VISIBLE_DEVICES": str(i)}}}
