@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
-import dis
 import functools
 import hashlib
 import logging
@@ -299,6 +298,8 @@ def _raises(fn: Any, seen: set | None = None) -> str | None:
 
     A raise is reported to numba's runtime, which a process loading stored code lacks.
     """
+    import dis  # compile time only: a process loading stored loops does not need it
+
     seen = set() if seen is None else seen
     code = getattr(fn, "__code__", None)
     if code is None or id(fn) in seen:

@@ -274,8 +274,9 @@ class SharedLibrary:
     """A shared library from :func:`link_shared`, loaded into this process with ctypes.
 
     The bytes never become a file anyone else could change: they go to an anonymous memory
-    file (``memfd_create``), or where that cannot be loaded from, to a new file only this user can
-    read, in a new directory only this user can enter, removed once loaded. The library stays
+    file (``memfd_create``) sealed against writes, or where that cannot be loaded from, to a new
+    file only this user can read, in a new directory only this user can enter, removed once
+    loaded. The library stays
     loaded for the life of the process (ctypes never unloads one), and so does its memory file:
     glibc knows a loaded library by its path, and a closed descriptor's number, reused, would
     name an old library.
@@ -286,15 +287,21 @@ class SharedLibrary:
             raise ValueError(f"not a shared library for this platform (starts with {data[:4]!r})")
         try:
             self._library = self._from_memory(data)
-        except (AttributeError, OSError) as exc:  # no memfd_create, or memory files may not hold code
+        except (AttributeError, OSError) as exc:  # no memfd_create or seals, or memory files may not hold code
             log.debug("loading CPU loops from memory failed (%s); using a private file", exc)
             self._library = self._from_file(data)
 
     @staticmethod
     def _from_memory(data: bytes) -> ctypes.CDLL:
-        fd = os.memfd_create("fftfuse-loops", os.MFD_CLOEXEC)
+        import fcntl
+
+        fd = os.memfd_create("fftfuse-loops", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
         try:
-            os.write(fd, data)
+            with open(fd, "wb", closefd=False) as f:
+                f.write(data)
+            # Sealed: what is loaded is exactly the bytes checked, whoever else can reach the file.
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK
+                        | fcntl.F_SEAL_SEAL)
             return ctypes.CDLL(f"/proc/self/fd/{fd}")
         except BaseException:
             os.close(fd)

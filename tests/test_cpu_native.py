@@ -211,6 +211,7 @@ def test_loops_are_stored_as_a_shared_library_where_one_links(tmp_path):
     cpu_backend.clear_cache()
     loaded = compile_cpu(filtered, "epilog", "complex64", "complex64", store=store)
     assert loaded.source == "cache" and isinstance(loaded.loops._owner, cpu_native.SharedLibrary)
+    assert "/memfd:fftfuse-loops" in Path("/proc/self/maps").read_text()  # from sealed memory, no file
     _run_filter(loaded)
     assert cpu_native.load_native(code, "shared") is cpu_native.load_native(code, "shared")  # loaded once
 
