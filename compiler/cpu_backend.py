@@ -36,7 +36,6 @@ from .fingerprint import UncacheableError, function_fingerprint
 from .forms import Form, callback_error, python_function
 from .terms import Terms
 from .toolchain import toolchain_stamp
-from .wrappers import make_wrapper
 
 log = logging.getLogger("fftfuse.compiler")
 
@@ -370,6 +369,7 @@ def python_callback(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = No
     form, element, user_name = _describe(fn, kind, element_dtype, user_dtype, terms)
     convert = _element_converter(fn, kind, element)
     from .cpu_loops import make_loops
+    from .wrappers import make_wrapper
 
     wrapper = make_wrapper(kind, form, python_function(fn), convert, indirect=False, terms=terms, target="python")
     loops = Loops(*make_loops(kind, wrapper, lambda f: f))
@@ -417,7 +417,7 @@ def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, 
 
     from .cuda_backend import check_result_type, compile_error, numba_type
     from .cpu_loops import make_loops, row_start
-    from .wrappers import jit_tree
+    from .wrappers import jit_tree, make_wrapper
 
     element = numba_type(element_name)
     user = numba_type(user_dtype if user_name.startswith("numba:") else user_name)
