@@ -12,8 +12,8 @@ the same store as the GPU artifacts, as raw bytes with JSON metadata, under a ke
 same rules (the function's fingerprint, taken on every call so a changed global gives a new
 key; the toolchain stamp; form and dtypes) plus this machine's identity (platform, CPU model
 and features). A new process loads the loops from the store without importing numba (nor,
-for a shared library, llvmlite) and without compiling. A callback that cannot be fingerprinted, or
-whose code needs numba's runtime, is compiled in every process, as before.
+for a shared library, llvmlite) and without compiling. A callback that cannot be fingerprinted,
+or whose code needs numba's runtime, is compiled in every process, as before.
 
 ``python_callback`` builds the same wrapper around the plain Python function, for the debug
 mode: no numba, so ``print`` and breakpoints work inside the callback.
@@ -272,7 +272,7 @@ def _loops_stamp() -> str:
 
 
 def _persist(store: Any, key: str, callback: CpuCallback, cfuncs: tuple) -> None:
-    """Store the object code of ``cfuncs`` (numba's apart and in-place loops) under ``key``."""
+    """Store the native code of ``cfuncs`` (numba's apart and in-place loops) under ``key``."""
     from .cpu_native import cpu_identity, emit_object, persistable
 
     why = _raises(python_function(callback.function))

@@ -44,9 +44,9 @@ _ERROR_PATH = frozenset({
     "NRT_Free", "NRT_MemInfo_call_dtor", "NRT_decref", "numba_do_raise", "numba_gil_ensure",
     "numba_gil_release", "numba_runtime_build_excinfo_struct", "numba_unpickle", "numba_fatal_error",
 })
-# (Patterns as text: compiled on first use, by re's own cache, not at import.)
 # Functions the loaded code may call that every CPython process has: the C library's maths
-# and CPython's own API (the error path above, under a trap).
+# and CPython's own API (the error path above, under a trap). The patterns stay text, compiled
+# (and cached) by ``re`` when code is first emitted, not when a loading process imports this.
 _LIBM = (
     r"(a?(sin|cos|tan)h?|atan2|exp[2m]?1?|expm1|log(10|1p|2)?|pow|sqrt|cbrt|hypot|fabs|floor|ceil|"
     r"trunc|round|rint|nearbyint|fmod|remainder|copysign|erfc?|[lt]gamma|ldexp|frexp|modf)f?"
@@ -198,7 +198,7 @@ class NativeLibrary:
         # LLVM does not survive a malformed object: refuse anything not in this platform's format
         # (the store's digest already rules out damage after writing).
         magic = _OBJECT_MAGIC.get(sys.platform[:5])
-        if magic is not None and not obj.startswith(magic) or magic == b"\x7fELF" and _elf_type(obj) != _ET_REL:
+        if (magic is not None and not obj.startswith(magic)) or (magic == b"\x7fELF" and _elf_type(obj) != _ET_REL):
             raise ValueError(f"not an object file for this platform (starts with {obj[:4]!r})")
         llvm = _llvm()
         with _llvm_lock:
@@ -276,10 +276,9 @@ class SharedLibrary:
     The bytes never become a file anyone else could change: they go to an anonymous memory
     file (``memfd_create``) sealed against writes, or where that cannot be loaded from, to a new
     file only this user can read, in a new directory only this user can enter, removed once
-    loaded. The library stays
-    loaded for the life of the process (ctypes never unloads one), and so does its memory file:
-    glibc knows a loaded library by its path, and a closed descriptor's number, reused, would
-    name an old library.
+    loaded. The library stays loaded for the life of the process (ctypes never unloads one), and
+    so does its memory file: glibc knows a loaded library by its path, and a closed descriptor's
+    number, reused, would name an old library.
     """
 
     def __init__(self, data: bytes) -> None:
