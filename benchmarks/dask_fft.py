@@ -33,11 +33,22 @@ def mul(v, d):
 
 def one_worker_per_gpu(n_gpus: int, env: dict | None = None):
     """A local dask.distributed cluster of one single-threaded worker process per GPU, each
-    seeing only its own GPU (CUDA_VISIBLE_DEVICES), as dask-cuda's LocalCUDACluster does."""
+    seeing only its own GPU (CUDA_VISIBLE_DEVICES), as dask-cuda's LocalCUDACluster does.
+
+    Host memory management is off (memory_limit=0): the chunks live in GPU memory, but a worker
+    counts their bytes against its share of host RAM (RAM x threads / cores, 8 GiB on a 32-core
+    host) and would spill them to disk past 60% of it, which made both graphs run at the disk's
+    speed."""
+    import dask
     from distributed import Nanny, Scheduler, SpecCluster
 
+    # Work stealing and the scheduler's queuing of root-like tasks both moved chunks of GPU memory
+    # through the host to the other worker (measured: seconds of transfers per run); each chunk's
+    # FFT belongs where its chunk is.
+    dask.config.set({"distributed.scheduler.work-stealing": False,
+                     "distributed.scheduler.worker-saturation": float("inf")})
     workers = {
-        f"gpu{i}": {"cls": Nanny, "options": {"nthreads": 1, "silence_logs": 40,
+        f"gpu{i}": {"cls": Nanny, "options": {"nthreads": 1, "silence_logs": 40, "memory_limit": 0,
                                               "env": {**(env or {}), "CUDA_VISIBLE_DEVICES": str(i)}}}
         for i in range(n_gpus)
     }
@@ -62,6 +73,8 @@ def _corner(block):
 
 
 def graphs(x, h, n, device):
+    """The fused and the unfused graph. ``h`` is a NumPy array: the fused graph takes it as it is
+    (each worker moves it to its GPU once); the unfused multiply needs it on the device."""
     import dask.array as da
 
     import nvmath
@@ -74,7 +87,7 @@ def graphs(x, h, n, device):
 
         meta = cupy.empty((0, 0), np.complex64)
         spectrum = x.map_blocks(cupy.fft.fft, axis=-1, dtype=np.complex64, meta=meta)
-        unfused = (spectrum * h).map_blocks(cupy.fft.ifft, axis=-1, dtype=np.complex64, meta=meta)
+        unfused = (spectrum * cupy.asarray(h)).map_blocks(cupy.fft.ifft, axis=-1, dtype=np.complex64, meta=meta)
     else:
         unfused = da.fft.ifft(da.fft.fft(x, axis=-1) * h, axis=-1)
     return fused, unfused
@@ -86,10 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cluster", choices=["threads", "distributed"], default="threads",
                     help="the threaded scheduler, or dask.distributed (one worker per GPU; 2 workers on the CPU)")
     ap.add_argument("--rows", type=int, default=None,
-                    help="rows of the operand (default: 524288 per GPU, 4 GiB, so the GPU's time and not the "
-                         "host's per-task time dominates; 4096 on the CPU)")
+                    help="rows of the operand (default: 4194304 per GPU, 32 GiB, in chunks of 4 GiB, so that the GPUs' "
+                         "time and not Dask's per-task and per-graph time dominates; 4096 on the CPU)")
     ap.add_argument("--n", type=int, default=1024, help="FFT length (the row length)")
     ap.add_argument("--chunk-rows", type=int, default=None, help="rows per chunk (default: rows / 8 per GPU)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="threads of the threaded scheduler (default: 1 for CuPy chunks, which queue their work on "
+                         "the GPU without waiting, and so hold fewer chunks in GPU memory; all cores for NumPy chunks)")
     ap.add_argument("--repeat", type=int, default=5, help="timed runs of each graph (median reported)")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
@@ -103,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         import cupy
 
         n_gpus = cupy.cuda.runtime.getDeviceCount() if args.cluster == "distributed" else 1
-    rows = args.rows or (524288 * n_gpus if gpu else 4096)
+    rows = args.rows or (4194304 * n_gpus if gpu else 4096)
     chunk_rows = args.chunk_rows or max(rows // (8 * n_gpus), 1)
     client = cluster = None
     if args.cluster == "distributed":
@@ -113,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             n_workers=2, threads_per_worker=1, dashboard_address=None, silence_logs=40)
         client = Client(cluster)
     else:
-        dask.config.set(scheduler="threads")
+        dask.config.set(scheduler="threads", num_workers=args.threads or (1 if gpu else os.cpu_count()))
 
     meta = None
     if gpu:
@@ -125,15 +141,12 @@ def main(argv: list[str] | None = None) -> int:
                       rows=chunk_rows, n=args.n, device=args.device)
     rng = np.random.default_rng(7)
     h = (rng.standard_normal(args.n) + 1j * rng.standard_normal(args.n)).astype(np.complex64)
-    if gpu:  # the unfused multiply needs it on the device; a distributed graph carries it there
-        import cupy
-
-        h = cupy.asarray(h)
     x = x.persist()
     if client is not None:
         from distributed import wait
 
         wait(x)
+        client.rebalance(x)  # as many chunks on each GPU (the scheduler may have placed them unevenly)
     fused, unfused = graphs(x, h, args.n, args.device)
 
     def sync() -> None:

@@ -55,6 +55,11 @@ class Loops:
     def __init__(self, apart: Callable, in_place: Callable) -> None:
         self._apart, self._in_place = apart, in_place
 
+    def native_functions(self) -> tuple[Callable, Callable] | None:
+        """``(apart, in_place)`` as C functions taking addresses (see ``_ABI``), for a caller
+        that computes the addresses once; None where the loops are not native."""
+        return None
+
     def ready(self) -> Loops:
         """The loops, compiled (lazy loops compile on this first call)."""
         return self
@@ -95,6 +100,9 @@ class NativeLoops(Loops):
     def __init__(self, apart: int, in_place: int, owner: Any) -> None:
         super().__init__(_APART(apart), _IN_PLACE(in_place))
         self._owner = owner
+
+    def native_functions(self) -> tuple[Callable, Callable] | None:
+        return self._apart, self._in_place
 
     def apart(self, src, src_base, src_strides, dst, dst_base, dst_strides, info, rows, shape) -> None:  # noqa: ANN001
         self._apart(_address(src), src.shape[0], src_base, _address(src_strides), _address(dst), dst.shape[0],
@@ -139,6 +147,9 @@ class LazyLoops(Loops):
                 if self._loops is None:
                     self._loops = self._build()
         return self._loops
+
+    def native_functions(self) -> tuple[Callable, Callable] | None:
+        return self.ready().native_functions()
 
     def apart(self, *args: Any) -> None:
         self.ready().apart(*args)

@@ -180,7 +180,11 @@ def test_two_dimensional_fft_over_a_chunked_batch():
         ({"epilog": {"ltoir": b"\x00", "data": 0}}, TypeError, "compiled\\s+once on the client"),
         ({"epilog": {"fn": mul, "data": np.ones((5,), np.complex64)}}, ValueError, "does not broadcast to the result shape"),
         ({"prolog": {"fn": mul, "data": da.ones((B, 4), chunks=(B, 4))}}, ValueError, "does not broadcast to the input shape"),
-        ({"epilog": lambda a, b, c: a}, TypeError, "epilog"),
+        ({"epilog": lambda a, b, c, d: a}, TypeError, "epilog"),
+        # Index forms: a chunk would number its elements from its own corner.
+        ({"epilog": lambda x, i, j: x * i}, ValueError, "index form f\\(x, i, ...\\) is not supported over a Dask"),
+        ({"prolog": {"fn": lambda x, d, i, j: x * d, "data": np.ones(N, np.complex64)}}, ValueError,
+         "index form f\\(x, d, i, ...\\)"),
         ({"stream": 1}, TypeError, "stream= has no meaning"),
         ({"direction": "sideways"}, ValueError, "direction='sideways' is not understood"),
         ({"norm": "half"}, ValueError, "norm='half' is not understood"),
@@ -299,19 +303,26 @@ def test_cupy_chunks_get_lto_ir_compiled_on_the_client_not_the_function():
 
     from compiler.linkcheck import link_check
     from nvmath.fft._dask import _side
+    from nvmath.fft._layout import plan_problem
     from nvmath.fft._options import FFTOptions
 
     def shipped_only_as_lto_ir(v, d):
         return v * d
 
     h = rand((N,), "complex64", 20)
+    chunk = plan_problem("fft", (24, N), (N, 1), "complex64", (1,)).output
     side, data = _side("epilog", {"fn": shipped_only_as_lto_ir, "data": h}, (B, N), ((24,) * 4, (N,)),
-                       "complex64", True, FFTOptions(), da)
+                       "complex64", True, FFTOptions(), da, [chunk])
     assert side.fn is None and side.data == data.name and data.chunks == ((N,),)
     # Nothing of the function travels besides its LTO-IR (which may spell its name).
-    assert side.ltoir and b"shipped_only_as_lto_ir" not in pickle.dumps(dataclasses.replace(side, ltoir=b""))
-    # The bytes are a direct-pointer cuFFT epilog for complex64: they link against cuFFT's prototype.
-    link_check(side.ltoir, "epilog", "complex64", side.arch)
+    bare = dataclasses.replace(side, ltoir=b"", broadcast=())
+    assert side.ltoir and b"shipped_only_as_lto_ir" not in pickle.dumps(bare)
+    # The bytes are direct-pointer cuFFT epilogs for complex64 (reading the data at the offset, or
+    # the (N,) block in place for this chunk layout): they link against cuFFT's prototype.
+    (layout, in_place), = side.broadcast
+    assert layout == ((24, N), (N, 1)) and in_place != side.ltoir
+    for ltoir in (side.ltoir, in_place):
+        link_check(ltoir, "epilog", "complex64", side.arch)
 
 
 # -- the CuPy-chunk task body, run here against a stand-in for CuPy ---------------------------------
@@ -342,7 +353,7 @@ def fake_cupy(monkeypatch):
     if gpu_available():
         pytest.skip("a stand-in for CuPy only where no GPU runs the real one")
 
-    from nvmath.fft import _dask, _stateless
+    from nvmath.fft import _dask
 
     class ndarray(np.ndarray):
         __module__ = "cupy"
@@ -350,6 +361,10 @@ def fake_cupy(monkeypatch):
         @property
         def device(self):
             return _FakeDevice(0)
+
+        @property
+        def data(self):  # CuPy's memory pointer
+            return types.SimpleNamespace(ptr=self.__array_interface__["data"][0])
 
     def asarray(a, dtype=None):
         return np.asarray(a, dtype=dtype).view(ndarray)
@@ -363,24 +378,44 @@ def fake_cupy(monkeypatch):
     cupy.cuda = types.SimpleNamespace(Device=_FakeDevice,
                                       get_current_stream=lambda: types.SimpleNamespace(ptr=0))
     monkeypatch.setitem(sys.modules, "cupy", cupy)
-    calls = []
+    calls, plans = [], []
 
-    def fft(block, axes=None, options=None, execution=None, direction=None, prolog=None, epilog=None):
-        calls.append((prolog, epilog))
-        out = np.fft.fft(np.asarray(block) * (1 if prolog is None else np.asarray(prolog["data"])), axis=-1)
-        return asarray(out * (1 if epilog is None else np.asarray(epilog["data"])))
+    class Engine:  # a planned FFT: what a worker's chunks of one shape reuse
+        def __init__(self, block, callbacks):
+            self.prolog, self.epilog, self.operand = callbacks.get("prolog"), callbacks.get("epilog"), None
+            plans.append(self)
 
-    monkeypatch.setattr(_stateless, "fft", fft)
+        def reset_operand(self, operand=None):
+            self.operand = operand
+
+        def execute(self):
+            calls.append((self.prolog, self.epilog))
+            p, e = (None if c is None else read(c["data"]) for c in (self.prolog, self.epilog))
+            out = np.fft.fft(np.asarray(self.operand) * (1 if p is None else p), axis=-1)
+            return asarray(out * (1 if e is None else e))
+
+    def read(data):  # a pointer is the address of one of the worker's data buffers
+        if not isinstance(data, int):
+            return np.asarray(data)
+        return next(np.asarray(b.array) for b in _dask._buffers.values() if _dask._address(b.array) == data)
+
+        def free(self):
+            pass
+
+    monkeypatch.setattr(_dask._ChunkFFT, "_new_engine", Engine)
     fills = []
     real_fill = _dask._Buffer.fill
     monkeypatch.setattr(_dask._Buffer, "fill", lambda self, values, token: (fills.append(token),
                                                                             real_fill(self, values, token)))
-    yield types.SimpleNamespace(module=cupy, calls=calls, fills=fills)
+    yield types.SimpleNamespace(module=cupy, calls=calls, plans=plans, fills=fills)
+    _dask._engines.__dict__.clear()
     _dask._buffers.clear()
     _dask._device_arch.cache_clear()
 
 
 def test_cupy_chunks_reuse_one_data_buffer_and_copy_broadcast_data_once(fake_cupy):
+    from nvmath.fft import _dask
+
     x = operand("fft", 30)
     window = rand((N,), "complex64", 31)  # the same block for every chunk: copied once
     full = rand((B, N), "complex64", 32)  # a block per chunk: copied per chunk
@@ -390,11 +425,15 @@ def test_cupy_chunks_reuse_one_data_buffer_and_copy_broadcast_data_once(fake_cup
     got = y.map_blocks(np.asarray, meta=np.empty((0, 0), np.complex64)).compute(scheduler="sync")
     close(got, np.fft.fft(x * window) * full)
 
-    assert len(fake_cupy.calls) == 4
+    assert len(fake_cupy.calls) == 4 and len(fake_cupy.plans) == 1  # one planned engine for the four chunks
     for prolog, epilog in fake_cupy.calls:  # LTO-IR from the client, never the function
         assert set(prolog) == set(epilog) == {"ltoir", "data"} and prolog["ltoir"] and epilog["ltoir"]
+        # The window is read in place, as its (N,) block, by LTO-IR compiled for broadcast reads
+        # (its address fixed in the plan); the full-size data at the offset, from a chunk-sized buffer.
+        assert isinstance(prolog["data"], int) and not isinstance(epilog["data"], int)
     # One buffer per side for all four chunks: the address the plan holds stays the same.
-    assert len({id(p["data"]) for p, _ in fake_cupy.calls}) == 1
-    assert len({id(e["data"]) for _, e in fake_cupy.calls}) == 1
+    assert len({_dask._address(p["data"]) for p, _ in fake_cupy.calls}) == 1
+    assert len({_dask._address(e["data"]) for _, e in fake_cupy.calls}) == 1
+    assert sorted(tuple(b.array.shape) for b in _dask._buffers.values()) == [(24, N), (N,)]
     prolog_fills = [t for t in fake_cupy.fills if t[1] == (0,)]
     assert len(prolog_fills) == 1 and len(fake_cupy.fills) == 1 + 4

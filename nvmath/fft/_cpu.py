@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from ._layout import FFTProblem, Layout, data_layout_matches
+from ._layout import FFTProblem, Layout, data_layout_matches, dense_strides
 from ._tensor import flat_view
 
 if TYPE_CHECKING:
@@ -310,6 +310,85 @@ class CpuExecutor:
         if self.debug or p.input.size * np.dtype(p.input_dtype).itemsize < THREAD_BYTES:
             return 1
         return self.workers
+
+    def quick(self, direction: str, prolog_reads: tuple[int, int] | None = None,
+              epilog_reads: tuple[int, int] | None = None) -> Callable[..., None] | None:
+        """``run(inp, out, prolog_data, epilog_data)``: ``execute`` for small problems, with what
+        ``execute`` decides on every call decided here, once. None where ``execute`` must run (more
+        than one thread or block, the debug mode, runtime parameters, cuFFT-form callbacks, loops
+        that are not native, an input that is copied or overwritten).
+
+        The caller guarantees what ``execute`` would check: ``inp`` laid out as ``problem.input``,
+        ``out`` a new array laid out as ``problem.output``, and each ``*_data`` an array the
+        callback's data is read from: ``*_reads`` = ``(offset, elements)``, the byte offset from
+        the array's start of the 1-D data ``execute`` would be given, and its length (None where
+        the callback reads no data).
+        """
+        p = self.problem
+        if (self.debug or self.threads() != 1 or p.inplace or p.copy_input
+                or direction not in ("forward", "inverse") or (p.fft_type != "C2C" and direction != p.direction)
+                or min(p.input.strides + p.output.strides, default=0) < 0):
+            return None
+        blocks = self._batch_blocks(1)
+        if blocks is not None and len(blocks) > 1:
+            return None
+        native = []
+        for cb in (self.prolog, self.epilog):
+            if cb is not None and (not cb.elementwise or (cb.terms is not None and cb.terms.params)
+                                   or cb.loops.native_functions() is None):
+                return None
+            native.append(None if cb is None else cb.loops.native_functions())
+        import ducc0
+
+        fft_type, axes, forward, last = p.fft_type, p.axes, direction == "forward", p.fft_lengths[-1]
+        n_in, n_out = p.input.span, p.output.span
+        # The prolog writes the output (C2C, which then transforms in place) or a dense stage buffer.
+        stage = p.output.strides if fft_type == "C2C" else dense_strides(p.input.shape, range(len(p.input.shape)))
+        prolog_walk = _walk(p.input.shape, p.input.strides, stage)
+        epilog_walk = _walk(p.output.shape, p.output.strides, p.output.strides)
+        # What a callback reads that takes no data (a one-element dummy), held with the walks'
+        # arrays, whose addresses the loops are given.
+        dummies = [None if cb is None or cb.form.takes_data_element else self._user_data(cb, None, layout)
+                   for cb, layout in ((self.prolog, p.input), (self.epilog, p.output))]
+        no_data = [None if d is None else (d.ctypes.data, 1) for d in dummies]
+        if (prolog_reads is None and self.prolog is not None and no_data[0] is None) or (
+                epilog_reads is None and self.epilog is not None and no_data[1] is None):
+            return None  # a callback reads data that is not given: execute says so
+        rows_in, shape_in, strides_in, strides_stage = prolog_walk
+        rows_out, shape_out, _, strides_out = epilog_walk
+        prolog, epilog = native[0] and native[0][0], native[1] and native[1][1]
+        shape_in_at, strides_in_at, stage_at = (a.ctypes.data for a in (shape_in, strides_in, strides_stage))
+        shape_out_at, strides_out_at = shape_out.ctypes.data, strides_out.ctypes.data
+        ndim_in, ndim_out = len(shape_in), len(shape_out)
+        n_stage = n_out if fft_type == "C2C" else int(np.prod(p.input.shape))
+        input_dtype, input_shape = np.dtype(p.input_dtype), p.input.shape
+        c2c, r2c = ducc0.fft.c2c, ducc0.fft.r2c
+
+        def run(inp: np.ndarray, out: np.ndarray, prolog_data: Any, epilog_data: Any) -> None:
+            src = inp
+            if prolog is not None:
+                dst = out if fft_type == "C2C" else np.empty(input_shape, input_dtype)
+                info, n_info = no_data[0] if prolog_data is None else (
+                    _address(prolog_data) + prolog_reads[0], prolog_reads[1])
+                prolog(_address(inp), n_in, 0, strides_in_at, _address(dst), n_stage, 0, stage_at, info, n_info,
+                       rows_in, shape_in_at, ndim_in)
+                src = dst
+            # Positional arguments (a, axes, forward, inorm, out, nthreads): a third faster than
+            # keywords at this size. inorm=0: unnormalized both ways, as cuFFT.
+            if fft_type == "C2C":
+                c2c(src, axes, forward, 0, out, 1)
+            elif fft_type == "R2C":
+                r2c(src, axes, True, 0, out, 1)
+            else:
+                ducc0.fft.c2r(src, axes=axes, lastsize=last, forward=False, inorm=0, out=out, nthreads=1,
+                              allow_overwriting_input=src is not inp)
+            if epilog is not None:
+                info, n_info = no_data[1] if epilog_data is None else (
+                    _address(epilog_data) + epilog_reads[0], epilog_reads[1])
+                epilog(_address(out), n_out, 0, strides_out_at, info, n_info, rows_out, shape_out_at, ndim_out)
+
+        run.held = (prolog_walk, epilog_walk, dummies)  # type: ignore[attr-defined]
+        return run
 
     # -- planning one call -------------------------------------------------------------------
     def _call(self, inp: np.ndarray, out: np.ndarray, direction: str, prolog_data: Any, epilog_data: Any,

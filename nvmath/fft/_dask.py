@@ -5,11 +5,13 @@ Everything that can fail is checked on the client before the graph exists: the F
 chunk, the callbacks' forms and types, the user data's shape. Then:
 
 * CuPy chunks: each callback is compiled (or fetched from the cache) on the client, once, and
-  the graph carries its LTO-IR; workers pass it on as ``{"ltoir": bytes, "data": array}``, so
-  they neither import numba nor compile. The data a chunk's callback reads is copied into a
-  buffer kept per (device, stream, chunk layout), whose address is what cuFFT's plan holds:
-  every chunk of that shape then reuses one plan, and chunks that read the same data block
-  (broadcast data) skip the copy.
+  the graph carries its LTO-IR; workers pass it on as ``{"ltoir": bytes, "data": ...}``, so
+  they neither import numba nor compile. The data block a chunk's callback reads is copied into
+  a buffer kept per (device, stream, layout), whose address is what cuFFT's plan holds: every
+  chunk of one shape then reuses one planned engine, and chunks that read the same data block
+  skip the copy. Data that broadcasts (a block smaller than the chunk, such as an (n,) filter)
+  stays that size: the client also compiles, per chunk layout, LTO-IR that reads it in place at
+  its broadcast position. Data chunked like the operand is read at the element's offset.
 * NumPy chunks (and the debug mode): the graph carries the Python function; each worker process
   compiles it once through the CPU compiler's cache, its threads waiting for the first chunk.
 
@@ -25,11 +27,14 @@ import collections
 import contextlib
 import dataclasses
 import functools
+import itertools
 import threading
 import warnings
 from typing import Any, Callable
 
 import numpy as np
+
+from compiler.terms import broadcast_strides
 
 from ._callbacks import DeviceCallable
 from ._layout import normalize_axes, plan_problem
@@ -51,6 +56,9 @@ class _Side:
     data: str | None  # the name of the Dask array of user data, if any
     user_dtype: str | None
     element_dtype: str
+    # For data that broadcasts (a data block smaller than the chunk): LTO-IR that reads it in place,
+    # per chunk layout ((shape, strides) of the callback's side), compiled on the client.
+    broadcast: tuple[tuple[tuple, bytes], ...] = ()
 
 
 def dask_fft(kind: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any,
@@ -97,12 +105,21 @@ def dask_fft(kind: str, operand: Any, axes: Any, options: Any, execution: Any, p
     if scale is not None:
         prolog, epilog = fuse_scale(prolog, epilog, scale)
 
+    # Each distinct chunk's layouts as a dense CuPy chunk gives them (the usual chunk; a worker
+    # whose chunk differs reads broadcast data from a chunk-sized copy instead).
+    layouts: dict[str, list] = {"prolog": [], "epilog": []}
+    if shipped:
+        for chunk in itertools.product(*(sorted(set(c)) for c in x.chunks)):
+            p = _problem(kind, chunk, _dense_strides(chunk), np.dtype(x.dtype).name, fft_axes, opts.last_axis_parity,
+                         opts.result_layout)
+            layouts["prolog"].append(p.input)
+            layouts["epilog"].append(p.output)
     sides, extra = [], []
     for cb_kind, value in zip(_SIDES, (prolog, epilog)):
         shape = x.shape if cb_kind == "prolog" else result_shape
         chunks = x.chunks if cb_kind == "prolog" else out_chunks
         element = problem.input_dtype if cb_kind == "prolog" else problem.output_dtype
-        side, dask_data = _side(cb_kind, value, shape, chunks, element, shipped, opts, da)
+        side, dask_data = _side(cb_kind, value, shape, chunks, element, shipped, opts, da, layouts[cb_kind])
         sides.append(side)
         if dask_data is not None:
             extra.append(dask_data)
@@ -117,7 +134,7 @@ def dask_fft(kind: str, operand: Any, axes: Any, options: Any, execution: Any, p
 
 
 def _side(kind: str, value: Any, shape: tuple, chunks: tuple, element: str, shipped: bool, opts: FFTOptions,
-          da: Any) -> tuple[_Side | None, Any]:
+          da: Any, layouts: list) -> tuple[_Side | None, Any]:
     if value is None:
         return None, None
     if isinstance(value, DeviceCallable):
@@ -136,22 +153,75 @@ def _side(kind: str, value: Any, shape: tuple, chunks: tuple, element: str, ship
     if unknown:
         raise TypeError(f"{kind} has unknown keys {sorted(unknown)}; expected 'fn' and optionally 'data'")
     fn, data = value["fn"], value.get("data")
+    _refuse_index_form(fn, kind, len(shape), data is not None)
     user = dask_data = None
     if data is not None:
         dask_data = _data_array(kind, data, shape, chunks, da)
         user = np.dtype(data.dtype).name
     ltoir = arch = toolkit = None
+    broadcast: tuple = ()
     if shipped:
         from compiler import compile_callback
 
         compiled = compile_callback(fn, kind, element, user, literals=opts.float_literals)
-        ltoir, arch, toolkit, fn = compiled.ltoir, compiled.arch, tuple(compiled.toolkit), None
+        ltoir, arch, toolkit = compiled.ltoir, compiled.arch, tuple(compiled.toolkit)
+        if dask_data is not None:
+            broadcast = _broadcast_variants(fn, kind, element, data, dask_data, layouts, opts)
+        fn = None
     else:
         from compiler.api import describe_callback
 
         describe_callback(fn, kind, element, user)  # a wrong form fails here, not on a worker
     name = None if dask_data is None else dask_data.name
-    return _Side(kind, fn, ltoir, arch, toolkit, name, user, element), dask_data
+    return _Side(kind, fn, ltoir, arch, toolkit, name, user, element, broadcast), dask_data
+
+
+def _broadcast_variants(fn: Callable, kind: str, element: str, data: Any, dask_data: Any, layouts: list,
+                        opts: FFTOptions) -> tuple[tuple[tuple, bytes], ...]:
+    """LTO-IR of ``fn`` reading its data block in place at broadcast positions, per chunk layout
+    where the block is smaller than the chunk (empty where the data is chunked like the operand)."""
+    from compiler import compile_callback
+
+    from ._callbacks import callback_form, callback_spec, callback_terms
+
+    variants = []
+    for target in layouts:
+        block = _data_block_shape(dask_data, target.shape)
+        if block == tuple(target.shape):
+            continue  # data chunked like the operand: read at the offset (each chunk's block is copied)
+        spec = callback_spec({"fn": fn, "data": np.empty(block, data.dtype)}, kind)
+        form = callback_form(spec, target)
+        strides = broadcast_strides(block, _dense_strides(block), target.shape)
+        single = opts.float_literals == "element" and element in ("float32", "complex64")
+        terms = callback_terms(spec, form, target, strides if form.takes_data_element else None, single)
+        compiled = compile_callback(fn, kind, element, np.dtype(data.dtype).name, literals=opts.float_literals,
+                                    terms=terms)
+        variants.append(((tuple(target.shape), tuple(target.strides)), compiled.ltoir))
+    return tuple(variants)
+
+
+def _data_block_shape(dask_data: Any, target_shape: tuple) -> tuple:
+    """The shape of the data block a chunk of ``target_shape`` receives (1 where the data repeats)."""
+    offset = len(target_shape) - dask_data.ndim
+    return tuple(1 if n == 1 else target_shape[k + offset] for k, n in enumerate(dask_data.shape))
+
+
+def _refuse_index_form(fn: Callable, kind: str, ndim: int, data: bool) -> None:
+    """The index forms are refused over Dask arrays: a chunk's FFT would number its elements from
+    the chunk's corner, not the array's, and give another result than the same call on the array."""
+    from compiler.forms import Form, infer_form
+
+    try:
+        form = infer_form(fn, kind, ndim=ndim, data=data)
+    except TypeError:
+        return  # not a callback at all: the compiler's own error says so, with the forms
+    if form in (Form.VALUE_INDEX, Form.VALUE_DATA_INDEX):
+        raise ValueError(
+            f"{kind}: the index form f(x, {'d, ' if data else ''}i, ...) is not supported over a Dask array, as each "
+            "chunk's FFT would number its elements from the chunk's corner. Compute what depends on the index as "
+            "user data instead ({'fn': f, 'data': array} with f(x, d), the array broadcast along the batch, e.g. a "
+            "phase ramp of shape (n,)), or call the FFT on the NumPy/CuPy array"
+        )
 
 
 def _data_array(kind: str, data: Any, shape: tuple, chunks: tuple, da: Any) -> Any:
@@ -204,7 +274,7 @@ class _ChunkFFT:
                 shape = tuple(block.shape) if s.kind == "prolog" else tuple(block_info[None]["chunk-shape"])
                 data[s.kind] = (values, tuple(block_info[arg]["chunk-location"]), shape)
         if _is_cupy(block) and self._shipped():
-            return self._gpu(fft, block, data)
+            return self._gpu(block, data)
         callbacks = {}
         for s in self._sides():
             # The block as it is: the FFT engine reads broadcast data at its broadcast position.
@@ -224,7 +294,7 @@ class _ChunkFFT:
     def _shipped(self) -> bool:
         return all(s.ltoir is not None for s in self._sides())
 
-    def _gpu(self, fft: Callable, block: Any, data: dict) -> Any:
+    def _gpu(self, block: Any, data: dict) -> Any:
         import cupy
 
         _count("gpu_chunks")
@@ -256,15 +326,38 @@ class _ChunkFFT:
                     problem = _problem(self.kind, tuple(block.shape), _element_strides(block),
                                        block.dtype.name, self.axes, opts.last_axis_parity, opts.result_layout)
                 target = problem.input if s.kind == "prolog" else problem.output
-                buffer = _buffer(device, stream, s.kind, target.shape, target.strides, target.span, s.user_dtype)
-                held.enter_context(buffer.lock)  # held until the FFT is queued behind the copy
                 values, location, _ = data[s.kind]
+                # Broadcast data is kept as its block (read in place by LTO-IR for this layout);
+                # other data is copied into a buffer of the chunk's layout and read at the offset.
+                ltoir = dict(s.broadcast).get((tuple(target.shape), tuple(target.strides)))
+                shape, strides = (values.shape, _dense_strides(values.shape)) if ltoir else (target.shape, target.strides)
+                span = int(np.prod(shape)) if ltoir else target.span
+                buffer = _buffer(device, stream, s.kind, tuple(shape), tuple(strides), span, s.user_dtype)
+                held.enter_context(buffer.lock)  # held until the FFT is queued behind the copy
                 key = (s.data, location)  # chunks reading the same data block share its copy
                 if buffer.token != key:
                     buffer.fill(cupy.asarray(values), key)
-                callbacks[s.kind] = {"ltoir": s.ltoir, "data": buffer.array}
-            return fft(block, axes=self.axes, options=self.options, execution=self.execution,
-                   direction=self.direction, **callbacks)
+                # LTO-IR with a pointer: the plan reads the buffer's address, which stays.
+                callbacks[s.kind] = ({"ltoir": ltoir, "data": int(buffer.array.data.ptr)} if ltoir else
+                                     {"ltoir": s.ltoir, "data": buffer.array})
+            # The chunks of one shape reuse one planned engine: its plan reads the data at the
+            # buffer's address, which the key holds, so only the operand changes.
+            pointers = tuple(_address(c.get("data", 0)) for c in callbacks.values())
+            key = (self.token, device, stream, tuple(block.shape), block.strides, block.dtype.str, pointers)
+            engine = _engine(key, lambda: self._new_engine(block, callbacks))
+            engine.reset_operand(block)
+            try:
+                return engine.execute()
+            finally:
+                engine.reset_operand(None)  # a kept engine holds no chunk
+
+    def _new_engine(self, block: Any, callbacks: dict) -> Any:
+        from ._api import FFT
+
+        engine = FFT(block, axes=self.axes, options=self.options, execution=self.execution, _transform=self.kind,
+                     _shared_plans=True)
+        engine.plan(direction=self.direction, **callbacks)
+        return engine
 
 
 class _Buffer:
@@ -285,6 +378,23 @@ _compiled: set[str] = set()  # tokens of the callbacks this process has run (so 
 _buffers: collections.OrderedDict[tuple, _Buffer] = collections.OrderedDict()
 _buffers_lock = threading.Lock()
 _MAX_BUFFERS = 16
+
+
+_engines = threading.local()  # per thread: an engine runs one chunk at a time
+_MAX_ENGINES = 8
+
+
+def _engine(key: tuple, build: Callable[[], Any]) -> Any:
+    engines = getattr(_engines, "by_key", None)
+    if engines is None:
+        engines = _engines.by_key = collections.OrderedDict()
+    found = engines.get(key)
+    if found is None:
+        found = engines[key] = build()
+        while len(engines) > _MAX_ENGINES:
+            engines.popitem(last=False)[1].free()
+    engines.move_to_end(key)
+    return found
 
 
 def _buffer(device: int, stream: int, kind: str, shape: tuple, strides: tuple, span: int, dtype: str) -> _Buffer:
@@ -346,6 +456,10 @@ def _dense_strides(shape: tuple) -> tuple:
 
 def _element_strides(array: Any) -> tuple:
     return tuple(s // array.dtype.itemsize for s in array.strides)
+
+
+def _address(data: Any) -> int:
+    return data if isinstance(data, int) else int(data.data.ptr)
 
 
 def _is_cupy(obj: Any) -> bool:

@@ -1,0 +1,134 @@
+"""The stateless CPU hot path: a repeated ``fft(x, epilog=...)`` on NumPy arrays reruns the engine
+of an earlier call with the layout decisions taken once (``CpuExecutor.quick``). Every rerun must
+give what a fresh engine gives: each call's operand and data, read where they lie, against
+float64 references with random inputs."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import nvmath
+from nvmath.fft import _stateless
+
+RNG = np.random.default_rng(11)
+
+
+@pytest.fixture(autouse=True)
+def own_engines(monkeypatch):
+    monkeypatch.setattr(_stateless, "_local", threading.local())
+    monkeypatch.delenv("FFTFUSE_DEBUG", raising=False)
+
+
+def cplx(shape, dtype=np.complex64):
+    return (RNG.standard_normal(shape) + 1j * RNG.standard_normal(shape)).astype(dtype)
+
+
+def real(shape, dtype=np.float32):
+    return RNG.standard_normal(shape).astype(dtype)
+
+
+def engine_of(*call):
+    """The engine the hot path keeps for a call (``_quick_cpu``: its rerun without ``execute``)."""
+    return _stateless._recent_engines()[_stateless._reuse_key(*call)][0]
+
+
+def mul(v, d):
+    return v * d
+
+
+def add_one(v):
+    return v + 1
+
+
+@pytest.mark.parametrize("shape", [(1, 1024), (3, 64), (64,)])
+def test_each_call_filters_its_own_operand_with_its_own_data(shape):
+    for _ in range(4):
+        x, h = cplx(shape), cplx(shape[-1:])
+        y = nvmath.fft.fft(x, axes=[-1], epilog={"fn": mul, "data": h})
+        expect = np.fft.fft(x.astype(np.complex128), axis=-1) * h
+        np.testing.assert_allclose(y, expect, rtol=2e-5, atol=2e-4 * np.sqrt(shape[-1]))
+    assert engine_of("fft", x, [-1], None, None, None, {"fn": mul, "data": h})._quick_cpu
+
+
+def test_data_changed_in_place_is_read_on_the_next_call():
+    x, h = cplx((2, 32)), cplx((32,))
+    first = nvmath.fft.fft(x, axes=[-1], epilog={"fn": mul, "data": h})
+    second = nvmath.fft.fft(x, axes=[-1], epilog={"fn": mul, "data": h})
+    h *= 3
+    third = nvmath.fft.fft(x, axes=[-1], epilog={"fn": mul, "data": h})
+    np.testing.assert_allclose(second, first, rtol=0, atol=0)
+    np.testing.assert_allclose(third, 3 * first, rtol=1e-6, atol=1e-4)
+
+
+def test_results_are_new_arrays_and_the_operand_is_untouched():
+    x = cplx((4, 16))
+    kept = x.copy()
+    ys = [nvmath.fft.fft(x, prolog=add_one, epilog={"fn": mul, "data": cplx((4, 16))}) for _ in range(3)]
+    assert len({y.ctypes.data for y in ys}) == 3
+    np.testing.assert_array_equal(x, kept)
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+def test_prolog_and_epilog_c2c_both_directions(dtype):
+    for direction, reference in (("forward", np.fft.fft), ("inverse", lambda a, axis: np.fft.ifft(a, axis=axis) * a.shape[axis])):
+        for _ in range(3):
+            x, h = cplx((3, 40), dtype), cplx((40,), dtype)
+            y = nvmath.fft.fft(x, axes=[-1], prolog=add_one, epilog={"fn": mul, "data": h}, direction=direction)
+            expect = reference((x + 1).astype(np.complex128), axis=-1) * h
+            np.testing.assert_allclose(y, expect, rtol=1e-4, atol=1e-3)
+
+
+def test_rfft_and_irfft_with_prolog_and_epilog():
+    for _ in range(3):
+        x, h = real((5, 64)), cplx((33,))
+        y = nvmath.fft.rfft(x, axes=[-1], prolog=add_one, epilog={"fn": mul, "data": h})
+        np.testing.assert_allclose(y, np.fft.rfft(x.astype(np.float64) + 1, axis=-1) * h, rtol=1e-4, atol=1e-3)
+    for _ in range(3):
+        s, w = cplx((5, 33)), real((64,))
+        z = nvmath.fft.irfft(s, axes=[-1], prolog=add_one, epilog={"fn": mul, "data": w})
+        np.testing.assert_allclose(z, np.fft.irfft(s.astype(np.complex128) + 1, n=64, axis=-1) * 64 * w,
+                                   rtol=1e-4, atol=1e-3)
+    np.testing.assert_array_equal(s, s.copy())  # irfft reads its operand without overwriting it
+
+
+def test_strided_operand_and_data_that_must_be_copied():
+    base = cplx((8, 128))
+    x = base[::2, ::2]  # strided operand: read where it lies
+    h_base = cplx((4, 64, 2))
+    for _ in range(3):
+        h = h_base[..., 0]  # data of the output shape, other strides: laid out (a copy) on each call
+        y = nvmath.fft.fft(x, axes=[-1], epilog={"fn": mul, "data": h})
+        np.testing.assert_allclose(y, np.fft.fft(x.astype(np.complex128), axis=-1) * h, rtol=1e-4, atol=1e-3)
+        h_base *= 2
+
+
+def test_cufft_form_epilog_takes_the_full_path_and_stays_right():
+    def swap(data_out, offset, value, user_info, shared):  # writes its neighbour: not elementwise
+        data_out[offset] = value * user_info[offset]
+
+    x, h = cplx((2, 16)), cplx((2, 16))
+    for _ in range(3):
+        y = nvmath.fft.fft(x, axes=[-1], epilog={"fn": swap, "data": h.reshape(-1)})
+        np.testing.assert_allclose(y, np.fft.fft(x.astype(np.complex128)) * h, rtol=1e-4, atol=1e-3)
+    assert engine_of("fft", x, [-1], None, None, None, {"fn": swap, "data": h.reshape(-1)})._quick_cpu is False
+
+
+def test_runtime_parameters_on_the_cpu_take_the_full_path():
+    def gain(v, *, g=2.0):
+        return v * g
+
+    x = cplx((2, 16))
+    for g in (1.5, 4.0):
+        y = nvmath.fft.fft(x, axes=[-1], epilog={"fn": gain, "params": {"g": g}})
+        np.testing.assert_allclose(y, np.fft.fft(x.astype(np.complex128)) * g, rtol=1e-4, atol=1e-3)
+
+
+def test_read_only_data_is_read():
+    x, h = cplx((2, 32)), cplx((32,))
+    h.flags.writeable = False
+    for _ in range(3):
+        y = nvmath.fft.fft(x, axes=[-1], epilog={"fn": mul, "data": h})
+    np.testing.assert_allclose(y, np.fft.fft(x.astype(np.complex128)) * h, rtol=1e-4, atol=1e-3)
