@@ -132,3 +132,30 @@ def test_read_only_data_is_read():
     for _ in range(3):
         y = nvmath.fft.fft(x, axes=[-1], epilog={"fn": mul, "data": h})
     np.testing.assert_allclose(y, np.fft.fft(x.astype(np.complex128)) * h, rtol=1e-4, atol=1e-3)
+
+
+def test_stateful_execute_follows_reset_operand_and_replanning():
+    x, h = cplx((4, 64)), cplx((64,))
+    with nvmath.fft.FFT(x, axes=[-1]) as f:
+        f.plan(epilog={"fn": mul, "data": h})
+        for _ in range(2):
+            np.testing.assert_allclose(f.execute(), np.fft.fft(x.astype(np.complex128)) * h, rtol=1e-4, atol=1e-3)
+        x2 = cplx((4, 64))
+        f.reset_operand(x2)
+        np.testing.assert_allclose(f.execute(), np.fft.fft(x2.astype(np.complex128)) * h, rtol=1e-4, atol=1e-3)
+        h2 = cplx((4, 64))  # planned again with other data (of another shape): the new data is read
+        f.plan(prolog=add_one, epilog={"fn": mul, "data": h2})
+        np.testing.assert_allclose(f.execute(), np.fft.fft(x2.astype(np.complex128) + 1) * h2, rtol=1e-4, atol=1e-3)
+        inverse = f.execute(direction="inverse")
+        np.testing.assert_allclose(inverse, np.fft.ifft(x2.astype(np.complex128) + 1) * 64 * h2, rtol=1e-4, atol=1e-3)
+
+
+def test_length_one_fft_axes_are_skipped_without_changing_the_result():
+    for shape, axes in (((1, 256), None), ((1, 8, 32), (0, 1, 2)), ((5, 1, 16), (1, 2))):
+        x = cplx(shape)
+        for _ in range(2):
+            y = nvmath.fft.fft(x, axes=axes, epilog=add_one)
+            np.testing.assert_allclose(y, np.fft.fftn(x.astype(np.complex128), axes=axes) + 1, rtol=1e-4, atol=1e-3)
+        r = real(shape)
+        z = nvmath.fft.rfft(r, axes=axes)
+        np.testing.assert_allclose(z, np.fft.rfftn(r.astype(np.float64), axes=axes), rtol=1e-4, atol=1e-3)

@@ -139,6 +139,7 @@ class FFT:
         self._data_in_place: tuple[bool, bool] = (True, True)
         self._call_varies = False
         self._quick_cpu: Any = None  # a stateless CPU engine's rerun (see _quick_cpu), False where none
+        self._quick_runs: dict[str, Any] = {}  # per direction: a CPU plan's quick run, False where none
         self._new_output: Callable[[], Any] | None = None
         self._terms: dict[str, Any] = {}  # per callback: compiler.terms.Terms or None
         self._params: dict[str, tuple] = {}  # per callback: runtime parameter values (NumPy scalars)
@@ -256,6 +257,7 @@ class FFT:
                 self._bind(spec)
         started = time.perf_counter()
         self._executor = self._plan_gpu() if self._target == "cuda" else self._plan_cpu()
+        self._quick_runs = {}
         if self._target == "cuda":
             self._prepare_launch()
         log = fft_logger(self.options)
@@ -469,12 +471,35 @@ class FFT:
                 self._executor.release_workspace()
             return result
         _check_stream(stream)  # the GPU path checks it as it uses it
+        quick = self._quick_runs.get(direction) if type(self._operand.array) is np.ndarray else False
+        if quick is None:
+            quick = self._quick_runs[direction] = self._quick_run(direction) or False
+        if quick:
+            run, new_output = quick
+            out = new_output()
+            run(self._operand.array, out, self._data.get("prolog"), self._data.get("epilog"))
+            return self._result(out)
         inp = self._input(self._operand.array)
         out = inp if problem.inplace else empty_strided(
             np, problem.output.shape, problem.output.strides, problem.output_dtype, problem.output.span)
         self._executor.execute(inp, out, direction, self._data.get("prolog"), self._data.get("epilog"),
                                params=(self._params.get("prolog", ()), self._params.get("epilog", ())))
         return self._result(out)
+
+    def _quick_run(self, direction: str) -> tuple[Callable[..., None], Callable[[], np.ndarray]] | None:
+        """``(run, new_output)`` of this CPU plan (``CpuExecutor.quick``), called with the laid-out
+        data of each execution, or None where ``execute`` takes the executor's general path."""
+        reads = []
+        for kind in ("prolog", "epilog"):
+            laid = self._data.get(kind)
+            if laid is not None and not (laid.ndim == 1 and laid.flags.c_contiguous):
+                return None
+            reads.append(None if laid is None else (0, laid.shape[0]))
+        run = self._executor.quick(direction, *reads)
+        if run is None:
+            return None
+        out = self.problem.output
+        return run, empty_factory(np, out.shape, out.strides, self.problem.output_dtype, out.span)
 
     def _require_operand(self, what: str) -> None:
         if self._operand is None:

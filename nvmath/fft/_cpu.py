@@ -340,7 +340,7 @@ class CpuExecutor:
             native.append(None if cb is None else cb.loops.native_functions())
         import ducc0
 
-        fft_type, axes, forward, last = p.fft_type, p.axes, direction == "forward", p.fft_lengths[-1]
+        fft_type, axes, forward, last = p.fft_type, _live_axes(p), direction == "forward", p.fft_lengths[-1]
         n_in, n_out = p.input.span, p.output.span
         # The prolog writes the output (C2C, which then transforms in place) or a dense stage buffer.
         stage = p.output.strides if fft_type == "C2C" else dense_strides(p.input.shape, range(len(p.input.shape)))
@@ -494,14 +494,15 @@ class CpuExecutor:
         same = _same_view(x, out)
         dst = out if call.result_to_out and (same or not call.overlap) else None
         forward = call.direction == "forward"
+        axes = _live_axes(p)
         # inorm=0: unnormalized both ways, as cuFFT.
         if p.fft_type == "C2C":
-            return ducc0.fft.c2c(x, axes=p.axes, forward=forward, inorm=0, out=dst, nthreads=workers)
+            return ducc0.fft.c2c(x, axes=axes, forward=forward, inorm=0, out=dst, nthreads=workers)
         if same:
             dst = None  # R2C and C2R cannot run in place
         if p.fft_type == "R2C":
-            return ducc0.fft.r2c(x, axes=p.axes, forward=True, inorm=0, out=dst, nthreads=workers)
-        return ducc0.fft.c2r(x, axes=p.axes, lastsize=p.fft_lengths[-1], forward=False, inorm=0, out=dst,
+            return ducc0.fft.r2c(x, axes=axes, forward=True, inorm=0, out=dst, nthreads=workers)
+        return ducc0.fft.c2r(x, axes=axes, lastsize=p.fft_lengths[-1], forward=False, inorm=0, out=dst,
                              nthreads=workers, allow_overwriting_input=owned)
 
     def _finish(self, call: _Call, result: np.ndarray, index: tuple[slice, ...], parts: int) -> None:
@@ -542,6 +543,18 @@ class CpuExecutor:
             loops.in_place(call.data_out, base, s_out, call.epilog_info, rows, shape)
         else:
             loops.apart(_flat(src), 0, s_src, call.data_out, base, s_out, call.epilog_info, rows, shape)
+
+
+def _live_axes(problem: FFTProblem) -> tuple[int, ...]:
+    """The FFT axes that transform anything: over a length-1 axis the FFT is the identity, and
+    ducc0 would still pass over the data for it (the last axis stays: R2C and C2R halve it).
+
+    >>> from nvmath.fft._layout import plan_problem
+    >>> _live_axes(plan_problem("fft", (1, 1024), (1024, 1), "complex64", axes=(0, 1)))
+    (1,)
+    """
+    *rest, last = problem.axes
+    return tuple(a for a in rest if problem.input.shape[a] > 1) + (last,)
 
 
 def _with_params(cb: Any, info: Any, values: tuple) -> Any:
