@@ -6,13 +6,14 @@ wrapper (``wrappers.make_wrapper``), with 1-D NumPy arrays where cuFFT passes po
 so a callback that types on the CPU types the same way on the GPU.
 
 Each callback becomes two native loops (``cpu_loops``: one reading and writing apart, one in
-place) with the callback inlined, compiled by numba as C functions. Their object code for this
-machine (``cpu_native``) goes into the same store as the GPU artifacts, as raw bytes with JSON
-metadata, under a key made by the same rules (the function's fingerprint, taken on every call
-so a changed global gives a new key; the toolchain stamp; form and dtypes) plus this CPU's
-identity (LLVM triple, CPU name, features). A new process loads the loops from the store
-without importing numba and without compiling. A callback that cannot be fingerprinted, or
-whose code needs numba's runtime, is compiled in every process, as before.
+place) with the callback inlined, compiled by numba as C functions. Their native code for this
+machine (``cpu_native``: a shared library where a linker exists, else object code) goes into
+the same store as the GPU artifacts, as raw bytes with JSON metadata, under a key made by the
+same rules (the function's fingerprint, taken on every call so a changed global gives a new
+key; the toolchain stamp; form and dtypes) plus this machine's identity (platform, CPU model
+and features). A new process loads the loops from the store without importing numba (nor,
+for a shared library, llvmlite) and without compiling. A callback that cannot be fingerprinted,
+or whose code needs numba's runtime, is compiled in every process, as before.
 
 ``python_callback`` builds the same wrapper around the plain Python function, for the debug
 mode: no numba, so ``print`` and breakpoints work inside the callback.
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
-import dis
 import functools
 import hashlib
 import logging
@@ -36,7 +36,6 @@ from .fingerprint import UncacheableError, function_fingerprint
 from .forms import Form, callback_error, python_function
 from .terms import Terms
 from .toolchain import toolchain_stamp
-from .wrappers import make_wrapper
 
 log = logging.getLogger("fftfuse.compiler")
 
@@ -284,21 +283,22 @@ def _loops_stamp() -> str:
 
 
 def _persist(store: Any, key: str, callback: CpuCallback, cfuncs: tuple) -> None:
-    """Store the object code of ``cfuncs`` (numba's apart and in-place loops) under ``key``."""
-    from .cpu_native import cpu_identity, emit_object
+    """Store the native code of ``cfuncs`` (numba's apart and in-place loops) under ``key``."""
+    from .cpu_native import cpu_identity, emit_object, persistable
 
     why = _raises(python_function(callback.function))
+    symbols = [c.native_name for c in cfuncs]
     if why is None:
         try:
-            obj = emit_object([c.inspect_llvm() for c in cfuncs])
+            code, form = persistable(emit_object([c.inspect_llvm() for c in cfuncs]), symbols)
         except (ValueError, RuntimeError) as exc:  # llvmlite reports its failures as RuntimeError
             why = str(exc)
     if why is not None:
         log.info("CPU %s %r is compiled in every process: %s", callback.kind, callback.name, why)
         return
-    store.put(key, obj, {
+    store.put(key, code, {
         "target": "cpu", "kind": callback.kind, "form": callback.form.value, "element": callback.element_dtype,
-        "user": callback.user_dtype, "function": callback.name, "symbols": [c.native_name for c in cfuncs],
+        "user": callback.user_dtype, "function": callback.name, "symbols": symbols, "format": form,
         **cpu_identity(),
     })
 
@@ -308,6 +308,8 @@ def _raises(fn: Any, seen: set | None = None) -> str | None:
 
     A raise is reported to numba's runtime, which a process loading stored code lacks.
     """
+    import dis  # compile time only: a process loading stored loops does not need it
+
     seen = set() if seen is None else seen
     code = getattr(fn, "__code__", None)
     if code is None or id(fn) in seen:
@@ -350,14 +352,14 @@ def _load(store: Any, key: str) -> Loops | None:
     found = store.get(key)
     if found is None:
         return None
-    obj, meta = found
-    from .cpu_native import load_object
+    code, meta = found
+    from .cpu_native import load_native
 
     try:
         apart, in_place = meta["symbols"]
-        library = load_object(obj)
+        library = load_native(code, meta.get("format", "object"))  # entries of old versions are objects
         return NativeLoops(library.address(apart), library.address(in_place), library)
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+    except (KeyError, TypeError, ValueError, RuntimeError, OSError) as exc:
         log.warning("dropping stored CPU callback %s: %s", key, exc)
         store.delete(key)
         return None
@@ -378,6 +380,7 @@ def python_callback(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = No
     form, element, user_name = _describe(fn, kind, element_dtype, user_dtype, terms)
     convert = _element_converter(fn, kind, element)
     from .cpu_loops import make_loops
+    from .wrappers import make_wrapper
 
     wrapper = make_wrapper(kind, form, python_function(fn), convert, indirect=False, terms=terms, target="python")
     loops = Loops(*make_loops(kind, wrapper, lambda f: f))
@@ -425,7 +428,7 @@ def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, 
 
     from .cuda_backend import check_result_type, compile_error, numba_type
     from .cpu_loops import make_loops, row_start
-    from .wrappers import jit_tree
+    from .wrappers import jit_tree, make_wrapper
 
     element = numba_type(element_name)
     user = numba_type(user_dtype if user_name.startswith("numba:") else user_name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -182,6 +183,165 @@ def test_code_needing_numba_runtime_is_not_emitted():
         cpu_native.emit_object([ir])
 
 
+LINUX_WITH_LINKER = sys.platform.startswith("linux") and any(shutil.which(c) for c in ("cc", "gcc", "clang"))
+
+
+def _stored(store: ArtifactStore) -> tuple[str, dict, bytes]:
+    [(key, meta)] = list(store.entries())
+    code, _ = store.get(key)
+    return key, meta, code
+
+
+def _run_filter(cb, seed: int = 3) -> None:
+    rng = np.random.default_rng(seed)
+    x, h = random_complex(rng, (5, 40)), random_complex(rng, (5, 40))
+    problem = plan_problem("fft", x.shape, (40, 1), "complex64", (1,))
+    out = np.empty_like(x)
+    CpuExecutor(problem, None, cb, workers=1).execute(x, out, "forward", None, h.reshape(-1))
+    np.testing.assert_allclose(out, np.fft.fft(x.astype(np.complex128)) * h, rtol=0, atol=1e-3)
+
+
+@pytest.mark.skipif(not LINUX_WITH_LINKER, reason="needs Linux and a C compiler driver")
+def test_loops_are_stored_as_a_shared_library_where_one_links(tmp_path):
+    store = ArtifactStore(tmp_path / "cache")
+    cpu_backend.clear_cache()
+    compile_cpu(filtered, "epilog", "complex64", "complex64", store=store).loops.ready()
+    _, meta, code = _stored(store)
+    assert meta["format"] == "shared" and code[:4] == b"\x7fELF" and code[16] == 3  # ET_DYN
+    cpu_backend.clear_cache()
+    loaded = compile_cpu(filtered, "epilog", "complex64", "complex64", store=store)
+    assert loaded.source == "cache" and isinstance(loaded.loops._owner, cpu_native.SharedLibrary)
+    assert "/memfd:fftfuse-loops" in Path("/proc/self/maps").read_text()  # from sealed memory, no file
+    _run_filter(loaded)
+    assert cpu_native.load_native(code, "shared") is cpu_native.load_native(code, "shared")  # loaded once
+
+
+def test_without_a_linker_loops_are_stored_as_object_code(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no cc, gcc or clang to be found
+    store = ArtifactStore(tmp_path / "cache")
+    cpu_backend.clear_cache()
+    compile_cpu(filtered, "epilog", "complex128", "complex64", store=store).loops.ready()
+    _, meta, code = _stored(store)
+    assert meta["format"] == "object" and code[16] != 3
+    cpu_backend.clear_cache()
+    loaded = compile_cpu(filtered, "epilog", "complex128", "complex64", store=store)
+    assert loaded.source == "cache" and isinstance(loaded.loops._owner, cpu_native.NativeLibrary)
+    rng = np.random.default_rng(4)
+    x, h = random_complex(rng, (3, 32)).astype(np.complex128), random_complex(rng, (3, 32))
+    problem = plan_problem("fft", x.shape, (32, 1), "complex128", (1,))
+    out = np.empty_like(x)
+    CpuExecutor(problem, None, loaded, workers=1).execute(x, out, "forward", None, h.reshape(-1))
+    np.testing.assert_allclose(out, np.fft.fft(x) * h, rtol=0, atol=1e-9 * np.abs(out).max())
+
+
+@pytest.mark.skipif(not LINUX_WITH_LINKER, reason="needs Linux and a C compiler driver")
+@pytest.mark.parametrize("label", ["object", "elf-object", "unknown"])
+def test_stored_code_in_the_wrong_format_is_dropped_and_recompiled(tmp_path, label):
+    """A shared library labelled as object code, object code labelled as a shared library, or a
+    format this version does not know: refused before anything is loaded, then compiled afresh."""
+    store = ArtifactStore(tmp_path / "cache")
+    cpu_backend.clear_cache()
+    compile_cpu(filtered, "epilog", "complex64", "complex64", store=store).loops.ready()
+    key, meta, code = _stored(store)
+    meta = {k: v for k, v in meta.items() if k not in ("size", "sha256")}
+    if label == "elf-object":
+        code, meta["format"] = code[:16] + bytes([1, 0]) + code[18:], "shared"  # ELF type: relocatable
+    else:
+        meta["format"] = label
+    store.put(key, code, meta)
+    store.close()
+    store = ArtifactStore(tmp_path / "cache")
+    cpu_backend.clear_cache()
+    again = compile_cpu(filtered, "epilog", "complex64", "complex64", store=store)
+    assert again.source == "compiled"
+    assert list(store.entries()) == []  # the bad entry is gone
+    _run_filter(again)
+
+
+@pytest.mark.skipif(not LINUX_WITH_LINKER, reason="needs Linux and a C compiler driver")
+def test_shared_library_loads_from_a_private_file_where_memory_files_fail(tmp_path, monkeypatch):
+    store = ArtifactStore(tmp_path / "cache")
+    cpu_backend.clear_cache()
+    compile_cpu(filtered, "epilog", "complex64", "complex64", store=store).loops.ready()
+    _, meta, code = _stored(store)
+
+    def no_memfd(*args):
+        raise OSError("memory files refused")
+
+    import tempfile
+
+    private = tmp_path / "tmp"
+    private.mkdir()
+    monkeypatch.setattr(os, "memfd_create", no_memfd, raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    library = cpu_native.SharedLibrary(code)
+    assert library.address(meta["symbols"][0]) and list(private.iterdir()) == []  # file removed once loaded
+    with pytest.raises(ValueError, match="not in the loaded shared library"):
+        library.address("no_such_symbol")
+
+
+def test_shared_library_refuses_what_is_not_one():
+    with pytest.raises(ValueError, match="not a shared library"):
+        cpu_native.SharedLibrary(b"\x7fELF" + b"\x00" * 60)
+
+
+_CPUINFO = """processor\t: {n}
+vendor_id\t: GenuineIntel
+cpu family\t: 6
+model\t\t: 143
+model name\t: Intel(R) Xeon(R) Platinum 8480+
+stepping\t: 8
+cpu MHz\t\t: {mhz}
+core id\t\t: {n}
+apicid\t\t: {apic}
+flags\t\t: fpu sse2 avx avx2 {extra}
+bogomips\t: {bogo}
+"""
+
+
+def _cpuinfo(*processors: dict) -> str:
+    defaults = {"mhz": "2000.000", "apic": 0, "extra": "avx512f", "bogo": "4000.00"}
+    return "\n".join(_CPUINFO.format(n=n, **{**defaults, **p}) for n, p in enumerate(processors))
+
+
+def test_cpu_identity_ignores_clocks_and_numbering_but_not_features():
+    base = cpu_native.cpuinfo_identity(_cpuinfo({}, {}))
+    assert base["cpu"] == "Intel(R) Xeon(R) Platinum 8480+"
+    same = ({"mhz": "3801.2", "apic": 7, "bogo": "4001.1"}, {"apic": 9})
+    assert cpu_native.cpuinfo_identity(_cpuinfo(*same)) == base
+    assert cpu_native.cpuinfo_identity(_cpuinfo({})) == base  # how many cores does not change the code
+    for other in (_cpuinfo({"extra": ""}, {}),  # one feature fewer
+                  _cpuinfo({}, {"extra": "avx512f amx_tile"}),  # the second processor differs
+                  _cpuinfo({}, {}).replace("stepping\t: 8", "stepping\t: 6")):
+        assert cpu_native.cpuinfo_identity(other)["features"] != base["features"]
+    with pytest.raises(ValueError, match="no processor"):
+        cpu_native.cpuinfo_identity("")
+
+
+def test_loops_stored_for_another_cpu_are_not_served(tmp_path, monkeypatch):
+    """Same function, same toolchain, another machine's identity: a miss, never that machine's code."""
+    store = ArtifactStore(tmp_path / "cache")
+    cpu_backend.clear_cache()
+    compile_cpu(filtered, "epilog", "complex64", "complex64", store=store).loops.ready()
+    here = cpu_native.cpu_identity()
+    for other in ({**here, "features": "0" * 16}, {**here, "platform": here["platform"] + "-other"}):
+        monkeypatch.setattr(cpu_native, "cpu_identity", lambda other=other: other)
+        cpu_backend.clear_cache()
+        assert compile_cpu(filtered, "epilog", "complex64", "complex64", store=store).source == "compiled"
+    monkeypatch.setattr(cpu_native, "cpu_identity", lambda: here)
+    cpu_backend.clear_cache()
+    assert compile_cpu(filtered, "epilog", "complex64", "complex64", store=store).source == "cache"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="identity from /proc/cpuinfo on Linux only")
+def test_cpu_identity_does_not_import_llvmlite():
+    code = ("import sys; from compiler.cpu_native import cpu_identity; i = cpu_identity(); "
+            "print(sorted(i), 'llvmlite' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("]")[1].strip() == "False"
+
+
 # ---------------------------------------------------------------------------------------------
 # Native loops across processes
 # ---------------------------------------------------------------------------------------------
@@ -206,7 +366,7 @@ y = nvmath.fft.fft(x, axes=[-1], epilog={"fn": usercb.epilog, "data": h})
 want = np.fft.fft(x.astype(np.complex128)) * h * usercb.GAIN
 source = compile_cpu(usercb.epilog, "epilog", "complex64", "complex64").source
 print(json.dumps({"error": float(np.abs(y - want).max() / np.abs(want).max()), "source": source,
-                  "numba": "numba" in sys.modules}))
+                  "numba": "numba" in sys.modules, "llvmlite": "llvmlite" in sys.modules}))
 """
 
 
@@ -225,6 +385,8 @@ def test_fresh_process_loads_stored_loops_without_numba_and_a_changed_global_rec
     assert first["source"] == "cache" and first["numba"] and first["error"] < 1e-5  # compiled by its fft call
     warm = _child(tmp_path, 0.5)
     assert warm == {**warm, "source": "cache", "numba": False} and warm["error"] < 1e-5
+    if LINUX_WITH_LINKER:  # a shared library and the identity from /proc: no LLVM either
+        assert not warm["llvmlite"]
     stale = _child(tmp_path, 3.0)  # same code, new global: must not load the 0.5 loops
     assert stale["numba"] and stale["error"] < 1e-5
     warm_again = _child(tmp_path, 3.0)
