@@ -159,3 +159,28 @@ def test_length_one_fft_axes_are_skipped_without_changing_the_result():
         r = real(shape)
         z = nvmath.fft.rfft(r, axes=axes)
         np.testing.assert_allclose(z, np.fft.rfftn(r.astype(np.float64), axes=axes), rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_small_problems_give_the_fft_to_ducc0s_threads(monkeypatch, threads):
+    """Below THREAD_BYTES the loops run on the calling thread and ducc0 threads the FFT itself,
+    with the threads asked for: on the general path and on the quick one alike."""
+    import ducc0
+
+    seen = []
+    real = ducc0.fft.c2c
+
+    def c2c(*args, **kwargs):
+        seen.append(kwargs["nthreads"] if "nthreads" in kwargs else args[5])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ducc0.fft, "c2c", c2c)
+    x, h = cplx((64, 128)), cplx((128,))
+    execution = nvmath.fft.ExecutionCPU(num_threads=threads)
+    with nvmath.fft.FFT(x, axes=[-1], execution=execution) as f:
+        f.plan(epilog={"fn": mul, "data": h})
+        for _ in range(2):
+            np.testing.assert_allclose(f.execute(), np.fft.fft(x.astype(np.complex128)) * h, rtol=1e-4, atol=1e-3)
+    y = nvmath.fft.fft(x, axes=[-1], execution=execution, epilog={"fn": mul, "data": h})
+    np.testing.assert_allclose(y, np.fft.fft(x.astype(np.complex128)) * h, rtol=1e-4, atol=1e-3)
+    assert seen and set(seen) == {threads}

@@ -6,9 +6,9 @@ One execution has three steps, each walking the problem's layouts (``FFTProblem.
 *finish* (the epilog, applied to the FFT's result in the output). A callback's ``offset`` is the element's offset in
 the input (prolog) or output (epilog) layout, computed on the fly from shape and strides.
 
-Problems smaller than ``THREAD_BYTES`` run on the calling thread: a thread pool costs more
-than it saves there. Those of one block (``BLOCK_BYTES``) run each step once over the whole
-problem; larger ones block by block, as below. Problems above ``THREAD_BYTES`` run
+Problems smaller than ``THREAD_BYTES`` (one block) run each step once over the whole problem:
+the callbacks' loops on the calling thread, the FFT threaded by ducc0 itself (its C++ threads
+cost less than a Python thread pool at that size). Problems above ``THREAD_BYTES`` run
 *pipelined*: the batch is cut into blocks of about ``BLOCK_BYTES`` and each worker thread
 stages, transforms and finishes one block at a time, so the epilog reads the FFT's result
 while it is still in cache. Other large problems run *phased*: every step over the whole
@@ -54,12 +54,14 @@ __all__ = ["BLOCK_BYTES", "THREAD_BYTES", "CallbackIndexError", "CheckedBuffer",
 #: them in the shared cache (4 MiB measured best on a 2-core EPYC; 1 MiB blocks cost 15% more).
 BLOCK_BYTES = 4 << 20
 
-#: Problems whose input is smaller than this run on the calling thread (block by block when
-#: larger than a block). Measured on the 2-core CI VM (benchmarks/cpu_callbacks.py --threads,
-#: fastest samples, filter epilog on B x 1024 complex64): one thread was faster at every size
-#: from 1 x 64 to 4096 x 1024 (32 MiB) in the committed run, and two threads won only at 32 MiB
-#: in one of three sweeps; its two vCPUs gain little from threading a 1-D batch.
-THREAD_BYTES = 64 << 20
+#: Problems whose input is smaller than this (one block) run their loops on the calling thread
+#: (and the FFT on ducc0's threads); larger ones are pipelined over our threads. Measured on
+#: the 2-core CI VM, otherwise idle (benchmarks/cpu_callbacks.py --threads, filter epilog on
+#: B x 1024 complex64, two runs): one thread won up to 64 x 1024 (512 KiB); at 256 x 1024 (2 MiB)
+#: each won one run; two threads won both from 1024 x 1024 (8 MiB: 3.4-3.9 against 4.6-4.8 ms;
+#: 32 MiB: 15.5-15.8 against 21.8-25.7 ms). With other jobs on its two vCPUs, one thread had won
+#: at every size: threads pay only where cores are free.
+THREAD_BYTES = BLOCK_BYTES
 
 
 class CallbackIndexError(IndexError):
@@ -296,7 +298,7 @@ class CpuExecutor:
             list(_pool(workers).map(lambda block: self._block(call, block), blocks))
 
     def threads(self) -> int:
-        """How many threads one execution uses: 1 below ``THREAD_BYTES`` and in debug mode.
+        """How many threads run the callbacks' loops: 1 below ``THREAD_BYTES`` and in debug mode.
 
         >>> from nvmath.fft._layout import plan_problem
         >>> small = plan_problem("fft", (4, 1024), (1024, 1), "complex64", axes=(1,))
@@ -363,6 +365,7 @@ class CpuExecutor:
         n_stage = n_out if fft_type == "C2C" else int(np.prod(p.input.shape))
         input_dtype, input_shape = np.dtype(p.input_dtype), p.input.shape
         c2c, r2c = ducc0.fft.c2c, ducc0.fft.r2c
+        fft_threads = self.workers  # ducc0's own threads (see _phased)
 
         def run(inp: np.ndarray, out: np.ndarray, prolog_data: Any, epilog_data: Any) -> None:
             src = inp
@@ -376,11 +379,11 @@ class CpuExecutor:
             # Positional arguments (a, axes, forward, inorm, out, nthreads): a third faster than
             # keywords at this size. inorm=0: unnormalized both ways, as cuFFT.
             if fft_type == "C2C":
-                c2c(src, axes, forward, 0, out, 1)
+                c2c(src, axes, forward, 0, out, fft_threads)
             elif fft_type == "R2C":
-                r2c(src, axes, True, 0, out, 1)
+                r2c(src, axes, True, 0, out, fft_threads)
             else:
-                ducc0.fft.c2r(src, axes=axes, lastsize=last, forward=False, inorm=0, out=out, nthreads=1,
+                ducc0.fft.c2r(src, axes=axes, lastsize=last, forward=False, inorm=0, out=out, nthreads=fft_threads,
                               allow_overwriting_input=src is not inp)
             if epilog is not None:
                 info, n_info = no_data[1] if epilog_data is None else (
@@ -473,7 +476,9 @@ class CpuExecutor:
     def _phased(self, call: _Call, workers: int) -> None:
         whole = ()  # indexes nothing away: the whole arrays, without making views of them
         x, owned = self._stage(call, whole, workers)
-        result = self._transform(call, x, owned, call.out, workers)
+        # ducc0 threads the FFT of a small batch itself, in C++, for less than our thread pool
+        # costs (2 MiB on 2 cores: 0.58 ms against 1.01 on one thread and 0.87 pipelined).
+        result = self._transform(call, x, owned, call.out, self.workers)
         self._finish(call, result, whole, workers)
 
     def _stage(self, call: _Call, index: tuple[slice, ...], parts: int) -> tuple[np.ndarray, bool]:
