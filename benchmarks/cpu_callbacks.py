@@ -6,7 +6,7 @@
 Every case runs two ways on the same operand, interleaved round by round so drift on a shared
 machine hits both alike; the table shows medians:
 
-* fused: ``CpuExecutor.execute`` with the callback, the output allocated per call as the API does;
+* fused: ``nvmath.fft.FFT(x, ...)`` planned once with the callback, then ``execute()`` per call;
 * unfused: ``scipy.fft``, then the elementwise step in NumPy (in place where NumPy can).
 
 Cases, for a size ``B x N`` (complex64 unless said): scale (epilog ``v * s``), filter (epilog
@@ -42,42 +42,38 @@ import scipy.fft as sfft
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from compiler.cpu_backend import compile_cpu  # noqa: E402
 from nvmath.fft import _cpu  # noqa: E402
-from nvmath.fft._cpu import CpuExecutor  # noqa: E402
-from nvmath.fft._layout import plan_problem  # noqa: E402
 
 SIZES = "1x64,1x1024,16x1024,64x1024,256x1024,1024x1024,4096x1024"
 CASES = ("scale", "filter", "window", "convolution", "r2c_scale", "2d_mask")
 
 
-def element_strides(a: np.ndarray) -> tuple[int, ...]:
-    return tuple(s // a.itemsize for s in a.strides)
-
-
 class Fused:
-    """An executor for ``transform`` on ``operand`` with optional callbacks, called like the API."""
+    """The public stateful API on ``operand``: ``FFT(...)`` planned once with the callbacks (a
+    function, or ``(function, data)``), then ``execute()`` per call (after ``reset_operand``
+    when given another operand)."""
 
-    def __init__(self, transform: str, operand: np.ndarray, axes, prolog=None, epilog=None, workers=None, inplace=False):
-        self.problem = p = plan_problem(transform, operand.shape, element_strides(operand), operand.dtype.name, axes,
-                                        inplace=inplace)
-        self.operand, self.inplace, self.data = operand, inplace, {}
-        callbacks = []
-        for kind_, spec, dtype in (("prolog", prolog, p.input_dtype), ("epilog", epilog, p.output_dtype)):
-            if spec is None:
-                callbacks.append(None)
-                continue
-            fn, data = spec if isinstance(spec, tuple) else (spec, None)
-            callbacks.append(compile_cpu(fn, kind_, dtype, None if data is None else data.dtype))
-            self.data[kind_] = None if data is None else data.reshape(-1)
-        self.executor = CpuExecutor(p, *callbacks, workers=workers)
+    def __init__(self, transform: str, operand: np.ndarray, axes, prolog=None, epilog=None, workers=None,
+                 inplace=False):
+        import nvmath
+
+        self.operand, self.data = operand, {}
+        self.direction = "inverse" if transform == "ifft" else "forward"
+        options = {"inplace": inplace, "fft_type": "R2C" if transform == "rfft" else "C2C"}
+        self.fft = nvmath.fft.FFT(operand, axes=list(axes), options=options,
+                                  execution=nvmath.fft.ExecutionCPU(num_threads=workers))
+        callbacks = {}
+        for kind, spec in (("prolog", prolog), ("epilog", epilog)):
+            if spec is not None:
+                fn, data = spec if isinstance(spec, tuple) else (spec, None)
+                callbacks[kind] = fn if data is None else {"fn": fn, "data": data}
+                self.data[kind] = data
+        self.fft.plan(direction=self.direction, **callbacks)
 
     def __call__(self, operand: np.ndarray | None = None) -> np.ndarray:
-        p = self.problem
-        inp = self.operand if operand is None else operand
-        out = inp if self.inplace else np.empty(p.output.shape, p.output_dtype)
-        self.executor.execute(inp, out, p.direction, self.data.get("prolog"), self.data.get("epilog"))
-        return out
+        if operand is not None:
+            self.fft.reset_operand(operand)
+        return self.fft.execute(direction=self.direction)
 
 
 def timed(runs: dict[str, Callable[[], object]], rounds: int, stat: Callable = statistics.median) -> dict[str, float]:
@@ -253,7 +249,7 @@ def threads_sweep(sizes: list[tuple[int, int]], workers: int, rounds: int) -> li
     try:
         for b, n in sizes:
             fused, _, _ = case_runs("filter", b, n, workers, rng)
-            one = Fused("fft", fused.operand, (-1,), epilog=(filter_cb, fused.data["epilog"].reshape(b, n)), workers=1)
+            one = Fused("fft", fused.operand, (-1,), epilog=(filter_cb, fused.data["epilog"]), workers=1)
             _cpu.THREAD_BYTES = 0  # every size threaded
             t = timed({"one": one, "all": fused}, rounds, min)
             rows.append({"size": f"{b}x{n}", "bytes": b * n * 8, "one_thread_ms": t["one"],
@@ -351,7 +347,7 @@ def main(argv: list[str] | None = None) -> None:
         result["threads"] = threads_sweep(args.sizes, args.workers, args.rounds)
     result["config"] = {"sizes": [f"{b}x{n}" for b, n in args.sizes], "rounds": args.rounds, "dtype": "complex64"}
     result["notes"] = {
-        "fused_ms": "CpuExecutor.execute with the callback, output allocated per call (as the API does); median",
+        "fused_ms": "nvmath.fft.FFT planned once with the callback, execute() per call (a new output each); median",
         "unfused_ms": "scipy.fft, then the elementwise step in NumPy (in place where possible); median",
         "stateless": "nvmath.fft.fft(x, epilog={'fn': f, 'data': H}) per call, against scipy.fft.fft(x) * H",
         "fresh_process": "python -c '<import numpy, scipy, nvmath; first fused fft>': seconds from starting the "

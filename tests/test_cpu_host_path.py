@@ -184,3 +184,14 @@ def test_small_problems_give_the_fft_to_ducc0s_threads(monkeypatch, threads):
     y = nvmath.fft.fft(x, axes=[-1], execution=execution, epilog={"fn": mul, "data": h})
     np.testing.assert_allclose(y, np.fft.fft(x.astype(np.complex128)) * h, rtol=1e-4, atol=1e-3)
     assert seen and set(seen) == {threads}
+
+
+def test_in_place_c2c_with_prolog_and_epilog_overwrites_the_operand():
+    x, h = cplx((8, 32)), cplx((32,))
+    with nvmath.fft.FFT(x, axes=[-1], options={"inplace": True}) as f:
+        f.plan(prolog=add_one, epilog={"fn": mul, "data": h})
+        for _ in range(3):
+            expect = np.fft.fft(x.astype(np.complex128) + 1) * h
+            y = f.execute()
+            assert y is x
+            np.testing.assert_allclose(x, expect, rtol=1e-4, atol=1e-3)

@@ -476,7 +476,7 @@ class FFT:
             quick = self._quick_runs[direction] = self._quick_run(direction) or False
         if quick:
             run, new_output = quick
-            out = new_output()
+            out = self._operand.array if problem.inplace else new_output()
             run(self._operand.array, out, self._data.get("prolog"), self._data.get("epilog"))
             return self._result(out)
         inp = self._input(self._operand.array)

@@ -318,16 +318,16 @@ class CpuExecutor:
         """``run(inp, out, prolog_data, epilog_data)``: ``execute`` for small problems, with what
         ``execute`` decides on every call decided here, once. None where ``execute`` must run (more
         than one thread or block, the debug mode, runtime parameters, cuFFT-form callbacks, loops
-        that are not native, an input that is copied or overwritten).
+        that are not native, an input that is copied, an in-place R2C or C2R).
 
         The caller guarantees what ``execute`` would check: ``inp`` laid out as ``problem.input``,
-        ``out`` a new array laid out as ``problem.output``, and each ``*_data`` an array the
-        callback's data is read from: ``*_reads`` = ``(offset, elements)``, the byte offset from
+        ``out`` a new array laid out as ``problem.output`` (``inp`` itself for an in-place C2C),
+        and each ``*_data`` an array the callback's data is read from: ``*_reads`` = ``(offset, elements)``, the byte offset from
         the array's start of the 1-D data ``execute`` would be given, and its length (None where
         the callback reads no data).
         """
         p = self.problem
-        if (self.debug or self.threads() != 1 or p.inplace or p.copy_input
+        if (self.debug or self.threads() != 1 or (p.inplace and p.fft_type != "C2C") or p.copy_input
                 or direction not in ("forward", "inverse") or (p.fft_type != "C2C" and direction != p.direction)
                 or min(p.input.strides + p.output.strides, default=0) < 0):
             return None
