@@ -164,7 +164,7 @@ def test_length_one_fft_axes_are_skipped_without_changing_the_result():
 @pytest.mark.parametrize("threads", [1, 3])
 def test_small_problems_give_the_fft_to_ducc0s_threads(monkeypatch, threads):
     """Below THREAD_BYTES the loops run on the calling thread and ducc0 threads the FFT itself,
-    with the threads asked for: on the general path and on the quick one alike."""
+    with the threads asked for (one per 64 KiB at most): on the general path and the quick one."""
     import ducc0
 
     seen = []
@@ -175,7 +175,7 @@ def test_small_problems_give_the_fft_to_ducc0s_threads(monkeypatch, threads):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(ducc0.fft, "c2c", c2c)
-    x, h = cplx((64, 128)), cplx((128,))
+    x, h = cplx((256, 128)), cplx((128,))  # 256 KiB: up to 4 threads
     execution = nvmath.fft.ExecutionCPU(num_threads=threads)
     with nvmath.fft.FFT(x, axes=[-1], execution=execution) as f:
         f.plan(epilog={"fn": mul, "data": h})
@@ -184,6 +184,10 @@ def test_small_problems_give_the_fft_to_ducc0s_threads(monkeypatch, threads):
     y = nvmath.fft.fft(x, axes=[-1], execution=execution, epilog={"fn": mul, "data": h})
     np.testing.assert_allclose(y, np.fft.fft(x.astype(np.complex128)) * h, rtol=1e-4, atol=1e-3)
     assert seen and set(seen) == {threads}
+    seen.clear()
+    one_row = cplx((1, 1024))  # 8 KiB: one thread, whatever is asked
+    nvmath.fft.fft(one_row, axes=[-1], execution=execution, epilog={"fn": mul, "data": cplx((1024,))})
+    assert seen == [1]
 
 
 def test_in_place_c2c_with_prolog_and_epilog_overwrites_the_operand():

@@ -365,7 +365,7 @@ class CpuExecutor:
         n_stage = n_out if fft_type == "C2C" else int(np.prod(p.input.shape))
         input_dtype, input_shape = np.dtype(p.input_dtype), p.input.shape
         c2c, r2c = ducc0.fft.c2c, ducc0.fft.r2c
-        fft_threads = self.workers  # ducc0's own threads (see _phased)
+        fft_threads = self.fft_threads()
 
         def run(inp: np.ndarray, out: np.ndarray, prolog_data: Any, epilog_data: Any) -> None:
             src = inp
@@ -392,6 +392,22 @@ class CpuExecutor:
 
         run.held = (prolog_walk, epilog_walk, dummies)  # type: ignore[attr-defined]
         return run
+
+    def fft_threads(self) -> int:
+        """ducc0's threads for the FFT of a problem run in one piece (below ``THREAD_BYTES``, or
+        when it cannot be cut into blocks): ducc0 threads it itself, in C++, for less than our
+        pool costs (2 MiB on 2 cores: 0.58 ms, against 1.01 ms on one thread and 0.87 ms over our
+        pool), one thread per 64 KiB of input at most, as waking a thread costs more than that
+        much work saves (8 x 1024 complex64 on 2 cores: 20 us on two threads, 25 us on one).
+
+        >>> from nvmath.fft._layout import plan_problem
+        >>> one_row = plan_problem("fft", (1, 1024), (1024, 1), "complex64", axes=(1,))
+        >>> rows = plan_problem("fft", (64, 1024), (1024, 1), "complex64", axes=(1,))
+        >>> CpuExecutor(one_row, None, None, workers=16).fft_threads(), CpuExecutor(rows, None, None, workers=4).fft_threads()
+        (1, 4)
+        """
+        p = self.problem
+        return max(1, min(self.workers, p.input.size * np.dtype(p.input_dtype).itemsize >> 16))
 
     # -- planning one call -------------------------------------------------------------------
     def _call(self, inp: np.ndarray, out: np.ndarray, direction: str, prolog_data: Any, epilog_data: Any,
@@ -476,9 +492,7 @@ class CpuExecutor:
     def _phased(self, call: _Call, workers: int) -> None:
         whole = ()  # indexes nothing away: the whole arrays, without making views of them
         x, owned = self._stage(call, whole, workers)
-        # ducc0 threads the FFT of a small batch itself, in C++, for less than our thread pool
-        # costs (2 MiB on 2 cores: 0.58 ms against 1.01 on one thread and 0.87 pipelined).
-        result = self._transform(call, x, owned, call.out, self.workers)
+        result = self._transform(call, x, owned, call.out, self.fft_threads())
         self._finish(call, result, whole, workers)
 
     def _stage(self, call: _Call, index: tuple[slice, ...], parts: int) -> tuple[np.ndarray, bool]:
