@@ -260,6 +260,9 @@ class FFT:
         self._quick_runs = {}
         if self._target == "cuda":
             self._prepare_launch()
+        else:
+            out = self.problem.output
+            self._new_output = empty_factory(np, out.shape, out.strides, self.problem.output_dtype, out.span)
         log = fft_logger(self.options)
         if log.isEnabledFor(logging.INFO):
             p = self.problem
@@ -319,7 +322,7 @@ class FFT:
         if form is None:
             self._terms[kind], self._params[kind] = None, ()
             return
-        single = self.options.float_literals == "element" and self._element_dtype(kind) in ("float32", "complex64")
+        single = self.options.single_literals(self._element_dtype(kind))
         terms = self._terms[kind] = callback_terms(spec, form, target, strides, single)
         self._params[kind] = terms.param_values(parameter_values(spec)) if terms is not None and terms.params else ()
 
@@ -475,31 +478,25 @@ class FFT:
         if quick is None:
             quick = self._quick_runs[direction] = self._quick_run(direction) or False
         if quick:
-            run, new_output = quick
-            out = self._operand.array if problem.inplace else new_output()
-            run(self._operand.array, out, self._data.get("prolog"), self._data.get("epilog"))
+            out = self._operand.array if problem.inplace else self._new_output()
+            quick(self._operand.array, out, self._data.get("prolog"), self._data.get("epilog"))
             return self._result(out)
         inp = self._input(self._operand.array)
-        out = inp if problem.inplace else empty_strided(
-            np, problem.output.shape, problem.output.strides, problem.output_dtype, problem.output.span)
+        out = inp if problem.inplace else self._new_output()
         self._executor.execute(inp, out, direction, self._data.get("prolog"), self._data.get("epilog"),
                                params=(self._params.get("prolog", ()), self._params.get("epilog", ())))
         return self._result(out)
 
-    def _quick_run(self, direction: str) -> tuple[Callable[..., None], Callable[[], np.ndarray]] | None:
-        """``(run, new_output)`` of this CPU plan (``CpuExecutor.quick``), called with the laid-out
-        data of each execution, or None where ``execute`` takes the executor's general path."""
+    def _quick_run(self, direction: str) -> Callable[..., None] | None:
+        """The quick run of this CPU plan (``CpuExecutor.quick``), called with the laid-out data of
+        each execution, or None where ``execute`` takes the executor's general path."""
         reads = []
         for kind in ("prolog", "epilog"):
             laid = self._data.get(kind)
             if laid is not None and not (laid.ndim == 1 and laid.flags.c_contiguous):
                 return None
             reads.append(None if laid is None else (0, laid.shape[0]))
-        run = self._executor.quick(direction, *reads)
-        if run is None:
-            return None
-        out = self.problem.output
-        return run, empty_factory(np, out.shape, out.strides, self.problem.output_dtype, out.span)
+        return self._executor.quick(direction, *reads)
 
     def _require_operand(self, what: str) -> None:
         if self._operand is None:
@@ -720,12 +717,11 @@ def _quick_cpu(engine: FFT, prolog: Any, epilog: Any) -> Callable[[Any, Any, Any
         array = given["data"]
         if not np.shares_memory(laid, array) or not laid.flags.c_contiguous:
             return None  # laid out in a copy: execute makes it on every call
-        reads.append((_address(laid) - _address(array), laid.shape[0]))
+        reads.append((laid.ctypes.data - array.ctypes.data, laid.shape[0]))
     run = engine._executor.quick(engine._plan_direction or engine.problem.direction, *reads)
     if run is None:
         return None
-    out = engine.problem.output
-    new_output = empty_factory(np, out.shape, out.strides, engine.problem.output_dtype, out.span)
+    new_output = engine._new_output
     prolog_data, epilog_data = (side is not None for side in reads)  # then given as {"fn": f, "data": array}
 
     def quick(operand: Any, prolog: Any, epilog: Any) -> Any:
@@ -734,10 +730,6 @@ def _quick_cpu(engine: FFT, prolog: Any, epilog: Any) -> Callable[[Any, Any, Any
         return result
 
     return quick
-
-
-def _address(array: np.ndarray) -> int:
-    return array.__array_interface__["data"][0]
 
 
 def _call_data(engine: FFT, prolog: Any, epilog: Any) -> tuple[tuple, list]:

@@ -37,7 +37,7 @@ import numpy as np
 from compiler.terms import broadcast_strides
 
 from ._callbacks import DeviceCallable
-from ._layout import normalize_axes, plan_problem
+from ._layout import dense_strides, normalize_axes, plan_problem
 from ._norm import fuse_scale, norm_scale
 from ._options import ExecutionCPU, FFTOptions, cpu_threads, direction_name
 
@@ -92,7 +92,7 @@ def dask_fft(kind: str, operand: Any, axes: Any, options: Any, execution: Any, p
                          "(x.map_blocks(cupy.asarray)) and leave execution=None")
 
     first = tuple(c[0] for c in x.chunks)
-    problem = _problem(kind, first, _dense_strides(first), np.dtype(x.dtype).name, fft_axes, opts.last_axis_parity,
+    problem = _problem(kind, first, _c_strides(first), np.dtype(x.dtype).name, fft_axes, opts.last_axis_parity,
                        opts.result_layout)
     result_shape = tuple(problem.output.shape[a] if a in fft_axes else n for a, n in enumerate(x.shape))
     out_chunks = tuple((problem.output.shape[a],) if a in fft_axes else c for a, c in enumerate(x.chunks))
@@ -110,7 +110,7 @@ def dask_fft(kind: str, operand: Any, axes: Any, options: Any, execution: Any, p
     layouts: dict[str, list] = {"prolog": [], "epilog": []}
     if shipped:
         for chunk in itertools.product(*(sorted(set(c)) for c in x.chunks)):
-            p = _problem(kind, chunk, _dense_strides(chunk), np.dtype(x.dtype).name, fft_axes, opts.last_axis_parity,
+            p = _problem(kind, chunk, _c_strides(chunk), np.dtype(x.dtype).name, fft_axes, opts.last_axis_parity,
                          opts.result_layout)
             layouts["prolog"].append(p.input)
             layouts["epilog"].append(p.output)
@@ -191,8 +191,8 @@ def _broadcast_variants(fn: Callable, kind: str, element: str, data: Any, dask_d
             continue  # data chunked like the operand: read at the offset (each chunk's block is copied)
         spec = callback_spec({"fn": fn, "data": np.empty(block, data.dtype)}, kind)
         form = callback_form(spec, target)
-        strides = broadcast_strides(block, _dense_strides(block), target.shape)
-        single = opts.float_literals == "element" and element in ("float32", "complex64")
+        strides = broadcast_strides(block, _c_strides(block), target.shape)
+        single = opts.single_literals(element)
         terms = callback_terms(spec, form, target, strides if form.takes_data_element else None, single)
         compiled = compile_callback(fn, kind, element, np.dtype(data.dtype).name, literals=opts.float_literals,
                                     terms=terms)
@@ -330,7 +330,7 @@ class _ChunkFFT:
                 # Broadcast data is kept as its block (read in place by LTO-IR for this layout);
                 # other data is copied into a buffer of the chunk's layout and read at the offset.
                 ltoir = dict(s.broadcast).get((tuple(target.shape), tuple(target.strides)))
-                shape, strides = (values.shape, _dense_strides(values.shape)) if ltoir else (target.shape, target.strides)
+                shape, strides = (values.shape, _c_strides(values.shape)) if ltoir else (target.shape, target.strides)
                 span = int(np.prod(shape)) if ltoir else target.span
                 buffer = _buffer(device, stream, s.kind, tuple(shape), tuple(strides), span, s.user_dtype)
                 held.enter_context(buffer.lock)  # held until the FFT is queued behind the copy
@@ -446,12 +446,8 @@ def _logical_size(problem: Any) -> int:
     return int(np.prod([side.shape[a] for a in problem.axes]))
 
 
-def _dense_strides(shape: tuple) -> tuple:
-    strides, step = [], 1
-    for n in reversed(shape):
-        strides.append(step)
-        step *= max(n, 1)
-    return tuple(reversed(strides))
+def _c_strides(shape: tuple) -> tuple:
+    return dense_strides(shape, range(len(shape)))
 
 
 def _element_strides(array: Any) -> tuple:

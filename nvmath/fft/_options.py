@@ -116,6 +116,15 @@ class FFTOptions:
     def debug_mode(self) -> bool:
         return bool(self.debug) if self.debug is not None else debug_env()
 
+    def single_literals(self, element_dtype: str) -> bool:
+        """Whether Python float literals and parameters of a callback on ``element_dtype`` are
+        float32 (``float_literals="element"`` on single-precision elements).
+
+        >>> FFTOptions().single_literals("complex64"), FFTOptions(float_literals="double").single_literals("float32")
+        (True, False)
+        """
+        return self.float_literals == "element" and element_dtype in ("float32", "complex64")
+
 
 def _one_of(name: str, value: Any, allowed: tuple) -> None:
     # `is` for True/False: 1 == True would pass as blocking=True
