@@ -113,6 +113,9 @@ def infer_form(fn: Any, kind: str, *, ndim: int | None = None, data: bool | None
     if n == raw_arity and not (n == index_arity and code.co_varnames[1] != "offset"):
         return Form.CUFFT
     if n == 1:
+        if data:
+            raise callback_error(fn, kind, "it takes only the element (form f(x)), but data= was given too, which "
+                                 "it would never read; take the data element as f(x, d), or drop data=")
         return Form.VALUE
     if n == index_arity and ndim:
         return Form.VALUE_DATA_INDEX if data else Form.VALUE_INDEX
@@ -161,3 +164,28 @@ def reads_parameter(fn: Any, position: int) -> bool:
             if value == name or (isinstance(value, tuple) and name in value):
                 return True
     return False
+
+
+def raise_statements(fn: Any) -> tuple[list[str], bool]:
+    """The raise statements of ``fn``'s own code, as source text where it is readable (else their
+    line), and whether every path ends in one of them (its code has no return at all).
+
+    >>> def check(x):
+    ...     raise ValueError("no")
+    >>> raise_statements(check)
+    (['line 2: raise ValueError("no")'], True)
+    """
+    import dis
+    import linecache
+
+    code = python_function(fn).__code__
+    found, returns = [], False
+    for ins in dis.get_instructions(code):
+        if ins.opname in ("RETURN_VALUE", "RETURN_CONST"):
+            returns = True
+        elif ins.opname == "RAISE_VARARGS":
+            where = ins.positions
+            line = linecache.getline(code.co_filename, where.lineno or 0)
+            text = line[where.col_offset : where.end_col_offset] if line and where.lineno == where.end_lineno else ""
+            found.append(f"line {where.lineno}: {text.strip()}" if text.strip() else f"line {where.lineno}")
+    return found, bool(found) and not returns
