@@ -212,7 +212,7 @@ CASES = [
      "parameter 's' was planned as int64"),
     ("epilog that always raises", lambda: fft(X, axes=[-1], epilog=always_raises), TypeError,
      ("epilog 'always_raises' cannot be compiled", "it raises on every path", 'raise ValueError("negative")',
-      "never gives back the epilog's element")),
+      "never returns the element to store")),
     ("prolog that always raises", lambda: fft(X, axes=[-1], prolog=always_raises), TypeError,
      ("prolog 'always_raises'", "it raises on every path")),
     ("epilog that raises or returns nothing", lambda: fft(X, axes=[-1], epilog=raises_or_falls_off), TypeError,
