@@ -17,7 +17,8 @@ from cache import artifact_key, default_store
 
 from .dtypes import element_dtype_name
 from .fingerprint import UncacheableError, function_fingerprint
-from .forms import Form, callback_error, infer_form, python_function, runtime_parameters
+from .forms import (Form, callback_error, infer_form, no_result_cause, python_function, raise_statements,
+                    runtime_parameters)
 from .terms import Terms
 from .thunk import CONSTRUCTION
 from .toolchain import check_supported_arch, resolve_arch, toolchain_stamp
@@ -106,6 +107,9 @@ def describe_callback(fn: Any, kind: str, element_dtype: Any, user_dtype: Any,
             raise callback_error(fn, kind, "it is in cuFFT's form, which stores its result with "
                                  "data_out[offset] = ..., but it returns a value, which cuFFT would drop. "
                                  "Store the value, or use the value form f(x) -> y")
+    if not (kind == "epilog" and form is Form.CUFFT) and raise_statements(fn)[1]:
+        # Never returns: numba would type the result as None, or lower a wrapper NVVM refuses.
+        raise callback_error(fn, kind, no_result_cause(fn, kind))
     element = element_dtype_name(element_dtype)
     canonical = isinstance(user_dtype, str) and user_dtype.startswith("numba:")
     user_name = user_dtype if canonical else user_dtype_name(user_dtype)

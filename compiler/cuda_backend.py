@@ -19,7 +19,7 @@ import math
 from typing import Any, Iterator
 
 from .dtypes import callback_symbol
-from .forms import Form, callback_error
+from .forms import Form, callback_error, no_result_cause
 from .thunk import CONSTRUCTION, add_thunk, compile_nvvm, numba_nvvm_ir
 from .toolchain import nvrtc_version
 from .wrappers import jit_tree, make_wrapper
@@ -78,8 +78,7 @@ def check_result_type(fn: Any, kind: str, form: Form, element: Any, result: Any)
     if kind == "epilog" and form is Form.CUFFT:
         return  # stores through data_out; a returned value is ignored
     if result in (types.none, types.void):
-        what = "returns nothing" + ("; an epilog in value form returns the element to store" if kind == "epilog" else "")
-        raise callback_error(fn, kind, what)
+        raise callback_error(fn, kind, no_result_cause(fn, kind))
     if not isinstance(result, (types.Integer, types.Float, types.Complex, types.Boolean)):
         raise callback_error(fn, kind, f"returns {result}, expected a scalar convertible to {element}")
     if isinstance(result, types.Complex) and not isinstance(element, types.Complex):

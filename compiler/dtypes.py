@@ -31,6 +31,11 @@ _CALLBACK_TYPE_CODE = {"complex64": 0, "complex128": 1, "float32": 2, "float64":
 
 KINDS = ("prolog", "epilog")
 
+# What a callback's user data may hold, one number per element: what the CPU and the GPU backends
+# both compile. Half precision (float16) compiles for the GPU only, so an FFT refuses it for now.
+DATA_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+               "float32", "float64", "complex64", "complex128")
+
 REAL_OF = {"complex64": "float32", "complex128": "float64", "float32": "float32", "float64": "float64"}
 COMPLEX_OF = {"float32": "complex64", "float64": "complex128", "complex64": "complex64", "complex128": "complex128"}
 

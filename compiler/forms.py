@@ -18,6 +18,7 @@ The compiler wraps value forms into the cuFFT form (``wrappers.make_wrapper``).
 from __future__ import annotations
 
 import enum
+import functools
 from types import MethodType
 from typing import Any, Callable
 
@@ -113,6 +114,9 @@ def infer_form(fn: Any, kind: str, *, ndim: int | None = None, data: bool | None
     if n == raw_arity and not (n == index_arity and code.co_varnames[1] != "offset"):
         return Form.CUFFT
     if n == 1:
+        if data:
+            raise callback_error(fn, kind, "it takes only the element (form f(x)), but data= was given too, which "
+                                 "it would never read; take the data element as f(x, d), or drop data=")
         return Form.VALUE
     if n == index_arity and ndim:
         return Form.VALUE_DATA_INDEX if data else Form.VALUE_INDEX
@@ -161,3 +165,44 @@ def reads_parameter(fn: Any, position: int) -> bool:
             if value == name or (isinstance(value, tuple) and name in value):
                 return True
     return False
+
+
+def raise_statements(fn: Any) -> tuple[tuple[str, ...], bool]:
+    """The raise statements of ``fn``'s own code, as source text where it is readable (else their
+    line), and whether every path ends in one of them (its code has no return at all).
+
+    >>> def check(x):
+    ...     raise ValueError("no")
+    >>> raise_statements(check)
+    (('line 2: raise ValueError("no")',), True)
+    """
+    return _raise_statements(python_function(fn).__code__)
+
+
+@functools.lru_cache(maxsize=256)
+def _raise_statements(code: Any) -> tuple[tuple[str, ...], bool]:
+    import dis
+    import linecache
+
+    found, returns = [], False
+    for ins in dis.get_instructions(code):
+        if ins.opname in ("RETURN_VALUE", "RETURN_CONST"):
+            returns = True
+        elif ins.opname == "RAISE_VARARGS":
+            where = ins.positions
+            line = linecache.getline(code.co_filename, where.lineno or 0)
+            text = line[where.col_offset : where.end_col_offset] if line and where.lineno == where.end_lineno else ""
+            found.append(f"line {where.lineno}: {text.strip()}" if text.strip() else f"line {where.lineno}")
+    return tuple(found), bool(found) and not returns
+
+
+def no_result_cause(fn: Any, kind: str) -> str:
+    """Why a value-form ``fn`` gives no element (numba typed its result as None), in the words of
+    ``callback_error``: it raises on every path, or some path returns nothing."""
+    raises, always = raise_statements(fn)
+    listed = "; ".join(raises[:3])
+    if always:
+        return (f"it raises on every path ({listed}), so it never returns the element "
+                f"{'to store' if kind == 'epilog' else 'the FFT reads'}; return it on the inputs that are fine")
+    what = "returns nothing" + (f" on the paths that do not raise ({listed})" if raises else "")
+    return what + ("; an epilog in value form returns the element to store" if kind == "epilog" else "")

@@ -153,7 +153,15 @@ class Terms:
         """``values`` as NumPy scalars of the compiled types, in slot order."""
         import numpy as np
 
-        return tuple(np.dtype(t).type(values[n]) for n, t in self.params)
+        try:
+            return tuple(np.dtype(t).type(values[n]) for n, t in self.params)
+        except (OverflowError, ValueError, TypeError):
+            for name, dtype in self.params:  # find the one that does not fit, and say so by name
+                try:
+                    np.dtype(dtype).type(values[name])
+                except (OverflowError, ValueError, TypeError) as exc:
+                    raise _out_of_range(name, values[name], dtype) from exc
+            raise
 
     def pack_params(self, values: Sequence[Any]) -> bytes:
         """The slot's bytes after the data pointer, holding ``values`` (from ``param_values``)."""
@@ -176,6 +184,24 @@ class Terms:
 NO_TERMS = Terms()
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _out_of_range(name: str, value: Any, dtype: str) -> Exception:
+    """The error for a runtime parameter value that its compiled type cannot hold."""
+    import numpy as np
+
+    if np.dtype(dtype).kind in "iu":
+        info = np.iinfo(dtype)
+        bounds = f"[{info.min}, {info.max}]"
+        hint = ("; pass a float, or a NumPy scalar of a type that holds it (e.g. np.uint64 up to 2**64 - 1)"
+                if dtype == "int64" else "; plan again with a value of a wider type")
+        return OverflowError(f"runtime parameter {name!r} = {value!r} is out of range for {dtype}, its compiled "
+                             f"type, which holds {bounds}{hint}")
+    return TypeError(f"runtime parameter {name!r} = {value!r} does not convert to {dtype}, its compiled type; "
+                     "pass a scalar of that kind")
+
+
 def param_dtype(name: str, value: Any, single: bool) -> str:
     """The type a runtime parameter is compiled for, from its value: a NumPy scalar keeps its
     dtype; a Python float or complex takes the element's precision when ``single``.
@@ -190,6 +216,8 @@ def param_dtype(name: str, value: Any, single: bool) -> str:
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int):
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            raise _out_of_range(name, value, "int64")
         return "int64"
     if isinstance(value, float):
         return "float32" if single else "float64"

@@ -3,11 +3,13 @@ fragment of the message that says what was expected. Host operands: runs anywher
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
 import nvmath
-from nvmath.fft import FFT, DeviceCallable, ExecutionCPU, ExecutionCUDA, FFTOptions, LayoutError
+from nvmath.fft import FFT, DeviceCallable, ExecutionCPU, ExecutionCUDA, FFTOptions, LayoutError, NoGPUError
 
 rng = np.random.default_rng(7)
 X = (rng.standard_normal((4, 16)) + 1j * rng.standard_normal((4, 16))).astype(np.complex64)
@@ -27,6 +29,38 @@ def scale(v, d):
 
 def by_offset(data_out, offset, element, user_info, unused):  # cuFFT's form: it indexes the data itself
     data_out[offset] = element * user_info[offset]
+
+
+def gain(v, *, s):
+    return v * s
+
+
+def always_raises(v):
+    raise ValueError("negative")
+
+
+def raises_or_falls_off(v):
+    if v.real > 0:
+        raise ValueError("positive")
+
+
+def read_only(a):
+    a = a.copy()
+    a.flags.writeable = False
+    return a
+
+
+def masked(a):
+    return np.ma.masked_array(a, mask=np.zeros(a.shape, bool))
+
+
+def plan_with_params():
+    f = FFT(X, axes=[-1])
+    f.plan(epilog={"fn": gain, "params": {"s": 2}})
+    return f
+
+
+PAIR = np.dtype([("re", np.float64), ("im", np.float64)])  # 16 bytes: 'void128'
 
 
 CASES = [
@@ -73,6 +107,10 @@ CASES = [
     ("device_id negative", lambda: fft(X, options={"device_id": -1}), ValueError, "device_id must be a non-negative integer"),
     ("unknown option", lambda: fft(X, options={"bogus": 1}), TypeError, "unknown FFT options ['bogus']"),
     ("options of a wrong type", lambda: fft(X, options=3), TypeError, "options must be an FFTOptions or a dict"),
+    ("logger a string", lambda: fft(X, epilog=lambda v: v * 2, options={"logger": "x"}), TypeError,
+     ("FFTOptions.logger must be a logging.Logger", "got str 'x'")),
+    ("logger a string, no compile", lambda: FFT(X, options=FFTOptions(logger=print)), TypeError,
+     "must be a logging.Logger (e.g. logging.getLogger('myapp')) or None"),
     # -- execution and streams
     ("execution name", lambda: fft(X, execution="tpu"), ValueError, "use 'cuda' or 'cpu'"),
     ("execution number", lambda: fft(X, execution=3), ValueError, "use 'cuda' or 'cpu'"),
@@ -83,6 +121,15 @@ CASES = [
     ("stream negative", lambda: FFT(X, stream=-1), ValueError, "stream=-1 is not a cudaStream_t"),
     ("execute stream object", lambda: planned().execute(stream=object()), TypeError, "stream of type object"),
     ("plan stream bool", lambda: planned().plan(stream=True), TypeError, "stream of type bool"),
+    ("stream on the CPU", lambda: fft(X, stream=5), ValueError,
+     ("stream=5 was given, but this FFT runs on the CPU", "Drop stream=", "execution='cuda'")),
+    ("stream on the CPU, FFT", lambda: FFT(X, execution="cpu", stream=7), ValueError, "stream=7 was given"),
+    ("stream on the CPU, plan", lambda: planned(stream=5), ValueError, "runs on the CPU, which has no CUDA streams"),
+    ("stream on the CPU, execute", lambda: planned().execute(stream=5), ValueError, "stream=5 was given"),
+    ("release_workspace not bool", lambda: planned().execute(release_workspace="maybe"), TypeError,
+     "release_workspace must be True or False, got 'maybe'"),
+    ("release_workspace not bool, unplanned", lambda: FFT(X).execute(release_workspace=1), TypeError,
+     "release_workspace must be True or False, got 1"),
     # -- operands
     ("big-endian operand", lambda: fft(X.astype(">c8")), TypeError, "non-native byte order dtype '>c8'"),
     ("big-endian user data", lambda: fft(X, epilog={"fn": scale, "data": X.astype(">c8")}), TypeError,
@@ -95,6 +142,9 @@ CASES = [
     ("float16 operand", lambda: rfft(np.ones(8, np.float16)), LayoutError,
      "dtype float16 (half precision) is not supported"),
     ("object operand", lambda: fft(np.array([1, 2], dtype=object)), LayoutError, "dtype object is not supported"),
+    ("masked operand", lambda: fft(masked(X)), TypeError,
+     ("operand is a NumPy masked array", "mask dropped", "x.filled(0)")),
+    ("masked operand, FFT", lambda: FFT(masked(X)), TypeError, "operand is a NumPy masked array"),
     ("rfft of complex", lambda: rfft(X), LayoutError, "rfft needs a real operand"),
     ("irfft of real", lambda: irfft(R), LayoutError, "irfft needs a complex operand"),
     ("irfft of length 1", lambda: irfft(np.ones((4, 1), np.complex64)), LayoutError, "use at least 2"),
@@ -107,6 +157,12 @@ CASES = [
      "the batch axes to form one run"),
     ("in place, overlapping", lambda: fft(np.broadcast_to(X[:1], (4, 16)), options={"inplace": True}), LayoutError,
      "its elements overlap"),
+    ("in place, read-only", lambda: fft(read_only(X), options={"inplace": True}), ValueError,
+     ("inplace=True writes the result into the operand", "read-only", "x.copy()", "inplace=False")),
+    ("in place, read-only, FFT", lambda: FFT(read_only(X), axes=[-1], options={"inplace": True}), ValueError,
+     "this operand is read-only"),
+    ("in place, reset to read-only", lambda: FFT(X.copy(), axes=[-1], options={"inplace": True}).reset_operand(
+        read_only(X)), ValueError, "this operand is read-only"),
     # -- callbacks
     ("prolog of a wrong type", lambda: fft(X, prolog=5), TypeError, "prolog must be a Python function"),
     ("callback dict key", lambda: fft(X, epilog={"fn": scale, "extra": 1}), TypeError, "unknown keys ['extra']"),
@@ -130,6 +186,37 @@ CASES = [
                                                options={"user_data_copy": False}), ValueError,
      "allow the copy (user_data_copy=True)"),
     ("callback without its data", lambda: fft(X, epilog=scale), TypeError, "f(x, d) needs data= as well"),
+    ("data to a one-argument callback", lambda: fft(X, axes=[-1], epilog={"fn": lambda v: v * 2, "data": X}),
+     TypeError, ("takes only the element (form f(x)), but data= was given too", "f(x, d)", "drop data=")),
+    ("data to a one-argument prolog", lambda: FFT(X, axes=[-1]).plan(prolog={"fn": lambda v: v, "data": X[0]}),
+     TypeError, "cannot be compiled as an FFT callback: it takes only the element"),
+    ("masked user data", lambda: fft(X, axes=[-1], epilog={"fn": scale, "data": masked(X)}), TypeError,
+     ("epilog data is a NumPy masked array", "mask dropped")),
+    ("float16 user data", lambda: fft(X, axes=[-1], epilog={"fn": scale, "data": np.ones(16, np.float16)}), TypeError,
+     ("epilog data has dtype float16 (half precision)", "int64", "float32, float64, complex64, complex128",
+      "data.astype('float32')")),
+    ("float16 user data, prolog", lambda: fft(X, axes=[-1], prolog={"fn": scale, "data": np.float16(2)}), TypeError,
+     "prolog data has dtype float16"),
+    ("structured user data", lambda: fft(X, axes=[-1], epilog={"fn": scale, "data": np.zeros(16, PAIR)}), TypeError,
+     ("epilog data has a structured dtype (void128: fields ['re', 'im'])", "complex128", "data['re']")),
+    ("object user data", lambda: fft(X, axes=[-1], epilog={"fn": scale, "data": np.ones(16, object)}), TypeError,
+     ("epilog data has dtype object (Python objects)", "complex64", "np.asarray(data, dtype='complex128')")),
+    ("string user data", lambda: fft(X, axes=[-1], epilog={"fn": scale, "data": np.array(["a"] * 16)}), TypeError,
+     ("epilog data has dtype str32, which FFT callbacks cannot read", "bool, int8")),
+    ("parameter beyond int64", lambda: fft(X, axes=[-1], epilog={"fn": gain, "params": {"s": 2**70}}),
+     OverflowError, ("runtime parameter 's' = 1180591620717411303424 is out of range for int64",
+                     "[-9223372036854775808, 9223372036854775807]", "pass a float")),
+    ("parameter below int64", lambda: fft(X, axes=[-1], epilog={"fn": gain, "params": {"s": -2**63 - 1}}),
+     OverflowError, "runtime parameter 's' = -9223372036854775809 is out of range for int64"),
+    ("set_params beyond int64", lambda: plan_with_params().set_params(epilog={"s": 2**64}), TypeError,
+     "parameter 's' was planned as int64"),
+    ("epilog that always raises", lambda: fft(X, axes=[-1], epilog=always_raises), TypeError,
+     ("epilog 'always_raises' cannot be compiled", "it raises on every path", 'raise ValueError("negative")',
+      "never returns the element to store")),
+    ("prolog that always raises", lambda: fft(X, axes=[-1], prolog=always_raises), TypeError,
+     ("prolog 'always_raises'", "it raises on every path")),
+    ("epilog that raises or returns nothing", lambda: fft(X, axes=[-1], epilog=raises_or_falls_off), TypeError,
+     ("returns nothing on the paths that do not raise", 'raise ValueError("positive")')),
     # -- the stateful engine
     ("direction", lambda: planned().execute(direction="sideways"), ValueError,
      "direction='sideways' is not understood; pass FFTDirection.FORWARD"),
@@ -149,7 +236,8 @@ CASES = [
 def test_bad_input_gets_a_specific_error(call, exc, fragment):
     with pytest.raises(exc) as info:
         call()
-    assert fragment in str(info.value), f"{type(info.value).__name__}: {info.value}"
+    for part in (fragment,) if isinstance(fragment, str) else fragment:
+        assert part in str(info.value), f"{type(info.value).__name__}: {info.value}"
 
 
 def test_the_catalogue_is_large_and_distinct():
@@ -164,3 +252,77 @@ def test_good_variants_of_the_refused_inputs_still_run():
         np.testing.assert_allclose(fft(X, **{"axes": [-1], **kwargs}), want, rtol=1e-4, atol=1e-4)
     swapped = X.astype(">c8").astype(X.dtype.newbyteorder("="))  # the fix the error suggests
     np.testing.assert_allclose(fft(swapped, axes=[-1]), want, rtol=1e-4, atol=1e-4)
+
+
+def test_good_variants_of_the_newly_refused_inputs_still_run():
+    want = np.fft.fft(X.astype(np.complex128), axis=-1)
+    d = np.random.default_rng(3).standard_normal(16)
+    close = dict(rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(fft(X, axes=[-1], epilog={"fn": scale, "data": d.astype(np.float32)}), want * d, **close)
+    np.testing.assert_allclose(fft(X, axes=[-1], epilog={"fn": scale, "data": np.ma.getdata(masked(d))}), want * d,
+                               **close)
+    np.testing.assert_allclose(fft(X, axes=[-1], epilog={"fn": gain, "params": {"s": 2**62}}), want * 2.0**62,
+                               rtol=1e-4)
+    np.testing.assert_allclose(fft(X, axes=[-1], epilog={"fn": gain, "params": {"s": float(2**70)}}),
+                               want * 2.0**70, rtol=1e-4)
+    np.testing.assert_allclose(fft(masked(X).filled(0), axes=[-1]), want, **close)
+    np.testing.assert_allclose(fft(X, axes=[-1], options={"logger": logging.getLogger("fftfuse.test")}), want,
+                               **close)
+    np.testing.assert_allclose(fft(X, axes=[-1], epilog=lambda v: v * 2), want * 2, **close)
+    inplace = read_only(X).copy()  # the fix the error suggests
+    assert fft(inplace, axes=[-1], options={"inplace": True}) is inplace
+    np.testing.assert_allclose(inplace, want, **close)
+    f = planned()
+    np.testing.assert_allclose(f.execute(release_workspace=True), want, **close)
+    np.testing.assert_allclose(f.execute(stream=0, release_workspace=np.bool_(False)), want, **close)
+
+
+# -- a GPU execution where there is no GPU: CuPy's own error says "driver version is insufficient"
+
+def _no_driver(*args, **kwargs):
+    from cupy_backends.cuda.api.runtime import CUDARuntimeError
+
+    raise CUDARuntimeError(35)  # cudaErrorInsufficientDriver, what CuPy raises on a machine without a driver
+
+
+def _broken_device(monkeypatch, device_count):
+    cupy = pytest.importorskip("cupy")
+    monkeypatch.setattr(cupy.cuda, "Device", _no_driver)
+    monkeypatch.setattr(cupy.cuda.runtime, "getDeviceCount", device_count)
+
+
+@pytest.mark.parametrize("execution", ["cuda", ExecutionCUDA(), {"name": "cuda"}])
+def test_gpu_execution_without_a_gpu_says_no_gpu_was_found(monkeypatch, execution):
+    _broken_device(monkeypatch, _no_driver)
+    with pytest.raises(NoGPUError) as info:
+        fft(X, execution=execution)
+    message = str(info.value)
+    for part in (f"execution={execution!r} needs a CUDA GPU, but no CUDA GPU was found", "cudaErrorInsufficientDriver",
+                 "execution='cpu'"):
+        assert part in message, message
+    assert isinstance(info.value, RuntimeError)  # what CuPy's error was: code catching that still does
+    assert np.allclose(fft(X, execution="cpu"), np.fft.fftn(X), atol=1e-3)  # the way out it names
+
+
+def test_gpu_execution_on_a_gpu_that_is_not_there_names_the_count(monkeypatch):
+    _broken_device(monkeypatch, lambda: 2)
+    with pytest.raises(ValueError, match=r"asks for GPU 5, but this machine has 2 \(device ids 0 to 1\)"):
+        fft(X, execution=ExecutionCUDA(device_id=5))
+
+
+def test_gpu_errors_on_a_working_gpu_are_left_as_they_are(monkeypatch):
+    _broken_device(monkeypatch, lambda: 1)
+    from cupy_backends.cuda.api.runtime import CUDARuntimeError
+
+    with pytest.raises(CUDARuntimeError):
+        fft(X, execution="cuda")
+
+
+def test_the_real_machine_without_a_gpu_says_so():
+    from conftest import gpu_available
+
+    pytest.importorskip("cupy")
+    if gpu_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(NoGPUError, match="no CUDA GPU was found"):
+        fft(X, execution="cuda")

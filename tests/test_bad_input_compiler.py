@@ -42,6 +42,18 @@ def with_defaults_raw(data_out, offset, value, user_info, unused=None):
     data_out[offset] = value
 
 
+def always_raises(x):
+    raise ValueError("bad element")
+
+
+def raises_or_falls_off(x):
+    if x.real > 0:
+        raise ValueError("positive")
+
+
+RAISE_LINE = always_raises.__code__.co_firstlineno + 1
+
+
 def gpu(fn, cc=80, **kw):
     return lambda store: compile_callback(fn, "epilog", "complex64", compute_capability=cc, store=store, **kw)
 
@@ -69,6 +81,21 @@ CATALOGUE = [
      "parameters ['d'] have default values"),
     ("cuda intrinsics on CPU", cpu(lambda x: thread_scaled(x)), TypeError,
      "uses numba.cuda, which exists only on the GPU"),
+    ("raises on every path", gpu(always_raises), TypeError,
+     f"'always_raises' cannot be compiled as an FFT callback: it raises on every path (line {RAISE_LINE}: raise "
+     "ValueError(\"bad element\")), so it never returns the element to store"),
+    ("raises on every path, prolog", lambda store: compile_callback(always_raises, "prolog", "float32",
+                                                                      compute_capability=80, store=store),
+     TypeError, f"it raises on every path (line {RAISE_LINE}"),
+    ("raises on every path via nvmath API", lambda store: compile_epilog(always_raises, "complex64",
+                                                                          compute_capability=80),
+     TypeError, "so it never returns the element to store"),
+    ("raises on every path on CPU", cpu(always_raises, "prolog", "float64"), TypeError,
+     "never returns the element the FFT reads"),
+    ("raises or returns nothing", gpu(raises_or_falls_off), TypeError,
+     f"returns nothing on the paths that do not raise (line {RAISE_LINE + 5}: raise ValueError(\"positive\"))"),
+    ("raises or returns nothing on CPU", cpu(raises_or_falls_off), TypeError,
+     "returns nothing on the paths that do not raise"),
 ]
 
 

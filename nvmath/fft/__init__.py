@@ -8,7 +8,7 @@ from ._compile import compile_epilog, compile_prolog
 
 __all__ = [
     "FFT", "FFTOptions", "FFTDirection", "ExecutionCPU", "ExecutionCUDA", "DeviceCallable", "LayoutError",
-    "UnsupportedLayoutError", "fft", "ifft", "rfft", "irfft", "compile_prolog", "compile_epilog",
+    "UnsupportedLayoutError", "NoGPUError", "fft", "ifft", "rfft", "irfft", "compile_prolog", "compile_epilog",
 ]
 
 # The FFT machinery imports NumPy; resolving it on first use keeps a process that only
@@ -18,6 +18,7 @@ _LAZY = {
     "FFTDirection": "._options", "UnsupportedLayoutError": "._layout",
     "fft": "._stateless", "ifft": "._stateless", "rfft": "._stateless", "irfft": "._stateless",
     "DeviceCallable": "._callbacks", "LayoutError": "._layout",
+    "NoGPUError": "._gpu_presence",
 }
 
 

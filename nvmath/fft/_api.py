@@ -21,11 +21,12 @@ import numpy as np
 from ._callbacks import (CallbackSpec, DeviceCallable, callback_form, callback_spec, callback_terms,
                          lay_out_user_data, parameter_values)
 from ._docs import shared_doc
+from ._gpu_presence import describe_execution, gpu_failure, missing_cupy
 from ._layout import FFTProblem, LayoutError, plan_problem
 from ._log import fft_logger, log_compiled
 from ._norm import fuse_scale, norm_scale
 from ._options import DirectionLike, Execution, FFTOptions, Norm, cpu_threads, direction_name, execution_target
-from ._tensor import Tensor, as_tensor, empty_factory, empty_strided
+from ._tensor import Tensor, as_tensor, check_writeable, empty_factory, empty_strided
 
 # What prolog= and epilog= take: a Python function, {"fn": f, "data": array}, a DeviceCallable,
 # or nvmath-python's {"ltoir": bytes, "data": pointer}.
@@ -102,7 +103,7 @@ class FFT:
         self._host_result: bool | str = False
         self._host_operand: Tensor | None = None  # a host operand run on the GPU: in-place results go back here
         self._execution = execution
-        tensor = as_tensor(operand)
+        tensor = user_tensor = as_tensor(operand)
         self._target = execution_target(execution, tensor, self.options)
         if self._target == "cuda" and not tensor.on_gpu:
             self._host_operand = tensor
@@ -123,8 +124,10 @@ class FFT:
         self._shared = _shared_plans
         self._plan_direction: str | None = None
         self._norm: str | None = None
-        self._stream = _check_stream(stream)
+        self._stream = self._check_stream(stream)
         self.problem = self._make_problem(tensor)
+        if self.problem.inplace:
+            check_writeable(user_tensor)
         self._prolog: CallbackSpec | None = None
         self._epilog: CallbackSpec | None = None
         self._executor: Any = None
@@ -244,7 +247,7 @@ class FFT:
             scale = norm_scale(norm, self._plan_direction or self.problem.direction, self._logical_size())
             if scale is not None:
                 prolog, epilog = fuse_scale(prolog, epilog, scale, ndim=len(self.problem.operand.shape))
-        self._plan_stream = _check_stream(stream) if stream is not None else self._stream
+        self._plan_stream = self._check_stream(stream) if stream is not None else self._stream
         self._prolog = callback_spec(prolog, "prolog")
         self._epilog = callback_spec(epilog, "epilog")
         for spec in (self._prolog, self._epilog):
@@ -458,6 +461,8 @@ class FFT:
 
         {raises}
         """
+        if release_workspace is not False and not isinstance(release_workspace, (bool, np.bool_)):
+            raise TypeError(f"release_workspace must be True or False, got {release_workspace!r}")
         self._check_live("execute")
         self._require_operand("execute")
         if self._executor is None:
@@ -473,7 +478,8 @@ class FFT:
             if release_workspace and hasattr(self._executor, "release_workspace"):
                 self._executor.release_workspace()
             return result
-        _check_stream(stream)  # the GPU path checks it as it uses it
+        if stream is not None:  # the GPU path checks it as it uses it
+            self._check_stream(stream)
         quick = self._quick_runs.get(direction) if type(self._operand.array) is np.ndarray else False
         if quick is None:
             quick = self._quick_runs[direction] = self._quick_run(direction) or False
@@ -497,6 +503,19 @@ class FFT:
                 return None
             reads.append(None if laid is None else (0, laid.shape[0]))
         return self._executor.quick(direction, *reads)
+
+    def _check_stream(self, stream: Any) -> Any:
+        """``stream`` unchanged if this FFT can run on it: any CUDA stream on the GPU; on the CPU
+        none (or CUDA's default stream, 0), as nothing there would be ordered on it."""
+        stream = _check_stream(stream)
+        if stream is None or self._target == "cuda" or self.options.debug_mode:
+            return stream  # the debug mode runs GPU code on the host: its streams are fine there
+        pointer = stream if isinstance(stream, int) else getattr(stream, "ptr", getattr(stream, "cuda_stream", None))
+        if pointer != 0:
+            raise ValueError(f"stream={stream!r} was given, but this FFT runs on the CPU, which has no CUDA streams "
+                             "(its result is ready when the call returns). Drop stream= (or pass None), or run on "
+                             "the GPU with execution='cuda'")
+        return stream
 
     def _require_operand(self, what: str) -> None:
         if self._operand is None:
@@ -615,6 +634,8 @@ class FFT:
             self._operand = self._user_operand = self._host_operand = self._input_buffer = None
             return
         tensor = as_tensor(operand)
+        if self.problem.inplace:
+            check_writeable(tensor)
         host = None
         if self._host_result is True:
             host = tensor
@@ -832,12 +853,20 @@ def _callback_key(value: Any, kind: str) -> Any:
 
 
 def _to_device(tensor: Tensor, execution: Any, options: FFTOptions, device_id: int | None = None) -> Tensor:
-    import cupy
-
     if device_id is None:
         device_id = _execution_device(execution, options)
-    with cupy.cuda.Device(device_id):
-        return Tensor(cupy.asarray(tensor.array), tensor.framework, device_id)
+    try:
+        import cupy
+
+        with cupy.cuda.Device(device_id):
+            return Tensor(cupy.asarray(tensor.array), tensor.framework, device_id)
+    except ImportError as exc:
+        raise missing_cupy(describe_execution(execution), exc) from exc
+    except Exception as exc:
+        failure = gpu_failure(exc, device_id, describe_execution(execution))
+        if failure is None:
+            raise
+        raise failure from exc
 
 
 @functools.lru_cache(maxsize=None)

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from compiler.dtypes import DATA_DTYPES
 from compiler.forms import Form, infer_form, reads_parameter, runtime_parameters
 from compiler.terms import Terms, broadcast_strides, param_dtype
 
@@ -132,8 +133,28 @@ def callback_spec(value: Any, kind: str) -> CallbackSpec | None:
         if isinstance(data, np.generic):  # a NumPy scalar: 0-d data
             data = np.asarray(data)
         tensor = as_tensor(data, what=f"{kind} data")
+        check_data_dtype(tensor.array.dtype, f"{kind} data")
     return CallbackSpec(kind, fn, bytes(ltoir) if ltoir is not None else None, tensor, pointer, source, source_name,
                         params)
+
+
+def check_data_dtype(dtype: np.dtype, what: str) -> None:
+    """Refuse user data whose elements a compiled callback cannot read, naming what was passed."""
+    name = dtype.name
+    if name in DATA_DTYPES:
+        return
+    accepted = f"callback data holds one number per element, of one of the dtypes {', '.join(DATA_DTYPES)}"
+    if name == "float16":
+        raise TypeError(f"{what} has dtype float16 (half precision), which FFT callbacks cannot read yet; "
+                        f"{accepted}. Convert it, e.g. data.astype('float32')")
+    if dtype.names:
+        raise TypeError(f"{what} has a structured dtype ({name}: fields {list(dtype.names)}); {accepted}. "
+                        f"Pass one field as its own array, e.g. data[{dtype.names[0]!r}]")
+    if name == "object":
+        raise TypeError(f"{what} has dtype object (Python objects), which a compiled callback cannot read; "
+                        f"{accepted}. Convert it, e.g. np.asarray(data, dtype='complex128')")
+    raise TypeError(f"{what} has dtype {name}, which FFT callbacks cannot read; {accepted}. "
+                    "Convert it, e.g. data.astype('float64')")
 
 
 def callback_form(spec: CallbackSpec, target: Layout) -> Form:

@@ -31,11 +31,12 @@ PARAMETERS = {
             element's index.""",
     "epilog": """epilog: runs on each result element as cuFFT stores it; the same forms as ``prolog``.""",
     "stream": """stream: a CuPy or PyTorch stream, or a ``cudaStream_t`` as int. Default: CuPy's
-            current stream.""",
+            current stream. A CPU execution takes none (0, CUDA's default stream, is allowed).""",
     "raises": """Raises:
         TypeError: a callback that cannot be compiled, or an operand or option of the wrong type.
         ValueError: an option, direction or callback data that does not fit this FFT.
-        LayoutError: axes or dtypes no FFT can take (``UnsupportedLayoutError`` is the same class).""",
+        LayoutError: axes or dtypes no FFT can take (``UnsupportedLayoutError`` is the same class).
+        NoGPUError: a GPU execution where CUDA finds no GPU (run with ``execution='cpu'`` instead).""",
 }
 
 # The parameters of fft, ifft, rfft and irfft, in their order.

@@ -98,6 +98,9 @@ class FFTOptions:
                 raise TypeError(f"FFTOptions.{name} must be True or False, got {getattr(self, name)!r}")
         _count("num_threads", self.num_threads, 1)
         _count("device_id", self.device_id, 0)
+        if self.logger is not None and not isinstance(self.logger, (logging.Logger, logging.LoggerAdapter)):
+            raise TypeError(f"FFTOptions.logger must be a logging.Logger (e.g. logging.getLogger('myapp')) or None, "
+                            f"got {type(self.logger).__name__} {self.logger!r}")
 
     @classmethod
     def of(cls, options: Any) -> "FFTOptions":

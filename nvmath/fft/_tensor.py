@@ -66,6 +66,11 @@ class Tensor:
 def as_tensor(obj: Any, what: str = "operand") -> Tensor:
     """Wrap a NumPy/CuPy array, a PyTorch tensor or any ``__cuda_array_interface__`` object."""
     if isinstance(obj, np.ndarray):
+        if type(obj) is not np.ndarray and isinstance(obj, np.ma.MaskedArray):
+            raise TypeError(
+                f"{what} is a NumPy masked array: every element would be read and the mask dropped. Pass "
+                "x.filled(0) to read masked elements as zeros, or np.ma.getdata(x) to ignore the mask"
+            )
         if not obj.dtype.isnative:
             raise TypeError(
                 f"{what} has the non-native byte order dtype {obj.dtype.str!r}; FFTs read native-endian data: "
@@ -98,6 +103,18 @@ def as_tensor(obj: Any, what: str = "operand") -> Tensor:
         f"{what} of type {type(obj).__name__} is not supported; pass a NumPy or CuPy array, a PyTorch "
         "tensor, or an object exposing __cuda_array_interface__"
     )
+
+
+def check_writeable(tensor: Tensor) -> None:
+    """Refuse a read-only operand of an in-place FFT (a NumPy array with writeable=False), before
+    any work: the result would have nowhere to go."""
+    array = tensor.array
+    if not tensor.on_gpu and not array.flags.writeable:
+        raise ValueError(
+            "inplace=True writes the result into the operand, but this operand is read-only (its NumPy "
+            "flags.writeable is False: a read-only view, memory map or buffer). Pass "
+            "a writeable copy (x.copy()), or use inplace=False to get the result in a new array"
+        )
 
 
 def empty_strided(xp: Any, shape: tuple[int, ...], strides: tuple[int, ...], dtype: str, span: int) -> Any:
