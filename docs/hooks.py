@@ -52,9 +52,8 @@ def cli_reference() -> str:
         # cli.py builds its parser in a function of its own; the reference shows exactly that parser.
         for words, parser, summary in _commands(cli._parser(), ["fftfuse"], None):
             parts.append(f"## `{' '.join(words)}`\n")
-            text = parser.description or summary
-            if text:
-                parts.append(f"{text}\n")
+            if summary:  # the description, where there is one, is part of the --help below
+                parts.append(f"{summary[0].upper()}{summary[1:]}.\n")
             parts.append(f"```text\n{parser.format_help().rstrip()}\n```\n")
         return "\n".join(parts)
     finally:
