@@ -91,3 +91,13 @@ def test_quoted_gpu_figures_are_those_of_the_cited_run(page):
         assert cpp == round(inline[case]["cpp_ms"], 3), (page, label)
         assert nvmath == round(rows[case]["nvmath_ms"], 3), (page, label)
         assert cupy == round(rows[case]["cupy_ms"], 3), (page, label)
+
+
+def test_readme_links_into_the_docs_resolve():
+    """The README is read on the repository's page, outside the site build that checks the docs' links."""
+    text = (ROOT / "README.md").read_text()
+    targets = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text)
+    local = [t for t in targets if "://" not in t]
+    assert local, "the README should link into docs/"
+    for target in local:
+        assert (ROOT / target).exists(), f"README links to {target}, which does not exist"
