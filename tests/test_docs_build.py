@@ -101,3 +101,19 @@ def test_readme_links_into_the_docs_resolve():
     assert local, "the README should link into docs/"
     for target in local:
         assert (ROOT / target).exists(), f"README links to {target}, which does not exist"
+
+
+def test_signatures_in_the_reference_spell_out_aliases_and_hide_private_parameters():
+    griffe = pytest.importorskip("griffe")
+    ext = _load(ROOT / "docs" / "griffe_signatures.py", "docs_griffe_signatures")
+    from typing import Literal, Optional, Sequence, Union
+
+    assert ext.spell(Union[int, Sequence[int], None]) == "int | Sequence[int] | None"
+    assert ext.spell(Optional[Literal["backward", "ortho"]]) == "Literal['backward', 'ortho'] | None"
+    loader = griffe.GriffeLoader(extensions=griffe.load_extensions(ext.ReadableSignatures()),
+                                 search_paths=[str(ROOT)], force_inspection=True)
+    module = loader.load("nvmath.fft._api")
+    init = module["FFT"].members["__init__"]
+    names = [p.name for p in init.parameters]
+    assert "_transform" not in names and "axes" in names
+    assert str(init.parameters["axes"].annotation) == "int | Sequence[int] | None"
