@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -27,6 +28,14 @@ def _plots() -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def on_config(config: Any) -> Any:
+    # Document the checkout being built, even where another copy of the package is installed
+    # (MkDocs restores sys.path after loading this module, so this is done here).
+    if sys.path[:1] != [str(ROOT)]:
+        sys.path.insert(0, str(ROOT))
+    return config
 
 
 def on_files(files: Files, config: Any) -> Files:

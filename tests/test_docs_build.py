@@ -117,3 +117,11 @@ def test_signatures_in_the_reference_spell_out_aliases_and_hide_private_paramete
     names = [p.name for p in init.parameters]
     assert "_transform" not in names and "axes" in names
     assert str(init.parameters["axes"].annotation) == "int | Sequence[int] | None"
+
+
+def test_the_reference_documents_every_public_name_of_nvmath_fft():
+    import nvmath.fft
+
+    page = (ROOT / "docs" / "reference" / "fft.md").read_text()
+    documented = set(re.findall(r"^::: nvmath\.fft\.(\w+)", page, re.M))
+    assert documented == set(nvmath.fft.__all__)
