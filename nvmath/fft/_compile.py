@@ -29,7 +29,7 @@ _COMPILE_PARAMETERS = """element_dtype: the FFT input type for a prolog, the out
             single precision; "double" keeps Python's double precision.
 
     Returns:
-        The LTO-IR as bytes, cached on disk (see the README's cache section).
+        The LTO-IR as bytes, cached on disk (see the documentation's cache page, docs/guide/cache.md).
 
     Raises:
         TypeError: a function that cannot be a callback of this kind: the message names it, the

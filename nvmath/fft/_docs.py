@@ -49,5 +49,14 @@ PARAMETERS["parameters"] = "\n        ".join(
 def shared_doc(fn: F) -> F:
     """Fill ``{name}`` placeholders of ``fn``'s docstring with the shared parameter wording."""
     if fn.__doc__:
-        fn.__doc__ = fn.__doc__.format(**PARAMETERS)
+        # The wording is indented for a module-level docstring (4 spaces); a method's docstring
+        # sits deeper, and its continuation lines must move with it or the sections misparse.
+        shift = " " * max(0, _indent(fn.__doc__) - 4)
+        fn.__doc__ = fn.__doc__.format(**{k: v.replace("\n", "\n" + shift) for k, v in PARAMETERS.items()})
     return fn
+
+
+def _indent(doc: str) -> int:
+    """The common indentation of a docstring's lines after the first (blank lines aside)."""
+    widths = [len(line) - len(line.lstrip()) for line in doc.splitlines()[1:] if line.strip()]
+    return min(widths, default=0)
