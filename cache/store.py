@@ -61,8 +61,15 @@ import os
 import warnings
 from typing import Any, Iterator, NamedTuple, Sequence
 
-from ._entry import HEADER, MAGIC, BadEntry, decode_entry, decode_meta, encode_entry
-from ._files import MAX_ENTRY_BYTES, directory_problem, read_value, remove_all_values, remove_value
+from ._entry import HEADER, BadEntry, decode_entry, decode_meta, encode_entry, meta_length, mismatch
+from ._files import (
+    MAX_ENTRY_BYTES,
+    directory_problem,
+    index_files_problem,
+    read_value,
+    remove_all_values,
+    remove_value,
+)
 
 __all__ = [
     "FORMAT_VERSION",
@@ -196,7 +203,9 @@ class _IndexReader:
     diskcache keeps each ``str`` key in table ``Cache`` (``raw = 1``) with either the bytes
     inline (``mode = 1``) or a value file name (``mode = 2``). Reading that directly avoids
     importing diskcache and running its schema set-up, which costs more than the lookup
-    itself. Anything unexpected answers :data:`_UNKNOWN`.
+    itself. Anything unexpected answers :data:`_UNKNOWN`. Before each query the index's files
+    are checked to be regular files (a FIFO would block SQLite forever); if one is not,
+    :attr:`refused` says why and every read answers :data:`_UNKNOWN`.
     """
 
     _QUERY = (
@@ -208,6 +217,11 @@ class _IndexReader:
         self._directory = directory
         self._timeout = timeout
         self._con: Any = None
+        self.refused: str | None = None
+
+    @property
+    def directory(self) -> str:
+        return self._directory
 
     def _connect(self, immutable: bool) -> Any:
         import sqlite3
@@ -225,6 +239,11 @@ class _IndexReader:
 
         if self._con is None and not os.path.exists(os.path.join(self._directory, "cache.db")):
             return None  # nothing was ever written here
+        # SQLite may open the -journal or -wal at any query, not only when connecting.
+        self.refused = self.refused or index_files_problem(self._directory)
+        if self.refused is not None:
+            self.close()
+            return _UNKNOWN
         row: Any = _UNKNOWN
         for immutable in ((False, True) if self._con is None else (None,)):
             try:
@@ -333,21 +352,32 @@ class ArtifactStore:
     @property
     def read_only_layers(self) -> list[str]:
         """The read-only directories this store searches (refused ones left out)."""
-        return [r._directory for r in self._read_only()]
+        return [r.directory for r in self._read_only()]
 
     # --- lookups ------------------------------------------------------------------------
 
-    def get(self, key: str) -> tuple[bytes, dict[str, Any]] | None:
-        """Return ``(payload, meta)`` for ``key``, or None on a miss or a damaged entry."""
+    def get(self, key: str, expect: dict[str, Any] | None = None) -> tuple[bytes, dict[str, Any]] | None:
+        """Return ``(payload, meta)`` for ``key``, or None on a miss or an entry that fails its checks.
+
+        A disk entry is served only if it verifies as the entry written for ``key`` (see
+        ``cache._entry``). ``expect`` names metadata the entry must record, e.g. ``{"kind":
+        "epilog", "arch": 90}``: a field the metadata records with another value makes the entry
+        a mismatch (a field it does not record is not compared). A mismatch is never served: it is
+        logged as a warning, dropped from memory and from the disk layer (a read-only layer's is
+        skipped), and reported as a miss, so the caller compiles again.
+        """
         with self._lock:
             entry = self._memory.pop(key, None)
             if entry is not None:
-                self._memory[key] = entry  # re-insert: most recently used goes last
-                self._count("hits", "memory_hits")
-                return entry[0], dict(entry[1])
-            found = self._disk_read(key)
+                problem = mismatch(entry[1], expect) if expect else None
+                if problem is None:
+                    self._memory[key] = entry  # re-insert: most recently used goes last
+                    self._count("hits", "memory_hits")
+                    return entry[0], dict(entry[1])
+                _logger().warning("dropping cache entry %s held in memory: %s", key, problem)
+            found = self._disk_read(key, expect)
             if found is None:
-                found = self._layer_read(key)
+                found = self._layer_read(key, expect)
             if found is None:
                 self._count("misses")
                 return None
@@ -363,7 +393,7 @@ class ArtifactStore:
         the entry then lives in memory only.
         """
         payload = bytes(payload)
-        blob, full = encode_entry(payload, meta)
+        blob, full = encode_entry(key, payload, meta)
         with self._lock:
             self._remember(key, payload, full)
             self._count("puts")
@@ -425,7 +455,7 @@ class ArtifactStore:
                 yield EntryCheck(key, "value was not written by fftfuse (pickled)", None, {})
             else:
                 try:
-                    payload, meta = decode_entry(blob)
+                    payload, meta = decode_entry(blob, key)
                 except BadEntry as exc:
                     try:
                         meta = decode_meta(blob)[0]
@@ -473,6 +503,9 @@ class ArtifactStore:
 
         self.open_disk()
         path = os.path.join(self._directory, "cache.db")
+        problem = index_files_problem(self._directory)
+        if problem is not None:
+            return problem
         try:
             con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=self._lock_timeout)
             try:
@@ -620,7 +653,7 @@ class ArtifactStore:
                     if attempt == 1 and _is_damage(exc):
                         self.rebuild(f"{type(exc).__name__}: {exc}")
                         continue
-                    self._disable(f"{type(exc).__name__}: {exc}")
+                    self._disable(str(exc) if isinstance(exc, CacheError) else f"{type(exc).__name__}: {exc}")
                     return None
             self._close_reader()
             return self._cache
@@ -635,6 +668,9 @@ class ArtifactStore:
             problem = directory_problem(directory)  # someone else's directory, made meanwhile
             if problem is not None:
                 raise PermissionError(f"{problem}, so another user could plant code in it")
+        problem = index_files_problem(directory)
+        if problem is not None:
+            raise CacheError(problem)
         self._wait_for_write_lock()
         return diskcache.Cache(
             directory,
@@ -689,7 +725,7 @@ class ArtifactStore:
             stacklevel=5,
         )
 
-    def _disk_read(self, key: str) -> tuple[bytes, dict[str, Any]] | None:
+    def _disk_read(self, key: str, expect: dict[str, Any] | None) -> tuple[bytes, dict[str, Any]] | None:
         if not self._disk_enabled or self._disk_error is not None or not self._check_trust():
             return None
         blob: Any = _UNKNOWN
@@ -709,11 +745,15 @@ class ArtifactStore:
         if blob is None:
             return None
         try:
-            return decode_entry(blob)
+            payload, meta = decode_entry(blob, key)
+            problem = mismatch(meta, expect) if expect else None
+            if problem is not None:
+                raise BadEntry(f"it is not the entry asked for: {problem}")
         except BadEntry as exc:
-            _logger().warning("dropping damaged cache entry %s in %s: %s", key, self._directory, exc)
+            _logger().warning("dropping damaged or mismatched cache entry %s in %s (it is compiled again): %s", key, self._directory, exc)
             self._disk_delete(key)
             return None
+        return payload, meta
 
     def _read_only(self) -> list[_IndexReader]:
         if self._layers is None:
@@ -726,19 +766,37 @@ class ArtifactStore:
                         f"{problem}. A shared layer must be owned by root (or you) and writable by nobody else.",
                         RuntimeWarning, stacklevel=6)
                 elif os.path.isdir(path) and os.path.realpath(path) != os.path.realpath(self._directory):
-                    layers.append(_IndexReader(path, self._lock_timeout))
+                    problem = index_files_problem(path)
+                    if problem is not None:
+                        self._warn_layer(path, problem)
+                    else:
+                        layers.append(_IndexReader(path, self._lock_timeout))
             self._layers = layers
         return self._layers
 
-    def _layer_read(self, key: str) -> tuple[bytes, dict[str, Any]] | None:
-        for layer in self._read_only():
+    @staticmethod
+    def _warn_layer(path: str, problem: str) -> None:
+        warnings.warn(f"fftfuse: the read-only cache layer {path!r} from FFTFUSE_CACHE_PATH is not used: {problem}.",
+                      RuntimeWarning, stacklevel=7)
+
+    def _layer_read(self, key: str, expect: dict[str, Any] | None) -> tuple[bytes, dict[str, Any]] | None:
+        for layer in list(self._read_only()):
             blob = layer.read(key)
+            if layer.refused is not None:  # its index files changed since it was opened
+                self._warn_layer(layer.directory, layer.refused)
+                assert self._layers is not None
+                self._layers.remove(layer)
+                continue
             if blob is None or blob is _UNKNOWN:
                 continue
             try:
-                return decode_entry(blob)
+                payload, meta = decode_entry(blob, key)
+                problem = mismatch(meta, expect) if expect else None
+                if problem is None:
+                    return payload, meta
+                raise BadEntry(f"it is not the entry asked for: {problem}")
             except BadEntry as exc:  # never deleted: the layer is not ours to change
-                _logger().warning("skipping damaged entry %s in read-only layer %s: %s", key, layer._directory, exc)
+                _logger().warning("skipping cache entry %s in read-only layer %s: %s", key, layer.directory, exc)
         return None
 
     def _disk_write(self, key: str, blob: bytes) -> None:
@@ -779,11 +837,11 @@ class ArtifactStore:
                 continue
             assert check.payload is not None
             seen.add(check.key)
-            yield check.key, encode_entry(check.payload, check.meta)[0], check.meta
+            yield check.key, encode_entry(check.key, check.payload, check.meta)[0], check.meta
         with self._lock:
             memory = [(k, p, m) for k, (p, m) in self._memory.items() if k not in seen]
         for key, payload, meta in memory:
-            blob, full = encode_entry(payload, {k: v for k, v in meta.items() if k not in ("size", "sha256")})
+            blob, full = encode_entry(key, payload, meta)
             yield key, blob, full
 
     def _disk_meta(self, cache: Any, key: str) -> dict[str, Any] | None:
@@ -796,8 +854,9 @@ class ArtifactStore:
             if hasattr(value, "read"):
                 with value:
                     head = value.read(HEADER)
-                    if len(head) == HEADER and head[:4] == MAGIC:
-                        head += value.read(int.from_bytes(head[4:], "little"))
+                    length = meta_length(head)
+                    if length is not None:
+                        head += value.read(length)
                 value = head
             return decode_meta(value)[0]
         except BadEntry as exc:
