@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import hashlib
+import json
 import os
 import sqlite3
 import subprocess
@@ -311,3 +313,187 @@ def test_cache_package_imports_nothing_else_of_fftfuse():
               "print(sorted(m for m in sys.modules if m.split('.')[0] in ('compiler', 'nvmath')))")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# --- entries bound to their keys ---------------------------------------------------------------------
+# Each case below made an earlier layout (a digest over the payload only) serve one key's entry
+# for another, or metadata nobody wrote.
+
+TWO = b"code of two " * 500  # inline (under diskcache's 32 KiB)
+THREE = b"code of three" * 500
+BIG_TWO = b"2" * 100_000  # value files
+BIG_THREE = b"3" * 100_000
+
+
+def swap_rows(directory: Path, a: str, b: str) -> None:
+    """Swap everything but the key between two index rows (inline values or value file names)."""
+    with sqlite3.connect(directory / "cache.db") as con:
+        cols = "mode, filename, value, size"
+        row_a = con.execute(f"SELECT {cols} FROM Cache WHERE key = ?", (a,)).fetchone()
+        row_b = con.execute(f"SELECT {cols} FROM Cache WHERE key = ?", (b,)).fetchone()
+        for key, row in ((a, row_b), (b, row_a)):
+            con.execute("UPDATE Cache SET mode = ?, filename = ?, value = ?, size = ? WHERE key = ?", (*row, key))
+
+
+def inline_blob(directory: Path, key: str) -> bytes:
+    with sqlite3.connect(directory / "cache.db") as con:
+        return con.execute("SELECT value FROM Cache WHERE key = ?", (key,)).fetchone()[0]
+
+
+def set_inline_blob(directory: Path, key: str, blob: bytes) -> None:
+    with sqlite3.connect(directory / "cache.db") as con:
+        con.execute("UPDATE Cache SET value = ? WHERE key = ?", (blob, key))
+
+
+def refused_everywhere(directory: Path, caplog, *keys: str, message: str) -> None:
+    """The keys miss (and are dropped) in a fresh store and in a read-only layer, and verify finds them."""
+    with ArtifactStore(directory, enabled=True) as s:
+        problems = {c.key: c.problem for c in s.check_entries()}
+        for key in keys:
+            assert problems[key] is not None and message in problems[key], problems
+    layer_copy = directory.parent / (directory.name + "-layer")
+    import shutil
+
+    shutil.copytree(directory, layer_copy)
+    with ArtifactStore(directory.parent / "empty", enabled=True, read_only=[layer_copy]) as s:
+        assert all(s.get(k) is None for k in keys)  # a read-only layer's mismatch is skipped
+    with caplog.at_level("WARNING", logger="fftfuse.cache"):
+        with ArtifactStore(directory, enabled=True) as s:
+            assert all(s.get(k) is None for k in keys)
+            assert not any(k in {key for key, _ in s.entries()} for k in keys)  # dropped, not kept
+    assert any(message in r.getMessage() and "compiled again" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("two, three", [(TWO, THREE), (BIG_TWO, BIG_THREE)], ids=["inline rows", "value files"])
+def test_entries_swapped_between_keys_are_never_served(tmp_path: Path, caplog, two: bytes, three: bytes):
+    directory = tmp_path / "store"
+    directory.mkdir(mode=0o700)
+    with ArtifactStore(directory, enabled=True) as s:
+        s.put("two", two, {"kind": "epilog", "function": "two"})
+        s.put("three", three, {"kind": "epilog", "function": "three"})
+    swap_rows(directory, "two", "three")
+    refused_everywhere(directory, caplog, "two", "three", message="not of this one")
+
+
+def test_value_files_swapped_on_disk_are_never_served(tmp_path: Path, caplog):
+    directory = filled(tmp_path / "store", two=BIG_TWO, three=BIG_THREE)
+    a, b = value_file(directory, "two"), value_file(directory, "three")
+    data_a, data_b = a.read_bytes(), b.read_bytes()
+    a.write_bytes(data_b)
+    b.write_bytes(data_a)
+    refused_everywhere(directory, caplog, "two", "three", message="not of this one")
+
+
+def rewrite_meta(blob: bytes, change) -> bytes:
+    """The blob with its metadata changed by ``change`` and everything else (the digest too) kept."""
+    from cache._entry import HEADER, decode_meta
+
+    meta, start = decode_meta(blob)
+    change(meta)
+    header = json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
+    return blob[:4] + len(header).to_bytes(4, "little") + blob[8:HEADER] + header + blob[start:]
+
+
+def test_swapped_symbols_in_the_metadata_are_never_served(tmp_path: Path, caplog):
+    directory = tmp_path / "store"
+    directory.mkdir(mode=0o700)
+    with ArtifactStore(directory, enabled=True) as s:
+        s.put("loops", TWO, {"kind": "epilog", "symbols": ["apart", "in_place"]})
+    set_inline_blob(directory, "loops", rewrite_meta(inline_blob(directory, "loops"),
+                                                     lambda m: m.update(symbols=m["symbols"][::-1])))
+    refused_everywhere(directory, caplog, "loops", message="metadata was changed")
+
+
+def test_a_flipped_metadata_byte_is_never_served(tmp_path: Path, caplog):
+    directory = tmp_path / "store"
+    directory.mkdir(mode=0o700)
+    with ArtifactStore(directory, enabled=True) as s:
+        s.put("k", TWO, {"kind": "epilog"})
+    blob = inline_blob(directory, "k")
+    at = blob.index(b'"epilog"') + 1
+    set_inline_blob(directory, "k", blob[:at] + b"E" + blob[at + 1:])  # still valid JSON: "Epilog"
+    refused_everywhere(directory, caplog, "k", message="metadata was changed")
+
+
+def test_an_entry_of_the_unbound_layout_is_dropped_and_compiled_again(tmp_path: Path, caplog):
+    directory = tmp_path / "store"
+    directory.mkdir(mode=0o700)
+    header = json.dumps({"kind": "epilog", "size": len(TWO), "sha256": hashlib.sha256(TWO).hexdigest()}).encode()
+    with ArtifactStore(directory, enabled=True) as s:
+        s.put("old", b"placeholder", {})
+    set_inline_blob(directory, "old", b"FFTF" + len(header).to_bytes(4, "little") + header + TWO)
+    refused_everywhere(directory, caplog, "old", message="older entry layout")
+
+
+def test_expected_metadata_that_differs_is_a_miss_and_drops_the_entry(tmp_path: Path, caplog):
+    directory = tmp_path / "store"
+    directory.mkdir(mode=0o700)
+    with ArtifactStore(directory, enabled=True) as s:
+        s.put("k", TWO, {"kind": "epilog", "arch": 90})
+        assert s.get("k", expect={"kind": "epilog", "form": "plain"}) is not None  # form not recorded
+        with caplog.at_level("WARNING", logger="fftfuse.cache"):
+            assert s.get("k", expect={"kind": "prolog"}) is None  # held in memory: dropped there too
+    assert any("records kind 'epilog', not 'prolog'" in r.getMessage() for r in caplog.records)
+    with ArtifactStore(directory, enabled=True) as s:
+        assert s.get("k", expect={"arch": 80}) is None
+        assert s.get("k") is None  # dropped from disk
+
+
+def exported_pair(tmp_path: Path) -> tuple[Path, dict]:
+    bundle = tmp_path / "pair.zip"
+    with ArtifactStore(tmp_path / "src", enabled=True) as src:
+        src.put("two", TWO, {"function": "two"})
+        src.put("three", THREE, {"function": "three"})
+        assert src.export_bundle(bundle) == 2
+    with zipfile.ZipFile(bundle) as z:
+        return bundle, json.loads(z.read("manifest.json"))
+
+
+def with_manifest(bundle: Path, manifest: dict) -> Path:
+    out = bundle.with_name("rewritten.zip")
+    with zipfile.ZipFile(bundle) as zin, zipfile.ZipFile(out, "w") as zout:
+        for info in zin.infolist():
+            data = json.dumps(manifest).encode() if info.filename == "manifest.json" else zin.read(info)
+            zout.writestr(info, data)
+    return out
+
+
+@pytest.mark.parametrize("fields", [("member", "sha256", "size"), ("member",), ("key",)])
+def test_bundle_never_imports_an_entry_under_another_key(tmp_path: Path, fields: tuple[str, ...]):
+    bundle, manifest = exported_pair(tmp_path)
+    first, second = manifest["entries"]
+    for field in fields:
+        first[field], second[field] = second[field], first[field]
+    with ArtifactStore(tmp_path / "dst", enabled=True) as dst:
+        with pytest.raises(ValueError, match=r"entries/00000\d\.fftf.*refused.*nothing was imported"):
+            dst.import_bundle(with_manifest(bundle, manifest))
+        assert dst.get("two") is None and dst.get("three") is None
+
+
+def test_bundle_listing_one_member_under_two_keys_is_refused(tmp_path: Path):
+    bundle, manifest = exported_pair(tmp_path)
+    manifest["entries"][1].update({k: manifest["entries"][0][k] for k in ("member", "sha256", "size")})
+    with ArtifactStore(tmp_path / "dst", enabled=True) as dst:
+        with pytest.raises(ValueError, match="not of this one.*nothing was imported"):
+            dst.import_bundle(with_manifest(bundle, manifest))
+        assert dst.get("two") is None
+
+
+def test_bundle_of_the_unbound_layout_is_refused_with_what_to_do(tmp_path: Path):
+    bundle, manifest = exported_pair(tmp_path)
+    del manifest["layout"]
+    with ArtifactStore(tmp_path / "dst", enabled=True) as dst:
+        with pytest.raises(ValueError, match="older fftfuse.*export it again"):
+            dst.import_bundle(with_manifest(bundle, manifest))
+
+
+def test_deeply_nested_manifest_is_refused_clearly(tmp_path: Path):
+    bundle, _ = exported_pair(tmp_path)
+    out = tmp_path / "deep.zip"
+    with zipfile.ZipFile(bundle) as zin, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            zout.writestr(info.filename, b"[" * 100_000 + b"]" * 100_000 if info.filename == "manifest.json"
+                          else zin.read(info))
+    with ArtifactStore(tmp_path / "dst", enabled=True) as dst:
+        with pytest.raises(ValueError, match="nested too deeply"):
+            dst.import_bundle(out)
