@@ -497,3 +497,110 @@ def test_deeply_nested_manifest_is_refused_clearly(tmp_path: Path):
     with ArtifactStore(tmp_path / "dst", enabled=True) as dst:
         with pytest.raises(ValueError, match="nested too deeply"):
             dst.import_bundle(out)
+
+
+# --- no hangs: files that are not regular files ----------------------------------------------------
+# Opening a FIFO blocks until a writer comes; each case runs in a child process under a timeout,
+# so a regression fails here instead of hanging the suite.
+
+HANG_LIMIT = 60
+
+
+def run_child(script: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})}
+    full_env.pop("FFTFUSE_CACHE", None)
+    try:
+        return subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True,
+                              env=full_env, timeout=HANG_LIMIT)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the child process hung for {HANG_LIMIT} s")
+
+
+STORE_CHILD = """
+    import sys, warnings
+    from cache import ArtifactStore
+    warnings.simplefilter("always")
+    with ArtifactStore(sys.argv[1] if len(sys.argv) > 1 else {own!r}, enabled=True, read_only={layers!r}) as s:
+        print("get", s.get("k"))
+        s.put("n", b"payload", {{}})
+        print("memory", s.get("n")[0])
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+@pytest.mark.parametrize("name", ["cache.db", "cache.db-journal", "cache.db-wal", "cache.db-shm"])
+def test_fifo_beside_the_index_falls_back_instead_of_hanging(tmp_path: Path, name: str):
+    directory = filled(tmp_path / "own", k=PAYLOAD)
+    (directory / name).unlink(missing_ok=True)
+    os.mkfifo(directory / name)
+    child = run_child(STORE_CHILD.format(own=str(directory), layers=[]))
+    assert child.returncode == 0, child.stderr
+    assert "memory b'payload'" in child.stdout
+    assert f"{name} is a FIFO (named pipe), not a regular file" in child.stderr
+    assert "disabled for this process" in child.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+@pytest.mark.parametrize("name", ["cache.db", "cache.db-journal", "cache.db-wal", "cache.db-shm"])
+def test_fifo_in_a_read_only_layer_skips_the_layer(tmp_path: Path, name: str):
+    layer = filled(tmp_path / "layer", k=PAYLOAD)
+    (layer / name).unlink(missing_ok=True)
+    os.mkfifo(layer / name)
+    child = run_child(STORE_CHILD.format(own=str(tmp_path / "own"), layers=[str(layer)]))
+    assert child.returncode == 0, child.stderr
+    assert "get None" in child.stdout and "memory b'payload'" in child.stdout
+    assert f"read-only cache layer {str(layer)!r}" in child.stderr and f"{name} is a FIFO" in child.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_fifo_appearing_after_a_layer_was_opened_skips_it(tmp_path: Path):
+    layer = filled(tmp_path / "layer", k=PAYLOAD, m=PAYLOAD)
+    child = run_child(f"""
+        import os, warnings
+        from cache import ArtifactStore
+        warnings.simplefilter("always")
+        with ArtifactStore({str(tmp_path / "own")!r}, enabled=True, read_only=[{str(layer)!r}]) as s:
+            print("first", s.get("k") is not None)
+            os.mkfifo({str(layer / "cache.db-journal")!r})
+            print("second", s.get("m"), s.read_only_layers)
+    """)
+    assert child.returncode == 0, child.stderr
+    assert "first True" in child.stdout and "second None []" in child.stdout
+    assert "cache.db-journal is a FIFO" in child.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+@pytest.mark.parametrize("kind", ["fifo", "directory", "device"])
+def test_importing_what_is_not_a_bundle_file_says_what_it_is(tmp_path: Path, kind: str):
+    path = {"fifo": tmp_path / "pipe", "directory": tmp_path, "device": Path("/dev/zero")}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)
+    child = run_child(f"""
+        from cache import ArtifactStore
+        with ArtifactStore({str(tmp_path / "dst")!r}, enabled=True) as s:
+            try:
+                s.import_bundle({str(path)!r})
+            except ValueError as exc:
+                print(exc)
+    """)
+    words = {"fifo": "a FIFO (named pipe)", "directory": "a directory", "device": "a character device"}[kind]
+    assert f"is {words}, not a regular file; expected a bundle file" in child.stdout, child.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+@pytest.mark.parametrize("where", ["FFTFUSE_CACHE_DIR", "FFTFUSE_CACHE_PATH"])
+def test_fft_with_a_fifo_index_computes_and_warns(tmp_path: Path, where: str):
+    directory = tmp_path / "D"
+    directory.mkdir(mode=0o700)
+    os.mkfifo(directory / "cache.db")
+    env = {"FFTFUSE_CACHE_DIR": str(directory)} if where == "FFTFUSE_CACHE_DIR" else \
+        {"FFTFUSE_CACHE_DIR": str(tmp_path / "own"), "FFTFUSE_CACHE_PATH": str(directory)}
+    child = run_child("""
+        import numpy as np, nvmath
+        x = np.random.default_rng(1).standard_normal(8) + 1j * np.random.default_rng(2).standard_normal(8)
+        y = nvmath.fft.fft(x.astype(np.complex64), epilog=lambda v: v * 2)
+        print(np.allclose(y, 2 * np.fft.fft(x), rtol=1e-5, atol=1e-5))
+    """, env)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip().endswith("True")
+    assert "cache.db is a FIFO" in child.stderr
