@@ -94,7 +94,9 @@ def open_regular(path: str, limit: int) -> int:
 
 
 def directory_problem(path: str) -> str | None:
-    """Why another user could write ``path`` (None: only you or root can; or it does not exist).
+    """Why ``path`` cannot be a cache directory: another user could write it, or it is no directory.
+
+    None: only you or root can write it, or it does not exist (creating it decides).
 
     >>> import tempfile
     >>> directory_problem(tempfile.mkdtemp()) is None
@@ -109,12 +111,13 @@ def directory_problem(path: str) -> str | None:
     except OSError as exc:
         return f"it cannot be examined: {exc.strerror or exc}"
     if not stat.S_ISDIR(st.st_mode):
-        return "it is not a directory"
+        return f"it is {file_kind(st.st_mode)}, not a directory"
     uid = os.geteuid()
     if st.st_uid not in (uid, 0):
-        return f"it is owned by uid {st.st_uid}, neither you (uid {uid}) nor root"
+        return f"it is owned by uid {st.st_uid}, neither you (uid {uid}) nor root, so another user could plant code in it"
     if st.st_mode & 0o022:
-        return f"its mode {stat.S_IMODE(st.st_mode):o} lets group or others write to it"
+        return (f"its mode {stat.S_IMODE(st.st_mode):o} lets group or others write to it, so another user could "
+                "plant code in it")
     return None
 
 

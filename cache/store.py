@@ -336,7 +336,7 @@ class ArtifactStore:
             return self._disk_error
         problem = directory_problem(self._directory)
         if problem is not None:
-            return f"{problem}, so another user could plant code in it"
+            return problem
         existing = self._directory
         while not os.path.exists(existing):
             parent = os.path.dirname(existing)
@@ -634,7 +634,7 @@ class ArtifactStore:
         if self._trusted is None:
             problem = directory_problem(self._directory)
             if problem is not None:
-                self._disable(f"{problem}, so another user could plant code in it", refused=True)
+                self._disable(problem, refused=True)
             self._trusted = problem is None
         return self._trusted
 
@@ -667,7 +667,7 @@ class ArtifactStore:
             os.chmod(directory, 0o700)  # makedirs' mode is filtered by the umask
             problem = directory_problem(directory)  # someone else's directory, made meanwhile
             if problem is not None:
-                raise PermissionError(f"{problem}, so another user could plant code in it")
+                raise PermissionError(problem)
         problem = index_files_problem(directory)
         if problem is not None:
             raise CacheError(problem)
