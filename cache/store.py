@@ -10,18 +10,27 @@ e.g. LTO-IR) and a small JSON metadata dict. It has three layers, searched in or
 * read-only layers: precompiled cache directories (``$FFTFUSE_CACHE_PATH``), e.g. one an
   administrator installed for a whole cluster. They are read, never written.
 
-Each disk value is one raw ``bytes`` blob, never a pickle (see ``cache._entry``); its size
-and SHA-256 are checked on every read, and a damaged entry is deleted and reported as a miss,
-so the caller simply recompiles.
+Each disk value is one raw ``bytes`` blob, never a pickle, bound to its key (see
+``cache._entry``): a digest over the key, the metadata and the payload is checked on every read,
+so an entry is served only under the key it was written for and with the metadata it was written
+with. A lookup may also name metadata the entry must record (``get(key, expect=...)``). An entry
+that fails either check (damaged, swapped with another key's, edited, or written in the older
+layout that bound nothing) is never served: it is logged as a warning, deleted (skipped in a
+read-only layer) and reported as a miss, so the caller simply recompiles. ``check_entries``
+(``fftfuse cache verify``) and bundle import apply the same checks.
 
 A directory is used only if no other user can write it: owned by you or root, and not
 writable by group or others. Value files are read only if they are regular files (no links,
-FIFOs or devices) at names diskcache itself would choose, and at most 64 MiB.
+FIFOs or devices) at names diskcache itself would choose, and at most 64 MiB. The index
+(``cache.db``) and the files SQLite opens beside it (``-journal``, ``-wal``, ``-shm``) are
+checked to be regular files before SQLite opens them, and bundles before they are read: a FIFO
+would block forever.
 
-The disk layer never makes a lookup fail: if the directory is refused, cannot be created or
-written (permissions, read-only or full disk), or stays locked by another process for more
-than ``lock_timeout`` seconds, the store warns once and carries on in memory. A damaged
-index (``cache.db``) is set aside as ``cache.db.damaged`` and rebuilt empty.
+The disk layer never makes a lookup fail or hang: if the directory is refused, cannot be created
+or written (permissions, read-only or full disk), holds an index file that is not a regular file,
+or stays locked by another process for more than ``lock_timeout`` seconds, the store warns once
+and carries on in memory (a read-only layer with such a problem is skipped, with a warning). A
+damaged index (``cache.db``) is set aside as ``cache.db.damaged`` and rebuilt empty.
 
 Environment:
 
@@ -389,8 +398,9 @@ class ArtifactStore:
     def put(self, key: str, payload: bytes, meta: dict[str, Any]) -> None:
         """Store ``payload`` with ``meta`` (JSON-serialisable) under ``key``.
 
-        The store adds ``size`` and ``sha256`` to the metadata. Disk problems are not raised:
-        the entry then lives in memory only.
+        The store adds ``key``, ``size`` and ``sha256`` to the metadata and binds the entry to
+        ``key`` (see ``cache._entry``). Disk problems are not raised: the entry then lives in
+        memory only.
         """
         payload = bytes(payload)
         blob, full = encode_entry(key, payload, meta)
@@ -438,7 +448,9 @@ class ArtifactStore:
         yield from memory
 
     def check_entries(self) -> Iterator[EntryCheck]:
-        """Check every disk entry (layout, size, digest); damaged ones are reported, not dropped.
+        """Check every disk entry (layout, size, the digest binding it to its key and metadata).
+
+        Bad ones are reported, not dropped.
 
         Raises :class:`CacheError` if the disk layer cannot be used.
         """
@@ -557,8 +569,9 @@ class ArtifactStore:
         """Add the entries of a bundle made by :meth:`export_bundle`; return how many.
 
         All or nothing: every member is read (within size and compression-ratio bounds) and
-        verified first, and ``ValueError`` (a ``cache._bundle.BundleError``) says which one is
-        wrong. The entries are then written in one transaction; :class:`CacheError` if the
+        verified first as the entry of the key the manifest lists it under (so no entry is ever
+        stored under another's key), and ``ValueError`` (a ``cache._bundle.BundleError``) says
+        which one is wrong, or what the path is if it is not a regular file. The entries are then written in one transaction; :class:`CacheError` if the
         disk layer cannot take them.
         """
         from ._bundle import read_bundle

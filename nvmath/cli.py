@@ -206,8 +206,8 @@ def _parser() -> argparse.ArgumentParser:
 
     verify = actions.add_parser(
         "verify", parents=[common], help="check the index and every entry, link its LTO-IR",
-        description="Check the index's integrity (rebuilding a damaged one), re-read every entry, check its "
-        "digest, and link each LTO-IR entry against cuFFT's callback prototype for its recorded kind, element "
+        description="Check the index's integrity (rebuilding a damaged one), re-read every entry, check that it "
+        "is the entry of its key (a digest over key, metadata and payload), and link each LTO-IR entry against cuFFT's callback prototype for its recorded kind, element "
         "type and architecture. Exit status 1 when a bad entry remains.",
     )
     verify.add_argument("--drop", action="store_true", help="remove the bad entries")
