@@ -652,8 +652,19 @@ class ArtifactStore:
         return self._trusted
 
     def _open(self) -> Any:
-        """Return the diskcache.Cache, opening it on first use; None if unavailable."""
-        if self._cache is not None or not self._disk_enabled or self._disk_error is not None:
+        """Return the diskcache.Cache, opening it on first use; None if unavailable.
+
+        An open cache is returned only while its index files are still regular files: SQLite
+        may open the journal again at any transaction, and a FIFO there would block it.
+        """
+        if self._cache is not None:
+            problem = index_files_problem(self._directory)
+            if problem is None:
+                return self._cache
+            with self._lock:
+                self._disable(problem)
+            return None
+        if not self._disk_enabled or self._disk_error is not None:
             return self._cache
         with self._lock:
             if self._cache is not None or self._disk_error is not None or not self._check_trust():

@@ -604,3 +604,23 @@ def test_fft_with_a_fifo_index_computes_and_warns(tmp_path: Path, where: str):
     assert child.returncode == 0, child.stderr
     assert child.stdout.strip().endswith("True")
     assert "cache.db is a FIFO" in child.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_fifo_appearing_beside_an_open_index_falls_back_instead_of_hanging(tmp_path: Path):
+    directory = filled(tmp_path / "own", k=PAYLOAD)
+    child = run_child(f"""
+        import os, threading, warnings
+        from cache import ArtifactStore
+        warnings.simplefilter("always")
+        with ArtifactStore({str(directory)!r}, enabled=True) as s:
+            s.put("first", b"one", {{}})
+            os.mkfifo({str(directory / "cache.db-journal")!r})
+            worker = threading.Thread(target=s.put, args=("second", b"two", {{}}))  # a new SQLite connection
+            worker.start()
+            worker.join()
+            print("second", s.get("second")[0], s.stats()["enabled"])
+    """)
+    assert child.returncode == 0, child.stderr
+    assert "second b'two' False" in child.stdout
+    assert "cache.db-journal is a FIFO" in child.stderr and "disabled for this process" in child.stderr
