@@ -1,20 +1,23 @@
 """Bundles: every entry of a cache in one zip file, to warm another machine's cache.
 
 The zip holds ``manifest.json`` (keys and digests) and one member per entry holding the same
-self-verifying blob as on disk. No pickles are involved. Reading is bounded (per member,
-in total, and by compression ratio) and all-or-nothing: one bad member rejects the bundle.
+self-verifying blob as on disk, bound to its key (``cache._entry``). No pickles are involved.
+Reading is bounded (per member, in total, by compression ratio and by the manifest's nesting)
+and all-or-nothing: one bad member rejects the bundle. A member is accepted only as the entry of
+the key the manifest lists it under, so no entry is ever imported under another entry's key.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 import zlib
 from typing import Any, Iterable
 
-from ._entry import BadEntry, decode_entry
-from ._files import MAX_ENTRY_BYTES
+from ._entry import LAYOUT, BadEntry, decode_entry
+from ._files import MAX_ENTRY_BYTES, UnsafeFile, open_regular
 
 FORMAT = "fftfuse-artifact-bundle"
 MANIFEST = "manifest.json"
@@ -44,7 +47,7 @@ def write_bundle(path: str, entries: Iterable[tuple[str, bytes, dict[str, Any]]]
                 member = f"entries/{len(manifest):06d}.fftf"
                 bundle.writestr(member, blob)
                 manifest.append({"key": key, "member": member, "sha256": meta["sha256"], "size": meta["size"]})
-            header = {"format": FORMAT, "version": version, "entries": manifest}
+            header = {"format": FORMAT, "version": version, "layout": LAYOUT, "entries": manifest}
             bundle.writestr(MANIFEST, json.dumps(header, indent=1))
         os.chmod(tmp, 0o644 & ~_umask())  # mkstemp makes 0600; a bundle is meant to be shared
         os.replace(tmp, path)  # readers never see half a bundle
@@ -72,43 +75,57 @@ def read_bundle(path: str, *, total_limit: int) -> list[tuple[str, bytes, bytes,
     import zipfile
 
     try:
-        bundle = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, EOFError) as exc:
-        raise BundleError(f"{path!r} is not an artifact bundle: {exc}") from None
-    with bundle:
-        infos = {info.filename: info for info in bundle.infolist()}
-        declared = 0
-        for info in infos.values():
-            _check_member(path, info, zipfile)
-            declared += info.file_size
-        if declared > total_limit:
-            raise BundleError(f"{path!r} would expand to {declared} bytes, more than the cache's limit of "
-                              f"{total_limit}; raise the cache's size limit or import a smaller bundle")
-        if MANIFEST not in infos:
-            raise BundleError(f"{path!r} is not an artifact bundle: it has no {MANIFEST}")
+        fd = open_regular(path, sys.maxsize)  # a FIFO would block, a device never end
+    except UnsafeFile as exc:
+        raise BundleError(f"{exc}; expected a bundle file (a zip made by 'fftfuse cache export')") from None
+    with os.fdopen(fd, "rb") as raw:
         try:
-            header = json.loads(_read(bundle, path, infos[MANIFEST], _MANIFEST_MAX))
-            listed = header["entries"]
-            if header.get("format") != FORMAT or not isinstance(listed, list):
-                raise ValueError("unknown bundle format")
-        except (KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, BundleError):
-                raise
+            bundle = zipfile.ZipFile(raw)
+        except (zipfile.BadZipFile, EOFError) as exc:
             raise BundleError(f"{path!r} is not an artifact bundle: {exc}") from None
-        out = []
-        for item in listed:
-            try:
-                key, member = item["key"], item["member"]
-                if not isinstance(key, str) or member not in infos:
-                    raise BadEntry("its key is not a string or its member is missing")
-                blob = _read(bundle, path, infos[member], MAX_ENTRY_BYTES + 2**20)
-                payload, meta = decode_entry(blob)
-                if meta["sha256"] != item.get("sha256"):
-                    raise BadEntry("its digest differs from the manifest")
-            except (KeyError, TypeError, BadEntry) as exc:
-                what = item.get("member", item) if isinstance(item, dict) else item
-                raise BundleError(f"{path!r}: entry {what!r} is damaged ({exc}); nothing was imported") from None
-            out.append((key, blob, payload, meta))
+        with bundle:
+            return _entries(bundle, path, total_limit, zipfile)
+
+
+def _entries(bundle: Any, path: str, total_limit: int, zipfile: Any) -> list[tuple[str, bytes, bytes, dict[str, Any]]]:
+    """The verified entries of an open bundle (see :func:`read_bundle`)."""
+    infos = {info.filename: info for info in bundle.infolist()}
+    declared = 0
+    for info in infos.values():
+        _check_member(path, info, zipfile)
+        declared += info.file_size
+    if declared > total_limit:
+        raise BundleError(f"{path!r} would expand to {declared} bytes, more than the cache's limit of "
+                          f"{total_limit}; raise the cache's size limit or import a smaller bundle")
+    if MANIFEST not in infos:
+        raise BundleError(f"{path!r} is not an artifact bundle: it has no {MANIFEST}")
+    text = _read(bundle, path, infos[MANIFEST], _MANIFEST_MAX)
+    try:
+        header = json.loads(text)
+    except RecursionError:
+        raise BundleError(f"{path!r}: its {MANIFEST} is nested too deeply to be a manifest this tool "
+                          "wrote (it is a flat list of entries); nothing was imported") from None
+    except ValueError as exc:
+        raise BundleError(f"{path!r} is not an artifact bundle: its {MANIFEST} is not JSON ({exc})") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT or not isinstance(header.get("entries"), list):
+        raise BundleError(f"{path!r} is not an artifact bundle: unknown bundle format")
+    if header.get("layout") != LAYOUT:
+        raise BundleError(f"{path!r} was made by an older fftfuse, whose entries are not bound to their keys; "
+                          "export it again with this version ('fftfuse cache export'); nothing was imported")
+    out = []
+    for item in header["entries"]:
+        try:
+            key, member = item["key"], item["member"]
+            if not isinstance(key, str) or not isinstance(member, str) or member not in infos:
+                raise BadEntry("its key is not a string or its member is missing")
+            blob = _read(bundle, path, infos[member], MAX_ENTRY_BYTES + 2**20)
+            payload, meta = decode_entry(blob, key)  # refuses a member listed under another key
+            if meta["sha256"] != item.get("sha256") or meta["size"] != item.get("size"):
+                raise BadEntry("its digest or size differs from the manifest")
+        except (KeyError, TypeError, BadEntry) as exc:
+            what = item.get("member", item) if isinstance(item, dict) else item
+            raise BundleError(f"{path!r}: entry {str(what)[:200]!r} is refused ({exc}); nothing was imported") from None
+        out.append((key, blob, payload, meta))
     return out
 
 

@@ -4,6 +4,12 @@ A cache directory holds code that is linked into GPU kernels, so whoever can wri
 choose what runs. The store uses a directory only if no other user can write it, and reads
 a value file only if it is a regular file (not a link, FIFO or device) at a name diskcache
 itself would have chosen, no larger than the store ever writes.
+
+Opening a FIFO blocks until a writer comes, and SQLite opens its files with a plain blocking
+``open``: the index (``cache.db``) and its ``-journal``, ``-wal`` and ``-shm`` files are
+therefore checked to be regular files (:func:`index_files_problem`) before SQLite is let near
+them, and other files are opened without blocking and checked before they are read
+(:func:`open_regular`).
 """
 
 from __future__ import annotations
@@ -19,12 +25,78 @@ MAX_ENTRY_BYTES = 64 * 2**20
 _VALUE_NAME = re.compile(r"[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{28}\.val")
 
 
+#: The index and the files SQLite opens beside it.
+INDEX = "cache.db"
+INDEX_FILES = (INDEX, INDEX + "-journal", INDEX + "-wal", INDEX + "-shm")
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISLNK, "a symbolic link"),
+)
+
+
 class UnsafeFile(OSError):
-    """A value file that is not a plain, contained, reasonably sized file."""
+    """A file the store will not read: not a plain, contained, reasonably sized file."""
+
+
+def file_kind(mode: int) -> str:
+    """What a file of ``mode`` is, in words ("a regular file", "a FIFO (named pipe)", ...).
+
+    >>> file_kind(stat.S_IFIFO | 0o600)
+    'a FIFO (named pipe)'
+    """
+    for test, words in _KINDS:
+        if test(mode):
+            return words
+    return "a regular file" if stat.S_ISREG(mode) else f"a special file (mode {mode:o})"
+
+
+def index_files_problem(directory: str) -> str | None:
+    """Why SQLite must not open the index in ``directory`` (None: each of its files is absent or regular).
+
+    The link is followed, as SQLite follows it. Checked right before SQLite opens the files; a
+    directory no other user can write leaves nobody else to swap them in between.
+    """
+    for name in INDEX_FILES:
+        try:
+            st = os.stat(os.path.join(directory, name))
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            return f"{name} cannot be examined: {exc.strerror or exc}"
+        if not stat.S_ISREG(st.st_mode):
+            return (f"{name} is {file_kind(st.st_mode)}, not a regular file, and opening it could block "
+                    "or fail; remove it (the cache rebuilds itself)")
+    return None
+
+
+def open_regular(path: str, limit: int) -> int:
+    """Open ``path`` for reading without blocking and return the descriptor of a regular file of at
+    most ``limit`` bytes; raises :class:`UnsafeFile` saying what it is otherwise, or ``OSError``."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)  # a FIFO opened without O_NONBLOCK would wait for a writer
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeFile(f"{path!r} is {file_kind(st.st_mode)}, not a regular file")
+        if st.st_size > limit:
+            raise UnsafeFile(f"{path!r} holds {st.st_size} bytes, more than the {limit} expected")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def directory_problem(path: str) -> str | None:
-    """Why another user could write ``path`` (None: only you or root can; or it does not exist).
+    """Why ``path`` cannot be a cache directory: another user could write it, or it is no directory.
+
+    None: only you or root can write it, or it does not exist (creating it decides).
 
     >>> import tempfile
     >>> directory_problem(tempfile.mkdtemp()) is None
@@ -39,12 +111,13 @@ def directory_problem(path: str) -> str | None:
     except OSError as exc:
         return f"it cannot be examined: {exc.strerror or exc}"
     if not stat.S_ISDIR(st.st_mode):
-        return "it is not a directory"
+        return f"it is {file_kind(st.st_mode)}, not a directory"
     uid = os.geteuid()
     if st.st_uid not in (uid, 0):
-        return f"it is owned by uid {st.st_uid}, neither you (uid {uid}) nor root"
+        return f"it is owned by uid {st.st_uid}, neither you (uid {uid}) nor root, so another user could plant code in it"
     if st.st_mode & 0o022:
-        return f"its mode {stat.S_IMODE(st.st_mode):o} lets group or others write to it"
+        return (f"its mode {stat.S_IMODE(st.st_mode):o} lets group or others write to it, so another user could "
+                "plant code in it")
     return None
 
 
@@ -82,7 +155,7 @@ def read_value(directory: str, name: object, limit: int = MAX_ENTRY_BYTES) -> by
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(f.fileno())
         if not stat.S_ISREG(st.st_mode):
-            raise UnsafeFile(f"{name!r} is not a regular file")
+            raise UnsafeFile(f"{name!r} is {file_kind(st.st_mode)}, not a regular file")
         if st.st_size > limit:
             raise UnsafeFile(f"{name!r} holds {st.st_size} bytes, more than the {limit} an entry may")
         data = f.read(limit + 1)

@@ -10,18 +10,27 @@ e.g. LTO-IR) and a small JSON metadata dict. It has three layers, searched in or
 * read-only layers: precompiled cache directories (``$FFTFUSE_CACHE_PATH``), e.g. one an
   administrator installed for a whole cluster. They are read, never written.
 
-Each disk value is one raw ``bytes`` blob, never a pickle (see ``cache._entry``); its size
-and SHA-256 are checked on every read, and a damaged entry is deleted and reported as a miss,
-so the caller simply recompiles.
+Each disk value is one raw ``bytes`` blob, never a pickle, bound to its key (see
+``cache._entry``): a digest over the key, the metadata and the payload is checked on every read,
+so an entry is served only under the key it was written for and with the metadata it was written
+with. A lookup may also name metadata the entry must record (``get(key, expect=...)``). An entry
+that fails either check (damaged, swapped with another key's, edited, or written in the older
+layout that bound nothing) is never served: it is logged as a warning, deleted (skipped in a
+read-only layer) and reported as a miss, so the caller simply recompiles. ``check_entries``
+(``fftfuse cache verify``) and bundle import apply the same checks.
 
 A directory is used only if no other user can write it: owned by you or root, and not
 writable by group or others. Value files are read only if they are regular files (no links,
-FIFOs or devices) at names diskcache itself would choose, and at most 64 MiB.
+FIFOs or devices) at names diskcache itself would choose, and at most 64 MiB. The index
+(``cache.db``) and the files SQLite opens beside it (``-journal``, ``-wal``, ``-shm``) are
+checked to be regular files before SQLite opens them, and bundles before they are read: a FIFO
+would block forever.
 
-The disk layer never makes a lookup fail: if the directory is refused, cannot be created or
-written (permissions, read-only or full disk), or stays locked by another process for more
-than ``lock_timeout`` seconds, the store warns once and carries on in memory. A damaged
-index (``cache.db``) is set aside as ``cache.db.damaged`` and rebuilt empty.
+The disk layer never makes a lookup fail or hang: if the directory is refused, cannot be created
+or written (permissions, read-only or full disk), holds an index file that is not a regular file,
+or stays locked by another process for more than ``lock_timeout`` seconds, the store warns once
+and carries on in memory (a read-only layer with such a problem is skipped, with a warning). A
+damaged index (``cache.db``) is set aside as ``cache.db.damaged`` and rebuilt empty.
 
 Environment:
 
@@ -61,8 +70,15 @@ import os
 import warnings
 from typing import Any, Iterator, NamedTuple, Sequence
 
-from ._entry import HEADER, MAGIC, BadEntry, decode_entry, decode_meta, encode_entry
-from ._files import MAX_ENTRY_BYTES, directory_problem, read_value, remove_all_values, remove_value
+from ._entry import HEADER, BadEntry, decode_entry, decode_meta, encode_entry, meta_length, mismatch
+from ._files import (
+    MAX_ENTRY_BYTES,
+    directory_problem,
+    index_files_problem,
+    read_value,
+    remove_all_values,
+    remove_value,
+)
 
 __all__ = [
     "FORMAT_VERSION",
@@ -196,7 +212,9 @@ class _IndexReader:
     diskcache keeps each ``str`` key in table ``Cache`` (``raw = 1``) with either the bytes
     inline (``mode = 1``) or a value file name (``mode = 2``). Reading that directly avoids
     importing diskcache and running its schema set-up, which costs more than the lookup
-    itself. Anything unexpected answers :data:`_UNKNOWN`.
+    itself. Anything unexpected answers :data:`_UNKNOWN`. Before each query the index's files
+    are checked to be regular files (a FIFO would block SQLite forever); if one is not,
+    :attr:`refused` says why and every read answers :data:`_UNKNOWN`.
     """
 
     _QUERY = (
@@ -208,6 +226,11 @@ class _IndexReader:
         self._directory = directory
         self._timeout = timeout
         self._con: Any = None
+        self.refused: str | None = None
+
+    @property
+    def directory(self) -> str:
+        return self._directory
 
     def _connect(self, immutable: bool) -> Any:
         import sqlite3
@@ -225,6 +248,11 @@ class _IndexReader:
 
         if self._con is None and not os.path.exists(os.path.join(self._directory, "cache.db")):
             return None  # nothing was ever written here
+        # SQLite may open the -journal or -wal at any query, not only when connecting.
+        self.refused = self.refused or index_files_problem(self._directory)
+        if self.refused is not None:
+            self.close()
+            return _UNKNOWN
         row: Any = _UNKNOWN
         for immutable in ((False, True) if self._con is None else (None,)):
             try:
@@ -317,7 +345,7 @@ class ArtifactStore:
             return self._disk_error
         problem = directory_problem(self._directory)
         if problem is not None:
-            return f"{problem}, so another user could plant code in it"
+            return problem
         existing = self._directory
         while not os.path.exists(existing):
             parent = os.path.dirname(existing)
@@ -333,21 +361,32 @@ class ArtifactStore:
     @property
     def read_only_layers(self) -> list[str]:
         """The read-only directories this store searches (refused ones left out)."""
-        return [r._directory for r in self._read_only()]
+        return [r.directory for r in self._read_only()]
 
     # --- lookups ------------------------------------------------------------------------
 
-    def get(self, key: str) -> tuple[bytes, dict[str, Any]] | None:
-        """Return ``(payload, meta)`` for ``key``, or None on a miss or a damaged entry."""
+    def get(self, key: str, expect: dict[str, Any] | None = None) -> tuple[bytes, dict[str, Any]] | None:
+        """Return ``(payload, meta)`` for ``key``, or None on a miss or an entry that fails its checks.
+
+        A disk entry is served only if it verifies as the entry written for ``key`` (see
+        ``cache._entry``). ``expect`` names metadata the entry must record, e.g. ``{"kind":
+        "epilog", "arch": 90}``: a field the metadata records with another value makes the entry
+        a mismatch (a field it does not record is not compared). A mismatch is never served: it is
+        logged as a warning, dropped from memory and from the disk layer (a read-only layer's is
+        skipped), and reported as a miss, so the caller compiles again.
+        """
         with self._lock:
             entry = self._memory.pop(key, None)
             if entry is not None:
-                self._memory[key] = entry  # re-insert: most recently used goes last
-                self._count("hits", "memory_hits")
-                return entry[0], dict(entry[1])
-            found = self._disk_read(key)
+                problem = mismatch(entry[1], expect) if expect else None
+                if problem is None:
+                    self._memory[key] = entry  # re-insert: most recently used goes last
+                    self._count("hits", "memory_hits")
+                    return entry[0], dict(entry[1])
+                _logger().warning("dropping cache entry %s held in memory: %s", key, problem)
+            found = self._disk_read(key, expect)
             if found is None:
-                found = self._layer_read(key)
+                found = self._layer_read(key, expect)
             if found is None:
                 self._count("misses")
                 return None
@@ -359,11 +398,12 @@ class ArtifactStore:
     def put(self, key: str, payload: bytes, meta: dict[str, Any]) -> None:
         """Store ``payload`` with ``meta`` (JSON-serialisable) under ``key``.
 
-        The store adds ``size`` and ``sha256`` to the metadata. Disk problems are not raised:
-        the entry then lives in memory only.
+        The store adds ``key``, ``size`` and ``sha256`` to the metadata and binds the entry to
+        ``key`` (see ``cache._entry``). Disk problems are not raised: the entry then lives in
+        memory only.
         """
         payload = bytes(payload)
-        blob, full = encode_entry(payload, meta)
+        blob, full = encode_entry(key, payload, meta)
         with self._lock:
             self._remember(key, payload, full)
             self._count("puts")
@@ -408,7 +448,9 @@ class ArtifactStore:
         yield from memory
 
     def check_entries(self) -> Iterator[EntryCheck]:
-        """Check every disk entry (layout, size, digest); damaged ones are reported, not dropped.
+        """Check every disk entry (layout, size, the digest binding it to its key and metadata).
+
+        Bad ones are reported, not dropped.
 
         Raises :class:`CacheError` if the disk layer cannot be used.
         """
@@ -425,7 +467,7 @@ class ArtifactStore:
                 yield EntryCheck(key, "value was not written by fftfuse (pickled)", None, {})
             else:
                 try:
-                    payload, meta = decode_entry(blob)
+                    payload, meta = decode_entry(blob, key)
                 except BadEntry as exc:
                     try:
                         meta = decode_meta(blob)[0]
@@ -473,6 +515,9 @@ class ArtifactStore:
 
         self.open_disk()
         path = os.path.join(self._directory, "cache.db")
+        problem = index_files_problem(self._directory)
+        if problem is not None:
+            return problem
         try:
             con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=self._lock_timeout)
             try:
@@ -524,8 +569,9 @@ class ArtifactStore:
         """Add the entries of a bundle made by :meth:`export_bundle`; return how many.
 
         All or nothing: every member is read (within size and compression-ratio bounds) and
-        verified first, and ``ValueError`` (a ``cache._bundle.BundleError``) says which one is
-        wrong. The entries are then written in one transaction; :class:`CacheError` if the
+        verified first as the entry of the key the manifest lists it under (so no entry is ever
+        stored under another's key), and ``ValueError`` (a ``cache._bundle.BundleError``) says
+        which one is wrong, or what the path is if it is not a regular file. The entries are then written in one transaction; :class:`CacheError` if the
         disk layer cannot take them.
         """
         from ._bundle import read_bundle
@@ -601,13 +647,24 @@ class ArtifactStore:
         if self._trusted is None:
             problem = directory_problem(self._directory)
             if problem is not None:
-                self._disable(f"{problem}, so another user could plant code in it", refused=True)
+                self._disable(problem, refused=True)
             self._trusted = problem is None
         return self._trusted
 
     def _open(self) -> Any:
-        """Return the diskcache.Cache, opening it on first use; None if unavailable."""
-        if self._cache is not None or not self._disk_enabled or self._disk_error is not None:
+        """Return the diskcache.Cache, opening it on first use; None if unavailable.
+
+        An open cache is returned only while its index files are still regular files: SQLite
+        may open the journal again at any transaction, and a FIFO there would block it.
+        """
+        if self._cache is not None:
+            problem = index_files_problem(self._directory)
+            if problem is None:
+                return self._cache
+            with self._lock:
+                self._disable(problem)
+            return None
+        if not self._disk_enabled or self._disk_error is not None:
             return self._cache
         with self._lock:
             if self._cache is not None or self._disk_error is not None or not self._check_trust():
@@ -620,7 +677,7 @@ class ArtifactStore:
                     if attempt == 1 and _is_damage(exc):
                         self.rebuild(f"{type(exc).__name__}: {exc}")
                         continue
-                    self._disable(f"{type(exc).__name__}: {exc}")
+                    self._disable(str(exc) if isinstance(exc, CacheError) else f"{type(exc).__name__}: {exc}")
                     return None
             self._close_reader()
             return self._cache
@@ -634,7 +691,10 @@ class ArtifactStore:
             os.chmod(directory, 0o700)  # makedirs' mode is filtered by the umask
             problem = directory_problem(directory)  # someone else's directory, made meanwhile
             if problem is not None:
-                raise PermissionError(f"{problem}, so another user could plant code in it")
+                raise PermissionError(problem)
+        problem = index_files_problem(directory)
+        if problem is not None:
+            raise CacheError(problem)
         self._wait_for_write_lock()
         return diskcache.Cache(
             directory,
@@ -689,7 +749,7 @@ class ArtifactStore:
             stacklevel=5,
         )
 
-    def _disk_read(self, key: str) -> tuple[bytes, dict[str, Any]] | None:
+    def _disk_read(self, key: str, expect: dict[str, Any] | None) -> tuple[bytes, dict[str, Any]] | None:
         if not self._disk_enabled or self._disk_error is not None or not self._check_trust():
             return None
         blob: Any = _UNKNOWN
@@ -709,11 +769,15 @@ class ArtifactStore:
         if blob is None:
             return None
         try:
-            return decode_entry(blob)
+            payload, meta = decode_entry(blob, key)
+            problem = mismatch(meta, expect) if expect else None
+            if problem is not None:
+                raise BadEntry(f"it is not the entry asked for: {problem}")
         except BadEntry as exc:
-            _logger().warning("dropping damaged cache entry %s in %s: %s", key, self._directory, exc)
+            _logger().warning("dropping damaged or mismatched cache entry %s in %s (it is compiled again): %s", key, self._directory, exc)
             self._disk_delete(key)
             return None
+        return payload, meta
 
     def _read_only(self) -> list[_IndexReader]:
         if self._layers is None:
@@ -726,19 +790,37 @@ class ArtifactStore:
                         f"{problem}. A shared layer must be owned by root (or you) and writable by nobody else.",
                         RuntimeWarning, stacklevel=6)
                 elif os.path.isdir(path) and os.path.realpath(path) != os.path.realpath(self._directory):
-                    layers.append(_IndexReader(path, self._lock_timeout))
+                    problem = index_files_problem(path)
+                    if problem is not None:
+                        self._warn_layer(path, problem)
+                    else:
+                        layers.append(_IndexReader(path, self._lock_timeout))
             self._layers = layers
         return self._layers
 
-    def _layer_read(self, key: str) -> tuple[bytes, dict[str, Any]] | None:
-        for layer in self._read_only():
+    @staticmethod
+    def _warn_layer(path: str, problem: str) -> None:
+        warnings.warn(f"fftfuse: the read-only cache layer {path!r} from FFTFUSE_CACHE_PATH is not used: {problem}.",
+                      RuntimeWarning, stacklevel=7)
+
+    def _layer_read(self, key: str, expect: dict[str, Any] | None) -> tuple[bytes, dict[str, Any]] | None:
+        for layer in list(self._read_only()):
             blob = layer.read(key)
+            if layer.refused is not None:  # its index files changed since it was opened
+                self._warn_layer(layer.directory, layer.refused)
+                assert self._layers is not None
+                self._layers.remove(layer)
+                continue
             if blob is None or blob is _UNKNOWN:
                 continue
             try:
-                return decode_entry(blob)
+                payload, meta = decode_entry(blob, key)
+                problem = mismatch(meta, expect) if expect else None
+                if problem is None:
+                    return payload, meta
+                raise BadEntry(f"it is not the entry asked for: {problem}")
             except BadEntry as exc:  # never deleted: the layer is not ours to change
-                _logger().warning("skipping damaged entry %s in read-only layer %s: %s", key, layer._directory, exc)
+                _logger().warning("skipping cache entry %s in read-only layer %s: %s", key, layer.directory, exc)
         return None
 
     def _disk_write(self, key: str, blob: bytes) -> None:
@@ -779,11 +861,11 @@ class ArtifactStore:
                 continue
             assert check.payload is not None
             seen.add(check.key)
-            yield check.key, encode_entry(check.payload, check.meta)[0], check.meta
+            yield check.key, encode_entry(check.key, check.payload, check.meta)[0], check.meta
         with self._lock:
             memory = [(k, p, m) for k, (p, m) in self._memory.items() if k not in seen]
         for key, payload, meta in memory:
-            blob, full = encode_entry(payload, {k: v for k, v in meta.items() if k not in ("size", "sha256")})
+            blob, full = encode_entry(key, payload, meta)
             yield key, blob, full
 
     def _disk_meta(self, cache: Any, key: str) -> dict[str, Any] | None:
@@ -796,8 +878,9 @@ class ArtifactStore:
             if hasattr(value, "read"):
                 with value:
                     head = value.read(HEADER)
-                    if len(head) == HEADER and head[:4] == MAGIC:
-                        head += value.read(int.from_bytes(head[4:], "little"))
+                    length = meta_length(head)
+                    if length is not None:
+                        head += value.read(length)
                 value = head
             return decode_meta(value)[0]
         except BadEntry as exc:

@@ -203,7 +203,12 @@ def compile_callback(
             construction=CONSTRUCTION,
             **({"terms": terms.key()} if terms is not None else {}),
         )
-        hit = store.get(key)
+        # The store serves only the entry written under this key; the fields below guard against
+        # an entry whose metadata disagrees with what is asked for (it is dropped and compiled again).
+        hit = store.get(key, expect={
+            "fingerprint": fingerprint, "kind": kind, "form": form.value, "element_dtype": element, "arch": arch,
+            "indirect": indirect, "narrow": narrow, "construction": CONSTRUCTION,
+        })
         if hit is not None:
             payload, meta = hit
             _log(_DEBUG, "%s %r (%s, sm_%d) found in the cache: key %s, %d bytes", kind, name, element, arch,
@@ -219,7 +224,7 @@ def compile_callback(
     ltoir, meta = compile_ltoir(fn, kind, form, element, user_type, arch, indirect=indirect, narrow=narrow,
                                 terms=terms)
     if key is not None:
-        store.put(key, ltoir, meta)
+        store.put(key, ltoir, {**meta, "fingerprint": fingerprint})
     _log(_INFO, "%s %r (%s form, %s, sm_%d) compiled in %.1f ms: key %s, %d bytes", kind, name, form.value,
          element, arch, 1e3 * (time.perf_counter() - started), key, len(ltoir))
     return _artifact(ltoir, meta, form, user_name, source="compiled")

@@ -144,7 +144,8 @@ def compile_source(
     key = artifact_key(target="ltoir-cuda-source", source=hashlib.sha256(source.encode()).hexdigest(), name=fn_name,
                        kind=kind, element=element, arch=arch, indirect=indirect, options=list(OPTIONS),
                        nvrtc=list(toolkit))
-    hit = store.get(key)
+    hit = store.get(key, expect={"function": fn_name, "kind": kind, "form": "cuda-source", "element_dtype": element,
+                                 "arch": arch, "indirect": indirect})
     origin = "cache"
     if hit is None:
         ltoir = nvrtc_ltoir(wrapped_source(source, kind, element, fn_name, indirect=indirect), arch,

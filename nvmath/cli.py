@@ -14,8 +14,10 @@
 
 Every command takes ``--json`` (one JSON document on stdout) and ``--cache-dir DIR``
 (default: ``$FFTFUSE_CACHE_DIR`` or the user cache directory). Exit status: 0 on success,
-1 when something failed (reported on stderr; a cache directory that cannot be used counts),
-2 for a malformed command line. Output cut short by a closed pipe ends quietly.
+1 when something failed (reported on stderr in one line; a cache directory that cannot be
+used counts, for every verb), 2 for a malformed command line. Output cut short by a closed
+pipe ends quietly with status 141; standard output closed or unwritable (a full disk) gives
+one line on stderr and status 1.
 
 The management verbs act on the directory even where ``FFTFUSE_CACHE=0`` turns the disk
 layer off for compiles. This module imports nothing heavy at load time: numba only when
@@ -46,6 +48,36 @@ class CLIError(Exception):
     """A failure to report on stderr as ``fftfuse: error: ...`` with exit status 1."""
 
 
+class _OutputError(Exception):
+    """Standard output cannot be written (closed, full disk, I/O error)."""
+
+
+class _GuardedOutput:
+    """Standard output whose write failures (other than a closed pipe) raise :class:`_OutputError`."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except (OSError, ValueError) as exc:  # ValueError: the stream was closed
+            raise _OutputError(exc) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise _OutputError(exc) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 # ---------------------------------------------------------------------------------------------
 # Entry point
 # ---------------------------------------------------------------------------------------------
@@ -63,29 +95,58 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.cache_dir = getattr(args, "cache_dir", None)
     args.verbose = getattr(args, "verbose", False)
     args.json = getattr(args, "json", False)
+    if sys.stdout is None:  # started with stdout closed (``>&-``): Python gives None
+        _error("standard output is closed; run the command with its output going to a terminal, a file or a pipe")
+        return 1
+    if args.version:
+        args.run = cmd_version
     if not hasattr(args, "run"):
         parser.print_help(sys.stderr)
         return 2
     _configure_logging(args.verbose)
+    real_stdout = sys.stdout
+    sys.stdout = _GuardedOutput(real_stdout)
     try:
         with warnings.catch_warnings():
             # The commands report an unusable cache directory themselves, as an error.
             warnings.filterwarnings("ignore", "fftfuse: the compile cache in", RuntimeWarning)
             code = int(args.run(args) or 0)
-        sys.stdout.flush()  # a closed pipe shows here, inside the handler below
+        sys.stdout.flush()  # a closed pipe or a full disk shows here, inside the handlers below
         return code
     except CLIError as exc:
-        print(f"fftfuse: error: {exc}", file=sys.stderr)
+        _error(str(exc))
         return 1
     except BrokenPipeError:
-        # The reader went away (``| head``): stop quietly, and keep Python's exit-time flush
-        # of stdout from raising again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        # The reader went away (``| head``): stop quietly.
+        _silence_stdout(real_stdout)
         return 141  # 128 + SIGPIPE, as a shell reports a command a closed pipe stopped
+    except _OutputError as exc:
+        _silence_stdout(real_stdout)
+        _error(f"cannot write to standard output: {exc}")
+        return 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        sys.stdout = real_stdout
+
+
+def _error(message: str) -> None:
+    """``fftfuse: error: ...`` on stderr, if there is a stderr to write to."""
+    if sys.stderr is not None:
+        try:
+            print(f"fftfuse: error: {message}", file=sys.stderr)
+        except (OSError, ValueError):
+            pass
+
+
+def _silence_stdout(stream: Any) -> None:
+    """Point stdout's descriptor at the null device, so that Python's flush at exit cannot raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no descriptor (an in-memory stream): nothing to flush at exit
+        pass
 
 
 def version() -> str:
@@ -93,6 +154,15 @@ def version() -> str:
     import nvmath
 
     return nvmath.__version__
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    """Print the version: ``fftfuse X.Y.Z``, or with ``--json`` an object with ``name`` and ``version``."""
+    if args.json:
+        _print_json({"name": "fftfuse", "version": version()})
+    else:
+        print(f"fftfuse {version()}")
+    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -110,7 +180,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="fftfuse", parents=[common],
         description="Manage fftfuse's compile cache of cuFFT LTO callbacks, and check the installation.",
     )
-    parser.add_argument("--version", action="version", version=f"fftfuse {version()}")
+    parser.add_argument("--version", action="store_true", help="print fftfuse's version (with --json: as JSON)")
     verbs = parser.add_subparsers(title="commands", metavar="{cache,precompile,doctor}")
 
     cache = verbs.add_parser("cache", help="inspect or manage the cache", description="Inspect or manage the cache.")
@@ -136,8 +206,8 @@ def _parser() -> argparse.ArgumentParser:
 
     verify = actions.add_parser(
         "verify", parents=[common], help="check the index and every entry, link its LTO-IR",
-        description="Check the index's integrity (rebuilding a damaged one), re-read every entry, check its "
-        "digest, and link each LTO-IR entry against cuFFT's callback prototype for its recorded kind, element "
+        description="Check the index's integrity (rebuilding a damaged one), re-read every entry, check that it "
+        "is the entry of its key (a digest over key, metadata and payload), and link each LTO-IR entry against cuFFT's callback prototype for its recorded kind, element "
         "type and architecture. Exit status 1 when a bad entry remains.",
     )
     verify.add_argument("--drop", action="store_true", help="remove the bad entries")
@@ -238,6 +308,18 @@ def _open_disk(store: Any) -> None:
         store.open_disk()
     except CacheError as exc:
         raise CLIError(str(exc)) from None
+
+
+def _has_entries(store: Any) -> bool:
+    """Whether the directory holds an index, opening it if so; fails the command if the directory
+    cannot be used, found without creating anything (as ``cache info`` reports it)."""
+    if store.has_disk_data:
+        _open_disk(store)
+        return True
+    problem = store.directory_problem()
+    if problem is not None:
+        raise CLIError(f"the cache directory {store.directory!r} is not usable: {problem}")
+    return False
 
 
 def _size(n: int) -> str:
@@ -350,8 +432,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     with _store(args) as store:
         entries = []
-        if store.has_disk_data:
-            _open_disk(store)
+        if _has_entries(store):
             try:
                 entries = list(store.entries())
             except CacheError as exc:
@@ -396,7 +477,7 @@ def cmd_clear(args: argparse.Namespace) -> int:
 
     with _store(args) as store:
         removed = 0
-        if store.has_disk_data:
+        if _has_entries(store):
             try:
                 removed = store.clear()
             except CacheError as exc:
@@ -415,8 +496,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from cache import CacheError
 
     with _store(args) as store:
-        if store.has_disk_data:
-            _open_disk(store)
+        _has_entries(store)
         try:
             count = store.export_bundle(args.bundle)
         except CacheError as exc:
@@ -435,7 +515,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     """Add the entries of a bundle made by ``cache export``: all of them, or none."""
     from cache import CacheError
 
-    if not os.path.isfile(args.bundle):
+    if not os.path.lexists(args.bundle):
         raise CLIError(f"bundle {args.bundle!r} does not exist")
     with _store(args) as store:
         _open_disk(store)
@@ -464,13 +544,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     good = bad = dropped = 0
     rows: list[dict[str, Any]] = []
     with _store(args) as store:
-        if not store.has_disk_data:
+        if not _has_entries(store):
             if args.json:
                 _print_json({"directory": store.directory, "checked": 0, "good": 0, "bad": 0, "entries": []})
             else:
                 print(f"no entries in {store.directory}")
             return 0
-        _open_disk(store)
         index_problem = store.check_index()
         if index_problem is not None:
             store.rebuild(index_problem)  # nothing in a damaged index can be trusted

@@ -332,3 +332,52 @@ def test_cache_env_zero_disables_the_disk_layer(tmp_path: Path, default_store_en
         cache.reset_default_store()  # as a new process would start
         assert compile_callback(f, "epilog", "complex64", compute_capability=80).source == "compiled"
     assert not directory.exists()
+
+
+# --- an entry is served only under its own key ----------------------------------------------------
+
+
+SWAP_CHILD = """
+import sys
+import numpy as np
+import nvmath
+
+def two(v):
+    return v * 2
+
+def three(v):
+    return v * 3
+
+x = (np.random.default_rng(5).standard_normal(64) + 1j * np.random.default_rng(6).standard_normal(64)).astype(np.complex64)
+reference = np.fft.fft(x.astype(np.complex128))
+for fn, factor in ((two, 2), (three, 3)):
+    y = nvmath.fft.fft(x, epilog=fn, execution="cpu")
+    print(fn.__name__, np.allclose(y, factor * reference, rtol=1e-4, atol=1e-4))
+"""
+
+
+def test_cpu_entries_swapped_between_functions_are_recompiled_not_served(tmp_path: Path):
+    import sqlite3
+
+    directory = tmp_path / "cache"
+    directory.mkdir(mode=0o700)
+    env = {**os.environ, "FFTFUSE_CACHE_DIR": str(directory), "PYTHONPATH": str(ROOT)}
+    env.pop("FFTFUSE_CACHE", None)
+
+    def child() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", SWAP_CHILD], capture_output=True, text=True, env=env,
+                              timeout=300)
+
+    first = child()
+    assert first.stdout.split() == ["two", "True", "three", "True"], first.stderr
+    with ArtifactStore(directory) as s:
+        by_name = {meta.get("function"): key for key, meta in s.entries()}
+    assert {"two", "three"} <= set(by_name), by_name
+    with sqlite3.connect(directory / "cache.db") as con:  # swap the two functions' stored code
+        cols = "mode, filename, value, size"
+        rows = [con.execute(f"SELECT {cols} FROM Cache WHERE key = ?", (by_name[n],)).fetchone() for n in ("two", "three")]
+        for name, row in zip(("three", "two"), rows):
+            con.execute("UPDATE Cache SET mode = ?, filename = ?, value = ?, size = ? WHERE key = ?", (*row, by_name[name]))
+    second = child()
+    assert second.stdout.split() == ["two", "True", "three", "True"], second.stderr
+    assert "not of this one" in second.stderr and "compiled again" in second.stderr

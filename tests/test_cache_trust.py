@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import hashlib
+import json
 import os
 import sqlite3
 import subprocess
@@ -311,3 +313,314 @@ def test_cache_package_imports_nothing_else_of_fftfuse():
               "print(sorted(m for m in sys.modules if m.split('.')[0] in ('compiler', 'nvmath')))")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# --- entries bound to their keys ---------------------------------------------------------------------
+# Each case below made an earlier layout (a digest over the payload only) serve one key's entry
+# for another, or metadata nobody wrote.
+
+TWO = b"code of two " * 500  # inline (under diskcache's 32 KiB)
+THREE = b"code of three" * 500
+BIG_TWO = b"2" * 100_000  # value files
+BIG_THREE = b"3" * 100_000
+
+
+def swap_rows(directory: Path, a: str, b: str) -> None:
+    """Swap everything but the key between two index rows (inline values or value file names)."""
+    with sqlite3.connect(directory / "cache.db") as con:
+        cols = "mode, filename, value, size"
+        row_a = con.execute(f"SELECT {cols} FROM Cache WHERE key = ?", (a,)).fetchone()
+        row_b = con.execute(f"SELECT {cols} FROM Cache WHERE key = ?", (b,)).fetchone()
+        for key, row in ((a, row_b), (b, row_a)):
+            con.execute("UPDATE Cache SET mode = ?, filename = ?, value = ?, size = ? WHERE key = ?", (*row, key))
+
+
+def inline_blob(directory: Path, key: str) -> bytes:
+    with sqlite3.connect(directory / "cache.db") as con:
+        return con.execute("SELECT value FROM Cache WHERE key = ?", (key,)).fetchone()[0]
+
+
+def set_inline_blob(directory: Path, key: str, blob: bytes) -> None:
+    with sqlite3.connect(directory / "cache.db") as con:
+        con.execute("UPDATE Cache SET value = ? WHERE key = ?", (blob, key))
+
+
+def refused_everywhere(directory: Path, caplog, *keys: str, message: str) -> None:
+    """The keys miss (and are dropped) in a fresh store and in a read-only layer, and verify finds them."""
+    with ArtifactStore(directory, enabled=True) as s:
+        problems = {c.key: c.problem for c in s.check_entries()}
+        for key in keys:
+            assert problems[key] is not None and message in problems[key], problems
+    layer_copy = directory.parent / (directory.name + "-layer")
+    import shutil
+
+    shutil.copytree(directory, layer_copy)
+    with ArtifactStore(directory.parent / "empty", enabled=True, read_only=[layer_copy]) as s:
+        assert all(s.get(k) is None for k in keys)  # a read-only layer's mismatch is skipped
+    with caplog.at_level("WARNING", logger="fftfuse.cache"):
+        with ArtifactStore(directory, enabled=True) as s:
+            assert all(s.get(k) is None for k in keys)
+            assert not any(k in {key for key, _ in s.entries()} for k in keys)  # dropped, not kept
+    assert any(message in r.getMessage() and "compiled again" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("two, three", [(TWO, THREE), (BIG_TWO, BIG_THREE)], ids=["inline rows", "value files"])
+def test_entries_swapped_between_keys_are_never_served(tmp_path: Path, caplog, two: bytes, three: bytes):
+    directory = tmp_path / "store"
+    directory.mkdir(mode=0o700)
+    with ArtifactStore(directory, enabled=True) as s:
+        s.put("two", two, {"kind": "epilog", "function": "two"})
+        s.put("three", three, {"kind": "epilog", "function": "three"})
+    swap_rows(directory, "two", "three")
+    refused_everywhere(directory, caplog, "two", "three", message="not of this one")
+
+
+def test_value_files_swapped_on_disk_are_never_served(tmp_path: Path, caplog):
+    directory = filled(tmp_path / "store", two=BIG_TWO, three=BIG_THREE)
+    a, b = value_file(directory, "two"), value_file(directory, "three")
+    data_a, data_b = a.read_bytes(), b.read_bytes()
+    a.write_bytes(data_b)
+    b.write_bytes(data_a)
+    refused_everywhere(directory, caplog, "two", "three", message="not of this one")
+
+
+def rewrite_meta(blob: bytes, change) -> bytes:
+    """The blob with its metadata changed by ``change`` and everything else (the digest too) kept."""
+    from cache._entry import HEADER, decode_meta
+
+    meta, start = decode_meta(blob)
+    change(meta)
+    header = json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
+    return blob[:4] + len(header).to_bytes(4, "little") + blob[8:HEADER] + header + blob[start:]
+
+
+def test_swapped_symbols_in_the_metadata_are_never_served(tmp_path: Path, caplog):
+    directory = tmp_path / "store"
+    directory.mkdir(mode=0o700)
+    with ArtifactStore(directory, enabled=True) as s:
+        s.put("loops", TWO, {"kind": "epilog", "symbols": ["apart", "in_place"]})
+    set_inline_blob(directory, "loops", rewrite_meta(inline_blob(directory, "loops"),
+                                                     lambda m: m.update(symbols=m["symbols"][::-1])))
+    refused_everywhere(directory, caplog, "loops", message="metadata was changed")
+
+
+def test_a_flipped_metadata_byte_is_never_served(tmp_path: Path, caplog):
+    directory = tmp_path / "store"
+    directory.mkdir(mode=0o700)
+    with ArtifactStore(directory, enabled=True) as s:
+        s.put("k", TWO, {"kind": "epilog"})
+    blob = inline_blob(directory, "k")
+    at = blob.index(b'"epilog"') + 1
+    set_inline_blob(directory, "k", blob[:at] + b"E" + blob[at + 1:])  # still valid JSON: "Epilog"
+    refused_everywhere(directory, caplog, "k", message="metadata was changed")
+
+
+def test_an_entry_of_the_unbound_layout_is_dropped_and_compiled_again(tmp_path: Path, caplog):
+    directory = tmp_path / "store"
+    directory.mkdir(mode=0o700)
+    header = json.dumps({"kind": "epilog", "size": len(TWO), "sha256": hashlib.sha256(TWO).hexdigest()}).encode()
+    with ArtifactStore(directory, enabled=True) as s:
+        s.put("old", b"placeholder", {})
+    set_inline_blob(directory, "old", b"FFTF" + len(header).to_bytes(4, "little") + header + TWO)
+    refused_everywhere(directory, caplog, "old", message="older entry layout")
+
+
+def test_expected_metadata_that_differs_is_a_miss_and_drops_the_entry(tmp_path: Path, caplog):
+    directory = tmp_path / "store"
+    directory.mkdir(mode=0o700)
+    with ArtifactStore(directory, enabled=True) as s:
+        s.put("k", TWO, {"kind": "epilog", "arch": 90})
+        assert s.get("k", expect={"kind": "epilog", "form": "plain"}) is not None  # form not recorded
+        with caplog.at_level("WARNING", logger="fftfuse.cache"):
+            assert s.get("k", expect={"kind": "prolog"}) is None  # held in memory: dropped there too
+    assert any("records kind 'epilog', not 'prolog'" in r.getMessage() for r in caplog.records)
+    with ArtifactStore(directory, enabled=True) as s:
+        assert s.get("k", expect={"arch": 80}) is None
+        assert s.get("k") is None  # dropped from disk
+
+
+def exported_pair(tmp_path: Path) -> tuple[Path, dict]:
+    bundle = tmp_path / "pair.zip"
+    with ArtifactStore(tmp_path / "src", enabled=True) as src:
+        src.put("two", TWO, {"function": "two"})
+        src.put("three", THREE, {"function": "three"})
+        assert src.export_bundle(bundle) == 2
+    with zipfile.ZipFile(bundle) as z:
+        return bundle, json.loads(z.read("manifest.json"))
+
+
+def with_manifest(bundle: Path, manifest: dict) -> Path:
+    out = bundle.with_name("rewritten.zip")
+    with zipfile.ZipFile(bundle) as zin, zipfile.ZipFile(out, "w") as zout:
+        for info in zin.infolist():
+            data = json.dumps(manifest).encode() if info.filename == "manifest.json" else zin.read(info)
+            zout.writestr(info, data)
+    return out
+
+
+@pytest.mark.parametrize("fields", [("member", "sha256", "size"), ("member",), ("key",)])
+def test_bundle_never_imports_an_entry_under_another_key(tmp_path: Path, fields: tuple[str, ...]):
+    bundle, manifest = exported_pair(tmp_path)
+    first, second = manifest["entries"]
+    for field in fields:
+        first[field], second[field] = second[field], first[field]
+    with ArtifactStore(tmp_path / "dst", enabled=True) as dst:
+        with pytest.raises(ValueError, match=r"entries/00000\d\.fftf.*refused.*nothing was imported"):
+            dst.import_bundle(with_manifest(bundle, manifest))
+        assert dst.get("two") is None and dst.get("three") is None
+
+
+def test_bundle_listing_one_member_under_two_keys_is_refused(tmp_path: Path):
+    bundle, manifest = exported_pair(tmp_path)
+    manifest["entries"][1].update({k: manifest["entries"][0][k] for k in ("member", "sha256", "size")})
+    with ArtifactStore(tmp_path / "dst", enabled=True) as dst:
+        with pytest.raises(ValueError, match="not of this one.*nothing was imported"):
+            dst.import_bundle(with_manifest(bundle, manifest))
+        assert dst.get("two") is None
+
+
+def test_bundle_of_the_unbound_layout_is_refused_with_what_to_do(tmp_path: Path):
+    bundle, manifest = exported_pair(tmp_path)
+    del manifest["layout"]
+    with ArtifactStore(tmp_path / "dst", enabled=True) as dst:
+        with pytest.raises(ValueError, match="older fftfuse.*export it again"):
+            dst.import_bundle(with_manifest(bundle, manifest))
+
+
+def test_deeply_nested_manifest_is_refused_clearly(tmp_path: Path):
+    bundle, _ = exported_pair(tmp_path)
+    out = tmp_path / "deep.zip"
+    with zipfile.ZipFile(bundle) as zin, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            zout.writestr(info.filename, b"[" * 100_000 + b"]" * 100_000 if info.filename == "manifest.json"
+                          else zin.read(info))
+    with ArtifactStore(tmp_path / "dst", enabled=True) as dst:
+        with pytest.raises(ValueError, match="nested too deeply"):
+            dst.import_bundle(out)
+
+
+# --- no hangs: files that are not regular files ----------------------------------------------------
+# Opening a FIFO blocks until a writer comes; each case runs in a child process under a timeout,
+# so a regression fails here instead of hanging the suite.
+
+HANG_LIMIT = 60
+
+
+def run_child(script: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})}
+    full_env.pop("FFTFUSE_CACHE", None)
+    try:
+        return subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True,
+                              env=full_env, timeout=HANG_LIMIT)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the child process hung for {HANG_LIMIT} s")
+
+
+STORE_CHILD = """
+    import sys, warnings
+    from cache import ArtifactStore
+    warnings.simplefilter("always")
+    with ArtifactStore(sys.argv[1] if len(sys.argv) > 1 else {own!r}, enabled=True, read_only={layers!r}) as s:
+        print("get", s.get("k"))
+        s.put("n", b"payload", {{}})
+        print("memory", s.get("n")[0])
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+@pytest.mark.parametrize("name", ["cache.db", "cache.db-journal", "cache.db-wal", "cache.db-shm"])
+def test_fifo_beside_the_index_falls_back_instead_of_hanging(tmp_path: Path, name: str):
+    directory = filled(tmp_path / "own", k=PAYLOAD)
+    (directory / name).unlink(missing_ok=True)
+    os.mkfifo(directory / name)
+    child = run_child(STORE_CHILD.format(own=str(directory), layers=[]))
+    assert child.returncode == 0, child.stderr
+    assert "memory b'payload'" in child.stdout
+    assert f"{name} is a FIFO (named pipe), not a regular file" in child.stderr
+    assert "disabled for this process" in child.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+@pytest.mark.parametrize("name", ["cache.db", "cache.db-journal", "cache.db-wal", "cache.db-shm"])
+def test_fifo_in_a_read_only_layer_skips_the_layer(tmp_path: Path, name: str):
+    layer = filled(tmp_path / "layer", k=PAYLOAD)
+    (layer / name).unlink(missing_ok=True)
+    os.mkfifo(layer / name)
+    child = run_child(STORE_CHILD.format(own=str(tmp_path / "own"), layers=[str(layer)]))
+    assert child.returncode == 0, child.stderr
+    assert "get None" in child.stdout and "memory b'payload'" in child.stdout
+    assert f"read-only cache layer {str(layer)!r}" in child.stderr and f"{name} is a FIFO" in child.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_fifo_appearing_after_a_layer_was_opened_skips_it(tmp_path: Path):
+    layer = filled(tmp_path / "layer", k=PAYLOAD, m=PAYLOAD)
+    child = run_child(f"""
+        import os, warnings
+        from cache import ArtifactStore
+        warnings.simplefilter("always")
+        with ArtifactStore({str(tmp_path / "own")!r}, enabled=True, read_only=[{str(layer)!r}]) as s:
+            print("first", s.get("k") is not None)
+            os.mkfifo({str(layer / "cache.db-journal")!r})
+            print("second", s.get("m"), s.read_only_layers)
+    """)
+    assert child.returncode == 0, child.stderr
+    assert "first True" in child.stdout and "second None []" in child.stdout
+    assert "cache.db-journal is a FIFO" in child.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+@pytest.mark.parametrize("kind", ["fifo", "directory", "device"])
+def test_importing_what_is_not_a_bundle_file_says_what_it_is(tmp_path: Path, kind: str):
+    path = {"fifo": tmp_path / "pipe", "directory": tmp_path, "device": Path("/dev/zero")}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)
+    child = run_child(f"""
+        from cache import ArtifactStore
+        with ArtifactStore({str(tmp_path / "dst")!r}, enabled=True) as s:
+            try:
+                s.import_bundle({str(path)!r})
+            except ValueError as exc:
+                print(exc)
+    """)
+    words = {"fifo": "a FIFO (named pipe)", "directory": "a directory", "device": "a character device"}[kind]
+    assert f"is {words}, not a regular file; expected a bundle file" in child.stdout, child.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+@pytest.mark.parametrize("where", ["FFTFUSE_CACHE_DIR", "FFTFUSE_CACHE_PATH"])
+def test_fft_with_a_fifo_index_computes_and_warns(tmp_path: Path, where: str):
+    directory = tmp_path / "D"
+    directory.mkdir(mode=0o700)
+    os.mkfifo(directory / "cache.db")
+    env = {"FFTFUSE_CACHE_DIR": str(directory)} if where == "FFTFUSE_CACHE_DIR" else \
+        {"FFTFUSE_CACHE_DIR": str(tmp_path / "own"), "FFTFUSE_CACHE_PATH": str(directory)}
+    child = run_child("""
+        import numpy as np, nvmath
+        x = np.random.default_rng(1).standard_normal(8) + 1j * np.random.default_rng(2).standard_normal(8)
+        y = nvmath.fft.fft(x.astype(np.complex64), epilog=lambda v: v * 2)
+        print(np.allclose(y, 2 * np.fft.fft(x), rtol=1e-5, atol=1e-5))
+    """, env)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip().endswith("True")
+    assert "cache.db is a FIFO" in child.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_fifo_appearing_beside_an_open_index_falls_back_instead_of_hanging(tmp_path: Path):
+    directory = filled(tmp_path / "own", k=PAYLOAD)
+    child = run_child(f"""
+        import os, threading, warnings
+        from cache import ArtifactStore
+        warnings.simplefilter("always")
+        with ArtifactStore({str(directory)!r}, enabled=True) as s:
+            s.put("first", b"one", {{}})
+            os.mkfifo({str(directory / "cache.db-journal")!r})
+            worker = threading.Thread(target=s.put, args=("second", b"two", {{}}))  # a new SQLite connection
+            worker.start()
+            worker.join()
+            print("second", s.get("second")[0], s.stats()["enabled"])
+    """)
+    assert child.returncode == 0, child.stderr
+    assert "second b'two' False" in child.stdout
+    assert "cache.db-journal is a FIFO" in child.stderr and "disabled for this process" in child.stderr

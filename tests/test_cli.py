@@ -308,6 +308,23 @@ def test_verify_passes_flags_and_drops(capsys, cache_dir: Path, callbacks: Path)
     assert run(capsys, "cache", "verify", "--cache-dir", str(cache_dir))[0] == 0
 
 
+def test_verify_reports_entries_swapped_between_keys(capsys, cache_dir: Path, callbacks: Path):
+    import sqlite3
+
+    precompile(capsys, cache_dir, f"{callbacks.stem}:double", extra=("--arch", "75"))
+    first, second = entry_keys(cache_dir)
+    with sqlite3.connect(cache_dir / "cache.db") as con:  # each key now holds the other's entry
+        cols = "mode, filename, value, size"
+        rows = [con.execute(f"SELECT {cols} FROM Cache WHERE key = ?", (k,)).fetchone() for k in (first, second)]
+        for key, row in ((first, rows[1]), (second, rows[0])):
+            con.execute("UPDATE Cache SET mode = ?, filename = ?, value = ?, size = ? WHERE key = ?", (*row, key))
+    code, out, _ = run(capsys, "cache", "verify", "--no-link", "--cache-dir", str(cache_dir))
+    bad = [line for line in out.splitlines() if line.startswith("BAD")]
+    assert code == 1 and len(bad) == 2 and all("not of this one" in line for line in bad), out
+    code, out, _ = run(capsys, "cache", "verify", "--drop", "--no-link", "--cache-dir", str(cache_dir))
+    assert code == 0 and "2 dropped" in out and entry_keys(cache_dir) == []
+
+
 def test_verify_link_checks_against_the_recorded_kind(capsys, cache_dir: Path, callbacks: Path):
     # An intact entry whose metadata claims another kind: the digest passes, the link does not.
     precompile(capsys, cache_dir, f"{callbacks.stem}:double")

@@ -134,9 +134,10 @@ def test_disk_holds_raw_bytes_blobs_not_pickles(store: ArtifactStore, directory:
         modes = dict(con.execute("SELECT key, mode FROM Cache"))
         (value,) = con.execute("SELECT value FROM Cache WHERE key = 'small'").fetchone()
     assert modes == {"small": 1, "big": 2}  # diskcache's MODE_RAW and MODE_BINARY
-    assert value[:4] == b"FFTF"
+    assert value[:4] == b"FFT2"
     meta_len = int.from_bytes(value[4:8], "little")
-    assert value[8 + meta_len :] == PAYLOAD
+    assert json.loads(value[40 : 40 + meta_len])["key"] == "small"  # each entry names its key
+    assert value[40 + meta_len :] == PAYLOAD
 
 
 # --- damaged entries ------------------------------------------------------------------
@@ -482,7 +483,7 @@ def test_bundle_contains_no_pickles(tmp_path: Path):
         assert "manifest.json" in names
         for name in names:
             data = z.read(name)
-            assert data.startswith(b"FFTF") or data.lstrip().startswith(b"{")
+            assert data.startswith(b"FFT2") or data.lstrip().startswith(b"{")
 
 
 def test_import_of_a_non_bundle_raises(tmp_path: Path, store: ArtifactStore):
