@@ -29,7 +29,14 @@ def linkable(fft: Any, api: str) -> Any:
     from numba import cuda
 
     artifact = fft._artifact(api)
-    return cuda.LTOIR(artifact.ltoir, name=f"{artifact.symbol}.ltoir")
+    code = cuda.LTOIR(artifact.ltoir, name=f"{artifact.symbol}.ltoir")
+    code._fftfuse_device_fft = True  # marks kernels whose links the link cache keeps (links_device_fft)
+    return code
+
+
+def links_device_fft(library: Any) -> bool:
+    """Whether a numba code library links a device FFT's code (its link is then cached)."""
+    return any(getattr(f, "_fftfuse_device_fft", False) for f in library._linking_files)
 
 
 _registered = False
@@ -45,6 +52,9 @@ def register() -> bool:
     except ImportError:
         return False
     _register()
+    from compiler.link_cache import install
+
+    install(links_device_fft)
     _registered = True
     return True
 
