@@ -116,8 +116,20 @@ def candidate_paths() -> list[str]:
     return paths
 
 
+def _preload_nvrtc() -> None:
+    """Load NVRTC first: libmathdx needs libnvrtc.so.N but only looks for it in /usr/local/cuda, while
+    pip puts it in another folder. Once loaded, the dynamic loader reuses it by its soname."""
+    try:
+        from cuda.pathfinder import load_nvidia_dynamic_lib
+
+        load_nvidia_dynamic_lib("nvrtc")
+    except Exception:  # not installed this way: libmathdx's own search may still find it
+        pass
+
+
 @functools.lru_cache(maxsize=None)
 def _library() -> ctypes.CDLL:
+    _preload_nvrtc()
     problems = []
     override = os.environ.get(ENV_LIBRARY)
     for path in candidate_paths():
