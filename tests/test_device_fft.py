@@ -334,3 +334,10 @@ def test_link_cache_hits_identical_kernels_and_misses_changed_ones(tmp_path):
     assert (changed["hits"], changed["misses"]) == (0, 1) and changed["cubin"] != first["cubin"]
     other = link(1.0, 4)  # another descriptor
     assert (other["hits"], other["misses"]) == (0, 1) and other["cubin"] != first["cubin"]
+
+
+def test_value_type_names_of_nvmath_python_1_0():
+    from nvmath.device.types import complex64, complex128
+
+    assert FFT(64, np.float32, "c2c", "Block", sm=90, direction="forward").value_type == complex64
+    assert FFT(64, np.float64, "r2c", "Block", sm=90).value_type == complex128
