@@ -341,3 +341,17 @@ def test_value_type_names_of_nvmath_python_1_0():
 
     assert FFT(64, np.float32, "c2c", "Block", sm=90, direction="forward").value_type == complex64
     assert FFT(64, np.float64, "r2c", "Block", sm=90).value_type == complex128
+
+
+def test_half_precision_in_a_kernel_is_a_typing_error_saying_so():
+    from numba import cuda
+    from numba.core.errors import TypingError
+
+    f = FFT(64, np.float16, "c2c", "Thread", sm=90, direction="forward")
+
+    def kernel(x):
+        t = cuda.local.array(4, np.complex64)
+        f.execute(t)
+
+    with pytest.raises(TypingError, match="half-precision"):
+        _kernel_library(kernel, (_array(np.complex64),))

@@ -17,10 +17,7 @@ from typing import Any
 
 from ._descriptor import API_REGISTER, API_SHARED
 
-__all__ = ["register", "linkable", "NUMPY_TYPES"]
-
-# Trait value types usable as array element types in kernels.
-NUMPY_TYPES = ("float32", "float64", "complex64", "complex128")
+__all__ = ["register", "linkable", "links_device_fft"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -65,8 +62,9 @@ def _register() -> None:
     from numba.np.numpy_support import from_dtype
     from numba.cuda import types
     from numba.cuda.cudaimpl import lower_constant
-    from numba.cuda.extending import intrinsic, lower_builtin, models, overload_attribute, overload_method, register_model, typeof_impl
     from numba.core.errors import TypingError
+    from numba.cuda.extending import (intrinsic, lower_builtin, models, overload_attribute, overload_method,
+                                      register_model, typeof_impl)
 
     from ._api import FFT
 
@@ -109,6 +107,8 @@ def _register() -> None:
         if not isinstance(data, types.Array):
             raise TypingError(f"{what} of a device FFT must be an array (cuda.local.array or cuda.shared.array), "
                               f"got {data}")
+        if data.layout not in "CF":  # the function gets a bare pointer: the elements must be adjacent
+            raise TypingError(f"{what} of a device FFT must be a contiguous array, got {data}")
         if data.dtype not in allowed:
             raise TypingError(f"{what} of this device FFT must hold {value} (its value_type), got an array of "
                               f"{data.dtype}")
@@ -144,7 +144,7 @@ def _register() -> None:
         if not isinstance(fft_type, FFTType):
             return None
         fft = fft_type.fft
-        if fft.value_type is None or fft.precision.__name__ == "float16":
+        if fft._spec.precision == "float16":
             raise TypingError("half-precision device FFTs give their traits here, but cannot be executed from numba "
                               "kernels yet; use np.float32 or np.float64")
         _element_type(fft, data, "the data")
