@@ -108,7 +108,9 @@ def install(select: Callable[[Any], bool]) -> None:
         _stats["misses"] += 1
         cubin = original(self, cc)
         info = self._linkerinfo_cache.get(cc, "")
-        store.put(key, bytes(getattr(cubin, "code", cubin)), {"entry": self._entry_name or "", "info_log": str(info or "")[:4096]})
+        meta = {"kind": "kernel-cubin", "function": self._entry_name or "", "arch": int(cc[0]) * 10 + int(cc[1]),
+                "info_log": str(info or "")[:4096]}
+        store.put(key, bytes(getattr(cubin, "code", cubin)), meta)
         return cubin
 
     get_cubin.__wrapped__ = original  # type: ignore[attr-defined]

@@ -318,5 +318,6 @@ def ltoir(spec: Spec, api: str = API_REGISTER, store: Any = None) -> Artifact:
             code, isa = d.ltoir(spec.arch, arch_specific=False)
     except mdx.MathDxError as exc:
         raise exc.with_context(f"generating the code of {_describe(spec)}")
-    store.put(key, code, {"symbol": symbol, "isa": isa, "arch": spec.arch, "descriptor": spec.key(), "api": api})
+    store.put(key, code, {"kind": "cufftdx", "function": symbol, "symbol": symbol, "isa": isa, "arch": spec.arch,
+                          "element_dtype": spec.precision, "descriptor": spec.key(), "api": api})
     return Artifact(code, symbol, isa, key, "compiled")
