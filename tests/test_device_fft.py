@@ -355,3 +355,12 @@ def test_half_precision_in_a_kernel_is_a_typing_error_saying_so():
 
     with pytest.raises(TypingError, match="half-precision"):
         _kernel_library(kernel, (_array(np.complex64),))
+
+
+def test_equal_descriptions_link_one_copy_of_their_code():
+    fwd, inv = _pair(size=32)
+    twin_fwd, twin_inv = _pair(size=32)  # other objects, same descriptions
+    library = _kernel_library(_convolution(fwd, inv, 1.0), (_array(np.complex64, 2),) * 2,
+                              link=twin_fwd.files + twin_inv.files)
+    assert len(library._linking_files) == 2
+    assert ".extern .func" not in library.get_lto_ptx(cc=(9, 0))

@@ -20,12 +20,22 @@ from ._descriptor import API_REGISTER, API_SHARED
 __all__ = ["register", "linkable", "links_device_fft"]
 
 
-@functools.lru_cache(maxsize=None)
 def linkable(fft: Any, api: str) -> Any:
-    """The ``numba.cuda.LTOIR`` of ``fft``'s execute function for ``api`` (one object per FFT and API)."""
+    """The ``numba.cuda.LTOIR`` of ``fft``'s execute function for ``api``.
+
+    One object per description and API, shared by equal FFT objects: numba links a set of
+    objects, so code listed in ``link=`` and added by a call is linked once.
+    """
+    return _linkable(fft._spec, api)
+
+
+@functools.lru_cache(maxsize=None)
+def _linkable(spec: Any, api: str) -> Any:
     from numba import cuda
 
-    artifact = fft._artifact(api)
+    from ._api import _artifact
+
+    artifact = _artifact(spec, api)
     code = cuda.LTOIR(artifact.ltoir, name=f"{artifact.symbol}.ltoir")
     code._fftfuse_device_fft = True  # marks kernels whose links the link cache keeps (links_device_fft)
     return code
