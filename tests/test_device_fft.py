@@ -364,3 +364,38 @@ def test_equal_descriptions_link_one_copy_of_their_code():
                               link=twin_fwd.files + twin_inv.files)
     assert len(library._linking_files) == 2
     assert ".extern .func" not in library.get_lto_ptx(cc=(9, 0))
+
+
+def test_packed_folded_real_fft_traits_and_kernel():
+    from numba import cuda
+
+    options = {"complex_layout": "packed", "real_mode": "folded"}
+    r2c = FFT(64, np.float32, "r2c", "Block", sm=90, ffts_per_block=2, elements_per_thread=4, real_fft_options=options)
+    c2r = FFT(64, np.float32, "c2r", "Block", sm=90, ffts_per_block=2, elements_per_thread=4, real_fft_options=options)
+    assert r2c.real_fft_options == options
+    for f in (r2c, c2r):
+        assert (f.storage_size, f.ffts_per_block, f.stride, f.elements_per_thread) == (2, 2, 16, 4)
+        assert f.block_dim == (16, 2, 1) and f.value_type is np.complex64
+
+    def kernel(inout):
+        data = cuda.local.array(shape=(r2c.storage_size,), dtype=r2c.value_type)
+        real = data.view(np.float32)
+        row = cuda.blockIdx.x * r2c.ffts_per_block + cuda.threadIdx.y
+        for i in range(r2c.elements_per_thread):
+            idx = i * r2c.stride + cuda.threadIdx.x
+            if idx < r2c.size // 2:
+                real[2 * i] = inout[row, 2 * idx]
+                real[2 * i + 1] = inout[row, 2 * idx + 1]
+        shared = cuda.shared.array(shape=(0,), dtype=r2c.value_type)
+        r2c.execute(data, shared)
+        c2r.execute(data, shared)
+
+    library = _kernel_library(kernel, (_array(np.float32, 2),))
+    assert ".extern .func" not in library.get_lto_ptx(cc=(9, 0))
+
+
+def test_current_gpu_newer_than_cufftdx_knows_gets_the_newest_code(monkeypatch):
+    import compiler.toolchain
+
+    monkeypatch.setattr(compiler.toolchain, "current_device_arch", lambda: 150)
+    assert FFT(64, np.float32, "c2c", "Block", direction="forward").sm == (12, 1)

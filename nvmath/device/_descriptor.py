@@ -140,6 +140,9 @@ def parse_arch(sm: Any) -> int:
                 "sm=None asks for the current GPU's architecture, but no CUDA GPU is usable here; pass sm= "
                 "explicitly (e.g. sm=90 or sm=(9, 0)) to build descriptors and code without a GPU"
             )
+        # A GPU newer than cuFFTDx knows runs code built for the newest one it knows (LTO-IR links
+        # for newer architectures).
+        arch = min(arch, MAX_ARCH)
     elif hasattr(sm, "major") and hasattr(sm, "minor"):
         arch = int(sm.major) * 10 + int(sm.minor)
     else:
