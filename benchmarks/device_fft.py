@@ -1,0 +1,105 @@
+"""Device-side FFT (cuFFTDx from numba kernels): cold and warm processes, and kernel GPU time (GPU machine).
+
+Every sample is a fresh Python process, timed from its start to its checked result:
+
+* ``seed``: ``examples/device_fft_convolution.py`` as written (``fft(...)``, ``cuda.jit(link=...)``);
+  first process with an empty cache (cold), then processes with the cache warm;
+* ``small``: the same convolution in nvmath-python 1.0's spelling (``FFT``, ``.execute``), ours
+  cold and warm, and nvmath-python 1.0 (``--nvmath-python DIR``), which compiles in every process;
+* ``large``: a 65536 x 1024 complex64 convolution kernel (4 FFTs per block, 16 elements per
+  thread): its median GPU time when compiled fresh, when linked from the cache, and with
+  nvmath-python 1.0.
+
+    python benchmarks/device_fft.py [--runs 3] [--nvmath-python DIR] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+WORKER = os.path.join(HERE, "device_fft_worker.py")
+SEED = os.path.join(ROOT, "examples", "device_fft_convolution.py")
+
+
+def run(argv: list[str], env: dict, cwd: str) -> dict:
+    """One fresh process: its wall time and, for the worker, its JSON line."""
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, *argv], capture_output=True, text=True, env=env, cwd=cwd)
+    wall = time.perf_counter() - started
+    if out.returncode != 0:
+        raise RuntimeError(f"{argv} failed ({out.returncode}):\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    result = json.loads(lines[-1]) if lines else {"stdout": out.stdout.strip()[-200:]}
+    result["wall_s"] = wall
+    return result
+
+
+def environment(pythonpath: str, cache_dir: str) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = pythonpath
+    env["FFTFUSE_CACHE_DIR"] = cache_dir
+    return env
+
+
+def cold_and_warm(argv: list[str], env: dict, cwd: str, runs: int) -> dict:
+    cold = run(argv, env, cwd)
+    warm = [run(argv, env, cwd) for _ in range(runs)]
+    return {"cold": cold, "warm": warm, "warm_wall_s_median": statistics.median(w["wall_s"] for w in warm)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="warm processes per case (default 3)")
+    parser.add_argument("--nvmath-python", metavar="DIR", help="folder where nvmath-python 1.0 is installed")
+    parser.add_argument("--json", metavar="PATH")
+    args = parser.parse_args()
+
+    ours_path = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH", "")]))
+    results: dict = {"python": sys.version.split()[0], "commit": os.environ.get("GIT_COMMIT", "unknown")}
+    with tempfile.TemporaryDirectory() as cache:
+        env = environment(ours_path, cache)
+        results["seed"] = cold_and_warm([SEED], env, ROOT, args.runs)
+    with tempfile.TemporaryDirectory() as cache:
+        env = environment(ours_path, cache)
+        results["small_ours"] = cold_and_warm([WORKER, "small"], env, ROOT, args.runs)
+    with tempfile.TemporaryDirectory() as cache:
+        env = environment(ours_path, cache)
+        results["large_ours"] = cold_and_warm([WORKER, "large"], env, ROOT, 1)
+    if args.nvmath_python:
+        ref_path = os.pathsep.join(filter(None, [args.nvmath_python, os.environ.get("PYTHONPATH", "").replace(ROOT, "")]))
+        with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as cwd:
+            env = environment(ref_path, cache)
+            results["small_nvmath_python"] = cold_and_warm([WORKER, "small"], env, cwd, args.runs)
+            results["large_nvmath_python"] = cold_and_warm([WORKER, "large"], env, cwd, 0)
+    print(report(results))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+def report(r: dict) -> str:
+    lines = ["case                                   cold (s)   warm (s, median)"]
+    for name, label in (("seed", "seed example, ours"), ("small_ours", "1.0 spelling, ours"),
+                        ("small_nvmath_python", "1.0 spelling, nvmath-python 1.0"), ("large_ours", "65536x1024, ours")):
+        if name in r:
+            lines.append(f"{label:<38} {r[name]['cold']['wall_s']:8.2f}   {r[name]['warm_wall_s_median']:8.2f}")
+    if "large_ours" in r:
+        cold, warm = r["large_ours"]["cold"], r["large_ours"]["warm"][0]
+        lines.append(f"GPU time 65536x1024 convolution: compiled fresh {cold['gpu_ms_median']:.3f} ms, "
+                     f"from the link cache {warm['gpu_ms_median']:.3f} ms (link cache {warm.get('link_cache')})")
+    if "large_nvmath_python" in r:
+        lines.append(f"GPU time, nvmath-python 1.0: {r['large_nvmath_python']['cold']['gpu_ms_median']:.3f} ms")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

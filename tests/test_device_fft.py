@@ -1,0 +1,401 @@
+"""Device FFT descriptors, traits, errors, code and cache keys, on a machine without a GPU (``sm=`` given).
+
+Needs libmathdx (the ``dx`` extra); skipped where it is not installed.
+"""
+
+import contextlib
+import hashlib
+import os
+
+import numpy as np
+import pytest
+
+from nvmath.device import _mathdx
+
+try:
+    _mathdx.version()
+except RuntimeError as exc:  # no libmathdx: the dx extra is not installed
+    pytest.skip(f"libmathdx is not installed: {exc}", allow_module_level=True)
+
+from nvmath.device import FFT, Dim3, fft  # noqa: E402
+from nvmath.device import _descriptor  # noqa: E402
+
+SEED = dict(fft_type="c2c", size=128, precision=np.float32, ffts_per_block=1, elements_per_thread=2,
+            execution="Block", compiler="numba", sm=90)
+
+
+# --- traits -----------------------------------------------------------------------------------
+
+
+def test_seed_descriptor_traits():
+    f = fft(direction="forward", **SEED)
+    assert f.value_type is np.complex64
+    assert (f.storage_size, f.shared_memory_size, f.stride, f.elements_per_thread, f.ffts_per_block) == (2, 1024, 64, 2, 1)
+    assert f.block_dim == Dim3(64, 1, 1) == (64, 1, 1)
+    assert f.precision is np.float32 and f.size == 128 and f.sm == (9, 0)
+    assert f.implicit_type_batching == 1
+
+
+def test_suggested_knobs_c2c_1024():
+    f = FFT(1024, np.float32, "c2c", "Block", sm=90, direction="forward", ffts_per_block="suggested",
+            elements_per_thread="suggested")
+    assert (f.ffts_per_block, f.elements_per_thread, f.shared_memory_size, f.stride) == (2, 32, 16384, 32)
+    assert f.block_dim == (32, 2, 1)
+
+
+def test_suggested_knobs_r2c_512_float64():
+    f = FFT(512, np.float64, "r2c", "Block", sm=90, ffts_per_block="suggested", elements_per_thread="suggested")
+    assert f.direction == "forward"
+    assert (f.ffts_per_block, f.elements_per_thread, f.shared_memory_size, f.stride) == (2, 8, 8192, 64)
+    assert f.block_dim == (64, 2, 1)
+    assert f.value_type is np.complex128 and f.input_type is np.float64 and f.output_type is np.complex128
+
+
+def test_thread_execution_traits():
+    f = FFT(16, np.float32, "c2c", "Thread", sm=(9, 0), direction="inverse")
+    assert f.storage_size == 16 and f.elements_per_thread == 16
+    assert f.block_dim is None and f.shared_memory_size is None and f.ffts_per_block is None
+
+
+def test_half_precision_traits_batch_two_ffts():
+    f = FFT(128, np.float16, "c2c", "Block", sm=80, direction="forward", ffts_per_block=2, elements_per_thread=8)
+    assert f.implicit_type_batching == 2
+    assert f.value_type.names == ("x", "y", "z", "w")  # two half complex values, one per batched FFT
+
+
+def test_valid_knobs_lists_pairs_that_exist():
+    f = FFT(1024, np.float32, "c2c", "Block", sm=90, direction="forward")
+    pairs = f.valid("elements_per_thread", "ffts_per_block")
+    assert (32, 2) in pairs and all(len(p) == 2 for p in pairs)
+    assert (16,) in f.valid("elements_per_thread")
+    with pytest.raises(ValueError, match="elements_per_thread"):
+        f.valid("threads")
+
+
+# --- errors before code generation ------------------------------------------------------------
+
+BAD = [
+    (dict(size=0), "size=0"),
+    (dict(size=12.5), "positive integer"),
+    (dict(precision=np.complex64), "real type"),
+    (dict(precision="half"), "precision"),
+    (dict(fft_type="c2x"), "'c2c', 'r2c', 'c2r'"),
+    (dict(execution="block"), "'Thread', 'Block'"),
+    (dict(direction="backward"), "'forward', 'inverse'"),
+    (dict(direction=None), "direction is required"),
+    (dict(elements_per_thread=0), "elements_per_thread=0"),
+    (dict(ffts_per_block=-1), "ffts_per_block=-1"),
+    (dict(ffts_per_block="many"), "'suggested'"),
+    (dict(sm=999), "sm_70 to sm_121"),
+    (dict(sm="hopper"), "not understood"),
+    (dict(real_fft_options={"complex_layout": "packed"}), "r2c and c2r"),
+    (dict(compiler="cupy"), "compiler='cupy'"),
+]
+
+
+@contextlib.contextmanager
+def _no_libmathdx(monkeypatch):
+    """libmathdx unreachable: a check that needs it would fail with another error."""
+    def refuse(name):
+        raise AssertionError(f"libmathdx was called ({name}) before the arguments were checked")
+
+    monkeypatch.setattr(_mathdx, "_function", refuse)
+    yield
+
+
+@pytest.mark.parametrize("change,message", BAD)
+def test_bad_values_raise_value_error_before_any_code_generation(change, message, monkeypatch):
+    kwargs = dict(SEED, direction="forward")
+    kwargs.update(change)
+    with _no_libmathdx(monkeypatch), pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        fft(**kwargs)
+
+
+def test_direction_must_match_real_fft_type():
+    with pytest.raises(ValueError, match="r2c FFT is forward"):
+        FFT(64, np.float32, "r2c", "Block", sm=90, direction="inverse")
+    with pytest.raises(ValueError, match="applies to execution='Block' only"):
+        FFT(64, np.float32, "c2c", "Thread", sm=90, direction="forward", ffts_per_block=2)
+
+
+def test_unsupported_knobs_name_the_pairs_that_exist():
+    with pytest.raises(ValueError, match=r"no implementation.*elements_per_thread=3.*pairs it has: \(\d+, \d+\)"):
+        FFT(128, np.float32, "c2c", "Block", sm=90, direction="forward", elements_per_thread=3)
+
+
+def test_sm_none_without_a_gpu_says_to_pass_sm(monkeypatch):
+    import compiler.toolchain
+
+    monkeypatch.setattr(compiler.toolchain, "current_device_arch", lambda: None)
+    with pytest.raises(ValueError, match="pass sm="):
+        FFT(64, np.float32, "c2c", "Block", direction="forward")
+
+
+def test_execute_outside_a_kernel_is_refused():
+    f = FFT(64, np.float32, "c2c", "Block", sm=90, direction="forward")
+    with pytest.raises(RuntimeError, match="inside a numba-cuda kernel"):
+        f.execute(None, None)
+    with pytest.raises(RuntimeError, match="inside a numba-cuda kernel"):
+        f(None, None)
+
+
+# --- library location ------------------------------------------------------------------------
+
+
+def test_library_found_under_sys_path_and_overridable(monkeypatch, tmp_path):
+    found = _mathdx.candidate_paths()
+    assert any(p.endswith(os.path.join("lib", "libmathdx.so.0")) for p in found)
+    monkeypatch.setenv(_mathdx.ENV_LIBRARY, str(tmp_path / "libmathdx.so.0"))
+    assert _mathdx.candidate_paths()[0] == str(tmp_path / "libmathdx.so.0")
+
+
+def test_status_errors_name_call_and_status():
+    err = _mathdx.MathDxError("cufftdxFinalizeCode", 3, "bad code").with_context("generating X")
+    assert str(err) == "cufftdxFinalizeCode failed with COMMONDX_COMPILATION_ERROR (3): bad code [generating X]"
+
+
+# --- code and keys ----------------------------------------------------------------------------
+
+
+def test_ltoir_is_compiled_once_then_served_from_the_store(tmp_path):
+    from cache import ArtifactStore
+
+    store = ArtifactStore(str(tmp_path))
+    spec = FFT(32, np.float32, "c2c", "Block", sm=90, direction="forward", elements_per_thread=2)._spec
+    first = _descriptor.ltoir(spec, store=store)
+    assert first.source == "compiled" and first.symbol.startswith("cufftdx_") and len(first.ltoir) > 1000
+    again = _descriptor.ltoir(spec, store=store)
+    assert again.source == "cache" and again.ltoir == first.ltoir and again.symbol == first.symbol
+    store.close()
+
+
+def test_ltoir_key_covers_descriptor_api_and_architecture():
+    base = FFT(32, np.float32, "c2c", "Block", sm=90, direction="forward")._spec
+    keys = {
+        _descriptor.artifact_key(base, _descriptor.API_REGISTER),
+        _descriptor.artifact_key(base, _descriptor.API_SHARED),
+        _descriptor.artifact_key(base._replace(direction="inverse"), _descriptor.API_REGISTER),
+        _descriptor.artifact_key(base._replace(arch=80), _descriptor.API_REGISTER),
+        _descriptor.artifact_key(base._replace(elements_per_thread=4), _descriptor.API_REGISTER),
+    }
+    assert len(keys) == 5
+    assert _descriptor.artifact_key(base, _descriptor.API_REGISTER) == _descriptor.artifact_key(
+        FFT(32, np.float32, "c2c", "Block", sm=(9, 0), direction="forward")._spec, _descriptor.API_REGISTER)
+
+
+# --- numba kernels, compiled and linked without a GPU -------------------------------------------
+
+
+@contextlib.contextmanager
+def _target(cc):
+    """numba-cuda types calls for the current GPU's architecture; there is none here, so answer cc."""
+    import numba.cuda.dispatcher as dispatcher
+
+    class Device:
+        compute_capability = cc
+
+    original = dispatcher.get_current_device
+    dispatcher.get_current_device = lambda: Device()
+    try:
+        yield
+    finally:
+        dispatcher.get_current_device = original
+
+
+def _kernel_library(pyfunc, argtypes, link=(), cc=(9, 0)):
+    """numba's code library for a kernel, as cuda.jit builds it, without a GPU."""
+    from numba.cuda import types
+    from numba.cuda.compiler import compile_cuda, kernel_fixup
+
+    with _target(cc):
+        cres = compile_cuda(pyfunc, types.void, argtypes, cc=cc, lto=True, nvvm_options={"opt": 3})
+    library = cres.library
+    library._entry_name = cres.fndesc.llvm_func_name
+    kernel_fixup(library.get_function(cres.fndesc.llvm_func_name), False)
+    for f in link:
+        library.add_linking_file(f)
+    return library
+
+
+def _array(dtype, ndim=1):
+    from numba.cuda import types
+    from numba.np.numpy_support import from_dtype
+
+    return types.Array(from_dtype(np.dtype(dtype)), ndim, "C")
+
+
+def _convolution(fwd, inv, scale):
+    from numba import cuda
+
+    storage_size, value_type, stride, ept = fwd.storage_size, fwd.value_type, fwd.stride, fwd.elements_per_thread
+
+    def kernel(signal, filt):
+        thread_data = cuda.local.array(shape=(storage_size,), dtype=value_type)
+        shared_mem = cuda.shared.array(shape=(0,), dtype=value_type)
+        offset = cuda.threadIdx.x
+        for i in range(ept):
+            thread_data[i] = signal[0, offset + i * stride]
+        fwd(thread_data, shared_mem)
+        for i in range(ept):
+            thread_data[i] = thread_data[i] * filt[0, offset + i * stride] * scale
+        inv(thread_data, shared_mem)
+        for i in range(ept):
+            signal[0, offset + i * stride] = thread_data[i]
+
+    return kernel
+
+
+def _pair(size=64, **kw):
+    base = dict(SEED, size=size, **kw)
+    return fft(direction="forward", **base), fft(direction="inverse", **base)
+
+
+def test_seed_style_kernel_calls_the_cufftdx_symbols_and_links_them():
+    fwd, inv = _pair()
+    library = _kernel_library(_convolution(fwd, inv, 1.0), (_array(np.complex64, 2),) * 2)
+    ir = library.get_llvm_str()
+    for f in (fwd, inv):
+        assert f'declare void @"{f.symbol}"(' in ir
+    # Calling the FFT added its code to the link; .files is that same object, so it is linked once.
+    assert set(library._linking_files) == {fwd.files[0], inv.files[0]}
+    ptx = library.get_lto_ptx(cc=(9, 0))  # nvJitLink: everything resolved, nothing left extern
+    assert ".entry" in ptx and ".extern .func" not in ptx
+
+
+def test_execute_spelling_and_shared_memory_api_lower():
+    from numba import cuda
+
+    f = FFT(64, np.float32, "c2c", "Block", sm=90, direction="forward", ffts_per_block=1)
+
+    def kernel(x):
+        s = cuda.shared.array(0, f.value_type)
+        for k in range(cuda.threadIdx.x, f.size, cuda.blockDim.x):
+            s[k] = x[k]
+        f.execute(s)
+        for k in range(cuda.threadIdx.x, f.size, cuda.blockDim.x):
+            x[k] = s[k]
+
+    library = _kernel_library(kernel, (_array(np.complex64),))
+    symbol = f._artifact(_descriptor.API_SHARED).symbol
+    assert symbol != f.symbol and f'declare void @"{symbol}"(' in library.get_llvm_str()
+
+
+def test_wrong_element_type_is_a_typing_error():
+    from numba import cuda
+    from numba.core.errors import TypingError
+
+    f = FFT(64, np.float32, "c2c", "Block", sm=90, direction="forward")
+
+    def kernel(x):
+        t = cuda.local.array(4, np.complex128)
+        s = cuda.shared.array(0, f.value_type)
+        f.execute(t, s)
+
+    with pytest.raises(TypingError, match="value_type"):
+        _kernel_library(kernel, (_array(np.complex64),))
+
+
+_LINK_PROBE = r"""
+import hashlib, json, sys
+import numpy as np
+sys.path.insert(0, sys.argv[3])
+import test_device_fft as t
+from compiler import link_cache
+fwd, inv = t._pair(size=32, elements_per_thread=int(sys.argv[2]))
+library = t._kernel_library(t._convolution(fwd, inv, float(sys.argv[1])), (t._array(np.complex64, 2),) * 2,
+                            link=fwd.files + inv.files)
+cubin = library.get_cubin(cc=(9, 0))
+print(json.dumps({"cubin": hashlib.sha256(bytes(cubin.code)).hexdigest(), **link_cache.stats()}))
+"""
+
+
+def test_link_cache_hits_identical_kernels_and_misses_changed_ones(tmp_path):
+    # Fresh processes, as in use: numba numbers the functions it compiles, so a kernel compiled a
+    # second time in one process is other code (another name) and links again.
+    import json
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, FFTFUSE_CACHE_DIR=str(tmp_path), PYTHONPATH=os.pathsep.join(
+        filter(None, [root, os.environ.get("PYTHONPATH", "")])))
+
+    def link(scale, elements_per_thread):
+        out = subprocess.run([sys.executable, "-c", _LINK_PROBE, str(scale), str(elements_per_thread),
+                              os.path.join(root, "tests")], capture_output=True, text=True, env=env, timeout=600)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    first = link(1.0, 2)
+    assert (first["hits"], first["misses"]) == (0, 1)
+    again = link(1.0, 2)
+    assert (again["hits"], again["misses"]) == (1, 0) and again["cubin"] == first["cubin"]
+    changed = link(2.0, 2)  # another value of a captured constant: never the old cubin
+    assert (changed["hits"], changed["misses"]) == (0, 1) and changed["cubin"] != first["cubin"]
+    other = link(1.0, 4)  # another descriptor
+    assert (other["hits"], other["misses"]) == (0, 1) and other["cubin"] != first["cubin"]
+
+
+def test_value_type_names_of_nvmath_python_1_0():
+    from nvmath.device.types import complex64, complex128
+
+    assert FFT(64, np.float32, "c2c", "Block", sm=90, direction="forward").value_type == complex64
+    assert FFT(64, np.float64, "r2c", "Block", sm=90).value_type == complex128
+
+
+def test_half_precision_in_a_kernel_is_a_typing_error_saying_so():
+    from numba import cuda
+    from numba.core.errors import TypingError
+
+    f = FFT(64, np.float16, "c2c", "Thread", sm=90, direction="forward")
+
+    def kernel(x):
+        t = cuda.local.array(4, np.complex64)
+        f.execute(t)
+
+    with pytest.raises(TypingError, match="half-precision"):
+        _kernel_library(kernel, (_array(np.complex64),))
+
+
+def test_equal_descriptions_link_one_copy_of_their_code():
+    fwd, inv = _pair(size=32)
+    twin_fwd, twin_inv = _pair(size=32)  # other objects, same descriptions
+    library = _kernel_library(_convolution(fwd, inv, 1.0), (_array(np.complex64, 2),) * 2,
+                              link=twin_fwd.files + twin_inv.files)
+    assert len(library._linking_files) == 2
+    assert ".extern .func" not in library.get_lto_ptx(cc=(9, 0))
+
+
+def test_packed_folded_real_fft_traits_and_kernel():
+    from numba import cuda
+
+    options = {"complex_layout": "packed", "real_mode": "folded"}
+    r2c = FFT(64, np.float32, "r2c", "Block", sm=90, ffts_per_block=2, elements_per_thread=4, real_fft_options=options)
+    c2r = FFT(64, np.float32, "c2r", "Block", sm=90, ffts_per_block=2, elements_per_thread=4, real_fft_options=options)
+    assert r2c.real_fft_options == options
+    for f in (r2c, c2r):
+        assert (f.storage_size, f.ffts_per_block, f.stride, f.elements_per_thread) == (2, 2, 16, 4)
+        assert f.block_dim == (16, 2, 1) and f.value_type is np.complex64
+
+    def kernel(inout):
+        data = cuda.local.array(shape=(r2c.storage_size,), dtype=r2c.value_type)
+        real = data.view(np.float32)
+        row = cuda.blockIdx.x * r2c.ffts_per_block + cuda.threadIdx.y
+        for i in range(r2c.elements_per_thread):
+            idx = i * r2c.stride + cuda.threadIdx.x
+            if idx < r2c.size // 2:
+                real[2 * i] = inout[row, 2 * idx]
+                real[2 * i + 1] = inout[row, 2 * idx + 1]
+        shared = cuda.shared.array(shape=(0,), dtype=r2c.value_type)
+        r2c.execute(data, shared)
+        c2r.execute(data, shared)
+
+    library = _kernel_library(kernel, (_array(np.float32, 2),))
+    assert ".extern .func" not in library.get_lto_ptx(cc=(9, 0))
+
+
+def test_current_gpu_newer_than_cufftdx_knows_gets_the_newest_code(monkeypatch):
+    import compiler.toolchain
+
+    monkeypatch.setattr(compiler.toolchain, "current_device_arch", lambda: 150)
+    assert FFT(64, np.float32, "c2c", "Block", direction="forward").sm == (12, 1)

@@ -1,0 +1,225 @@
+"""Device FFTs (cuFFTDx) run inside numba-cuda kernels, checked against NumPy in float64."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gpu
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _random(shape, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    real = np.dtype(dtype).char in "fd"
+    x = rng.standard_normal(shape)
+    if not real:
+        x = x + 1j * rng.standard_normal(shape)
+    return x.astype(dtype)
+
+
+def _error(got, ref):
+    return float(np.linalg.norm(got - ref) / np.linalg.norm(ref))
+
+
+def _fresh_process(argv, cache_dir, extra_env=None):
+    env = dict(os.environ, FFTFUSE_CACHE_DIR=str(cache_dir), PYTHONPATH=os.pathsep.join(
+        filter(None, [ROOT, os.environ.get("PYTHONPATH", "")])))
+    env.update(extra_env or {})
+    out = subprocess.run([sys.executable, *argv], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
+    return out.stdout
+
+
+def test_convolution_example_as_written_cold_then_warm(tmp_path):
+    # The example written with fft(...), FFT_fwd(thread_data, shared_mem) and cuda.jit(link=...).
+    example = os.path.join(ROOT, "examples", "device_fft_convolution.py")
+    for _ in range(2):  # the second process links nothing: the cache has the kernel
+        assert "L2 error" in _fresh_process([example], tmp_path)
+
+
+_CACHE_PROBE = r"""
+import json, sys
+import numpy as np
+from numba import cuda
+from nvmath.device import FFT
+from compiler import link_cache
+SCALE = float(sys.argv[1])
+direction = sys.argv[2]
+fft = FFT(64, np.float32, "c2c", "Block", direction=direction, ffts_per_block=1, elements_per_thread=4)
+@cuda.jit
+def k(x):
+    t = cuda.local.array(fft.storage_size, fft.value_type)
+    s = cuda.shared.array(0, fft.value_type)
+    for i in range(fft.elements_per_thread):
+        t[i] = x[cuda.threadIdx.x + i * fft.stride]
+    fft.execute(t, s)
+    for i in range(fft.elements_per_thread):
+        x[cuda.threadIdx.x + i * fft.stride] = t[i] * SCALE
+x = (np.arange(64) % 7 + 1j).astype(np.complex64)
+d = cuda.to_device(x)
+k[1, fft.block_dim, 0, fft.shared_memory_size](d)
+f = np.fft.fft if direction == "forward" else lambda v: np.fft.ifft(v) * 64
+err = float(np.linalg.norm(d.copy_to_host() - f(x) * SCALE) / np.linalg.norm(f(x) * SCALE))
+print(json.dumps({"error": err, **link_cache.stats()}))
+"""
+
+
+def test_link_cache_serves_the_same_kernel_and_never_a_changed_one(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text(_CACHE_PROBE)
+    cache_dir = tmp_path / "cache"
+
+    def run(scale, direction):
+        return json.loads(_fresh_process([str(probe), str(scale), direction], cache_dir).strip().splitlines()[-1])
+
+    first = run(2.0, "forward")
+    assert first["misses"] == 1 and first["error"] < 1e-5
+    again = run(2.0, "forward")
+    assert again["hits"] == 1 and again["error"] < 1e-5
+    changed_global = run(3.0, "forward")  # same source, another global value
+    assert changed_global["misses"] == 1 and changed_global["error"] < 1e-5
+    changed_descriptor = run(2.0, "inverse")
+    assert changed_descriptor["misses"] == 1 and changed_descriptor["error"] < 1e-5
+
+
+@pytest.mark.parametrize("precision,dtype,tol", [(np.float32, np.complex64, 1e-5), (np.float64, np.complex128, 1e-12)])
+@pytest.mark.parametrize("direction", ["forward", "inverse"])
+def test_block_c2c_register_data(precision, dtype, tol, direction):
+    from numba import cuda
+
+    from nvmath.device import FFT
+
+    fft = FFT(256, precision, "c2c", "Block", direction=direction, ffts_per_block="suggested",
+              elements_per_thread="suggested")
+    assert fft.value_type is np.dtype(dtype).type
+    batch = 3 * fft.ffts_per_block
+
+    @cuda.jit
+    def kernel(x):
+        t = cuda.local.array(fft.storage_size, fft.value_type)
+        s = cuda.shared.array(0, fft.value_type)
+        row = cuda.blockIdx.x * fft.ffts_per_block + cuda.threadIdx.y
+        for i in range(fft.elements_per_thread):
+            t[i] = x[row, cuda.threadIdx.x + i * fft.stride]
+        fft.execute(t, s)
+        for i in range(fft.elements_per_thread):
+            x[row, cuda.threadIdx.x + i * fft.stride] = t[i]
+
+    x = _random((batch, 256), dtype)
+    d = cuda.to_device(x)
+    kernel[batch // fft.ffts_per_block, fft.block_dim, 0, fft.shared_memory_size](d)
+    xr = x.astype(np.complex128)
+    ref = np.fft.fft(xr, axis=-1) if direction == "forward" else np.fft.ifft(xr, axis=-1) * 256
+    assert _error(d.copy_to_host(), ref) < tol
+
+
+def test_block_c2c_shared_memory_data():
+    from numba import cuda
+
+    from nvmath.device import FFT
+
+    fft = FFT(128, np.float32, "c2c", "Block", direction="forward", ffts_per_block=2)
+    fpb = fft.ffts_per_block
+
+    @cuda.jit
+    def kernel(x):
+        s = cuda.shared.array(0, fft.value_type)  # the data of the block's FFTs, one after another
+        n = fft.size
+        tid = cuda.threadIdx.x + cuda.threadIdx.y * cuda.blockDim.x
+        threads = cuda.blockDim.x * cuda.blockDim.y
+        for k in range(tid, fpb * n, threads):
+            s[k] = x[cuda.blockIdx.x * fpb + k // n, k % n]
+        cuda.syncthreads()
+        fft.execute(s)
+        cuda.syncthreads()
+        for k in range(tid, fpb * n, threads):
+            x[cuda.blockIdx.x * fpb + k // n, k % n] = s[k]
+
+    x = _random((4 * fpb, 128), np.complex64)
+    d = cuda.to_device(x)
+    smem = max(fft.shared_memory_size, fpb * 128 * 8)
+    kernel[4, fft.block_dim, 0, smem](d)
+    assert _error(d.copy_to_host(), np.fft.fft(x.astype(np.complex128), axis=-1)) < 1e-5
+
+
+def test_thread_execution():
+    from numba import cuda
+
+    from nvmath.device import FFT
+
+    fft = FFT(16, np.float64, "c2c", "Thread", direction="forward")
+    assert fft.block_dim is None and fft.shared_memory_size is None and fft.storage_size == 16
+
+    @cuda.jit
+    def kernel(x):
+        t = cuda.local.array(fft.storage_size, fft.value_type)
+        row = cuda.threadIdx.x
+        for i in range(fft.elements_per_thread):
+            t[i] = x[row, i]
+        fft(t)
+        for i in range(fft.elements_per_thread):
+            x[row, i] = t[i]
+
+    x = _random((32, 16), np.complex128)
+    d = cuda.to_device(x)
+    kernel[1, 32](d)
+    assert _error(d.copy_to_host(), np.fft.fft(x, axis=-1)) < 1e-12
+
+
+def test_r2c_then_c2r_round_trip():
+    from numba import cuda
+
+    from nvmath.device import FFT
+
+    n = 128
+    r2c = FFT(n, np.float32, "r2c", "Block", ffts_per_block=1, elements_per_thread=4)
+    c2r = FFT(n, np.float32, "c2r", "Block", ffts_per_block=1, elements_per_thread=4)
+    assert r2c.direction == "forward" and c2r.direction == "inverse"
+    half = n // 2 + 1
+
+    @cuda.jit
+    def kernel(x, spectrum):
+        t = cuda.local.array(r2c.storage_size, r2c.value_type)
+        s = cuda.shared.array(0, r2c.value_type)
+        real = t.view(np.float32)
+        tid = cuda.threadIdx.x
+        for i in range(r2c.elements_per_thread):
+            real[i] = x[tid + i * r2c.stride]
+        r2c.execute(t, s)
+        for i in range(r2c.storage_size):
+            k = tid + i * r2c.stride
+            if k < half:
+                spectrum[k] = t[i]
+        c2r.execute(t, s)
+        for i in range(c2r.elements_per_thread):
+            x[tid + i * c2r.stride] = real[i]
+
+    x = _random((n,), np.float32)
+    d, spec = cuda.to_device(x), cuda.device_array(half, np.complex64)
+    smem = max(r2c.shared_memory_size, c2r.shared_memory_size)
+    kernel[1, r2c.block_dim, 0, smem](d, spec)
+    assert _error(spec.copy_to_host(), np.fft.rfft(x.astype(np.float64))) < 1e-5
+    assert _error(d.copy_to_host(), x.astype(np.float64) * n) < 1e-5
+
+
+def test_wrong_element_type_is_a_typing_error_naming_value_type():
+    from numba import cuda
+    from numba.core.errors import TypingError
+
+    from nvmath.device import FFT
+
+    fft = FFT(64, np.float32, "c2c", "Block", direction="forward")
+
+    @cuda.jit
+    def kernel(x):
+        t = cuda.local.array(fft.storage_size, np.complex128)
+        s = cuda.shared.array(0, fft.value_type)
+        fft.execute(t, s)
+
+    with pytest.raises(TypingError, match="value_type"):
+        kernel[1, fft.block_dim, 0, fft.shared_memory_size](cuda.to_device(np.zeros(64, np.complex64)))
