@@ -119,9 +119,11 @@ def test_signatures_in_the_reference_spell_out_aliases_and_hide_private_paramete
     assert str(init.parameters["axes"].annotation) == "int | Sequence[int] | None"
 
 
-def test_the_reference_documents_every_public_name_of_nvmath_fft():
-    import nvmath.fft
+@pytest.mark.parametrize("package", ["fft", "device"])
+def test_the_reference_documents_every_public_name(package):
+    import importlib
 
-    page = (ROOT / "docs" / "reference" / "fft.md").read_text()
-    documented = set(re.findall(r"^::: nvmath\.fft\.(\w+)", page, re.M))
-    assert documented == set(nvmath.fft.__all__)
+    module = importlib.import_module(f"nvmath.{package}")
+    page = (ROOT / "docs" / "reference" / f"{package}.md").read_text()
+    documented = set(re.findall(rf"^::: nvmath\.{package}\.(\w+)", page, re.M))
+    assert documented == set(module.__all__)

@@ -53,8 +53,9 @@ class FFT:
             ``"Thread"`` (each thread computes its own FFTs).
         sm: the target architecture (``90``, ``(9, 0)``, ``"sm_90"``); default: the current GPU's.
         direction: ``"forward"`` or ``"inverse"``; defaults to forward for r2c, inverse for c2r.
-        ffts_per_block, elements_per_thread: Block execution knobs: a positive integer,
+        ffts_per_block: how many FFTs a block computes (Block execution): a positive integer,
             ``"suggested"`` (cuFFTDx's choice for performance) or None (cuFFTDx's default).
+        elements_per_thread: how many elements each thread holds, same values as ``ffts_per_block``.
         real_fft_options: for r2c/c2r, ``{"complex_layout": "natural" | "packed" | "full",
             "real_mode": "normal" | "folded"}``.
 
