@@ -9,7 +9,7 @@ pointer offers, so a callback that types here types on the GPU), and any offset 
 way a NumPy index does). The raise never reaches numba's runtime: the loops catch it and
 return the failing element's position (``cpu_loops``), and the executor reports it.
 
-The buffer has the array's own data model, so wrapping and unwrapping cost nothing.
+The buffer is the array's data pointer and length: wrapping it costs nothing per element.
 
 Arithmetic. :data:`ERROR_MODEL` is NumPy's error model (a float division by zero gives inf or
 nan, as on the GPU) except for integers: an integer division or modulo by zero raises
@@ -23,7 +23,6 @@ from __future__ import annotations
 import operator
 from typing import Any
 
-import numpy as np
 from numba.core import callconv, types
 from numba.extending import intrinsic, models, overload, register_model
 
@@ -49,7 +48,7 @@ callconv.error_models.setdefault(ERROR_MODEL, _NumpyIntegerRaises)
 
 
 class CheckedBufferType(types.Type):
-    """A 1-D array seen as a pointer whose every offset is checked."""
+    """A 1-D array seen as a pointer whose every offset is checked: its data pointer and length."""
 
     def __init__(self, array: types.Array) -> None:
         self.array = array
@@ -58,10 +57,11 @@ class CheckedBufferType(types.Type):
 
 
 @register_model(CheckedBufferType)
-class _CheckedModel(models.ProxyModel):
+class _CheckedModel(models.StructModel):
+    # No reference to the array's memory owner: the buffer lives while the loop's call does, and
+    # no reference count is touched per element (which would keep LLVM from vectorizing).
     def __init__(self, dmm: Any, fe_type: CheckedBufferType) -> None:
-        self._proxied_model = dmm.lookup(fe_type.array)
-        super().__init__(dmm, fe_type)
+        super().__init__(dmm, fe_type, [("data", types.CPointer(fe_type.dtype)), ("n", types.intp)])
 
 
 def checked_type(array: types.Array) -> CheckedBufferType:
@@ -71,22 +71,45 @@ def checked_type(array: types.Array) -> CheckedBufferType:
 
 @intrinsic
 def checked(typingctx: Any, array: Any) -> Any:
-    """``array`` as a checked buffer (the same value, another type)."""
-    if not isinstance(array, types.Array):
+    """``array`` (1-D, contiguous) as a checked buffer: its data pointer and length."""
+    if not isinstance(array, types.Array) or array.ndim != 1:
         return None
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        return args[0]
+        from numba.core import cgutils
+
+        source = context.make_array(signature.args[0])(context, builder, args[0])
+        buffer = cgutils.create_struct_proxy(signature.return_type)(context, builder)
+        buffer.data = source.data
+        buffer.n = builder.extract_value(source.shape, 0)
+        return buffer._getvalue()
 
     return CheckedBufferType(array)(array), codegen
 
 
 @intrinsic
-def _array(typingctx: Any, buffer: Any) -> Any:
+def _parts(typingctx: Any, buffer: Any) -> Any:
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        return args[0]
+        from numba.core import cgutils
 
-    return buffer.array(buffer), codegen
+        parts = cgutils.create_struct_proxy(signature.args[0])(context, builder, value=args[0])
+        return context.make_tuple(builder, signature.return_type, (parts.data, parts.n))
+
+    return types.Tuple((types.CPointer(buffer.dtype), types.intp))(buffer), codegen
+
+
+@intrinsic
+def _outside(typingctx: Any, offset: Any, n: Any) -> Any:
+    """Whether ``offset`` is not in ``0 .. n - 1``: one unsigned comparison, where a negative
+    offset is a huge one (a pointer does not wrap around as a NumPy index does)."""
+    if not isinstance(offset, types.Integer):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        value = context.cast(builder, args[0], signature.args[0], types.intp)
+        return builder.icmp_unsigned(">=", value, args[1])
+
+    return types.boolean(offset, types.intp), codegen
 
 
 @overload(operator.getitem)
@@ -94,11 +117,10 @@ def _getitem(buffer, offset):  # noqa: ANN001, ANN202 - numba matches the parame
     if isinstance(buffer, CheckedBufferType) and isinstance(offset, types.Integer):
 
         def read(buffer, offset):  # noqa: ANN001, ANN202
-            a = _array(buffer)
-            # Compared as unsigned: a negative offset is a huge one, outside like any other.
-            if np.uint64(offset) >= np.uint64(a.shape[0]):
+            data, n = _parts(buffer)
+            if _outside(offset, n):
                 raise IndexError("a callback offset is outside its buffer")
-            return a[np.uint64(offset)]
+            return data[offset]
 
         return read
     return None
@@ -109,10 +131,10 @@ def _setitem(buffer, offset, value):  # noqa: ANN001, ANN202 - numba matches the
     if isinstance(buffer, CheckedBufferType) and isinstance(offset, types.Integer):
 
         def write(buffer, offset, value):  # noqa: ANN001, ANN202
-            a = _array(buffer)
-            if np.uint64(offset) >= np.uint64(a.shape[0]):
+            data, n = _parts(buffer)
+            if _outside(offset, n):
                 raise IndexError("a callback offset is outside its buffer")
-            a[np.uint64(offset)] = value
+            data[offset] = value
 
         return write
     return None
