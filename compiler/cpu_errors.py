@@ -1,15 +1,17 @@
 """How compiled CPU callbacks fail: bounds-checked buffers and the arithmetic error model.
 
-Buffers. 
-On the GPU ``data_in``, ``data_out`` and ``user_info`` are raw pointers: an offset outside the
-buffer reads or writes someone else's memory. The CPU loops hand the callback a
+Buffers. On the GPU ``data_in``, ``data_out`` and ``user_info`` are raw pointers: an offset outside the
+buffer reads or writes someone else's memory. With bounds checks on (``FFTFUSE_BOUNDS_CHECKS=1``,
+see ``cpu_backend.bounds_checks``) the CPU loops hand a cuFFT-form callback a
 :class:`CheckedBufferType` instead of the 1-D array itself: integer indexing only (all that a
 pointer offers, so a callback that types here types on the GPU), and any offset outside
 ``0 .. len - 1`` raises IndexError (negative offsets too: a pointer does not wrap around the
 way a NumPy index does). The raise never reaches numba's runtime: the loops catch it and
 return the failing element's position (``cpu_loops``), and the executor reports it.
 
-The buffer is the array's data pointer and length: wrapping it costs nothing per element.
+The buffer is the array's data pointer and length: no reference count is touched per element.
+Still, a checked loop does not vectorize (its exit on a bad offset), which is why the checks are
+off by default.
 
 Arithmetic. :data:`ERROR_MODEL` is NumPy's error model (a float division by zero gives inf or
 nan, as on the GPU) except for integers: an integer division or modulo by zero raises
