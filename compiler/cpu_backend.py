@@ -513,6 +513,12 @@ def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, 
         check_result_type(fn, kind, form, element, result)
         wrapper = jit(make_wrapper(kind, form, jitted, element, indirect=False, terms=terms, checked=through))
     except NumbaError as exc:
+        if checked and "CheckedBuffer(" in str(exc):
+            raise callback_error(
+                fn, kind, "with bounds checks on (FFTFUSE_BOUNDS_CHECKS=1) its buffers data_in, data_out and user_info "
+                "take integer offsets only, x[offset] and x[offset] = v, as the GPU's pointers do (no len, slices or "
+                f"attributes):\n{exc}"
+            ) from None
         if "numba.cuda" in str(exc):
             raise callback_error(
                 fn, kind, "it (or a function it calls) uses numba.cuda, which exists only on the GPU; the CPU "
