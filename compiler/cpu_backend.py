@@ -22,9 +22,10 @@ Errors. numba's C functions print an exception and carry on, so the compiled loo
 one reach numba: they stop at the first failing element and return its position (see
 ``cpu_loops``), which the executor reports by rerunning that one element. A cuFFT-form
 callback indexes its buffers through bounds-checked buffers where ``bounds_checks()`` says so
-(``cpu_errors``; off by default, for what they cost), and arithmetic follows NumPy's error model: a float division by zero gives
-inf or nan, while an integer division or modulo by zero raises ZeroDivisionError (NumPy's
-silent 0 would be a wrong result; Python raises too), as does numba's complex division by zero.
+(``cpu_errors``; off by default, for what they cost). Arithmetic follows NumPy's error model:
+a float division by zero gives inf or nan, while an integer division or modulo by zero raises
+ZeroDivisionError (NumPy's silent 0 would be a wrong result; Python raises too), as does
+numba's complex division by zero.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ log = logging.getLogger("fftfuse.compiler")
 SOURCES = ("compiled", "cache", "python")
 
 #: Environment switch of the cuFFT-form callbacks' bounds checks: "1" turns them on. They are
-#: off by default: they cost 5.6% of a 1024 x 1024 complex64 FFT with a cuFFT-form filter
+#: off by default: they cost 5.6-9.6% of a 1024 x 1024 complex64 FFT with a cuFFT-form filter
 #: epilog (the checked loop does not vectorize; ``benchmarks/NOTES.md``, section 12), over the
 #: 5% allowed. The debug mode (``FFTOptions(debug=True)``) checks every offset too.
 BOUNDS_CHECKS_ENV = "FFTFUSE_BOUNDS_CHECKS"
@@ -63,7 +64,6 @@ def bounds_checks() -> bool:
     """Whether compiled cuFFT-form callbacks check their offsets (``FFTFUSE_BOUNDS_CHECKS=1``;
     off by default).
 
-    >>> import os
     >>> bounds_checks() in (True, False)
     True
     """
@@ -442,7 +442,8 @@ def compiled_wrapper(callback: CpuCallback) -> Callable:
     quiet_numba()
     user = callback.user_dtype
     wrapper, _ = _compile(callback.function, callback.kind, callback.form, callback.element_dtype, user,
-                          None if user.startswith("numba:") else user, callback.narrow, callback.terms, callback.checked)
+                          None if user.startswith("numba:") else user, callback.narrow, callback.terms,
+                          callback.checked)
     return wrapper
 
 

@@ -145,7 +145,8 @@ def callback_form(spec: CallbackSpec, target: Layout) -> Form:
     assert spec.fn is not None
     form = infer_form(spec.fn, spec.kind, ndim=len(target.shape), data=spec.data is not None)
     if form is Form.CUFFT and spec.data is None and spec.pointer is None:
-        position = 2 if spec.kind == "prolog" else 3  # f(data_in, offset, user_info, ...) / f(data_out, offset, value, user_info, ...)
+        # f(data_in, offset, user_info, unused) / f(data_out, offset, value, user_info, unused)
+        position = 2 if spec.kind == "prolog" else 3
         if reads_parameter(spec.fn, position):
             name = getattr(python_function(spec.fn), "__qualname__", "f")
             raise ValueError(

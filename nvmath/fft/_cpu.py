@@ -609,7 +609,8 @@ def checked_views(cb: Any, flat: Any, info: Any, layout: Layout) -> tuple[Checke
     """``cb``'s buffer (its input for a prolog, its output for an epilog) and its user data as
     bounds-checked buffers whose errors name the callback and ``layout``, the buffer's layout."""
     who = f"{cb.kind} {cb.name!r}"
-    where = f"the FFT {'input' if cb.kind == 'prolog' else 'output'} of shape {layout.shape} and element strides {layout.strides}"
+    side = "input" if cb.kind == "prolog" else "output"
+    where = f"the FFT {side} of shape {layout.shape} and element strides {layout.strides}"
     buffer = "data_in" if cb.kind == "prolog" else "data_out"
     return (
         CheckedBuffer(flat, buffer, who, where),
