@@ -664,3 +664,21 @@ def test_stored_loops_report_errors_without_numba(tmp_path):
                                               "1000, outside its 128 elements")
         assert run["int_zero"].startswith("ZeroDivisionError")
     assert runs[0]["numba"] and not runs[1]["numba"]  # the second process loaded both loops
+
+
+def big_data_raises(v, d):
+    if d.real > 1e30:
+        raise ValueError("big d")
+    return v * d
+
+
+def test_the_stateless_rerun_reports_with_the_calls_data():
+    """The stateless hot path reruns an engine from data addresses: its report reads the same data."""
+    h = np.ones(_X.shape, np.complex64)
+    np.testing.assert_allclose(nvmath.fft.fft(_X, axes=[-1], epilog={"fn": big_data_raises, "data": h}), _WANT,
+                               rtol=1e-4, atol=1e-3)
+    h[1, 3] = 1e31
+    for _ in range(2):  # the second call reruns the engine the first one kept
+        with pytest.raises(ValueError, match="big d") as err:
+            nvmath.fft.fft(_X, axes=[-1], epilog={"fn": big_data_raises, "data": h})
+        assert "offset 35 of the FFT output" in err.value.__notes__[0]
