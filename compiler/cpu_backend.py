@@ -17,6 +17,15 @@ or whose code needs numba's runtime, is compiled in every process, as before.
 
 ``python_callback`` builds the same wrapper around the plain Python function, for the debug
 mode: no numba, so ``print`` and breakpoints work inside the callback.
+
+Errors. numba's C functions print an exception and carry on, so the compiled loops never let
+one reach numba: they stop at the first failing element and return its position (see
+``cpu_loops``), which the executor reports by rerunning that one element. A cuFFT-form
+callback indexes its buffers through bounds-checked buffers where ``bounds_checks()`` says so
+(``cpu_errors``; off by default, for what they cost). Arithmetic follows NumPy's error model:
+a float division by zero gives inf or nan, while an integer division or modulo by zero raises
+ZeroDivisionError (NumPy's silent 0 would be a wrong result; Python raises too), as does
+numba's complex division by zero.
 """
 
 from __future__ import annotations
@@ -41,6 +50,30 @@ log = logging.getLogger("fftfuse.compiler")
 
 SOURCES = ("compiled", "cache", "python")
 
+#: Environment switch of the cuFFT-form callbacks' bounds checks: "1" turns them on. They are
+#: off by default: they cost 5.6-9.6% of a 1024 x 1024 complex64 FFT with a cuFFT-form filter
+#: epilog (the checked loop does not vectorize; ``benchmarks/NOTES.md``, section 12), over the
+#: 5% allowed. The debug mode (``FFTOptions(debug=True)``) checks every offset too.
+BOUNDS_CHECKS_ENV = "FFTFUSE_BOUNDS_CHECKS"
+# Raised whenever the compiled loops change in a way their source digest cannot see (options
+# given to numba here): a stored loop of an older revision is never served.
+_LOOPS_REVISION = 2  # 2: guarded loops returning a status, checked buffers, integer division by zero raises
+
+
+def bounds_checks() -> bool:
+    """Whether compiled cuFFT-form callbacks check their offsets (``FFTFUSE_BOUNDS_CHECKS=1``;
+    off by default).
+
+    >>> bounds_checks() in (True, False)
+    True
+    """
+    value = os.environ.get(BOUNDS_CHECKS_ENV, "0").strip().lower()
+    if value in ("1", "on", "true", "yes"):
+        return True
+    if value in ("0", "off", "false", "no", ""):
+        return False
+    raise ValueError(f"{BOUNDS_CHECKS_ENV}={value!r} is not understood; use 1 (bounds checks on) or 0 (off)")
+
 
 class Loops:
     """One callback's two loops as the executor calls them (see ``cpu_loops.make_loops``).
@@ -64,13 +97,15 @@ class Loops:
         """The loops, compiled (lazy loops compile on this first call)."""
         return self
 
-    def apart(self, src, src_base, src_strides, dst, dst_base, dst_strides, info, rows, shape) -> None:  # noqa: ANN001
+    def apart(self, src, src_base, src_strides, dst, dst_base, dst_strides, info, rows, shape) -> int:  # noqa: ANN001
+        """0, or 1 + the position of the element whose callback raised (guarded loops only)."""
         ints = _ints
-        self._apart(src, int(src_base), ints(src_strides), dst, int(dst_base), ints(dst_strides), info, int(rows),
-                    ints(shape))
+        return self._apart(src, int(src_base), ints(src_strides), dst, int(dst_base), ints(dst_strides), info,
+                           int(rows), ints(shape))
 
-    def in_place(self, data, base, strides, info, rows, shape) -> None:  # noqa: ANN001
-        self._in_place(data, int(base), _ints(strides), info, int(rows), _ints(shape))
+    def in_place(self, data, base, strides, info, rows, shape) -> int:  # noqa: ANN001
+        """As ``apart``."""
+        return self._in_place(data, int(base), _ints(strides), info, int(rows), _ints(shape))
 
 
 def _ints(values: Any) -> list[int]:
@@ -78,10 +113,13 @@ def _ints(values: Any) -> list[int]:
 
 
 _U64, _PTR = ctypes.c_uint64, ctypes.c_void_p
-_ABI = "apart(src,n,base,strides,dst,n,base,strides,info,n,rows,shape,ndim) in_place(data,n,base,strides,info,n,rows,shape,ndim)"
-# The C signatures of the native loops: each buffer is passed as (pointer, elements).
-_APART = ctypes.CFUNCTYPE(None, _PTR, _U64, _U64, _PTR, _PTR, _U64, _U64, _PTR, _PTR, _U64, _U64, _PTR, _U64)
-_IN_PLACE = ctypes.CFUNCTYPE(None, _PTR, _U64, _U64, _PTR, _PTR, _U64, _U64, _PTR, _U64)
+_ABI = ("apart(src,n,base,strides,dst,n,base,strides,info,n,rows,shape,ndim)->i64 "
+        "in_place(data,n,base,strides,info,n,rows,shape,ndim)->i64")
+# The C signatures of the native loops: each buffer is passed as (pointer, elements); they
+# return 0, or 1 + the position of the element whose callback raised.
+_APART = ctypes.CFUNCTYPE(ctypes.c_int64, _PTR, _U64, _U64, _PTR, _PTR, _U64, _U64, _PTR, _PTR, _U64, _U64, _PTR,
+                          _U64)
+_IN_PLACE = ctypes.CFUNCTYPE(ctypes.c_int64, _PTR, _U64, _U64, _PTR, _PTR, _U64, _U64, _PTR, _U64)
 
 
 def _address(a: Any) -> int:
@@ -104,26 +142,26 @@ class NativeLoops(Loops):
     def native_functions(self) -> tuple[Callable, Callable] | None:
         return self._apart, self._in_place
 
-    def apart(self, src, src_base, src_strides, dst, dst_base, dst_strides, info, rows, shape) -> None:  # noqa: ANN001
-        self._apart(_address(src), src.shape[0], src_base, _address(src_strides), _address(dst), dst.shape[0],
-                    dst_base, _address(dst_strides), _address(info), info.shape[0], rows, _address(shape),
-                    shape.shape[0])
+    def apart(self, src, src_base, src_strides, dst, dst_base, dst_strides, info, rows, shape) -> int:  # noqa: ANN001
+        return self._apart(_address(src), src.shape[0], src_base, _address(src_strides), _address(dst),
+                           dst.shape[0], dst_base, _address(dst_strides), _address(info), info.shape[0], rows,
+                           _address(shape), shape.shape[0])
 
-    def in_place(self, data, base, strides, info, rows, shape) -> None:  # noqa: ANN001
-        self._in_place(_address(data), data.shape[0], base, _address(strides), _address(info), info.shape[0], rows,
-                       _address(shape), shape.shape[0])
+    def in_place(self, data, base, strides, info, rows, shape) -> int:  # noqa: ANN001
+        return self._in_place(_address(data), data.shape[0], base, _address(strides), _address(info), info.shape[0],
+                              rows, _address(shape), shape.shape[0])
 
 
 class JitLoops(Loops):
     """The loops as numba dispatchers (for ``user_info`` tuples, which C signatures cannot take)."""
 
-    def apart(self, src, src_base, src_strides, dst, dst_base, dst_strides, info, rows, shape) -> None:  # noqa: ANN001
+    def apart(self, src, src_base, src_strides, dst, dst_base, dst_strides, info, rows, shape) -> int:  # noqa: ANN001
         u = _np().uint64
-        self._apart(src, u(src_base), src_strides, dst, u(dst_base), dst_strides, info, u(rows), shape)
+        return int(self._apart(src, u(src_base), src_strides, dst, u(dst_base), dst_strides, info, u(rows), shape))
 
-    def in_place(self, data, base, strides, info, rows, shape) -> None:  # noqa: ANN001
+    def in_place(self, data, base, strides, info, rows, shape) -> int:  # noqa: ANN001
         u = _np().uint64
-        self._in_place(data, u(base), strides, info, u(rows), shape)
+        return int(self._in_place(data, u(base), strides, info, u(rows), shape))
 
 
 def _np() -> Any:
@@ -151,11 +189,11 @@ class LazyLoops(Loops):
     def native_functions(self) -> tuple[Callable, Callable] | None:
         return self.ready().native_functions()
 
-    def apart(self, *args: Any) -> None:
-        self.ready().apart(*args)
+    def apart(self, *args: Any) -> int:
+        return self.ready().apart(*args)
 
-    def in_place(self, *args: Any) -> None:
-        self.ready().in_place(*args)
+    def in_place(self, *args: Any) -> int:
+        return self.ready().in_place(*args)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,10 +215,17 @@ class CpuCallback:
     source: str  # "compiled", "cache" (found compiled, in this process or the store) or "python"
     loops: Loops
     terms: Terms | None = None  # indices, broadcast data, runtime parameters (``terms.Terms``)
+    narrow: bool = False  # Python float literals compiled in single precision
+    checked: bool = False  # a cuFFT-form callback's buffers are bounds-checked
 
     @property
     def name(self) -> str:
         return getattr(python_function(self.function), "__qualname__", repr(self.function))
+
+    @property
+    def data_dtype(self) -> str | None:
+        """The user data's type as given when compiling: None for the forms that read no data."""
+        return None if self.form in (Form.VALUE, Form.VALUE_INDEX) else self.user_dtype
 
     @property
     def elementwise(self) -> bool:
@@ -193,14 +238,15 @@ _lock = threading.Lock()
 
 
 def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, *, literals: str = "element",
-                terms: Terms | None = None, store: Any = None) -> CpuCallback:
+                terms: Terms | None = None, store: Any = None, checks: bool | None = None) -> CpuCallback:
     """Compile ``fn`` as a CPU ``kind`` ("prolog"/"epilog") callback, through the caches.
 
     ``element_dtype`` is the FFT input type (prolog) or output type (epilog); ``user_dtype``
     the element type of the user data, if the callback reads any; ``terms`` as for the GPU
     (``api.compile_callback``), with ``user_info`` the tuple ``(data, *params)`` when there are
     runtime parameters. A callback compiled in an earlier process is loaded from ``store``
-    (default: the process-wide store).
+    (default: the process-wide store). ``checks``: whether a cuFFT-form callback's offsets are
+    bounds-checked (default: ``bounds_checks()``); the value forms index nothing themselves.
 
     >>> cb = compile_cpu(lambda x: 2 * x + 0.25, "epilog", "complex64")
     >>> cb.form.value, cb.source in ("compiled", "cache")
@@ -212,6 +258,7 @@ def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, 
 
     form, element, user_name = _describe(fn, kind, element_dtype, user_dtype, terms)
     narrow = single_precision_literals(literals, element)
+    checked = form is Form.CUFFT and (bounds_checks() if checks is None else bool(checks))
     key = None
     try:
         fingerprint = function_fingerprint(fn)
@@ -220,7 +267,7 @@ def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, 
 
         report_uncacheable(kind, fn, exc)
     else:
-        key = native_key(fingerprint, kind, form, element, user_name, narrow, terms)
+        key = native_key(fingerprint, kind, form, element, user_name, narrow, terms, checked)
         with _lock:
             hit = _compiled.get(key)
         if hit is not None:
@@ -231,7 +278,7 @@ def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, 
             store = default_store()
         loops = _load(store, key)
         if loops is not None:
-            callback = CpuCallback(None, fn, kind, form, element, user_name, "cache", loops, terms)
+            callback = CpuCallback(None, fn, kind, form, element, user_name, "cache", loops, terms, narrow, checked)
             with _lock:
                 _compiled[key] = callback
             return callback
@@ -240,7 +287,7 @@ def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, 
 
     quiet_numba()
     started = time.perf_counter()
-    wrapper, build = _compile(fn, kind, form, element, user_name, user_dtype, narrow, terms)
+    wrapper, build = _compile(fn, kind, form, element, user_name, user_dtype, narrow, terms, checked)
 
     def native() -> NativeLoops:
         cfuncs = build()
@@ -248,7 +295,8 @@ def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, 
             _persist(store, key, callback, cfuncs)
         return cfuncs if isinstance(cfuncs, Loops) else NativeLoops(cfuncs[0].address, cfuncs[1].address, cfuncs)
 
-    callback = CpuCallback(wrapper, fn, kind, form, element, user_name, "compiled", LazyLoops(native), terms)
+    callback = CpuCallback(wrapper, fn, kind, form, element, user_name, "compiled", LazyLoops(native), terms, narrow,
+                           checked)
     if log.isEnabledFor(logging.INFO):
         log.info("CPU %s %r (%s form, %s) compiled in %.1f ms", kind, getattr(fn, "__qualname__", fn), form.value,
                  element, 1e3 * (time.perf_counter() - started))
@@ -259,23 +307,24 @@ def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, 
 
 
 def native_key(fingerprint: str, kind: str, form: Form, element: str, user: str, narrow: bool,
-               terms: Terms | None = None) -> str:
-    """The store key of a callback's native loops: the GPU's rules plus this CPU's identity."""
+               terms: Terms | None = None, checked: bool = False) -> str:
+    """The store key of a callback's native loops: the GPU's rules plus this CPU's identity, the
+    loops' revision and whether they check offsets."""
     from cache import artifact_key
 
     from .cpu_native import cpu_identity
 
     return artifact_key(target="cpu", fingerprint=fingerprint, kind=kind, form=form.value, element=element,
-                        user=user, narrow=narrow, toolchain=toolchain_stamp(), loops=_loops_stamp(),
+                        user=user, narrow=narrow, toolchain=toolchain_stamp(), loops=_loops_stamp(), checked=checked,
                         **({"terms": terms.key()} if terms is not None else {}), **cpu_identity())
 
 
 @functools.cache
 def _loops_stamp() -> str:
-    """A digest of the loops' source and their C signature: a change gives new keys."""
+    """A digest of the loops' source, their C signature and revision: a change gives new keys."""
     here = os.path.dirname(__file__)
-    digest = hashlib.sha256()
-    for name in ("cpu_loops.py", "wrappers.py"):
+    digest = hashlib.sha256(f"revision {_LOOPS_REVISION}\n".encode())
+    for name in ("cpu_loops.py", "wrappers.py", "cpu_errors.py"):
         with open(os.path.join(here, name), "rb") as f:
             digest.update(f.read())
     digest.update(_ABI.encode())
@@ -387,16 +436,33 @@ def python_callback(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = No
     return CpuCallback(wrapper, fn, kind, form, element, user_name, "python", loops, terms)
 
 
+def compiled_wrapper(callback: CpuCallback) -> Callable:
+    """The numba-compiled cuFFT-form wrapper of ``callback``, callable from Python with 1-D arrays
+    (compiled now where the loops came from the store): it raises what the native loops caught,
+    as numba raises it, for reporting a failure that the plain Python callback does not repeat."""
+    if callback.wrapper is not None and callback.source != "python":
+        return callback.wrapper
+    from .api import quiet_numba
+
+    quiet_numba()
+    user = callback.user_dtype
+    wrapper, _ = _compile(callback.function, callback.kind, callback.form, callback.element_dtype, user,
+                          None if user.startswith("numba:") else user, callback.narrow, callback.terms,
+                          callback.checked)
+    return wrapper
+
+
 def clear_cache() -> None:
     """Forget every compiled CPU callback of this process."""
     with _lock:
         _compiled.clear()
 
 
-def cpu_argument_types(kind: str, form: Form, element: Any, user: Any, terms: Terms | None = None) -> tuple:
+def cpu_argument_types(kind: str, form: Form, element: Any, user: Any, terms: Terms | None = None,
+                       checked: bool = False) -> tuple:
     """The numba types the user's function is called with on the CPU: the GPU's
-    (``cuda_backend.user_argument_types``) with 1-D arrays for pointers and ``none`` for the
-    unused shared pointer."""
+    (``cuda_backend.user_argument_types``) with 1-D arrays for pointers (bounds-checked buffers
+    of them with ``checked``) and ``none`` for the unused shared pointer."""
     from numba.core import types
 
     from .cuda_backend import user_argument_types
@@ -405,7 +471,12 @@ def cpu_argument_types(kind: str, form: Form, element: Any, user: Any, terms: Te
         if t == types.voidptr:
             return types.none
         if isinstance(t, types.CPointer):
-            return types.Array(t.dtype, 1, "C")
+            array = types.Array(t.dtype, 1, "C")
+            if checked:
+                from .cpu_errors import checked_type
+
+                return checked_type(array)
+            return array
         return t
 
     return tuple(on_cpu(t) for t in user_argument_types(kind, form, element, user, terms))
@@ -420,9 +491,10 @@ def _describe(fn: Any, kind: str, element_dtype: Any, user_dtype: Any, terms: Te
 
 
 def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, user_dtype: Any, narrow: bool,
-             terms: Terms | None) -> tuple[Any, Callable[[], Any]]:
+             terms: Terms | None, checked: bool = False) -> tuple[Any, Callable[[], Any]]:
     """numba's wrapper of ``fn`` (type-checked now), and what compiles the loops around it: two
-    ``cfunc``s, or jitted loops where runtime parameters make ``user_info`` a tuple."""
+    ``cfunc``s, or jitted loops where runtime parameters make ``user_info`` a tuple. With
+    ``checked`` a cuFFT-form ``fn`` gets bounds-checked buffers (``cpu_errors``)."""
     import numba
     from numba.core.errors import NumbaError
 
@@ -432,17 +504,27 @@ def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, 
 
     element = numba_type(element_name)
     user = numba_type(user_dtype if user_name.startswith("numba:") else user_name)
-    argtypes = cpu_argument_types(kind, form, element, user, terms)
-    # NumPy's error model, as on the GPU: a division by zero gives inf or nan, never a raise (which
-    # code loaded without numba could not report).
-    jit = numba.njit(error_model="numpy")
+    argtypes = cpu_argument_types(kind, form, element, user, terms, checked)
+    through = None
+    if checked:
+        from .cpu_errors import checked as through
+    from .cpu_errors import ERROR_MODEL
+
+    # NumPy's error model, as on the GPU, but an integer division by zero raises (cpu_errors).
+    jit = numba.njit(error_model=ERROR_MODEL)
     try:
-        jitted = jit_tree(fn, lambda f, o: numba.njit(**o, error_model="numpy")(f), narrow)
+        jitted = jit_tree(fn, lambda f, o: numba.njit(**o, error_model=ERROR_MODEL)(f), narrow)
         jitted.compile(argtypes)
         result = jitted.overloads[argtypes].signature.return_type
         check_result_type(fn, kind, form, element, result)
-        wrapper = jit(make_wrapper(kind, form, jitted, element, indirect=False, terms=terms))
+        wrapper = jit(make_wrapper(kind, form, jitted, element, indirect=False, terms=terms, checked=through))
     except NumbaError as exc:
+        if checked and "CheckedBuffer(" in str(exc):
+            raise callback_error(
+                fn, kind, "with bounds checks on (FFTFUSE_BOUNDS_CHECKS=1) its buffers data_in, data_out and user_info "
+                "take integer offsets only, x[offset] and x[offset] = v, as the GPU's pointers do (no len, slices or "
+                f"attributes):\n{exc}"
+            ) from None
         if "numba.cuda" in str(exc):
             raise callback_error(
                 fn, kind, "it (or a function it calls) uses numba.cuda, which exists only on the GPU; the CPU "
@@ -453,7 +535,7 @@ def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, 
     def build() -> Any:
         try:
             if terms is not None and terms.params:
-                return JitLoops(*make_loops(kind, wrapper, jit, jit(row_start)))
+                return JitLoops(*make_loops(kind, wrapper, jit, jit(row_start), guard=True))
             return _native_loops(kind, wrapper, element, user)
         except NumbaError as exc:
             raise compile_error(fn, kind, exc) from None
@@ -468,21 +550,22 @@ def _native_loops(kind: str, wrapper: Any, element: Any, user: Any) -> tuple:
     from numba import carray
     from numba.core import types
 
+    from .cpu_errors import ERROR_MODEL
     from .cpu_loops import make_loops, row_start
 
-    jit = numba.njit(error_model="numpy")
-    apart, in_place = make_loops(kind, wrapper, jit, jit(row_start))
+    jit = numba.njit(error_model=ERROR_MODEL)
+    apart, in_place = make_loops(kind, wrapper, jit, jit(row_start), guard=True)
     u64, idx, E, U = types.uint64, types.CPointer(types.uint64), types.CPointer(element), types.CPointer(user)
-    cfunc = functools.partial(numba.cfunc, error_model="numpy")
+    cfunc = functools.partial(numba.cfunc, error_model=ERROR_MODEL)
 
-    @cfunc(types.void(E, u64, u64, idx, E, u64, u64, idx, U, u64, u64, idx, u64))
+    @cfunc(types.int64(E, u64, u64, idx, E, u64, u64, idx, U, u64, u64, idx, u64))
     def c_apart(src, ns, sb, ss, dst, nd, db, ds, info, ni, rows, shape, ndim):  # noqa: ANN001, ANN202
-        apart(carray(src, (ns,)), sb, carray(ss, (ndim,)), carray(dst, (nd,)), db, carray(ds, (ndim,)),
+        return apart(carray(src, (ns,)), sb, carray(ss, (ndim,)), carray(dst, (nd,)), db, carray(ds, (ndim,)),
               carray(info, (ni,)), rows, carray(shape, (ndim,)))
 
-    @cfunc(types.void(E, u64, u64, idx, U, u64, u64, idx, u64))
+    @cfunc(types.int64(E, u64, u64, idx, U, u64, u64, idx, u64))
     def c_in_place(data, n, base, strides, info, ni, rows, shape, ndim):  # noqa: ANN001, ANN202
-        in_place(carray(data, (n,)), base, carray(strides, (ndim,)), carray(info, (ni,)), rows, carray(shape, (ndim,)))
+        return in_place(carray(data, (n,)), base, carray(strides, (ndim,)), carray(info, (ni,)), rows, carray(shape, (ndim,)))
 
     return c_apart, c_in_place
 

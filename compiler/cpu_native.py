@@ -15,8 +15,8 @@ view of the host. The LLVM version is in the toolchain stamp of the store key.
 
 numba's C wrapper keeps an error path that calls numba's runtime (``numba_do_raise`` and
 friends, only in numba's own extension module). The loops are compiled so that path is
-never taken (NumPy's error model, no bounds checks, callbacks without ``raise``), and those
-few symbols are given bodies that trap. Any other undefined symbol that is not a C math
+never taken (they catch every exception of the callback and return a status instead, see
+``cpu_loops``), and those few symbols are given bodies that trap. Any other undefined symbol that is not a C math
 function or an LLVM intrinsic (numba's allocator, say) makes the code not persistable: it
 then runs from numba in this process only.
 """

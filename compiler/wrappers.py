@@ -193,7 +193,7 @@ def _global_names(code: pytypes.CodeType) -> set[str]:
 
 
 def make_wrapper(kind: str, form: Form, user: Any, element_type: Any, *, indirect: bool,
-                 terms: Terms | None = None, target: str = "numba") -> Callable:
+                 terms: Terms | None = None, target: str = "numba", checked: Callable | None = None) -> Callable:
     """The raw cuFFT-form callback around ``user``.
 
     ``element_type`` is called on the user's result to convert it to the element type (a numba
@@ -203,6 +203,8 @@ def make_wrapper(kind: str, form: Form, user: Any, element_type: Any, *, indirec
     indices, broadcast data and parameters are found (``terms.Terms``). ``target``: "cuda"
     (parameters read from the slot), "numba" (CPU: ``user_info`` is the tuple ``(data, *params)``
     when there are parameters) or "python" (the same, without numba, for the debug mode).
+    ``checked`` (CPU): what a cuFFT-form ``user`` receives its buffers through, e.g. the
+    bounds-checked buffers of ``cpu_errors`` (None: the buffers themselves).
 
     The wrapper's source is generated, so that it holds only the arithmetic its terms need.
 
@@ -244,8 +246,12 @@ def make_wrapper(kind: str, form: Form, user: Any, element_type: Any, *, indirec
     else:
         head, element = "def epilog(data_out, offset, value, info, shared):", "value"
     if form is Form.CUFFT:
-        pointer = "data_in" if kind == "prolog" else "data_out, offset, value"
-        call = f"user({', '.join(([pointer, 'offset'] if kind == 'prolog' else [pointer]) + [data, 'shared'] + keywords)})"
+        buffer = "data_in" if kind == "prolog" else "data_out"
+        if checked is not None:
+            namespace["_B"] = checked
+            buffer, data = f"_B({buffer})", f"_B({data})"
+        pointer = [buffer, "offset"] if kind == "prolog" else [buffer, "offset", "value"]
+        call = f"user({', '.join(pointer + [data, 'shared'] + keywords)})"
         body = f"return E({call})" if kind == "prolog" else call
     else:
         args = [element]

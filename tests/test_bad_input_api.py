@@ -10,6 +10,7 @@ import pytest
 
 import nvmath
 from nvmath.fft import FFT, DeviceCallable, ExecutionCPU, ExecutionCUDA, FFTOptions, LayoutError, NoGPUError
+from nvmath.fft._cpu import CallbackIndexError
 
 rng = np.random.default_rng(7)
 X = (rng.standard_normal((4, 16)) + 1j * rng.standard_normal((4, 16))).astype(np.complex64)
@@ -61,6 +62,38 @@ def plan_with_params():
 
 
 PAIR = np.dtype([("re", np.float64), ("im", np.float64)])  # 16 bytes: 'void128'
+
+
+def raises_boom(v):
+    if v.real > -1e30:
+        raise ValueError("boom")
+    return v
+
+
+def past_the_end(data_out, offset, value, user_info, unused):
+    data_out[offset] = value * user_info[offset + 64]
+
+
+def before_the_start(data_out, offset, value, user_info, unused):
+    data_out[offset - 1000] = value
+
+
+def with_bounds_checks(call):
+    """``call`` run with the CPU's bounds checks on (``FFTFUSE_BOUNDS_CHECKS=1``; off by default)."""
+    def checked():
+        import os
+
+        before = os.environ.get("FFTFUSE_BOUNDS_CHECKS")
+        os.environ["FFTFUSE_BOUNDS_CHECKS"] = "1"
+        try:
+            return call()
+        finally:
+            if before is None:
+                del os.environ["FFTFUSE_BOUNDS_CHECKS"]
+            else:
+                os.environ["FFTFUSE_BOUNDS_CHECKS"] = before
+
+    return checked
 
 
 CASES = [
@@ -229,6 +262,23 @@ CASES = [
     ("reset_operand big-endian", lambda: planned().reset_operand(X.astype(">c8")), TypeError, "non-native byte order"),
     ("reset_operand list", lambda: planned().reset_operand([1, 2]), TypeError, "operand of type list"),
     ("plan with a positional callback", lambda: FFT(X).plan(scale), TypeError, "positional argument"),
+    # -- callbacks failing at run time on the CPU: raised in the caller, never printed and skipped
+    ("epilog raises at run time", lambda: fft(X, axes=[-1], epilog=raises_boom), ValueError, "boom"),
+    ("epilog divides a complex by zero", lambda: fft(X, axes=[-1], epilog=lambda v: v / 0), ZeroDivisionError,
+     "complex division by zero"),
+    ("epilog divides an integer by zero", lambda: fft(X, axes=[-1], epilog=lambda v: v * (1 // 0)),
+     ZeroDivisionError, "by zero"),
+    ("prolog takes an integer modulo zero", lambda: fft(X, axes=[-1], prolog=lambda x: x * (5 % 0)),
+     ZeroDivisionError, "by zero"),
+    ("cuFFT form reads user_info without data", lambda: fft(X, axes=[-1], epilog=by_offset), ValueError,
+     "reads its user_info parameter, but no data was given"),
+    ("cuFFT form without data, planned", lambda: planned(epilog={"fn": by_offset}), ValueError,
+     "Pass the data it indexes: epilog={'fn': by_offset, 'data': array}"),
+    ("user_info read past its end", with_bounds_checks(lambda: fft(X, axes=[-1], epilog={"fn": past_the_end,
+                                                                                          "data": X})),
+     CallbackIndexError, "read user_info at offset 64, outside its 64 elements"),
+    ("data_out written before its start", with_bounds_checks(lambda: fft(X, axes=[-1], epilog=before_the_start)),
+     CallbackIndexError, "wrote data_out at offset -1000, outside its 64 elements"),
 ]
 
 

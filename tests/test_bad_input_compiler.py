@@ -62,6 +62,18 @@ def cpu(fn, kind="epilog", dtype="complex64"):
     return lambda store: compile_cpu(fn, kind, dtype)
 
 
+def length_of_user_info(data_out, offset, value, user_info, unused):
+    data_out[offset] = value * len(user_info)
+
+
+def slices_user_info(data_out, offset, value, user_info, unused):
+    data_out[offset] = value * user_info[offset:offset + 1][0]
+
+
+def cpu_checked(fn):
+    return lambda store: compile_cpu(fn, "epilog", "complex64", "complex64", store=store, checks=True)
+
+
 # (id, call, expected exception, fragment of its message)
 CATALOGUE = [
     ("cc 999", gpu(lambda x: x, 999), ValueError, "sm_999) is not an architecture this CUDA toolkit compiles for"),
@@ -96,6 +108,8 @@ CATALOGUE = [
      f"returns nothing on the paths that do not raise (line {RAISE_LINE + 5}: raise ValueError(\"positive\"))"),
     ("raises or returns nothing on CPU", cpu(raises_or_falls_off), TypeError,
      "returns nothing on the paths that do not raise"),
+    ("len of a checked buffer", cpu_checked(length_of_user_info), TypeError, "take integer offsets only"),
+    ("slice of a checked buffer", cpu_checked(slices_user_info), TypeError, "x[offset] and x[offset] = v"),
 ]
 
 

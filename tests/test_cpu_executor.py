@@ -501,3 +501,75 @@ def test_compile_cpu_accepts_an_njit_function_and_plain_helpers():
         inp, out, "forward", None, None
     )
     np.testing.assert_allclose(out, [9, 1, 1, 1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors in compiled callbacks: the loop stops, the executor names the element
+# ---------------------------------------------------------------------------------------------
+
+def stopping(kind: str, at: int):
+    """A cuFFT-form callback that raises at offset ``at``."""
+    if kind == "prolog":
+        def prolog_stops(data_in, offset, user_info, unused):
+            if offset == at:
+                raise ValueError("stop")
+            return data_in[offset]
+
+        return prolog_stops
+
+    def epilog_stops(data_out, offset, value, user_info, unused):
+        if offset == at:
+            raise ValueError("stop")
+        data_out[offset] = value
+
+    return epilog_stops
+
+
+def prolog_value_stops(x):
+    if x.real == 1000.0:
+        raise ValueError("stop")
+    return x
+
+
+@pytest.mark.parametrize("inplace", [False, True], ids=["apart", "in place"])
+@pytest.mark.parametrize("kind", ["prolog", "epilog"])
+def test_a_stopped_loop_reports_the_offset_of_its_element(kind, inplace):
+    """Offsets through a transposed, strided layout, on the threaded paths, apart and in place."""
+    rng = np.random.default_rng(31)
+    x = random_array(rng, (12, 5, 16), "complex64").transpose(1, 2, 0)[:, ::2, :]
+    problem, inp, out = prepare("fft", x, (1,), inplace=inplace)
+    layout = problem.input if kind == "prolog" else problem.output
+    at = layout.offset((3, 5, 2))
+    with pytest.raises(ValueError, match="stop") as err:
+        run(problem, inp, out, **{kind: stopping(kind, at)})
+    side = "input" if kind == "prolog" else "output"
+    assert f"{kind} 'stopping.<locals>.{kind}_stops' at offset {at} of the FFT {side}" in err.value.__notes__[0]
+
+
+def test_an_elementwise_prolog_in_place_reports_its_element():
+    rng = np.random.default_rng(32)
+    x = random_array(rng, (6, 16), "complex64")
+    problem, inp, out = prepare("fft", x, (1,), inplace=True)
+    index = (4, 9)
+    inp[index] = 1000.0
+    with pytest.raises(ValueError, match="stop") as err:
+        run(problem, inp, out, prolog_value_stops)
+    assert f"at offset {problem.input.offset(index)} of the FFT input" in err.value.__notes__[0]
+
+
+def test_loops_with_runtime_parameters_report_too():
+    def epilog(v, *, k):
+        return v * (7 // k)
+
+    from compiler.terms import Terms
+
+    rng = np.random.default_rng(33)
+    x = random_array(rng, (3, 16), "complex64")
+    problem, inp, out = prepare("fft", x, (1,))
+    terms = Terms(problem.output.shape, problem.output.strides, (), None, (("k", "int64"),))
+    cb = compile_cpu(epilog, "epilog", "complex64", terms=terms)
+    executor = CpuExecutor(problem, None, cb, workers=1)
+    with pytest.raises(ZeroDivisionError):
+        executor.execute(inp, out, "forward", None, None, params=((), (np.int64(0),)))
+    executor.execute(inp, out, "forward", None, None, params=((), (np.int64(7),)))
+    np.testing.assert_allclose(out, np.fft.fft(x.astype(np.complex128)), rtol=1e-4, atol=1e-3)

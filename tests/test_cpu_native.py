@@ -435,3 +435,250 @@ def test_stored_loops_keep_their_broadcast_terms(tmp_path, monkeypatch):
         assert sources == ["compiled", "cache"]
     finally:
         reset_default_store()
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors in compiled callbacks: raised in the caller, never printed and skipped
+# ---------------------------------------------------------------------------------------------
+
+_X = random_complex(np.random.default_rng(21), (4, 32))
+_WANT = np.fft.fft(_X.astype(np.complex128), axis=-1)
+
+
+def always_raises(v):
+    if v.real > -1e30:
+        raise ValueError("boom")
+    return v
+
+
+def test_a_raising_epilog_raises_in_the_caller(capfd):
+    with pytest.raises(ValueError, match="boom") as err:
+        nvmath.fft.fft(_X, axes=[-1], epilog=always_raises)
+    note = "\n".join(getattr(err.value, "__notes__", []))
+    assert "epilog 'always_raises'" in note and "offset 0 of the FFT output" in note
+    assert "Exception ignored" not in capfd.readouterr().err
+
+
+def test_a_raising_prolog_raises_on_every_path(monkeypatch):
+    """The quick run (small, stateful), the general path and the threaded pipeline all report."""
+    def prolog(x):
+        if x.real > 1e30:
+            raise ValueError("too large")
+        return x
+
+    big = np.ones((2 * THREAD_BYTES // (64 * 8), 64), np.complex64)
+    big[-1, 5] = 1e31  # in the last block: the other threads' blocks finish first
+    with pytest.raises(ValueError, match="too large") as err:
+        nvmath.fft.fft(big, axes=[-1], prolog=prolog, options={"num_threads": 2})
+    assert f"offset {big.size - 64 + 5} of the FFT input" in "\n".join(err.value.__notes__)
+    small = np.ones((2, 16), np.complex64)
+    small[1, 3] = 1e31
+    with nvmath.fft.FFT(small, axes=[-1]) as f:
+        f.plan(prolog=prolog)
+        with pytest.raises(ValueError, match="too large") as err:
+            f.execute()
+    assert "offset 19 of the FFT input" in "\n".join(err.value.__notes__)
+
+
+def test_complex_division_by_zero_raises():
+    with pytest.raises(ZeroDivisionError, match="complex division by zero") as err:
+        nvmath.fft.fft(_X, axes=[-1], epilog=lambda v: v / 0)
+    assert "run again compiled" in "\n".join(err.value.__notes__)
+
+
+def test_integer_division_by_zero_raises():
+    with pytest.raises(ZeroDivisionError):
+        nvmath.fft.fft(_X, axes=[-1], epilog=lambda v: v * (1 // 0))
+    with pytest.raises(ZeroDivisionError):
+        nvmath.fft.fft(_X, axes=[-1], epilog={"fn": lambda v, *, k: v * (3 % k), "params": {"k": 0}})
+
+
+def test_float_division_by_zero_follows_numpy():
+    x = np.random.default_rng(5).standard_normal((2, 16)).astype(np.float32) + 1
+    got = nvmath.fft.rfft(x, axes=[-1], prolog=lambda v: v / 0)  # every element inf: the FFT gives nan
+    assert np.isnan(got).all()
+    got = nvmath.fft.fft(_X, axes=[-1], epilog=lambda v: v * (1 / 0.0 if v.real > 1e30 else 1.0))
+    np.testing.assert_allclose(got, _WANT, rtol=1e-4, atol=1e-3)
+
+
+def by_offset(data_out, offset, value, user_info, unused):
+    data_out[offset] = value * user_info[offset]
+
+
+def test_cufft_form_reading_user_info_without_data_is_refused_at_planning():
+    f = nvmath.fft.FFT(_X, axes=[-1])
+    with pytest.raises(ValueError, match="reads its user_info parameter, but no data was given"):
+        f.plan(epilog=by_offset)
+    with pytest.raises(ValueError, match=r"epilog=\{'fn': by_offset, 'data': array\}"):
+        nvmath.fft.fft(_X, axes=[-1], epilog={"fn": by_offset})
+    # A cuFFT-form callback that does not read user_info needs no data.
+    def doubles(data_out, offset, value, user_info, unused):
+        data_out[offset] = value * 2
+
+    np.testing.assert_allclose(nvmath.fft.fft(_X, axes=[-1], epilog=doubles), 2 * _WANT, rtol=1e-4, atol=1e-3)
+
+
+def _reader(buffer: str, shift: int):
+    """A cuFFT-form callback reading or writing ``buffer`` at ``offset + shift``."""
+    if buffer == "user_info":
+        def cb(data_out, offset, value, user_info, unused):
+            data_out[offset] = value * user_info[offset + shift]
+    elif buffer == "data_out read":
+        def cb(data_out, offset, value, user_info, unused):
+            data_out[offset] = value * data_out[offset + shift]
+    elif buffer == "data_out write":
+        def cb(data_out, offset, value, user_info, unused):
+            data_out[offset + shift] = value
+    elif buffer == "user_info write":
+        def cb(data_out, offset, value, user_info, unused):
+            user_info[offset + shift] = value
+            data_out[offset] = value
+    else:  # data_in, through a prolog
+        def cb(data_in, offset, user_info, unused):
+            return data_in[offset + shift]
+    return cb
+
+
+_OUTSIDE = [32 * 4, 10**6, 10**9, -10**6, -1]
+
+
+@pytest.mark.parametrize("shift", _OUTSIDE, ids=[f"{s:+}" for s in _OUTSIDE])
+@pytest.mark.parametrize("buffer", ["user_info", "data_out read", "data_out write", "user_info write", "data_in"])
+def test_offsets_outside_the_buffers_are_caught_with_checks_on(monkeypatch, buffer, shift):
+    monkeypatch.setenv(cpu_backend.BOUNDS_CHECKS_ENV, "1")
+    cb = _reader(buffer, shift)
+    h = np.ones(_X.shape, np.complex64)
+    kind = "prolog" if buffer == "data_in" else "epilog"
+    verb = "wrote" if buffer.endswith("write") else "read"
+    name = buffer.split()[0]
+    # The first element visited has offset 0: that is where the loop stops.
+    with pytest.raises(_cpu.CallbackIndexError) as err:
+        nvmath.fft.fft(_X, axes=[-1], **{kind: {"fn": cb, "data": h}})
+    assert str(err.value).startswith(f"{kind} '_reader.<locals>.cb' {verb} {name} at offset {shift}, outside its "
+                                     f"{_X.size} elements")
+
+
+def test_negative_offsets_do_not_wrap_around(monkeypatch):
+    """A NumPy index of -1 is the last element; a pointer's is the element before the buffer."""
+    monkeypatch.setenv(cpu_backend.BOUNDS_CHECKS_ENV, "1")
+
+    def previous(data_out, offset, value, user_info, unused):
+        data_out[offset] = value * user_info[offset - 1]
+
+    with pytest.raises(_cpu.CallbackIndexError, match="read user_info at offset -1, outside its 128 elements"):
+        nvmath.fft.fft(_X, axes=[-1], epilog={"fn": previous, "data": np.ones(_X.shape, np.complex64)})
+
+
+def test_checked_callbacks_give_the_same_results(monkeypatch):
+    h = random_complex(np.random.default_rng(2), _X.shape)
+    for checks in ("1", "0"):
+        monkeypatch.setenv(cpu_backend.BOUNDS_CHECKS_ENV, checks)
+        got = nvmath.fft.fft(_X, axes=[-1], epilog={"fn": by_offset, "data": h})
+        np.testing.assert_allclose(got, _WANT * h, rtol=1e-4, atol=1e-3)
+
+
+def test_checked_buffers_take_integer_offsets_only(monkeypatch):
+    def length(data_out, offset, value, user_info, unused):
+        data_out[offset] = value * len(user_info)
+
+    monkeypatch.setenv(cpu_backend.BOUNDS_CHECKS_ENV, "1")
+    with pytest.raises(TypeError, match="take integer offsets only"):
+        compile_cpu(length, "epilog", "complex64", "complex64")
+
+
+def test_bounds_checks_switch_is_validated(monkeypatch):
+    monkeypatch.setenv(cpu_backend.BOUNDS_CHECKS_ENV, "maybe")
+    with pytest.raises(ValueError, match="FFTFUSE_BOUNDS_CHECKS='maybe' is not understood"):
+        cpu_backend.bounds_checks()
+    monkeypatch.delenv(cpu_backend.BOUNDS_CHECKS_ENV)
+    assert cpu_backend.bounds_checks() is False  # off by default: benchmarks/NOTES.md, section 12
+
+
+def test_checked_and_unchecked_loops_are_stored_under_other_keys(tmp_path):
+    store = ArtifactStore(tmp_path / "cache")
+    cpu_backend.clear_cache()
+    for checks in (True, False):
+        compile_cpu(by_offset, "epilog", "complex64", "complex64", store=store, checks=checks).loops.ready()
+    assert len(list(store.entries())) == 2
+    # Value forms index nothing themselves: the switch does not change their loops.
+    for checks in (True, False):
+        compile_cpu(filtered, "epilog", "complex64", "complex64", store=store, checks=checks).loops.ready()
+    assert len(list(store.entries())) == 3
+
+
+def test_loops_of_an_older_revision_are_not_served(tmp_path, monkeypatch):
+    """Loops compiled before they returned a status (or checked offsets) must never be loaded."""
+    fingerprint = "f" * 16
+    args = (fingerprint, "epilog", cpu_backend.Form.CUFFT, "complex64", "complex64", False)
+    now = cpu_backend.native_key(*args, None, True)
+    monkeypatch.setattr(cpu_backend, "_LOOPS_REVISION", 1)
+    cpu_backend._loops_stamp.cache_clear()
+    try:
+        assert cpu_backend.native_key(*args, None, True) != now
+    finally:
+        monkeypatch.undo()
+        cpu_backend._loops_stamp.cache_clear()
+    assert cpu_backend.native_key(*args, None, True) == now
+
+
+_FAILING_CHILD = """
+import json, sys
+import numpy as np
+import nvmath
+from nvmath.fft._cpu import CallbackIndexError
+import usercb
+x = np.ones((4, 32), np.complex64)
+out = {}
+for name in ("past_the_end", "int_zero"):
+    try:
+        nvmath.fft.fft(x, axes=[-1], epilog={"fn": getattr(usercb, name), "data": np.ones((4, 32), np.complex64)})
+        out[name] = "returned"
+    except Exception as exc:
+        out[name] = type(exc).__name__ + ": " + str(exc)
+out["numba"] = "numba" in sys.modules
+print(json.dumps(out))
+"""
+
+_FAILING_MODULE = """
+def past_the_end(data_out, offset, value, user_info, unused):
+    data_out[offset] = value * user_info[offset + 1000]
+def int_zero(v, d):
+    return v * d * (1 // int(v.real * 0))
+"""
+
+
+def test_stored_loops_report_errors_without_numba(tmp_path):
+    """Loops loaded from the store (no numba in the process) stop and report as compiled ones do."""
+    (tmp_path / "usercb.py").write_text(_FAILING_MODULE)
+    env = {**os.environ, "FFTFUSE_CACHE_DIR": str(tmp_path / "cache"), cpu_backend.BOUNDS_CHECKS_ENV: "1",
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    runs = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", _FAILING_CHILD], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert "Exception ignored" not in done.stderr
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    for run in runs:
+        assert run["past_the_end"].startswith("CallbackIndexError: epilog 'past_the_end' read user_info at offset "
+                                              "1000, outside its 128 elements")
+        assert run["int_zero"].startswith("ZeroDivisionError")
+    assert runs[0]["numba"] and not runs[1]["numba"]  # the second process loaded both loops
+
+
+def big_data_raises(v, d):
+    if d.real > 1e30:
+        raise ValueError("big d")
+    return v * d
+
+
+def test_the_stateless_rerun_reports_with_the_calls_data():
+    """The stateless hot path reruns an engine from data addresses: its report reads the same data."""
+    h = np.ones(_X.shape, np.complex64)
+    np.testing.assert_allclose(nvmath.fft.fft(_X, axes=[-1], epilog={"fn": big_data_raises, "data": h}), _WANT,
+                               rtol=1e-4, atol=1e-3)
+    h[1, 3] = 1e31
+    for _ in range(2):  # the second call reruns the engine the first one kept
+        with pytest.raises(ValueError, match="big d") as err:
+            nvmath.fft.fft(_X, axes=[-1], epilog={"fn": big_data_raises, "data": h})
+        assert "offset 35 of the FFT output" in err.value.__notes__[0]

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from compiler.dtypes import DATA_DTYPES
-from compiler.forms import Form, infer_form, reads_parameter, runtime_parameters
+from compiler.forms import Form, infer_form, python_function, reads_parameter, runtime_parameters
 from compiler.terms import Terms, broadcast_strides, param_dtype
 
 from ._layout import Layout, data_layout_matches
@@ -158,9 +158,24 @@ def check_data_dtype(dtype: np.dtype, what: str) -> None:
 
 
 def callback_form(spec: CallbackSpec, target: Layout) -> Form:
-    """The form of ``spec``'s function for an FFT whose callback walks ``target``."""
+    """The form of ``spec``'s function for an FFT whose callback walks ``target``.
+
+    A cuFFT-form function that reads ``user_info`` while no data is given is refused here,
+    before anything runs: on the GPU it would read through a null pointer.
+    """
     assert spec.fn is not None
-    return infer_form(spec.fn, spec.kind, ndim=len(target.shape), data=spec.data is not None)
+    form = infer_form(spec.fn, spec.kind, ndim=len(target.shape), data=spec.data is not None)
+    if form is Form.CUFFT and spec.data is None and spec.pointer is None:
+        # f(data_in, offset, user_info, unused) / f(data_out, offset, value, user_info, unused)
+        position = 2 if spec.kind == "prolog" else 3
+        if reads_parameter(spec.fn, position):
+            name = getattr(python_function(spec.fn), "__qualname__", "f")
+            raise ValueError(
+                f"{spec.name} is in cuFFT's form and reads its user_info parameter, but no data was given "
+                f"(user_info would point nowhere). Pass the data it indexes: {spec.kind}={{'fn': {name}, "
+                f"'data': array}}, or stop reading user_info"
+            )
+    return form
 
 
 def parameter_values(spec: CallbackSpec, given: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -47,7 +47,7 @@ from ._tensor import flat_view
 if TYPE_CHECKING:
     from compiler.cpu_backend import CpuCallback
 
-__all__ = ["BLOCK_BYTES", "THREAD_BYTES", "CallbackIndexError", "CheckedBuffer", "CpuExecutor"]
+__all__ = ["BLOCK_BYTES", "THREAD_BYTES", "CallbackIndexError", "CheckedBuffer", "CpuExecutor", "checked_views"]
 
 #: Stage bytes per block of a pipelined execution: large enough that the Python, SciPy and
 #: numba costs of each call vanish, small enough to give every thread several blocks and keep
@@ -169,6 +169,15 @@ def _address(a: Any) -> int:
         return addressof(c_char.from_buffer(a))  # 3x faster than __array_interface__
     except (TypeError, ValueError, BufferError):  # read-only or not contiguous
         return a.__array_interface__["data"][0]
+
+
+def _array_at(address: int, n: int, dtype: str) -> np.ndarray:
+    """The ``n`` elements of ``dtype`` at ``address`` as an array (the quick run's user data, for
+    reporting a failure: it holds addresses only)."""
+    import ctypes
+
+    dtype = np.dtype(dtype if not dtype.startswith("numba:") else np.uint8)
+    return np.frombuffer((ctypes.c_char * (n * dtype.itemsize)).from_address(address), dtype=dtype)
 
 
 def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
@@ -373,8 +382,11 @@ class CpuExecutor:
                 dst = out if fft_type == "C2C" else np.empty(input_shape, input_dtype)
                 info, n_info = no_data[0] if prolog_data is None else (
                     _address(prolog_data) + prolog_reads[0], prolog_reads[1])
-                prolog(_address(inp), n_in, 0, strides_in_at, _address(dst), n_stage, 0, stage_at, info, n_info,
-                       rows_in, shape_in_at, ndim_in)
+                status = prolog(_address(inp), n_in, 0, strides_in_at, _address(dst), n_stage, 0, stage_at, info,
+                                n_info, rows_in, shape_in_at, ndim_in)
+                if status:
+                    self._failed(self.prolog, status, (shape_in, 0, strides_in, 0, strides_stage),
+                                 flat_view(inp, n_in), _array_at(info, n_info, self.prolog.user_dtype))
                 src = dst
             # Positional arguments (a, axes, forward, inorm, out, nthreads): a third faster than
             # keywords at this size. inorm=0: unnormalized both ways, as cuFFT.
@@ -388,7 +400,12 @@ class CpuExecutor:
             if epilog is not None:
                 info, n_info = no_data[1] if epilog_data is None else (
                     _address(epilog_data) + epilog_reads[0], epilog_reads[1])
-                epilog(_address(out), n_out, 0, strides_out_at, info, n_info, rows_out, shape_out_at, ndim_out)
+                status = epilog(_address(out), n_out, 0, strides_out_at, info, n_info, rows_out, shape_out_at,
+                                ndim_out)
+                if status:
+                    flat_out = flat_view(out, n_out)
+                    self._failed(self.epilog, status, (shape_out, 0, strides_out, 0, strides_out), flat_out,
+                                 _array_at(info, n_info, self.epilog.user_dtype), flat_out)
 
         run.held = (prolog_walk, epilog_walk, dummies)  # type: ignore[attr-defined]
         return run
@@ -421,8 +438,10 @@ class CpuExecutor:
         prolog_info = self._user_data(self.prolog, prolog_data, p.input)
         epilog_info = self._user_data(self.epilog, epilog_data, p.output)
         if self.debug:
-            data_in, prolog_info = self._checked(self.prolog, data_in, prolog_info, "input", p.input)
-            data_out, epilog_info = self._checked(self.epilog, data_out, epilog_info, "output", p.output)
+            if self.prolog is not None:
+                data_in, prolog_info = checked_views(self.prolog, data_in, prolog_info, p.input)
+            if self.epilog is not None:
+                data_out, epilog_info = checked_views(self.epilog, data_out, epilog_info, p.output)
         # With runtime parameters, user_info is (data, *params), as the wrappers read it.
         prolog_info = _with_params(self.prolog, prolog_info, params[0])
         epilog_info = _with_params(self.epilog, epilog_info, params[1])
@@ -456,17 +475,6 @@ class CpuExecutor:
                 f"has {data.shape[0]} elements"
             )
         return np.ascontiguousarray(data)
-
-    def _checked(self, cb: Any, flat: Any, info: Any, side: str, layout: Layout) -> tuple[Any, Any]:
-        if cb is None:
-            return flat, info
-        who = f"{cb.kind} {cb.name!r}"
-        where = f"the FFT {side} of shape {layout.shape} and element strides {layout.strides}"
-        buffer = "data_in" if cb.kind == "prolog" else "data_out"
-        return (
-            CheckedBuffer(flat, buffer, who, where),
-            CheckedBuffer(info, "user_info", who, f"the {cb.kind}'s user data, indexed by offsets into {where}"),
-        )
 
     def _batch_blocks(self, workers: int) -> list[tuple[int, int, int]] | None:
         """Blocks ``(axis, lo, hi)`` along a batch axis for pipelined execution, or None."""
@@ -550,18 +558,39 @@ class CpuExecutor:
         rows, shape, s_in, s_dst = _walk_arrays(src, dst)
         base = 0 if src is call.inp else (_address(src) - _address(call.inp)) // src.dtype.itemsize
         if _same_view(src, dst):  # an elementwise prolog of an in-place FFT
-            loops.in_place(call.data_in, base, s_in, call.prolog_info, rows, shape)
+            status, s_dst = loops.in_place(call.data_in, base, s_in, call.prolog_info, rows, shape), s_in
         else:
-            loops.apart(call.data_in, base, s_in, _flat(dst), 0, s_dst, call.prolog_info, rows, shape)
+            status = loops.apart(call.data_in, base, s_in, _flat(dst), 0, s_dst, call.prolog_info, rows, shape)
+        if status:
+            self._failed(self.prolog, status, (shape, base, s_in, 0, s_dst), call.data_in, call.prolog_info)
 
     def _epilog_step(self, call: _Call, src: np.ndarray, dst: np.ndarray) -> None:
         loops = self.epilog.loops
         rows, shape, s_src, s_out = _walk_arrays(src, dst)
         base = 0 if dst is call.out else (_address(dst) - _address(call.out)) // dst.dtype.itemsize
         if _same_view(src, dst):  # the FFT ran in the output
-            loops.in_place(call.data_out, base, s_out, call.epilog_info, rows, shape)
+            values, src_base, s_src = call.data_out, base, s_out
+            status = loops.in_place(call.data_out, base, s_out, call.epilog_info, rows, shape)
         else:
-            loops.apart(_flat(src), 0, s_src, call.data_out, base, s_out, call.epilog_info, rows, shape)
+            values, src_base = _flat(src), 0
+            status = loops.apart(values, 0, s_src, call.data_out, base, s_out, call.epilog_info, rows, shape)
+        if status:
+            self._failed(self.epilog, status, (shape, src_base, s_src, base, s_out), call.data_out, call.epilog_info,
+                         values)
+
+    def _failed(self, cb: Any, status: int, walk: tuple, buffer: np.ndarray, info: Any,
+                values: np.ndarray | None = None) -> None:
+        """Raise the exception that stopped ``cb``'s loop at element ``status - 1`` of ``walk`` =
+        ``(shape, base, strides, base, strides)`` of the loop's two buffers; ``buffer`` is the one
+        the callback indexes and ``values`` the one an epilog's elements come from."""
+        from compiler.cpu_loops import element_offsets
+
+        from ._cpu_failure import raise_failure
+
+        a, b = element_offsets(status - 1, *walk)
+        if cb.kind == "prolog":
+            raise_failure(cb, a, buffer, info, None, self.problem.input)
+        raise_failure(cb, b, buffer, info, values[a], self.problem.output)
 
 
 def _live_axes(problem: FFTProblem) -> tuple[int, ...]:
@@ -574,6 +603,19 @@ def _live_axes(problem: FFTProblem) -> tuple[int, ...]:
     """
     *rest, last = problem.axes
     return tuple(a for a in rest if problem.input.shape[a] > 1) + (last,)
+
+
+def checked_views(cb: Any, flat: Any, info: Any, layout: Layout) -> tuple[CheckedBuffer, CheckedBuffer]:
+    """``cb``'s buffer (its input for a prolog, its output for an epilog) and its user data as
+    bounds-checked buffers whose errors name the callback and ``layout``, the buffer's layout."""
+    who = f"{cb.kind} {cb.name!r}"
+    side = "input" if cb.kind == "prolog" else "output"
+    where = f"the FFT {side} of shape {layout.shape} and element strides {layout.strides}"
+    buffer = "data_in" if cb.kind == "prolog" else "data_out"
+    return (
+        CheckedBuffer(flat, buffer, who, where),
+        CheckedBuffer(info, "user_info", who, f"the {cb.kind}'s user data, indexed by offsets into {where}"),
+    )
 
 
 def _with_params(cb: Any, info: Any, values: tuple) -> Any:
@@ -605,7 +647,7 @@ def _as_python(cb: Any) -> Any:
         return cb
     from compiler.cpu_backend import python_callback
 
-    return python_callback(cb.function, cb.kind, cb.element_dtype, cb.user_dtype, cb.terms)
+    return python_callback(cb.function, cb.kind, cb.element_dtype, cb.data_dtype, cb.terms)
 
 
 def _check_array(a: np.ndarray, layout: Layout, dtype: str, what: str) -> None:
