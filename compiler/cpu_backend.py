@@ -276,7 +276,8 @@ def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, 
             from cache import default_store
 
             store = default_store()
-        loops = _load(store, key)
+        loops = _load(store, key, {"target": "cpu", "kind": kind, "form": form.value, "element": element,
+                                   "user": user_name})
         if loops is not None:
             callback = CpuCallback(None, fn, kind, form, element, user_name, "cache", loops, terms, narrow, checked)
             with _lock:
@@ -396,9 +397,12 @@ def _code_objects(code: pytypes.CodeType) -> list[pytypes.CodeType]:
     return out
 
 
-def _load(store: Any, key: str) -> Loops | None:
-    """The loops stored under ``key``, loaded into this process; None on a miss or a bad entry."""
-    found = store.get(key)
+def _load(store: Any, key: str, expect: dict[str, Any]) -> Loops | None:
+    """The loops stored under ``key``, loaded into this process; None on a miss or a bad entry.
+
+    ``expect``: what the entry must record (the store drops one that records otherwise).
+    """
+    found = store.get(key, expect=expect)
     if found is None:
         return None
     code, meta = found

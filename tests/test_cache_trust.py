@@ -624,3 +624,36 @@ def test_fifo_appearing_beside_an_open_index_falls_back_instead_of_hanging(tmp_p
     assert child.returncode == 0, child.stderr
     assert "second b'two' False" in child.stdout
     assert "cache.db-journal is a FIFO" in child.stderr and "disabled for this process" in child.stderr
+
+
+def test_cpu_entry_recording_another_callback_kind_is_recompiled(tmp_path: Path):
+    """A CPU entry whose (digest-valid) metadata records another kind is not loaded as the asked one."""
+    compile_double = textwrap.dedent(f"""
+        import logging
+        from cache import ArtifactStore
+        from compiler.cpu_backend import compile_cpu
+        def double(v):
+            return v * 2
+        logging.basicConfig(level=logging.WARNING)
+        store = ArtifactStore({str(tmp_path / "store")!r})
+        callback = compile_cpu(double, "epilog", "complex64", store=store)
+        callback.loops.ready()  # compiled (and stored) now
+        print("source", callback.source)
+    """)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+
+    def run() -> subprocess.CompletedProcess:
+        child = subprocess.run([sys.executable, "-c", compile_double], capture_output=True, text=True, timeout=300,
+                               env=env)
+        assert child.returncode == 0, child.stderr
+        return child
+
+    assert "source compiled" in run().stdout
+    assert "source cache" in run().stdout
+    with ArtifactStore(str(tmp_path / "store")) as s:
+        [(key, meta)] = list(s.entries())
+        code, meta = s.get(key)
+        s.put(key, code, dict(meta, kind="prolog"))
+    again = run()
+    assert "source compiled" in again.stdout
+    assert "kind" in again.stderr
