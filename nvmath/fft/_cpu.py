@@ -514,10 +514,7 @@ class CpuExecutor:
         """The array the FFT reads for ``index`` (prolog applied) and whether it may overwrite it."""
         inp = call.inp[index] if index else call.inp
         if self.prolog is not None or call.hazard:
-            if self._engine.stages:  # into the engine's own staging buffer, where its FFT runs
-                dst = self._engine.buffer(inp)
-            else:
-                dst = (call.out[index] if index else call.out) if call.stage_to_out else np.empty_like(inp, order="K")
+            dst = (call.out[index] if index else call.out) if call.stage_to_out else np.empty_like(inp, order="K")
             step = self._prolog_step if self.prolog is not None else _copy_step
             self._elementwise(step, call, inp, dst, parts)
             return dst, True

@@ -5,15 +5,16 @@ Engines (:data:`ENGINES`), each unnormalized both ways like cuFFT:
 ``ducc0``
     ``ducc0.fft`` on the arrays as they are, writing into the output where it may.
 ``ducc0-padded``
-    ``ducc0.fft`` (C2C only) on a staging buffer whose innermost axis is padded by one cache
-    line, so no batch stride is a power of two: the prolog stages into it (or the engine copies
-    the input into it), the FFT runs there in place, and the epilog reads its result from it.
-    ducc0's single-precision batched transforms lose half their speed on some CPUs when rows
-    lie a power of two of 4-16 KiB apart (1024 x 1024 complex64 on an AVX-512 Xeon: 5.4 ms
-    as laid out, 2.2 ms padded).
+    ``ducc0.fft`` (C2C only) from the input (or the prolog's staged result) into the engine's
+    own buffer, whose innermost axis is one cache line longer, so its rows never lie a power of
+    two apart; the epilog (or a copy) then takes the result from there into the output. ducc0's
+    single-precision batched transforms lose half their speed or more on some CPUs when they
+    write rows a power of two of 4-16 KiB apart (256 x 1024 complex64 on an AVX-512 Xeon, one
+    thread: 1.36 ms into the output, 0.62 ms into a padded buffer).
 ``scipy``
-    ``scipy.fft`` (pocketfft, ``workers=``): C2C in place in the staged buffer or the output,
-    R2C and C2R into a new array the epilog then reads.
+    ``scipy.fft`` (pocketfft, ``workers=``): C2C in place where the input may be overwritten
+    (the prolog's staged result), else into a new array; R2C and C2R into a new array. The
+    epilog (or a copy) takes the result from there into the output.
 
 Which engine runs a call (:func:`choose`), by mode (``FFTOptions.cpu_engine``, else
 ``$FFTFUSE_CPU_ENGINE``, else ``"auto"``):
@@ -46,7 +47,6 @@ import math
 import os
 import threading
 import time
-import weakref
 from typing import Any, Callable
 
 import numpy as np
@@ -139,17 +139,12 @@ class Choice:
 
 
 class Engine:
-    """Runs FFT calls; ``stages`` engines also give the buffer the prolog stages into."""
+    """Runs FFT calls; :meth:`run` returns where the result is (``out`` or the engine's own array)."""
 
     name = ""
-    stages = False
 
     def supports(self, fft_type: str) -> bool:
         return True
-
-    def buffer(self, like: np.ndarray) -> np.ndarray:
-        """Where to stage an input like ``like`` (``stages`` engines only)."""
-        raise NotImplementedError
 
     def run(self, fft_type: str, x: np.ndarray, axes: tuple[int, ...], forward: bool, out: np.ndarray | None,
             lastsize: int, threads: int, owned: bool) -> np.ndarray:
@@ -177,10 +172,10 @@ class Ducc0(Engine):
 
 
 class Ducc0Padded(Engine):
-    """ducc0 in place on a staging buffer whose innermost axis is one cache line longer."""
+    """ducc0 from the input as it lies into a buffer of this engine whose innermost axis is one
+    cache line longer (one per thread, reused): the finish step reads the result from there."""
 
     name = "ducc0-padded"
-    stages = True
 
     def __init__(self) -> None:
         self._local = threading.local()
@@ -189,30 +184,25 @@ class Ducc0Padded(Engine):
         return fft_type == "C2C"
 
     def buffer(self, like: np.ndarray) -> np.ndarray:
-        local = self._local
-        key = (like.shape, like.dtype)
-        kept = getattr(local, "buffers", None)
+        """A padded array of ``like``'s shape and type, kept for this thread up to ``KEEP_BYTES``."""
+        kept = getattr(self._local, "buffers", None)
         if kept is None:
-            kept = local.buffers = {}
+            kept = self._local.buffers = {}
+        key = (like.shape, like.dtype)
         view = kept.get(key)
         if view is None:
             pad = max(1, _PAD_BYTES // like.itemsize)
             view = np.empty(like.shape[:-1] + (like.shape[-1] + pad,), like.dtype)[..., :like.shape[-1]]
             if like.nbytes <= KEEP_BYTES:  # larger ones (whole phased problems) live for one call
                 kept[key] = view
-        local.last = weakref.ref(view)
         return view
 
     def run(self, fft_type: str, x: np.ndarray, axes: tuple[int, ...], forward: bool, out: np.ndarray | None,
             lastsize: int, threads: int, owned: bool) -> np.ndarray:
         import ducc0
 
-        last = getattr(self._local, "last", None)
-        if last is None or last() is not x:  # not staged here by the prolog: copy it in
-            staged = self.buffer(x)
-            np.copyto(staged, x)
-            x = staged
-        return ducc0.fft.c2c(x, axes=axes, forward=forward, inorm=0, out=x, nthreads=threads)
+        # The slow part is writing rows a power of two apart; reading them costs nothing extra.
+        return ducc0.fft.c2c(x, axes=axes, forward=forward, inorm=0, out=self.buffer(x), nthreads=threads)
 
 
 class Scipy(Engine):
@@ -223,10 +213,8 @@ class Scipy(Engine):
         import scipy.fft
 
         if fft_type == "C2C":
-            if out is not None and out is not x:
-                np.copyto(out, x)  # then in place there: no new array, the epilog runs in place
-                x, owned = out, True
-            # norm="forward" leaves the inverse unscaled, as cuFFT.
+            # In place where x may be overwritten (staged by the prolog, often into the output),
+            # else a new array (scipy.fft takes no output). norm="forward": an unscaled inverse.
             fn = scipy.fft.fftn if forward else scipy.fft.ifftn
             return fn(x, axes=axes, norm="backward" if forward else "forward", overwrite_x=owned, workers=threads)
         if fft_type == "R2C":
