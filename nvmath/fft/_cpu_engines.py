@@ -52,8 +52,8 @@ from typing import Any, Callable
 import numpy as np
 
 __all__ = ["BUDGET_S", "ENGINES", "ENV", "MEASURE_MIN_BYTES", "MODES", "SAMPLE_BYTES", "SAMPLE_MAX_BYTES",
-           "SAMPLE_MIN_ROWS", "Choice", "Engine", "FFTCall", "choose", "engine", "engine_key", "measure", "mode_of",
-           "rule_engine"]
+           "SAMPLE_MIN_ROWS", "Choice", "Engine", "FFTCall", "candidates", "choose", "engine", "engine_key",
+           "forget_choices", "measure", "mode_of", "rule_engine"]
 
 log = logging.getLogger("fftfuse.fft")
 
@@ -350,6 +350,12 @@ def choose(call: FFTCall, mode: str | None = None, *, store: Any = None) -> Choi
     with _memo_lock:
         _memo[key] = choice
     return choice
+
+
+def forget_choices() -> None:
+    """Drop this process's memo of choices (the store keeps them)."""
+    with _memo_lock:
+        _memo.clear()
 
 
 def _stored(store: Any, key: str) -> Choice | None:
