@@ -52,7 +52,7 @@ from typing import Any, Callable
 import numpy as np
 
 __all__ = ["BUDGET_S", "ENGINES", "ENV", "MEASURE_MIN_BYTES", "MODES", "SAMPLE_BYTES", "SAMPLE_MAX_BYTES",
-           "SAMPLE_MIN_ROWS", "Choice", "Engine", "FFTCall", "candidates", "choose", "engine", "engine_key",
+           "SAMPLE_MIN_ROWS", "Choice", "Engine", "FFTCall", "candidates", "choices_made", "choose", "engine", "engine_key",
            "forget_choices", "measure", "mode_of", "rule_engine"]
 
 log = logging.getLogger("fftfuse.fft")
@@ -308,6 +308,23 @@ def _engines_stamp() -> str:
 
 _memo: dict[str, Choice] = {}
 _memo_lock = threading.Lock()
+_made: dict[FFTCall, Choice] = {}  # what this process chose, for reports (fftfuse-demo)
+_MADE_MAX = 256
+
+
+def choices_made() -> list[tuple[FFTCall, Choice]]:
+    """Every call this process chose an engine for (the latest ``_MADE_MAX``), oldest first."""
+    with _memo_lock:
+        return list(_made.items())
+
+
+def _record(call: FFTCall, choice: Choice) -> Choice:
+    with _memo_lock:
+        _made.pop(call, None)
+        _made[call] = choice
+        while len(_made) > _MADE_MAX:
+            del _made[next(iter(_made))]
+    return choice
 
 
 def choose(call: FFTCall, mode: str | None = None, *, store: Any = None) -> Choice:
@@ -320,15 +337,15 @@ def choose(call: FFTCall, mode: str | None = None, *, store: Any = None) -> Choi
     mode = mode_of(mode)
     if mode in ENGINES:
         can = engine(mode).supports(call.fft_type) and _available(mode)
-        return Choice(mode if can else "ducc0", "given" if can else "rules")
+        return _record(call, Choice(mode if can else "ducc0", "given" if can else "rules"))
     sample = call.sample()
     if mode == "rules" or call.nbytes < MEASURE_MIN_BYTES or sample.nbytes > SAMPLE_MAX_BYTES:
-        return Choice(rule_engine(call), "rules")
+        return _record(call, Choice(rule_engine(call), "rules"))
     key = engine_key(call)
     with _memo_lock:
         known = _memo.get(key)
     if known is not None:
-        return known
+        return _record(call, known)
     if store is None:
         from cache import default_store
 
@@ -349,7 +366,7 @@ def choose(call: FFTCall, mode: str | None = None, *, store: Any = None) -> Choi
                                  "element_dtype": call.dtype, "fft_type": call.fft_type, **cpu_identity()})
     with _memo_lock:
         _memo[key] = choice
-    return choice
+    return _record(call, choice)
 
 
 def forget_choices() -> None:
