@@ -1,8 +1,9 @@
-"""The CPU executor: ducc0's FFT with the callbacks applied by native loops, on the offsets cuFFT uses.
+"""The CPU executor: an FFT engine's FFT with the callbacks applied by native loops, on the offsets cuFFT uses.
 
 One execution has three steps, each walking the problem's layouts (``FFTProblem.input`` and
 ``.output``): *stage* (the prolog, applied while filling the array the FFT reads), the FFT
-(``ducc0.fft``, unnormalized both ways like cuFFT, writing into the output where it can) and
+(ducc0, or another engine of ``_cpu_engines`` chosen at planning, unnormalized both ways like
+cuFFT, writing into the output where it can) and
 *finish* (the epilog, applied to the FFT's result in the output). A callback's ``offset`` is the element's offset in
 the input (prolog) or output (epilog) layout, computed on the fly from shape and strides.
 
@@ -332,7 +333,9 @@ class CpuExecutor:
         the callback reads no data).
         """
         p = self.problem
-        if (self._engine.name != "ducc0" or self.debug or self.threads() != 1 or (p.inplace and p.fft_type != "C2C") or p.copy_input
+        if self._engine.name != "ducc0":
+            return None  # the run below is ducc0's; other engines take execute's path
+        if (self.debug or self.threads() != 1 or (p.inplace and p.fft_type != "C2C") or p.copy_input
                 or direction not in ("forward", "inverse") or (p.fft_type != "C2C" and direction != p.direction)
                 or min(p.input.strides + p.output.strides, default=0) < 0):
             return None
@@ -415,14 +418,15 @@ class CpuExecutor:
         return max(1, min(self.workers, p.input.size * np.dtype(p.input_dtype).itemsize >> 16))
 
     def _fft_call(self) -> _cpu_engines.FFTCall:
-        """The FFT call ``execute`` makes: one block on one thread where it pipelines, else the whole problem."""
+        """The FFT call ``execute`` makes: a block on one thread where it pipelines, else the whole problem."""
         p = self.problem
         shape, threads = p.input.shape, self.fft_threads()
         blocks = self._batch_blocks(self.threads())
         if blocks is not None and len(blocks) > 1:
             axis, lo, hi = blocks[0]
             shape, threads = shape[:axis] + (hi - lo,) + shape[axis + 1:], 1
-        return _cpu_engines.FFTCall(p.fft_type, p.input_dtype, shape, p.input.strides, _live_axes(p), p.fft_lengths[-1], threads)
+        return _cpu_engines.FFTCall(p.fft_type, p.input_dtype, shape, p.input.strides, _live_axes(p),
+                                    p.fft_lengths[-1], threads)
 
     # -- planning one call -------------------------------------------------------------------
     def _call(self, inp: np.ndarray, out: np.ndarray, direction: str, prolog_data: Any, epilog_data: Any,

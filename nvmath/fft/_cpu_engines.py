@@ -24,10 +24,11 @@ Which engine runs a call (:func:`choose`), by mode (``FFTOptions.cpu_engine``, e
     transforms a sample of the call (its batch cut to about :data:`SAMPLE_BYTES`, at least
     :data:`SAMPLE_MIN_ROWS` rows), one warm-up run then interleaved timed runs for about
     :data:`BUDGET_S` in all (2 to 7 each), fastest run kept; an engine that does not write the
-    output is charged a copy into it, and must beat ducc0 by :data:`MARGIN`. Measured on a
-    2-core Xeon: 6 to 26 ms at planning for the calls of ``benchmarks/cpu_engines.py``. The winner is stored in the artifact store next
-    to the compiled CPU loops, under a key holding the call (transform, precision, shape,
-    strides, axes, threads), the engines' versions and this machine's identity (the loops' own,
+    output is charged a copy into it, and must beat ducc0 by :data:`MARGIN` (2.5 to 16 ms on a
+    2-core Xeon for the calls of ``benchmarks/cpu_engines.py``, plus importing ``scipy.fft``
+    once). The winner is stored in the artifact store next to the compiled CPU loops, under a
+    key holding the call (transform, precision, shape, strides, axes, threads), the engines'
+    versions and this machine's identity (the loops' own,
     ``compiler.cpu_native.cpu_identity``): another process on this machine reads it back and
     measures nothing, another machine never sees it. Smaller calls, and calls whose sample
     would exceed :data:`SAMPLE_MAX_BYTES`, follow the rules.
@@ -54,8 +55,8 @@ from typing import Any, Callable
 import numpy as np
 
 __all__ = ["BUDGET_S", "ENGINES", "ENV", "MEASURE_MIN_BYTES", "MODES", "SAMPLE_BYTES", "SAMPLE_MAX_BYTES",
-           "SAMPLE_MIN_ROWS", "Choice", "Engine", "FFTCall", "candidates", "choices_made", "choose", "engine", "engine_key",
-           "forget_choices", "measure", "mode_of", "rule_engine"]
+           "SAMPLE_MIN_ROWS", "Choice", "Engine", "FFTCall", "candidates", "choices_made", "choose", "engine",
+           "engine_key", "forget_choices", "measure", "mode_of", "rule_engine"]
 
 log = logging.getLogger("fftfuse.fft")
 
