@@ -93,7 +93,7 @@ def test_every_engine_in_place(engine, form):
 @pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("engine", ENGINES)
 def test_every_engine_over_many_blocks_of_power_of_two_rows(monkeypatch, engine, workers):
-    """The case the padded engine exists for, pipelined over blocks on the pool's threads."""
+    """The case the chunked and padded engines exist for, pipelined over blocks on the pool's threads."""
     monkeypatch.setattr(_cpu, "BLOCK_BYTES", 1 << 16)  # 8 rows of 1024 complex64
     monkeypatch.setattr(_cpu, "THREAD_BYTES", 0)
     rng = np.random.default_rng(5)
@@ -107,7 +107,7 @@ def test_every_engine_over_many_blocks_of_power_of_two_rows(monkeypatch, engine,
 
 def test_an_engine_that_cannot_run_a_transform_gives_way_to_ducc0():
     r2c = FFTCall("R2C", "float32", (64, 1024), (1024, 1), (1,), 1024, 1)
-    assert choose(r2c, "ducc0-padded").engine == "ducc0"
+    assert choose(r2c, "ducc0-padded").engine == choose(r2c, "ducc0-chunks").engine == "ducc0"
     assert choose(r2c, "scipy") == _cpu_engines.Choice("scipy", "given")
 
 
@@ -153,7 +153,7 @@ def test_rules(monkeypatch):
     def c2c(n, rows, dtype="complex64"):
         return FFTCall("C2C", dtype, (rows, n), (n, 1), (1,), n, 1)
 
-    assert rule_engine(c2c(1024, 64)) == rule_engine(c2c(512, 16)) == rule_engine(c2c(2048, 64)) == "ducc0-padded"
+    assert rule_engine(c2c(1024, 64)) == rule_engine(c2c(512, 16)) == rule_engine(c2c(2048, 64)) == "ducc0-chunks"
     for call in (c2c(1024, 8), c2c(1000, 64), c2c(4096, 64), c2c(256, 64), c2c(1024, 64, "complex128")):
         assert rule_engine(call) == "ducc0", call
 
