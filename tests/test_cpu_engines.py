@@ -199,8 +199,29 @@ def test_the_choice_key_holds_the_problem():
         BIG, FFTCall("C2C", "complex128", (64, 1024), (1024, 1), (1,), 1024, 1),
         FFTCall("C2C", "complex64", (64, 1024), (1, 64), (1,), 1024, 1),
         FFTCall("C2C", "complex64", (64, 1024), (1024, 1), (1,), 1024, 2),
-        FFTCall("C2C", "complex64", (32, 1024), (1024, 1), (1,), 1024, 1))}
-    assert len(keys) == 5
+        FFTCall("C2C", "complex64", (32, 1024), (1024, 1), (1,), 1024, 1),
+        FFTCall("C2C", "complex64", (64, 1024), (1024, 1), (1,), 1024, 1, parallel=2),
+        FFTCall("C2C", "complex64", (64, 1024), (1024, 1), (1,), 1024, 1, epilog=True))}
+    assert len(keys) == 7
+
+
+@pytest.mark.parametrize("call", [
+    FFTCall("C2C", "complex64", (64, 1024), (1024, 1), (1,), 1024, 1, parallel=2, epilog=True),
+    FFTCall("C2R", "complex128", (16, 513), (513, 1), (1,), 1024, 1, parallel=2),
+    FFTCall("R2C", "float32", (1024, 16), (1, 1024), (0,), 1024, 2),
+], ids=["c2c-parallel", "c2r-parallel", "r2c-leading-axis"])
+def test_measure_times_every_candidate(call):
+    timings = _cpu_engines.measure(call)
+    assert set(timings) == set(_cpu_engines.candidates(call)) and all(t > 0 for t in timings.values())
+
+
+def test_the_executor_describes_its_blocks():
+    problem = plan_problem("fft", (1024, 1024), (1024, 1), "complex64", (1,))
+    epilog = compile_cpu(lambda v: v * 2.0, "epilog", "complex64")
+    call = _cpu.CpuExecutor(problem, None, epilog, workers=2, engine="rules")._fft_call()
+    assert (call.shape, call.threads, call.parallel, call.epilog) == ((512, 1024), 1, 2, True)
+    call = _cpu.CpuExecutor(problem, None, None, workers=1, engine="rules")._fft_call()
+    assert (call.shape, call.threads, call.parallel, call.epilog) == ((512, 1024), 1, 1, False)
 
 
 _CHILD = """

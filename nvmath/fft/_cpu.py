@@ -420,13 +420,13 @@ class CpuExecutor:
     def _fft_call(self) -> _cpu_engines.FFTCall:
         """The FFT call ``execute`` makes: a block on one thread where it pipelines, else the whole problem."""
         p = self.problem
-        shape, threads = p.input.shape, self.fft_threads()
+        shape, threads, parallel = p.input.shape, self.fft_threads(), 1
         blocks = self._batch_blocks(self.threads())
         if blocks is not None and len(blocks) > 1:
             axis, lo, hi = blocks[0]
-            shape, threads = shape[:axis] + (hi - lo,) + shape[axis + 1:], 1
+            shape, threads, parallel = shape[:axis] + (hi - lo,) + shape[axis + 1:], 1, min(self.threads(), len(blocks))
         return _cpu_engines.FFTCall(p.fft_type, p.input_dtype, shape, p.input.strides, _live_axes(p),
-                                    p.fft_lengths[-1], threads)
+                                    p.fft_lengths[-1], threads, parallel, self.epilog is not None)
 
     # -- planning one call -------------------------------------------------------------------
     def _call(self, inp: np.ndarray, out: np.ndarray, direction: str, prolog_data: Any, epilog_data: Any,

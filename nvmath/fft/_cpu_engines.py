@@ -28,8 +28,9 @@ Which engine runs a call (:func:`choose`), by mode (``FFTOptions.cpu_engine``, e
     Calls of at least :data:`MEASURE_MIN_BYTES` are measured once per machine: each candidate
     transforms a sample of the call (its batch cut to about :data:`SAMPLE_BYTES`, at least
     :data:`SAMPLE_MIN_ROWS` rows), one warm-up run then interleaved timed runs for about
-    :data:`BUDGET_S` in all (2 to 7 each), fastest run kept; an engine that does not write the
-    output is charged a copy into it, and must beat ducc0 by :data:`MARGIN` (2.5 to 16 ms on a
+    :data:`BUDGET_S` in all (2 to 7 each), as many at once as the executor runs blocks at once,
+    fastest run kept; without an epilog, an engine that does not write the output is charged a
+    copy into it; any must beat ducc0 by :data:`MARGIN` (2.5 to 16 ms on a
     2-core Xeon for the calls of ``benchmarks/cpu_engines.py``, plus importing ``scipy.fft``
     once). The winner is stored in the artifact store next to the compiled CPU loops, under a
     key holding the call (transform, precision, shape, strides, axes, threads), the engines'
@@ -99,7 +100,10 @@ class FFTCall:
 
     ``shape`` and ``strides`` (in elements) are the input of one call (a block of the batch, or
     the whole problem); ``axes`` the transformed axes, the last one halved by R2C and C2R;
-    ``lastsize`` that axis's length on the real side; ``threads`` the FFT's own threads.
+    ``lastsize`` that axis's length on the real side; ``threads`` the FFT's own threads;
+    ``parallel`` how many such calls run at once (on the executor's threads, one block each);
+    ``epilog`` whether an epilog reads the result (then an engine that keeps its own array costs
+    no pass more than one writing the output).
     """
 
     fft_type: str
@@ -109,6 +113,8 @@ class FFTCall:
     axes: tuple[int, ...]
     lastsize: int
     threads: int
+    parallel: int = 1
+    epilog: bool = False
 
     @property
     def nbytes(self) -> int:
@@ -328,7 +334,8 @@ def engine_key(call: FFTCall) -> str:
 
     return artifact_key(target="cpu-fft-engine", fft_type=call.fft_type, dtype=call.dtype, shape=list(call.shape),
                         strides=list(call.strides), axes=list(call.axes), lastsize=call.lastsize,
-                        threads=call.threads, engines=_engines_stamp(), **cpu_identity())
+                        threads=call.threads, parallel=call.parallel, epilog=call.epilog,
+                        engines=_engines_stamp(), **cpu_identity())
 
 
 def _engines_stamp() -> str:
@@ -430,10 +437,52 @@ def _stored(store: Any, key: str) -> Choice | None:
 
 def measure(call: FFTCall) -> dict[str, float]:
     """Each candidate's best time (us) for ``call`` on random data, one warm-up run each then
-    interleaved timed runs. An engine that returns its own array is charged a copy into the
-    output: the executor's finish step then reads it from there (a copy, or the epilog apart where
-    ducc0's result would have been rewritten in place), so a near tie goes to ducc0."""
+    interleaved timed runs; ``call.parallel`` copies at once on as many threads where the
+    executor runs that many blocks at once (so the GIL and the memory bus are shared as they will
+    be). Without an epilog, an engine that returns its own array is charged the copy into the
+    output the finish step then makes."""
     rng = np.random.default_rng(0)
+    pairs = [_pair(call, rng) for _ in range(call.parallel)]
+    engines = {n: engine(n) for n in candidates(call)}
+    pool = None
+    if call.parallel > 1:
+        import concurrent.futures
+
+        pool = concurrent.futures.ThreadPoolExecutor(call.parallel, thread_name_prefix="fftfuse-measure")
+
+    def one(e: Engine, pair: tuple) -> None:
+        x, out, source = pair
+        if call.fft_type == "C2R":
+            np.copyto(x, source)  # C2R may overwrite its input
+        result = e.run(call.fft_type, x, call.axes, True, out, call.lastsize, call.threads, call.fft_type == "C2R")
+        if result is not out and not call.epilog:
+            np.copyto(out, result)
+
+    def once(e: Engine) -> float:
+        t = time.perf_counter()
+        if pool is None:
+            one(e, pairs[0])
+        else:
+            list(pool.map(lambda pair: one(e, pair), pairs))
+        return time.perf_counter() - t
+
+    try:
+        for e in engines.values():
+            once(e)  # warm-up: plans, twiddles, buffers
+        best = {n: math.inf for n in engines}
+        started, runs = time.perf_counter(), 0
+        while runs < RUNS[1] and (runs < RUNS[0] or time.perf_counter() - started < BUDGET_S):
+            for n, e in engines.items():
+                best[n] = min(best[n], once(e))
+            runs += 1
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    return {n: round(t * 1e6, 1) for n, t in best.items()}
+
+
+def _pair(call: FFTCall, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random input laid out like ``call``'s, an output for it, and a copy of the input."""
     x = _laid_out(call, rng)
     out_shape = list(call.shape)
     if call.fft_type == "R2C":
@@ -442,28 +491,7 @@ def measure(call: FFTCall) -> dict[str, float]:
         out_shape[call.axes[-1]] = call.lastsize
     out_dtype = np.result_type(call.dtype, np.complex64) if call.fft_type != "C2R" else \
         np.empty(0, call.dtype).real.dtype
-    out = np.empty(out_shape, out_dtype)
-    engines = {n: engine(n) for n in candidates(call)}
-    source = x.copy()  # C2R may overwrite its input: restore it from here
-
-    def once(e: Engine) -> float:
-        if call.fft_type == "C2R":
-            np.copyto(x, source)
-        t = time.perf_counter()
-        result = e.run(call.fft_type, x, call.axes, True, out, call.lastsize, call.threads, call.fft_type == "C2R")
-        if result is not out:  # the finish step's pass from the engine's array into the output
-            np.copyto(out, result)
-        return time.perf_counter() - t
-
-    for e in engines.values():
-        once(e)  # warm-up: plans, twiddles, staging buffers
-    best = {n: math.inf for n in engines}
-    started, runs = time.perf_counter(), 0
-    while runs < RUNS[1] and (runs < RUNS[0] or time.perf_counter() - started < BUDGET_S):
-        for n, e in engines.items():
-            best[n] = min(best[n], once(e))
-        runs += 1
-    return {n: round(t * 1e6, 1) for n, t in best.items()}
+    return x, np.empty(out_shape, out_dtype), x.copy()
 
 
 def _laid_out(call: FFTCall, rng: np.random.Generator) -> np.ndarray:
