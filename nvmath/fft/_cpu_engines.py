@@ -50,6 +50,7 @@ on a new machine pays the measurement (a few ms), later calls and processes do n
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -339,6 +340,7 @@ def engine_key(call: FFTCall) -> str:
                         engines=_engines_stamp(), **cpu_identity())
 
 
+@functools.cache
 def _engines_stamp() -> str:
     import ducc0
 
