@@ -346,10 +346,10 @@ def _engines_stamp() -> str:
 
     versions = [f"ducc0={ducc0.__version__}", f"numpy={np.__version__}", f"v{_VERSION}"]
     try:
-        from importlib.metadata import version
+        import scipy  # its package only (cheaper than importlib.metadata), not scipy.fft
 
-        versions.append(f"scipy={version('scipy')}")
-    except Exception:  # not installed: the scipy engine is no candidate
+        versions.append(f"scipy={scipy.__version__}")
+    except ImportError:  # not installed: the scipy engine is no candidate
         versions.append("scipy=none")
     return ",".join(versions)
 
