@@ -270,3 +270,26 @@ def test_the_option_reaches_the_executor():
         f.plan()
         assert [c for _, c in _cpu_engines.choices_made()][-1] == _cpu_engines.Choice("scipy", "given")
         assert_close(f.execute(), np.fft.fft(x.astype(np.complex128)), "complex64")
+
+
+_SMALL_CHILD = """
+import json, sys
+import numpy as np
+import nvmath
+from nvmath.fft import _cpu_engines
+x = np.ones((1, 1024), np.complex64)
+y = nvmath.fft.fft(x, epilog=lambda v: v * 2.0)
+print(json.dumps({"scipy.fft": "scipy.fft" in sys.modules, "made": [c.how for _, c in _cpu_engines.choices_made()],
+                  "ok": bool(abs(y[0, 0] - 2048) < 1e-3)}))
+"""
+
+
+def test_a_small_call_in_a_fresh_process_looks_nothing_up(tmp_path):
+    """The 1 x 1024 call's first result: the rules, no measuring, no store lookup, no scipy.fft."""
+    env = {**os.environ, "FFTFUSE_CACHE_DIR": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env.pop(_cpu_engines.ENV, None)
+    done = subprocess.run([sys.executable, "-c", _SMALL_CHILD], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"scipy.fft": False, "made": ["rules"], "ok": True}
