@@ -139,8 +139,9 @@ def _cpu_notes(x: Any, fused_ms: float, unfused_ms: float, repeats: int) -> list
         how = {"measured": "measured now", "stored": "measured earlier on this machine", "rules": "by rule",
                "given": "as asked"}[choice.how]
         timing = ", ".join(f"{k} {v:.0f} us" for k, v in choice.timings.items())
-        lines.append(f"  FFT engine       {choice.engine} ({how}{': ' + timing if timing else ''}) for "
-                     f"{' x '.join(map(str, call.shape))} {call.dtype} per call on {call.threads} thread(s)")
+        lines.append(f"  FFT engine       {choice.engine} for {' x '.join(map(str, call.shape))} {call.dtype} "
+                     f"{'with' if call.epilog else 'without'} an epilog, {call.parallel} at once ({how}"
+                     f"{': ' + timing if timing else ''})")
     if fused_ms <= unfused_ms:
         return lines
     # Why: the FFTs alone (no multiply), ours against SciPy's, and the other work on the cores.
