@@ -1,7 +1,9 @@
 """fftfuse-demo: a convolution with its filter fused into the FFT, checked against the unfused one.
 
 Runs on the GPU when CuPy sees one, else on the CPU. Prints the device, the sizes, the
-compile (and whether it came from the cache), fused and unfused timings, and the speed-up.
+compile (and whether it came from the cache), fused and unfused timings, and the speed-up. On
+the CPU it also prints the FFT engine each call runs on (chosen when the first call plans: see
+``FFTOptions.cpu_engine``), and where the fused call is still the slower one, why.
 """
 
 from __future__ import annotations
@@ -103,17 +105,56 @@ def main(argv: list[str] | None = None) -> int:
     ok = error < 1e-4
     fused_ms = _median_ms(fused, sync, args.repeats)
     unfused_ms = _median_ms(unfused, sync, args.repeats)
+    notes = [] if cp is not None else _cpu_notes(x, fused_ms, unfused_ms, args.repeats)
 
     print("fftfuse demo: convolution = ifft(fft(x) * H), the multiply fused into the FFT as an epilog")
     print(f"  device           {device}")
     print(f"  problem          {batch} x {n} complex64 ({x.nbytes / 2**20:.0f} MiB), filter of the same shape")
     print(f"  epilog compile   {compile_ms:8.1f} ms ({'from the cache' if source == 'cache' else 'compiled now'})")
-    print(f"  first fused call {first_ms:8.1f} ms (includes planning)")
+    print(f"  first fused call {first_ms:8.1f} ms (includes planning{'' if cp is not None else ' and the FFT engine choice'})")
     print(f"  fused            {fused_ms:8.3f} ms per call ({args.repeats} back to back, median of 5 rounds)")
     print(f"  unfused          {unfused_ms:8.3f} ms")
     print(f"  speed-up         {unfused_ms / fused_ms:8.2f} x")
     print(f"  max rel. error   {error:8.2e} vs a float64 NumPy reference: {'OK' if ok else 'MISMATCH'}")
+    for line in notes:
+        print(line)
     return 0 if ok else 1
+
+
+def _cpu_notes(x: Any, fused_ms: float, unfused_ms: float, repeats: int) -> list[str]:
+    """The FFT engines the fused calls chose, and why the fused call is slower where it is."""
+    import os
+
+    import scipy.fft
+
+    import nvmath
+    from nvmath.fft._cpu_engines import choices_made
+
+    lines = []
+    seen = set()
+    for call, choice in choices_made():
+        if (call, choice.engine) in seen:
+            continue
+        seen.add((call, choice.engine))
+        how = {"measured": "measured now", "stored": "measured earlier on this machine", "rules": "by rule",
+               "given": "as asked"}[choice.how]
+        timing = ", ".join(f"{k} {v:.0f} us" for k, v in choice.timings.items())
+        lines.append(f"  FFT engine       {choice.engine} for {' x '.join(map(str, call.shape))} {call.dtype} "
+                     f"{'with' if call.epilog else 'without'} an epilog, {call.parallel} at once ({how}"
+                     f"{': ' + timing if timing else ''})")
+    if fused_ms <= unfused_ms:
+        return lines
+    # Why: the FFTs alone (no multiply), ours against SciPy's, and the other work on the cores.
+    ours = _median_ms(lambda: nvmath.fft.ifft(nvmath.fft.fft(x, axes=[-1]), axes=[-1]), lambda: None, repeats)
+    theirs = _median_ms(lambda: scipy.fft.ifft(scipy.fft.fft(x, axis=-1, workers=-1), axis=-1, norm="forward",
+                                               workers=-1), lambda: None, repeats)
+    lines.append(f"  why slower       the FFTs alone take {ours:.3f} ms here against SciPy's {theirs:.3f} ms; fusing "
+                 f"saves the multiply's pass ({max(unfused_ms - theirs, 0):.3f} ms), which does not make up for it")
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load > 0.5 * cores:
+        lines.append(f"                   other processes keep the cores busy (load average {load:.1f} on {cores} "
+                     "cores): threaded timings are unreliable, run it again on an idle machine")
+    return lines
 
 
 if __name__ == "__main__":

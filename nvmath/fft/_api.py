@@ -201,7 +201,7 @@ class FFT:
         problem = _problem(transform, tensor.shape, tensor.strides, tensor.dtype, axes_tuple(axes), opts.inplace,
                            opts.last_axis_parity, opts.result_layout)
         settings = tuple(getattr(opts, f) for f in ("user_data_copy", "debug_mode", "float_literals", "patient_jit",
-                                                    "blocking"))
+                                                    "blocking", "cpu_engine"))
         return (problem, target, device, tensor.framework, settings, id(opts.allocator) if opts.allocator else None,
                 cpu_threads(execution, opts) if target == "cpu" else None,
                 _callback_key(prolog, "prolog"), _callback_key(epilog, "epilog"))
@@ -441,7 +441,7 @@ class FFT:
             compiled.append(python_callback(*args, terms=terms) if debug else
                             compile_cpu(*args, literals=self.options.float_literals, terms=terms))
         return CpuExecutor(self.problem, compiled[0], compiled[1], workers=cpu_threads(self._execution, self.options),
-                           debug=debug)
+                           debug=debug, engine=self.options.cpu_engine)
 
     # -- execution -----------------------------------------------------------------------------
     @shared_doc

@@ -1,8 +1,9 @@
-"""The CPU executor: ducc0's FFT with the callbacks applied by native loops, on the offsets cuFFT uses.
+"""The CPU executor: an FFT engine's FFT with the callbacks applied by native loops, on the offsets cuFFT uses.
 
 One execution has three steps, each walking the problem's layouts (``FFTProblem.input`` and
 ``.output``): *stage* (the prolog, applied while filling the array the FFT reads), the FFT
-(``ducc0.fft``, unnormalized both ways like cuFFT, writing into the output where it can) and
+(ducc0, or another engine of ``_cpu_engines`` chosen at planning, unnormalized both ways like
+cuFFT, writing into the output where it can) and
 *finish* (the epilog, applied to the FFT's result in the output). A callback's ``offset`` is the element's offset in
 the input (prolog) or output (epilog) layout, computed on the fly from shape and strides.
 
@@ -41,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from . import _cpu_engines
 from ._layout import FFTProblem, Layout, data_layout_matches, dense_strides
 from ._tensor import flat_view
 
@@ -252,6 +254,7 @@ class CpuExecutor:
         *,
         workers: int | None = None,
         debug: bool = False,
+        engine: str | None = None,
     ) -> None:
         _check_callback(prolog, "prolog", problem.input_dtype)
         _check_callback(epilog, "epilog", problem.output_dtype)
@@ -270,6 +273,9 @@ class CpuExecutor:
         self._seen: tuple = ()
         self._blocks: dict[int, Any] = {}
         self._elementwise_only = all(cb is None or cb.elementwise for cb in (prolog, epilog))
+        # The FFT engine (_cpu_engines): chosen now, at planning, so no execution measures.
+        self.engine_choice = _cpu_engines.choose(self._fft_call(), engine)
+        self._engine = _cpu_engines.engine(self.engine_choice.engine)
 
     # -- public ------------------------------------------------------------------------------
     def execute(
@@ -336,6 +342,8 @@ class CpuExecutor:
         the callback reads no data).
         """
         p = self.problem
+        if self._engine.name != "ducc0":
+            return None  # the run below is ducc0's; other engines take execute's path
         if (self.debug or self.threads() != 1 or (p.inplace and p.fft_type != "C2C") or p.copy_input
                 or direction not in ("forward", "inverse") or (p.fft_type != "C2C" and direction != p.direction)
                 or min(p.input.strides + p.output.strides, default=0) < 0):
@@ -426,6 +434,17 @@ class CpuExecutor:
         p = self.problem
         return max(1, min(self.workers, p.input.size * np.dtype(p.input_dtype).itemsize >> 16))
 
+    def _fft_call(self) -> _cpu_engines.FFTCall:
+        """The FFT call ``execute`` makes: a block on one thread where it pipelines, else the whole problem."""
+        p = self.problem
+        shape, threads, parallel = p.input.shape, self.fft_threads(), 1
+        blocks = self._batch_blocks(self.threads())
+        if blocks is not None and len(blocks) > 1:
+            axis, lo, hi = blocks[0]
+            shape, threads, parallel = shape[:axis] + (hi - lo,) + shape[axis + 1:], 1, min(self.threads(), len(blocks))
+        return _cpu_engines.FFTCall(p.fft_type, p.input_dtype, shape, p.input.strides, _live_axes(p),
+                                    p.fft_lengths[-1], threads, parallel, self.epilog is not None)
+
     # -- planning one call -------------------------------------------------------------------
     def _call(self, inp: np.ndarray, out: np.ndarray, direction: str, prolog_data: Any, epilog_data: Any,
               params: tuple[tuple, tuple] = ((), ())) -> _Call:
@@ -514,23 +533,15 @@ class CpuExecutor:
         return inp, call.inp_writable
 
     def _transform(self, call: _Call, x: np.ndarray, owned: bool, out: np.ndarray, workers: int) -> np.ndarray:
-        """The FFT of ``x``, written into ``out`` (the output's block) where the finish step allows."""
-        import ducc0
-
+        """The FFT of ``x``, written into ``out`` (the output's block) where the finish step allows
+        and the engine can (else the finish step reads it from the array returned)."""
         p = self.problem
         same = _same_view(x, out)
         dst = out if call.result_to_out and (same or not call.overlap) else None
-        forward = call.direction == "forward"
-        axes = _live_axes(p)
-        # inorm=0: unnormalized both ways, as cuFFT.
-        if p.fft_type == "C2C":
-            return ducc0.fft.c2c(x, axes=axes, forward=forward, inorm=0, out=dst, nthreads=workers)
-        if same:
+        if same and p.fft_type != "C2C":
             dst = None  # R2C and C2R cannot run in place
-        if p.fft_type == "R2C":
-            return ducc0.fft.r2c(x, axes=axes, forward=True, inorm=0, out=dst, nthreads=workers)
-        return ducc0.fft.c2r(x, axes=axes, lastsize=p.fft_lengths[-1], forward=False, inorm=0, out=dst,
-                             nthreads=workers, allow_overwriting_input=owned)
+        return self._engine.run(p.fft_type, x, _live_axes(p), call.direction == "forward", dst, p.fft_lengths[-1],
+                                workers, owned)
 
     def _finish(self, call: _Call, result: np.ndarray, index: tuple[slice, ...], parts: int) -> None:
         out = call.out[index] if index else call.out

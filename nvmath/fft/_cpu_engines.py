@@ -1,0 +1,507 @@
+"""The CPU executor's FFT engines, and which one runs each FFT call on this machine.
+
+Engines (:data:`ENGINES`), each unnormalized both ways like cuFFT:
+
+``ducc0``
+    ``ducc0.fft`` on the arrays as they are, writing into the output where it may.
+``ducc0-chunks``
+    ``ducc0.fft`` (C2C only) into the output, called on at most ``CHUNK_ROWS`` indices of the
+    outermost batch axis at a time, so that it never transforms more rows at once than the
+    cache ways a power-of-two row stride leaves (see ``ducc0-padded``): no copy, one Python call
+    per chunk (512 x 1024 complex64, one thread: 1.34 ms, against 2.63 ms in one call).
+``ducc0-padded``
+    ``ducc0.fft`` (C2C only) from the input (or the prolog's staged result) into the engine's
+    own buffer, whose innermost axis is one cache line longer, so its rows never lie a power of
+    two apart; the epilog (or a copy) then takes the result from there into the output. ducc0's
+    single-precision batched transforms lose half their speed or more on some CPUs when they
+    write rows a power of two of 4-16 KiB apart (256 x 1024 complex64 on an AVX-512 Xeon, one
+    thread: 1.36 ms into the output, 0.62 ms into a padded buffer).
+``scipy``
+    ``scipy.fft`` (pocketfft, ``workers=``): C2C in place where the input may be overwritten
+    (the prolog's staged result), else into a new array; R2C and C2R into a new array. The
+    epilog (or a copy) takes the result from there into the output.
+
+Which engine runs a call (:func:`choose`), by mode (``FFTOptions.cpu_engine``, else
+``$FFTFUSE_CPU_ENGINE``, else ``"auto"``):
+
+``"auto"``
+    Calls of at least :data:`MEASURE_MIN_BYTES` are measured once per machine: each candidate
+    transforms a sample of the call (its batch cut to about :data:`SAMPLE_BYTES`, at least
+    :data:`SAMPLE_MIN_ROWS` rows), one warm-up run then interleaved timed runs for about
+    :data:`BUDGET_S` in all (2 to 7 each), as many at once as the executor runs blocks at once,
+    fastest run kept; without an epilog, an engine that does not write the output is charged a
+    copy into it; any must beat ducc0 by :data:`MARGIN` (2.5 to 16 ms on a
+    2-core Xeon for the calls of ``benchmarks/cpu_engines.py``, plus importing ``scipy.fft``
+    once). The winner is stored in the artifact store next to the compiled CPU loops, under a
+    key holding the call (transform, precision, shape, strides, axes, threads), the engines'
+    versions and this machine's identity (the loops' own,
+    ``compiler.cpu_native.cpu_identity``): another process on this machine reads it back and
+    measures nothing, another machine never sees it. Smaller calls, and calls whose sample
+    would exceed :data:`SAMPLE_MAX_BYTES`, follow the rules.
+``"rules"``
+    Never measures, never reads the store: :func:`rule_engine`.
+an engine's name
+    That engine wherever it can run the call (``ducc0`` elsewhere).
+
+The executor makes its choice when it is built (at planning): the first call of a new problem
+on a new machine pays the measurement (a few ms), later calls and processes do not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import math
+import os
+import threading
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["BUDGET_S", "ENGINES", "ENV", "MEASURE_MIN_BYTES", "MODES", "SAMPLE_BYTES", "SAMPLE_MAX_BYTES",
+           "SAMPLE_MIN_ROWS", "Choice", "Engine", "FFTCall", "candidates", "choices_made", "choose", "engine",
+           "engine_key", "forget_choices", "measure", "mode_of", "rule_engine"]
+
+log = logging.getLogger("fftfuse.fft")
+
+ENGINES = ("ducc0", "ducc0-chunks", "ducc0-padded", "scipy")
+MODES = ("auto", "rules") + ENGINES
+ENV = "FFTFUSE_CPU_ENGINE"
+
+#: Calls whose input is smaller than this follow the rules: the engines differ by microseconds
+#: there, and a plan of a small problem never looks anything up (the 1 x 1024 call stays as cheap).
+MEASURE_MIN_BYTES = 256 << 10
+#: The sample a candidate transforms: the call's batch cut to about this many bytes...
+SAMPLE_BYTES = 256 << 10
+#: ...but never fewer rows than this (the power-of-two stride costs show from 16 rows)...
+SAMPLE_MIN_ROWS = 16
+#: ...and calls whose sample would exceed this follow the rules (measuring would cost too much).
+SAMPLE_MAX_BYTES = 2 << 20
+#: Time spent on timed runs of all candidates together, after one warm-up each.
+BUDGET_S = 0.004
+#: Timed runs per candidate, at least and at most.
+RUNS = (2, 7)
+#: Another engine must beat ducc0 by this fraction to be chosen: ducc0 has the quick path, and a
+#: near tie measured on a busy machine must not stick (the real wins are 2x).
+MARGIN = 0.15
+#: The chunked engine's rows per ducc0 call (8: within the ways of an 8-way L1 cache).
+CHUNK_ROWS = 8
+#: The padded engine keeps a staging buffer per thread up to this size (larger ones are per call).
+KEEP_BYTES = 16 << 20
+_PAD_BYTES = 64  # one cache line
+# Bump when the engines or the measurement change: every stored choice is then measured again.
+_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class FFTCall:
+    """One FFT call of an executor: what it transforms, laid out how, on how many threads.
+
+    ``shape`` and ``strides`` (in elements) are the input of one call (a block of the batch, or
+    the whole problem); ``axes`` the transformed axes, the last one halved by R2C and C2R;
+    ``lastsize`` that axis's length on the real side; ``threads`` the FFT's own threads;
+    ``parallel`` how many such calls run at once (on the executor's threads, one block each);
+    ``epilog`` whether an epilog reads the result (then an engine that keeps its own array costs
+    no pass more than one writing the output).
+    """
+
+    fft_type: str
+    dtype: str
+    shape: tuple[int, ...]
+    strides: tuple[int, ...]
+    axes: tuple[int, ...]
+    lastsize: int
+    threads: int
+    parallel: int = 1
+    epilog: bool = False
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * np.dtype(self.dtype).itemsize
+
+    @property
+    def rows(self) -> int:
+        """How many transforms the call makes (the product of its batch extents)."""
+        return math.prod(n for a, n in enumerate(self.shape) if a not in self.axes)
+
+    def sample(self) -> FFTCall:
+        """This call with its outermost batch axis cut to about ``SAMPLE_BYTES``, keeping at
+        least ``SAMPLE_MIN_ROWS`` transforms.
+
+        >>> FFTCall("C2C", "complex64", (1024, 1024), (1024, 1), (1,), 1024, 1).sample().shape
+        (32, 1024)
+        >>> FFTCall("C2C", "complex64", (1024, 4096), (4096, 1), (1,), 4096, 1).sample().shape
+        (16, 4096)
+        """
+        batch = [a for a in range(len(self.shape)) if a not in self.axes and self.shape[a] > 1]
+        if not batch:
+            return self
+        axis = max(batch, key=lambda a: abs(self.strides[a]))
+        n = self.shape[axis]
+        per_index, rows_per_index = self.nbytes // n, self.rows // n
+        keep = max(SAMPLE_BYTES // max(per_index, 1), -(-SAMPLE_MIN_ROWS // max(rows_per_index, 1)))
+        return dataclasses.replace(self, shape=self.shape[:axis] + (max(1, min(n, keep)),) + self.shape[axis + 1:])
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """The engine for a call and how it was found: ``"given"`` (named by the mode), ``"rules"``,
+    ``"stored"`` (measured earlier on this machine) or ``"measured"`` (now, ``timings`` in us)."""
+
+    engine: str
+    how: str
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+class Engine:
+    """Runs FFT calls; :meth:`run` returns where the result is (``out`` or the engine's own array)."""
+
+    name = ""
+
+    def supports(self, fft_type: str) -> bool:
+        return True
+
+    def run(self, fft_type: str, x: np.ndarray, axes: tuple[int, ...], forward: bool, out: np.ndarray | None,
+            lastsize: int, threads: int, owned: bool) -> np.ndarray:
+        """The FFT of ``x``, in ``out`` where given and the engine can, else in an array it returns.
+
+        ``owned``: ``x`` may be overwritten. ``out`` never overlaps ``x`` unless it is ``x``.
+        """
+        raise NotImplementedError
+
+
+class Ducc0(Engine):
+    name = "ducc0"
+
+    def run(self, fft_type: str, x: np.ndarray, axes: tuple[int, ...], forward: bool, out: np.ndarray | None,
+            lastsize: int, threads: int, owned: bool) -> np.ndarray:
+        import ducc0
+
+        # inorm=0: unnormalized both ways, as cuFFT.
+        if fft_type == "C2C":
+            return ducc0.fft.c2c(x, axes=axes, forward=forward, inorm=0, out=out, nthreads=threads)
+        if fft_type == "R2C":
+            return ducc0.fft.r2c(x, axes=axes, forward=True, inorm=0, out=out, nthreads=threads)
+        return ducc0.fft.c2r(x, axes=axes, lastsize=lastsize, forward=False, inorm=0, out=out, nthreads=threads,
+                             allow_overwriting_input=owned)
+
+
+class Ducc0Padded(Engine):
+    """ducc0 from the input as it lies into a buffer of this engine whose innermost axis is one
+    cache line longer (one per thread, reused): the finish step reads the result from there."""
+
+    name = "ducc0-padded"
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def supports(self, fft_type: str) -> bool:
+        return fft_type == "C2C"
+
+    def buffer(self, like: np.ndarray) -> np.ndarray:
+        """A padded array of ``like``'s shape and type, kept for this thread up to ``KEEP_BYTES``."""
+        kept = getattr(self._local, "buffers", None)
+        if kept is None:
+            kept = self._local.buffers = {}
+        key = (like.shape, like.dtype)
+        view = kept.get(key)
+        if view is None:
+            pad = max(1, _PAD_BYTES // like.itemsize)
+            view = np.empty(like.shape[:-1] + (like.shape[-1] + pad,), like.dtype)[..., :like.shape[-1]]
+            if like.nbytes <= KEEP_BYTES:  # larger ones (whole phased problems) live for one call
+                kept[key] = view
+        return view
+
+    def run(self, fft_type: str, x: np.ndarray, axes: tuple[int, ...], forward: bool, out: np.ndarray | None,
+            lastsize: int, threads: int, owned: bool) -> np.ndarray:
+        import ducc0
+
+        # The slow part is writing rows a power of two apart; reading them costs nothing extra.
+        return ducc0.fft.c2c(x, axes=axes, forward=forward, inorm=0, out=self.buffer(x), nthreads=threads)
+
+
+class Ducc0Chunks(Engine):
+    """ducc0 on at most ``CHUNK_ROWS`` indices of the outermost batch axis at a time, into the
+    output: ducc0 then never has more rows in flight than the cache ways that a power-of-two
+    row stride leaves it (no copy, the epilog stays in place; a Python call per chunk)."""
+
+    name = "ducc0-chunks"
+
+    def supports(self, fft_type: str) -> bool:
+        return fft_type == "C2C"
+
+    def run(self, fft_type: str, x: np.ndarray, axes: tuple[int, ...], forward: bool, out: np.ndarray | None,
+            lastsize: int, threads: int, owned: bool) -> np.ndarray:
+        import ducc0
+
+        batch = [a for a in range(x.ndim) if a not in axes and x.shape[a] > 1]
+        if out is None:
+            out = x if owned else np.empty_like(x)
+        if not batch:
+            return ducc0.fft.c2c(x, axes=axes, forward=forward, inorm=0, out=out, nthreads=threads)
+        axis = max(batch, key=lambda a: abs(x.strides[a]))
+        c2c, whole = ducc0.fft.c2c, (slice(None),) * axis
+        for lo in range(0, x.shape[axis], CHUNK_ROWS):
+            part = whole + (slice(lo, lo + CHUNK_ROWS),)
+            c2c(x[part], axes, forward, 0, out[part], threads)  # positional: a third cheaper per call
+        return out
+
+
+class Scipy(Engine):
+    name = "scipy"
+
+    def run(self, fft_type: str, x: np.ndarray, axes: tuple[int, ...], forward: bool, out: np.ndarray | None,
+            lastsize: int, threads: int, owned: bool) -> np.ndarray:
+        import scipy.fft
+
+        if fft_type == "C2C":
+            # In place where x may be overwritten (staged by the prolog, often into the output),
+            # else a new array (scipy.fft takes no output). norm="forward": an unscaled inverse.
+            fn = scipy.fft.fftn if forward else scipy.fft.ifftn
+            return fn(x, axes=axes, norm="backward" if forward else "forward", overwrite_x=owned, workers=threads)
+        if fft_type == "R2C":
+            return scipy.fft.rfftn(x, axes=axes, workers=threads)
+        lengths = [x.shape[a] for a in axes[:-1]] + [lastsize]
+        return scipy.fft.irfftn(x, s=lengths, axes=axes, norm="forward", overwrite_x=owned, workers=threads)
+
+
+_ENGINE_TYPES: dict[str, Callable[[], Engine]] = {"ducc0": Ducc0, "ducc0-chunks": Ducc0Chunks,
+                                                   "ducc0-padded": Ducc0Padded, "scipy": Scipy}
+
+
+def engine(name: str) -> Engine:
+    """A new engine of that name (one per executor: a staging engine keeps buffers)."""
+    try:
+        return _ENGINE_TYPES[name]()
+    except KeyError:
+        raise ValueError(f"unknown CPU FFT engine {name!r}; expected one of {ENGINES}") from None
+
+
+def mode_of(mode: str | None) -> str:
+    """The mode in force: ``mode``, else ``$FFTFUSE_CPU_ENGINE``, else ``"auto"``.
+
+    >>> mode_of("rules"), mode_of(None) in MODES
+    ('rules', True)
+    """
+    where = "FFTOptions.cpu_engine"
+    if mode is None:
+        mode, where = os.environ.get(ENV, "").strip() or "auto", f"${ENV}"
+    if mode not in MODES:
+        raise ValueError(f"{where} must be one of {', '.join(map(repr, MODES))}; got {mode!r}")
+    return mode
+
+
+def _available(name: str) -> bool:
+    if name != "scipy":
+        return True
+    try:
+        import scipy.fft  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def candidates(call: FFTCall) -> list[str]:
+    """The engines that can run ``call`` here, ducc0 first."""
+    return [n for n in ENGINES if engine(n).supports(call.fft_type) and _available(n)]
+
+
+def rule_engine(call: FFTCall) -> str:
+    """The engine the rules give: ducc0, except single-precision C2C of at least
+    ``SAMPLE_MIN_ROWS`` rows lying a power of two of 4 to 16 KiB apart (ducc0 in chunks of
+    ``CHUNK_ROWS`` rows: measured 2x faster on an AVX-512 Xeon at 512 x 1024, a Python call
+    more per 8 rows where the stride does not hurt).
+
+    >>> row = lambda n, rows: FFTCall("C2C", "complex64", (rows, n), (n, 1), (1,), n, 1)
+    >>> rule_engine(row(1024, 64)), rule_engine(row(1024, 1)), rule_engine(row(1000, 64))
+    ('ducc0-chunks', 'ducc0', 'ducc0')
+    """
+    if call.fft_type != "C2C" or call.dtype != "complex64" or call.rows < SAMPLE_MIN_ROWS:
+        return "ducc0"
+    item = np.dtype(call.dtype).itemsize
+    for a, n in enumerate(call.shape):
+        step = abs(call.strides[a]) * item
+        if a not in call.axes and n > 1 and 4096 <= step <= 16384 and step & (step - 1) == 0:
+            return "ducc0-chunks"
+    return "ducc0"
+
+
+def engine_key(call: FFTCall) -> str:
+    """The store key of the engine chosen for ``call`` on this machine."""
+    from cache import artifact_key
+    from compiler.cpu_native import cpu_identity
+
+    return artifact_key(target="cpu-fft-engine", fft_type=call.fft_type, dtype=call.dtype, shape=list(call.shape),
+                        strides=list(call.strides), axes=list(call.axes), lastsize=call.lastsize,
+                        threads=call.threads, parallel=call.parallel, epilog=call.epilog,
+                        engines=_engines_stamp(), **cpu_identity())
+
+
+@functools.cache
+def _engines_stamp() -> str:
+    import ducc0
+
+    versions = [f"ducc0={ducc0.__version__}", f"numpy={np.__version__}", f"v{_VERSION}"]
+    try:
+        import scipy  # its package only (cheaper than importlib.metadata), not scipy.fft
+
+        versions.append(f"scipy={scipy.__version__}")
+    except ImportError:  # not installed: the scipy engine is no candidate
+        versions.append("scipy=none")
+    return ",".join(versions)
+
+
+_memo: dict[str, Choice] = {}
+_memo_lock = threading.Lock()
+_made: dict[FFTCall, Choice] = {}  # what this process chose, for reports (fftfuse-demo)
+_MADE_MAX = 256
+
+
+def choices_made() -> list[tuple[FFTCall, Choice]]:
+    """Every call this process chose an engine for (the latest ``_MADE_MAX``), oldest first."""
+    with _memo_lock:
+        return list(_made.items())
+
+
+def _record(call: FFTCall, choice: Choice) -> Choice:
+    with _memo_lock:
+        _made.pop(call, None)
+        _made[call] = choice
+        while len(_made) > _MADE_MAX:
+            del _made[next(iter(_made))]
+    return choice
+
+
+def choose(call: FFTCall, mode: str | None = None, *, store: Any = None) -> Choice:
+    """The engine for ``call`` under ``mode`` (see the module's description).
+
+    >>> call = FFTCall("C2C", "complex64", (4, 1024), (1024, 1), (1,), 1024, 1)
+    >>> choose(call, "rules"), choose(call, "scipy").engine
+    (Choice(engine='ducc0', how='rules', timings={}), 'scipy')
+    """
+    mode = mode_of(mode)
+    if mode in ENGINES:
+        can = engine(mode).supports(call.fft_type) and _available(mode)
+        return _record(call, Choice(mode if can else "ducc0", "given" if can else "rules"))
+    sample = call.sample()
+    if mode == "rules" or call.nbytes < MEASURE_MIN_BYTES or sample.nbytes > SAMPLE_MAX_BYTES:
+        return _record(call, Choice(rule_engine(call), "rules"))
+    key = engine_key(call)
+    with _memo_lock:
+        known = _memo.get(key)
+    if known is not None:
+        return _record(call, known)
+    if store is None:
+        from cache import default_store
+
+        store = default_store()
+    choice = _stored(store, key)
+    if choice is None:
+        timings = measure(sample)
+        best = min(timings, key=timings.__getitem__)
+        if best != "ducc0" and timings[best] > (1 - MARGIN) * timings["ducc0"]:
+            best = "ducc0"
+        choice = Choice(best, "measured", timings)
+        log.info("CPU FFT engine for %s %s %s on %d thread(s): %s (%s)", call.fft_type, call.dtype, call.shape,
+                 call.threads, best, ", ".join(f"{k} {v:.0f} us" for k, v in timings.items()))
+        from compiler.cpu_native import cpu_identity
+
+        payload = json.dumps({"engine": best, "timings_us": timings, "sample": list(sample.shape)}).encode()
+        store.put(key, payload, {"target": "cpu-fft-engine", "kind": "fft-engine", "engine": best,
+                                 "element_dtype": call.dtype, "fft_type": call.fft_type, **cpu_identity()})
+    with _memo_lock:
+        _memo[key] = choice
+    return _record(call, choice)
+
+
+def forget_choices() -> None:
+    """Drop this process's memo of choices (the store keeps them)."""
+    with _memo_lock:
+        _memo.clear()
+
+
+def _stored(store: Any, key: str) -> Choice | None:
+    found = store.get(key)
+    if found is None:
+        return None
+    try:
+        name = json.loads(found[0])["engine"]
+        if name not in ENGINES:
+            raise ValueError(f"unknown engine {name!r}")
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("dropping stored CPU FFT engine choice %s: %s", key, exc)
+        store.delete(key)
+        return None
+    return Choice(name, "stored")
+
+
+def measure(call: FFTCall) -> dict[str, float]:
+    """Each candidate's best time (us) for ``call`` on random data, one warm-up run each then
+    interleaved timed runs; ``call.parallel`` copies at once on as many threads where the
+    executor runs that many blocks at once (so the GIL and the memory bus are shared as they will
+    be). Without an epilog, an engine that returns its own array is charged the copy into the
+    output the finish step then makes."""
+    rng = np.random.default_rng(0)
+    pairs = [_pair(call, rng) for _ in range(call.parallel)]
+    engines = {n: engine(n) for n in candidates(call)}
+    pool = None
+    if call.parallel > 1:
+        import concurrent.futures
+
+        pool = concurrent.futures.ThreadPoolExecutor(call.parallel, thread_name_prefix="fftfuse-measure")
+
+    def one(e: Engine, pair: tuple) -> None:
+        x, out, source = pair
+        if call.fft_type == "C2R":
+            np.copyto(x, source)  # C2R may overwrite its input
+        result = e.run(call.fft_type, x, call.axes, True, out, call.lastsize, call.threads, call.fft_type == "C2R")
+        if result is not out and not call.epilog:
+            np.copyto(out, result)
+
+    def once(e: Engine) -> float:
+        t = time.perf_counter()
+        if pool is None:
+            one(e, pairs[0])
+        else:
+            list(pool.map(lambda pair: one(e, pair), pairs))
+        return time.perf_counter() - t
+
+    try:
+        for e in engines.values():
+            once(e)  # warm-up: plans, twiddles, buffers
+        best = {n: math.inf for n in engines}
+        started, runs = time.perf_counter(), 0
+        while runs < RUNS[1] and (runs < RUNS[0] or time.perf_counter() - started < BUDGET_S):
+            for n, e in engines.items():
+                best[n] = min(best[n], once(e))
+            runs += 1
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    return {n: round(t * 1e6, 1) for n, t in best.items()}
+
+
+def _pair(call: FFTCall, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random input laid out like ``call``'s, an output for it, and a copy of the input."""
+    x = _laid_out(call, rng)
+    out_shape = list(call.shape)
+    if call.fft_type == "R2C":
+        out_shape[call.axes[-1]] = call.shape[call.axes[-1]] // 2 + 1
+    elif call.fft_type == "C2R":
+        out_shape[call.axes[-1]] = call.lastsize
+    out_dtype = np.result_type(call.dtype, np.complex64) if call.fft_type != "C2R" else \
+        np.empty(0, call.dtype).real.dtype
+    return x, np.empty(out_shape, out_dtype), x.copy()
+
+
+def _laid_out(call: FFTCall, rng: np.random.Generator) -> np.ndarray:
+    """Random input of ``call``'s shape, dense in the order of its strides."""
+    order = sorted(range(len(call.shape)), key=lambda a: -abs(call.strides[a]))
+    dense = rng.standard_normal([call.shape[a] for a in order])
+    if np.dtype(call.dtype).kind == "c":
+        dense = dense + 1j * rng.standard_normal(dense.shape)
+    dense = dense.astype(call.dtype)
+    return dense.transpose(np.argsort(order))

@@ -1,0 +1,293 @@
+"""The CPU executor's FFT engines: every engine gives NumPy's float64 result with every callback
+form, and the engine choice is measured once per machine, stored, reused, and never measured
+under the rules."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cache import ArtifactStore
+from compiler import cpu_native
+from compiler.cpu_backend import compile_cpu
+from nvmath.fft import _cpu, _cpu_engines
+from nvmath.fft._cpu import CpuExecutor
+from nvmath.fft._cpu_engines import ENGINES, FFTCall, choose, forget_choices, rule_engine
+from nvmath.fft._layout import plan_problem
+from nvmath.fft._options import FFTOptions
+from test_cpu_executor import (FORMS, TRANSFORMS, assert_close, callback_case, laid_out, make_operand,
+                               prepare, random_array, reference)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# A call large enough to be measured under "auto": 64 rows of 1024 complex64 (512 KiB).
+BIG = FFTCall("C2C", "complex64", (64, 1024), (1024, 1), (1,), 1024, 1)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_memo():
+    forget_choices()
+    yield
+    forget_choices()
+
+
+def run_engine(engine, problem, inp, out, prolog=None, epilog=None, prolog_data=None, epilog_data=None, workers=2):
+    cb_in = compile_cpu(prolog, "prolog", problem.input_dtype,
+                        None if prolog_data is None else prolog_data.dtype) if prolog else None
+    cb_out = compile_cpu(epilog, "epilog", problem.output_dtype,
+                         None if epilog_data is None else epilog_data.dtype) if epilog else None
+    pdata = laid_out(prolog_data, problem.input) if prolog_data is not None else None
+    edata = laid_out(epilog_data, problem.output) if epilog_data is not None else None
+    executor = CpuExecutor(problem, cb_in, cb_out, workers=workers, engine=engine)
+    assert executor.engine_choice.engine == (engine if engine == "ducc0" or problem.fft_type == "C2C"
+                                             or engine == "scipy" else "ducc0")
+    executor.execute(inp, out, problem.direction, pdata, edata)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Every engine, every callback form, against float64 NumPy
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("threaded", [False, True], ids=["one-piece", "threaded"])
+@pytest.mark.parametrize("form", sorted(FORMS) + ["none"])
+@pytest.mark.parametrize("kind, dtype, parity", TRANSFORMS, ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize("layout", ["1d", "batched-1d", "2d", "permuted-3d", "strided", "leading-axis"])
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_engine_matches_numpy(monkeypatch, engine, layout, kind, dtype, parity, form, threaded):
+    if threaded:
+        monkeypatch.setattr(_cpu, "THREAD_BYTES", 0)
+    rng = np.random.default_rng(zlib.crc32(f"{engine}-{layout}-{kind}-{dtype}-{form}".encode()))
+    x, axes = make_operand(rng, layout, dtype)
+    problem, inp, out = prepare(kind, x, axes, parity)
+    if form == "none":
+        got = run_engine(engine, problem, inp, out)
+        assert_close(got, reference(kind, x, axes, problem), dtype)
+        return
+    prolog, epilog, window, filt, pre, post = callback_case(form, problem, x, rng)
+    got = run_engine(engine, problem, inp, out, prolog, epilog, window, filt)
+    assert_close(got, reference(kind, x, axes, problem, pre, post), dtype)
+
+
+@pytest.mark.parametrize("form", sorted(FORMS))
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_engine_in_place(engine, form):
+    rng = np.random.default_rng(3)
+    x, axes = make_operand(rng, "batched-1d", "complex64")
+    operand = x.copy()  # transformed where it lies
+    problem, inp, out = prepare("fft", operand, axes, inplace=True)
+    assert inp is out
+    prolog, epilog, window, filt, pre, post = callback_case(form, problem, x, rng)
+    run_engine(engine, problem, inp, out, prolog, epilog, window, filt)
+    assert_close(operand, reference("fft", x, axes, problem, pre, post), "complex64")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_engine_over_many_blocks_of_power_of_two_rows(monkeypatch, engine, workers):
+    """The case the chunked and padded engines exist for, pipelined over blocks on the pool's threads."""
+    monkeypatch.setattr(_cpu, "BLOCK_BYTES", 1 << 16)  # 8 rows of 1024 complex64
+    monkeypatch.setattr(_cpu, "THREAD_BYTES", 0)
+    rng = np.random.default_rng(5)
+    x = random_array(rng, (96, 1024), "complex64")
+    for form in sorted(FORMS):
+        problem, inp, out = prepare("fft", x, (-1,))
+        prolog, epilog, window, filt, pre, post = callback_case(form, problem, x, rng)
+        got = run_engine(engine, problem, inp, out, prolog, epilog, window, filt, workers=workers)
+        assert_close(got, reference("fft", x, (-1,), problem, pre, post), "complex64")
+
+
+def test_an_engine_that_cannot_run_a_transform_gives_way_to_ducc0():
+    r2c = FFTCall("R2C", "float32", (64, 1024), (1024, 1), (1,), 1024, 1)
+    assert choose(r2c, "ducc0-padded").engine == choose(r2c, "ducc0-chunks").engine == "ducc0"
+    assert choose(r2c, "scipy") == _cpu_engines.Choice("scipy", "given")
+
+
+# ---------------------------------------------------------------------------------------------
+# The choice: rules, measured, stored, reused, per machine
+# ---------------------------------------------------------------------------------------------
+
+
+class _NoStore:
+    """A store that fails the test if touched."""
+
+    def get(self, key):
+        raise AssertionError("the store was read")
+
+    def put(self, key, payload, meta):
+        raise AssertionError("the store was written")
+
+
+def _no_measuring(monkeypatch):
+    def refuse(call):
+        raise AssertionError(f"measured {call}")
+
+    monkeypatch.setattr(_cpu_engines, "measure", refuse)
+
+
+def test_rules_never_measure_nor_read_the_store(monkeypatch):
+    _no_measuring(monkeypatch)
+    assert choose(BIG, "rules", store=_NoStore()) == _cpu_engines.Choice(rule_engine(BIG), "rules")
+    monkeypatch.setenv(_cpu_engines.ENV, "rules")
+    assert choose(BIG, None, store=_NoStore()).how == "rules"
+    problem = plan_problem("fft", (512, 1024), (1024, 1), "complex64", (1,))
+    assert CpuExecutor(problem, None, None, workers=1, engine="rules").engine_choice.how == "rules"
+    assert CpuExecutor(problem, None, None, workers=1).engine_choice.how == "rules"  # from the environment
+
+
+def test_small_calls_follow_the_rules_without_a_lookup(monkeypatch):
+    _no_measuring(monkeypatch)
+    small = FFTCall("C2C", "complex64", (1, 1024), (1024, 1), (1,), 1024, 1)
+    assert choose(small, "auto", store=_NoStore()) == _cpu_engines.Choice("ducc0", "rules")
+
+
+def test_rules(monkeypatch):
+    def c2c(n, rows, dtype="complex64"):
+        return FFTCall("C2C", dtype, (rows, n), (n, 1), (1,), n, 1)
+
+    assert rule_engine(c2c(1024, 64)) == rule_engine(c2c(512, 16)) == rule_engine(c2c(2048, 64)) == "ducc0-chunks"
+    for call in (c2c(1024, 8), c2c(1000, 64), c2c(4096, 64), c2c(256, 64), c2c(1024, 64, "complex128")):
+        assert rule_engine(call) == "ducc0", call
+
+
+def test_auto_measures_once_then_reads_the_store(tmp_path, monkeypatch):
+    store = ArtifactStore(tmp_path / "cache")
+    measured = []
+    real = _cpu_engines.measure
+    monkeypatch.setattr(_cpu_engines, "measure", lambda call: measured.append(call) or real(call))
+    first = choose(BIG, "auto", store=store)
+    assert first.how == "measured" and first.engine in ENGINES and len(measured) == 1
+    assert set(first.timings) == set(_cpu_engines.candidates(BIG))
+    assert choose(BIG, "auto", store=store) is first  # the process's memo
+    forget_choices()
+    again = choose(BIG, "auto", store=ArtifactStore(tmp_path / "cache"))  # as a new process would
+    assert again == _cpu_engines.Choice(first.engine, "stored") and len(measured) == 1
+
+
+def test_another_machines_choice_is_not_reused(tmp_path, monkeypatch):
+    store = ArtifactStore(tmp_path / "cache")
+    assert choose(BIG, "auto", store=store).how == "measured"
+    here = cpu_native.cpu_identity()
+    for other in ({**here, "features": "0" * 16}, {**here, "cpu": here["cpu"] + " v2"}):
+        forget_choices()
+        monkeypatch.setattr(cpu_native, "cpu_identity", lambda other=other: other)
+        assert choose(BIG, "auto", store=store).how == "measured"
+    forget_choices()
+    monkeypatch.setattr(cpu_native, "cpu_identity", lambda: here)
+    assert choose(BIG, "auto", store=store).how == "stored"
+
+
+def test_a_damaged_stored_choice_is_dropped_and_measured_again(tmp_path):
+    store = ArtifactStore(tmp_path / "cache")
+    key = _cpu_engines.engine_key(BIG)
+    store.put(key, json.dumps({"engine": "fftw"}).encode(), {"kind": "fft-engine"})
+    assert choose(BIG, "auto", store=store).how == "measured"
+    forget_choices()
+    assert choose(BIG, "auto", store=store).how == "stored"
+
+
+def test_the_choice_key_holds_the_problem():
+    keys = {_cpu_engines.engine_key(call) for call in (
+        BIG, FFTCall("C2C", "complex128", (64, 1024), (1024, 1), (1,), 1024, 1),
+        FFTCall("C2C", "complex64", (64, 1024), (1, 64), (1,), 1024, 1),
+        FFTCall("C2C", "complex64", (64, 1024), (1024, 1), (1,), 1024, 2),
+        FFTCall("C2C", "complex64", (32, 1024), (1024, 1), (1,), 1024, 1),
+        FFTCall("C2C", "complex64", (64, 1024), (1024, 1), (1,), 1024, 1, parallel=2),
+        FFTCall("C2C", "complex64", (64, 1024), (1024, 1), (1,), 1024, 1, epilog=True))}
+    assert len(keys) == 7
+
+
+@pytest.mark.parametrize("call", [
+    FFTCall("C2C", "complex64", (64, 1024), (1024, 1), (1,), 1024, 1, parallel=2, epilog=True),
+    FFTCall("C2R", "complex128", (16, 513), (513, 1), (1,), 1024, 1, parallel=2),
+    FFTCall("R2C", "float32", (1024, 16), (1, 1024), (0,), 1024, 2),
+], ids=["c2c-parallel", "c2r-parallel", "r2c-leading-axis"])
+def test_measure_times_every_candidate(call):
+    timings = _cpu_engines.measure(call)
+    assert set(timings) == set(_cpu_engines.candidates(call)) and all(t > 0 for t in timings.values())
+
+
+def test_the_executor_describes_its_blocks():
+    problem = plan_problem("fft", (1024, 1024), (1024, 1), "complex64", (1,))
+    epilog = compile_cpu(lambda v: v * 2.0, "epilog", "complex64")
+    call = _cpu.CpuExecutor(problem, None, epilog, workers=2, engine="rules")._fft_call()
+    assert (call.shape, call.threads, call.parallel, call.epilog) == ((512, 1024), 1, 2, True)
+    call = _cpu.CpuExecutor(problem, None, None, workers=1, engine="rules")._fft_call()
+    assert (call.shape, call.threads, call.parallel, call.epilog) == ((512, 1024), 1, 1, False)
+
+
+_CHILD = """
+import json
+from nvmath.fft._cpu import CpuExecutor
+from nvmath.fft._layout import plan_problem
+problem = plan_problem("fft", (128, 1024), (1024, 1), "complex64", (1,))
+choice = CpuExecutor(problem, None, None, workers=1).engine_choice
+print(json.dumps({"engine": choice.engine, "how": choice.how}))
+"""
+
+
+def test_a_second_process_reuses_the_choice(tmp_path):
+    env = {**os.environ, "FFTFUSE_CACHE_DIR": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env.pop(_cpu_engines.ENV, None)
+    runs = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", _CHILD], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert runs[0]["how"] == "measured" and runs[1] == {**runs[0], "how": "stored"}
+
+
+# ---------------------------------------------------------------------------------------------
+# The option
+# ---------------------------------------------------------------------------------------------
+
+
+def test_bad_modes_are_refused(monkeypatch):
+    with pytest.raises(ValueError, match="cpu_engine must be one of .*'rules'.*got 'fftw'"):
+        FFTOptions(cpu_engine="fftw")
+    monkeypatch.setenv(_cpu_engines.ENV, "fftw")
+    with pytest.raises(ValueError, match=r"\$FFTFUSE_CPU_ENGINE must be one of .*got 'fftw'"):
+        choose(BIG)
+
+
+def test_the_option_reaches_the_executor():
+    import nvmath
+
+    x = random_array(np.random.default_rng(1), (64, 1024), "complex64")
+    with nvmath.fft.FFT(x, axes=[-1], options=FFTOptions(cpu_engine="scipy"), execution="cpu") as f:
+        f.plan()
+        assert [c for _, c in _cpu_engines.choices_made()][-1] == _cpu_engines.Choice("scipy", "given")
+        assert_close(f.execute(), np.fft.fft(x.astype(np.complex128)), "complex64")
+
+
+_SMALL_CHILD = """
+import json, sys
+import numpy as np
+import nvmath
+from nvmath.fft import _cpu_engines
+x = np.ones((1, 1024), np.complex64)
+y = nvmath.fft.fft(x, epilog=lambda v: v * 2.0)
+print(json.dumps({"scipy.fft": "scipy.fft" in sys.modules, "made": [c.how for _, c in _cpu_engines.choices_made()],
+                  "ok": bool(abs(y[0, 0] - 2048) < 1e-3)}))
+"""
+
+
+def test_a_small_call_in_a_fresh_process_looks_nothing_up(tmp_path):
+    """The 1 x 1024 call's first result: the rules, no measuring, no store lookup, no scipy.fft."""
+    env = {**os.environ, "FFTFUSE_CACHE_DIR": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env.pop(_cpu_engines.ENV, None)
+    done = subprocess.run([sys.executable, "-c", _SMALL_CHILD], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"scipy.fft": False, "made": ["rules"], "ok": True}
