@@ -8,7 +8,6 @@ per-device cache instead of building their own.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import numbers
@@ -19,7 +18,7 @@ from typing import Any, Callable, Sequence, Union
 import numpy as np
 
 from ._callbacks import (CallbackSpec, DeviceCallable, callback_form, callback_spec, callback_terms,
-                         lay_out_user_data, parameter_values)
+                         lay_out_user_data, parameter_values, parse_callback, plan_key)
 from ._docs import shared_doc
 from ._gpu_presence import describe_execution, gpu_failure, missing_cupy
 from ._layout import FFTProblem, LayoutError, plan_problem
@@ -42,9 +41,6 @@ def _problem(transform, shape, strides, dtype, axes, inplace, parity, layout) ->
 
 # cuFFT's CUFFT_FORWARD and CUFFT_INVERSE (nvmath.fft._cufft, not imported here: CPU-only work needs no ctypes).
 _CUFFT_DIRECTION = {"forward": -1, "inverse": 1}
-
-# A released engine's spec had data: the next call brings its own (see release_arrays).
-_RELEASED = object()
 
 
 def axes_tuple(axes: Axes) -> tuple[int, ...] | None:
@@ -204,7 +200,7 @@ class FFT:
                                                     "blocking"))
         return (problem, target, device, tensor.framework, settings, id(opts.allocator) if opts.allocator else None,
                 cpu_threads(execution, opts) if target == "cpu" else None,
-                _callback_key(prolog, "prolog"), _callback_key(epilog, "epilog"))
+                plan_key(parse_callback(prolog, "prolog")), plan_key(parse_callback(epilog, "epilog")))
 
     def get_key(self, *, prolog: Callback = None, epilog: Callback = None) -> tuple:
         """``create_key`` of this FFT's operand, axes, options and execution with these callbacks."""
@@ -248,11 +244,8 @@ class FFT:
             if scale is not None:
                 prolog, epilog = fuse_scale(prolog, epilog, scale, ndim=len(self.problem.operand.shape))
         self._plan_stream = self._check_stream(stream) if stream is not None else self._stream
-        self._prolog = callback_spec(prolog, "prolog")
-        self._epilog = callback_spec(epilog, "epilog")
-        for spec in (self._prolog, self._epilog):
-            if spec is not None and spec.data is not None:
-                self._check_data_device(spec)
+        self._prolog = self._data_on_target(callback_spec(prolog, "prolog"))
+        self._epilog = self._data_on_target(callback_spec(epilog, "epilog"))
         # Data first: LTO-IR given as bytes has its user_info pointer fixed in the plan.
         self._data, self._terms, self._params = {}, {}, {}
         for spec in (self._prolog, self._epilog):
@@ -329,7 +322,10 @@ class FFT:
         terms = self._terms[kind] = callback_terms(spec, form, target, strides, single)
         self._params[kind] = terms.param_values(parameter_values(spec)) if terms is not None and terms.params else ()
 
-    def _check_data_device(self, spec: CallbackSpec) -> None:
+    def _data_on_target(self, spec: CallbackSpec | None) -> CallbackSpec | None:
+        """``spec`` once its data is checked to be where the FFT runs (the debug mode's copy on the host)."""
+        if spec is None or spec.data is None:
+            return spec
         data = spec.data
         if self._target == "cuda":
             if not data.on_gpu:
@@ -339,10 +335,10 @@ class FFT:
                 raise ValueError(f"{spec.name}: its data is on GPU {data.device_id} but the operand is on GPU "
                                  f"{self._operand.device_id}; user data must be on the operand's device")
         elif data.on_gpu:
-            if self._host_result == "device":  # debug mode: everything moves to the host
-                object.__setattr__(spec, "data", Tensor(data.array.get(), data.framework, None))
-            else:
+            if self._host_result != "device":
                 raise ValueError(f"{spec.name}: its data is on a GPU but the FFT runs on the CPU")
+            return spec.with_data(Tensor(data.array.get(), data.framework, None))  # debug mode: all on the host
+        return spec
 
     def _lay_out(self, spec: CallbackSpec, broadcast: bool) -> tuple[Any, Any]:
         if spec.data is None:
@@ -709,10 +705,10 @@ def _rerun_cpu(engine: FFT, operand: Any, prolog: Any, epilog: Any, stream: Any)
         for spec in (engine._prolog, engine._epilog):
             if spec is None:
                 continue
-            new = prolog if spec.kind == "prolog" else epilog
-            if spec.data is _RELEASED:
-                object.__setattr__(spec, "data", as_tensor(new["data"], what=f"{spec.kind} data"))
-            engine._data[spec.kind] = engine._lay_out(spec, engine._broadcast[spec.kind])[0]
+            if spec.has_data:  # this call's data, laid out as the planned data was
+                new = prolog if spec.kind == "prolog" else epilog
+                call = spec.with_data(as_tensor(new["data"], what=f"{spec.kind} data"))
+                engine._data[spec.kind] = engine._lay_out(call, engine._broadcast[spec.kind])[0]
         if quick is None:
             engine._quick_cpu = _quick_cpu(engine, prolog, epilog) or False
         return engine.execute(stream=stream)
@@ -761,14 +757,14 @@ def _call_data(engine: FFT, prolog: Any, epilog: Any) -> tuple[tuple, list]:
     for i, (spec, given) in enumerate(((engine._prolog, prolog), (engine._epilog, epilog))):
         if spec is None:
             continue
-        if spec.data is not None:
+        if spec.has_data:
             array = given["data"]
             if engine._data_in_place[i]:
                 out[i] = array.data.ptr
             else:
                 target = engine.problem.input if spec.kind == "prolog" else engine.problem.output
                 tensor = as_tensor(array, what=f"{spec.kind} data")
-                laid = lay_out_user_data(dataclasses.replace(spec, data=tensor), target,
+                laid = lay_out_user_data(spec.with_data(tensor), target,
                                          allow_copy=engine.options.user_data_copy,
                                          broadcast=engine._broadcast[spec.kind])[0]
                 copies.append(laid)
@@ -788,9 +784,7 @@ def release_arrays(engine: FFT) -> None:
     in stream order)."""
     engine._operand = engine._input_buffer = engine._user_operand = engine._host_operand = None
     engine._data = {}
-    for spec in (engine._prolog, engine._epilog):
-        if spec is not None:
-            object.__setattr__(spec, "data", None if spec.data is None else _RELEASED)
+    engine._prolog, engine._epilog = (None if s is None else s.with_data(None) for s in (engine._prolog, engine._epilog))
 
 
 def _check_raw_ltoir(spec: CallbackSpec, element: str, arch: int) -> None:
@@ -828,28 +822,6 @@ def _execution_device(execution: Any, options: FFTOptions) -> int:
     """The GPU a host operand runs on: the execution's device_id, else the options', else 0."""
     device_id = execution.get("device_id") if isinstance(execution, dict) else getattr(execution, "device_id", None)
     return device_id if device_id is not None else (options.device_id or 0)
-
-
-def _callback_key(value: Any, kind: str) -> Any:
-    """What of a prolog/epilog argument decides its plan: code by fingerprint, data by address."""
-    if value is None:
-        return None
-    spec = callback_spec(value, kind)
-    if spec.fn is not None:
-        from compiler.fingerprint import UncacheableError, function_fingerprint
-
-        try:
-            code = function_fingerprint(spec.fn)
-        except UncacheableError:
-            code = ("object", id(spec.fn))  # equal only to itself
-    elif spec.source is not None:
-        code = ("source", spec.source, spec.source_name)
-    else:
-        code = ("ltoir", hash(spec.ltoir))
-    data = spec.pointer if spec.data is None else (spec.data.ptr, spec.data.shape, spec.data.strides, spec.data.dtype)
-    if spec.params:  # runtime parameters: their types decide the code, their values do not
-        return (kind, code, data, tuple((k, type(v).__name__) for k, v in spec.params.items()))
-    return (kind, code, data)
 
 
 def _to_device(tensor: Tensor, execution: Any, options: FFTOptions, device_id: int | None = None) -> Tensor:

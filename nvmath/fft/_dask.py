@@ -36,7 +36,7 @@ import numpy as np
 
 from compiler.terms import broadcast_strides
 
-from ._callbacks import DeviceCallable
+from ._callbacks import parse_callback
 from ._layout import dense_strides, normalize_axes, plan_problem
 from ._norm import fuse_scale, norm_scale
 from ._options import ExecutionCPU, FFTOptions, cpu_threads, direction_name
@@ -137,22 +137,16 @@ def _side(kind: str, value: Any, shape: tuple, chunks: tuple, element: str, ship
           da: Any, layouts: list) -> tuple[_Side | None, Any]:
     if value is None:
         return None, None
-    if isinstance(value, DeviceCallable):
-        if value.ltoir is not None:
-            value = {"ltoir": value.ltoir}
-        else:
-            value = {"fn": value.fn, "data": value.data}
-    elif callable(value):
-        value = {"fn": value}
-    if not isinstance(value, dict) or "ltoir" in value or not callable(value.get("fn")):
+    arg = parse_callback(value, kind)
+    if arg.fn is None:
         raise TypeError(
             f"{kind} of a Dask operand must be a Python function or {{'fn': f, 'data': array}}: it is compiled "
             "once on the client and shipped to the workers (LTO-IR with a raw pointer cannot follow a chunk)"
         )
-    unknown = set(value) - {"fn", "data"}
-    if unknown:
-        raise TypeError(f"{kind} has unknown keys {sorted(unknown)}; expected 'fn' and optionally 'data'")
-    fn, data = value["fn"], value.get("data")
+    if arg.params is not None:
+        raise TypeError(f"{kind} of a Dask operand takes 'fn' and optionally 'data': runtime parameters ('params') "
+                        "are not carried to the workers; write the values into the function (as constants or a closure)")
+    fn, data = arg.fn, arg.data
     _refuse_index_form(fn, kind, len(shape), data is not None)
     user = dask_data = None
     if data is not None:

@@ -10,6 +10,7 @@ from typing import Any
 from compiler.fingerprint import UncacheableError, function_fingerprint
 
 from ._api import FFT, Axes, Callback, release_arrays, rerun
+from ._callbacks import FULL_PATH, array_framework, reuse_key
 from ._docs import shared_doc
 from ._options import DirectionLike, Execution, FFTOptions, Norm, debug_env
 
@@ -71,11 +72,11 @@ def _reuse_key(transform: str, operand: Any, axes: Any, options: Any, execution:
     engine's plan and launch depend on, taken from CuPy's or NumPy's attributes (no Python layer)."""
     if options is not None or execution is not None or debug_env():
         return None
-    framework = _framework(operand)
+    framework = array_framework(operand)
     if framework is None:
         return None
-    p, e = _callback_key(prolog, framework), _callback_key(epilog, framework)
-    if p is _FULL_PATH or e is _FULL_PATH:
+    p, e = reuse_key(prolog, "prolog", framework), reuse_key(epilog, "epilog", framework)
+    if p is FULL_PATH or e is FULL_PATH:
         return None
     if axes is not None:
         try:  # integers only: 1.0 == 1 would find the engine of axes=[1] (the full path explains)
@@ -84,44 +85,6 @@ def _reuse_key(transform: str, operand: Any, axes: Any, options: Any, execution:
             return None
     device = operand.data.device_id if framework == "cupy" else None
     return (transform, operand.shape, operand.strides, operand.dtype, device, axes, p, e)
-
-
-_FULL_PATH = object()
-
-
-def _framework(array: Any) -> str | None:
-    """"cupy" or "numpy" for the arrays the hot path takes, else None."""
-    module = type(array).__module__
-    if module == "cupy" or module.startswith("cupy."):
-        return "cupy"
-    return "numpy" if module == "numpy" else None
-
-
-def _callback_key(cb: Any, framework: str) -> Any:
-    """What identifies a prolog/epilog argument's plan (its code, its data's layout), or _FULL_PATH."""
-    if cb is None:
-        return None
-    if type(cb) is FunctionType:
-        return cb.__code__
-    if type(cb) is dict:
-        data = cb.get("data")
-        if data is not None and _framework(data) != framework:
-            return _FULL_PATH
-        layout = None if data is None else (
-            data.shape, data.strides, data.dtype, data.data.device_id if framework == "cupy" else None)
-        if "fn" in cb and cb.keys() <= {"fn", "data", "params"}:
-            code, params = getattr(cb["fn"], "__code__", None), cb.get("params")
-            if code is None or (params is not None and (type(params) is not dict or framework != "cupy")):
-                return _FULL_PATH
-            # Runtime parameters' values change freely; their types decide the compiled code.
-            return (code, layout, None if params is None else tuple((k, type(v)) for k, v in params.items()))
-        if "source" in cb and cb.keys() <= {"source", "name", "data"} and framework == "cupy":
-            return (cb["source"], cb.get("name"), layout)  # CUDA C++: the source text is its identity
-        return _FULL_PATH
-    if callable(cb):
-        code = getattr(cb, "__code__", None)
-        return _FULL_PATH if code is None else (code,)
-    return _FULL_PATH
 
 
 def _fingerprints(prolog: Any, epilog: Any) -> tuple:
