@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import nvmath
-from nvmath.fft import _api, _gpu, _stateless
+from nvmath.fft import _api, _gpu, _reuse
 from nvmath.fft._tensor import Tensor
 
 
@@ -223,7 +223,7 @@ def fake_gpu(monkeypatch):
     monkeypatch.setattr(_gpu, "GpuPlan", lambda problem, *a, **k: FakePlan(problem.operand.shape))
     monkeypatch.setattr(_api, "_to_device", lambda t, *a, **k: Tensor(t.array, t.framework, 0))
     monkeypatch.setattr(_api.FFT, "_execute_gpu", lambda self, direction, stream: self._executor.use())
-    monkeypatch.setattr(_stateless, "rerun", lambda engine, *args: engine._executor.use())
+    monkeypatch.setattr(_reuse, "rerun", lambda engine, *args: engine._executor.use())
     return cache
 
 

@@ -224,11 +224,11 @@ def plan_key(arg: CallbackArg | None) -> Any:
 
 
 # -- the stateless hot path's key: what of an argument decides its reused plan ------------------
-FULL_PATH = object()  # reuse_key's answer where the call must take the full path
+FULL_PATH = object()  # callback_reuse_key's answer where the call must take the full path
 _FN_DATA = frozenset({"fn", "data"})
 
 
-def reuse_key(value: Any, kind: str, framework: str) -> Any:
+def callback_reuse_key(value: Any, kind: str, framework: str) -> Any:
     """What identifies a prolog/epilog argument's plan for the stateless hot path (its code, its
     data's layout), or FULL_PATH where that path does not take it (forms it does not reuse, data
     of another framework, malformed arguments: the full path reports those in its order).
