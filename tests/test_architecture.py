@@ -270,3 +270,39 @@ def test_a_dask_prolog_with_runtime_parameters_is_refused_not_dropped():
     with pytest.raises(TypeError, match="runtime parameters"):
         _side("prolog", DeviceCallable(fn=gain, params={"g": 3.0}), (4, 8), ((4,), (8,)), "complex64", False,
               None, None, [])
+
+
+# -- one executor interface ----------------------------------------------------------------------
+def test_both_executors_implement_the_executor_interface():
+    import inspect
+
+    from nvmath.fft._cpu import CpuExecutor
+    from nvmath.fft._executor import Executor
+    from nvmath.fft._gpu import GpuPlan
+
+    for executor in (GpuPlan, CpuExecutor):
+        for name in ("prepare", "run", "release", "free"):
+            expected = list(inspect.signature(getattr(Executor, name)).parameters)
+            assert list(inspect.signature(getattr(executor, name)).parameters) == expected, (executor, name)
+
+
+def test_the_cpu_executor_runs_through_the_interface():
+    from compiler.cpu_backend import python_callback
+    from nvmath.fft._cpu import CpuExecutor
+    from nvmath.fft._executor import Executor
+    from nvmath.fft._layout import plan_problem
+
+    x = np.random.default_rng(5).standard_normal((3, 16)).astype(np.complex128)
+    problem = plan_problem("fft", x.shape, (16, 1), "complex128", axes=(1,))
+    executor = CpuExecutor(problem, None, python_callback(lambda v: v * 3, "epilog", "complex128"), workers=1)
+    assert isinstance(executor, Executor)
+    out = np.empty_like(x)
+    executor.run(x, out, "inverse", None, None, None)
+    executor.release()
+    np.testing.assert_allclose(out, 3 * 16 * np.fft.ifft(x), rtol=1e-12, atol=1e-12)
+    assert executor.prepare("forward") is None  # the debug mode (Python callbacks) has no fast path
+    executor.free()
+    plain = CpuExecutor(problem, None, None, workers=1)
+    quick = plain.prepare("forward")
+    quick(x, out, None, None)
+    np.testing.assert_allclose(out, np.fft.fft(x), rtol=1e-12, atol=1e-12)

@@ -33,9 +33,6 @@ Callback = Union[Callable, dict, DeviceCallable, None]
 Axes = Union[int, Sequence[int], None]
 
 
-# cuFFT's CUFFT_FORWARD and CUFFT_INVERSE (nvmath.fft._cufft, not imported here: CPU-only work needs no ctypes).
-_CUFFT_DIRECTION = {"forward": -1, "inverse": 1}
-
 
 def axes_tuple(axes: Axes) -> tuple[int, ...] | None:
     """``axes`` as a tuple (an int is one axis, as in SciPy); None stays None. Only integers are
@@ -416,8 +413,8 @@ class FFT:
         problem = self.problem
         if self._target == "cuda":
             result = self._execute_gpu(direction, stream)
-            if release_workspace and hasattr(self._executor, "release_workspace"):
-                self._executor.release_workspace()
+            if release_workspace:
+                self._executor.release()
             return result
         if stream is not None:  # the GPU path checks it as it uses it
             self._check_stream(stream)
@@ -430,8 +427,8 @@ class FFT:
             return self._result(out)
         inp = self._input(self._operand.array)
         out = inp if problem.inplace else self._new_output()
-        self._executor.execute(inp, out, direction, self._data.get("prolog"), self._data.get("epilog"),
-                               params=(self._params.get("prolog", ()), self._params.get("epilog", ())))
+        self._executor.run(inp, out, direction, None, self._data.get("prolog"), self._data.get("epilog"),
+                           self._params.get("prolog", ()), self._params.get("epilog", ()))
         return self._result(out)
 
     def _quick_run(self, direction: str) -> Callable[..., None] | None:
@@ -443,7 +440,7 @@ class FFT:
             if laid is not None and not (laid.ndim == 1 and laid.flags.c_contiguous):
                 return None
             reads.append(None if laid is None else (0, laid.shape[0]))
-        return self._executor.quick(direction, *reads)
+        return self._executor.prepare(direction, *reads)
 
     def _check_stream(self, stream: Any) -> Any:
         """``stream`` unchanged if this FFT can run on it: any CUDA stream on the GPU; on the CPU
@@ -529,7 +526,7 @@ class FFT:
         problem = self.problem
         inp = self._input(array) if problem.copy_input else array
         out = inp if problem.inplace else self._new_output()
-        self._executor.execute(inp.data.ptr, out.data.ptr, _CUFFT_DIRECTION[direction], ptr, *data)
+        self._executor.run(inp.data.ptr, out.data.ptr, direction, ptr, *data)
         blocking = self.options.blocking
         if blocking is True or (blocking == "auto" and self._host_result is True):
             s.synchronize()
@@ -672,7 +669,7 @@ def _quick_cpu(engine: FFT, prolog: Any, epilog: Any) -> Callable[[Any, Any, Any
         if not np.shares_memory(laid, array) or not laid.flags.c_contiguous:
             return None  # laid out in a copy: execute makes it on every call
         reads.append((laid.ctypes.data - array.ctypes.data, laid.shape[0]))
-    run = engine._executor.quick(engine._plan.run_direction, *reads)
+    run = engine._executor.prepare(engine._plan.run_direction, *reads)
     if run is None:
         return None
     new_output = engine._new_output

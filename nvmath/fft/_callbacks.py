@@ -260,9 +260,10 @@ def callback_reuse_key(value: Any, kind: str, framework: str) -> Any:
     code = getattr(fn, "__code__", None)
     if code is None or (params is not None and framework != "cupy"):
         return FULL_PATH
+    layout = None if data is None else (
+        data.shape, data.strides, data.dtype, data.data.device_id if framework == "cupy" else None)
     # Runtime parameters' values change freely; their types decide the compiled code.
-    return (code, _data_layout(data, framework),
-            None if params is None else tuple((k, type(v)) for k, v in params.items()))
+    return (code, layout, None if params is None else tuple((k, type(v)) for k, v in params.items()))
 
 
 def _data_layout(data: Any, framework: str) -> tuple | None:

@@ -262,6 +262,23 @@ class CpuExecutor:
         self._blocks: dict[int, Any] = {}
         self._elementwise_only = all(cb is None or cb.elementwise for cb in (prolog, epilog))
 
+    # -- the executor interface (nvmath.fft._executor.Executor) --------------------------------
+    def prepare(self, direction: str, prolog_reads: tuple[int, int] | None = None,
+                epilog_reads: tuple[int, int] | None = None) -> Callable[..., None] | None:
+        """The fast path of repeated runs: ``quick``."""
+        return self.quick(direction, prolog_reads, epilog_reads)
+
+    def run(self, inp: np.ndarray, out: np.ndarray, direction: str, stream: Any, prolog_data: Any,
+            epilog_data: Any, prolog_params: tuple = (), epilog_params: tuple = ()) -> None:
+        """``execute``; ``stream`` is None (the CPU has none)."""
+        self.execute(inp, out, direction, prolog_data, epilog_data, params=(prolog_params, epilog_params))
+
+    def release(self) -> None:
+        """Nothing is held between runs."""
+
+    def free(self) -> None:
+        """Nothing to free: the loops belong to the cache, the threads to the pool."""
+
     # -- public ------------------------------------------------------------------------------
     def execute(
         self,
