@@ -19,6 +19,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from compiler.dtypes import DATA_DTYPES
+from compiler.fingerprint import UncacheableError, function_fingerprint
 from compiler.forms import Form, infer_form, reads_parameter, runtime_parameters
 from compiler.terms import Terms, broadcast_strides, param_dtype
 
@@ -207,8 +208,6 @@ def plan_key(arg: CallbackArg | None) -> Any:
         return None
     spec = spec_of(arg)
     if spec.fn is not None:
-        from compiler.fingerprint import UncacheableError, function_fingerprint
-
         try:
             code = function_fingerprint(spec.fn)
         except UncacheableError:
@@ -264,6 +263,20 @@ def callback_reuse_key(value: Any, kind: str, framework: str) -> Any:
         data.shape, data.strides, data.dtype, data.data.device_id if framework == "cupy" else None)
     # Runtime parameters' values change freely; their types decide the compiled code.
     return (code, layout, None if params is None else tuple((k, type(v)) for k, v in params.items()))
+
+
+def callback_fingerprints(prolog: Any, epilog: Any) -> tuple:
+    """The fingerprints of the functions of a prolog and an epilog that ``callback_reuse_key``
+    took (a function, or a dict with "fn" or "source"), taken on every call: a changed global
+    or closure value changes them. Never equal to another call's where one cannot be taken."""
+    out = []
+    for value in (prolog, epilog):
+        fn = value.get("fn") if type(value) is dict else value
+        try:
+            out.append(None if fn is None else function_fingerprint(fn))
+        except UncacheableError:
+            return (object(),)  # such callbacks always take the full path
+    return tuple(out)
 
 
 def _data_layout(data: Any, framework: str) -> tuple | None:

@@ -63,9 +63,9 @@ class _Side:
     broadcast: tuple[tuple[tuple, bytes], ...] = ()
 
 
-def dask_fft(kind: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any,
+def dask_fft(transform: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any,
              stream: Any, direction: Any = None, norm: Any = None) -> Any:
-    """``kind`` ("fft", "ifft", "rfft", "irfft") over a Dask array, as a lazy Dask array.
+    """``transform`` ("fft", "ifft", "rfft", "irfft") over a Dask array, as a lazy Dask array.
 
     ``norm=`` is fused into the callbacks here, on the client, so what the graph carries is
     already scaled; ``direction=`` goes to every chunk's FFT.
@@ -94,7 +94,7 @@ def dask_fft(kind: str, operand: Any, axes: Any, options: Any, execution: Any, p
                          "(x.map_blocks(cupy.asarray)) and leave execution=None")
 
     first = tuple(c[0] for c in x.chunks)
-    problem = problem_for(kind, first, _c_strides(first), np.dtype(x.dtype).name, fft_axes, False,
+    problem = problem_for(transform, first, _c_strides(first), np.dtype(x.dtype).name, fft_axes, False,
                           opts.last_axis_parity, opts.result_layout)
     result_shape = tuple(problem.output.shape[a] if a in fft_axes else n for a, n in enumerate(x.shape))
     out_chunks = tuple((problem.output.shape[a],) if a in fft_axes else c for a, c in enumerate(x.chunks))
@@ -108,7 +108,7 @@ def dask_fft(kind: str, operand: Any, axes: Any, options: Any, execution: Any, p
     layouts: dict[str, list] = {"prolog": [], "epilog": []}
     if shipped:
         for chunk in itertools.product(*(sorted(set(c)) for c in x.chunks)):
-            p = problem_for(kind, chunk, _c_strides(chunk), np.dtype(x.dtype).name, fft_axes, False,
+            p = problem_for(transform, chunk, _c_strides(chunk), np.dtype(x.dtype).name, fft_axes, False,
                             opts.last_axis_parity, opts.result_layout)
             layouts["prolog"].append(p.input)
             layouts["epilog"].append(p.output)
@@ -125,10 +125,10 @@ def dask_fft(kind: str, operand: Any, axes: Any, options: Any, execution: Any, p
     if not on_gpu and cpu_threads(execution, opts) is None:
         # Dask runs chunks in parallel already: a chunk's FFT threads would only oversubscribe.
         options = dataclasses.replace(opts, num_threads=1)
-    job = _ChunkFFT(kind, fft_axes, options, execution, direction, sides[0], sides[1], tokenize(kind, *sides))
+    job = _ChunkFFT(transform, fft_axes, options, execution, direction, sides[0], sides[1], tokenize(transform, *sides))
     meta = _empty_like_meta(x._meta, problem.output_dtype, x.ndim)
     return da.map_blocks(job, x, *extra, chunks=out_chunks, dtype=problem.output_dtype, meta=meta,
-                         name=f"fftfuse-{kind}-" + tokenize(x, *extra, job))
+                         name=f"fftfuse-{transform}-" + tokenize(x, *extra, job))
 
 
 def _side(kind: str, value: Any, shape: tuple, chunks: tuple, element: str, shipped: bool, opts: FFTOptions,
@@ -243,7 +243,7 @@ def _data_array(kind: str, data: Any, shape: tuple, chunks: tuple, da: Any) -> A
 class _ChunkFFT:
     """The task body: the FFT of one chunk with its callbacks (what every task of the graph runs)."""
 
-    kind: str
+    transform: str
     axes: tuple[int, ...]
     options: Any
     execution: Any
@@ -268,7 +268,7 @@ class _ChunkFFT:
         for s in self._sides():
             # The block as it is: the FFT engine reads broadcast data at its broadcast position.
             callbacks[s.kind] = {"fn": s.fn, "data": data[s.kind][0]} if s.kind in data else s.fn
-        run = functools.partial(run_stateless, self.kind, block, self.axes, self.options, self.execution,
+        run = functools.partial(run_stateless, self.transform, block, self.axes, self.options, self.execution,
                                 callbacks.get("prolog"), callbacks.get("epilog"), None, self.direction)
         if self.token in _compiled:
             return run()
@@ -300,7 +300,7 @@ class _ChunkFFT:
                     callbacks[s.kind] = {"ltoir": s.ltoir}
                     continue
                 if problem is None:
-                    problem = problem_for(self.kind, tuple(block.shape), _element_strides(block), block.dtype.name,
+                    problem = problem_for(self.transform, tuple(block.shape), _element_strides(block), block.dtype.name,
                                           self.axes, False, opts.last_axis_parity, opts.result_layout)
                 target = problem.input if s.kind == "prolog" else problem.output
                 values, location, _ = data[s.kind]
@@ -329,7 +329,7 @@ class _ChunkFFT:
                 engine.reset_operand(None)  # a kept engine holds no chunk
 
     def _new_engine(self, block: Any, callbacks: dict) -> Any:
-        engine = FFT(block, axes=self.axes, options=self.options, execution=self.execution, _transform=self.kind,
+        engine = FFT(block, axes=self.axes, options=self.options, execution=self.execution, _transform=self.transform,
                      _shared_plans=True)
         engine.plan(direction=self.direction, **callbacks)
         return engine

@@ -14,10 +14,8 @@ import operator
 import threading
 from typing import Any, Callable
 
-from compiler.fingerprint import UncacheableError, function_fingerprint
-
 from ._api import FFT, release_arrays, rerun
-from ._callbacks import FULL_PATH, array_framework, callback_reuse_key
+from ._callbacks import FULL_PATH, array_framework, callback_fingerprints, callback_reuse_key
 from ._options import debug_env
 
 
@@ -78,7 +76,7 @@ def run_stateless(transform: str, operand: Any, axes: Any, options: Any, executi
     key = _reuse_key(transform, operand, axes, options, execution, prolog, epilog)
     if key is not None and (direction is not None or norm is not None):
         key = (*key, direction, norm)
-    prints = _fingerprints(prolog, epilog) if key is not None else None
+    prints = callback_fingerprints(prolog, epilog) if key is not None else None
     if key is not None:
         hit = stateless_engines.get(key)
         if hit is not None and hit[1] == prints:
@@ -117,14 +115,3 @@ def _reuse_key(transform: str, operand: Any, axes: Any, options: Any, execution:
             return None
     device = operand.data.device_id if framework == "cupy" else None
     return (transform, operand.shape, operand.strides, operand.dtype, device, axes, p, e)
-
-
-def _fingerprints(prolog: Any, epilog: Any) -> tuple:
-    out = []
-    for cb in (prolog, epilog):
-        fn = cb.get("fn") if type(cb) is dict else cb
-        try:
-            out.append(None if fn is None else function_fingerprint(fn))
-        except UncacheableError:
-            return (object(),)  # never equal: such callbacks always take the full path
-    return tuple(out)

@@ -11,13 +11,12 @@ from ._options import DirectionLike, Execution, FFTOptions, Norm
 from ._reuse import run_stateless
 
 
-def _stateless(transform: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any,
-               stream: Any, direction: Any = None, norm: Any = None) -> Any:
-    if type(operand).__module__.startswith("dask."):  # a lazy graph of per-chunk FFTs
-        from ._dask import dask_fft
+def _lazy(transform: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any,
+          stream: Any, direction: Any = None, norm: Any = None) -> Any:
+    """A Dask operand: a lazy graph of per-chunk FFTs (Dask is imported only then)."""
+    from ._dask import dask_fft
 
-        return dask_fft(transform, operand, axes, options, execution, prolog, epilog, stream, direction, norm)
-    return run_stateless(transform, operand, axes, options, execution, prolog, epilog, stream, direction, norm)
+    return dask_fft(transform, operand, axes, options, execution, prolog, epilog, stream, direction, norm)
 
 
 @shared_doc
@@ -45,7 +44,8 @@ def fft(operand: Any, axes: Axes = None, options: FFTOptions | dict | None = Non
     >>> bool(np.allclose(fft(x, direction="inverse", norm="backward"), np.fft.ifft(x)))
     True
     """
-    return _stateless("fft", operand, axes, options, execution, prolog, epilog, stream, direction, norm)
+    run = _lazy if type(operand).__module__.startswith("dask.") else run_stateless
+    return run("fft", operand, axes, options, execution, prolog, epilog, stream, direction, norm)
 
 
 @shared_doc
@@ -67,7 +67,8 @@ def ifft(operand: Any, axes: Axes = None, options: FFTOptions | dict | None = No
     >>> bool(np.allclose(ifft(x, norm="backward"), np.fft.ifft(x)))
     True
     """
-    return _stateless("ifft", operand, axes, options, execution, prolog, epilog, stream, direction, norm)
+    run = _lazy if type(operand).__module__.startswith("dask.") else run_stateless
+    return run("ifft", operand, axes, options, execution, prolog, epilog, stream, direction, norm)
 
 
 @shared_doc
@@ -89,7 +90,8 @@ def rfft(operand: Any, axes: Axes = None, options: FFTOptions | dict | None = No
     >>> bool(np.allclose(rfft(x, axes=-1, norm="ortho"), np.fft.rfft(x, norm="ortho")))
     True
     """
-    return _stateless("rfft", operand, axes, options, execution, prolog, epilog, stream, direction, norm)
+    run = _lazy if type(operand).__module__.startswith("dask.") else run_stateless
+    return run("rfft", operand, axes, options, execution, prolog, epilog, stream, direction, norm)
 
 
 @shared_doc
@@ -112,4 +114,5 @@ def irfft(operand: Any, axes: Axes = None, options: FFTOptions | dict | None = N
     >>> bool(np.allclose(irfft(np.fft.rfft(x), norm="backward"), x))
     True
     """
-    return _stateless("irfft", operand, axes, options, execution, prolog, epilog, stream, direction, norm)
+    run = _lazy if type(operand).__module__.startswith("dask.") else run_stateless
+    return run("irfft", operand, axes, options, execution, prolog, epilog, stream, direction, norm)
