@@ -39,8 +39,10 @@ class ThreadEngines:
         return engines
 
     def get(self, key: Any) -> Any:
-        engines = getattr(self.local, "engines", None)
-        return None if engines is None else engines.get(key)
+        try:
+            return self.local.engines.get(key)
+        except AttributeError:  # none kept by this thread yet
+            return None
 
     def touch(self, key: Any) -> None:
         """Mark ``key`` used now (the last to go)."""
