@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from cache import artifact_key, default_store
 
-from .dtypes import element_dtype_name
+from .dtypes import element_dtype_name, single_precision_literals
 from .fingerprint import UncacheableError, function_fingerprint
 from .forms import (Form, callback_error, infer_form, no_result_cause, python_function, raise_statements,
                     runtime_parameters)
@@ -136,13 +136,6 @@ def _returns_value(code: Any) -> bool:
             return True
         previous = ins
     return False
-
-
-def single_precision_literals(literals: str, element: str) -> bool:
-    """Whether float literals are narrowed to single precision for this element type."""
-    if literals not in ("element", "double"):
-        raise ValueError(f"literals must be 'element' or 'double', got {literals!r}")
-    return literals == "element" and element in ("float32", "complex64")
 
 
 _reported: set[tuple[str, str]] = set()

@@ -101,3 +101,16 @@ def callback_type_code(kind: str, element_dtype: str) -> int:
     check_kind(kind)
     return _CALLBACK_TYPE_CODE[element_dtype] + (4 if kind == "epilog" else 0)
 
+
+def single_precision_literals(literals: str, element: str) -> bool:
+    """The single-precision literal rule, the one place it is written: whether a callback's Python
+    float literals (and float parameters) are narrowed to single precision for this element type.
+
+    >>> single_precision_literals("element", "complex64"), single_precision_literals("element", "float64")
+    (True, False)
+    >>> single_precision_literals("double", "float32")
+    False
+    """
+    if literals not in ("element", "double"):
+        raise ValueError(f"literals must be 'element' or 'double', got {literals!r}")
+    return literals == "element" and element in ("float32", "complex64")

@@ -176,7 +176,7 @@ class Terms:
 
     def slot_readers(self) -> list[Any]:
         """numba intrinsics reading each parameter from the slot ``info`` points to (GPU)."""
-        from .cuda_backend import numba_type
+        from .numba_types import numba_type
 
         return [_slot_reader(at, numba_type(t)) for (_, t), at in zip(self.params, self.param_offsets())]
 

@@ -260,7 +260,7 @@ class FakeGpu:
         """Put the fake in place for the rest of the test (``monkeypatch`` undoes it); with
         ``keep_memory``, no allocation is ever freed (so ``read`` sees buffers the code dropped)."""
         from compiler import toolchain
-        from nvmath.fft import _api, _cufft
+        from nvmath.fft import _cufft, _planner
 
         monkeypatch.setattr(Memory, "kept", [] if keep_memory else None)
         cupy = types.ModuleType("cupy")
@@ -272,7 +272,7 @@ class FakeGpu:
         cupy.__version__ = "fake"
         monkeypatch.setitem(sys.modules, "cupy", cupy)
         _local.__dict__.clear()
-        monkeypatch.setattr(_api, "_device_arch", lambda device: 90)
+        monkeypatch.setattr(_planner, "device_arch", lambda device: 90)
         fakes = {
             "create": lambda: next(self._handles),
             "destroy": self._destroy,

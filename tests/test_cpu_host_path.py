@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 
 import nvmath
-from nvmath.fft import _stateless
+from nvmath.fft import _reuse
 
 RNG = np.random.default_rng(11)
 
 
 @pytest.fixture(autouse=True)
 def own_engines(monkeypatch):
-    monkeypatch.setattr(_stateless, "_local", threading.local())
+    monkeypatch.setattr(_reuse.stateless_engines, "local", threading.local())
     monkeypatch.delenv("FFTFUSE_DEBUG", raising=False)
 
 
@@ -32,7 +32,7 @@ def real(shape, dtype=np.float32):
 
 def engine_of(*call):
     """The engine the hot path keeps for a call (``_quick_cpu``: its rerun without ``execute``)."""
-    return _stateless._recent_engines()[_stateless._reuse_key(*call)][0]
+    return _reuse.stateless_engines.mine()[_reuse._reuse_key(*call)][0]
 
 
 def mul(v, d):

@@ -353,7 +353,7 @@ def fake_cupy(monkeypatch):
     if gpu_available():
         pytest.skip("a stand-in for CuPy only where no GPU runs the real one")
 
-    from nvmath.fft import _dask
+    from nvmath.fft import _dask, _planner
 
     class ndarray(np.ndarray):
         __module__ = "cupy"
@@ -408,9 +408,9 @@ def fake_cupy(monkeypatch):
     monkeypatch.setattr(_dask._Buffer, "fill", lambda self, values, token: (fills.append(token),
                                                                             real_fill(self, values, token)))
     yield types.SimpleNamespace(module=cupy, calls=calls, plans=plans, fills=fills)
-    _dask._engines.__dict__.clear()
+    _dask._engines.local.__dict__.clear()
     _dask._buffers.clear()
-    _dask._device_arch.cache_clear()
+    _planner.device_arch.cache_clear()
 
 
 def test_cupy_chunks_reuse_one_data_buffer_and_copy_broadcast_data_once(fake_cupy):

@@ -58,16 +58,16 @@ def _engine_on(device: int) -> FFT:
 
 def _spec_on(device: int | None):
     spec = callback_spec({"fn": lambda v, d: v * d, "data": np.ones((4, 8), np.complex64)}, "epilog")
-    object.__setattr__(spec, "data", Tensor(spec.data.array, "cupy" if device is not None else "numpy", device))
+    spec = spec.with_data(Tensor(spec.data.array, "cupy" if device is not None else "numpy", device))
     return spec
 
 
 def test_user_data_on_another_device_is_refused():
     with pytest.raises(ValueError, match="on GPU 1 but the operand is on GPU 0"):
-        _engine_on(0)._check_data_device(_spec_on(1))
+        _engine_on(0)._data_on_target(_spec_on(1))
     with pytest.raises(ValueError, match="host memory"):
-        _engine_on(0)._check_data_device(_spec_on(None))
-    _engine_on(1)._check_data_device(_spec_on(1))  # same device: accepted
+        _engine_on(0)._data_on_target(_spec_on(None))
+    _engine_on(1)._data_on_target(_spec_on(1))  # same device: accepted
 
 
 def test_one_artifact_per_architecture_shared_by_devices(tmp_path):

@@ -13,7 +13,7 @@ import pytest
 
 import nvmath
 from fake_gpu import FakeGpu, read
-from nvmath.fft import _gpu, _stateless
+from nvmath.fft import _gpu, _reuse
 
 GAIN = 2.0  # read by a callback below; the tests change it
 
@@ -22,11 +22,11 @@ GAIN = 2.0  # read by a callback below; the tests change it
 def gpu(monkeypatch):
     fake = FakeGpu().install(monkeypatch, keep_memory=True)
     monkeypatch.setattr(_gpu, "plan_cache", _gpu.PlanCache())
-    monkeypatch.setattr(_stateless, "_local", threading.local())  # this test's engines only
+    monkeypatch.setattr(_reuse.stateless_engines, "local", threading.local())  # this test's engines only
     monkeypatch.delenv("FFTFUSE_DEBUG", raising=False)
     yield fake
     # Engines and plans of the fake go while it is in place (freeing calls the fake cuFFT).
-    _stateless._recent_engines().clear()
+    _reuse.stateless_engines.mine().clear()
     gc.collect()
     _gpu.plan_cache.clear()
 
@@ -143,7 +143,7 @@ def test_each_calls_stream_is_used(gpu):
     call(12345)
     call()
     assert [launch.stream for launch in gpu.launches] == [s1.ptr, s2.ptr, 12345, 0]
-    assert gpu.plans_made == 1 and len(_stateless._recent_engines()) == 1
+    assert gpu.plans_made == 1 and len(_reuse.stateless_engines.mine()) == 1
 
 
 def test_each_operand_runs_on_its_device(gpu):

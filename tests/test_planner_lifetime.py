@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import nvmath
-from nvmath.fft import _api, _gpu, _stateless
+from nvmath.fft import _api, _gpu, _reuse
 from nvmath.fft._tensor import Tensor
 
 
@@ -168,7 +168,7 @@ def test_a_plan_moving_to_another_stream_waits_for_the_previous_one(monkeypatch)
     plan = bare_plan()
     plan._slots = FakeSlots(cuda.calls)
     for stream, data in [(7, 100), (7, 101), (9, 200), (7, 100)]:
-        plan.execute(stream, 0, -1, stream, 0, data)
+        plan.run(stream, 0, "forward", stream, 0, data)
     slots = [("slots", stream, (0, b"", data, b"")) for stream, data in [(7, 100), (7, 101), (9, 200), (7, 100)]]
     assert cuda.calls == [
         # every launch marks its end, while its stream is surely alive; a move waits on that mark
@@ -193,7 +193,7 @@ def test_freeing_a_plan_never_touches_the_stream_it_ran_on(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", fake_cupy)
     monkeypatch.setattr(_gpu._cufft, "destroy", lambda handle: touched.append(("destroy", handle)))
     plan = bare_plan()
-    plan.execute(7, 0, -1, 7)
+    plan.run(7, 0, "forward", 7)
     plan.free()
     assert ("exec", 7) in cuda.calls
     assert touched == [("eventSynchronize", "event"), ("destroy", 1), ("eventDestroy", "event")]
@@ -205,7 +205,7 @@ def test_threads_sharing_a_plan_each_launch_on_their_own_stream(monkeypatch):
 
     def work(k):
         for _ in range(40):
-            plan.execute(11 + k, 0, -1, 11 + k)
+            plan.run(11 + k, 0, "forward", 11 + k)
 
     in_threads(work, 3)
     assert sum(c[0] == "exec" for c in cuda.calls) == 120
@@ -223,7 +223,7 @@ def fake_gpu(monkeypatch):
     monkeypatch.setattr(_gpu, "GpuPlan", lambda problem, *a, **k: FakePlan(problem.operand.shape))
     monkeypatch.setattr(_api, "_to_device", lambda t, *a, **k: Tensor(t.array, t.framework, 0))
     monkeypatch.setattr(_api.FFT, "_execute_gpu", lambda self, direction, stream: self._executor.use())
-    monkeypatch.setattr(_stateless, "rerun", lambda engine, *args: engine._executor.use())
+    monkeypatch.setattr(_reuse, "rerun", lambda engine, *args: engine._executor.use())
     return cache
 
 

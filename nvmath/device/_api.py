@@ -75,7 +75,12 @@ class FFT:
                                    elements_per_thread=elements_per_thread, real_fft_options=real_fft_options)
         from . import _numba
 
-        _numba.register()
+        _numba.register(FFT)
+
+    @property
+    def spec(self) -> dsc.Spec:
+        """The checked description (hashable: equal descriptions are one FFT for numba and the cache)."""
+        return self._spec
 
     def __repr__(self) -> str:
         s = self._spec
@@ -185,7 +190,7 @@ class FFT:
 
     # Code ------------------------------------------------------------------------------------
     def _artifact(self, api: str) -> dsc.Artifact:
-        return _artifact(self._spec, api)
+        return dsc.artifact(self._spec, api)
 
     @property
     def ltoir(self) -> bytes:
@@ -209,10 +214,6 @@ class FFT:
     def __call__(self, *args: Any) -> None:
         raise RuntimeError("a device FFT is called inside a numba-cuda kernel (@cuda.jit) only")
 
-
-@functools.lru_cache(maxsize=256)
-def _artifact(spec: dsc.Spec, api: str) -> dsc.Artifact:
-    return dsc.ltoir(spec, api)
 
 
 def fft(*, fft_type: str, size: int, precision: Any, direction: str | None = None, execution: str = "Block",

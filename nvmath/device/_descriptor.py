@@ -324,3 +324,9 @@ def ltoir(spec: Spec, api: str = API_REGISTER, store: Any = None) -> Artifact:
     store.put(key, code, {"kind": "cufftdx", "function": symbol, "symbol": symbol, "isa": isa, "arch": spec.arch,
                           "element_dtype": spec.precision, "descriptor": spec.key(), "api": api})
     return Artifact(code, symbol, isa, key, "compiled")
+
+
+@functools.lru_cache(maxsize=256)
+def artifact(spec: Spec, api: str = API_REGISTER) -> Artifact:
+    """As :func:`ltoir` through the default store, kept for the process (one object per description)."""
+    return ltoir(spec, api)

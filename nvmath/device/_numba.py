@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from . import _descriptor
 from ._descriptor import API_REGISTER, API_SHARED
 
 __all__ = ["register", "linkable", "links_device_fft"]
@@ -26,16 +27,14 @@ def linkable(fft: Any, api: str) -> Any:
     One object per description and API, shared by equal FFT objects: numba links a set of
     objects, so code listed in ``link=`` and added by a call is linked once.
     """
-    return _linkable(fft._spec, api)
+    return _linkable(fft.spec, api)
 
 
 @functools.lru_cache(maxsize=None)
 def _linkable(spec: Any, api: str) -> Any:
     from numba import cuda
 
-    from ._api import _artifact
-
-    artifact = _artifact(spec, api)
+    artifact = _descriptor.artifact(spec, api)
     code = cuda.LTOIR(artifact.ltoir, name=f"{artifact.symbol}.ltoir")
     code._fftfuse_device_fft = True  # marks kernels whose links the link cache keeps (links_device_fft)
     return code
@@ -49,8 +48,8 @@ def links_device_fft(library: Any) -> bool:
 _registered = False
 
 
-def register() -> bool:
-    """Teach numba-cuda about FFT objects; False where numba-cuda is not installed."""
+def register(fft_class: type) -> bool:
+    """Teach numba-cuda about ``fft_class`` objects (device FFTs); False where numba-cuda is not installed."""
     global _registered
     if _registered:
         return True
@@ -58,7 +57,7 @@ def register() -> bool:
         import numba.cuda  # noqa: F401
     except ImportError:
         return False
-    _register()
+    _register(fft_class)
     from compiler.link_cache import install
 
     install(links_device_fft)
@@ -66,7 +65,7 @@ def register() -> bool:
     return True
 
 
-def _register() -> None:
+def _register(fft_class: type) -> None:
     import numpy as np
     from llvmlite import ir
     from numba.np.numpy_support import from_dtype
@@ -76,14 +75,12 @@ def _register() -> None:
     from numba.cuda.extending import (intrinsic, lower_builtin, models, overload_attribute, overload_method,
                                       register_model, typeof_impl)
 
-    from ._api import FFT
-
     class FFTType(types.Type):
         """The numba type of one FFT description (types with equal descriptions are one type)."""
 
-        def __init__(self, fft: FFT) -> None:
+        def __init__(self, fft: Any) -> None:
             self.fft = fft
-            super().__init__(name=f"cufftdx.FFT({fft._spec.key()})")
+            super().__init__(name=f"cufftdx.FFT({fft.spec.key()})")
 
     @register_model(FFTType)
     class _NoData(models.StructModel):
@@ -94,8 +91,8 @@ def _register() -> None:
     def _constant(context: Any, builder: Any, typ: Any, pyval: Any) -> Any:
         return context.get_dummy_value()
 
-    @typeof_impl.register(FFT)
-    def _typeof(val: FFT, c: Any) -> FFTType:
+    @typeof_impl.register(fft_class)
+    def _typeof(val: Any, c: Any) -> FFTType:
         return FFTType(val)
 
     def _attribute(name: str) -> None:
@@ -109,7 +106,7 @@ def _register() -> None:
                  "fft_type", "execution", "precision"):
         _attribute(name)
 
-    def _element_type(fft: FFT, data: Any, what: str) -> Any:
+    def _element_type(fft: Any, data: Any, what: str) -> Any:
         value = from_dtype(np.dtype(fft.value_type))
         allowed = {value}
         if fft.fft_type != "c2c":  # real data may sit in the same storage
@@ -124,7 +121,7 @@ def _register() -> None:
                               f"{data.dtype}")
         return value
 
-    def _api(fft: FFT, has_scratch: bool) -> str:
+    def _api(fft: Any, has_scratch: bool) -> str:
         if has_scratch or fft.execution == "Thread":
             return API_REGISTER
         return API_SHARED
@@ -145,7 +142,7 @@ def _register() -> None:
                 ptr = builder.addrspacecast(ptr, ir.PointerType(ptr.type.pointee), "generic")
             pointers.append(builder.bitcast(ptr, ir.PointerType(pointee)))
         function_type = ir.FunctionType(ir.VoidType(), [p.type for p in pointers])
-        function = cgutils.get_or_insert_function(builder.module, function_type, fft._artifact(api).symbol)
+        function = cgutils.get_or_insert_function(builder.module, function_type, _descriptor.artifact(fft.spec, api).symbol)
         builder.call(function, pointers)
         return context.get_dummy_value()
 
@@ -154,7 +151,7 @@ def _register() -> None:
         if not isinstance(fft_type, FFTType):
             return None
         fft = fft_type.fft
-        if fft._spec.precision == "float16":
+        if fft.spec.precision == "float16":
             raise TypingError("half-precision device FFTs give their traits here, but cannot be executed from numba "
                               "kernels yet; use np.float32 or np.float64")
         _element_type(fft, data, "the data")

@@ -1,14 +1,13 @@
-"""The FFT engine: the stateful ``FFT``, which the stateless functions (``_stateless``) use too.
+"""The FFT engine: the stateful ``FFT``, which the stateless functions (``_reuse``) use too.
 
-``FFT`` decides the buffers (``_layout``), compiles the callbacks (through the cache, dtypes
-inferred from the problem and the user's data), and runs them on the GPU (cuFFT with LTO
-callbacks) or the CPU (SciPy + numba). Engines of stateless calls borrow plans from a
-per-device cache instead of building their own.
+``FFT`` asks the planner (``_planner``) for its buffers and its ``Plan``, then compiles the
+callbacks (through the cache, dtypes inferred from the problem and the user's data), lays out
+their data and runs them on the GPU (cuFFT with LTO callbacks) or the CPU (ducc0 + numba).
+Engines of stateless calls borrow plans from a per-device cache instead of building their own.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import numbers
@@ -18,14 +17,14 @@ from typing import Any, Callable, Sequence, Union
 
 import numpy as np
 
-from ._callbacks import (CallbackSpec, DeviceCallable, callback_form, callback_spec, callback_terms,
-                         lay_out_user_data, parameter_values)
+from ._callbacks import CallbackSpec, DeviceCallable, callback_form, callback_terms, lay_out_user_data, parameter_values
 from ._docs import shared_doc
 from ._gpu_presence import describe_execution, gpu_failure, missing_cupy
-from ._layout import FFTProblem, LayoutError, plan_problem
 from ._log import fft_logger, log_compiled
-from ._norm import fuse_scale, norm_scale
-from ._options import DirectionLike, Execution, FFTOptions, Norm, cpu_threads, direction_name, execution_target
+from ._options import DirectionLike, Execution, FFTOptions, Norm, cpu_threads, execution_target
+from . import _planner
+from ._planner import (Plan, check_transform, execution_device, gpu_plan_key, make_plan, place_data, planned_direction,
+                       problem_for, request_key, transform_for)
 from ._tensor import Tensor, as_tensor, check_writeable, empty_factory, empty_strided
 
 # What prolog= and epilog= take: a Python function, {"fn": f, "data": array}, a DeviceCallable,
@@ -33,18 +32,6 @@ from ._tensor import Tensor, as_tensor, check_writeable, empty_factory, empty_st
 Callback = Union[Callable, dict, DeviceCallable, None]
 Axes = Union[int, Sequence[int], None]
 
-
-@functools.lru_cache(maxsize=1024)
-def _problem(transform, shape, strides, dtype, axes, inplace, parity, layout) -> FFTProblem:
-    return plan_problem(transform, shape, strides, dtype, axes, inplace=inplace, last_axis_parity=parity,
-                        result_layout=layout)
-
-
-# cuFFT's CUFFT_FORWARD and CUFFT_INVERSE (nvmath.fft._cufft, not imported here: CPU-only work needs no ctypes).
-_CUFFT_DIRECTION = {"forward": -1, "inverse": 1}
-
-# A released engine's spec had data: the next call brings its own (see release_arrays).
-_RELEASED = object()
 
 
 def axes_tuple(axes: Axes) -> tuple[int, ...] | None:
@@ -69,9 +56,6 @@ def axes_tuple(axes: Axes) -> tuple[int, ...] | None:
 
 def _is_integer(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
-_TRANSFORM_TYPES = {"fft": "C2C", "ifft": "C2C", "rfft": "R2C", "irfft": "C2R"}
 
 
 @shared_doc
@@ -117,19 +101,17 @@ class FFT:
         self._planned_operand = (tensor.shape, tensor.strides, tensor.dtype, tensor.device_id)
         self._user_operand = operand
         self._axes = axes_tuple(axes)
-        self._transform = _transform or self._default_transform(tensor.dtype)
-        if _transform is not None and self.options.fft_type not in (None, _TRANSFORM_TYPES[_transform]):
-            raise ValueError(f"{_transform}() runs a {_TRANSFORM_TYPES[_transform]} transform but options.fft_type "
-                             f"is {self.options.fft_type!r}; drop fft_type or call the matching function")
+        self._transform = _transform or transform_for(tensor.dtype, self.options)
+        if _transform is not None:
+            check_transform(_transform, self.options)
         self._shared = _shared_plans
-        self._plan_direction: str | None = None
-        self._norm: str | None = None
         self._stream = self._check_stream(stream)
-        self.problem = self._make_problem(tensor)
+        o = self.options
+        self.problem = problem_for(self._transform, tensor.shape, tensor.strides, tensor.dtype, self._axes, o.inplace,
+                                   o.last_axis_parity, o.result_layout)
         if self.problem.inplace:
             check_writeable(user_tensor)
-        self._prolog: CallbackSpec | None = None
-        self._epilog: CallbackSpec | None = None
+        self._plan: Plan | None = None  # decided by plan(): callbacks, direction, norm, executor
         self._executor: Any = None
         self._release_plan: Any = None  # gives the GPU plan back (weakref.finalize: also when collected)
         self._freed = False
@@ -148,28 +130,22 @@ class FFT:
         self._params: dict[str, tuple] = {}  # per callback: runtime parameter values (NumPy scalars)
         self._broadcast: dict[str, bool] = {}  # per callback: its data is read at broadcast positions
 
-    def _default_transform(self, dtype: str) -> str:
-        return self._transform_for(dtype, self.options)
+    # What the plan decided (nothing before plan()).
+    @property
+    def _prolog(self) -> CallbackSpec | None:
+        return self._plan.prolog if self._plan is not None else None
 
-    @staticmethod
-    def _transform_for(dtype: str, options: FFTOptions) -> str:
-        fft_type = options.fft_type
-        if fft_type is None:
-            return "fft" if dtype.startswith("complex") else "rfft"
-        transforms = {"C2C": "fft", "R2C": "rfft", "C2R": "irfft"}
-        if fft_type not in transforms:
-            raise ValueError(f"fft_type must be one of {sorted(transforms)}, got {fft_type!r}")
-        return transforms[fft_type]
+    @property
+    def _epilog(self) -> CallbackSpec | None:
+        return self._plan.epilog if self._plan is not None else None
 
-    def _make_problem(self, t: Tensor) -> FFTProblem:
-        o = self.options
-        try:
-            return _problem(self._transform, t.shape, t.strides, t.dtype, self._axes, o.inplace, o.last_axis_parity,
-                            o.result_layout)
-        except LayoutError:
-            raise
-        except ValueError as exc:
-            raise LayoutError(str(exc)) from None
+    @property
+    def _plan_direction(self) -> str | None:
+        return self._plan.direction if self._plan is not None else None
+
+    @property
+    def _norm(self) -> str | None:
+        return self._plan.norm if self._plan is not None else None
 
     @property
     def operand(self) -> Any:
@@ -193,18 +169,7 @@ class FFT:
         >>> FFT.create_key(a, axes=[-1]) == FFT.create_key(a, axes=[0])
         False
         """
-        opts = FFTOptions.of(options)
-        tensor = as_tensor(operand)
-        target = execution_target(execution, tensor, opts)
-        device = tensor.device_id if tensor.on_gpu else (_execution_device(execution, opts) if target == "cuda" else None)
-        transform = FFT._transform_for(tensor.dtype, opts)
-        problem = _problem(transform, tensor.shape, tensor.strides, tensor.dtype, axes_tuple(axes), opts.inplace,
-                           opts.last_axis_parity, opts.result_layout)
-        settings = tuple(getattr(opts, f) for f in ("user_data_copy", "debug_mode", "float_literals", "patient_jit",
-                                                    "blocking", "cpu_engine"))
-        return (problem, target, device, tensor.framework, settings, id(opts.allocator) if opts.allocator else None,
-                cpu_threads(execution, opts) if target == "cpu" else None,
-                _callback_key(prolog, "prolog"), _callback_key(epilog, "epilog"))
+        return request_key(operand, axes_tuple(axes), FFTOptions.of(options), execution, prolog, epilog)
 
     def get_key(self, *, prolog: Callback = None, epilog: Callback = None) -> tuple:
         """``create_key`` of this FFT's operand, axes, options and execution with these callbacks."""
@@ -241,18 +206,12 @@ class FFT:
         self._check_live("plan")
         self._require_operand("plan")
         self._free_executor()
-        self._plan_direction = None if direction is None else self._direction(direction)
-        self._norm = norm
-        if norm is not None:
-            scale = norm_scale(norm, self._plan_direction or self.problem.direction, self._logical_size())
-            if scale is not None:
-                prolog, epilog = fuse_scale(prolog, epilog, scale, ndim=len(self.problem.operand.shape))
+        self._plan = None
+        plan = make_plan(self.problem, self._target, self.options, prolog, epilog, direction=direction, norm=norm,
+                         shared=self._shared, device_id=self._operand.device_id,
+                         to_host=self._host_result == "device")
         self._plan_stream = self._check_stream(stream) if stream is not None else self._stream
-        self._prolog = callback_spec(prolog, "prolog")
-        self._epilog = callback_spec(epilog, "epilog")
-        for spec in (self._prolog, self._epilog):
-            if spec is not None and spec.data is not None:
-                self._check_data_device(spec)
+        self._plan = plan
         # Data first: LTO-IR given as bytes has its user_info pointer fixed in the plan.
         self._data, self._terms, self._params = {}, {}, {}
         for spec in (self._prolog, self._epilog):
@@ -273,16 +232,6 @@ class FFT:
             log.info("planned %s %s n=%s batch=%d on %s with %s in %.1f ms", p.fft_type, p.input_dtype, p.fft_lengths,
                      p.batch, self._target if self._target == "cpu" else f"GPU {self._operand.device_id}", names,
                      1e3 * (time.perf_counter() - started))
-
-    def _logical_size(self) -> int:
-        """n of norm=: the points of one transform (the real side's for rfft/irfft)."""
-        p = self.problem
-        real = p.input if p.fft_type == "R2C" else p.output
-        side = real if p.fft_type != "C2C" else p.input
-        n = 1
-        for axis in p.axes:
-            n *= side.shape[axis]
-        return n
 
     def set_params(self, *, prolog: dict[str, Any] | None = None, epilog: dict[str, Any] | None = None) -> None:
         """New values of the callbacks' runtime parameters (keyword-only parameters), used from the next
@@ -325,24 +274,13 @@ class FFT:
         if form is None:
             self._terms[kind], self._params[kind] = None, ()
             return
-        single = self.options.single_literals(self._element_dtype(kind))
+        single = self._plan.single[0 if kind == "prolog" else 1]
         terms = self._terms[kind] = callback_terms(spec, form, target, strides, single)
         self._params[kind] = terms.param_values(parameter_values(spec)) if terms is not None and terms.params else ()
 
-    def _check_data_device(self, spec: CallbackSpec) -> None:
-        data = spec.data
-        if self._target == "cuda":
-            if not data.on_gpu:
-                raise ValueError(f"{spec.name}: its data is in host memory but the FFT runs on GPU "
-                                 f"{self._operand.device_id}; move the data to that device")
-            if data.device_id != self._operand.device_id:
-                raise ValueError(f"{spec.name}: its data is on GPU {data.device_id} but the operand is on GPU "
-                                 f"{self._operand.device_id}; user data must be on the operand's device")
-        elif data.on_gpu:
-            if self._host_result == "device":  # debug mode: everything moves to the host
-                object.__setattr__(spec, "data", Tensor(data.array.get(), data.framework, None))
-            else:
-                raise ValueError(f"{spec.name}: its data is on a GPU but the FFT runs on the CPU")
+    def _data_on_target(self, spec: CallbackSpec | None) -> CallbackSpec | None:
+        """``spec`` once its data is checked to be where this FFT runs (``_planner.place_data``)."""
+        return place_data(spec, self._target, self._operand.device_id, self._host_result == "device")
 
     def _lay_out(self, spec: CallbackSpec, broadcast: bool) -> tuple[Any, Any]:
         if spec.data is None:
@@ -357,7 +295,7 @@ class FFT:
         return lay_out_user_data(spec, target, allow_copy=copy, broadcast=broadcast)
 
     def _element_dtype(self, kind: str) -> str:
-        return self.problem.input_dtype if kind == "prolog" else self.problem.output_dtype
+        return self._plan.element_dtype(kind)
 
     def _plan_gpu(self) -> Any:
         from . import _gpu
@@ -370,8 +308,7 @@ class FFT:
                                      patient_jit=patient, allocator=allocator)
         if self._shared:
             # A plan's workspace comes from its allocator: plans of other allocators are others.
-            key = (device, self.problem, patient, id(allocator) if allocator is not None else None,
-                   *(a.key() if a else None for a in attached))
+            key = gpu_plan_key(device, self.problem, patient, allocator, tuple(attached))
             created = _gpu.plan_cache.created
             plan = _gpu.plan_cache.acquire(key, build)
             self._release_plan = weakref.finalize(self, _gpu.plan_cache.release, plan)
@@ -394,7 +331,7 @@ class FFT:
         pointer = int(laid_out.data.ptr) if laid_out is not None else (spec.pointer or 0)
         if spec.ltoir is not None:
             # nvmath-python's form: user_info is the data pointer itself, fixed in the plan.
-            _check_raw_ltoir(spec, element, _device_arch(self._operand.device_id))
+            _check_raw_ltoir(spec, element, _planner.device_arch(self._operand.device_id))
             return AttachedCallback(spec.kind, spec.ltoir, element,
                                     indirect=False, pointer=pointer, name=spec.name, toolkit=None)
         # Shared (stateless) plans read the data pointer from a slot, so new data reuses the plan;
@@ -403,7 +340,7 @@ class FFT:
         terms = self._terms.get(spec.kind)
         params = terms is not None and bool(terms.params)
         indirect = (self._shared and spec.data is not None) or params
-        arch = _device_arch(self._operand.device_id)
+        arch = _planner.device_arch(self._operand.device_id)
         started = time.perf_counter()
         if spec.source is not None:
             from compiler.cuda_source import compile_source
@@ -424,7 +361,7 @@ class FFT:
 
         from ._cpu import CpuExecutor
 
-        debug = self.options.debug_mode
+        debug = self._plan.executor == "cpu-debug"
         compiled = []
         for spec in (self._prolog, self._epilog):
             if spec is None:
@@ -467,16 +404,17 @@ class FFT:
         self._require_operand("execute")
         if self._executor is None:
             self.plan()
-        planned = self._plan_direction or self.problem.direction
-        direction = self._direction(direction) if direction is not None else planned
-        if self._norm is not None and direction != planned:
-            raise ValueError(f"this FFT was planned with norm={self._norm!r} for the {planned} direction, whose "
+        plan = self._plan
+        planned = plan.run_direction
+        direction = planned_direction(self.problem, direction) if direction is not None else planned
+        if plan.norm is not None and direction != planned:
+            raise ValueError(f"this FFT was planned with norm={plan.norm!r} for the {planned} direction, whose "
                              "scale is fused in; plan again to run the other direction")
         problem = self.problem
         if self._target == "cuda":
             result = self._execute_gpu(direction, stream)
-            if release_workspace and hasattr(self._executor, "release_workspace"):
-                self._executor.release_workspace()
+            if release_workspace:
+                self._executor.release()
             return result
         if stream is not None:  # the GPU path checks it as it uses it
             self._check_stream(stream)
@@ -489,8 +427,8 @@ class FFT:
             return self._result(out)
         inp = self._input(self._operand.array)
         out = inp if problem.inplace else self._new_output()
-        self._executor.execute(inp, out, direction, self._data.get("prolog"), self._data.get("epilog"),
-                               params=(self._params.get("prolog", ()), self._params.get("epilog", ())))
+        self._executor.run(inp, out, direction, None, self._data.get("prolog"), self._data.get("epilog"),
+                           self._params.get("prolog", ()), self._params.get("epilog", ()))
         return self._result(out)
 
     def _quick_run(self, direction: str) -> Callable[..., None] | None:
@@ -502,7 +440,7 @@ class FFT:
             if laid is not None and not (laid.ndim == 1 and laid.flags.c_contiguous):
                 return None
             reads.append(None if laid is None else (0, laid.shape[0]))
-        return self._executor.quick(direction, *reads)
+        return self._executor.prepare(direction, *reads)
 
     def _check_stream(self, stream: Any) -> Any:
         """``stream`` unchanged if this FFT can run on it: any CUDA stream on the GPU; on the CPU
@@ -521,14 +459,6 @@ class FFT:
         if self._operand is None:
             raise RuntimeError(f"cannot {what}: the operand was released by reset_operand(None); "
                                "give this FFT an operand with reset_operand(array) first")
-
-    def _direction(self, direction: DirectionLike | None) -> str:
-        if direction is None:
-            return self.problem.direction
-        direction = direction_name(direction)
-        if self.problem.fft_type != "C2C" and direction != self.problem.direction:
-            raise ValueError(f"a {self.problem.fft_type} FFT runs {self.problem.direction} only")
-        return direction
 
     def _input(self, array: Any) -> Any:
         """What cuFFT reads: ``array`` itself, or its copy in the problem's input buffer."""
@@ -596,7 +526,7 @@ class FFT:
         problem = self.problem
         inp = self._input(array) if problem.copy_input else array
         out = inp if problem.inplace else self._new_output()
-        self._executor.execute(inp.data.ptr, out.data.ptr, _CUFFT_DIRECTION[direction], ptr, *data)
+        self._executor.run(inp.data.ptr, out.data.ptr, direction, ptr, *data)
         blocking = self.options.blocking
         if blocking is True or (blocking == "auto" and self._host_result is True):
             s.synchronize()
@@ -693,7 +623,7 @@ def rerun(engine: FFT, operand: Any, prolog: Any, epilog: Any, stream: Any) -> A
     if engine._target != "cuda":
         return _rerun_cpu(engine, operand, prolog, epilog, stream)
     try:
-        return engine._execute_gpu(engine._plan_direction or engine.problem.direction, stream, operand,
+        return engine._execute_gpu(engine._plan.run_direction, stream, operand,
                                    (prolog, epilog))
     finally:
         engine._input_buffer = None
@@ -706,13 +636,13 @@ def _rerun_cpu(engine: FFT, operand: Any, prolog: Any, epilog: Any, stream: Any)
     engine._operand = as_tensor(operand)
     engine._user_operand = operand
     try:
-        for spec in (engine._prolog, engine._epilog):
+        for spec in (engine._plan.prolog, engine._plan.epilog):
             if spec is None:
                 continue
-            new = prolog if spec.kind == "prolog" else epilog
-            if spec.data is _RELEASED:
-                object.__setattr__(spec, "data", as_tensor(new["data"], what=f"{spec.kind} data"))
-            engine._data[spec.kind] = engine._lay_out(spec, engine._broadcast[spec.kind])[0]
+            if spec.has_data:  # this call's data, laid out as the planned data was
+                new = prolog if spec.kind == "prolog" else epilog
+                call = spec.with_data(as_tensor(new["data"], what=f"{spec.kind} data"))
+                engine._data[spec.kind] = engine._lay_out(call, engine._broadcast[spec.kind])[0]
         if quick is None:
             engine._quick_cpu = _quick_cpu(engine, prolog, epilog) or False
         return engine.execute(stream=stream)
@@ -739,7 +669,7 @@ def _quick_cpu(engine: FFT, prolog: Any, epilog: Any) -> Callable[[Any, Any, Any
         if not np.shares_memory(laid, array) or not laid.flags.c_contiguous:
             return None  # laid out in a copy: execute makes it on every call
         reads.append((laid.ctypes.data - array.ctypes.data, laid.shape[0]))
-    run = engine._executor.quick(engine._plan_direction or engine.problem.direction, *reads)
+    run = engine._executor.prepare(engine._plan.run_direction, *reads)
     if run is None:
         return None
     new_output = engine._new_output
@@ -758,17 +688,18 @@ def _call_data(engine: FFT, prolog: Any, epilog: Any) -> tuple[tuple, list]:
     epilog parameter bytes)``, and the copies made to lay its data out (held by the caller until
     launched; the device and stream are current)."""
     out, copies = [0, 0, b"", b""], []
-    for i, (spec, given) in enumerate(((engine._prolog, prolog), (engine._epilog, epilog))):
+    plan = engine._plan
+    for i, (spec, given) in enumerate(((plan.prolog, prolog), (plan.epilog, epilog))):
         if spec is None:
             continue
-        if spec.data is not None:
+        if spec.has_data:
             array = given["data"]
             if engine._data_in_place[i]:
                 out[i] = array.data.ptr
             else:
                 target = engine.problem.input if spec.kind == "prolog" else engine.problem.output
                 tensor = as_tensor(array, what=f"{spec.kind} data")
-                laid = lay_out_user_data(dataclasses.replace(spec, data=tensor), target,
+                laid = lay_out_user_data(spec.with_data(tensor), target,
                                          allow_copy=engine.options.user_data_copy,
                                          broadcast=engine._broadcast[spec.kind])[0]
                 copies.append(laid)
@@ -788,9 +719,7 @@ def release_arrays(engine: FFT) -> None:
     in stream order)."""
     engine._operand = engine._input_buffer = engine._user_operand = engine._host_operand = None
     engine._data = {}
-    for spec in (engine._prolog, engine._epilog):
-        if spec is not None:
-            object.__setattr__(spec, "data", None if spec.data is None else _RELEASED)
+    engine._plan = engine._plan.without_data()
 
 
 def _check_raw_ltoir(spec: CallbackSpec, element: str, arch: int) -> None:
@@ -824,37 +753,9 @@ def _ltoir_matches(ltoir: bytes, kind: str, element: str, arch: int) -> Any:
     return next(((k, d) for k in KINDS for d in ELEMENT_DTYPES if (k, d) != (kind, element) and links(k, d)), None)
 
 
-def _execution_device(execution: Any, options: FFTOptions) -> int:
-    """The GPU a host operand runs on: the execution's device_id, else the options', else 0."""
-    device_id = execution.get("device_id") if isinstance(execution, dict) else getattr(execution, "device_id", None)
-    return device_id if device_id is not None else (options.device_id or 0)
-
-
-def _callback_key(value: Any, kind: str) -> Any:
-    """What of a prolog/epilog argument decides its plan: code by fingerprint, data by address."""
-    if value is None:
-        return None
-    spec = callback_spec(value, kind)
-    if spec.fn is not None:
-        from compiler.fingerprint import UncacheableError, function_fingerprint
-
-        try:
-            code = function_fingerprint(spec.fn)
-        except UncacheableError:
-            code = ("object", id(spec.fn))  # equal only to itself
-    elif spec.source is not None:
-        code = ("source", spec.source, spec.source_name)
-    else:
-        code = ("ltoir", hash(spec.ltoir))
-    data = spec.pointer if spec.data is None else (spec.data.ptr, spec.data.shape, spec.data.strides, spec.data.dtype)
-    if spec.params:  # runtime parameters: their types decide the code, their values do not
-        return (kind, code, data, tuple((k, type(v).__name__) for k, v in spec.params.items()))
-    return (kind, code, data)
-
-
 def _to_device(tensor: Tensor, execution: Any, options: FFTOptions, device_id: int | None = None) -> Tensor:
     if device_id is None:
-        device_id = _execution_device(execution, options)
+        device_id = execution_device(execution, options)
     try:
         import cupy
 
@@ -867,13 +768,6 @@ def _to_device(tensor: Tensor, execution: Any, options: FFTOptions, device_id: i
         if failure is None:
             raise
         raise failure from exc
-
-
-@functools.lru_cache(maxsize=None)
-def _device_arch(device_id: int) -> int:
-    import cupy
-
-    return int(cupy.cuda.Device(device_id).compute_capability)
 
 
 class _Current:

@@ -13,11 +13,13 @@ broadcasts to the array the callback sees; it is read where it lies, at the broa
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from types import FunctionType
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
 from compiler.dtypes import DATA_DTYPES
+from compiler.fingerprint import UncacheableError, function_fingerprint
 from compiler.forms import Form, infer_form, python_function, reads_parameter, runtime_parameters
 from compiler.terms import Terms, broadcast_strides, param_dtype
 
@@ -59,55 +61,75 @@ class DeviceCallable:
         self.size = len(self.ltoir)
 
 
-@dataclasses.dataclass(frozen=True)
-class CallbackSpec:
+class CallbackArg(NamedTuple):
+    """A ``prolog=``/``epilog=`` argument taken apart (the one parser: ``parse_callback``).
+
+    Exactly one of ``fn``, ``ltoir``, ``source`` is set. ``data`` is as given (an array of any
+    framework, or a raw pointer with ``ltoir``); ``origin`` says which accepted form it came in:
+    "function", "dict", "callable_object" (a DeviceCallable) or "bytes". A tuple, so the
+    stateless hot path can afford it on every call.
+    """
+
     kind: str
-    fn: Callable | None
-    ltoir: bytes | None
-    data: Tensor | None
-    pointer: int | None  # a raw user_info pointer given with LTO-IR
-    source: str | None = None  # CUDA C++ source of the callback
-    source_name: str | None = None  # the function in ``source`` to use (None: the only candidate)
-    params: dict[str, Any] | None = None  # runtime parameter values, by name
+    origin: str
+    fn: Callable | None = None
+    ltoir: bytes | None = None
+    source: str | None = None
+    source_name: str | None = None
+    data: Any = None
+    params: dict[str, Any] | None = None
 
-    @property
-    def name(self) -> str:
-        if self.source is not None:
-            return f"{self.kind} (CUDA C++{', ' + repr(self.source_name) if self.source_name else ''})"
-        if self.fn is not None:
-            return f"{self.kind} {getattr(self.fn, '__qualname__', repr(self.fn))!r}"
-        return f"{self.kind} (LTO-IR, {len(self.ltoir or b'')} bytes)"
-
-
-_KEYS = {"ltoir", "data", "fn", "size", "source", "name", "params"}
+    def with_fn(self, fn: Callable) -> Any:
+        """The argument with ``fn`` in place of its function (data and parameters kept)."""
+        if self.origin == "function":
+            return fn
+        return {"fn": fn, **({"data": self.data} if self.data is not None else {}),
+                **({"params": self.params} if self.params is not None else {})}
 
 
-def callback_spec(value: Any, kind: str) -> CallbackSpec | None:
-    """Normalise a ``prolog=``/``epilog=`` argument (None stays None)."""
+_KEYS = frozenset({"ltoir", "data", "fn", "size", "source", "name", "params"})
+_new_arg = tuple.__new__  # a CallbackArg without the Python-level __new__ (per call on the hot path)
+
+
+def parse_callback(value: Any, kind: str) -> CallbackArg | None:
+    """The one parser of a ``prolog=``/``epilog=`` argument (None stays None): its form checked,
+    its parts named; its data is not touched (``callback_spec`` makes it a ``Tensor``).
+
+    >>> parse_callback(lambda v: v, "epilog").origin
+    'function'
+    >>> parse_callback({"fn": abs, "extra": 1}, "prolog")
+    Traceback (most recent call last):
+    ...
+    TypeError: prolog has unknown keys ['extra']; expected some of ['data', 'fn', 'ltoir', 'name', 'params', 'size', 'source']
+    """
     if value is None:
         return None
-    if isinstance(value, DeviceCallable):
+    if type(value) is FunctionType:  # the common case first: the stateless hot path parses every call
+        return _new_arg(CallbackArg, (kind, "function", value, None, None, None, None, None))
+    if isinstance(value, dict):
+        origin = "dict"
+        if "ltoir" in value:
+            value = dict(value)
+            checked = DeviceCallable(ltoir=value["ltoir"], size=value.pop("size", None))  # type and size checks
+            value["ltoir"] = checked.ltoir
+    elif isinstance(value, DeviceCallable):
+        origin = "callable_object"
         value = {"ltoir": value.ltoir, "data": value.data, "fn": value.fn, "params": value.params}
-    elif isinstance(value, dict) and "ltoir" in value:
-        value = dict(value)
-        checked = DeviceCallable(ltoir=value["ltoir"], size=value.pop("size", None))  # type and size checks
-        value["ltoir"] = checked.ltoir
     elif callable(value):
-        value = {"fn": value}
+        return CallbackArg(kind, "function", value)
     elif isinstance(value, (bytes, bytearray)):
-        value = {"ltoir": bytes(value)}
-    if not isinstance(value, dict):
+        origin, value = "bytes", {"ltoir": bytes(value)}
+    else:
         raise TypeError(
             f"{kind} must be a Python function, a dict {{'fn': f, 'data': array}}, "
             f"{{'source': cuda_cpp, 'data': array}} or {{'ltoir': bytes, 'data': pointer}}, or a DeviceCallable; "
             f"got {type(value).__name__}"
         )
-    unknown = set(value) - _KEYS
-    if unknown:
-        raise TypeError(f"{kind} has unknown keys {sorted(unknown)}; expected some of {sorted(_KEYS)}")
+    if not value.keys() <= _KEYS:
+        raise TypeError(f"{kind} has unknown keys {sorted(set(value) - _KEYS)}; expected some of {sorted(_KEYS)}")
     fn, ltoir, data, params = value.get("fn"), value.get("ltoir"), value.get("data"), value.get("params")
     source, source_name = value.get("source"), value.get("name")
-    if sum(v is not None for v in (fn, ltoir, source)) != 1:
+    if (fn is not None) + (ltoir is not None) + (source is not None) != 1:
         raise TypeError(
             f"{kind} needs exactly one of 'fn' (a Python function), 'source' (CUDA C++ text) or 'ltoir' (bytes)"
         )
@@ -120,22 +142,155 @@ def callback_spec(value: Any, kind: str) -> CallbackSpec | None:
     if params is not None and (fn is None or not isinstance(params, dict)):
         raise TypeError(f"{kind}['params'] must be a dict {{name: scalar}} of the keyword-only parameters of "
                         f"{kind}['fn']; got {type(params).__name__}" + (" with LTO-IR" if fn is None else ""))
-    pointer = None
-    tensor = None
+    if isinstance(data, int) and not isinstance(data, bool) and ltoir is None:
+        raise TypeError(
+            f"{kind}: a raw pointer as data needs LTO-IR compiled for its type; with a Python "
+            "function or CUDA C++ source pass the data as an array so its type and layout are known"
+        )
+    return _new_arg(CallbackArg, (kind, origin, fn, bytes(ltoir) if ltoir is not None else None, source, source_name,
+                                  data, params))
+
+
+@dataclasses.dataclass(frozen=True)
+class CallbackSpec:
+    """A parsed callback with its data as a ``Tensor``: what a plan is built from. Immutable: a
+    call's own data travels as a ``dataclasses.replace`` copy (see ``with_data``)."""
+
+    kind: str
+    fn: Callable | None
+    ltoir: bytes | None
+    data: Tensor | None
+    pointer: int | None  # a raw user_info pointer given with LTO-IR
+    source: str | None = None  # CUDA C++ source of the callback
+    source_name: str | None = None  # the function in ``source`` to use (None: the only candidate)
+    params: dict[str, Any] | None = None  # runtime parameter values, by name
+    has_data: bool = False  # user data given as an array (kept when a cached plan lets go of it)
+
+    @property
+    def name(self) -> str:
+        if self.source is not None:
+            return f"{self.kind} (CUDA C++{', ' + repr(self.source_name) if self.source_name else ''})"
+        if self.fn is not None:
+            return f"{self.kind} {getattr(self.fn, '__qualname__', repr(self.fn))!r}"
+        return f"{self.kind} (LTO-IR, {len(self.ltoir or b'')} bytes)"
+
+    def with_data(self, data: Tensor | None) -> "CallbackSpec":
+        """This callback with other data of the same layout (None: none held)."""
+        return dataclasses.replace(self, data=data)
+
+
+def callback_spec(value: Any, kind: str) -> CallbackSpec | None:
+    """Normalise a ``prolog=``/``epilog=`` argument (None stays None): parsed, its data a Tensor."""
+    arg = parse_callback(value, kind)
+    if arg is None:
+        return None
+    return spec_of(arg)
+
+
+def spec_of(arg: CallbackArg) -> CallbackSpec:
+    """The ``CallbackSpec`` of a parsed argument: its array data checked and made a Tensor."""
+    data, pointer, tensor = arg.data, None, None
     if isinstance(data, int) and not isinstance(data, bool):
-        if ltoir is None:
-            raise TypeError(
-                f"{kind}: a raw pointer as data needs LTO-IR compiled for its type; with a Python "
-                "function or CUDA C++ source pass the data as an array so its type and layout are known"
-            )
         pointer = data
     elif data is not None:
         if isinstance(data, np.generic):  # a NumPy scalar: 0-d data
             data = np.asarray(data)
-        tensor = as_tensor(data, what=f"{kind} data")
-        check_data_dtype(tensor.array.dtype, f"{kind} data")
-    return CallbackSpec(kind, fn, bytes(ltoir) if ltoir is not None else None, tensor, pointer, source, source_name,
-                        params)
+        tensor = as_tensor(data, what=f"{arg.kind} data")
+        check_data_dtype(tensor.array.dtype, f"{arg.kind} data")
+    return CallbackSpec(arg.kind, arg.fn, arg.ltoir, tensor, pointer, arg.source, arg.source_name, arg.params,
+                        has_data=tensor is not None)
+
+
+def plan_key(arg: CallbackArg | None) -> Any:
+    """What of a parsed prolog/epilog decides its plan (``FFT.create_key``): code by fingerprint,
+    data by address, runtime parameters by type."""
+    if arg is None:
+        return None
+    spec = spec_of(arg)
+    if spec.fn is not None:
+        try:
+            code = function_fingerprint(spec.fn)
+        except UncacheableError:
+            code = ("object", id(spec.fn))  # equal only to itself
+    elif spec.source is not None:
+        code = ("source", spec.source, spec.source_name)
+    else:
+        code = ("ltoir", hash(spec.ltoir))
+    data = spec.pointer if spec.data is None else (spec.data.ptr, spec.data.shape, spec.data.strides, spec.data.dtype)
+    if spec.params:  # runtime parameters: their types decide the code, their values do not
+        return (spec.kind, code, data, tuple((k, type(v).__name__) for k, v in spec.params.items()))
+    return (spec.kind, code, data)
+
+
+# -- the stateless hot path's key: what of an argument decides its reused plan ------------------
+FULL_PATH = object()  # callback_reuse_key's answer where the call must take the full path
+_FN_DATA = frozenset({"fn", "data"})
+
+
+def callback_reuse_key(value: Any, kind: str, framework: str) -> Any:
+    """What identifies a prolog/epilog argument's plan for the stateless hot path (its code, its
+    data's layout), or FULL_PATH where that path does not take it (forms it does not reuse, data
+    of another framework, malformed arguments: the full path reports those in its order).
+
+    Per call: the two common forms (a plain function, ``{"fn": function, "data": array}``) are
+    read directly; every other form goes through ``parse_callback``.
+    """
+    if value is None:
+        return None
+    if type(value) is FunctionType:
+        return value.__code__
+    if type(value) is dict and value.keys() == _FN_DATA and type(value["fn"]) is FunctionType:
+        fn, data, params = value["fn"], value["data"], None
+    else:
+        try:
+            arg = parse_callback(value, kind)
+        except TypeError:
+            return FULL_PATH
+        if arg.origin == "function":
+            code = getattr(value, "__code__", None)
+            return FULL_PATH if code is None else (code,)
+        if arg.origin != "dict" or (arg.fn is None and (arg.source is None or framework != "cupy")):
+            return FULL_PATH
+        fn, data, params = arg.fn, arg.data, arg.params
+    if data is not None and array_framework(data) != framework:
+        return FULL_PATH
+    if fn is None:  # CUDA C++: the source text is its identity
+        return (arg.source, arg.source_name, _data_layout(data, framework))
+    code = getattr(fn, "__code__", None)
+    if code is None or (params is not None and framework != "cupy"):
+        return FULL_PATH
+    layout = None if data is None else (
+        data.shape, data.strides, data.dtype, data.data.device_id if framework == "cupy" else None)
+    # Runtime parameters' values change freely; their types decide the compiled code.
+    return (code, layout, None if params is None else tuple((k, type(v)) for k, v in params.items()))
+
+
+def callback_fingerprints(prolog: Any, epilog: Any) -> tuple:
+    """The fingerprints of the functions of a prolog and an epilog that ``callback_reuse_key``
+    took (a function, or a dict with "fn" or "source"), taken on every call: a changed global
+    or closure value changes them. Never equal to another call's where one cannot be taken."""
+    out = []
+    for value in (prolog, epilog):
+        fn = value.get("fn") if type(value) is dict else value
+        try:
+            out.append(None if fn is None else function_fingerprint(fn))
+        except UncacheableError:
+            return (object(),)  # such callbacks always take the full path
+    return tuple(out)
+
+
+def _data_layout(data: Any, framework: str) -> tuple | None:
+    if data is None:
+        return None
+    return (data.shape, data.strides, data.dtype, data.data.device_id if framework == "cupy" else None)
+
+
+def array_framework(array: Any) -> str | None:
+    """"cupy" or "numpy" for the arrays the stateless hot path takes, else None."""
+    module = type(array).__module__
+    if module == "cupy" or module.startswith("cupy."):
+        return "cupy"
+    return "numpy" if module == "numpy" else None
 
 
 def check_data_dtype(dtype: np.dtype, what: str) -> None:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import operator
 import os
 import threading
 from ctypes import addressof, c_char
@@ -43,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from . import _cpu_engines
+from ._checked import CallbackIndexError, CheckedBuffer, checked_views
 from ._layout import FFTProblem, Layout, data_layout_matches, dense_strides
 from ._tensor import flat_view
 
@@ -64,51 +64,6 @@ BLOCK_BYTES = 4 << 20
 #: 32 MiB: 15.5-15.8 against 21.8-25.7 ms). With other jobs on its two vCPUs, one thread had won
 #: at every size: threads pay only where cores are free.
 THREAD_BYTES = BLOCK_BYTES
-
-
-class CallbackIndexError(IndexError):
-    """A callback indexed a buffer outside its elements (raised in debug mode only)."""
-
-
-class CheckedBuffer:
-    """A 1-D buffer that refuses offsets outside it, saying which callback and buffer erred.
-
-    >>> buf = CheckedBuffer(np.zeros(4), "user_info", "epilog 'scale'", "laid out like the output")
-    >>> buf[3] = 1.0
-    >>> buf[4]
-    Traceback (most recent call last):
-    ...
-    nvmath.fft._cpu.CallbackIndexError: epilog 'scale' read user_info at offset 4, outside its 4 elements (valid offsets 0..3); user_info is laid out like the output
-    """
-
-    __slots__ = ("_flat", "_name", "_callback", "_about")
-
-    def __init__(self, flat: np.ndarray, name: str, callback: str, about: str) -> None:
-        self._flat, self._name, self._callback, self._about = flat, name, callback, about
-
-    def __len__(self) -> int:
-        return len(self._flat)
-
-    def __getitem__(self, offset: Any) -> Any:
-        return self._flat[self._check(offset, "read")]
-
-    def __setitem__(self, offset: Any, value: Any) -> None:
-        self._flat[self._check(offset, "wrote")] = value
-
-    def _check(self, offset: Any, verb: str) -> int:
-        try:
-            i = operator.index(offset)
-        except TypeError:
-            raise TypeError(
-                f"{self._callback} indexed {self._name} with {offset!r}; offsets are integers"
-            ) from None
-        n = len(self._flat)
-        if not 0 <= i < n:
-            raise CallbackIndexError(
-                f"{self._callback} {verb} {self._name} at offset {i}, outside its {n} elements "
-                f"(valid offsets 0..{n - 1}); {self._name} is {self._about}"
-            )
-        return i
 
 
 @functools.lru_cache(maxsize=512)
@@ -276,6 +231,23 @@ class CpuExecutor:
         # The FFT engine (_cpu_engines): chosen now, at planning, so no execution measures.
         self.engine_choice = _cpu_engines.choose(self._fft_call(), engine)
         self._engine = _cpu_engines.engine(self.engine_choice.engine)
+
+    # -- the executor interface (nvmath.fft._executor.Executor) --------------------------------
+    def prepare(self, direction: str, prolog_reads: tuple[int, int] | None = None,
+                epilog_reads: tuple[int, int] | None = None) -> Callable[..., None] | None:
+        """The fast path of repeated runs: ``quick``."""
+        return self.quick(direction, prolog_reads, epilog_reads)
+
+    def run(self, inp: np.ndarray, out: np.ndarray, direction: str, stream: Any, prolog_data: Any,
+            epilog_data: Any, prolog_params: tuple = (), epilog_params: tuple = ()) -> None:
+        """``execute``; ``stream`` is None (the CPU has none)."""
+        self.execute(inp, out, direction, prolog_data, epilog_data, params=(prolog_params, epilog_params))
+
+    def release(self) -> None:
+        """Nothing is held between runs."""
+
+    def free(self) -> None:
+        """Nothing to free: the loops belong to the cache, the threads to the pool."""
 
     # -- public ------------------------------------------------------------------------------
     def execute(
@@ -614,19 +586,6 @@ def _live_axes(problem: FFTProblem) -> tuple[int, ...]:
     """
     *rest, last = problem.axes
     return tuple(a for a in rest if problem.input.shape[a] > 1) + (last,)
-
-
-def checked_views(cb: Any, flat: Any, info: Any, layout: Layout) -> tuple[CheckedBuffer, CheckedBuffer]:
-    """``cb``'s buffer (its input for a prolog, its output for an epilog) and its user data as
-    bounds-checked buffers whose errors name the callback and ``layout``, the buffer's layout."""
-    who = f"{cb.kind} {cb.name!r}"
-    side = "input" if cb.kind == "prolog" else "output"
-    where = f"the FFT {side} of shape {layout.shape} and element strides {layout.strides}"
-    buffer = "data_in" if cb.kind == "prolog" else "data_out"
-    return (
-        CheckedBuffer(flat, buffer, who, where),
-        CheckedBuffer(info, "user_info", who, f"the {cb.kind}'s user data, indexed by offsets into {where}"),
-    )
 
 
 def _with_params(cb: Any, info: Any, values: tuple) -> Any:

@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from ._checked import checked_views
 from ._layout import Layout
 
 __all__ = ["raise_failure"]
@@ -45,8 +46,6 @@ def raise_failure(cb: Any, offset: int, buffer: np.ndarray, info: Any, value: An
 
 def _as_python(cb: Any, offset: int, buffer: np.ndarray, info: Any, value: Any, layout: Layout) -> Exception | None:
     from compiler.cpu_backend import python_callback
-
-    from ._cpu import checked_views
 
     python = python_callback(cb.function, cb.kind, cb.element_dtype, cb.data_dtype, cb.terms)
     data = info[0] if isinstance(info, tuple) else info

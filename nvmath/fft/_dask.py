@@ -36,10 +36,12 @@ import numpy as np
 
 from compiler.terms import broadcast_strides
 
-from ._callbacks import DeviceCallable
-from ._layout import dense_strides, normalize_axes, plan_problem
-from ._norm import fuse_scale, norm_scale
-from ._options import ExecutionCPU, FFTOptions, cpu_threads, direction_name
+from ._api import FFT
+from ._callbacks import parse_callback
+from ._layout import dense_strides, normalize_axes
+from ._options import ExecutionCPU, FFTOptions, cpu_threads
+from ._planner import check_links_here, device_arch, fused_norm, planned_direction, problem_for
+from ._reuse import ThreadEngines, run_stateless
 
 _SIDES = ("prolog", "epilog")
 
@@ -61,9 +63,9 @@ class _Side:
     broadcast: tuple[tuple[tuple, bytes], ...] = ()
 
 
-def dask_fft(kind: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any,
+def dask_fft(transform: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any,
              stream: Any, direction: Any = None, norm: Any = None) -> Any:
-    """``kind`` ("fft", "ifft", "rfft", "irfft") over a Dask array, as a lazy Dask array.
+    """``transform`` ("fft", "ifft", "rfft", "irfft") over a Dask array, as a lazy Dask array.
 
     ``norm=`` is fused into the callbacks here, on the client, so what the graph carries is
     already scaled; ``direction=`` goes to every chunk's FFT.
@@ -92,26 +94,22 @@ def dask_fft(kind: str, operand: Any, axes: Any, options: Any, execution: Any, p
                          "(x.map_blocks(cupy.asarray)) and leave execution=None")
 
     first = tuple(c[0] for c in x.chunks)
-    problem = _problem(kind, first, _c_strides(first), np.dtype(x.dtype).name, fft_axes, opts.last_axis_parity,
-                       opts.result_layout)
+    problem = problem_for(transform, first, _c_strides(first), np.dtype(x.dtype).name, fft_axes, False,
+                          opts.last_axis_parity, opts.result_layout)
     result_shape = tuple(problem.output.shape[a] if a in fft_axes else n for a, n in enumerate(x.shape))
     out_chunks = tuple((problem.output.shape[a],) if a in fft_axes else c for a, c in enumerate(x.chunks))
     shipped = not opts.debug_mode and on_gpu  # LTO-IR in the graph, no Python function
     if direction is not None:
-        direction = direction_name(direction)
-        if problem.fft_type != "C2C" and direction != problem.direction:
-            raise ValueError(f"a {problem.fft_type} FFT runs {problem.direction} only")
-    scale = norm_scale(norm, direction or problem.direction, _logical_size(problem))
-    if scale is not None:
-        prolog, epilog = fuse_scale(prolog, epilog, scale)
+        direction = planned_direction(problem, direction)
+    prolog, epilog = fused_norm(problem, direction, norm, prolog, epilog)
 
     # Each distinct chunk's layouts as a dense CuPy chunk gives them (the usual chunk; a worker
     # whose chunk differs reads broadcast data from a chunk-sized copy instead).
     layouts: dict[str, list] = {"prolog": [], "epilog": []}
     if shipped:
         for chunk in itertools.product(*(sorted(set(c)) for c in x.chunks)):
-            p = _problem(kind, chunk, _c_strides(chunk), np.dtype(x.dtype).name, fft_axes, opts.last_axis_parity,
-                         opts.result_layout)
+            p = problem_for(transform, chunk, _c_strides(chunk), np.dtype(x.dtype).name, fft_axes, False,
+                            opts.last_axis_parity, opts.result_layout)
             layouts["prolog"].append(p.input)
             layouts["epilog"].append(p.output)
     sides, extra = [], []
@@ -127,32 +125,26 @@ def dask_fft(kind: str, operand: Any, axes: Any, options: Any, execution: Any, p
     if not on_gpu and cpu_threads(execution, opts) is None:
         # Dask runs chunks in parallel already: a chunk's FFT threads would only oversubscribe.
         options = dataclasses.replace(opts, num_threads=1)
-    job = _ChunkFFT(kind, fft_axes, options, execution, direction, sides[0], sides[1], tokenize(kind, *sides))
+    job = _ChunkFFT(transform, fft_axes, options, execution, direction, sides[0], sides[1], tokenize(transform, *sides))
     meta = _empty_like_meta(x._meta, problem.output_dtype, x.ndim)
     return da.map_blocks(job, x, *extra, chunks=out_chunks, dtype=problem.output_dtype, meta=meta,
-                         name=f"fftfuse-{kind}-" + tokenize(x, *extra, job))
+                         name=f"fftfuse-{transform}-" + tokenize(x, *extra, job))
 
 
 def _side(kind: str, value: Any, shape: tuple, chunks: tuple, element: str, shipped: bool, opts: FFTOptions,
           da: Any, layouts: list) -> tuple[_Side | None, Any]:
     if value is None:
         return None, None
-    if isinstance(value, DeviceCallable):
-        if value.ltoir is not None:
-            value = {"ltoir": value.ltoir}
-        else:
-            value = {"fn": value.fn, "data": value.data}
-    elif callable(value):
-        value = {"fn": value}
-    if not isinstance(value, dict) or "ltoir" in value or not callable(value.get("fn")):
+    arg = parse_callback(value, kind)
+    if arg.fn is None:
         raise TypeError(
             f"{kind} of a Dask operand must be a Python function or {{'fn': f, 'data': array}}: it is compiled "
             "once on the client and shipped to the workers (LTO-IR with a raw pointer cannot follow a chunk)"
         )
-    unknown = set(value) - {"fn", "data"}
-    if unknown:
-        raise TypeError(f"{kind} has unknown keys {sorted(unknown)}; expected 'fn' and optionally 'data'")
-    fn, data = value["fn"], value.get("data")
+    if arg.params is not None:
+        raise TypeError(f"{kind} of a Dask operand takes 'fn' and optionally 'data': runtime parameters ('params') "
+                        "are not carried to the workers; write the values into the function (as constants or a closure)")
+    fn, data = arg.fn, arg.data
     _refuse_index_form(fn, kind, len(shape), data is not None)
     user = dask_data = None
     if data is not None:
@@ -251,7 +243,7 @@ def _data_array(kind: str, data: Any, shape: tuple, chunks: tuple, da: Any) -> A
 class _ChunkFFT:
     """The task body: the FFT of one chunk with its callbacks (what every task of the graph runs)."""
 
-    kind: str
+    transform: str
     axes: tuple[int, ...]
     options: Any
     execution: Any
@@ -261,9 +253,6 @@ class _ChunkFFT:
     token: str  # the callbacks' identity: a worker's first chunk of them compiles them, alone
 
     def __call__(self, block: Any, *data_blocks: Any, block_info: Any = None) -> Any:
-        from . import _stateless
-
-        fft = getattr(_stateless, self.kind)
         _count("chunks")
         # Each side's data block, where it lies in its array, and the chunk shape it covers.
         blocks = iter(enumerate(data_blocks, start=1))
@@ -279,8 +268,8 @@ class _ChunkFFT:
         for s in self._sides():
             # The block as it is: the FFT engine reads broadcast data at its broadcast position.
             callbacks[s.kind] = {"fn": s.fn, "data": data[s.kind][0]} if s.kind in data else s.fn
-        run = functools.partial(fft, block, axes=self.axes, options=self.options, execution=self.execution,
-                                direction=self.direction, **callbacks)
+        run = functools.partial(run_stateless, self.transform, block, self.axes, self.options, self.execution,
+                                callbacks.get("prolog"), callbacks.get("epilog"), None, self.direction)
         if self.token in _compiled:
             return run()
         with _compile_lock:  # a worker's threads would otherwise each compile on a first miss
@@ -301,30 +290,18 @@ class _ChunkFFT:
         opts = FFTOptions.of(self.options)
         device = int(block.device.id)
         with cupy.cuda.Device(device), contextlib.ExitStack() as held:
-            arch = _device_arch(device)
+            arch = device_arch(device)
             stream = cupy.cuda.get_current_stream().ptr
             problem = None
             callbacks = {}
             for s in self._sides():
-                if s.arch > arch:
-                    raise RuntimeError(
-                        f"{s.kind} was compiled on the client for sm_{s.arch}, newer than this worker's GPU "
-                        f"(sm_{arch}); compile on a client whose GPU is no newer than the workers' (LTO-IR links "
-                        "on any newer GPU), or on one without a GPU (the oldest supported architecture)"
-                    )
-                if s.toolkit > _linker_version():
-                    linker = _linker_version()
-                    raise RuntimeError(
-                        f"{s.kind} was compiled on the client by CUDA {s.toolkit[0]}.{s.toolkit[1]}'s NVVM, newer "
-                        f"than this worker's nvJitLink {linker[0]}.{linker[1]}; give the workers a CUDA toolkit at "
-                        "least as new as the client's"
-                    )
+                check_links_here(s.kind, s.arch, s.toolkit, arch)
                 if s.data is None:
                     callbacks[s.kind] = {"ltoir": s.ltoir}
                     continue
                 if problem is None:
-                    problem = _problem(self.kind, tuple(block.shape), _element_strides(block),
-                                       block.dtype.name, self.axes, opts.last_axis_parity, opts.result_layout)
+                    problem = problem_for(self.transform, tuple(block.shape), _element_strides(block), block.dtype.name,
+                                          self.axes, False, opts.last_axis_parity, opts.result_layout)
                 target = problem.input if s.kind == "prolog" else problem.output
                 values, location, _ = data[s.kind]
                 # Broadcast data is kept as its block (read in place by LTO-IR for this layout);
@@ -344,7 +321,7 @@ class _ChunkFFT:
             # buffer's address, which the key holds, so only the operand changes.
             pointers = tuple(_address(c.get("data", 0)) for c in callbacks.values())
             key = (self.token, device, stream, tuple(block.shape), block.strides, block.dtype.str, pointers)
-            engine = _engine(key, lambda: self._new_engine(block, callbacks))
+            engine = _engines.get_or_build(key, lambda: self._new_engine(block, callbacks))
             engine.reset_operand(block)
             try:
                 return engine.execute()
@@ -352,9 +329,7 @@ class _ChunkFFT:
                 engine.reset_operand(None)  # a kept engine holds no chunk
 
     def _new_engine(self, block: Any, callbacks: dict) -> Any:
-        from ._api import FFT
-
-        engine = FFT(block, axes=self.axes, options=self.options, execution=self.execution, _transform=self.kind,
+        engine = FFT(block, axes=self.axes, options=self.options, execution=self.execution, _transform=self.transform,
                      _shared_plans=True)
         engine.plan(direction=self.direction, **callbacks)
         return engine
@@ -380,21 +355,8 @@ _buffers_lock = threading.Lock()
 _MAX_BUFFERS = 16
 
 
-_engines = threading.local()  # per thread: an engine runs one chunk at a time
-_MAX_ENGINES = 8
-
-
-def _engine(key: tuple, build: Callable[[], Any]) -> Any:
-    engines = getattr(_engines, "by_key", None)
-    if engines is None:
-        engines = _engines.by_key = collections.OrderedDict()
-    found = engines.get(key)
-    if found is None:
-        found = engines[key] = build()
-        while len(engines) > _MAX_ENGINES:
-            engines.popitem(last=False)[1].free()
-    engines.move_to_end(key)
-    return found
+# The chunks of one shape on a worker thread reuse one planned engine (an engine runs one chunk at a time).
+_engines = ThreadEngines(8, lambda engine: engine.free())
 
 
 def _buffer(device: int, stream: int, kind: str, shape: tuple, strides: tuple, span: int, dtype: str) -> _Buffer:
@@ -435,17 +397,6 @@ def _whole_fft_axes(x: Any, fft_axes: tuple[int, ...]) -> Any:
     return y
 
 
-@functools.lru_cache(maxsize=256)
-def _problem(kind: str, shape: tuple, strides: tuple, dtype: str, axes: tuple, parity: str, layout: str) -> Any:
-    return plan_problem(kind, shape, strides, dtype, axes, last_axis_parity=parity, result_layout=layout)
-
-
-def _logical_size(problem: Any) -> int:
-    """n of ``norm=``: the points of one transform (the real side's for rfft/irfft)."""
-    side = problem.output if problem.fft_type == "C2R" else problem.input
-    return int(np.prod([side.shape[a] for a in problem.axes]))
-
-
 def _c_strides(shape: tuple) -> tuple:
     return dense_strides(shape, range(len(shape)))
 
@@ -479,20 +430,6 @@ def _names_cpu(execution: Any) -> bool:
 def _empty_like_meta(meta: Any, dtype: str, ndim: int) -> Any:
     xp = _module(meta) if _is_cupy(meta) else np
     return xp.empty((0,) * ndim, dtype=dtype)
-
-
-@functools.lru_cache(maxsize=None)
-def _device_arch(device: int) -> int:
-    import cupy
-
-    return int(cupy.cuda.Device(device).compute_capability)
-
-
-@functools.lru_cache(maxsize=None)
-def _linker_version() -> tuple[int, int]:
-    from compiler.linkcheck import nvjitlink_version
-
-    return nvjitlink_version()
 
 
 _stats: collections.Counter = collections.Counter()

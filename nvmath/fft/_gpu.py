@@ -112,8 +112,11 @@ def _wait(stream: int, event: int) -> None:
     cupy.cuda.runtime.streamWaitEvent(stream, event, 0)
 
 
+_DIRECTION = {"forward": _cufft.CUFFT_FORWARD, "inverse": _cufft.CUFFT_INVERSE}
+
+
 class GpuPlan:
-    """One cuFFT plan (with callbacks attached) for one problem on one device."""
+    """One cuFFT plan (with callbacks attached) for one problem on one device: the cuFFT executor."""
 
     def __init__(self, problem: FFTProblem, prolog: AttachedCallback | None, epilog: AttachedCallback | None,
                  device_id: int, *, patient_jit: bool = False, allocator: Any = None):
@@ -197,17 +200,26 @@ class GpuPlan:
             pointer = int(self._work.data.ptr)
         _cufft.set_work_area(self.handle, pointer)
 
-    def release_workspace(self) -> None:
-        """Give the work area back (after the stream's kernels); the next execution draws it again."""
+    # -- the executor interface (nvmath.fft._executor.Executor) --------------------------------
+    def prepare(self, direction: str, prolog_reads: Any = None, epilog_reads: Any = None) -> None:
+        """No fast path besides ``run``: a launch is already decided at planning."""
+        return None
+
+    def release(self) -> None:
+        """Give the work area back (after the stream's kernels); the next run draws it again."""
         with self._lock:
             if self._work is not None:
                 self._wait_for_work()
                 self._work = None
 
-    def execute(self, inp_ptr: int, out_ptr: int, direction: int, stream: int,
-                prolog_data: int = 0, epilog_data: int = 0, prolog_params: bytes = b"",
-                epilog_params: bytes = b"") -> None:
-        """Launch on ``stream`` (the plan's device is current), after the plan's earlier work."""
+    release_workspace = release  # the name FFT.execute(release_workspace=True) speaks of
+
+    def run(self, inp: int, out: int, direction: str, stream: int, prolog_data: int = 0,
+            epilog_data: int = 0, prolog_params: bytes = b"", epilog_params: bytes = b"") -> None:
+        """Launch on ``stream`` (the plan's device is current), after the plan's earlier work.
+
+        ``inp``, ``out``: device pointers; ``*_data``: the callbacks' data pointers, ``*_params``:
+        their packed runtime parameters (both written to the slots of indirect callbacks)."""
         with self._lock:
             if stream != self._stream:
                 self._move_to(stream)
@@ -215,7 +227,7 @@ class GpuPlan:
                 self._slots.write((prolog_data, prolog_params, epilog_data, epilog_params), stream)
             if self._work is None:
                 self._draw_workspace()
-            _cufft.xt_exec(self.handle, inp_ptr, out_ptr, direction)
+            _cufft.xt_exec(self.handle, inp, out, _DIRECTION[direction])
             if self._done is None:
                 self._done = _new_event()
             _mark(self._done, stream)

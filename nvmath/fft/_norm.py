@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
+from ._callbacks import CallbackArg, parse_callback
+
 _NORMS = ("backward", "ortho", "forward")
 
 
@@ -33,36 +35,31 @@ def fuse_scale(prolog: Any, epilog: Any, scale: float, ndim: int | None = None) 
     tells the index forms apart)."""
     from compiler.forms import Form, infer_form
 
-    def form(value: Any, fn: Callable, kind: str) -> Form:
-        data = value.get("data") if isinstance(value, dict) else getattr(value, "data", None)
-        return infer_form(fn, kind, ndim=ndim, data=data is not None if ndim is not None else None)
-
     if epilog is None:
         return prolog, _scaled_value(scale)
-    fn, rebuild = _function_of(epilog)
-    if fn is not None and form(epilog, fn, "epilog") is not Form.CUFFT:
-        return prolog, rebuild(_scaled(fn, scale))
+    arg = _parsed(epilog, "epilog")
+    if arg is not None and arg.fn is not None:
+        form = infer_form(arg.fn, "epilog", ndim=ndim, data=arg.data is not None if ndim is not None else None)
+        if form is not Form.CUFFT:
+            return prolog, arg.with_fn(_scaled(arg.fn, scale))
     if prolog is None:
         return _scaled_value(scale), epilog
-    fn, rebuild = _function_of(prolog)
-    if fn is not None:
-        return rebuild(_scaled(fn, scale)), epilog
+    arg = _parsed(prolog, "prolog")
+    if arg is not None and arg.fn is not None:
+        return arg.with_fn(_scaled(arg.fn, scale)), epilog
+    parse_callback(epilog, "epilog"), parse_callback(prolog, "prolog")  # a malformed one says so first
     raise ValueError(
         "norm= cannot be fused here: the epilog stores its value itself (cuFFT form, CUDA C++ or LTO-IR) "
         "and the prolog is not a Python function. Apply the scale in your epilog and pass norm=None"
     )
 
 
-def _function_of(value: Any) -> tuple[Callable | None, Callable[[Callable], Any]]:
-    """The Python function inside a prolog/epilog argument, and how to put another in its place."""
-    if isinstance(value, dict):
-        return value.get("fn"), lambda f: {**value, "fn": f}
-    fn = getattr(value, "fn", None)
-    if fn is not None:  # a DeviceCallable holding a function
-        return fn, lambda f: {"fn": f, "data": value.data, "params": getattr(value, "params", None)}
-    if callable(value) and not isinstance(value, (bytes, bytearray)):
-        return value, lambda f: f
-    return None, lambda f: f
+def _parsed(value: Any, kind: str) -> CallbackArg | None:
+    """``value`` parsed, or None where it is malformed: the planner reports that, in its order."""
+    try:
+        return parse_callback(value, kind)
+    except TypeError:
+        return None
 
 
 def _scaled_value(scale: float) -> Callable:

@@ -11,6 +11,7 @@ from typing import Any, Literal, Union
 
 import numpy as np
 
+from compiler.dtypes import single_precision_literals
 from nvmath.memory import BaseCUDAMemoryManager
 
 from ._tensor import Tensor
@@ -134,7 +135,7 @@ class FFTOptions:
         >>> FFTOptions().single_literals("complex64"), FFTOptions(float_literals="double").single_literals("float32")
         (True, False)
         """
-        return self.float_literals == "element" and element_dtype in ("float32", "complex64")
+        return single_precision_literals(self.float_literals, element_dtype)
 
 
 def _one_of(name: str, value: Any, allowed: tuple) -> None:

@@ -1,138 +1,22 @@
-"""The stateless functions ``fft``, ``ifft``, ``rfft``, ``irfft``, and their hot path."""
+"""The stateless functions ``fft``, ``ifft``, ``rfft``, ``irfft``: a Dask operand becomes a lazy graph
+(``_dask``), any other runs through the engines kept per thread (``_reuse``)."""
 
 from __future__ import annotations
 
-import operator
-import threading
-from types import FunctionType
 from typing import Any
 
-from compiler.fingerprint import UncacheableError, function_fingerprint
-
-from ._api import FFT, Axes, Callback, release_arrays, rerun
+from ._api import Axes, Callback
 from ._docs import shared_doc
-from ._options import DirectionLike, Execution, FFTOptions, Norm, debug_env
+from ._options import DirectionLike, Execution, FFTOptions, Norm
+from ._reuse import run_stateless
 
 
-def _stateless(transform: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any,
-               stream: Any, direction: Any = None, norm: Any = None) -> Any:
-    if type(operand).__module__.startswith("dask."):  # a lazy graph of per-chunk FFTs
-        from ._dask import dask_fft
+def _lazy(transform: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any,
+          stream: Any, direction: Any = None, norm: Any = None) -> Any:
+    """A Dask operand: a lazy graph of per-chunk FFTs (Dask is imported only then)."""
+    from ._dask import dask_fft
 
-        return dask_fft(transform, operand, axes, options, execution, prolog, epilog, stream, direction, norm)
-    key = _reuse_key(transform, operand, axes, options, execution, prolog, epilog)
-    if key is not None and (direction is not None or norm is not None):
-        key = (*key, direction, norm)
-    engines = _recent_engines()
-    prints = _fingerprints(prolog, epilog) if key is not None else None
-    if key is not None:
-        hit = engines.get(key)
-        if hit is not None and hit[1] == prints:
-            return rerun(hit[0], operand, prolog, epilog, stream)
-    f = FFT(operand, axes=axes, options=options, execution=execution, stream=stream, _transform=transform,
-            _shared_plans=True)
-    kept = False
-    try:
-        f.plan(prolog=prolog, epilog=epilog, stream=stream, direction=direction, norm=norm)
-        result = f.execute(stream=stream)
-        if key is not None:
-            release_arrays(f)
-            old = engines.pop(key, None)  # its callbacks' globals changed: its plan is stale
-            if old is not None:
-                old[0].free()
-            if len(engines) >= 64:
-                engines.pop(next(iter(engines)))[0].free()
-            engines[key] = (f, prints)
-            kept = True
-        return result
-    finally:
-        if not kept:
-            f.free()  # gives its plan back to the shared cache
-
-
-# The hot path of a repeated stateless call: the planned engine of an earlier call with the same
-# operand layout and the same callback code is reused once the callbacks' fingerprints (taken on
-# every call, so a changed global or closure value is noticed) match; only the operand and the
-# data pointers change. Per thread, as an engine is rebound to each call's arrays. Each engine
-# holds its plan until it is dropped here (or its thread ends), so the plan cache never frees a
-# plan under it.
-_local = threading.local()
-
-
-def _recent_engines() -> dict:
-    engines = getattr(_local, "engines", None)
-    if engines is None:
-        engines = _local.engines = {}
-    return engines
-
-
-def _reuse_key(transform: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any) -> Any:
-    """A key for reusing an engine, or None where this call takes the full path: exactly what an
-    engine's plan and launch depend on, taken from CuPy's or NumPy's attributes (no Python layer)."""
-    if options is not None or execution is not None or debug_env():
-        return None
-    framework = _framework(operand)
-    if framework is None:
-        return None
-    p, e = _callback_key(prolog, framework), _callback_key(epilog, framework)
-    if p is _FULL_PATH or e is _FULL_PATH:
-        return None
-    if axes is not None:
-        try:  # integers only: 1.0 == 1 would find the engine of axes=[1] (the full path explains)
-            axes = (axes,) if type(axes) is int else tuple(map(operator.index, axes))
-        except TypeError:
-            return None
-    device = operand.data.device_id if framework == "cupy" else None
-    return (transform, operand.shape, operand.strides, operand.dtype, device, axes, p, e)
-
-
-_FULL_PATH = object()
-
-
-def _framework(array: Any) -> str | None:
-    """"cupy" or "numpy" for the arrays the hot path takes, else None."""
-    module = type(array).__module__
-    if module == "cupy" or module.startswith("cupy."):
-        return "cupy"
-    return "numpy" if module == "numpy" else None
-
-
-def _callback_key(cb: Any, framework: str) -> Any:
-    """What identifies a prolog/epilog argument's plan (its code, its data's layout), or _FULL_PATH."""
-    if cb is None:
-        return None
-    if type(cb) is FunctionType:
-        return cb.__code__
-    if type(cb) is dict:
-        data = cb.get("data")
-        if data is not None and _framework(data) != framework:
-            return _FULL_PATH
-        layout = None if data is None else (
-            data.shape, data.strides, data.dtype, data.data.device_id if framework == "cupy" else None)
-        if "fn" in cb and cb.keys() <= {"fn", "data", "params"}:
-            code, params = getattr(cb["fn"], "__code__", None), cb.get("params")
-            if code is None or (params is not None and (type(params) is not dict or framework != "cupy")):
-                return _FULL_PATH
-            # Runtime parameters' values change freely; their types decide the compiled code.
-            return (code, layout, None if params is None else tuple((k, type(v)) for k, v in params.items()))
-        if "source" in cb and cb.keys() <= {"source", "name", "data"} and framework == "cupy":
-            return (cb["source"], cb.get("name"), layout)  # CUDA C++: the source text is its identity
-        return _FULL_PATH
-    if callable(cb):
-        code = getattr(cb, "__code__", None)
-        return _FULL_PATH if code is None else (code,)
-    return _FULL_PATH
-
-
-def _fingerprints(prolog: Any, epilog: Any) -> tuple:
-    out = []
-    for cb in (prolog, epilog):
-        fn = cb.get("fn") if type(cb) is dict else cb
-        try:
-            out.append(None if fn is None else function_fingerprint(fn))
-        except UncacheableError:
-            return (object(),)  # never equal: such callbacks always take the full path
-    return tuple(out)
+    return dask_fft(transform, operand, axes, options, execution, prolog, epilog, stream, direction, norm)
 
 
 @shared_doc
@@ -160,7 +44,8 @@ def fft(operand: Any, axes: Axes = None, options: FFTOptions | dict | None = Non
     >>> bool(np.allclose(fft(x, direction="inverse", norm="backward"), np.fft.ifft(x)))
     True
     """
-    return _stateless("fft", operand, axes, options, execution, prolog, epilog, stream, direction, norm)
+    run = _lazy if type(operand).__module__.startswith("dask.") else run_stateless
+    return run("fft", operand, axes, options, execution, prolog, epilog, stream, direction, norm)
 
 
 @shared_doc
@@ -182,7 +67,8 @@ def ifft(operand: Any, axes: Axes = None, options: FFTOptions | dict | None = No
     >>> bool(np.allclose(ifft(x, norm="backward"), np.fft.ifft(x)))
     True
     """
-    return _stateless("ifft", operand, axes, options, execution, prolog, epilog, stream, direction, norm)
+    run = _lazy if type(operand).__module__.startswith("dask.") else run_stateless
+    return run("ifft", operand, axes, options, execution, prolog, epilog, stream, direction, norm)
 
 
 @shared_doc
@@ -204,7 +90,8 @@ def rfft(operand: Any, axes: Axes = None, options: FFTOptions | dict | None = No
     >>> bool(np.allclose(rfft(x, axes=-1, norm="ortho"), np.fft.rfft(x, norm="ortho")))
     True
     """
-    return _stateless("rfft", operand, axes, options, execution, prolog, epilog, stream, direction, norm)
+    run = _lazy if type(operand).__module__.startswith("dask.") else run_stateless
+    return run("rfft", operand, axes, options, execution, prolog, epilog, stream, direction, norm)
 
 
 @shared_doc
@@ -227,4 +114,5 @@ def irfft(operand: Any, axes: Axes = None, options: FFTOptions | dict | None = N
     >>> bool(np.allclose(irfft(np.fft.rfft(x), norm="backward"), x))
     True
     """
-    return _stateless("irfft", operand, axes, options, execution, prolog, epilog, stream, direction, norm)
+    run = _lazy if type(operand).__module__.startswith("dask.") else run_stateless
+    return run("irfft", operand, axes, options, execution, prolog, epilog, stream, direction, norm)

@@ -1,0 +1,220 @@
+"""The planner: from a request (operand layout, transform, callbacks, options) to an immutable ``Plan``.
+
+Everything that decides how an FFT runs is decided here, once, for ``FFT``, the stateless
+functions and Dask alike: the buffers (``_layout``), the transform an operand dtype implies, the
+points ``norm=`` counts and the callback it is fused into, the parsed callbacks with their data
+on the executing side, the single-precision literal rule per side, the executor, and the keys
+(of a request: ``request_key``; of a shared cuFFT plan: ``gpu_plan_key``). Compiling, laying out
+data and launching stay with the engine (``_api``) and the executors (``_gpu``, ``_cpu``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+from ._callbacks import CallbackSpec, callback_spec, parse_callback, plan_key
+from ._layout import FFTProblem, LayoutError, plan_problem
+from ._norm import fuse_scale, norm_scale
+from ._options import FFTOptions, cpu_threads, direction_name, execution_target
+from ._tensor import Tensor, as_tensor
+
+TRANSFORM_TYPES = {"fft": "C2C", "ifft": "C2C", "rfft": "R2C", "irfft": "C2R"}
+_TRANSFORMS = {"C2C": "fft", "R2C": "rfft", "C2R": "irfft"}
+
+
+@functools.lru_cache(maxsize=1024)
+def problem_for(transform: str, shape: tuple, strides: tuple, dtype: str, axes: tuple | None, inplace: bool = False,
+                parity: str = "even", layout: str = "natural") -> FFTProblem:
+    """The buffers and geometry of a transform of this operand layout (cached: the hot paths ask
+    again for every new engine); a layout that cannot be planned raises ``LayoutError``."""
+    try:
+        return plan_problem(transform, shape, strides, dtype, axes, inplace=inplace, last_axis_parity=parity,
+                            result_layout=layout)
+    except LayoutError:
+        raise
+    except ValueError as exc:
+        raise LayoutError(str(exc)) from None
+
+
+def transform_for(dtype: str, options: FFTOptions) -> str:
+    """The transform ("fft", "rfft", "irfft") of ``FFT`` on an operand of ``dtype``: the options'
+    ``fft_type``, else C2C for complex operands and R2C for real ones."""
+    fft_type = options.fft_type
+    if fft_type is None:
+        return "fft" if dtype.startswith("complex") else "rfft"
+    if fft_type not in _TRANSFORMS:
+        raise ValueError(f"fft_type must be one of {sorted(_TRANSFORMS)}, got {fft_type!r}")
+    return _TRANSFORMS[fft_type]
+
+
+def check_transform(transform: str, options: FFTOptions) -> None:
+    """A function's transform against ``options.fft_type``: they must agree."""
+    if options.fft_type not in (None, TRANSFORM_TYPES[transform]):
+        raise ValueError(f"{transform}() runs a {TRANSFORM_TYPES[transform]} transform but options.fft_type "
+                         f"is {options.fft_type!r}; drop fft_type or call the matching function")
+
+
+def logical_size(problem: FFTProblem) -> int:
+    """n of ``norm=``: the points of one transform (the real side's for rfft/irfft).
+
+    >>> logical_size(problem_for("irfft", (4, 5), (5, 1), "complex64", (1,)))
+    8
+    """
+    side = problem.output if problem.fft_type == "C2R" else problem.input
+    n = 1
+    for axis in problem.axes:
+        n *= side.shape[axis]
+    return n
+
+
+def planned_direction(problem: FFTProblem, direction: Any) -> str:
+    """``direction`` by name (None: the transform's own); R2C and C2R run one way only."""
+    if direction is None:
+        return problem.direction
+    direction = direction_name(direction)
+    if problem.fft_type != "C2C" and direction != problem.direction:
+        raise ValueError(f"a {problem.fft_type} FFT runs {problem.direction} only")
+    return direction
+
+
+def fused_norm(problem: FFTProblem, direction: str | None, norm: str | None, prolog: Any, epilog: Any,
+               ndim: int | None = None) -> tuple[Any, Any]:
+    """``(prolog, epilog)`` with ``norm=``'s scale fused into one of them (unchanged where none)."""
+    scale = norm_scale(norm, direction or problem.direction, logical_size(problem))
+    if scale is None:
+        return prolog, epilog
+    return fuse_scale(prolog, epilog, scale, ndim=ndim)
+
+
+def execution_device(execution: Any, options: FFTOptions) -> int:
+    """The GPU a host operand runs on: the execution's device_id, else the options', else 0."""
+    device_id = execution.get("device_id") if isinstance(execution, dict) else getattr(execution, "device_id", None)
+    return device_id if device_id is not None else (options.device_id or 0)
+
+
+@functools.lru_cache(maxsize=None)
+def device_arch(device_id: int) -> int:
+    """The compute capability of GPU ``device_id`` as an int (90 for sm_90)."""
+    import cupy
+
+    return int(cupy.cuda.Device(device_id).compute_capability)
+
+
+@functools.lru_cache(maxsize=None)
+def linker_version() -> tuple[int, int]:
+    """The CUDA version of this process's nvJitLink, which links every LTO-IR the plans read."""
+    from compiler.linkcheck import nvjitlink_version
+
+    return nvjitlink_version()
+
+
+def check_links_here(kind: str, arch: int, toolkit: tuple[int, int], device_arch_here: int) -> None:
+    """LTO-IR compiled elsewhere (a Dask client) for ``arch`` by ``toolkit``'s NVVM must link on this
+    GPU with this nvJitLink: refuse it, saying why, before cuFFT fails without a reason."""
+    if arch > device_arch_here:
+        raise RuntimeError(
+            f"{kind} was compiled on the client for sm_{arch}, newer than this worker's GPU "
+            f"(sm_{device_arch_here}); compile on a client whose GPU is no newer than the workers' (LTO-IR links "
+            "on any newer GPU), or on one without a GPU (the oldest supported architecture)"
+        )
+    linker = linker_version()
+    if toolkit > linker:
+        raise RuntimeError(
+            f"{kind} was compiled on the client by CUDA {toolkit[0]}.{toolkit[1]}'s NVVM, newer "
+            f"than this worker's nvJitLink {linker[0]}.{linker[1]}; give the workers a CUDA toolkit at "
+            "least as new as the client's"
+        )
+
+
+def place_data(spec: CallbackSpec | None, target: str, device_id: int | None, to_host: bool) -> CallbackSpec | None:
+    """``spec`` once its data is checked to be where the FFT runs: on the operand's GPU for
+    ``target`` "cuda"; on the host for "cpu", copied there where ``to_host`` (the debug mode
+    runs GPU operands on the host)."""
+    if spec is None or spec.data is None:
+        return spec
+    data = spec.data
+    if target == "cuda":
+        if not data.on_gpu:
+            raise ValueError(f"{spec.name}: its data is in host memory but the FFT runs on GPU "
+                             f"{device_id}; move the data to that device")
+        if data.device_id != device_id:
+            raise ValueError(f"{spec.name}: its data is on GPU {data.device_id} but the operand is on GPU "
+                             f"{device_id}; user data must be on the operand's device")
+    elif data.on_gpu:
+        if not to_host:
+            raise ValueError(f"{spec.name}: its data is on a GPU but the FFT runs on the CPU")
+        return spec.with_data(Tensor(data.array.get(), data.framework, None))
+    return spec
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """How one planned FFT runs: decided by ``make_plan``, never changed (a new plan replaces it).
+
+    ``prolog``/``epilog`` are the parsed callbacks after ``norm=`` was fused in, their data on
+    the executing side; ``single`` says per side whether Python float literals are float32;
+    ``executor`` names the executor ("cufft", "cpu" or "cpu-debug"); ``shared``: the cuFFT plan
+    comes from the per-device cache (stateless engines), else the FFT owns it.
+    """
+
+    problem: FFTProblem
+    target: str
+    executor: str
+    direction: str | None  # given to plan(); None: the transform's own
+    norm: str | None
+    prolog: CallbackSpec | None
+    epilog: CallbackSpec | None
+    single: tuple[bool, bool]
+    shared: bool
+    run_direction: str  # what execute runs unless told otherwise: ``direction``, else the transform's own
+
+    def element_dtype(self, kind: str) -> str:
+        """The element type a ``kind`` callback sees: the FFT's input (prolog) or output (epilog)."""
+        return self.problem.input_dtype if kind == "prolog" else self.problem.output_dtype
+
+    def without_data(self) -> "Plan":
+        """This plan holding none of the caller's arrays (a cached engine between calls)."""
+        return dataclasses.replace(self, prolog=self.prolog and self.prolog.with_data(None),
+                                   epilog=self.epilog and self.epilog.with_data(None))
+
+
+def make_plan(problem: FFTProblem, target: str, options: FFTOptions, prolog: Any, epilog: Any, *,
+              direction: Any = None, norm: str | None = None, shared: bool = False, device_id: int | None = None,
+              to_host: bool = False) -> Plan:
+    """The ``Plan`` of a request: ``prolog``/``epilog`` as the user passed them (parsed here once),
+    ``direction`` and ``norm`` as given to ``plan()``; ``device_id`` is the operand's GPU and
+    ``to_host`` says that GPU data moves to the host (the debug mode)."""
+    direction = None if direction is None else planned_direction(problem, direction)
+    if norm is not None:
+        prolog, epilog = fused_norm(problem, direction, norm, prolog, epilog, ndim=len(problem.operand.shape))
+    specs = tuple(place_data(callback_spec(value, kind), target, device_id, to_host)
+                  for value, kind in ((prolog, "prolog"), (epilog, "epilog")))
+    single = (options.single_literals(problem.input_dtype), options.single_literals(problem.output_dtype))
+    executor = "cufft" if target == "cuda" else ("cpu-debug" if options.debug_mode else "cpu")
+    return Plan(problem, target, executor, direction, norm, specs[0], specs[1], single, shared,
+                direction or problem.direction)
+
+
+def request_key(operand: Any, axes: tuple | None, options: FFTOptions, execution: Any, prolog: Any,
+                epilog: Any) -> tuple:
+    """A hashable key of a request (``FFT.create_key``): equal keys can share one planned FFT."""
+    tensor = as_tensor(operand)
+    target = execution_target(execution, tensor, options)
+    device = tensor.device_id if tensor.on_gpu else (execution_device(execution, options) if target == "cuda" else None)
+    transform = transform_for(tensor.dtype, options)
+    problem = problem_for(transform, tensor.shape, tensor.strides, tensor.dtype, axes, options.inplace,
+                          options.last_axis_parity, options.result_layout)
+    settings = tuple(getattr(options, f) for f in ("user_data_copy", "debug_mode", "float_literals", "patient_jit",
+                                                   "blocking", "cpu_engine"))
+    return (problem, target, device, tensor.framework, settings, id(options.allocator) if options.allocator else None,
+            cpu_threads(execution, options) if target == "cpu" else None,
+            plan_key(parse_callback(prolog, "prolog")), plan_key(parse_callback(epilog, "epilog")))
+
+
+def gpu_plan_key(device: int, problem: FFTProblem, patient: bool, allocator: Any, attached: tuple) -> tuple:
+    """The key of a shared cuFFT plan: its problem, device, JIT patience, workspace allocator (plans
+    of other allocators are others) and attached callbacks (code and how user_info is read)."""
+    return (device, problem, patient, id(allocator) if allocator is not None else None,
+            *(a.key() if a else None for a in attached))

@@ -1,0 +1,119 @@
+"""Reuse of planned engines across calls, per thread: the stateless functions' hot path, and the
+engines a Dask worker keeps for the chunks of one shape (``_dask``).
+
+A stateless call whose request key (``_reuse_key``: the operand's layout, the transform, the
+callbacks' code and their data's layout) matches an engine planned by an earlier call runs that
+engine again with this call's arrays, once the callbacks' fingerprints (taken on every call, so a
+changed global or closure value is noticed) match; only the operand and the data pointers change.
+"""
+
+from __future__ import annotations
+
+import collections
+import operator
+import threading
+from typing import Any, Callable
+
+from ._api import FFT, release_arrays, rerun
+from ._callbacks import FULL_PATH, array_framework, callback_fingerprints, callback_reuse_key
+from ._options import debug_env
+
+
+class ThreadEngines:
+    """Planned engines by key, per thread (an engine is rebound to each call's arrays, so one
+    thread uses it at a time), at most ``limit`` per thread: the oldest is freed (``free(value)``)
+    when another comes. Each engine holds its plan until it is dropped here
+    (or its thread ends), so the plan cache never frees a plan under it. ``get`` leaves the order
+    alone (the stateless hot path: first kept, first freed); ``get_or_build`` keeps the most
+    recently used (a Dask worker's chunk shapes)."""
+
+    def __init__(self, limit: int, free: Callable[[Any], None]):
+        self.limit, self._free = limit, free
+        self.local = threading.local()
+
+    def mine(self) -> collections.OrderedDict:
+        """This thread's engines, oldest first."""
+        engines = getattr(self.local, "engines", None)
+        if engines is None:
+            engines = self.local.engines = collections.OrderedDict()
+        return engines
+
+    def get(self, key: Any) -> Any:
+        try:
+            return self.local.engines.get(key)
+        except AttributeError:  # none kept by this thread yet
+            return None
+
+    def touch(self, key: Any) -> None:
+        """Mark ``key`` used now (the last to go)."""
+        self.mine().move_to_end(key)
+
+    def put(self, key: Any, value: Any) -> None:
+        """Keep ``value`` under ``key``, freeing the one it replaces and the least recently used."""
+        engines = self.mine()
+        old = engines.pop(key, None)
+        if old is not None:
+            self._free(old)
+        engines[key] = value
+        while len(engines) > self.limit:
+            self._free(engines.popitem(last=False)[1])
+
+    def get_or_build(self, key: Any, build: Callable[[], Any]) -> Any:
+        """The engine under ``key``, built and kept where there is none; marked used now."""
+        found = self.get(key)
+        if found is None:
+            found = build()
+            self.put(key, found)
+        else:
+            self.touch(key)
+        return found
+
+
+# The stateless hot path: (engine, its callbacks' fingerprints) by request key.
+stateless_engines = ThreadEngines(64, lambda kept: kept[0].free())
+
+
+def run_stateless(transform: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any,
+               stream: Any, direction: Any = None, norm: Any = None) -> Any:
+    key = _reuse_key(transform, operand, axes, options, execution, prolog, epilog)
+    if key is not None and (direction is not None or norm is not None):
+        key = (*key, direction, norm)
+    prints = callback_fingerprints(prolog, epilog) if key is not None else None
+    if key is not None:
+        hit = stateless_engines.get(key)
+        if hit is not None and hit[1] == prints:
+            return rerun(hit[0], operand, prolog, epilog, stream)
+    f = FFT(operand, axes=axes, options=options, execution=execution, stream=stream, _transform=transform,
+            _shared_plans=True)
+    kept = False
+    try:
+        f.plan(prolog=prolog, epilog=epilog, stream=stream, direction=direction, norm=norm)
+        result = f.execute(stream=stream)
+        if key is not None:
+            release_arrays(f)
+            stateless_engines.put(key, (f, prints))  # replaces (frees) one whose callbacks' globals changed
+            kept = True
+        return result
+    finally:
+        if not kept:
+            f.free()  # gives its plan back to the shared cache
+
+
+def _reuse_key(transform: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any) -> Any:
+    """A key for reusing an engine, or None where this call takes the full path: exactly what an
+    engine's plan and launch depend on, taken from CuPy's or NumPy's attributes (no Python layer)."""
+    if options is not None or execution is not None or debug_env():
+        return None
+    framework = array_framework(operand)
+    if framework is None:
+        return None
+    p, e = callback_reuse_key(prolog, "prolog", framework), callback_reuse_key(epilog, "epilog", framework)
+    if p is FULL_PATH or e is FULL_PATH:
+        return None
+    if axes is not None:
+        try:  # integers only: 1.0 == 1 would find the engine of axes=[1] (the full path explains)
+            axes = (axes,) if type(axes) is int else tuple(map(operator.index, axes))
+        except TypeError:
+            return None
+    device = operand.data.device_id if framework == "cupy" else None
+    return (transform, operand.shape, operand.strides, operand.dtype, device, axes, p, e)
