@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from cpu_callbacks import Fused, environment, filter_cb  # noqa: E402
+from cpu_callbacks import Fused, environment, filter_cb, timed  # noqa: E402
 
 # (label, batch, length, dtype of the operand, transform)
 CASES = [
@@ -63,24 +63,10 @@ def planned(engine: str, transform: str, x: np.ndarray, h: np.ndarray, workers: 
             os.environ["FFTFUSE_CPU_ENGINE"] = before
 
 
-def timed(runs: dict, rounds: int) -> dict[str, tuple[float, float]]:
-    """``(median, min)`` ms per call of each run: ``rounds`` samples, interleaved run by run, each
-    sample at least ~2 ms of back-to-back calls after a warm-up call. The minimum is the figure to
-    read on a machine other jobs share (bursts of their work only ever add time)."""
-    repeat = {}
-    for name, run in runs.items():
-        run()
-        t = time.perf_counter()
-        run()
-        repeat[name] = max(1, int(2e-3 / max(time.perf_counter() - t, 1e-7)))
-    samples: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(rounds):
-        for name, run in runs.items():
-            t = time.perf_counter()
-            for _ in range(repeat[name]):
-                run()
-            samples[name].append((time.perf_counter() - t) * 1e3 / repeat[name])
-    return {name: (statistics.median(s), min(s)) for name, s in samples.items()}
+def median_and_min(samples: list[float]) -> tuple[float, float]:
+    """The median, and the minimum: the figure to read on a machine other jobs share (bursts of
+    their work only ever add time)."""
+    return statistics.median(samples), min(samples)
 
 
 def run_case(label: str, b: int, n: int, dtype: str, transform: str, workers: int, rounds: int) -> dict:
@@ -113,7 +99,7 @@ def run_case(label: str, b: int, n: int, dtype: str, transform: str, workers: in
         runs = {"before": before, "after": after,
                 "scipy": lambda: sfft.fft(x, workers=workers) * h,
                 "ducc0": lambda: ducc0.fft.c2c(x, axes=(1,), nthreads=workers) * h}
-    ms = timed(runs, rounds)
+    ms = timed(runs, rounds, stat=median_and_min)
     return {"case": label, "engine": choice.engine, "how": choice.how, "timings_us": choice.timings,
             "plan_ms": round(plan_ms, 2), **{k: round(v[0], 3) for k, v in ms.items()},
             "min": {k: round(v[1], 3) for k, v in ms.items()}}

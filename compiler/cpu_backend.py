@@ -465,11 +465,11 @@ def clear_cache() -> None:
 def cpu_argument_types(kind: str, form: Form, element: Any, user: Any, terms: Terms | None = None,
                        checked: bool = False) -> tuple:
     """The numba types the user's function is called with on the CPU: the GPU's
-    (``cuda_backend.user_argument_types``) with 1-D arrays for pointers (bounds-checked buffers
+    (``numba_types.user_argument_types``) with 1-D arrays for pointers (bounds-checked buffers
     of them with ``checked``) and ``none`` for the unused shared pointer."""
     from numba.core import types
 
-    from .cuda_backend import user_argument_types
+    from .numba_types import user_argument_types
 
     def on_cpu(t: Any) -> Any:
         if t == types.voidptr:
@@ -502,7 +502,7 @@ def _compile(fn: Any, kind: str, form: Form, element_name: str, user_name: str, 
     import numba
     from numba.core.errors import NumbaError
 
-    from .cuda_backend import check_result_type, compile_error, numba_type
+    from .numba_types import check_result_type, compile_error, numba_type
     from .cpu_loops import make_loops, row_start
     from .wrappers import jit_tree, make_wrapper
 
