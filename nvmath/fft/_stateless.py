@@ -9,6 +9,7 @@ from ._api import Axes, Callback
 from ._docs import shared_doc
 from ._options import DirectionLike, Execution, FFTOptions, Norm
 from ._reuse import run_stateless
+from ._trace import ArrayTracer, traced_fft
 
 
 def _lazy(transform: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any,
@@ -44,7 +45,8 @@ def fft(operand: Any, axes: Axes = None, options: FFTOptions | dict | None = Non
     >>> bool(np.allclose(fft(x, direction="inverse", norm="backward"), np.fft.ifft(x)))
     True
     """
-    run = _lazy if type(operand).__module__.startswith("dask.") else run_stateless
+    run = _lazy if type(operand).__module__.startswith("dask.") else \
+        traced_fft if type(operand) is ArrayTracer else run_stateless
     return run("fft", operand, axes, options, execution, prolog, epilog, stream, direction, norm)
 
 
@@ -67,7 +69,8 @@ def ifft(operand: Any, axes: Axes = None, options: FFTOptions | dict | None = No
     >>> bool(np.allclose(ifft(x, norm="backward"), np.fft.ifft(x)))
     True
     """
-    run = _lazy if type(operand).__module__.startswith("dask.") else run_stateless
+    run = _lazy if type(operand).__module__.startswith("dask.") else \
+        traced_fft if type(operand) is ArrayTracer else run_stateless
     return run("ifft", operand, axes, options, execution, prolog, epilog, stream, direction, norm)
 
 
@@ -90,7 +93,8 @@ def rfft(operand: Any, axes: Axes = None, options: FFTOptions | dict | None = No
     >>> bool(np.allclose(rfft(x, axes=-1, norm="ortho"), np.fft.rfft(x, norm="ortho")))
     True
     """
-    run = _lazy if type(operand).__module__.startswith("dask.") else run_stateless
+    run = _lazy if type(operand).__module__.startswith("dask.") else \
+        traced_fft if type(operand) is ArrayTracer else run_stateless
     return run("rfft", operand, axes, options, execution, prolog, epilog, stream, direction, norm)
 
 
@@ -114,5 +118,6 @@ def irfft(operand: Any, axes: Axes = None, options: FFTOptions | dict | None = N
     >>> bool(np.allclose(irfft(np.fft.rfft(x), norm="backward"), x))
     True
     """
-    run = _lazy if type(operand).__module__.startswith("dask.") else run_stateless
+    run = _lazy if type(operand).__module__.startswith("dask.") else \
+        traced_fft if type(operand) is ArrayTracer else run_stateless
     return run("irfft", operand, axes, options, execution, prolog, epilog, stream, direction, norm)
