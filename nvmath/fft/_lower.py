@@ -150,7 +150,8 @@ def _epilog(fft: Node, consumers: dict[int, list[Any]], claimed: set[int]) -> tu
             break
         step = users[0]
         if step.index in claimed or not _fusable_step(step, fft.shape):
-            why = "the next step is not an elementwise step of the same shape that callbacks compute"
+            why = "" if step.kind != "op" else \
+                "the next step is not an elementwise step of the same shape that callbacks compute"
             break
         trial = side.copy()
         if not all(op is current or trial.admit(op) for op in step.inputs):
@@ -164,6 +165,8 @@ def _epilog(fft: Node, consumers: dict[int, list[Any]], claimed: set[int]) -> tu
     if best is None:
         return None, why
     n, side = best
+    if n < len(steps):
+        why = "the steps after it end in another dtype (NumPy's promotion), so they run as written"
     steps = steps[:n]
     return Callback("epilog", steps, fft, side.data, side.params), why
 
@@ -212,8 +215,8 @@ def lower(trace: Trace) -> Plan:
         epilog, why = _epilog(node, consumers, claimed)
         if epilog:
             claimed.update(s.index for s in epilog.steps)
-        elif why:
-            notes.append(f"no epilog for {_fft_label(node)}: {why}")
+        if why:
+            notes.append(f"{'epilog' if epilog else 'no epilog'} for {_fft_label(node)} stops here: {why}")
         operand = prolog.main if prolog else node.inputs[0]
         item = FusedFFT(node, operand, prolog, epilog)
         previous = by_result.get(operand.index)
