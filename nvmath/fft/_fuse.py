@@ -19,11 +19,18 @@ from . import _lower, _trace
 _LIBRARIES = {"numpy", "scipy", "nvmath", "cupy", "cupyx", "dask", "math", "cmath"}
 
 
-def _names(code: types.CodeType) -> set[str]:
-    out = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            out |= _names(const)
+_NAMES: dict[types.CodeType, tuple[str, ...]] = {}
+
+
+def _names(code: types.CodeType) -> tuple[str, ...]:
+    """Global names the code (nested code included) may read; memoized per code object."""
+    out = _NAMES.get(code)
+    if out is None:
+        found = set(code.co_names)
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                found.update(_names(const))
+        out = _NAMES[code] = tuple(sorted(found))
     return out
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ._trace import Node, Trace
+from ._trace import Literal, Node, Trace
 
 # User data a compiled callback can read (one number per element).
 _DATA_DTYPES = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
@@ -103,7 +103,7 @@ def _consumers(trace: Trace) -> dict[int, list[Any]]:
 def _output_nodes(structure: Any) -> list[Node]:
     if isinstance(structure, Node):
         return [structure]
-    if isinstance(structure, (tuple, list)) and not (len(structure) == 2 and structure[0] == "literal"):
+    if isinstance(structure, (tuple, list)):
         return [n for s in structure for n in _output_nodes(s)]
     return []
 
@@ -379,8 +379,8 @@ def _replay_call(node: Node, bind: Any) -> str:
 def _output_expr(structure: Any, bind: Any) -> str:
     if isinstance(structure, Node):
         return f"n{structure.index}"
-    if isinstance(structure, tuple) and len(structure) == 2 and structure[0] == "literal":
-        return bind(structure[1])
+    if isinstance(structure, Literal):
+        return bind(structure.value)
     inner = ", ".join(_output_expr(s, bind) for s in structure)
     if isinstance(structure, list):
         return f"[{inner}]"

@@ -534,6 +534,13 @@ class _ScipyBackend:
         return NotImplemented
 
 
+@dataclass(frozen=True)
+class Literal:
+    """A value the traced function returns as is (not an array it computed)."""
+
+    value: Any
+
+
 @dataclass
 class Trace:
     """A finished trace: the graph, the argument nodes by position/name, and the outputs."""
@@ -549,7 +556,7 @@ def _output_structure(value: Any) -> Any:
     if isinstance(value, (tuple, list)):
         return type(value)(_output_structure(v) for v in value)
     if value is None or isinstance(value, (bool, int, float, complex, str, np.generic)):
-        return ("literal", value)
+        return Literal(value)
     if isinstance(value, np.ndarray):
         return _as_node(value)
     raise fail(f"the function returns a {type(value).__name__}; traced functions return arrays, "

@@ -1,0 +1,94 @@
+"""Plain array code fused by nvmath.fft.fuse on the CPU executor, against the same code unfused
+(NumPy) and against the hand-written stateless callback calls.
+
+    PYTHONPATH=. python benchmarks/fuse_cpu.py [--repeats 50]
+
+Prints the median (and minimum) time per call after warm-up calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+import nvmath
+from nvmath.fft import fuse
+
+
+def propagate(x, w, H, s):
+    X = np.fft.fft(x * w, axis=-1)
+    return np.fft.ifft(X * H, axis=-1) * s
+
+
+def filt(x, H):
+    return np.fft.fft(x, axis=-1) * H
+
+
+def _mul(v, d):
+    return v * d
+
+
+def _scale(v, *, s):
+    return v * s
+
+
+def timed(call, repeats: int, warmup: int = 5) -> tuple[float, float]:
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), min(times)
+
+
+def operands(batch: int, n: int):
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((batch, n)) + 1j * rng.standard_normal((batch, n))).astype(np.complex64)
+    w = np.hanning(n).astype(np.float32)
+    H = (rng.standard_normal(n) + 1j * rng.standard_normal(n)).astype(np.complex64)
+    return x, w, H, 1.0 / n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=50)
+    repeats = parser.parse_args().repeats
+    fused = fuse(propagate, execution="cpu")
+    print("propagate, complex64, CPU: median / min ms")
+    for batch, n in [(256, 1024), (1024, 1024)]:
+        x, w, H, s = operands(batch, n)
+        plain = timed(lambda: propagate(x, w, H, s), repeats)
+        fast = timed(lambda: fused(x, w, H, s), repeats)
+        hand = timed(lambda: nvmath.fft.ifft(
+            nvmath.fft.fft(x, axes=[-1], execution="cpu", prolog={"fn": _mul, "data": w},
+                           epilog={"fn": _mul, "data": H}),
+            axes=[-1], execution="cpu", norm="backward", epilog={"fn": _scale, "params": {"s": s}}), repeats)
+        print(f"  {batch} x {n}: undecorated NumPy {1e3 * plain[0]:.2f} / {1e3 * plain[1]:.2f}   "
+              f"fused {1e3 * fast[0]:.2f} / {1e3 * fast[1]:.2f}   hand-written callbacks "
+              f"{1e3 * hand[0]:.2f} / {1e3 * hand[1]:.2f}   (fused / NumPy: {fast[0] / plain[0]:.2f}x)")
+    print("host time per call, 1 x 1024 complex64, CPU: median / min us")
+    x, w, H, s = operands(1, 1024)
+    cases = {
+        "filter: traced fft(x) * H": (lambda: fuse_filt(x, H)),
+        "filter: stateless fft(x, epilog={fn, data})": (
+            lambda: nvmath.fft.fft(x, axes=[-1], execution="cpu", epilog={"fn": _mul, "data": H})),
+        "propagate: traced": (lambda: fused(x, w, H, s)),
+        "propagate: two stateless calls with callbacks": (lambda: nvmath.fft.ifft(
+            nvmath.fft.fft(x, axes=[-1], execution="cpu", prolog={"fn": _mul, "data": w},
+                           epilog={"fn": _mul, "data": H}),
+            axes=[-1], execution="cpu", norm="backward", epilog={"fn": _scale, "params": {"s": s}})),
+        "propagate: undecorated NumPy": (lambda: propagate(x, w, H, s)),
+    }
+    fuse_filt = fuse(filt, execution="cpu")
+    for name, call in cases.items():
+        med, best = timed(call, repeats * 20, warmup=20)
+        print(f"  {name}: {1e6 * med:.1f} / {1e6 * best:.1f}")
+
+
+if __name__ == "__main__":
+    main()
