@@ -309,6 +309,8 @@ _UFUNC_METHOD_ONLY = "__call__"
 
 
 def _untraceable_attr(self: Tracer, name: str) -> Any:
+    if name.startswith("__"):   # protocol probes (hasattr) expect AttributeError
+        raise AttributeError(name)
     raise fail(f"'.{name}' of a traced array is not followed (reductions, reshapes, copies and "
                f"conversions run as the function is written)")
 
@@ -483,6 +485,8 @@ class _FFTNamespace:
         self.family = family
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
         if name not in FFT_NAMES:
             raise fail(f"{self.family}.fft.{name} is not followed")
         reference = getattr(np.fft, name)
@@ -503,6 +507,8 @@ class _Namespace:
         self.family = family
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
         alias = {"conj": "conjugate", "abs": "absolute", "pow": "power", "divide": "true_divide"}.get(name, name)
         candidate = getattr(np, alias, None)
         if isinstance(candidate, np.ufunc):
