@@ -46,6 +46,21 @@ def timed(call, repeats: int, warmup: int = 5) -> tuple[float, float]:
     return statistics.median(times), min(times)
 
 
+def interleaved(calls: dict, repeats: int, warmup: int = 5) -> dict:
+    """Median and minimum per call, the calls taken in turn so a shared machine's load falls on
+    each alike."""
+    for call in calls.values():
+        for _ in range(warmup):
+            call()
+    times: dict = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            t0 = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - t0)
+    return {name: (statistics.median(t), min(t)) for name, t in times.items()}
+
+
 def operands(batch: int, n: int):
     rng = np.random.default_rng(0)
     x = (rng.standard_normal((batch, n)) + 1j * rng.standard_normal((batch, n))).astype(np.complex64)
@@ -62,12 +77,15 @@ def main() -> None:
     print("propagate, complex64, CPU: median / min ms")
     for batch, n in [(256, 1024), (1024, 1024)]:
         x, w, H, s = operands(batch, n)
-        plain = timed(lambda: propagate(x, w, H, s), repeats)
-        fast = timed(lambda: fused(x, w, H, s), repeats)
-        hand = timed(lambda: nvmath.fft.ifft(
-            nvmath.fft.fft(x, axes=[-1], execution="cpu", prolog={"fn": _mul, "data": w},
-                           epilog={"fn": _mul, "data": H}),
-            axes=[-1], execution="cpu", norm="backward", epilog={"fn": _scale, "params": {"s": s}}), repeats)
+        got = interleaved({
+            "plain": lambda: propagate(x, w, H, s),
+            "fast": lambda: fused(x, w, H, s),
+            "hand": lambda: nvmath.fft.ifft(
+                nvmath.fft.fft(x, axes=[-1], execution="cpu", prolog={"fn": _mul, "data": w},
+                               epilog={"fn": _mul, "data": H}),
+                axes=[-1], execution="cpu", norm="backward", epilog={"fn": _scale, "params": {"s": s}}),
+        }, repeats)
+        plain, fast, hand = got["plain"], got["fast"], got["hand"]
         print(f"  {batch} x {n}: undecorated NumPy {1e3 * plain[0]:.2f} / {1e3 * plain[1]:.2f}   "
               f"fused {1e3 * fast[0]:.2f} / {1e3 * fast[1]:.2f}   hand-written callbacks "
               f"{1e3 * hand[0]:.2f} / {1e3 * hand[1]:.2f}   (fused / NumPy: {fast[0] / plain[0]:.2f}x)")
@@ -85,8 +103,7 @@ def main() -> None:
         "propagate: undecorated NumPy": (lambda: propagate(x, w, H, s)),
     }
     fuse_filt = fuse(filt, execution="cpu")
-    for name, call in cases.items():
-        med, best = timed(call, repeats * 20, warmup=20)
+    for name, (med, best) in interleaved(cases, repeats * 20, warmup=20).items():
         print(f"  {name}: {1e6 * med:.1f} / {1e6 * best:.1f}")
 
 

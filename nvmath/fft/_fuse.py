@@ -10,6 +10,8 @@ import threading
 import types
 from typing import Any, Callable
 
+from numpy import ndarray
+
 from compiler.fingerprint import UncacheableError, function_fingerprint
 
 from . import _lower, _trace
@@ -85,9 +87,14 @@ class _Compiled:
 def _signature(args: tuple, kwargs: dict) -> tuple:
     """What a trace depends on: array types, shapes and dtypes, scalar types, other values."""
     def one(value: Any) -> Any:
+        t = type(value)
+        if t is ndarray:  # the common case first: this runs on every call
+            return (t, value.shape, value.dtype)
+        if t is float or t is complex:
+            return t
         kind = _trace.argument_kind(value)
         if kind == "array":
-            return (type(value), tuple(value.shape), str(value.dtype))
+            return (t, tuple(value.shape), str(value.dtype))
         if kind == "scalar":
             return type(value)
         return ("static", type(value), value)
