@@ -265,6 +265,23 @@ def converted(x):
     return np.fft.fft(np.asarray(x) * 2)
 
 
+def in_place(x):
+    x *= 2
+    return np.fft.fft(x)
+
+
+def nvmath_default_axes(x):
+    return nvmath.fft.fft(x) * 2
+
+
+def fftn_4d(x):
+    return np.fft.fftn(x) * 2
+
+
+def real_input_c2c(x):
+    return np.fft.fft(x) * 0.5
+
+
 def returns_dict(x):
     return {"spectrum": np.fft.fft(x)}
 
@@ -312,6 +329,9 @@ FUSED = [
     (make_scaler(3.0), lambda: (c((B, N)),)),
     (propagate, lambda: (c((B, N), np.complex128), f(N, np.float64, seed=2), c(N, np.complex128, seed=1), 0.5)),
     (scale, lambda: (c((B, N), np.complex128),)),
+    (nvmath_default_axes, lambda: (c((2, 3, 4, 8)),)),
+    (real_input_c2c, lambda: (f((B, N), np.float64),)),
+    (real_input_c2c, lambda: (f((B, N)),)),
 ]
 
 PARTLY = [
@@ -396,6 +416,22 @@ def test_the_untraceable_line_is_named_and_strict_raises():
     assert "test_fuse.py" in text and "return np.fft.fft(x) / x.sum()" in text
     with pytest.raises(nvmath.fft.TraceError, match=r"reduction cannot be traced: '\.sum'.*x\.sum\(\)"):
         fuse(reduction, strict=True)(c((B, N)))
+
+
+def test_an_fftn_over_more_axes_than_nvmath_takes_runs_as_written():
+    fused = fuse(fftn_4d, execution="cpu")
+    x = c((2, 3, 4, 8))
+    assert "runs as written" in fused.explain(x)
+    _close(fused(x), fftn_4d(x))
+
+
+def test_in_place_steps_leave_the_callers_array_as_the_function_does():
+    x = c((B, N))
+    mine, theirs = x.copy(), x.copy()
+    fused = fuse(in_place, execution="cpu")
+    assert "in-place operator" in fused.explain(x.copy())
+    _close(fused(mine), in_place(theirs))
+    assert np.array_equal(mine, theirs)
 
 
 def test_returning_a_dict_runs_as_written():

@@ -222,8 +222,8 @@ def record_fft(family: str, name: str, func: Callable, args: tuple, kwargs: dict
     if bound is None:
         raise fail(f"{family}.fft.{name} called with arguments it does not take")
     params = dict(bound.arguments)
-    for key in ("args", "kwargs"):
-        params.update(params.pop(key, {}) if key == "kwargs" else {})
+    if isinstance(params.get("kwargs"), dict):   # a function taking **kwargs
+        params.update(params.pop("kwargs"))
     operand = params.pop("a", params.pop("x", params.pop("operand", None)))
     if not isinstance(operand, ArrayTracer):
         raise fail(f"{family}.fft.{name} of a {type(operand).__name__}: only traced arrays are followed")
@@ -254,7 +254,8 @@ def _lowering(family: str, transform: str, default_axes: Any, node: Node, params
         extra = {k: v for k, v in params.items() if v is not None and k not in ("axes", "norm")}
         if extra or params.get("direction") is not None:
             return None
-        axes = _normalized_axes(params.get("axes"), len(node.shape), None)
+        ndim = len(node.shape)   # nvmath.fft's default: the last up-to-3 axes
+        axes = _normalized_axes(params.get("axes"), ndim, tuple(range(max(0, ndim - 3), ndim)))
         norm = params.get("norm")
     else:
         harmless = {"workers", "overwrite_x"}
@@ -267,8 +268,8 @@ def _lowering(family: str, transform: str, default_axes: Any, node: Node, params
             axes = default_axes
         axes = _normalized_axes(axes, len(node.shape), default_axes)
         norm = params.get("norm") or "backward"   # NumPy's default scales the inverse
-    if axes is None or norm not in (None, "backward", "ortho", "forward"):
-        return None
+    if axes is None or len(axes) > 3 or norm not in (None, "backward", "ortho", "forward"):
+        return None   # nvmath.fft transforms 1 to 3 axes
     if transform in ("rfft", "irfft") and len(axes) != len(set(axes)):
         return None
     if _fft_result(transform, node.shape, node.dtype, axes) is None:
@@ -392,6 +393,11 @@ class Tracer:
     def __rpow__(self, o: Any) -> Any: return elementwise(operator.pow, "**", (o, self), "operator")
     def __floordiv__(self, o: Any) -> Any: return elementwise(operator.floordiv, "//", (self, o), "operator")
     def __mod__(self, o: Any) -> Any: return elementwise(operator.mod, "%", (self, o), "operator")
+    def _in_place(self, o: Any) -> Any:
+        raise fail("an in-place operator on a traced array (it would change the caller's array)")
+
+    __iadd__ = __isub__ = __imul__ = __itruediv__ = __ipow__ = __ifloordiv__ = __imod__ = _in_place
+
     def __neg__(self) -> Any: return elementwise(operator.neg, "-", (self,), "operator")
     def __pos__(self) -> Any: return elementwise(operator.pos, "+", (self,), "operator")
     def __abs__(self) -> Any: return elementwise(operator.abs, "abs", (self,), "operator")
