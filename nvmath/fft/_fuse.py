@@ -251,6 +251,11 @@ def fuse(fn: Callable | None = None, *, execution: Any = None, strict: bool = Fa
     Inside a callback, intermediate steps may compute in a wider type than NumPy would (a
     Python int parameter is int64), never a narrower one.
 
+    The function runs on stand-ins once per signature, so its side effects (printing, appending
+    to a list) happen while tracing, not on later calls; in-place operators on its array
+    arguments stop the trace (the call then runs as written, changing the caller's array as it
+    would).
+
     The trace is kept per signature in memory; the function's fingerprint (bytecode, closure,
     globals read, by value) is taken on each call, so a changed global or closure value traces
     again. Python ints, strings and other non-array arguments are part of the signature (they
