@@ -274,6 +274,8 @@ def _lowering(family: str, transform: str, default_axes: Any, node: Node, params
         return None
     if _fft_result(transform, node.shape, node.dtype, axes) is None:
         return None
+    if (norm, transform in ("fft", "rfft")) in (("backward", True), ("forward", False)):
+        norm = None   # no scale in this direction: the plain call, as a hand-written one would be
     return {"transform": transform, "axes": axes, "norm": norm}
 
 
