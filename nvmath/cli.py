@@ -464,11 +464,18 @@ def _entry_row(key: str, meta: dict[str, Any]) -> tuple[str, ...]:
         str(meta.get("form", "-")),
         str(meta.get("element_dtype", "-")),
         str(meta.get("user_dtype", "-")),
-        f"sm_{arch}" if arch is not None else "-",
+        _arch_text(arch),
         "yes" if meta.get("indirect") else "no",
         _size(int(meta.get("size", 0))),
         str(name),
     )
+
+
+def _arch_text(arch: Any) -> str:
+    """A GPU architecture as sm_NN; native CPU code's recorded CPU as it is."""
+    if arch is None:
+        return "-"
+    return f"sm_{arch}" if isinstance(arch, int) else str(arch)
 
 
 def cmd_clear(args: argparse.Namespace) -> int:
@@ -567,7 +574,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
                     problem = _link_problem(check.payload, check.meta, link_state)
                 label = _verify_label(check.key, check.meta)
                 row = {"key": check.key, "problem": problem, "kind": check.meta.get("kind"),
-                       "element_dtype": check.meta.get("element_dtype"), "arch": check.meta.get("arch")}
+                       "element_dtype": check.meta.get("element_dtype"), "user_dtype": check.meta.get("user_dtype"),
+                       "arch": check.meta.get("arch"), "target": check.meta.get("target")}
                 if problem is None:
                     good += 1
                     if args.verbose and not args.json:
@@ -601,7 +609,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def _verify_label(key: str, meta: dict[str, Any]) -> str:
     if "kind" not in meta:
         return f"{key[:12]}  (metadata unreadable)"
-    return f"{key[:12]}  {meta['kind']} {meta.get('element_dtype', '?')} sm_{meta.get('arch', '?')}"
+    arch = meta.get("arch")
+    return f"{key[:12]}  {meta['kind']} {meta.get('element_dtype', '?')} {_arch_text(arch) if arch is not None else 'sm_?'}"
 
 
 def _link_problem(payload: Any, meta: dict[str, Any], state: dict[str, Any]) -> str | None:
@@ -609,8 +618,8 @@ def _link_problem(payload: Any, meta: dict[str, Any], state: dict[str, Any]) -> 
     from compiler.dtypes import ELEMENT_DTYPES
 
     kind, dtype, arch = meta.get("kind"), meta.get("element_dtype"), meta.get("arch")
-    if kind not in ("prolog", "epilog") or dtype not in ELEMENT_DTYPES:
-        return None  # not a callback: the digest is all there is to check
+    if kind not in ("prolog", "epilog") or dtype not in ELEMENT_DTYPES or meta.get("target") == "cpu":
+        return None  # not a GPU callback: the digest is all there is to check
     if not isinstance(arch, int):
         return f"metadata records no usable architecture ({arch!r})"
     if "link_check" not in state:
