@@ -185,7 +185,7 @@ def _parser() -> argparse.ArgumentParser:
     actions = cache.add_subparsers(title="actions", metavar="{info,list,clear,export,import,verify}")
     cache.set_defaults(usage=cache)  # "fftfuse cache" without an action: its help, status 2
 
-    info = actions.add_parser("info", parents=[common], help="directory, size, toolchain, default architecture")
+    info = actions.add_parser("info", parents=[common], help="directory, size, toolchain, default architecture, this CPU")
     info.set_defaults(run=cmd_info)
 
     listing = actions.add_parser("list", parents=[common], help="one line per entry (--json: one object per line)")
