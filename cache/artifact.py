@@ -98,17 +98,23 @@ def keep_artifact(store: Any, key: str, payload: bytes, meta: ArtifactMeta) -> N
 
 
 def compiled_through(store: Any, key: str | None, expect: Mapping[str, Any],
-                     compile_fn: Callable[[], tuple[bytes, ArtifactMeta | None]]) -> Found:
+                     compile_fn: Callable[[], tuple[bytes, ArtifactMeta]]) -> Found:
     """The artifact under ``key`` from ``store``, or ``compile_fn()``'s, stored there.
 
-    ``key`` None (an artifact that cannot be cached) compiles without the store; ``compile_fn``
-    returning None for the record means "do not store" (code that only works in this process).
+    ``expect``: fields the stored record must hold with these values (see :func:`stored_artifact`).
+    ``key`` None (an artifact that cannot be cached) compiles without the store.
+
+    >>> from cache import ArtifactStore
+    >>> store = ArtifactStore(enabled=False)
+    >>> make = lambda: (b"code", ArtifactMeta("demo", "epilog", arch=90))
+    >>> [compiled_through(store, "k", {"arch": 90}, make).source for _ in range(2)]
+    ['compiled', 'cache']
     """
     if key is not None:
         found = stored_artifact(store, key, expect)
         if found is not None:
             return found
     payload, meta = compile_fn()
-    if key is not None and meta is not None:
+    if key is not None:
         keep_artifact(store, key, payload, meta)
-    return Found(payload, meta if meta is not None else ArtifactMeta("", ""), "compiled")
+    return Found(payload, meta, "compiled")
