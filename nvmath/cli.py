@@ -631,16 +631,18 @@ def _archs(values: list[str] | None) -> list[int | None]:
 def cmd_precompile(args: argparse.Namespace) -> Report:
     """Compile each named function through the cache for each architecture.
 
-    The keys are the ones the FFT calls look up: a stateless call with user data reads the
-    data pointer from a slot (an *indirect* callback), an FFT object or ``compile_epilog``
-    gets the pointer itself; a callback without user data is the same for both. Status 1 when
-    a compile or a requested link check failed.
+    The keys are the ones the FFT calls look up: the planner says which calls read the user
+    data through a slot (``_planner.indirect_callback``: stateless calls with data), and a
+    callback without user data is the same for both. Status 1 when a compile or a requested
+    link check failed.
     """
     element = _element_dtype(args.dtype)
     user = _user_dtype(args.user_dtype)
     archs = _archs(args.arch)
-    wanted = {"stateless": (True,), "stateful": (False,), "all": (True, False)}[args.calls]
-    variants = sorted({flag and user is not None for flag in wanted})
+    from nvmath.fft._planner import indirect_callback
+
+    shared = {"stateless": (True,), "stateful": (False,), "all": (True, False)}[args.calls]
+    variants = sorted({indirect_callback(s, user is not None, False) for s in shared})
     functions = []
     for spec in args.specs:  # resolve every spec before compiling anything
         try:
