@@ -35,7 +35,7 @@ import os
 import sys
 import time
 import warnings
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 from ._cli_render import Report, render
 
