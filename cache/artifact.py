@@ -18,6 +18,8 @@ RECORD_VERSION = 1
 
 _FIELDS = ("target", "kind", "form", "element_dtype", "user_dtype", "arch", "function", "fingerprint",
            "toolchain")
+# Not a kind's own fields: the record's, and what the store adds to every entry.
+_NOT_EXTRA = frozenset((*_FIELDS, "record", "key", "size", "sha256"))
 
 
 # A NamedTuple, not a dataclass: the cache-hit path must not import dataclasses (and inspect).
@@ -58,9 +60,8 @@ class ArtifactMeta(NamedTuple):
         if meta.get("record") != RECORD_VERSION or not isinstance(meta.get("target"), str) \
                 or not isinstance(meta.get("kind"), str):
             return None
-        # The store adds these to every entry; they are not the artifact's.
-        extra = {k: v for k, v in meta.items() if k not in (*_FIELDS, "record", "key", "size", "sha256")}
-        return cls(*(meta.get(name) for name in _FIELDS), extra=extra)  # type: ignore[arg-type]
+        extra = {k: meta[k] for k in meta.keys() - _NOT_EXTRA}
+        return cls._make([*map(meta.get, _FIELDS), extra])
 
     def expected(self, *names: str) -> dict[str, Any]:
         """The named fields as the store's ``expect=`` (what an entry must record to be served)."""
@@ -85,8 +86,8 @@ def stored_artifact(store: Any, key: str, expect: Mapping[str, Any]) -> Found | 
         return None
     payload, raw = hit
     meta = ArtifactMeta.from_stored(raw)
-    missing = [name for name, value in expect.items() if value is not None and name not in raw]
-    if meta is None or missing:  # written before the record, or without a field asked for
+    if meta is None or any(v is not None and k not in raw for k, v in expect.items()):
+        # Written before the record, or without a field asked for.
         store.delete(key)
         return None
     return Found(payload, meta, "cache")
