@@ -5,6 +5,7 @@ This package is storage only: it imports nothing else of fftfuse.
 
 __fftfuse_package__ = True
 
+from .artifact import ArtifactMeta, Found, compiled_through, keep_artifact, stored_artifact
 from .store import (
     FORMAT_VERSION,
     ArtifactStore,
@@ -17,5 +18,7 @@ from .store import (
     reset_default_store,
 )
 
-# The package's public names are the store's, listed once there.
-from .store import __all__
+# The package's public names: the store's, listed once there, and the artifact record's.
+from .store import __all__ as _store_names
+
+__all__ = [*_store_names, "ArtifactMeta", "Found", "compiled_through", "keep_artifact", "stored_artifact"]

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any, NamedTuple
 
-from cache import artifact_key, default_store
+from cache import ArtifactMeta, artifact_key, compiled_through, default_store
 
 from .dtypes import element_dtype_name, single_precision_literals
 from .fingerprint import UncacheableError, function_fingerprint
@@ -188,6 +188,7 @@ def compile_callback(
     try:
         fingerprint = function_fingerprint(fn)
     except UncacheableError as exc:
+        fingerprint = None
         report_uncacheable(kind, fn, exc)
     else:
         key = artifact_key(
@@ -196,31 +197,37 @@ def compile_callback(
             construction=CONSTRUCTION,
             **({"terms": terms.key()} if terms is not None else {}),
         )
-        # The store serves only the entry written under this key; the fields below guard against
-        # an entry whose metadata disagrees with what is asked for (it is dropped and compiled again).
-        hit = store.get(key, expect={
-            "fingerprint": fingerprint, "kind": kind, "form": form.value, "element_dtype": element, "arch": arch,
-            "indirect": indirect, "narrow": narrow, "construction": CONSTRUCTION,
-        })
-        if hit is not None:
-            payload, meta = hit
-            _log(_DEBUG, "%s %r (%s, sm_%d) found in the cache: key %s, %d bytes", kind, name, element, arch,
-                 key, len(payload))
-            return _artifact(payload, meta, form, user_name, source="cache")
 
-    quiet_numba()
-    from .cuda_backend import compile_ltoir
+    def compile_now() -> tuple[bytes, ArtifactMeta]:
+        quiet_numba()
+        from .cuda_backend import compile_ltoir
 
-    started = time.perf_counter()
-    check_supported_arch(arch)
-    user_type = user_dtype if user_name and user_name.startswith("numba:") else user_name
-    ltoir, meta = compile_ltoir(fn, kind, form, element, user_type, arch, indirect=indirect, narrow=narrow,
-                                terms=terms)
-    if key is not None:
-        store.put(key, ltoir, {**meta, "fingerprint": fingerprint})
-    _log(_INFO, "%s %r (%s form, %s, sm_%d) compiled in %.1f ms: key %s, %d bytes", kind, name, form.value,
-         element, arch, 1e3 * (time.perf_counter() - started), key, len(ltoir))
-    return _artifact(ltoir, meta, form, user_name, source="compiled")
+        started = time.perf_counter()
+        check_supported_arch(arch)
+        user_type = user_dtype if user_name and user_name.startswith("numba:") else user_name
+        ltoir, meta = compile_ltoir(fn, kind, form, element, user_type, arch, indirect=indirect, narrow=narrow,
+                                    terms=terms)
+        _log(_INFO, "%s %r (%s form, %s, sm_%d) compiled in %.1f ms: key %s, %d bytes", kind, name, form.value,
+             element, arch, 1e3 * (time.perf_counter() - started), key, len(ltoir))
+        return ltoir, _record(meta, fingerprint)
+
+    # The store serves only the entry written under this key; the fields below guard against
+    # an entry whose metadata disagrees with what is asked for (it is dropped and compiled again).
+    found = compiled_through(store, key, {
+        "target": "ltoir", "fingerprint": fingerprint, "kind": kind, "form": form.value, "element_dtype": element,
+        "arch": arch, "indirect": indirect, "narrow": narrow, "construction": CONSTRUCTION,
+    }, compile_now)
+    if found.source == "cache":
+        _log(_DEBUG, "%s %r (%s, sm_%d) found in the cache: key %s, %d bytes", kind, name, element, arch,
+             key, len(found.payload))
+    return _artifact(found.payload, found.meta, form, user_name, source=found.source)
+
+
+def _record(meta: dict[str, Any], fingerprint: str | None) -> ArtifactMeta:
+    """The store's record of a callback's LTO-IR, from what the backend says it compiled."""
+    fields = ("kind", "form", "element_dtype", "user_dtype", "arch", "function")
+    return ArtifactMeta("ltoir", *(meta[f] for f in fields), fingerprint=fingerprint, toolchain=toolchain_stamp(),
+                        extra={k: v for k, v in meta.items() if k not in fields})
 
 
 _DEBUG, _INFO = 10, 20  # logging's levels, without importing logging on the cache-hit path
@@ -245,16 +252,17 @@ def quiet_numba() -> None:
         numba_log.setLevel(logging.WARNING)
 
 
-def _artifact(ltoir: bytes, meta: dict, form: Form, user_name: str | None, *, source: str) -> CompiledCallback:
+def _artifact(ltoir: bytes, meta: ArtifactMeta, form: Form, user_name: str | None, *,
+              source: str) -> CompiledCallback:
     return CompiledCallback(
         ltoir=ltoir,
-        symbol=meta["symbol"],
-        kind=meta["kind"],
+        symbol=meta.extra["symbol"],
+        kind=meta.kind,
         form=form,
-        element_dtype=meta["element_dtype"],
-        user_dtype=user_name or meta["element_dtype"],
-        arch=meta["arch"],
-        indirect=meta["indirect"],
-        toolkit=tuple(meta["toolkit"]),
+        element_dtype=meta.element_dtype,
+        user_dtype=user_name or meta.element_dtype,
+        arch=meta.arch,
+        indirect=meta.extra["indirect"],
+        toolkit=tuple(meta.extra["toolkit"]),
         source=source,
     )

@@ -259,7 +259,7 @@ def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, 
     form, element, user_name = _describe(fn, kind, element_dtype, user_dtype, terms)
     narrow = single_precision_literals(literals, element)
     checked = form is Form.CUFFT and (bounds_checks() if checks is None else bool(checks))
-    key = None
+    key = fingerprint = None
     try:
         fingerprint = function_fingerprint(fn)
     except UncacheableError as exc:
@@ -276,8 +276,8 @@ def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, 
             from cache import default_store
 
             store = default_store()
-        loops = _load(store, key, {"target": "cpu", "kind": kind, "form": form.value, "element": element,
-                                   "user": user_name})
+        loops = _load(store, key, {"target": "cpu", "kind": kind, "form": form.value, "element_dtype": element,
+                                   "user_dtype": user_name or element, "fingerprint": fingerprint})
         if loops is not None:
             callback = CpuCallback(None, fn, kind, form, element, user_name, "cache", loops, terms, narrow, checked)
             with _lock:
@@ -292,8 +292,8 @@ def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, 
 
     def native() -> NativeLoops:
         cfuncs = build()
-        if key is not None and not isinstance(cfuncs, Loops):
-            _persist(store, key, callback, cfuncs)
+        if key is not None and fingerprint is not None and not isinstance(cfuncs, Loops):
+            _persist(store, key, fingerprint, callback, cfuncs)
         return cfuncs if isinstance(cfuncs, Loops) else NativeLoops(cfuncs[0].address, cfuncs[1].address, cfuncs)
 
     callback = CpuCallback(wrapper, fn, kind, form, element, user_name, "compiled", LazyLoops(native), terms, narrow,
@@ -332,9 +332,9 @@ def _loops_stamp() -> str:
     return digest.hexdigest()[:16]
 
 
-def _persist(store: Any, key: str, callback: CpuCallback, cfuncs: tuple) -> None:
+def _persist(store: Any, key: str, fingerprint: str, callback: CpuCallback, cfuncs: tuple) -> None:
     """Store the native code of ``cfuncs`` (numba's apart and in-place loops) under ``key``."""
-    from .cpu_native import cpu_identity, emit_object, persistable
+    from .cpu_native import cpu_identity, cpu_summary, emit_object, persistable
 
     why = _raises(python_function(callback.function))
     symbols = [c.native_name for c in cfuncs]
@@ -346,11 +346,15 @@ def _persist(store: Any, key: str, callback: CpuCallback, cfuncs: tuple) -> None
     if why is not None:
         log.info("CPU %s %r is compiled in every process: %s", callback.kind, callback.name, why)
         return
-    store.put(key, code, {
-        "target": "cpu", "kind": callback.kind, "form": callback.form.value, "element": callback.element_dtype,
-        "user": callback.user_dtype, "function": callback.name, "symbols": symbols, "format": form,
-        **cpu_identity(),
-    })
+    from cache import ArtifactMeta, keep_artifact
+
+    identity = cpu_identity()
+    keep_artifact(store, key, code, ArtifactMeta(
+        # No user data is recorded as the element type, as for the GPU.
+        "cpu", callback.kind, callback.form.value, callback.element_dtype, callback.user_dtype or callback.element_dtype,
+        cpu_summary(identity), callback.name, fingerprint, toolchain_stamp(),
+        extra={"symbols": symbols, "format": form, **identity},
+    ))
 
 
 def _raises(fn: Any, seen: set | None = None) -> str | None:
@@ -402,15 +406,17 @@ def _load(store: Any, key: str, expect: dict[str, Any]) -> Loops | None:
 
     ``expect``: what the entry must record (the store drops one that records otherwise).
     """
-    found = store.get(key, expect=expect)
+    from cache import stored_artifact
+
+    found = stored_artifact(store, key, expect)
     if found is None:
         return None
-    code, meta = found
+    code, meta = found.payload, found.meta.extra
     from .cpu_native import load_native
 
     try:
         apart, in_place = meta["symbols"]
-        library = load_native(code, meta.get("format", "object"))  # entries of old versions are objects
+        library = load_native(code, meta["format"])
         return NativeLoops(library.address(apart), library.address(in_place), library)
     except (KeyError, TypeError, ValueError, RuntimeError, OSError) as exc:
         log.warning("dropping stored CPU callback %s: %s", key, exc)

@@ -104,6 +104,15 @@ def cpu_identity() -> dict[str, str]:
     }
 
 
+def cpu_summary(identity: dict[str, str]) -> str:
+    """One line naming the CPU of :func:`cpu_identity` (for listings; the key uses every field).
+
+    >>> cpu_summary({"platform": "linux-x86_64-glibc2.36", "cpu": "znver3", "features": "0f06"})
+    'znver3 (linux-x86_64-glibc2.36)'
+    """
+    return f"{identity.get('cpu', '?')} ({identity.get('platform', '?')})"
+
+
 def cpuinfo_identity(cpuinfo: str) -> dict[str, str]:
     r""":func:`cpu_identity` from the text of a Linux ``/proc/cpuinfo``, for this machine and C library.
 

@@ -126,12 +126,12 @@ def compile_source(
     options and version and the architecture. The result is link-checked against cuFFT's
     prototype before it is stored. Returns a :class:`compiler.api.CompiledCallback`.
     """
-    from cache import artifact_key, default_store
+    from cache import ArtifactMeta, artifact_key, compiled_through, default_store
 
     from .api import CompiledCallback
     from .forms import Form
     from .linkcheck import link_check
-    from .toolchain import nvrtc_version, resolve_arch
+    from .toolchain import nvrtc_version, resolve_arch, toolchain_stamp
 
     check_kind(kind)
     if not isinstance(source, str):
@@ -141,22 +141,24 @@ def compile_source(
     fn_name = callback_name(source, kind, name)
     toolkit = nvrtc_version()
     store = default_store() if store is None else store
-    key = artifact_key(target="ltoir-cuda-source", source=hashlib.sha256(source.encode()).hexdigest(), name=fn_name,
+    digest = hashlib.sha256(source.encode()).hexdigest()
+    key = artifact_key(target="ltoir-cuda-source", source=digest, name=fn_name,
                        kind=kind, element=element, arch=arch, indirect=indirect, options=list(OPTIONS),
                        nvrtc=list(toolkit))
-    hit = store.get(key, expect={"function": fn_name, "kind": kind, "form": "cuda-source", "element_dtype": element,
-                                 "arch": arch, "indirect": indirect})
-    origin = "cache"
-    if hit is None:
+
+    def compile_now() -> tuple[bytes, ArtifactMeta]:
         ltoir = nvrtc_ltoir(wrapped_source(source, kind, element, fn_name, indirect=indirect), arch,
                             what=f"{kind} {fn_name!r}")
         link_check(ltoir, kind, element, arch)
-        store.put(key, ltoir, {"function": fn_name, "symbol": callback_symbol(kind, element), "kind": kind,
-                               "form": "cuda-source", "element_dtype": element, "arch": arch,
-                               "indirect": indirect, "toolkit": list(toolkit)})
-        origin = "compiled"
-    else:
-        ltoir = hit[0]
+        return ltoir, ArtifactMeta("ltoir-cuda-source", kind, "cuda-source", element, "void", arch, fn_name,
+                                   fingerprint=digest, toolchain=toolchain_stamp(),
+                                   extra={"symbol": callback_symbol(kind, element), "indirect": indirect,
+                                          "toolkit": list(toolkit)})
+
+    found = compiled_through(store, key, {"target": "ltoir-cuda-source", "function": fn_name, "kind": kind,
+                                          "form": "cuda-source", "element_dtype": element, "arch": arch,
+                                          "indirect": indirect}, compile_now)
+    ltoir, origin = found.payload, found.source
     return CompiledCallback(ltoir=ltoir, symbol=callback_symbol(kind, element), kind=kind, form=Form.CUFFT,
                             element_dtype=element, user_dtype="void", arch=arch, indirect=indirect,
                             toolkit=toolkit, source=origin)

@@ -90,27 +90,33 @@ def install(select: Callable[[Any], bool]) -> None:
         cc = self._ensure_cc(cc)
         if cc in self._cubin_cache or not any(s(self) for s in _installed):
             return original(self, cc)
-        from cache import default_store
+        from cache import ArtifactMeta, compiled_through, default_store
+
+        from .toolchain import toolchain_stamp
 
         store = default_store()
         try:
             key = link_key(self, cc)
         except OSError:  # a linked file that cannot be read: numba will say so
             return original(self, cc)
-        hit = store.get(key)
-        if hit is not None:
-            _stats["hits"] += 1
-            payload, meta = hit
-            cubin = _object_code(payload)
-            self._cubin_cache[cc] = cubin
-            self._linkerinfo_cache[cc] = meta.get("info_log", "")
-            return cubin
-        _stats["misses"] += 1
-        cubin = original(self, cc)
-        info = self._linkerinfo_cache.get(cc, "")
-        meta = {"kind": "kernel-cubin", "function": self._entry_name or "", "arch": int(cc[0]) * 10 + int(cc[1]),
-                "info_log": str(info or "")[:4096]}
-        store.put(key, bytes(getattr(cubin, "code", cubin)), meta)
+        linked: list[Any] = []
+
+        def link() -> tuple[bytes, ArtifactMeta]:
+            _stats["misses"] += 1
+            cubin = original(self, cc)
+            linked.append(cubin)
+            info = self._linkerinfo_cache.get(cc, "")
+            return bytes(getattr(cubin, "code", cubin)), ArtifactMeta(
+                "numba-cubin", "kernel-cubin", arch=int(cc[0]) * 10 + int(cc[1]), function=self._entry_name or "",
+                toolchain=toolchain_stamp(), extra={"info_log": str(info or "")[:4096]})
+
+        found = compiled_through(store, key, {"target": "numba-cubin", "kind": "kernel-cubin"}, link)
+        if linked:
+            return linked[0]
+        _stats["hits"] += 1
+        cubin = _object_code(found.payload)
+        self._cubin_cache[cc] = cubin
+        self._linkerinfo_cache[cc] = found.meta.extra.get("info_log", "")
         return cubin
 
     get_cubin.__wrapped__ = original  # type: ignore[attr-defined]

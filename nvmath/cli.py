@@ -35,7 +35,9 @@ import os
 import sys
 import time
 import warnings
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
+
+from ._cli_render import Report, render
 
 __all__ = ["main", "load_function", "SpecError"]
 
@@ -101,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.version:
         args.run = cmd_version
     if not hasattr(args, "run"):
-        parser.print_help(sys.stderr)
+        getattr(args, "usage", parser).print_help(sys.stderr)
         return 2
     _configure_logging(args.verbose)
     real_stdout = sys.stdout
@@ -110,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             # The commands report an unusable cache directory themselves, as an error.
             warnings.filterwarnings("ignore", "fftfuse: the compile cache in", RuntimeWarning)
-            code = int(args.run(args) or 0)
+            code = render(args.run(args), args)
         sys.stdout.flush()  # a closed pipe or a full disk shows here, inside the handlers below
         return code
     except CLIError as exc:
@@ -156,13 +158,9 @@ def version() -> str:
     return nvmath.__version__
 
 
-def cmd_version(args: argparse.Namespace) -> int:
-    """Print the version: ``fftfuse X.Y.Z``, or with ``--json`` an object with ``name`` and ``version``."""
-    if args.json:
-        _print_json({"name": "fftfuse", "version": version()})
-    else:
-        print(f"fftfuse {version()}")
-    return 0
+def cmd_version(args: argparse.Namespace) -> Report:
+    """The version: ``fftfuse X.Y.Z``; as JSON an object with ``name`` and ``version``."""
+    return Report("version", {"name": "fftfuse", "version": version()})
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -185,9 +183,9 @@ def _parser() -> argparse.ArgumentParser:
 
     cache = verbs.add_parser("cache", help="inspect or manage the cache", description="Inspect or manage the cache.")
     actions = cache.add_subparsers(title="actions", metavar="{info,list,clear,export,import,verify}")
-    cache.set_defaults(run=lambda args: _fail_usage(cache))
+    cache.set_defaults(usage=cache)  # "fftfuse cache" without an action: its help, status 2
 
-    info = actions.add_parser("info", parents=[common], help="directory, size, toolchain, default architecture")
+    info = actions.add_parser("info", parents=[common], help="directory, size, toolchain, default architecture, this CPU")
     info.set_defaults(run=cmd_info)
 
     listing = actions.add_parser("list", parents=[common], help="one line per entry (--json: one object per line)")
@@ -248,22 +246,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fail_usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
-
-
 def _configure_logging(verbose: bool) -> None:
     import logging
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="fftfuse: %(levelname)s: %(message)s")
-
-
-def _print_json(value: Any) -> None:
-    import json
-
-    print(json.dumps(value, indent=1, sort_keys=True))
 
 
 class _Progress:
@@ -322,31 +309,17 @@ def _has_entries(store: Any) -> bool:
     return False
 
 
-def _size(n: int) -> str:
-    """Human-readable byte count: ``2844 B``, ``12.3 KiB``."""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
 # ---------------------------------------------------------------------------------------------
 # doctor
 # ---------------------------------------------------------------------------------------------
 
 
-def cmd_doctor(args: argparse.Namespace) -> int:
-    """Report what this machine offers fftfuse; exit 1 when callbacks cannot be compiled and cached."""
-    from .doctor import diagnose, format_report, healthy
+def cmd_doctor(args: argparse.Namespace) -> Report:
+    """What this machine offers fftfuse; status 1 when callbacks cannot be compiled and cached."""
+    from .doctor import diagnose, healthy
 
     report = diagnose(cache_dir=args.cache_dir, link=not args.no_link)
-    if args.json:
-        _print_json(report)
-    else:
-        print(format_report(report))
-    return 0 if healthy(report) else 1
+    return Report("doctor", report, 0 if healthy(report) else 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -354,12 +327,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def cmd_info(args: argparse.Namespace) -> int:
-    """Print where the cache is, whether compiles use it, its size and the toolchain stamp.
+def cmd_info(args: argparse.Namespace) -> Report:
+    """Where the cache is, whether compiles use it, its size, the toolchain stamp and the
+    architectures compiles target (the default GPU architecture, this CPU).
 
-    Exit status 1 when the directory exists but cannot be used.
+    Status 1 when the directory exists but cannot be used.
     """
     from cache import disk_enabled_by_environment
+    from compiler.cpu_native import cpu_identity, cpu_summary
     from compiler.toolchain import toolchain_stamp
 
     with _store(args) as store:
@@ -375,6 +350,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "directory": store.directory,
         "exists": exists,
         "enabled": enabled and stats.get("disk_error") is None,
+        "enabled_by_environment": enabled,
         "disk_error": stats.get("disk_error"),
         "read_only_layers": stats["read_only"],
         "entries": stats["entries"],
@@ -383,28 +359,12 @@ def cmd_info(args: argparse.Namespace) -> int:
         "toolchain": toolchain_stamp(),
         "default_arch": arch,
         "default_arch_source": arch_note,
+        "cpu": cpu_summary(cpu_identity()),
     }
-    code = 1 if info["disk_error"] else 0
-    if args.json:
-        _print_json(info)
-        return code
-    state = "yes" if info["enabled"] else "no (FFTFUSE_CACHE=0)" if not enabled else f"no ({info['disk_error']})"
-    rows = [
-        ("directory", info["directory"] + ("" if exists else "  (nothing stored yet)")),
-        ("enabled", state),
-        ("entries", str(info["entries"])),
-        ("volume", _size(info["volume"])),
-        ("size limit", _size(info["size_limit"])),
-        *(("read-only", layer) for layer in info["read_only_layers"]),
-        ("toolchain", info["toolchain"]),
-        ("default arch", f"sm_{arch} ({arch_note})" if arch else f"unknown ({arch_note})"),
-    ]
-    for label, value in rows:
-        print(f"{label + ':':<14}{value}")
-    if info["disk_error"]:
-        print(f"fftfuse: error: the cache directory {store.directory!r} is not usable: {info['disk_error']}",
-              file=sys.stderr)
-    return code
+    if not info["disk_error"]:
+        return Report("info", info)
+    error = f"fftfuse: error: the cache directory {store.directory!r} is not usable: {info['disk_error']}"
+    return Report("info", info, 1, text_notes=(error,))
 
 
 def _default_arch() -> tuple[int | None, str]:
@@ -423,55 +383,21 @@ def _default_arch() -> tuple[int | None, str]:
         return None, f"no GPU, and NVRTC could not say: {type(exc).__name__}: {exc}"
 
 
-_LIST_COLUMNS = ("key", "kind", "form", "element", "user", "arch", "indirect", "size", "function")
-
-
-def cmd_list(args: argparse.Namespace) -> int:
-    """Print one line per entry: key prefix, kind, form, dtypes, architecture, size, name."""
+def cmd_list(args: argparse.Namespace) -> Report:
+    """Every entry's key and metadata: kind, form, dtypes, architecture, size, name."""
     from cache import CacheError
 
     with _store(args) as store:
         entries = []
         if _has_entries(store):
             try:
-                entries = list(store.entries())
+                entries = [{"key": key, **meta} for key, meta in store.entries()]
             except CacheError as exc:
                 raise CLIError(str(exc)) from None
-    if args.json:
-        import json
-
-        for key, meta in entries:  # JSON Lines: a reader may stop after any line
-            print(json.dumps({"key": key, **meta}, sort_keys=True))
-        return 0
-    rows = [_entry_row(key, meta) for key, meta in entries]
-    if not rows:
-        print(f"no entries in {store.directory}")
-        return 0
-    widths = [max(len(col), *(len(row[i]) for row in rows)) for i, col in enumerate(_LIST_COLUMNS)]
-    print("  ".join(col.upper().ljust(w) for col, w in zip(_LIST_COLUMNS, widths)).rstrip())
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-    print(f"{len(rows)} entries, {_size(sum(int(m.get('size', 0)) for _, m in entries))}")
-    return 0
+    return Report("list", {"directory": store.directory, "entries": entries})
 
 
-def _entry_row(key: str, meta: dict[str, Any]) -> tuple[str, ...]:
-    arch = meta.get("arch")
-    name = meta.get("function") or meta.get("name") or meta.get("qualname") or "-"
-    return (
-        key[:12],
-        str(meta.get("kind", "-")),
-        str(meta.get("form", "-")),
-        str(meta.get("element_dtype", "-")),
-        str(meta.get("user_dtype", "-")),
-        f"sm_{arch}" if arch is not None else "-",
-        "yes" if meta.get("indirect") else "no",
-        _size(int(meta.get("size", 0))),
-        str(name),
-    )
-
-
-def cmd_clear(args: argparse.Namespace) -> int:
+def cmd_clear(args: argparse.Namespace) -> Report:
     """Remove every entry; a damaged index is rebuilt on the way."""
     from cache import CacheError
 
@@ -482,16 +408,11 @@ def cmd_clear(args: argparse.Namespace) -> int:
                 removed = store.clear()
             except CacheError as exc:
                 raise CLIError(str(exc)) from None
-    if args.json:
-        _print_json({"directory": store.directory, "removed": removed})
-    elif not store.has_disk_data:
-        print(f"nothing to clear in {store.directory}")
-    else:
-        print(f"removed {removed} entries from {store.directory}")
-    return 0
+    return Report("clear" if store.has_disk_data else "nothing-to-clear",
+                  {"directory": store.directory, "removed": removed})
 
 
-def cmd_export(args: argparse.Namespace) -> int:
+def cmd_export(args: argparse.Namespace) -> Report:
     """Write every valid entry to a bundle."""
     from cache import CacheError
 
@@ -504,14 +425,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise CLIError(f"cannot write bundle {args.bundle!r}: {exc.strerror or exc}") from None
     size = os.path.getsize(args.bundle)
-    if args.json:
-        _print_json({"directory": store.directory, "bundle": args.bundle, "exported": count, "bytes": size})
-    else:
-        print(f"exported {count} entries from {store.directory} to {args.bundle} ({_size(size)})")
-    return 0
+    return Report("export", {"directory": store.directory, "bundle": args.bundle, "exported": count, "bytes": size})
 
 
-def cmd_import(args: argparse.Namespace) -> int:
+def cmd_import(args: argparse.Namespace) -> Report:
     """Add the entries of a bundle made by ``cache export``: all of them, or none."""
     from cache import CacheError
 
@@ -525,11 +442,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             raise CLIError(str(exc)) from None
         except OSError as exc:
             raise CLIError(f"cannot read bundle {args.bundle!r}: {exc.strerror or exc}") from None
-    if args.json:
-        _print_json({"directory": store.directory, "bundle": args.bundle, "imported": count})
-    else:
-        print(f"imported {count} entries from {args.bundle} into {store.directory}")
-    return 0
+    return Report("import", {"directory": store.directory, "bundle": args.bundle, "imported": count})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -537,25 +450,22 @@ def cmd_import(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
-    """Check the index, every entry's digest and its link; report (and optionally drop) bad ones."""
+def cmd_verify(args: argparse.Namespace) -> Report:
+    """Check the index, every entry's digest and its link; report (and optionally drop) bad ones.
+
+    Status 1 when a bad entry remains.
+    """
     from cache import CacheError
 
     good = bad = dropped = 0
     rows: list[dict[str, Any]] = []
     with _store(args) as store:
         if not _has_entries(store):
-            if args.json:
-                _print_json({"directory": store.directory, "checked": 0, "good": 0, "bad": 0, "entries": []})
-            else:
-                print(f"no entries in {store.directory}")
-            return 0
+            return Report("verify", {"directory": store.directory, "checked": 0, "good": 0, "bad": 0, "entries": []})
         index_problem = store.check_index()
         if index_problem is not None:
             store.rebuild(index_problem)  # nothing in a damaged index can be trusted
             bad += 1
-            if not args.json:
-                print(f"BAD   index {os.path.join(store.directory, 'cache.db')}: {index_problem} (rebuilt empty)")
         try:
             checks = list(store.check_entries())
             progress = _Progress(len(checks))
@@ -565,43 +475,26 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 problem = check.problem
                 if problem is None and not args.no_link:
                     problem = _link_problem(check.payload, check.meta, link_state)
-                label = _verify_label(check.key, check.meta)
-                row = {"key": check.key, "problem": problem, "kind": check.meta.get("kind"),
-                       "element_dtype": check.meta.get("element_dtype"), "arch": check.meta.get("arch")}
+                meta = check.meta
+                row = {"key": check.key, "problem": problem, "kind": meta.get("kind"),
+                       "element_dtype": meta.get("element_dtype"), "user_dtype": meta.get("user_dtype"),
+                       "arch": meta.get("arch"), "target": meta.get("target")}
+                rows.append(row)
                 if problem is None:
                     good += 1
-                    if args.verbose and not args.json:
-                        print(f"ok    {label}")
-                    rows.append(row)
                     continue
                 bad += 1
-                action = ""
                 if args.drop:
                     row["dropped"] = store.delete(check.key)
                     dropped += row["dropped"]
-                    action = "  (dropped)" if row["dropped"] else "  (could not drop)"
-                rows.append(row)
-                if not args.json:
-                    print(f"BAD   {label}: {problem}{action}")
             progress.close()
         except CacheError as exc:
             raise CLIError(str(exc)) from None
     if index_problem is not None:
         dropped += 1  # the rebuild removed it
-    if args.json:
-        _print_json({"directory": store.directory, "index_problem": index_problem, "checked": len(rows),
-                     "good": good, "bad": bad, "dropped": dropped, "entries": rows})
-    else:
-        checks_done = "digest" if args.no_link else "digest and link"
-        print(f"{good + bad - (index_problem is not None)} entries checked ({checks_done}): {good} good, "
-              f"{bad} bad" + (f", {dropped} dropped" if args.drop else ""))
-    return 1 if bad > dropped else 0
-
-
-def _verify_label(key: str, meta: dict[str, Any]) -> str:
-    if "kind" not in meta:
-        return f"{key[:12]}  (metadata unreadable)"
-    return f"{key[:12]}  {meta['kind']} {meta.get('element_dtype', '?')} sm_{meta.get('arch', '?')}"
+    return Report("verify", {"directory": store.directory, "index_problem": index_problem, "checked": len(rows),
+                             "good": good, "bad": bad, "dropped": dropped, "entries": rows},
+                  1 if bad > dropped else 0)
 
 
 def _link_problem(payload: Any, meta: dict[str, Any], state: dict[str, Any]) -> str | None:
@@ -609,8 +502,8 @@ def _link_problem(payload: Any, meta: dict[str, Any], state: dict[str, Any]) -> 
     from compiler.dtypes import ELEMENT_DTYPES
 
     kind, dtype, arch = meta.get("kind"), meta.get("element_dtype"), meta.get("arch")
-    if kind not in ("prolog", "epilog") or dtype not in ELEMENT_DTYPES:
-        return None  # not a callback: the digest is all there is to check
+    if kind not in ("prolog", "epilog") or dtype not in ELEMENT_DTYPES or meta.get("target") == "cpu":
+        return None  # not a GPU callback: the digest is all there is to check
     if not isinstance(arch, int):
         return f"metadata records no usable architecture ({arch!r})"
     if "link_check" not in state:
@@ -735,18 +628,21 @@ def _archs(values: list[str] | None) -> list[int | None]:
     return archs
 
 
-def cmd_precompile(args: argparse.Namespace) -> int:
+def cmd_precompile(args: argparse.Namespace) -> Report:
     """Compile each named function through the cache for each architecture.
 
-    The keys are the ones the FFT calls look up: a stateless call with user data reads the
-    data pointer from a slot (an *indirect* callback), an FFT object or ``compile_epilog``
-    gets the pointer itself; a callback without user data is the same for both.
+    The keys are the ones the FFT calls look up: the planner says which calls read the user
+    data through a slot (``_planner.indirect_callback``: stateless calls with data), and a
+    callback without user data is the same for both. Status 1 when a compile or a requested
+    link check failed.
     """
     element = _element_dtype(args.dtype)
     user = _user_dtype(args.user_dtype)
     archs = _archs(args.arch)
-    wanted = {"stateless": (True,), "stateful": (False,), "all": (True, False)}[args.calls]
-    variants = sorted({flag and user is not None for flag in wanted})
+    from nvmath.fft._planner import indirect_callback
+
+    shared = {"stateless": (True,), "stateful": (False,), "all": (True, False)}[args.calls]
+    variants = sorted({indirect_callback(s, user is not None, False) for s in shared})
     functions = []
     for spec in args.specs:  # resolve every spec before compiling anything
         try:
@@ -758,17 +654,18 @@ def cmd_precompile(args: argparse.Namespace) -> int:
     from compiler.fingerprint import UncacheableError, function_fingerprint
 
     failures = 0
+    notes: list[str] = []
     results: list[dict[str, Any]] = []
     progress = _Progress(len(functions) * len(archs) * len(variants))
     with _store(args, for_compiling=True) as store:
         if not store.stats()["enabled"]:
-            print(f"fftfuse: warning: the disk cache is off ({_off_reason(store)}); nothing compiled here "
-                  "will persist", file=sys.stderr)
+            notes.append(f"fftfuse: warning: the disk cache is off ({_off_reason(store)}); nothing compiled here "
+                         "will persist")
         for spec, fn in functions:
             try:
                 function_fingerprint(fn)
             except UncacheableError as exc:
-                print(f"fftfuse: warning: {spec} cannot be cached: {exc}", file=sys.stderr)
+                notes.append(f"fftfuse: warning: {spec} cannot be cached: {exc}")
             for arch in archs:
                 for indirect in variants:
                     progress.step(len(results) + 1, f"{spec} {_arch_label(arch)}")
@@ -782,25 +679,16 @@ def cmd_precompile(args: argparse.Namespace) -> int:
                     except (TypeError, ValueError, RuntimeError) as exc:
                         failures += 1
                         row["error"] = str(exc)
-                        progress.close()
-                        print(f"fftfuse: error: {spec} ({args.kind}, {element}, {_arch_label(arch)}): {exc}",
-                              file=sys.stderr)
+                        notes.append(f"fftfuse: error: {spec} ({args.kind}, {element}, {_arch_label(arch)}): {exc}")
                         continue
                     elapsed = time.perf_counter() - start
-                    checked = _precompile_check(result) if args.check else ""
-                    failures += checked.startswith("  link FAILED")
+                    link = _precompile_check(result) if args.check else None
+                    failures += link is not None and link.startswith("link FAILED")
                     row.update(arch=result.arch, source=result.source, ms=round(elapsed * 1e3, 2),
-                               bytes=len(result.ltoir), link=checked.strip() or None)
-                    if not args.json:
-                        progress.close()
-                        dtypes = element if user is None else f"{element}/{user}"
-                        calls = "" if user is None else ("  stateless" if indirect else "  stateful")
-                        print(f"{spec}  {args.kind} {dtypes}  sm_{result.arch}{calls}  {result.source:<8}  "
-                              f"{elapsed * 1e3:8.1f} ms  {_size(len(result.ltoir))}{checked}")
+                               bytes=len(result.ltoir), link=link)
     progress.close()
-    if args.json:
-        _print_json({"directory": store.directory, "results": results, "failures": failures})
-    return 1 if failures else 0
+    return Report("precompile", {"directory": store.directory, "results": results, "failures": failures},
+                  1 if failures else 0, tuple(notes))
 
 
 def _off_reason(store: Any) -> str:
@@ -818,8 +706,8 @@ def _precompile_check(result: Any) -> str:
     try:
         link_check(result.ltoir, result.kind, result.element_dtype, result.arch)
     except LinkCheckError as exc:
-        return f"  link FAILED: {str(exc).splitlines()[0]}"
-    return "  link ok"
+        return f"link FAILED: {str(exc).splitlines()[0]}"
+    return "link ok"
 
 
 if __name__ == "__main__":

@@ -482,3 +482,44 @@ def test_info_and_doctor_on_a_directory_that_cannot_be_created_fail(capsys, tmp_
     code, out, _ = run(capsys, "doctor", "--no-link", "--json", "--cache-dir", str(blocker / "cache"))
     report = json.loads(out)
     assert code == 1 and "cannot be created" in report["cache"]["error"] and not report["cache"]["ok"]
+
+
+# --- every artifact kind lists the same columns -------------------------------------------------
+
+
+def _weighted(x, d):
+    return x * d
+
+
+def test_cpu_and_gpu_entries_list_element_user_and_arch(capsys, cache_dir: Path):
+    """A CPU callback's native loops and a GPU callback's LTO-IR both record element type, user type
+    and architecture (a GPU's sm_NN, the CPU's name and platform) for list, list --json and verify."""
+    from compiler.cpu_backend import clear_cache, compile_cpu
+    from compiler.cpu_native import cpu_identity, cpu_summary
+
+    with ArtifactStore(cache_dir, enabled=True) as store:
+        clear_cache()
+        compile_cpu(_weighted, "epilog", "complex64", "float32", store=store).loops.ready()
+        compile_callback(_weighted, "epilog", "complex64", "float32", compute_capability=90, store=store)
+    cpu = cpu_summary(cpu_identity())
+
+    code, out, _ = run(capsys, "cache", "list", "--json", "--cache-dir", str(cache_dir))
+    entries = {e["target"]: e for e in map(json.loads, out.splitlines())}
+    assert code == 0 and set(entries) == {"cpu", "ltoir"}
+    for target, arch in (("cpu", cpu), ("ltoir", 90)):
+        e = entries[target]
+        assert (e["kind"], e["form"], e["element_dtype"], e["user_dtype"], e["arch"]) == \
+            ("epilog", "value_data", "complex64", "float32", arch), e
+        assert e["function"] == "_weighted" and len(e["fingerprint"]) > 0
+
+    code, out, _ = run(capsys, "cache", "list", "--cache-dir", str(cache_dir))
+    header, *rows, _ = out.splitlines()
+    starts = [header.index(c) for c in ("ELEMENT", "USER", "ARCH", "INDIRECT")]
+    cells = {tuple(r[a:b].strip() for a, b in zip(starts, starts[1:])) for r in rows}
+    assert cells == {("complex64", "float32", "sm_90"), ("complex64", "float32", cpu)}
+
+    code, out, _ = run(capsys, "cache", "verify", "--json", "--cache-dir", str(cache_dir))
+    report = json.loads(out)
+    assert code == 0 and report["bad"] == 0  # the CPU entry is not link-checked as LTO-IR
+    assert {(r["element_dtype"], r["user_dtype"], r["arch"]) for r in report["entries"]} == \
+        {("complex64", "float32", 90), ("complex64", "float32", cpu)}

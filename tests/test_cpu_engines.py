@@ -185,13 +185,21 @@ def test_another_machines_choice_is_not_reused(tmp_path, monkeypatch):
     assert choose(BIG, "auto", store=store).how == "stored"
 
 
-def test_a_damaged_stored_choice_is_dropped_and_measured_again(tmp_path):
+@pytest.mark.parametrize("meta", ["record", "before-the-record"])
+def test_a_damaged_stored_choice_is_dropped_and_measured_again(tmp_path, meta):
+    """An unknown engine under the record, or a choice stored before the record existed."""
     store = ArtifactStore(tmp_path / "cache")
     key = _cpu_engines.engine_key(BIG)
-    store.put(key, json.dumps({"engine": "fftw"}).encode(), {"kind": "fft-engine"})
+    if meta == "record":
+        store.put(key, json.dumps({"engine": "fftw"}).encode(), _cpu_engines.choice_record(BIG, "fftw").stored())
+    else:
+        store.put(key, json.dumps({"engine": "ducc0"}).encode(), {"kind": "fft-engine"})
     assert choose(BIG, "auto", store=store).how == "measured"
     forget_choices()
     assert choose(BIG, "auto", store=store).how == "stored"
+    [(_, stored)] = list(store.entries())
+    assert (stored["target"], stored["element_dtype"], stored["arch"]) == \
+        ("cpu-fft-engine", BIG.dtype, cpu_native.cpu_summary(cpu_native.cpu_identity()))
 
 
 def test_the_choice_key_holds_the_problem():

@@ -682,3 +682,24 @@ def test_the_stateless_rerun_reports_with_the_calls_data():
         with pytest.raises(ValueError, match="big d") as err:
             nvmath.fft.fft(_X, axes=[-1], epilog={"fn": big_data_raises, "data": h})
         assert "offset 35 of the FFT output" in err.value.__notes__[0]
+
+
+@pytest.mark.skipif(not LINUX_WITH_LINKER, reason="needs Linux and a C compiler driver")
+def test_loops_stored_before_the_metadata_record_are_dropped_and_recompiled(tmp_path):
+    """An entry under today's key whose metadata uses the old names ("element", "user", no record)
+    is never read under the new names: it is dropped, compiled afresh and stored as a record."""
+    store = ArtifactStore(tmp_path / "cache")
+    cpu_backend.clear_cache()
+    compile_cpu(filtered, "epilog", "complex64", "complex64", store=store).loops.ready()
+    key, meta, code = _stored(store)
+    assert meta["record"] == 1 and meta["target"] == "cpu" and meta["element_dtype"] == "complex64"
+    old = {"target": "cpu", "kind": meta["kind"], "form": meta["form"], "element": "complex64", "user": "complex64",
+           "function": meta["function"], "symbols": meta["symbols"], "format": meta["format"],
+           **cpu_native.cpu_identity()}
+    store.put(key, code, old)
+    cpu_backend.clear_cache()
+    again = compile_cpu(filtered, "epilog", "complex64", "complex64", store=store)
+    assert again.source == "compiled"
+    again.loops.ready()
+    assert _stored(store)[1]["record"] == 1  # stored again, as a record
+    _run_filter(again)

@@ -518,3 +518,61 @@ def test_bundle_from_memory_only_store_and_damaged_disk_entry(tmp_path: Path):
         assert (after["hits"], after["misses"]) == (before["hits"], before["misses"])
     with zipfile.ZipFile(bundle) as z:
         assert [e["key"] for e in json.loads(z.read("manifest.json"))["entries"]] == ["good"]
+
+
+# --- compiling through the store, with one metadata record ------------------------------------------
+
+
+def _compiler(calls: list, meta: cache.ArtifactMeta, payload: bytes = b"code"):
+    def compile_now():
+        calls.append(1)
+        return payload, meta
+    return compile_now
+
+
+def test_compiled_through_compiles_once_then_serves_the_record(directory):
+    meta = cache.ArtifactMeta("cpu", "epilog", "value", "complex64", "float32", "znver3 (linux)", "f", "fp", "tc",
+                              extra={"symbols": ["a", "b"]})
+    calls: list = []
+    with ArtifactStore(directory) as store:
+        first = cache.compiled_through(store, "k", {"kind": "epilog"}, _compiler(calls, meta))
+        assert first == cache.Found(b"code", meta, "compiled")
+    with ArtifactStore(directory) as store:  # as a new process
+        again = cache.compiled_through(store, "k", {"kind": "epilog", "arch": "znver3 (linux)"},
+                                       _compiler(calls, meta))
+        assert again == cache.Found(b"code", meta, "cache") and len(calls) == 1
+        [(_, stored)] = list(store.entries())
+    assert {k: stored[k] for k in ("target", "element_dtype", "user_dtype", "arch", "symbols", "record")} == {
+        "target": "cpu", "element_dtype": "complex64", "user_dtype": "float32", "arch": "znver3 (linux)",
+        "symbols": ["a", "b"], "record": 1}
+
+
+@pytest.mark.parametrize("old", [
+    {"kind": "epilog", "element": "complex64"},  # written before the record
+    {"kind": "epilog", "target": "cpu", "record": 0},  # another version of it
+])
+def test_an_entry_without_todays_record_is_dropped_and_compiled_again(directory, old):
+    meta = cache.ArtifactMeta("cpu", "epilog", element_dtype="complex64")
+    calls: list = []
+    with ArtifactStore(directory) as store:
+        store.put("k", b"old code", old)
+        found = cache.compiled_through(store, "k", {"kind": "epilog"}, _compiler(calls, meta))
+        assert found.source == "compiled" and found.payload == b"code" and len(calls) == 1
+        assert store.get("k")[1]["record"] == 1
+
+
+def test_a_record_that_disagrees_or_lacks_an_asked_field_is_not_served(directory):
+    calls: list = []
+    with ArtifactStore(directory) as store:
+        cache.keep_artifact(store, "k", b"sm_80 code", cache.ArtifactMeta("ltoir", "epilog", arch=80))
+        assert cache.stored_artifact(store, "k", {"arch": 90}) is None  # disagrees: dropped
+        cache.keep_artifact(store, "k", b"code", cache.ArtifactMeta("ltoir", "epilog"))
+        assert cache.stored_artifact(store, "k", {"arch": 90}) is None  # records no architecture
+        assert store.get("k") is None
+        found = cache.compiled_through(store, None, {}, _compiler(calls, cache.ArtifactMeta("ltoir", "epilog")))
+        assert found.source == "compiled" and list(store.entries()) == []  # no key: nothing stored
+
+
+def test_extra_fields_cannot_hide_the_records_own():
+    with pytest.raises(ValueError, match="arch"):
+        cache.ArtifactMeta("cpu", "epilog", extra={"arch": 90}).stored()

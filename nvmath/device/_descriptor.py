@@ -305,25 +305,28 @@ def artifact_key(spec: Spec, api: str) -> str:
 
 def ltoir(spec: Spec, api: str = API_REGISTER, store: Any = None) -> Artifact:
     """LTO-IR of ``spec``'s execute function (``api``: how it takes its data), from the store when there."""
-    from cache import default_store
+    from cache import ArtifactMeta, compiled_through, default_store
+    from compiler.toolchain import toolchain_stamp
 
     if store is None:
         store = default_store()
     key = artifact_key(spec, api)
-    hit = store.get(key)
-    if hit is not None:
-        payload, meta = hit
-        return Artifact(payload, meta["symbol"], meta["isa"], key, "cache")
-    try:
-        with _descriptor(spec, api) as d:
-            symbol = d.trait_str(mdx.TRAIT_SYMBOL_NAME)
-            # Generic architecture (not sm_90a): it links into kernels built for sm_90 and sm_90a alike.
-            code, isa = d.ltoir(spec.arch, arch_specific=False)
-    except mdx.MathDxError as exc:
-        raise exc.with_context(f"generating the code of {_describe(spec)}")
-    store.put(key, code, {"kind": "cufftdx", "function": symbol, "symbol": symbol, "isa": isa, "arch": spec.arch,
-                          "element_dtype": spec.precision, "descriptor": spec.key(), "api": api})
-    return Artifact(code, symbol, isa, key, "compiled")
+
+    def compile_now() -> tuple[bytes, ArtifactMeta]:
+        try:
+            with _descriptor(spec, api) as d:
+                symbol = d.trait_str(mdx.TRAIT_SYMBOL_NAME)
+                # Generic architecture (not sm_90a): it links into kernels built for sm_90 and sm_90a alike.
+                code, isa = d.ltoir(spec.arch, arch_specific=False)
+        except mdx.MathDxError as exc:
+            raise exc.with_context(f"generating the code of {_describe(spec)}")
+        return code, ArtifactMeta("cufftdx-ltoir", "cufftdx", None, spec.precision, None, spec.arch, symbol,
+                                  toolchain=toolchain_stamp(),
+                                  extra={"symbol": symbol, "isa": isa, "descriptor": spec.key(), "api": api})
+
+    found = compiled_through(store, key, {"target": "cufftdx-ltoir", "kind": "cufftdx", "arch": spec.arch,
+                                          "descriptor": spec.key(), "api": api}, compile_now)
+    return Artifact(found.payload, found.meta.extra["symbol"], found.meta.extra["isa"], key, found.source)
 
 
 @functools.lru_cache(maxsize=256)

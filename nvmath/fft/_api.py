@@ -334,12 +334,10 @@ class FFT:
             _check_raw_ltoir(spec, element, _planner.device_arch(self._operand.device_id))
             return AttachedCallback(spec.kind, spec.ltoir, element,
                                     indirect=False, pointer=pointer, name=spec.name, toolkit=None)
-        # Shared (stateless) plans read the data pointer from a slot, so new data reuses the plan;
-        # a stateful plan owns its data and gets the pointer itself, one load less per element.
-        # Runtime parameters live in the slot too (after the pointer), rewritten in stream order.
+        # Runtime parameters live in the slot (after the data pointer), rewritten in stream order.
         terms = self._terms.get(spec.kind)
         params = terms is not None and bool(terms.params)
-        indirect = (self._shared and spec.data is not None) or params
+        indirect = _planner.indirect_callback(self._shared, spec.data is not None, params)
         arch = _planner.device_arch(self._operand.device_id)
         started = time.perf_counter()
         if spec.source is not None:

@@ -407,11 +407,10 @@ def choose(call: FFTCall, mode: str | None = None, *, store: Any = None) -> Choi
         choice = Choice(best, "measured", timings)
         log.info("CPU FFT engine for %s %s %s on %d thread(s): %s (%s)", call.fft_type, call.dtype, call.shape,
                  call.threads, best, ", ".join(f"{k} {v:.0f} us" for k, v in timings.items()))
-        from compiler.cpu_native import cpu_identity
+        from cache import keep_artifact
 
         payload = json.dumps({"engine": best, "timings_us": timings, "sample": list(sample.shape)}).encode()
-        store.put(key, payload, {"target": "cpu-fft-engine", "kind": "fft-engine", "engine": best,
-                                 "element_dtype": call.dtype, "fft_type": call.fft_type, **cpu_identity()})
+        keep_artifact(store, key, payload, choice_record(call, best))
     with _memo_lock:
         _memo[key] = choice
     return _record(call, choice)
@@ -423,12 +422,24 @@ def forget_choices() -> None:
         _memo.clear()
 
 
+def choice_record(call: FFTCall, engine: str) -> Any:
+    """The store's record of the engine chosen for ``call`` (a ``cache.ArtifactMeta``)."""
+    from cache import ArtifactMeta
+    from compiler.cpu_native import cpu_identity, cpu_summary
+
+    identity = cpu_identity()
+    return ArtifactMeta("cpu-fft-engine", "fft-engine", element_dtype=call.dtype, arch=cpu_summary(identity),
+                        extra={"engine": engine, "fft_type": call.fft_type, **identity})
+
+
 def _stored(store: Any, key: str) -> Choice | None:
-    found = store.get(key)
+    from cache import stored_artifact
+
+    found = stored_artifact(store, key, {"target": "cpu-fft-engine", "kind": "fft-engine"})
     if found is None:
         return None
     try:
-        name = json.loads(found[0])["engine"]
+        name = json.loads(found.payload)["engine"]
         if name not in ENGINES:
             raise ValueError(f"unknown engine {name!r}")
     except (ValueError, KeyError, TypeError) as exc:

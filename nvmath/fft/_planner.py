@@ -218,3 +218,19 @@ def gpu_plan_key(device: int, problem: FFTProblem, patient: bool, allocator: Any
     of other allocators are others) and attached callbacks (code and how user_info is read)."""
     return (device, problem, patient, id(allocator) if allocator is not None else None,
             *(a.key() if a else None for a in attached))
+
+
+def indirect_callback(shared: bool, has_data: bool, has_params: bool) -> bool:
+    """Whether a callback compiled from Python reads its user data through a slot (*indirect*).
+
+    A shared plan (the stateless functions') reads the data pointer from a slot, so new data reuses
+    the plan; a plan the FFT owns gets the pointer itself, one load less per element. Runtime
+    parameters always live in the slot (after the pointer). ``fftfuse precompile`` asks this too,
+    so that it compiles under the keys the FFT calls look up.
+
+    >>> [indirect_callback(shared, True, False) for shared in (True, False)]
+    [True, False]
+    >>> indirect_callback(True, False, False), indirect_callback(False, False, True)
+    (False, True)
+    """
+    return (shared and has_data) or has_params
