@@ -9,6 +9,7 @@ from ._compile import compile_epilog, compile_prolog
 __all__ = [
     "FFT", "FFTOptions", "FFTDirection", "ExecutionCPU", "ExecutionCUDA", "DeviceCallable", "LayoutError",
     "UnsupportedLayoutError", "NoGPUError", "fft", "ifft", "rfft", "irfft", "compile_prolog", "compile_epilog",
+    "filtered", "FilteredFFT",
 ]
 
 # The FFT machinery imports NumPy; resolving it on first use keeps a process that only
@@ -19,6 +20,7 @@ _LAZY = {
     "fft": "._stateless", "ifft": "._stateless", "rfft": "._stateless", "irfft": "._stateless",
     "DeviceCallable": "._callbacks", "LayoutError": "._layout",
     "NoGPUError": "._gpu_presence",
+    "filtered": "._chain", "FilteredFFT": "._chain",
 }
 
 

@@ -218,3 +218,77 @@ def gpu_plan_key(device: int, problem: FFTProblem, patient: bool, allocator: Any
     of other allocators are others) and attached callbacks (code and how user_info is read)."""
     return (device, problem, patient, id(allocator) if allocator is not None else None,
             *(a.key() if a else None for a in attached))
+
+
+# -- chains: prolog -> FFT -> pointwise -> inverse FFT -> epilog ---------------------------------------
+CHAIN_TRANSFORMS = {"C2C": ("fft", "ifft"), "R2C": ("rfft", "irfft")}
+
+
+@dataclasses.dataclass(frozen=True)
+class ChainPlan:
+    """How one chain runs: decided by ``plan_chain``, never changed.
+
+    ``route`` names the way it runs: "two-plans" is a forward FFT with the prolog as its prolog and
+    the pointwise step as its epilog, then an inverse FFT with the epilog as its epilog (cuFFT
+    callbacks on the GPU, the compiled loops on the CPU, plain Python in the debug mode).
+    ``reason`` says why this route and not another; ``scales`` are what ``norm`` applies to the
+    forward and the inverse transform (1.0: nothing).
+    """
+
+    route: str
+    reason: str
+    executor: str
+    forward: FFTProblem
+    transforms: tuple[str, str]
+    parity: str  # of the real result's last axis (C2R), "even" for C2C
+    norm: str | None
+    scales: tuple[float, float]
+    steps: tuple[str | None, str | None, str | None]  # names of prolog, pointwise, epilog (None: none)
+
+    def describe(self) -> str:
+        """The plan in words: route, why, each transform and what is fused into it."""
+        p = self.forward
+        first, second = self.transforms
+        prolog, pointwise, epilog = (s or "none" for s in self.steps)
+        where = {"cufft": "cuFFT with LTO callbacks", "cpu": "the CPU executor (ducc0 and compiled loops)",
+                 "cpu-debug": "the debug mode (plain Python callbacks on the host)"}[self.executor]
+        lines = [
+            f"chain {p.fft_type}/{'C2C' if p.fft_type == 'C2C' else 'C2R'} {p.input_dtype} n={p.fft_lengths} "
+            f"axes={p.axes} batch={p.batch}, norm={self.norm!r}",
+            f"route: {self.route} on {where}",
+            f"why: {self.reason}",
+            f"1. {first}: prolog={prolog}, epilog=pointwise {pointwise}, scale {self.scales[0]:.6g}",
+            f"2. {second}: epilog={epilog}, scale {self.scales[1]:.6g}",
+        ]
+        return "\n".join(lines)
+
+
+def _callback_name(value: Any, kind: str) -> str | None:
+    arg = parse_callback(value, kind)
+    if arg is None:
+        return None
+    if arg.fn is not None:
+        return getattr(arg.fn, "__name__", type(arg.fn).__name__)
+    return "CUDA C++" if arg.source is not None else "LTO-IR"
+
+
+def plan_chain(forward: FFTProblem, target: str, options: FFTOptions, norm: str | None, prolog: Any,
+               pointwise: Any, epilog: Any) -> ChainPlan:
+    """The ``ChainPlan`` of a chain whose forward transform is ``forward`` (C2C or R2C), run on
+    ``target``; the callbacks are parsed here only to be named (each engine plans its own).
+
+    Each route is one branch: a device-side one-kernel route goes before the two-plans one, taken
+    where its FFT length and precision fit, and gives its reason for declining otherwise."""
+    if forward.fft_type not in CHAIN_TRANSFORMS:
+        raise ValueError(f"a chain starts with a C2C or R2C transform, not {forward.fft_type}")
+    n = logical_size(forward)
+    scales = tuple(norm_scale(norm, d, n) or 1.0 for d in ("forward", "inverse"))
+    executor = "cufft" if target == "cuda" else ("cpu-debug" if options.debug_mode else "cpu")
+    steps = (_callback_name(prolog, "prolog"), _callback_name(pointwise, "epilog"), _callback_name(epilog, "epilog"))
+    parity = "odd" if forward.fft_type == "R2C" and forward.fft_lengths[-1] % 2 else "even"
+    if target == "cuda":
+        reason = "no device-side FFT route is built in this version: two cuFFT plans, the spectrum between them"
+    else:
+        reason = "the CPU runs the chain as two FFTs with their callbacks"
+    return ChainPlan("two-plans", reason, executor, forward, CHAIN_TRANSFORMS[forward.fft_type], parity, norm,
+                     scales, steps)
