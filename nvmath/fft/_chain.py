@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import operator
 from typing import Any
 
 import numpy as np
 
-from ._api import FFT, Axes, Callback, axes_tuple
+from ._api import FFT, Axes, Callback, axes_tuple, release_arrays, rerun
+from ._callbacks import FULL_PATH, array_framework, callback_fingerprints, callback_reuse_key
 from ._docs import shared_doc
 from ._log import fft_logger
-from ._options import Execution, FFTOptions, Norm, execution_target
+from ._options import Execution, FFTOptions, Norm, debug_env, execution_target
 from ._planner import ChainPlan, plan_chain, problem_for
+from ._reuse import ThreadEngines
 from ._stateless import fft, ifft, irfft, rfft
 from ._tensor import Tensor, as_tensor, empty_strided
 
@@ -63,19 +66,34 @@ def _to_gpu(tensor: Tensor, execution: Any, options: FFTOptions) -> Any:
         return cupy.asarray(np.asarray(tensor.array) if tensor.framework != "numpy" else tensor.array)
 
 
-def _inverse_options(options: Any, chain: ChainPlan) -> Any:
-    """The inverse transform's options: the caller's (None stays None: the stateless hot path),
-    with the real result's parity where it is odd."""
-    if chain.parity == "even" and (options is None or FFTOptions.of(options).fft_type is None):
-        return options
-    fields = {"fft_type": _SPECTRUM_TYPES[chain.transforms[1]], "last_axis_parity": chain.parity}
-    return dataclasses.replace(FFTOptions.of(options), **fields)
+# The stateless chains' hot path: (planned chain, its callbacks' fingerprints) by request key.
+stateless_chains = ThreadEngines(16, lambda kept: kept[0].free())
 
 
-def _forward_options(options: Any, chain: ChainPlan) -> Any:
-    if options is None or FFTOptions.of(options).fft_type is None:
-        return options
-    return dataclasses.replace(FFTOptions.of(options), fft_type=_SPECTRUM_TYPES[chain.transforms[0]])
+def _reuse_key(operand: Any, axes: Any, options: Any, execution: Any, norm: Any, prolog: Any, pointwise: Any,
+               epilog: Any) -> Any:
+    """A key under which a planned chain runs this call again with its arrays, or None where the call
+    takes the full path (as ``fft``'s hot path decides: NumPy or CuPy operands, no options)."""
+    if options is not None or execution is not None or debug_env():
+        return None
+    framework = array_framework(operand)
+    if framework is None:
+        return None
+    keys = (callback_reuse_key(prolog, "prolog", framework), callback_reuse_key(pointwise, "epilog", framework),
+            callback_reuse_key(epilog, "epilog", framework))
+    if any(k is FULL_PATH for k in keys):
+        return None
+    if axes is not None:
+        try:  # integers only: 1.0 == 1 would find the chain of axes=[1] (the full path explains)
+            axes = (axes,) if type(axes) is int else tuple(map(operator.index, axes))
+        except TypeError:
+            return None
+    device = operand.data.device_id if framework == "cupy" else None
+    return (operand.shape, operand.strides, operand.dtype, device, axes, norm, *keys)
+
+
+def _fingerprints(prolog: Any, pointwise: Any, epilog: Any) -> tuple:
+    return callback_fingerprints(prolog, pointwise), callback_fingerprints(None, epilog)
 
 
 @shared_doc
@@ -126,35 +144,53 @@ def filtered(operand: Any, axes: Axes = None, options: FFTOptions | dict | None 
     True
     """
     if type(operand).__module__.startswith("dask."):
-        # A Dask operand runs the two-plans route chunk by chunk (the lazy fft/ifft of ``_dask``).
-        first, second = ("fft", "ifft") if np.dtype(operand.dtype).kind == "c" else ("rfft", "irfft")
-        spectrum = _STATELESS[first](operand, axes, options, execution, prolog, pointwise, stream, norm=norm)
-        return _STATELESS[second](spectrum, axes, options, execution, None, epilog, stream, norm=norm)
-    tensor = as_tensor(operand)
+        return _lazy(operand, axes, options, execution, prolog, pointwise, epilog, stream, norm)
+    key = _reuse_key(operand, axes, options, execution, norm, prolog, pointwise, epilog)
+    if key is not None:
+        prints = _fingerprints(prolog, pointwise, epilog)
+        hit = stateless_chains.get(key)
+        if hit is not None and hit[1] == prints:
+            return hit[0]._rerun(operand, prolog, pointwise, epilog, stream)
+    chain = FilteredFFT(operand, axes=axes, options=options, execution=execution, stream=stream)
+    kept = False
+    try:
+        chain.plan(prolog=prolog, pointwise=pointwise, epilog=epilog, stream=stream, norm=norm)
+        result = chain.execute(stream=stream)
+        if key is not None:
+            chain._release_arrays()
+            stateless_chains.put(key, (chain, prints))  # replaces (frees) one whose callbacks' globals changed
+            kept = True
+        return result
+    finally:
+        if not kept:
+            chain.free()
+
+
+def _lazy(operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, pointwise: Any, epilog: Any,
+          stream: Any, norm: Any) -> Any:
+    """A Dask operand: the two-plans route as two lazy transforms, chunk by chunk (each chunk
+    holds whole transforms), the scales placed by the planner as for any other operand."""
+    first, second = ("fft", "ifft") if np.dtype(operand.dtype).kind == "c" else ("rfft", "irfft")
+    meta = np.empty((1,) * len(operand.shape), operand.dtype)
+    strides = tuple(int(np.prod(operand.shape[k + 1:])) for k in range(len(operand.shape)))
     opts = FFTOptions.of(options)
-    _check_options(opts, tensor.dtype)
-    target = execution_target(execution, tensor, opts)
-    axes = axes_tuple(axes)
-    chain = plan_chain(_forward_problem(tensor, axes, opts), target, opts, norm, prolog, pointwise, epilog)
-    _log_route(opts, chain, logging.DEBUG)
-    return _run_two_plans(chain, operand, tensor, axes, options, opts, execution, prolog, pointwise, epilog, stream,
-                          target)
+    _check_options(opts, str(np.dtype(operand.dtype)))
+    forward = problem_for(first, tuple(operand.shape), strides, str(meta.dtype), axes_tuple(axes), False, "even",
+                          opts.result_layout)
+    chain = plan_chain(forward, execution_target(execution, as_tensor(meta), opts), opts, norm, prolog, pointwise,
+                       epilog)
+    (p, e), (ip, ie) = chain.placed(prolog, pointwise, epilog)
+    inverse_options = _side_options(opts, chain, 1) if chain.parity == "odd" or options is not None else None
+    spectrum = _STATELESS[first](operand, axes, options, execution, p, e, stream)
+    return _STATELESS[second](spectrum, axes, inverse_options, execution, ip, ie, stream)
 
 
-def _run_two_plans(chain: ChainPlan, operand: Any, tensor: Tensor, axes: Any, options: Any, opts: FFTOptions,
-                   execution: Any, prolog: Any, pointwise: Any, epilog: Any, stream: Any, target: str) -> Any:
-    """The "two-plans" route, stateless: two calls through the kept engines of ``fft``/``ifft``."""
-    first, second = (_STATELESS[t] for t in chain.transforms)
-    host = target == "cuda" and not tensor.on_gpu
-    x = _to_gpu(tensor, execution, opts) if host else operand
-    spectrum = first(x, axes, _forward_options(options, chain), execution, prolog, pointwise, stream,
-                     norm=chain.norm)
-    result = second(spectrum, axes, _inverse_options(options, chain), execution, None, epilog, stream,
-                    norm=chain.norm)
-    if host:
-        result = result.get()
-        return tensor.wrap_result(result) if tensor.framework != "numpy" else result
-    return result
+def _side_options(options: FFTOptions, chain: ChainPlan, side: int) -> FFTOptions:
+    """The options of the forward (0) or inverse (1) transform of ``chain``."""
+    fields = {"fft_type": _SPECTRUM_TYPES[chain.transforms[side]]}
+    if side == 1:
+        fields["last_axis_parity"] = chain.parity
+    return dataclasses.replace(options, **fields)
 
 
 class FilteredFFT:
@@ -199,6 +235,7 @@ class FilteredFFT:
         x = _to_gpu(tensor, execution, self.options) if self._host else operand
         options = dataclasses.replace(self.options, fft_type=_SPECTRUM_TYPES[self._transforms[0]])
         self._forward = FFT(x, axes=self._axes, options=options, execution=execution, stream=stream)
+        self._forward_problem = self._forward.problem  # that of the operand where the FFT runs
         self._inverse: FFT | None = None
         self._chain: ChainPlan | None = None
 
@@ -217,14 +254,14 @@ class FilteredFFT:
         """Decide the route, compile the callbacks (through the cache) and build the transforms,
         replacing an earlier plan. The arguments are those of ``filtered``."""
         chain = plan_chain(self._forward_problem, self._target, self.options, norm, prolog, pointwise, epilog)
-        self._forward.plan(prolog=prolog, epilog=pointwise, stream=stream, norm=norm)
+        (forward_prolog, forward_epilog), (inverse_prolog, inverse_epilog) = chain.placed(prolog, pointwise, epilog)
+        self._chain = None
+        self._forward.plan(prolog=forward_prolog, epilog=forward_epilog, stream=stream)
         if self._inverse is not None:
             self._inverse.free()
-        options = dataclasses.replace(self.options, fft_type=_SPECTRUM_TYPES[chain.transforms[1]],
-                                      last_axis_parity=chain.parity)
-        self._inverse = FFT(self._spectrum_like(), axes=self._axes, options=options, execution=self._execution,
-                            stream=self._stream)
-        self._inverse.plan(epilog=epilog, stream=stream, direction="inverse", norm=norm)
+        self._inverse = FFT(self._spectrum_like(), axes=self._axes, options=_side_options(self.options, chain, 1),
+                            execution=self._execution, stream=self._stream)
+        self._inverse.plan(prolog=inverse_prolog, epilog=inverse_epilog, stream=stream, direction="inverse")
         self._inverse.reset_operand(None)  # each run hands it that run's spectrum
         self._chain = chain
         _log_route(self.options, chain, logging.INFO)
@@ -286,6 +323,17 @@ class FilteredFFT:
         self._forward.free()
         if self._inverse is not None:
             self._inverse.free()
+
+    def _rerun(self, operand: Any, prolog: Any, pointwise: Any, epilog: Any, stream: Any) -> Any:
+        """The stateless hot path: this planned chain on a call's operand and callback arguments of
+        the planned layouts and code (their data and parameter values are this call's)."""
+        spectrum = rerun(self._forward, operand, prolog, pointwise, stream)
+        return rerun(self._inverse, spectrum, None, epilog, stream)
+
+    def _release_arrays(self) -> None:
+        """Hold none of the caller's arrays between stateless calls."""
+        release_arrays(self._forward)
+        release_arrays(self._inverse)
 
     def _require_plan(self, what: str) -> None:
         if self._chain is None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from ._callbacks import CallbackSpec, callback_spec, parse_callback, plan_key
 from ._layout import FFTProblem, LayoutError, plan_problem
-from ._norm import fuse_scale, norm_scale
+from ._norm import fuse_scale, norm_scale, scaled_callback
 from ._options import FFTOptions, cpu_threads, direction_name, execution_target
 from ._tensor import Tensor, as_tensor
 
@@ -261,6 +261,34 @@ class ChainPlan:
             f"2. {second}: epilog={epilog}, scale {self.scales[1]:.6g}",
         ]
         return "\n".join(lines)
+
+    def placed(self, prolog: Any, pointwise: Any, epilog: Any) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
+        """``((prolog, epilog) of the forward, (prolog, epilog) of the inverse)`` of the two-plans
+        route, with ``norm``'s scales fused where each step sees the normalized transform: the
+        forward's after the prolog (so the pointwise step sees the scaled spectrum), the
+        inverse's after the pointwise step (so the epilog sees the scaled result); the FFTs
+        being linear, a scale moves freely between a transform's input and output."""
+        ndim = len(self.forward.operand.shape)
+        s_forward, s_inverse = self.scales
+        if pointwise is None:  # nothing but linear steps up to the epilog: one scale
+            s_forward, s_inverse = s_forward * s_inverse, 1.0
+        inverse_prolog = None
+        if s_forward != 1.0:
+            scaled = scaled_callback(prolog, "prolog", s_forward, ndim)
+            if scaled is None and pointwise is not None:
+                raise ValueError(f"norm={self.norm!r} cannot be fused: the prolog is CUDA C++ or LTO-IR, and the "
+                                 "pointwise step must see the scaled spectrum. Scale in your prolog and pass norm=None")
+            if scaled is None:
+                inverse_prolog = scaled_callback(None, "prolog", s_forward)
+            else:
+                prolog = scaled
+        if s_inverse != 1.0:
+            scaled = scaled_callback(pointwise, "epilog", s_inverse, ndim)
+            if scaled is None:  # the pointwise step stores its own value: scale the inverse's input
+                inverse_prolog = scaled_callback(None, "prolog", s_inverse)
+            else:
+                pointwise = scaled
+        return (prolog, pointwise), (inverse_prolog, epilog)
 
 
 def _callback_name(value: Any, kind: str) -> str | None:
