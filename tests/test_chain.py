@@ -14,6 +14,7 @@ import pytest
 
 import nvmath
 from nvmath.fft import FilteredFFT, filtered
+from nvmath.fft._chain import stateless_chains
 
 RNG = np.random.default_rng(2026)
 
@@ -68,6 +69,18 @@ def square(v):
 
 def ramp(v, b, k):
     return v * (1 + k) / (1 + b)
+
+
+def ramp_1d(v, k):
+    return v * (1 + k)
+
+
+def ramp_3d(v, a, b, k):
+    return v * (1 + k) / (1 + a)
+
+
+def ramp_4d(v, a, b, c, k):
+    return v * (1 + k) / (1 + a)
 
 
 def gain(v, *, g):
@@ -158,8 +171,10 @@ def test_lengths_and_precisions(n, dtype):
 @pytest.mark.parametrize("dtype", [np.complex64, np.float64])
 def test_batch_shapes_and_axes(shape, axes, dtype):
     x = random(shape, dtype)
-    got = filtered(x, axes=list(axes), pointwise=ramp, epilog=square)
-    want = reference(x, axes, pointwise=lambda a, i: a * (1 + i[-1]) / (1 + i[0]), epilog=lambda a, i: a * a)
+    index_form = {1: ramp_1d, 2: ramp, 3: ramp_3d, 4: ramp_4d}[len(shape)]
+    got = filtered(x, axes=list(axes), pointwise=index_form, epilog=square)
+    want = reference(x, axes, pointwise=lambda a, i: a * (1 + i[-1]) / (1 + i[0] * (len(shape) > 1)),
+                     epilog=lambda a, i: a * a)
     check(got, want, dtype)
 
 
@@ -311,7 +326,7 @@ def test_the_debug_mode_runs_the_same_chain():
 
 def test_reset_operand_runs_the_plan_on_new_data():
     x, y = random((3, 32), np.float32), random((3, 32), np.float32)
-    with FilteredFFT(x) as f:
+    with FilteredFFT(x, axes=[-1]) as f:
         f.plan(pointwise=square)
         f.execute()
         f.reset_operand(y)
@@ -345,9 +360,11 @@ def fake_gpu(monkeypatch):
     fake = FakeGpu().install(monkeypatch, keep_memory=True)
     monkeypatch.setattr(_gpu, "plan_cache", _gpu.PlanCache())
     monkeypatch.setattr(_reuse.stateless_engines, "local", threading.local())
+    monkeypatch.setattr(stateless_chains, "local", threading.local())
     monkeypatch.delenv("FFTFUSE_DEBUG", raising=False)
     yield fake
     _reuse.stateless_engines.mine().clear()
+    stateless_chains.mine().clear()
     gc.collect()
     _gpu.plan_cache.clear()
 
