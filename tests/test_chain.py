@@ -282,12 +282,13 @@ def test_runtime_parameters_change_between_executes_with_nothing_compiled(dtype,
 
 def test_stateless_calls_with_new_parameter_values_compile_nothing(fft_log):
     x = random((4, 40), np.complex128)
-    filtered(x, pointwise={"fn": shift, "params": {"s": 1.0}})
+    filtered(x, axes=[-1], pointwise={"fn": shift, "params": {"s": 1.0}})
     fft_log.clear()
     for s in (2.0, 3.5):
-        got = filtered(x, pointwise={"fn": shift, "params": {"s": s}})
+        got = filtered(x, axes=[-1], pointwise={"fn": shift, "params": {"s": s}})
         check(got, reference(x, (-1,), pointwise=lambda a, i: a * (1 - 0.01 * s * i[-1])), np.complex128)
-    assert compiles(fft_log) == []
+    # On the CPU a call with runtime parameters plans anew (as fft does), from the cache: no compile.
+    assert [m for m in fft_log if " compiled:" in m] == []
 
 
 def test_set_params_on_a_step_without_parameters_says_so():
@@ -475,3 +476,14 @@ def test_gpu_runtime_parameters_compile_nothing(fft_log):
         assert compiles(fft_log) == []
     check(got, reference(x, (-1,), pointwise=lambda a, i: a * (1 - 0.03 * i[-1]), epilog=lambda a, i: a - 1.0),
           np.complex64)
+
+
+@pytest.mark.parametrize("dtype", [np.complex128, np.float64])
+def test_a_dask_operand_runs_the_chain_chunk_by_chunk(dtype):
+    da = pytest.importorskip("dask.array")
+    x = random((8, 63), dtype)
+    real = np.dtype(dtype).kind == "f"
+    h = random(spectrum_shape((63,), real), np.complex128)
+    y = filtered(da.from_array(x, chunks=(4, 63)), axes=[-1], pointwise={"fn": mul, "data": h}, epilog=square,
+                 norm="ortho").compute()
+    check(y, reference(x, (-1,), pointwise=lambda a, i: a * h, epilog=lambda a, i: a * a, norm="ortho"), dtype)
