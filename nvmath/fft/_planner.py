@@ -300,6 +300,14 @@ def _callback_name(value: Any, kind: str) -> str | None:
     return "CUDA C++" if arg.source is not None else "LTO-IR"
 
 
+def one_kernel_declines(forward: FFTProblem, target: str) -> str:
+    """Why a chain does not run as one kernel (load, transform, pointwise step, inverse, store,
+    through a device-side FFT), or "" where it would: the reason ``describe`` gives."""
+    if target != "cuda":
+        return "one kernel is a GPU route; the CPU runs the chain as two FFTs with their callbacks"
+    return "no device-side FFT route is built in this version: two cuFFT plans, the spectrum between them"
+
+
 def plan_chain(forward: FFTProblem, target: str, options: FFTOptions, norm: str | None, prolog: Any,
                pointwise: Any, epilog: Any) -> ChainPlan:
     """The ``ChainPlan`` of a chain whose forward transform is ``forward`` (C2C or R2C), run on
@@ -314,9 +322,7 @@ def plan_chain(forward: FFTProblem, target: str, options: FFTOptions, norm: str 
     executor = "cufft" if target == "cuda" else ("cpu-debug" if options.debug_mode else "cpu")
     steps = (_callback_name(prolog, "prolog"), _callback_name(pointwise, "epilog"), _callback_name(epilog, "epilog"))
     parity = "odd" if forward.fft_type == "R2C" and forward.fft_lengths[-1] % 2 else "even"
-    if target == "cuda":
-        reason = "no device-side FFT route is built in this version: two cuFFT plans, the spectrum between them"
-    else:
-        reason = "the CPU runs the chain as two FFTs with their callbacks"
+    reason = one_kernel_declines(forward, target)
+    # A one-kernel route, once built, is taken here where ``reason`` is empty.
     return ChainPlan("two-plans", reason, executor, forward, CHAIN_TRANSFORMS[forward.fft_type], parity, norm,
                      scales, steps)
