@@ -511,3 +511,10 @@ def test_the_log_sees_compiles():
         log.removeHandler(handler)
         log.setLevel(level)
     assert compiled(messages) or any("found in the cache" in m for m in messages)
+
+
+def test_the_log_names_each_step_as_the_user_wrote_it(fft_log):
+    filtered(random((2, 16), np.complex128), axes=[-1], pointwise={"fn": gain, "params": {"g": 1.0}})
+    planned = [m for m in fft_log if m.startswith("planned ")]
+    assert any("'gain'" in m for m in planned), planned  # norm's scale is fused into it
+    assert not any("<locals>" in m for m in planned), planned

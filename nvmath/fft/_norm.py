@@ -82,6 +82,8 @@ def _scaled(fn: Callable, scale: float) -> Callable:
          namespace)
     scaled = namespace["make"](fn, scale)
     scaled.__kwdefaults__ = getattr(getattr(fn, "py_func", fn), "__kwdefaults__", None)
+    # Logs and error messages name the user's function, not this wrapper.
+    scaled.__name__ = scaled.__qualname__ = getattr(getattr(fn, "py_func", fn), "__name__", "scaled")
     return scaled
 
 
