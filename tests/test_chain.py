@@ -518,3 +518,40 @@ def test_the_log_names_each_step_as_the_user_wrote_it(fft_log):
     planned = [m for m in fft_log if m.startswith("planned ")]
     assert any("'gain'" in m for m in planned), planned  # norm's scale is fused into it
     assert not any("<locals>" in m for m in planned), planned
+
+
+# -- where the planner puts norm's scales -----------------------------------------------------------
+
+def chain_for(x, norm, prolog=None, pointwise=None, epilog=None):
+    from nvmath.fft._planner import plan_chain, problem_for
+    from nvmath.fft._options import FFTOptions
+
+    strides = tuple(s // x.itemsize for s in x.strides)
+    forward = problem_for("fft", x.shape, strides, str(x.dtype), (x.ndim - 1,))
+    return plan_chain(forward, "cuda", FFTOptions(), norm, prolog, pointwise, epilog)
+
+
+def test_a_pointwise_step_in_cpp_gets_the_inverse_scale_on_the_inverses_input():
+    x = random((4, 16), np.complex64)
+    pointwise = {"source": CPP_FILTER, "data": random((4, 16), np.complex64)}
+    chain = chain_for(x, "backward", pointwise=pointwise)
+    (p, e), (ip, ie) = chain.placed(None, pointwise, square)
+    assert p is None and e is pointwise and ie is square
+    assert ip is not None and ip(np.complex64(4)) == np.complex64(0.25)  # 1/16 before the inverse
+
+
+def test_without_a_pointwise_step_one_scale_goes_after_the_prolog():
+    x = random((4, 16), np.complex64)
+    chain = chain_for(x, "ortho")
+    assert chain.scales == (0.25, 0.25)
+    (p, e), (ip, ie) = chain.placed(None, None, None)
+    assert e is None and ip is None and ie is None and p(np.complex64(2)) == np.complex64(0.125)
+
+
+def test_a_cpp_prolog_with_a_forward_scale_before_a_pointwise_step_is_refused():
+    x = random((4, 16), np.complex64)
+    prolog = {"source": "__device__ float2 f(void* d, unsigned long long o, void* i, void* s) {}"}
+    chain = chain_for(x, "ortho", prolog=prolog, pointwise=square)
+    with pytest.raises(ValueError, match="norm='ortho' cannot be fused.*pass norm=None"):
+        chain.placed(prolog, square, None)
+    assert chain.placed(prolog, None, None)[1][0] is not None  # all linear: the scale moves past it
