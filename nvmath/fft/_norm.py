@@ -82,4 +82,24 @@ def _scaled(fn: Callable, scale: float) -> Callable:
          namespace)
     scaled = namespace["make"](fn, scale)
     scaled.__kwdefaults__ = getattr(getattr(fn, "py_func", fn), "__kwdefaults__", None)
+    # Logs and error messages name the user's function, not this wrapper.
+    scaled.__name__ = scaled.__qualname__ = getattr(getattr(fn, "py_func", fn), "__name__", "scaled")
     return scaled
+
+
+def scaled_callback(value: Any, kind: str, scale: float, ndim: int | None = None) -> Any:
+    """``value`` with its result multiplied by ``scale`` (a scale-only callback where ``value`` is
+    None), or None where that cannot be done: an epilog in cuFFT's form stores its value itself,
+    and CUDA C++ or LTO-IR is not a Python function. Data and runtime parameters are kept."""
+    from compiler.forms import Form, infer_form
+
+    if value is None:
+        return _scaled_value(scale)
+    arg = parse_callback(value, kind)
+    if arg.fn is None:
+        return None
+    if kind == "epilog":
+        form = infer_form(arg.fn, "epilog", ndim=ndim, data=arg.data is not None if ndim is not None else None)
+        if form is Form.CUFFT:
+            return None
+    return arg.with_fn(_scaled(arg.fn, scale))

@@ -16,7 +16,7 @@ from typing import Any
 
 from ._callbacks import CallbackSpec, callback_spec, parse_callback, plan_key
 from ._layout import FFTProblem, LayoutError, plan_problem
-from ._norm import fuse_scale, norm_scale
+from ._norm import fuse_scale, norm_scale, scaled_callback
 from ._options import FFTOptions, cpu_threads, direction_name, execution_target
 from ._tensor import Tensor, as_tensor
 
@@ -234,3 +234,111 @@ def indirect_callback(shared: bool, has_data: bool, has_params: bool) -> bool:
     (False, True)
     """
     return (shared and has_data) or has_params
+
+
+# -- chains: prolog -> FFT -> pointwise -> inverse FFT -> epilog ---------------------------------------
+CHAIN_TRANSFORMS = {"C2C": ("fft", "ifft"), "R2C": ("rfft", "irfft")}
+
+
+@dataclasses.dataclass(frozen=True)
+class ChainPlan:
+    """How one chain runs: decided by ``plan_chain``, never changed.
+
+    ``route`` names the way it runs: "two-plans" is a forward FFT with the prolog as its prolog and
+    the pointwise step as its epilog, then an inverse FFT with the epilog as its epilog (cuFFT
+    callbacks on the GPU, the compiled loops on the CPU, plain Python in the debug mode).
+    ``reason`` says why this route and not another; ``scales`` are what ``norm`` applies to the
+    forward and the inverse transform (1.0: nothing).
+    """
+
+    route: str
+    reason: str
+    executor: str
+    forward: FFTProblem
+    transforms: tuple[str, str]
+    parity: str  # of the real result's last axis (C2R), "even" for C2C
+    norm: str | None
+    scales: tuple[float, float]
+    steps: tuple[str | None, str | None, str | None]  # names of prolog, pointwise, epilog (None: none)
+
+    def describe(self) -> str:
+        """The plan in words: route, why, each transform and what is fused into it."""
+        p = self.forward
+        first, second = self.transforms
+        prolog, pointwise, epilog = (s or "none" for s in self.steps)
+        where = {"cufft": "cuFFT with LTO callbacks", "cpu": "the CPU executor (ducc0 and compiled loops)",
+                 "cpu-debug": "the debug mode (plain Python callbacks on the host)"}[self.executor]
+        lines = [
+            f"chain {p.fft_type}/{'C2C' if p.fft_type == 'C2C' else 'C2R'} {p.input_dtype} n={p.fft_lengths} "
+            f"axes={p.axes} batch={p.batch}, norm={self.norm!r}",
+            f"route: {self.route} on {where}",
+            f"why: {self.reason}",
+            f"1. {first}: prolog={prolog}, epilog=pointwise {pointwise}, scale {self.scales[0]:.6g}",
+            f"2. {second}: epilog={epilog}, scale {self.scales[1]:.6g}",
+        ]
+        return "\n".join(lines)
+
+    def placed(self, prolog: Any, pointwise: Any, epilog: Any) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
+        """``((prolog, epilog) of the forward, (prolog, epilog) of the inverse)`` of the two-plans
+        route, with ``norm``'s scales fused where each step sees the normalized transform: the
+        forward's after the prolog (so the pointwise step sees the scaled spectrum), the
+        inverse's after the pointwise step (so the epilog sees the scaled result); the FFTs
+        being linear, a scale moves freely between a transform's input and output."""
+        ndim = len(self.forward.operand.shape)
+        s_forward, s_inverse = self.scales
+        if pointwise is None:  # nothing but linear steps up to the epilog: one scale
+            s_forward, s_inverse = s_forward * s_inverse, 1.0
+        inverse_prolog = None
+        if s_forward != 1.0:
+            scaled = scaled_callback(prolog, "prolog", s_forward, ndim)
+            if scaled is None and pointwise is not None:
+                raise ValueError(f"norm={self.norm!r} cannot be fused: the prolog is CUDA C++ or LTO-IR, and the "
+                                 "pointwise step must see the scaled spectrum. Scale in your prolog and pass norm=None")
+            if scaled is None:
+                inverse_prolog = scaled_callback(None, "prolog", s_forward)
+            else:
+                prolog = scaled
+        if s_inverse != 1.0:
+            scaled = scaled_callback(pointwise, "epilog", s_inverse, ndim)
+            if scaled is None:  # the pointwise step stores its own value: scale the inverse's input
+                inverse_prolog = scaled_callback(None, "prolog", s_inverse)
+            else:
+                pointwise = scaled
+        return (prolog, pointwise), (inverse_prolog, epilog)
+
+
+def _callback_name(value: Any, kind: str) -> str | None:
+    arg = parse_callback(value, kind)
+    if arg is None:
+        return None
+    if arg.fn is not None:
+        return getattr(arg.fn, "__name__", type(arg.fn).__name__)
+    return "CUDA C++" if arg.source is not None else "LTO-IR"
+
+
+def one_kernel_declines(forward: FFTProblem, target: str) -> str:
+    """Why a chain does not run as one kernel (load, transform, pointwise step, inverse, store,
+    through a device-side FFT), or "" where it would: the reason ``describe`` gives."""
+    if target != "cuda":
+        return "one kernel is a GPU route; the CPU runs the chain as two FFTs with their callbacks"
+    return "no device-side FFT route is built in this version: two cuFFT plans, the spectrum between them"
+
+
+def plan_chain(forward: FFTProblem, target: str, options: FFTOptions, norm: str | None, prolog: Any,
+               pointwise: Any, epilog: Any) -> ChainPlan:
+    """The ``ChainPlan`` of a chain whose forward transform is ``forward`` (C2C or R2C), run on
+    ``target``; the callbacks are parsed here only to be named (each engine plans its own).
+
+    Each route is one branch: a device-side one-kernel route goes before the two-plans one, taken
+    where its FFT length and precision fit, and gives its reason for declining otherwise."""
+    if forward.fft_type not in CHAIN_TRANSFORMS:
+        raise ValueError(f"a chain starts with a C2C or R2C transform, not {forward.fft_type}")
+    n = logical_size(forward)
+    scales = tuple(norm_scale(norm, d, n) or 1.0 for d in ("forward", "inverse"))
+    executor = "cufft" if target == "cuda" else ("cpu-debug" if options.debug_mode else "cpu")
+    steps = (_callback_name(prolog, "prolog"), _callback_name(pointwise, "epilog"), _callback_name(epilog, "epilog"))
+    parity = "odd" if forward.fft_type == "R2C" and forward.fft_lengths[-1] % 2 else "even"
+    reason = one_kernel_declines(forward, target)
+    # A one-kernel route, once built, is taken here where ``reason`` is empty.
+    return ChainPlan("two-plans", reason, executor, forward, CHAIN_TRANSFORMS[forward.fft_type], parity, norm,
+                     scales, steps)
