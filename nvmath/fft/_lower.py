@@ -361,8 +361,10 @@ def _fft_call(item: FusedFFT, execution: Any, bind: Any) -> str:
 
 def _chain_call(item: FusedFFT, second_call: str) -> str:
     # CHAIN: the one place where a forward FFT (with its epilog) followed by the inverse over the
-    # same axes becomes one chained call. Until nvmath.fft's chain call lands, the pair runs as two
-    # calls: the forward FFT's call (emitted for item.chain_from) and this one.
+    # same axes becomes one chained call (nvmath.fft.filtered: the one-kernel route will come
+    # through it). The pair still runs as two calls here, the forward FFT's (emitted for
+    # item.chain_from) and this one: filtered places norm's scales around the steps differently,
+    # and the trace's norms must map onto them first.
     return second_call
 
 
