@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import operator
 from typing import Any
 
 import numpy as np
@@ -24,7 +23,7 @@ from ._docs import shared_doc
 from ._log import fft_logger
 from ._options import Execution, FFTOptions, Norm, debug_env, execution_target
 from ._planner import ChainPlan, plan_chain, problem_for
-from ._reuse import ThreadEngines
+from ._reuse import ThreadEngines, axes_key
 from ._stateless import fft, ifft, irfft, rfft
 from ._tensor import Tensor, as_tensor, empty_strided
 
@@ -83,11 +82,9 @@ def _reuse_key(operand: Any, axes: Any, options: Any, execution: Any, norm: Any,
             callback_reuse_key(epilog, "epilog", framework))
     if any(k is FULL_PATH for k in keys):
         return None
-    if axes is not None:
-        try:  # integers only: 1.0 == 1 would find the chain of axes=[1] (the full path explains)
-            axes = (axes,) if type(axes) is int else tuple(map(operator.index, axes))
-        except TypeError:
-            return None
+    axes = axes_key(axes)
+    if axes is FULL_PATH:
+        return None
     device = operand.data.device_id if framework == "cupy" else None
     return (operand.shape, operand.strides, operand.dtype, device, axes, norm, *keys)
 

@@ -110,10 +110,19 @@ def _reuse_key(transform: str, operand: Any, axes: Any, options: Any, execution:
     p, e = callback_reuse_key(prolog, "prolog", framework), callback_reuse_key(epilog, "epilog", framework)
     if p is FULL_PATH or e is FULL_PATH:
         return None
-    if axes is not None:
-        try:  # integers only: 1.0 == 1 would find the engine of axes=[1] (the full path explains)
-            axes = (axes,) if type(axes) is int else tuple(map(operator.index, axes))
-        except TypeError:
-            return None
+    axes = axes_key(axes)
+    if axes is FULL_PATH:
+        return None
     device = operand.data.device_id if framework == "cupy" else None
     return (transform, operand.shape, operand.strides, operand.dtype, device, axes, p, e)
+
+
+def axes_key(axes: Any) -> Any:
+    """``axes`` as it goes into a reuse key: None, or a tuple of ints; FULL_PATH for anything else
+    (integers only: 1.0 == 1 would find the engine of axes=[1], and the full path explains)."""
+    if axes is None:
+        return None
+    try:
+        return (axes,) if type(axes) is int else tuple(map(operator.index, axes))
+    except TypeError:
+        return FULL_PATH
