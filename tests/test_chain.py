@@ -126,14 +126,21 @@ def spectrum_shape(shape, real):
 @pytest.mark.parametrize("name", FORMS)
 @pytest.mark.parametrize("dtype", [np.complex64, np.float64])
 def test_every_form_of_each_step(step, name, dtype):
+    x, callback, ref = form_case(step, name, dtype)
+    got = filtered(x, axes=[-1], **{step: callback})
+    check(got, reference(x, (-1,), **{step: ref}), dtype)
+
+
+def form_case(step, name, dtype):
+    """A (6, 40) operand, the callback of form ``name`` for ``step`` and its NumPy reference; the
+    pointwise step sees the spectrum (half of it for a real operand)."""
     shape = (6, 40)
     x = random(shape, dtype)
     real = np.dtype(dtype).kind == "f"
     spectrum_dtype = np.complex128 if dtype == np.float64 else np.complex64
     seen = (spectrum_shape(shape, real), spectrum_dtype) if step == "pointwise" else (shape, dtype)
     callback, ref = form(name, "prolog" if step == "prolog" else "epilog", *seen)
-    got = filtered(x, axes=[-1], **{step: callback})
-    check(got, reference(x, (-1,), **{step: ref}), dtype)
+    return x, callback, ref
 
 
 def test_all_three_steps_at_once_stateless_and_stateful_agree():
@@ -425,12 +432,7 @@ __device__ void apply_filter(void* out, unsigned long long offset, float2 v, voi
 def test_gpu_every_form_of_each_step(step, name, dtype):
     import cupy
 
-    shape = (6, 40)
-    x = random(shape, dtype)
-    real = np.dtype(dtype).kind == "f"
-    spectrum_dtype = np.complex128 if dtype == np.float64 else np.complex64
-    seen = (spectrum_shape(shape, real), spectrum_dtype) if step == "pointwise" else (shape, dtype)
-    callback, ref = form(name, "prolog" if step == "prolog" else "epilog", *seen)
+    x, callback, ref = form_case(step, name, dtype)
     if isinstance(callback, dict) and "data" in callback:
         callback = {**callback, "data": cupy.asarray(callback["data"])}
     got = filtered(cupy.asarray(x), axes=[-1], **{step: callback})
