@@ -12,7 +12,6 @@ import threading
 import numpy as np
 import pytest
 
-import nvmath
 from nvmath.fft import FilteredFFT, filtered
 from nvmath.fft._chain import stateless_chains
 
