@@ -399,3 +399,13 @@ def test_current_gpu_newer_than_cufftdx_knows_gets_the_newest_code(monkeypatch):
 
     monkeypatch.setattr(compiler.toolchain, "current_device_arch", lambda: 150)
     assert FFT(64, np.float32, "c2c", "Block", direction="forward").sm == (12, 1)
+
+
+def test_install_hint_names_extras_the_package_defines():
+    import re
+    import tomllib
+
+    with open(os.path.join(os.path.dirname(__file__), "..", "pyproject.toml"), "rb") as f:
+        extras = tomllib.load(f)["project"]["optional-dependencies"]
+    named = {name for group in re.findall(r"fftfuse\[([^\]]+)\]", _mathdx.INSTALL_HINT) for name in group.split(",")}
+    assert {"dx12", "dx13"} <= named <= set(extras)

@@ -100,6 +100,8 @@ class MathDxError(RuntimeError):
 # ---------------------------------------------------------------------------------------------
 
 _SONAME = "libmathdx.so.0"
+# The package extras that install libmathdx with its CCCL headers, one per CUDA major version.
+INSTALL_HINT = "pip install \"fftfuse[cu12,dx12]\" (CUDA 12) or \"fftfuse[cu13,dx13]\" (CUDA 13)"
 
 
 def candidate_paths() -> list[str]:
@@ -153,8 +155,8 @@ def _library() -> ctypes.CDLL:
         problems.append(str(exc))
     raise RuntimeError(
         "Could not load libmathdx, which nvmath.device needs to build cuFFTDx functions. Install it with "
-        "'pip install \"fftfuse[cu12,dx]\"' (or '[cu13,dx]'), i.e. the nvidia-libmathdx-cu12 / -cu13 wheel, or "
-        f"point ${ENV_LIBRARY} at libmathdx.so.0. Tried: " + " | ".join(problems)
+        f"{INSTALL_HINT} (the nvidia-libmathdx-cu12 / -cu13 wheels), or point ${ENV_LIBRARY} at "
+        "libmathdx.so.0. Tried: " + " | ".join(problems)
     )
 
 
