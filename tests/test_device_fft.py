@@ -4,7 +4,6 @@ Needs libmathdx (the ``dx`` extra); skipped where it is not installed.
 """
 
 import contextlib
-import hashlib
 import os
 
 import numpy as np
