@@ -250,6 +250,7 @@ class FakeGpu:
         self.launch_count = 0
         self.launches: list[Launch] = []
         self.plans_made = 0
+        self.plans: list[dict] = []  # per cufftXtMakePlanMany: its arguments (types, geometry, batch)
         self._handles = itertools.count(1)
         self._events = itertools.count(0xE000)
         self._stream: dict[int, int] = {}
@@ -324,6 +325,8 @@ class FakeGpu:
 
     def _make_plan(self, plan: int, shape: Any, **kw: Any) -> int:
         self.plans_made += 1
+        if self.record:
+            self.plans.append({"shape": tuple(shape), **kw})
         return 0
 
     def _destroy(self, plan: int) -> None:
