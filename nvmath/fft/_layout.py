@@ -299,8 +299,8 @@ def _dtypes(fft_type: str, dtype: str) -> tuple[str, str]:
         hint = ("; bfloat16 has no cuFFT transform: convert it to float16 or float32" if dtype == "bfloat16" else
                 "")
         raise LayoutError(
-            f"operand dtype {dtype} is not supported; use float16, float32, float64, complex32 (PyTorch, or "
-            f"float16 pairs), complex64 or complex128{hint}"
+            f"operand dtype {dtype} is not supported; use float32, float64, complex64 or complex128 (or, at "
+            f"power-of-two lengths, half precision: float16, and complex32 as PyTorch's or float16 pairs){hint}"
         )
     if fft_type == "C2C":
         c = COMPLEX_OF[dtype]
