@@ -19,7 +19,7 @@ import pytest
 import nvmath
 from fake_gpu import FakeGpu, _Device
 from nvmath.fft import FFT, LayoutError, _gpu, _reuse
-from nvmath.fft._cufft import CUDA_C_16F, CUDA_R_16F
+from nvmath.fft._cufft import CUDA_C_16F, CUDA_C_32F, CUDA_R_16F, CUDA_R_32F
 
 RNG = np.random.default_rng(16)
 TOL = 1e-2
@@ -288,22 +288,70 @@ def test_cufft_half_r2c_reads_and_c2r_writes_the_real_side_at_unit_stride(gpu):
     assert gpu.plans[-1]["ostride"] == 1 and y.shape == (256, 4)
 
 
-@pytest.mark.parametrize("kwargs, names", [
-    ({"epilog": lambda v: v * 2}, r"epilog '<lambda>'"),
-    ({"prolog": lambda v: v * 2}, r"prolog '<lambda>'"),
-    ({"norm": "ortho"}, r"norm='ortho' \(applied as an epilog\)"),
-])
-def test_callbacks_on_a_half_gpu_fft_are_refused_before_cufft(gpu, kwargs, names):
-    x = device(pairs(crandn(4, 64)))
-    with pytest.raises(ValueError, match=names + r": cuFFT has no callback type for half precision.*execution='cpu'"):
-        nvmath.fft.fft(x, axes=[-1], **kwargs)
-    assert gpu.plans == []
+def computing(gpu, monkeypatch):
+    """Make the fake cuFFT transform: a 1-D C2C plan of dense rows (complex64) computes NumPy's FFT
+    from its input address to its output address (its callbacks are not applied)."""
+    import fake_gpu
+
+    plans, launch = {}, gpu._exec
+
+    def exec_(plan, inp, out, direction):
+        launch(plan, inp, out, direction)
+        record = plans.get(plan) or next(r for r in reversed(gpu.plans) if r["handle"] == plan)
+        plans[plan] = record
+        assert record["input_type"] == record["output_type"] == CUDA_C_32F and record["istride"] == 1
+        n, batch = record["shape"][0], record["batch"]
+        x = fake_gpu.read(inp, np.complex64, n * batch).reshape(batch, n)
+        y = (np.fft.fft(x, axis=-1) if direction == -1 else n * np.fft.ifft(x, axis=-1)).astype(np.complex64)
+        mem = fake_gpu.Memory.live[out >> 32 << 32]
+        at = out - mem.address
+        mem.host[at:at + y.nbytes] = y.view(np.uint8).reshape(-1)
+
+    monkeypatch.setattr(gpu, "_exec", exec_)
+    from nvmath.fft import _cufft
+
+    monkeypatch.setattr(_cufft, "xt_exec", exec_)
 
 
-def test_norm_that_scales_nothing_is_fine_on_the_gpu(gpu):
+@pytest.mark.parametrize("kwargs", [{"epilog": lambda v: v * 2}, {"prolog": lambda v: v * 2}, {"norm": "ortho"}])
+def test_callbacks_on_a_half_gpu_fft_run_its_single_precision_twin(gpu, monkeypatch, kwargs):
+    computing(gpu, monkeypatch)
+    p = pairs(crandn(4, 64))
+    x = device(p)
+    y = nvmath.fft.fft(x, axes=[-1], **kwargs)
+    plan = gpu.plans[-1]
+    assert (plan["input_type"], plan["output_type"], plan["execution_type"]) == (CUDA_C_32F,) * 3
+    launch = gpu.launches[-1]
+    assert list(launch.caller_info) == [0 if "prolog" in kwargs else 4]  # LD_COMPLEX / ST_COMPLEX
+    assert launch.input != x.data.ptr and launch.output != y.data.ptr  # single-precision copies
+    assert y.shape == (4, 64, 2) and y.dtype == np.float16
+    # The fake cuFFT applies no callback: what comes back is the FFT of the promoted input, rounded.
+    want = np.fft.fft(unpair(p).astype(np.complex64), axis=-1)
+    assert np.array_equal(y.get(), pairs(want))
+
+
+def test_r2c_prolog_on_the_gpu_is_a_single_precision_real_load(gpu):
+    nvmath.fft.rfft(device(np.ones((4, 64), np.float16)), axes=[-1], prolog=lambda v: v * 2)
+    plan = gpu.plans[-1]
+    assert (plan["input_type"], plan["output_type"]) == (CUDA_R_32F, CUDA_C_32F)
+    assert list(gpu.launches[-1].caller_info) == [2]  # LD_REAL
+
+
+def test_a_stateful_half_fft_on_the_gpu_with_a_callback_keeps_the_operand(gpu, monkeypatch):
+    computing(gpu, monkeypatch)
+    p = pairs(crandn(2, 32))
+    x = device(p)
+    with FFT(x, axes=[-1], options={"fft_type": "C2C", "inplace": True}) as f:
+        f.plan(epilog=lambda v: v)
+        r = f.execute()
+    assert r is x
+    assert np.array_equal(x.get(), pairs(np.fft.fft(unpair(p).astype(np.complex64), axis=-1)))
+
+
+def test_norm_that_scales_nothing_keeps_cuffts_half_types(gpu):
     x = device(pairs(crandn(4, 64)))
-    nvmath.fft.fft(x, axes=[-1], norm="backward")  # forward with "backward": no scale
-    assert len(gpu.plans) == 1
+    nvmath.fft.fft(x, axes=[-1], norm="backward")  # forward with "backward": no scale, no callback
+    assert gpu.plans[-1]["input_type"] == CUDA_C_16F
 
 
 def test_gpu_older_than_sm53_is_refused(gpu, monkeypatch):

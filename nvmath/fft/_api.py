@@ -25,7 +25,7 @@ from ._options import DirectionLike, Execution, FFTOptions, Norm, cpu_threads, e
 from . import _planner
 from ._planner import (Plan, check_transform, execution_device, gpu_plan_key, make_plan, place_data, planned_direction,
                        problem_for, request_key, transform_for)
-from ._half import PromotedCpuExecutor, complex_operand, is_half, promoted, result_pairs
+from ._half import PromotedCpuExecutor, PromotedGpuExecutor, complex_operand, is_half, promoted, result_pairs
 from ._tensor import Tensor, as_tensor, check_writeable, empty_factory, empty_strided, fill
 
 # What prolog= and epilog= take: a Python function, {"fn": f, "data": array}, a DeviceCallable,
@@ -307,11 +307,15 @@ class FFT:
         attached = [self._attach(s) if s is not None else None for s in (self._prolog, self._epilog)]
         patient = self.options.patient_jit
         allocator = self.options.allocator
-        build = lambda: _gpu.GpuPlan(self.problem, attached[0], attached[1], device,  # noqa: E731
+        # cuFFT has no half-precision callbacks: with callbacks, half runs in single precision (_half).
+        promote = is_half(self.problem) and any(attached)
+        problem = promoted(self.problem) if promote else self.problem
+        build = lambda: _gpu.GpuPlan(problem, attached[0], attached[1], device,  # noqa: E731
                                      patient_jit=patient, allocator=allocator)
+        wrap = (lambda plan: PromotedGpuExecutor(self.problem, plan)) if promote else (lambda plan: plan)
         if self._shared:
             # A plan's workspace comes from its allocator: plans of other allocators are others.
-            key = gpu_plan_key(device, self.problem, patient, allocator, tuple(attached))
+            key = gpu_plan_key(device, problem, patient, allocator, tuple(attached))
             created = _gpu.plan_cache.created
             plan = _gpu.plan_cache.acquire(key, build)
             self._release_plan = weakref.finalize(self, _gpu.plan_cache.release, plan)
@@ -319,10 +323,10 @@ class FFT:
             if _gpu.plan_cache.created == created and log.isEnabledFor(logging.DEBUG):
                 log.debug("reused a cached cuFFT plan for %s n=%s on GPU %d", self.problem.fft_type,
                           self.problem.fft_lengths, device)
-            return plan
+            return wrap(plan)
         plan = build()
         self._release_plan = weakref.finalize(self, plan.free)
-        return plan
+        return wrap(plan)
 
     def _attach(self, spec: CallbackSpec) -> Any:
         from compiler import compile_callback

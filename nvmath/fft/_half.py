@@ -7,11 +7,13 @@ by the transforms that take complex input (``fft``, ``ifft``, ``irfft``, ``fft_t
 as themselves (``_tensor``).
 
 cuFFT transforms half precision natively (power-of-two lengths, sm_53 and newer; the rules are
-checked in ``_layout.check_half`` and ``check_gpu``), but it has no half-precision callback
-type, so the GPU runs half without callbacks. The CPU's FFT engines have no half precision: the
-CPU executor runs the single-precision twin of the problem (``promoted``) on a promoted copy of
-the input and rounds the result back, which is also what a callback sees there: the element in
-single precision, its result rounded to half precision when stored.
+checked in ``_layout.check_half`` and ``check_gpu``): that is how the GPU runs a half-precision
+FFT without callbacks. cuFFT has no half-precision callback type (its callbacks load and store
+single or double precision), and the CPU's FFT engines have no half precision at all: there the
+executor runs the single-precision twin of the problem (``promoted``) on a promoted copy of the
+input and rounds its result back to half precision (``PromotedCpuExecutor``, and on the GPU,
+with callbacks, ``PromotedGpuExecutor``). A callback thus sees the element in single precision,
+and its result is rounded to half precision when stored, on either executor.
 """
 
 from __future__ import annotations
@@ -64,20 +66,6 @@ def promoted(problem: FFTProblem) -> FFTProblem:
                                output_dtype=HALF_PROMOTED[problem.output_dtype])
 
 
-def callbacks_refused(problem: FFTProblem, names: list[str], norm: str | None) -> ValueError:
-    """The error for callbacks (or ``norm=``, fused as one) on a half-precision GPU FFT."""
-    dtype = problem.input_dtype
-    single = HALF_PROMOTED[dtype]
-    what = ", ".join(names + ([f"norm={norm!r} (applied as an epilog)"] if norm is not None else []))
-    return ValueError(
-        f"{what}: cuFFT has no callback type for half precision ({dtype}; its callbacks load and store single "
-        f"or double precision only), so a half-precision FFT on the GPU runs without callbacks. Run it without "
-        f"callbacks{' and scale the result yourself' if norm is not None else ''}, convert the operand to "
-        f"{single} (x.astype('{single}')) to fuse them on the GPU, or run it on the CPU (execution='cpu'), where "
-        f"callbacks see each element in single precision and their results are rounded to half precision"
-    )
-
-
 def check_gpu(arch: int, problem: FFTProblem) -> None:
     """cuFFT's half precision needs sm_53 or newer."""
     if arch < 53:
@@ -98,6 +86,62 @@ def _single_buffer(layout: Layout, half_dtype: str) -> tuple[np.ndarray, np.ndar
     single = as_strided(flat.view(np.complex64), layout.shape, tuple(8 * s for s in layout.strides))
     pairs = as_strided(flat, layout.shape + (2,), tuple(8 * s for s in layout.strides) + (4,))
     return single, pairs
+
+
+class PromotedGpuExecutor:
+    """The cuFFT executor of a half-precision problem with callbacks: ``inner`` (a ``GpuPlan`` of
+    ``promoted(problem)``, callbacks attached) runs on a single-precision copy of the input, made
+    on the launch's stream, and its result is rounded to half precision into the output there."""
+
+    def __init__(self, problem: FFTProblem, inner: Any):
+        self.problem, self.inner = problem, inner
+
+    # -- the executor interface (nvmath.fft._executor.Executor) --------------------------------
+    def prepare(self, direction: str, prolog_reads: Any = None, epilog_reads: Any = None) -> Callable[..., None] | None:
+        return None
+
+    def run(self, inp: int, out: int, direction: str, stream: int, *data: Any) -> None:
+        """``GpuPlan.run`` on device pointers: the plan's device and ``stream`` are current (CuPy's
+        copies below go on it, in order with the FFT)."""
+        import cupy
+
+        p = self.problem
+        single_in, view_in = _device_single(cupy, p.input, p.input_dtype)
+        view_in[...] = _device_half(cupy, inp, p.input, p.input_dtype)  # promoted: exact
+        single_out, view_out = (single_in, view_in) if p.inplace else _device_single(cupy, p.output, p.output_dtype)
+        self.inner.run(int(single_in.data.ptr), int(single_out.data.ptr), direction, stream, *data)
+        _device_half(cupy, out, p.output, p.output_dtype)[...] = view_out  # rounded (beyond half's range: inf)
+
+    def release(self) -> None:
+        self.inner.release()
+
+    def free(self) -> None:
+        self.inner.free()
+
+
+def _device_single(cupy: Any, layout: Layout, half_dtype: str) -> tuple[Any, Any]:
+    """``_single_buffer`` on the GPU: a new single-precision array of ``layout`` and the view of it
+    that meets the half-precision buffer element for element."""
+    if half_dtype != "complex32":
+        single = empty_strided(cupy, layout.shape, layout.strides, "float32", layout.span)
+        return single, single
+    flat = cupy.empty(2 * max(layout.span, 1), np.float32)
+    strides = tuple(8 * s for s in layout.strides)
+    single = cupy.ndarray(layout.shape, np.complex64, memptr=flat.data, strides=strides)
+    pairs = cupy.ndarray(layout.shape + (2,), np.float32, memptr=flat.data, strides=strides + (4,))
+    return single, pairs
+
+
+def _device_half(cupy: Any, pointer: int, layout: Layout, half_dtype: str) -> Any:
+    """The half-precision buffer of ``layout`` at device ``pointer`` as a CuPy array (complex32:
+    float16 pairs), borrowed: the engine owns the memory."""
+    item = 4 if half_dtype == "complex32" else 2
+    memory = cupy.cuda.UnownedMemory(pointer, max(layout.span, 1) * item, None, cupy.cuda.runtime.getDevice())
+    memptr = cupy.cuda.MemoryPointer(memory, 0)
+    strides = tuple(item * s for s in layout.strides)
+    if half_dtype == "complex32":
+        return cupy.ndarray(layout.shape + (2,), np.float16, memptr=memptr, strides=strides + (2,))
+    return cupy.ndarray(layout.shape, np.float16, memptr=memptr, strides=strides)
 
 
 class PromotedCpuExecutor:

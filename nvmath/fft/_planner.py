@@ -17,7 +17,6 @@ from typing import Any
 from compiler.dtypes import callback_element
 
 from ._callbacks import CallbackSpec, callback_spec, parse_callback, plan_key
-from ._half import callbacks_refused, is_half
 from ._layout import FFTProblem, LayoutError, plan_problem
 from ._norm import fuse_scale, norm_scale, scaled_callback
 from ._options import FFTOptions, cpu_threads, direction_name, execution_target
@@ -191,11 +190,6 @@ def make_plan(problem: FFTProblem, target: str, options: FFTOptions, prolog: Any
     ``direction`` and ``norm`` as given to ``plan()``; ``device_id`` is the operand's GPU and
     ``to_host`` says that GPU data moves to the host (the debug mode)."""
     direction = None if direction is None else planned_direction(problem, direction)
-    if target == "cuda" and is_half(problem):
-        scaled = norm_scale(norm, direction or problem.direction, logical_size(problem)) is not None
-        given = [callback_spec(v, k).name for v, k in ((prolog, "prolog"), (epilog, "epilog")) if v is not None]
-        if given or scaled:
-            raise callbacks_refused(problem, given, norm if scaled else None)
     if norm is not None:
         prolog, epilog = fused_norm(problem, direction, norm, prolog, epilog, ndim=len(problem.operand.shape))
     specs = tuple(place_data(callback_spec(value, kind), target, device_id, to_host)
