@@ -364,3 +364,20 @@ def test_host_float16_operand_on_the_gpu_comes_back_as_numpy(gpu):
     y = nvmath.fft.rfft(np.ones((4, 64), np.float16), axes=[-1], execution="cuda")
     assert isinstance(y, np.ndarray) and y.dtype == np.float16 and y.shape == (4, 33, 2)
     assert gpu.plans[-1]["input_type"] == CUDA_R_16F
+
+
+# -- what is not transformed in half precision yet ------------------------------------------------
+
+def test_dask_float16_is_refused_with_the_reason():
+    da = pytest.importorskip("dask.array")
+    with pytest.raises(TypeError, match="half-precision.*Dask.*astype"):
+        nvmath.fft.rfft(da.ones((4, 64), dtype=np.float16, chunks=(2, 64)), axes=[-1])
+
+
+def test_filtered_chain_of_float16():
+    x = RNG.standard_normal((4, 256)).astype(np.float16)
+    gain = np.linspace(0, 1, 129).astype(np.complex64)
+    y = nvmath.fft.filtered(x, axes=[-1], pointwise={"fn": lambda v, g: v * g, "data": gain})
+    want = np.fft.irfft(np.fft.rfft(x.astype(np.float64), axis=-1) * gain, n=256, axis=-1)
+    assert y.dtype == np.float16 and y.shape == (4, 256)
+    assert rel_err(y.astype(np.float64), want) < TOL
