@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import nvmath
-from fake_gpu import FakeGpu, _Device
+from fake_gpu import FakeGpu
 from nvmath.fft import FFT, LayoutError, _gpu, _reuse
 from nvmath.fft._cufft import CUDA_C_16F, CUDA_C_32F, CUDA_R_16F, CUDA_R_32F
 
@@ -149,6 +149,32 @@ def test_stateful_callback_in_cufft_form_reads_offsets_of_the_half_buffer():
         f.plan(epilog={"fn": store, "data": scale})
         y = f.execute()
     assert rel_err(unpair(y), np.fft.fft(unpair(p), axis=-1) * scale.reshape(2, 64)) < TOL
+
+
+def test_reset_operand_takes_new_pairs():
+    a, b = pairs(crandn(4, 128)), pairs(crandn(4, 128))
+    with FFT(a, axes=[-1], options={"fft_type": "C2C"}) as f:
+        f.plan(epilog=lambda v: v * 2)
+        first = f.execute()
+        f.reset_operand(b)
+        second = f.execute()
+        with pytest.raises(ValueError, match="reset_operand needs an operand like the planned one"):
+            f.reset_operand(b[..., :64, :])
+    assert rel_err(unpair(first), 2 * np.fft.fft(unpair(a), axis=-1)) < TOL
+    assert rel_err(unpair(second), 2 * np.fft.fft(unpair(b), axis=-1)) < TOL
+
+
+def test_debug_mode_runs_the_callback_in_python_on_single_precision_elements():
+    seen = []
+
+    def epilog(v):
+        seen.append(type(v).__name__)
+        return v * 2
+
+    p = pairs(crandn(2, 16))
+    y = nvmath.fft.fft(p, axes=[-1], epilog=epilog, options={"debug": True})
+    assert set(seen) == {"complex64"}
+    assert rel_err(unpair(y), 2 * np.fft.fft(unpair(p), axis=-1)) < TOL
 
 
 # -- refusals ----------------------------------------------------------------------------------
@@ -292,8 +318,9 @@ def computing(gpu, monkeypatch):
     """Make the fake cuFFT transform: a 1-D C2C plan of dense rows (complex64) computes NumPy's FFT
     from its input address to its output address (its callbacks are not applied)."""
     import fake_gpu
+    from nvmath.fft import _cufft
 
-    plans, launch = {}, gpu._exec
+    plans, launch = {}, _cufft.xt_exec  # the fake's, which records the launch
 
     def exec_(plan, inp, out, direction):
         launch(plan, inp, out, direction)
@@ -306,9 +333,6 @@ def computing(gpu, monkeypatch):
         mem = fake_gpu.Memory.live[out >> 32 << 32]
         at = out - mem.address
         mem.host[at:at + y.nbytes] = y.view(np.uint8).reshape(-1)
-
-    monkeypatch.setattr(gpu, "_exec", exec_)
-    from nvmath.fft import _cufft
 
     monkeypatch.setattr(_cufft, "xt_exec", exec_)
 
@@ -355,7 +379,7 @@ def test_norm_that_scales_nothing_keeps_cuffts_half_types(gpu):
 
 
 def test_gpu_older_than_sm53_is_refused(gpu, monkeypatch):
-    monkeypatch.setattr(_Device, "compute_capability", "52")
+    monkeypatch.setattr(sys.modules["cupy"].cuda.Device, "compute_capability", "52")
     with pytest.raises(ValueError, match="compute capability 5.3.*sm_52"):
         nvmath.fft.rfft(device(np.ones((4, 64), np.float16)), axes=[-1])
 
