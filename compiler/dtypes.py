@@ -32,12 +32,29 @@ _CALLBACK_TYPE_CODE = {"complex64": 0, "complex128": 1, "float32": 2, "float64":
 KINDS = ("prolog", "epilog")
 
 # What a callback's user data may hold, one number per element: what the CPU and the GPU backends
-# both compile. Half precision (float16) compiles for the GPU only, so an FFT refuses it for now.
+# both compile. Half-precision data (float16) is refused: the CPU backend has no half arithmetic.
 DATA_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
                "float32", "float64", "complex64", "complex128")
 
-REAL_OF = {"complex64": "float32", "complex128": "float64", "float32": "float32", "float64": "float64"}
-COMPLEX_OF = {"float32": "complex64", "float64": "complex128", "complex64": "complex64", "complex128": "complex128"}
+# The FFT's own element types: the callbacks' four and half precision. NumPy and CuPy have no
+# complex32; its arrays are float16 arrays whose last axis holds (real, imaginary).
+REAL_OF = {"complex64": "float32", "complex128": "float64", "float32": "float32", "float64": "float64",
+           "complex32": "float16", "float16": "float16"}
+COMPLEX_OF = {"float32": "complex64", "float64": "complex128", "complex64": "complex64", "complex128": "complex128",
+              "float16": "complex32", "complex32": "complex32"}
+
+# Half-precision FFT elements and the single-precision type a callback sees them as: the element
+# is promoted on load, and the callback's result rounded back to half precision on store.
+HALF_PROMOTED = {"float16": "float32", "complex32": "complex64"}
+
+
+def callback_element(fft_dtype: str) -> str:
+    """The element type a callback on an FFT buffer of ``fft_dtype`` sees (half: promoted).
+
+    >>> callback_element("complex32"), callback_element("float64")
+    ('complex64', 'float64')
+    """
+    return HALF_PROMOTED.get(fft_dtype, fft_dtype)
 
 
 def element_dtype_name(dtype: Any, *, what: str = "element_dtype") -> str:
@@ -108,9 +125,9 @@ def single_precision_literals(literals: str, element: str) -> bool:
 
     >>> single_precision_literals("element", "complex64"), single_precision_literals("element", "float64")
     (True, False)
-    >>> single_precision_literals("double", "float32")
-    False
+    >>> single_precision_literals("double", "float32"), single_precision_literals("element", "complex32")
+    (False, True)
     """
     if literals not in ("element", "double"):
         raise ValueError(f"literals must be 'element' or 'double', got {literals!r}")
-    return literals == "element" and element in ("float32", "complex64")
+    return literals == "element" and callback_element(element) in ("float32", "complex64")

@@ -65,6 +65,23 @@ class MemoryPointer:
         self.mem, self.ptr, self.device_id = mem, ptr, device_id
 
 
+class UnownedMemory:
+    """``cupy.cuda.UnownedMemory``: memory at a device address the caller does not own."""
+
+    def __init__(self, ptr: int, size: int, owner: Any, device_id: int | None = None):
+        self.memory = Memory.live[ptr >> 32 << 32]  # every fake allocation starts 4 GiB-aligned
+        self.ptr, self.size = ptr, size
+        self.device_id = _state().device if device_id is None else device_id
+
+
+def _memory_pointer(mem: Any, *args: Any) -> MemoryPointer:
+    """``cupy.cuda.MemoryPointer(memory, offset)``; the fake's own ``(Memory, ptr, device_id)`` too."""
+    if isinstance(mem, UnownedMemory):
+        (offset,) = args
+        return MemoryPointer(mem.memory, mem.ptr + offset, mem.device_id)
+    return MemoryPointer(mem, *args)
+
+
 class _Device:
     """``cupy.cuda.Device``: a context that makes its device current."""
 
@@ -250,6 +267,7 @@ class FakeGpu:
         self.launch_count = 0
         self.launches: list[Launch] = []
         self.plans_made = 0
+        self.plans: list[dict] = []  # per cufftXtMakePlanMany: its arguments (types, geometry, batch)
         self._handles = itertools.count(1)
         self._events = itertools.count(0xE000)
         self._stream: dict[int, int] = {}
@@ -267,7 +285,7 @@ class FakeGpu:
         cupy.ndarray, cupy.asarray, cupy.empty, cupy.zeros = ndarray, asarray, empty, self._zeros
         cupy.cuda = types.SimpleNamespace(
             Device=_Device, Stream=Stream, ExternalStream=ExternalStream, get_current_stream=get_current_stream,
-            runtime=self._runtime(), MemoryPointer=MemoryPointer,
+            runtime=self._runtime(), MemoryPointer=_memory_pointer, UnownedMemory=UnownedMemory,
         )
         cupy.__version__ = "fake"
         monkeypatch.setitem(sys.modules, "cupy", cupy)
@@ -324,6 +342,8 @@ class FakeGpu:
 
     def _make_plan(self, plan: int, shape: Any, **kw: Any) -> int:
         self.plans_made += 1
+        if self.record:
+            self.plans.append({"handle": plan, "shape": tuple(shape), **kw})
         return 0
 
     def _destroy(self, plan: int) -> None:

@@ -106,7 +106,9 @@ def test_lto_problem_messages(cufft):
 
 
 def test_data_types():
-    assert _cufft.CUDA_DATA_TYPE == {"float32": 0, "float64": 1, "complex64": 4, "complex128": 5}
+    # cudaDataType (library_types.h): CUDA_R_16F = 2 and CUDA_C_16F = 6 are the half-precision types.
+    assert _cufft.CUDA_DATA_TYPE == {"float32": 0, "float64": 1, "complex64": 4, "complex128": 5,
+                                     "float16": 2, "complex32": 6}
 
 
 # ---------------------------------------------------------------------------------------------

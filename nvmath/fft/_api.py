@@ -25,7 +25,8 @@ from ._options import DirectionLike, Execution, FFTOptions, Norm, cpu_threads, e
 from . import _planner
 from ._planner import (Plan, check_transform, execution_device, gpu_plan_key, make_plan, place_data, planned_direction,
                        problem_for, request_key, transform_for)
-from ._tensor import Tensor, as_tensor, check_writeable, empty_factory, empty_strided
+from ._half import PromotedCpuExecutor, PromotedGpuExecutor, complex_operand, is_half, promoted, result_pairs
+from ._tensor import Tensor, as_tensor, check_writeable, empty_factory, empty_strided, fill
 
 # What prolog= and epilog= take: a Python function, {"fn": f, "data": array}, a DeviceCallable,
 # or nvmath-python's {"ltoir": bytes, "data": pointer}.
@@ -94,7 +95,7 @@ class FFT:
             tensor = _to_device(tensor, execution, self.options)
             self._host_result = True
         elif self._target == "cpu" and tensor.on_gpu:  # debug mode runs GPU operands on the host
-            tensor = Tensor(tensor.array.get(), tensor.framework, None)
+            tensor = tensor.moved(tensor.array.get(), None)
             self._host_result = "device"
         self._operand: Tensor | None = tensor
         self._operand_device = tensor.device_id  # reset_operand keeps it
@@ -104,6 +105,7 @@ class FFT:
         self._transform = _transform or transform_for(tensor.dtype, self.options)
         if _transform is not None:
             check_transform(_transform, self.options)
+        tensor = self._operand = complex_operand(tensor, self._transform)  # NumPy/CuPy complex32: float16 pairs
         self._shared = _shared_plans
         self._stream = self._check_stream(stream)
         o = self.options
@@ -111,6 +113,7 @@ class FFT:
                                    o.last_axis_parity, o.result_layout)
         if self.problem.inplace:
             check_writeable(user_tensor)
+        self._pairs = result_pairs(self.problem)
         self._plan: Plan | None = None  # decided by plan(): callbacks, direction, norm, executor
         self._executor: Any = None
         self._release_plan: Any = None  # gives the GPU plan back (weakref.finalize: also when collected)
@@ -304,11 +307,15 @@ class FFT:
         attached = [self._attach(s) if s is not None else None for s in (self._prolog, self._epilog)]
         patient = self.options.patient_jit
         allocator = self.options.allocator
-        build = lambda: _gpu.GpuPlan(self.problem, attached[0], attached[1], device,  # noqa: E731
+        # cuFFT has no half-precision callbacks: with callbacks, half runs in single precision (_half).
+        promote = is_half(self.problem) and any(attached)
+        problem = promoted(self.problem) if promote else self.problem
+        build = lambda: _gpu.GpuPlan(problem, attached[0], attached[1], device,  # noqa: E731
                                      patient_jit=patient, allocator=allocator)
+        wrap = (lambda plan: PromotedGpuExecutor(self.problem, plan)) if promote else (lambda plan: plan)
         if self._shared:
             # A plan's workspace comes from its allocator: plans of other allocators are others.
-            key = gpu_plan_key(device, self.problem, patient, allocator, tuple(attached))
+            key = gpu_plan_key(device, problem, patient, allocator, tuple(attached))
             created = _gpu.plan_cache.created
             plan = _gpu.plan_cache.acquire(key, build)
             self._release_plan = weakref.finalize(self, _gpu.plan_cache.release, plan)
@@ -316,10 +323,10 @@ class FFT:
             if _gpu.plan_cache.created == created and log.isEnabledFor(logging.DEBUG):
                 log.debug("reused a cached cuFFT plan for %s n=%s on GPU %d", self.problem.fft_type,
                           self.problem.fft_lengths, device)
-            return plan
+            return wrap(plan)
         plan = build()
         self._release_plan = weakref.finalize(self, plan.free)
-        return plan
+        return wrap(plan)
 
     def _attach(self, spec: CallbackSpec) -> Any:
         from compiler import compile_callback
@@ -375,8 +382,11 @@ class FFT:
             terms = self._terms.get(spec.kind)
             compiled.append(python_callback(*args, terms=terms) if debug else
                             compile_cpu(*args, literals=self.options.float_literals, terms=terms))
-        return CpuExecutor(self.problem, compiled[0], compiled[1], workers=cpu_threads(self._execution, self.options),
-                           debug=debug, engine=self.options.cpu_engine)
+        half = is_half(self.problem)  # run in single precision, rounded to half (_half)
+        executor = CpuExecutor(promoted(self.problem) if half else self.problem, compiled[0], compiled[1],
+                               workers=cpu_threads(self._execution, self.options), debug=debug,
+                               engine=self.options.cpu_engine)
+        return PromotedCpuExecutor(self.problem, executor) if half else executor
 
     # -- execution -----------------------------------------------------------------------------
     @shared_doc
@@ -470,7 +480,7 @@ class FFT:
             else:
                 import cupy as xp
             self._input_buffer = empty_strided(xp, layout.shape, layout.strides, problem.input_dtype, layout.span)
-        self._input_buffer[...] = array
+        fill(self._input_buffer, array)
         return self._input_buffer
 
     def _prepare_launch(self) -> None:
@@ -544,12 +554,12 @@ class FFT:
                 self._host_operand.array[...] = out.get()
             return self._user_operand  # the caller's array (or tensor) itself, overwritten
         if self._host_result is True:
-            return self._operand.wrap_result(out.get()) if self._operand.framework != "numpy" else out.get()
+            return self._operand.wrap_result(out.get(), self._pairs) if self._operand.framework != "numpy" else out.get()
         if self._host_result == "device":
             import cupy
 
-            return self._operand.wrap_result(cupy.asarray(out))
-        return self._operand.wrap_result(out)
+            return self._operand.wrap_result(cupy.asarray(out), self._pairs)
+        return self._operand.wrap_result(out, self._pairs)
 
     def reset_operand(self, operand: Any = None, *, stream: Any = None) -> None:
         """Point the plan at a new operand of the same shape, strides, dtype and device.
@@ -569,7 +579,7 @@ class FFT:
             host = tensor
             tensor = _to_device(tensor, None, self.options, device_id=self._planned_operand[3])
         elif self._host_result == "device" and tensor.on_gpu:  # debug mode runs GPU operands on the host
-            tensor = Tensor(tensor.array.get(), tensor.framework, None)
+            tensor = tensor.moved(tensor.array.get(), None)
         expected = self._planned_operand
         same = (tensor.shape, tensor.strides, tensor.dtype, tensor.device_id) == expected
         if not same:
@@ -578,7 +588,7 @@ class FFT:
                 f"{expected[1]}, {expected[2]}, device {expected[3]}); got shape "
                 f"{tensor.shape}, strides {tensor.strides}, {tensor.dtype}, device {tensor.device_id}. Create a new FFT"
             )
-        self._operand, self._user_operand, self._host_operand = tensor, operand, host
+        self._operand, self._user_operand, self._host_operand = complex_operand(tensor, self._transform), operand, host
 
     def reset_operand_unchecked(self, operand: Any, *, stream: Any = None) -> None:
         """``reset_operand`` for hot loops in nvmath-python; here the same call, checks included
@@ -758,7 +768,7 @@ def _to_device(tensor: Tensor, execution: Any, options: FFTOptions, device_id: i
         import cupy
 
         with cupy.cuda.Device(device_id):
-            return Tensor(cupy.asarray(tensor.array), tensor.framework, device_id)
+            return tensor.moved(cupy.asarray(tensor.array), device_id)
     except ImportError as exc:
         raise missing_cupy(describe_execution(execution), exc) from exc
     except Exception as exc:

@@ -196,6 +196,9 @@ def spec_of(arg: CallbackArg) -> CallbackSpec:
         if isinstance(data, np.generic):  # a NumPy scalar: 0-d data
             data = np.asarray(data)
         tensor = as_tensor(data, what=f"{arg.kind} data")
+        if tensor.pairs:
+            raise TypeError(f"{arg.kind} data is a complex32 (half-precision) tensor, which FFT callbacks cannot "
+                            "read; convert it with .to(torch.complex64)")
         check_data_dtype(tensor.array.dtype, f"{arg.kind} data")
     return CallbackSpec(arg.kind, arg.fn, arg.ltoir, tensor, pointer, arg.source, arg.source_name, arg.params,
                         has_data=tensor is not None)

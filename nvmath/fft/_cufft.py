@@ -45,9 +45,10 @@ __all__ = [
     "xt_set_jit_callback",
 ]
 
-# cudaDataType values for the four FFT element types.
-CUDA_R_32F, CUDA_R_64F, CUDA_C_32F, CUDA_C_64F = 0, 1, 4, 5
-CUDA_DATA_TYPE = {"float32": CUDA_R_32F, "float64": CUDA_R_64F, "complex64": CUDA_C_32F, "complex128": CUDA_C_64F}
+# cudaDataType values for the FFT element types (half precision: CUDA_R_16F, CUDA_C_16F).
+CUDA_R_32F, CUDA_R_64F, CUDA_R_16F, CUDA_C_32F, CUDA_C_64F, CUDA_C_16F = 0, 1, 2, 4, 5, 6
+CUDA_DATA_TYPE = {"float32": CUDA_R_32F, "float64": CUDA_R_64F, "complex64": CUDA_C_32F, "complex128": CUDA_C_64F,
+                  "float16": CUDA_R_16F, "complex32": CUDA_C_16F}
 
 CUFFT_FORWARD = -1
 CUFFT_INVERSE = 1

@@ -93,6 +93,10 @@ def dask_fft(transform: str, operand: Any, axes: Any, options: Any, execution: A
         raise ValueError("a Dask array of NumPy chunks runs on the CPU; for the GPU give it CuPy chunks "
                          "(x.map_blocks(cupy.asarray)) and leave execution=None")
 
+    if np.dtype(x.dtype).name == "float16":
+        raise TypeError("half-precision (float16) Dask arrays are not transformed yet: a chunk's complex32 result "
+                        "is float16 pairs, one axis more than Dask's blocks have. Convert the chunks with "
+                        "x.astype('float32') (or 'complex64' for pairs)")
     first = tuple(c[0] for c in x.chunks)
     problem = problem_for(transform, first, _c_strides(first), np.dtype(x.dtype).name, fft_axes, False,
                           opts.last_axis_parity, opts.result_layout)

@@ -27,6 +27,7 @@ import numpy as np
 from compiler.dtypes import COMPLEX_OF, callback_type_code
 
 from . import _cufft
+from ._half import check_gpu, is_half
 from ._layout import FFTProblem
 
 
@@ -138,6 +139,8 @@ class GpuPlan:
         self._lock = threading.Lock()
         callbacks = [c for c in (prolog, epilog) if c is not None]
         with cupy.cuda.Device(device_id):
+            if is_half(problem):
+                check_gpu(int(cupy.cuda.Device(device_id).compute_capability), problem)
             if callbacks:
                 _cufft.require_lto_callbacks()
                 _check_toolkits(callbacks)
@@ -173,6 +176,7 @@ class GpuPlan:
                 self.handle, problem.fft_lengths,
                 input_type=_cufft.CUDA_DATA_TYPE[problem.input_dtype],
                 output_type=_cufft.CUDA_DATA_TYPE[problem.output_dtype],
+                # Half precision executes in CUDA_C_16F: COMPLEX_OF maps float16 to complex32.
                 execution_type=_cufft.CUDA_DATA_TYPE[COMPLEX_OF[problem.input_dtype]], batch=problem.batch,
                 inembed=ig.embed, istride=ig.stride, idist=ig.dist,
                 onembed=og.embed, ostride=og.stride, odist=og.dist,

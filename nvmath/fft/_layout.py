@@ -246,6 +246,9 @@ def plan_problem(
 
     operand = Layout(shape, strides)
     natural = cufft_geometry(operand, fft_axes, batch_axes) is not None and _no_overlap(operand)
+    half = input_dtype in HALF_DTYPES
+    if half and fft_type == "R2C" and natural and cufft_geometry(operand, fft_axes, batch_axes).stride != 1:
+        natural = False  # cuFFT's half R2C reads its real input at unit stride only: copy it so
     # cuFFT's C2R overwrites its input, and a real operand of a C2C transform must become
     # complex first: both read a private copy.
     copy_input = fft_type == "C2R" or not natural or dtype != input_dtype
@@ -271,7 +274,8 @@ def plan_problem(
         if result_layout not in ("natural", "optimized"):
             raise LayoutError(f"result_layout must be 'natural' or 'optimized', got {result_layout!r}")
         order = stride_order(inp)
-        if result_layout == "optimized":
+        if result_layout == "optimized" or (half and fft_type == "C2R"):
+            # (cuFFT's half C2R writes its real output at unit stride only: FFT axes innermost.)
             order = tuple(a for a in order if a in batch_axes) + fft_axes
         out = Layout(tuple(out_shape), dense_strides(out_shape, order))
         # cuFFT counts batches in one order for both sides: keep the input's batch order.
@@ -285,19 +289,18 @@ def plan_problem(
     )
     assert cufft_geometry(inp, fft_axes, batch_axes) is not None
     assert cufft_geometry(out, fft_axes, batch_axes) is not None
+    if half:
+        check_half(dtype, problem.fft_lengths, (inp.span, out.span))
     return problem
 
 
 def _dtypes(fft_type: str, dtype: str) -> tuple[str, str]:
-    if dtype in ("float16", "complex32"):
-        raise LayoutError(
-            f"operand dtype {dtype} (half precision) is not supported: NumPy and CuPy have no complex32 "
-            "result type, and Python callbacks cannot be fused for half-precision elements. Convert the "
-            "operand to float32/complex64 (e.g. x.astype('complex64'))"
-        )
     if dtype not in REAL_OF:
+        hint = ("; bfloat16 has no cuFFT transform: convert it to float16 or float32" if dtype == "bfloat16" else
+                "")
         raise LayoutError(
-            f"operand dtype {dtype} is not supported; use float32, float64, complex64 or complex128"
+            f"operand dtype {dtype} is not supported; use float32, float64, complex64 or complex128 (or, at "
+            f"power-of-two lengths, half precision: float16, and complex32 as PyTorch's or float16 pairs){hint}"
         )
     if fft_type == "C2C":
         c = COMPLEX_OF[dtype]
@@ -309,6 +312,29 @@ def _dtypes(fft_type: str, dtype: str) -> tuple[str, str]:
     if not dtype.startswith("complex"):
         raise LayoutError(f"irfft needs a complex operand, got {dtype}; use rfft/fft for real input")
     return dtype, REAL_OF[dtype]
+
+
+HALF_DTYPES = ("float16", "complex32")
+_HALF_MAX_ELEMENTS = 1 << 32  # cuFFT's half-precision transforms address at most 4 Gi elements
+
+
+def check_half(dtype: str, lengths: Sequence[int], spans: Sequence[int]) -> None:
+    """cuFFT transforms half precision only at power-of-two lengths, within 4 Gi elements: refuse
+    anything else here, before cuFFT does with a bare status (both executors keep the rule, so a
+    program that runs on the CPU runs on the GPU)."""
+    odd = [n for n in lengths if n & (n - 1)]
+    if odd:
+        raise LayoutError(
+            f"half-precision ({dtype}) FFTs need power-of-two lengths (cuFFT's rule), but the transform lengths "
+            f"are {tuple(lengths)} ({', '.join(map(str, odd))} not a power of two). Pad the axes to a power of two "
+            f"(e.g. {', '.join(str(1 << (n - 1).bit_length()) for n in odd)}), or convert the operand to "
+            f"{'float32' if dtype == 'float16' else 'complex64'}"
+        )
+    if max(spans) > _HALF_MAX_ELEMENTS:
+        raise LayoutError(
+            f"a half-precision ({dtype}) FFT spans {max(spans)} elements; cuFFT transforms half precision over at "
+            f"most {_HALF_MAX_ELEMENTS} (4 Gi). Split the batch, or convert the operand to single precision"
+        )
 
 
 def _no_overlap(layout: Layout) -> bool:

@@ -14,6 +14,8 @@ import dataclasses
 import functools
 from typing import Any
 
+from compiler.dtypes import callback_element
+
 from ._callbacks import CallbackSpec, callback_spec, parse_callback, plan_key
 from ._layout import FFTProblem, LayoutError, plan_problem
 from ._norm import fuse_scale, norm_scale, scaled_callback
@@ -171,8 +173,9 @@ class Plan:
     run_direction: str  # what execute runs unless told otherwise: ``direction``, else the transform's own
 
     def element_dtype(self, kind: str) -> str:
-        """The element type a ``kind`` callback sees: the FFT's input (prolog) or output (epilog)."""
-        return self.problem.input_dtype if kind == "prolog" else self.problem.output_dtype
+        """The element type a ``kind`` callback sees: the FFT's input (prolog) or output (epilog),
+        in single precision where that is half precision (``_half``)."""
+        return callback_element(self.problem.input_dtype if kind == "prolog" else self.problem.output_dtype)
 
     def without_data(self) -> "Plan":
         """This plan holding none of the caller's arrays (a cached engine between calls)."""

@@ -2,6 +2,11 @@
 
 Inside, host data is a NumPy array and device data a CuPy array (PyTorch tensors are viewed
 through DLPack, without copies); results go back to the operand's framework.
+
+Half-precision complex (complex32) exists in PyTorch only. Inside, and in NumPy and CuPy, its
+arrays are float16 arrays whose last axis, of length 2 and unit stride, holds (real, imaginary):
+a ``Tensor`` with ``pairs`` set reads such an array as complex32 elements (its ``shape`` and
+``strides`` leave that axis out).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ class Tensor:
     array: Any  # numpy.ndarray or cupy.ndarray
     framework: str  # "numpy", "cupy" or "torch"
     device_id: int | None  # None for host memory
+    pairs: bool = False  # complex32: ``array`` is float16 with a last axis of (real, imaginary)
 
     @property
     def on_gpu(self) -> bool:
@@ -26,19 +32,20 @@ class Tensor:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(self.array.shape)
+        return tuple(self.array.shape[:-1] if self.pairs else self.array.shape)
 
     @property
     def dtype(self) -> str:
-        return self.array.dtype.name
+        return "complex32" if self.pairs else self.array.dtype.name
 
     @property
     def strides(self) -> tuple[int, ...]:
         """Strides in elements (byte strides that are not whole elements are refused)."""
-        item = self.array.dtype.itemsize
-        if any(s % item for s in self.array.strides):
-            raise ValueError(f"array strides {self.array.strides} are not multiples of its element size {item}")
-        return tuple(s // item for s in self.array.strides)
+        item = self.array.dtype.itemsize * (2 if self.pairs else 1)
+        strides = self.array.strides[:-1] if self.pairs else self.array.strides
+        if any(s % item for s in strides):
+            raise ValueError(f"array strides {tuple(strides)} are not multiples of its element size {item}")
+        return tuple(s // item for s in strides)
 
     @property
     def ptr(self) -> int:
@@ -54,12 +61,18 @@ class Tensor:
             return cupy
         return np
 
-    def wrap_result(self, array: Any) -> Any:
-        """``array`` (NumPy/CuPy) in this operand's framework."""
+    def moved(self, array: Any, device_id: int | None) -> "Tensor":
+        """This operand's copy ``array`` (on GPU ``device_id``, None: the host), read as this one is."""
+        return dataclasses.replace(self, array=array, device_id=device_id)
+
+    def wrap_result(self, array: Any, pairs: bool = False) -> Any:
+        """``array`` (NumPy/CuPy) in this operand's framework; ``pairs``: it holds complex32 as
+        float16 pairs, which PyTorch gets as a complex32 tensor (NumPy and CuPy as they are)."""
         if self.framework == "torch":
             import torch
 
-            return torch.from_dlpack(array) if self.on_gpu else torch.from_numpy(array)
+            tensor = torch.from_dlpack(array) if self.on_gpu else torch.from_numpy(array)
+            return torch.view_as_complex(tensor) if pairs else tensor
         return array
 
 
@@ -82,17 +95,22 @@ def as_tensor(obj: Any, what: str = "operand") -> Tensor:
         return Tensor(obj, "cupy", int(obj.device.id))
     if module == "torch":
         name = str(obj.dtype).rsplit(".", 1)[-1]
-        if name in ("bfloat16", "complex32"):  # neither NumPy, CuPy nor numba has these types
+        if name == "bfloat16":  # neither NumPy, CuPy, numba nor cuFFT has this type
             raise TypeError(
-                f"{what} is a PyTorch {name} tensor, a type callbacks cannot read and NumPy/CuPy cannot "
-                f"hold; convert it with .to(torch.{'complex64' if name == 'complex32' else 'float32'})"
+                f"{what} is a PyTorch bfloat16 tensor, a type cuFFT does not transform and NumPy/CuPy cannot "
+                "hold; convert it with .to(torch.float16) (half precision) or .to(torch.float32)"
             )
+        pairs = name in ("complex32", "chalf")
+        if pairs:  # NumPy and CuPy read it as float16 pairs (a view, no copy)
+            import torch
+
+            obj = torch.view_as_real(obj)
         if obj.device.type == "cuda":
             import cupy
 
-            return Tensor(cupy.from_dlpack(obj), "torch", int(obj.device.index or 0))
+            return Tensor(cupy.from_dlpack(obj.detach()), "torch", int(obj.device.index or 0), pairs)
         if obj.device.type == "cpu":
-            return Tensor(obj.detach().numpy() if not obj.requires_grad else obj.detach().numpy(), "torch", None)
+            return Tensor(obj.detach().numpy(), "torch", None, pairs)
         raise TypeError(f"{what} is a PyTorch tensor on {obj.device}; expected a CPU or CUDA tensor")
     if hasattr(obj, "__cuda_array_interface__"):
         import cupy
@@ -118,7 +136,10 @@ def check_writeable(tensor: Tensor) -> None:
 
 
 def empty_strided(xp: Any, shape: tuple[int, ...], strides: tuple[int, ...], dtype: str, span: int) -> Any:
-    """An uninitialised array with the given element strides over a buffer of ``span`` elements."""
+    """An uninitialised array with the given element strides over a buffer of ``span`` elements
+    (complex32: float16 pairs, see the module's docstring)."""
+    if dtype == "complex32":
+        shape, strides, dtype, span = shape + (2,), tuple(2 * s for s in strides) + (1,), "float16", 2 * span
     if strides == _c_strides(shape):  # the common case, and the cheapest to build
         return xp.empty(shape, dtype=dtype)
     base = xp.empty(max(span, 1), dtype=dtype)
@@ -135,10 +156,22 @@ def empty_factory(xp: Any, shape: tuple[int, ...], strides: tuple[int, ...], dty
     >>> a.shape, a.dtype.name, a is new()
     ((2, 3), 'complex64', False)
     """
+    if dtype == "complex32":  # float16 pairs
+        shape, strides, dtype, span = shape + (2,), tuple(2 * s for s in strides) + (1,), "float16", 2 * span
     dtype_object = np.dtype(dtype)
     if strides == _c_strides(shape):
         return functools.partial(np.empty if xp is np else xp.ndarray, shape, dtype_object)
     return functools.partial(empty_strided, xp, shape, strides, dtype_object, span)
+
+
+def fill(buffer: Any, array: Any) -> None:
+    """Copy ``array`` into ``buffer``; a real array into a complex32 buffer (float16 pairs, one
+    axis more) fills the real parts and zeroes the imaginary ones."""
+    if buffer.ndim == array.ndim + 1:
+        buffer[..., 0] = array
+        buffer[..., 1] = 0
+    else:
+        buffer[...] = array
 
 
 def flat_view(array: Any, span: int) -> Any:
