@@ -233,3 +233,84 @@ def test_a_double_precision_kernel_compiles_without_a_gpu(gpu_ready):
     assert reason == "" and config.precision == "float64" and config.dtype == "complex128"
     ptx = _chain_kernel.linked_ptx(config, (9, 0))
     assert ".entry" in ptx and ".extern .func" not in ptx
+
+
+# -- the plumbing of FilteredFFT and filtered, with CuPy faked and the kernel recorded -----------------
+
+class RecordingKernel:
+    """Stands for ``OneKernel``: records what each run is handed and returns a new array."""
+
+    made: list = []
+
+    def __init__(self, config, device_id):
+        self.config, self.device_id, self.runs = config, device_id, []
+        RecordingKernel.made.append(self)
+
+    def run(self, operand, data, stream=None):
+        import cupy
+
+        self.runs.append((operand, data, stream))
+        return cupy.empty(operand.shape, operand.dtype)
+
+
+@pytest.fixture
+def recorded(monkeypatch, gpu_ready):
+    import sys
+    import threading
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fake_gpu import FakeGpu
+
+    from nvmath.fft import _chain
+
+    FakeGpu().install(monkeypatch, keep_memory=True)
+    monkeypatch.setattr(_planner, "device_arch", lambda device: 90)
+    monkeypatch.setattr(_chain, "OneKernel", RecordingKernel)
+    monkeypatch.setattr(_chain.stateless_chains, "local", threading.local())
+    monkeypatch.setattr(RecordingKernel, "made", [])
+    monkeypatch.delenv("FFTFUSE_DEBUG", raising=False)
+    yield RecordingKernel.made
+    _chain.stateless_chains.mine().clear()
+
+
+@needs_mathdx
+def test_a_planned_chain_hands_the_kernel_its_operand_and_each_steps_data(recorded):
+    import cupy
+
+    from nvmath.fft import FilteredFFT
+
+    x, y = cupy.asarray(np.ones((8, 256), np.complex64)), cupy.asarray(np.zeros((8, 256), np.complex64))
+    h = cupy.asarray(np.ones(256, np.complex64))
+    with FilteredFFT(x, axes=[-1]) as f:
+        f.plan(pointwise={"fn": mul, "data": h}, epilog=square)
+        assert f.route == "one-kernel" and len(recorded) == 1 and recorded[0].device_id == 0
+        first = f.execute()
+        f.reset_operand(y)
+        f.execute()
+        with pytest.raises(ValueError, match="no runtime parameters"):
+            f.set_params(pointwise={"g": 1.0})
+    runs = recorded[0].runs
+    assert [r[0] is a for r, a in zip(runs, (x, y))] == [True, True]
+    assert all(r[1][0] is None and r[1][1] is h and r[1][2] is None for r in runs)
+    assert first.shape == x.shape and first is not x
+
+
+@needs_mathdx
+def test_stateless_calls_rerun_one_kernel_with_each_calls_arrays(recorded):
+    import cupy
+
+    from nvmath.fft import filtered
+    from nvmath.fft._chain import stateless_chains
+
+    calls = [(cupy.asarray(np.ones((8, 256), np.complex64)), cupy.asarray(np.ones(256, np.complex64)))
+             for _ in range(3)]
+    for x, h in calls:
+        filtered(x, axes=[-1], pointwise={"fn": mul, "data": h})
+    assert len(recorded) == 1  # planned once, then rerun
+    runs = recorded[0].runs
+    assert all(r[0] is x and r[1][1] is h for r, (x, h) in zip(runs, calls))
+    (kept, _), = stateless_chains.mine().values()
+    assert kept._operand is None and kept._kernel_data == (None, None, None)  # holds none of the call's arrays
+    filtered(calls[0][0], axes=[-1], pointwise={"fn": mul, "data": calls[0][1]}, route="two-plans")
+    assert len(recorded) == 1  # another route: another key, and no kernel
