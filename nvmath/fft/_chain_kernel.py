@@ -244,10 +244,12 @@ def kernel_config(forward: FFTProblem, arch: int, scales: tuple[float, float], n
     precision = "float32" if forward.input_dtype == "complex64" else "float64"
     try:
         fpb, ept = choose_knobs(n, precision, arch)
-        fwd, _ = _device_ffts(n, precision, fpb, ept, arch)
-        shared = fwd.shared_memory_size
+        fwd, inv = _device_ffts(n, precision, fpb, ept, arch)
+        shared = max(fwd.shared_memory_size, inv.shared_memory_size)
     except ValueError as exc:
         return None, f"cuFFTDx has no Block FFT of this length here ({exc})"
+    if fwd.block_dim != inv.block_dim or fwd.stride != inv.stride:  # one launch, one element order for both
+        return None, f"cuFFTDx lays the forward and inverse FFT of length {n} out differently"
     if shared > SHARED_MEMORY_LIMIT:
         return None, f"the FFT needs {shared} B of shared memory per block, over the {SHARED_MEMORY_LIMIT} B default"
     steps = tuple(_step_plan(step, value, shape) for step, value in zip(STEPS, (prolog, pointwise, epilog)))
@@ -435,55 +437,62 @@ class OneKernel:
         self.config = config
         self.device_id = device_id
         self.kernel = compiled_kernel(config, device_id)
-        fwd = config.ffts()[0]
-        self.block = tuple(fwd.block_dim)
-        self.shared = fwd.shared_memory_size
+        fwd, inv = config.ffts()
+        self.block = tuple(int(d) for d in fwd.block_dim)
+        self.shared = max(fwd.shared_memory_size, inv.shared_memory_size)
 
     def run(self, operand: Any, data: tuple[Any, Any, Any], stream: Any = None) -> Any:
-        """``operand`` (CuPy, of the planned shape) through the chain; ``data``: each step's array or None."""
+        """``operand`` (CuPy, of the planned shape) through the chain on ``stream`` (None: CuPy's
+        current one); ``data``: each step's array or None. Returns a new CuPy array."""
         import cupy
         from numba import cuda
 
         n = self.config.length
         rows = operand.size // n
-        with cupy.cuda.Device(self.device_id), _cupy_stream(stream) as s:
-            result = cupy.empty(operand.shape, operand.dtype)
+        grid = (rows + self.config.ffts_per_block - 1) // self.config.ffts_per_block
+        on = cupy_stream(stream)
+        with cupy.cuda.Device(self.device_id), on:
+            result = cupy.empty(operand.shape, operand.dtype)  # from the pool, in this stream's order
             args = [operand.reshape(rows, n), result.reshape(rows, n)]
             for step, array in zip(self.config.steps, data):
                 if step is not None and step.data:
                     args.append(array.reshape(n) if step.data == "row" else array.reshape(rows, n))
-            grid = (rows + self.config.ffts_per_block - 1) // self.config.ffts_per_block
-            # numba views of the arrays, without the stream sync numba does for foreign arrays
-            views = [cuda.as_cuda_array(a, sync=False) for a in args]
             with cuda.gpus[self.device_id]:
-                self.kernel[grid, self.block, _numba_stream(s.ptr), self.shared](*views)
+                # numba views of CuPy's arrays, without the stream sync numba does for foreign arrays
+                # (the launch is ordered on the same stream)
+                views = [cuda.as_cuda_array(a, sync=False) for a in args]
+                self.kernel[grid, self.block, _numba_stream(int(on.ptr)), self.shared](*views)
         return result
 
 
-class _Current:
-    def __init__(self, stream: Any):
-        self.stream = stream
+class _Handle:
+    """A raw cudaStream_t in the form CuPy 14's ``Stream.from_external`` takes."""
 
-    def __enter__(self) -> Any:
-        return self.stream
+    def __init__(self, pointer: int):
+        self.pointer = pointer
 
-    def __exit__(self, *exc: Any) -> None:
-        return None
+    def __cuda_stream__(self) -> tuple[int, int]:
+        return (0, self.pointer)
 
 
-def _cupy_stream(stream: Any) -> Any:
-    """A context making ``stream`` (None: CuPy's current one; a CuPy or PyTorch stream; a raw
-    cudaStream_t) current, yielding the CuPy stream."""
+def cupy_stream(stream: Any) -> Any:
+    """``stream`` as a CuPy stream object (a context manager making it current): None is CuPy's
+    current stream; a CuPy stream is itself; a PyTorch stream or a raw cudaStream_t (int) is
+    wrapped."""
     import cupy
 
     if stream is None:
-        return _Current(cupy.cuda.get_current_stream())
-    if isinstance(stream, cupy.cuda.Stream):
+        return cupy.cuda.get_current_stream()
+    if type(stream).__module__.startswith("cupy"):
         return stream
-    pointer = stream if isinstance(stream, int) else getattr(stream, "cuda_stream", getattr(stream, "ptr", None))
+    pointer = stream if isinstance(stream, int) and not isinstance(stream, bool) else getattr(stream, "cuda_stream",
+                                                                                              None)
     if pointer is None:
         raise TypeError(f"stream of type {type(stream).__name__} is not understood; pass a CuPy or PyTorch stream "
                         "or a cudaStream_t as int")
+    from_external = getattr(cupy.cuda.Stream, "from_external", None)  # CuPy 14+
+    if from_external is not None:
+        return from_external(_Handle(int(pointer)))
     return cupy.cuda.ExternalStream(int(pointer))
 
 
