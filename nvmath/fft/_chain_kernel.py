@@ -380,6 +380,7 @@ def kernel_function(config: KernelConfig) -> tuple[Any, tuple[Any, ...]]:
 
 _kernels: dict[tuple[KernelConfig, int], Any] = {}
 _lock = threading.Lock()
+KEPT_KERNELS = 128  # the oldest goes first (steps whose globals keep changing make new ones)
 
 
 def compiled_kernel(config: KernelConfig, device_id: int) -> Any:
@@ -400,6 +401,8 @@ def compiled_kernel(config: KernelConfig, device_id: int) -> Any:
             threads = int(np.prod(config.ffts()[0].block_dim))
             with cuda.gpus[device_id]:
                 kernel = cuda.jit(types.void(*argtypes), launch_bounds=threads)(fn)
+            if len(_kernels) >= KEPT_KERNELS:
+                del _kernels[next(iter(_kernels))]
             _kernels[key] = kernel
     return kernel
 
