@@ -46,6 +46,10 @@ def _target_architecture(cc: tuple[int, int]) -> Iterator[None]:
             dispatcher.get_current_device = original
 
 
+# Public for other kernels built from the user's functions without a GPU (the chain's one kernel).
+target_architecture = _target_architecture
+
+
 def compile_ltoir(
     fn: Any,
     kind: str,

@@ -1,12 +1,12 @@
 """Filtering in the frequency domain as one call: ``epilog(ifft(pointwise(fft(prolog(x)))))``.
 
 ``filtered`` (stateless) and ``FilteredFFT`` (planned once, run many times) ask the planner
-(``_planner.plan_chain``) how the chain runs and run that route. Today's route, "two-plans", is
-two planned FFTs: the forward with the prolog as its prolog and the pointwise step as its
-epilog, the inverse with the epilog as its epilog; both are ordinary engines (``_api.FFT``,
-or the stateless functions' kept engines), so every callback form, the CPU executor and the
-debug mode work as they do for ``fft``/``ifft``. A one-kernel route is another branch of the
-planner and another runner here.
+(``_planner.plan_chain``) how the chain runs and run that route. "two-plans" is two planned
+FFTs: the forward with the prolog as its prolog and the pointwise step as its epilog, the
+inverse with the epilog as its epilog; both are ordinary engines (``_api.FFT``, or the
+stateless functions' kept engines), so every callback form, the CPU executor and the debug mode
+work as they do for ``fft``/``ifft``. "one-kernel" is one numba-cuda kernel around cuFFTDx
+device FFTs (``_chain_kernel.OneKernel``), taken where the planner finds that it fits.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from ._api import FFT, Axes, Callback, axes_tuple, release_arrays, rerun
-from ._callbacks import FULL_PATH, array_framework, callback_fingerprints, callback_reuse_key
+from ._callbacks import FULL_PATH, array_framework, callback_fingerprints, callback_reuse_key, parse_callback
+from ._chain_kernel import STEPS, OneKernel
 from ._docs import shared_doc
 from ._log import fft_logger
 from ._options import Execution, FFTOptions, Norm, debug_env, execution_target
@@ -70,7 +71,7 @@ stateless_chains = ThreadEngines(16, lambda kept: kept[0].free())
 
 
 def _reuse_key(operand: Any, axes: Any, options: Any, execution: Any, norm: Any, prolog: Any, pointwise: Any,
-               epilog: Any) -> Any:
+               epilog: Any, route: str = "auto") -> Any:
     """A key under which a planned chain runs this call again with its arrays, or None where the call
     takes the full path (as ``fft``'s hot path decides: NumPy or CuPy operands, no options)."""
     if options is not None or execution is not None or debug_env():
@@ -86,7 +87,7 @@ def _reuse_key(operand: Any, axes: Any, options: Any, execution: Any, norm: Any,
     if axes is FULL_PATH:
         return None
     device = operand.data.device_id if framework == "cupy" else None
-    return (operand.shape, operand.strides, operand.dtype, device, axes, norm, *keys)
+    return (operand.shape, operand.strides, operand.dtype, device, axes, norm, route, *keys)
 
 
 def _fingerprints(prolog: Any, pointwise: Any, epilog: Any) -> tuple:
@@ -96,7 +97,8 @@ def _fingerprints(prolog: Any, pointwise: Any, epilog: Any) -> tuple:
 @shared_doc
 def filtered(operand: Any, axes: Axes = None, options: FFTOptions | dict | None = None,
              execution: Execution | None = None, prolog: Callback = None, epilog: Callback = None,
-             stream: Any = None, *, pointwise: Callback = None, norm: Norm | None = "backward") -> Any:
+             stream: Any = None, *, pointwise: Callback = None, norm: Norm | None = "backward",
+             route: str = "auto") -> Any:
     """``x`` filtered in the frequency domain: ``epilog(ifft(pointwise(fft(prolog(x)))))``, fused.
 
     The convolution, correlation, band-pass or propagator written in NumPy as
@@ -126,6 +128,11 @@ def filtered(operand: Any, axes: Axes = None, options: FFTOptions | dict | None 
             (the forward divides by n, so ``pointwise`` sees the spectrum divided by n); all three
             give the same result for a linear ``pointwise``. None: both unscaled (n times the
             operand). n is the points of one transform (the real side's for a real operand).
+        route: how the chain runs. ``'auto'`` (the default): one kernel on the GPU (a device-side
+            FFT: the data read and written once) where the length, precision, layout and steps
+            fit it, else ``'two-plans'``: two FFTs with the steps fused as callbacks, which runs
+            every chain. ``'one-kernel'`` raises a ValueError saying why where it does not fit.
+            ``FilteredFFT.describe()`` tells the route taken and why.
 
     Returns:
         The filtered signal, of the operand's shape, framework and device; complex for a complex
@@ -141,8 +148,8 @@ def filtered(operand: Any, axes: Axes = None, options: FFTOptions | dict | None 
     True
     """
     if type(operand).__module__.startswith("dask."):
-        return _lazy(operand, axes, options, execution, prolog, pointwise, epilog, stream, norm)
-    key = _reuse_key(operand, axes, options, execution, norm, prolog, pointwise, epilog)
+        return _lazy(operand, axes, options, execution, prolog, pointwise, epilog, stream, norm, route)
+    key = _reuse_key(operand, axes, options, execution, norm, prolog, pointwise, epilog, route)
     if key is not None:
         prints = _fingerprints(prolog, pointwise, epilog)
         hit = stateless_chains.get(key)
@@ -151,7 +158,7 @@ def filtered(operand: Any, axes: Axes = None, options: FFTOptions | dict | None 
     chain = FilteredFFT(operand, axes=axes, options=options, execution=execution, stream=stream)
     kept = False
     try:
-        chain.plan(prolog=prolog, pointwise=pointwise, epilog=epilog, stream=stream, norm=norm)
+        chain.plan(prolog=prolog, pointwise=pointwise, epilog=epilog, stream=stream, norm=norm, route=route)
         result = chain.execute(stream=stream)
         if key is not None:
             chain._release_arrays()
@@ -164,9 +171,12 @@ def filtered(operand: Any, axes: Axes = None, options: FFTOptions | dict | None 
 
 
 def _lazy(operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, pointwise: Any, epilog: Any,
-          stream: Any, norm: Any) -> Any:
+          stream: Any, norm: Any, route: str) -> Any:
     """A Dask operand: the two-plans route as two lazy transforms, chunk by chunk (each chunk
     holds whole transforms), the scales placed by the planner as for any other operand."""
+    if route == "one-kernel":
+        raise ValueError("route='one-kernel' cannot run a Dask operand: its chunks run through the two transforms "
+                         "lazily. Pass route='auto' or 'two-plans'")
     first, second = ("fft", "ifft") if np.dtype(operand.dtype).kind == "c" else ("rfft", "irfft")
     meta = np.empty((1,) * len(operand.shape), operand.dtype)
     strides = tuple(int(np.prod(operand.shape[k + 1:])) for k in range(len(operand.shape)))
@@ -175,11 +185,20 @@ def _lazy(operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, po
     forward = problem_for(first, tuple(operand.shape), strides, str(meta.dtype), axes_tuple(axes), False, "even",
                           opts.result_layout)
     chain = plan_chain(forward, execution_target(execution, as_tensor(meta), opts), opts, norm, prolog, pointwise,
-                       epilog)
+                       epilog, route="two-plans" if route == "auto" else route)
     (p, e), (ip, ie) = chain.placed(prolog, pointwise, epilog)
     inverse_options = _side_options(opts, chain, 1) if chain.parity == "odd" or options is not None else None
     spectrum = _STATELESS[first](operand, axes, options, execution, p, e, stream)
     return _STATELESS[second](spectrum, axes, inverse_options, execution, ip, ie, stream)
+
+
+def _step_data(prolog: Any, pointwise: Any, epilog: Any) -> tuple[Any, Any, Any]:
+    """Each step's data array (None where it has none), as the one kernel reads it."""
+    out = []
+    for step, value in zip(STEPS, (prolog, pointwise, epilog)):
+        arg = parse_callback(value, "prolog" if step == "prolog" else "epilog")
+        out.append(None if arg is None or arg.data is None else as_tensor(arg.data, what=f"{step} data").array)
+    return out[0], out[1], out[2]
 
 
 def _side_options(options: FFTOptions, chain: ChainPlan, side: int) -> FFTOptions:
@@ -201,8 +220,8 @@ class FilteredFFT:
         stream: as for ``FFT``.
 
     ``plan`` asks the planner for the route (``describe()`` tells it), compiles the callbacks and
-    builds both transforms; ``execute`` runs the chain with no compile and no new plan, and
-    ``set_params`` changes runtime parameters between runs.
+    builds both transforms (or the one kernel); ``execute`` runs the chain with no compile and no
+    new plan, and ``set_params`` changes runtime parameters between runs.
 
     >>> import numpy as np
     >>> x = np.random.default_rng(1).standard_normal((8, 32))
@@ -230,11 +249,15 @@ class FilteredFFT:
         self._forward_problem = _forward_problem(tensor, self._axes, self.options)
         self._transforms = ("fft", "ifft") if self._forward_problem.fft_type == "C2C" else ("rfft", "irfft")
         x = _to_gpu(tensor, execution, self.options) if self._host else operand
+        self._operand = as_tensor(x).array  # where the chain runs (NumPy or CuPy): what the one kernel reads
+        self._device = as_tensor(x).device_id if self._target == "cuda" else None
         options = dataclasses.replace(self.options, fft_type=_SPECTRUM_TYPES[self._transforms[0]])
         self._forward = FFT(x, axes=self._axes, options=options, execution=execution, stream=stream)
         self._forward_problem = self._forward.problem  # that of the operand where the FFT runs
         self._inverse: FFT | None = None
         self._chain: ChainPlan | None = None
+        self._kernel: OneKernel | None = None  # the one-kernel route's kernel
+        self._kernel_data: tuple[Any, Any, Any] = (None, None, None)  # and each step's data
 
     @property
     def chain_plan(self) -> ChainPlan | None:
@@ -243,16 +266,27 @@ class FilteredFFT:
 
     @property
     def route(self) -> str | None:
-        """The route the chain runs ("two-plans"; None before ``plan``)."""
+        """The route the chain runs ("one-kernel" or "two-plans"; None before ``plan``)."""
         return self._chain.route if self._chain is not None else None
 
     def plan(self, *, prolog: Callback = None, pointwise: Callback = None, epilog: Callback = None,
-             stream: Any = None, norm: Norm | None = "backward") -> None:
-        """Decide the route, compile the callbacks (through the cache) and build the transforms,
-        replacing an earlier plan. The arguments are those of ``filtered``."""
-        chain = plan_chain(self._forward_problem, self._target, self.options, norm, prolog, pointwise, epilog)
-        (forward_prolog, forward_epilog), (inverse_prolog, inverse_epilog) = chain.placed(prolog, pointwise, epilog)
+             stream: Any = None, norm: Norm | None = "backward", route: str = "auto") -> None:
+        """Decide the route, compile the callbacks (through the cache) and build the transforms
+        (or the one kernel), replacing an earlier plan. The arguments are those of ``filtered``."""
+        chain = plan_chain(self._forward_problem, self._target, self.options, norm, prolog, pointwise, epilog,
+                           route=route, device_id=self._device)
         self._chain = None
+        self._kernel, self._kernel_data = None, (None, None, None)
+        if chain.route == "one-kernel":
+            if self._inverse is not None:
+                self._inverse.free()
+                self._inverse = None
+            self._kernel = OneKernel(chain.kernel, self._device)
+            self._kernel_data = _step_data(prolog, pointwise, epilog)
+            self._chain = chain
+            _log_route(self.options, chain, logging.INFO)
+            return
+        (forward_prolog, forward_epilog), (inverse_prolog, inverse_epilog) = chain.placed(prolog, pointwise, epilog)
         self._forward.plan(prolog=forward_prolog, epilog=forward_epilog, stream=stream)
         if self._inverse is not None:
             self._inverse.free()
@@ -284,6 +318,13 @@ class FilteredFFT:
         """New values of runtime parameters (keyword-only parameters) of the planned steps, used
         from the next ``execute``: no compile, no new plan."""
         self._require_plan("set_params")
+        if self._kernel is not None:
+            given = [name for name, value in zip(STEPS, (prolog, pointwise, epilog)) if value]
+            if given:
+                raise ValueError(f"the {', '.join(given)} of this chain has no runtime parameters (it runs as one "
+                                 "kernel, which takes steps without them); plan with {'fn': f, 'params': {...}} "
+                                 "to set them between runs")
+            return
         if prolog is not None or pointwise is not None:
             self._forward.set_params(prolog=prolog, epilog=pointwise)
         if epilog is not None:
@@ -297,22 +338,31 @@ class FilteredFFT:
         """
         if self._chain is None:
             self.plan()
+        if self._kernel is not None:
+            stream = stream if stream is not None else self._stream
+            return self._result(self._kernel.run(self._operand, self._kernel_data, stream), True)
         spectrum = self._forward.execute(stream=stream, release_workspace=release_workspace)
         self._inverse.reset_operand(spectrum)
         try:
             result = self._inverse.execute(stream=stream, release_workspace=release_workspace)
         finally:
             self._inverse.reset_operand(None)  # hold no spectrum between runs
+        return self._result(result)
+
+    def _result(self, result: Any, wrap: bool = False) -> Any:
+        """The chain's result where the operand was: back on the host for a host operand; with
+        ``wrap`` (a CuPy result of the one kernel) in the operand's framework."""
         if self._host:
             result = result.get()
             return self._user_tensor.wrap_result(result) if self._user_tensor.framework != "numpy" else result
-        return result
+        return self._user_tensor.wrap_result(result) if wrap else result
 
     def reset_operand(self, operand: Any) -> None:
         """Point the chain at a new operand of the planned shape, strides, dtype and device."""
         tensor = as_tensor(operand)
         x = _to_gpu(tensor, self._execution, self.options) if self._host else operand
         self._forward.reset_operand(x)
+        self._operand = as_tensor(x).array
         self._user_tensor = tensor
 
     def free(self) -> None:
@@ -320,15 +370,21 @@ class FilteredFFT:
         self._forward.free()
         if self._inverse is not None:
             self._inverse.free()
+        self._kernel, self._kernel_data, self._operand = None, (None, None, None), None
 
     def _rerun(self, operand: Any, prolog: Any, pointwise: Any, epilog: Any, stream: Any) -> Any:
         """The stateless hot path: this planned chain on a call's operand and callback arguments of
         the planned layouts and code (their data and parameter values are this call's)."""
+        if self._kernel is not None:
+            return self._kernel.run(operand, _step_data(prolog, pointwise, epilog), stream)
         spectrum = rerun(self._forward, operand, prolog, pointwise, stream)
         return rerun(self._inverse, spectrum, None, epilog, stream)
 
     def _release_arrays(self) -> None:
         """Hold none of the caller's arrays between stateless calls."""
+        if self._kernel is not None:
+            self._operand, self._kernel_data = None, (None, None, None)
+            return
         release_arrays(self._forward)
         release_arrays(self._inverse)
 

@@ -249,7 +249,9 @@ class ChainPlan:
 
     ``route`` names the way it runs: "two-plans" is a forward FFT with the prolog as its prolog and
     the pointwise step as its epilog, then an inverse FFT with the epilog as its epilog (cuFFT
-    callbacks on the GPU, the compiled loops on the CPU, plain Python in the debug mode).
+    callbacks on the GPU, the compiled loops on the CPU, plain Python in the debug mode);
+    "one-kernel" is one numba-cuda kernel around cuFFTDx device FFTs (``kernel``, a
+    ``_chain_kernel.KernelConfig``, says how: FFTs per block, elements per thread, ...).
     ``reason`` says why this route and not another; ``scales`` are what ``norm`` applies to the
     forward and the inverse transform (1.0: nothing).
     """
@@ -263,6 +265,7 @@ class ChainPlan:
     norm: str | None
     scales: tuple[float, float]
     steps: tuple[str | None, str | None, str | None]  # names of prolog, pointwise, epilog (None: none)
+    kernel: Any = None  # the one kernel's configuration (route "one-kernel" only)
 
     def describe(self) -> str:
         """The plan in words: route, why, each transform and what is fused into it."""
@@ -270,15 +273,26 @@ class ChainPlan:
         first, second = self.transforms
         prolog, pointwise, epilog = (s or "none" for s in self.steps)
         where = {"cufft": "cuFFT with LTO callbacks", "cpu": "the CPU executor (ducc0 and compiled loops)",
-                 "cpu-debug": "the debug mode (plain Python callbacks on the host)"}[self.executor]
+                 "cpu-debug": "the debug mode (plain Python callbacks on the host)",
+                 "cufftdx": "one numba-cuda kernel with cuFFTDx device FFTs"}[self.executor]
         lines = [
             f"chain {p.fft_type}/{'C2C' if p.fft_type == 'C2C' else 'C2R'} {p.input_dtype} n={p.fft_lengths} "
             f"axes={p.axes} batch={p.batch}, norm={self.norm!r}",
             f"route: {self.route} on {where}",
             f"why: {self.reason}",
-            f"1. {first}: prolog={prolog}, epilog=pointwise {pointwise}, scale {self.scales[0]:.6g}",
-            f"2. {second}: epilog={epilog}, scale {self.scales[1]:.6g}",
         ]
+        if self.kernel is not None:
+            lines += [
+                f"kernel: {self.kernel.describe()}",
+                f"1. load, prolog={prolog}",
+                f"2. {first} in registers, pointwise {pointwise}, scale {self.scales[0]:.6g}",
+                f"3. {second} in registers, scale {self.scales[1]:.6g}, epilog={epilog}, store",
+            ]
+        else:
+            lines += [
+                f"1. {first}: prolog={prolog}, epilog=pointwise {pointwise}, scale {self.scales[0]:.6g}",
+                f"2. {second}: epilog={epilog}, scale {self.scales[1]:.6g}",
+            ]
         return "\n".join(lines)
 
     def placed(self, prolog: Any, pointwise: Any, epilog: Any) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
@@ -319,29 +333,58 @@ def _callback_name(value: Any, kind: str) -> str | None:
     return "CUDA C++" if arg.source is not None else "LTO-IR"
 
 
-def one_kernel_declines(forward: FFTProblem, target: str) -> str:
+ROUTES = ("auto", "one-kernel", "two-plans")
+
+
+def one_kernel_declines(forward: FFTProblem, target: str, prolog: Any = None, pointwise: Any = None,
+                        epilog: Any = None) -> str:
     """Why a chain does not run as one kernel (load, transform, pointwise step, inverse, store,
-    through a device-side FFT), or "" where it would: the reason ``describe`` gives."""
-    if target != "cuda":
-        return "one kernel is a GPU route; the CPU runs the chain as two FFTs with their callbacks"
-    return "no device-side FFT route is built in this version: two cuFFT plans, the spectrum between them"
+    through a device-side FFT), or "" where it would: the reason ``describe`` gives. The problem
+    and the steps decide first; then whether this process can build the kernel at all."""
+    from ._chain_kernel import declines, unavailable
+
+    return declines(forward, target, prolog, pointwise, epilog) or unavailable()
+
+
+def _check_route(route: Any) -> str:
+    if route not in ROUTES:
+        raise ValueError(f"route={route!r} is not a chain route; expected one of {', '.join(map(repr, ROUTES))}")
+    return route
 
 
 def plan_chain(forward: FFTProblem, target: str, options: FFTOptions, norm: str | None, prolog: Any,
-               pointwise: Any, epilog: Any) -> ChainPlan:
+               pointwise: Any, epilog: Any, *, route: str = "auto", device_id: int | None = None) -> ChainPlan:
     """The ``ChainPlan`` of a chain whose forward transform is ``forward`` (C2C or R2C), run on
-    ``target``; the callbacks are parsed here only to be named (each engine plans its own).
+    ``target`` (GPU ``device_id``); the callbacks are parsed here only to be named and fitted
+    (each engine, or the one kernel, plans its own).
 
-    Each route is one branch: a device-side one-kernel route goes before the two-plans one, taken
-    where its FFT length and precision fit, and gives its reason for declining otherwise."""
+    ``route`` "auto" takes one kernel (``_chain_kernel``: the device-side FFT) where the length,
+    precision, layout and every step fit and the GPU and libmathdx are there, else two plans;
+    "one-kernel" raises saying why where it does not fit; "two-plans" never tries it."""
     if forward.fft_type not in CHAIN_TRANSFORMS:
         raise ValueError(f"a chain starts with a C2C or R2C transform, not {forward.fft_type}")
+    route = _check_route(route)
     n = logical_size(forward)
     scales = tuple(norm_scale(norm, d, n) or 1.0 for d in ("forward", "inverse"))
     executor = "cufft" if target == "cuda" else ("cpu-debug" if options.debug_mode else "cpu")
     steps = (_callback_name(prolog, "prolog"), _callback_name(pointwise, "epilog"), _callback_name(epilog, "epilog"))
     parity = "odd" if forward.fft_type == "R2C" and forward.fft_lengths[-1] % 2 else "even"
-    reason = one_kernel_declines(forward, target)
-    # A one-kernel route, once built, is taken here where ``reason`` is empty.
-    return ChainPlan("two-plans", reason, executor, forward, CHAIN_TRANSFORMS[forward.fft_type], parity, norm,
-                     scales, steps)
+    transforms = CHAIN_TRANSFORMS[forward.fft_type]
+    if route == "two-plans":
+        reason = "route='two-plans' was asked for"
+    else:
+        reason = one_kernel_declines(forward, target, prolog, pointwise, epilog)
+        if not reason:
+            from ._chain_kernel import kernel_config
+
+            single = options.single_literals(forward.input_dtype)
+            kernel, reason = kernel_config(forward, device_arch(device_id or 0), scales, single, prolog, pointwise,
+                                           epilog)
+            if kernel is not None:
+                why = ("route='one-kernel' was asked for" if route == "one-kernel" else
+                       "the length, precision, layout and every step fit one kernel: the data is read and written once")
+                return ChainPlan("one-kernel", why, "cufftdx", forward, transforms, parity, norm, scales, steps, kernel)
+        if route == "one-kernel":
+            raise ValueError(f"route='one-kernel' cannot run this chain: {reason}. Pass route='auto' to run it as "
+                             "two plans where one kernel does not fit")
+    return ChainPlan("two-plans", reason, executor, forward, transforms, parity, norm, scales, steps)

@@ -1,0 +1,160 @@
+"""The filtering chain ``ifft(fft(x) * h)`` on the GPU, route by route, per FFT length.
+
+    python benchmarks/chain_kernel.py --json chain_kernel.json [--lengths 64,256,1024,4096] [--mib 512]
+
+For each length, a batch of complex64 rows filling ``--mib`` MiB (65536 x 1024 at 512 MiB), and
+each filter (``(n,)``, and at 1024 also a full-size one), GPU time per pipeline of:
+
+* ``cupy``: CuPy unfused (``cupy.fft.fft``, multiply, ``cupy.fft.ifft``);
+* ``two-plans``: ``FilteredFFT(route="two-plans")``, two cuFFT plans with the filter as the
+  forward's epilog;
+* ``one-kernel``: ``FilteredFFT(route="one-kernel")``, one numba-cuda kernel around cuFFTDx;
+* ``floor``: one plain ``cupy.fft.fft`` of the same data (read once, written once).
+
+GPU time: ``CALLS`` back-to-back calls between two CUDA events (host launch cost hidden), after
+a warm-up, median (and min, max) of ``REPEATS`` such runs. ``plan_s`` is the time of ``plan()`` in
+this process (the one kernel's includes compiling it; a warm cache makes it shorter).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+CALLS, REPEATS = 20, 15
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def gpu_ms(run, calls=CALLS, repeats=REPEATS):
+    import cupy as cp
+
+    for _ in range(3):
+        run()
+    cp.cuda.Device().synchronize()
+    times = []
+    for _ in range(repeats):
+        start, stop = cp.cuda.Event(), cp.cuda.Event()
+        start.record()
+        for _ in range(calls):
+            run()
+        stop.record()
+        stop.synchronize()
+        times.append(cp.cuda.get_elapsed_time(start, stop) / calls)
+    return {"median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times)}
+
+
+def mul(v, d):
+    return v * d
+
+
+def bench_case(n, batch, dtype, full, log):
+    import cupy as cp
+    import numpy as np
+
+    from nvmath.fft import FilteredFFT
+
+    rng = np.random.default_rng(0)
+    x = cp.asarray((rng.standard_normal((batch, n)) + 1j * rng.standard_normal((batch, n))).astype(dtype))
+    shape = (batch, n) if full else (n,)
+    h = cp.asarray((rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(dtype))
+    rows = []
+    base = {"n": n, "batch": batch, "dtype": np.dtype(dtype).name, "filter": "full" if full else "(n,)"}
+    want = None
+    for route in ("cupy", "two-plans", "one-kernel", "floor"):
+        row = dict(base, route=route)
+        try:
+            if route == "cupy":
+                def run():
+                    return cp.fft.ifft(cp.fft.fft(x, axis=-1) * h, axis=-1)
+            elif route == "floor":
+                def run():
+                    return cp.fft.fft(x, axis=-1)
+            else:
+                chain = FilteredFFT(x, axes=[-1])
+                t = time.perf_counter()
+                chain.plan(pointwise={"fn": mul, "data": h}, route=route)
+                cp.cuda.Device().synchronize()
+                row["plan_s"] = time.perf_counter() - t
+                row["describe"] = chain.describe()
+                run = chain.execute
+            got = run()
+            if route == "cupy":
+                want = got
+            elif route != "floor" and want is not None:
+                row["max_rel_diff_vs_cupy"] = float(cp.abs(got - want).max() / cp.abs(want).max())
+            del got
+            row.update(gpu_ms(run))
+            if route in ("two-plans", "one-kernel"):
+                chain.free()
+        except Exception as exc:  # one failing route must not hide the others
+            row["error"] = f"{type(exc).__name__}: {exc}"
+        rows.append(row)
+        log(row)
+        cp.get_default_memory_pool().free_all_blocks()
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--lengths", default="64,256,1024,4096", help="comma-separated FFT lengths")
+    parser.add_argument("--mib", type=int, default=512, help="size of the operand in MiB")
+    parser.add_argument("--double", action="store_true", help="also complex128 at 1024")
+    args = parser.parse_args(argv)
+
+    import cupy as cp
+    import numpy as np
+
+    def log(row):
+        timing = f"{row['median_ms']:.3f} ms" if "median_ms" in row else row.get("error", "?")
+        print(f"{row['dtype']:>10} n={row['n']:<5} batch={row['batch']:<7} filter={row['filter']:<5} "
+              f"{row['route']:<11} {timing}", flush=True)
+
+    cases = []
+    for n in (int(v) for v in args.lengths.split(",")):
+        batch = args.mib * 2**20 // (8 * n)
+        cases.append((n, batch, np.complex64, False))
+        if n == 1024:
+            cases.append((n, batch, np.complex64, True))
+    if args.double:
+        cases.append((1024, args.mib * 2**20 // (16 * 1024), np.complex128, False))
+    results = []
+    for case in cases:
+        results += bench_case(*case, log)
+
+    props = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)
+    report = {
+        "benchmark": "chain_kernel",
+        "device": props["name"].decode() if isinstance(props["name"], bytes) else props["name"],
+        "commit": os.environ.get("GIT_COMMIT", "unknown"),
+        "python": platform.python_version(),
+        "cupy": cp.__version__,
+        "calls": CALLS,
+        "repeats": REPEATS,
+        "results": results,
+    }
+    print("\nGPU ms per pipeline (median); ratio to one plain FFT")
+    table = {}
+    for r in results:
+        table.setdefault((r["dtype"], r["n"], r["filter"]), {})[r["route"]] = r.get("median_ms")
+    print(f"{'case':<32} {'cupy':>8} {'two-plans':>10} {'one-kernel':>11} {'floor':>8} {'1k/floor':>9} {'1k/2p':>7}")
+    for (dtype, n, filt), t in table.items():
+        def fmt(v):
+            return f"{v:.3f}" if v is not None else "-"
+        one, two, floor = t.get("one-kernel"), t.get("two-plans"), t.get("floor")
+        ratio = f"{one / floor:.2f}" if one and floor else "-"
+        speed = f"{one / two:.2f}" if one and two else "-"
+        print(f"{dtype + ' n=' + str(n) + ' ' + filt:<32} {fmt(t.get('cupy')):>8} {fmt(two):>10} {fmt(one):>11} "
+              f"{fmt(floor):>8} {ratio:>9} {speed:>7}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,355 @@
+"""The chain's one-kernel route on a GPU: ``filtered`` / ``FilteredFFT`` run as one numba-cuda kernel
+around cuFFTDx, checked against float64 NumPy references on random inputs and against the
+two-plans route, for every length, precision and step form the route takes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gpu
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROWS = 37  # not a multiple of any FFTs-per-block: the last block holds rows past the end
+
+
+def random(shape, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal(shape)
+    if np.dtype(dtype).kind == "c":
+        a = a + 1j * rng.standard_normal(shape)
+    return a.astype(dtype)
+
+
+def reference(x, prolog=None, pointwise=None, epilog=None, norm="backward"):
+    """The chain over the last axis in float64 NumPy; each step is ``f(array, indices)`` or None."""
+    x = np.asarray(x, np.complex128)
+    a = prolog(x, np.indices(x.shape)) if prolog else x
+    spectrum = np.fft.fft(a, axis=-1, norm=norm or "backward")
+    if pointwise:
+        spectrum = pointwise(spectrum, np.indices(spectrum.shape))
+    y = np.fft.ifft(spectrum, axis=-1, norm=norm or "backward")
+    if norm is None:
+        y = y * x.shape[-1]
+    return epilog(y, np.indices(y.shape)) if epilog else y
+
+
+def error(got, want):
+    got = np.asarray(got, np.complex128)
+    return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-300))
+
+
+def tolerance(dtype):
+    return 2e-5 if np.dtype(dtype) == np.complex64 else 1e-11
+
+
+def check(got, want, dtype):
+    import cupy
+
+    got = cupy.asnumpy(got)
+    assert got.dtype == np.dtype(dtype) and got.shape == want.shape
+    assert error(got, want) < tolerance(dtype), error(got, want)
+
+
+def mul(v, d):
+    return v * d
+
+
+def square(v):
+    return v * v
+
+
+def ramp(v, b, k):
+    return v * (1 + k) / (1 + b)
+
+
+def mul_ramp(v, d, b, k):
+    return v * d * (1 + k) / (1 + b)
+
+
+def ramp_3d(v, a, b, k):
+    return v * (1 + k) / (1 + a + 2 * b)
+
+
+def magnitude(v):
+    return v * abs(v)  # not linear: tells where the forward's scale sits
+
+
+def run_both(x, **steps):
+    """The chain as one kernel (checked to be the route taken) and as two plans."""
+    import cupy
+
+    from nvmath.fft import FilteredFFT, filtered
+
+    with FilteredFFT(x, axes=[-1]) as f:
+        f.plan(**steps)
+        assert f.route == "one-kernel", f.describe()
+        one = f.execute()
+        cupy.cuda.get_current_stream().synchronize()
+    two = filtered(x, axes=[-1], route="two-plans", **steps)
+    return one, two
+
+
+# -- lengths and precisions -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n,dtype", [(n, np.complex64) for n in (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)]
+                         + [(n, np.complex128) for n in (16, 128, 1024, 4096)])
+def test_lengths_and_precisions_with_an_n_filter(n, dtype):
+    import cupy
+
+    x, h = random((ROWS, n), dtype), random((n,), dtype, seed=1)
+    one, two = run_both(cupy.asarray(x), pointwise={"fn": mul, "data": cupy.asarray(h)})
+    want = reference(x, pointwise=lambda a, i: a * h)
+    check(one, want, dtype)
+    check(two, want, dtype)
+    assert error(cupy.asnumpy(one), cupy.asnumpy(two).astype(np.complex128)) < tolerance(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+def test_a_full_size_filter_and_a_window(dtype):
+    import cupy
+
+    x = random((ROWS, 1024), dtype)
+    w = np.hanning(1024).astype(np.float32 if dtype == np.complex64 else np.float64)
+    h = random((ROWS, 1024), dtype, seed=2)
+    steps = dict(prolog={"fn": mul, "data": cupy.asarray(w)}, pointwise={"fn": mul, "data": cupy.asarray(h)})
+    one, two = run_both(cupy.asarray(x), **steps)
+    want = reference(x, prolog=lambda a, i: a * w, pointwise=lambda a, i: a * h)
+    check(one, want, dtype)
+    check(two, want, dtype)
+
+
+# -- every form the route takes, in each step -------------------------------------------------------
+
+FORMS = ("plain", "row", "full", "index", "data_index")
+
+
+def form(name, shape, dtype):
+    """(callback, its reference ``f(array, indices)``) for a step seeing ``shape`` of ``dtype``."""
+    import cupy
+
+    if name == "plain":
+        return square, lambda a, i: a * a
+    if name == "row":
+        d = random(shape[-1:], dtype, seed=3)
+        return {"fn": mul, "data": cupy.asarray(d)}, lambda a, i: a * d
+    if name == "full":
+        d = random(shape, dtype, seed=4)
+        return {"fn": mul, "data": cupy.asarray(d)}, lambda a, i: a * d
+    if name == "index":
+        return ramp, lambda a, i: a * (1 + i[-1]) / (1 + i[0])
+    d = random(shape[-1:], np.float64 if dtype == np.complex128 else np.float32, seed=5)  # real data
+    return {"fn": mul_ramp, "data": cupy.asarray(d)}, lambda a, i: a * d * (1 + i[-1]) / (1 + i[0])
+
+
+@pytest.mark.parametrize("step", ["prolog", "pointwise", "epilog"])
+@pytest.mark.parametrize("name", FORMS)
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+def test_every_form_of_each_step(step, name, dtype):
+    import cupy
+
+    x = random((ROWS, 256), dtype)
+    callback, ref = form(name, x.shape, dtype)
+    one, two = run_both(cupy.asarray(x), **{step: callback})
+    want = reference(x, **{step: ref})
+    check(one, want, dtype)
+    check(two, want, dtype)
+
+
+def test_all_three_steps_on_a_3d_operand_with_indices():
+    import cupy
+
+    x = random((3, 5, 128), np.complex64)
+    w = np.hanning(128).astype(np.float32)
+    e = random((3, 5, 128), np.complex64, seed=6)
+    steps = dict(prolog={"fn": mul, "data": cupy.asarray(w)}, pointwise=ramp_3d,
+                 epilog={"fn": mul, "data": cupy.asarray(e)})
+    one, two = run_both(cupy.asarray(x), **steps)
+    want = reference(x, lambda a, i: a * w, lambda a, i: a * (1 + i[-1]) / (1 + i[0] + 2 * i[1]),
+                     lambda a, i: a * e)
+    check(one, want, np.complex64)
+    check(two, want, np.complex64)
+
+
+@pytest.mark.parametrize("shape", [(1024,), (3, 64), (1, 16)])
+def test_fewer_rows_than_a_block_and_a_1d_operand(shape):
+    import cupy
+
+    x = random(shape, np.complex64)
+    h = random(shape[-1:], np.complex64, seed=7)
+    one, _ = run_both(cupy.asarray(x), pointwise={"fn": mul, "data": cupy.asarray(h)}, epilog=square)
+    check(one, reference(x, pointwise=lambda a, i: a * h, epilog=lambda a, i: a * a), np.complex64)
+
+
+# -- norm ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("norm", [None, "backward", "ortho", "forward"])
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+def test_norms(norm, dtype):
+    import cupy
+
+    x = random((ROWS, 64), dtype)
+    one, two = run_both(cupy.asarray(x), pointwise=magnitude, epilog=ramp, norm=norm)
+    want = reference(x, pointwise=lambda a, i: a * np.abs(a), epilog=lambda a, i: a * (1 + i[-1]) / (1 + i[0]),
+                     norm=norm)
+    check(one, want, dtype)
+    check(two, want, dtype)
+
+
+@pytest.mark.parametrize("norm", ["backward", "ortho", "forward"])
+def test_no_pointwise_step_gives_the_operand_back(norm):
+    import cupy
+
+    x = random((ROWS, 512), np.complex64)
+    one, _ = run_both(cupy.asarray(x), norm=norm)
+    check(one, x.astype(np.complex128), np.complex64)
+
+
+# -- the route: chosen, described, forced, cached -------------------------------------------------------
+
+def test_describe_tells_the_route_and_the_knobs():
+    import cupy
+
+    from nvmath.fft import FilteredFFT
+
+    with FilteredFFT(cupy.asarray(random((8, 1024), np.complex64)), axes=[-1]) as f:
+        f.plan(pointwise=square)
+        text = f.describe()
+    assert "route: one-kernel" in text and "4 FFTs per block, 16 elements per thread" in text
+    assert "block (64, 4, 1)" in text
+
+
+def test_a_length_the_kernel_does_not_take_runs_two_plans_and_cannot_be_forced():
+    import cupy
+
+    from nvmath.fft import FilteredFFT, filtered
+
+    x = random((4, 40), np.complex64)
+    with FilteredFFT(cupy.asarray(x), axes=[-1]) as f:
+        f.plan(pointwise=square)
+        assert f.route == "two-plans" and "length 40" in f.chain_plan.reason
+        check(f.execute(), reference(x, pointwise=lambda a, i: a * a), np.complex64)
+    with pytest.raises(ValueError, match="length 40"):
+        filtered(cupy.asarray(x), pointwise=square, route="one-kernel")
+
+
+def test_a_warm_process_compiles_no_kernel_for_a_chain_of_the_same_kind():
+    import cupy
+
+    from nvmath.fft import FilteredFFT, _chain_kernel
+
+    x = cupy.asarray(random((ROWS, 128), np.complex64))
+    h = cupy.asarray(random((128,), np.complex64, seed=8))
+    with FilteredFFT(x, axes=[-1]) as f:
+        f.plan(pointwise={"fn": mul, "data": h})
+        first = f.execute()
+    compiled = dict(_chain_kernel._kernels)
+    other = cupy.asarray(random((2 * ROWS, 128), np.complex64, seed=9))  # another batch: the same kernel
+    with FilteredFFT(other, axes=[-1]) as f:
+        f.plan(pointwise={"fn": mul, "data": h})
+        second = f.execute()
+    assert _chain_kernel._kernels == compiled
+    check(first, reference(cupy.asnumpy(x), pointwise=lambda a, i: a * cupy.asnumpy(h)), np.complex64)
+    check(second, reference(cupy.asnumpy(other), pointwise=lambda a, i: a * cupy.asnumpy(h)), np.complex64)
+
+
+def test_stateless_calls_rerun_the_kernel_with_each_calls_arrays():
+    import cupy
+
+    from nvmath.fft import _chain_kernel, filtered
+
+    results = []
+    for seed in range(3):
+        x, h = random((ROWS, 256), np.complex64, seed), random((256,), np.complex64, seed + 10)
+        results.append((filtered(cupy.asarray(x), axes=[-1], pointwise={"fn": mul, "data": cupy.asarray(h)}), x, h))
+        if seed == 0:
+            compiled = dict(_chain_kernel._kernels)
+    assert _chain_kernel._kernels == compiled
+    for got, x, h in results:
+        check(got, reference(x, pointwise=lambda a, i: a * h), np.complex64)
+
+
+def test_a_host_operand_runs_on_the_gpu_and_comes_back():
+    from nvmath.fft import filtered
+
+    x = random((ROWS, 512), np.complex64)
+    got = filtered(x, axes=[-1], execution="cuda", pointwise=square)
+    assert isinstance(got, np.ndarray)
+    check(got, reference(x, pointwise=lambda a, i: a * a), np.complex64)
+
+
+def test_a_chain_on_a_stream_of_its_own():
+    import cupy
+
+    from nvmath.fft import FilteredFFT
+
+    x = random((4096, 1024), np.complex64)
+    h = random((1024,), np.complex64, seed=11)
+    stream = cupy.cuda.Stream(non_blocking=True)
+    with stream:
+        xd, hd = cupy.asarray(x), cupy.asarray(h)
+    stream.synchronize()
+    with FilteredFFT(xd, axes=[-1], stream=stream) as f:
+        f.plan(pointwise={"fn": mul, "data": hd})
+        assert f.route == "one-kernel"
+        got = f.execute(stream=stream)
+        stream.synchronize()
+    check(got, reference(x, pointwise=lambda a, i: a * h), np.complex64)
+
+
+def test_a_changed_global_gives_another_kernel():
+    import cupy
+
+    from nvmath.fft import filtered
+
+    global GAIN
+    x = random((ROWS, 64), np.complex64)
+    for GAIN in (2.0, 3.0):
+        got = filtered(cupy.asarray(x), axes=[-1], pointwise=gained)
+        check(got, reference(x, pointwise=lambda a, i: a * GAIN), np.complex64)
+
+
+GAIN = 2.0
+
+
+def gained(v):
+    return v * GAIN
+
+
+_PROBE = r"""
+import json, sys
+import cupy, numpy as np
+from compiler import link_cache
+from nvmath.fft import FilteredFFT
+def mul(v, d):
+    return v * d
+x = cupy.asarray((np.arange(8 * 256) % 7 + 1j).astype(np.complex64).reshape(8, 256))
+h = cupy.asarray(np.linspace(0, 1, 256).astype(np.complex64))
+with FilteredFFT(x, axes=[-1]) as f:
+    f.plan(pointwise={"fn": mul, "data": h})
+    y = cupy.asnumpy(f.execute())
+    route = f.route
+want = np.fft.ifft(np.fft.fft(cupy.asnumpy(x).astype(np.complex128)) * cupy.asnumpy(h))
+print(json.dumps({"route": route, "error": float(np.abs(y - want).max() / np.abs(want).max()), **link_cache.stats()}))
+"""
+
+
+def test_a_second_process_links_nothing(tmp_path):
+    env = dict(os.environ, FFTFUSE_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=os.pathsep.join(
+        filter(None, [ROOT, os.environ.get("PYTHONPATH", "")])))
+
+    def run():
+        out = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, env=env, cwd=ROOT,
+                             timeout=300)
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    first, second = run(), run()
+    assert first["route"] == second["route"] == "one-kernel"
+    assert first["misses"] == 1 and first["error"] < 2e-5
+    assert second == {**second, "hits": 1, "misses": 0} and second["error"] < 2e-5
