@@ -184,13 +184,16 @@ class FusedFunction:
         plan = _lower.lower(traced)
         if not plan.fused:
             return _Eager("no FFT the plan can run through nvmath.fft (nothing to fuse)")
-        source, namespace = _lower.runner_source(plan, self.execution)
         import nvmath.fft as nvfft
 
-        namespace.update({"_nvfft": nvfft, "cmath": cmath, "math": math})
+        namespace: dict[str, Any] = {"_nvfft": nvfft, "cmath": cmath, "math": math}
         callbacks = "".join(cb.source for f in plan.fused for cb in (f.prolog, f.epilog) if cb)
-        exec(compile(callbacks + source, f"<fused {fn.__qualname__}>", "exec"), namespace)
-        lines = [f"plan of {fn.__qualname__}:"] + _lower.describe(plan, _route(args, kwargs, self.execution))
+        exec(compile(callbacks, f"<fused {fn.__qualname__}>", "exec"), namespace)
+        chains = _lower.plan_chains(plan, namespace, args, kwargs, self.execution)  # may split a pair
+        source, names = _lower.runner_source(plan, self.execution)
+        namespace.update(names)
+        exec(compile(source, f"<fused {fn.__qualname__}>", "exec"), namespace)
+        lines = [f"plan of {fn.__qualname__}:"] + _lower.describe(plan, _route(args, kwargs, self.execution), chains)
         return _Compiled(plan, namespace["_run"], callbacks + source, lines)
 
     def _first_run(self, entry: _Compiled, args: tuple, kwargs: dict) -> Any:
