@@ -521,9 +521,9 @@ def describe(plan: Plan, route: str, chains: dict[int, str] | None = None) -> li
         out.append(f"FFT {i}: {_fft_label(item.fft)} -> nvmath.fft.{lower['transform']}(axes={list(lower['axes'])}, "
                    f"norm={lower['norm']!r}) on {item.fft.inputs[0].dtype}{list(item.fft.inputs[0].shape)}"
                    f"{chain}   (line {item.fft.line})")
-        for cb in (item.prolog, item.epilog):
+        for kind, cb in (("prolog", item.prolog), ("epilog", item.epilog)):
             if cb is None:
-                out.append(f"    no fused steps before" if cb is item.prolog else "    no fused steps after")
+                out.append("    no fused steps before" if kind == "prolog" else "    no fused steps after")
                 continue
             data = "" if cb.data is None else f"; data {cb.data.dtype}{list(cb.data.shape)}"
             params = "" if not cb.params else f"; runtime parameters {', '.join(f'p{i}' for i in range(len(cb.params)))}"

@@ -630,6 +630,9 @@ def argument_kind(value: Any) -> str:
     if isinstance(value, np.ndarray) or (hasattr(value, "__array_namespace__") and hasattr(value, "shape")
                                          and hasattr(value, "dtype") and not isinstance(value, Tracer)):
         return "array"
+    if type(value).__module__.startswith("dask.array") and hasattr(value, "dtype") \
+            and all(isinstance(n, int) for n in getattr(value, "shape", (None,))):
+        return "array"   # Dask arrays have no __array_namespace__; unknown chunk sizes (nan) run as written
     if isinstance(value, (float, complex, np.generic)) and not isinstance(value, bool):
         return "scalar"
     return "static"
