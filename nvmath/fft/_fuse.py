@@ -222,8 +222,8 @@ def _route(args: tuple, kwargs: dict, execution: Any) -> str:
         return "GPU: cuFFT with LTO callbacks"
     if execution is not None:
         return f"execution={execution!r}: the fused FFTs run there"
-    return "NumPy arrays: nvmath.fft's default execution (the GPU where one is present, else the CPU executor: " \
-           "ducc0 FFT + numba-compiled callbacks)"
+    return "NumPy arrays: nvmath.fft's default execution, the CPU executor (ducc0 FFT + numba-compiled callbacks; " \
+           "fuse(execution='cuda') runs them on the GPU)"
 
 
 def fuse(fn: Callable | None = None, *, execution: Any = None, strict: bool = False) -> Any:
