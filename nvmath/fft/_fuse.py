@@ -237,7 +237,10 @@ def fuse(fn: Callable | None = None, *, execution: Any = None, strict: bool = Fa
     elementwise steps just before it become its prolog and those just after it its epilog, as
     generated callbacks of the value form (``f(x)``, ``f(x, d)`` with one array the steps read as
     data, broadcast as it broadcasts, and Python/NumPy scalars as runtime parameters: a new
-    scalar value compiles nothing and plans nothing).
+    scalar value compiles nothing and plans nothing). A forward FFT whose result, after its
+    steps, goes straight into the inverse over the same axes runs with it as one
+    ``nvmath.fft.filtered`` call (the steps between them its pointwise step, the two ``norm``
+    arguments its one), so the planner's chain routes apply.
 
     Never a wrong answer: what the trace cannot follow (reductions, reshapes, indexing, a branch
     on a value such as ``if x.sum() > 0``, another function of NumPy) makes the whole call run

@@ -1,5 +1,6 @@
-"""From a trace to a plan: which elementwise steps become each FFT's prolog or epilog, which run
-as written, and the Python code of the plan (a runner function plus generated callbacks)."""
+"""From a trace to a plan: which elementwise steps become each FFT's prolog or epilog, which
+forward/inverse pairs run as one ``nvmath.fft.filtered`` chain, which steps run as written, and
+the Python code of the plan (a runner function plus generated callbacks)."""
 
 from __future__ import annotations
 
