@@ -102,11 +102,19 @@ def _signature(args: tuple, kwargs: dict) -> tuple:
 
 
 def _cupy_standins(fn: Callable) -> dict[str, Any]:
-    """Globals of ``fn`` naming CuPy's modules or FFT functions, replaced by stand-ins while tracing
-    (CuPy's functions do not dispatch to other array types as NumPy's do)."""
+    """Globals and closure variables of ``fn`` naming CuPy's modules or FFT functions, replaced by
+    stand-ins while tracing (CuPy's functions do not dispatch to other array types as NumPy's do)."""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return {}
+    values = {name: fn.__globals__[name] for name in code.co_names if name in fn.__globals__}
+    for name, cell in zip(code.co_freevars, fn.__closure__ or ()):
+        try:
+            values[name] = cell.cell_contents
+        except ValueError:  # a cell not filled yet
+            pass
     out: dict[str, Any] = {}
-    for name in getattr(fn, "__code__", None).co_names if hasattr(fn, "__code__") else ():
-        value = fn.__globals__.get(name)
+    for name, value in values.items():
         module = getattr(value, "__name__", "") if isinstance(value, types.ModuleType) else ""
         if module == "cupy":
             out[name] = _trace.CupyNamespace
