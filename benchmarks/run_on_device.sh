@@ -3,7 +3,7 @@
 # Wheels for what the machine lacks lie in .whl/ (see ../shared/device/wheels.sh), the reference
 # nvmath-python in .whl/ref/. Logs and JSON go to $OUT (default: ./device-out).
 #   bash benchmarks/run_on_device.sh [tests] [gputests] [doctor] [bench] [inline] [hostoverhead] [coldstart] [compile]
-#                                    [arrayterms] [dask] [multigpu] [sanitizer] [devicefft]
+#                                    [arrayterms] [dask] [multigpu] [sanitizer] [devicefft] [fuse]
 # Wheels: ducc0 (the CPU executor) and benchmarks/device-wheels.txt (dask, multigpu) in .whl/.
 set -uo pipefail
 OUT=${OUT:-$PWD/device-out}
@@ -49,6 +49,9 @@ for step in $steps; do
       python3 -m pip install -q --no-index --no-deps --target /tmp/ref .whl/ref/*.whl 2>/dev/null
       python3 -m pytest tests/test_gpu_device_fft.py tests/test_device_fft.py -q -rs -p no:cacheprovider --tb=short 2>&1 | tail -40 | tee "$OUT/device_fft-tests.log"
       python3 benchmarks/device_fft.py --nvmath-python /tmp/ref --json "$OUT/device_fft.json" 2>&1 | tee "$OUT/device_fft.txt" ;;
+    fuse)  # nvmath.fft.fuse on CuPy: its tests, then plain code fused next to CuPy unfused and hand-written callbacks
+      python3 -m pytest tests/test_gpu_fuse.py tests/test_fuse.py -q -rs -p no:cacheprovider --tb=short 2>&1 | tail -40 | tee "$OUT/fuse-tests.log"
+      python3 benchmarks/fuse_gpu.py --json "$OUT/fuse_gpu.json" 2>&1 | tee "$OUT/fuse_gpu.txt" ;;
     compile)
       python3 -m pip install -q --no-index --no-deps --target /tmp/ref .whl/ref/*.whl 2>/dev/null
       python3 benchmarks/compile.py --nvmath-python /tmp/ref --json "$OUT/compile.json" 2>&1 | tee "$OUT/compile.txt" ;;

@@ -694,7 +694,7 @@ def test_forward_step_inverse_runs_as_one_filtered_call(fn, make, norm, filtered
     fused = fuse(fn, execution="cpu")
     args = make()
     text = fused.explain(*args)
-    assert f"run as one call, nvmath.fft.filtered(axes=" in text and f"norm={norm!r}" in text, text
+    assert "run as one call, nvmath.fft.filtered(axes=" in text and f"norm={norm!r}" in text, text
     assert "route: two-plans on the CPU executor" in text and "why: " in text, text   # the ChainPlan's describe
     _close(fused(*args), fn(*args), _single(args))
     assert filtered_calls == [norm]
