@@ -69,7 +69,8 @@ def median_and_min(samples: list[float]) -> tuple[float, float]:
     return statistics.median(samples), min(samples)
 
 
-def run_case(label: str, b: int, n: int, dtype: str, transform: str, workers: int, rounds: int) -> dict:
+def run_case(label: str, b: int, n: int, dtype: str, transform: str, workers: int, rounds: int,
+             clock: str = "wall") -> dict:
     import ducc0
     import scipy.fft as sfft
 
@@ -99,7 +100,7 @@ def run_case(label: str, b: int, n: int, dtype: str, transform: str, workers: in
         runs = {"before": before, "after": after,
                 "scipy": lambda: sfft.fft(x, workers=workers) * h,
                 "ducc0": lambda: ducc0.fft.c2c(x, axes=(1,), nthreads=workers) * h}
-    ms = timed(runs, rounds, stat=median_and_min)
+    ms = timed(runs, rounds, stat=median_and_min, clock=time.thread_time if clock == "thread" else time.perf_counter)
     return {"case": label, "engine": choice.engine, "how": choice.how, "timings_us": choice.timings,
             "plan_ms": round(plan_ms, 2), **{k: round(v[0], 3) for k, v in ms.items()},
             "min": {k: round(v[1], 3) for k, v in ms.items()}}
@@ -121,13 +122,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=21, help="samples per run; the table shows their median")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--clock", choices=("wall", "thread"), default="wall",
+                        help="thread: the calling thread's CPU time, for --workers 1 on a machine other jobs "
+                             "share (time spent waiting for a core does not count)")
     parser.add_argument("--label", default=None, help="result file name part (default: the CPU model)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args(argv)
     load = os.getloadavg()
     env = environment(args.workers)
-    rows = [run_case(*case, args.workers, args.rounds) for case in CASES]
-    text = (f"CPU FFT engines, fused filter epilog, ms per call ({args.rounds} samples, each >= 2 ms of "
+    if args.clock == "thread" and args.workers != 1:
+        parser.error("--clock thread measures the calling thread only: use it with --workers 1")
+    rows = [run_case(*case, args.workers, args.rounds, args.clock) for case in CASES]
+    what = "CPU time of the calling thread" if args.clock == "thread" else "wall time"
+    text = (f"CPU FFT engines, fused filter epilog, ms per call ({what}; {args.rounds} samples, each >= 2 ms of "
             f"back-to-back calls, interleaved; warm-up first)\n"
             f"{env['cpu']}, {env['cores']} cores, workers {args.workers}; numpy {env['numpy']}, scipy {env['scipy']}, "
             f"ducc0 {env['ducc0']}; commit {env['commit']}\n"

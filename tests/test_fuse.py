@@ -600,5 +600,237 @@ def test_cupy_array_api_namespace_is_fused_on_the_gpu():
     import cupy as cp
 
     fused = fuse(array_api)
-    args = (cp.asarray(c((B, N))), cp.asarray(c(N, seed=1)))
-    _close(cp.asnumpy(fused(*args)), cp.asnumpy(array_api(*args)))
+    host = (c((B, N)), c(N, seed=1))
+    # CuPy 14's arrays have no __array_namespace__ (the undecorated call fails on them): NumPy's
+    # result is the reference
+    _close(cp.asnumpy(fused(*(cp.asarray(a) for a in host))), array_api(*host))
+
+
+# -- chains: a forward FFT, a step, the inverse over the same axes -> nvmath.fft.filtered ----------
+
+def chain_full_filter(x, H):
+    return np.fft.ifft(np.fft.fft(x, axis=-1) * H, axis=-1)
+
+
+def chain_scalars(x, s, t):
+    return np.fft.ifft(np.fft.fft(x) * s) * t
+
+
+def chain_ortho(x, H):
+    return np.fft.ifft(np.fft.fft(x, norm="ortho") * H, norm="ortho")
+
+
+def chain_forward(x, H):
+    return np.fft.ifft(np.fft.fft(x, norm="forward") * H, norm="forward")
+
+
+def chain_unnormalized(x, H):
+    return nvmath.fft.ifft(nvmath.fft.fft(x, axes=[-1]) * H, axes=[-1])
+
+
+def chain_ortho_nonlinear(x):
+    # a pointwise step that is not linear: where the scales go matters
+    return np.fft.ifft(np.fft.fft(x, norm="ortho") ** 2 + 1.0, norm="ortho")
+
+
+def chain_rfft(x, H, s):
+    return np.fft.irfft(np.fft.rfft(x) * H) * s
+
+
+def chain_rfft2(x, M):
+    return np.fft.irfft2(np.fft.rfft2(x) * M)
+
+
+def chain_fft2(x, M):
+    return np.fft.ifft2(np.fft.fft2(x) * M)
+
+
+def chain_prolog_only(x, w):
+    return np.fft.ifft(np.fft.fft(x * w))
+
+
+def chain_scipy_first_axis(x, col):
+    return scipy.fft.ifft(scipy.fft.fft(x, axis=0) * col, axis=0)
+
+
+CHAINED = [
+    (convolution, lambda: (c((B, N)), c(N, seed=1)), "backward"),
+    (chain_full_filter, lambda: (c((B, N)), c((B, N), seed=9)), "backward"),
+    (chain_scalars, lambda: (c((B, N)), 0.75, 2.0 - 1j), "backward"),
+    (chain_ortho, lambda: (c((B, N)), c(N, seed=1)), "ortho"),
+    (chain_forward, lambda: (c((B, N)), c(N, seed=1)), "forward"),
+    (chain_unnormalized, lambda: (c((B, N)), c(N, seed=1)), None),
+    (chain_ortho_nonlinear, lambda: (c((B, N)),), "ortho"),
+    (chain_rfft, lambda: (f((B, N)), c(N // 2 + 1, seed=4), 0.5), "backward"),
+    (chain_rfft2, lambda: (f((3, 8, N)), f((8, N // 2 + 1), seed=7)), "backward"),
+    (chain_fft2, lambda: (c((3, 8, N)), f((8, N), seed=3)), "backward"),
+    (chain_prolog_only, lambda: (c((B, N)), f(N, seed=2)), "backward"),
+    (chain_scipy_first_axis, lambda: (c((B, N)), c((B, 1), seed=6)), "backward"),
+    (propagate, lambda: (c((B, N)), f(N, seed=2), c(N, seed=1), 0.5), "backward"),
+    (propagate, lambda: (c((B, N), np.complex128), f(N, np.float64, seed=2), c(N, np.complex128, seed=1), 0.5),
+     "backward"),
+    (scipy_r2c_c2r, lambda: (f((B, N)), c(N // 2 + 1, seed=4)), "backward"),
+    (nvmath_convolution, lambda: (c((B, N)), c(N, seed=1)), "backward"),
+    (array_api, lambda: (c((B, N)), c(N, seed=1)), "backward"),
+]
+
+
+@pytest.fixture
+def filtered_calls(monkeypatch):
+    """Counts calls of nvmath.fft.filtered (the fused runner looks it up on every call)."""
+    calls = []
+    real = nvmath.fft.filtered
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("norm"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(nvmath.fft, "filtered", counting)
+    return calls
+
+
+@pytest.mark.parametrize("fn,make,norm", CHAINED, ids=[f"{i}-{_name(c_)}" for i, c_ in enumerate(CHAINED)])
+def test_forward_step_inverse_runs_as_one_filtered_call(fn, make, norm, filtered_calls):
+    fused = fuse(fn, execution="cpu")
+    args = make()
+    text = fused.explain(*args)
+    assert "run as one call, nvmath.fft.filtered(axes=" in text and f"norm={norm!r}" in text, text
+    assert "route: two-plans on the CPU executor" in text and "why: " in text, text   # the ChainPlan's describe
+    _close(fused(*args), fn(*args), _single(args))
+    assert filtered_calls == [norm]
+
+
+def chain_other_axes(x, H):
+    return np.fft.ifft(np.fft.fft(x, axis=-1) * H, axis=0)
+
+
+def chain_real_operand(x, H):
+    return np.fft.ifft(np.fft.fft(x) * H)
+
+
+def chain_mixed_norms(x, H):
+    return np.fft.ifft(np.fft.fft(x, norm="ortho") * H)
+
+
+def chain_odd_rfft(x, H):
+    return np.fft.irfft(np.fft.rfft(x) * H)       # irfft gives N - 1 points
+
+
+def chain_spectrum_twice(x, H):
+    X = np.fft.fft(x) * H
+    return np.fft.ifft(X), X
+
+
+def chain_two_arrays(x, H, G):
+    return np.fft.ifft(np.fft.fft(x) * H * G)
+
+
+def inverse_then_forward(x, H):
+    return np.fft.fft(np.fft.ifft(x) * H)
+
+
+NOT_CHAINED = [
+    (chain_other_axes, lambda: (c((B, B)), c(B, seed=1)), None),
+    (chain_real_operand, lambda: (f((B, N), np.float64), c(N, np.complex128, seed=1)), "operand is real"),
+    (chain_mixed_norms, lambda: (c((B, N)), c(N, seed=1)), "not one of filtered's norms"),
+    (chain_odd_rfft, lambda: (f((B, 33)), c(17, seed=4)), "an odd length"),
+    (chain_spectrum_twice, lambda: (c((B, N)), c(N, seed=1)), "used elsewhere"),
+    (chain_two_arrays, lambda: (c((B, N)), c(N, seed=1), c(N, seed=8)), "second array"),
+    (inverse_then_forward, lambda: (c((B, N)), c(N, seed=1)), None),
+]
+
+
+@pytest.mark.parametrize("fn,make,why", NOT_CHAINED, ids=[_name(c_) for c_ in NOT_CHAINED])
+def test_pairs_filtered_cannot_run_stay_two_calls(fn, make, why, filtered_calls):
+    fused = fuse(fn, execution="cpu")
+    args = make()
+    text = fused.explain(*args)
+    assert "nvmath.fft.filtered" not in text and "[chain" not in text and "FFT 1" in text, text
+    if why is not None:
+        assert "run as two FFTs, not as one chain: " in text and why in text, text
+    else:
+        assert "one chain" not in text, text
+    _close(fused(*args), fn(*args), _single(args))
+    assert filtered_calls == []
+
+
+def test_chains_keep_numpy_2_promotion():
+    x, H = c((B, N)), c(N, seed=1)
+    assert fuse(chain_scalars, execution="cpu")(x, 0.5, 2.0).dtype == np.complex64        # Python scalars: weak
+
+    def promoted_after(x, H):
+        return np.fft.ifft(np.fft.fft(x) * H) * np.float64(2.0)
+
+    def promoted_between(x, H64):
+        return np.fft.ifft(np.fft.fft(x) * H64)
+
+    for fn, args in [(promoted_after, (x, H)), (promoted_between, (x, c(N, np.complex128, seed=1)))]:
+        fused = fuse(fn, execution="cpu")
+        got, want = fused(*args), fn(*args)
+        assert got.dtype == want.dtype == np.complex128
+        _close(got, want)
+    assert "runs as written: *" in fuse(promoted_after, execution="cpu").explain(x, H)
+
+
+def test_chain_scalars_change_without_compiling_or_tracing(counted):
+    fused = fuse(chain_scalars, execution="cpu")
+    x = c((B, N))
+    _close(fused(x, 0.5, 1.0 + 0j), chain_scalars(x, 0.5, 1.0 + 0j))
+    compiles = counted["compiles"]
+    for s, t in [(2.0, 1j), (-0.25, 3.0 + 0.5j)]:  # same types: one signature
+        _close(fused(x, s, t), chain_scalars(x, s, t))
+    assert counted["compiles"] == compiles
+    assert fused.cache_info() == {"plans": 1, "traces": 1}
+
+
+def test_a_chain_on_the_default_execution_keeps_its_planned_chain():
+    """No execution=: filtered's stateless hot path (one planned chain per layout and code)."""
+    fused = fuse(propagate)
+    for s in (0.5, 0.25):
+        args = (c((B, N)), f(N, seed=2), c(N, seed=1), s)
+        _close(fused(*args), propagate(*args))
+
+
+def test_dask_chains_follow_the_same_plan(filtered_calls):
+    da = pytest.importorskip("dask.array")
+    x, H = c((B, N)), c(N, seed=1)
+    fused = fuse(convolution, execution="cpu")
+    got = fused(da.from_array(x, chunks=(2, N)), H)
+    _close(np.asarray(got.compute()), convolution(x, H))
+    assert filtered_calls == ["backward"]
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    """The GPU code path with CuPy and cuFFT faked (tests/fake_gpu.py): launches are recorded,
+    nothing is computed."""
+    import gc
+    import pathlib
+    import sys
+    import threading
+
+    sys.path.insert(0, str(pathlib.Path(__file__).parent))
+    from fake_gpu import FakeGpu
+    from nvmath.fft import _chain, _gpu, _reuse
+
+    fake = FakeGpu().install(monkeypatch, keep_memory=True)
+    monkeypatch.setattr(_gpu, "plan_cache", _gpu.PlanCache())
+    monkeypatch.setattr(_reuse.stateless_engines, "local", threading.local())
+    monkeypatch.setattr(_chain.stateless_chains, "local", threading.local())
+    monkeypatch.delenv("FFTFUSE_DEBUG", raising=False)
+    yield fake
+    gc.collect()
+    _gpu.plan_cache.clear()
+
+
+def test_a_gpu_chain_is_one_filtered_call_its_spectrum_passed_between_two_cufft_plans(fake_gpu, filtered_calls):
+    # scalars only: a host operand crosses to the GPU, host data arrays would be refused there
+    fused = fuse(chain_scalars, execution="cuda", strict=True)   # strict: a failing fused call raises
+    args = (c((B, N)), 0.5, 2.0 + 1j)
+    text = fused.explain(*args)
+    assert "route: two-plans on cuFFT with LTO callbacks" in text or "route: one-kernel" in text, text
+    y = fused(*args)
+    assert isinstance(y, np.ndarray) and y.shape == (B, N) and y.dtype == np.complex64
+    assert filtered_calls == ["backward"]
+    forward, inverse = fake_gpu.launches
+    assert (forward.direction, inverse.direction) == (-1, 1) and inverse.input == forward.output

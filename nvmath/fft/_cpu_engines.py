@@ -93,7 +93,7 @@ CHUNK_ROWS = 8
 KEEP_BYTES = 16 << 20
 _PAD_BYTES = 64  # one cache line
 # Bump when the engines or the measurement change: every stored choice is then measured again.
-_VERSION = 1
+_VERSION = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,7 +259,12 @@ class Scipy(Engine):
 
         if fft_type == "C2C":
             # In place where x may be overwritten (staged by the prolog, often into the output),
-            # else a new array (scipy.fft takes no output). norm="forward": an unscaled inverse.
+            # else in the output after a copy of x into it (scipy.fft takes no output, and a new
+            # array costs more than the copy: its first writes fetch every line), else a new
+            # array. norm="forward": an unscaled inverse.
+            if not owned and out is not None and out.shape == x.shape and out.dtype == x.dtype:
+                np.copyto(out, x)
+                x, owned = out, True
             fn = scipy.fft.fftn if forward else scipy.fft.ifftn
             return fn(x, axes=axes, norm="backward" if forward else "forward", overwrite_x=owned, workers=threads)
         if fft_type == "R2C":

@@ -102,11 +102,19 @@ def _signature(args: tuple, kwargs: dict) -> tuple:
 
 
 def _cupy_standins(fn: Callable) -> dict[str, Any]:
-    """Globals of ``fn`` naming CuPy's modules or FFT functions, replaced by stand-ins while tracing
-    (CuPy's functions do not dispatch to other array types as NumPy's do)."""
+    """Globals and closure variables of ``fn`` naming CuPy's modules or FFT functions, replaced by
+    stand-ins while tracing (CuPy's functions do not dispatch to other array types as NumPy's do)."""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return {}
+    values = {name: fn.__globals__[name] for name in code.co_names if name in fn.__globals__}
+    for name, cell in zip(code.co_freevars, fn.__closure__ or ()):
+        try:
+            values[name] = cell.cell_contents
+        except ValueError:  # a cell not filled yet
+            pass
     out: dict[str, Any] = {}
-    for name in getattr(fn, "__code__", None).co_names if hasattr(fn, "__code__") else ():
-        value = fn.__globals__.get(name)
+    for name, value in values.items():
         module = getattr(value, "__name__", "") if isinstance(value, types.ModuleType) else ""
         if module == "cupy":
             out[name] = _trace.CupyNamespace
@@ -184,13 +192,16 @@ class FusedFunction:
         plan = _lower.lower(traced)
         if not plan.fused:
             return _Eager("no FFT the plan can run through nvmath.fft (nothing to fuse)")
-        source, namespace = _lower.runner_source(plan, self.execution)
         import nvmath.fft as nvfft
 
-        namespace.update({"_nvfft": nvfft, "cmath": cmath, "math": math})
+        namespace: dict[str, Any] = {"_nvfft": nvfft, "cmath": cmath, "math": math}
         callbacks = "".join(cb.source for f in plan.fused for cb in (f.prolog, f.epilog) if cb)
-        exec(compile(callbacks + source, f"<fused {fn.__qualname__}>", "exec"), namespace)
-        lines = [f"plan of {fn.__qualname__}:"] + _lower.describe(plan, _route(args, kwargs, self.execution))
+        exec(compile(callbacks, f"<fused {fn.__qualname__}>", "exec"), namespace)
+        chains = _lower.plan_chains(plan, namespace, args, kwargs, self.execution)  # may split a pair
+        source, names = _lower.runner_source(plan, self.execution)
+        namespace.update(names)
+        exec(compile(source, f"<fused {fn.__qualname__}>", "exec"), namespace)
+        lines = [f"plan of {fn.__qualname__}:"] + _lower.describe(plan, _route(args, kwargs, self.execution), chains)
         return _Compiled(plan, namespace["_run"], callbacks + source, lines)
 
     def _first_run(self, entry: _Compiled, args: tuple, kwargs: dict) -> Any:
@@ -219,8 +230,8 @@ def _route(args: tuple, kwargs: dict, execution: Any) -> str:
         return "GPU: cuFFT with LTO callbacks"
     if execution is not None:
         return f"execution={execution!r}: the fused FFTs run there"
-    return "NumPy arrays: nvmath.fft's default execution (the GPU where one is present, else the CPU executor: " \
-           "ducc0 FFT + numba-compiled callbacks)"
+    return "NumPy arrays: nvmath.fft's default execution, the CPU executor (ducc0 FFT + numba-compiled callbacks; " \
+           "fuse(execution='cuda') runs them on the GPU)"
 
 
 def fuse(fn: Callable | None = None, *, execution: Any = None, strict: bool = False) -> Any:
@@ -234,7 +245,10 @@ def fuse(fn: Callable | None = None, *, execution: Any = None, strict: bool = Fa
     elementwise steps just before it become its prolog and those just after it its epilog, as
     generated callbacks of the value form (``f(x)``, ``f(x, d)`` with one array the steps read as
     data, broadcast as it broadcasts, and Python/NumPy scalars as runtime parameters: a new
-    scalar value compiles nothing and plans nothing).
+    scalar value compiles nothing and plans nothing). A forward FFT whose result, after its
+    steps, goes straight into the inverse over the same axes runs with it as one
+    ``nvmath.fft.filtered`` call (the steps between them its pointwise step, the two ``norm``
+    arguments its one), so the planner's chain routes apply.
 
     Never a wrong answer: what the trace cannot follow (reductions, reshapes, indexing, a branch
     on a value such as ``if x.sum() > 0``, another function of NumPy) makes the whole call run

@@ -1,5 +1,6 @@
-"""From a trace to a plan: which elementwise steps become each FFT's prolog or epilog, which run
-as written, and the Python code of the plan (a runner function plus generated callbacks)."""
+"""From a trace to a plan: which elementwise steps become each FFT's prolog or epilog, which
+forward/inverse pairs run as one ``nvmath.fft.filtered`` chain, which steps run as written, and
+the Python code of the plan (a runner function plus generated callbacks)."""
 
 from __future__ import annotations
 
@@ -71,7 +72,11 @@ class FusedFFT:
     operand: Node                 # what the FFT call receives
     prolog: Callback | None
     epilog: Callback | None
+    # An inverse FFT whose operand is the result of ``chain_from`` (the forward FFT over the same
+    # axes): the pair runs as one ``nvmath.fft.filtered`` call with ``chain_norm``, the forward's
+    # epilog as its pointwise step.
     chain_from: FusedFFT | None = None
+    chain_norm: str | None = None
 
     @property
     def result(self) -> Node:
@@ -220,8 +225,13 @@ def lower(trace: Trace) -> Plan:
         operand = prolog.main if prolog else node.inputs[0]
         item = FusedFFT(node, operand, prolog, epilog)
         previous = by_result.get(operand.index)
-        if previous is not None and _is_chain(previous.fft, node):
-            item.chain_from = previous
+        if previous is not None and _inverse_pair(previous.fft, node):
+            norm, why = _chain_norm(previous, item, consumers)
+            if why:
+                notes.append(f"{_fft_label(previous.fft)} then {_fft_label(node)} (line {_line_number(node)}) run "
+                             f"as two FFTs, not as one chain: {why}")
+            else:
+                item.chain_from, item.chain_norm = previous, norm
         fused.append(item)
         by_result[item.result.index] = item
     eager = []
@@ -231,18 +241,49 @@ def lower(trace: Trace) -> Plan:
         elif node.kind == "fft" and node.info["lower"] is None:
             eager.append((node, "an FFT call with arguments beyond the transform, axes and norm (n=, s=, out=, "
                                 "callbacks or options): run as written"))
+    pointwise = {id(item.chain_from.epilog) for item in fused if item.chain_from is not None}
     for i, item in enumerate(fused):
         for cb in (item.prolog, item.epilog):
             if cb is not None:
-                cb.name = f"_{cb.kind}_{i}"
+                cb.name = f"_{'pointwise' if id(cb) in pointwise else cb.kind}_{i}"
                 cb.source = _callback_source(cb)
     return Plan(trace, fused, eager, trace.outputs, notes)
 
 
-def _is_chain(first: Node, second: Node) -> bool:
+def _inverse_pair(first: Node, second: Node) -> bool:
+    """A forward FFT then its inverse over the same axes: the shape of ``nvmath.fft.filtered``."""
     a, b = first.info["lower"], second.info["lower"]
-    return (a["axes"] == b["axes"] and (a["transform"], b["transform"]) in (("fft", "ifft"), ("ifft", "fft"),
-                                                                             ("rfft", "irfft")))
+    return a["axes"] == b["axes"] and (a["transform"], b["transform"]) in (("fft", "ifft"), ("rfft", "irfft"))
+
+
+# (forward norm, inverse norm) of the traced pair -> filtered's norm applying the same two scales.
+_CHAIN_NORMS = {(None, None): None, (None, "backward"): "backward", ("ortho", "ortho"): "ortho",
+                ("forward", None): "forward"}
+
+
+def _chain_norm(first: FusedFFT, second: FusedFFT, consumers: dict[int, list[Any]]) -> tuple[str | None, str]:
+    """filtered's ``norm`` for the pair (first, second), or why the pair stays two calls."""
+    forward, inverse = first.fft.info["lower"], second.fft.info["lower"]
+    operand = first.operand
+    if second.prolog is not None:
+        return None, "steps between them read a second array, so the inverse keeps a prolog of its own"
+    if consumers[first.result.index] != [second.fft]:
+        return None, "the spectrum between them is used elsewhere too"
+    if forward["transform"] == "fft" and operand.dtype.kind != "c":
+        return None, "the forward FFT's operand is real (filtered runs R2C/C2R on a real operand, not C2C)"
+    if second.fft.shape != operand.shape or second.fft.dtype != operand.dtype:
+        return None, (f"the inverse gives {second.fft.dtype}{list(second.fft.shape)}, not the operand's "
+                      f"{operand.dtype}{list(operand.shape)} (an odd length, or another precision)")
+    pair = (forward["norm"], inverse["norm"])
+    if pair not in _CHAIN_NORMS:
+        return None, (f"norm={forward['norm']!r} forward with norm={inverse['norm']!r} inverse is not one of "
+                      "filtered's norms")
+    return _CHAIN_NORMS[pair], ""
+
+
+def _line_number(node: Node) -> str:
+    parts = node.line.split(":")
+    return parts[1] if len(parts) > 2 else "?"
 
 
 def _why_eager(node: Node, consumers: dict[int, list[Any]]) -> str:
@@ -327,17 +368,35 @@ def _needed(plan: Plan, claimed: set[int]) -> set[int]:
         needed.add(node.index)
         item = by_result.get(node.index)
         if item is not None:
-            deps = [item.operand]
-            for cb in (item.prolog, item.epilog):
-                if cb:
-                    deps += ([cb.data] if cb.data is not None else []) + cb.params
+            deps = [item.operand] if item.chain_from is None else [item.chain_from.operand]
+            for cb in _callbacks_of(item):
+                deps += ([cb.data] if cb.data is not None else []) + cb.params
         else:
             deps = list(node.inputs)
         stack.extend(d for d in deps if d.index not in claimed or d.index in by_result)
     return needed
 
 
+def _callbacks_of(item: FusedFFT) -> list[Callback]:
+    """The callbacks one call runs: a chain's are the forward's prolog and epilog (its pointwise
+    step) and the inverse's epilog."""
+    first = item.chain_from
+    both = (first.prolog, first.epilog, item.epilog) if first is not None else (item.prolog, item.epilog)
+    return [cb for cb in both if cb is not None]
+
+
+def _callback_text(cb: Callback) -> str:
+    entries = [f"'fn': {cb.name}"]
+    if cb.data is not None:
+        entries.append(f"'data': n{cb.data.index}")
+    if cb.params:
+        entries.append("'params': {" + ", ".join(f"'p{i}': n{p.index}" for i, p in enumerate(cb.params)) + "}")
+    return f"{{{', '.join(entries)}}}"
+
+
 def _fft_call(item: FusedFFT, execution: Any, bind: Any) -> str:
+    if item.chain_from is not None:
+        return _chain_call(item, execution, bind)
     lower = item.fft.info["lower"]
     parts = [f"n{item.operand.index}", f"axes={list(lower['axes'])!r}"]
     if lower["norm"] is not None:
@@ -345,27 +404,23 @@ def _fft_call(item: FusedFFT, execution: Any, bind: Any) -> str:
     if execution is not None:
         parts.append(f"execution={bind(execution)}")
     for cb in (item.prolog, item.epilog):
-        if cb is None:
-            continue
-        entries = [f"'fn': {cb.name}"]
-        if cb.data is not None:
-            entries.append(f"'data': n{cb.data.index}")
-        if cb.params:
-            entries.append("'params': {" + ", ".join(f"'p{i}': n{p.index}" for i, p in enumerate(cb.params)) + "}")
-        parts.append(f"{cb.kind}={{{', '.join(entries)}}}")
-    call = f"_nvfft.{lower['transform']}({', '.join(parts)})"
-    if item.chain_from is not None:
-        return _chain_call(item, call)
-    return call
+        if cb is not None:
+            parts.append(f"{cb.kind}={_callback_text(cb)}")
+    return f"_nvfft.{lower['transform']}({', '.join(parts)})"
 
 
-def _chain_call(item: FusedFFT, second_call: str) -> str:
-    # CHAIN: the one place where a forward FFT (with its epilog) followed by the inverse over the
-    # same axes becomes one chained call (nvmath.fft.filtered: the one-kernel route will come
-    # through it). The pair still runs as two calls here, the forward FFT's (emitted for
-    # item.chain_from) and this one: filtered places norm's scales around the steps differently,
-    # and the trace's norms must map onto them first.
-    return second_call
+def _chain_call(item: FusedFFT, execution: Any, bind: Any) -> str:
+    """A forward FFT, its epilog, the inverse and its epilog as one ``nvmath.fft.filtered`` call,
+    so the planner's chain routes (one kernel where it applies) run the pair."""
+    first = item.chain_from
+    parts = [f"n{first.operand.index}", f"axes={list(item.fft.info['lower']['axes'])!r}",
+             f"norm={item.chain_norm!r}"]
+    if execution is not None:
+        parts.append(f"execution={bind(execution)}")
+    for name, cb in (("prolog", first.prolog), ("pointwise", first.epilog), ("epilog", item.epilog)):
+        if cb is not None:
+            parts.append(f"{name}={_callback_text(cb)}")
+    return f"_nvfft.filtered({', '.join(parts)})"
 
 
 def _replay_call(node: Node, bind: Any) -> str:
@@ -389,18 +444,87 @@ def _output_expr(structure: Any, bind: Any) -> str:
     return f"({inner},)" if len(structure) == 1 else f"({inner})"
 
 
-def describe(plan: Plan, route: str) -> list[str]:
-    """The plan in words, one line per FFT, fused step and step run as written."""
+# -- Chains: what the planner makes of them ---------------------------------------------------
+
+def plan_chains(plan: Plan, callbacks: dict[str, Any], args: tuple, kwargs: dict, execution: Any) -> dict[int, str]:
+    """Each chain's route in the words of its ``ChainPlan.describe()``, asked of the planner as
+    ``nvmath.fft.filtered`` asks it (nothing compiled, no transform planned), by the index of the
+    chain's inverse FFT in ``plan.fused``; ``callbacks``: the generated functions by name. A pair
+    the planner refuses runs as two FFTs, with a note saying why."""
+    from ._options import FFTOptions, execution_target
+    from ._planner import plan_chain, problem_for
+    from ._tensor import as_tensor
+
+    xp = _array_library(args, kwargs)
+    options = FFTOptions.of(None)
+    out: dict[int, str] = {}
+    for i, item in enumerate(plan.fused):
+        first = item.chain_from
+        if first is None:
+            continue
+        def value(cb: Callback | None) -> Any:
+            if cb is None:
+                return None
+            entry: dict[str, Any] = {"fn": callbacks[cb.name]}
+            if cb.data is not None:
+                entry["data"] = _concrete(cb.data, args, kwargs, xp)
+            if cb.params:
+                entry["params"] = {f"p{k}": p.sample for k, p in enumerate(cb.params)}
+            return entry
+        try:
+            tensor = as_tensor(_concrete(first.operand, args, kwargs, xp))
+            target = execution_target(execution, tensor, options)
+            forward = problem_for(first.fft.info["lower"]["transform"], tensor.shape, tensor.strides, tensor.dtype,
+                                  item.fft.info["lower"]["axes"], False, "even", options.result_layout)
+            chain = plan_chain(forward, target, options, item.chain_norm, value(first.prolog), value(first.epilog),
+                               value(item.epilog))
+        except (TypeError, ValueError, NotImplementedError) as exc:
+            plan.notes.append(f"{_fft_label(first.fft)} then {_fft_label(item.fft)} (line {_line_number(item.fft)}) "
+                              f"run as two FFTs: nvmath.fft.filtered refuses the pair ({exc})")
+            item.chain_from, item.chain_norm = None, None
+            continue
+        out[i] = chain.describe()
+    return out
+
+
+def _array_library(args: tuple, kwargs: dict) -> Any:
+    """CuPy where an argument is a CuPy array, else NumPy (Dask chunks are NumPy's)."""
+    for v in list(args) + list(kwargs.values()):
+        if type(v).__module__.split(".")[0] == "cupy":
+            import cupy
+
+            return cupy
+    return np
+
+
+def _concrete(node: Node, args: tuple, kwargs: dict, xp: Any) -> Any:
+    """The array behind ``node`` where the call holds it (an argument or a captured array of
+    NumPy or CuPy), else an uninitialized one of its shape and dtype: what planning looks at."""
+    value = None
+    if node.kind == "arg":
+        key = node.info["key"]
+        value = args[key] if isinstance(key, int) else kwargs[key]
+    elif node.kind == "const":
+        value = node.info["value"]
+    if type(value).__module__.split(".")[0] in ("numpy", "cupy"):
+        return value
+    return xp.empty(node.shape, node.dtype)
+
+
+def describe(plan: Plan, route: str, chains: dict[int, str] | None = None) -> list[str]:
+    """The plan in words, one line per FFT, fused step and step run as written; ``chains``: the
+    route of each chain (``plan_chains``)."""
     out = []
+    number = {id(item): i for i, item in enumerate(plan.fused)}
     for i, item in enumerate(plan.fused):
         lower = item.fft.info["lower"]
-        chain = "  [chain: the inverse of the FFT before it, same axes]" if item.chain_from else ""
+        chain = f"  [chain with FFT {number[id(item.chain_from)]}]" if item.chain_from else ""
         out.append(f"FFT {i}: {_fft_label(item.fft)} -> nvmath.fft.{lower['transform']}(axes={list(lower['axes'])}, "
                    f"norm={lower['norm']!r}) on {item.fft.inputs[0].dtype}{list(item.fft.inputs[0].shape)}"
                    f"{chain}   (line {item.fft.line})")
-        for cb in (item.prolog, item.epilog):
+        for kind, cb in (("prolog", item.prolog), ("epilog", item.epilog)):
             if cb is None:
-                out.append(f"    no fused steps before" if cb is item.prolog else "    no fused steps after")
+                out.append("    no fused steps before" if kind == "prolog" else "    no fused steps after")
                 continue
             data = "" if cb.data is None else f"; data {cb.data.dtype}{list(cb.data.shape)}"
             params = "" if not cb.params else f"; runtime parameters {', '.join(f'p{i}' for i in range(len(cb.params)))}"
@@ -408,6 +532,14 @@ def describe(plan: Plan, route: str) -> list[str]:
             out.append(f"    {cb.kind}: {body}{data}{params}")
             for step in cb.steps:
                 out.append(f"        fused: {step.info['name']}  (line {step.line})")
+        if item.chain_from is not None:
+            j = number[id(item.chain_from)]
+            steps = [f"{name}=FFT {k}'s {kind}" for name, k, kind, cb in (
+                ("prolog", j, "prolog", item.chain_from.prolog), ("pointwise", j, "epilog", item.chain_from.epilog),
+                ("epilog", i, "epilog", item.epilog)) if cb is not None]
+            out.append(f"chain: FFT {j} and FFT {i} run as one call, nvmath.fft.filtered(axes={list(lower['axes'])}, "
+                       f"norm={item.chain_norm!r}{''.join(', ' + s for s in steps)})")
+            out += [f"    {line}" for line in (chains or {}).get(i, "").splitlines()]
     for node, why in plan.eager:
         what = node.info["name"]
         out.append(f"runs as written: {what}  (line {node.line}): {why}")

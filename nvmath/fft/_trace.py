@@ -582,7 +582,8 @@ def trace(fn: Callable, args: tuple, kwargs: dict, standin_globals: dict[str, An
 
     ``args``/``kwargs`` hold the call's values; arrays (``kind`` from ``argument_kind``) become
     ArrayTracers, float/complex and NumPy scalars ScalarTracers, anything else is passed as is.
-    ``standin_globals``: names of ``fn``'s globals to replace while tracing (CuPy's modules).
+    ``standin_globals``: names of ``fn``'s globals or closure variables to replace while tracing
+    (CuPy's modules).
     Raises TraceError where the trace cannot follow the function."""
     graph = Graph()
     previous = getattr(_state, "graph", None)
@@ -630,17 +631,28 @@ def argument_kind(value: Any) -> str:
     if isinstance(value, np.ndarray) or (hasattr(value, "__array_namespace__") and hasattr(value, "shape")
                                          and hasattr(value, "dtype") and not isinstance(value, Tracer)):
         return "array"
+    library = type(value).__module__.split(".")[0]
+    if library in ("cupy", "dask") and hasattr(value, "dtype") \
+            and all(isinstance(n, int) for n in getattr(value, "shape", (None,))):
+        # CuPy 14's and Dask's arrays have no __array_namespace__; unknown Dask chunk sizes (nan)
+        # make the call run as written
+        return "array"
     if isinstance(value, (float, complex, np.generic)) and not isinstance(value, bool):
         return "scalar"
     return "static"
 
 
 def _with_globals(fn: Callable, replace: dict[str, Any]) -> Callable:
+    """``fn`` reading ``replace``'s values for those of its globals and closure variables."""
     import types
 
     new_globals = dict(fn.__globals__)
     new_globals.update(replace)
-    out = types.FunctionType(fn.__code__, new_globals, fn.__name__, fn.__defaults__, fn.__closure__)
+    closure = fn.__closure__
+    if closure:
+        closure = tuple(types.CellType(replace[name]) if name in replace else cell
+                        for name, cell in zip(fn.__code__.co_freevars, closure))
+    out = types.FunctionType(fn.__code__, new_globals, fn.__name__, fn.__defaults__, closure)
     out.__kwdefaults__ = fn.__kwdefaults__
     return out
 
