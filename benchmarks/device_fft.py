@@ -47,7 +47,22 @@ def environment(pythonpath: str, cache_dir: str) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = pythonpath
     env["FFTFUSE_CACHE_DIR"] = cache_dir
+    # nvmath-python finds libmathdx through cuda-pathfinder, which does not look in a --target install's
+    # nvidia/cu13/lib: name that folder to the system loader, where pathfinder's last search looks.
+    folders = [os.path.join(entry, "nvidia", flavour, "lib") for entry in pythonpath.split(os.pathsep) if entry
+               for flavour in ("cu13", "cu12")]
+    found = [folder for folder in folders if os.path.isfile(os.path.join(folder, "libmathdx.so.0"))]
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [*found, env.get("LD_LIBRARY_PATH", "")]))
     return env
+
+
+def attempt(name: str, results: dict, make) -> None:
+    """One case; a failure is recorded with its message and the other cases still run."""
+    try:
+        results[name] = make()
+    except RuntimeError as exc:
+        results[name] = {"error": str(exc)[-3000:]}
+        print(f"{name} failed: {str(exc)[-1500:]}", file=sys.stderr)
 
 
 def cold_and_warm(argv: list[str], env: dict, cwd: str, runs: int) -> dict:
@@ -66,20 +81,23 @@ def main() -> None:
     ours_path = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH", "")]))
     results: dict = {"python": sys.version.split()[0], "commit": os.environ.get("GIT_COMMIT", "unknown")}
     with tempfile.TemporaryDirectory() as cache:
-        env = environment(ours_path, cache)
-        results["seed"] = cold_and_warm([SEED], env, ROOT, args.runs)
+        attempt("traits_ours", results, lambda: run([WORKER, "traits"], environment(ours_path, cache), ROOT))
     with tempfile.TemporaryDirectory() as cache:
         env = environment(ours_path, cache)
-        results["small_ours"] = cold_and_warm([WORKER, "small"], env, ROOT, args.runs)
+        attempt("seed", results, lambda: cold_and_warm([SEED], env, ROOT, args.runs))
     with tempfile.TemporaryDirectory() as cache:
         env = environment(ours_path, cache)
-        results["large_ours"] = cold_and_warm([WORKER, "large"], env, ROOT, 1)
+        attempt("small_ours", results, lambda: cold_and_warm([WORKER, "small"], env, ROOT, args.runs))
+    with tempfile.TemporaryDirectory() as cache:
+        env = environment(ours_path, cache)
+        attempt("large_ours", results, lambda: cold_and_warm([WORKER, "large"], env, ROOT, 1))
     if args.nvmath_python:
         ref_path = os.pathsep.join(filter(None, [args.nvmath_python, os.environ.get("PYTHONPATH", "").replace(ROOT, "")]))
         with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as cwd:
             env = environment(ref_path, cache)
-            results["small_nvmath_python"] = cold_and_warm([WORKER, "small"], env, cwd, args.runs)
-            results["large_nvmath_python"] = cold_and_warm([WORKER, "large"], env, cwd, 0)
+            attempt("traits_nvmath_python", results, lambda: run([WORKER, "traits"], env, cwd))
+            attempt("small_nvmath_python", results, lambda: cold_and_warm([WORKER, "small"], env, cwd, args.runs))
+            attempt("large_nvmath_python", results, lambda: cold_and_warm([WORKER, "large"], env, cwd, 0))
     print(report(results))
     if args.json:
         with open(args.json, "w") as f:
@@ -90,13 +108,18 @@ def report(r: dict) -> str:
     lines = ["case                                   cold (s)   warm (s, median)"]
     for name, label in (("seed", "seed example, ours"), ("small_ours", "1.0 spelling, ours"),
                         ("small_nvmath_python", "1.0 spelling, nvmath-python 1.0"), ("large_ours", "65536x1024, ours")):
-        if name in r:
+        if name in r and "error" in r[name]:
+            lines.append(f"{label:<38} failed (see the JSON)")
+        elif name in r:
             lines.append(f"{label:<38} {r[name]['cold']['wall_s']:8.2f}   {r[name]['warm_wall_s_median']:8.2f}")
-    if "large_ours" in r:
+    for name in ("traits_ours", "traits_nvmath_python"):
+        if name in r:
+            lines.append(f"{name}: {json.dumps({k: v for k, v in r[name].items() if k != 'wall_s'})}")
+    if "large_ours" in r and "error" not in r["large_ours"]:
         cold, warm = r["large_ours"]["cold"], r["large_ours"]["warm"][0]
         lines.append(f"GPU time 65536x1024 convolution: compiled fresh {cold['gpu_ms_median']:.3f} ms, "
                      f"from the link cache {warm['gpu_ms_median']:.3f} ms (link cache {warm.get('link_cache')})")
-    if "large_nvmath_python" in r:
+    if "large_nvmath_python" in r and "error" not in r["large_nvmath_python"]:
         lines.append(f"GPU time, nvmath-python 1.0: {r['large_nvmath_python']['cold']['gpu_ms_median']:.3f} ms")
     return "\n".join(lines)
 

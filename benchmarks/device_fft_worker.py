@@ -3,6 +3,7 @@ so that the same file runs against fftfuse's ``nvmath.device`` and against nvmat
 
     python device_fft_worker.py small     # the one-FFT convolution of examples/device_fft_convolution.py
     python device_fft_worker.py large     # 65536 x 1024 complex64 convolution, GPU time of the kernel
+    python device_fft_worker.py traits    # the traits of three descriptors on the current GPU
 
 Prints one JSON line: the phases' wall times (seconds since the interpreter started), the
 error against NumPy, and for ``large`` the kernel's median GPU time over 20 launches.
@@ -40,6 +41,9 @@ def main(mode):
     from nvmath.device import FFT
 
     phases = {"imports": since_start()}
+    if mode == "traits":
+        print(json.dumps(traits(FFT, np)))
+        return
     if mode == "small":
         size, batch, fpb, ept = 128, 1, 1, 2
     else:
@@ -105,6 +109,24 @@ def main(mode):
 
     result["nvmath"] = getattr(nvmath, "__version__", "?")
     print(json.dumps(result))
+
+
+def traits(FFT, np):
+    """What each implementation reports for the seed's descriptor and two with suggested knobs."""
+    cases = {
+        "c2c-128-f32-seed": dict(fft_type="c2c", size=128, precision=np.float32, direction="forward",
+                                 ffts_per_block=1, elements_per_thread=2, execution="Block"),
+        "c2c-1024-f32-suggested": dict(fft_type="c2c", size=1024, precision=np.float32, direction="forward",
+                                       ffts_per_block="suggested", elements_per_thread="suggested", execution="Block"),
+        "r2c-512-f64-suggested": dict(fft_type="r2c", size=512, precision=np.float64, direction="forward",
+                                      ffts_per_block="suggested", elements_per_thread="suggested", execution="Block"),
+    }
+    out = {}
+    for name, kwargs in cases.items():
+        f = FFT(**kwargs)
+        out[name] = {t: str(getattr(f, t, None)) for t in ("ffts_per_block", "elements_per_thread", "storage_size",
+                                                          "shared_memory_size", "stride", "block_dim")}
+    return out
 
 
 if __name__ == "__main__":
