@@ -711,6 +711,15 @@ def _call_data(engine: FFT, prolog: Any, epilog: Any) -> tuple[tuple, list]:
     return (out[0], out[1], out[2], out[3]), copies
 
 
+def reusable(engine: FFT) -> bool:
+    """Whether a stateless engine may run again with later calls' arrays of the same layout: not
+    when the cuFFT plan holds the address of a copy made for this call (LTO-IR given as bytes gets
+    its data's address itself, and a copy does not outlive the call)."""
+    plan = engine._plan
+    return all(spec is None or spec.ltoir is None or not spec.has_data or in_place
+               for spec, in_place in zip((plan.prolog, plan.epilog), engine._data_in_place))
+
+
 def release_arrays(engine: FFT) -> None:
     """Drop an engine's references to the caller's arrays and its input copy, so a cached engine
     holds no memory between calls (the GPU may still be reading them: CuPy's pool reuses memory

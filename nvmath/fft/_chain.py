@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ._api import FFT, Axes, Callback, axes_tuple, release_arrays, rerun
-from ._callbacks import FULL_PATH, array_framework, callback_fingerprints, callback_reuse_key
+from ._api import FFT, Axes, Callback, axes_tuple, release_arrays, rerun, reusable
+from ._callbacks import FULL_PATH, array_framework, call_arguments, callback_fingerprints, callback_reuse_key
 from ._docs import shared_doc
 from ._log import fft_logger
 from ._options import Execution, FFTOptions, Norm, debug_env, execution_target
@@ -153,7 +153,7 @@ def filtered(operand: Any, axes: Axes = None, options: FFTOptions | dict | None 
     try:
         chain.plan(prolog=prolog, pointwise=pointwise, epilog=epilog, stream=stream, norm=norm)
         result = chain.execute(stream=stream)
-        if key is not None:
+        if key is not None and reusable(chain._forward) and reusable(chain._inverse):
             chain._release_arrays()
             stateless_chains.put(key, (chain, prints))  # replaces (frees) one whose callbacks' globals changed
             kept = True
@@ -324,8 +324,8 @@ class FilteredFFT:
     def _rerun(self, operand: Any, prolog: Any, pointwise: Any, epilog: Any, stream: Any) -> Any:
         """The stateless hot path: this planned chain on a call's operand and callback arguments of
         the planned layouts and code (their data and parameter values are this call's)."""
-        spectrum = rerun(self._forward, operand, prolog, pointwise, stream)
-        return rerun(self._inverse, spectrum, None, epilog, stream)
+        spectrum = rerun(self._forward, operand, call_arguments(prolog), call_arguments(pointwise), stream)
+        return rerun(self._inverse, spectrum, None, call_arguments(epilog), stream)
 
     def _release_arrays(self) -> None:
         """Hold none of the caller's arrays between stateless calls."""
