@@ -225,3 +225,17 @@ def test_device_callable_and_parser_spellings_take_the_hot_path_with_each_calls_
     y = nvmath.fft.fft(x, axes=[-1], epilog=callable_)
     np.testing.assert_allclose(y, np.fft.fft(x.astype(np.complex128), axis=-1) + h, rtol=2e-5, atol=2e-3)
     assert len(made) == 2
+
+
+@pytest.mark.parametrize("value, on", [(None, False), ("", False), ("0", False), ("off", False), ("No", False),
+                                       ("1", True), ("yes", True), ("TRUE", True)])
+def test_the_debug_switch_is_read_from_the_environment_on_every_call(monkeypatch, value, on):
+    from nvmath.fft._options import debug_env
+
+    monkeypatch.setenv("FFTFUSE_DEBUG", "1")
+    assert debug_env()
+    if value is None:
+        monkeypatch.delenv("FFTFUSE_DEBUG")
+    else:
+        monkeypatch.setenv("FFTFUSE_DEBUG", value)
+    assert debug_env() is on
