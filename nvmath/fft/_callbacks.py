@@ -252,6 +252,8 @@ def callback_reuse_key(value: Any, kind: str, framework: str) -> Any:
             return _function_key(value["fn"], value["data"], None, framework)
         if (keys == _LTOIR_ONLY or keys == _LTOIR_DATA) and type(value["ltoir"]) is bytes:
             return _ltoir_key(value["ltoir"], value.get("data"), framework)
+    elif type(value) is DeviceCallable and type(value.ltoir) is bytes and value.fn is None and value.params is None:
+        return _ltoir_key(value.ltoir, value.data, framework)
     try:
         arg = parse_callback(value, kind)
     except (TypeError, ValueError):
