@@ -23,8 +23,8 @@ from ._gpu_presence import describe_execution, gpu_failure, missing_cupy
 from ._log import fft_logger, log_compiled
 from ._options import DirectionLike, Execution, FFTOptions, Norm, cpu_threads, execution_target
 from . import _planner
-from ._planner import (Plan, check_transform, execution_device, gpu_plan_key, make_plan, place_data, planned_direction,
-                       problem_for, request_key, transform_for)
+from ._planner import (Plan, execution_device, function_transform, gpu_plan_key, make_plan, place_data,
+                       planned_direction, problem_for, request_key, transform_for)
 from ._tensor import Tensor, as_tensor, check_writeable, empty_factory, empty_strided
 
 # What prolog= and epilog= take: a Python function, {"fn": f, "data": array}, a DeviceCallable,
@@ -101,9 +101,8 @@ class FFT:
         self._planned_operand = (tensor.shape, tensor.strides, tensor.dtype, tensor.device_id)
         self._user_operand = operand
         self._axes = axes_tuple(axes)
-        self._transform = _transform or transform_for(tensor.dtype, self.options)
-        if _transform is not None:
-            check_transform(_transform, self.options)
+        self._transform = function_transform(_transform, self.options, tensor.dtype) if _transform else \
+            transform_for(tensor.dtype, self.options)
         self._shared = _shared_plans
         self._stream = self._check_stream(stream)
         o = self.options

@@ -55,6 +55,8 @@ class FFTOptions:
     """Options of an FFT (names follow nvmath-python where it has them).
 
     fft_type: "C2C", "R2C" or "C2R"; inferred from the operand's dtype when None (C2R must be asked for).
+        With ``fft``/``ifft`` it picks the type and the function the direction (``ifft`` with "C2R"
+        is a C2R transform; R2C runs forward only, C2R inverse only); ``rfft``/``irfft`` take their own.
     inplace: overwrite the operand with the result (C2C only).
     last_axis_parity: "even" or "odd", the parity of a C2R output's last axis.
     result_layout: "optimized" (FFT axes innermost) or "natural" (the operand's axis order).
