@@ -63,7 +63,6 @@ from __future__ import annotations
 
 import _thread  # not threading: it is not loaded at start-up and would cost an import
 import functools
-import hashlib
 import io
 import json
 import os
@@ -79,6 +78,7 @@ from ._files import (
     remove_all_values,
     remove_value,
 )
+from .hashing import sha256
 
 __all__ = [
     "FORMAT_VERSION",
@@ -128,7 +128,7 @@ def artifact_key(**parts: Any) -> str:
 
 def _digest(parts: dict[str, Any]) -> str:
     text = json.dumps({"format": FORMAT_VERSION, "parts": parts}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return sha256(text.encode()).hexdigest()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -206,6 +206,25 @@ def _safe_disk() -> Any:
     return _disk_class
 
 
+def _sqlite_core() -> Any:
+    """SQLite for the read-only index look-up: ``sqlite3`` itself once something loaded it, else its C
+    core ``_sqlite3``, which has ``connect`` and the errors a look-up needs. ``sqlite3`` adds the
+    DB-API aliases and the date adapters (and imports ``datetime``): a millisecond or two of a fresh
+    process's cache hit that binds no dates."""
+    import sys
+
+    full = sys.modules.get("sqlite3")
+    if full is not None:
+        return full
+    try:
+        import _sqlite3 as core
+    except ImportError:
+        core = None
+    if core is None or not all(hasattr(core, n) for n in ("connect", "Error", "DatabaseError", "OperationalError")):
+        import sqlite3 as core
+    return core
+
+
 class _IndexReader:
     """Read-only lookups straight in diskcache's SQLite index.
 
@@ -233,8 +252,7 @@ class _IndexReader:
         return self._directory
 
     def _connect(self, immutable: bool) -> Any:
-        import sqlite3
-
+        sqlite3 = _sqlite_core()
         path = os.path.join(self._directory, "cache.db")
         # A WAL database in a directory we cannot write opens only as immutable (no -shm file).
         uri = f"file:{path}?{'immutable=1' if immutable else 'mode=ro'}"
@@ -243,8 +261,9 @@ class _IndexReader:
 
     def read(self, key: str) -> Any:
         """Return the stored bytes, None if absent, or :data:`_UNKNOWN`."""
-        import sqlite3
         import time
+
+        sqlite3 = _sqlite_core()
 
         if self._con is None and not os.path.exists(os.path.join(self._directory, "cache.db")):
             return None  # nothing was ever written here

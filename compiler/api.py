@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import sys
 import time
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cache import ArtifactMeta, artifact_key, compiled_through, default_store
 
@@ -19,9 +19,11 @@ from .dtypes import element_dtype_name, single_precision_literals
 from .fingerprint import UncacheableError, function_fingerprint
 from .forms import (Form, callback_error, infer_form, no_result_cause, python_function, raise_statements,
                     runtime_parameters)
-from .terms import Terms
 from .thunk import CONSTRUCTION
 from .toolchain import check_supported_arch, resolve_arch, toolchain_stamp
+
+if TYPE_CHECKING:  # terms is a dataclass module: importing it loads dataclasses and inspect
+    from .terms import Terms
 
 # The cache-hit path imports neither dataclasses (inspect) nor logging nor NumPy: each costs
 # milliseconds in a fresh process, and a hit is meant to take about ten.

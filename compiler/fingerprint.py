@@ -60,10 +60,11 @@ from __future__ import annotations
 
 import builtins
 import enum
-import hashlib
 import sys
 from types import BuiltinFunctionType, CodeType, FunctionType, ModuleType
 from typing import Any, Callable
+
+from cache.hashing import sha256
 
 __all__ = ["UncacheableError", "function_fingerprint", "jitted_python_function"]
 
@@ -89,7 +90,7 @@ def function_fingerprint(fn: Callable[..., Any]) -> str:
             return digest
     hasher = _Hasher()
     hasher.value(fn, ("function {!r}", getattr(fn, "__qualname__", fn)))
-    digest = hashlib.sha256(b"".join(hasher.parts)).hexdigest()
+    digest = sha256(b"".join(hasher.parts)).hexdigest()
     if snapshot is not None:
         if len(_LEAF_MEMO) >= 4096:
             _LEAF_MEMO.clear()
@@ -302,7 +303,7 @@ def _analyse_code(code: CodeType) -> _CodeInfo:
         if encoded is None:  # compilers only emit plain constants; be safe anyway
             encoded = b"r" + _text(f"{type(const).__qualname__}:{const!r}")
         parts.append(encoded)
-    digest = hashlib.sha256(b"".join(parts)).digest()
+    digest = sha256(b"".join(parts)).digest()
     return _CodeInfo(
         code, digest, tuple(sorted(global_names)), tuple(sorted(attr_names)), tuple(sorted(import_names))
     )
@@ -545,7 +546,7 @@ class _Hasher:
             self.parts.append(b"A" + _text(_qualified_name(type(value))) + _dtype_text(value.dtype) + _text(shape))
             # Hashed apart, so a large array adds 32 bytes to the parts rather than a copy.
             flat = np.ascontiguousarray(value).reshape(-1).view(np.uint8)
-            self.parts.append(hashlib.sha256(flat).digest())
+            self.parts.append(sha256(flat).digest())
         elif isinstance(value, np.generic):
             self.parts.append(b"S" + _text(_qualified_name(type(value))) + _dtype_text(value.dtype) + _lp(value.tobytes()))
         elif isinstance(value, np.dtype):

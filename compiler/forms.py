@@ -182,13 +182,14 @@ def raise_statements(fn: Any) -> tuple[tuple[str, ...], bool]:
 @functools.lru_cache(maxsize=256)
 def _raise_statements(code: Any) -> tuple[tuple[str, ...], bool]:
     import dis
-    import linecache
 
     found, returns = [], False
     for ins in dis.get_instructions(code):
         if ins.opname in ("RETURN_VALUE", "RETURN_CONST"):
             returns = True
         elif ins.opname == "RAISE_VARARGS":
+            import linecache  # only where there is a raise: it loads tokenize (a fresh process's cache hit)
+
             where = ins.positions
             line = linecache.getline(code.co_filename, where.lineno or 0)
             text = line[where.col_offset : where.end_col_offset] if line and where.lineno == where.end_lineno else ""

@@ -9,11 +9,12 @@ served to a new one.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import re
 import sys
 from typing import Any
+
+from cache.hashing import sha256
 
 # Distributions whose versions decide what the compiler produces.
 _TOOLCHAIN_DISTS = (
@@ -51,7 +52,7 @@ def toolchain_stamp() -> str:
                 found[dist] = version
     env = {k: os.environ.get(k, "") for k in _TOOLCHAIN_ENV}
     text = repr((COMPILER_REVISION, sorted(found.items()), sorted(env.items()), sys.version_info[:2]))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return sha256(text.encode()).hexdigest()[:16]
 
 
 def parse_compute_capability(cc: Any) -> int:

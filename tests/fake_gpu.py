@@ -272,6 +272,7 @@ class FakeGpu:
         self._events = itertools.count(0xE000)
         self._stream: dict[int, int] = {}
         self._caller_info: dict[int, dict[int, int]] = {}
+        self.ltoir: dict[int, dict[int, bytes]] = {}  # plan handle -> callback type code -> LTO-IR (kept)
         self._slot_memory: list[Memory] = []  # uint64 buffers: the planner's data slots
 
     def install(self, monkeypatch: Any, keep_memory: bool = False) -> "FakeGpu":
@@ -339,6 +340,7 @@ class FakeGpu:
 
     def _set_callback(self, plan: int, ltoir: bytes, code: int, *, symbol: Any = None, caller_info: Any = None) -> None:
         self._caller_info.setdefault(plan, {})[code] = caller_info or 0
+        self.ltoir.setdefault(plan, {})[code] = bytes(ltoir)
 
     def _make_plan(self, plan: int, shape: Any, **kw: Any) -> int:
         self.plans_made += 1

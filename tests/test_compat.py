@@ -127,7 +127,7 @@ def test_bad_direction_says_what_is_accepted(direction):
 
 def test_r2c_refuses_the_inverse_direction():
     x = RNG.standard_normal(16)
-    with FFT(x) as f, pytest.raises(ValueError, match="R2C FFT runs forward only"):
+    with FFT(x) as f, pytest.raises(ValueError, match="R2C FFT, which runs forward only"):
         f.execute(direction=FFTDirection.INVERSE)
 
 

@@ -199,3 +199,43 @@ def test_in_place_c2c_with_prolog_and_epilog_overwrites_the_operand():
             y = f.execute()
             assert y is x
             np.testing.assert_allclose(x, expect, rtol=1e-4, atol=1e-3)
+
+
+def test_device_callable_and_parser_spellings_take_the_hot_path_with_each_calls_data(monkeypatch):
+    from nvmath.fft import _api
+
+    made = []
+    real = _api.make_plan
+    monkeypatch.setattr(_api, "make_plan", lambda *a, **k: made.append(1) or real(*a, **k))
+    x = cplx((3, 48))
+    spellings = (lambda h: nvmath.fft.DeviceCallable(fn=mul, data=h),
+                 lambda h: {"fn": mul, "data": h, "params": None})
+    for make in spellings:
+        for _ in range(3):
+            h = cplx((48,))
+            y = nvmath.fft.fft(x, axes=[-1], epilog=make(h))
+            np.testing.assert_allclose(y, np.fft.fft(x.astype(np.complex128), axis=-1) * h, rtol=2e-5, atol=2e-3)
+    assert len(made) == 1  # one engine: the spellings of one callback share it
+    callable_ = nvmath.fft.DeviceCallable(fn=mul, data=cplx((48,)))
+    nvmath.fft.fft(x, axes=[-1], epilog=callable_)
+    callable_.data = h = cplx((48,))  # the same object, other data: read on the next call
+    y = nvmath.fft.fft(x, axes=[-1], epilog=callable_)
+    np.testing.assert_allclose(y, np.fft.fft(x.astype(np.complex128), axis=-1) * h, rtol=2e-5, atol=2e-3)
+    callable_.fn = lambda v, d: v + d  # other code: planned again
+    y = nvmath.fft.fft(x, axes=[-1], epilog=callable_)
+    np.testing.assert_allclose(y, np.fft.fft(x.astype(np.complex128), axis=-1) + h, rtol=2e-5, atol=2e-3)
+    assert len(made) == 2
+
+
+@pytest.mark.parametrize("value, on", [(None, False), ("", False), ("0", False), ("off", False), ("No", False),
+                                       ("1", True), ("yes", True), ("TRUE", True)])
+def test_the_debug_switch_is_read_from_the_environment_on_every_call(monkeypatch, value, on):
+    from nvmath.fft._options import debug_env
+
+    monkeypatch.setenv("FFTFUSE_DEBUG", "1")
+    assert debug_env()
+    if value is None:
+        monkeypatch.delenv("FFTFUSE_DEBUG")
+    else:
+        monkeypatch.setenv("FFTFUSE_DEBUG", value)
+    assert debug_env() is on

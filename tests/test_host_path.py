@@ -207,3 +207,148 @@ def test_stateful_set_params_reaches_the_next_launch(gpu):
         fft.execute()
     slots = [next(iter(launch.slot_bytes.values())) for launch in gpu.launches]
     assert [float(np.frombuffer(s[8:16], np.float64)[0]) for s in slots] == [2.0, 5.0]
+
+
+# -- every spelling of a callback takes the hot path ------------------------------------------------
+def halve(v):
+    return v * 0.5
+
+
+def times_data(v, d):
+    return v * d
+
+
+@pytest.fixture
+def plans(monkeypatch):
+    """How many times the planner ran (each a full-path call)."""
+    from nvmath.fft import _api
+
+    made = []
+    real = _api.make_plan
+
+    def counting(*args, **kwargs):
+        made.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_api, "make_plan", counting)
+    return made
+
+
+def epilog_ltoir(fn=halve, data=None):
+    return nvmath.fft.compile_epilog(fn, "complex64", data, compute_capability=90)
+
+
+def spellings(x):
+    """Per spelling: a function making this call's epilog argument (new objects each call)."""
+    h = device_array(x.shape, seed=5)
+    ltoir = epilog_ltoir()
+    DeviceCallable = nvmath.fft.DeviceCallable
+    return {
+        "function": lambda: halve,
+        "lambda": lambda: (lambda v: v * 0.5),
+        "fn_data": lambda: {"fn": times_data, "data": h},
+        "fn_data_via_parser": lambda: {"fn": times_data, "data": h, "params": None},
+        "ltoir": lambda: {"ltoir": ltoir},
+        "ltoir_equal_copy": lambda: {"ltoir": bytes(bytearray(ltoir))},  # a new object, equal bytes
+        "ltoir_bytearray": lambda: {"ltoir": bytearray(ltoir)},
+        "ltoir_size": lambda: {"ltoir": ltoir, "size": len(ltoir)},
+        "ltoir_pointer": lambda: {"ltoir": ltoir, "data": h.data.ptr},
+        "device_callable": lambda: DeviceCallable(ltoir=ltoir, data=h.data.ptr),
+        "device_callable_fn": lambda: DeviceCallable(fn=times_data, data=h),
+        "bare_bytes": lambda: ltoir,
+    }
+
+
+SPELLINGS = ["function", "lambda", "fn_data", "fn_data_via_parser", "ltoir", "ltoir_equal_copy", "ltoir_bytearray",
+             "ltoir_size", "ltoir_pointer", "device_callable", "device_callable_fn", "bare_bytes"]
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS)
+def test_every_spelling_is_planned_once_then_reused(gpu, plans, spelling):
+    x = device_array((2, 64))
+    make = spellings(x)[spelling]
+    for _ in range(4):
+        nvmath.fft.fft(x, axes=[-1], epilog=make())
+    assert len(plans) == 1 and gpu.plans_made == 1 and len(gpu.launches) == 4
+    assert len({launch.plan for launch in gpu.launches}) == 1
+
+
+def test_spellings_of_one_callback_and_pointer_share_the_plan(gpu, plans):
+    x = device_array((2, 64))
+    h = device_array((2, 64), seed=5)
+    ltoir = epilog_ltoir()
+    for epilog in ({"ltoir": ltoir, "data": h.data.ptr}, nvmath.fft.DeviceCallable(ltoir=ltoir, data=h.data.ptr),
+                   {"ltoir": bytes(bytearray(ltoir)), "data": h.data.ptr, "size": len(ltoir)}):
+        nvmath.fft.fft(x, axes=[-1], epilog=epilog)
+    assert len({launch.plan for launch in gpu.launches}) == 1 and gpu.plans_made == 1
+
+
+def only_ltoir(gpu, launch):
+    ((code, ltoir),) = gpu.ltoir[launch.plan].items()
+    return ltoir
+
+
+def test_changed_ltoir_content_never_reuses_a_plan(gpu, plans):
+    x = device_array((2, 64))
+    half, quarter = epilog_ltoir(halve), epilog_ltoir(lambda v: v * 0.25)
+    assert half != quarter
+    # Temporary bytes objects, dropped after each call: a freed object's id may come back for the other content.
+    for content in (half, quarter, half, quarter, quarter):
+        nvmath.fft.fft(x, axes=[-1], epilog={"ltoir": bytes(bytearray(content))})
+        assert only_ltoir(gpu, gpu.launches[-1]) == content
+    assert len(plans) == 2
+
+
+def test_a_bytearray_or_device_callable_changed_in_place_is_planned_again(gpu, plans):
+    x = device_array((2, 64))
+    half, quarter = epilog_ltoir(halve), epilog_ltoir(lambda v: v * 0.25)
+    buffer = bytearray(half)
+    callable_ = nvmath.fft.DeviceCallable(ltoir=half)
+    for epilog in (buffer, callable_):
+        nvmath.fft.fft(x, axes=[-1], epilog={"ltoir": epilog} if epilog is buffer else epilog)
+        assert only_ltoir(gpu, gpu.launches[-1]) == half
+    buffer[:] = quarter
+    callable_.ltoir, callable_.size = quarter, len(quarter)
+    for epilog in (buffer, callable_):
+        nvmath.fft.fft(x, axes=[-1], epilog={"ltoir": epilog} if epilog is buffer else epilog)
+        assert only_ltoir(gpu, gpu.launches[-1]) == quarter
+
+
+def test_each_ltoir_data_pointer_is_the_one_its_plan_gets(gpu, plans):
+    x = device_array((2, 64))
+    ltoir = epilog_ltoir(times_data, "complex64")
+    pointers = [device_array((2, 64), seed=k).data.ptr for k in (1, 2)]
+    for ptr in (pointers[0], pointers[1], pointers[0], pointers[1]):
+        nvmath.fft.fft(x, axes=[-1], epilog={"ltoir": ltoir, "data": ptr})
+        ((info, _),) = gpu.launches[-1].caller_info.values()
+        assert info == ptr  # user_info is the pointer itself, fixed in the plan
+    assert len(plans) == 2
+
+
+def test_ltoir_data_copied_for_the_call_is_not_kept_in_a_plan(gpu, plans):
+    x = device_array((64, 4))  # axes=[0]: the output's layout is not the data's
+    ltoir = epilog_ltoir(times_data, "complex64")
+    h = device_array((64, 4), seed=3)
+    for _ in range(2):
+        nvmath.fft.fft(x, axes=[0], epilog={"ltoir": ltoir, "data": h})
+        ((info, _),) = gpu.launches[-1].caller_info.values()
+        assert info != h.data.ptr
+        np.testing.assert_array_equal(read(info, np.complex64, 64 * 4).reshape(4, 64).T, h.get())
+    assert len(plans) == 2  # the copy's address is fixed in the plan: each call plans for its own
+
+
+@pytest.mark.parametrize("spelling", ["ltoir_pointer", "device_callable", "device_callable_fn", "fn_data"])
+def test_a_stateless_chain_reuses_its_plans_for_every_spelling(gpu, plans, spelling, monkeypatch):
+    from nvmath.fft import _chain
+
+    monkeypatch.setattr(_chain.stateless_chains, "local", threading.local())
+    x = device_array((2, 64))
+    make = spellings(x)[spelling]
+    try:
+        for _ in range(3):
+            nvmath.fft.filtered(x, axes=[-1], pointwise=make())
+        assert len(plans) == 2 and len(gpu.launches) == 6  # one forward and one inverse plan
+        assert len(_chain.stateless_chains.mine()) == 1
+    finally:
+        _chain.stateless_chains.mine().clear()  # its plans go while the fake is in place
+        gc.collect()

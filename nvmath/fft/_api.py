@@ -23,9 +23,10 @@ from ._gpu_presence import describe_execution, gpu_failure, missing_cupy
 from ._log import fft_logger, log_compiled
 from ._options import DirectionLike, Execution, FFTOptions, Norm, cpu_threads, execution_target
 from . import _planner
-from ._planner import (Plan, check_transform, execution_device, gpu_plan_key, make_plan, place_data, planned_direction,
-                       problem_for, request_key, transform_for)
-from ._half import PromotedCpuExecutor, PromotedGpuExecutor, complex_operand, is_half, promoted, result_pairs
+from ._planner import (Plan, execution_device, function_transform, gpu_plan_key, make_plan, place_data,
+                       planned_direction, problem_for, request_key, transform_for)
+from ._half import (PromotedCpuExecutor, PromotedGpuExecutor, complex_operand, is_half, operand_dtype, promoted,
+                    result_pairs)
 from ._tensor import Tensor, as_tensor, check_writeable, empty_factory, empty_strided, fill
 
 # What prolog= and epilog= take: a Python function, {"fn": f, "data": array}, a DeviceCallable,
@@ -102,9 +103,8 @@ class FFT:
         self._planned_operand = (tensor.shape, tensor.strides, tensor.dtype, tensor.device_id)
         self._user_operand = operand
         self._axes = axes_tuple(axes)
-        self._transform = _transform or transform_for(tensor.dtype, self.options)
-        if _transform is not None:
-            check_transform(_transform, self.options)
+        self._transform = function_transform(_transform, self.options, operand_dtype(tensor, self.options)) \
+            if _transform else transform_for(tensor.dtype, self.options)
         tensor = self._operand = complex_operand(tensor, self._transform)  # NumPy/CuPy complex32: float16 pairs
         self._shared = _shared_plans
         self._stream = self._check_stream(stream)
@@ -719,6 +719,15 @@ def _call_data(engine: FFT, prolog: Any, epilog: Any) -> tuple[tuple, list]:
                 parameter_values(spec, given["params"]))
             out[2 + i] = terms.pack_params(values)
     return (out[0], out[1], out[2], out[3]), copies
+
+
+def reusable(engine: FFT) -> bool:
+    """Whether a stateless engine may run again with later calls' arrays of the same layout: not
+    when the cuFFT plan holds the address of a copy made for this call (LTO-IR given as bytes gets
+    its data's address itself, and a copy does not outlive the call)."""
+    plan = engine._plan
+    return all(spec is None or spec.ltoir is None or not spec.has_data or in_place
+               for spec, in_place in zip((plan.prolog, plan.epilog), engine._data_in_place))
 
 
 def release_arrays(engine: FFT) -> None:

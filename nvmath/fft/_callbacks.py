@@ -228,6 +228,7 @@ def plan_key(arg: CallbackArg | None) -> Any:
 # -- the stateless hot path's key: what of an argument decides its reused plan ------------------
 FULL_PATH = object()  # callback_reuse_key's answer where the call must take the full path
 _FN_DATA = frozenset({"fn", "data"})
+_LTOIR_ONLY, _LTOIR_DATA = frozenset({"ltoir"}), frozenset({"ltoir", "data"})
 
 
 def callback_reuse_key(value: Any, kind: str, framework: str) -> Any:
@@ -235,46 +236,84 @@ def callback_reuse_key(value: Any, kind: str, framework: str) -> Any:
     data's layout), or FULL_PATH where that path does not take it (forms it does not reuse, data
     of another framework, malformed arguments: the full path reports those in its order).
 
-    Per call: the two common forms (a plain function, ``{"fn": function, "data": array}``) are
-    read directly; every other form goes through ``parse_callback``.
+    Per call: the common forms (a plain function, ``{"fn": function, "data": array}``,
+    ``{"ltoir": bytes}`` and ``{"ltoir": bytes, "data": pointer}``) are read directly; every
+    other form goes through ``parse_callback``.
+
+    LTO-IR is keyed by the bytes object itself: a key holds it (so its id is never reused while
+    the key lives), its hash is computed once per object and kept by it, and a look-up compares by
+    identity first and by content only for another object, so equal bytes find the plan and
+    changed bytes never do.
     """
     if value is None:
         return None
     if type(value) is FunctionType:
         return value.__code__
-    if type(value) is dict and value.keys() == _FN_DATA and type(value["fn"]) is FunctionType:
-        fn, data, params = value["fn"], value["data"], None
-    else:
-        try:
-            arg = parse_callback(value, kind)
-        except TypeError:
+    if type(value) is dict:
+        keys = value.keys()
+        if keys == _FN_DATA and type(value["fn"]) is FunctionType:
+            return _function_key(value["fn"], value["data"], None, framework)
+        if (keys == _LTOIR_ONLY or keys == _LTOIR_DATA) and type(value["ltoir"]) is bytes:
+            return _ltoir_key(value["ltoir"], value.get("data"), framework)
+    elif type(value) is DeviceCallable and type(value.ltoir) is bytes and value.fn is None and value.params is None:
+        return _ltoir_key(value.ltoir, value.data, framework)
+    try:
+        arg = parse_callback(value, kind)
+    except (TypeError, ValueError):
+        return FULL_PATH
+    if arg.origin == "function":
+        code = getattr(value, "__code__", None)
+        return FULL_PATH if code is None else (code,)
+    if arg.ltoir is not None:
+        return _ltoir_key(arg.ltoir, arg.data, framework)
+    if arg.fn is None:  # CUDA C++: the source text is its identity
+        if framework != "cupy" or (arg.data is not None and array_framework(arg.data) != framework):
             return FULL_PATH
-        if arg.origin == "function":
-            code = getattr(value, "__code__", None)
-            return FULL_PATH if code is None else (code,)
-        if arg.origin != "dict" or (arg.fn is None and (arg.source is None or framework != "cupy")):
-            return FULL_PATH
-        fn, data, params = arg.fn, arg.data, arg.params
+        return ("source", arg.source, arg.source_name, _data_layout(arg.data, framework))
+    return _function_key(arg.fn, arg.data, arg.params, framework)
+
+
+def _function_key(fn: Any, data: Any, params: dict | None, framework: str) -> Any:
     if data is not None and array_framework(data) != framework:
         return FULL_PATH
-    if fn is None:  # CUDA C++: the source text is its identity
-        return (arg.source, arg.source_name, _data_layout(data, framework))
     code = getattr(fn, "__code__", None)
     if code is None or (params is not None and framework != "cupy"):
         return FULL_PATH
-    layout = None if data is None else (
-        data.shape, data.strides, data.dtype, data.data.device_id if framework == "cupy" else None)
     # Runtime parameters' values change freely; their types decide the compiled code.
-    return (code, layout, None if params is None else tuple((k, type(v)) for k, v in params.items()))
+    return (code, _data_layout(data, framework),
+            None if params is None else tuple((k, type(v)) for k, v in params.items()))
+
+
+def _ltoir_key(ltoir: bytes, data: Any, framework: str) -> Any:
+    """LTO-IR runs on the GPU only, and reads ``user_info`` as given: the plan fixes the data's
+    address, so it is part of the key (a raw pointer, or an array's address and layout)."""
+    if framework != "cupy":
+        return FULL_PATH
+    if data is None or type(data) is int:
+        return ("ltoir", ltoir, data)
+    if array_framework(data) != "cupy":
+        return FULL_PATH
+    return ("ltoir", ltoir, data.data.ptr, _data_layout(data, framework))
+
+
+def call_arguments(value: Any) -> Any:
+    """A prolog/epilog argument as a reused engine reads it on each call (``value["data"]``,
+    ``value["params"]``): a ``DeviceCallable`` becomes a dict of its fields, anything else stays."""
+    if type(value) is not DeviceCallable:
+        return value
+    return {"fn": value.fn, "ltoir": value.ltoir, "data": value.data, "params": value.params}
 
 
 def callback_fingerprints(prolog: Any, epilog: Any) -> tuple:
     """The fingerprints of the functions of a prolog and an epilog that ``callback_reuse_key``
-    took (a function, or a dict with "fn" or "source"), taken on every call: a changed global
-    or closure value changes them. Never equal to another call's where one cannot be taken."""
+    took (a function, a dict or ``DeviceCallable`` with "fn"; None for code given as LTO-IR or
+    CUDA C++, whose key holds the code itself), taken on every call: a changed global or closure
+    value changes them. Never equal to another call's where one cannot be taken."""
     out = []
     for value in (prolog, epilog):
-        fn = value.get("fn") if type(value) is dict else value
+        t = type(value)
+        fn = value.get("fn") if t is dict else value.fn if t is DeviceCallable else \
+            None if t is bytes or t is bytearray else value
         try:
             out.append(None if fn is None else function_fingerprint(fn))
         except UncacheableError:

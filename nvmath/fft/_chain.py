@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ._api import FFT, Axes, Callback, axes_tuple, release_arrays, rerun
-from ._callbacks import FULL_PATH, array_framework, callback_fingerprints, callback_reuse_key, parse_callback
+from ._api import FFT, Axes, Callback, axes_tuple, release_arrays, rerun, reusable
+from ._callbacks import (FULL_PATH, array_framework, call_arguments, callback_fingerprints, callback_reuse_key,
+                         parse_callback)
 from ._chain_kernel import STEPS, OneKernel
 from ._docs import shared_doc
 from ._log import fft_logger
@@ -160,7 +161,7 @@ def filtered(operand: Any, axes: Axes = None, options: FFTOptions | dict | None 
     try:
         chain.plan(prolog=prolog, pointwise=pointwise, epilog=epilog, stream=stream, norm=norm, route=route)
         result = chain.execute(stream=stream)
-        if key is not None:
+        if key is not None and chain._reusable():
             chain._release_arrays()
             stateless_chains.put(key, (chain, prints))  # replaces (frees) one whose callbacks' globals changed
             kept = True
@@ -377,8 +378,13 @@ class FilteredFFT:
         the planned layouts and code (their data and parameter values are this call's)."""
         if self._kernel is not None:
             return self._kernel.run(operand, _step_data(prolog, pointwise, epilog), stream)
-        spectrum = rerun(self._forward, operand, prolog, pointwise, stream)
-        return rerun(self._inverse, spectrum, None, epilog, stream)
+        spectrum = rerun(self._forward, operand, call_arguments(prolog), call_arguments(pointwise), stream)
+        return rerun(self._inverse, spectrum, None, call_arguments(epilog), stream)
+
+    def _reusable(self) -> bool:
+        """Whether later stateless calls may run this planned chain with their arrays (the one kernel
+        reads each call's arrays; a cuFFT plan may hold the address of a copy made for this call)."""
+        return self._kernel is not None or (reusable(self._forward) and reusable(self._inverse))
 
     def _release_arrays(self) -> None:
         """Hold none of the caller's arrays between stateless calls."""

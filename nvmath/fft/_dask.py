@@ -40,7 +40,7 @@ from ._api import FFT
 from ._callbacks import parse_callback
 from ._layout import dense_strides, normalize_axes
 from ._options import ExecutionCPU, FFTOptions, cpu_threads
-from ._planner import check_links_here, device_arch, fused_norm, planned_direction, problem_for
+from ._planner import check_links_here, device_arch, function_transform, fused_norm, planned_direction, problem_for
 from ._reuse import ThreadEngines, run_stateless
 
 _SIDES = ("prolog", "epilog")
@@ -77,6 +77,7 @@ def dask_fft(transform: str, operand: Any, axes: Any, options: Any, execution: A
         raise TypeError("stream= has no meaning for a Dask operand: each chunk runs on its worker's current "
                         "stream. Leave stream=None")
     opts = FFTOptions.of(options)
+    transform = function_transform(transform, opts, np.dtype(operand.dtype).name)  # as FFT decides it
     if opts.inplace:
         raise ValueError("inplace=True cannot apply to a Dask operand (its chunks are shared, read-only "
                          "inputs of the graph); set inplace=False")

@@ -37,6 +37,14 @@ def is_half(problem: FFTProblem) -> bool:
     return problem.input_dtype in HALF_PROMOTED
 
 
+def operand_dtype(tensor: Tensor, options: Any) -> str:
+    """The element type ``options.fft_type`` is checked against: complex32 for a NumPy/CuPy float16
+    operand of a type with complex input (it holds float16 pairs), else the operand's dtype."""
+    if tensor.dtype == "float16" and tensor.framework != "torch" and options.fft_type in ("C2C", "C2R"):
+        return "complex32"
+    return tensor.dtype
+
+
 def complex_operand(tensor: Tensor, transform: str) -> Tensor:
     """``tensor`` as the transform reads it: a NumPy/CuPy float16 operand of a transform with
     complex input is complex32, its last axis the (real, imaginary) pair; anything else as it is."""

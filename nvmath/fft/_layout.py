@@ -237,7 +237,9 @@ def plan_problem(
             raise LayoutError(f"last_axis_parity must be 'even' or 'odd', got {last_axis_parity!r}")
         n = 2 * (shape[last] - 1) + (last_axis_parity == "odd")
         if n < 1:
-            raise LayoutError(f"a C2R transform of {shape[last]} complex elements gives no output; use at least 2")
+            raise LayoutError(f"a C2R transform of {shape[last]} complex elements along the last FFT axis gives a "
+                              f"result of length 0 there (last_axis_parity='even': 2*(m-1)); pass at least 2 "
+                              f"elements, or last_axis_parity='odd' for a result of length 2*m-1")
         out_shape[last] = n
         lengths[-1] = n
 

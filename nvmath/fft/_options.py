@@ -55,6 +55,8 @@ class FFTOptions:
     """Options of an FFT (names follow nvmath-python where it has them).
 
     fft_type: "C2C", "R2C" or "C2R"; inferred from the operand's dtype when None (C2R must be asked for).
+        With ``fft``/``ifft`` it picks the type and the function the direction (``ifft`` with "C2R"
+        is a C2R transform; R2C runs forward only, C2R inverse only); ``rfft``/``irfft`` take their own.
     inplace: overwrite the operand with the result (C2C only).
     last_axis_parity: "even" or "odd", the parity of a C2R output's last axis.
     result_layout: "optimized" (FFT axes innermost) or "natural" (the operand's axis order).
@@ -153,8 +155,33 @@ def _count(name: str, value: Any, least: int) -> None:
         raise ValueError(f"{name} must be {kind} (or None), got {value!r}")
 
 
+def _environ_lookup() -> Any:
+    """A look-up of FFTFUSE_DEBUG in ``os.environ`` that costs tens of nanoseconds: the stateless
+    hot path asks on every call, and ``os.environ.get`` of an unset name raises and catches a
+    KeyError inside (over a microsecond). CPython's ``os.environ`` keeps its values in the dict
+    ``_data`` under ``encodekey(name)``; where that is not so, ``os.environ.get`` answers."""
+    try:
+        data, key = os.environ._data, os.environ.encodekey(_DEBUG_ENV)
+        decode = os.environ.decodevalue
+    except AttributeError:
+        return lambda: os.environ.get(_DEBUG_ENV)
+    if type(data) is not dict:
+        return lambda: os.environ.get(_DEBUG_ENV)
+
+    def lookup() -> str | None:
+        value = data.get(key)
+        return None if value is None else decode(value)
+
+    return lookup
+
+
+_debug_value = _environ_lookup()
+
+
 def debug_env() -> bool:
-    return os.environ.get(_DEBUG_ENV, "").lower() not in ("", "0", "false", "no", "off")
+    """Whether FFTFUSE_DEBUG asks for the debug mode (read on every call: it may change)."""
+    value = _debug_value()
+    return value is not None and value.lower() not in ("", "0", "false", "no", "off")
 
 
 @dataclasses.dataclass

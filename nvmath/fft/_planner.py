@@ -51,11 +51,43 @@ def transform_for(dtype: str, options: FFTOptions) -> str:
     return _TRANSFORMS[fft_type]
 
 
-def check_transform(transform: str, options: FFTOptions) -> None:
-    """A function's transform against ``options.fft_type``: they must agree."""
-    if options.fft_type not in (None, TRANSFORM_TYPES[transform]):
-        raise ValueError(f"{transform}() runs a {TRANSFORM_TYPES[transform]} transform but options.fft_type "
-                         f"is {options.fft_type!r}; drop fft_type or call the matching function")
+# A stateless function's direction with options.fft_type: the transform that runs.
+_BY_DIRECTION = {("forward", "C2C"): "fft", ("inverse", "C2C"): "ifft", ("forward", "R2C"): "rfft",
+                 ("inverse", "C2R"): "irfft"}
+
+
+def function_transform(transform: str, options: FFTOptions, dtype: str) -> str:
+    """The transform a stateless function runs on an operand of ``dtype``, given ``options.fft_type``.
+
+    ``fft`` and ``ifft`` give the direction and ``fft_type`` the type, as nvmath-python decides: a
+    type that runs in that direction is taken (``ifft`` with ``fft_type='C2R'`` is a C2R
+    transform), one that does not is refused. ``rfft`` and ``irfft`` name their type: another
+    ``fft_type`` is refused.
+
+    >>> function_transform("ifft", FFTOptions(fft_type="C2R"), "complex64")
+    'irfft'
+    >>> function_transform("fft", FFTOptions(fft_type="C2R"), "complex64")
+    Traceback (most recent call last):
+    ...
+    ValueError: fft() runs forward, and a C2R transform runs inverse only (options.fft_type='C2R'); call irfft (or ifft with fft_type='C2R'), or drop fft_type
+    """
+    fft_type, own = options.fft_type, TRANSFORM_TYPES[transform]
+    if fft_type is None or fft_type == own:
+        return transform
+    if transform in ("rfft", "irfft"):
+        raise ValueError(f"{transform}() runs a {own} transform but options.fft_type is {fft_type!r}; drop fft_type "
+                         f"or call the function of that type")
+    direction = "inverse" if transform == "ifft" else "forward"
+    chosen = _BY_DIRECTION.get((direction, fft_type))
+    if chosen is None:
+        runs, other = ("forward", "rfft (or fft") if fft_type == "R2C" else ("inverse", "irfft (or ifft")
+        raise ValueError(f"{transform}() runs {direction}, and a {fft_type} transform runs {runs} only "
+                         f"(options.fft_type={fft_type!r}); call {other} with fft_type={fft_type!r}), or drop fft_type")
+    wanted = "real" if fft_type == "R2C" else "complex"
+    if dtype.startswith("complex") != (wanted == "complex"):
+        raise LayoutError(f"options.fft_type={fft_type!r} transforms a {wanted} operand, got {dtype}; drop fft_type "
+                          f"for a C2C transform")
+    return chosen
 
 
 def logical_size(problem: FFTProblem) -> int:
@@ -77,7 +109,8 @@ def planned_direction(problem: FFTProblem, direction: Any) -> str:
         return problem.direction
     direction = direction_name(direction)
     if problem.fft_type != "C2C" and direction != problem.direction:
-        raise ValueError(f"a {problem.fft_type} FFT runs {problem.direction} only")
+        raise ValueError(f"direction {direction!r} was asked of a {problem.fft_type} FFT, which runs "
+                         f"{problem.direction} only; drop direction= (or use a C2C FFT of a complex operand)")
     return direction
 
 
