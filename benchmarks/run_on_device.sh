@@ -3,7 +3,7 @@
 # Wheels for what the machine lacks lie in .whl/ (see ../shared/device/wheels.sh), the reference
 # nvmath-python in .whl/ref/. Logs and JSON go to $OUT (default: ./device-out).
 #   bash benchmarks/run_on_device.sh [tests] [gputests] [doctor] [bench] [inline] [hostoverhead] [coldstart] [compile]
-#                                    [arrayterms] [dask] [multigpu] [sanitizer] [devicefft] [chain] [fuse]
+#                                    [arrayterms] [dask] [multigpu] [sanitizer] [devicefft] [chain] [fuse] [gputests2]
 # Wheels: ducc0 (the CPU executor) and benchmarks/device-wheels.txt (dask, multigpu) in .whl/.
 set -uo pipefail
 OUT=${OUT:-$PWD/device-out}
@@ -21,6 +21,13 @@ for step in $steps; do
       python3 -m nvmath.cli doctor --json > "$OUT/doctor.json"; python3 -m nvmath.cli doctor 2>&1 | tee "$OUT/doctor.txt" ;;
     gputests)
       python3 -m pytest tests -q -rs -p no:cacheprovider --tb=short -m "gpu or multi_gpu" 2>&1 | tee "$OUT/gputests.log" | tail -60 ;;
+    gputests2)  # the same tests in two processes side by side (the kernels' compiles dominate, on the CPU)
+      heavy="tests/test_gpu_chain_kernel.py tests/test_gpu_device_fft.py"
+      python3 -m pytest $heavy -q -rs -p no:cacheprovider --tb=short -m "gpu or multi_gpu" > "$OUT/gputests-kernels.log" 2>&1 &
+      python3 -m pytest tests -q -rs -p no:cacheprovider --tb=short -m "gpu or multi_gpu" $(printf -- "--ignore=%s " $heavy) \
+        > "$OUT/gputests-rest.log" 2>&1
+      wait
+      tail -n 3 "$OUT"/gputests-*.log ;;
     bench)
       python3 -m pip install -q --no-index --no-deps --target /tmp/ref .whl/ref/*.whl
       python3 benchmarks/fft_callbacks.py --impl ours --json "$OUT/ours.json" > "$OUT/ours.log" 2>&1 || tail -30 "$OUT/ours.log"
