@@ -192,6 +192,9 @@ def cpu_threads(execution: Any, options: FFTOptions) -> int | None:
 
 
 def execution_target(execution: Any, operand: Tensor, options: FFTOptions) -> str:
+    """Where the FFT runs, "cuda" or "cpu": the execution asked for, else the operand's memory
+    space; the debug mode runs on the host. Either space takes an operand of either memory space
+    (``_memory_space`` copies it across)."""
     if execution is None:
         target = "cuda" if operand.on_gpu else "cpu"
     elif isinstance(execution, ExecutionCUDA):
@@ -212,6 +215,4 @@ def execution_target(execution: Any, operand: Tensor, options: FFTOptions) -> st
         target = ""
     if target not in ("cuda", "cpu"):
         raise ValueError(f"execution={execution!r} is not understood; use 'cuda' or 'cpu'")
-    if target == "cpu" and operand.on_gpu and not options.debug_mode:
-        raise ValueError("execution='cpu' needs a host operand (NumPy); this one is on the GPU")
     return "cpu" if options.debug_mode else target
