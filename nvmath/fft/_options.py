@@ -170,7 +170,8 @@ class ExecutionCUDA:
 
 @dataclasses.dataclass
 class ExecutionCPU:
-    """Execute on the CPU (ducc0 + numba) with ``num_threads`` FFT threads (default: all cores)."""
+    """Execute on the CPU (ducc0 + numba) with ``num_threads`` FFT threads (default: all cores); a GPU
+    operand is copied to the host, and its result back to its GPU."""
 
     name: Literal["cpu"] = dataclasses.field(default="cpu", init=False)
     num_threads: int | None = None
