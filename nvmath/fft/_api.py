@@ -747,4 +747,3 @@ def _ltoir_matches(ltoir: bytes, kind: str, element: str, arch: int) -> Any:
     if links(kind, element):
         return True
     return next(((k, d) for k in KINDS for d in ELEMENT_DTYPES if (k, d) != (kind, element) and links(k, d)), None)
-
