@@ -407,3 +407,12 @@ def test_a_host_operand_on_the_gpu_still_refuses_host_callback_data(gpu):
     h = rand((2, 8), np.complex64, 42)
     with pytest.raises(ValueError, match="host memory but the FFT runs on GPU 0"):
         nvmath.fft.fft(h, execution="cuda", epilog={"fn": mul, "data": h})
+
+
+def test_dask_keeps_its_own_rule_chunks_live_where_they_run():
+    da = pytest.importorskip("dask.array")
+    x = da.from_array(rand((4, 16), np.complex128, 43), chunks=(2, 16))
+    with pytest.raises(ValueError, match="NumPy chunks runs on the CPU"):
+        nvmath.fft.fft(x, axes=[-1], execution="cuda")
+    np.testing.assert_allclose(nvmath.fft.fft(x, axes=[-1], execution="cpu").compute(),
+                               np.fft.fft(x.compute(), axis=-1), rtol=1e-12, atol=1e-12)
