@@ -21,7 +21,7 @@ from ._callbacks import CallbackSpec, DeviceCallable, callback_form, callback_te
 from ._docs import shared_doc
 from ._gpu_presence import describe_execution
 from ._log import fft_logger, log_compiled
-from ._memory_space import TO_GPU, crossing
+from ._memory_space import SAME, TO_GPU, crossing
 from ._options import DirectionLike, Execution, FFTOptions, Norm, cpu_threads, execution_target
 from . import _planner
 from ._planner import (Plan, check_transform, execution_device, gpu_plan_key, make_plan, place_data, planned_direction,
@@ -541,13 +541,13 @@ class FFT:
     def _result(self, out: Any, stream: Any) -> Any:
         """``out`` as the caller gets it: in the operand's memory space and framework, ordered on
         ``stream`` (the execution's) where it goes back to a GPU."""
-        space, wait = self._space, self.options.blocking is True
-        if self.problem.inplace:
-            space.write_back(out, self._user_tensor, stream, wait)  # nothing to do where it ran in place
+        space = self._space
+        if self.problem.inplace:  # nothing to write back where it ran in place
+            space.write_back(out, self._user_tensor, stream, self.options.blocking is True)
             return self._user_operand  # the caller's array (or tensor) itself, overwritten
-        if space.crosses:
-            return space.outbound(out, self._user_tensor, stream, wait)
-        return self._operand.wrap_result(out)
+        if space.route == SAME:
+            return self._operand.wrap_result(out)
+        return space.outbound(out, self._user_tensor, stream, self.options.blocking is True)
 
     def reset_operand(self, operand: Any = None, *, stream: Any = None) -> None:
         """Point the plan at a new operand of the same shape, strides, dtype and device.
