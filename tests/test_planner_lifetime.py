@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import nvmath
-from nvmath.fft import _api, _gpu, _reuse
+from nvmath.fft import _api, _gpu, _memory_space, _reuse
 from nvmath.fft._tensor import Tensor
 
 
@@ -221,7 +221,7 @@ def fake_gpu(monkeypatch):
     cache = _gpu.PlanCache(capacity=1)
     monkeypatch.setattr(_gpu, "plan_cache", cache)
     monkeypatch.setattr(_gpu, "GpuPlan", lambda problem, *a, **k: FakePlan(problem.operand.shape))
-    monkeypatch.setattr(_api, "_to_device", lambda t, *a, **k: Tensor(t.array, t.framework, 0))
+    monkeypatch.setattr(_memory_space, "to_device", lambda t, *a, **k: Tensor(t.array, t.framework, 0))
     monkeypatch.setattr(_api.FFT, "_execute_gpu", lambda self, direction, stream: self._executor.use())
     monkeypatch.setattr(_reuse, "rerun", lambda engine, *args: engine._executor.use())
     return cache

@@ -19,14 +19,16 @@ import numpy as np
 
 from ._callbacks import CallbackSpec, DeviceCallable, callback_form, callback_terms, lay_out_user_data, parameter_values
 from ._docs import shared_doc
-from ._gpu_presence import describe_execution, gpu_failure, missing_cupy
+from ._gpu_presence import describe_execution
 from ._log import fft_logger, log_compiled
+from ._memory_space import SAME, TO_GPU, crossing
 from ._options import DirectionLike, Execution, FFTOptions, Norm, cpu_threads, execution_target
 from . import _planner
 from ._planner import (Plan, execution_device, function_transform, gpu_plan_key, make_plan, place_data,
                        planned_direction, problem_for, request_key, transform_for)
 from ._half import (PromotedCpuExecutor, PromotedGpuExecutor, complex_operand, is_half, operand_dtype, promoted,
                     result_pairs)
+from ._streams import check_stream as _check_stream, on_stream as _on_stream
 from ._tensor import Tensor, as_tensor, check_writeable, empty_factory, empty_strided, fill
 
 # What prolog= and epilog= take: a Python function, {"fn": f, "data": array}, a DeviceCallable,
@@ -86,19 +88,16 @@ class FFT:
                  execution: Execution | None = None, stream: Any = None, _transform: str | None = None,
                  _shared_plans: bool = False):
         self.options = FFTOptions.of(options)
-        self._host_result: bool | str = False
-        self._host_operand: Tensor | None = None  # a host operand run on the GPU: in-place results go back here
         self._execution = execution
         tensor = user_tensor = as_tensor(operand)
         self._target = execution_target(execution, tensor, self.options)
-        if self._target == "cuda" and not tensor.on_gpu:
-            self._host_operand = tensor
-            tensor = _to_device(tensor, execution, self.options)
-            self._host_result = True
-        elif self._target == "cpu" and tensor.on_gpu:  # debug mode runs GPU operands on the host
-            tensor = tensor.moved(tensor.array.get(), None)
-            self._host_result = "device"
-        self._operand: Tensor | None = tensor
+        # An operand in the other memory space is copied to where the FFT runs (_memory_space).
+        self._space = crossing(tensor, self._target, execution_device(execution, self.options),
+                               describe_execution(execution))
+        self._stream = self._check_stream(stream)
+        tensor = self._space.inbound(tensor, self._stream)
+        self._user_tensor: Tensor | None = user_tensor  # the caller's operand, in its memory space
+        self._operand: Tensor | None = tensor  # where the FFT runs
         self._operand_device = tensor.device_id  # reset_operand keeps it
         self._planned_operand = (tensor.shape, tensor.strides, tensor.dtype, tensor.device_id)
         self._user_operand = operand
@@ -107,7 +106,6 @@ class FFT:
             if _transform else transform_for(tensor.dtype, self.options)
         tensor = self._operand = complex_operand(tensor, self._transform)  # NumPy/CuPy complex32: float16 pairs
         self._shared = _shared_plans
-        self._stream = self._check_stream(stream)
         o = self.options
         self.problem = problem_for(self._transform, tensor.shape, tensor.strides, tensor.dtype, self._axes, o.inplace,
                                    o.last_axis_parity, o.result_layout)
@@ -176,7 +174,7 @@ class FFT:
 
     def get_key(self, *, prolog: Callback = None, epilog: Callback = None) -> tuple:
         """``create_key`` of this FFT's operand, axes, options and execution with these callbacks."""
-        operand = self._host_operand if self._host_operand is not None else self._operand
+        operand = self._user_tensor
         if operand is None:
             raise RuntimeError("this FFT has no operand (reset_operand(None) released it); reset_operand first")
         return FFT.create_key(operand.array, axes=self._axes, options=self.options, execution=self._execution,
@@ -210,10 +208,9 @@ class FFT:
         self._require_operand("plan")
         self._free_executor()
         self._plan = None
-        plan = make_plan(self.problem, self._target, self.options, prolog, epilog, direction=direction, norm=norm,
-                         shared=self._shared, device_id=self._operand.device_id,
-                         to_host=self._host_result == "device")
         self._plan_stream = self._check_stream(stream) if stream is not None else self._stream
+        plan = make_plan(self.problem, self._target, self.options, prolog, epilog, direction=direction, norm=norm,
+                         shared=self._shared, device_id=self._space.gpu, stream=self._plan_stream)
         self._plan = plan
         # Data first: LTO-IR given as bytes has its user_info pointer fixed in the plan.
         self._data, self._terms, self._params = {}, {}, {}
@@ -283,7 +280,7 @@ class FFT:
 
     def _data_on_target(self, spec: CallbackSpec | None) -> CallbackSpec | None:
         """``spec`` once its data is checked to be where this FFT runs (``_planner.place_data``)."""
-        return place_data(spec, self._target, self._operand.device_id, self._host_result == "device")
+        return place_data(spec, self._target, self._operand.device_id)
 
     def _lay_out(self, spec: CallbackSpec, broadcast: bool) -> tuple[Any, Any]:
         if spec.data is None:
@@ -426,18 +423,20 @@ class FFT:
             return result
         if stream is not None:  # the GPU path checks it as it uses it
             self._check_stream(stream)
+        else:
+            stream = self._stream  # a GPU operand's result goes back on it
         quick = self._quick_runs.get(direction) if type(self._operand.array) is np.ndarray else False
         if quick is None:
             quick = self._quick_runs[direction] = self._quick_run(direction) or False
         if quick:
             out = self._operand.array if problem.inplace else self._new_output()
             quick(self._operand.array, out, self._data.get("prolog"), self._data.get("epilog"))
-            return self._result(out)
+            return self._result(out, stream)
         inp = self._input(self._operand.array)
         out = inp if problem.inplace else self._new_output()
         self._executor.run(inp, out, direction, None, self._data.get("prolog"), self._data.get("epilog"),
                            self._params.get("prolog", ()), self._params.get("epilog", ()))
-        return self._result(out)
+        return self._result(out, stream)
 
     def _quick_run(self, direction: str) -> Callable[..., None] | None:
         """The quick run of this CPU plan (``CpuExecutor.quick``), called with the laid-out data of
@@ -451,10 +450,11 @@ class FFT:
         return self._executor.prepare(direction, *reads)
 
     def _check_stream(self, stream: Any) -> Any:
-        """``stream`` unchanged if this FFT can run on it: any CUDA stream on the GPU; on the CPU
-        none (or CUDA's default stream, 0), as nothing there would be ordered on it."""
+        """``stream`` unchanged if this FFT can run on it: any CUDA stream on the GPU, or for a GPU
+        operand run on the CPU (its copies are ordered on it); for a host operand on the CPU none
+        (or CUDA's default stream, 0), as nothing there would be ordered on it."""
         stream = _check_stream(stream)
-        if stream is None or self._target == "cuda" or self.options.debug_mode:
+        if stream is None or self._target == "cuda" or self._space.crosses or self.options.debug_mode:
             return stream  # the debug mode runs GPU code on the host: its streams are fine there
         pointer = stream if isinstance(stream, int) else getattr(stream, "ptr", getattr(stream, "cuda_stream", None))
         if pointer != 0:
@@ -517,7 +517,7 @@ class FFT:
                 else:
                     with _on_stream(stream) as s:
                         out = self._launch(s, direction, array, call)
-        return out if call is not None else self._result(out)
+        return out if call is not None else self._result(out, stream)
 
     def _launch(self, s: Any, direction: str, array: Any, call: tuple | None) -> Any:
         """Run on CuPy stream ``s`` (current, on the plan's device); returns the new output."""
@@ -536,7 +536,7 @@ class FFT:
         out = inp if problem.inplace else self._new_output()
         self._executor.run(inp.data.ptr, out.data.ptr, direction, ptr, *data)
         blocking = self.options.blocking
-        if blocking is True or (blocking == "auto" and self._host_result is True):
+        if blocking is True or (blocking == "auto" and self._space.route == TO_GPU):
             s.synchronize()
         del copies  # laid-out data: the launch is queued, CuPy's pool reuses memory in stream order
         return out
@@ -548,38 +548,36 @@ class FFT:
             return b""
         return self._terms[kind].pack_params(values)
 
-    def _result(self, out: Any) -> Any:
-        if self.problem.inplace and self._host_result != "device":
-            if self._host_result is True:  # a host operand run on the GPU: the result goes back into it
-                self._host_operand.array[...] = out.get()
+    def _result(self, out: Any, stream: Any) -> Any:
+        """``out`` as the caller gets it: in the operand's memory space and framework, ordered on
+        ``stream`` (the execution's) where it goes back to a GPU."""
+        space = self._space
+        if self.problem.inplace:  # nothing to write back where it ran in place
+            space.write_back(out, self._user_tensor, stream, self.options.blocking is True)
             return self._user_operand  # the caller's array (or tensor) itself, overwritten
-        if self._host_result is True:
-            return self._operand.wrap_result(out.get(), self._pairs) if self._operand.framework != "numpy" else out.get()
-        if self._host_result == "device":
-            import cupy
-
-            return self._operand.wrap_result(cupy.asarray(out), self._pairs)
-        return self._operand.wrap_result(out, self._pairs)
+        if space.route == SAME:
+            return self._operand.wrap_result(out, self._pairs)
+        return space.outbound(out, self._user_tensor, stream, self.options.blocking is True, self._pairs)
 
     def reset_operand(self, operand: Any = None, *, stream: Any = None) -> None:
         """Point the plan at a new operand of the same shape, strides, dtype and device.
 
         ``reset_operand(None)`` releases the operand (and the FFT's input copy), so a cached FFT
-        holds no memory of the caller's; give it one again before the next ``execute``.
+        holds no memory of the caller's; give it one again before the next ``execute``. The new
+        operand must be in the memory space (host or GPU, and device) of the one the FFT was
+        created with, as in nvmath-python; where that is not where the FFT runs, it is copied
+        there now, in the order of ``stream`` (default: the FFT's, else CuPy's current stream).
         """
         self._check_live("reset_operand")
         if operand is None:
-            self._operand = self._user_operand = self._host_operand = self._input_buffer = None
+            self._operand = self._user_operand = self._user_tensor = self._input_buffer = None
             return
-        tensor = as_tensor(operand)
+        tensor = user = as_tensor(operand)
         if self.problem.inplace:
             check_writeable(tensor)
-        host = None
-        if self._host_result is True:
-            host = tensor
-            tensor = _to_device(tensor, None, self.options, device_id=self._planned_operand[3])
-        elif self._host_result == "device" and tensor.on_gpu:  # debug mode runs GPU operands on the host
-            tensor = tensor.moved(tensor.array.get(), None)
+        self._space.check_reset(tensor)
+        if self._space.crosses:
+            tensor = self._space.inbound(tensor, self._check_stream(stream) if stream is not None else self._stream)
         expected = self._planned_operand
         same = (tensor.shape, tensor.strides, tensor.dtype, tensor.device_id) == expected
         if not same:
@@ -588,7 +586,7 @@ class FFT:
                 f"{expected[1]}, {expected[2]}, device {expected[3]}); got shape "
                 f"{tensor.shape}, strides {tensor.strides}, {tensor.dtype}, device {tensor.device_id}. Create a new FFT"
             )
-        self._operand, self._user_operand, self._host_operand = complex_operand(tensor, self._transform), operand, host
+        self._operand, self._user_operand, self._user_tensor = complex_operand(tensor, self._transform), operand, user
 
     def reset_operand_unchecked(self, operand: Any, *, stream: Any = None) -> None:
         """``reset_operand`` for hot loops in nvmath-python; here the same call, checks included
@@ -665,7 +663,7 @@ def _quick_cpu(engine: FFT, prolog: Any, epilog: Any) -> Callable[[Any, Any, Any
     The stateless hot path calls it only with arrays of this call's layouts (its key), so what
     was laid out now is laid out the same way then: data read where it lies, at the same offset
     from its array's start, over the same elements."""
-    if engine._operand.framework != "numpy" or engine._host_result or engine.problem.inplace:
+    if engine._operand.framework != "numpy" or engine._space.crosses or engine.problem.inplace:
         return None
     reads = []  # per side: None, or (offset in bytes from the given array's start, elements read)
     for spec, given in ((engine._prolog, prolog), (engine._epilog, epilog)):
@@ -734,7 +732,7 @@ def release_arrays(engine: FFT) -> None:
     """Drop an engine's references to the caller's arrays and its input copy, so a cached engine
     holds no memory between calls (the GPU may still be reading them: CuPy's pool reuses memory
     in stream order)."""
-    engine._operand = engine._input_buffer = engine._user_operand = engine._host_operand = None
+    engine._operand = engine._input_buffer = engine._user_operand = engine._user_tensor = None
     engine._data = {}
     engine._plan = engine._plan.without_data()
 
@@ -768,80 +766,3 @@ def _ltoir_matches(ltoir: bytes, kind: str, element: str, arch: int) -> Any:
     if links(kind, element):
         return True
     return next(((k, d) for k in KINDS for d in ELEMENT_DTYPES if (k, d) != (kind, element) and links(k, d)), None)
-
-
-def _to_device(tensor: Tensor, execution: Any, options: FFTOptions, device_id: int | None = None) -> Tensor:
-    if device_id is None:
-        device_id = execution_device(execution, options)
-    try:
-        import cupy
-
-        with cupy.cuda.Device(device_id):
-            return tensor.moved(cupy.asarray(tensor.array), device_id)
-    except ImportError as exc:
-        raise missing_cupy(describe_execution(execution), exc) from exc
-    except Exception as exc:
-        failure = gpu_failure(exc, device_id, describe_execution(execution))
-        if failure is None:
-            raise
-        raise failure from exc
-
-
-class _Current:
-    """The context of CuPy's current stream: nothing to switch."""
-
-    def __init__(self, stream: Any):
-        self.stream = stream
-
-    def __enter__(self) -> Any:
-        return self.stream
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-
-class _StreamHandle:
-    """A raw cudaStream_t offered through the CUDA stream protocol."""
-
-    def __init__(self, pointer: int):
-        self.pointer = pointer
-
-    def __cuda_stream__(self) -> tuple[int, int]:
-        return (0, self.pointer)
-
-
-def _external_stream(cupy: Any, pointer: int) -> Any:
-    from_external = getattr(cupy.cuda.Stream, "from_external", None)  # CuPy 14+
-    if from_external is not None:
-        return from_external(_StreamHandle(pointer))
-    return cupy.cuda.ExternalStream(pointer)
-
-
-def _check_stream(stream: Any) -> Any:
-    """``stream`` unchanged if it is one ``_on_stream`` takes (checked where no GPU is used too)."""
-    if stream is None or hasattr(stream, "ptr") or hasattr(stream, "cuda_stream"):
-        return stream
-    if isinstance(stream, int) and not isinstance(stream, bool):
-        if stream < 0:
-            raise ValueError(f"stream={stream} is not a cudaStream_t; pass a CuPy or PyTorch stream or a handle >= 0")
-        return stream
-    raise TypeError(f"stream of type {type(stream).__name__} is not understood; pass a CuPy or PyTorch stream "
-                    "or a cudaStream_t as int")
-
-
-def _on_stream(stream: Any) -> Any:
-    """A context in which ``stream`` (CuPy, PyTorch, a raw cudaStream_t int, or None for CuPy's
-    current stream) is CuPy's current stream; it yields the CuPy stream object."""
-    import cupy
-
-    if stream is None:
-        return _Current(cupy.cuda.get_current_stream())
-    if isinstance(stream, cupy.cuda.Stream):
-        return stream
-    if isinstance(stream, int) and not isinstance(stream, bool):
-        return _external_stream(cupy, _check_stream(stream))
-    pointer = getattr(stream, "cuda_stream", None)  # PyTorch
-    if pointer is not None:
-        return _external_stream(cupy, int(pointer))
-    raise TypeError(f"stream of type {type(stream).__name__} is not understood; pass a CuPy or PyTorch stream "
-                    "or a cudaStream_t as int")

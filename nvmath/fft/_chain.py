@@ -22,11 +22,14 @@ from ._callbacks import (FULL_PATH, array_framework, call_arguments, callback_fi
                          parse_callback)
 from ._chain_kernel import STEPS, OneKernel
 from ._docs import shared_doc
+from ._gpu_presence import describe_execution
 from ._log import fft_logger
+from ._memory_space import TO_HOST, crossing
 from ._options import Execution, FFTOptions, Norm, debug_env, execution_target
-from ._planner import ChainPlan, plan_chain, problem_for
+from ._planner import ChainPlan, execution_device, plan_chain, problem_for
 from ._reuse import ThreadEngines, axes_key
 from ._stateless import fft, ifft, irfft, rfft
+from ._streams import check_stream
 from ._tensor import Tensor, as_tensor, empty_strided
 
 _STATELESS = {"fft": fft, "ifft": ifft, "rfft": rfft, "irfft": irfft}
@@ -55,16 +58,6 @@ def _log_route(options: FFTOptions, chain: ChainPlan, level: int) -> None:
         p = chain.forward
         log.log(level, "chain %s n=%s batch=%d %s: route %s on %s (%s)", p.input_dtype, p.fft_lengths, p.batch,
                 "->".join(chain.transforms), chain.route, chain.executor, chain.reason)
-
-
-def _to_gpu(tensor: Tensor, execution: Any, options: FFTOptions) -> Any:
-    """A host operand of a GPU chain on its GPU, so the spectrum stays there between the transforms."""
-    import cupy
-
-    device = execution.get("device_id") if isinstance(execution, dict) else getattr(execution, "device_id", None)
-    device = device if device is not None else (options.device_id or 0)
-    with cupy.cuda.Device(device):
-        return cupy.asarray(np.asarray(tensor.array) if tensor.framework != "numpy" else tensor.array)
 
 
 # The stateless chains' hot path: (planned chain, its callbacks' fingerprints) by request key.
@@ -243,17 +236,19 @@ class FilteredFFT:
         tensor = as_tensor(operand)
         _check_options(self.options, tensor.dtype)
         self._target = execution_target(execution, tensor, self.options)
-        self._host = self._target == "cuda" and not tensor.on_gpu
+        # An operand in the other memory space crosses once: the spectrum stays where the chain runs.
+        self._space = crossing(tensor, self._target, execution_device(execution, self.options),
+                               describe_execution(execution))
         self._user_tensor = tensor
         self._axes = axes_tuple(axes)
-        self._execution, self._stream = execution, stream
+        self._execution, self._stream = execution, check_stream(stream)
         self._forward_problem = _forward_problem(tensor, self._axes, self.options)
         self._transforms = ("fft", "ifft") if self._forward_problem.fft_type == "C2C" else ("rfft", "irfft")
-        x = _to_gpu(tensor, execution, self.options) if self._host else operand
+        x = self._space.inbound(tensor, stream).array if self._space.crosses else operand
         self._operand = as_tensor(x).array  # where the chain runs (NumPy or CuPy): what the one kernel reads
         self._device = as_tensor(x).device_id if self._target == "cuda" else None
         options = dataclasses.replace(self.options, fft_type=_SPECTRUM_TYPES[self._transforms[0]])
-        self._forward = FFT(x, axes=self._axes, options=options, execution=execution, stream=stream)
+        self._forward = FFT(x, axes=self._axes, options=options, execution=execution, stream=self._inner(stream))
         self._forward_problem = self._forward.problem  # that of the operand where the FFT runs
         self._inverse: FFT | None = None
         self._chain: ChainPlan | None = None
@@ -288,12 +283,14 @@ class FilteredFFT:
             _log_route(self.options, chain, logging.INFO)
             return
         (forward_prolog, forward_epilog), (inverse_prolog, inverse_epilog) = chain.placed(prolog, pointwise, epilog)
-        self._forward.plan(prolog=forward_prolog, epilog=forward_epilog, stream=stream)
+        self._space.settle(stream if stream is not None else self._stream)  # GPU data is read on the host
+        self._forward.plan(prolog=forward_prolog, epilog=forward_epilog, stream=self._inner(stream))
         if self._inverse is not None:
             self._inverse.free()
         self._inverse = FFT(self._spectrum_like(), axes=self._axes, options=_side_options(self.options, chain, 1),
-                            execution=self._execution, stream=self._stream)
-        self._inverse.plan(prolog=inverse_prolog, epilog=inverse_epilog, stream=stream, direction="inverse")
+                            execution=self._execution, stream=self._inner(self._stream))
+        self._inverse.plan(prolog=inverse_prolog, epilog=inverse_epilog, stream=self._inner(stream),
+                           direction="inverse")
         self._inverse.reset_operand(None)  # each run hands it that run's spectrum
         self._chain = chain
         _log_route(self.options, chain, logging.INFO)
@@ -301,8 +298,7 @@ class FilteredFFT:
     def _spectrum_like(self) -> Any:
         """An array laid out as the forward transform's result, to plan the inverse on."""
         out = self._forward.problem.output
-        on_gpu = self._target == "cuda" or self._user_tensor.on_gpu  # the debug mode gives GPU operands GPU results
-        if on_gpu:
+        if self._target == "cuda":
             import cupy as xp
         else:
             xp = np
@@ -341,30 +337,40 @@ class FilteredFFT:
             self.plan()
         if self._kernel is not None:
             stream = stream if stream is not None else self._stream
-            return self._result(self._kernel.run(self._operand, self._kernel_data, stream), True)
-        spectrum = self._forward.execute(stream=stream, release_workspace=release_workspace)
+            return self._result(self._kernel.run(self._operand, self._kernel_data, stream), stream, True)
+        inner = self._inner(stream)
+        spectrum = self._forward.execute(stream=inner, release_workspace=release_workspace)
         self._inverse.reset_operand(spectrum)
         try:
-            result = self._inverse.execute(stream=stream, release_workspace=release_workspace)
+            result = self._inverse.execute(stream=inner, release_workspace=release_workspace)
         finally:
             self._inverse.reset_operand(None)  # hold no spectrum between runs
-        return self._result(result)
+        return self._result(result, stream)
 
-    def _result(self, result: Any, wrap: bool = False) -> Any:
-        """The chain's result where the operand was: back on the host for a host operand; with
-        ``wrap`` (a CuPy result of the one kernel) in the operand's framework."""
-        if self._host:
-            result = result.get()
-            return self._user_tensor.wrap_result(result) if self._user_tensor.framework != "numpy" else result
+    def _result(self, result: Any, stream: Any, wrap: bool = False) -> Any:
+        """The chain's result where the operand was (copied back where it crossed, ordered on
+        ``stream``); with ``wrap`` (a CuPy result of the one kernel) in the operand's framework."""
+        if self._space.crosses:
+            return self._space.outbound(result, self._user_tensor, stream if stream is not None else self._stream,
+                                        self.options.blocking is True)
         return self._user_tensor.wrap_result(result) if wrap else result
 
-    def reset_operand(self, operand: Any) -> None:
-        """Point the chain at a new operand of the planned shape, strides, dtype and device."""
+    def reset_operand(self, operand: Any, *, stream: Any = None) -> None:
+        """Point the chain at a new operand of the planned shape, strides, dtype and memory space
+        (host or GPU, and device: as ``FFT.reset_operand``)."""
         tensor = as_tensor(operand)
-        x = _to_gpu(tensor, self._execution, self.options) if self._host else operand
-        self._forward.reset_operand(x)
+        self._space.check_reset(tensor)
+        stream = check_stream(stream)
+        given = stream if stream is not None else self._stream
+        x = self._space.inbound(tensor, given).array if self._space.crosses else operand
+        self._forward.reset_operand(x, stream=self._inner(stream))
         self._operand = as_tensor(x).array
         self._user_tensor = tensor
+
+    def _inner(self, stream: Any) -> Any:
+        """The stream the two transforms take: none where they run on the host for a GPU operand
+        (the chain orders its copies on ``stream`` itself)."""
+        return None if self._space.route == TO_HOST else stream
 
     def free(self) -> None:
         """Release both transforms; the chain cannot run again."""

@@ -23,7 +23,9 @@ PARAMETERS = {
             callbacks, never a separate pass.""",
     "options": """options: an ``FFTOptions``, or a dict of its fields.""",
     "execution": """execution: ``'cuda'``, ``'cpu'``, an ``ExecutionCUDA`` / ``ExecutionCPU``, or a dict
-            with ``'name'``. Default: where the operand lives.""",
+            with ``'name'``. Default: where the operand lives. An operand in the other memory space
+            is copied to where the FFT runs (with GPU callback data, for the CPU), and the result
+            comes back to the operand's memory space, framework and device.""",
     "prolog": """prolog: runs on each input element as cuFFT loads it: a Python function, a dict
             ``{'fn': f, 'data': array, 'params': {name: value}}`` (data broadcasting to the array,
             values of ``f``'s keyword-only parameters; both optional), a ``DeviceCallable``, or
@@ -31,7 +33,9 @@ PARAMETERS = {
             element's index.""",
     "epilog": """epilog: runs on each result element as cuFFT stores it; the same forms as ``prolog``.""",
     "stream": """stream: a CuPy or PyTorch stream, or a ``cudaStream_t`` as int. Default: CuPy's
-            current stream. A CPU execution takes none (0, CUDA's default stream, is allowed).""",
+            current stream. A GPU operand run on the CPU is copied to the host and its result back
+            in this stream's order; a host operand on the CPU takes none (0, CUDA's default
+            stream, is allowed).""",
     "raises": """Raises:
         TypeError: a callback that cannot be compiled, or an operand or option of the wrong type.
         ValueError: an option, direction or callback data that does not fit this FFT.

@@ -197,7 +197,8 @@ class ExecutionCUDA:
 
 @dataclasses.dataclass
 class ExecutionCPU:
-    """Execute on the CPU (ducc0 + numba) with ``num_threads`` FFT threads (default: all cores)."""
+    """Execute on the CPU (ducc0 + numba) with ``num_threads`` FFT threads (default: all cores); a GPU
+    operand is copied to the host, and its result back to its GPU."""
 
     name: Literal["cpu"] = dataclasses.field(default="cpu", init=False)
     num_threads: int | None = None
@@ -219,6 +220,9 @@ def cpu_threads(execution: Any, options: FFTOptions) -> int | None:
 
 
 def execution_target(execution: Any, operand: Tensor, options: FFTOptions) -> str:
+    """Where the FFT runs, "cuda" or "cpu": the execution asked for, else the operand's memory
+    space; the debug mode runs on the host. Either space takes an operand of either memory space
+    (``_memory_space`` copies it across)."""
     if execution is None:
         target = "cuda" if operand.on_gpu else "cpu"
     elif isinstance(execution, ExecutionCUDA):
@@ -239,6 +243,4 @@ def execution_target(execution: Any, operand: Tensor, options: FFTOptions) -> st
         target = ""
     if target not in ("cuda", "cpu"):
         raise ValueError(f"execution={execution!r} is not understood; use 'cuda' or 'cpu'")
-    if target == "cpu" and operand.on_gpu and not options.debug_mode:
-        raise ValueError("execution='cpu' needs a host operand (NumPy); this one is on the GPU")
     return "cpu" if options.debug_mode else target

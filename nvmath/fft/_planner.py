@@ -18,9 +18,10 @@ from compiler.dtypes import callback_element
 
 from ._callbacks import CallbackSpec, callback_spec, parse_callback, plan_key
 from ._layout import FFTProblem, LayoutError, plan_problem
+from ._memory_space import host_copy
 from ._norm import fuse_scale, norm_scale, scaled_callback
 from ._options import FFTOptions, cpu_threads, direction_name, execution_target
-from ._tensor import Tensor, as_tensor
+from ._tensor import as_tensor
 
 TRANSFORM_TYPES = {"fft": "C2C", "ifft": "C2C", "rfft": "R2C", "irfft": "C2R"}
 _TRANSFORMS = {"C2C": "fft", "R2C": "rfft", "C2R": "irfft"}
@@ -163,10 +164,11 @@ def check_links_here(kind: str, arch: int, toolkit: tuple[int, int], device_arch
         )
 
 
-def place_data(spec: CallbackSpec | None, target: str, device_id: int | None, to_host: bool) -> CallbackSpec | None:
-    """``spec`` once its data is checked to be where the FFT runs: on the operand's GPU for
-    ``target`` "cuda"; on the host for "cpu", copied there where ``to_host`` (the debug mode
-    runs GPU operands on the host)."""
+def place_data(spec: CallbackSpec | None, target: str, device_id: int | None, stream: Any = None) -> CallbackSpec | None:
+    """``spec`` once its data is where the FFT runs: checked to be on its GPU ``device_id`` for
+    ``target`` "cuda"; on the host for "cpu", where data on a GPU is copied (the CPU cannot read
+    it), in the order of ``stream`` where it lies on ``device_id`` (a GPU operand's, run on the
+    CPU), else of its device's current stream."""
     if spec is None or spec.data is None:
         return spec
     data = spec.data
@@ -178,9 +180,7 @@ def place_data(spec: CallbackSpec | None, target: str, device_id: int | None, to
             raise ValueError(f"{spec.name}: its data is on GPU {data.device_id} but the operand is on GPU "
                              f"{device_id}; user data must be on the operand's device")
     elif data.on_gpu:
-        if not to_host:
-            raise ValueError(f"{spec.name}: its data is on a GPU but the FFT runs on the CPU")
-        return spec.with_data(Tensor(data.array.get(), data.framework, None))
+        return spec.with_data(host_copy(data, stream if data.device_id == device_id else None))
     return spec
 
 
@@ -218,14 +218,15 @@ class Plan:
 
 def make_plan(problem: FFTProblem, target: str, options: FFTOptions, prolog: Any, epilog: Any, *,
               direction: Any = None, norm: str | None = None, shared: bool = False, device_id: int | None = None,
-              to_host: bool = False) -> Plan:
+              stream: Any = None) -> Plan:
     """The ``Plan`` of a request: ``prolog``/``epilog`` as the user passed them (parsed here once),
-    ``direction`` and ``norm`` as given to ``plan()``; ``device_id`` is the operand's GPU and
-    ``to_host`` says that GPU data moves to the host (the debug mode)."""
+    ``direction`` and ``norm`` as given to ``plan()``; ``device_id`` is the GPU the FFT touches
+    (where it runs, or where its operand lives when it runs on the CPU) and ``stream`` the plan's,
+    which orders the copies of GPU data to the host (``place_data``)."""
     direction = None if direction is None else planned_direction(problem, direction)
     if norm is not None:
         prolog, epilog = fused_norm(problem, direction, norm, prolog, epilog, ndim=len(problem.operand.shape))
-    specs = tuple(place_data(callback_spec(value, kind), target, device_id, to_host)
+    specs = tuple(place_data(callback_spec(value, kind), target, device_id, stream)
                   for value, kind in ((prolog, "prolog"), (epilog, "epilog")))
     single = (options.single_literals(problem.input_dtype), options.single_literals(problem.output_dtype))
     executor = "cufft" if target == "cuda" else ("cpu-debug" if options.debug_mode else "cpu")
