@@ -21,11 +21,13 @@ for step in $steps; do
       python3 -m nvmath.cli doctor --json > "$OUT/doctor.json"; python3 -m nvmath.cli doctor 2>&1 | tee "$OUT/doctor.txt" ;;
     gputests)
       python3 -m pytest tests -q -rs -p no:cacheprovider --tb=short -m "gpu or multi_gpu" 2>&1 | tee "$OUT/gputests.log" | tail -60 ;;
-    gputests2)  # the same tests in two processes side by side (the kernels' compiles dominate, on the CPU)
+    gputests2)  # the same tests in four processes side by side (the kernels' compiles dominate, on the CPU)
       heavy="tests/test_gpu_chain_kernel.py tests/test_gpu_device_fft.py"
-      python3 -m pytest $heavy -q -rs -p no:cacheprovider --tb=short -m "gpu or multi_gpu" > "$OUT/gputests-kernels.log" 2>&1 &
-      python3 -m pytest tests -q -rs -p no:cacheprovider --tb=short -m "gpu or multi_gpu" $(printf -- "--ignore=%s " $heavy) \
-        > "$OUT/gputests-rest.log" 2>&1
+      run() { python3 -m pytest -q -rs -p no:cacheprovider --tb=short -m "gpu or multi_gpu" "$@"; }
+      run tests/test_gpu_chain_kernel.py -k complex64 > "$OUT/gputests-chain64.log" 2>&1 &
+      run tests/test_gpu_chain_kernel.py -k "not complex64" > "$OUT/gputests-chain.log" 2>&1 &
+      run tests/test_gpu_device_fft.py > "$OUT/gputests-device.log" 2>&1 &
+      run tests $(printf -- "--ignore=%s " $heavy) > "$OUT/gputests-rest.log" 2>&1
       wait
       tail -n 3 "$OUT"/gputests-*.log ;;
     bench)
