@@ -116,14 +116,43 @@ def test_cufft_form_epilog_takes_the_full_path_and_stays_right():
     assert engine_of("fft", x, [-1], None, None, None, {"fn": swap, "data": h.reshape(-1)})._quick_cpu is False
 
 
-def test_runtime_parameters_on_the_cpu_take_the_full_path():
-    def gain(v, *, g=2.0):
-        return v * g
+def test_runtime_parameters_on_the_cpu_take_the_hot_path_with_each_calls_values(monkeypatch):
+    from nvmath.fft import _api
 
-    x = cplx((2, 16))
-    for g in (1.5, 4.0):
-        y = nvmath.fft.fft(x, axes=[-1], epilog={"fn": gain, "params": {"g": g}})
-        np.testing.assert_allclose(y, np.fft.fft(x.astype(np.complex128)) * g, rtol=1e-4, atol=1e-3)
+    made = []
+    planned = _api.make_plan
+    monkeypatch.setattr(_api, "make_plan", lambda *a, **k: made.append(1) or planned(*a, **k))
+
+    def gain(v, d, *, g=2.0, k=1):
+        return v * d * g + k
+
+    x, h = cplx((2, 16)), cplx((16,))
+    for g, k in ((1.5, 1), (4.0, -3), (0.25, 7)):
+        y = nvmath.fft.fft(x, axes=[-1], epilog={"fn": gain, "data": h, "params": {"g": g, "k": k}})
+        np.testing.assert_allclose(y, np.fft.fft(x.astype(np.complex128)) * h * g + k, rtol=1e-4, atol=1e-3)
+    assert len(made) == 1  # new values, the same plan
+    y = nvmath.fft.fft(x, axes=[-1], epilog={"fn": gain, "data": h, "params": {"g": 2, "k": 1.5}})  # other types
+    np.testing.assert_allclose(y, np.fft.fft(x.astype(np.complex128)) * h * 2 + 1.5, rtol=1e-4, atol=1e-3)
+    assert len(made) == 2
+
+
+def test_a_chain_with_runtime_parameters_on_the_cpu_reuses_its_plans_with_each_calls_values(monkeypatch):
+    from nvmath.fft import _api
+
+    made = []
+    planned = _api.make_plan
+    monkeypatch.setattr(_api, "make_plan", lambda *a, **k: made.append(1) or planned(*a, **k))
+
+    def scale(v, *, s):
+        return v * s
+
+    x, h = cplx((3, 32)), cplx((32,))
+    for s in (0.5, 3.0):
+        y = nvmath.fft.filtered(x, axes=[-1], pointwise={"fn": lambda v, d: v * d, "data": h},
+                                epilog={"fn": scale, "params": {"s": s}})
+        expect = np.fft.ifft(np.fft.fft(x.astype(np.complex128)) * h) * s
+        np.testing.assert_allclose(y, expect, rtol=1e-4, atol=1e-4)
+    assert len(made) == 2  # the forward and the inverse plan, once
 
 
 def test_read_only_data_is_read():

@@ -645,10 +645,13 @@ def _rerun_cpu(engine: FFT, operand: Any, prolog: Any, epilog: Any, stream: Any)
         for spec in (engine._plan.prolog, engine._plan.epilog):
             if spec is None:
                 continue
+            new = prolog if spec.kind == "prolog" else epilog
             if spec.has_data:  # this call's data, laid out as the planned data was
-                new = prolog if spec.kind == "prolog" else epilog
                 call = spec.with_data(as_tensor(new["data"], what=f"{spec.kind} data"))
                 engine._data[spec.kind] = engine._lay_out(call, engine._broadcast[spec.kind])[0]
+            terms = engine._terms.get(spec.kind)
+            if terms is not None and terms.params and spec.params is not None:  # this call's values
+                engine._params[spec.kind] = terms.param_values(parameter_values(spec, new["params"]))
         if quick is None:
             engine._quick_cpu = _quick_cpu(engine, prolog, epilog) or False
         return engine.execute(stream=stream)

@@ -277,7 +277,7 @@ def _function_key(fn: Any, data: Any, params: dict | None, framework: str) -> An
     if data is not None and array_framework(data) != framework:
         return FULL_PATH
     code = getattr(fn, "__code__", None)
-    if code is None or (params is not None and framework != "cupy"):
+    if code is None:
         return FULL_PATH
     # Runtime parameters' values change freely; their types decide the compiled code.
     return (code, _data_layout(data, framework),
