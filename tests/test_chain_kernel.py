@@ -34,9 +34,28 @@ def forward(shape=(8, 1024), dtype="complex64", axes=None, strides=None):
 
 @pytest.fixture
 def gpu_ready(monkeypatch):
-    """The planner sees a usable sm_90 GPU with libmathdx (nothing is compiled or launched)."""
+    """The planner sees a usable sm_90 GPU with libmathdx (nothing is compiled or launched), and
+    route="auto" takes one kernel where it fits ($FFTFUSE_ONE_KERNEL=1)."""
     monkeypatch.setattr(_chain_kernel, "unavailable", lambda: "")
     monkeypatch.setattr(_planner, "device_arch", lambda device: 90)
+    monkeypatch.setenv(_planner.ONE_KERNEL_ENV, "1")
+
+
+def test_auto_keeps_two_plans_unless_switched_on_and_one_kernel_can_be_asked_for(gpu_ready, monkeypatch):
+    for value in (None, "0", "yes"):
+        if value is None:
+            monkeypatch.delenv(_planner.ONE_KERNEL_ENV)
+        else:
+            monkeypatch.setenv(_planner.ONE_KERNEL_ENV, value)
+        chain = plan_chain(forward(), "cuda", FFTOptions(), "backward", None, square, None)
+        assert chain.route == "two-plans" and chain.kernel is None
+        assert "one kernel would fit" in chain.reason and "FFTFUSE_ONE_KERNEL=1" in chain.reason
+    if HAVE_MATHDX:
+        forced = plan_chain(forward(), "cuda", FFTOptions(), "backward", None, square, None, route="one-kernel")
+        assert forced.route == "one-kernel"
+    monkeypatch.setenv(_planner.ONE_KERNEL_ENV, "1")
+    if HAVE_MATHDX:
+        assert plan_chain(forward(), "cuda", FFTOptions(), "backward", None, square, None).route == "one-kernel"
 
 
 def mul(v, d):

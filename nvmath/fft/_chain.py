@@ -122,11 +122,12 @@ def filtered(operand: Any, axes: Axes = None, options: FFTOptions | dict | None 
             (the forward divides by n, so ``pointwise`` sees the spectrum divided by n); all three
             give the same result for a linear ``pointwise``. None: both unscaled (n times the
             operand). n is the points of one transform (the real side's for a real operand).
-        route: how the chain runs. ``'auto'`` (the default): one kernel on the GPU (a device-side
-            FFT: the data read and written once) where the length, precision, layout and steps
-            fit it, else ``'two-plans'``: two FFTs with the steps fused as callbacks, which runs
-            every chain. ``'one-kernel'`` raises a ValueError saying why where it does not fit.
-            ``FilteredFFT.describe()`` tells the route taken and why.
+        route: how the chain runs. ``'two-plans'``: two FFTs with the steps fused as callbacks,
+            which runs every chain. ``'one-kernel'``: one kernel on the GPU (a device-side FFT:
+            the data read and written once); it raises a ValueError saying why where the length,
+            precision, layout or steps do not fit. ``'auto'`` (the default) runs two plans, or one
+            kernel where it fits and ``$FFTFUSE_ONE_KERNEL=1``. ``FilteredFFT.describe()`` tells
+            the route taken and why.
 
     Returns:
         The filtered signal, of the operand's shape, framework and device; complex for a complex

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from typing import Any
 
 from compiler.dtypes import callback_element
@@ -386,6 +387,15 @@ def _check_route(route: Any) -> str:
     return route
 
 
+# The one-kernel route is new: "auto" keeps the two cuFFT plans unless this switch is set to 1.
+ONE_KERNEL_ENV = "FFTFUSE_ONE_KERNEL"
+
+
+def auto_takes_one_kernel() -> bool:
+    """Whether ``route="auto"`` takes one kernel where a chain fits it (``$FFTFUSE_ONE_KERNEL=1``)."""
+    return os.environ.get(ONE_KERNEL_ENV) == "1"
+
+
 def plan_chain(forward: FFTProblem, target: str, options: FFTOptions, norm: str | None, prolog: Any,
                pointwise: Any, epilog: Any, *, route: str = "auto", device_id: int | None = None) -> ChainPlan:
     """The ``ChainPlan`` of a chain whose forward transform is ``forward`` (C2C or R2C), run on
@@ -393,7 +403,8 @@ def plan_chain(forward: FFTProblem, target: str, options: FFTOptions, norm: str 
     (each engine, or the one kernel, plans its own).
 
     ``route`` "auto" takes one kernel (``_chain_kernel``: the device-side FFT) where the length,
-    precision, layout and every step fit and the GPU and libmathdx are there, else two plans;
+    precision, layout and every step fit, the GPU and libmathdx are there and
+    ``$FFTFUSE_ONE_KERNEL=1``, else two plans;
     "one-kernel" raises saying why where it does not fit; "two-plans" never tries it."""
     if forward.fft_type not in CHAIN_TRANSFORMS:
         raise ValueError(f"a chain starts with a C2C or R2C transform, not {forward.fft_type}")
@@ -408,7 +419,10 @@ def plan_chain(forward: FFTProblem, target: str, options: FFTOptions, norm: str 
         reason = "route='two-plans' was asked for"
     else:
         reason = one_kernel_declines(forward, target, prolog, pointwise, epilog)
-        if not reason:
+        if not reason and route == "auto" and not auto_takes_one_kernel():
+            reason = (f"one kernel would fit, but route='auto' takes it only where ${ONE_KERNEL_ENV}=1; pass "
+                      "route='one-kernel' to run it")
+        elif not reason:
             from ._chain_kernel import kernel_config
 
             single = options.single_literals(forward.input_dtype)
