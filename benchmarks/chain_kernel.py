@@ -22,30 +22,17 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 
 CALLS, REPEATS = 20, 15
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from gpu_timing import gpu_ms as timed  # noqa: E402  (benchmarks/, beside this script)
+
 
 def gpu_ms(run, calls=CALLS, repeats=REPEATS):
-    import cupy as cp
-
-    for _ in range(3):
-        run()
-    cp.cuda.Device().synchronize()
-    times = []
-    for _ in range(repeats):
-        start, stop = cp.cuda.Event(), cp.cuda.Event()
-        start.record()
-        for _ in range(calls):
-            run()
-        stop.record()
-        stop.synchronize()
-        times.append(cp.cuda.get_elapsed_time(start, stop) / calls)
-    return {"median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times)}
+    return timed(run, calls, repeats, warmup=3)
 
 
 def mul(v, d):

@@ -23,22 +23,11 @@ import time
 
 CALLS, REPEATS = 20, 7
 
+from gpu_timing import gpu_ms as timed  # noqa: E402  (benchmarks/, beside this script)
+
 
 def gpu_ms(run, calls=CALLS, repeats=REPEATS):
-    import cupy as cp
-
-    run()
-    cp.cuda.Device().synchronize()
-    times = []
-    for _ in range(repeats):
-        start, stop = cp.cuda.Event(), cp.cuda.Event()
-        start.record()
-        for _ in range(calls):
-            run()
-        stop.record()
-        stop.synchronize()
-        times.append(cp.cuda.get_elapsed_time(start, stop) / calls)
-    return {"median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times)}
+    return timed(run, calls, repeats, warmup=1)
 
 
 def host_us(run, calls=2000, warmup=50):

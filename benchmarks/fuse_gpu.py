@@ -26,6 +26,8 @@ import numpy as np
 import nvmath
 from nvmath.fft import fuse
 
+from gpu_timing import gpu_ms  # benchmarks/, beside this script
+
 
 # -- the plain code (module level: ``cp`` is a global, as in user code) --------------------------
 
@@ -104,22 +106,6 @@ def cases(rows: int, n: int) -> dict:
     M = (rng.random((512, 512)) > 0.5).astype(cp.float32)
     return {"scale": (x, 0.5), "filter": (x, H), "window": (x, w), "convolution": (x, H),
             "r2c_scale": (xr, 1.5), "mask_2d": (x2, M), "propagate": (x, w, H, 1.0 / n)}
-
-
-def gpu_ms(run, calls: int, repeats: int, warmup: int) -> dict:
-    for _ in range(warmup):
-        run()
-    cp.cuda.Device().synchronize()
-    times = []
-    for _ in range(repeats):
-        start, stop = cp.cuda.Event(), cp.cuda.Event()
-        start.record()
-        for _ in range(calls):
-            run()
-        stop.record()
-        stop.synchronize()
-        times.append(cp.cuda.get_elapsed_time(start, stop) / calls)
-    return {"median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times)}
 
 
 def host_us(run, calls: int = 2000, warmup: int = 50) -> dict:
