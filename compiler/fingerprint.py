@@ -22,6 +22,7 @@ Globals are resolved by these rules:
   before may hold globals since changed.)
 * enum members: by class name, member name and value; enum classes: by name and every
   member; namedtuple instances: by class name, field names and items, each by value.
+* functions and ufuncs of CuPy and SciPy: by qualified name and the library's version.
 * builtin functions, numpy ufuncs and numpy functions, and classes of the standard library,
   numpy and numba: by qualified name; numba types by ``repr``; numpy scalars by their full
   dtype (structured fields and datetime units included) and bytes.
@@ -351,7 +352,11 @@ class _Hasher:
                 self.parts.append(encoded)
                 return
         if t is FunctionType:
-            self._function(value)
+            library = _library_function(value, value.__module__)
+            if library is not None:
+                self.parts.append(library)
+            else:
+                self._function(value)
             return
         if t is ModuleType:
             self._module(value, attr_names)
@@ -388,6 +393,10 @@ class _Hasher:
         if t.__name__ in ("method_descriptor", "wrapper_descriptor", "classmethod_descriptor"):
             owner = getattr(value, "__objclass__", None)
             return b"B" + _text(f"{_qualified_name(owner)}.{value.__name__}")
+        own_module = getattr(value, "__module__", None)
+        library = _library_function(value, own_module if type(own_module) is str else t.__module__)
+        if library is not None:
+            return library
         if t.__module__ == "numpy":
             if t.__name__ == "ufunc":
                 return b"B" + _text(f"numpy.{value.__name__}")
@@ -564,6 +573,22 @@ def _dtype_text(dtype: Any) -> bytes:
 _TRUSTED_PACKAGES = frozenset(
     {"builtins", "numpy", "numba", "math", "cmath", "operator", "enum", "collections", "typing", "ctypes"}
 )
+
+
+# Array libraries whose functions count by qualified name and the library's version, as numpy's
+# do: their code is the library's, not the user's, and holds values no fingerprint can read
+# (CuPy's FFT functions read Cython functions and per-device caches).
+_ARRAY_LIBRARIES = frozenset({"cupy", "cupyx", "scipy"})
+
+
+def _library_function(value: Any, module: str | None) -> bytes | None:
+    """The encoding of a callable defined in one of the array libraries, or None."""
+    package = (module or "").partition(".")[0]
+    if package not in _ARRAY_LIBRARIES or isinstance(value, type) or not callable(value):
+        return None
+    version = getattr(sys.modules.get(package), "__version__", "")
+    name = getattr(value, "__qualname__", None) or getattr(value, "__name__", None) or type(value).__qualname__
+    return b"L" + _text(f"{module}.{name}@{version if type(version) is str else ''}")
 
 
 def _trusted_class(cls: type) -> bool:

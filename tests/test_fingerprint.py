@@ -536,3 +536,21 @@ def test_jitted_helpers_by_python_function():
     assert function_fingerprint(build(cb, H=one)) != function_fingerprint(build(cb, H=two))
     fast = numba.vectorize(fastmath=True)(build(src, name="h", K=2.0))
     assert function_fingerprint(build(cb, H=one)) != function_fingerprint(build(cb, H=fast))
+
+
+@pytest.mark.parametrize("library", ["cupy", "scipy"])
+def test_array_library_functions_by_name_and_version(library):
+    """CuPy's FFT functions read Cython functions: walking into them made every function that
+    calls ``cupy.fft.fft`` uncacheable (so ``fuse`` ran CuPy code unfused)."""
+    xp = pytest.importorskip(library)
+    if library == "scipy":
+        import scipy.fft
+    forward = build("def f(x, h):\n    return XP.fft.ifft(XP.fft.fft(x) * h)\n", XP=xp)
+    inverse = build("def f(x, h):\n    return XP.fft.fft(XP.fft.ifft(x) * h)\n", XP=xp)
+    assert function_fingerprint(forward) != function_fingerprint(inverse)
+    assert function_fingerprint(forward) == function_fingerprint(
+        build("def f(x, h):\n    return XP.fft.ifft(XP.fft.fft(x) * h)\n", XP=xp))
+    if library == "cupy":  # ufunc objects count by name too
+        exp = build("def f(x):\n    return XP.exp(x)\n", XP=xp)
+        log = build("def f(x):\n    return XP.log(x)\n", XP=xp)
+        assert function_fingerprint(exp) != function_fingerprint(log)
