@@ -408,6 +408,21 @@ def test_stateless_chains_on_the_gpu_reuse_both_plans(fake_gpu):
     assert [launch.direction for launch in fake_gpu.launches] == [-1, 1] * 3
 
 
+def test_stateless_chains_on_the_gpu_read_each_calls_data(fake_gpu):
+    """A reused stateless chain hands cuFFT this call's filter, never the one it was planned with
+    (its plans read the data pointer from a slot, as the stateless functions' plans do)."""
+    cupy = sys.modules["cupy"]
+    x = cupy.asarray(random((4, 64), np.complex64))
+    filters = [cupy.asarray(random((64,), np.complex64, seed)) for seed in range(3)]
+    for h in filters:
+        filtered(x, axes=[-1], pointwise={"fn": mul, "data": h}, route="two-plans")
+    forwards = fake_gpu.launches[0::2]
+    assert fake_gpu.plans_made == 2 and len(forwards) == 3
+    pointers = [word if word is not None else info
+                for launch in forwards for info, word in launch.caller_info.values()]
+    assert pointers == [h.data.ptr for h in filters]
+
+
 def test_a_host_operand_of_a_gpu_chain_crosses_to_the_gpu_once(fake_gpu):
     x = random((4, 32), np.complex64)
     y = filtered(x, execution="cuda", pointwise=square, route="two-plans")

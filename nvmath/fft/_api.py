@@ -725,9 +725,11 @@ def _call_data(engine: FFT, prolog: Any, epilog: Any) -> tuple[tuple, list]:
 def reusable(engine: FFT) -> bool:
     """Whether a stateless engine may run again with later calls' arrays of the same layout: not
     when the cuFFT plan holds the address of a copy made for this call (LTO-IR given as bytes gets
-    its data's address itself, and a copy does not outlive the call)."""
+    its data's address itself, and a copy does not outlive the call), nor when a GPU plan the engine
+    owns holds its data's address (only shared plans read it from a slot on each call)."""
     plan = engine._plan
-    return all(spec is None or spec.ltoir is None or not spec.has_data or in_place
+    direct = engine._target == "cuda" and not engine._shared
+    return all(spec is None or not spec.has_data or ((spec.ltoir is None or in_place) and not direct)
                for spec, in_place in zip((plan.prolog, plan.epilog), engine._data_in_place))
 
 

@@ -150,7 +150,7 @@ def filtered(operand: Any, axes: Axes = None, options: FFTOptions | dict | None 
         hit = stateless_chains.get(key)
         if hit is not None and hit[1] == prints:
             return hit[0]._rerun(operand, prolog, pointwise, epilog, stream)
-    chain = FilteredFFT(operand, axes=axes, options=options, execution=execution, stream=stream)
+    chain = FilteredFFT(operand, axes=axes, options=options, execution=execution, stream=stream, _shared_plans=True)
     kept = False
     try:
         chain.plan(prolog=prolog, pointwise=pointwise, epilog=epilog, stream=stream, norm=norm, route=route)
@@ -232,8 +232,10 @@ class FilteredFFT:
     """
 
     def __init__(self, operand: Any, *, axes: Axes = None, options: FFTOptions | dict | None = None,
-                 execution: Execution | None = None, stream: Any = None):
+                 execution: Execution | None = None, stream: Any = None, _shared_plans: bool = False):
         self.options = FFTOptions.of(options)
+        # ``filtered`` reuses a chain with later calls' data: its plans read data pointers from slots.
+        self._shared = _shared_plans
         tensor = as_tensor(operand)
         _check_options(self.options, tensor.dtype)
         self._target = execution_target(execution, tensor, self.options)
@@ -249,7 +251,8 @@ class FilteredFFT:
         self._operand = as_tensor(x).array  # where the chain runs (NumPy or CuPy): what the one kernel reads
         self._device = as_tensor(x).device_id if self._target == "cuda" else None
         options = dataclasses.replace(self.options, fft_type=_SPECTRUM_TYPES[self._transforms[0]])
-        self._forward = FFT(x, axes=self._axes, options=options, execution=execution, stream=self._inner(stream))
+        self._forward = FFT(x, axes=self._axes, options=options, execution=execution, stream=self._inner(stream),
+                            _shared_plans=_shared_plans)
         self._forward_problem = self._forward.problem  # that of the operand where the FFT runs
         self._inverse: FFT | None = None
         self._chain: ChainPlan | None = None
@@ -289,7 +292,7 @@ class FilteredFFT:
         if self._inverse is not None:
             self._inverse.free()
         self._inverse = FFT(self._spectrum_like(), axes=self._axes, options=_side_options(self.options, chain, 1),
-                            execution=self._execution, stream=self._inner(self._stream))
+                            execution=self._execution, stream=self._inner(self._stream), _shared_plans=self._shared)
         self._inverse.plan(prolog=inverse_prolog, epilog=inverse_epilog, stream=self._inner(stream),
                            direction="inverse")
         self._inverse.reset_operand(None)  # each run hands it that run's spectrum
