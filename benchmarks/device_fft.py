@@ -56,19 +56,25 @@ def environment(pythonpath: str, cache_dir: str) -> dict:
     return env
 
 
-def attempt(name: str, results: dict, make) -> None:
-    """One case; a failure is recorded with its message and the other cases still run."""
+def attempt(name: str, results: dict, make, path: str | None) -> None:
+    """One case; a failure is recorded with its message and the other cases still run. The JSON
+    is written after each case, so a run cut short keeps what it measured."""
     try:
         results[name] = make()
-    except RuntimeError as exc:
-        results[name] = {"error": str(exc)[-3000:]}
+    except (RuntimeError, ValueError, KeyError, statistics.StatisticsError) as exc:
+        results[name] = {"error": f"{type(exc).__name__}: {str(exc)[-3000:]}"}
         print(f"{name} failed: {str(exc)[-1500:]}", file=sys.stderr)
+    print(f"{name}: done", file=sys.stderr, flush=True)
+    if path:
+        with open(path, "w") as f:
+            json.dump(results, f, indent=1)
 
 
 def cold_and_warm(argv: list[str], env: dict, cwd: str, runs: int) -> dict:
     cold = run(argv, env, cwd)
     warm = [run(argv, env, cwd) for _ in range(runs)]
-    return {"cold": cold, "warm": warm, "warm_wall_s_median": statistics.median(w["wall_s"] for w in warm)}
+    median = statistics.median(w["wall_s"] for w in warm) if warm else None  # runs=0: the cold process only
+    return {"cold": cold, "warm": warm, "warm_wall_s_median": median}
 
 
 def main() -> None:
@@ -81,27 +87,24 @@ def main() -> None:
     ours_path = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH", "")]))
     results: dict = {"python": sys.version.split()[0], "commit": os.environ.get("GIT_COMMIT", "unknown")}
     with tempfile.TemporaryDirectory() as cache:
-        attempt("traits_ours", results, lambda: run([WORKER, "traits"], environment(ours_path, cache), ROOT))
+        attempt("traits_ours", results, lambda: run([WORKER, "traits"], environment(ours_path, cache), ROOT), args.json)
     with tempfile.TemporaryDirectory() as cache:
         env = environment(ours_path, cache)
-        attempt("seed", results, lambda: cold_and_warm([SEED], env, ROOT, args.runs))
+        attempt("seed", results, lambda: cold_and_warm([SEED], env, ROOT, args.runs), args.json)
     with tempfile.TemporaryDirectory() as cache:
         env = environment(ours_path, cache)
-        attempt("small_ours", results, lambda: cold_and_warm([WORKER, "small"], env, ROOT, args.runs))
+        attempt("small_ours", results, lambda: cold_and_warm([WORKER, "small"], env, ROOT, args.runs), args.json)
     with tempfile.TemporaryDirectory() as cache:
         env = environment(ours_path, cache)
-        attempt("large_ours", results, lambda: cold_and_warm([WORKER, "large"], env, ROOT, 1))
+        attempt("large_ours", results, lambda: cold_and_warm([WORKER, "large"], env, ROOT, 1), args.json)
     if args.nvmath_python:
         ref_path = os.pathsep.join(filter(None, [args.nvmath_python, os.environ.get("PYTHONPATH", "").replace(ROOT, "")]))
         with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as cwd:
             env = environment(ref_path, cache)
-            attempt("traits_nvmath_python", results, lambda: run([WORKER, "traits"], env, cwd))
-            attempt("small_nvmath_python", results, lambda: cold_and_warm([WORKER, "small"], env, cwd, args.runs))
-            attempt("large_nvmath_python", results, lambda: cold_and_warm([WORKER, "large"], env, cwd, 0))
+            attempt("traits_nvmath_python", results, lambda: run([WORKER, "traits"], env, cwd), args.json)
+            attempt("small_nvmath_python", results, lambda: cold_and_warm([WORKER, "small"], env, cwd, args.runs), args.json)
+            attempt("large_nvmath_python", results, lambda: cold_and_warm([WORKER, "large"], env, cwd, 0), args.json)
     print(report(results))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
 
 
 def report(r: dict) -> str:
@@ -111,7 +114,8 @@ def report(r: dict) -> str:
         if name in r and "error" in r[name]:
             lines.append(f"{label:<38} failed (see the JSON)")
         elif name in r:
-            lines.append(f"{label:<38} {r[name]['cold']['wall_s']:8.2f}   {r[name]['warm_wall_s_median']:8.2f}")
+            warm = r[name]["warm_wall_s_median"]
+            lines.append(f"{label:<38} {r[name]['cold']['wall_s']:8.2f}   " + ("-" if warm is None else f"{warm:8.2f}"))
     for name in ("traits_ours", "traits_nvmath_python"):
         if name in r:
             lines.append(f"{name}: {json.dumps({k: v for k, v in r[name].items() if k != 'wall_s'})}")
