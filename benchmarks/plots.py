@@ -29,6 +29,7 @@ HOST_RUN = "host_overhead-h100-f9bab41.json"
 COLD_RUN = "cold_start-h100-94cd00a.json"
 CPU_RUN = "cpu_callbacks-cpu-vm.json"
 MULTI_GPU_RUN = "multi_gpu-h100x2-f9bab41.json"
+CHAIN_RUN = "chain_kernel-h100-da294f4.json"
 DASK_RUNS = ("dask_fft-gpu-threads-h100x2-8dffcb3.json", "dask_fft-gpu-distributed-h100x2-8dffcb3.json")
 
 # GPU cases in the order of the docs' table: (label, key in the run's rows, key in its inlining list).
@@ -251,6 +252,30 @@ def scaling(results: Path) -> Figure:
     return fig
 
 
+def chain_routes(results: Path) -> Figure:
+    """The filtering chain ifft(fft(x) * h) per FFT length: CuPy unfused, two cuFFT plans with the
+    filter as a callback, one kernel around cuFFTDx, and one plain FFT of the same data (the floor)."""
+    run = load(CHAIN_RUN, results)
+    rows = [r for r in run["results"] if r["dtype"] == "complex64" and r["filter"] == "(n,)"]
+    lengths = sorted({r["n"] for r in rows})
+    routes = (("cupy", "CuPy unfused", COLOURS["CuPy"], "o"), ("two-plans", "two cuFFT plans, filter fused", "#7fb0dc", "s"),
+              ("one-kernel", "one kernel (cuFFTDx)", COLOURS["fftfuse"], "D"),
+              ("floor", "one plain FFT (floor)", COLOURS["plain"], ""))
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    for route, label, colour, marker in routes:
+        ms = [next(r["median_ms"] for r in rows if r["n"] == n and r["route"] == route) for n in lengths]
+        ax.plot(lengths, ms, marker=marker or None, color=colour, label=label, ls="--" if route == "floor" else "-")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(lengths, [str(n) for n in lengths])
+    ax.set_ylim(0, None)
+    ax.set_xlabel("FFT length n (batch: 512 MiB of complex64 rows)")
+    ax.set_ylabel("GPU ms per filtered batch")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 0.9), ncol=2)  # between CuPy and the rest
+    ax.grid(alpha=0.3)
+    _title(fig, f"ifft(fft(x) * h), h of shape (n,), one {run['device'].replace('NVIDIA ', '')}", CHAIN_RUN)
+    return fig
+
+
 FIGURES: dict[str, Callable[[Path], Figure]] = {
     "gpu_cases.svg": gpu_cases,
     "gpu_inlining.svg": gpu_inlining,
@@ -259,6 +284,7 @@ FIGURES: dict[str, Callable[[Path], Figure]] = {
     "cpu_ratio.svg": cpu_ratio,
     "cpu_time.svg": cpu_time,
     "scaling.svg": scaling,
+    "chain_routes.svg": chain_routes,
 }
 
 
