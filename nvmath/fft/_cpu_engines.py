@@ -31,10 +31,11 @@ Which engine runs a call (:func:`choose`), by mode (``FFTOptions.cpu_engine``, e
     transforms a sample of the call (its batch cut to about :data:`SAMPLE_BYTES`, at least
     :data:`SAMPLE_MIN_ROWS` rows), one warm-up run then interleaved timed runs for about
     :data:`BUDGET_S` in all (2 to 7 each), as many at once as the executor runs blocks at once,
-    fastest run kept; each candidate is charged the pass its result leaves: with an epilog, a
-    multiply in place (where its result is the output, or becomes it) or into the output (where
-    it keeps its own buffer); without one, the copy into the output an engine's own buffer
-    needs; any must beat ducc0 by :data:`MARGIN` (2.5 to 16 ms on a
+    fastest run kept (the process's CPU time, which other jobs do not inflate); each candidate
+    is charged the pass its result leaves: with an epilog, a multiply in place (where its result
+    is the output, or becomes it) or into the output (where it keeps its own buffer); without
+    one, the copy into the output an engine's own buffer needs; any must beat ducc0 by
+    :data:`MARGIN` (2.5 to 16 ms on a
     2-core Xeon for the calls of ``benchmarks/cpu_engines.py``, plus importing ``scipy.fft``
     once). The winner is stored in the artifact store next to the compiled CPU loops, under a
     key holding the call (transform, precision, shape, strides, axes, threads), the engines'
@@ -78,12 +79,15 @@ ENV = "FFTFUSE_CPU_ENGINE"
 #: Calls whose input is smaller than this follow the rules: the engines differ by microseconds
 #: there, and a plan of a small problem never looks anything up (the 1 x 1024 call stays as cheap).
 MEASURE_MIN_BYTES = 256 << 10
-#: The sample a candidate transforms: the call's batch cut to about this many bytes...
-SAMPLE_BYTES = 256 << 10
+#: The sample a candidate transforms: the call's batch cut to about this many bytes (one of the
+#: executor's blocks: larger than a core's L2 cache, so the sample meets the memory traffic of
+#: the call; a 256 KiB sample, in cache, ranked ducc0-chunks ahead of SciPy at 1024 x 1024
+#: complex64, which the whole call reversed)...
+SAMPLE_BYTES = 4 << 20
 #: ...but never fewer rows than this (the power-of-two stride costs show from 16 rows)...
 SAMPLE_MIN_ROWS = 16
 #: ...and calls whose sample would exceed this follow the rules (measuring would cost too much).
-SAMPLE_MAX_BYTES = 2 << 20
+SAMPLE_MAX_BYTES = 8 << 20
 #: Time spent on timed runs of all candidates together, after one warm-up each.
 BUDGET_S = 0.004
 #: Timed runs per candidate, at least and at most.
@@ -137,9 +141,9 @@ class FFTCall:
         least ``SAMPLE_MIN_ROWS`` transforms.
 
         >>> FFTCall("C2C", "complex64", (1024, 1024), (1024, 1), (1,), 1024, 1).sample().shape
-        (32, 1024)
-        >>> FFTCall("C2C", "complex64", (1024, 4096), (4096, 1), (1,), 4096, 1).sample().shape
-        (16, 4096)
+        (512, 1024)
+        >>> FFTCall("C2C", "complex64", (16384, 64), (64, 1), (1,), 64, 1).sample().shape
+        (8192, 64)
         """
         batch = [a for a in range(len(self.shape)) if a not in self.axes and self.shape[a] > 1]
         if not batch:
@@ -485,6 +489,8 @@ def measure(call: FFTCall) -> dict[str, float]:
         if call.fft_type == "C2R":
             np.copyto(x, source)  # C2R may overwrite its input
         keeps = call.adopt and e.allocates  # its new array becomes the result
+        if call.adopt and not keeps:
+            out = np.empty_like(out)  # as the executor makes a new output for each such call
         result = e.run(call.fft_type, x, call.axes, True, None if keeps else out, call.lastsize, call.threads,
                        call.fft_type == "C2R")
         if call.epilog:
@@ -492,13 +498,17 @@ def measure(call: FFTCall) -> dict[str, float]:
         elif result is not out and not keeps:
             np.copyto(out, result)
 
+    # The process's CPU time (all its threads): time lost to other jobs on a shared machine does
+    # not count, where wall time ranked engines by who waited for a core (two threads, load 3.4).
+    clock = time.process_time
+
     def once(e: Engine) -> float:
-        t = time.perf_counter()
+        t = clock()
         if pool is None:
             one(e, pairs[0])
         else:
             list(pool.map(lambda pair: one(e, pair), pairs))
-        return time.perf_counter() - t
+        return clock() - t
 
     try:
         for e in engines.values():
