@@ -421,7 +421,7 @@ class FFT:
         else:
             stream = self._stream  # a GPU operand's result goes back on it
         # No output given: the executor returns a new one (the engine's own array where it makes one).
-        inp = self._input(self._operand.array)
+        inp = self._input(self._operand.array) if problem.copy_input else self._operand.array
         data = self._data
         out = self._executor.run(inp, inp if problem.inplace else None, direction, None, data.get("prolog"),
                                  data.get("epilog"), self._params.get("prolog", ()), self._params.get("epilog", ()))
@@ -617,8 +617,7 @@ def _rerun_cpu(engine: FFT, operand: Any, prolog: Any, epilog: Any, stream: Any)
     direct = engine._direct_data
     if direct is not None and stream is None:  # each call's data read where it lies: no lay-out, no copy
         return engine._executor.run(operand, None, engine._plan.run_direction, None,
-                                    prolog["data"].reshape(-1) if direct[0] else None,
-                                    epilog["data"].reshape(-1) if direct[1] else None)
+                                    prolog["data"] if direct[0] else None, epilog["data"] if direct[1] else None)
     engine._operand = as_tensor(operand)
     engine._user_operand = operand
     try:
@@ -640,8 +639,9 @@ def _rerun_cpu(engine: FFT, operand: Any, prolog: Any, epilog: Any, stream: Any)
 
 def _direct_data(engine: FFT, prolog: Any, epilog: Any) -> tuple[bool, bool] | None:
     """Per side, whether a stateless CPU engine's later calls may pass their data to the executor
-    as given, flattened (True), or pass none (False); None where each call must lay out its data
-    or take ``execute``'s way (another framework or memory space, in place, runtime parameters).
+    as given (True: C-contiguous, its elements in order), or pass none (False); None where each
+    call must lay out its data or take ``execute``'s way (another framework or memory space, in
+    place, half precision, runtime parameters).
 
     The stateless hot path reruns an engine only with arrays of this call's layouts (its key): so
     where this call's data was laid out as the given array itself, from its first element, every

@@ -268,8 +268,9 @@ class CpuExecutor:
             epilog_data: Any, prolog_params: tuple = (), epilog_params: tuple = ()) -> np.ndarray:
         """Transform ``inp`` (layout ``problem.input``) into ``out`` (layout ``problem.output``), or
         with ``out=None`` into a new array of that layout, possibly the engine's own; returns the
-        result. ``stream`` is None (the CPU has none); ``*_data`` 1-D arrays (or None), ``*_params``
-        the runtime parameters' values (see ``compiler.terms``)."""
+        result. ``stream`` is None (the CPU has none); ``*_data`` the callbacks' data (None, a 1-D
+        array, or a C-contiguous one: its elements in order); ``*_params`` the runtime parameters'
+        values (see ``compiler.terms``)."""
         fast = self._runs.get(direction)
         if fast is None and direction in _DIRECTIONS:
             fast = self._runs[direction] = self._fast_run(direction) or _no_fast_path
@@ -387,7 +388,7 @@ class CpuExecutor:
         Each call checks, cheaply, what the general path would: ``inp`` laid out as
         ``problem.input``; ``out`` None (a new array is made), or ``inp`` itself for an in-place
         C2C (any other output takes the general path, which checks overlaps); each ``*_data`` a
-        C-contiguous 1-D array of the callback's data type, long enough for what it reads.
+        C-contiguous array of the callback's data type, with as many elements as it reads.
         """
         p = self.problem
         if self._engine.name != "ducc0":
@@ -437,31 +438,44 @@ class CpuExecutor:
         c2c, r2c = ducc0.fft.c2c, ducc0.fft.r2c
         fft_threads = self.fft_threads()
 
-        def data_at(data: Any, side: int) -> tuple[int, int] | None:
-            """(address, elements) of one call's data, or None where it is not as planned."""
-            if data is None:
-                return no_data[side]
-            dtype, reads = wants[side]
-            if (type(data) is not np.ndarray or data.ndim != 1 or data.shape[0] < reads
-                    or (dtype is not None and data.dtype != dtype)):
-                return None
-            address = _dense_address(data)
-            return None if address is None else (address, data.shape[0])
+        (p_dtype, p_reads), (e_dtype, e_reads) = (w or (None, 0) for w in wants)
 
         def fast(inp: np.ndarray, out: np.ndarray | None, prolog_data: Any, epilog_data: Any) -> np.ndarray | None:
-            if (type(inp) is not np.ndarray or inp.strides != in_strides or inp.shape != input_shape
-                    or inp.dtype != input_dtype):
+            # dtypes of NumPy's own types are singletons: ``is`` decides without a comparison
+            if (type(inp) is not np.ndarray or inp.shape != input_shape or inp.strides != in_strides
+                    or (inp.dtype is not input_dtype and inp.dtype != input_dtype)):
                 return None
+            if epilog is not None:  # its data first: nothing is written before every check passed
+                if epilog_data is None:
+                    if no_data[1] is None:
+                        return None
+                    e_info, e_n = no_data[1]
+                else:
+                    e_n = epilog_data.size
+                    if e_n < e_reads or (e_dtype is not None and epilog_data.dtype is not e_dtype
+                                         and epilog_data.dtype != e_dtype):
+                        return None
+                    e_info = _dense_address(epilog_data)
+                    if e_info is None:
+                        return None
             if out is None:
                 out = inp if inplace else new_output()
             elif out is not inp or not inplace:
                 return None
             src = inp
             if prolog is not None:
-                got = data_at(prolog_data, 0)
-                if got is None:
-                    return None
-                info, n_info = got
+                if prolog_data is None:
+                    if no_data[0] is None:
+                        return None
+                    info, n_info = no_data[0]
+                else:
+                    n_info = prolog_data.size
+                    if n_info < p_reads or (p_dtype is not None and prolog_data.dtype is not p_dtype
+                                            and prolog_data.dtype != p_dtype):
+                        return None
+                    info = _dense_address(prolog_data)
+                    if info is None:
+                        return None
                 dst = out if fft_type == "C2C" else np.empty(input_shape, input_dtype)
                 status = prolog(_address(inp), n_in, 0, strides_in_at, _address(dst), n_stage, 0, stage_at, info,
                                 n_info, rows_in, shape_in_at, ndim_in)
@@ -469,11 +483,6 @@ class CpuExecutor:
                     self._failed(self.prolog, status, (shape_in, 0, strides_in, 0, strides_stage),
                                  flat_view(inp, n_in), _array_at(info, n_info, self.prolog.user_dtype))
                 src = dst
-            if epilog is not None:
-                got = data_at(epilog_data, 1)
-                if got is None:
-                    return None
-                info, n_info = got
             # Positional arguments (a, axes, forward, inorm, out, nthreads): a third faster than
             # keywords at this size. inorm=0: unnormalized both ways, as cuFFT.
             if fft_type == "C2C":
@@ -484,12 +493,12 @@ class CpuExecutor:
                 ducc0.fft.c2r(src, axes=axes, lastsize=last, forward=False, inorm=0, out=out, nthreads=fft_threads,
                               allow_overwriting_input=src is not inp)
             if epilog is not None:
-                status = epilog(_address(out), n_out, 0, strides_out_at, info, n_info, rows_out, shape_out_at,
+                status = epilog(_address(out), n_out, 0, strides_out_at, e_info, e_n, rows_out, shape_out_at,
                                 ndim_out)
                 if status:
                     flat_out = flat_view(out, n_out)
                     self._failed(self.epilog, status, (shape_out, 0, strides_out, 0, strides_out), flat_out,
-                                 _array_at(info, n_info, self.epilog.user_dtype), flat_out)
+                                 _array_at(e_info, e_n, self.epilog.user_dtype), flat_out)
             return out
 
         fast.held = (prolog_walk, epilog_walk, dummies)  # type: ignore[attr-defined]
@@ -573,7 +582,10 @@ class CpuExecutor:
                 self._dummies[cb.user_dtype] = np.zeros(1, dtype=cb.user_dtype if typed else np.uint8)
             return self._dummies[cb.user_dtype]
         if data.ndim != 1:
-            raise ValueError(f"{cb.kind} user data must be 1-D (element offset -> value), got shape {data.shape}")
+            if not data.flags.c_contiguous:
+                raise ValueError(f"{cb.kind} user data must be 1-D (element offset -> value) or C-contiguous (its "
+                                 f"elements in order), got shape {data.shape}, strides {data.strides}")
+            data = data.reshape(-1)
         if typed and data.dtype != np.dtype(cb.user_dtype):
             raise ValueError(f"{cb.kind} {cb.name!r} was compiled for user data of {cb.user_dtype}, got {data.dtype}")
         reach = layout.span if cb.terms is None or cb.terms.data is None else cb.terms.data_span
