@@ -218,7 +218,8 @@ def _cpu_notes(x: Any, h: Any, slower: bool, repeats: int) -> list[str]:
                      + (", which does not make up for it" if ours - theirs > saved else
                         "; the rest is the fused call's own overhead"))
     else:
-        lines.append(f"  why slower       only on {cores} threads: on one thread the fused call is {verdict1.split(',')[0]}"
+        lines.append(f"  why slower       only on {cores} threads: on one thread the fused call is "
+                     f"{verdict1.split(',')[0]}"
                      + (f"; other processes keep the cores busy (load average {load:.1f} on {cores} cores), and "
                         "the fused call hands work to a second thread that must wait for a core: run it again on an "
                         "idle machine" if busy else

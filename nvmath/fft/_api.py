@@ -124,7 +124,7 @@ class FFT:
         self._data_pointers: tuple[int, int] = (0, 0)
         self._data_in_place: tuple[bool, bool] = (True, True)
         self._call_varies = False
-        self._direct_data: tuple[bool, bool] | None = None  # a stateless CPU rerun passes its data as given (_rerun_cpu)
+        self._direct_data: tuple[bool, bool] | None = None  # a stateless CPU rerun's data passed as given
         self._new_output: Callable[[], Any] | None = None
         self._terms: dict[str, Any] = {}  # per callback: compiler.terms.Terms or None
         self._params: dict[str, tuple] = {}  # per callback: runtime parameter values (NumPy scalars)
