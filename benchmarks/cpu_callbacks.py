@@ -330,6 +330,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="the operand's complex type (the real cases take its real counterpart)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="threads for both sides (default: all cores)")
+    parser.add_argument("--clock", choices=("wall", "thread"), default="wall",
+                        help="thread: the calling thread's CPU time (with --workers 1, on a machine other jobs share: "
+                             "time spent waiting for a core does not count)")
     parser.add_argument("--threads", action="store_true",
                         help="also time one thread against --workers threads at every size (for THREAD_BYTES)")
     parser.add_argument("--fresh", type=int, default=5,
@@ -338,13 +341,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", default=None,
                         help="JSON path (default: benchmarks/results/cpu_callbacks-<label>.json)")
     args = parser.parse_args(argv)
+    if args.clock == "thread" and args.workers != 1:
+        parser.error("--clock thread measures the calling thread only: use it with --workers 1")
+    clock = time.thread_time if args.clock == "thread" else time.perf_counter
     rng = np.random.default_rng(0)
     rows = []
     for b, n in args.sizes:
         for case in args.cases.split(","):
             fused, unfused, check = case_runs(case, b, n, args.workers, rng, args.dtype)
             check()
-            t = timed({"fused": fused, "unfused": unfused}, args.rounds)
+            t = timed({"fused": fused, "unfused": unfused}, args.rounds, clock=clock)
             rows.append({"case": case, "size": f"{b}x{n}", "batch": b, "n": n, "fused_ms": t["fused"],
                          "unfused_ms": t["unfused"], "fused_over_unfused": t["fused"] / t["unfused"]})
             print(f"{case:<13}{b:>6}x{n:<5} fused {t['fused']:.4f} ms  unfused {t['unfused']:.4f} ms", flush=True)
@@ -353,7 +359,8 @@ def main(argv: list[str] | None = None) -> None:
         result["fresh_process"] = fresh_process(args.fresh)
     if args.threads:
         result["threads"] = threads_sweep(args.sizes, args.workers, args.rounds)
-    result["config"] = {"sizes": [f"{b}x{n}" for b, n in args.sizes], "rounds": args.rounds, "dtype": args.dtype}
+    result["config"] = {"sizes": [f"{b}x{n}" for b, n in args.sizes], "rounds": args.rounds, "dtype": args.dtype,
+                        "clock": args.clock}
     result["notes"] = {
         "fused_ms": "nvmath.fft.FFT planned once with the callback, execute() per call (a new output each); median",
         "unfused_ms": "scipy.fft, then the elementwise step in NumPy (in place where possible); median",

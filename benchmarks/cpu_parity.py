@@ -39,11 +39,12 @@ def export(commit: str, where: Path) -> Path:
     return tree
 
 
-def one(tree: Path, cache: Path, out: Path, sizes: str, dtype: str, workers: int, rounds: int, fresh: int) -> dict:
+def one(tree: Path, cache: Path, out: Path, sizes: str, dtype: str, workers: int, rounds: int, fresh: int,
+        clock: str = "wall") -> dict:
     env = {**os.environ, "FFTFUSE_CACHE_DIR": str(cache), "PYTHONPATH": str(tree)}
     cmd = [sys.executable, str(tree / "benchmarks" / "cpu_callbacks.py"), "--cases", "filter", "--sizes", sizes,
            "--dtype", dtype, "--workers", str(workers), "--rounds", str(rounds), "--fresh", str(fresh),
-           "--json", str(out)]
+           "--json", str(out), "--clock", clock]
     load = os.getloadavg()[0]
     subprocess.run(cmd, env=env, cwd=tree, check=True, capture_output=True, text=True)
     result = json.loads(out.read_text())
@@ -60,8 +61,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=3, help="processes per version and configuration")
     ap.add_argument("--rounds", type=int, default=11, help="samples per run inside each process")
     ap.add_argument("--fresh", type=int, default=0, help="fresh processes to a first result, per version")
+    ap.add_argument("--clock", choices=("wall", "thread"), default="wall",
+                    help="thread: the calling thread's CPU time (one thread only: --threads 1)")
     ap.add_argument("--out", default=None, help="text file for the table (default: print only)")
     args = ap.parse_args(argv)
+    if args.clock == "thread" and args.threads != "1":
+        ap.error("--clock thread measures the calling thread only: use it with --threads 1")
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                           text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "nvmath"], cwd=ROOT, capture_output=True,
@@ -78,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
                     order = ("base", "head") if r % 2 == 0 else ("head", "base")
                     for version in order:
                         res = one(trees[version], caches[version], where / "out.json", args.sizes, dtype, workers,
-                                  args.rounds, 0)
+                                  args.rounds, 0, args.clock)
                         loads.append(res["load_before"])
                         runs.setdefault((workers, dtype), {}).setdefault(version, []).append(res)
                         print(f"repeat {r} threads {workers} {dtype} {version}: load {res['load_before']:.1f}",
@@ -89,7 +94,8 @@ def main(argv: list[str] | None = None) -> None:
                 res = one(trees[version], caches[version], where / "out.json", "1x1024", "complex64", 1, 3,
                           args.fresh)
                 fresh[version] = res["fresh_process"]
-    lines = [f"fused filter epilog (FFT.execute) against scipy.fft.fft(x, workers=W) * h, ms per call; base "
+    what = "CPU time of the calling thread" if args.clock == "thread" else "wall time"
+    lines = [f"fused filter epilog (FFT.execute) against scipy.fft.fft(x, workers=W) * h, ms per call ({what}); base "
              f"{args.base}, head {head}{' + uncommitted changes' if dirty else ''}; medians over {args.repeats} "
              f"processes per version of each process's median of {args.rounds} samples",
              f"load average before each process: {min(loads):.1f} to {max(loads):.1f} "
