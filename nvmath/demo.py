@@ -5,7 +5,7 @@ compile (and whether it came from the cache), fused and unfused timings (interle
 round, so drift on a shared machine hits both alike), the speed-up, and whether the difference
 is larger than the rounds' spread. On the CPU it also prints the FFT engine each call runs on
 (chosen when the first call plans: see ``FFTOptions.cpu_engine``) and the same comparison on
-one thread in CPU time, which other processes on the machine do not inflate; where the fused
+one thread in CPU time, where waiting for a core other processes hold does not count; where the fused
 call is the slower one by more than the spread, it says why.
 """
 
@@ -196,7 +196,7 @@ def _cpu_notes(x: Any, h: Any, slower: bool, repeats: int) -> list[str]:
                      f"{'with' if call.epilog else 'without'} an epilog, {call.parallel} at once ({how}"
                      f"{': ' + timing if timing else ''})")
     lines.append(f"  one thread, CPU  fused {f1:.3f} ms, unfused {u1:.3f} ms: speed-up {u1 / f1:.2f} x ({verdict1}; "
-                 "CPU time of the calling thread, which other processes do not inflate)")
+                 "CPU time of the calling thread: time spent waiting for a core does not count)")
     load, cores = os.getloadavg()[0], os.cpu_count() or 1
     busy = load > 0.5 * cores
     if not slower and not verdict1.startswith("slower"):
