@@ -99,6 +99,24 @@ def test_stateful_result_is_scipys_array_with_the_epilog_applied_once(monkeypatc
     np.testing.assert_array_equal(x, kept)  # the operand is not the engine's scratch
 
 
+def test_a_copied_input_is_never_handed_out_as_the_result():
+    """A real operand of a C2C transform is copied into the FFT's own complex input buffer, which
+    SciPy may transform in place: that buffer is reused by the next call, so it must not become
+    a result."""
+    results, wants = [], []
+    x = RNG.standard_normal((12, 32))
+    h = far_from_one((12, 32))
+    with nvmath.fft.FFT(x, axes=[-1], options={"cpu_engine": "scipy", "fft_type": "C2C"}) as f:
+        f.plan(epilog={"fn": mul, "data": h})
+        for _ in range(3):
+            operand = RNG.standard_normal((12, 32))
+            f.reset_operand(operand)
+            results.append(f.execute())
+            wants.append(np.fft.fft(operand, axis=-1) * h)
+    for y, want in zip(results, wants):
+        close(y, want, np.complex128)
+
+
 def test_no_output_is_allocated_when_the_engine_makes_one():
     problem = plan_problem("fft", (16, 32), (32, 1), "complex128", axes=(1,))
     executor = CpuExecutor(problem, None, compile_cpu(mul, "epilog", "complex128", "complex128"), workers=1,
@@ -173,6 +191,26 @@ def test_stateless_calls_on_scipy_each_get_their_own_result(monkeypatch):
     key = _reuse._reuse_key("fft", x, [-1], None, None, None, {"fn": mul, "data": h})
     engine = _reuse.stateless_engines.mine()[key][0]
     assert engine._executor.engine_choice.engine == "scipy" and engine._direct_data == (False, True)
+
+
+@pytest.mark.parametrize("engine", ["scipy", "ducc0"])
+def test_stateless_reruns_never_write_the_operand(monkeypatch, engine):
+    """C2R may overwrite its input, and a real operand of fft is made complex: both transform
+    a private copy, on every call of the hot path too."""
+    monkeypatch.setenv("FFTFUSE_CPU_ENGINE", engine)
+    for _ in range(4):
+        spectrum = cplx((6, 9))
+        spectrum[:, 0] = spectrum[:, 0].real
+        kept = spectrum.copy()
+        w = far_from_one((6, 16)).real
+        y = nvmath.fft.irfft(spectrum, axes=[-1], epilog={"fn": mul, "data": w})
+        close(y, np.fft.irfft(kept, n=16, axis=-1) * 16 * w, np.float64)
+        np.testing.assert_array_equal(spectrum, kept)
+        x = RNG.standard_normal((6, 16))
+        kept = x.copy()
+        close(nvmath.fft.fft(x, axes=[-1], epilog={"fn": mul, "data": w + 0j}), np.fft.fft(kept, axis=-1) * w,
+              np.complex128)
+        np.testing.assert_array_equal(x, kept)
 
 
 def test_debug_mode_on_scipy_runs_on_the_engines_array():

@@ -641,13 +641,13 @@ def _direct_data(engine: FFT, prolog: Any, epilog: Any) -> tuple[bool, bool] | N
     """Per side, whether a stateless CPU engine's later calls may pass their data to the executor
     as given (True: C-contiguous, its elements in order), or pass none (False); None where each
     call must lay out its data or take ``execute``'s way (another framework or memory space, in
-    place, half precision, runtime parameters).
+    place, an input the FFT copies, half precision, runtime parameters).
 
     The stateless hot path reruns an engine only with arrays of this call's layouts (its key): so
     where this call's data was laid out as the given array itself, from its first element, every
     later call's is too."""
     if (engine._operand.framework != "numpy" or engine._space.crosses or engine.problem.inplace
-            or is_half(engine.problem)):
+            or engine.problem.copy_input or is_half(engine.problem)):
         return None
     direct = []
     for spec, given in ((engine._prolog, prolog), (engine._epilog, epilog)):

@@ -350,7 +350,10 @@ class CpuExecutor:
         x, owned = self._stage(call, (), workers)
         result = self._engine.run(p.fft_type, x, _live_axes(p), direction == "forward", None, p.fft_lengths[-1],
                                   self.fft_threads(), owned)
-        out = result if self._is_output(result) else self._new_output()
+        # Not the input's memory: a copied input (a real operand made complex, a layout cuFFT could
+        # not read) is the caller's buffer for the next call too, which SciPy may have overwritten.
+        ours = result is not inp and (x is not inp or not np.may_share_memory(result, inp))
+        out = result if ours and self._is_output(result) else self._new_output()
         self._bind_output(call, out, epilog_data, params[1])
         self._finish(call, result, (), workers)
         return out
