@@ -9,8 +9,8 @@ machine hits both alike; the table shows medians:
 * fused: ``nvmath.fft.FFT(x, ...)`` planned once with the callback, then ``execute()`` per call;
 * unfused: ``scipy.fft``, then the elementwise step in NumPy (in place where NumPy can).
 
-Cases, for a size ``B x N`` (complex64 unless said): scale (epilog ``v * s``), filter (epilog
-``v * h``, ``h`` per element), window (prolog ``x * w``, ``w`` float32), convolution (``fft``
+Cases, for a size ``B x N`` (complex64 unless said; ``--dtype complex128`` doubles every
+type): scale (epilog ``v * s``), filter (epilog ``v * h``, ``h`` per element), window (prolog ``x * w``, ``w`` float32), convolution (``fft``
 with the filter epilog, then an in-place ``ifft``), r2c_scale (float32 input), 2d_mask (one
 2-D FFT of the ``B x N`` array, epilog ``v * m``, ``m`` a float32 0/1 mask).
 
@@ -114,12 +114,15 @@ def mask_cb(v, m):
     return v * m
 
 
-def case_runs(case: str, b: int, n: int, workers: int, rng: np.random.Generator) -> tuple[Callable, Callable, Callable]:
-    """``(fused, unfused, check)`` for one case and size; ``check`` raises if they disagree."""
+def case_runs(case: str, b: int, n: int, workers: int, rng: np.random.Generator,
+              dtype: str = "complex64") -> tuple[Callable, Callable, Callable]:
+    """``(fused, unfused, check)`` for one case and size; ``check`` raises if they disagree.
+    ``dtype``: the complex type of the operand (the real cases take its real counterpart)."""
     W = workers
+    real_dtype = np.empty(0, dtype).real.dtype
 
     def cplx(shape):
-        return (rng.standard_normal(shape, np.float32) + 1j * rng.standard_normal(shape, np.float32)).astype(np.complex64)
+        return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(dtype)
 
     x = cplx((b, n))
     s = np.float32(1.0 / 1024)
@@ -139,7 +142,7 @@ def case_runs(case: str, b: int, n: int, workers: int, rng: np.random.Generator)
             y *= h
             return y
     elif case == "window":
-        w = np.repeat(np.hanning(n).astype(np.float32)[None, :], b, 0)
+        w = np.repeat(np.hanning(n).astype(real_dtype)[None, :], b, 0)
         fused = Fused("fft", x, (-1,), prolog=(window_cb, w), workers=W)
 
         def unfused():
@@ -157,7 +160,7 @@ def case_runs(case: str, b: int, n: int, workers: int, rng: np.random.Generator)
             y *= h
             return sfft.ifft(y, norm="forward", overwrite_x=True, workers=W)
     elif case == "r2c_scale":
-        x = rng.standard_normal((b, n), np.float32)
+        x = rng.standard_normal((b, n)).astype(real_dtype)
         fused = Fused("rfft", x, (-1,), epilog=scale_cb, workers=W)
 
         def unfused():
@@ -165,7 +168,7 @@ def case_runs(case: str, b: int, n: int, workers: int, rng: np.random.Generator)
             y *= s
             return y
     elif case == "2d_mask":
-        m = (rng.random((b, n)) < 0.5).astype(np.float32)
+        m = (rng.random((b, n)) < 0.5).astype(real_dtype)
         fused = Fused("fft", x, (0, 1), epilog=(mask_cb, m), workers=W)
 
         def unfused():
@@ -177,7 +180,8 @@ def case_runs(case: str, b: int, n: int, workers: int, rng: np.random.Generator)
 
     def check() -> None:
         want, got = unfused(), fused()
-        np.testing.assert_allclose(got, want, rtol=0, atol=2e-5 * float(np.abs(want).max()) * np.log2(b * n + 1))
+        eps = 2e-5 if real_dtype == np.float32 else 1e-13
+        np.testing.assert_allclose(got, want, rtol=0, atol=eps * float(np.abs(want).max()) * np.log2(b * n + 1))
 
     return fused, unfused, check
 
@@ -322,8 +326,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cases", default=",".join(CASES), help=f"cases to run, comma-separated (default all: "
                         f"{','.join(CASES)})")
     parser.add_argument("--rounds", type=int, default=15, help="samples per run; the table shows their median")
+    parser.add_argument("--dtype", default="complex64", choices=("complex64", "complex128"),
+                        help="the operand's complex type (the real cases take its real counterpart)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="threads for both sides (default: all cores)")
+    parser.add_argument("--clock", choices=("wall", "thread"), default="wall",
+                        help="thread: the calling thread's CPU time (with --workers 1, on a machine other jobs share: "
+                             "time spent waiting for a core does not count)")
     parser.add_argument("--threads", action="store_true",
                         help="also time one thread against --workers threads at every size (for THREAD_BYTES)")
     parser.add_argument("--fresh", type=int, default=5,
@@ -332,13 +341,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", default=None,
                         help="JSON path (default: benchmarks/results/cpu_callbacks-<label>.json)")
     args = parser.parse_args(argv)
+    if args.clock == "thread" and args.workers != 1:
+        parser.error("--clock thread measures the calling thread only: use it with --workers 1")
+    clock = time.thread_time if args.clock == "thread" else time.perf_counter
     rng = np.random.default_rng(0)
     rows = []
     for b, n in args.sizes:
         for case in args.cases.split(","):
-            fused, unfused, check = case_runs(case, b, n, args.workers, rng)
+            fused, unfused, check = case_runs(case, b, n, args.workers, rng, args.dtype)
             check()
-            t = timed({"fused": fused, "unfused": unfused}, args.rounds)
+            t = timed({"fused": fused, "unfused": unfused}, args.rounds, clock=clock)
             rows.append({"case": case, "size": f"{b}x{n}", "batch": b, "n": n, "fused_ms": t["fused"],
                          "unfused_ms": t["unfused"], "fused_over_unfused": t["fused"] / t["unfused"]})
             print(f"{case:<13}{b:>6}x{n:<5} fused {t['fused']:.4f} ms  unfused {t['unfused']:.4f} ms", flush=True)
@@ -347,7 +359,8 @@ def main(argv: list[str] | None = None) -> None:
         result["fresh_process"] = fresh_process(args.fresh)
     if args.threads:
         result["threads"] = threads_sweep(args.sizes, args.workers, args.rounds)
-    result["config"] = {"sizes": [f"{b}x{n}" for b, n in args.sizes], "rounds": args.rounds, "dtype": "complex64"}
+    result["config"] = {"sizes": [f"{b}x{n}" for b, n in args.sizes], "rounds": args.rounds, "dtype": args.dtype,
+                        "clock": args.clock}
     result["notes"] = {
         "fused_ms": "nvmath.fft.FFT planned once with the callback, execute() per call (a new output each); median",
         "unfused_ms": "scipy.fft, then the elementwise step in NumPy (in place where possible); median",

@@ -313,9 +313,11 @@ def test_the_cpu_executor_runs_through_the_interface():
     executor.run(x, out, "inverse", None, None, None)
     executor.release()
     np.testing.assert_allclose(out, 3 * 16 * np.fft.ifft(x), rtol=1e-12, atol=1e-12)
-    assert executor.prepare("forward") is None  # the debug mode (Python callbacks) has no fast path
+    assert executor.prepare("forward") is None  # the fast path lives inside run
     executor.free()
     plain = CpuExecutor(problem, None, None, workers=1)
-    quick = plain.prepare("forward")
-    quick(x, out, None, None)
+    assert plain.run(x, out, "forward", None, None, None) is out
     np.testing.assert_allclose(out, np.fft.fft(x), rtol=1e-12, atol=1e-12)
+    new = plain.run(x, None, "forward", None, None, None)  # no output given: a new one
+    assert new is not out and not np.shares_memory(new, x)
+    np.testing.assert_allclose(new, np.fft.fft(x), rtol=1e-12, atol=1e-12)

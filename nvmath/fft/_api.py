@@ -124,8 +124,7 @@ class FFT:
         self._data_pointers: tuple[int, int] = (0, 0)
         self._data_in_place: tuple[bool, bool] = (True, True)
         self._call_varies = False
-        self._quick_cpu: Any = None  # a stateless CPU engine's rerun (see _quick_cpu), False where none
-        self._quick_runs: dict[str, Any] = {}  # per direction: a CPU plan's quick run, False where none
+        self._direct_data: tuple[bool, bool] | None = None  # a stateless CPU rerun's data passed as given
         self._new_output: Callable[[], Any] | None = None
         self._terms: dict[str, Any] = {}  # per callback: compiler.terms.Terms or None
         self._params: dict[str, tuple] = {}  # per callback: runtime parameter values (NumPy scalars)
@@ -219,12 +218,8 @@ class FFT:
                 self._bind(spec)
         started = time.perf_counter()
         self._executor = self._plan_gpu() if self._target == "cuda" else self._plan_cpu()
-        self._quick_runs = {}
         if self._target == "cuda":
             self._prepare_launch()
-        else:
-            out = self.problem.output
-            self._new_output = empty_factory(np, out.shape, out.strides, self.problem.output_dtype, out.span)
         log = fft_logger(self.options)
         if log.isEnabledFor(logging.INFO):
             p = self.problem
@@ -425,29 +420,12 @@ class FFT:
             self._check_stream(stream)
         else:
             stream = self._stream  # a GPU operand's result goes back on it
-        quick = self._quick_runs.get(direction) if type(self._operand.array) is np.ndarray else False
-        if quick is None:
-            quick = self._quick_runs[direction] = self._quick_run(direction) or False
-        if quick:
-            out = self._operand.array if problem.inplace else self._new_output()
-            quick(self._operand.array, out, self._data.get("prolog"), self._data.get("epilog"))
-            return self._result(out, stream)
-        inp = self._input(self._operand.array)
-        out = inp if problem.inplace else self._new_output()
-        self._executor.run(inp, out, direction, None, self._data.get("prolog"), self._data.get("epilog"),
-                           self._params.get("prolog", ()), self._params.get("epilog", ()))
+        # No output given: the executor returns a new one (the engine's own array where it makes one).
+        inp = self._input(self._operand.array) if problem.copy_input else self._operand.array
+        data = self._data
+        out = self._executor.run(inp, inp if problem.inplace else None, direction, None, data.get("prolog"),
+                                 data.get("epilog"), self._params.get("prolog", ()), self._params.get("epilog", ()))
         return self._result(out, stream)
-
-    def _quick_run(self, direction: str) -> Callable[..., None] | None:
-        """The quick run of this CPU plan (``CpuExecutor.quick``), called with the laid-out data of
-        each execution, or None where ``execute`` takes the executor's general path."""
-        reads = []
-        for kind in ("prolog", "epilog"):
-            laid = self._data.get(kind)
-            if laid is not None and not (laid.ndim == 1 and laid.flags.c_contiguous):
-                return None
-            reads.append(None if laid is None else (0, laid.shape[0]))
-        return self._executor.prepare(direction, *reads)
 
     def _check_stream(self, stream: Any) -> Any:
         """``stream`` unchanged if this FFT can run on it: any CUDA stream on the GPU, or for a GPU
@@ -636,9 +614,10 @@ def rerun(engine: FFT, operand: Any, prolog: Any, epilog: Any, stream: Any) -> A
 
 
 def _rerun_cpu(engine: FFT, operand: Any, prolog: Any, epilog: Any, stream: Any) -> Any:
-    quick = engine._quick_cpu
-    if quick and stream is None:
-        return quick(operand, prolog, epilog)
+    direct = engine._direct_data
+    if direct is not None and stream is None:  # each call's data read where it lies: no lay-out, no copy
+        return engine._executor.run(operand, None, engine._plan.run_direction, None,
+                                    prolog["data"] if direct[0] else None, epilog["data"] if direct[1] else None)
     engine._operand = as_tensor(operand)
     engine._user_operand = operand
     try:
@@ -652,44 +631,39 @@ def _rerun_cpu(engine: FFT, operand: Any, prolog: Any, epilog: Any, stream: Any)
             terms = engine._terms.get(spec.kind)
             if terms is not None and terms.params and spec.params is not None:  # this call's values
                 engine._params[spec.kind] = terms.param_values(parameter_values(spec, new["params"]))
-        if quick is None:
-            engine._quick_cpu = _quick_cpu(engine, prolog, epilog) or False
+        engine._direct_data = _direct_data(engine, prolog, epilog)
         return engine.execute(stream=stream)
     finally:
         release_arrays(engine)
 
 
-def _quick_cpu(engine: FFT, prolog: Any, epilog: Any) -> Callable[[Any, Any, Any], Any] | None:
-    """``rerun(operand, prolog, epilog)`` of a stateless CPU engine, from the arrays of the call
-    laid out just now, or None where ``execute`` must run (see ``CpuExecutor.quick``).
+def _direct_data(engine: FFT, prolog: Any, epilog: Any) -> tuple[bool, bool] | None:
+    """Per side, whether a stateless CPU engine's later calls may pass their data to the executor
+    as given (True: C-contiguous, its elements in order), or pass none (False); None where each
+    call must lay out its data or take ``execute``'s way (another framework or memory space, in
+    place, an input the FFT copies, half precision, runtime parameters).
 
-    The stateless hot path calls it only with arrays of this call's layouts (its key), so what
-    was laid out now is laid out the same way then: data read where it lies, at the same offset
-    from its array's start, over the same elements."""
-    if engine._operand.framework != "numpy" or engine._space.crosses or engine.problem.inplace:
+    The stateless hot path reruns an engine only with arrays of this call's layouts (its key): so
+    where this call's data was laid out as the given array itself, from its first element, every
+    later call's is too."""
+    if (engine._operand.framework != "numpy" or engine._space.crosses or engine.problem.inplace
+            or engine.problem.copy_input or is_half(engine.problem)):
         return None
-    reads = []  # per side: None, or (offset in bytes from the given array's start, elements read)
+    direct = []
     for spec, given in ((engine._prolog, prolog), (engine._epilog, epilog)):
+        terms = None if spec is None else engine._terms.get(spec.kind)
+        if terms is not None and terms.params:
+            return None
         laid = None if spec is None else engine._data.get(spec.kind)
         if laid is None:
-            reads.append(None)
+            direct.append(False)
             continue
         array = given["data"]
-        if not np.shares_memory(laid, array) or not laid.flags.c_contiguous:
-            return None  # laid out in a copy: execute makes it on every call
-        reads.append((laid.ctypes.data - array.ctypes.data, laid.shape[0]))
-    run = engine._executor.prepare(engine._plan.run_direction, *reads)
-    if run is None:
-        return None
-    new_output = engine._new_output
-    prolog_data, epilog_data = (side is not None for side in reads)  # then given as {"fn": f, "data": array}
-
-    def quick(operand: Any, prolog: Any, epilog: Any) -> Any:
-        result = new_output()
-        run(operand, result, prolog["data"] if prolog_data else None, epilog["data"] if epilog_data else None)
-        return result
-
-    return quick
+        if not (laid.flags.c_contiguous and array.flags.c_contiguous and laid.dtype == array.dtype
+                and laid.ctypes.data == array.ctypes.data and laid.size <= array.size):
+            return None  # laid out in a copy, or from another element: each call lays it out
+        direct.append(True)
+    return direct[0], direct[1]
 
 
 def _call_data(engine: FFT, prolog: Any, epilog: Any) -> tuple[tuple, list]:

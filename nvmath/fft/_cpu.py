@@ -22,6 +22,17 @@ result) is staged into the output, where the FFT then runs in place; R2C and C2R
 result into the output; an elementwise epilog then rewrites it in place. Only a cuFFT-form
 epilog (which may write other offsets) reads the FFT's result from a block-sized temporary.
 
+A run given no output (``out=None``: any new array laid out as the problem's output will do, as
+for the results of ``FFT.execute`` and the stateless functions) on an engine that allocates its
+result (SciPy's) runs the whole problem at once and returns the engine's own array, the epilog
+applied in place on it: no output is allocated before the FFT and nothing is copied, as in the
+unfused ``y = scipy.fft.fft(x); y *= h``. Given an output, the run writes it.
+
+``run`` is the one way in. It keeps a fast path per direction for problems that run in one
+piece on the calling thread with native loops and ducc0 (the small calls, where Python's own
+cost is the cost): every layout decision taken once, each call checking only that its arrays
+are the planned ones (else the general path runs, which checks and explains).
+
 The loops (``compiler.cpu_loops``) are compiled with the callback inlined into one native
 function each (``compiler.cpu_backend``) and called through ctypes, which releases the GIL.
 
@@ -44,7 +55,7 @@ import numpy as np
 from . import _cpu_engines
 from ._checked import CallbackIndexError, CheckedBuffer, checked_views
 from ._layout import FFTProblem, Layout, data_layout_matches, dense_strides
-from ._tensor import flat_view
+from ._tensor import empty_factory, flat_view
 
 if TYPE_CHECKING:
     from compiler.cpu_backend import CpuCallback
@@ -128,8 +139,16 @@ def _address(a: Any) -> int:
         return a.__array_interface__["data"][0]
 
 
+def _dense_address(a: np.ndarray) -> int | None:
+    """``a``'s address where it is C-contiguous, else None (ctypes refuses what is not)."""
+    try:
+        return addressof(c_char.from_buffer(a))
+    except (TypeError, ValueError, BufferError):  # read-only, or not contiguous
+        return a.__array_interface__["data"][0] if a.flags.c_contiguous else None
+
+
 def _array_at(address: int, n: int, dtype: str) -> np.ndarray:
-    """The ``n`` elements of ``dtype`` at ``address`` as an array (the quick run's user data, for
+    """The ``n`` elements of ``dtype`` at ``address`` as an array (the fast path's user data, for
     reporting a failure: it holds addresses only)."""
     import ctypes
 
@@ -174,7 +193,7 @@ class _Call:
     """What one execution works on, and the decisions that depend on the arrays."""
 
     inp: np.ndarray
-    out: np.ndarray
+    out: np.ndarray | None  # None until the engine's array becomes the output (``_adopted``)
     direction: str
     data_in: Any  # flat input as the prolog sees it (bounds-checked in debug mode)
     data_out: Any  # flat output as the epilog sees it
@@ -196,7 +215,7 @@ class CpuExecutor:
     >>> problem = plan_problem("fft", x.shape, (4, 1), "complex128", axes=(1,))
     >>> epilog = python_callback(lambda v: 2 * v, "epilog", "complex128")
     >>> out = np.empty_like(x)
-    >>> CpuExecutor(problem, None, epilog, workers=1).execute(x, out, "forward", None, None)
+    >>> _ = CpuExecutor(problem, None, epilog, workers=1).execute(x, out, "forward", None, None)
     >>> bool(np.allclose(out, 2 * np.fft.fft(x)))
     True
     """
@@ -225,23 +244,42 @@ class CpuExecutor:
             if cb is not None:
                 cb.loops.ready()  # compiled at planning, not by the first execution
         self._dummies: dict[str, np.ndarray] = {}
-        self._seen: tuple = ()
+        self._seen_in: tuple = ()
+        self._seen_out: tuple = ()
         self._blocks: dict[int, Any] = {}
+        self._runs: dict[str, Callable[..., Any]] = {}  # per direction: the fast path, or the general one
         self._elementwise_only = all(cb is None or cb.elementwise for cb in (prolog, epilog))
+        out = problem.output
+        self._new_output = empty_factory(np, out.shape, out.strides, problem.output_dtype, out.span)
+        # Whether a run given no output may return an array the engine made (epilog in place on it).
+        may_adopt = not problem.inplace and (epilog is None or epilog.elementwise)
         # The FFT engine (_cpu_engines): chosen now, at planning, so no execution measures.
-        self.engine_choice = _cpu_engines.choose(self._fft_call(), engine)
+        self.engine_choice = _cpu_engines.choose(self._fft_call(may_adopt), engine)
         self._engine = _cpu_engines.engine(self.engine_choice.engine)
+        self._adopts = may_adopt and self._engine.allocates
 
     # -- the executor interface (nvmath.fft._executor.Executor) --------------------------------
     def prepare(self, direction: str, prolog_reads: tuple[int, int] | None = None,
                 epilog_reads: tuple[int, int] | None = None) -> Callable[..., None] | None:
-        """The fast path of repeated runs: ``quick``."""
-        return self.quick(direction, prolog_reads, epilog_reads)
+        """None: the fast path lives inside ``run``."""
+        return None
 
-    def run(self, inp: np.ndarray, out: np.ndarray, direction: str, stream: Any, prolog_data: Any,
-            epilog_data: Any, prolog_params: tuple = (), epilog_params: tuple = ()) -> None:
-        """``execute``; ``stream`` is None (the CPU has none)."""
-        self.execute(inp, out, direction, prolog_data, epilog_data, params=(prolog_params, epilog_params))
+    def run(self, inp: np.ndarray, out: np.ndarray | None, direction: str, stream: Any, prolog_data: Any,
+            epilog_data: Any, prolog_params: tuple = (), epilog_params: tuple = ()) -> np.ndarray:
+        """Transform ``inp`` (layout ``problem.input``) into ``out`` (layout ``problem.output``), or
+        with ``out=None`` into a new array of that layout, possibly the engine's own; returns the
+        result. ``stream`` is None (the CPU has none); ``*_data`` the callbacks' data (None, a 1-D
+        array, or a C-contiguous one: its elements in order); ``*_params`` the runtime parameters'
+        values (see ``compiler.terms``)."""
+        fast = self._runs.get(direction)
+        if fast is None and direction in _DIRECTIONS:
+            fast = self._runs[direction] = self._fast_run(direction) or _no_fast_path
+        if fast is not None:
+            result = fast(inp, out, prolog_data, epilog_data)
+            if result is not None:
+                return result
+        # Not the planned arrays, or no fast path: the general path checks and says what is wrong.
+        return self._general(inp, out, direction, prolog_data, epilog_data, (prolog_params, epilog_params))
 
     def release(self) -> None:
         """Nothing is held between runs."""
@@ -253,24 +291,40 @@ class CpuExecutor:
     def execute(
         self,
         inp: np.ndarray,
-        out: np.ndarray,
+        out: np.ndarray | None,
         direction: str,
         prolog_data: np.ndarray | None,
         epilog_data: np.ndarray | None,
         *,
         params: tuple[tuple, tuple] = ((), ()),
-    ) -> None:
-        """Transform ``inp`` (layout ``problem.input``) into ``out`` (layout ``problem.output``).
+    ) -> np.ndarray:
+        """``run`` without a stream: the result, in ``out`` where given.
 
         ``params``: the prolog's and the epilog's runtime parameter values (see ``compiler.terms``)."""
+        return self.run(inp, out, direction, None, prolog_data, epilog_data, *params)
+
+    def _general(self, inp: np.ndarray, out: np.ndarray | None, direction: str, prolog_data: Any,
+                 epilog_data: Any, params: tuple[tuple, tuple] = ((), ())) -> np.ndarray:
+        """Every run the fast path does not take: arrays checked, then staged, transformed and
+        finished whole or block by block."""
         p = self.problem
-        seen = (inp.dtype, inp.shape, inp.strides, out.dtype, out.shape, out.strides)
-        if type(inp) is not np.ndarray or type(out) is not np.ndarray or seen != self._seen:
+        if out is None and p.inplace:
+            out = inp
+        seen = (inp.dtype, inp.shape, inp.strides)
+        if type(inp) is not np.ndarray or seen != self._seen_in:
             _check_array(inp, p.input, p.input_dtype, "input")
-            _check_array(out, p.output, p.output_dtype, "output")
-            self._seen = seen  # layouts already checked: later calls compare six values
+            self._seen_in = seen  # layout already checked: later calls compare three values
+        if out is not None:
+            seen = (out.dtype, out.shape, out.strides)
+            if type(out) is not np.ndarray or seen != self._seen_out:
+                _check_array(out, p.output, p.output_dtype, "output")
+                self._seen_out = seen
         if direction not in ("forward", "inverse") or (p.fft_type != "C2C" and direction != p.direction):
             raise ValueError(f"direction {direction!r} is not valid for a {p.fft_type} FFT")
+        if out is None:
+            if self._adopts:
+                return self._adopted(inp, direction, prolog_data, epilog_data, params)
+            out = self._new_output()
         call = self._call(inp, out, direction, prolog_data, epilog_data, params)
         workers = self.threads()
         blocks = self._blocks.get(workers, ())
@@ -283,6 +337,32 @@ class CpuExecutor:
                 self._block(call, block)
         else:
             list(_pool(workers).map(lambda block: self._block(call, block), blocks))
+        return out
+
+    def _adopted(self, inp: np.ndarray, direction: str, prolog_data: Any, epilog_data: Any,
+                 params: tuple[tuple, tuple]) -> np.ndarray:
+        """The whole problem at once on an engine that allocates its result: that array becomes
+        the output (where it has the output's layout), the epilog applied to it in place, split
+        over the threads; the FFT threaded by the engine. No output allocated ahead, no copy."""
+        p = self.problem
+        workers = self.threads()
+        call = self._call(inp, None, direction, prolog_data, epilog_data, params)
+        x, owned = self._stage(call, (), workers)
+        result = self._engine.run(p.fft_type, x, _live_axes(p), direction == "forward", None, p.fft_lengths[-1],
+                                  self.fft_threads(), owned)
+        # Not the input's memory: a copied input (a real operand made complex, a layout cuFFT could
+        # not read) is the caller's buffer for the next call too, which SciPy may have overwritten.
+        ours = result is not inp and (x is not inp or not np.may_share_memory(result, inp))
+        out = result if ours and self._is_output(result) else self._new_output()
+        self._bind_output(call, out, epilog_data, params[1])
+        self._finish(call, result, (), workers)
+        return out
+
+    def _is_output(self, a: np.ndarray) -> bool:
+        """Whether ``a`` is laid out as the problem's output (so it can be returned as it)."""
+        p = self.problem
+        return (a.dtype == np.dtype(p.output_dtype) and a.flags.writeable
+                and data_layout_matches(a.shape, _strides(a), p.output))
 
     def threads(self) -> int:
         """How many threads run the callbacks' loops: 1 below ``THREAD_BYTES`` and in debug mode.
@@ -300,24 +380,24 @@ class CpuExecutor:
             return 1
         return self.workers
 
-    def quick(self, direction: str, prolog_reads: tuple[int, int] | None = None,
-              epilog_reads: tuple[int, int] | None = None) -> Callable[..., None] | None:
-        """``run(inp, out, prolog_data, epilog_data)``: ``execute`` for small problems, with what
-        ``execute`` decides on every call decided here, once. None where ``execute`` must run (more
-        than one thread or block, the debug mode, runtime parameters, cuFFT-form callbacks, loops
-        that are not native, an input that is copied, an in-place R2C or C2R).
+    def _fast_run(self, direction: str) -> Callable[..., np.ndarray | None] | None:
+        """``run``'s fast path in ``direction``: ``fast(inp, out, prolog_data, epilog_data)``, the
+        result, or None where these arrays are not the planned ones (the general path then runs).
+        Everything else ``run`` decides on every call is decided here, once. None where the
+        problem has no fast path (more than one thread or block, the debug mode, runtime
+        parameters, cuFFT-form callbacks, loops that are not native, an engine other than ducc0,
+        an in-place R2C or C2R).
 
-        The caller guarantees what ``execute`` would check: ``inp`` laid out as ``problem.input``,
-        ``out`` a new array laid out as ``problem.output`` (``inp`` itself for an in-place C2C),
-        and each ``*_data`` an array the callback's data is read from: ``*_reads`` = ``(offset, elements)``, the byte offset from
-        the array's start of the 1-D data ``execute`` would be given, and its length (None where
-        the callback reads no data).
+        Each call checks, cheaply, what the general path would: ``inp`` laid out as
+        ``problem.input``; ``out`` None (a new array is made), or ``inp`` itself for an in-place
+        C2C (any other output takes the general path, which checks overlaps); each ``*_data`` a
+        C-contiguous array of the callback's data type, with as many elements as it reads.
         """
         p = self.problem
         if self._engine.name != "ducc0":
-            return None  # the run below is ducc0's; other engines take execute's path
-        if (self.debug or self.threads() != 1 or (p.inplace and p.fft_type != "C2C") or p.copy_input
-                or direction not in ("forward", "inverse") or (p.fft_type != "C2C" and direction != p.direction)
+            return None  # the FFT below is ducc0's; other engines take the general path
+        if (self.debug or self.threads() != 1 or (p.inplace and p.fft_type != "C2C")
+                or (p.fft_type != "C2C" and direction != p.direction)
                 or min(p.input.strides + p.output.strides, default=0) < 0):
             return None
         blocks = self._batch_blocks(1)
@@ -342,9 +422,12 @@ class CpuExecutor:
         dummies = [None if cb is None or cb.form.takes_data_element else self._user_data(cb, None, layout)
                    for cb, layout in ((self.prolog, p.input), (self.epilog, p.output))]
         no_data = [None if d is None else (d.ctypes.data, 1) for d in dummies]
-        if (prolog_reads is None and self.prolog is not None and no_data[0] is None) or (
-                epilog_reads is None and self.epilog is not None and no_data[1] is None):
-            return None  # a callback reads data that is not given: execute says so
+        # Per callback: (data type or None where untyped, elements it reads at least).
+        wants = [None if cb is None else (
+            np.dtype(cb.user_dtype) if not cb.user_dtype.startswith("numba:") else None,
+            (layout.span if cb.terms is None or cb.terms.data is None else cb.terms.data_span)
+            if cb.form.takes_data_element else 0)
+            for cb, layout in ((self.prolog, p.input), (self.epilog, p.output))]
         rows_in, shape_in, strides_in, strides_stage = prolog_walk
         rows_out, shape_out, _, strides_out = epilog_walk
         prolog, epilog = native[0] and native[0][0], native[1] and native[1][1]
@@ -353,15 +436,50 @@ class CpuExecutor:
         ndim_in, ndim_out = len(shape_in), len(shape_out)
         n_stage = n_out if fft_type == "C2C" else int(np.prod(p.input.shape))
         input_dtype, input_shape = np.dtype(p.input_dtype), p.input.shape
+        in_strides = tuple(s * input_dtype.itemsize for s in p.input.strides)
+        inplace, new_output = p.inplace, self._new_output
         c2c, r2c = ducc0.fft.c2c, ducc0.fft.r2c
         fft_threads = self.fft_threads()
 
-        def run(inp: np.ndarray, out: np.ndarray, prolog_data: Any, epilog_data: Any) -> None:
+        (p_dtype, p_reads), (e_dtype, e_reads) = (w or (None, 0) for w in wants)
+
+        def fast(inp: np.ndarray, out: np.ndarray | None, prolog_data: Any, epilog_data: Any) -> np.ndarray | None:
+            # dtypes of NumPy's own types are singletons: ``is`` decides without a comparison
+            if (type(inp) is not np.ndarray or inp.shape != input_shape or inp.strides != in_strides
+                    or (inp.dtype is not input_dtype and inp.dtype != input_dtype)):
+                return None
+            if epilog is not None:  # its data first: nothing is written before every check passed
+                if epilog_data is None:
+                    if no_data[1] is None:
+                        return None
+                    e_info, e_n = no_data[1]
+                else:
+                    e_n = epilog_data.size
+                    if e_n < e_reads or (e_dtype is not None and epilog_data.dtype is not e_dtype
+                                         and epilog_data.dtype != e_dtype):
+                        return None
+                    e_info = _dense_address(epilog_data)
+                    if e_info is None:
+                        return None
+            if out is None:
+                out = inp if inplace else new_output()
+            elif out is not inp or not inplace:
+                return None
             src = inp
             if prolog is not None:
+                if prolog_data is None:
+                    if no_data[0] is None:
+                        return None
+                    info, n_info = no_data[0]
+                else:
+                    n_info = prolog_data.size
+                    if n_info < p_reads or (p_dtype is not None and prolog_data.dtype is not p_dtype
+                                            and prolog_data.dtype != p_dtype):
+                        return None
+                    info = _dense_address(prolog_data)
+                    if info is None:
+                        return None
                 dst = out if fft_type == "C2C" else np.empty(input_shape, input_dtype)
-                info, n_info = no_data[0] if prolog_data is None else (
-                    _address(prolog_data) + prolog_reads[0], prolog_reads[1])
                 status = prolog(_address(inp), n_in, 0, strides_in_at, _address(dst), n_stage, 0, stage_at, info,
                                 n_info, rows_in, shape_in_at, ndim_in)
                 if status:
@@ -378,17 +496,16 @@ class CpuExecutor:
                 ducc0.fft.c2r(src, axes=axes, lastsize=last, forward=False, inorm=0, out=out, nthreads=fft_threads,
                               allow_overwriting_input=src is not inp)
             if epilog is not None:
-                info, n_info = no_data[1] if epilog_data is None else (
-                    _address(epilog_data) + epilog_reads[0], epilog_reads[1])
-                status = epilog(_address(out), n_out, 0, strides_out_at, info, n_info, rows_out, shape_out_at,
+                status = epilog(_address(out), n_out, 0, strides_out_at, e_info, e_n, rows_out, shape_out_at,
                                 ndim_out)
                 if status:
                     flat_out = flat_view(out, n_out)
                     self._failed(self.epilog, status, (shape_out, 0, strides_out, 0, strides_out), flat_out,
-                                 _array_at(info, n_info, self.epilog.user_dtype), flat_out)
+                                 _array_at(e_info, e_n, self.epilog.user_dtype), flat_out)
+            return out
 
-        run.held = (prolog_walk, epilog_walk, dummies)  # type: ignore[attr-defined]
-        return run
+        fast.held = (prolog_walk, epilog_walk, dummies)  # type: ignore[attr-defined]
+        return fast
 
     def fft_threads(self) -> int:
         """ducc0's threads for the FFT of a problem run in one piece (below ``THREAD_BYTES``, or
@@ -406,8 +523,9 @@ class CpuExecutor:
         p = self.problem
         return max(1, min(self.workers, p.input.size * np.dtype(p.input_dtype).itemsize >> 16))
 
-    def _fft_call(self) -> _cpu_engines.FFTCall:
-        """The FFT call ``execute`` makes: a block on one thread where it pipelines, else the whole problem."""
+    def _fft_call(self, adopt: bool = False) -> _cpu_engines.FFTCall:
+        """The FFT call ``run`` makes: a block on one thread where it pipelines, else the whole
+        problem; ``adopt``: an engine's own array may become the result."""
         p = self.problem
         shape, threads, parallel = p.input.shape, self.fft_threads(), 1
         blocks = self._batch_blocks(self.threads())
@@ -415,35 +533,46 @@ class CpuExecutor:
             axis, lo, hi = blocks[0]
             shape, threads, parallel = shape[:axis] + (hi - lo,) + shape[axis + 1:], 1, min(self.threads(), len(blocks))
         return _cpu_engines.FFTCall(p.fft_type, p.input_dtype, shape, p.input.strides, _live_axes(p),
-                                    p.fft_lengths[-1], threads, parallel, self.epilog is not None)
+                                    p.fft_lengths[-1], threads, parallel, self.epilog is not None, adopt)
 
     # -- planning one call -------------------------------------------------------------------
-    def _call(self, inp: np.ndarray, out: np.ndarray, direction: str, prolog_data: Any, epilog_data: Any,
+    def _call(self, inp: np.ndarray, out: np.ndarray | None, direction: str, prolog_data: Any, epilog_data: Any,
               params: tuple[tuple, tuple] = ((), ())) -> _Call:
+        """One run's arrays and decisions; with ``out=None`` the output is bound later
+        (``_bind_output``), once the engine has made it."""
         p = self.problem
-        overlap = p.inplace or bool(np.may_share_memory(inp, out))
+        overlap = p.inplace or (out is not None and bool(np.may_share_memory(inp, out)))
         hazard = overlap and not self._elementwise_only
         epilog_in_place = self.epilog is None or self.epilog.elementwise
         data_in = flat_view(inp, p.input.span) if self.prolog else None
-        data_out = flat_view(out, p.output.span) if self.epilog else None
         prolog_info = self._user_data(self.prolog, prolog_data, p.input)
-        epilog_info = self._user_data(self.epilog, epilog_data, p.output)
-        if self.debug:
-            if self.prolog is not None:
-                data_in, prolog_info = checked_views(self.prolog, data_in, prolog_info, p.input)
-            if self.epilog is not None:
-                data_out, epilog_info = checked_views(self.epilog, data_out, epilog_info, p.output)
+        if self.debug and self.prolog is not None:
+            data_in, prolog_info = checked_views(self.prolog, data_in, prolog_info, p.input)
         # With runtime parameters, user_info is (data, *params), as the wrappers read it.
         prolog_info = _with_params(self.prolog, prolog_info, params[0])
-        epilog_info = _with_params(self.epilog, epilog_info, params[1])
-        return _Call(
-            inp, out, direction, data_in, data_out, prolog_info, epilog_info,
-            stage_to_out=p.fft_type == "C2C" and epilog_in_place and not hazard,
+        call = _Call(
+            inp, None, direction, data_in, None, prolog_info, None,
+            stage_to_out=p.fft_type == "C2C" and epilog_in_place and not hazard and out is not None,
             result_to_out=epilog_in_place,
             overlap=overlap,
             inp_writable=(p.copy_input or p.inplace) and not hazard,
             hazard=hazard,
         )
+        if out is not None:
+            self._bind_output(call, out, epilog_data, params[1])
+        return call
+
+    def _bind_output(self, call: _Call, out: np.ndarray, epilog_data: Any, params: tuple) -> None:
+        """Make ``out`` the output of ``call``, with the epilog's views of it and of its data."""
+        p = self.problem
+        call.out = out
+        if self.epilog is None:
+            return
+        data_out = flat_view(out, p.output.span)
+        epilog_info = self._user_data(self.epilog, epilog_data, p.output)
+        if self.debug:
+            data_out, epilog_info = checked_views(self.epilog, data_out, epilog_info, p.output)
+        call.data_out, call.epilog_info = data_out, _with_params(self.epilog, epilog_info, params)
 
     def _user_data(self, cb: Any, data: np.ndarray | None, layout: Layout) -> np.ndarray | None:
         if cb is None:
@@ -456,7 +585,10 @@ class CpuExecutor:
                 self._dummies[cb.user_dtype] = np.zeros(1, dtype=cb.user_dtype if typed else np.uint8)
             return self._dummies[cb.user_dtype]
         if data.ndim != 1:
-            raise ValueError(f"{cb.kind} user data must be 1-D (element offset -> value), got shape {data.shape}")
+            if not data.flags.c_contiguous:
+                raise ValueError(f"{cb.kind} user data must be 1-D (element offset -> value) or C-contiguous (its "
+                                 f"elements in order), got shape {data.shape}, strides {data.strides}")
+            data = data.reshape(-1)
         if typed and data.dtype != np.dtype(cb.user_dtype):
             raise ValueError(f"{cb.kind} {cb.name!r} was compiled for user data of {cb.user_dtype}, got {data.dtype}")
         reach = layout.span if cb.terms is None or cb.terms.data is None else cb.terms.data_span
@@ -574,6 +706,14 @@ class CpuExecutor:
         if cb.kind == "prolog":
             raise_failure(cb, a, buffer, info, None, self.problem.input)
         raise_failure(cb, b, buffer, info, values[a], self.problem.output)
+
+
+_DIRECTIONS = ("forward", "inverse")
+
+
+def _no_fast_path(inp: Any, out: Any, prolog_data: Any, epilog_data: Any) -> None:
+    """The fast path of a problem that has none."""
+    return None
 
 
 def _live_axes(problem: FFTProblem) -> tuple[int, ...]:

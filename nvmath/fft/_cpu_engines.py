@@ -18,8 +18,10 @@ Engines (:data:`ENGINES`), each unnormalized both ways like cuFFT:
     thread: 1.36 ms into the output, 0.62 ms into a padded buffer).
 ``scipy``
     ``scipy.fft`` (pocketfft, ``workers=``): C2C in place where the input may be overwritten
-    (the prolog's staged result), else into a new array; R2C and C2R into a new array. The
-    epilog (or a copy) takes the result from there into the output.
+    (the prolog's staged result), else into a new array; R2C and C2R into a new array. Where
+    the run has no output yet (the result of ``FFT.execute`` or a stateless call), that new
+    array becomes the result and the epilog runs in place on it (the engine *allocates*);
+    where an output is given, a C2C input is first copied into it and transformed there.
 
 Which engine runs a call (:func:`choose`), by mode (``FFTOptions.cpu_engine``, else
 ``$FFTFUSE_CPU_ENGINE``, else ``"auto"``):
@@ -29,8 +31,11 @@ Which engine runs a call (:func:`choose`), by mode (``FFTOptions.cpu_engine``, e
     transforms a sample of the call (its batch cut to about :data:`SAMPLE_BYTES`, at least
     :data:`SAMPLE_MIN_ROWS` rows), one warm-up run then interleaved timed runs for about
     :data:`BUDGET_S` in all (2 to 7 each), as many at once as the executor runs blocks at once,
-    fastest run kept; without an epilog, an engine that does not write the output is charged a
-    copy into it; any must beat ducc0 by :data:`MARGIN` (2.5 to 16 ms on a
+    fastest run kept (the process's CPU time, which other jobs do not inflate); each candidate
+    is charged the pass its result leaves: with an epilog, a multiply in place (where its result
+    is the output, or becomes it) or into the output (where it keeps its own buffer); without
+    one, the copy into the output an engine's own buffer needs; any must beat ducc0 by
+    :data:`MARGIN` (2.5 to 16 ms on a
     2-core Xeon for the calls of ``benchmarks/cpu_engines.py``, plus importing ``scipy.fft``
     once). The winner is stored in the artifact store next to the compiled CPU loops, under a
     key holding the call (transform, precision, shape, strides, axes, threads), the engines'
@@ -74,12 +79,15 @@ ENV = "FFTFUSE_CPU_ENGINE"
 #: Calls whose input is smaller than this follow the rules: the engines differ by microseconds
 #: there, and a plan of a small problem never looks anything up (the 1 x 1024 call stays as cheap).
 MEASURE_MIN_BYTES = 256 << 10
-#: The sample a candidate transforms: the call's batch cut to about this many bytes...
-SAMPLE_BYTES = 256 << 10
+#: The sample a candidate transforms: the call's batch cut to about this many bytes (one of the
+#: executor's blocks: larger than a core's L2 cache, so the sample meets the memory traffic of
+#: the call; a 256 KiB sample, in cache, ranked ducc0-chunks ahead of SciPy at 1024 x 1024
+#: complex64, which the whole call reversed)...
+SAMPLE_BYTES = 4 << 20
 #: ...but never fewer rows than this (the power-of-two stride costs show from 16 rows)...
 SAMPLE_MIN_ROWS = 16
 #: ...and calls whose sample would exceed this follow the rules (measuring would cost too much).
-SAMPLE_MAX_BYTES = 2 << 20
+SAMPLE_MAX_BYTES = 8 << 20
 #: Time spent on timed runs of all candidates together, after one warm-up each.
 BUDGET_S = 0.004
 #: Timed runs per candidate, at least and at most.
@@ -93,7 +101,7 @@ CHUNK_ROWS = 8
 KEEP_BYTES = 16 << 20
 _PAD_BYTES = 64  # one cache line
 # Bump when the engines or the measurement change: every stored choice is then measured again.
-_VERSION = 2
+_VERSION = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,8 +112,8 @@ class FFTCall:
     the whole problem); ``axes`` the transformed axes, the last one halved by R2C and C2R;
     ``lastsize`` that axis's length on the real side; ``threads`` the FFT's own threads;
     ``parallel`` how many such calls run at once (on the executor's threads, one block each);
-    ``epilog`` whether an epilog reads the result (then an engine that keeps its own array costs
-    no pass more than one writing the output).
+    ``epilog`` whether an epilog reads the result; ``adopt`` whether an array the engine makes
+    may become the result (the run has no output yet: ``CpuExecutor.run`` with ``out=None``).
     """
 
     fft_type: str
@@ -117,6 +125,7 @@ class FFTCall:
     threads: int
     parallel: int = 1
     epilog: bool = False
+    adopt: bool = False
 
     @property
     def nbytes(self) -> int:
@@ -132,9 +141,9 @@ class FFTCall:
         least ``SAMPLE_MIN_ROWS`` transforms.
 
         >>> FFTCall("C2C", "complex64", (1024, 1024), (1024, 1), (1,), 1024, 1).sample().shape
-        (32, 1024)
-        >>> FFTCall("C2C", "complex64", (1024, 4096), (4096, 1), (1,), 4096, 1).sample().shape
-        (16, 4096)
+        (512, 1024)
+        >>> FFTCall("C2C", "complex64", (16384, 64), (64, 1), (1,), 64, 1).sample().shape
+        (8192, 64)
         """
         batch = [a for a in range(len(self.shape)) if a not in self.axes and self.shape[a] > 1]
         if not batch:
@@ -160,6 +169,8 @@ class Engine:
     """Runs FFT calls; :meth:`run` returns where the result is (``out`` or the engine's own array)."""
 
     name = ""
+    #: Given no output, :meth:`run` returns a new array of its own that the caller may keep.
+    allocates = False
 
     def supports(self, fft_type: str) -> bool:
         return True
@@ -252,6 +263,7 @@ class Ducc0Chunks(Engine):
 
 class Scipy(Engine):
     name = "scipy"
+    allocates = True
 
     def run(self, fft_type: str, x: np.ndarray, axes: tuple[int, ...], forward: bool, out: np.ndarray | None,
             lastsize: int, threads: int, owned: bool) -> np.ndarray:
@@ -341,7 +353,7 @@ def engine_key(call: FFTCall) -> str:
 
     return artifact_key(target="cpu-fft-engine", fft_type=call.fft_type, dtype=call.dtype, shape=list(call.shape),
                         strides=list(call.strides), axes=list(call.axes), lastsize=call.lastsize,
-                        threads=call.threads, parallel=call.parallel, epilog=call.epilog,
+                        threads=call.threads, parallel=call.parallel, epilog=call.epilog, adopt=call.adopt,
                         engines=_engines_stamp(), **cpu_identity())
 
 
@@ -458,8 +470,11 @@ def measure(call: FFTCall) -> dict[str, float]:
     """Each candidate's best time (us) for ``call`` on random data, one warm-up run each then
     interleaved timed runs; ``call.parallel`` copies at once on as many threads where the
     executor runs that many blocks at once (so the GIL and the memory bus are shared as they will
-    be). Without an epilog, an engine that returns its own array is charged the copy into the
-    output the finish step then makes."""
+    be). Each is charged the pass the executor's finish step makes on its result: with an epilog
+    a multiply (NumPy's, as the compiled loop costs about the same), in place where the result
+    is the output or becomes it (``call.adopt`` and an engine that allocates), else from the
+    engine's array into the output; without an epilog, the copy into the output where the
+    result is neither."""
     rng = np.random.default_rng(0)
     pairs = [_pair(call, rng) for _ in range(call.parallel)]
     engines = {n: engine(n) for n in candidates(call)}
@@ -470,20 +485,30 @@ def measure(call: FFTCall) -> dict[str, float]:
         pool = concurrent.futures.ThreadPoolExecutor(call.parallel, thread_name_prefix="fftfuse-measure")
 
     def one(e: Engine, pair: tuple) -> None:
-        x, out, source = pair
+        x, out, source, h = pair
         if call.fft_type == "C2R":
             np.copyto(x, source)  # C2R may overwrite its input
-        result = e.run(call.fft_type, x, call.axes, True, out, call.lastsize, call.threads, call.fft_type == "C2R")
-        if result is not out and not call.epilog:
+        keeps = call.adopt and e.allocates  # its new array becomes the result
+        if call.adopt and not keeps:
+            out = np.empty_like(out)  # as the executor makes a new output for each such call
+        result = e.run(call.fft_type, x, call.axes, True, None if keeps else out, call.lastsize, call.threads,
+                       call.fft_type == "C2R")
+        if call.epilog:
+            np.multiply(result, h, out=result if keeps or result is out else out)
+        elif result is not out and not keeps:
             np.copyto(out, result)
 
+    # The process's CPU time (all its threads): time lost to other jobs on a shared machine does
+    # not count, where wall time ranked engines by who waited for a core (two threads, load 3.4).
+    clock = time.process_time
+
     def once(e: Engine) -> float:
-        t = time.perf_counter()
+        t = clock()
         if pool is None:
             one(e, pairs[0])
         else:
             list(pool.map(lambda pair: one(e, pair), pairs))
-        return time.perf_counter() - t
+        return clock() - t
 
     try:
         for e in engines.values():
@@ -500,8 +525,9 @@ def measure(call: FFTCall) -> dict[str, float]:
     return {n: round(t * 1e6, 1) for n, t in best.items()}
 
 
-def _pair(call: FFTCall, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Random input laid out like ``call``'s, an output for it, and a copy of the input."""
+def _pair(call: FFTCall, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Random input laid out like ``call``'s, an output for it, a copy of the input, and a
+    filter of the output's shape (ones: the values do not change the time)."""
     x = _laid_out(call, rng)
     out_shape = list(call.shape)
     if call.fft_type == "R2C":
@@ -510,7 +536,7 @@ def _pair(call: FFTCall, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
         out_shape[call.axes[-1]] = call.lastsize
     out_dtype = np.result_type(call.dtype, np.complex64) if call.fft_type != "C2R" else \
         np.empty(0, call.dtype).real.dtype
-    return x, np.empty(out_shape, out_dtype), x.copy()
+    return x, np.empty(out_shape, out_dtype), x.copy(), np.ones(out_shape, out_dtype)
 
 
 def _laid_out(call: FFTCall, rng: np.random.Generator) -> np.ndarray:

@@ -26,7 +26,7 @@ import numpy as np
 from compiler.dtypes import HALF_PROMOTED
 
 from ._layout import FFTProblem, Layout, LayoutError
-from ._tensor import Tensor, empty_strided
+from ._tensor import Tensor, empty_factory, empty_strided
 
 # Transforms whose operand is complex: a NumPy/CuPy float16 operand of theirs holds pairs.
 _COMPLEX_INPUT = frozenset({"fft", "ifft", "irfft"})
@@ -165,15 +165,18 @@ class PromotedCpuExecutor:
         """No fast path: every run converts."""
         return None
 
-    def run(self, inp: np.ndarray, out: np.ndarray, direction: str, stream: Any, prolog_data: Any,
-            epilog_data: Any, prolog_params: tuple = (), epilog_params: tuple = ()) -> None:
+    def run(self, inp: np.ndarray, out: np.ndarray | None, direction: str, stream: Any, prolog_data: Any,
+            epilog_data: Any, prolog_params: tuple = (), epilog_params: tuple = ()) -> np.ndarray:
         p = self.problem
+        if out is None:  # a new output, as the inner executor's run makes one
+            out = empty_factory(np, p.output.shape, p.output.strides, p.output_dtype, p.output.span)()
         single_in, view_in = _single_buffer(p.input, p.input_dtype)
         view_in[...] = inp  # promoted: exact
         single_out, view_out = (single_in, view_in) if p.inplace else _single_buffer(p.output, p.output_dtype)
         self.inner.run(single_in, single_out, direction, stream, prolog_data, epilog_data, prolog_params,
                        epilog_params)
         out[...] = view_out  # rounded to half precision (beyond its range: inf)
+        return out
 
     def release(self) -> None:
         self.inner.release()
