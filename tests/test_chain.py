@@ -4,16 +4,13 @@ GPU code path with CuPy and cuFFT faked; the same on a real GPU where one is pre
 
 from __future__ import annotations
 
-import gc
 import logging
 import sys
-import threading
 
 import numpy as np
 import pytest
 
 from nvmath.fft import FilteredFFT, filtered
-from nvmath.fft._chain import stateless_chains
 
 RNG = np.random.default_rng(2026)
 
@@ -362,24 +359,6 @@ def test_bad_pointwise_data_is_refused_naming_the_spectrum_shape():
 
 
 # -- the GPU code path, CuPy and cuFFT faked ------------------------------------------------------
-
-@pytest.fixture
-def fake_gpu(monkeypatch):
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-    from fake_gpu import FakeGpu
-    from nvmath.fft import _gpu, _reuse
-
-    fake = FakeGpu().install(monkeypatch, keep_memory=True)
-    monkeypatch.setattr(_gpu, "plan_cache", _gpu.PlanCache())
-    monkeypatch.setattr(_reuse.stateless_engines, "local", threading.local())
-    monkeypatch.setattr(stateless_chains, "local", threading.local())
-    monkeypatch.delenv("FFTFUSE_DEBUG", raising=False)
-    yield fake
-    _reuse.stateless_engines.mine().clear()
-    stateless_chains.mine().clear()
-    gc.collect()
-    _gpu.plan_cache.clear()
-
 
 def test_on_the_gpu_the_spectrum_goes_from_one_plan_to_the_other(fake_gpu):
     cupy = sys.modules["cupy"]

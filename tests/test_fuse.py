@@ -800,29 +800,6 @@ def test_dask_chains_follow_the_same_plan(filtered_calls):
     assert filtered_calls == ["backward"]
 
 
-@pytest.fixture
-def fake_gpu(monkeypatch):
-    """The GPU code path with CuPy and cuFFT faked (tests/fake_gpu.py): launches are recorded,
-    nothing is computed."""
-    import gc
-    import pathlib
-    import sys
-    import threading
-
-    sys.path.insert(0, str(pathlib.Path(__file__).parent))
-    from fake_gpu import FakeGpu
-    from nvmath.fft import _chain, _gpu, _reuse
-
-    fake = FakeGpu().install(monkeypatch, keep_memory=True)
-    monkeypatch.setattr(_gpu, "plan_cache", _gpu.PlanCache())
-    monkeypatch.setattr(_reuse.stateless_engines, "local", threading.local())
-    monkeypatch.setattr(_chain.stateless_chains, "local", threading.local())
-    monkeypatch.delenv("FFTFUSE_DEBUG", raising=False)
-    yield fake
-    gc.collect()
-    _gpu.plan_cache.clear()
-
-
 def test_a_gpu_chain_is_one_filtered_call_its_spectrum_passed_between_two_cufft_plans(fake_gpu, filtered_calls):
     # scalars only: a host operand crosses to the GPU, host data arrays would be refused there
     fused = fuse(chain_scalars, execution="cuda", strict=True)   # strict: a failing fused call raises
