@@ -4,6 +4,7 @@ execution there is (CPU, its debug mode, the fake GPU and, where present, the GP
 
 import functools
 import gc
+import logging
 import sys
 import threading
 from pathlib import Path
@@ -92,3 +93,35 @@ def execution(request, monkeypatch):
         yield Execution(name, cupy=cupy)
         return
     yield Execution(name)
+
+
+class Events(logging.Handler):
+    """What the library logs on its ``fftfuse`` loggers, counted: callbacks compiled (numba for
+    the CPU, NVVM for the GPU; not those found in the cache) and plans built (not reused)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    @property
+    def compiles(self) -> int:
+        return sum(r.name == "fftfuse.compiler" and " compiled in " in r.getMessage() for r in self.records)
+
+    @property
+    def plans(self) -> int:
+        return sum(r.getMessage().startswith("planned ") for r in self.records)
+
+
+@pytest.fixture
+def events():
+    """Counts compiles and plans through the library's logging (its public account of both)."""
+    logger = logging.getLogger("fftfuse")
+    handler, level = Events(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(level)
