@@ -19,8 +19,9 @@ SINGLE = {np.dtype(t) for t in (np.float32, np.complex64)}
 HALF = {np.dtype(np.float16)}
 
 
-def rand(shape: int | Sequence[int], dtype: Any = np.complex128, seed: int | None = 0) -> np.ndarray:
-    """Standard normal values of ``dtype`` (complex: independent real and imaginary parts)."""
+def rand(shape: int | Sequence[int], dtype: Any = np.complex128, seed: int | np.random.Generator | None = 0) -> np.ndarray:
+    """Standard normal values of ``dtype`` (complex: independent real and imaginary parts); ``seed``
+    may be a Generator, whose stream of draws goes on."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(shape)
     if np.dtype(dtype).kind == "c":
@@ -98,3 +99,25 @@ def assert_close(got: Any, want: Any, dtype: Any = None, *, rtol: float | None =
         rtol = TOLERANCE[precision_of(host.dtype if dtype is None else dtype)]
     err = relative_error(host, want)
     assert err <= rtol, f"max relative error {err:.3g} (allowed {rtol:.3g})"
+
+
+def chain_reference(x: Any, axes: Sequence[int], prolog: Any = None, pointwise: Any = None, epilog: Any = None,
+                    norm: str | None = "backward") -> np.ndarray:
+    """A filtering chain (prolog, forward FFT, pointwise step, inverse FFT, epilog) in float64
+    NumPy; each step is ``f(array, indices)`` or None. Real operands take rfftn/irfftn; with
+    ``norm=None`` neither direction is normalized."""
+    real = np.asarray(x).dtype.kind == "f"
+    x = wide(x)
+    axes = tuple(a % x.ndim for a in axes)
+    a = prolog(x, np.indices(x.shape)) if prolog else x
+    scaled = norm or "backward"
+    spectrum = np.fft.rfftn(a, axes=axes, norm=scaled) if real else np.fft.fftn(a, axes=axes, norm=scaled)
+    if pointwise:
+        spectrum = pointwise(spectrum, np.indices(spectrum.shape))
+    if real:
+        y = np.fft.irfftn(spectrum, s=[x.shape[a] for a in axes], axes=axes, norm=scaled)
+    else:
+        y = np.fft.ifftn(spectrum, axes=axes, norm=scaled)
+    if norm is None:
+        y = y * np.prod([x.shape[a] for a in axes])
+    return epilog(y, np.indices(y.shape)) if epilog else y

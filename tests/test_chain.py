@@ -10,50 +10,24 @@ import sys
 import numpy as np
 import pytest
 
+from helpers import assert_close, chain_reference, precision_of, rand
 from nvmath.fft import FilteredFFT, filtered
 
-RNG = np.random.default_rng(2026)
+RNG = np.random.default_rng(2026)  # one stream of draws: each unseeded array is new
 
 
 def random(shape, dtype, seed=None):
-    rng = np.random.default_rng(seed) if seed is not None else RNG
-    a = rng.standard_normal(shape)
-    if np.dtype(dtype).kind == "c":
-        a = a + 1j * rng.standard_normal(shape)
-    return a.astype(dtype)
+    return rand(shape, dtype, RNG if seed is None else seed)
 
 
 def reference(x, axes, prolog=None, pointwise=None, epilog=None, norm="backward"):
-    """The chain in float64 NumPy; each step is ``f(array, indices)`` or None."""
-    real = np.asarray(x).dtype.kind == "f"
-    x = np.asarray(x, np.float64 if real else np.complex128)
-    axes = tuple(a % x.ndim for a in axes)
-    a = prolog(x, np.indices(x.shape)) if prolog else x
-    scaled = norm or "backward"
-    if real:
-        spectrum = np.fft.rfftn(a, axes=axes, norm=scaled)
-    else:
-        spectrum = np.fft.fftn(a, axes=axes, norm=scaled)
-    if pointwise:
-        spectrum = pointwise(spectrum, np.indices(spectrum.shape))
-    if real:
-        y = np.fft.irfftn(spectrum, s=[x.shape[a] for a in axes], axes=axes, norm=scaled)
-    else:
-        y = np.fft.ifftn(spectrum, axes=axes, norm=scaled)
-    if norm is None:
-        y = y * np.prod([x.shape[a] for a in axes])
-    return epilog(y, np.indices(y.shape)) if epilog else y
+    return chain_reference(x, axes, prolog, pointwise, epilog, norm)
 
 
 def check(got, want, dtype):
-    single = np.dtype(dtype) in (np.complex64, np.float32)
     assert got.dtype == np.dtype(dtype), got.dtype
-    assert got.shape == want.shape
-    err = np.abs(np.asarray(got, np.complex128) - want).max() / max(np.abs(want).max(), 1e-300)
-    assert err < (2e-5 if single else 1e-11), err
+    assert_close(got, want, dtype, rtol=2e-5 if precision_of(dtype) == "single" else 1e-11)
 
-
-# -- every form of each step ---------------------------------------------------------------------
 
 def mul(v, d):
     return v * d

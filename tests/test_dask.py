@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import subprocess
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 import nvmath
+from helpers import assert_close, rand
 
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
@@ -23,17 +25,7 @@ from nvmath.fft._dask import chunk_stats, dask_fft  # noqa: E402
 B, N = 96, 32
 
 
-def rand(shape, dtype, seed):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(shape) + (1j * rng.standard_normal(shape) if np.dtype(dtype).kind == "c" else 0)
-    return x.astype(dtype)
-
-
-def close(got, want, rtol=2e-5):
-    got = np.asarray(got)
-    assert got.shape == want.shape
-    err = np.abs(got - want).max() / max(np.abs(want).max(), 1.0)
-    assert err < rtol, f"max relative error {err:.3g}"
+close = functools.partial(assert_close, rtol=2e-5)  # this file's bound, tighter than single precision's
 
 
 def mul(v, d):

@@ -11,6 +11,7 @@ from numpy.fft import fft as np_fft_imported
 
 import nvmath
 import nvmath.fft
+from helpers import assert_close
 from nvmath.fft import fuse
 
 B, N = 6, 32
@@ -375,8 +376,7 @@ def _close(got, want, single=True):
     assert got.shape == want.shape
     assert got.dtype == want.dtype, f"dtype {got.dtype}, the undecorated function gives {want.dtype}"
     single = single or want.dtype in (np.complex64, np.float32)
-    scale_ = max(1.0, float(np.abs(want).max()))
-    assert float(np.abs(got.astype(np.complex128) - want).max()) <= (2e-5 if single else 1e-11) * scale_ * 8
+    assert_close(got, want, rtol=(2e-5 if single else 1e-11) * 8)
 
 
 def _name(case):

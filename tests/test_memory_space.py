@@ -14,6 +14,7 @@ import pytest
 
 import fake_gpu as fake_module
 import nvmath
+from helpers import rand
 from nvmath.fft import ExecutionCPU, FFT, FilteredFFT, filtered
 
 CPU_FORMS = ["cpu", {"name": "cpu", "num_threads": 1}, ExecutionCPU(num_threads=1), {"name": "CPU"}]
@@ -41,14 +42,6 @@ def copies(fake_gpu, monkeypatch):
     monkeypatch.setattr(fake_module.ndarray, "get", logged_get)
     monkeypatch.setattr(cupy, "asarray", logged_asarray)
     return log
-
-
-def rand(shape, dtype, seed):
-    rng = np.random.default_rng(seed)
-    a = rng.standard_normal(shape)
-    if np.dtype(dtype).kind == "c":
-        a = a + 1j * rng.standard_normal(shape)
-    return a.astype(dtype)
 
 
 def on_device(host, device=0):
