@@ -372,10 +372,13 @@ def fake_cupy(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", cupy)
     calls, plans = [], []
 
-    class Engine:  # a planned FFT: what a worker's chunks of one shape reuse
-        def __init__(self, block, callbacks):
-            self.prolog, self.epilog, self.operand = callbacks.get("prolog"), callbacks.get("epilog"), None
+    class Engine:  # stands in for nvmath.fft.FFT, the engine a worker's chunks of one shape reuse
+        def __init__(self, block, **options):
+            self.prolog = self.epilog = self.operand = None
             plans.append(self)
+
+        def plan(self, direction=None, prolog=None, epilog=None):
+            self.prolog, self.epilog = prolog, epilog
 
         def reset_operand(self, operand=None):
             self.operand = operand
@@ -386,15 +389,15 @@ def fake_cupy(monkeypatch):
             out = np.fft.fft(np.asarray(self.operand) * (1 if p is None else p), axis=-1)
             return asarray(out * (1 if e is None else e))
 
+        def free(self):
+            pass
+
     def read(data):  # a pointer is the address of one of the worker's data buffers
         if not isinstance(data, int):
             return np.asarray(data)
         return next(np.asarray(b.array) for b in _dask._buffers.values() if _dask._address(b.array) == data)
 
-        def free(self):
-            pass
-
-    monkeypatch.setattr(_dask._ChunkFFT, "_new_engine", Engine)
+    monkeypatch.setattr(_dask, "FFT", Engine)
     fills = []
     real_fill = _dask._Buffer.fill
     monkeypatch.setattr(_dask._Buffer, "fill", lambda self, values, token: (fills.append(token),
