@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import nvmath
-from helpers import rand, reference, wide
+from helpers import rand, reference, to_host, wide
 
 GAIN = 2.0  # read by callbacks below; the tests change it
 
@@ -187,3 +187,28 @@ def test_stateful_norm_is_for_the_planned_direction(execution):
         execution.check(f.execute(), np.fft.fft(x, norm="forward"), "complex128")
         with pytest.raises(ValueError, match="plan again"):
             f.execute(direction="inverse")
+
+
+# -- the reused stateless path: each call's data and input ------------------------------------
+
+def test_reruns_lay_out_each_calls_data_anew(execution):
+    x = rand((32, 256), "complex64", 1)
+    plain = np.fft.fft(wide(x), axis=-1)
+    for seed in (2, 3, 2):  # later calls reuse the first call's engine
+        w = rand((32, 256), "complex64", seed)
+        d = execution.put(np.asfortranarray(w))  # not the layout the offsets walk: copied on each call
+        got = nvmath.fft.fft(execution.put(x), axes=[-1], epilog={"fn": raw_filter, "data": d},
+                             options=execution.options)
+        execution.check(got, plain * w, "complex64")
+
+
+def test_reruns_copy_each_calls_input(execution):
+    for seed in (4, 5, 6):
+        xh = rand((16, 129), "complex128", seed)  # cuFFT's C2R overwrites its input: it reads a copy
+        operand = execution.put(xh)
+        got = nvmath.fft.irfft(operand, axes=[-1], epilog=lambda v: v * 0.5, options=execution.options)
+        execution.check(got, np.fft.irfft(xh, n=256, axis=-1, norm="forward") * 0.5, "float64")
+        assert np.array_equal(to_host(operand), xh), "the caller's operand changed"
+        rh = rand((16, 256), "float32", seed)  # promoted to complex: a copy too
+        got = nvmath.fft.fft(execution.put(rh), axes=[-1], epilog=lambda v: v * 2, options=execution.options)
+        execution.check(got, np.fft.fft(wide(rh), axis=-1) * 2, "complex64")
