@@ -20,7 +20,7 @@ then a cProfile of the hot paths. The LTO-IR rows use bytes from ``compile_epilo
 before timing, as nvmath-python's users do.
 
 Without a GPU, ``--fake-gpu`` runs the same calls through the real planner and executor with
-CuPy and cuFFT replaced by the recorders of ``tests/fake_gpu.py``: the figures are then the Python
+CuPy and cuFFT replaced by the recorders of ``benchmarks/fake_gpu.py``: the figures are then the Python
 part of a call alone (no allocation, no launch), and ``fake_floor`` (what the fakes cost in one
 call) stands in for CuPy's row.
 """
@@ -137,8 +137,7 @@ def main(argv=None) -> int:
 
         import pytest
 
-        sys.path.insert(0, str(HERE.parent / "tests"))
-        from fake_gpu import FakeGpu
+        from fake_gpu import FakeGpu  # next to this script
 
         os.environ.setdefault("FFTFUSE_CACHE_DIR", tempfile.mkdtemp(prefix="fftfuse-host-"))
         patch = pytest.MonkeyPatch()

@@ -37,7 +37,7 @@ for step in $steps; do
       python3 benchmarks/fft_callbacks.py --impl cupy --json "$OUT/cupy.json" > "$OUT/cupy.log" 2>&1 || tail -30 "$OUT/cupy.log"
       python3 benchmarks/fft_callbacks.py --report "$OUT"/ours.json "$OUT"/nvmath.json "$OUT"/cupy.json --json "$OUT/fft_callbacks.json" 2>&1 | tee "$OUT/fft_table.txt" ;;
     arrayterms)
-      python3 -m pytest tests/test_gpu_array_terms.py -q -rs -p no:cacheprovider 2>&1 | tail -30 | tee "$OUT/array_terms_tests.log"
+      python3 -m pytest tests/test_gpu_array_terms.py tests/test_array_terms.py -m gpu -q -rs -p no:cacheprovider 2>&1 | tail -30 | tee "$OUT/array_terms_tests.log"
       python3 -m pip install -q --no-index --no-deps --target /tmp/ref .whl/ref/*.whl 2>/dev/null
       python3 benchmarks/fft_callbacks.py --impl ours --only array_terms --json "$OUT/at_ours.json" > "$OUT/at_ours.log" 2>&1 || tail -30 "$OUT/at_ours.log"
       (cd /tmp && PYTHONPATH=/tmp/ref:/tmp/site python3 "$OLDPWD/benchmarks/fft_callbacks.py" --impl nvmath --only array_terms --json "$OUT/at_nvmath.json" > "$OUT/at_nvmath.log" 2>&1) || tail -30 "$OUT/at_nvmath.log"

@@ -1,5 +1,6 @@
-"""Callbacks in array terms on the CPU executor and in the debug mode: broadcast user data, the
-index forms and runtime parameters, against float64 NumPy references on fresh random data.
+"""Callbacks in array terms: broadcast user data, the index forms and runtime parameters, against
+float64 NumPy references on fresh random data; the feature tests run on every execution (CPU,
+debug mode, fake GPU, GPU: the ``execution`` fixture).
 
 References broadcast the data and build indices with ``np.indices`` over the array the callback
 sees (the operand for a prolog, the result for an epilog); transforms are unnormalized both ways.
@@ -14,14 +15,12 @@ import numpy as np
 import pytest
 
 import nvmath
-from compiler import cpu_backend
-from nvmath.fft import _cpu
+from helpers import assert_close, reference, result_shape
 
-# (FFT kind, operand dtype, debug mode); irfft's operand is the spectrum of real data, so every
-# library agrees on it (its DC and Nyquist terms are real). The debug mode runs the same generated
-# wrappers without numba: two kinds use it to keep compile time down.
-KINDS = [("fft", "complex128", False), ("ifft", "complex128", True), ("rfft", "float64", False),
-         ("irfft", "complex128", False), ("fft", "complex64", True)]
+# (FFT kind, operand dtype); irfft's operand is the spectrum of real data, so every library agrees
+# on it (its DC and Nyquist terms are real).
+KINDS = [("fft", "complex128"), ("ifft", "complex128"), ("rfft", "float64"), ("irfft", "complex128"),
+         ("fft", "complex64"), ("rfft", "float32")]
 
 
 def rng_for(*names: object) -> np.random.Generator:
@@ -38,41 +37,22 @@ def operand(kind: str, dtype: str, shape: tuple[int, ...], axes: tuple[int, ...]
     return x.astype(dtype)
 
 
-def transform(kind: str, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    """The unnormalized transform in double precision."""
-    x = x.astype(np.complex128 if np.iscomplexobj(x) else np.float64)
-    if kind == "fft":
-        return np.fft.fftn(x, axes=axes)
-    if kind == "ifft":
-        return np.fft.ifftn(x, axes=axes, norm="forward")
-    if kind == "rfft":
-        return np.fft.rfftn(x, axes=axes)
-    n = [x.shape[a] for a in axes[:-1]] + [2 * (x.shape[axes[-1]] - 1)]
-    return np.fft.irfftn(x, s=n, axes=axes, norm="forward")
-
-
 def run(kind: str, x, *, debug: bool = False, **callbacks):
     options = {"debug": True} if debug else None
     axes = callbacks.pop("axes")
     return getattr(nvmath.fft, kind)(x, axes=list(axes), options=options, **callbacks)
 
 
-def result_shape(kind: str, shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
-    out = list(shape)
-    if kind == "rfft":
-        out[axes[-1]] = shape[axes[-1]] // 2 + 1
-    elif kind == "irfft":
-        out[axes[-1]] = 2 * (shape[axes[-1]] - 1)
-    return tuple(out)
-
-
-def tolerance(dtype: str) -> dict:
-    return {"rtol": 2e-4, "atol": 2e-4} if dtype in ("complex64", "float32") else {"rtol": 1e-9, "atol": 1e-9}
+def run_on(execution, kind: str, x, *, axes, **callbacks):
+    """``kind`` of ``x`` on ``execution``: the operand and every callback's data put there first."""
+    for spec in callbacks.values():
+        if isinstance(spec, dict) and "data" in spec:
+            spec["data"] = execution.put(spec["data"])
+    return getattr(nvmath.fft, kind)(execution.put(x), axes=list(axes), options=execution.options, **callbacks)
 
 
 def check(got, want, dtype: str) -> None:
-    scale = max(float(np.abs(want).max()), 1.0)
-    np.testing.assert_allclose(np.asarray(got) / scale, want / scale, **tolerance(dtype))
+    assert_close(got, want, dtype)
 
 
 def mul(x, d):
@@ -91,16 +71,15 @@ BROADCASTS = [
 ]
 
 
-@pytest.mark.parametrize("kind,dtype,debug", KINDS)
+@pytest.mark.parametrize("kind,dtype", KINDS)
 @pytest.mark.parametrize("side", ["prolog", "epilog"])
 @pytest.mark.parametrize("case", range(len(BROADCASTS)))
-def test_broadcast_data(kind, dtype, debug, side, case):
+def test_broadcast_data(execution, kind, dtype, side, case):
     shape, axes, data_shapes = BROADCASTS[case]
     rng = rng_for("broadcast", kind, dtype, side, case)
     x = operand(kind, dtype, shape, axes, rng)
     sees = x.shape if side == "prolog" else result_shape(kind, x.shape, axes)
-    real_data = kind == "irfft" and side == "prolog"  # keeps the spectrum's DC/Nyquist real
-    single = dtype == "complex64"
+    single = dtype in ("complex64", "float32")
     complex_element = x.dtype.kind == "c" if side == "prolog" else kind != "irfft"
     for make in data_shapes:
         d = rng.uniform(0.5, 1.5, make(sees))
@@ -108,11 +87,11 @@ def test_broadcast_data(kind, dtype, debug, side, case):
             d = d + 0.25j * rng.standard_normal(d.shape)
         d = d.astype((np.complex64 if d.dtype.kind == "c" else np.float32) if single else d.dtype)
         if side == "prolog":
-            want = transform(kind, x.astype(np.complex128 if x.dtype.kind == "c" else np.float64) * d, axes)
+            want = reference(kind, x.astype(np.complex128 if x.dtype.kind == "c" else np.float64) * d, axes)
         else:
-            want = transform(kind, x, axes) * d
-        got = run(kind, x, axes=axes, debug=debug, **{side: {"fn": mul, "data": d}})
-        check(got, want, dtype)
+            want = reference(kind, x, axes) * d
+        got = run_on(execution, kind, x, axes=axes, **{side: {"fn": mul, "data": d}})
+        execution.check(got, want, dtype)
 
 
 def test_broadcast_to_view_and_transposed_data_are_read_in_place():
@@ -189,31 +168,31 @@ INDEXED = [
 ]
 
 
-@pytest.mark.parametrize("kind,dtype,debug", KINDS)
+@pytest.mark.parametrize("kind,dtype", KINDS)
 @pytest.mark.parametrize("side", ["prolog", "epilog"])
 @pytest.mark.parametrize("case", range(len(INDEXED)))
-def test_index_form_matches_np_indices(kind, dtype, debug, side, case):
-    shape, axes, fn, reference = INDEXED[case]
+def test_index_form_matches_np_indices(execution, kind, dtype, side, case):
+    shape, axes, fn, indexed = INDEXED[case]
     if kind == "irfft" and side == "prolog" and len(axes) > 1:
         pytest.skip("a position-dependent factor breaks the Hermitian symmetry a 2-D C2R input needs")
     rng = rng_for("index", kind, dtype, side, case)
     x = operand(kind, dtype, shape, axes, rng)
     if side == "prolog":
         wide = x.astype(np.complex128 if np.iscomplexobj(x) else np.float64)
-        want = transform(kind, reference(wide, np.indices(x.shape)), axes)
+        want = reference(kind, indexed(wide, np.indices(x.shape)), axes)
     else:
-        y = transform(kind, x, axes)
-        want = reference(y, np.indices(y.shape))
-    got = run(kind, x, axes=axes, debug=debug, **{side: fn})
-    check(got, want, dtype)
+        y = reference(kind, x, axes)
+        want = indexed(y, np.indices(y.shape))
+    got = run_on(execution, kind, x, axes=axes, **{side: fn})
+    execution.check(got, want, dtype)
 
 
-def test_fftshift_by_sign_flip():
+def test_fftshift_by_sign_flip(execution):
     """``(-1) ** (i + j)`` on the input moves the zero frequency to the centre (even sizes)."""
     rng = rng_for("fftshift")
     x = operand("fft", "complex128", (3, 8, 6), (1, 2), rng)
-    got = run("fft", x, axes=(1, 2), prolog=lambda v, b, i, j: v * (-1) ** (i + j))
-    check(got, np.fft.fftshift(np.fft.fftn(x, axes=(1, 2)), axes=(1, 2)), "complex128")
+    got = run_on(execution, "fft", x, axes=(1, 2), prolog=lambda v, b, i, j: v * (-1) ** (i + j))
+    execution.check(got, np.fft.fftshift(np.fft.fftn(x, axes=(1, 2)), axes=(1, 2)), "complex128")
 
 
 @pytest.mark.parametrize("view", ["permuted", "strided"])
@@ -254,54 +233,36 @@ def windowed(x, w, *, power):
     return x * w**power
 
 
-@pytest.fixture
-def counted(monkeypatch):
-    """Counts numba compiles and CPU executors (the CPU's plans)."""
-    counts = {"compiles": 0, "plans": 0}
-    compile_ = cpu_backend._compile
-    init = _cpu.CpuExecutor.__init__
-
-    def counting_compile(*args, **kwargs):
-        counts["compiles"] += 1
-        return compile_(*args, **kwargs)
-
-    def counting_init(self, *args, **kwargs):
-        counts["plans"] += 1
-        init(self, *args, **kwargs)
-
-    monkeypatch.setattr(cpu_backend, "_compile", counting_compile)
-    monkeypatch.setattr(_cpu.CpuExecutor, "__init__", counting_init)
-    return counts
-
-
-def test_parameters_change_on_one_stateful_plan_without_compiling(counted):
+def test_parameters_change_on_one_stateful_plan_without_compiling(execution, events):
     rng = rng_for("stateful-params")
     x = operand("fft", "complex128", (3, 16), (1,), rng)
     w = rng.uniform(0.5, 1.5, 16)
     b, k = np.indices(x.shape)
-    with nvmath.fft.FFT(x, axes=[1]) as f:
-        f.plan(prolog={"fn": windowed, "data": w, "params": {"power": 1.0}},
+    with nvmath.fft.FFT(execution.put(x), axes=[1], options=execution.options) as f:
+        f.plan(prolog={"fn": windowed, "data": execution.put(w), "params": {"power": 1.0}},
                epilog={"fn": phase_ramp, "params": {"shift": 0.0, "gain": 1.0}})
-        before = dict(counted)
+        before = (events.compiles, events.plans)
         for shift, gain, power in [(0.5, 2.0, 2.0), (-3.25, 0.5, 0.0), (7.0, 1.5, 3.0)]:
             f.set_params(prolog={"power": power}, epilog={"shift": shift, "gain": gain})
             want = np.fft.fft(x * w**power, axis=1) * gain * np.exp(2j * np.pi * k * shift / 16)
-            check(f.execute(), want, "complex128")
-        assert counted == before
+            execution.check(f.execute(), want, "complex128")
+        assert (events.compiles, events.plans) == before
 
 
-@pytest.mark.parametrize("debug", [False, True])
-def test_parameters_change_between_stateless_calls_without_compiling(counted, debug):
-    rng = rng_for("stateless-params", debug)
+def test_parameters_change_between_stateless_calls_without_compiling(execution, events):
+    rng = rng_for("stateless-params", execution.name)
     x = operand("fft", "complex64", (2, 16), (1,), rng)
-    run("fft", x, axes=(1,), debug=debug, epilog={"fn": phase_ramp, "params": {"shift": 0.0, "gain": 1.0}})
-    compiles = counted["compiles"]
+    run_on(execution, "fft", x, axes=(1,), epilog={"fn": phase_ramp, "params": {"shift": 0.0, "gain": 1.0}})
+    before = (events.compiles, events.plans)
     b, k = np.indices(x.shape)
     for shift in (0.25, 1.5, -2.0):
         x = operand("fft", "complex64", (2, 16), (1,), rng)  # fresh data each call
-        got = run("fft", x, axes=(1,), debug=debug, epilog={"fn": phase_ramp, "params": {"shift": shift, "gain": 3.0}})
-        check(got, np.fft.fft(x.astype(np.complex128), axis=1) * 3.0 * np.exp(2j * np.pi * k * shift / 16), "complex64")
-    assert counted["compiles"] == compiles
+        got = run_on(execution, "fft", x, axes=(1,), epilog={"fn": phase_ramp, "params": {"shift": shift, "gain": 3.0}})
+        execution.check(got, np.fft.fft(x.astype(np.complex128), axis=1) * 3.0 * np.exp(2j * np.pi * k * shift / 16),
+                        "complex64")
+    assert events.compiles == before[0]
+    if execution.name != "debug":  # the debug mode plans each call anew: it keeps no engines
+        assert events.plans == before[1]
 
 
 def test_compiled_and_debug_mode_agree():

@@ -4,59 +4,30 @@ GPU code path with CuPy and cuFFT faked; the same on a real GPU where one is pre
 
 from __future__ import annotations
 
-import gc
 import logging
 import sys
-import threading
 
 import numpy as np
 import pytest
 
+from helpers import assert_close, chain_reference, precision_of, rand
 from nvmath.fft import FilteredFFT, filtered
-from nvmath.fft._chain import stateless_chains
 
-RNG = np.random.default_rng(2026)
+RNG = np.random.default_rng(2026)  # one stream of draws: each unseeded array is new
 
 
 def random(shape, dtype, seed=None):
-    rng = np.random.default_rng(seed) if seed is not None else RNG
-    a = rng.standard_normal(shape)
-    if np.dtype(dtype).kind == "c":
-        a = a + 1j * rng.standard_normal(shape)
-    return a.astype(dtype)
+    return rand(shape, dtype, RNG if seed is None else seed)
 
 
 def reference(x, axes, prolog=None, pointwise=None, epilog=None, norm="backward"):
-    """The chain in float64 NumPy; each step is ``f(array, indices)`` or None."""
-    real = np.asarray(x).dtype.kind == "f"
-    x = np.asarray(x, np.float64 if real else np.complex128)
-    axes = tuple(a % x.ndim for a in axes)
-    a = prolog(x, np.indices(x.shape)) if prolog else x
-    scaled = norm or "backward"
-    if real:
-        spectrum = np.fft.rfftn(a, axes=axes, norm=scaled)
-    else:
-        spectrum = np.fft.fftn(a, axes=axes, norm=scaled)
-    if pointwise:
-        spectrum = pointwise(spectrum, np.indices(spectrum.shape))
-    if real:
-        y = np.fft.irfftn(spectrum, s=[x.shape[a] for a in axes], axes=axes, norm=scaled)
-    else:
-        y = np.fft.ifftn(spectrum, axes=axes, norm=scaled)
-    if norm is None:
-        y = y * np.prod([x.shape[a] for a in axes])
-    return epilog(y, np.indices(y.shape)) if epilog else y
+    return chain_reference(x, axes, prolog, pointwise, epilog, norm)
 
 
 def check(got, want, dtype):
-    single = np.dtype(dtype) in (np.complex64, np.float32)
     assert got.dtype == np.dtype(dtype), got.dtype
-    assert got.shape == want.shape
-    err = np.abs(np.asarray(got, np.complex128) - want).max() / max(np.abs(want).max(), 1e-300)
-    assert err < (2e-5 if single else 1e-11), err
+    assert_close(got, want, dtype, rtol=2e-5 if precision_of(dtype) == "single" else 1e-11)
 
-
-# -- every form of each step ---------------------------------------------------------------------
 
 def mul(v, d):
     return v * d
@@ -362,24 +333,6 @@ def test_bad_pointwise_data_is_refused_naming_the_spectrum_shape():
 
 
 # -- the GPU code path, CuPy and cuFFT faked ------------------------------------------------------
-
-@pytest.fixture
-def fake_gpu(monkeypatch):
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-    from fake_gpu import FakeGpu
-    from nvmath.fft import _gpu, _reuse
-
-    fake = FakeGpu().install(monkeypatch, keep_memory=True)
-    monkeypatch.setattr(_gpu, "plan_cache", _gpu.PlanCache())
-    monkeypatch.setattr(_reuse.stateless_engines, "local", threading.local())
-    monkeypatch.setattr(stateless_chains, "local", threading.local())
-    monkeypatch.delenv("FFTFUSE_DEBUG", raising=False)
-    yield fake
-    _reuse.stateless_engines.mine().clear()
-    stateless_chains.mine().clear()
-    gc.collect()
-    _gpu.plan_cache.clear()
-
 
 def test_on_the_gpu_the_spectrum_goes_from_one_plan_to_the_other(fake_gpu):
     cupy = sys.modules["cupy"]

@@ -274,11 +274,8 @@ class RecordingKernel:
 
 @pytest.fixture
 def recorded(monkeypatch, gpu_ready):
-    import sys
     import threading
-    from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).parent))
     from fake_gpu import FakeGpu
 
     from nvmath.fft import _chain

@@ -23,13 +23,10 @@ from compiler import cpu_backend, cpu_native
 from compiler.cpu_backend import compile_cpu
 from nvmath.fft import _cpu
 from nvmath.fft._cpu import CpuExecutor
+from helpers import rand
 from nvmath.fft._layout import plan_problem
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def random_complex(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
 
 
 def filtered(v, h):
@@ -66,7 +63,7 @@ def test_small_problems_run_on_the_calling_thread(monkeypatch, batch):
     monkeypatch.setattr(_cpu, "BLOCK_BYTES", 32 << 10)  # several blocks, done one after another
     used = _spy_pool(monkeypatch)
     rng = np.random.default_rng(batch)
-    x, h = random_complex(rng, (batch, 1024)), random_complex(rng, (batch, 1024))
+    x, h = rand((batch, 1024), np.complex64, rng), rand((batch, 1024), np.complex64, rng)
     problem = plan_problem("fft", x.shape, (1024, 1), "complex64", (1,))
     executor = CpuExecutor(problem, None, compile_cpu(filtered, "epilog", "complex64", "complex64"), workers=4)
     assert executor.threads() == 1
@@ -81,7 +78,7 @@ def test_large_problems_use_the_requested_threads(monkeypatch):
     used = _spy_pool(monkeypatch)
     rng = np.random.default_rng(5)
     batch = THREAD_BYTES // (1024 * 8) * 2
-    x, h = random_complex(rng, (batch, 1024)), random_complex(rng, (batch, 1024))
+    x, h = rand((batch, 1024), np.complex64, rng), rand((batch, 1024), np.complex64, rng)
     problem = plan_problem("fft", x.shape, (1024, 1), "complex64", (1,))
     executor = CpuExecutor(problem, None, compile_cpu(filtered, "epilog", "complex64", "complex64"), workers=3)
     assert executor.threads() == 3
@@ -103,7 +100,7 @@ def test_large_problems_use_the_requested_threads(monkeypatch):
     ],
 )
 def test_num_threads_from_execution_and_options(execution, options, threads):
-    x = random_complex(np.random.default_rng(0), (4, 64))
+    x = rand((4, 64), np.complex64, np.random.default_rng(0))
     with nvmath.fft.FFT(x, axes=[-1], execution=execution, options=options) as f:
         f.plan(epilog=lambda v: v * 2)
         assert f._executor.workers == threads
@@ -112,7 +109,7 @@ def test_num_threads_from_execution_and_options(execution, options, threads):
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True])
 def test_bad_num_threads_is_refused(bad):
-    x = random_complex(np.random.default_rng(0), (4, 64))
+    x = rand((4, 64), np.complex64, np.random.default_rng(0))
     with pytest.raises(ValueError, match="num_threads must be a positive integer"):
         nvmath.fft.fft(x, execution=nvmath.fft.ExecutionCPU(num_threads=bad))
 
@@ -135,7 +132,7 @@ def test_loops_round_trip_through_the_store(tmp_path):
     loaded = compile_cpu(filtered, "epilog", "complex64", "complex64", store=store)
     assert loaded.source == "cache" and loaded.wrapper is None and loaded.loops.native
     rng = np.random.default_rng(3)
-    x, h = random_complex(rng, (6, 48)), random_complex(rng, (6, 48))
+    x, h = rand((6, 48), np.complex64, rng), rand((6, 48), np.complex64, rng)
     problem = plan_problem("fft", x.shape, (48, 1), "complex64", (1,))
     outs = []
     for cb in (first, loaded):
@@ -194,7 +191,7 @@ def _stored(store: ArtifactStore) -> tuple[str, dict, bytes]:
 
 def _run_filter(cb, seed: int = 3) -> None:
     rng = np.random.default_rng(seed)
-    x, h = random_complex(rng, (5, 40)), random_complex(rng, (5, 40))
+    x, h = rand((5, 40), np.complex64, rng), rand((5, 40), np.complex64, rng)
     problem = plan_problem("fft", x.shape, (40, 1), "complex64", (1,))
     out = np.empty_like(x)
     CpuExecutor(problem, None, cb, workers=1).execute(x, out, "forward", None, h.reshape(-1))
@@ -227,7 +224,7 @@ def test_without_a_linker_loops_are_stored_as_object_code(tmp_path, monkeypatch)
     loaded = compile_cpu(filtered, "epilog", "complex128", "complex64", store=store)
     assert loaded.source == "cache" and isinstance(loaded.loops._owner, cpu_native.NativeLibrary)
     rng = np.random.default_rng(4)
-    x, h = random_complex(rng, (3, 32)).astype(np.complex128), random_complex(rng, (3, 32))
+    x, h = rand((3, 32), np.complex64, rng).astype(np.complex128), rand((3, 32), np.complex64, rng)
     problem = plan_problem("fft", x.shape, (32, 1), "complex128", (1,))
     out = np.empty_like(x)
     CpuExecutor(problem, None, loaded, workers=1).execute(x, out, "forward", None, h.reshape(-1))
@@ -402,7 +399,7 @@ def test_stored_loops_drive_the_threaded_pipeline(tmp_path):
     loaded = compile_cpu(filtered, "epilog", "complex64", "complex64", store=store)
     rng = np.random.default_rng(9)
     batch = THREAD_BYTES // (256 * 8) * 2
-    x, h = random_complex(rng, (batch, 256)), random_complex(rng, (batch, 256))
+    x, h = rand((batch, 256), np.complex64, rng), rand((batch, 256), np.complex64, rng)
     problem = plan_problem("fft", x.shape, (256, 1), "complex64", (1,))
     out = np.empty_like(x)
     executor = CpuExecutor(problem, None, loaded, workers=2)
@@ -410,7 +407,6 @@ def test_stored_loops_drive_the_threaded_pipeline(tmp_path):
     executor.execute(x, out, "forward", None, h.reshape(-1))
     want = np.fft.fft(x.astype(np.complex128)) * h
     np.testing.assert_allclose(out, want, rtol=0, atol=1e-4 * np.abs(want).max())
-
 
 
 def test_stored_loops_keep_their_broadcast_terms(tmp_path, monkeypatch):
@@ -422,7 +418,7 @@ def test_stored_loops_keep_their_broadcast_terms(tmp_path, monkeypatch):
     reset_default_store()
     try:
         rng = np.random.default_rng(5)
-        x, h = random_complex(rng, (12, 32)), random_complex(rng, (32,))
+        x, h = rand((12, 32), np.complex64, rng), rand((32,), np.complex64, rng)
         want = np.fft.fft(x.astype(np.complex128)) * h
         sources = []
         for _ in range(2):
@@ -441,7 +437,7 @@ def test_stored_loops_keep_their_broadcast_terms(tmp_path, monkeypatch):
 # Errors in compiled callbacks: raised in the caller, never printed and skipped
 # ---------------------------------------------------------------------------------------------
 
-_X = random_complex(np.random.default_rng(21), (4, 32))
+_X = rand((4, 32), np.complex64, np.random.default_rng(21))
 _WANT = np.fft.fft(_X.astype(np.complex128), axis=-1)
 
 
@@ -570,7 +566,7 @@ def test_negative_offsets_do_not_wrap_around(monkeypatch):
 
 
 def test_checked_callbacks_give_the_same_results(monkeypatch):
-    h = random_complex(np.random.default_rng(2), _X.shape)
+    h = rand(_X.shape, np.complex64, np.random.default_rng(2))
     for checks in ("1", "0"):
         monkeypatch.setenv(cpu_backend.BOUNDS_CHECKS_ENV, checks)
         got = nvmath.fft.fft(_X, axes=[-1], epilog={"fn": by_offset, "data": h})

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import subprocess
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 import nvmath
+from helpers import assert_close, rand
 
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
@@ -23,17 +25,7 @@ from nvmath.fft._dask import chunk_stats, dask_fft  # noqa: E402
 B, N = 96, 32
 
 
-def rand(shape, dtype, seed):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(shape) + (1j * rng.standard_normal(shape) if np.dtype(dtype).kind == "c" else 0)
-    return x.astype(dtype)
-
-
-def close(got, want, rtol=2e-5):
-    got = np.asarray(got)
-    assert got.shape == want.shape
-    err = np.abs(got - want).max() / max(np.abs(want).max(), 1.0)
-    assert err < rtol, f"max relative error {err:.3g}"
+close = functools.partial(assert_close, rtol=2e-5)  # this file's bound, tighter than single precision's
 
 
 def mul(v, d):
@@ -380,10 +372,13 @@ def fake_cupy(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", cupy)
     calls, plans = [], []
 
-    class Engine:  # a planned FFT: what a worker's chunks of one shape reuse
-        def __init__(self, block, callbacks):
-            self.prolog, self.epilog, self.operand = callbacks.get("prolog"), callbacks.get("epilog"), None
+    class Engine:  # stands in for nvmath.fft.FFT, the engine a worker's chunks of one shape reuse
+        def __init__(self, block, **options):
+            self.prolog = self.epilog = self.operand = None
             plans.append(self)
+
+        def plan(self, direction=None, prolog=None, epilog=None):
+            self.prolog, self.epilog = prolog, epilog
 
         def reset_operand(self, operand=None):
             self.operand = operand
@@ -394,15 +389,15 @@ def fake_cupy(monkeypatch):
             out = np.fft.fft(np.asarray(self.operand) * (1 if p is None else p), axis=-1)
             return asarray(out * (1 if e is None else e))
 
+        def free(self):
+            pass
+
     def read(data):  # a pointer is the address of one of the worker's data buffers
         if not isinstance(data, int):
             return np.asarray(data)
         return next(np.asarray(b.array) for b in _dask._buffers.values() if _dask._address(b.array) == data)
 
-        def free(self):
-            pass
-
-    monkeypatch.setattr(_dask._ChunkFFT, "_new_engine", Engine)
+    monkeypatch.setattr(_dask, "FFT", Engine)
     fills = []
     real_fill = _dask._Buffer.fill
     monkeypatch.setattr(_dask._Buffer, "fill", lambda self, values, token: (fills.append(token),

@@ -11,6 +11,7 @@ from numpy.fft import fft as np_fft_imported
 
 import nvmath
 import nvmath.fft
+from helpers import assert_close
 from nvmath.fft import fuse
 
 B, N = 6, 32
@@ -375,8 +376,7 @@ def _close(got, want, single=True):
     assert got.shape == want.shape
     assert got.dtype == want.dtype, f"dtype {got.dtype}, the undecorated function gives {want.dtype}"
     single = single or want.dtype in (np.complex64, np.float32)
-    scale_ = max(1.0, float(np.abs(want).max()))
-    assert float(np.abs(got.astype(np.complex128) - want).max()) <= (2e-5 if single else 1e-11) * scale_ * 8
+    assert_close(got, want, rtol=(2e-5 if single else 1e-11) * 8)
 
 
 def _name(case):
@@ -462,38 +462,22 @@ def test_numpy_2_promotion_is_kept():
     assert fuse(float64_filter, execution="cpu")(x, c(N, np.complex128)).dtype == np.complex128
 
 
-@pytest.fixture
-def counted(monkeypatch):
-    """Counts numba compiles of callbacks."""
-    from compiler import cpu_backend
-
-    counts = {"compiles": 0}
-    compile_ = cpu_backend._compile
-
-    def counting(*args, **kwargs):
-        counts["compiles"] += 1
-        return compile_(*args, **kwargs)
-
-    monkeypatch.setattr(cpu_backend, "_compile", counting)
-    return counts
-
-
 @pytest.mark.parametrize("fn,values", [
     (propagate, [0.5, 0.25, -3.0, 1e-3]),
     (conj_phase, [0.1, 2.0, -1.0]),
     (float32_param, [np.float32(0.5), np.float32(2.0), np.float32(-1.5)]),
     (affine, [(2.0, 1.0 + 1j, 4.0), (-1.0, 0.5j, 0.5), (3.0, -2.0 + 0j, 7.0)]),
 ])
-def test_new_scalar_values_compile_nothing_and_trace_once(fn, values, counted):
+def test_new_scalar_values_compile_nothing_and_trace_once(fn, values, events):
     fused = fuse(fn, execution="cpu")
     base = {propagate: lambda s: (c((B, N)), f(N, seed=2), c(N, seed=1), s),
             conj_phase: lambda s: (c((B, N)), s), float32_param: lambda s: (c((B, N)), s),
             affine: lambda s: (c((B, N)),) + s}[fn]
     _close(fused(*base(values[0])), fn(*base(values[0])))
-    compiles = counted["compiles"]
+    compiles = events.compiles
     for value in values[1:]:
         _close(fused(*base(value)), fn(*base(value)))
-    assert counted["compiles"] == compiles
+    assert events.compiles == compiles
     assert fused.cache_info() == {"plans": 1, "traces": 1}
 
 
@@ -772,14 +756,14 @@ def test_chains_keep_numpy_2_promotion():
     assert "runs as written: *" in fuse(promoted_after, execution="cpu").explain(x, H)
 
 
-def test_chain_scalars_change_without_compiling_or_tracing(counted):
+def test_chain_scalars_change_without_compiling_or_tracing(events):
     fused = fuse(chain_scalars, execution="cpu")
     x = c((B, N))
     _close(fused(x, 0.5, 1.0 + 0j), chain_scalars(x, 0.5, 1.0 + 0j))
-    compiles = counted["compiles"]
+    compiles = events.compiles
     for s, t in [(2.0, 1j), (-0.25, 3.0 + 0.5j)]:  # same types: one signature
         _close(fused(x, s, t), chain_scalars(x, s, t))
-    assert counted["compiles"] == compiles
+    assert events.compiles == compiles
     assert fused.cache_info() == {"plans": 1, "traces": 1}
 
 
@@ -798,29 +782,6 @@ def test_dask_chains_follow_the_same_plan(filtered_calls):
     got = fused(da.from_array(x, chunks=(2, N)), H)
     _close(np.asarray(got.compute()), convolution(x, H))
     assert filtered_calls == ["backward"]
-
-
-@pytest.fixture
-def fake_gpu(monkeypatch):
-    """The GPU code path with CuPy and cuFFT faked (tests/fake_gpu.py): launches are recorded,
-    nothing is computed."""
-    import gc
-    import pathlib
-    import sys
-    import threading
-
-    sys.path.insert(0, str(pathlib.Path(__file__).parent))
-    from fake_gpu import FakeGpu
-    from nvmath.fft import _chain, _gpu, _reuse
-
-    fake = FakeGpu().install(monkeypatch, keep_memory=True)
-    monkeypatch.setattr(_gpu, "plan_cache", _gpu.PlanCache())
-    monkeypatch.setattr(_reuse.stateless_engines, "local", threading.local())
-    monkeypatch.setattr(_chain.stateless_chains, "local", threading.local())
-    monkeypatch.delenv("FFTFUSE_DEBUG", raising=False)
-    yield fake
-    gc.collect()
-    _gpu.plan_cache.clear()
 
 
 def test_a_gpu_chain_is_one_filtered_call_its_spectrum_passed_between_two_cufft_plans(fake_gpu, filtered_calls):

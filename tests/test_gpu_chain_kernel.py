@@ -12,6 +12,8 @@ import sys
 import numpy as np
 import pytest
 
+from helpers import assert_close, chain_reference, rand, relative_error
+
 pytestmark = pytest.mark.gpu
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,29 +45,12 @@ def test_by_default_auto_runs_two_plans_and_says_how_to_take_one_kernel(monkeypa
 
 
 def random(shape, dtype, seed=0):
-    rng = np.random.default_rng(seed)
-    a = rng.standard_normal(shape)
-    if np.dtype(dtype).kind == "c":
-        a = a + 1j * rng.standard_normal(shape)
-    return a.astype(dtype)
+    return rand(shape, dtype, seed)
 
 
 def reference(x, prolog=None, pointwise=None, epilog=None, norm="backward"):
-    """The chain over the last axis in float64 NumPy; each step is ``f(array, indices)`` or None."""
-    x = np.asarray(x, np.complex128)
-    a = prolog(x, np.indices(x.shape)) if prolog else x
-    spectrum = np.fft.fft(a, axis=-1, norm=norm or "backward")
-    if pointwise:
-        spectrum = pointwise(spectrum, np.indices(spectrum.shape))
-    y = np.fft.ifft(spectrum, axis=-1, norm=norm or "backward")
-    if norm is None:
-        y = y * x.shape[-1]
-    return epilog(y, np.indices(y.shape)) if epilog else y
-
-
-def error(got, want):
-    got = np.asarray(got, np.complex128)
-    return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-300))
+    """The chain over the last axis."""
+    return chain_reference(np.asarray(x, np.complex128), [-1], prolog, pointwise, epilog, norm)
 
 
 def tolerance(dtype):
@@ -73,11 +58,8 @@ def tolerance(dtype):
 
 
 def check(got, want, dtype):
-    import cupy
-
-    got = cupy.asnumpy(got)
-    assert got.dtype == np.dtype(dtype) and got.shape == want.shape
-    assert error(got, want) < tolerance(dtype), error(got, want)
+    assert got.dtype == np.dtype(dtype)
+    assert_close(got, want, rtol=tolerance(dtype))
 
 
 def mul(v, d):
@@ -131,7 +113,7 @@ def test_lengths_and_precisions_with_an_n_filter(n, dtype):
     want = reference(x, pointwise=lambda a, i: a * h)
     check(one, want, dtype)
     check(two, want, dtype)
-    assert error(cupy.asnumpy(one), cupy.asnumpy(two).astype(np.complex128)) < tolerance(dtype)
+    assert relative_error(cupy.asnumpy(one), cupy.asnumpy(two).astype(np.complex128)) < tolerance(dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.complex64, np.complex128])

@@ -4,6 +4,7 @@ the shipped LTO-IR without importing numba, one worker per GPU when there are tw
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import sys
@@ -21,18 +22,15 @@ da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
 
 from nvmath.fft._dask import chunk_stats  # noqa: E402
-from test_dask import INPUT, REFERENCE, mul, rand  # noqa: E402  (the same cases as on the CPU)
+from helpers import assert_close, rand  # noqa: E402
+from test_dask import INPUT, REFERENCE, mul  # noqa: E402  (the same cases as on the CPU)
 from test_dask import operand as cpu_operand  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 B, N = 256, 64
 
 
-def close(got, want, rtol=1e-4):
-    got = cp.asnumpy(got) if isinstance(got, cp.ndarray) else np.asarray(got)
-    assert got.shape == want.shape
-    err = np.abs(got - want).max() / max(np.abs(want).max(), 1.0)
-    assert err < rtol, f"max relative error {err:.3g}"
+close = functools.partial(assert_close, rtol=1e-4)
 
 
 def half(v):

@@ -8,18 +8,11 @@ import sys
 import numpy as np
 import pytest
 
+from helpers import rand
+
 pytestmark = pytest.mark.gpu
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _random(shape, dtype, seed=0):
-    rng = np.random.default_rng(seed)
-    real = np.dtype(dtype).char in "fd"
-    x = rng.standard_normal(shape)
-    if not real:
-        x = x + 1j * rng.standard_normal(shape)
-    return x.astype(dtype)
 
 
 def _error(got, ref):
@@ -110,7 +103,7 @@ def test_block_c2c_register_data(precision, dtype, tol, direction):
         for i in range(fft.elements_per_thread):
             x[row, cuda.threadIdx.x + i * fft.stride] = t[i]
 
-    x = _random((batch, 256), dtype)
+    x = rand((batch, 256), dtype)
     d = cuda.to_device(x)
     kernel[batch // fft.ffts_per_block, fft.block_dim, 0, fft.shared_memory_size](d)
     xr = x.astype(np.complex128)
@@ -140,7 +133,7 @@ def test_block_c2c_shared_memory_data():
         for k in range(tid, fpb * n, threads):
             x[cuda.blockIdx.x * fpb + k // n, k % n] = s[k]
 
-    x = _random((4 * fpb, 128), np.complex64)
+    x = rand((4 * fpb, 128), np.complex64)
     d = cuda.to_device(x)
     smem = max(fft.shared_memory_size, fpb * 128 * 8)
     kernel[4, fft.block_dim, 0, smem](d)
@@ -165,7 +158,7 @@ def test_thread_execution():
         for i in range(fft.elements_per_thread):
             x[row, i] = t[i]
 
-    x = _random((32, 16), np.complex128)
+    x = rand((32, 16), np.complex128)
     d = cuda.to_device(x)
     kernel[1, 32](d)
     assert _error(d.copy_to_host(), np.fft.fft(x, axis=-1)) < 1e-12
@@ -199,7 +192,7 @@ def test_r2c_then_c2r_round_trip():
         for i in range(c2r.elements_per_thread):
             x[tid + i * c2r.stride] = real[i]
 
-    x = _random((n,), np.float32)
+    x = rand((n,), np.float32)
     d, spec = cuda.to_device(x), cuda.device_array(half, np.complex64)
     smem = max(r2c.shared_memory_size, c2r.shared_memory_size)
     kernel[1, r2c.block_dim, 0, smem](d, spec)

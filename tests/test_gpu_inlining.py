@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import nvmath
+from helpers import assert_close, rand
 from nvmath.fft import _gpu
 
 pytestmark = pytest.mark.gpu
@@ -44,26 +45,14 @@ __device__ void unused(void* out, unsigned long long offset, double2 v, void* in
 """
 
 
-def rand(shape, dtype, seed):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(shape) + (1j * rng.standard_normal(shape) if np.dtype(dtype).kind == "c" else 0)
-    return x.astype(dtype)
-
-
-def close(got, want, rtol):
-    got = cp.asnumpy(got)
-    err = np.abs(got - want).max() / max(np.abs(want).max(), 1.0)
-    assert err < rtol, f"max relative error {err:.3g}"
-
-
 def test_source_filter_epilog_and_plan_reuse():
     x, h1, h2 = (rand((64, 256), np.complex64, s) for s in (1, 2, 3))
     gx = cp.asarray(x)
     got = nvmath.fft.fft(gx, axes=[-1], epilog={"source": FILTER, "data": cp.asarray(h1)})
-    close(got, np.fft.fft(x.astype(np.complex128), axis=-1) * h1, 1e-4)
+    assert_close(got, np.fft.fft(x.astype(np.complex128), axis=-1) * h1, rtol=1e-4)
     created = _gpu.plan_cache.created
     got = nvmath.fft.fft(gx, axes=[-1], epilog={"source": FILTER, "data": cp.asarray(h2)})
-    close(got, np.fft.fft(x.astype(np.complex128), axis=-1) * h2, 1e-4)
+    assert_close(got, np.fft.fft(x.astype(np.complex128), axis=-1) * h2, rtol=1e-4)
     assert _gpu.plan_cache.created == created  # new data, same plan (the data pointer is in a slot)
 
 
@@ -72,19 +61,19 @@ def test_cupy_style_window_prolog_stateful():
     with nvmath.fft.FFT(cp.asarray(x), axes=[-1]) as f:
         f.plan(prolog={"source": CUPY_WINDOW, "data": cp.asarray(w)})
         got = f.execute()
-    close(got, np.fft.fft(x.astype(np.complex128) * w, axis=-1), 1e-4)
+    assert_close(got, np.fft.fft(x.astype(np.complex128) * w, axis=-1), rtol=1e-4)
 
 
 def test_source_real_prolog_r2c():
     x, w = rand((16, 1024), np.float32, 6), rand((16, 1024), np.float32, 7)
     got = nvmath.fft.rfft(cp.asarray(x), axes=[-1], prolog={"source": REAL_WINDOW, "data": cp.asarray(w)})
-    close(got, np.fft.rfft(x.astype(np.float64) * w, axis=-1), 1e-4)
+    assert_close(got, np.fft.rfft(x.astype(np.float64) * w, axis=-1), rtol=1e-4)
 
 
 def test_source_named_complex128_epilog():
     x = rand((8, 128), np.complex128, 8)
     got = nvmath.fft.fft(cp.asarray(x), axes=[-1], epilog={"source": SCALE_Z, "name": "half"})
-    close(got, np.fft.fft(x, axis=-1) * 0.5, 1e-12)
+    assert_close(got, np.fft.fft(x, axis=-1) * 0.5, rtol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", ["complex64", "complex128"])
@@ -93,7 +82,7 @@ def test_python_prolog_and_epilog_through_thunk(dtype):
     got = nvmath.fft.fft(cp.asarray(x), axes=[-1], prolog={"fn": lambda v, d: v * d, "data": cp.asarray(w)},
                          epilog={"fn": lambda v, d: v * d + 1, "data": cp.asarray(h)})
     want = np.fft.fft(x.astype(np.complex128) * w, axis=-1) * h + 1
-    close(got, want, 1e-4 if dtype == "complex64" else 1e-6)
+    assert_close(got, want, rtol=1e-4 if dtype == "complex64" else 1e-6)
 
 
 def test_python_real_prolog_c2r():
@@ -102,4 +91,4 @@ def test_python_real_prolog_c2r():
     y[:, -1] = y[:, -1].real
     got = nvmath.fft.irfft(cp.asarray(y), axes=[-1], prolog=lambda v: v * 2, epilog=lambda r: r * 0.25)
     want = np.fft.irfft(y.astype(np.complex128) * 2, n=256, axis=-1, norm="forward") * 0.25
-    close(got, want, 1e-4)
+    assert_close(got, want, rtol=1e-4)

@@ -1,4 +1,4 @@
-"""Half precision (float16, complex32) on the CPU and on the fake GPU (tests/fake_gpu.py).
+"""Half precision (float16, complex32) on the CPU and on the fake GPU (benchmarks/fake_gpu.py).
 
 NumPy and CuPy spell complex32 as float16 (real, imaginary) pairs in a last axis of length 2;
 PyTorch's complex32 tensors are read as themselves (a small stand-in for PyTorch below checks
@@ -10,15 +10,13 @@ tolerance is a relative error of 1e-2 of the reference's norm.
 from __future__ import annotations
 
 import sys
-import threading
 import types
 
 import numpy as np
 import pytest
 
 import nvmath
-from fake_gpu import FakeGpu
-from nvmath.fft import FFT, LayoutError, _gpu, _reuse
+from nvmath.fft import FFT, LayoutError
 from nvmath.fft._cufft import CUDA_C_16F, CUDA_C_32F, CUDA_R_16F, CUDA_R_32F
 
 RNG = np.random.default_rng(16)
@@ -274,17 +272,6 @@ def test_torch_complex32_callback_data_is_refused(torch):
 
 # -- the fake GPU: cuFFT's half types, and what is refused before cuFFT ------------------------
 
-@pytest.fixture
-def gpu(monkeypatch):
-    fake = FakeGpu().install(monkeypatch, keep_memory=True)
-    monkeypatch.setattr(_gpu, "plan_cache", _gpu.PlanCache())
-    monkeypatch.setattr(_reuse.stateless_engines, "local", threading.local())
-    monkeypatch.delenv("FFTFUSE_DEBUG", raising=False)
-    yield fake
-    _reuse.stateless_engines.mine().clear()
-    _gpu.plan_cache.clear()
-
-
 def device(array: np.ndarray):
     return sys.modules["cupy"].asarray(array)
 
@@ -295,42 +282,42 @@ def device(array: np.ndarray):
     ("ifft", lambda: pairs(crandn(4, 256)), (CUDA_C_16F, CUDA_C_16F, CUDA_C_16F), (4, 256, 2)),
     ("irfft", lambda: pairs(crandn(4, 129)), (CUDA_C_16F, CUDA_R_16F, CUDA_C_16F), (4, 256)),
 ])
-def test_cufft_plans_half_types(gpu, transform, operand, types_, out_shape):
+def test_cufft_plans_half_types(fake_gpu, transform, operand, types_, out_shape):
     x = device(operand())
     y = getattr(nvmath.fft, transform)(x, axes=[-1])
-    plan = gpu.plans[-1]
+    plan = fake_gpu.plans[-1]
     assert (plan["input_type"], plan["output_type"], plan["execution_type"]) == types_
     assert plan["shape"] == (256,) and plan["batch"] == 4  # the logical (real-side) length
     assert y.shape == out_shape and y.dtype == np.float16
-    launch = gpu.launches[-1]
+    launch = fake_gpu.launches[-1]
     assert launch.output == y.data.ptr
     assert (launch.input == x.data.ptr) == (transform != "irfft")  # cuFFT's C2R overwrites: it reads a copy
 
 
-def test_cufft_half_r2c_reads_and_c2r_writes_the_real_side_at_unit_stride(gpu):
+def test_cufft_half_r2c_reads_and_c2r_writes_the_real_side_at_unit_stride(fake_gpu):
     nvmath.fft.rfft(device(np.ones((256, 4), np.float16)), axes=[0])
-    assert gpu.plans[-1]["istride"] == 1
+    assert fake_gpu.plans[-1]["istride"] == 1
     y = nvmath.fft.irfft(device(pairs(crandn(129, 4))), axes=[0])
-    assert gpu.plans[-1]["ostride"] == 1 and y.shape == (256, 4)
+    assert fake_gpu.plans[-1]["ostride"] == 1 and y.shape == (256, 4)
 
 
-def computing(gpu, monkeypatch):
+def computing(fake, monkeypatch):
     """Make the fake cuFFT transform: a 1-D C2C plan of dense rows (complex64) computes NumPy's FFT
     from its input address to its output address (its callbacks are not applied)."""
-    import fake_gpu
+    import fake_gpu as fake_module
     from nvmath.fft import _cufft
 
     plans, launch = {}, _cufft.xt_exec  # the fake's, which records the launch
 
     def exec_(plan, inp, out, direction):
         launch(plan, inp, out, direction)
-        record = plans.get(plan) or next(r for r in reversed(gpu.plans) if r["handle"] == plan)
+        record = plans.get(plan) or next(r for r in reversed(fake.plans) if r["handle"] == plan)
         plans[plan] = record
         assert record["input_type"] == record["output_type"] == CUDA_C_32F and record["istride"] == 1
         n, batch = record["shape"][0], record["batch"]
-        x = fake_gpu.read(inp, np.complex64, n * batch).reshape(batch, n)
+        x = fake_module.read(inp, np.complex64, n * batch).reshape(batch, n)
         y = (np.fft.fft(x, axis=-1) if direction == -1 else n * np.fft.ifft(x, axis=-1)).astype(np.complex64)
-        mem = fake_gpu.Memory.live[out >> 32 << 32]
+        mem = fake_module.Memory.live[out >> 32 << 32]
         at = out - mem.address
         mem.host[at:at + y.nbytes] = y.view(np.uint8).reshape(-1)
 
@@ -338,14 +325,14 @@ def computing(gpu, monkeypatch):
 
 
 @pytest.mark.parametrize("kwargs", [{"epilog": lambda v: v * 2}, {"prolog": lambda v: v * 2}, {"norm": "ortho"}])
-def test_callbacks_on_a_half_gpu_fft_run_its_single_precision_twin(gpu, monkeypatch, kwargs):
-    computing(gpu, monkeypatch)
+def test_callbacks_on_a_half_gpu_fft_run_its_single_precision_twin(fake_gpu, monkeypatch, kwargs):
+    computing(fake_gpu, monkeypatch)
     p = pairs(crandn(4, 64))
     x = device(p)
     y = nvmath.fft.fft(x, axes=[-1], **kwargs)
-    plan = gpu.plans[-1]
+    plan = fake_gpu.plans[-1]
     assert (plan["input_type"], plan["output_type"], plan["execution_type"]) == (CUDA_C_32F,) * 3
-    launch = gpu.launches[-1]
+    launch = fake_gpu.launches[-1]
     assert list(launch.caller_info) == [0 if "prolog" in kwargs else 4]  # LD_COMPLEX / ST_COMPLEX
     assert launch.input != x.data.ptr and launch.output != y.data.ptr  # single-precision copies
     assert y.shape == (4, 64, 2) and y.dtype == np.float16
@@ -354,15 +341,15 @@ def test_callbacks_on_a_half_gpu_fft_run_its_single_precision_twin(gpu, monkeypa
     assert np.array_equal(y.get(), pairs(want))
 
 
-def test_r2c_prolog_on_the_gpu_is_a_single_precision_real_load(gpu):
+def test_r2c_prolog_on_the_gpu_is_a_single_precision_real_load(fake_gpu):
     nvmath.fft.rfft(device(np.ones((4, 64), np.float16)), axes=[-1], prolog=lambda v: v * 2)
-    plan = gpu.plans[-1]
+    plan = fake_gpu.plans[-1]
     assert (plan["input_type"], plan["output_type"]) == (CUDA_R_32F, CUDA_C_32F)
-    assert list(gpu.launches[-1].caller_info) == [2]  # LD_REAL
+    assert list(fake_gpu.launches[-1].caller_info) == [2]  # LD_REAL
 
 
-def test_a_stateful_half_fft_on_the_gpu_with_a_callback_keeps_the_operand(gpu, monkeypatch):
-    computing(gpu, monkeypatch)
+def test_a_stateful_half_fft_on_the_gpu_with_a_callback_keeps_the_operand(fake_gpu, monkeypatch):
+    computing(fake_gpu, monkeypatch)
     p = pairs(crandn(2, 32))
     x = device(p)
     with FFT(x, axes=[-1], options={"fft_type": "C2C", "inplace": True}) as f:
@@ -372,22 +359,22 @@ def test_a_stateful_half_fft_on_the_gpu_with_a_callback_keeps_the_operand(gpu, m
     assert np.array_equal(x.get(), pairs(np.fft.fft(unpair(p).astype(np.complex64), axis=-1)))
 
 
-def test_norm_that_scales_nothing_keeps_cuffts_half_types(gpu):
+def test_norm_that_scales_nothing_keeps_cuffts_half_types(fake_gpu):
     x = device(pairs(crandn(4, 64)))
     nvmath.fft.fft(x, axes=[-1], norm="backward")  # forward with "backward": no scale, no callback
-    assert gpu.plans[-1]["input_type"] == CUDA_C_16F
+    assert fake_gpu.plans[-1]["input_type"] == CUDA_C_16F
 
 
-def test_gpu_older_than_sm53_is_refused(gpu, monkeypatch):
+def test_gpu_older_than_sm53_is_refused(fake_gpu, monkeypatch):
     monkeypatch.setattr(sys.modules["cupy"].cuda.Device, "compute_capability", "52")
     with pytest.raises(ValueError, match="compute capability 5.3.*sm_52"):
         nvmath.fft.rfft(device(np.ones((4, 64), np.float16)), axes=[-1])
 
 
-def test_host_float16_operand_on_the_gpu_comes_back_as_numpy(gpu):
+def test_host_float16_operand_on_the_gpu_comes_back_as_numpy(fake_gpu):
     y = nvmath.fft.rfft(np.ones((4, 64), np.float16), axes=[-1], execution="cuda")
     assert isinstance(y, np.ndarray) and y.dtype == np.float16 and y.shape == (4, 33, 2)
-    assert gpu.plans[-1]["input_type"] == CUDA_R_16F
+    assert fake_gpu.plans[-1]["input_type"] == CUDA_R_16F
 
 
 # -- what is not transformed in half precision yet ------------------------------------------------

@@ -1,4 +1,4 @@
-"""The GPU hot path on the CPU (CuPy and cuFFT faked, tests/fake_gpu.py): a reused stateless
+"""The GPU hot path on the CPU (CuPy and cuFFT faked, benchmarks/fake_gpu.py): a reused stateless
 engine and a stateful FFT hand cuFFT each call's operand, output, data, stream and device, and
 anything that changes the callbacks' meaning takes the full path again."""
 
@@ -12,23 +12,10 @@ import numpy as np
 import pytest
 
 import nvmath
-from fake_gpu import FakeGpu, read
-from nvmath.fft import _gpu, _reuse
+from fake_gpu import read
+from nvmath.fft import _reuse
 
 GAIN = 2.0  # read by a callback below; the tests change it
-
-
-@pytest.fixture
-def gpu(monkeypatch):
-    fake = FakeGpu().install(monkeypatch, keep_memory=True)
-    monkeypatch.setattr(_gpu, "plan_cache", _gpu.PlanCache())
-    monkeypatch.setattr(_reuse.stateless_engines, "local", threading.local())  # this test's engines only
-    monkeypatch.delenv("FFTFUSE_DEBUG", raising=False)
-    yield fake
-    # Engines and plans of the fake go while it is in place (freeing calls the fake cuFFT).
-    _reuse.stateless_engines.mine().clear()
-    gc.collect()
-    _gpu.plan_cache.clear()
 
 
 def device_array(shape, dtype=np.complex64, seed=0):
@@ -38,57 +25,57 @@ def device_array(shape, dtype=np.complex64, seed=0):
     return cupy.asarray(host.astype(dtype))
 
 
-def test_a_reused_engine_gets_each_calls_operand_and_a_new_output(gpu):
+def test_a_reused_engine_gets_each_calls_operand_and_a_new_output(fake_gpu):
     xs = [device_array((4, 64), seed=k) for k in range(3)]
     ys = [nvmath.fft.fft(x, axes=[-1], epilog=lambda v: v * 2) for x in xs]  # a new lambda each call
-    assert gpu.plans_made == 1 and len(gpu.launches) == 3
-    for x, y, launch in zip(xs, ys, gpu.launches):
+    assert fake_gpu.plans_made == 1 and len(fake_gpu.launches) == 3
+    for x, y, launch in zip(xs, ys, fake_gpu.launches):
         assert (launch.input, launch.output, launch.direction) == (x.data.ptr, y.data.ptr, -1)
         assert y.shape == (4, 64) and y.dtype == np.complex64
     assert len({y.data.ptr for y in ys}) == 3
     y = nvmath.fft.ifft(xs[0], axes=[-1], epilog=lambda v: v * 2)
-    assert gpu.plans_made == 2 and gpu.launches[-1].direction == 1 and gpu.launches[-1].output == y.data.ptr
+    assert fake_gpu.plans_made == 2 and fake_gpu.launches[-1].direction == 1 and fake_gpu.launches[-1].output == y.data.ptr
 
 
-def test_each_calls_data_reaches_the_slot(gpu):
+def test_each_calls_data_reaches_the_slot(fake_gpu):
     x = device_array((4, 64))
     filters = [device_array((4, 64), seed=k) for k in (1, 2, 1)]
     for f in filters:
         nvmath.fft.fft(x, axes=[-1], epilog={"fn": lambda v, d: v * d, "data": f})
-    assert gpu.plans_made == 1
-    assert [next(iter(launch.caller_info.values()))[1] for launch in gpu.launches] == [f.data.ptr for f in filters]
+    assert fake_gpu.plans_made == 1
+    assert [next(iter(launch.caller_info.values()))[1] for launch in fake_gpu.launches] == [f.data.ptr for f in filters]
 
 
 def filter_by_offset(data_out, offset, element, user_info, unused):  # cuFFT's form: it indexes the data
     data_out[offset] = element * user_info[offset]
 
 
-def test_data_in_another_layout_is_copied_on_each_call(gpu):
+def test_data_in_another_layout_is_copied_on_each_call(fake_gpu):
     x = device_array((4, 64))
     for seed in (1, 2):
         wide = device_array((4, 128), seed=seed)
         data = wide[:, ::2]  # the output's shape, strides the offsets do not walk
         nvmath.fft.fft(x, axes=[-1], epilog={"fn": filter_by_offset, "data": data})
-        slot = next(iter(gpu.launches[-1].caller_info.values()))[1]
+        slot = next(iter(fake_gpu.launches[-1].caller_info.values()))[1]
         assert slot != data.data.ptr
         np.testing.assert_array_equal(read(slot, np.complex64, 4 * 64), data.get().reshape(-1))
-    assert gpu.plans_made == 1
+    assert fake_gpu.plans_made == 1
 
 
-def test_an_operand_cufft_would_overwrite_is_copied_on_each_call(gpu):
+def test_an_operand_cufft_would_overwrite_is_copied_on_each_call(fake_gpu):
     for seed in (1, 2):
         x = device_array((4, 33), seed=seed)
         nvmath.fft.irfft(x, axes=[-1], epilog=lambda v: v * 2)  # C2R overwrites its input
-        launch = gpu.launches[-1]
+        launch = fake_gpu.launches[-1]
         assert launch.input != x.data.ptr
         np.testing.assert_array_equal(read(launch.input, np.complex64, 4 * 33), x.get().reshape(-1))
-    assert gpu.plans_made == 1
+    assert fake_gpu.plans_made == 1
 
 
-def test_outputs_in_the_optimized_layout_are_allocated_strided(gpu):
+def test_outputs_in_the_optimized_layout_are_allocated_strided(fake_gpu):
     x = device_array((64, 4))
     ys = [nvmath.fft.fft(x, axes=[0], epilog=lambda v: v * 2) for _ in range(2)]  # FFT axis innermost
-    for y, launch in zip(ys, gpu.launches):
+    for y, launch in zip(ys, fake_gpu.launches):
         assert y.shape == (64, 4) and y.strides == (8, 64 * 8) and launch.output == y.data.ptr
     assert ys[0].data.ptr != ys[1].data.ptr
 
@@ -97,12 +84,12 @@ def gain_by(v, *, g):  # g: a runtime parameter, in the data slot after the poin
     return v * g
 
 
-def test_each_calls_runtime_parameters_reach_the_slot(gpu):
+def test_each_calls_runtime_parameters_reach_the_slot(fake_gpu):
     x = device_array((4, 64), np.complex128)
     for g in (2.0, 3.0, 2.5):
         nvmath.fft.fft(x, axes=[-1], epilog={"fn": gain_by, "params": {"g": g}})
-    assert gpu.plans_made == 1
-    slots = [next(iter(launch.slot_bytes.values())) for launch in gpu.launches]
+    assert fake_gpu.plans_made == 1
+    slots = [next(iter(launch.slot_bytes.values())) for launch in fake_gpu.launches]
     assert [float(np.frombuffer(s[8:16], np.float64)[0]) for s in slots] == [2.0, 3.0, 2.5]
 
 
@@ -110,14 +97,14 @@ def gain_epilog(v):
     return v * GAIN
 
 
-def test_a_changed_global_or_closure_value_takes_the_full_path(gpu, monkeypatch):
+def test_a_changed_global_or_closure_value_takes_the_full_path(fake_gpu, monkeypatch):
     x = device_array((4, 64))
     nvmath.fft.fft(x, axes=[-1], epilog=gain_epilog)
     nvmath.fft.fft(x, axes=[-1], epilog=gain_epilog)
     monkeypatch.setattr(sys.modules[__name__], "GAIN", 3.0)
     nvmath.fft.fft(x, axes=[-1], epilog=gain_epilog)  # new constant: new LTO-IR, new plan
-    assert gpu.plans_made == 2
-    plans = [launch.plan for launch in gpu.launches]
+    assert fake_gpu.plans_made == 2
+    plans = [launch.plan for launch in fake_gpu.launches]
     assert plans[0] == plans[1] != plans[2]
 
     def scaled(gain):
@@ -125,11 +112,11 @@ def test_a_changed_global_or_closure_value_takes_the_full_path(gpu, monkeypatch)
 
     for gain in (4.0, 5.0, 4.0, 4.0):
         nvmath.fft.fft(x, axes=[-1], epilog=scaled(gain))
-    plans = [launch.plan for launch in gpu.launches[3:]]
+    plans = [launch.plan for launch in fake_gpu.launches[3:]]
     assert plans[0] == plans[2] == plans[3] != plans[1]
 
 
-def test_each_calls_stream_is_used(gpu):
+def test_each_calls_stream_is_used(fake_gpu):
     cupy = sys.modules["cupy"]
     x = device_array((4, 64))
     s1, s2 = cupy.cuda.Stream(), cupy.cuda.Stream()
@@ -142,11 +129,11 @@ def test_each_calls_stream_is_used(gpu):
         call()  # CuPy's current stream, not the first call's
     call(12345)
     call()
-    assert [launch.stream for launch in gpu.launches] == [s1.ptr, s2.ptr, 12345, 0]
-    assert gpu.plans_made == 1 and len(_reuse.stateless_engines.mine()) == 1
+    assert [launch.stream for launch in fake_gpu.launches] == [s1.ptr, s2.ptr, 12345, 0]
+    assert fake_gpu.plans_made == 1 and len(_reuse.stateless_engines.mine()) == 1
 
 
-def test_each_operand_runs_on_its_device(gpu):
+def test_each_operand_runs_on_its_device(fake_gpu):
     cupy = sys.modules["cupy"]
     x0 = device_array((4, 64))
     with cupy.cuda.Device(1):
@@ -157,11 +144,11 @@ def test_each_operand_runs_on_its_device(gpu):
     with cupy.cuda.Device(1):
         nvmath.fft.fft(x0, axes=[-1], epilog=lambda v: v * 2)
         assert cupy.cuda.runtime.getDevice() == 1
-    assert [launch.device for launch in gpu.launches] == [0, 1, 0, 1, 0]
-    assert gpu.plans_made == 2 and gpu.launches[0].plan == gpu.launches[2].plan != gpu.launches[1].plan
+    assert [launch.device for launch in fake_gpu.launches] == [0, 1, 0, 1, 0]
+    assert fake_gpu.plans_made == 2 and fake_gpu.launches[0].plan == fake_gpu.launches[2].plan != fake_gpu.launches[1].plan
 
 
-def test_debug_mode_switched_on_between_calls_is_honoured(gpu, monkeypatch):
+def test_debug_mode_switched_on_between_calls_is_honoured(fake_gpu, monkeypatch):
     x = device_array((2, 16), np.complex128)
 
     def call():  # one code object: the second call would reuse the first one's engine
@@ -170,42 +157,42 @@ def test_debug_mode_switched_on_between_calls_is_honoured(gpu, monkeypatch):
     call()
     monkeypatch.setenv("FFTFUSE_DEBUG", "1")
     y = call()  # on the CPU, as plain Python
-    assert len(gpu.launches) == 1
+    assert len(fake_gpu.launches) == 1
     np.testing.assert_allclose(y.get(), 2 * np.fft.fft(x.get(), axis=-1), rtol=1e-12, atol=1e-12)
 
 
-def test_stateful_execute_follows_reset_operand_and_replanning(gpu):
+def test_stateful_execute_follows_reset_operand_and_replanning(fake_gpu):
     cupy = sys.modules["cupy"]
     x, x2, f = device_array((4, 64)), device_array((4, 64), seed=1), device_array((4, 64), seed=2)
     with nvmath.fft.FFT(x, axes=[-1]) as fft:
         fft.plan(epilog={"fn": lambda v, d: v * d, "data": f})
         y = fft.execute()
-        ((info, _),) = gpu.launches[-1].caller_info.values()
+        ((info, _),) = fake_gpu.launches[-1].caller_info.values()
         assert info == f.data.ptr  # a stateful plan owns its data: the pointer itself
-        assert (gpu.launches[-1].input, gpu.launches[-1].output) == (x.data.ptr, y.data.ptr)
+        assert (fake_gpu.launches[-1].input, fake_gpu.launches[-1].output) == (x.data.ptr, y.data.ptr)
         fft.reset_operand(x2)
         s = cupy.cuda.Stream()
         y2 = fft.execute(stream=s)
-        assert (gpu.launches[-1].input, gpu.launches[-1].output, gpu.launches[-1].stream) == (
+        assert (fake_gpu.launches[-1].input, fake_gpu.launches[-1].output, fake_gpu.launches[-1].stream) == (
             x2.data.ptr, y2.data.ptr, s.ptr)
-        first = gpu.launches[-1].plan
+        first = fake_gpu.launches[-1].plan
         f2 = device_array((4, 64), seed=3)
         fft.plan(epilog={"fn": lambda v, d: v * d, "data": f2})  # new data: a new plan, and its pointer
         fft.execute(direction="inverse")
-        ((info, _),) = gpu.launches[-1].caller_info.values()
-        assert gpu.launches[-1].plan != first and gpu.launches[-1].direction == 1 and info == f2.data.ptr
+        ((info, _),) = fake_gpu.launches[-1].caller_info.values()
+        assert fake_gpu.launches[-1].plan != first and fake_gpu.launches[-1].direction == 1 and info == f2.data.ptr
     with pytest.raises(RuntimeError, match="freed"):
         fft.execute()
 
 
-def test_stateful_set_params_reaches_the_next_launch(gpu):
+def test_stateful_set_params_reaches_the_next_launch(fake_gpu):
     x = device_array((4, 64), np.complex128)
     with nvmath.fft.FFT(x, axes=[-1]) as fft:
         fft.plan(epilog={"fn": gain_by, "params": {"g": 2.0}})
         fft.execute()
         fft.set_params(epilog={"g": 5.0})
         fft.execute()
-    slots = [next(iter(launch.slot_bytes.values())) for launch in gpu.launches]
+    slots = [next(iter(launch.slot_bytes.values())) for launch in fake_gpu.launches]
     assert [float(np.frombuffer(s[8:16], np.float64)[0]) for s in slots] == [2.0, 5.0]
 
 
@@ -264,81 +251,81 @@ SPELLINGS = ["function", "lambda", "fn_data", "fn_data_via_parser", "ltoir", "lt
 
 
 @pytest.mark.parametrize("spelling", SPELLINGS)
-def test_every_spelling_is_planned_once_then_reused(gpu, plans, spelling):
+def test_every_spelling_is_planned_once_then_reused(fake_gpu, plans, spelling):
     x = device_array((2, 64))
     make = spellings(x)[spelling]
     for _ in range(4):
         nvmath.fft.fft(x, axes=[-1], epilog=make())
-    assert len(plans) == 1 and gpu.plans_made == 1 and len(gpu.launches) == 4
-    assert len({launch.plan for launch in gpu.launches}) == 1
+    assert len(plans) == 1 and fake_gpu.plans_made == 1 and len(fake_gpu.launches) == 4
+    assert len({launch.plan for launch in fake_gpu.launches}) == 1
 
 
-def test_spellings_of_one_callback_and_pointer_share_the_plan(gpu, plans):
+def test_spellings_of_one_callback_and_pointer_share_the_plan(fake_gpu, plans):
     x = device_array((2, 64))
     h = device_array((2, 64), seed=5)
     ltoir = epilog_ltoir()
     for epilog in ({"ltoir": ltoir, "data": h.data.ptr}, nvmath.fft.DeviceCallable(ltoir=ltoir, data=h.data.ptr),
                    {"ltoir": bytes(bytearray(ltoir)), "data": h.data.ptr, "size": len(ltoir)}):
         nvmath.fft.fft(x, axes=[-1], epilog=epilog)
-    assert len({launch.plan for launch in gpu.launches}) == 1 and gpu.plans_made == 1
+    assert len({launch.plan for launch in fake_gpu.launches}) == 1 and fake_gpu.plans_made == 1
 
 
-def only_ltoir(gpu, launch):
-    ((code, ltoir),) = gpu.ltoir[launch.plan].items()
+def only_ltoir(fake_gpu, launch):
+    ((code, ltoir),) = fake_gpu.ltoir[launch.plan].items()
     return ltoir
 
 
-def test_changed_ltoir_content_never_reuses_a_plan(gpu, plans):
+def test_changed_ltoir_content_never_reuses_a_plan(fake_gpu, plans):
     x = device_array((2, 64))
     half, quarter = epilog_ltoir(halve), epilog_ltoir(lambda v: v * 0.25)
     assert half != quarter
     # Temporary bytes objects, dropped after each call: a freed object's id may come back for the other content.
     for content in (half, quarter, half, quarter, quarter):
         nvmath.fft.fft(x, axes=[-1], epilog={"ltoir": bytes(bytearray(content))})
-        assert only_ltoir(gpu, gpu.launches[-1]) == content
+        assert only_ltoir(fake_gpu, fake_gpu.launches[-1]) == content
     assert len(plans) == 2
 
 
-def test_a_bytearray_or_device_callable_changed_in_place_is_planned_again(gpu, plans):
+def test_a_bytearray_or_device_callable_changed_in_place_is_planned_again(fake_gpu, plans):
     x = device_array((2, 64))
     half, quarter = epilog_ltoir(halve), epilog_ltoir(lambda v: v * 0.25)
     buffer = bytearray(half)
     callable_ = nvmath.fft.DeviceCallable(ltoir=half)
     for epilog in (buffer, callable_):
         nvmath.fft.fft(x, axes=[-1], epilog={"ltoir": epilog} if epilog is buffer else epilog)
-        assert only_ltoir(gpu, gpu.launches[-1]) == half
+        assert only_ltoir(fake_gpu, fake_gpu.launches[-1]) == half
     buffer[:] = quarter
     callable_.ltoir, callable_.size = quarter, len(quarter)
     for epilog in (buffer, callable_):
         nvmath.fft.fft(x, axes=[-1], epilog={"ltoir": epilog} if epilog is buffer else epilog)
-        assert only_ltoir(gpu, gpu.launches[-1]) == quarter
+        assert only_ltoir(fake_gpu, fake_gpu.launches[-1]) == quarter
 
 
-def test_each_ltoir_data_pointer_is_the_one_its_plan_gets(gpu, plans):
+def test_each_ltoir_data_pointer_is_the_one_its_plan_gets(fake_gpu, plans):
     x = device_array((2, 64))
     ltoir = epilog_ltoir(times_data, "complex64")
     pointers = [device_array((2, 64), seed=k).data.ptr for k in (1, 2)]
     for ptr in (pointers[0], pointers[1], pointers[0], pointers[1]):
         nvmath.fft.fft(x, axes=[-1], epilog={"ltoir": ltoir, "data": ptr})
-        ((info, _),) = gpu.launches[-1].caller_info.values()
+        ((info, _),) = fake_gpu.launches[-1].caller_info.values()
         assert info == ptr  # user_info is the pointer itself, fixed in the plan
     assert len(plans) == 2
 
 
-def test_ltoir_data_copied_for_the_call_is_not_kept_in_a_plan(gpu, plans):
+def test_ltoir_data_copied_for_the_call_is_not_kept_in_a_plan(fake_gpu, plans):
     x = device_array((64, 4))  # axes=[0]: the output's layout is not the data's
     ltoir = epilog_ltoir(times_data, "complex64")
     h = device_array((64, 4), seed=3)
     for _ in range(2):
         nvmath.fft.fft(x, axes=[0], epilog={"ltoir": ltoir, "data": h})
-        ((info, _),) = gpu.launches[-1].caller_info.values()
+        ((info, _),) = fake_gpu.launches[-1].caller_info.values()
         assert info != h.data.ptr
         np.testing.assert_array_equal(read(info, np.complex64, 64 * 4).reshape(4, 64).T, h.get())
     assert len(plans) == 2  # the copy's address is fixed in the plan: each call plans for its own
 
 
 @pytest.mark.parametrize("spelling", ["ltoir_pointer", "device_callable", "device_callable_fn", "fn_data"])
-def test_a_stateless_chain_reuses_its_plans_for_every_spelling(gpu, plans, spelling, monkeypatch):
+def test_a_stateless_chain_reuses_its_plans_for_every_spelling(fake_gpu, plans, spelling, monkeypatch):
     from nvmath.fft import _chain
 
     monkeypatch.setattr(_chain.stateless_chains, "local", threading.local())
@@ -347,7 +334,7 @@ def test_a_stateless_chain_reuses_its_plans_for_every_spelling(gpu, plans, spell
     try:
         for _ in range(3):
             nvmath.fft.filtered(x, axes=[-1], pointwise=make())
-        assert len(plans) == 2 and len(gpu.launches) == 6  # one forward and one inverse plan
+        assert len(plans) == 2 and len(fake_gpu.launches) == 6  # one forward and one inverse plan
         assert len(_chain.stateless_chains.mine()) == 1
     finally:
         _chain.stateless_chains.mine().clear()  # its plans go while the fake is in place

@@ -1,4 +1,4 @@
-"""An operand in another memory space than the execution space (CuPy faked, tests/fake_gpu.py):
+"""An operand in another memory space than the execution space (CuPy faked, benchmarks/fake_gpu.py):
 a GPU operand with ``execution="cpu"`` is copied to the host, transformed there with its callbacks
 (their GPU data copied too), and its result comes back to its GPU, in the order of the call's
 stream; ``reset_operand`` keeps the memory space. Results against float64 NumPy references on
@@ -6,9 +6,7 @@ random inputs; the host operand run on the GPU keeps returning NumPy."""
 
 from __future__ import annotations
 
-import gc
 import sys
-import threading
 import types
 
 import numpy as np
@@ -16,29 +14,14 @@ import pytest
 
 import fake_gpu as fake_module
 import nvmath
-from fake_gpu import FakeGpu
+from helpers import rand
 from nvmath.fft import ExecutionCPU, FFT, FilteredFFT, filtered
-from nvmath.fft import _chain, _gpu, _reuse
 
 CPU_FORMS = ["cpu", {"name": "cpu", "num_threads": 1}, ExecutionCPU(num_threads=1), {"name": "CPU"}]
 
 
 @pytest.fixture
-def gpu(monkeypatch):
-    fake = FakeGpu().install(monkeypatch, keep_memory=True)
-    monkeypatch.setattr(_gpu, "plan_cache", _gpu.PlanCache())
-    monkeypatch.setattr(_reuse.stateless_engines, "local", threading.local())
-    monkeypatch.setattr(_chain.stateless_chains, "local", threading.local())
-    monkeypatch.delenv("FFTFUSE_DEBUG", raising=False)
-    yield fake
-    _reuse.stateless_engines.mine().clear()
-    _chain.stateless_chains.mine().clear()
-    gc.collect()
-    _gpu.plan_cache.clear()
-
-
-@pytest.fixture
-def copies(gpu, monkeypatch):
+def copies(fake_gpu, monkeypatch):
     """Every copy between host and (fake) device: (direction, device, stream handle current then)."""
     log = []
     cupy = sys.modules["cupy"]
@@ -61,14 +44,6 @@ def copies(gpu, monkeypatch):
     return log
 
 
-def rand(shape, dtype, seed):
-    rng = np.random.default_rng(seed)
-    a = rng.standard_normal(shape)
-    if np.dtype(dtype).kind == "c":
-        a = a + 1j * rng.standard_normal(shape)
-    return a.astype(dtype)
-
-
 def on_device(host, device=0):
     cupy = sys.modules["cupy"]
     with cupy.cuda.Device(device):
@@ -89,19 +64,19 @@ def check(got, want, dtype, device=0):
 
 @pytest.mark.parametrize("execution", CPU_FORMS, ids=["str", "dict", "ExecutionCPU", "dict-upper"])
 @pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
-def test_stateless_c2c_of_a_gpu_operand_runs_on_the_host_and_returns_to_the_gpu(gpu, execution, dtype):
+def test_stateless_c2c_of_a_gpu_operand_runs_on_the_host_and_returns_to_the_gpu(fake_gpu, execution, dtype):
     h = rand((6, 40), dtype, 1)
     x = on_device(h)
     ref = np.fft.fft(h.astype(np.complex128), axis=-1)
     check(nvmath.fft.fft(x, axes=[-1], execution=execution), ref, dtype)
     check(nvmath.fft.ifft(x, axes=[-1], execution=execution), np.fft.ifft(h.astype(np.complex128), axis=-1) * 40,
           dtype)
-    assert gpu.launch_count == 0  # nothing reached cuFFT
+    assert fake_gpu.launch_count == 0  # nothing reached cuFFT
     np.testing.assert_array_equal(x.get(), h)  # the operand is untouched
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_stateless_r2c_and_c2r_of_gpu_operands(gpu, dtype):
+def test_stateless_r2c_and_c2r_of_gpu_operands(fake_gpu, dtype):
     h = rand((5, 30), dtype, 2)
     x = on_device(h)
     complex_dtype = np.result_type(dtype, np.complex64)
@@ -117,7 +92,7 @@ def test_stateless_r2c_and_c2r_of_gpu_operands(gpu, dtype):
 
 
 @pytest.mark.parametrize("axes", [None, [0, 1], [1, 2], [-1]])
-def test_n_d_transforms_and_strided_gpu_operands(gpu, axes):
+def test_n_d_transforms_and_strided_gpu_operands(fake_gpu, axes):
     h = rand((4, 6, 10), np.complex128, 4)
     x = on_device(h)
     numpy_axes = tuple(range(3)) if axes is None else tuple(axes)
@@ -129,21 +104,21 @@ def test_n_d_transforms_and_strided_gpu_operands(gpu, axes):
           np.complex128)
 
 
-def test_the_result_goes_back_to_the_operands_device(gpu):
+def test_the_result_goes_back_to_the_operands_device(fake_gpu):
     h = rand((3, 32), np.complex64, 7)
     x = on_device(h, device=1)
     check(nvmath.fft.fft(x, axes=[-1], execution="cpu", norm="ortho"),
           np.fft.fft(h.astype(np.complex128), axis=-1, norm="ortho"), np.complex64, device=1)
 
 
-def test_direction_and_norm(gpu):
+def test_direction_and_norm(fake_gpu):
     h = rand((3, 24), np.complex128, 8)
     x = on_device(h)
     check(nvmath.fft.fft(x, axes=[-1], execution="cpu", direction="inverse", norm="backward"),
           np.fft.ifft(h, axis=-1), np.complex128)
 
 
-def test_inplace_writes_the_result_into_the_gpu_operand(gpu):
+def test_inplace_writes_the_result_into_the_gpu_operand(fake_gpu):
     h = rand((4, 16), np.complex64, 9)
     x = on_device(h)
     got = nvmath.fft.fft(x, axes=[-1], execution="cpu", options={"inplace": True}, epilog=lambda v: v * 2)
@@ -162,7 +137,7 @@ def window_then_gain(v, w, *, g):
 
 
 @pytest.mark.parametrize("dtype", [np.complex64, np.float64])
-def test_callbacks_with_gpu_data_run_on_the_host(gpu, dtype):
+def test_callbacks_with_gpu_data_run_on_the_host(fake_gpu, dtype):
     h = rand((4, 32), dtype, 10)
     x = on_device(h)
     complex_dtype = np.result_type(dtype, np.complex64)
@@ -178,7 +153,7 @@ def test_callbacks_with_gpu_data_run_on_the_host(gpu, dtype):
     check(got, want, complex_dtype)
 
 
-def test_callback_data_on_another_gpu_or_the_host_is_used_too(gpu):
+def test_callback_data_on_another_gpu_or_the_host_is_used_too(fake_gpu):
     h = rand((2, 16), np.complex128, 13)
     f = rand((16,), np.complex128, 14)
     want = np.fft.fft(h, axis=-1) * f
@@ -187,7 +162,7 @@ def test_callback_data_on_another_gpu_or_the_host_is_used_too(gpu):
               np.complex128)
 
 
-def test_a_host_operand_on_the_cpu_reads_gpu_data_from_a_host_copy(gpu):
+def test_a_host_operand_on_the_cpu_reads_gpu_data_from_a_host_copy(fake_gpu):
     h = rand((2, 16), np.complex128, 15)
     f = rand((2, 16), np.complex128, 16)
     got = nvmath.fft.fft(h, axes=[-1], execution="cpu", epilog={"fn": mul, "data": on_device(f)})
@@ -195,7 +170,7 @@ def test_a_host_operand_on_the_cpu_reads_gpu_data_from_a_host_copy(gpu):
     np.testing.assert_allclose(got, np.fft.fft(h, axis=-1) * f, rtol=1e-12, atol=1e-12)
 
 
-def test_cuda_form_callbacks_of_a_gpu_operand_run_on_the_host(gpu):
+def test_cuda_form_callbacks_of_a_gpu_operand_run_on_the_host(fake_gpu):
     def by_offset(data_out, offset, element, user_info, unused):
         data_out[offset] = element * user_info[offset]
 
@@ -206,7 +181,7 @@ def test_cuda_form_callbacks_of_a_gpu_operand_run_on_the_host(gpu):
 
 # -- stateful ------------------------------------------------------------------------------------
 
-def test_stateful_plan_execute_reset_operand_and_free(gpu):
+def test_stateful_plan_execute_reset_operand_and_free(fake_gpu):
     hs = [rand((4, 48), np.complex64, s) for s in (20, 21)]
     f = rand((48,), np.complex64, 22)
     with FFT(on_device(hs[0]), axes=[-1], execution=ExecutionCPU(num_threads=1)) as engine:
@@ -227,7 +202,7 @@ def test_stateful_plan_execute_reset_operand_and_free(gpu):
         engine.execute()
 
 
-def test_stateful_execute_without_plan_and_the_key(gpu):
+def test_stateful_execute_without_plan_and_the_key(fake_gpu):
     h = rand((2, 20), np.float32, 23)
     engine = FFT(on_device(h), axes=[-1], execution="cpu")
     check(engine.execute(), np.fft.rfft(h.astype(np.float64), axis=-1), np.complex64)
@@ -238,7 +213,7 @@ def test_stateful_execute_without_plan_and_the_key(gpu):
     engine.free()
 
 
-def test_stateful_inplace_keeps_writing_into_the_operand(gpu):
+def test_stateful_inplace_keeps_writing_into_the_operand(fake_gpu):
     h = rand((3, 16), np.complex128, 24)
     x = on_device(h)
     with FFT(x, axes=[-1], execution="cpu", options={"inplace": True}) as engine:
@@ -249,7 +224,7 @@ def test_stateful_inplace_keeps_writing_into_the_operand(gpu):
         check(x, h * 16, np.complex128)
 
 
-def test_the_debug_mode_runs_gpu_operands_through_the_same_crossing(gpu):
+def test_the_debug_mode_runs_gpu_operands_through_the_same_crossing(fake_gpu):
     h, f = rand((3, 16), np.complex128, 25), rand((16,), np.complex128, 26)
     x = on_device(h)
     check(nvmath.fft.fft(x, axes=[-1], options={"debug": True}, epilog={"fn": mul, "data": on_device(f)}),
@@ -261,7 +236,7 @@ def test_the_debug_mode_runs_gpu_operands_through_the_same_crossing(gpu):
 
 # -- streams ---------------------------------------------------------------------------------------
 
-def test_copies_are_ordered_on_the_calls_stream(gpu, copies):
+def test_copies_are_ordered_on_the_calls_stream(fake_gpu, copies):
     cupy = sys.modules["cupy"]
     h = rand((2, 16), np.complex64, 27)
     x = on_device(h, device=1)
@@ -283,7 +258,7 @@ def test_copies_are_ordered_on_the_calls_stream(gpu, copies):
     assert copies[:2] == [("to-host", 1, 5555), ("to-device", 1, 5555)]
 
 
-def test_a_stateful_fft_orders_each_copy_on_its_calls_stream(gpu, copies):
+def test_a_stateful_fft_orders_each_copy_on_its_calls_stream(fake_gpu, copies):
     cupy = sys.modules["cupy"]
     h, f = rand((2, 16), np.complex64, 28), rand((2, 16), np.complex64, 29)
     made, planned, executed, reset = (cupy.cuda.Stream() for _ in range(4))
@@ -298,18 +273,18 @@ def test_a_stateful_fft_orders_each_copy_on_its_calls_stream(gpu, copies):
                       ("to-device", 0, made.ptr), ("to-host", 0, reset.ptr)]
 
 
-def test_a_host_operand_on_the_gpu_returns_numpy_and_copies_on_the_stream(gpu, copies):
+def test_a_host_operand_on_the_gpu_returns_numpy_and_copies_on_the_stream(fake_gpu, copies):
     cupy = sys.modules["cupy"]
     h = rand((4, 32), np.complex64, 30)
     s = cupy.cuda.Stream()
     copies.clear()
     got = nvmath.fft.fft(h, axes=[-1], execution="cuda", stream=s, epilog=lambda v: v * 2)
     assert isinstance(got, np.ndarray) and got.shape == h.shape and got.dtype == np.complex64
-    assert len(gpu.launches) == 1 and gpu.launches[0].stream == s.ptr
+    assert len(fake_gpu.launches) == 1 and fake_gpu.launches[0].stream == s.ptr
     assert copies == [("to-device", 0, s.ptr), ("to-host", 0, s.ptr)]
     with FFT(h, axes=[-1], execution={"name": "cuda", "device_id": 1}) as engine:
         assert isinstance(engine.execute(), np.ndarray)
-        assert gpu.launches[-1].device == 1
+        assert fake_gpu.launches[-1].device == 1
         engine.reset_operand(rand((4, 32), np.complex64, 31))
         assert isinstance(engine.execute(), np.ndarray)
     got = filtered(h, execution="cuda", pointwise=lambda v: v * 2)
@@ -329,7 +304,7 @@ def chain_reference(h, pointwise=None, prolog=None, epilog=None):
 
 
 @pytest.mark.parametrize("dtype", [np.complex64, np.float64])
-def test_chains_of_a_gpu_operand_run_on_the_host(gpu, dtype, copies):
+def test_chains_of_a_gpu_operand_run_on_the_host(fake_gpu, dtype, copies):
     h = rand((4, 32), dtype, 32)
     m = 32 if np.dtype(dtype).kind == "c" else 17
     f = rand((m,), np.result_type(dtype, np.complex64), 33)
@@ -351,10 +326,10 @@ def test_chains_of_a_gpu_operand_run_on_the_host(gpu, dtype, copies):
         check(chain.execute(), chain_reference(h2, lambda s: s * f, lambda a: a * w, lambda y: y * 0.5), dtype)
         with pytest.raises(ValueError, match="memory space"):
             chain.reset_operand(h2)
-    assert gpu.launch_count == 0
+    assert fake_gpu.launch_count == 0
 
 
-def test_a_chain_orders_its_copies_on_the_stream(gpu, copies):
+def test_a_chain_orders_its_copies_on_the_stream(fake_gpu, copies):
     cupy = sys.modules["cupy"]
     h = rand((2, 16), np.complex128, 36)
     s = cupy.cuda.Stream()
@@ -367,7 +342,7 @@ def test_a_chain_orders_its_copies_on_the_stream(gpu, copies):
 
 # -- what is refused, and how ---------------------------------------------------------------------
 
-def test_reset_operand_keeps_the_memory_space_and_device(gpu):
+def test_reset_operand_keeps_the_memory_space_and_device(fake_gpu):
     h = rand((2, 16), np.complex64, 37)
     with FFT(on_device(h), axes=[-1], execution="cpu") as engine:
         with pytest.raises(ValueError, match=r"in GPU 0 .*got one in host memory.*create a new FFT"):
@@ -388,12 +363,12 @@ def test_reset_operand_keeps_the_memory_space_and_device(gpu):
     ({"ltoir": b"\0" * 8}, "LTO-IR runs only on the GPU"),
     ({"source": "__device__ float2 f(float2 v) { return v; }"}, "CUDA C\\+\\+ callbacks run only on the GPU"),
 ])
-def test_gpu_only_callback_forms_say_so_for_a_gpu_operand_on_the_cpu(gpu, epilog, message):
+def test_gpu_only_callback_forms_say_so_for_a_gpu_operand_on_the_cpu(fake_gpu, epilog, message):
     with pytest.raises(ValueError, match=message):
         nvmath.fft.fft(on_device(rand((2, 8), np.complex64, 39)), execution="cpu", epilog=epilog)
 
 
-def test_streams_are_still_checked(gpu):
+def test_streams_are_still_checked(fake_gpu):
     x = on_device(rand((2, 8), np.complex64, 40))
     with pytest.raises(ValueError, match="stream=-1 is not a cudaStream_t"):
         nvmath.fft.fft(x, execution="cpu", stream=-1)
@@ -403,7 +378,7 @@ def test_streams_are_still_checked(gpu):
         nvmath.fft.fft(rand((2, 8), np.complex64, 41), execution="cpu", stream=5)  # a host operand: no stream
 
 
-def test_a_host_operand_on_the_gpu_still_refuses_host_callback_data(gpu):
+def test_a_host_operand_on_the_gpu_still_refuses_host_callback_data(fake_gpu):
     h = rand((2, 8), np.complex64, 42)
     with pytest.raises(ValueError, match="host memory but the FFT runs on GPU 0"):
         nvmath.fft.fft(h, execution="cuda", epilog={"fn": mul, "data": h})

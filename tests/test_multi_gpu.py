@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import nvmath
+from helpers import assert_close, rand
 from nvmath.fft import _gpu
 
 pytestmark = [pytest.mark.gpu, pytest.mark.multi_gpu]
@@ -20,17 +21,9 @@ cp = pytest.importorskip("cupy")
 B, N = 512, 256
 
 
-def rand(shape, dtype, seed):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(shape) + (1j * rng.standard_normal(shape) if np.dtype(dtype).kind == "c" else 0)
-    return x.astype(dtype)
-
-
-def close(got, want, rtol=1e-4):
+def close(got, want):
     assert isinstance(got, cp.ndarray)
-    got = cp.asnumpy(got)
-    err = np.abs(got - want).max() / max(np.abs(want).max(), 1.0)
-    assert err < rtol, f"max relative error {err:.3g}"
+    assert_close(got, want, rtol=1e-4)
 
 
 def on(device, host):

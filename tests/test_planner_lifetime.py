@@ -216,7 +216,7 @@ def test_threads_sharing_a_plan_each_launch_on_their_own_stream(monkeypatch):
 
 
 @pytest.fixture
-def fake_gpu(monkeypatch):
+def fake_plans(monkeypatch):
     """Engines that plan for 'GPU 0' with host arrays, fake plans and a small private plan cache."""
     cache = _gpu.PlanCache(capacity=1)
     monkeypatch.setattr(_gpu, "plan_cache", cache)
@@ -227,39 +227,39 @@ def fake_gpu(monkeypatch):
     return cache
 
 
-def test_an_engine_holds_its_shared_plan_until_freed(fake_gpu):
+def test_an_engine_holds_its_shared_plan_until_freed(fake_plans):
     first = _api.FFT(np.ones((4, 8), np.complex64), execution="cuda", _shared_plans=True)
     first.plan()
     plan = first._executor
     second = _api.FFT(np.ones((2, 8), np.complex64), execution="cuda", _shared_plans=True)
     second.plan()  # capacity 1: the first plan leaves the cache...
-    assert len(fake_gpu) == 1 and fake_gpu.holders(plan) == 1
+    assert len(fake_plans) == 1 and fake_plans.holders(plan) == 1
     first.execute()  # ...but not its engine
     first.free()
     assert plan.frees == 1
     cached = second._executor
     second.free()
-    assert fake_gpu.holders(cached) == 0 and cached.frees == 0  # idle in the cache, for the next call
+    assert fake_plans.holders(cached) == 0 and cached.frees == 0  # idle in the cache, for the next call
 
 
-def test_a_forgotten_engine_gives_its_plan_back_when_collected(fake_gpu):
+def test_a_forgotten_engine_gives_its_plan_back_when_collected(fake_plans):
     engine = _api.FFT(np.ones((4, 8), np.complex64), execution="cuda", _shared_plans=True)
     engine.plan()
     plan = engine._executor
     del engine
     gc.collect()
-    assert fake_gpu.holders(plan) == 0
+    assert fake_plans.holders(plan) == 0
 
 
-def test_stateless_calls_on_the_full_path_give_their_plans_back(fake_gpu):
+def test_stateless_calls_on_the_full_path_give_their_plans_back(fake_plans):
     x = np.ones((4, 8), np.complex64)
     for _ in range(3):  # a host operand and execution= always take the full path
         nvmath.fft.fft(x, execution="cuda")
-    plan = next(iter(fake_gpu._plans.values()))
-    assert fake_gpu.created == 1 and fake_gpu.holders(plan) == 0
+    plan = next(iter(fake_plans._plans.values()))
+    assert fake_plans.created == 1 and fake_plans.holders(plan) == 0
 
 
-def test_a_replanned_stateful_fft_frees_its_own_plan(fake_gpu):
+def test_a_replanned_stateful_fft_frees_its_own_plan(fake_plans):
     engine = _api.FFT(np.ones((4, 8), np.complex64), execution="cuda")
     engine.plan()
     old = engine._executor
@@ -301,7 +301,7 @@ class DeviceArray:
         self.shape, self.strides, self.dtype = self._array.shape, self._array.strides, self._array.dtype
 
 
-def test_stateless_engines_hold_their_plans_until_dropped(fake_gpu, monkeypatch):
+def test_stateless_engines_hold_their_plans_until_dropped(fake_plans, monkeypatch):
     built = []
     monkeypatch.setattr(_gpu, "GpuPlan", lambda problem, *a, **k: built.append(FakePlan(problem.operand.shape))
                         or built[-1])
@@ -311,7 +311,7 @@ def test_stateless_engines_hold_their_plans_until_dropped(fake_gpu, monkeypatch)
         nvmath.fft.fft(a, axes=[-1])
         nvmath.fft.fft(a, axes=[-1])  # an engine of this thread now reuses plan A
         nvmath.fft.fft(b, axes=[-1])  # capacity 1: plan A leaves the cache, its engine keeps it
-        assert built[0].frees == 0 and fake_gpu.holders(built[0]) == 1
+        assert built[0].frees == 0 and fake_plans.holders(built[0]) == 1
         nvmath.fft.fft(a, axes=[-1])  # the engine runs plan A (FakePlan.use checks it is not freed)
         for n in range(3, 70):  # more engines than a thread keeps: the oldest (A's) is dropped
             nvmath.fft.fft(DeviceArray((1, n)), axes=[-1])
@@ -319,6 +319,6 @@ def test_stateless_engines_hold_their_plans_until_dropped(fake_gpu, monkeypatch)
 
     in_threads(calls, 1)
     gc.collect()  # the thread's engines went with it: every plan is released, and freed unless cached
-    cached = set(map(id, fake_gpu._plans.values()))
+    cached = set(map(id, fake_plans._plans.values()))
     assert len(cached) == 1
-    assert all(fake_gpu.holders(p) == 0 and p.frees == (id(p) not in cached) for p in built)
+    assert all(fake_plans.holders(p) == 0 and p.frees == (id(p) not in cached) for p in built)

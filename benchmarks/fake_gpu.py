@@ -7,8 +7,9 @@ the planner makes) and replaces cuFFT's calls with recorders. Compiling callback
 with the pointers, the plan's stream, the current device and the callbacks' data slots, so a
 test can check that a reused plan is handed the new operand, data, stream and device.
 
-Used by ``tests/test_host_path.py`` and ``benchmarks/host_overhead.py --fake-gpu`` (which
-measures the Python part of a call: these stand-ins cost well under a microsecond each).
+Used by the tests (the ``fake_gpu`` fixture and execution of ``tests/conftest.py``) and by
+``benchmarks/host_overhead.py --fake-gpu`` (which measures the Python part of a call: these
+stand-ins cost well under a microsecond each).
 """
 
 from __future__ import annotations
