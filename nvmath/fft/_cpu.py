@@ -43,6 +43,7 @@ import numpy as np
 
 from . import _cpu_engines
 from ._checked import CallbackIndexError, CheckedBuffer, checked_views
+from ._executor import CallArgs
 from ._layout import FFTProblem, Layout, data_layout_matches, dense_strides
 from ._tensor import flat_view
 
@@ -238,10 +239,11 @@ class CpuExecutor:
         """The fast path of repeated runs: ``quick``."""
         return self.quick(direction, prolog_reads, epilog_reads)
 
-    def run(self, inp: np.ndarray, out: np.ndarray, direction: str, stream: Any, prolog_data: Any,
-            epilog_data: Any, prolog_params: tuple = (), epilog_params: tuple = ()) -> None:
-        """``execute``; ``stream`` is None (the CPU has none)."""
-        self.execute(inp, out, direction, prolog_data, epilog_data, params=(prolog_params, epilog_params))
+    def run(self, call: CallArgs) -> None:
+        """``execute`` of one ``CallArgs``; ``call.stream`` is None (the CPU has none)."""
+        data = call.data
+        self.execute(call.inp, call.out, call.direction, data.prolog_data, data.epilog_data,
+                     params=(data.prolog_params, data.epilog_params))
 
     def release(self) -> None:
         """Nothing is held between runs."""
