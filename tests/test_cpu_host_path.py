@@ -31,7 +31,7 @@ def real(shape, dtype=np.float32):
 
 
 def engine_of(*call):
-    """The engine the hot path keeps for a call (``_quick_cpu``: its rerun without ``execute``)."""
+    """The engine the hot path keeps for a call (``quick_rerun``: its rerun without ``execute``)."""
     return _reuse.stateless_engines.mine()[_reuse._reuse_key(*call)][0]
 
 
@@ -50,7 +50,7 @@ def test_each_call_filters_its_own_operand_with_its_own_data(shape):
         y = nvmath.fft.fft(x, axes=[-1], epilog={"fn": mul, "data": h})
         expect = np.fft.fft(x.astype(np.complex128), axis=-1) * h
         np.testing.assert_allclose(y, expect, rtol=2e-5, atol=2e-4 * np.sqrt(shape[-1]))
-    assert engine_of("fft", x, [-1], None, None, None, {"fn": mul, "data": h})._quick_cpu
+    assert engine_of("fft", x, [-1], None, None, None, {"fn": mul, "data": h}).quick_rerun is not None
 
 
 def test_data_changed_in_place_is_read_on_the_next_call():
@@ -113,7 +113,7 @@ def test_cufft_form_epilog_takes_the_full_path_and_stays_right():
     for _ in range(3):
         y = nvmath.fft.fft(x, axes=[-1], epilog={"fn": swap, "data": h.reshape(-1)})
         np.testing.assert_allclose(y, np.fft.fft(x.astype(np.complex128)) * h, rtol=1e-4, atol=1e-3)
-    assert engine_of("fft", x, [-1], None, None, None, {"fn": swap, "data": h.reshape(-1)})._quick_cpu is False
+    assert engine_of("fft", x, [-1], None, None, None, {"fn": swap, "data": h.reshape(-1)}).quick_rerun is None
 
 
 def test_runtime_parameters_on_the_cpu_take_the_hot_path_with_each_calls_values(monkeypatch):
