@@ -22,7 +22,7 @@ from ._binding import Binding, bind
 from ._build import build_executor
 from ._callbacks import DeviceCallable
 from ._docs import shared_doc
-from ._executor import GPU_NO_DATA, CallArgs, CallData
+from ._executor import CallArgs, CallData
 from ._gpu_presence import describe_execution
 from ._log import fft_logger
 from ._memory_space import TO_GPU, ResultPlace, crossing
@@ -226,7 +226,7 @@ class FFT:
         >>> float(a[0, 0].real), float(b[0, 0].real)
         (16.0, 24.0)
         """
-        binding = self._binding or Binding(None, None, self._target == "cuda", True, False)
+        binding = self._binding or Binding(None, None, self._target == "cuda", True, False)  # not planned: none
         self._binding = binding.with_params(prolog, epilog)
         self._call_data = self._binding.call_data()
 
@@ -270,28 +270,25 @@ class FFT:
         return self._execute_cpu(direction, stream, self._call_data)
 
     def _execute_cpu(self, direction: str, stream: Any, data: CallData) -> Any:
+        """Run on the CPU with the callbacks' ``data``; the result as the caller gets it."""
         if stream is not None:  # the GPU path checks it as it uses it
             self._check_stream(stream)
         else:
             stream = self._stream  # a GPU operand's result goes back on it
-        return self._result(self._run_cpu(self._operand.array, direction, data), stream)
-
-    def _run_cpu(self, array: Any, direction: str, data: CallData) -> Any:
-        """Run on the CPU with ``data``; returns the new output (the operand itself in place)."""
-        problem = self.problem
+        array, problem = self._operand.array, self.problem
         if type(array) is np.ndarray:
             try:
                 quick = self._quick_runs[direction]
-            except KeyError:  # not decided yet for this direction
+            except KeyError:  # its first run in this direction
                 quick = self._quick_runs[direction] = self._quick_run(direction, data)
             if quick is not None:
                 out = array if problem.inplace else self._new_output()
                 quick(array, out, data.prolog_data, data.epilog_data)
-                return out
+                return self._result(out, stream)
         inp = self._input(array)
         out = inp if problem.inplace else self._new_output()
         self._executor.run(CallArgs(inp, out, direction, None, data))
-        return out
+        return self._result(out, stream)
 
     def _quick_run(self, direction: str, data: CallData) -> Callable[..., None] | None:
         """The quick run of this CPU plan (``CpuExecutor.quick``), called with the laid-out data of

@@ -35,10 +35,7 @@ class BoundSide:
     in_place: bool  # the laid-out data is the user's memory itself (no copy was made)
     terms: Any  # compiler.terms.Terms, None where the wrapper computes nothing beyond the element
     params: tuple  # the runtime parameters' values (NumPy scalars), () where none
-
-    @property
-    def has_params(self) -> bool:
-        return self.terms is not None and bool(self.terms.params)
+    has_params: bool  # the callback takes runtime parameters (terms.params)
 
     def given_params(self, given: dict[str, Any]) -> tuple:
         """A call's parameter values (by name), typed as planned."""
@@ -54,6 +51,9 @@ class Binding:
     on_gpu: bool  # CallData holds device pointers and packed parameters (else arrays and values)
     allow_copy: bool  # options.user_data_copy
     varies: bool  # a stateless call brings values of its own (data or runtime parameters)
+    # On the GPU, where no callback takes runtime parameters and all data is read where it lies:
+    # per side, whether a call's data pointer is passed (the common stateless call). Else None.
+    pointers: tuple[bool, bool] | None = None
 
     def side(self, kind: str) -> BoundSide | None:
         return self.prolog if kind == "prolog" else self.epilog
@@ -110,7 +110,11 @@ class Binding:
         the copies made to lay data out, which the caller holds until the run is queued. On the
         GPU the device and stream of the run are current."""
         if not self.varies:
-            return (GPU_NO_DATA if self.on_gpu else CPU_NO_DATA), []
+            return (GPU_NO_DATA if self.on_gpu else CPU_NO_DATA), ()
+        pointers = self.pointers
+        if pointers is not None:  # read where they lie: the pointers alone (~0.3 us less per call)
+            return CallData._make((prolog["data"].data.ptr if pointers[0] else 0, b"",
+                                   epilog["data"].data.ptr if pointers[1] else 0, b"")), ()
         out, held = [None, (), None, ()] if not self.on_gpu else [0, b"", 0, b""], []
         for i, (side, given) in enumerate(((self.prolog, prolog), (self.epilog, epilog))):
             if side is None:
@@ -131,7 +135,7 @@ class Binding:
                 # A plan without given values keeps its function's defaults, fixed at planning.
                 values = side.params if spec.params is None else side.given_params(given["params"])
                 out[2 * i + 1] = side.terms.pack_params(values) if self.on_gpu else values
-        return CallData(*out), held
+        return CallData._make(out), held
 
     def _lay_out(self, side: BoundSide, array: Any) -> Any:
         spec = side.spec.with_data(as_tensor(array, what=f"{side.spec.kind} data"))
@@ -169,9 +173,12 @@ def bind(plan: Plan, allow_copy: bool, device_id: int | None = None, stream: Any
             in_place = True
         terms = callback_terms(spec, form, target, strides, single) if form is not None else None
         params = terms.param_values(parameter_values(spec)) if terms is not None and terms.params else ()
-        sides.append(BoundSide(spec, target, laid, broadcast, in_place, terms, params))
+        has_params = terms is not None and bool(terms.params)
+        sides.append(BoundSide(spec, target, laid, broadcast, in_place, terms, params, has_params))
     varies = any(s is not None and (s.spec.has_data or s.has_params) for s in sides)
-    return Binding(sides[0], sides[1], on_gpu, allow_copy, varies)
+    simple = on_gpu and all(s is None or (s.in_place and not s.has_params) for s in sides)
+    pointers = tuple(s is not None and s.spec.has_data for s in sides) if simple else None
+    return Binding(sides[0], sides[1], on_gpu, allow_copy, varies, pointers)
 
 
 def _pointer(side: BoundSide | None) -> int:
