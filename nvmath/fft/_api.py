@@ -495,7 +495,8 @@ class ReusableFFT(FFT):
             self._check_live("execute")
             return self._execute_cpu(self._plan.run_direction, stream, data)
         finally:
-            self.release_arrays()
+            # The call's data went in ``data`` only (the binding holds none since release_arrays).
+            self._operand = self._input_buffer = self._user_operand = None
 
     def _decide_quick_rerun(self, data: CallData, prolog: Any, epilog: Any) -> Callable[[Any, Any, Any], Any] | None:
         """``rerun(operand, prolog, epilog)`` of a CPU engine from the arrays of the call laid out
