@@ -126,7 +126,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[tuple[str, ...]]:
 
 
 def test_the_scan_sees_imports_of_every_kind():
-    imported = {t for t, _ in _imports("nvmath.fft._api")}
+    imported = {t for t, _ in _imports("nvmath.fft._build")}
     assert {"nvmath.fft._planner", "nvmath.fft._gpu", "compiler.linkcheck"} <= imported  # relative, in a function, absolute
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _cycles(graph) == [("a", "b", "c")]
@@ -302,7 +302,7 @@ def test_both_executors_implement_the_executor_interface():
 def test_the_cpu_executor_runs_through_the_interface():
     from compiler.cpu_backend import python_callback
     from nvmath.fft._cpu import CpuExecutor
-    from nvmath.fft._executor import Executor
+    from nvmath.fft._executor import CPU_NO_DATA, CallArgs, Executor
     from nvmath.fft._layout import plan_problem
 
     x = np.random.default_rng(5).standard_normal((3, 16)).astype(np.complex128)
@@ -310,14 +310,14 @@ def test_the_cpu_executor_runs_through_the_interface():
     executor = CpuExecutor(problem, None, python_callback(lambda v: v * 3, "epilog", "complex128"), workers=1)
     assert isinstance(executor, Executor)
     out = np.empty_like(x)
-    executor.run(x, out, "inverse", None, None, None)
+    executor.run(CallArgs(x, out, "inverse", None, CPU_NO_DATA))
     executor.release()
     np.testing.assert_allclose(out, 3 * 16 * np.fft.ifft(x), rtol=1e-12, atol=1e-12)
     assert executor.prepare("forward") is None  # the fast path lives inside run
     executor.free()
     plain = CpuExecutor(problem, None, None, workers=1)
-    assert plain.run(x, out, "forward", None, None, None) is out
+    assert plain.run(CallArgs(x, out, "forward", None, CPU_NO_DATA)) is out
     np.testing.assert_allclose(out, np.fft.fft(x), rtol=1e-12, atol=1e-12)
-    new = plain.run(x, None, "forward", None, None, None)  # no output given: a new one
+    new = plain.run(CallArgs(x, None, "forward", None, CPU_NO_DATA))  # no output given: a new one
     assert new is not out and not np.shares_memory(new, x)
     np.testing.assert_allclose(new, np.fft.fft(x), rtol=1e-12, atol=1e-12)

@@ -421,7 +421,7 @@ def test_damaged_index_is_repaired_by_clear_and_verify(capsys, caplog, cache_dir
 
 def test_precompile_warms_the_stateless_and_stateful_keys(capsys, cache_dir: Path, callbacks: Path):
     module = __import__(callbacks.stem)
-    # The arguments a stateless call with data passes (nvmath/fft/_api.py, FFT._attach):
+    # The arguments a stateless call with data passes (nvmath/fft/_build.py, _attach):
     # the user data's dtype, indirect=True, the default float_literals.
     stateless = dict(compute_capability=80, indirect=True, literals="element")
     stateful = dict(compute_capability=80, indirect=False, literals="element")

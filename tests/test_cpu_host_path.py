@@ -32,7 +32,7 @@ def real(shape, dtype=np.float32):
 
 
 def engine_of(*call):
-    """The engine the hot path keeps for a call (``_direct_data``: its rerun without ``execute``)."""
+    """The engine the hot path keeps for a call (``direct_data``: its rerun without ``execute``)."""
     return _reuse.stateless_engines.mine()[_reuse._reuse_key(*call)][0]
 
 
@@ -52,7 +52,7 @@ def test_each_call_filters_its_own_operand_with_its_own_data(shape):
         expect = np.fft.fft(x.astype(np.complex128), axis=-1) * h
         np.testing.assert_allclose(y, expect, rtol=2e-5, atol=2e-4 * np.sqrt(shape[-1]))
     engine = engine_of("fft", x, [-1], None, None, None, {"fn": mul, "data": h})
-    assert engine._direct_data == (False, True)
+    assert engine.direct_data == (False, True)
     assert engine._executor._fast_run("forward") is not None
 
 

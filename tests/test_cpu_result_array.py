@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 
 import nvmath
+from helpers import assert_close, rand
 from compiler.cpu_backend import compile_cpu, python_callback
 from nvmath.fft import _cpu, _reuse
 from nvmath.fft._cpu import CpuExecutor
 from nvmath.fft._cpu_engines import forget_choices
+from nvmath.fft._executor import CallArgs, CallData
 from nvmath.fft._layout import plan_problem
 
 RNG = np.random.default_rng(2024)
@@ -33,7 +35,7 @@ def own_engines(monkeypatch):
 
 
 def cplx(shape, dtype=np.complex128):
-    return (RNG.standard_normal(shape) + 1j * RNG.standard_normal(shape)).astype(dtype)
+    return rand(shape, dtype, RNG)
 
 
 def far_from_one(shape, dtype=np.complex128):
@@ -50,9 +52,12 @@ def add_one(x):
 
 
 def close(got, want, dtype):
-    scale = float(np.abs(want).max())
-    tol = 2e-5 if np.dtype(dtype) in (np.complex64, np.float32) else 1e-11
-    np.testing.assert_allclose(got, want, rtol=0, atol=tol * scale)
+    assert_close(got, want, dtype, rtol=2e-5 if np.dtype(dtype) in (np.complex64, np.float32) else 1e-11)
+
+
+def call(inp, out, direction, epilog_data):
+    """One run's arguments with data for the epilog only."""
+    return CallArgs(inp, out, direction, None, CallData(None, (), epilog_data, ()))
 
 
 class Recorder:
@@ -127,7 +132,7 @@ def test_no_output_is_allocated_when_the_engine_makes_one():
 
     executor._new_output = refuse
     x, h = cplx((16, 32)), far_from_one((16, 32))
-    y = executor.run(x, None, "forward", None, None, h.reshape(-1))
+    y = executor.run(call(x, None, "forward", h.reshape(-1)))
     close(y, np.fft.fft(x, axis=-1) * h, np.complex128)
 
 
@@ -139,10 +144,10 @@ def test_a_given_output_is_written_and_returned(engine, direction):
                            compile_cpu(mul, "epilog", "complex128", "complex128"), workers=1, engine=engine)
     x, h = cplx((24, 64)), far_from_one((24, 64))
     out = np.full_like(x, np.nan)
-    assert executor.run(x, out, direction, None, None, h.reshape(-1)) is out
+    assert executor.run(call(x, out, direction, h.reshape(-1))) is out
     transform = np.fft.fft if direction == "forward" else (lambda a, axis: np.fft.ifft(a, axis=axis) * a.shape[axis])
     close(out, transform(x + 1, axis=-1) * h, np.complex128)
-    fresh = executor.run(x, None, direction, None, None, h.reshape(-1))  # no output: a new array
+    fresh = executor.run(call(x, None, direction, h.reshape(-1)))  # no output: a new array
     assert not np.shares_memory(fresh, out) and not np.shares_memory(fresh, x)
     close(fresh, out, np.complex128)
 
@@ -190,7 +195,7 @@ def test_stateless_calls_on_scipy_each_get_their_own_result(monkeypatch):
         close(y, want, np.complex128)
     key = _reuse._reuse_key("fft", x, [-1], None, None, None, {"fn": mul, "data": h})
     engine = _reuse.stateless_engines.mine()[key][0]
-    assert engine._executor.engine_choice.engine == "scipy" and engine._direct_data == (False, True)
+    assert engine._executor.engine_choice.engine == "scipy" and engine.direct_data == (False, True)
 
 
 @pytest.mark.parametrize("engine", ["scipy", "ducc0"])
@@ -218,7 +223,7 @@ def test_debug_mode_on_scipy_runs_on_the_engines_array():
     epilog = python_callback(mul, "epilog", "complex128", "complex128")
     executor = CpuExecutor(problem, None, epilog, workers=1, debug=True, engine="scipy")
     x, h = cplx((6, 16)), far_from_one((6, 16))
-    close(executor.run(x, None, "forward", None, None, h.reshape(-1)), np.fft.fft(x, axis=-1) * h, np.complex128)
+    close(executor.run(call(x, None, "forward", h.reshape(-1))), np.fft.fft(x, axis=-1) * h, np.complex128)
 
 
 # -- the fast path inside run: arrays that are not the planned ones take the general path ------
@@ -232,19 +237,19 @@ def fast_executor():
 def test_fast_path_refuses_another_layout_with_the_general_paths_message():
     executor = fast_executor()
     with pytest.raises(ValueError, match="does not match the planned input"):
-        executor.run(cplx((64, 2), np.complex64).T, None, "forward", None, None, far_from_one(128, np.complex64))
+        executor.run(call(cplx((64, 2), np.complex64).T, None, "forward", far_from_one(128, np.complex64)))
 
 
 def test_fast_path_refuses_short_data():
     executor = fast_executor()
     with pytest.raises(ValueError, match="reads user data at positions up to 127"):
-        executor.run(cplx((2, 64), np.complex64), None, "forward", None, None, far_from_one(100, np.complex64))
+        executor.run(call(cplx((2, 64), np.complex64), None, "forward", far_from_one(100, np.complex64)))
 
 
 def test_fast_path_reads_strided_data_right():
     executor = fast_executor()
     x, h = cplx((2, 64), np.complex64), far_from_one(256, np.complex64)
-    y = executor.run(x, None, "forward", None, None, h[::2])  # not contiguous: the general path copies it
+    y = executor.run(call(x, None, "forward", h[::2]))  # not contiguous: the general path copies it
     close(y, np.fft.fft(x.astype(np.complex128), axis=-1) * h[::2].reshape(2, 64), np.complex64)
-    y = executor.run(x, None, "forward", None, None, np.ascontiguousarray(h[::2]))
+    y = executor.run(call(x, None, "forward", np.ascontiguousarray(h[::2])))
     close(y, np.fft.fft(x.astype(np.complex128), axis=-1) * h[::2].reshape(2, 64), np.complex64)

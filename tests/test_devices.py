@@ -11,8 +11,8 @@ import pytest
 from cache import ArtifactStore
 from compiler import compile_callback
 from nvmath.fft import _gpu
-from nvmath.fft._api import FFT
 from nvmath.fft._callbacks import callback_spec
+from nvmath.fft._planner import place_data
 from nvmath.fft._tensor import Tensor
 
 
@@ -48,14 +48,6 @@ def test_plan_cache_keeps_devices_apart_and_evicts_oldest():
     assert p0.freed and len(cache) == 0
 
 
-def _engine_on(device: int) -> FFT:
-    """An FFT engine whose operand claims to live on ``device`` (no GPU needed to check data)."""
-    engine = object.__new__(FFT)
-    engine._target, engine._host_result = "cuda", False
-    engine._operand = Tensor(np.ones((4, 8), np.complex64), "cupy", device)
-    return engine
-
-
 def _spec_on(device: int | None):
     spec = callback_spec({"fn": lambda v, d: v * d, "data": np.ones((4, 8), np.complex64)}, "epilog")
     spec = spec.with_data(Tensor(spec.data.array, "cupy" if device is not None else "numpy", device))
@@ -63,11 +55,13 @@ def _spec_on(device: int | None):
 
 
 def test_user_data_on_another_device_is_refused():
+    # The planner's check of callback data for an FFT run on GPU 0 or 1 (no GPU needed).
     with pytest.raises(ValueError, match="on GPU 1 but the operand is on GPU 0"):
-        _engine_on(0)._data_on_target(_spec_on(1))
+        place_data(_spec_on(1), "cuda", 0)
     with pytest.raises(ValueError, match="host memory"):
-        _engine_on(0)._data_on_target(_spec_on(None))
-    _engine_on(1)._data_on_target(_spec_on(1))  # same device: accepted
+        place_data(_spec_on(None), "cuda", 0)
+    spec = _spec_on(1)
+    assert place_data(spec, "cuda", 1) is spec  # same device: accepted as it is
 
 
 def test_one_artifact_per_architecture_shared_by_devices(tmp_path):

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 import nvmath
-from nvmath.fft import _api, _gpu, _memory_space, _reuse
+from nvmath.fft import _api, _gpu, _memory_space
+from nvmath.fft._executor import GPU_NO_DATA, CallArgs, CallData
 from nvmath.fft._tensor import Tensor
 
 
@@ -168,7 +169,7 @@ def test_a_plan_moving_to_another_stream_waits_for_the_previous_one(monkeypatch)
     plan = bare_plan()
     plan._slots = FakeSlots(cuda.calls)
     for stream, data in [(7, 100), (7, 101), (9, 200), (7, 100)]:
-        plan.run(stream, 0, "forward", stream, 0, data)
+        plan.run(CallArgs(stream, 0, "forward", stream, CallData(0, b"", data, b"")))
     slots = [("slots", stream, (0, b"", data, b"")) for stream, data in [(7, 100), (7, 101), (9, 200), (7, 100)]]
     assert cuda.calls == [
         # every launch marks its end, while its stream is surely alive; a move waits on that mark
@@ -193,7 +194,7 @@ def test_freeing_a_plan_never_touches_the_stream_it_ran_on(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", fake_cupy)
     monkeypatch.setattr(_gpu._cufft, "destroy", lambda handle: touched.append(("destroy", handle)))
     plan = bare_plan()
-    plan.run(7, 0, "forward", 7)
+    plan.run(CallArgs(7, 0, "forward", 7, GPU_NO_DATA))
     plan.free()
     assert ("exec", 7) in cuda.calls
     assert touched == [("eventSynchronize", "event"), ("destroy", 1), ("eventDestroy", "event")]
@@ -205,7 +206,7 @@ def test_threads_sharing_a_plan_each_launch_on_their_own_stream(monkeypatch):
 
     def work(k):
         for _ in range(40):
-            plan.run(11 + k, 0, "forward", 11 + k)
+            plan.run(CallArgs(11 + k, 0, "forward", 11 + k, GPU_NO_DATA))
 
     in_threads(work, 3)
     assert sum(c[0] == "exec" for c in cuda.calls) == 120
@@ -222,8 +223,8 @@ def fake_plans(monkeypatch):
     monkeypatch.setattr(_gpu, "plan_cache", cache)
     monkeypatch.setattr(_gpu, "GpuPlan", lambda problem, *a, **k: FakePlan(problem.operand.shape))
     monkeypatch.setattr(_memory_space, "to_device", lambda t, *a, **k: Tensor(t.array, t.framework, 0))
-    monkeypatch.setattr(_api.FFT, "_execute_gpu", lambda self, direction, stream: self._executor.use())
-    monkeypatch.setattr(_reuse, "rerun", lambda engine, *args: engine._executor.use())
+    monkeypatch.setattr(_api.FFT, "_execute_gpu", lambda self, *args: self._executor.use())
+    monkeypatch.setattr(_api.FFT, "_result", lambda self, out, stream: out)
     return cache
 
 

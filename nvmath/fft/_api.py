@@ -1,33 +1,35 @@
-"""The FFT engine: the stateful ``FFT``, which the stateless functions (``_reuse``) use too.
+"""The FFT engine: the stateful ``FFT``, and ``ReusableFFT``, the engine the stateless functions
+(``_reuse``) and chains (``_chain``) run again with later calls' arrays.
 
-``FFT`` asks the planner (``_planner``) for its buffers and its ``Plan``, then compiles the
-callbacks (through the cache, dtypes inferred from the problem and the user's data), lays out
-their data and runs them on the GPU (cuFFT with LTO callbacks) or the CPU (ducc0 + numba).
-Engines of stateless calls borrow plans from a per-device cache instead of building their own.
+``FFT`` is a client of the planner: it asks ``_planner`` for its buffers and its ``Plan``,
+``_binding`` for its callbacks' data laid out and the ``CallData`` every run passes, and
+``_build`` for the executor (callbacks compiled through the cache, the cuFFT plan or the CPU
+executor). What remains here is the run: the input copy, the output, one ``CallArgs`` per run
+handed to the executor, and the result where the plan says it goes. Engines of stateless calls
+borrow plans from a per-device cache instead of building their own.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import numbers
 import time
-import weakref
 from typing import Any, Callable, Sequence, Union
 
 import numpy as np
 
-from ._callbacks import CallbackSpec, DeviceCallable, callback_form, callback_terms, lay_out_user_data, parameter_values
+from ._binding import Binding, bind
+from ._build import build_executor
+from ._callbacks import DeviceCallable
 from ._docs import shared_doc
+from ._executor import CallArgs, CallData
 from ._gpu_presence import describe_execution
-from ._log import fft_logger, log_compiled
-from ._memory_space import SAME, TO_GPU, crossing
+from ._log import fft_logger
+from ._memory_space import TO_GPU, ResultPlace, crossing
 from ._options import DirectionLike, Execution, FFTOptions, Norm, cpu_threads, execution_target
-from . import _planner
-from ._planner import (Plan, execution_device, function_transform, gpu_plan_key, make_plan, place_data,
-                       planned_direction, problem_for, request_key, transform_for)
-from ._half import (PromotedCpuExecutor, PromotedGpuExecutor, complex_operand, is_half, operand_dtype, promoted,
-                    result_pairs)
+from ._planner import Plan, execution_device, function_transform, make_plan, planned_direction, problem_for, \
+    request_key, transform_for
+from ._half import complex_operand, is_half, operand_dtype, result_pairs
 from ._streams import check_stream as _check_stream, on_stream as _on_stream
 from ._tensor import Tensor, as_tensor, check_writeable, empty_factory, empty_strided, fill
 
@@ -112,40 +114,15 @@ class FFT:
         if self.problem.inplace:
             check_writeable(user_tensor)
         self._pairs = result_pairs(self.problem)
-        self._plan: Plan | None = None  # decided by plan(): callbacks, direction, norm, executor
+        self._plan: Plan | None = None  # decided by plan(): callbacks, direction, norm, executor, result place
+        self._binding: Binding | None = None  # the callbacks' data laid out, their terms and parameter values
+        self._call_data: CallData | None = None  # what every run passes the executor (plan, set_params)
         self._executor: Any = None
         self._release_plan: Any = None  # gives the GPU plan back (weakref.finalize: also when collected)
         self._freed = False
         self._last_stream: Any = None
         self._input_buffer = None
-        self._data: dict[str, Any] = {}
-        # Decided when planned for the GPU (see _prepare_launch): the callbacks' data pointers,
-        # which data each call may pass where it lies, and how outputs are allocated.
-        self._data_pointers: tuple[int, int] = (0, 0)
-        self._data_in_place: tuple[bool, bool] = (True, True)
-        self._call_varies = False
-        self._direct_data: tuple[bool, bool] | None = None  # a stateless CPU rerun's data passed as given
         self._new_output: Callable[[], Any] | None = None
-        self._terms: dict[str, Any] = {}  # per callback: compiler.terms.Terms or None
-        self._params: dict[str, tuple] = {}  # per callback: runtime parameter values (NumPy scalars)
-        self._broadcast: dict[str, bool] = {}  # per callback: its data is read at broadcast positions
-
-    # What the plan decided (nothing before plan()).
-    @property
-    def _prolog(self) -> CallbackSpec | None:
-        return self._plan.prolog if self._plan is not None else None
-
-    @property
-    def _epilog(self) -> CallbackSpec | None:
-        return self._plan.epilog if self._plan is not None else None
-
-    @property
-    def _plan_direction(self) -> str | None:
-        return self._plan.direction if self._plan is not None else None
-
-    @property
-    def _norm(self) -> str | None:
-        return self._plan.norm if self._plan is not None else None
 
     @property
     def operand(self) -> Any:
@@ -206,26 +183,30 @@ class FFT:
         self._check_live("plan")
         self._require_operand("plan")
         self._free_executor()
-        self._plan = None
-        self._plan_stream = self._check_stream(stream) if stream is not None else self._stream
+        self._plan = self._binding = None
+        stream = self._check_stream(stream) if stream is not None else self._stream
+        device = self._operand.device_id
         plan = make_plan(self.problem, self._target, self.options, prolog, epilog, direction=direction, norm=norm,
-                         shared=self._shared, device_id=self._space.gpu, stream=self._plan_stream)
-        self._plan = plan
+                         shared=self._shared, device_id=self._space.gpu, stream=stream, route=self._space.route)
         # Data first: LTO-IR given as bytes has its user_info pointer fixed in the plan.
-        self._data, self._terms, self._params = {}, {}, {}
-        for spec in (self._prolog, self._epilog):
-            if spec is not None:
-                self._bind(spec)
+        binding = bind(plan, self.options.user_data_copy, device, stream)
         started = time.perf_counter()
-        self._executor = self._plan_gpu() if self._target == "cuda" else self._plan_cpu()
+        threads = cpu_threads(self._execution, self.options) if self._target == "cpu" else None
+        self._executor, self._release_plan = build_executor(plan, binding, self.options, self, device_id=device,
+                                                            threads=threads)
+        self._plan, self._binding, self._call_data = plan, binding, binding.call_data()
         if self._target == "cuda":
-            self._prepare_launch()
+            import cupy as xp
+        else:
+            xp = np
+        out = self.problem.output
+        self._new_output = empty_factory(xp, out.shape, out.strides, self.problem.output_dtype, out.span)
         log = fft_logger(self.options)
         if log.isEnabledFor(logging.INFO):
             p = self.problem
-            names = ", ".join(s.name for s in (self._prolog, self._epilog) if s is not None) or "no callbacks"
+            names = ", ".join(s.name for s in (plan.prolog, plan.epilog) if s is not None) or "no callbacks"
             log.info("planned %s %s n=%s batch=%d on %s with %s in %.1f ms", p.fft_type, p.input_dtype, p.fft_lengths,
-                     p.batch, self._target if self._target == "cpu" else f"GPU {self._operand.device_id}", names,
+                     p.batch, self._target if self._target == "cpu" else f"GPU {device}", names,
                      1e3 * (time.perf_counter() - started))
 
     def set_params(self, *, prolog: dict[str, Any] | None = None, epilog: dict[str, Any] | None = None) -> None:
@@ -243,142 +224,9 @@ class FFT:
         >>> float(a[0, 0].real), float(b[0, 0].real)
         (16.0, 24.0)
         """
-        for spec, given in ((self._prolog, prolog), (self._epilog, epilog)):
-            if given is None:
-                continue
-            terms = self._terms.get(spec.kind) if spec is not None else None
-            if terms is None or not terms.params:
-                raise ValueError(f"the planned {spec.name if spec else 'FFT'} has no runtime parameters "
-                                 f"(keyword-only parameters) to set")
-            values = parameter_values(spec, {**dict(zip((n for n, _ in terms.params), self._params[spec.kind])),
-                                             **given})
-            for (name, dtype), value in zip(terms.params, values.values()):
-                if not np.can_cast(np.min_scalar_type(value) if not isinstance(value, np.generic) else value.dtype,
-                                   dtype, "same_kind"):
-                    raise TypeError(f"{spec.name}: parameter {name!r} was planned as {dtype}; {value!r} does not "
-                                    f"convert to it. Plan again for another type")
-            self._params[spec.kind] = terms.param_values(values)
-
-    def _bind(self, spec: CallbackSpec) -> None:
-        """Lay out ``spec``'s data and decide its terms (indices, broadcast, runtime parameters)."""
-        kind = spec.kind
-        target = self.problem.input if kind == "prolog" else self.problem.output
-        form = callback_form(spec, target) if spec.fn is not None else None
-        broadcast = self._broadcast[kind] = form is not None and form.takes_data_element
-        self._data[kind], strides = self._lay_out(spec, broadcast)
-        if form is None:
-            self._terms[kind], self._params[kind] = None, ()
-            return
-        single = self._plan.single[0 if kind == "prolog" else 1]
-        terms = self._terms[kind] = callback_terms(spec, form, target, strides, single)
-        self._params[kind] = terms.param_values(parameter_values(spec)) if terms is not None and terms.params else ()
-
-    def _data_on_target(self, spec: CallbackSpec | None) -> CallbackSpec | None:
-        """``spec`` once its data is checked to be where this FFT runs (``_planner.place_data``)."""
-        return place_data(spec, self._target, self._operand.device_id)
-
-    def _lay_out(self, spec: CallbackSpec, broadcast: bool) -> tuple[Any, Any]:
-        if spec.data is None:
-            return None, None
-        target = self.problem.input if spec.kind == "prolog" else self.problem.output
-        copy = self.options.user_data_copy
-        if self._target == "cuda":
-            import cupy
-
-            with cupy.cuda.Device(self._operand.device_id), _on_stream(self._plan_stream):
-                return lay_out_user_data(spec, target, allow_copy=copy, broadcast=broadcast)
-        return lay_out_user_data(spec, target, allow_copy=copy, broadcast=broadcast)
-
-    def _element_dtype(self, kind: str) -> str:
-        return self._plan.element_dtype(kind)
-
-    def _plan_gpu(self) -> Any:
-        from . import _gpu
-
-        device = self._operand.device_id
-        attached = [self._attach(s) if s is not None else None for s in (self._prolog, self._epilog)]
-        patient = self.options.patient_jit
-        allocator = self.options.allocator
-        # cuFFT has no half-precision callbacks: with callbacks, half runs in single precision (_half).
-        promote = is_half(self.problem) and any(attached)
-        problem = promoted(self.problem) if promote else self.problem
-        build = lambda: _gpu.GpuPlan(problem, attached[0], attached[1], device,  # noqa: E731
-                                     patient_jit=patient, allocator=allocator)
-        wrap = (lambda plan: PromotedGpuExecutor(self.problem, plan)) if promote else (lambda plan: plan)
-        if self._shared:
-            # A plan's workspace comes from its allocator: plans of other allocators are others.
-            key = gpu_plan_key(device, problem, patient, allocator, tuple(attached))
-            created = _gpu.plan_cache.created
-            plan = _gpu.plan_cache.acquire(key, build)
-            self._release_plan = weakref.finalize(self, _gpu.plan_cache.release, plan)
-            log = fft_logger(self.options)
-            if _gpu.plan_cache.created == created and log.isEnabledFor(logging.DEBUG):
-                log.debug("reused a cached cuFFT plan for %s n=%s on GPU %d", self.problem.fft_type,
-                          self.problem.fft_lengths, device)
-            return wrap(plan)
-        plan = build()
-        self._release_plan = weakref.finalize(self, plan.free)
-        return wrap(plan)
-
-    def _attach(self, spec: CallbackSpec) -> Any:
-        from compiler import compile_callback
-
-        from ._gpu import AttachedCallback
-
-        element = self._element_dtype(spec.kind)
-        laid_out = self._data.get(spec.kind)
-        pointer = int(laid_out.data.ptr) if laid_out is not None else (spec.pointer or 0)
-        if spec.ltoir is not None:
-            # nvmath-python's form: user_info is the data pointer itself, fixed in the plan.
-            _check_raw_ltoir(spec, element, _planner.device_arch(self._operand.device_id))
-            return AttachedCallback(spec.kind, spec.ltoir, element,
-                                    indirect=False, pointer=pointer, name=spec.name, toolkit=None)
-        # Runtime parameters live in the slot (after the data pointer), rewritten in stream order.
-        terms = self._terms.get(spec.kind)
-        params = terms is not None and bool(terms.params)
-        indirect = _planner.indirect_callback(self._shared, spec.data is not None, params)
-        arch = _planner.device_arch(self._operand.device_id)
-        started = time.perf_counter()
-        if spec.source is not None:
-            from compiler.cuda_source import compile_source
-
-            compiled = compile_source(spec.source, spec.kind, element, name=spec.source_name,
-                                      compute_capability=arch, indirect=indirect)
-        else:
-            compiled = compile_callback(spec.fn, spec.kind, element, spec.data.dtype if spec.data else None,
-                                        compute_capability=arch, indirect=indirect,
-                                        literals=self.options.float_literals, terms=terms)
-        log_compiled(self.options, spec.name, compiled.source, len(compiled.ltoir), time.perf_counter() - started)
-        return AttachedCallback(spec.kind, compiled.ltoir, element, indirect=indirect,
-                                pointer=None if indirect else pointer, name=spec.name, toolkit=compiled.toolkit,
-                                slot_bytes=terms.slot_bytes if params else 8)
-
-    def _plan_cpu(self) -> Any:
-        from compiler.cpu_backend import compile_cpu, python_callback
-
-        from ._cpu import CpuExecutor
-
-        debug = self._plan.executor == "cpu-debug"
-        compiled = []
-        for spec in (self._prolog, self._epilog):
-            if spec is None:
-                compiled.append(None)
-                continue
-            if spec.source is not None:
-                raise ValueError(f"{spec.name}: CUDA C++ callbacks run only on the GPU; on the CPU pass the Python "
-                                 f"function (prolog=f or {{'fn': f, 'data': array}})")
-            if spec.fn is None:
-                raise ValueError(f"{spec.name}: LTO-IR runs only on the GPU; on the CPU pass the Python function "
-                                 f"(prolog=f or {{'fn': f, 'data': array}})")
-            args = (spec.fn, spec.kind, self._element_dtype(spec.kind), spec.data.dtype if spec.data else None)
-            terms = self._terms.get(spec.kind)
-            compiled.append(python_callback(*args, terms=terms) if debug else
-                            compile_cpu(*args, literals=self.options.float_literals, terms=terms))
-        half = is_half(self.problem)  # run in single precision, rounded to half (_half)
-        executor = CpuExecutor(promoted(self.problem) if half else self.problem, compiled[0], compiled[1],
-                               workers=cpu_threads(self._execution, self.options), debug=debug,
-                               engine=self.options.cpu_engine)
-        return PromotedCpuExecutor(self.problem, executor) if half else executor
+        binding = self._binding or Binding(None, None, self._target == "cuda", True, False)  # not planned: none
+        self._binding = binding.with_params(prolog, epilog)
+        self._call_data = self._binding.call_data()
 
     # -- execution -----------------------------------------------------------------------------
     @shared_doc
@@ -410,21 +258,25 @@ class FFT:
         if plan.norm is not None and direction != planned:
             raise ValueError(f"this FFT was planned with norm={plan.norm!r} for the {planned} direction, whose "
                              "scale is fused in; plan again to run the other direction")
-        problem = self.problem
         if self._target == "cuda":
-            result = self._execute_gpu(direction, stream)
+            if stream is None:
+                stream = self._stream  # the FFT's own, else CuPy's current one
+            result = self._result(self._execute_gpu(self._operand.array, direction, stream), stream)
             if release_workspace:
                 self._executor.release()
             return result
+        return self._execute_cpu(direction, stream, self._call_data)
+
+    def _execute_cpu(self, direction: str, stream: Any, data: CallData) -> Any:
+        """Run on the CPU with the callbacks' ``data``; the result as the caller gets it."""
         if stream is not None:  # the GPU path checks it as it uses it
             self._check_stream(stream)
         else:
             stream = self._stream  # a GPU operand's result goes back on it
         # No output given: the executor returns a new one (the engine's own array where it makes one).
-        inp = self._input(self._operand.array) if problem.copy_input else self._operand.array
-        data = self._data
-        out = self._executor.run(inp, inp if problem.inplace else None, direction, None, data.get("prolog"),
-                                 data.get("epilog"), self._params.get("prolog", ()), self._params.get("epilog", ()))
+        array, problem = self._operand.array, self.problem
+        inp = self._input(array) if problem.copy_input else array
+        out = self._executor.run(CallArgs(inp, inp if problem.inplace else None, direction, None, data))
         return self._result(out, stream)
 
     def _check_stream(self, stream: Any) -> Any:
@@ -461,81 +313,58 @@ class FFT:
         fill(self._input_buffer, array)
         return self._input_buffer
 
-    def _prepare_launch(self) -> None:
-        """Take once what every GPU launch of this plan needs."""
+    def _execute_gpu(self, array: Any, direction: str, stream: Any, given: tuple | None = None) -> Any:
+        """Launch on the plan's device and on ``stream`` (None: CuPy's current one); returns the
+        new output. ``given``: a stateless call's (prolog, epilog) values, run instead of the
+        planned ones."""
         import cupy
 
-        laid = [self._data.get("prolog"), self._data.get("epilog")]
-        specs = [self._prolog, self._epilog]
-        self._data_pointers = tuple(d.data.ptr if d is not None else 0 for d in laid)
-        # What a stateless call brings of its own: data, runtime parameters.
-        self._call_varies = any(d is not None for d in laid) or any(self._params.values())
-        # Data used where it lies (no copy made) can be used where it lies on every call of that layout.
-        self._data_in_place = tuple(d is None or d.data.ptr == s.data.array.data.ptr for d, s in zip(laid, specs))
-        out = self.problem.output
-        self._new_output = empty_factory(cupy, out.shape, out.strides, self.problem.output_dtype, out.span)
-
-    def _execute_gpu(self, direction: str, stream: Any, array: Any = None, call: tuple | None = None) -> Any:
-        """Launch on the plan's device and on ``stream`` (else the FFT's, else CuPy's current one).
-
-        A stateless call passes its CuPy operand ``array`` and ``call`` = (prolog, epilog), whose
-        data replace the planned data; it gets the bare output back.
-        """
-        import cupy
-
-        if stream is None and call is None:
-            stream = self._stream  # the FFT's own; a stateless call without one runs on CuPy's current stream
         # Copies, allocations and the FFT all go on the caller's stream, in order.
         if stream is None and cupy.cuda.runtime.getDevice() == self._operand_device:
-            out = self._launch(cupy.cuda.get_current_stream(), direction, array, call)  # nothing to switch
-        else:
-            with cupy.cuda.Device(self._operand_device):
-                if stream is None:
-                    out = self._launch(cupy.cuda.get_current_stream(), direction, array, call)
-                else:
-                    with _on_stream(stream) as s:
-                        out = self._launch(s, direction, array, call)
-        return out if call is not None else self._result(out, stream)
+            return self._launch(cupy.cuda.get_current_stream(), array, direction, given)  # nothing to switch
+        with cupy.cuda.Device(self._operand_device):
+            if stream is None:
+                return self._launch(cupy.cuda.get_current_stream(), array, direction, given)
+            with _on_stream(stream) as s:
+                return self._launch(s, array, direction, given)
 
-    def _launch(self, s: Any, direction: str, array: Any, call: tuple | None) -> Any:
-        """Run on CuPy stream ``s`` (current, on the plan's device); returns the new output."""
+    def _launch(self, s: Any, array: Any, direction: str, given: tuple | None) -> Any:
+        """Run on CuPy stream ``s`` (current, on the plan's device); returns the new output.
+
+        The run's ``CallData`` is the planned one, or that of the arrays ``given`` by a stateless
+        call (``Binding.call_data_of``, which copies data only where the planned data was copied:
+        the copies are held until the run is queued, then CuPy's pool reuses them in stream order)."""
         ptr = s.ptr
         if ptr != self._last_stream:
             # The input copy of an execution on another stream may still be read there: take
             # a fresh one from CuPy's pool, which reuses memory in its stream's order.
             self._input_buffer, self._last_stream = None, ptr
-        if call is None:
-            array, copies = self._operand.array, ()
-            data = self._data_pointers + (self._packed("prolog"), self._packed("epilog"))  # set_params may change them
+        if given is None:
+            data, held = self._call_data, None
         else:
-            data, copies = _call_data(self, *call) if self._call_varies else ((0, 0, b"", b""), ())
+            data, held = self._binding.call_data_of(*given)
         problem = self.problem
         inp = self._input(array) if problem.copy_input else array
         out = inp if problem.inplace else self._new_output()
-        self._executor.run(inp.data.ptr, out.data.ptr, direction, ptr, *data)
+        self._executor.run(CallArgs(inp.data.ptr, out.data.ptr, direction, ptr, data))
         blocking = self.options.blocking
         if blocking is True or (blocking == "auto" and self._space.route == TO_GPU):
             s.synchronize()
-        del copies  # laid-out data: the launch is queued, CuPy's pool reuses memory in stream order
+        del held
         return out
 
-    def _packed(self, kind: str) -> bytes:
-        """The slot bytes of ``kind``'s runtime parameters (after its data pointer)."""
-        values = self._params.get(kind)
-        if not values:
-            return b""
-        return self._terms[kind].pack_params(values)
-
     def _result(self, out: Any, stream: Any) -> Any:
-        """``out`` as the caller gets it: in the operand's memory space and framework, ordered on
-        ``stream`` (the execution's) where it goes back to a GPU."""
-        space = self._space
-        if self.problem.inplace:  # nothing to write back where it ran in place
-            space.write_back(out, self._user_tensor, stream, self.options.blocking is True)
-            return self._user_operand  # the caller's array (or tensor) itself, overwritten
-        if space.route == SAME:
+        """``out`` as the caller gets it, where the plan placed it (``ResultPlace``): in the
+        operand's memory space and framework, ordered on ``stream`` (the execution's) where it
+        goes back to a GPU."""
+        place = self._plan.result
+        if place is _WRAP:
             return self._operand.wrap_result(out, self._pairs)
-        return space.outbound(out, self._user_tensor, stream, self.options.blocking is True, self._pairs)
+        if place is _MOVE:
+            return self._space.outbound(out, self._user_tensor, stream, self.options.blocking is True, self._pairs)
+        if place is _WRITE_BACK:
+            self._space.write_back(out, self._user_tensor, stream, self.options.blocking is True)
+        return self._user_operand  # in place: the caller's array (or tensor) itself, overwritten
 
     def reset_operand(self, operand: Any = None, *, stream: Any = None) -> None:
         """Point the plan at a new operand of the same shape, strides, dtype and device.
@@ -575,7 +404,7 @@ class FFT:
         """Release the plan and buffers; the FFT cannot run again (create a new one)."""
         self._free_executor()
         self._input_buffer = None
-        self._data = {}
+        self._binding = self._call_data = None
         self._freed = True
 
     def _free_executor(self) -> None:
@@ -598,150 +427,99 @@ class FFT:
         self.free()
 
 
-# The stateless functions' engine reuse (``_stateless``): an engine planned by an earlier call is
-# run again with this call's arrays, and lets go of them afterwards.
-def rerun(engine: FFT, operand: Any, prolog: Any, epilog: Any, stream: Any) -> Any:
-    """Run a planned stateless engine on another operand and callback data of the layout it was
-    planned for; the caller has checked that the callbacks' fingerprints are the planned ones.
-    The engine keeps no reference to the call's arrays."""
-    if engine._target != "cuda":
-        return _rerun_cpu(engine, operand, prolog, epilog, stream)
-    try:
-        return engine._execute_gpu(engine._plan.run_direction, stream, operand,
-                                   (prolog, epilog))
-    finally:
-        engine._input_buffer = None
 
 
-def _rerun_cpu(engine: FFT, operand: Any, prolog: Any, epilog: Any, stream: Any) -> Any:
-    direct = engine._direct_data
-    if direct is not None and stream is None:  # each call's data read where it lies: no lay-out, no copy
-        return engine._executor.run(operand, None, engine._plan.run_direction, None,
-                                    prolog["data"] if direct[0] else None, epilog["data"] if direct[1] else None)
-    engine._operand = as_tensor(operand)
-    engine._user_operand = operand
-    try:
-        for spec in (engine._plan.prolog, engine._plan.epilog):
-            if spec is None:
-                continue
-            new = prolog if spec.kind == "prolog" else epilog
-            if spec.has_data:  # this call's data, laid out as the planned data was
-                call = spec.with_data(as_tensor(new["data"], what=f"{spec.kind} data"))
-                engine._data[spec.kind] = engine._lay_out(call, engine._broadcast[spec.kind])[0]
-            terms = engine._terms.get(spec.kind)
-            if terms is not None and terms.params and spec.params is not None:  # this call's values
-                engine._params[spec.kind] = terms.param_values(parameter_values(spec, new["params"]))
-        engine._direct_data = _direct_data(engine, prolog, epilog)
-        return engine.execute(stream=stream)
-    finally:
-        release_arrays(engine)
+_WRAP, _MOVE, _WRITE_BACK = ResultPlace.WRAP, ResultPlace.MOVE, ResultPlace.WRITE_BACK
 
 
-def _direct_data(engine: FFT, prolog: Any, epilog: Any) -> tuple[bool, bool] | None:
-    """Per side, whether a stateless CPU engine's later calls may pass their data to the executor
-    as given (True: C-contiguous, its elements in order), or pass none (False); None where each
-    call must lay out its data or take ``execute``'s way (another framework or memory space, in
-    place, an input the FFT copies, half precision, runtime parameters).
+class ReusableFFT(FFT):
+    """An engine the stateless functions (``_reuse``) and chains (``_chain``) keep between calls:
+    planned by one call, it runs again with a later call's operand and callback data of the layout
+    it was planned for (the caller checks the callbacks' fingerprints), and holds none of a call's
+    arrays once it is kept (``release_arrays``). ``_shared_plans=True`` borrows its cuFFT plan
+    from the per-device cache."""
 
-    The stateless hot path reruns an engine only with arrays of this call's layouts (its key): so
-    where this call's data was laid out as the given array itself, from its first element, every
-    later call's is too."""
-    if (engine._operand.framework != "numpy" or engine._space.crosses or engine.problem.inplace
-            or engine.problem.copy_input or is_half(engine.problem)):
-        return None
-    direct = []
-    for spec, given in ((engine._prolog, prolog), (engine._epilog, epilog)):
-        terms = None if spec is None else engine._terms.get(spec.kind)
-        if terms is not None and terms.params:
-            return None
-        laid = None if spec is None else engine._data.get(spec.kind)
-        if laid is None:
-            direct.append(False)
-            continue
-        array = given["data"]
-        if not (laid.flags.c_contiguous and array.flags.c_contiguous and laid.dtype == array.dtype
-                and laid.ctypes.data == array.ctypes.data and laid.size <= array.size):
-            return None  # laid out in a copy, or from another element: each call lays it out
-        direct.append(True)
-    return direct[0], direct[1]
+    def __init__(self, operand: Any, **kwargs: Any):
+        super().__init__(operand, **kwargs)
+        # Per side, whether a CPU rerun hands the call's data to the executor as given; decided at the first rerun.
+        self._direct: tuple[bool, bool] | None = None
+        self._direct_decided = False
 
+    @property
+    def direct_data(self) -> tuple[bool, bool] | None:
+        """Per side (prolog, epilog), whether a CPU rerun hands the call's data to the executor as
+        given (False: that side has none); None where each rerun lays its data out and takes
+        ``execute``'s way, or before the first rerun."""
+        return self._direct
 
-def _call_data(engine: FFT, prolog: Any, epilog: Any) -> tuple[tuple, list]:
-    """This call's slot values, ``(prolog data pointer, epilog data pointer, prolog parameter bytes,
-    epilog parameter bytes)``, and the copies made to lay its data out (held by the caller until
-    launched; the device and stream are current)."""
-    out, copies = [0, 0, b"", b""], []
-    plan = engine._plan
-    for i, (spec, given) in enumerate(((plan.prolog, prolog), (plan.epilog, epilog))):
-        if spec is None:
-            continue
-        if spec.has_data:
-            array = given["data"]
-            if engine._data_in_place[i]:
-                out[i] = array.data.ptr
-            else:
-                target = engine.problem.input if spec.kind == "prolog" else engine.problem.output
-                tensor = as_tensor(array, what=f"{spec.kind} data")
-                laid = lay_out_user_data(spec.with_data(tensor), target,
-                                         allow_copy=engine.options.user_data_copy,
-                                         broadcast=engine._broadcast[spec.kind])[0]
-                copies.append(laid)
-                out[i] = laid.data.ptr
-        terms = engine._terms.get(spec.kind)
-        if terms is not None and terms.params:
-            # Values of a plan without given ones are its function's defaults, fixed at planning.
-            values = engine._params[spec.kind] if spec.params is None else terms.param_values(
-                parameter_values(spec, given["params"]))
-            out[2 + i] = terms.pack_params(values)
-    return (out[0], out[1], out[2], out[3]), copies
-
-
-def reusable(engine: FFT) -> bool:
-    """Whether a stateless engine may run again with later calls' arrays of the same layout: not
-    when the cuFFT plan holds the address of a copy made for this call (LTO-IR given as bytes gets
-    its data's address itself, and a copy does not outlive the call), nor when a GPU plan the engine
-    owns holds its data's address (only shared plans read it from a slot on each call)."""
-    plan = engine._plan
-    direct = engine._target == "cuda" and not engine._shared
-    return all(spec is None or not spec.has_data or ((spec.ltoir is None or in_place) and not direct)
-               for spec, in_place in zip((plan.prolog, plan.epilog), engine._data_in_place))
-
-
-def release_arrays(engine: FFT) -> None:
-    """Drop an engine's references to the caller's arrays and its input copy, so a cached engine
-    holds no memory between calls (the GPU may still be reading them: CuPy's pool reuses memory
-    in stream order)."""
-    engine._operand = engine._input_buffer = engine._user_operand = engine._user_tensor = None
-    engine._data = {}
-    engine._plan = engine._plan.without_data()
-
-
-def _check_raw_ltoir(spec: CallbackSpec, element: str, arch: int) -> None:
-    """LTO-IR given as bytes is opaque: link it against cuFFT's prototype before cuFFT does."""
-    found = _ltoir_matches(spec.ltoir, spec.kind, element, arch)
-    if found is True:
-        return
-    side = "input" if spec.kind == "prolog" else "output"
-    what = f"a {found[0]} for {found[1]} elements" if found else "not a cuFFT callback this FFT can link"
-    raise TypeError(
-        f"{spec.name}: this LTO-IR is {what}, but it was passed as the {spec.kind} of an FFT whose {side} is "
-        f"{element}. Compile it with compile_{spec.kind}(fn, {element!r}, ...)"
-    )
-
-
-@functools.lru_cache(maxsize=64)
-def _ltoir_matches(ltoir: bytes, kind: str, element: str, arch: int) -> Any:
-    """True when ``ltoir`` defines the callback cuFFT will look for, else what it defines (or None)."""
-    from compiler.dtypes import ELEMENT_DTYPES, KINDS
-    from compiler.linkcheck import LinkCheckError, link_check
-
-    def links(k: str, d: str) -> bool:
+    def rerun(self, operand: Any, prolog: Any, epilog: Any, stream: Any) -> Any:
+        """Run again on ``operand`` with the call's ``prolog``/``epilog`` values (as
+        ``_callbacks.call_arguments`` gives them); the engine keeps no reference to the call's arrays."""
+        if self._target != "cuda":
+            return self._rerun_cpu(operand, prolog, epilog, stream)
         try:
-            link_check(ltoir, k, d, arch)
-            return True
-        except LinkCheckError:
-            return False
+            return self._execute_gpu(operand, self._plan.run_direction, stream,
+                                     (prolog, epilog) if self._binding.varies else None)
+        finally:
+            self._input_buffer = None
 
-    if links(kind, element):
-        return True
-    return next(((k, d) for k in KINDS for d in ELEMENT_DTYPES if (k, d) != (kind, element) and links(k, d)), None)
+    def _rerun_cpu(self, operand: Any, prolog: Any, epilog: Any, stream: Any) -> Any:
+        direct = self._direct
+        if direct is not None and stream is None:  # each call's data read where it lies: no lay-out, no copy
+            data = CallData(prolog["data"] if direct[0] else None, (), epilog["data"] if direct[1] else None, ())
+            return self._executor.run(CallArgs(operand, None, self._plan.run_direction, None, data))
+        data = self._binding.call_data_of(prolog, epilog)[0]
+        self._operand = as_tensor(operand)
+        self._user_operand = operand
+        try:
+            if not self._direct_decided:
+                self._direct, self._direct_decided = self._decide_direct(data, prolog, epilog), True
+            self._check_live("execute")
+            return self._execute_cpu(self._plan.run_direction, stream, data)
+        finally:
+            # The call's data went in ``data`` only (the binding holds none since release_arrays).
+            self._operand = self._input_buffer = self._user_operand = None
+
+    def _decide_direct(self, data: CallData, prolog: Any, epilog: Any) -> tuple[bool, bool] | None:
+        """``direct_data`` from this call's arrays as laid out just now (``data``): None where later
+        calls must lay out their data or take ``execute``'s way (another framework or memory space,
+        in place, an input the FFT copies, half precision, runtime parameters).
+
+        Reruns come only with arrays of this call's layouts (the reuse key): where this call's data
+        was laid out as the given array itself, from its first element, every later call's is too."""
+        problem = self.problem
+        if (self._operand.framework != "numpy" or self._space.crosses or problem.inplace or problem.copy_input
+                or is_half(problem)):
+            return None
+        direct = []
+        for side, laid, given in ((self._binding.prolog, data.prolog_data, prolog),
+                                  (self._binding.epilog, data.epilog_data, epilog)):
+            if side is not None and side.has_params:
+                return None  # each call's parameter values are read from its arguments
+            if laid is None:
+                direct.append(False)
+                continue
+            array = given["data"]
+            if not (laid.flags.c_contiguous and array.flags.c_contiguous and laid.dtype == array.dtype
+                    and laid.ctypes.data == array.ctypes.data and laid.size <= array.size):
+                return None  # laid out in a copy, or from another element: each call lays it out
+            direct.append(True)
+        return direct[0], direct[1]
+
+    def reusable(self) -> bool:
+        """Whether this engine may run again with later calls' arrays of the same layout: not when
+        the cuFFT plan holds the address of a copy made for this call (LTO-IR given as bytes gets
+        its data's address itself, and a copy does not outlive the call), nor when a GPU plan the
+        engine owns holds its data's address (only shared plans read it from a slot on each call)."""
+        direct = self._target == "cuda" and not self._shared
+        return all(side is None or not side.spec.has_data or ((side.spec.ltoir is None or side.in_place) and not direct)
+                   for side in (self._binding.prolog, self._binding.epilog))
+
+    def release_arrays(self) -> None:
+        """Drop the references to the caller's arrays and the input copy, so a kept engine holds no
+        memory between calls (the GPU may still be reading them: CuPy's pool reuses memory in
+        stream order)."""
+        self._operand = self._input_buffer = self._user_operand = self._user_tensor = None
+        self._binding = self._binding.without_data()
+        self._call_data = self._binding.call_data()
+        self._plan = self._plan.without_data()

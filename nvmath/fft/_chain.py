@@ -3,7 +3,7 @@
 ``filtered`` (stateless) and ``FilteredFFT`` (planned once, run many times) ask the planner
 (``_planner.plan_chain``) how the chain runs and run that route. "two-plans" is two planned
 FFTs: the forward with the prolog as its prolog and the pointwise step as its epilog, the
-inverse with the epilog as its epilog; both are ordinary engines (``_api.FFT``, or the
+inverse with the epilog as its epilog; both are ordinary engines (``_api.ReusableFFT``, or the
 stateless functions' kept engines), so every callback form, the CPU executor and the debug mode
 work as they do for ``fft``/``ifft``. "one-kernel" is one numba-cuda kernel around cuFFTDx
 device FFTs (``_chain_kernel.OneKernel``), taken where the planner finds that it fits.
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ._api import FFT, Axes, Callback, axes_tuple, release_arrays, rerun, reusable
+from ._api import Axes, Callback, ReusableFFT, axes_tuple
 from ._callbacks import (FULL_PATH, array_framework, call_arguments, callback_fingerprints, callback_reuse_key,
                          parse_callback)
 from ._chain_kernel import STEPS, OneKernel
@@ -251,10 +251,10 @@ class FilteredFFT:
         self._operand = as_tensor(x).array  # where the chain runs (NumPy or CuPy): what the one kernel reads
         self._device = as_tensor(x).device_id if self._target == "cuda" else None
         options = dataclasses.replace(self.options, fft_type=_SPECTRUM_TYPES[self._transforms[0]])
-        self._forward = FFT(x, axes=self._axes, options=options, execution=execution, stream=self._inner(stream),
-                            _shared_plans=_shared_plans)
+        self._forward = ReusableFFT(x, axes=self._axes, options=options, execution=execution,
+                                    stream=self._inner(stream), _shared_plans=_shared_plans)
         self._forward_problem = self._forward.problem  # that of the operand where the FFT runs
-        self._inverse: FFT | None = None
+        self._inverse: ReusableFFT | None = None
         self._chain: ChainPlan | None = None
         self._kernel: OneKernel | None = None  # the one-kernel route's kernel
         self._kernel_data: tuple[Any, Any, Any] = (None, None, None)  # and each step's data
@@ -291,8 +291,9 @@ class FilteredFFT:
         self._forward.plan(prolog=forward_prolog, epilog=forward_epilog, stream=self._inner(stream))
         if self._inverse is not None:
             self._inverse.free()
-        self._inverse = FFT(self._spectrum_like(), axes=self._axes, options=_side_options(self.options, chain, 1),
-                            execution=self._execution, stream=self._inner(self._stream), _shared_plans=self._shared)
+        self._inverse = ReusableFFT(self._spectrum_like(), axes=self._axes,
+                                    options=_side_options(self.options, chain, 1), execution=self._execution,
+                                    stream=self._inner(self._stream), _shared_plans=self._shared)
         self._inverse.plan(prolog=inverse_prolog, epilog=inverse_epilog, stream=self._inner(stream),
                            direction="inverse")
         self._inverse.reset_operand(None)  # each run hands it that run's spectrum
@@ -388,21 +389,21 @@ class FilteredFFT:
         the planned layouts and code (their data and parameter values are this call's)."""
         if self._kernel is not None:
             return self._kernel.run(operand, _step_data(prolog, pointwise, epilog), stream)
-        spectrum = rerun(self._forward, operand, call_arguments(prolog), call_arguments(pointwise), stream)
-        return rerun(self._inverse, spectrum, None, call_arguments(epilog), stream)
+        spectrum = self._forward.rerun(operand, call_arguments(prolog), call_arguments(pointwise), stream)
+        return self._inverse.rerun(spectrum, None, call_arguments(epilog), stream)
 
     def _reusable(self) -> bool:
         """Whether later stateless calls may run this planned chain with their arrays (the one kernel
         reads each call's arrays; a cuFFT plan may hold the address of a copy made for this call)."""
-        return self._kernel is not None or (reusable(self._forward) and reusable(self._inverse))
+        return self._kernel is not None or (self._forward.reusable() and self._inverse.reusable())
 
     def _release_arrays(self) -> None:
         """Hold none of the caller's arrays between stateless calls."""
         if self._kernel is not None:
             self._operand, self._kernel_data = None, (None, None, None)
             return
-        release_arrays(self._forward)
-        release_arrays(self._inverse)
+        self._forward.release_arrays()
+        self._inverse.release_arrays()
 
     def _require_plan(self, what: str) -> None:
         if self._chain is None:

@@ -54,6 +54,7 @@ import numpy as np
 
 from . import _cpu_engines
 from ._checked import CallbackIndexError, CheckedBuffer, checked_views
+from ._executor import CallArgs, CallData
 from ._layout import FFTProblem, Layout, data_layout_matches, dense_strides
 from ._tensor import empty_factory, flat_view
 
@@ -264,22 +265,23 @@ class CpuExecutor:
         """None: the fast path lives inside ``run``."""
         return None
 
-    def run(self, inp: np.ndarray, out: np.ndarray | None, direction: str, stream: Any, prolog_data: Any,
-            epilog_data: Any, prolog_params: tuple = (), epilog_params: tuple = ()) -> np.ndarray:
-        """Transform ``inp`` (layout ``problem.input``) into ``out`` (layout ``problem.output``), or
-        with ``out=None`` into a new array of that layout, possibly the engine's own; returns the
-        result. ``stream`` is None (the CPU has none); ``*_data`` the callbacks' data (None, a 1-D
-        array, or a C-contiguous one: its elements in order); ``*_params`` the runtime parameters'
-        values (see ``compiler.terms``)."""
+    def run(self, call: CallArgs) -> np.ndarray:
+        """Transform ``call.inp`` (layout ``problem.input``) into ``call.out`` (layout
+        ``problem.output``), or with ``call.out=None`` into a new array of that layout, possibly the
+        engine's own; returns the result. ``call.stream`` is None (the CPU has none); the callbacks'
+        data in ``call.data`` are None, a 1-D array, or a C-contiguous one (its elements in order),
+        their runtime parameters tuples of values (see ``compiler.terms``)."""
+        direction, data = call.direction, call.data
         fast = self._runs.get(direction)
         if fast is None and direction in _DIRECTIONS:
             fast = self._runs[direction] = self._fast_run(direction) or _no_fast_path
         if fast is not None:
-            result = fast(inp, out, prolog_data, epilog_data)
+            result = fast(call.inp, call.out, data.prolog_data, data.epilog_data)
             if result is not None:
                 return result
         # Not the planned arrays, or no fast path: the general path checks and says what is wrong.
-        return self._general(inp, out, direction, prolog_data, epilog_data, (prolog_params, epilog_params))
+        return self._general(call.inp, call.out, direction, data.prolog_data, data.epilog_data,
+                             (data.prolog_params, data.epilog_params))
 
     def release(self) -> None:
         """Nothing is held between runs."""
@@ -301,7 +303,7 @@ class CpuExecutor:
         """``run`` without a stream: the result, in ``out`` where given.
 
         ``params``: the prolog's and the epilog's runtime parameter values (see ``compiler.terms``)."""
-        return self.run(inp, out, direction, None, prolog_data, epilog_data, *params)
+        return self.run(CallArgs(inp, out, direction, None, CallData(prolog_data, params[0], epilog_data, params[1])))
 
     def _general(self, inp: np.ndarray, out: np.ndarray | None, direction: str, prolog_data: Any,
                  epilog_data: Any, params: tuple[tuple, tuple] = ((), ())) -> np.ndarray:

@@ -28,6 +28,7 @@ from compiler.dtypes import COMPLEX_OF, callback_type_code
 
 from . import _cufft
 from ._half import check_gpu, is_half
+from ._executor import CallArgs
 from ._layout import FFTProblem
 
 
@@ -218,20 +219,20 @@ class GpuPlan:
 
     release_workspace = release  # the name FFT.execute(release_workspace=True) speaks of
 
-    def run(self, inp: int, out: int, direction: str, stream: int, prolog_data: int = 0,
-            epilog_data: int = 0, prolog_params: bytes = b"", epilog_params: bytes = b"") -> None:
-        """Launch on ``stream`` (the plan's device is current), after the plan's earlier work.
+    def run(self, call: CallArgs) -> None:
+        """Launch on ``call.stream`` (the plan's device is current), after the plan's earlier work.
 
-        ``inp``, ``out``: device pointers; ``*_data``: the callbacks' data pointers, ``*_params``:
-        their packed runtime parameters (both written to the slots of indirect callbacks)."""
+        ``call.inp``, ``call.out``: device pointers; ``call.data``: the callbacks' data pointers
+        and packed runtime parameters (written to the slots of indirect callbacks)."""
+        stream = call.stream
         with self._lock:
             if stream != self._stream:
                 self._move_to(stream)
             if self._slots is not None:
-                self._slots.write((prolog_data, prolog_params, epilog_data, epilog_params), stream)
+                self._slots.write(call.data, stream)
             if self._work is None:
                 self._draw_workspace()
-            _cufft.xt_exec(self.handle, inp, out, _DIRECTION[direction])
+            _cufft.xt_exec(self.handle, call.inp, call.out, _DIRECTION[call.direction])
             if self._done is None:
                 self._done = _new_event()
             _mark(self._done, stream)

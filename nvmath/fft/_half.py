@@ -25,6 +25,7 @@ import numpy as np
 
 from compiler.dtypes import HALF_PROMOTED
 
+from ._executor import CallArgs
 from ._layout import FFTProblem, Layout, LayoutError
 from ._tensor import Tensor, empty_factory, empty_strided
 
@@ -108,17 +109,17 @@ class PromotedGpuExecutor:
     def prepare(self, direction: str, prolog_reads: Any = None, epilog_reads: Any = None) -> Callable[..., None] | None:
         return None
 
-    def run(self, inp: int, out: int, direction: str, stream: int, *data: Any) -> None:
-        """``GpuPlan.run`` on device pointers: the plan's device and ``stream`` are current (CuPy's
-        copies below go on it, in order with the FFT)."""
+    def run(self, call: CallArgs) -> None:
+        """``GpuPlan.run`` on device pointers: the plan's device and ``call.stream`` are current
+        (CuPy's copies below go on it, in order with the FFT)."""
         import cupy
 
         p = self.problem
         single_in, view_in = _device_single(cupy, p.input, p.input_dtype)
-        view_in[...] = _device_half(cupy, inp, p.input, p.input_dtype)  # promoted: exact
+        view_in[...] = _device_half(cupy, call.inp, p.input, p.input_dtype)  # promoted: exact
         single_out, view_out = (single_in, view_in) if p.inplace else _device_single(cupy, p.output, p.output_dtype)
-        self.inner.run(int(single_in.data.ptr), int(single_out.data.ptr), direction, stream, *data)
-        _device_half(cupy, out, p.output, p.output_dtype)[...] = view_out  # rounded (beyond half's range: inf)
+        self.inner.run(call.on(int(single_in.data.ptr), int(single_out.data.ptr)))
+        _device_half(cupy, call.out, p.output, p.output_dtype)[...] = view_out  # rounded (beyond half's range: inf)
 
     def release(self) -> None:
         self.inner.release()
@@ -165,16 +166,15 @@ class PromotedCpuExecutor:
         """No fast path: every run converts."""
         return None
 
-    def run(self, inp: np.ndarray, out: np.ndarray | None, direction: str, stream: Any, prolog_data: Any,
-            epilog_data: Any, prolog_params: tuple = (), epilog_params: tuple = ()) -> np.ndarray:
+    def run(self, call: CallArgs) -> np.ndarray:
         p = self.problem
+        out = call.out
         if out is None:  # a new output, as the inner executor's run makes one
             out = empty_factory(np, p.output.shape, p.output.strides, p.output_dtype, p.output.span)()
         single_in, view_in = _single_buffer(p.input, p.input_dtype)
-        view_in[...] = inp  # promoted: exact
+        view_in[...] = call.inp  # promoted: exact
         single_out, view_out = (single_in, view_in) if p.inplace else _single_buffer(p.output, p.output_dtype)
-        self.inner.run(single_in, single_out, direction, stream, prolog_data, epilog_data, prolog_params,
-                       epilog_params)
+        self.inner.run(call.on(single_in, single_out))
         out[...] = view_out  # rounded to half precision (beyond its range: inf)
         return out
 

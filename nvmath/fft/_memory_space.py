@@ -11,12 +11,14 @@ result is written back into the operand. The memory space is fixed when the FFT 
 (``host_copy``, asked by ``_planner.place_data``).
 
 ``Crossing`` is decided once per engine (``crossing``); the engine (``_api.FFT``) and the chain
-(``_chain.FilteredFFT``) call its methods and hold no rule of their own.
+(``_chain.FilteredFFT``) call its methods and hold no rule of their own. Where a result goes
+(``ResultPlace``) follows from the route and ``inplace``, and is decided once per plan.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 from typing import Any
 
 from ._gpu_presence import gpu_failure, missing_cupy
@@ -104,6 +106,26 @@ class Crossing:
             "(the copies to where it runs and its result's way back are planned for them): create a new FFT "
             "for this operand (execution= still chooses where it runs)"
         )
+
+
+class ResultPlace(enum.Enum):
+    """Where ``execute``'s result goes (``result_place``), decided once by the planner."""
+
+    OPERAND = "in place where the operand lies: the caller's operand itself, overwritten"
+    WRITE_BACK = "in place across memory spaces: written back into the caller's operand"
+    WRAP = "a new array where the operand lies, in the operand's framework"
+    MOVE = "a new array, moved to the operand's memory space and framework"
+
+
+def result_place(route: str, inplace: bool) -> ResultPlace:
+    """The ``ResultPlace`` of an FFT whose operand takes ``route`` to where it runs.
+
+    >>> result_place(SAME, False).name, result_place(TO_GPU, True).name
+    ('WRAP', 'WRITE_BACK')
+    """
+    if inplace:
+        return ResultPlace.OPERAND if route == SAME else ResultPlace.WRITE_BACK
+    return ResultPlace.WRAP if route == SAME else ResultPlace.MOVE
 
 
 def crossing(tensor: Tensor, target: str, execution_gpu: int, what: str = "a GPU execution") -> Crossing:

@@ -19,7 +19,7 @@ from compiler.dtypes import callback_element
 
 from ._callbacks import CallbackSpec, callback_spec, parse_callback, plan_key
 from ._layout import FFTProblem, LayoutError, plan_problem
-from ._memory_space import host_copy
+from ._memory_space import SAME, ResultPlace, host_copy, result_place
 from ._norm import fuse_scale, norm_scale, scaled_callback
 from ._options import FFTOptions, cpu_threads, direction_name, execution_target
 from ._tensor import as_tensor
@@ -192,7 +192,8 @@ class Plan:
     ``prolog``/``epilog`` are the parsed callbacks after ``norm=`` was fused in, their data on
     the executing side; ``single`` says per side whether Python float literals are float32;
     ``executor`` names the executor ("cufft", "cpu" or "cpu-debug"); ``shared``: the cuFFT plan
-    comes from the per-device cache (stateless engines), else the FFT owns it.
+    comes from the per-device cache (stateless engines), else the FFT owns it; ``result``: where
+    ``execute``'s result goes (``_memory_space.ResultPlace``).
     """
 
     problem: FFTProblem
@@ -205,6 +206,7 @@ class Plan:
     single: tuple[bool, bool]
     shared: bool
     run_direction: str  # what execute runs unless told otherwise: ``direction``, else the transform's own
+    result: ResultPlace = ResultPlace.WRAP
 
     def element_dtype(self, kind: str) -> str:
         """The element type a ``kind`` callback sees: the FFT's input (prolog) or output (epilog),
@@ -219,11 +221,12 @@ class Plan:
 
 def make_plan(problem: FFTProblem, target: str, options: FFTOptions, prolog: Any, epilog: Any, *,
               direction: Any = None, norm: str | None = None, shared: bool = False, device_id: int | None = None,
-              stream: Any = None) -> Plan:
+              stream: Any = None, route: str = SAME) -> Plan:
     """The ``Plan`` of a request: ``prolog``/``epilog`` as the user passed them (parsed here once),
     ``direction`` and ``norm`` as given to ``plan()``; ``device_id`` is the GPU the FFT touches
     (where it runs, or where its operand lives when it runs on the CPU) and ``stream`` the plan's,
-    which orders the copies of GPU data to the host (``place_data``)."""
+    which orders the copies of GPU data to the host (``place_data``); ``route`` is how the operand
+    reaches where it runs (``_memory_space.Crossing.route``), which decides where the result goes."""
     direction = None if direction is None else planned_direction(problem, direction)
     if norm is not None:
         prolog, epilog = fused_norm(problem, direction, norm, prolog, epilog, ndim=len(problem.operand.shape))
@@ -232,7 +235,7 @@ def make_plan(problem: FFTProblem, target: str, options: FFTOptions, prolog: Any
     single = (options.single_literals(problem.input_dtype), options.single_literals(problem.output_dtype))
     executor = "cufft" if target == "cuda" else ("cpu-debug" if options.debug_mode else "cpu")
     return Plan(problem, target, executor, direction, norm, specs[0], specs[1], single, shared,
-                direction or problem.direction)
+                direction or problem.direction, result_place(route, problem.inplace))
 
 
 def request_key(operand: Any, axes: tuple | None, options: FFTOptions, execution: Any, prolog: Any,

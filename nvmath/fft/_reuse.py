@@ -14,7 +14,7 @@ import operator
 import threading
 from typing import Any, Callable
 
-from ._api import FFT, release_arrays, rerun, reusable
+from ._api import ReusableFFT
 from ._callbacks import FULL_PATH, array_framework, call_arguments, callback_fingerprints, callback_reuse_key
 from ._options import debug_env
 
@@ -82,15 +82,15 @@ def run_stateless(transform: str, operand: Any, axes: Any, options: Any, executi
     if key is not None:
         hit = stateless_engines.get(key)
         if hit is not None and hit[1] == prints:
-            return rerun(hit[0], operand, call_arguments(prolog), call_arguments(epilog), stream)
-    f = FFT(operand, axes=axes, options=options, execution=execution, stream=stream, _transform=transform,
-            _shared_plans=True)
+            return hit[0].rerun(operand, call_arguments(prolog), call_arguments(epilog), stream)
+    f = ReusableFFT(operand, axes=axes, options=options, execution=execution, stream=stream, _transform=transform,
+                    _shared_plans=True)
     kept = False
     try:
         f.plan(prolog=prolog, epilog=epilog, stream=stream, direction=direction, norm=norm)
         result = f.execute(stream=stream)
-        if key is not None and reusable(f):
-            release_arrays(f)
+        if key is not None and f.reusable():
+            f.release_arrays()
             stateless_engines.put(key, (f, prints))  # replaces (frees) one whose callbacks' globals changed
             kept = True
         return result
