@@ -313,7 +313,6 @@ def test_the_cpu_executor_runs_through_the_interface():
     executor.run(CallArgs(x, out, "inverse", None, CPU_NO_DATA))
     executor.release()
     np.testing.assert_allclose(out, 3 * 16 * np.fft.ifft(x), rtol=1e-12, atol=1e-12)
-    assert executor.prepare("forward") is None  # the fast path lives inside run
     executor.free()
     plain = CpuExecutor(problem, None, None, workers=1)
     assert plain.run(CallArgs(x, out, "forward", None, CPU_NO_DATA)) is out

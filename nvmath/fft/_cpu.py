@@ -260,10 +260,6 @@ class CpuExecutor:
         self._adopts = may_adopt and self._engine.allocates
 
     # -- the executor interface (nvmath.fft._executor.Executor) --------------------------------
-    def prepare(self, direction: str, prolog_reads: tuple[int, int] | None = None,
-                epilog_reads: tuple[int, int] | None = None) -> Callable[..., None] | None:
-        """None: the fast path lives inside ``run``."""
-        return None
 
     def run(self, call: CallArgs) -> np.ndarray:
         """Transform ``call.inp`` (layout ``problem.input``) into ``call.out`` (layout

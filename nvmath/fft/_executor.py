@@ -17,7 +17,7 @@ applied in place on it: no extra buffer, no copy).
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from ._layout import FFTProblem
 
@@ -66,11 +66,6 @@ class Executor(Protocol):
     """Runs one planned problem, as often as asked, until freed."""
 
     problem: FFTProblem
-
-    def prepare(self, direction: str, prolog_reads: Any = None, epilog_reads: Any = None) -> Callable[..., None] | None:
-        """A faster ``run(inp, out, prolog_data, epilog_data)`` for repeated runs in ``direction``
-        with data read as ``*_reads`` say ((offset in bytes, elements) or None), decided once; None
-        where there is none and ``run`` is the way."""
 
     def run(self, call: CallArgs) -> Any:
         """Transform ``call.inp`` (layout ``problem.input``) into ``call.out`` (layout

@@ -206,9 +206,6 @@ class GpuPlan:
         _cufft.set_work_area(self.handle, pointer)
 
     # -- the executor interface (nvmath.fft._executor.Executor) --------------------------------
-    def prepare(self, direction: str, prolog_reads: Any = None, epilog_reads: Any = None) -> None:
-        """No fast path besides ``run``: a launch is already decided at planning."""
-        return None
 
     def release(self) -> None:
         """Give the work area back (after the stream's kernels); the next run draws it again."""

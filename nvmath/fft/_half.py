@@ -19,7 +19,7 @@ and its result is rounded to half precision when stored, on either executor.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -106,8 +106,6 @@ class PromotedGpuExecutor:
         self.problem, self.inner = problem, inner
 
     # -- the executor interface (nvmath.fft._executor.Executor) --------------------------------
-    def prepare(self, direction: str, prolog_reads: Any = None, epilog_reads: Any = None) -> Callable[..., None] | None:
-        return None
 
     def run(self, call: CallArgs) -> None:
         """``GpuPlan.run`` on device pointers: the plan's device and ``call.stream`` are current
@@ -162,9 +160,6 @@ class PromotedCpuExecutor:
         self.problem, self.inner = problem, inner
 
     # -- the executor interface (nvmath.fft._executor.Executor) --------------------------------
-    def prepare(self, direction: str, prolog_reads: Any = None, epilog_reads: Any = None) -> Callable[..., None] | None:
-        """No fast path: every run converts."""
-        return None
 
     def run(self, call: CallArgs) -> np.ndarray:
         p = self.problem
