@@ -286,6 +286,7 @@ def case_in_process(work: Path, module_dir: Path, arch: int) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     import importlib
 
+    import nvmath  # noqa: F401  (first: run from a checkout, it makes fftfuse_cache importable)
     from cache import ArtifactStore
     from compiler import compile_callback
 

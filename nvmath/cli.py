@@ -556,7 +556,7 @@ def _import_module(name: str) -> Any:
     if not all(part.isidentifier() for part in name.split(".")):
         raise SpecError(f"{name!r} is not a module name (use path/to/file.py for a file)")
     # Like 'python -m', find modules in the current directory; appended so that a local
-    # 'cache.py' or 'compiler.py' cannot shadow fftfuse's own packages.
+    # module cannot shadow an installed one.
     cwd = os.getcwd()
     if cwd not in sys.path and "" not in sys.path:
         sys.path.append(cwd)

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("nvmath", "compiler", "cache")
+# Import name -> the folder that holds the package.
+PACKAGES = {"nvmath": "nvmath", "fftfuse_compiler": "compiler", "fftfuse_cache": "cache"}
 
 # Import cycles that remain (each a sorted list of the modules in one cycle), with the reason.
 KNOWN_CYCLES: dict[tuple[str, ...], str] = {}
@@ -44,9 +45,9 @@ FROZEN_WRITES_ALLOWED = {
 
 def _modules() -> dict[str, tuple[Path, bool]]:
     out = {}
-    for package in PACKAGES:
-        for path in sorted((ROOT / package).rglob("*.py")):
-            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    for package, folder in PACKAGES.items():
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            parts = [package, *path.relative_to(ROOT / folder).with_suffix("").parts]
             is_package = parts[-1] == "__init__"
             if is_package:
                 parts = parts[:-1]

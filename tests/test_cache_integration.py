@@ -238,6 +238,7 @@ def test_corrupted_entry_is_dropped_and_recompiled(tmp_path: Path, caplog):
 
 _WORKER = """
 import hashlib, os, sys, time
+import nvmath
 from compiler import compile_callback
 import compiler.cuda_backend, numba.cuda  # pay the imports before the start line
 from cache import ArtifactStore

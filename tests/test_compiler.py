@@ -230,20 +230,6 @@ def test_nvmath_imports_no_numba():
     assert out.strip() == "False"
 
 
-def test_shadowing_module_is_named(tmp_path):
-    import subprocess
-    import sys
-
-    (tmp_path / "cache.py").write_text("x = 1\n")
-    import os
-
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    code = f"import sys; sys.path.insert(0, {str(tmp_path)!r}); sys.path.append({repo!r}); import nvmath"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert proc.returncode != 0
-    assert "shadows" in proc.stderr and "cache.py" in proc.stderr
-
-
 # -- float literals in the element's precision -------------------------------------------------------
 
 HALF = 0.5

@@ -262,6 +262,8 @@ ROLES = {
 def child(source_dir: str, role: str, out_path: str) -> None:
     import importlib
 
+    import nvmath  # noqa: F401  (first: run from a checkout, it makes fftfuse_compiler importable)
+
     sys.path.insert(0, source_dir)
     report: dict[str, dict] = {}
     for index, (name, spec) in enumerate(KINDS.items()):

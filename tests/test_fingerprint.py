@@ -86,7 +86,7 @@ def test_identical_lambdas_in_different_places():
 
 def test_fingerprint_is_stable_across_processes():
     code = (
-        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "import sys; sys.path.insert(0, sys.argv[1]); import nvmath;"
         "from compiler.fingerprint import function_fingerprint as fp;"
         "T = (1, 2.5, 'a', frozenset({'x', 'y', 'z'}));"
         "f = lambda x: (x, T, {'p', 'q', 'r'});"
@@ -352,7 +352,7 @@ def test_tuple_of_functions():
 
 def test_import_does_not_load_numpy_or_numba():
     code = (
-        "import importlib.util, sys;"
+        "import importlib.util, sys, nvmath;"  # nvmath (light) makes fftfuse_cache importable in a checkout
         "spec = importlib.util.spec_from_file_location('fp', sys.argv[1]);"
         "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m);"
         "f = lambda x: x + 1; m.function_fingerprint(f);"

@@ -369,6 +369,7 @@ def test_size_limit_evicts_oldest(directory: Path, payload_size: int):
 _WRITER = """
 import sys
 sys.path.insert(0, sys.argv[1])
+import nvmath
 from cache.store import ArtifactStore
 payload = bytes(range(256)) * 12
 with ArtifactStore(sys.argv[2], enabled=True) as s:
@@ -429,7 +430,7 @@ def test_fresh_process_read_stays_light(directory: Path):
     with ArtifactStore(directory, enabled=True) as s:
         s.put("k", PAYLOAD, {"entry": "cb"})
     code = (
-        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "import sys; sys.path.insert(0, sys.argv[1]); import nvmath;"
         "import cache.store as cs;"
         "s = cs.ArtifactStore(sys.argv[2], enabled=True); p, m = s.get('k');"
         "print(len(p), m['entry'], 'diskcache' in sys.modules, 'numpy' in sys.modules)"
