@@ -42,7 +42,7 @@ def main() -> None:
     args = parser.parse_args()
     import nvmath
 
-    from compiler.cpu_backend import BOUNDS_CHECKS_ENV
+    from fftfuse_compiler.cpu_backend import BOUNDS_CHECKS_ENV
 
     b, n = (int(v) for v in args.size.split("x"))
     rng = np.random.default_rng(0)

@@ -286,8 +286,9 @@ def case_in_process(work: Path, module_dir: Path, arch: int) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     import importlib
 
-    from cache import ArtifactStore
-    from compiler import compile_callback
+    import nvmath  # noqa: F401  (first: run from a checkout, it makes fftfuse_cache importable)
+    from fftfuse_cache import ArtifactStore
+    from fftfuse_compiler import compile_callback
 
     cb = importlib.import_module(CALLBACK_MODULE)
     store = ArtifactStore(work / "in-process")

@@ -75,7 +75,7 @@ def loops(x: np.ndarray, h: np.ndarray, y: np.ndarray) -> dict:
     would do if the engine's array could become the result)."""
     import scipy.fft as sfft
 
-    from compiler.cpu_backend import compile_cpu
+    from fftfuse_compiler.cpu_backend import compile_cpu
 
     cb = compile_cpu(filter_cb, "epilog", element_dtype=str(y.dtype), user_dtype=str(h.dtype))
     rows, n = y.shape

@@ -27,7 +27,7 @@ import numpy as np
 from numba import cuda
 from numba.cuda import types
 from nvmath.device import fft
-from compiler import link_cache
+from fftfuse_compiler import link_cache
 t1 = time.perf_counter()
 size, ept = int(sys.argv[1]), int(sys.argv[2])
 kw = dict(fft_type="c2c", size=size, precision=np.float32, ffts_per_block=1, elements_per_thread=ept,

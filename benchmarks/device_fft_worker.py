@@ -99,13 +99,14 @@ def main(mode):
         times.sort()
         result["gpu_ms_median"] = times[len(times) // 2]
         result["gpu_ms_min"] = times[0]
+    import nvmath
+
     try:
-        from compiler import link_cache
+        from fftfuse_compiler import link_cache
 
         result["link_cache"] = link_cache.stats()
     except ImportError:
         result["link_cache"] = None
-    import nvmath
 
     result["nvmath"] = getattr(nvmath, "__version__", "?")
     print(json.dumps(result))

@@ -279,7 +279,7 @@ class FakeGpu:
     def install(self, monkeypatch: Any, keep_memory: bool = False) -> "FakeGpu":
         """Put the fake in place for the rest of the test (``monkeypatch`` undoes it); with
         ``keep_memory``, no allocation is ever freed (so ``read`` sees buffers the code dropped)."""
-        from compiler import toolchain
+        from fftfuse_compiler import toolchain
         from nvmath.fft import _cufft, _planner
 
         monkeypatch.setattr(Memory, "kept", [] if keep_memory else None)

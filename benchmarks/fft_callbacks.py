@@ -289,12 +289,12 @@ def run_ours(d):
 
 def run_abi_variants(d):
     """The same Python callbacks as numba's C ABI alone (no thunk: an indirect call in cuFFT's
-    kernel) and through compiler.thunk, both as LTO-IR with the data pointer itself (stateful)."""
+    kernel) and through fftfuse_compiler.thunk, both as LTO-IR with the data pointer itself (stateful)."""
     import cupy as cp
     import nvmath
     from numba import cuda, types
 
-    from compiler.dtypes import callback_symbol
+    from fftfuse_compiler.dtypes import callback_symbol
 
     fft = nvmath.fft
     x, filt, window = d["x"], d["filt"], d["window"]

@@ -3,8 +3,6 @@
 This package is storage only: it imports nothing else of fftfuse.
 """
 
-__fftfuse_package__ = True
-
 from .artifact import ArtifactMeta, Found, compiled_through, keep_artifact, stored_artifact
 from .store import (
     FORMAT_VERSION,

@@ -1,7 +1,7 @@
 """Bundles: every entry of a cache in one zip file, to warm another machine's cache.
 
 The zip holds ``manifest.json`` (keys and digests) and one member per entry holding the same
-self-verifying blob as on disk, bound to its key (``cache._entry``). No pickles are involved.
+self-verifying blob as on disk, bound to its key (``fftfuse_cache._entry``). No pickles are involved.
 Reading is bounded (per member, in total, by compression ratio and by the manifest's nesting)
 and all-or-nothing: one bad member rejects the bundle. A member is accepted only as the entry of
 the key the manifest lists it under, so no entry is ever imported under another entry's key.

@@ -105,7 +105,7 @@ def compiled_through(store: Any, key: str | None, expect: Mapping[str, Any],
     ``expect``: fields the stored record must hold with these values (see :func:`stored_artifact`).
     ``key`` None (an artifact that cannot be cached) compiles without the store.
 
-    >>> from cache import ArtifactStore
+    >>> from fftfuse_cache import ArtifactStore
     >>> store = ArtifactStore(enabled=False)
     >>> make = lambda: (b"code", ArtifactMeta("demo", "epilog", arch=90))
     >>> [compiled_through(store, "k", {"arch": 90}, make).source for _ in range(2)]

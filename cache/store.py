@@ -11,7 +11,7 @@ e.g. LTO-IR) and a small JSON metadata dict. It has three layers, searched in or
   administrator installed for a whole cluster. They are read, never written.
 
 Each disk value is one raw ``bytes`` blob, never a pickle, bound to its key (see
-``cache._entry``): a digest over the key, the metadata and the payload is checked on every read,
+``fftfuse_cache._entry``): a digest over the key, the metadata and the payload is checked on every read,
 so an entry is served only under the key it was written for and with the metadata it was written
 with. A lookup may also name metadata the entry must record (``get(key, expect=...)``). An entry
 that fails either check (damaged, swapped with another key's, edited, or written in the older
@@ -388,7 +388,7 @@ class ArtifactStore:
         """Return ``(payload, meta)`` for ``key``, or None on a miss or an entry that fails its checks.
 
         A disk entry is served only if it verifies as the entry written for ``key`` (see
-        ``cache._entry``). ``expect`` names metadata the entry must record, e.g. ``{"kind":
+        ``fftfuse_cache._entry``). ``expect`` names metadata the entry must record, e.g. ``{"kind":
         "epilog", "arch": 90}``: a field the metadata records with another value makes the entry
         a mismatch (a field it does not record is not compared). A mismatch is never served: it is
         logged as a warning, dropped from memory and from the disk layer (a read-only layer's is
@@ -418,7 +418,7 @@ class ArtifactStore:
         """Store ``payload`` with ``meta`` (JSON-serialisable) under ``key``.
 
         The store adds ``key``, ``size`` and ``sha256`` to the metadata and binds the entry to
-        ``key`` (see ``cache._entry``). Disk problems are not raised: the entry then lives in
+        ``key`` (see ``fftfuse_cache._entry``). Disk problems are not raised: the entry then lives in
         memory only.
         """
         payload = bytes(payload)
@@ -589,7 +589,7 @@ class ArtifactStore:
 
         All or nothing: every member is read (within size and compression-ratio bounds) and
         verified first as the entry of the key the manifest lists it under (so no entry is ever
-        stored under another's key), and ``ValueError`` (a ``cache._bundle.BundleError``) says
+        stored under another's key), and ``ValueError`` (a ``fftfuse_cache._bundle.BundleError``) says
         which one is wrong, or what the path is if it is not a regular file. The entries are then written in one transaction; :class:`CacheError` if the
         disk layer cannot take them.
         """

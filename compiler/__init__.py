@@ -2,12 +2,10 @@
 
 from ._lazy import lazy_attributes
 
-__fftfuse_package__ = True
-
 __all__ = ["CompiledCallback", "compile_callback", "ELEMENT_DTYPES", "Form", "infer_form"]
 
-# Submodules load on first use, so importing the package (nvmath does, to check it is ours)
-# costs nothing until something is compiled or looked up.
+# Submodules load on first use, so importing the package costs nothing until something is
+# compiled or looked up.
 _LAZY = {
     "CompiledCallback": ".api", "compile_callback": ".api",
     "ELEMENT_DTYPES": ".dtypes", "Form": ".forms", "infer_form": ".forms",

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from cache import ArtifactMeta, artifact_key, compiled_through, default_store
+from fftfuse_cache import ArtifactMeta, artifact_key, compiled_through, default_store
 
 from .dtypes import element_dtype_name, single_precision_literals
 from .fingerprint import UncacheableError, function_fingerprint

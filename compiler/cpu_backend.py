@@ -273,7 +273,7 @@ def compile_cpu(fn: Any, kind: str, element_dtype: Any, user_dtype: Any = None, 
         if hit is not None:
             return dataclasses.replace(hit, function=fn, source="cache")
         if store is None:
-            from cache import default_store
+            from fftfuse_cache import default_store
 
             store = default_store()
         loops = _load(store, key, {"target": "cpu", "kind": kind, "form": form.value, "element_dtype": element,
@@ -311,7 +311,7 @@ def native_key(fingerprint: str, kind: str, form: Form, element: str, user: str,
                terms: Terms | None = None, checked: bool = False) -> str:
     """The store key of a callback's native loops: the GPU's rules plus this CPU's identity, the
     loops' revision and whether they check offsets."""
-    from cache import artifact_key
+    from fftfuse_cache import artifact_key
 
     from .cpu_native import cpu_identity
 
@@ -346,7 +346,7 @@ def _persist(store: Any, key: str, fingerprint: str, callback: CpuCallback, cfun
     if why is not None:
         log.info("CPU %s %r is compiled in every process: %s", callback.kind, callback.name, why)
         return
-    from cache import ArtifactMeta, keep_artifact
+    from fftfuse_cache import ArtifactMeta, keep_artifact
 
     identity = cpu_identity()
     keep_artifact(store, key, code, ArtifactMeta(
@@ -406,7 +406,7 @@ def _load(store: Any, key: str, expect: dict[str, Any]) -> Loops | None:
 
     ``expect``: what the entry must record (the store drops one that records otherwise).
     """
-    from cache import stored_artifact
+    from fftfuse_cache import stored_artifact
 
     found = stored_artifact(store, key, expect)
     if found is None:

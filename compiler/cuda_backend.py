@@ -1,4 +1,4 @@
-"""Python function -> LTO-IR: numba-cuda lowers it, ``compiler.thunk`` gives it cuFFT's prototype.
+"""Python function -> LTO-IR: numba-cuda lowers it, ``fftfuse_compiler.thunk`` gives it cuFFT's prototype.
 
 Two numba-cuda behaviours are handled here:
 
@@ -70,7 +70,7 @@ def compile_ltoir(
     the data pointer (see ``wrappers.make_wrapper``); ``narrow`` computes Python float literals
     in single precision (``wrappers.narrow_literals``). ``output="ptx"`` gives PTX text instead,
     for inspecting the signature. The callback has cuFFT's exact prototype and no calls left
-    (``compiler.thunk``), so cuFFT's kernels inline it.
+    (``fftfuse_compiler.thunk``), so cuFFT's kernels inline it.
     """
     if output not in ("ltoir", "ptx"):
         raise ValueError(f"output must be 'ltoir' or 'ptx', got {output!r}")

@@ -124,9 +124,9 @@ def compile_source(
 
     The key is the source, the callback name, kind, element type, ``indirect``, the NVRTC
     options and version and the architecture. The result is link-checked against cuFFT's
-    prototype before it is stored. Returns a :class:`compiler.api.CompiledCallback`.
+    prototype before it is stored. Returns a :class:`fftfuse_compiler.api.CompiledCallback`.
     """
-    from cache import ArtifactMeta, artifact_key, compiled_through, default_store
+    from fftfuse_cache import ArtifactMeta, artifact_key, compiled_through, default_store
 
     from .api import CompiledCallback
     from .forms import Form

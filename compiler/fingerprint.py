@@ -65,7 +65,7 @@ import sys
 from types import BuiltinFunctionType, CodeType, FunctionType, ModuleType
 from typing import Any, Callable
 
-from cache.hashing import sha256
+from fftfuse_cache.hashing import sha256
 
 __all__ = ["UncacheableError", "function_fingerprint", "jitted_python_function"]
 

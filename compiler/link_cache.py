@@ -49,7 +49,7 @@ def _file_digest(item: Any) -> list[str]:
 
 def link_key(library: Any, cc: tuple) -> str:
     """The store key of ``library``'s link for ``cc`` (compiles its LTO-IR/PTX if numba has not yet)."""
-    from cache import artifact_key
+    from fftfuse_cache import artifact_key
 
     from .toolchain import nvjitlink_version, toolchain_stamp
 
@@ -90,7 +90,7 @@ def install(select: Callable[[Any], bool]) -> None:
         cc = self._ensure_cc(cc)
         if cc in self._cubin_cache or not any(s(self) for s in _installed):
             return original(self, cc)
-        from cache import ArtifactMeta, compiled_through, default_store
+        from fftfuse_cache import ArtifactMeta, compiled_through, default_store
 
         from .toolchain import toolchain_stamp
 

@@ -17,8 +17,8 @@ import functools
 import re
 from typing import NamedTuple
 
-from compiler.dtypes import C_TYPE, ELEMENT_DTYPES, callback_symbol, check_kind
-from compiler.toolchain import nvjitlink_version, nvrtc_version
+from fftfuse_compiler.dtypes import C_TYPE, ELEMENT_DTYPES, callback_symbol, check_kind
+from fftfuse_compiler.toolchain import nvjitlink_version, nvrtc_version
 
 __all__ = [
     "LinkCheckError",

@@ -14,7 +14,7 @@ import re
 import sys
 from typing import Any
 
-from cache.hashing import sha256
+from fftfuse_cache.hashing import sha256
 
 # Distributions whose versions decide what the compiler produces.
 _TOOLCHAIN_DISTS = (

@@ -4,11 +4,12 @@ The public API mirrors nvmath-python's ``nvmath.fft`` callback API. Importing th
 cheap: numba, CuPy and cuFFT load only when first needed.
 """
 
-from ._packages import check_other_distribution, sibling
+from ._packages import check_other_distribution
+from ._source_tree import install_finder
 
 check_other_distribution()
-sibling("compiler")
-sibling("cache")
+# Run from a source checkout, fftfuse_compiler and fftfuse_cache are the folders beside nvmath.
+install_finder()
 
 from . import fft  # noqa: E402
 from ._version import __version__  # noqa: E402

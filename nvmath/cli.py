@@ -282,14 +282,14 @@ def _store(args: argparse.Namespace, *, for_compiling: bool = False) -> Any:
     Compiles follow ``FFTFUSE_CACHE``; the management verbs always act on the directory,
     since managing it is what they were asked to do.
     """
-    from cache import ArtifactStore
+    from fftfuse_cache import ArtifactStore
 
     return ArtifactStore(args.cache_dir, enabled=None if for_compiling else True)
 
 
 def _open_disk(store: Any) -> None:
     """Open the store's disk layer or fail the command, saying why the directory is unusable."""
-    from cache import CacheError
+    from fftfuse_cache import CacheError
 
     try:
         store.open_disk()
@@ -333,9 +333,9 @@ def cmd_info(args: argparse.Namespace) -> Report:
 
     Status 1 when the directory exists but cannot be used.
     """
-    from cache import disk_enabled_by_environment
-    from compiler.cpu_native import cpu_identity, cpu_summary
-    from compiler.toolchain import toolchain_stamp
+    from fftfuse_cache import disk_enabled_by_environment
+    from fftfuse_compiler.cpu_native import cpu_identity, cpu_summary
+    from fftfuse_compiler.toolchain import toolchain_stamp
 
     with _store(args) as store:
         exists = store.has_disk_data
@@ -369,7 +369,7 @@ def cmd_info(args: argparse.Namespace) -> Report:
 
 def _default_arch() -> tuple[int | None, str]:
     """The architecture a compile without ``compute_capability`` targets, and why."""
-    from compiler.toolchain import current_device_arch, lowest_supported_arch
+    from fftfuse_compiler.toolchain import current_device_arch, lowest_supported_arch
 
     try:
         arch = current_device_arch()
@@ -385,7 +385,7 @@ def _default_arch() -> tuple[int | None, str]:
 
 def cmd_list(args: argparse.Namespace) -> Report:
     """Every entry's key and metadata: kind, form, dtypes, architecture, size, name."""
-    from cache import CacheError
+    from fftfuse_cache import CacheError
 
     with _store(args) as store:
         entries = []
@@ -399,7 +399,7 @@ def cmd_list(args: argparse.Namespace) -> Report:
 
 def cmd_clear(args: argparse.Namespace) -> Report:
     """Remove every entry; a damaged index is rebuilt on the way."""
-    from cache import CacheError
+    from fftfuse_cache import CacheError
 
     with _store(args) as store:
         removed = 0
@@ -414,7 +414,7 @@ def cmd_clear(args: argparse.Namespace) -> Report:
 
 def cmd_export(args: argparse.Namespace) -> Report:
     """Write every valid entry to a bundle."""
-    from cache import CacheError
+    from fftfuse_cache import CacheError
 
     with _store(args) as store:
         _has_entries(store)
@@ -430,7 +430,7 @@ def cmd_export(args: argparse.Namespace) -> Report:
 
 def cmd_import(args: argparse.Namespace) -> Report:
     """Add the entries of a bundle made by ``cache export``: all of them, or none."""
-    from cache import CacheError
+    from fftfuse_cache import CacheError
 
     if not os.path.lexists(args.bundle):
         raise CLIError(f"bundle {args.bundle!r} does not exist")
@@ -455,7 +455,7 @@ def cmd_verify(args: argparse.Namespace) -> Report:
 
     Status 1 when a bad entry remains.
     """
-    from cache import CacheError
+    from fftfuse_cache import CacheError
 
     good = bad = dropped = 0
     rows: list[dict[str, Any]] = []
@@ -499,7 +499,7 @@ def cmd_verify(args: argparse.Namespace) -> Report:
 
 def _link_problem(payload: Any, meta: dict[str, Any], state: dict[str, Any]) -> str | None:
     """Why an LTO-IR entry fails cuFFT's link, or None (also for entries that are not LTO-IR)."""
-    from compiler.dtypes import ELEMENT_DTYPES
+    from fftfuse_compiler.dtypes import ELEMENT_DTYPES
 
     kind, dtype, arch = meta.get("kind"), meta.get("element_dtype"), meta.get("arch")
     if kind not in ("prolog", "epilog") or dtype not in ELEMENT_DTYPES or meta.get("target") == "cpu":
@@ -508,7 +508,7 @@ def _link_problem(payload: Any, meta: dict[str, Any], state: dict[str, Any]) -> 
         return f"metadata records no usable architecture ({arch!r})"
     if "link_check" not in state:
         try:
-            from compiler.linkcheck import LinkCheckError, link_check
+            from fftfuse_compiler.linkcheck import LinkCheckError, link_check
         except ImportError as exc:
             raise CLIError(f"cannot link-check without the CUDA bindings ({exc}); pass --no-link") from None
         state["link_check"], state["error"] = link_check, LinkCheckError
@@ -556,7 +556,7 @@ def _import_module(name: str) -> Any:
     if not all(part.isidentifier() for part in name.split(".")):
         raise SpecError(f"{name!r} is not a module name (use path/to/file.py for a file)")
     # Like 'python -m', find modules in the current directory; appended so that a local
-    # 'cache.py' or 'compiler.py' cannot shadow fftfuse's own packages.
+    # module cannot shadow an installed one.
     cwd = os.getcwd()
     if cwd not in sys.path and "" not in sys.path:
         sys.path.append(cwd)
@@ -594,7 +594,7 @@ def _import_file(path: str) -> Any:
 
 
 def _element_dtype(name: str) -> str:
-    from compiler.dtypes import ELEMENT_DTYPES
+    from fftfuse_compiler.dtypes import ELEMENT_DTYPES
 
     if name not in ELEMENT_DTYPES:
         raise CLIError(f"unknown dtype {name!r} for --dtype; expected one of {', '.join(ELEMENT_DTYPES)}")
@@ -615,7 +615,7 @@ def _user_dtype(name: str | None) -> str | None:
 def _archs(values: list[str] | None) -> list[int | None]:
     if not values:
         return [None]  # the compiler's default: this GPU's, else the lowest supported
-    from compiler.toolchain import parse_compute_capability
+    from fftfuse_compiler.toolchain import parse_compute_capability
 
     archs: list[int | None] = []
     for value in values:
@@ -650,8 +650,8 @@ def cmd_precompile(args: argparse.Namespace) -> Report:
         except SpecError as exc:
             raise CLIError(str(exc)) from None
 
-    from compiler.api import compile_callback
-    from compiler.fingerprint import UncacheableError, function_fingerprint
+    from fftfuse_compiler.api import compile_callback
+    from fftfuse_compiler.fingerprint import UncacheableError, function_fingerprint
 
     failures = 0
     notes: list[str] = []
@@ -701,7 +701,7 @@ def _arch_label(arch: int | None) -> str:
 
 
 def _precompile_check(result: Any) -> str:
-    from compiler.linkcheck import LinkCheckError, link_check
+    from fftfuse_compiler.linkcheck import LinkCheckError, link_check
 
     try:
         link_check(result.ltoir, result.kind, result.element_dtype, result.arch)

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     import nvmath
-    from compiler import compile_callback
+    from fftfuse_compiler import compile_callback
 
     cp = None if args.cpu else _gpu()
     xp = cp if cp is not None else np
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     if cp is not None:
         source = compile_callback(apply_filter, "epilog", "complex64", "complex64", indirect=True).source
     else:
-        from compiler.cpu_backend import compile_cpu
+        from fftfuse_compiler.cpu_backend import compile_cpu
 
         source = compile_cpu(apply_filter, "epilog", "complex64", "complex64").source
     compile_ms = (time.perf_counter() - t) * 1e3

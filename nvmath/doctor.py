@@ -62,16 +62,16 @@ def _cufft() -> dict[str, Any]:
 
 
 def _toolkit() -> dict[str, Any]:
-    from compiler.linkcheck import nvjitlink_version, nvrtc_version
+    from fftfuse_compiler.linkcheck import nvjitlink_version, nvrtc_version
 
     return {"nvjitlink": "%d.%d" % nvjitlink_version(), "nvrtc": "%d.%d" % nvrtc_version()}
 
 
 def _link() -> dict[str, Any]:
     """Compile a one-line epilog and link it against cuFFT's prototype: the whole chain, no GPU."""
-    from cache import ArtifactStore
-    from compiler import compile_callback
-    from compiler.linkcheck import link_check
+    from fftfuse_cache import ArtifactStore
+    from fftfuse_compiler import compile_callback
+    from fftfuse_compiler.linkcheck import link_check
 
     compiled = compile_callback(lambda v: v * 2, "epilog", "complex64", store=ArtifactStore(enabled=False))
     link_check(compiled.ltoir, "epilog", "complex64", compiled.arch)
@@ -88,7 +88,7 @@ def _nvmath() -> dict[str, Any]:
 
 
 def _cache(directory: str | None) -> dict[str, Any]:
-    from cache import ArtifactStore, CacheError, disk_enabled_by_environment
+    from fftfuse_cache import ArtifactStore, CacheError, disk_enabled_by_environment
 
     with ArtifactStore(directory, enabled=True) as store:
         report: dict[str, Any] = {"directory": store.directory, "enabled_for_compiles": disk_enabled_by_environment(),

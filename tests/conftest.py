@@ -15,6 +15,10 @@ import pytest
 # it); the tests import it from there.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
+# Run from a source checkout (no install), importing nvmath is what makes fftfuse_compiler and
+# fftfuse_cache importable (nvmath/_source_tree.py); test modules import those directly.
+import nvmath  # noqa: F401
+
 
 @functools.lru_cache(maxsize=None)
 def gpu_available() -> bool:
@@ -48,12 +52,11 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path_factory, monkeypatch):
     """Each test session compiles into its own cache directory, never the user's."""
-    import cache
+    from fftfuse_cache import reset_default_store
 
     directory = tmp_path_factory.getbasetemp() / "fftfuse-cache"
     monkeypatch.setenv("FFTFUSE_CACHE_DIR", str(directory))
-    if hasattr(cache, "reset_default_store"):
-        cache.reset_default_store()
+    reset_default_store()
     yield
 
 

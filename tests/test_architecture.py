@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("nvmath", "compiler", "cache")
+# Import name -> the folder that holds the package.
+PACKAGES = {"nvmath": "nvmath", "fftfuse_compiler": "compiler", "fftfuse_cache": "cache"}
 
 # Import cycles that remain (each a sorted list of the modules in one cycle), with the reason.
 KNOWN_CYCLES: dict[tuple[str, ...], str] = {}
@@ -24,10 +25,10 @@ FOREIGN_PRIVATE_ALLOWED = {
     ("nvmath.device._mathdx", "_name"): "ctypes.CDLL keeps the loaded library's path only as _name",
     ("nvmath.device._numba", "_linking_files"): "numba-cuda's code library lists what it links only there "
                                                 "(numba-cuda is pinned below 0.31 for this)",
-    ("compiler.link_cache", "_linking_files"): "numba-cuda's code library: what goes into the link (the key)",
-    ("compiler.link_cache", "_max_registers"): "numba-cuda's code library: a link option (part of the key)",
-    ("compiler.link_cache", "_entry_name"): "numba-cuda's code library: the kernel's name (part of the key)",
-    ("compiler.cpu_errors", "_getvalue"): "numba's struct proxy returns its LLVM value only through _getvalue",
+    ("fftfuse_compiler.link_cache", "_linking_files"): "numba-cuda's code library: what goes into the link (the key)",
+    ("fftfuse_compiler.link_cache", "_max_registers"): "numba-cuda's code library: a link option (part of the key)",
+    ("fftfuse_compiler.link_cache", "_entry_name"): "numba-cuda's code library: the kernel's name (part of the key)",
+    ("fftfuse_compiler.cpu_errors", "_getvalue"): "numba's struct proxy returns its LLVM value only through _getvalue",
     ("nvmath.fft._options", "_data"): "os.environ's dict: the stateless hot path reads FFTFUSE_DEBUG on every "
                                       "call, and os.environ.get of an unset name costs a caught KeyError (~1 us); "
                                       "os.environ.get answers where the dict is not there",
@@ -44,9 +45,9 @@ FROZEN_WRITES_ALLOWED = {
 
 def _modules() -> dict[str, tuple[Path, bool]]:
     out = {}
-    for package in PACKAGES:
-        for path in sorted((ROOT / package).rglob("*.py")):
-            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    for package, folder in PACKAGES.items():
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            parts = [package, *path.relative_to(ROOT / folder).with_suffix("").parts]
             is_package = parts[-1] == "__init__"
             if is_package:
                 parts = parts[:-1]
@@ -127,7 +128,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[tuple[str, ...]]:
 
 def test_the_scan_sees_imports_of_every_kind():
     imported = {t for t, _ in _imports("nvmath.fft._build")}
-    assert {"nvmath.fft._planner", "nvmath.fft._gpu", "compiler.linkcheck"} <= imported  # relative, in a function, absolute
+    assert {"nvmath.fft._planner", "nvmath.fft._gpu", "fftfuse_compiler.linkcheck"} <= imported  # relative, in a function, absolute
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _cycles(graph) == [("a", "b", "c")]
 
@@ -301,7 +302,7 @@ def test_both_executors_implement_the_executor_interface():
 
 
 def test_the_cpu_executor_runs_through_the_interface():
-    from compiler.cpu_backend import python_callback
+    from fftfuse_compiler.cpu_backend import python_callback
     from nvmath.fft._cpu import CpuExecutor
     from nvmath.fft._executor import CPU_NO_DATA, CallArgs, Executor
     from nvmath.fft._layout import plan_problem

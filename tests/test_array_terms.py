@@ -207,7 +207,7 @@ def test_index_form_on_permuted_and_strided_operands(view):
 
 
 def test_unused_indices_are_not_decoded():
-    from compiler.terms import Terms
+    from fftfuse_compiler.terms import Terms
 
     used = Terms((4, 8, 16), (128, 16, 1), index=(False, False, True))
     assert used.decode() == ["o = _U(offset)", "u2 = o % _U(16)", "i2 = _I(u2)"]
@@ -321,7 +321,7 @@ def test_index_form_and_cufft_form_of_one_arity_are_told_apart_by_name():
 @pytest.mark.parametrize("debug", [False, True])
 def test_index_form_where_strides_do_not_divide(debug):
     """Strides (7, 2): the offset is peeled axis by axis instead of (offset // stride) % extent."""
-    from compiler.terms import Terms
+    from fftfuse_compiler.terms import Terms
 
     assert "r0 = o - u0 * _U(7)" in Terms((6, 4), (7, 2), index=(True, True)).decode()
     rng = rng_for("peel", debug)
@@ -332,9 +332,9 @@ def test_index_form_where_strides_do_not_divide(debug):
 
 
 def test_numpy_function_numba_cuda_lacks_gets_a_specific_error(tmp_path):
-    from cache import ArtifactStore
-    from compiler import compile_callback
-    from compiler.terms import Terms
+    from fftfuse_cache import ArtifactStore
+    from fftfuse_compiler import compile_callback
+    from fftfuse_compiler.terms import Terms
 
     with pytest.raises(TypeError, match=r"cannot compile NumPy's exp here for the GPU; .*cmath\.exp"):
         compile_callback(lambda v, b, k: v * np.exp(2j * np.pi * k / 256), "epilog", "complex64",
@@ -345,9 +345,9 @@ def test_numpy_function_numba_cuda_lacks_gets_a_specific_error(tmp_path):
 @pytest.mark.parametrize("kind", ["prolog", "epilog"])
 def test_array_terms_inline_into_cufft_kernels(kind, tmp_path):
     """Index decoding, broadcast reads and slot parameters leave no call in the linked kernel."""
-    from cache import ArtifactStore
-    from compiler import compile_callback, linkcheck
-    from compiler.terms import Terms
+    from fftfuse_cache import ArtifactStore
+    from fftfuse_compiler import compile_callback, linkcheck
+    from fftfuse_compiler.terms import Terms
 
     def fn(x, d, b, k, *, s):
         return x * d * s + k

@@ -15,7 +15,7 @@ from typing import Callable
 
 import pytest
 
-from cache import ArtifactStore
+from fftfuse_cache import ArtifactStore
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT = 60

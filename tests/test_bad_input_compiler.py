@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from numba import cuda
 
-from cache import ArtifactStore
-from compiler import compile_callback
-from compiler.cpu_backend import compile_cpu
+from fftfuse_cache import ArtifactStore
+from fftfuse_compiler import compile_callback
+from fftfuse_compiler.cpu_backend import compile_cpu
 from nvmath.fft import compile_epilog
 
 

@@ -23,9 +23,9 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 
-import cache
-from cache import ArtifactStore
-from compiler import CompiledCallback, compile_callback
+import fftfuse_cache
+from fftfuse_cache import ArtifactStore
+from fftfuse_compiler import CompiledCallback, compile_callback
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -238,9 +238,10 @@ def test_corrupted_entry_is_dropped_and_recompiled(tmp_path: Path, caplog):
 
 _WORKER = """
 import hashlib, os, sys, time
-from compiler import compile_callback
-import compiler.cuda_backend, numba.cuda  # pay the imports before the start line
-from cache import ArtifactStore
+import nvmath
+from fftfuse_compiler import compile_callback
+import fftfuse_compiler.cuda_backend, numba.cuda  # pay the imports before the start line
+from fftfuse_cache import ArtifactStore
 import {module} as m
 
 open(sys.argv[2], "w").close()
@@ -297,9 +298,9 @@ def test_concurrent_processes_share_one_entry(tmp_path: Path):
 @pytest.fixture
 def default_store_env(monkeypatch):
     """Tests that configure the process-wide store through the environment start and end fresh."""
-    cache.reset_default_store()
+    fftfuse_cache.reset_default_store()
     yield monkeypatch
-    cache.reset_default_store()
+    fftfuse_cache.reset_default_store()
 
 
 def test_unwritable_cache_directory_warns_once_and_compiles(tmp_path: Path, default_store_env):
@@ -329,7 +330,7 @@ def test_cache_env_zero_disables_the_disk_layer(tmp_path: Path, default_store_en
         warnings.simplefilter("error", RuntimeWarning)  # turning it off is not a failure
         assert compile_callback(f, "epilog", "complex64", compute_capability=80).source == "compiled"
         assert compile_callback(f, "epilog", "complex64", compute_capability=80).source == "cache"
-        cache.reset_default_store()  # as a new process would start
+        fftfuse_cache.reset_default_store()  # as a new process would start
         assert compile_callback(f, "epilog", "complex64", compute_capability=80).source == "compiled"
     assert not directory.exists()
 

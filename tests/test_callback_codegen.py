@@ -20,9 +20,9 @@ pytest.importorskip("cuda.bindings.nvjitlink")
 
 import numba  # noqa: E402
 
-from cache import ArtifactStore  # noqa: E402
-from compiler import compile_callback, linkcheck  # noqa: E402
-from compiler.terms import Terms  # noqa: E402
+from fftfuse_cache import ArtifactStore  # noqa: E402
+from fftfuse_compiler import compile_callback, linkcheck  # noqa: E402
+from fftfuse_compiler.terms import Terms  # noqa: E402
 
 ARCH = 90
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from cache import ArtifactStore
+from fftfuse_cache import ArtifactStore
 from nvmath.cli import main
-from compiler import compile_callback
+from fftfuse_compiler import compile_callback
 
 CALLBACKS = """\
 SCALE = 2.0
@@ -494,8 +494,8 @@ def _weighted(x, d):
 def test_cpu_and_gpu_entries_list_element_user_and_arch(capsys, cache_dir: Path):
     """A CPU callback's native loops and a GPU callback's LTO-IR both record element type, user type
     and architecture (a GPU's sm_NN, the CPU's name and platform) for list, list --json and verify."""
-    from compiler.cpu_backend import clear_cache, compile_cpu
-    from compiler.cpu_native import cpu_identity, cpu_summary
+    from fftfuse_compiler.cpu_backend import clear_cache, compile_cpu
+    from fftfuse_compiler.cpu_native import cpu_identity, cpu_summary
 
     with ArtifactStore(cache_dir, enabled=True) as store:
         clear_cache()

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cache import ArtifactStore
-from compiler import cpu_native
-from compiler.cpu_backend import compile_cpu
+from fftfuse_cache import ArtifactStore
+from fftfuse_compiler import cpu_native
+from fftfuse_compiler.cpu_backend import compile_cpu
 from nvmath.fft import _cpu, _cpu_engines
 from nvmath.fft._cpu import CpuExecutor
 from nvmath.fft._cpu_engines import ENGINES, FFTCall, choose, forget_choices, rule_engine

@@ -13,9 +13,9 @@ import zlib
 import numpy as np
 import pytest
 
-from compiler import cpu_backend
+from fftfuse_compiler import cpu_backend
 from helpers import assert_close, rand
-from compiler.cpu_backend import compile_cpu, python_callback
+from fftfuse_compiler.cpu_backend import compile_cpu, python_callback
 from nvmath.fft import _cpu
 from nvmath.fft._cpu import CallbackIndexError, CpuExecutor
 from nvmath.fft._layout import Layout, plan_problem
@@ -557,7 +557,7 @@ def test_loops_with_runtime_parameters_report_too():
     def epilog(v, *, k):
         return v * (7 // k)
 
-    from compiler.terms import Terms
+    from fftfuse_compiler.terms import Terms
 
     rng = np.random.default_rng(33)
     x = random_array(rng, (3, 16), "complex64")

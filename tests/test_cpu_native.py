@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 import nvmath
-from cache import ArtifactStore
-from compiler import cpu_backend, cpu_native
-from compiler.cpu_backend import compile_cpu
+from fftfuse_cache import ArtifactStore
+from fftfuse_compiler import cpu_backend, cpu_native
+from fftfuse_compiler.cpu_backend import compile_cpu
 from nvmath.fft import _cpu
 from nvmath.fft._cpu import CpuExecutor
 from helpers import rand
@@ -332,7 +332,7 @@ def test_loops_stored_for_another_cpu_are_not_served(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="identity from /proc/cpuinfo on Linux only")
 def test_cpu_identity_does_not_import_llvmlite():
-    code = ("import sys; from compiler.cpu_native import cpu_identity; i = cpu_identity(); "
+    code = ("import sys, nvmath; from fftfuse_compiler.cpu_native import cpu_identity; i = cpu_identity(); "
             "print(sorted(i), 'llvmlite' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -354,7 +354,7 @@ _CHILD = """
 import json, sys
 import numpy as np
 import nvmath
-from compiler.cpu_backend import compile_cpu
+from fftfuse_compiler.cpu_backend import compile_cpu
 import usercb
 rng = np.random.default_rng(7)
 x = (rng.standard_normal((3, 64)) + 1j * rng.standard_normal((3, 64))).astype(np.complex64)
@@ -412,7 +412,7 @@ def test_stored_loops_drive_the_threaded_pipeline(tmp_path):
 def test_stored_loops_keep_their_broadcast_terms(tmp_path, monkeypatch):
     """Loops loaded from the store read broadcast data where it lies, as when compiled: the terms
     (offset -> data index) must come back with them, or an (N,) filter is taken for full-size data."""
-    from cache import reset_default_store
+    from fftfuse_cache import reset_default_store
 
     monkeypatch.setenv("FFTFUSE_CACHE_DIR", str(tmp_path / "cache"))
     reset_default_store()

@@ -15,7 +15,7 @@ import pytest
 
 import nvmath
 from helpers import assert_close, rand
-from compiler.cpu_backend import compile_cpu, python_callback
+from fftfuse_compiler.cpu_backend import compile_cpu, python_callback
 from nvmath.fft import _cpu, _reuse
 from nvmath.fft._cpu import CpuExecutor
 from nvmath.fft._cpu_engines import forget_choices

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cache import ArtifactStore
-from compiler.cuda_source import SourceCallbackError, callback_functions, callback_name, compile_source
-from compiler.dtypes import C_TYPE, ELEMENT_DTYPES, KINDS
+from fftfuse_cache import ArtifactStore
+from fftfuse_compiler.cuda_source import SourceCallbackError, callback_functions, callback_name, compile_source
+from fftfuse_compiler.dtypes import C_TYPE, ELEMENT_DTYPES, KINDS
 from nvmath.fft._callbacks import callback_spec
 
 ARCH = 75
@@ -47,7 +47,7 @@ def store(tmp_path):
 def linkcheck():
     pytest.importorskip("cuda.bindings.nvrtc")
     pytest.importorskip("cuda.bindings.nvjitlink")
-    from compiler import linkcheck
+    from fftfuse_compiler import linkcheck
 
     return linkcheck
 

@@ -239,7 +239,7 @@ def test_lto_epilog_with_caller_info(cufft):
     import cupy
     from numba import cuda, types
 
-    from compiler.dtypes import callback_symbol
+    from fftfuse_compiler.dtypes import callback_symbol
 
     def epilog(data_out, offset, element, user_info, unused):
         data_out[offset] = element * user_info[offset]

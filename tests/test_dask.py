@@ -293,7 +293,7 @@ def test_cupy_chunks_get_lto_ir_compiled_on_the_client_not_the_function():
     import dataclasses
     import pickle
 
-    from compiler.linkcheck import link_check
+    from fftfuse_compiler.linkcheck import link_check
     from nvmath.fft._dask import _side
     from nvmath.fft._layout import plan_problem
     from nvmath.fft._options import FFTOptions

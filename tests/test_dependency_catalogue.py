@@ -202,10 +202,10 @@ def _observe(fn, spec: dict, *, link: bool = True, cpu: str = "") -> dict:
     function (in a fresh process, jitted helpers compile with the current values too)."""
     import numpy as np
 
-    from compiler import compile_callback
-    from compiler.cpu_backend import compile_cpu, python_callback
-    from compiler.fingerprint import UncacheableError, function_fingerprint
-    from compiler.linkcheck import link_check
+    from fftfuse_compiler import compile_callback
+    from fftfuse_compiler.cpu_backend import compile_cpu, python_callback
+    from fftfuse_compiler.fingerprint import UncacheableError, function_fingerprint
+    from fftfuse_compiler.linkcheck import link_check
 
     kind, element, user = spec.get("kind", "epilog"), spec.get("element", "complex64"), spec.get("user")
     try:
@@ -261,6 +261,8 @@ ROLES = {
 
 def child(source_dir: str, role: str, out_path: str) -> None:
     import importlib
+
+    import nvmath  # noqa: F401  (first: run from a checkout, it makes fftfuse_compiler importable)
 
     sys.path.insert(0, source_dir)
     report: dict[str, dict] = {}

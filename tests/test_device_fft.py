@@ -136,9 +136,9 @@ def test_unsupported_knobs_name_the_pairs_that_exist():
 
 
 def test_sm_none_without_a_gpu_says_to_pass_sm(monkeypatch):
-    import compiler.toolchain
+    import fftfuse_compiler.toolchain
 
-    monkeypatch.setattr(compiler.toolchain, "current_device_arch", lambda: None)
+    monkeypatch.setattr(fftfuse_compiler.toolchain, "current_device_arch", lambda: None)
     with pytest.raises(ValueError, match="pass sm="):
         FFT(64, np.float32, "c2c", "Block", direction="forward")
 
@@ -170,7 +170,7 @@ def test_status_errors_name_call_and_status():
 
 
 def test_ltoir_is_compiled_once_then_served_from_the_store(tmp_path):
-    from cache import ArtifactStore
+    from fftfuse_cache import ArtifactStore
 
     store = ArtifactStore(str(tmp_path))
     spec = FFT(32, np.float32, "c2c", "Block", sm=90, direction="forward", elements_per_thread=2)._spec
@@ -312,7 +312,7 @@ import hashlib, json, sys
 import numpy as np
 sys.path.insert(0, sys.argv[3])
 import test_device_fft as t
-from compiler import link_cache
+from fftfuse_compiler import link_cache
 fwd, inv = t._pair(size=32, elements_per_thread=int(sys.argv[2]))
 library = t._kernel_library(t._convolution(fwd, inv, float(sys.argv[1])), (t._array(np.complex64, 2),) * 2,
                             link=fwd.files + inv.files)
@@ -407,9 +407,9 @@ def test_packed_folded_real_fft_traits_and_kernel():
 
 
 def test_current_gpu_newer_than_cufftdx_knows_gets_the_newest_code(monkeypatch):
-    import compiler.toolchain
+    import fftfuse_compiler.toolchain
 
-    monkeypatch.setattr(compiler.toolchain, "current_device_arch", lambda: 150)
+    monkeypatch.setattr(fftfuse_compiler.toolchain, "current_device_arch", lambda: 150)
     assert FFT(64, np.float32, "c2c", "Block", direction="forward").sm == (12, 1)
 
 

@@ -8,8 +8,8 @@ import threading
 import numpy as np
 import pytest
 
-from cache import ArtifactStore
-from compiler import compile_callback
+from fftfuse_cache import ArtifactStore
+from fftfuse_compiler import compile_callback
 from nvmath.fft import _gpu
 from nvmath.fft._callbacks import callback_spec
 from nvmath.fft._planner import place_data

@@ -1,4 +1,4 @@
-"""Tests for compiler.fingerprint: what changes a function's fingerprint and what does not."""
+"""Tests for fftfuse_compiler.fingerprint: what changes a function's fingerprint and what does not."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from compiler.fingerprint import UncacheableError, function_fingerprint
+from fftfuse_compiler.fingerprint import UncacheableError, function_fingerprint
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,8 +86,8 @@ def test_identical_lambdas_in_different_places():
 
 def test_fingerprint_is_stable_across_processes():
     code = (
-        "import sys; sys.path.insert(0, sys.argv[1]);"
-        "from compiler.fingerprint import function_fingerprint as fp;"
+        "import sys; sys.path.insert(0, sys.argv[1]); import nvmath;"
+        "from fftfuse_compiler.fingerprint import function_fingerprint as fp;"
         "T = (1, 2.5, 'a', frozenset({'x', 'y', 'z'}));"
         "f = lambda x: (x, T, {'p', 'q', 'r'});"
         "print(fp(f))"
@@ -352,7 +352,7 @@ def test_tuple_of_functions():
 
 def test_import_does_not_load_numpy_or_numba():
     code = (
-        "import importlib.util, sys;"
+        "import importlib.util, sys, nvmath;"  # nvmath (light) makes fftfuse_cache importable in a checkout
         "spec = importlib.util.spec_from_file_location('fp', sys.argv[1]);"
         "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m);"
         "f = lambda x: x + 1; m.function_fingerprint(f);"
@@ -417,7 +417,7 @@ def _leaf(x):
 def test_leaf_memo_is_exact_about_values_and_types():
     import numpy as np
 
-    from compiler import fingerprint as fp
+    from fftfuse_compiler import fingerprint as fp
 
     global LEAF_SCALE
     seen = {}
@@ -432,7 +432,7 @@ def test_leaf_memo_is_exact_about_values_and_types():
 
 
 def test_leaf_memo_matches_the_full_walk():
-    from compiler import fingerprint as fp
+    from fftfuse_compiler import fingerprint as fp
 
     memo = function_fingerprint(_leaf)
     fp._LEAF_MEMO.clear()
@@ -442,7 +442,7 @@ def test_leaf_memo_matches_the_full_walk():
 def test_functions_reaching_arrays_or_functions_skip_the_memo():
     import numpy as np
 
-    from compiler import fingerprint as fp
+    from fftfuse_compiler import fingerprint as fp
 
     table = np.arange(4.0)
 

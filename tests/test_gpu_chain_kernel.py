@@ -330,8 +330,8 @@ def gained(v):
 _PROBE = r"""
 import json, sys
 import cupy, numpy as np
-from compiler import link_cache
 from nvmath.fft import FilteredFFT
+from fftfuse_compiler import link_cache
 def mul(v, d):
     return v * d
 x = cupy.asarray((np.arange(8 * 256) % 7 + 1j).astype(np.complex64).reshape(8, 256))

@@ -100,7 +100,7 @@ def _benchmark_module():
 def _worker_state():
     import cupy
 
-    return {"compiler": sorted(m for m in ("compiler.cuda_backend", "compiler.cpu_backend") if m in sys.modules),
+    return {"compiler": sorted(m for m in ("fftfuse_compiler.cuda_backend", "fftfuse_compiler.cpu_backend") if m in sys.modules),
             # Without RMM, dask.distributed's own CuPy serializer imports numba when a CuPy chunk
             # moves between workers: numba is ours to avoid only where that did not happen.
             "numba": "numba" in sys.modules and "distributed.protocol.numba" not in sys.modules,

@@ -40,7 +40,7 @@ import json, sys
 import numpy as np
 from numba import cuda
 from nvmath.device import FFT
-from compiler import link_cache
+from fftfuse_compiler import link_cache
 SCALE = float(sys.argv[1])
 direction = sys.argv[2]
 fft = FFT(64, np.float32, "c2c", "Block", direction=direction, ffts_per_block=1, elements_per_thread=4)

@@ -17,15 +17,15 @@ import re
 import numpy as np
 import pytest
 
-from cache import ArtifactStore
-from compiler import Form, compile_callback
-from compiler.cuda_backend import callback_nvvm_ir
-from compiler.dtypes import ELEMENT_DTYPES, KINDS, callback_symbol
-from compiler.thunk import ThunkError, add_thunk, align_element_accesses, split_params, thunk_ir
+from fftfuse_cache import ArtifactStore
+from fftfuse_compiler import Form, compile_callback
+from fftfuse_compiler.cuda_backend import callback_nvvm_ir
+from fftfuse_compiler.dtypes import ELEMENT_DTYPES, KINDS, callback_symbol
+from fftfuse_compiler.thunk import ThunkError, add_thunk, align_element_accesses, split_params, thunk_ir
 
 pytest.importorskip("numba.cuda")
 pytest.importorskip("cuda.bindings.nvjitlink")
-from compiler import linkcheck  # noqa: E402
+from fftfuse_compiler import linkcheck  # noqa: E402
 
 ARCH = 75
 
@@ -272,11 +272,11 @@ def test_missing_body_is_refused():
 
 
 def test_numba_cuda_version_is_the_pinned_one():
-    """compiler.thunk reads numba-cuda's lowering output (not public API): pyproject pins it."""
+    """fftfuse_compiler.thunk reads numba-cuda's lowering output (not public API): pyproject pins it."""
     from importlib.metadata import version
 
     major, minor = (int(v) for v in version("numba-cuda").split(".")[:2])
     assert (major, minor) == (0, 30), (
-        f"numba-cuda {version('numba-cuda')} is not the version compiler.thunk was proven with (0.30): "
+        f"numba-cuda {version('numba-cuda')} is not the version fftfuse_compiler.thunk was proven with (0.30): "
         "run tests/test_inlining.py, then widen the pin in pyproject.toml"
     )

@@ -1,11 +1,11 @@
-"""compiler.linkcheck: callbacks link under cuFFT's names, and wrong ones are caught, on CPU."""
+"""fftfuse_compiler.linkcheck: callbacks link under cuFFT's names, and wrong ones are caught, on CPU."""
 
 from __future__ import annotations
 
 import pytest
 
-from compiler.dtypes import ELEMENT_DTYPES, KINDS, callback_symbol
-from compiler.linkcheck import ptx_extern_funcs, ptx_param_list, ptx_signature
+from fftfuse_compiler.dtypes import ELEMENT_DTYPES, KINDS, callback_symbol
+from fftfuse_compiler.linkcheck import ptx_extern_funcs, ptx_param_list, ptx_signature
 
 ARCH = 75
 
@@ -80,7 +80,7 @@ def toolchain():
     pytest.importorskip("cuda.bindings.nvrtc")
     pytest.importorskip("cuda.bindings.nvjitlink")
     numba_cuda = pytest.importorskip("numba.cuda")
-    from compiler import linkcheck
+    from fftfuse_compiler import linkcheck
 
     return numba_cuda, linkcheck
 

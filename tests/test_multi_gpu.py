@@ -69,7 +69,7 @@ def test_each_operand_is_planned_and_run_on_its_own_device():
 
 
 def test_one_compiled_callback_serves_both_devices():
-    from cache import default_store
+    from fftfuse_cache import default_store
 
     def ramp(v, d):  # a callback no other test compiles
         return v * d + 0.25

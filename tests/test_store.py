@@ -1,4 +1,4 @@
-"""Tests for cache.store: layers, entry verification, degradation, bundles, eviction."""
+"""Tests for fftfuse_cache.store: layers, entry verification, degradation, bundles, eviction."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from pathlib import Path
 import diskcache
 import pytest
 
-import cache
-from cache import store as store_module
-from cache.store import FORMAT_VERSION, ArtifactStore, artifact_key, default_store, reset_default_store
+import fftfuse_cache
+from fftfuse_cache import store as store_module
+from fftfuse_cache.store import FORMAT_VERSION, ArtifactStore, artifact_key, default_store, reset_default_store
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PAYLOAD = bytes(range(256)) * 12  # ~3 KB, kept inline in SQLite by diskcache
@@ -369,7 +369,8 @@ def test_size_limit_evicts_oldest(directory: Path, payload_size: int):
 _WRITER = """
 import sys
 sys.path.insert(0, sys.argv[1])
-from cache.store import ArtifactStore
+import nvmath
+from fftfuse_cache.store import ArtifactStore
 payload = bytes(range(256)) * 12
 with ArtifactStore(sys.argv[2], enabled=True) as s:
     for i in range(25):
@@ -418,7 +419,7 @@ def test_default_store_is_a_thread_safe_singleton(tmp_path: Path, monkeypatch):
         t.join()
     assert len({id(s) for s in seen}) == 1
     assert seen[0].directory == str(tmp_path / "default")
-    assert cache.default_store() is seen[0]
+    assert fftfuse_cache.default_store() is seen[0]
     reset_default_store()
     assert default_store() is not seen[0]
     reset_default_store()
@@ -429,8 +430,8 @@ def test_fresh_process_read_stays_light(directory: Path):
     with ArtifactStore(directory, enabled=True) as s:
         s.put("k", PAYLOAD, {"entry": "cb"})
     code = (
-        "import sys; sys.path.insert(0, sys.argv[1]);"
-        "import cache.store as cs;"
+        "import sys; sys.path.insert(0, sys.argv[1]); import nvmath;"
+        "import fftfuse_cache.store as cs;"
         "s = cs.ArtifactStore(sys.argv[2], enabled=True); p, m = s.get('k');"
         "print(len(p), m['entry'], 'diskcache' in sys.modules, 'numpy' in sys.modules)"
     )
@@ -523,7 +524,7 @@ def test_bundle_from_memory_only_store_and_damaged_disk_entry(tmp_path: Path):
 # --- compiling through the store, with one metadata record ------------------------------------------
 
 
-def _compiler(calls: list, meta: cache.ArtifactMeta, payload: bytes = b"code"):
+def _compiler(calls: list, meta: fftfuse_cache.ArtifactMeta, payload: bytes = b"code"):
     def compile_now():
         calls.append(1)
         return payload, meta
@@ -531,16 +532,16 @@ def _compiler(calls: list, meta: cache.ArtifactMeta, payload: bytes = b"code"):
 
 
 def test_compiled_through_compiles_once_then_serves_the_record(directory):
-    meta = cache.ArtifactMeta("cpu", "epilog", "value", "complex64", "float32", "znver3 (linux)", "f", "fp", "tc",
+    meta = fftfuse_cache.ArtifactMeta("cpu", "epilog", "value", "complex64", "float32", "znver3 (linux)", "f", "fp", "tc",
                               extra={"symbols": ["a", "b"]})
     calls: list = []
     with ArtifactStore(directory) as store:
-        first = cache.compiled_through(store, "k", {"kind": "epilog"}, _compiler(calls, meta))
-        assert first == cache.Found(b"code", meta, "compiled")
+        first = fftfuse_cache.compiled_through(store, "k", {"kind": "epilog"}, _compiler(calls, meta))
+        assert first == fftfuse_cache.Found(b"code", meta, "compiled")
     with ArtifactStore(directory) as store:  # as a new process
-        again = cache.compiled_through(store, "k", {"kind": "epilog", "arch": "znver3 (linux)"},
+        again = fftfuse_cache.compiled_through(store, "k", {"kind": "epilog", "arch": "znver3 (linux)"},
                                        _compiler(calls, meta))
-        assert again == cache.Found(b"code", meta, "cache") and len(calls) == 1
+        assert again == fftfuse_cache.Found(b"code", meta, "cache") and len(calls) == 1
         [(_, stored)] = list(store.entries())
     assert {k: stored[k] for k in ("target", "element_dtype", "user_dtype", "arch", "symbols", "record")} == {
         "target": "cpu", "element_dtype": "complex64", "user_dtype": "float32", "arch": "znver3 (linux)",
@@ -552,11 +553,11 @@ def test_compiled_through_compiles_once_then_serves_the_record(directory):
     {"kind": "epilog", "target": "cpu", "record": 0},  # another version of it
 ])
 def test_an_entry_without_todays_record_is_dropped_and_compiled_again(directory, old):
-    meta = cache.ArtifactMeta("cpu", "epilog", element_dtype="complex64")
+    meta = fftfuse_cache.ArtifactMeta("cpu", "epilog", element_dtype="complex64")
     calls: list = []
     with ArtifactStore(directory) as store:
         store.put("k", b"old code", old)
-        found = cache.compiled_through(store, "k", {"kind": "epilog"}, _compiler(calls, meta))
+        found = fftfuse_cache.compiled_through(store, "k", {"kind": "epilog"}, _compiler(calls, meta))
         assert found.source == "compiled" and found.payload == b"code" and len(calls) == 1
         assert store.get("k")[1]["record"] == 1
 
@@ -564,15 +565,15 @@ def test_an_entry_without_todays_record_is_dropped_and_compiled_again(directory,
 def test_a_record_that_disagrees_or_lacks_an_asked_field_is_not_served(directory):
     calls: list = []
     with ArtifactStore(directory) as store:
-        cache.keep_artifact(store, "k", b"sm_80 code", cache.ArtifactMeta("ltoir", "epilog", arch=80))
-        assert cache.stored_artifact(store, "k", {"arch": 90}) is None  # disagrees: dropped
-        cache.keep_artifact(store, "k", b"code", cache.ArtifactMeta("ltoir", "epilog"))
-        assert cache.stored_artifact(store, "k", {"arch": 90}) is None  # records no architecture
+        fftfuse_cache.keep_artifact(store, "k", b"sm_80 code", fftfuse_cache.ArtifactMeta("ltoir", "epilog", arch=80))
+        assert fftfuse_cache.stored_artifact(store, "k", {"arch": 90}) is None  # disagrees: dropped
+        fftfuse_cache.keep_artifact(store, "k", b"code", fftfuse_cache.ArtifactMeta("ltoir", "epilog"))
+        assert fftfuse_cache.stored_artifact(store, "k", {"arch": 90}) is None  # records no architecture
         assert store.get("k") is None
-        found = cache.compiled_through(store, None, {}, _compiler(calls, cache.ArtifactMeta("ltoir", "epilog")))
+        found = fftfuse_cache.compiled_through(store, None, {}, _compiler(calls, fftfuse_cache.ArtifactMeta("ltoir", "epilog")))
         assert found.source == "compiled" and list(store.entries()) == []  # no key: nothing stored
 
 
 def test_extra_fields_cannot_hide_the_records_own():
     with pytest.raises(ValueError, match="arch"):
-        cache.ArtifactMeta("cpu", "epilog", extra={"arch": 90}).stored()
+        fftfuse_cache.ArtifactMeta("cpu", "epilog", extra={"arch": 90}).stored()

@@ -132,7 +132,7 @@ def parse_arch(sm: Any) -> int:
     """``sm`` as architecture x 10 (90), from 90, "90", "sm_90", (9, 0), "9.0" or a ComputeCapability-like
     (.major, .minor); None: the current GPU's."""
     if sm is None:
-        from compiler.toolchain import current_device_arch
+        from fftfuse_compiler.toolchain import current_device_arch
 
         arch = current_device_arch()
         if arch is None:
@@ -146,7 +146,7 @@ def parse_arch(sm: Any) -> int:
     elif hasattr(sm, "major") and hasattr(sm, "minor"):
         arch = int(sm.major) * 10 + int(sm.minor)
     else:
-        from compiler.toolchain import parse_compute_capability
+        from fftfuse_compiler.toolchain import parse_compute_capability
 
         try:
             arch = parse_compute_capability(sm)
@@ -295,8 +295,8 @@ class Artifact(NamedTuple):
 
 def artifact_key(spec: Spec, api: str) -> str:
     """The store key of ``spec``'s LTO-IR: everything that decides the bytes libmathdx produces."""
-    from cache import artifact_key as store_key
-    from compiler.toolchain import toolchain_stamp
+    from fftfuse_cache import artifact_key as store_key
+    from fftfuse_compiler.toolchain import toolchain_stamp
 
     return store_key(target="cufftdx-ltoir", descriptor=spec.key(), api=api, arch=spec.arch,
                      libmathdx=list(mdx.version()), cufftdx=list(mdx.cufftdx_version()),
@@ -305,8 +305,8 @@ def artifact_key(spec: Spec, api: str) -> str:
 
 def ltoir(spec: Spec, api: str = API_REGISTER, store: Any = None) -> Artifact:
     """LTO-IR of ``spec``'s execute function (``api``: how it takes its data), from the store when there."""
-    from cache import ArtifactMeta, compiled_through, default_store
-    from compiler.toolchain import toolchain_stamp
+    from fftfuse_cache import ArtifactMeta, compiled_through, default_store
+    from fftfuse_compiler.toolchain import toolchain_stamp
 
     if store is None:
         store = default_store()

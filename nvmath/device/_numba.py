@@ -58,7 +58,7 @@ def register(fft_class: type) -> bool:
     except ImportError:
         return False
     _register(fft_class)
-    from compiler.link_cache import install
+    from fftfuse_compiler.link_cache import install
 
     install(links_device_fft)
     _registered = True

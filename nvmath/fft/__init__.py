@@ -1,7 +1,7 @@
 """FFTs with Python prologs and epilogs fused in: cuFFT LTO callbacks on the GPU, SciPy+numba on the CPU."""
 
 
-from compiler._lazy import lazy_attributes
+from fftfuse_compiler._lazy import lazy_attributes
 
 # Light: the compiler loads only when a callback is compiled.
 from ._compile import compile_epilog, compile_prolog

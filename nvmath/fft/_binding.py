@@ -33,7 +33,7 @@ class BoundSide:
     laid: Any  # the 1-D array the callback reads (None: no data, or released)
     broadcast: bool  # the data is read at broadcast positions (the callback takes the data element)
     in_place: bool  # the laid-out data is the user's memory itself (no copy was made)
-    terms: Any  # compiler.terms.Terms, None where the wrapper computes nothing beyond the element
+    terms: Any  # fftfuse_compiler.terms.Terms, None where the wrapper computes nothing beyond the element
     params: tuple  # the runtime parameters' values (NumPy scalars), () where none
     has_params: bool  # the callback takes runtime parameters (terms.params)
 

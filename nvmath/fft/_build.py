@@ -59,7 +59,7 @@ def _gpu_executor(plan: Plan, binding: Binding, options: FFTOptions, owner: Any,
 
 
 def _attach(spec: CallbackSpec, plan: Plan, binding: Binding, options: FFTOptions, device: int) -> Any:
-    from compiler import compile_callback
+    from fftfuse_compiler import compile_callback
 
     from ._gpu import AttachedCallback
 
@@ -78,7 +78,7 @@ def _attach(spec: CallbackSpec, plan: Plan, binding: Binding, options: FFTOption
     indirect = indirect_callback(plan.shared, spec.data is not None, params)
     started = time.perf_counter()
     if spec.source is not None:
-        from compiler.cuda_source import compile_source
+        from fftfuse_compiler.cuda_source import compile_source
 
         compiled = compile_source(spec.source, spec.kind, element, name=spec.source_name, compute_capability=arch,
                                   indirect=indirect)
@@ -93,7 +93,7 @@ def _attach(spec: CallbackSpec, plan: Plan, binding: Binding, options: FFTOption
 
 
 def _cpu_executor(plan: Plan, binding: Binding, options: FFTOptions, threads: int | None) -> Any:
-    from compiler.cpu_backend import compile_cpu, python_callback
+    from fftfuse_compiler.cpu_backend import compile_cpu, python_callback
 
     from ._cpu import CpuExecutor
 
@@ -136,8 +136,8 @@ def _check_raw_ltoir(spec: CallbackSpec, element: str, arch: int) -> None:
 @functools.lru_cache(maxsize=64)
 def _ltoir_matches(ltoir: bytes, kind: str, element: str, arch: int) -> Any:
     """True when ``ltoir`` defines the callback cuFFT will look for, else what it defines (or None)."""
-    from compiler.dtypes import ELEMENT_DTYPES, KINDS
-    from compiler.linkcheck import LinkCheckError, link_check
+    from fftfuse_compiler.dtypes import ELEMENT_DTYPES, KINDS
+    from fftfuse_compiler.linkcheck import LinkCheckError, link_check
 
     def links(k: str, d: str) -> bool:
         try:

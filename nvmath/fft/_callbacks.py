@@ -7,7 +7,7 @@ Accepted: ``{"ltoir": bytes, "data": int pointer}`` (nvmath-python's form), a Py
 
 User data of a callback that receives its element ``d`` (``f(x, d)``) may have any shape that
 broadcasts to the array the callback sees; it is read where it lies, at the broadcast position
-(``compiler.terms``), never copied to full size.
+(``fftfuse_compiler.terms``), never copied to full size.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from compiler.dtypes import DATA_DTYPES
-from compiler.fingerprint import UncacheableError, function_fingerprint
-from compiler.forms import Form, infer_form, python_function, reads_parameter, runtime_parameters
-from compiler.terms import Terms, broadcast_strides, param_dtype
+from fftfuse_compiler.dtypes import DATA_DTYPES
+from fftfuse_compiler.fingerprint import UncacheableError, function_fingerprint
+from fftfuse_compiler.forms import Form, infer_form, python_function, reads_parameter, runtime_parameters
+from fftfuse_compiler.terms import Terms, broadcast_strides, param_dtype
 
 from ._layout import Layout, data_layout_matches
 from ._tensor import Tensor, as_tensor, empty_strided, flat_view

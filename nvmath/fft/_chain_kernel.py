@@ -14,7 +14,7 @@ are Python functions in the value forms (``f(x)``, ``f(x, d)``, ``f(x, i, ..., k
 
 Compiling costs seconds (libmathdx generating the two FFTs, numba lowering the kernel,
 nvJitLink linking them): the FFTs' code and the linked cubin are kept in the project's store
-(``nvmath.device``, ``compiler.link_cache``), and the compiled kernel in this process per
+(``nvmath.device``, ``fftfuse_compiler.link_cache``), and the compiled kernel in this process per
 :class:`KernelConfig` (length, precision, the steps' code fingerprints and data kinds, knobs,
 scales, architecture), so a second chain of the same kind compiles nothing.
 """
@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from compiler.fingerprint import UncacheableError, function_fingerprint
-from compiler.forms import Form, infer_form
+from fftfuse_compiler.fingerprint import UncacheableError, function_fingerprint
+from fftfuse_compiler.forms import Form, infer_form
 
 from ._callbacks import parse_callback, spec_of
 from ._layout import FFTProblem
@@ -352,7 +352,7 @@ def kernel_function(config: KernelConfig) -> tuple[Any, tuple[Any, ...]]:
     from numba.cuda import types
     from numba.np.numpy_support import from_dtype
 
-    from compiler.wrappers import jit_tree
+    from fftfuse_compiler.wrappers import jit_tree
 
     fwd, inv = config.ffts()
     source, (s0, s1) = kernel_source(config)
@@ -412,7 +412,7 @@ def compile_ltoir(config: KernelConfig, cc: tuple[int, int]) -> bytes:
     from numba import cuda
     from numba.cuda import types
 
-    from compiler.cuda_backend import target_architecture
+    from fftfuse_compiler.cuda_backend import target_architecture
 
     fn, argtypes = kernel_function(config)
     with target_architecture(cc):
@@ -423,7 +423,7 @@ def compile_ltoir(config: KernelConfig, cc: tuple[int, int]) -> bytes:
 def linked_ptx(config: KernelConfig, cc: tuple[int, int]) -> str:
     """The kernel linked with its two FFTs by nvJitLink, as PTX, without a GPU: what proves on a
     machine without one that the kernel compiles and every symbol resolves."""
-    from compiler.linkcheck import nvjitlink_ptx
+    from fftfuse_compiler.linkcheck import nvjitlink_ptx
 
     fwd, inv = config.ffts()
     inputs = [("chain_kernel.ltoir", compile_ltoir(config, cc)), ("fwd.ltoir", fwd.ltoir), ("inv.ltoir", inv.ltoir)]

@@ -7,7 +7,7 @@ from typing import Any, Callable, Literal
 
 def _compile(fn: Callable, kind: str, element_dtype: Any, user_info_dtype: Any, compute_capability: Any,
              literals: str) -> bytes:
-    from compiler import compile_callback
+    from fftfuse_compiler import compile_callback
 
     if element_dtype is None:
         raise TypeError(

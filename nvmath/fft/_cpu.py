@@ -33,8 +33,8 @@ piece on the calling thread with native loops and ducc0 (the small calls, where 
 cost is the cost): every layout decision taken once, each call checking only that its arrays
 are the planned ones (else the general path runs, which checks and explains).
 
-The loops (``compiler.cpu_loops``) are compiled with the callback inlined into one native
-function each (``compiler.cpu_backend``) and called through ctypes, which releases the GIL.
+The loops (``fftfuse_compiler.cpu_loops``) are compiled with the callback inlined into one native
+function each (``fftfuse_compiler.cpu_backend``) and called through ctypes, which releases the GIL.
 
 With ``debug=True`` the callbacks run as plain Python (``print`` and breakpoints work) on
 bounds-checked views of the buffers: an offset outside a buffer raises
@@ -59,7 +59,7 @@ from ._layout import FFTProblem, Layout, data_layout_matches, dense_strides
 from ._tensor import empty_factory, flat_view
 
 if TYPE_CHECKING:
-    from compiler.cpu_backend import CpuCallback
+    from fftfuse_compiler.cpu_backend import CpuCallback
 
 __all__ = ["BLOCK_BYTES", "THREAD_BYTES", "CallbackIndexError", "CheckedBuffer", "CpuExecutor", "checked_views"]
 
@@ -211,7 +211,7 @@ class CpuExecutor:
     """Runs one planned FFT on the CPU with an optional prolog and epilog.
 
     >>> from nvmath.fft._layout import plan_problem
-    >>> from compiler.cpu_backend import python_callback
+    >>> from fftfuse_compiler.cpu_backend import python_callback
     >>> x = np.arange(8, dtype=np.complex128).reshape(2, 4)
     >>> problem = plan_problem("fft", x.shape, (4, 1), "complex128", axes=(1,))
     >>> epilog = python_callback(lambda v: 2 * v, "epilog", "complex128")
@@ -266,7 +266,7 @@ class CpuExecutor:
         ``problem.output``), or with ``call.out=None`` into a new array of that layout, possibly the
         engine's own; returns the result. ``call.stream`` is None (the CPU has none); the callbacks'
         data in ``call.data`` are None, a 1-D array, or a C-contiguous one (its elements in order),
-        their runtime parameters tuples of values (see ``compiler.terms``)."""
+        their runtime parameters tuples of values (see ``fftfuse_compiler.terms``)."""
         direction, data = call.direction, call.data
         fast = self._runs.get(direction)
         if fast is None and direction in _DIRECTIONS:
@@ -298,7 +298,7 @@ class CpuExecutor:
     ) -> np.ndarray:
         """``run`` without a stream: the result, in ``out`` where given.
 
-        ``params``: the prolog's and the epilog's runtime parameter values (see ``compiler.terms``)."""
+        ``params``: the prolog's and the epilog's runtime parameter values (see ``fftfuse_compiler.terms``)."""
         return self.run(CallArgs(inp, out, direction, None, CallData(prolog_data, params[0], epilog_data, params[1])))
 
     def _general(self, inp: np.ndarray, out: np.ndarray | None, direction: str, prolog_data: Any,
@@ -696,7 +696,7 @@ class CpuExecutor:
         """Raise the exception that stopped ``cb``'s loop at element ``status - 1`` of ``walk`` =
         ``(shape, base, strides, base, strides)`` of the loop's two buffers; ``buffer`` is the one
         the callback indexes and ``values`` the one an epilog's elements come from."""
-        from compiler.cpu_loops import element_offsets
+        from fftfuse_compiler.cpu_loops import element_offsets
 
         from ._cpu_failure import raise_failure
 
@@ -753,7 +753,7 @@ def _check_callback(cb: Any, kind: str, element_dtype: str) -> None:
 def _as_python(cb: Any) -> Any:
     if cb is None or cb.source == "python":
         return cb
-    from compiler.cpu_backend import python_callback
+    from fftfuse_compiler.cpu_backend import python_callback
 
     return python_callback(cb.function, cb.kind, cb.element_dtype, cb.data_dtype, cb.terms)
 

@@ -40,7 +40,7 @@ Which engine runs a call (:func:`choose`), by mode (``FFTOptions.cpu_engine``, e
     once). The winner is stored in the artifact store next to the compiled CPU loops, under a
     key holding the call (transform, precision, shape, strides, axes, threads), the engines'
     versions and this machine's identity (the loops' own,
-    ``compiler.cpu_native.cpu_identity``): another process on this machine reads it back and
+    ``fftfuse_compiler.cpu_native.cpu_identity``): another process on this machine reads it back and
     measures nothing, another machine never sees it. Smaller calls, and calls whose sample
     would exceed :data:`SAMPLE_MAX_BYTES`, follow the rules.
 ``"rules"``
@@ -348,8 +348,8 @@ def rule_engine(call: FFTCall) -> str:
 
 def engine_key(call: FFTCall) -> str:
     """The store key of the engine chosen for ``call`` on this machine."""
-    from cache import artifact_key
-    from compiler.cpu_native import cpu_identity
+    from fftfuse_cache import artifact_key
+    from fftfuse_compiler.cpu_native import cpu_identity
 
     return artifact_key(target="cpu-fft-engine", fft_type=call.fft_type, dtype=call.dtype, shape=list(call.shape),
                         strides=list(call.strides), axes=list(call.axes), lastsize=call.lastsize,
@@ -412,7 +412,7 @@ def choose(call: FFTCall, mode: str | None = None, *, store: Any = None) -> Choi
     if known is not None:
         return _record(call, known)
     if store is None:
-        from cache import default_store
+        from fftfuse_cache import default_store
 
         store = default_store()
     choice = _stored(store, key)
@@ -424,7 +424,7 @@ def choose(call: FFTCall, mode: str | None = None, *, store: Any = None) -> Choi
         choice = Choice(best, "measured", timings)
         log.info("CPU FFT engine for %s %s %s on %d thread(s): %s (%s)", call.fft_type, call.dtype, call.shape,
                  call.threads, best, ", ".join(f"{k} {v:.0f} us" for k, v in timings.items()))
-        from cache import keep_artifact
+        from fftfuse_cache import keep_artifact
 
         payload = json.dumps({"engine": best, "timings_us": timings, "sample": list(sample.shape)}).encode()
         keep_artifact(store, key, payload, choice_record(call, best))
@@ -440,9 +440,9 @@ def forget_choices() -> None:
 
 
 def choice_record(call: FFTCall, engine: str) -> Any:
-    """The store's record of the engine chosen for ``call`` (a ``cache.ArtifactMeta``)."""
-    from cache import ArtifactMeta
-    from compiler.cpu_native import cpu_identity, cpu_summary
+    """The store's record of the engine chosen for ``call`` (a ``fftfuse_cache.ArtifactMeta``)."""
+    from fftfuse_cache import ArtifactMeta
+    from fftfuse_compiler.cpu_native import cpu_identity, cpu_summary
 
     identity = cpu_identity()
     return ArtifactMeta("cpu-fft-engine", "fft-engine", element_dtype=call.dtype, arch=cpu_summary(identity),
@@ -450,7 +450,7 @@ def choice_record(call: FFTCall, engine: str) -> Any:
 
 
 def _stored(store: Any, key: str) -> Choice | None:
-    from cache import stored_artifact
+    from fftfuse_cache import stored_artifact
 
     found = stored_artifact(store, key, {"target": "cpu-fft-engine", "kind": "fft-engine"})
     if found is None:

@@ -1,7 +1,7 @@
 """What the CPU executor raises when a compiled callback failed: the callback's own exception.
 
 The compiled loops stop at the first element whose callback raised and return its position
-(``compiler.cpu_loops``); numba keeps the exception itself. That one element is run again, as
+(``fftfuse_compiler.cpu_loops``); numba keeps the exception itself. That one element is run again, as
 plain Python on bounds-checked views (the debug mode's way, whose messages name the buffer and
 the offset), and where Python does not fail the same way (NumPy's scalars give inf or nan where
 numba raises, as in a complex division by zero) through numba's compiled wrapper, which raises
@@ -45,7 +45,7 @@ def raise_failure(cb: Any, offset: int, buffer: np.ndarray, info: Any, value: An
 
 
 def _as_python(cb: Any, offset: int, buffer: np.ndarray, info: Any, value: Any, layout: Layout) -> Exception | None:
-    from compiler.cpu_backend import python_callback
+    from fftfuse_compiler.cpu_backend import python_callback
 
     python = python_callback(cb.function, cb.kind, cb.element_dtype, cb.data_dtype, cb.terms)
     data = info[0] if isinstance(info, tuple) else info
@@ -63,7 +63,7 @@ def _as_python(cb: Any, offset: int, buffer: np.ndarray, info: Any, value: Any, 
 
 
 def _as_compiled(cb: Any, offset: int, buffer: np.ndarray, info: Any, value: Any) -> Exception | None:
-    from compiler.cpu_backend import compiled_wrapper
+    from fftfuse_compiler.cpu_backend import compiled_wrapper
 
     try:
         wrapper = compiled_wrapper(cb)

@@ -434,7 +434,7 @@ def xt_set_jit_callback(
 ) -> None:
     """``cufftXtSetJITCallback``: attach an LTO callback to a plan not yet made.
 
-    ``callback_type`` is a ``cufftXtCallbackType`` (see ``compiler.dtypes.callback_type_code``).
+    ``callback_type`` is a ``cufftXtCallbackType`` (see ``fftfuse_compiler.dtypes.callback_type_code``).
     ``symbol`` None lets cuFFT look for its prototype's mangled name. ``caller_info`` is the device
     pointer the callback receives as ``callerInfo`` (one per GPU, as a sequence), fixed from here on.
     """

@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from compiler.terms import broadcast_strides
+from fftfuse_compiler.terms import broadcast_strides
 
 from ._api import FFT
 from ._callbacks import parse_callback
@@ -158,7 +158,7 @@ def _side(kind: str, value: Any, shape: tuple, chunks: tuple, element: str, ship
     ltoir = arch = toolkit = None
     broadcast: tuple = ()
     if shipped:
-        from compiler import compile_callback
+        from fftfuse_compiler import compile_callback
 
         compiled = compile_callback(fn, kind, element, user, literals=opts.float_literals)
         ltoir, arch, toolkit = compiled.ltoir, compiled.arch, tuple(compiled.toolkit)
@@ -166,7 +166,7 @@ def _side(kind: str, value: Any, shape: tuple, chunks: tuple, element: str, ship
             broadcast = _broadcast_variants(fn, kind, element, data, dask_data, layouts, opts)
         fn = None
     else:
-        from compiler.api import describe_callback
+        from fftfuse_compiler.api import describe_callback
 
         describe_callback(fn, kind, element, user)  # a wrong form fails here, not on a worker
     name = None if dask_data is None else dask_data.name
@@ -177,7 +177,7 @@ def _broadcast_variants(fn: Callable, kind: str, element: str, data: Any, dask_d
                         opts: FFTOptions) -> tuple[tuple[tuple, bytes], ...]:
     """LTO-IR of ``fn`` reading its data block in place at broadcast positions, per chunk layout
     where the block is smaller than the chunk (empty where the data is chunked like the operand)."""
-    from compiler import compile_callback
+    from fftfuse_compiler import compile_callback
 
     from ._callbacks import callback_form, callback_spec, callback_terms
 
@@ -206,7 +206,7 @@ def _data_block_shape(dask_data: Any, target_shape: tuple) -> tuple:
 def _refuse_index_form(fn: Callable, kind: str, ndim: int, data: bool) -> None:
     """The index forms are refused over Dask arrays: a chunk's FFT would number its elements from
     the chunk's corner, not the array's, and give another result than the same call on the array."""
-    from compiler.forms import Form, infer_form
+    from fftfuse_compiler.forms import Form, infer_form
 
     try:
         form = infer_form(fn, kind, ndim=ndim, data=data)

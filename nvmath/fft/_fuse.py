@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from numpy import ndarray
 
-from compiler.fingerprint import UncacheableError, function_fingerprint
+from fftfuse_compiler.fingerprint import UncacheableError, function_fingerprint
 
 from . import _lower, _trace
 

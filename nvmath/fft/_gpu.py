@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from compiler.dtypes import COMPLEX_OF, callback_type_code
+from fftfuse_compiler.dtypes import COMPLEX_OF, callback_type_code
 
 from . import _cufft
 from ._half import check_gpu, is_half
@@ -274,7 +274,7 @@ def _check_toolkits(callbacks: list[AttachedCallback]) -> None:
         if cb.toolkit is None:
             continue
         if linker is None:
-            from compiler.toolchain import nvjitlink_version
+            from fftfuse_compiler.toolchain import nvjitlink_version
 
             linker = nvjitlink_version()
         if tuple(cb.toolkit) > linker:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler.dtypes import HALF_PROMOTED
+from fftfuse_compiler.dtypes import HALF_PROMOTED
 
 from ._executor import CallArgs
 from ._layout import FFTProblem, Layout, LayoutError

@@ -17,7 +17,7 @@ import dataclasses
 import functools
 from typing import Sequence
 
-from compiler.dtypes import COMPLEX_OF, REAL_OF
+from fftfuse_compiler.dtypes import COMPLEX_OF, REAL_OF
 
 
 @dataclasses.dataclass(frozen=True)

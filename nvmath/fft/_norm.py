@@ -33,7 +33,7 @@ def norm_scale(norm: str | None, direction: str, n: int) -> float | None:
 def fuse_scale(prolog: Any, epilog: Any, scale: float, ndim: int | None = None) -> tuple[Any, Any]:
     """``(prolog, epilog)`` with ``scale`` applied in one of them (``ndim``: the operand's, which
     tells the index forms apart)."""
-    from compiler.forms import Form, infer_form
+    from fftfuse_compiler.forms import Form, infer_form
 
     if epilog is None:
         return prolog, _scaled_value(scale)
@@ -91,7 +91,7 @@ def scaled_callback(value: Any, kind: str, scale: float, ndim: int | None = None
     """``value`` with its result multiplied by ``scale`` (a scale-only callback where ``value`` is
     None), or None where that cannot be done: an epilog in cuFFT's form stores its value itself,
     and CUDA C++ or LTO-IR is not a Python function. Data and runtime parameters are kept."""
-    from compiler.forms import Form, infer_form
+    from fftfuse_compiler.forms import Form, infer_form
 
     if value is None:
         return _scaled_value(scale)

@@ -11,7 +11,7 @@ from typing import Any, Literal, Union
 
 import numpy as np
 
-from compiler.dtypes import single_precision_literals
+from fftfuse_compiler.dtypes import single_precision_literals
 from nvmath.memory import BaseCUDAMemoryManager
 
 from ._tensor import Tensor

@@ -15,7 +15,7 @@ import functools
 import os
 from typing import Any
 
-from compiler.dtypes import callback_element
+from fftfuse_compiler.dtypes import callback_element
 
 from ._callbacks import CallbackSpec, callback_spec, parse_callback, plan_key
 from ._layout import FFTProblem, LayoutError, plan_problem
@@ -142,7 +142,7 @@ def device_arch(device_id: int) -> int:
 @functools.lru_cache(maxsize=None)
 def linker_version() -> tuple[int, int]:
     """The CUDA version of this process's nvJitLink, which links every LTO-IR the plans read."""
-    from compiler.linkcheck import nvjitlink_version
+    from fftfuse_compiler.linkcheck import nvjitlink_version
 
     return nvjitlink_version()
 
