@@ -273,21 +273,15 @@ class RecordingKernel:
 
 
 @pytest.fixture
-def recorded(monkeypatch, gpu_ready):
-    import threading
-
-    from fake_gpu import FakeGpu
-
+def recorded(monkeypatch, gpu_ready, fake_gpu):
+    """The fake GPU (with its own plan cache: no fake plan outlives the test) and a kernel that
+    records what it is made with."""
     from nvmath.fft import _chain
 
-    FakeGpu().install(monkeypatch, keep_memory=True)
     monkeypatch.setattr(_planner, "device_arch", lambda device: 90)
     monkeypatch.setattr(_chain, "OneKernel", RecordingKernel)
-    monkeypatch.setattr(_chain.stateless_chains, "local", threading.local())
     monkeypatch.setattr(RecordingKernel, "made", [])
-    monkeypatch.delenv("FFTFUSE_DEBUG", raising=False)
     yield RecordingKernel.made
-    _chain.stateless_chains.mine().clear()
 
 
 @needs_mathdx
