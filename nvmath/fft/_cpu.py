@@ -148,6 +148,21 @@ def _dense_address(a: np.ndarray) -> int | None:
         return a.__array_interface__["data"][0] if a.flags.c_contiguous else None
 
 
+def _data_read(data: np.ndarray | None, no_data: tuple[int, int] | None, reads: int,
+               dtype: np.dtype | None) -> tuple[int, int] | None:
+    """(address, elements) a fast-path loop reads a callback's ``data`` from, or None where the
+    general path must run: no data where the plan has some (``no_data`` None; else what it reads
+    instead), fewer than ``reads`` elements, another dtype, or not C-contiguous."""
+    if data is None:
+        return no_data
+    n = data.size
+    # dtypes of NumPy's own types are singletons: ``is`` decides without a comparison
+    if n < reads or (dtype is not None and data.dtype is not dtype and data.dtype != dtype):
+        return None
+    address = _dense_address(data)
+    return None if address is None else (address, n)
+
+
 def _array_at(address: int, n: int, dtype: str) -> np.ndarray:
     """The ``n`` elements of ``dtype`` at ``address`` as an array (the fast path's user data, for
     reporting a failure: it holds addresses only)."""
@@ -447,36 +462,20 @@ class CpuExecutor:
                     or (inp.dtype is not input_dtype and inp.dtype != input_dtype)):
                 return None
             if epilog is not None:  # its data first: nothing is written before every check passed
-                if epilog_data is None:
-                    if no_data[1] is None:
-                        return None
-                    e_info, e_n = no_data[1]
-                else:
-                    e_n = epilog_data.size
-                    if e_n < e_reads or (e_dtype is not None and epilog_data.dtype is not e_dtype
-                                         and epilog_data.dtype != e_dtype):
-                        return None
-                    e_info = _dense_address(epilog_data)
-                    if e_info is None:
-                        return None
+                e_found = _data_read(epilog_data, no_data[1], e_reads, e_dtype)
+                if e_found is None:
+                    return None
+                e_info, e_n = e_found
             if out is None:
                 out = inp if inplace else new_output()
             elif out is not inp or not inplace:
                 return None
             src = inp
             if prolog is not None:
-                if prolog_data is None:
-                    if no_data[0] is None:
-                        return None
-                    info, n_info = no_data[0]
-                else:
-                    n_info = prolog_data.size
-                    if n_info < p_reads or (p_dtype is not None and prolog_data.dtype is not p_dtype
-                                            and prolog_data.dtype != p_dtype):
-                        return None
-                    info = _dense_address(prolog_data)
-                    if info is None:
-                        return None
+                p_found = _data_read(prolog_data, no_data[0], p_reads, p_dtype)
+                if p_found is None:
+                    return None
+                info, n_info = p_found
                 dst = out if fft_type == "C2C" else np.empty(input_shape, input_dtype)
                 status = prolog(_address(inp), n_in, 0, strides_in_at, _address(dst), n_stage, 0, stage_at, info,
                                 n_info, rows_in, shape_in_at, ndim_in)
