@@ -30,19 +30,6 @@ def test_seed_example_unchanged():
     assert cp.allclose(r, cp.fft.fftn(a, axes=[-1], norm="ortho"))
 
 
-CASES = [
-    # kind, shape, axes, dtype
-    ("fft", (64, 256), [-1], "complex64"),
-    ("fft", (16, 32, 48), [1, 2], "complex128"),
-    ("fft", (8, 16, 16, 12), [1, 2, 3], "complex64"),
-    ("ifft", (32, 128), [-1], "complex128"),
-    ("rfft", (64, 256), [-1], "float32"),
-    ("rfft", (8, 30, 20), [1, 2], "float64"),
-    ("irfft", (64, 129), [-1], "complex64"),
-    ("irfft", (4, 10, 8, 9), [1, 2, 3], "complex128"),
-]
-
-
 @pytest.mark.parametrize("layout", ["transposed", "strided", "leading_axis"])
 def test_non_contiguous_operands_and_data(layout):
     base = rand((96, 64), "complex64", 6)
