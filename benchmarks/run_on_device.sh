@@ -3,7 +3,7 @@
 # Wheels for what the machine lacks lie in .whl/ (see ../shared/device/wheels.sh), the reference
 # nvmath-python in .whl/ref/. Logs and JSON go to $OUT (default: ./device-out).
 #   bash benchmarks/run_on_device.sh [tests] [gputests] [doctor] [bench] [inline] [hostoverhead] [coldstart] [compile]
-#                                    [arrayterms] [dask] [multigpu] [sanitizer] [devicefft] [chain] [fuse] [gputests2]
+#                                    [arrayterms] [dask] [multigpu] [sanitizer] [sanitizer-split] [devicefft] [chain] [fuse] [gputests2]
 # Wheels: ducc0 (the CPU executor) and benchmarks/device-wheels.txt (dask, multigpu) in .whl/.
 set -uo pipefail
 OUT=${OUT:-$PWD/device-out}
@@ -75,6 +75,38 @@ for step in $steps; do
     multigpu)  # two GPUs: tests/test_multi_gpu.py skips with fewer
       python3 -m pytest tests/test_multi_gpu.py -q -rs -p no:cacheprovider 2>&1 | tail -30 | tee "$OUT/multigpu-tests.log"
       python3 benchmarks/multi_gpu.py --json "$OUT/multi_gpu.json" 2>&1 | tee "$OUT/multi_gpu.txt" ;;
+    sanitizer-split)
+      # Both tools over the GPU tests in groups side by side (SANITIZER_GROUPS, ";"-separated pytest
+      # arguments), each with its own cache directory; a summary line per group and tool.
+      cs=$(ls /usr/local/cuda-13*/bin/compute-sanitizer 2>/dev/null | sort -V | tail -1)
+      cs=${cs:-$(command -v compute-sanitizer)}
+      "$cs" --version | tail -1 > "$OUT/sanitizer.txt"
+      log=/tmp/sanitizer; rm -rf $log; mkdir -p $log
+      IFS=';' read -ra groups <<< "${SANITIZER_GROUPS:?}"
+      i=0
+      for group in "${groups[@]}"; do
+        i=$((i+1))
+        for tool in memcheck racecheck; do
+          ( FFTFUSE_TEST_ROWS=1024 FFTFUSE_CACHE_DIR=/tmp/fftfuse-cache-$tool-$i timeout "${SANITIZER_SECONDS:-480}" \
+              "$cs" --tool $tool --report-api-errors no --target-processes all --error-exitcode 99 --log-file "$log/$tool-$i-%p.log" \
+              python3 -m pytest -q -p no:cacheprovider -m "gpu or multi_gpu" $group > "$log/$tool-$i.pytest.txt" 2>&1
+            echo $? > "$log/$tool-$i.rc" ) &
+        done
+      done
+      wait
+      i=0
+      for group in "${groups[@]}"; do
+        i=$((i+1))
+        for tool in memcheck racecheck; do
+          { echo "== $tool, group $i ($group): exit $(cat "$log/$tool-$i.rc") (0 clean, 99 sanitizer errors, 1 a test failed, 124 timed out)"
+            tail -1 "$log/$tool-$i.pytest.txt"
+            grep -h "ERROR SUMMARY\|RACECHECK SUMMARY" $log/$tool-$i-*.log 2>/dev/null | sort | uniq -c
+            grep -h -m 20 "^========= [A-Z]" $log/$tool-$i-*.log 2>/dev/null | grep -v "SUMMARY\|COMPUTE-SANITIZER" | head -20
+          } >> "$OUT/sanitizer.txt"
+        done
+      done
+      tar czf "$OUT/sanitizer-logs.tgz" -C $log .
+      cat "$OUT/sanitizer.txt" ;;
     sanitizer)
       # Every GPU-marked test under compute-sanitizer's memcheck and racecheck, the two tools side by
       # side (the GPU is mostly idle under them: compiling and the tools' host work dominate).
