@@ -3,7 +3,7 @@
 # Wheels for what the machine lacks lie in .whl/ (see ../shared/device/wheels.sh), the reference
 # nvmath-python in .whl/ref/. Logs and JSON go to $OUT (default: ./device-out).
 #   bash benchmarks/run_on_device.sh [tests] [gputests] [doctor] [bench] [inline] [hostoverhead] [coldstart] [compile]
-#                                    [arrayterms] [dask] [multigpu] [sanitizer] [sanitizer-split] [devicefft] [chain] [fuse] [gputests2]
+#                                    [arrayterms] [dask] [multigpu] [sanitizer] [devicefft] [chain] [fuse] [gputests2]
 # Wheels: ducc0 (the CPU executor) and benchmarks/device-wheels.txt (dask, multigpu) in .whl/.
 set -uo pipefail
 OUT=${OUT:-$PWD/device-out}
@@ -75,21 +75,32 @@ for step in $steps; do
     multigpu)  # two GPUs: tests/test_multi_gpu.py skips with fewer
       python3 -m pytest tests/test_multi_gpu.py -q -rs -p no:cacheprovider 2>&1 | tail -30 | tee "$OUT/multigpu-tests.log"
       python3 benchmarks/multi_gpu.py --json "$OUT/multi_gpu.json" 2>&1 | tee "$OUT/multi_gpu.txt" ;;
-    sanitizer-split)
-      # Both tools over the GPU tests in groups side by side (SANITIZER_GROUPS, ";"-separated pytest
-      # arguments), each with its own cache directory; a summary line per group and tool.
+    sanitizer)
+      # Every GPU test under compute-sanitizer's memcheck and racecheck in one call: the tests in groups
+      # (SANITIZER_GROUPS: ";"-separated pytest arguments, shell-quoted), each group under both tools,
+      # all side by side (compiling and the tools' host work dominate; the GPU is mostly idle), each
+      # with its own cache directory so every callback and kernel is compiled under the tool.
+      # FFTFUSE_TEST_ROWS keeps the large problems small. API errors are not reported: the CUDA
+      # bindings probe driver entry points that do not exist, and a report per probe costs most of
+      # the time. The default groups cover the whole GPU suite: the last takes what the others leave.
+      first="tests/test_gpu_fft.py tests/test_gpu_array_terms.py tests/test_gpu_half_precision.py tests/test_gpu_memory_space.py tests/test_gpu_concurrency.py"
+      chain=tests/test_gpu_chain_kernel.py device=tests/test_gpu_device_fft.py
+      rest="tests $(printf -- "--ignore=%s " $first $chain $device)"
+      default="$first;$chain -k complex64;$chain -k 'not complex64';$device;$rest"
       cs=$(ls /usr/local/cuda-13*/bin/compute-sanitizer 2>/dev/null | sort -V | tail -1)
       cs=${cs:-$(command -v compute-sanitizer)}
+      if [ -z "$cs" ]; then echo "compute-sanitizer not found" | tee "$OUT/sanitizer.txt"; continue; fi
       "$cs" --version | tail -1 > "$OUT/sanitizer.txt"
       log=/tmp/sanitizer; rm -rf $log; mkdir -p $log
-      IFS=';' read -ra groups <<< "${SANITIZER_GROUPS:?}"
+      IFS=';' read -ra groups <<< "${SANITIZER_GROUPS:-$default}"
       i=0
       for group in "${groups[@]}"; do
         i=$((i+1))
+        eval "args=($group)"  # the group's own quoting ("-k 'not complex64'")
         for tool in memcheck racecheck; do
           ( FFTFUSE_TEST_ROWS=1024 FFTFUSE_CACHE_DIR=/tmp/fftfuse-cache-$tool-$i timeout "${SANITIZER_SECONDS:-480}" \
               "$cs" --tool $tool --report-api-errors no --target-processes all --error-exitcode 99 --log-file "$log/$tool-$i-%p.log" \
-              python3 -m pytest -q -p no:cacheprovider -m "gpu or multi_gpu" $group > "$log/$tool-$i.pytest.txt" 2>&1
+              python3 -m pytest -q -p no:cacheprovider -m "gpu or multi_gpu" "${args[@]}" > "$log/$tool-$i.pytest.txt" 2>&1
             echo $? > "$log/$tool-$i.rc" ) &
         done
       done
@@ -104,34 +115,6 @@ for step in $steps; do
             grep -h -m 20 "^========= [A-Z]" $log/$tool-$i-*.log 2>/dev/null | grep -v "SUMMARY\|COMPUTE-SANITIZER" | head -20
           } >> "$OUT/sanitizer.txt"
         done
-      done
-      tar czf "$OUT/sanitizer-logs.tgz" -C $log .
-      cat "$OUT/sanitizer.txt" ;;
-    sanitizer)
-      # Every GPU-marked test under compute-sanitizer's memcheck and racecheck, the two tools side by
-      # side (the GPU is mostly idle under them: compiling and the tools' host work dominate).
-      # FFTFUSE_TEST_ROWS keeps the one large problem small. Summary in sanitizer.txt. API errors are
-      # not reported: the CUDA bindings probe driver entry points that do not exist, and one report
-      # per probe costs most of the time.
-      cs=$(ls /usr/local/cuda-13*/bin/compute-sanitizer 2>/dev/null | sort -V | tail -1)
-      cs=${cs:-$(command -v compute-sanitizer)}
-      if [ -z "$cs" ]; then echo "compute-sanitizer not found" | tee "$OUT/sanitizer.txt"; continue; fi
-      "$cs" --version | tail -1 > "$OUT/sanitizer.txt"
-      log=/tmp/sanitizer; rm -rf $log; mkdir -p $log
-      for tool in memcheck racecheck; do
-        ( FFTFUSE_TEST_ROWS=1024 FFTFUSE_CACHE_DIR=/tmp/fftfuse-cache-$tool timeout "${SANITIZER_SECONDS:-480}" \
-            "$cs" --tool $tool --report-api-errors no --target-processes all --error-exitcode 99 --log-file "$log/$tool-%p.log" \
-            python3 -m pytest tests -q -p no:cacheprovider -m gpu ${SANITIZER_PYTEST_ARGS:-} \
-            > "$log/$tool.pytest.txt" 2>&1
-          echo $? > "$log/$tool.rc" ) &
-      done
-      wait
-      for tool in memcheck racecheck; do
-        { echo "== $tool: exit $(cat "$log/$tool.rc") (0 clean, 99 sanitizer errors, 1 a test failed, 124 timed out)"
-          tail -1 "$log/$tool.pytest.txt"
-          grep -h "ERROR SUMMARY\|RACECHECK SUMMARY" $log/$tool-*.log 2>/dev/null | sort | uniq -c
-          grep -h -m 40 "^========= [A-Z]" $log/$tool-*.log 2>/dev/null | grep -v "SUMMARY\|COMPUTE-SANITIZER" | head -40
-        } >> "$OUT/sanitizer.txt"
       done
       tar czf "$OUT/sanitizer-logs.tgz" -C $log .
       cat "$OUT/sanitizer.txt" ;;
