@@ -45,19 +45,27 @@ HERE = Path(__file__).resolve().parent
 SCALE = np.float32(1 / 1024)
 
 
-def per_call_us(run, sync, calls: int, rounds: int = 7, clock=time.perf_counter) -> dict:
-    """Median and best over ``rounds`` of the mean time of back-to-back calls, in microseconds."""
-    for _ in range(max(calls // 20, 20)):
-        run()
+def per_call_us(runs: dict, sync, calls: int, rounds: int = 7, clock=time.perf_counter) -> dict:
+    """Per row of ``runs``: median and best over ``rounds`` of the mean time of ``calls``
+    back-to-back calls, in microseconds. The rows take turns within each round (the order rotated
+    each round), so a slow phase of a shared host or a warming GPU touches every row alike, and
+    each timed block ends with a synchronization, so a row whose calls queue GPU work faster than
+    the GPU runs it pays for the queue it leaves."""
+    names = list(runs)
+    for name in names:
+        for _ in range(max(calls // 20, 20)):
+            runs[name]()
     sync()
-    samples = []
-    for _ in range(rounds):
-        t = clock()
-        for _ in range(calls):
-            run()
-        samples.append((clock() - t) / calls * 1e6)
-        sync()
-    return {"median_us": statistics.median(samples), "min_us": min(samples)}
+    samples: dict = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            run = runs[name]
+            t = clock()
+            for _ in range(calls):
+                run()
+            sync()
+            samples[name].append((clock() - t) / calls * 1e6)
+    return {name: {"median_us": statistics.median(v), "min_us": min(v)} for name, v in samples.items()}
 
 
 def mul(v, d):
@@ -153,11 +161,11 @@ def main(argv=None) -> int:
     # Without a GPU the process's CPU time is the figure: on a shared machine, wall time also
     # counts the other processes. With one, wall time: it includes waits in the driver.
     clock = time.process_time if args.fake_gpu else time.perf_counter
-    results = {name: per_call_us(run, sync, args.calls, args.rounds, clock) for name, run in runs.items()}
+    results = per_call_us(runs, sync, args.calls, args.rounds, clock)
     where = "fake GPU (Python part only, CPU time)" if args.fake_gpu else "GPU (wall time)"
     reference = "cupy_fft" if not args.fake_gpu else "fake_floor"
-    print(f"host time per call, 1 x 1024 complex64, {where}; median (best) of {args.rounds} rounds of "
-          f"{args.calls} calls; ratio to {reference} (target)")
+    print(f"host time per call, 1 x 1024 complex64, {where}; median (best) of {args.rounds} interleaved rounds "
+          f"of {args.calls} calls; ratio to {reference} (target)")
     base = results[reference]["median_us"]
     for name, r in results.items():
         r[f"ratio_to_{reference}"] = r["median_us"] / base

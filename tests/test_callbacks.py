@@ -180,6 +180,45 @@ def test_norm_and_direction_on_the_reused_stateless_path(execution):
         execution.check(got, np.fft.ifft(wide(x), axis=-1) * h, "complex64")
 
 
+
+def test_options_and_execution_given_on_every_call_reuse_the_engine(execution, events):
+    """Code written for nvmath-python passes ``options=`` and ``execution=`` on every call, often as
+    new objects: equal values reuse the first call's engine (before, each such call planned anew)."""
+    if execution.name == "debug":
+        pytest.skip("the debug mode plans each call anew")
+    space = "cuda" if execution.name in ("gpu", "fake_gpu") else "cpu"
+    named = nvmath.fft.ExecutionCUDA if space == "cuda" else nvmath.fft.ExecutionCPU
+    x = rand((8, 64), "complex64", 50)
+    plain = np.fft.fft(wide(x), axis=-1)
+    settings = [
+        lambda: {"execution": space},
+        lambda: {"execution": named()},
+        lambda: {"options": {"blocking": True, "float_literals": "element"}},
+        lambda: {"options": nvmath.fft.FFTOptions(user_data_copy=True), "execution": space.upper()},
+    ]
+    for make in settings:
+        for seed in range(3):
+            h = rand((8, 64), "complex64", 60 + seed)
+            got = nvmath.fft.fft(execution.put(x), axes=[-1], epilog={"fn": mul, "data": execution.put(h)}, **make())
+            execution.check(got, plain * h, "complex64")
+            if seed == 0:
+                planned = events.plans
+        assert events.plans == planned, f"{make()}: equal settings planned again"
+
+
+def test_options_a_rerun_would_not_honour_plan_each_call(execution, events):
+    if execution.name == "debug":
+        pytest.skip("the debug mode plans each call anew")
+    for seed in range(3):
+        x = rand((4, 32), "complex64", 70 + seed)
+        want = 2 * np.fft.fft(wide(x), axis=-1)  # before the call: on the CPU the operand is x itself
+        before = events.plans
+        operand = execution.put(x)
+        got = nvmath.fft.fft(operand, axes=[-1], epilog=lambda v: v * 2, options={"inplace": True})
+        execution.check(operand, want, "complex64")
+        assert got is operand and events.plans == before + 1
+
+
 def test_stateful_norm_is_for_the_planned_direction(execution):
     x = rand(16, "complex128", 23)
     with nvmath.fft.FFT(execution.put(x), options=execution.options) as f:

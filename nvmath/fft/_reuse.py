@@ -10,13 +10,14 @@ changed global or closure value is noticed) match; only the operand and the data
 from __future__ import annotations
 
 import collections
+import dataclasses
 import operator
 import threading
 from typing import Any, Callable
 
 from ._api import ReusableFFT
 from ._callbacks import FULL_PATH, array_framework, call_arguments, callback_fingerprints, callback_reuse_key
-from ._options import debug_env
+from ._options import ExecutionCPU, ExecutionCUDA, FFTOptions, debug_env
 
 
 class ThreadEngines:
@@ -102,7 +103,7 @@ def run_stateless(transform: str, operand: Any, axes: Any, options: Any, executi
 def _reuse_key(transform: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any) -> Any:
     """A key for reusing an engine, or None where this call takes the full path: exactly what an
     engine's plan and launch depend on, taken from CuPy's or NumPy's attributes (no Python layer)."""
-    if options is not None or execution is not None or debug_env():
+    if debug_env():
         return None
     framework = array_framework(operand)
     if framework is None:
@@ -113,8 +114,73 @@ def _reuse_key(transform: str, operand: Any, axes: Any, options: Any, execution:
     axes = axes_key(axes)
     if axes is FULL_PATH:
         return None
+    settings = None
+    if options is not None or execution is not None:
+        settings = settings_key(options, execution, framework)
+        if settings is FULL_PATH:
+            return None
     device = operand.data.device_id if framework == "cupy" else None
-    return (transform, operand.shape, operand.strides, operand.dtype, device, axes, p, e)
+    return (transform, operand.shape, operand.strides, operand.dtype, device, axes, p, e, settings)
+
+
+# Options a kept engine honours on every rerun as its first call did: they shape the plan, the
+# engine or the launch alone. Any other option away from its default (in place, the natural
+# layout, the debug mode, a GPU for host operands) takes the full path.
+_RERUN_OPTIONS = frozenset({"fft_type", "last_axis_parity", "user_data_copy", "num_threads", "float_literals",
+                            "patient_jit", "blocking", "logger", "allocator", "cpu_engine"})
+_OPTION_NAMES = tuple(f.name for f in dataclasses.fields(FFTOptions))
+_OPTION_DEFAULTS = {f.name: f.default for f in dataclasses.fields(FFTOptions)}
+
+
+def settings_key(options: Any, execution: Any, framework: str) -> Any:
+    """``options`` and ``execution`` as they go into a reuse key, by value (a new dict or
+    ``FFTOptions`` per call is common); FULL_PATH where the call takes the full path: an execution
+    in another memory space than the operand's, an option a rerun would not honour, a value that
+    cannot be hashed, or anything the full path must check and explain.
+
+    >>> settings_key({"num_threads": 2}, "cpu", "numpy")
+    ((('num_threads', 2),), ('cpu', None))
+    >>> settings_key({"inplace": True}, None, "numpy") is FULL_PATH
+    True
+    """
+    execution_part = None if execution is None else _execution_key(execution, framework)
+    if execution_part is FULL_PATH:
+        return FULL_PATH
+    if options is None:
+        return None, execution_part
+    if type(options) is dict:
+        items = options.items()
+    elif type(options) is FFTOptions:
+        items = ((name, getattr(options, name)) for name in _OPTION_NAMES)
+    else:
+        return FULL_PATH
+    kept = []
+    for name, value in items:
+        if name in _RERUN_OPTIONS:
+            kept.append((name, value))
+        elif name not in _OPTION_DEFAULTS or not (value == _OPTION_DEFAULTS[name] or (name == "debug" and value is False)):
+            return FULL_PATH
+    kept.sort(key=operator.itemgetter(0))
+    try:
+        hash(tuple(kept))
+    except TypeError:
+        return FULL_PATH
+    return tuple(kept), execution_part
+
+
+def _execution_key(execution: Any, framework: str) -> Any:
+    """``execution`` by value where it names the operand's own memory space; else FULL_PATH."""
+    if type(execution) is str:
+        name, extra = execution.lower(), None
+    elif type(execution) is ExecutionCPU:
+        name, extra = "cpu", execution.num_threads
+    elif type(execution) is ExecutionCUDA:
+        name, extra = "cuda", execution.device_id
+    else:  # dicts and anything else: the full path checks and explains them
+        return FULL_PATH
+    if name != ("cuda" if framework == "cupy" else "cpu") or (name == "cuda" and extra is not None):
+        return FULL_PATH
+    return name, extra
 
 
 def axes_key(axes: Any) -> Any:
