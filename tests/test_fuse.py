@@ -522,6 +522,43 @@ def test_new_shapes_and_dtypes_trace_again_and_reuse_plans():
     assert fused.cache_info() == {"plans": 2, "traces": 2}
 
 
+
+def test_signatures_of_cupy_arrays_and_numpy_scalars_tell_shapes_dtypes_and_scalar_types_apart(fake_gpu):
+    """The signature is taken on every call, CuPy arrays' and NumPy scalars' by their type alone
+    after the first: a new shape, dtype or scalar type still traces again, an equal one does not;
+    a NumPy scalar is a runtime parameter (NumPy 2's scalars look like arrays: they were taken as
+    host data, which a GPU plan refuses). The fake GPU computes no numbers: the plans are checked."""
+    import cupy
+
+    def scaled(x, s):
+        return cupy.fft.fft(x, axis=-1) * s
+
+    fused = fuse(scaled, strict=True)
+    calls = [((B, N), np.complex64, np.float32(2)), ((B, N), np.complex64, np.float32(3)),
+             ((2, N), np.complex64, np.float32(2)), ((B, N), np.complex128, np.float32(2)),
+             ((B, N), np.complex64, np.complex64(2j)), ((B, N), np.complex64, np.float32(5))]
+    for shape, dtype, s in calls:
+        x = cupy.asarray(c(shape, dtype))
+        assert "runtime parameters" in fused.explain(x, s)
+        assert fused(x, s).shape == shape
+    assert fused.cache_info() == {"plans": 4, "traces": 4}
+
+
+def test_numpy_scalars_are_runtime_parameters():
+    def scaled(x, s):
+        return np.fft.fft(x, axis=-1) * s
+
+    fused = fuse(scaled, execution="cpu")
+    x = c((B, N))
+    for s in (np.float32(2), np.float32(-0.5), np.complex64(1 + 2j)):
+        assert "runtime parameters" in fused.explain(x, s)
+        _close(fused(x, s), scaled(x, s))
+    assert fused.cache_info()["traces"] == 2
+    # A float64 scalar makes NumPy 2's result complex128: that step runs as written.
+    assert "a dtype change" in fused.explain(x, np.float64(3))
+    _close(fused(x, np.float64(3)), scaled(x, np.float64(3)))
+
+
 def test_decorator_forms():
     @fuse
     def a(x):

@@ -84,20 +84,32 @@ class _Compiled:
         self.proven = False       # set after the first call returned
 
 
+# Types whose every value is an array (NumPy's, CuPy's) or a scalar (NumPy's), found by
+# ``argument_kind`` once per type: the signature is taken on every call.
+_ARRAY_TYPES: set[type] = {ndarray}
+_SCALAR_TYPES: set[type] = {float, complex}
+
+
 def _signature(args: tuple, kwargs: dict) -> tuple:
     """What a trace depends on: array types, shapes and dtypes, scalar types, other values."""
     def one(value: Any) -> Any:
         t = type(value)
-        if t is ndarray:  # the common case first: this runs on every call
+        if t in _ARRAY_TYPES:
             return (t, value.shape, value.dtype)
-        if t is float or t is complex:
+        if t in _SCALAR_TYPES:
             return t
         kind = _trace.argument_kind(value)
+        library = t.__module__.split(".")[0]
         if kind == "array":
+            if library == "cupy":  # never a Dask array's unknown sizes: the kind is the type's
+                _ARRAY_TYPES.add(t)
+                return (t, value.shape, value.dtype)
             return (t, tuple(value.shape), str(value.dtype))
         if kind == "scalar":
-            return type(value)
-        return ("static", type(value), value)
+            if library == "numpy":
+                _SCALAR_TYPES.add(t)
+            return t
+        return ("static", t, value)
     return tuple(one(a) for a in args) + tuple((k, one(v)) for k, v in sorted(kwargs.items()))
 
 

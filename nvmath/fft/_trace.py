@@ -628,6 +628,8 @@ def trace(fn: Callable, args: tuple, kwargs: dict, standin_globals: dict[str, An
 
 def argument_kind(value: Any) -> str:
     """"array" (NumPy, CuPy or Dask array), "scalar" (float, complex, NumPy scalar) or "static"."""
+    if isinstance(value, np.generic):  # first: NumPy 2's scalars have __array_namespace__ too
+        return "scalar" if isinstance(value, np.number) else "static"
     if isinstance(value, np.ndarray) or (hasattr(value, "__array_namespace__") and hasattr(value, "shape")
                                          and hasattr(value, "dtype") and not isinstance(value, Tracer)):
         return "array"
