@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from helpers import assert_close, chain_reference, precision_of, rand
-from nvmath.fft import FilteredFFT, filtered
+from nvmath.fft import ExecutionCPU, FilteredFFT, filtered
 
 RNG = np.random.default_rng(2026)  # one stream of draws: each unseeded array is new
 
@@ -271,6 +271,22 @@ def test_stateless_calls_with_new_parameter_values_compile_nothing(fft_log):
         check(got, reference(x, (-1,), pointwise=lambda a, i: a * (1 - 0.01 * s * i[-1])), np.complex128)
     # On the CPU a call with runtime parameters plans anew (as fft does), from the cache: no compile.
     assert compiled(fft_log) == []
+
+
+
+def test_stateless_chains_given_execution_and_options_every_call_reuse_their_plans(fft_log):
+    """As fft's: equal execution= and options= values (new objects each call, as fuse(execution=)
+    passes them) run the first call's chain again; before, each call planned both FFTs anew."""
+    x = random((4, 64), np.complex64)
+    for k, settings in enumerate([{"execution": "cpu"}, {"execution": ExecutionCPU(num_threads=1)},
+                                  {"options": {"num_threads": 1}}]):
+        for seed in range(3):
+            h = random((64,), np.complex64, 10 + seed)
+            got = filtered(x, axes=[-1], pointwise={"fn": mul, "data": h}, **settings)
+            check(got, reference(x, (-1,), pointwise=lambda a, i: a * h), np.complex64)
+            if seed == 0:
+                planned = len([m for m in fft_log if m.startswith("planned ")])
+        assert len([m for m in fft_log if m.startswith("planned ")]) == planned, settings
 
 
 def test_set_params_on_a_step_without_parameters_says_so():

@@ -27,7 +27,7 @@ from ._log import fft_logger
 from ._memory_space import TO_HOST, crossing
 from ._options import Execution, FFTOptions, Norm, debug_env, execution_target
 from ._planner import ChainPlan, execution_device, plan_chain, problem_for
-from ._reuse import ThreadEngines, axes_key
+from ._reuse import ThreadEngines, axes_key, settings_key
 from ._stateless import fft, ifft, irfft, rfft
 from ._streams import check_stream
 from ._tensor import Tensor, as_tensor, empty_strided
@@ -67,12 +67,18 @@ stateless_chains = ThreadEngines(16, lambda kept: kept[0].free())
 def _reuse_key(operand: Any, axes: Any, options: Any, execution: Any, norm: Any, prolog: Any, pointwise: Any,
                epilog: Any, route: str = "auto") -> Any:
     """A key under which a planned chain runs this call again with its arrays, or None where the call
-    takes the full path (as ``fft``'s hot path decides: NumPy or CuPy operands, no options)."""
-    if options is not None or execution is not None or debug_env():
+    takes the full path (as ``fft``'s hot path decides: NumPy or CuPy operands, options and
+    execution by value where a rerun honours them)."""
+    if debug_env():
         return None
     framework = array_framework(operand)
     if framework is None:
         return None
+    settings = None
+    if options is not None or execution is not None:
+        settings = settings_key(options, execution, framework)
+        if settings is FULL_PATH:
+            return None
     keys = (callback_reuse_key(prolog, "prolog", framework), callback_reuse_key(pointwise, "epilog", framework),
             callback_reuse_key(epilog, "epilog", framework))
     if any(k is FULL_PATH for k in keys):
@@ -81,7 +87,7 @@ def _reuse_key(operand: Any, axes: Any, options: Any, execution: Any, norm: Any,
     if axes is FULL_PATH:
         return None
     device = operand.data.device_id if framework == "cupy" else None
-    return (operand.shape, operand.strides, operand.dtype, device, axes, norm, route, *keys)
+    return (operand.shape, operand.strides, operand.dtype, device, axes, norm, route, settings, *keys)
 
 
 def _fingerprints(prolog: Any, pointwise: Any, epilog: Any) -> tuple:
