@@ -155,15 +155,16 @@ def settings_key(options: Any, execution: Any, framework: str) -> Any:
     else:
         return FULL_PATH
     kept = []
-    for name, value in items:
-        if name in _RERUN_OPTIONS:
-            kept.append((name, value))
-        elif name not in _OPTION_DEFAULTS or not (value == _OPTION_DEFAULTS[name] or (name == "debug" and value is False)):
-            return FULL_PATH
-    kept.sort(key=operator.itemgetter(0))
     try:
+        for name, value in items:
+            if name in _RERUN_OPTIONS:
+                kept.append((name, value))
+            elif name not in _OPTION_DEFAULTS or not (value is _OPTION_DEFAULTS[name] or value == _OPTION_DEFAULTS[name]
+                                                      or (name == "debug" and value is False)):
+                return FULL_PATH
+        kept.sort(key=operator.itemgetter(0))
         hash(tuple(kept))
-    except TypeError:
+    except (TypeError, ValueError):  # unhashable, or a value whose comparison is not a bool (an array)
         return FULL_PATH
     return tuple(kept), execution_part
 
