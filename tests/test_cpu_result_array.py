@@ -67,7 +67,7 @@ class Recorder:
         import scipy.fft
 
         self.made = []
-        for name in ("fftn", "ifftn", "rfftn", "irfftn"):
+        for name in ("fft", "ifft", "rfft", "irfft", "fftn", "ifftn", "rfftn", "irfftn"):
             real = getattr(scipy.fft, name)
             monkeypatch.setattr(scipy.fft, name, self.wrap(real))
 

