@@ -173,8 +173,8 @@ def _cpu_notes(x: Any, h: Any, slower: bool, repeats: int) -> list[str]:
     import nvmath
     from nvmath.fft._cpu_engines import choices_made
 
-    # One thread, CPU time: what the library does, whatever else runs on the machine. Planned
-    # once (FFT objects: a stateless call given execution= plans on every call).
+    # One thread, CPU time: what the library does, whatever else runs on the machine; planned
+    # once (FFT objects), so the rounds time the runs alone.
     one = nvmath.fft.ExecutionCPU(num_threads=1)
     fused = _planned_convolution(x, {"fn": apply_filter, "data": h}, one)
     unfused = lambda: scipy.fft.ifft(scipy.fft.fft(x, axis=-1, workers=1) * h, axis=-1, norm="forward",  # noqa: E731

@@ -74,11 +74,9 @@ def _reuse_key(operand: Any, axes: Any, options: Any, execution: Any, norm: Any,
     framework = array_framework(operand)
     if framework is None:
         return None
-    settings = None
-    if options is not None or execution is not None:
-        settings = settings_key(options, execution, framework)
-        if settings is FULL_PATH:
-            return None
+    settings = settings_key(options, execution, framework)
+    if settings is FULL_PATH:
+        return None
     keys = (callback_reuse_key(prolog, "prolog", framework), callback_reuse_key(pointwise, "epilog", framework),
             callback_reuse_key(epilog, "epilog", framework))
     if any(k is FULL_PATH for k in keys):

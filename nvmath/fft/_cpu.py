@@ -141,11 +141,8 @@ def _address(a: Any) -> int:
 
 
 def _dense_address(a: np.ndarray) -> int | None:
-    """``a``'s address where it is C-contiguous, else None (ctypes refuses what is not)."""
-    try:
-        return addressof(c_char.from_buffer(a))
-    except (TypeError, ValueError, BufferError):  # read-only, or not contiguous
-        return a.__array_interface__["data"][0] if a.flags.c_contiguous else None
+    """``a``'s address where it is C-contiguous, else None."""
+    return _address(a) if a.flags.c_contiguous else None
 
 
 def _data_read(data: np.ndarray | None, no_data: tuple[int, int] | None, reads: int,

@@ -8,7 +8,7 @@ names which one a ``Plan`` uses (``Plan.executor``). A device-side FFT executor 
 A run's values travel in one ``CallArgs``: the buffers, the direction, the stream and the
 callbacks' ``CallData``. They are the executor's own kind: device pointers, the stream handle and
 packed parameter bytes on the GPU; NumPy arrays, no stream and parameter values on the CPU. The
-``CallData`` of a planned FFT is made once, when its data is laid out (``_planner.Binding``), and
+``CallData`` of a planned FFT is made once, when its data is laid out (``_binding.Binding``), and
 again only when ``set_params`` changes a value; a stateless rerun makes one of its call's arrays.
 The executor never lays out data. It writes ``call.out``; on the CPU, given none, it returns a
 new array of the output layout, its FFT engine's own where the engine makes one (the epilog

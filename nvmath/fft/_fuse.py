@@ -99,14 +99,14 @@ def _signature(args: tuple, kwargs: dict) -> tuple:
         if t in _SCALAR_TYPES:
             return t
         kind = _trace.argument_kind(value)
-        library = t.__module__.split(".")[0]
         if kind == "array":
-            if library == "cupy":  # never a Dask array's unknown sizes: the kind is the type's
+            # A CuPy array's kind is its type's (never a Dask array's unknown sizes): known from now on.
+            if t.__module__.partition(".")[0] == "cupy":
                 _ARRAY_TYPES.add(t)
                 return (t, value.shape, value.dtype)
             return (t, tuple(value.shape), str(value.dtype))
         if kind == "scalar":
-            if library == "numpy":
+            if t.__module__.partition(".")[0] == "numpy":
                 _SCALAR_TYPES.add(t)
             return t
         return ("static", t, value)

@@ -158,6 +158,8 @@ class PromotedCpuExecutor:
 
     def __init__(self, problem: FFTProblem, inner: Any):
         self.problem, self.inner = problem, inner
+        out = problem.output
+        self._new_output = empty_factory(np, out.shape, out.strides, problem.output_dtype, out.span)
 
     # -- the executor interface (nvmath.fft._executor.Executor) --------------------------------
 
@@ -165,7 +167,7 @@ class PromotedCpuExecutor:
         p = self.problem
         out = call.out
         if out is None:  # a new output, as the inner executor's run makes one
-            out = empty_factory(np, p.output.shape, p.output.strides, p.output_dtype, p.output.span)()
+            out = self._new_output()
         single_in, view_in = _single_buffer(p.input, p.input_dtype)
         view_in[...] = call.inp  # promoted: exact
         single_out, view_out = (single_in, view_in) if p.inplace else _single_buffer(p.output, p.output_dtype)

@@ -114,11 +114,9 @@ def _reuse_key(transform: str, operand: Any, axes: Any, options: Any, execution:
     axes = axes_key(axes)
     if axes is FULL_PATH:
         return None
-    settings = None
-    if options is not None or execution is not None:
-        settings = settings_key(options, execution, framework)
-        if settings is FULL_PATH:
-            return None
+    settings = settings_key(options, execution, framework)
+    if settings is FULL_PATH:
+        return None
     device = operand.data.device_id if framework == "cupy" else None
     return (transform, operand.shape, operand.strides, operand.dtype, device, axes, p, e, settings)
 
@@ -134,15 +132,20 @@ _OPTION_DEFAULTS = {f.name: f.default for f in dataclasses.fields(FFTOptions)}
 
 def settings_key(options: Any, execution: Any, framework: str) -> Any:
     """``options`` and ``execution`` as they go into a reuse key, by value (a new dict or
-    ``FFTOptions`` per call is common); FULL_PATH where the call takes the full path: an execution
-    in another memory space than the operand's, an option a rerun would not honour, a value that
-    cannot be hashed, or anything the full path must check and explain.
+    ``FFTOptions`` per call is common; None where neither is given); FULL_PATH where the call
+    takes the full path: an execution in another memory space than the operand's, an option a
+    rerun would not honour, a value that cannot be hashed, or anything the full path must check
+    and explain.
 
+    >>> settings_key(None, None, "numpy") is None
+    True
     >>> settings_key({"num_threads": 2}, "cpu", "numpy")
     ((('num_threads', 2),), ('cpu', None))
     >>> settings_key({"inplace": True}, None, "numpy") is FULL_PATH
     True
     """
+    if options is None and execution is None:  # the common call: nothing to look at
+        return None
     execution_part = None if execution is None else _execution_key(execution, framework)
     if execution_part is FULL_PATH:
         return FULL_PATH
