@@ -10,7 +10,8 @@ The construction here makes the only external symbol of the callback's LTO-IR ha
 type, whatever numba emits:
 
 1. numba lowers the cuFFT-form wrapper to NVVM IR (C ABI) under a private name;
-2. that definition is made ``internal`` and ``alwaysinline``;
+2. that definition is made ``internal`` and ``alwaysinline`` (``noinline`` where it calls
+   accurate trigonometry: see :func:`calls_heavy_math`);
 3. a thunk under cuFFT's mangled name, typed ``void(i8*, i64, %struct.float2, i8*, i8*)`` (or
    the load/real variant), is appended *to the same module*: it unpacks the element, casts the
    pointers to numba's types, calls the body and repacks a complex result;
@@ -35,13 +36,26 @@ import re
 from typing import Any
 
 # Part of every cache key: a change of the construction must not serve artifacts of the old one.
-CONSTRUCTION = "cufft-prototype-thunk-3"  # 3: fastmath kept, invariant slot loads
+CONSTRUCTION = "cufft-prototype-thunk-4"  # 3: fastmath kept, invariant slot loads; 4: heavy math called
 
 BODY_NAME = "fftfuse_callback_body"
 
 _COMPONENT = {"float32": "float", "float64": "double", "complex64": "float", "complex128": "double"}
 _STRUCT = {"complex64": "%struct.float2", "complex128": "%struct.double2"}
 ELEMENT_ALIGN = {"float32": 4, "float64": 8, "complex64": 8, "complex128": 16}
+
+
+# libdevice's accurate sine, cosine and tangent carry a slow path for huge arguments (Payne-Hanek
+# reduction through a table in local memory). Inlined into cuFFT's kernel, that code costs the FFT
+# registers and a stack frame at every element: a phase ramp computed with math.cos/math.sin ran
+# 4.6x one plain FFT inlined (H100), where called it takes the cost of a call. The fast variants
+# (__nv_fast_sinf, fastmath) and sinpi/cospi have no such path and stay inlined.
+_HEAVY_MATH = re.compile(r"@\"?__nv_(?:sincos|sin|cos|tan)f?\"?\(")
+
+
+def calls_heavy_math(modules: list[str]) -> bool:
+    """Whether numba's code calls a libdevice function too large to inline into cuFFT's kernel."""
+    return any(_HEAVY_MATH.search(module) for module in modules)
 
 
 class ThunkError(RuntimeError):
@@ -214,7 +228,10 @@ def add_thunk(modules: list[str], kind: str, element_dtype: str, symbol: str, bo
     """``modules`` with ``body_name`` made internal + alwaysinline and the thunk beside it.
 
     The thunk goes into the module that defines the body, so the two types meet in one module.
+    A body that calls heavy math (:func:`calls_heavy_math`) is made noinline instead: cuFFT's
+    kernel then calls it directly (a direct call, not the indirect call of a mismatched prototype).
     """
+    inline = "noinline" if calls_heavy_math(modules) else "alwaysinline"
     out, found = [], False
     for module in modules:
         match = find_definition(module, body_name)
@@ -227,9 +244,9 @@ def add_thunk(modules: list[str], kind: str, element_dtype: str, symbol: str, bo
         head = match.group("head")
         for linkage in ("external", "dso_local", "linkonce_odr", "weak_odr"):
             head = re.sub(rf"\b{linkage}\s+", "", head)
-        tail = match.group("tail").replace("noinline", "").rstrip()
+        tail = re.sub(r"\b(?:noinline|alwaysinline)\b", "", match.group("tail")).rstrip()
         header = (f"define internal {head}{match.group('ret')} @{match.group('name')}({match.group('params')})"
-                  f"{tail} alwaysinline\n{{")
+                  f"{tail} {inline}\n{{")
         first = re.search(r"%(\"[^\"]*\"|[-\w.$]+)", match.group("params"))
         text = module[: match.start()] + header + align_element_accesses(module[match.end():], first.group(0), element_dtype)
         types = ""

@@ -122,6 +122,40 @@ def test_helpers_and_math_inlined(store):
     assert linkcheck.kernel_calls(ptx) == []
 
 
+@pytest.mark.parametrize("dtype", ["complex64", "complex128"])
+def test_accurate_trigonometry_is_called_not_inlined(dtype, store):
+    """libdevice's accurate sine/cosine carry a large slow path: cuFFT's kernel calls the body
+    (one direct call, cuFFT's prototype still inlined); the fast variants stay inlined."""
+    import math
+
+    import numba
+
+    def ramp(v):
+        a = v.real * 0.001
+        return v * (math.cos(a) + 1j * math.sin(a))
+
+    @numba.njit(fastmath=True)
+    def fast_ramp(v):
+        a = v.real * np.float32(0.001)
+        return v * (math.cos(a) + 1j * math.sin(a))
+
+    accurate = compile_callback(ramp, "epilog", dtype, compute_capability=ARCH, store=store)
+    calls = linkcheck.kernel_calls(linkcheck.link_check(accurate.ltoir, "epilog", dtype, ARCH))
+    assert len(calls) == 1 and ".callprototype" not in calls[0], calls
+    if dtype == "complex64":  # float64 math has no approximate variant: fastmath keeps the accurate call
+        fast = compile_callback(fast_ramp, "epilog", dtype, compute_capability=ARCH, store=store)
+        assert linkcheck.kernel_calls(linkcheck.link_check(fast.ltoir, "epilog", dtype, ARCH)) == []
+
+
+def test_heavy_math_is_recognised():
+    from fftfuse_compiler.thunk import calls_heavy_math
+
+    for name in ("__nv_sinf", "__nv_cos", "__nv_sincosf", "__nv_tan", '"__nv_cos"'):
+        assert calls_heavy_math([f"  %r = call float @{name}(float %a)"]), name
+    for name in ("__nv_fast_sinf", "__nv_sinpif", "__nv_cospi", "__nv_sinhf", "__nv_expf"):
+        assert not calls_heavy_math([f"  %r = call float @{name}(float %a)"]), name
+
+
 def test_prolog_and_epilog_link_together(store):
     """cuFFT links both callbacks into one program: numba's bodies are internal, no duplicate."""
     p = _compile("prolog", "complex64", Form.VALUE, "none", store)
