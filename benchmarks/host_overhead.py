@@ -15,6 +15,8 @@ prints the per-call host time, on a 1 x 1024 complex64 operand, of:
 | ``ltoir`` | ``fft(x, epilog={"ltoir": ltoir_bytes})`` (nvmath-python's form) |
 | ``ltoir_data`` | ``fft(x, epilog={"ltoir": ltoir_bytes, "data": h.data.ptr})`` |
 | ``stateful_execute`` | ``FFT(x).execute()`` planned with an epilog |
+| ``stateful_stream`` | the same plan's ``execute(stream=s)`` on a CuPy stream of its own (GPU only): each |
+| | launch there is marked with an event (moves and frees wait on it), the default stream's is not |
 
 then a cProfile of the hot paths. The LTO-IR rows use bytes from ``compile_epilog``, made once
 before timing, as nvmath-python's users do.
@@ -101,6 +103,9 @@ def cases(cp, nvmath, with_cupy: bool) -> dict:
         "ltoir_data": lambda: fft(x, axes=[-1], epilog={"ltoir": ltoir_mul, "data": pointer}),
         "stateful_execute": plan.execute,
     })
+    if with_cupy:
+        stream = cp.cuda.Stream(non_blocking=True)
+        out["stateful_stream"] = lambda: plan.execute(stream=stream)
     return out
 
 
@@ -156,7 +161,7 @@ def main(argv=None) -> int:
     import nvmath
 
     if not args.fake_gpu:
-        sync = cp.cuda.Device().synchronize
+        sync = cp.cuda.Device().synchronize  # the whole device: the stream row's work too
     runs = cases(cp, nvmath, with_cupy=not args.fake_gpu)
     # Without a GPU the process's CPU time is the figure: on a shared machine, wall time also
     # counts the other processes. With one, wall time: it includes waits in the driver.

@@ -159,6 +159,7 @@ class FakeSlots:
 def bare_plan(handle=1):
     plan = object.__new__(_gpu.GpuPlan)
     plan.handle, plan.device_id, plan._stream, plan._slots, plan._done = handle, 0, None, None, None
+    plan._unmarked = None
     plan._work = "work area"
     plan._lock = threading.Lock()
     return plan
@@ -178,6 +179,27 @@ def test_a_plan_moving_to_another_stream_waits_for_the_previous_one(monkeypatch)
         ("wait", 9), ("set_stream", 9), slots[2], ("exec", 9), ("mark", 9),
         ("wait", 7), ("set_stream", 7), slots[3], ("exec", 7), ("mark", 7),
     ]
+
+
+def test_launches_on_the_default_stream_are_marked_only_when_a_move_or_a_free_needs_it(monkeypatch):
+    """The legacy default stream outlives every plan: no event per launch there (a CUDA call saved
+    per execute), but a move to another stream still waits for the launches made on it."""
+    cuda = FakeCuda(monkeypatch)
+    plan = bare_plan()
+    for stream in (0, 0, 9, 0, 1):
+        plan.run(CallArgs(stream, 0, "forward", stream, GPU_NO_DATA))
+    assert cuda.calls == [
+        ("set_stream", 0), ("exec", 0), ("exec", 0),
+        ("mark", 0), ("wait", 9), ("set_stream", 9), ("exec", 9), ("mark", 9),
+        ("wait", 0), ("set_stream", 0), ("exec", 0),
+        ("mark", 0), ("wait", 1), ("set_stream", 1), ("exec", 1),
+    ]
+    runtime = types.SimpleNamespace(eventSynchronize=lambda event: cuda.calls.append(("eventSynchronize", event)))
+    fake_cupy = types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=runtime, Device=lambda d: contextlib.nullcontext()))
+    monkeypatch.setitem(sys.modules, "cupy", fake_cupy)
+    del cuda.calls[:]
+    plan.release()  # as a free does, it waits for the last launch (on stream 1), marked first
+    assert cuda.calls == [("mark", 1), ("eventSynchronize", "event")]
 
 
 def test_freeing_a_plan_never_touches_the_stream_it_ran_on(monkeypatch):

@@ -116,6 +116,11 @@ def _wait(stream: int, event: int) -> None:
 
 _DIRECTION = {"forward": _cufft.CUFFT_FORWARD, "inverse": _cufft.CUFFT_INVERSE}
 
+# The legacy default stream (0, and its explicit handle cudaStreamLegacy) lives as long as the
+# device's context. Not cudaStreamPerThread (2): it names the calling thread's stream, so an event
+# recorded on it later, from another thread, would not follow the launch.
+_LEGACY_STREAMS = (0, 1)
+
 
 class GpuPlan:
     """One cuFFT plan (with callbacks attached) for one problem on one device: the cuFFT executor."""
@@ -135,7 +140,11 @@ class GpuPlan:
         self._stream: int | None = None
         # An event recorded after every launch: moves and frees wait on it, never on a stream,
         # which its owner may have destroyed since (synchronizing a destroyed stream can crash).
+        # On the legacy default stream, which no one destroys, it is recorded only when a move or
+        # a free needs it (``_unmarked``: the stream of launches not yet marked), saving a CUDA
+        # call per launch.
         self._done: int | None = None
+        self._unmarked: int | None = None
         # Threads sharing a plan: setting its stream, its slots and launching it go together.
         self._lock = threading.Lock()
         callbacks = [c for c in (prolog, epilog) if c is not None]
@@ -230,12 +239,21 @@ class GpuPlan:
             if self._work is None:
                 self._draw_workspace()
             _cufft.xt_exec(self.handle, call.inp, call.out, _DIRECTION[call.direction])
-            if self._done is None:
-                self._done = _new_event()
-            _mark(self._done, stream)
+            if stream in _LEGACY_STREAMS:
+                self._unmarked = stream
+            else:
+                self._mark_done(stream)
+
+    def _mark_done(self, stream: int) -> None:
+        if self._done is None:
+            self._done = _new_event()
+        _mark(self._done, stream)
+        self._unmarked = None
 
     def _move_to(self, stream: int) -> None:
         """Order launches on ``stream`` after the plan's work on its previous stream."""
+        if self._unmarked is not None:
+            self._mark_done(self._unmarked)
         if self._done is not None:
             _wait(stream, self._done)
         _cufft.set_stream(self.handle, stream)
@@ -243,12 +261,14 @@ class GpuPlan:
 
     def _wait_for_work(self) -> None:
         """Kernels in flight still read the work area and the data slots: let them finish."""
-        if self._done is None:
+        if self._done is None and self._unmarked is None:
             return
         import cupy
 
         runtime = cupy.cuda.runtime
         with cupy.cuda.Device(self.device_id):
+            if self._unmarked is not None:
+                self._mark_done(self._unmarked)
             runtime.eventSynchronize(self._done)
 
     def free(self) -> None:
