@@ -500,6 +500,17 @@ def test_a_rebound_global_array_traces_again(monkeypatch):
     assert fused.cache_info()["traces"] == 2
 
 
+def test_a_global_array_changed_in_place_is_seen(monkeypatch):
+    """An array may change without being rebound: its contents are fingerprinted on every call
+    (only immutable values and library names are trusted by identity)."""
+    monkeypatch.setitem(uses_global_array.__globals__, "GLOBAL_FILTER", c(N, seed=43))
+    fused = fuse(uses_global_array, execution="cpu")
+    x = c((B, N))
+    _close(fused(x), uses_global_array(x))
+    uses_global_array.__globals__["GLOBAL_FILTER"][:] = c(N, seed=44)
+    _close(fused(x), uses_global_array(x))
+
+
 def test_a_changed_closure_value_traces_again():
     k = 2.0
 

@@ -65,6 +65,36 @@ def trace_fingerprint(fn: Callable) -> str:
     return function_fingerprint(stand_in)
 
 
+_IMMUTABLE = frozenset({int, float, complex, str, bytes, bool, type(None)})
+_ABSENT = object()
+
+
+def _read_values(fn: Callable) -> tuple | None:
+    """The objects ``fn``'s trace fingerprint reads: the globals it names, its closure values and
+    defaults (None where it has keyword-only defaults or an empty cell)."""
+    code = getattr(fn, "__code__", None)
+    if code is None or fn.__kwdefaults__:
+        return None
+    source = fn.__globals__
+    values = [source.get(name, _ABSENT) for name in _names(code)]
+    try:
+        values.extend(cell.cell_contents for cell in fn.__closure__ or ())
+    except ValueError:
+        return None
+    values.extend(fn.__defaults__ or ())
+    return tuple(values)
+
+
+def _unchanging(values: tuple) -> bool:
+    """Whether each object stays what it is: immutable plain values, and library modules and
+    functions (taken by name). An array, a list or a function of the user's may change in place."""
+    return all(type(v) in _IMMUTABLE or v is _ABSENT or _library_marker(v) is not None for v in values)
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b))
+
+
 class _Eager:
     """A signature that runs as written, and why."""
 
@@ -149,6 +179,9 @@ class FusedFunction:
         self.strict = strict
         self._plans: dict[tuple, Any] = {}
         self._lock = threading.Lock()
+        # The last fingerprint, with the very (immutable) objects it was taken from: while the
+        # function reads the same objects it cannot have changed, and a call skips the walk.
+        self._fingerprint_memo: tuple[tuple, str, Any] | None = None
         self.trace_count = 0
         functools.update_wrapper(self, fn)
 
@@ -181,7 +214,7 @@ class FusedFunction:
             return _Eager("an argument that is neither an array nor a scalar is not hashable, so no plan "
                           "can be kept for it")
         try:
-            key = (signature, trace_fingerprint(self.__wrapped__))
+            key = (signature, self._fingerprint())
         except UncacheableError as exc:
             return _Eager(f"the function cannot be fingerprinted ({exc}), so a changed value would go unseen")
         entry = self._plans.get(key)
@@ -191,6 +224,17 @@ class FusedFunction:
                 if entry is None:
                     entry = self._plans[key] = self._build(args, kwargs)
         return entry
+
+    def _fingerprint(self) -> str:
+        fn = self.__wrapped__
+        read = _read_values(fn)
+        memo = self._fingerprint_memo
+        if read is not None and memo is not None and fn.__code__ is memo[2] and _same(read, memo[0]):
+            return memo[1]  # the same unchanging objects as when it was taken
+        digest = trace_fingerprint(fn)
+        if read is not None and _unchanging(read):
+            self._fingerprint_memo = (read, digest, fn.__code__)
+        return digest
 
     def _build(self, args: tuple, kwargs: dict) -> Any:
         self.trace_count += 1
