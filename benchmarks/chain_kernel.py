@@ -1,6 +1,6 @@
 """The filtering chain ``ifft(fft(x) * h)`` on the GPU, route by route, per FFT length.
 
-    python benchmarks/chain_kernel.py --json chain_kernel.json [--lengths 64,256,1024,4096] [--mib 512]
+    python benchmarks/chain_kernel.py --json chain_kernel.json [--lengths 64,256,1024,4096] [--mib 512] [--sweep]
 
 For each length, a batch of complex64 rows filling ``--mib`` MiB (65536 x 1024 at 512 MiB), and
 each filter (``(n,)``, and at 1024 also a full-size one), GPU time per pipeline of:
@@ -86,12 +86,57 @@ def bench_case(n, batch, dtype, full, log):
     return rows
 
 
+# Knobs (FFTs per block x elements per thread) tried by --sweep beside the rule's, per case.
+SWEEP = {(64, False): ["8x2", "16x4", "32x8", "64x16", "16x8"],
+         (1024, True): ["4x16", "2x16", "8x8", "4x8", "2x32"],
+         (1024, False): ["4x16", "2x16", "8x8"]}
+
+
+def sweep_case(n, batch, dtype, full, knobs, log):
+    """The one kernel with each pair of ``knobs`` ($FFTFUSE_CHAIN_KNOBS), next to the floor."""
+    import cupy as cp
+    import numpy as np
+
+    from nvmath.fft import FilteredFFT
+
+    rng = np.random.default_rng(0)
+    x = cp.asarray((rng.standard_normal((batch, n)) + 1j * rng.standard_normal((batch, n))).astype(dtype))
+    shape = (batch, n) if full else (n,)
+    h = cp.asarray((rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(dtype))
+    want = cp.fft.ifft(cp.fft.fft(x, axis=-1) * h, axis=-1)
+    rows = []
+    for pair in knobs:
+        row = {"n": n, "batch": batch, "dtype": np.dtype(dtype).name, "filter": "full" if full else "(n,)",
+               "route": f"one-kernel {pair}"}
+        os.environ["FFTFUSE_CHAIN_KNOBS"] = pair
+        try:
+            chain = FilteredFFT(x, axes=[-1])
+            t = time.perf_counter()
+            chain.plan(pointwise={"fn": mul, "data": h}, route="one-kernel")
+            row["plan_s"] = time.perf_counter() - t
+            row["describe"] = chain.describe()
+            got = chain.execute()
+            row["max_rel_diff_vs_cupy"] = float(cp.abs(got - want).max() / cp.abs(want).max())
+            del got
+            row.update(gpu_ms(chain.execute))
+            chain.free()
+        except Exception as exc:
+            row["error"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            del os.environ["FFTFUSE_CHAIN_KNOBS"]
+        rows.append(row)
+        log(row)
+        cp.get_default_memory_pool().free_all_blocks()
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--lengths", default="64,256,1024,4096", help="comma-separated FFT lengths")
     parser.add_argument("--mib", type=int, default=512, help="size of the operand in MiB")
     parser.add_argument("--double", action="store_true", help="also complex128 at 1024")
+    parser.add_argument("--sweep", action="store_true", help="also other knobs of the one kernel (SWEEP)")
     args = parser.parse_args(argv)
 
     import cupy as cp
@@ -113,6 +158,10 @@ def main(argv=None):
     results = []
     for case in cases:
         results += bench_case(*case, log)
+    sweep = []
+    if args.sweep:
+        for (n, full), knobs in SWEEP.items():
+            sweep += sweep_case(n, args.mib * 2**20 // (8 * n), np.complex64, full, knobs, log)
 
     props = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)
     report = {
@@ -124,6 +173,7 @@ def main(argv=None):
         "calls": CALLS,
         "repeats": REPEATS,
         "results": results,
+        "sweep": sweep,
     }
     print("\nGPU ms per pipeline (median); ratio to one plain FFT")
     table = {}
@@ -138,6 +188,13 @@ def main(argv=None):
         speed = f"{one / two:.2f}" if one and two else "-"
         print(f"{dtype + ' n=' + str(n) + ' ' + filt:<32} {fmt(t.get('cupy')):>8} {fmt(two):>10} {fmt(one):>11} "
               f"{fmt(floor):>8} {ratio:>9} {speed:>7}")
+    if sweep:
+        print("\nthe one kernel's knobs (FFTs per block x elements per thread), GPU ms; rule's choice in the table above")
+        for r in sweep:
+            if "median_ms" in r:
+                print(f"  n={r['n']:<5} filter={r['filter']:<5} {r['route']:<20} {r['median_ms']:.3f}")
+            else:
+                print(f"  n={r['n']:<5} filter={r['filter']:<5} {r['route']:<20} {r.get('error')}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)

@@ -3,7 +3,8 @@
 # Wheels for what the machine lacks lie in .whl/ (see ../shared/device/wheels.sh), the reference
 # nvmath-python in .whl/ref/. Logs and JSON go to $OUT (default: ./device-out).
 #   bash benchmarks/run_on_device.sh [tests] [gputests] [doctor] [bench] [inline] [hostoverhead] [coldstart] [compile]
-#                                    [arrayterms] [dask] [multigpu] [sanitizer] [devicefft] [chain] [fuse] [gputests2]
+#                                    [arrayterms] [dask] [multigpu] [sanitizer] [devicefft] [chain] [chainbench] [fuse]
+#                                    [gputests2]
 # Wheels: ducc0 (the CPU executor) and benchmarks/device-wheels.txt (dask, multigpu) in .whl/.
 set -uo pipefail
 OUT=${OUT:-$PWD/device-out}
@@ -60,7 +61,9 @@ for step in $steps; do
       python3 benchmarks/device_fft.py --nvmath-python /tmp/ref --json "$OUT/device_fft.json" 2>&1 | tee "$OUT/device_fft.txt" ;;
     chain)  # the filtering chain's one kernel: its tests (GPU and CPU), then the routes side by side per length
       python3 -m pytest tests/test_gpu_chain_kernel.py tests/test_chain_kernel.py -q -rs -p no:cacheprovider --tb=short 2>&1 | tail -60 | tee "$OUT/chain-tests.log"
-      python3 benchmarks/chain_kernel.py --double --json "$OUT/chain_kernel.json" 2>&1 | tee "$OUT/chain_kernel.txt" ;;
+      python3 benchmarks/chain_kernel.py --double --sweep --json "$OUT/chain_kernel.json" 2>&1 | tee "$OUT/chain_kernel.txt" ;;
+    chainbench)  # the chain benchmark alone (gputests2 runs the chain tests), knob sweep included
+      python3 benchmarks/chain_kernel.py --double --sweep --json "$OUT/chain_kernel.json" 2>&1 | tee "$OUT/chain_kernel.txt" ;;
     fuse)  # nvmath.fft.fuse on CuPy: its tests, then plain code fused next to CuPy unfused and hand-written callbacks
       python3 -m pytest tests/test_gpu_fuse.py tests/test_fuse.py -q -rs -p no:cacheprovider --tb=short 2>&1 | tail -40 | tee "$OUT/fuse-tests.log"
       python3 benchmarks/fuse_gpu.py --json "$OUT/fuse_gpu.json" 2>&1 | tee "$OUT/fuse_gpu.txt" ;;
