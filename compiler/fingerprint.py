@@ -26,6 +26,10 @@ Globals are resolved by these rules:
 * builtin functions, numpy ufuncs and numpy functions, and classes of the standard library,
   numpy and numba: by qualified name; numba types by ``repr``; numpy scalars by their full
   dtype (structured fields and datetime units included) and bytes.
+* objects whose class defines ``__fftfuse_fingerprint__(self) -> bytes | str``: by that value,
+  tagged with the class's qualified name. The class promises that the value identifies
+  everything a compiler can read off the object (nvmath.device's FFT returns its description
+  and the versions of its code generator). ``found=`` collects the objects met this way.
 
 Anything else (lists, dicts, instances or classes of your own, which numba would read
 attributes of) raises :class:`UncacheableError`, because it could change without the
@@ -78,18 +82,20 @@ class UncacheableError(Exception):
         self.reason = reason
 
 
-def function_fingerprint(fn: Callable[..., Any]) -> str:
+def function_fingerprint(fn: Callable[..., Any], found: list[Any] | None = None) -> str:
     """Return the sha256 hex digest of what ``fn`` computes.
 
     ``fn`` is a Python function or a numba dispatcher. Raises :class:`UncacheableError`
-    when a default, closure value or global it reads cannot be fingerprinted.
+    when a default, closure value or global it reads cannot be fingerprinted. ``found``, where
+    given, receives every object encoded through ``__fftfuse_fingerprint__`` (what a cache may
+    select kernels by).
     """
-    snapshot = _leaf_snapshot(fn)
+    snapshot = _leaf_snapshot(fn)  # a leaf reaches plain values only: it never meets such objects
     if snapshot is not None:
         digest = _LEAF_MEMO.get(snapshot)
         if digest is not None:
             return digest
-    hasher = _Hasher()
+    hasher = _Hasher(found)
     hasher.value(fn, ("function {!r}", getattr(fn, "__qualname__", fn)))
     digest = sha256(b"".join(hasher.parts)).hexdigest()
     if snapshot is not None:
@@ -333,8 +339,9 @@ def _qualified_name(obj: Any) -> str:
 class _Hasher:
     """Collects the byte encoding of a function and everything it reaches."""
 
-    def __init__(self) -> None:
+    def __init__(self, found: list[Any] | None = None) -> None:
         self.parts: list[bytes] = []
+        self._found = found
         # id -> ordinal of functions/dispatchers already encoded (cuts recursion, shares callees).
         self._seen: dict[int, int] = {}
         # ids of modules being encoded right now (a module may reach itself through attributes).
@@ -405,6 +412,9 @@ class _Hasher:
         return None
 
     def _other(self, value: Any, t: type, label: Label) -> None:
+        if getattr(t, "__fftfuse_fingerprint__", None) is not None:
+            self._declared(value, t, label)
+            return
         module = t.__module__ or ""
         if module == "numpy" or module.startswith("numpy."):
             self._numpy(value, label)
@@ -430,6 +440,21 @@ class _Hasher:
             self.parts.append(b"n" + _text(f"{_qualified_name(t)}:{value!r}"))
             return
         raise _uncacheable(label, value, "mutable or opaque value")
+
+    def _declared(self, value: Any, t: type, label: Label) -> None:
+        """An object that states its own identity (``__fftfuse_fingerprint__``)."""
+        try:
+            identity = value.__fftfuse_fingerprint__()
+        except Exception as exc:  # what it needs (a library, a GPU) is missing: not cacheable
+            raise _uncacheable(label, value, f"its __fftfuse_fingerprint__ failed: {exc}") from None
+        if isinstance(identity, str):
+            identity = identity.encode("utf-8", "surrogatepass")
+        if not isinstance(identity, bytes):
+            raise _uncacheable(label, value, f"its __fftfuse_fingerprint__ returned a {type(identity).__name__}, "
+                                             "not bytes or str")
+        self.parts.append(b"P" + _text(_qualified_name(t)) + _lp(identity))
+        if self._found is not None:
+            self._found.append(value)
 
     def _class(self, cls: type, label: Label) -> None:
         """A class of the user's, by the values numba can read off it (enums, namedtuples)."""

@@ -24,7 +24,7 @@ import hashlib
 import os
 from typing import Any, Callable
 
-__all__ = ["install", "link_key", "stats"]
+__all__ = ["install", "link_key", "stats", "file_digest", "object_code"]
 
 _installed: list[Callable[[Any], bool]] = []
 _stats = {"hits": 0, "misses": 0}
@@ -35,7 +35,7 @@ def stats() -> dict[str, int]:
     return dict(_stats)
 
 
-def _file_digest(item: Any) -> list[str]:
+def file_digest(item: Any) -> list[str]:
     """What identifies one linked file: its kind and the SHA-256 of its bytes."""
     data = getattr(item, "data", None)
     if data is not None:  # a LinkableCode object (LTOIR, PTX, Cubin, Fatbin, ...)
@@ -58,7 +58,7 @@ def link_key(library: Any, cc: tuple) -> str:
         own = hashlib.sha256(bytes(library.get_ltoir(cc=cc))).hexdigest()
     else:
         own = hashlib.sha256("\n".join(library.get_asm_strs(cc=cc)).encode()).hexdigest()
-    files = sorted(_file_digest(f) for f in library._linking_files)
+    files = sorted(file_digest(f) for f in library._linking_files)
     return artifact_key(
         target="numba-cubin", own=own, lto=lto, files=files, cc=[str(c) for c in cc],
         max_registers=library._max_registers, cudadevrt=bool(library.needs_cudadevrt),
@@ -66,7 +66,7 @@ def link_key(library: Any, cc: tuple) -> str:
     )
 
 
-def _object_code(cubin: bytes) -> Any:
+def object_code(cubin: bytes) -> Any:
     """A cubin in the form numba-cuda's linker returns it (a cuda.core ObjectCode)."""
     try:
         from cuda.core import ObjectCode
@@ -114,7 +114,7 @@ def install(select: Callable[[Any], bool]) -> None:
         if linked:
             return linked[0]
         _stats["hits"] += 1
-        cubin = _object_code(found.payload)
+        cubin = object_code(found.payload)
         self._cubin_cache[cc] = cubin
         self._linkerinfo_cache[cc] = found.meta.extra.get("info_log", "")
         return cubin

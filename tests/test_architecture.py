@@ -28,6 +28,21 @@ FOREIGN_PRIVATE_ALLOWED = {
     ("fftfuse_compiler.link_cache", "_linking_files"): "numba-cuda's code library: what goes into the link (the key)",
     ("fftfuse_compiler.link_cache", "_max_registers"): "numba-cuda's code library: a link option (part of the key)",
     ("fftfuse_compiler.link_cache", "_entry_name"): "numba-cuda's code library: the kernel's name (part of the key)",
+    ("fftfuse_compiler.kernel_cache", "_rebuild"): "numba-cuda rebuilds a kernel and its code library only "
+                                                   "through _rebuild (what its own disk cache calls)",
+    ("fftfuse_compiler.kernel_cache", "_ensure_cc"): "numba-cuda's rule for the target its cubin cache is keyed "
+                                                     "by ((9, 0, 'a') for sm_90), read rather than copied",
+    ("fftfuse_compiler.kernel_cache", "_max_registers"): "numba-cuda's code library: a launch field kept with the cubin",
+    ("fftfuse_compiler.kernel_cache", "_nvvm_options"): "numba-cuda's code library: a field _rebuild takes",
+    ("fftfuse_compiler.kernel_cache", "_lto"): "numba-cuda's code library: a field _rebuild takes",
+    ("fftfuse_compiler.kernel_cache", "_linking_files"): "numba-cuda's code library: a kernel linking NRT is not kept",
+    ("fftfuse_compiler.kernel_cache", "_setup_functions"): "numba-cuda's code library: a kernel whose module needs "
+                                                           "set-up functions is not kept",
+    ("fftfuse_compiler.kernel_cache", "_teardown_functions"): "numba-cuda's code library: as _setup_functions",
+    ("fftfuse_compiler.kernel_cache", "_cache"): "numba-cuda's dispatcher: one with numba's own disk cache is left "
+                                                 "to it",
+    ("fftfuse_compiler.kernel_cache", "_can_compile"): "numba-cuda's dispatcher: one that may not compile is left "
+                                                       "to numba (it raises)",
     ("fftfuse_compiler.cpu_errors", "_getvalue"): "numba's struct proxy returns its LLVM value only through _getvalue",
     ("nvmath.fft._options", "_data"): "os.environ's dict: the stateless hot path reads FFTFUSE_DEBUG on every "
                                       "call, and os.environ.get of an unset name costs a caught KeyError (~1 us); "

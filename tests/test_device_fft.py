@@ -421,3 +421,14 @@ def test_install_hint_names_extras_the_package_defines():
         extras = tomllib.load(f)["project"]["optional-dependencies"]
     named = {name for group in re.findall(r"fftfuse\[([^\]]+)\]", _mathdx.INSTALL_HINT) for name in group.split(",")}
     assert {"dx12", "dx13"} <= named <= set(extras)
+
+
+def test_a_device_fft_states_its_identity_for_the_kernel_cache():
+    # fftfuse_compiler.fingerprint's protocol: equal descriptions, one identity; another, another.
+    f, g = fft(direction="forward", **SEED), fft(direction="forward", **SEED)
+    assert f.__fftfuse_fingerprint__() == g.__fftfuse_fingerprint__()
+    assert f.__fftfuse_fingerprint__() != fft(direction="inverse", **SEED).__fftfuse_fingerprint__()
+    assert f.__fftfuse_fingerprint__() != fft(direction="forward", **dict(SEED, elements_per_thread=4)).__fftfuse_fingerprint__()
+    from nvmath.device import _numba
+
+    assert _numba.is_device_fft(f) and _numba.is_device_fft(f.files[0]) and not _numba.is_device_fft(1)

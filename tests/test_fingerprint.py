@@ -554,3 +554,41 @@ def test_array_library_functions_by_name_and_version(library):
         exp = build("def f(x):\n    return XP.exp(x)\n", XP=xp)
         log = build("def f(x):\n    return XP.log(x)\n", XP=xp)
         assert function_fingerprint(exp) != function_fingerprint(log)
+
+
+# -- objects that state their identity (__fftfuse_fingerprint__) ------------------------------------
+
+class _Described:
+    def __init__(self, identity):
+        self.identity = identity
+
+    def __fftfuse_fingerprint__(self):
+        return self.identity
+
+
+class _OtherDescribed(_Described):
+    pass
+
+
+def test_an_object_stating_its_identity_is_fingerprinted_by_it():
+    src = "def f(x):\n    return OBJ(x)\n"
+    a, b = _Described("spec-1"), _Described("spec-1")
+    found = []
+    assert function_fingerprint(build(src, OBJ=a), found) == function_fingerprint(build(src, OBJ=b))
+    assert found == [a]  # what a cache selects kernels by
+    assert function_fingerprint(build(src, OBJ=a)) != function_fingerprint(build(src, OBJ=_Described(b"spec-2")))
+    # Tagged with its class: another class stating the same identity is another value.
+    assert function_fingerprint(build(src, OBJ=a)) != function_fingerprint(build(src, OBJ=_OtherDescribed("spec-1")))
+
+
+def test_an_object_whose_identity_cannot_be_read_is_uncacheable():
+    src = "def f(x):\n    return OBJ(x)\n"
+    with pytest.raises(UncacheableError, match="returned a int"):
+        function_fingerprint(build(src, OBJ=_Described(3)))
+
+    class Broken(_Described):
+        def __fftfuse_fingerprint__(self):
+            raise RuntimeError("no libmathdx")
+
+    with pytest.raises(UncacheableError, match="no libmathdx"):
+        function_fingerprint(build(src, OBJ=Broken("x")))

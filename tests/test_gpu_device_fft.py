@@ -40,7 +40,7 @@ import json, sys
 import numpy as np
 from numba import cuda
 from nvmath.device import FFT
-from fftfuse_compiler import link_cache
+from fftfuse_compiler import kernel_cache
 SCALE = float(sys.argv[1])
 direction = sys.argv[2]
 fft = FFT(64, np.float32, "c2c", "Block", direction=direction, ffts_per_block=1, elements_per_thread=4)
@@ -58,11 +58,11 @@ d = cuda.to_device(x)
 k[1, fft.block_dim, 0, fft.shared_memory_size](d)
 f = np.fft.fft if direction == "forward" else lambda v: np.fft.ifft(v) * 64
 err = float(np.linalg.norm(d.copy_to_host() - f(x) * SCALE) / np.linalg.norm(f(x) * SCALE))
-print(json.dumps({"error": err, **link_cache.stats()}))
+print(json.dumps({"error": err, **kernel_cache.stats()}))
 """
 
 
-def test_link_cache_serves_the_same_kernel_and_never_a_changed_one(tmp_path):
+def test_the_cache_serves_the_same_kernel_and_never_a_changed_one(tmp_path):
     probe = tmp_path / "probe.py"
     probe.write_text(_CACHE_PROBE)
     cache_dir = tmp_path / "cache"
@@ -216,3 +216,71 @@ def test_wrong_element_type_is_a_typing_error_naming_value_type():
 
     with pytest.raises(TypingError, match="value_type"):
         kernel[1, fft.block_dim, 0, fft.shared_memory_size](cuda.to_device(np.zeros(64, np.complex64)))
+
+
+# The seed example's kernel (plain cuda.jit(link=...), a closure over the FFTs and their traits),
+# with the filter scaled by a constant it closes over.
+_SEED_PROBE = r"""
+import json, sys
+import numpy as np
+from numba import cuda
+from nvmath.device import fft
+from fftfuse_compiler import kernel_cache, link_cache
+
+def main(scale):
+    size, ffts_per_block, batch_size = 128, 1, 1
+    kw = dict(fft_type="c2c", size=size, precision=np.float32, ffts_per_block=ffts_per_block,
+              elements_per_thread=2, execution="Block", compiler="numba")
+    FFT_fwd, FFT_inv = fft(direction="forward", **kw), fft(direction="inverse", **kw)
+    value_type, storage_size = FFT_fwd.value_type, FFT_fwd.storage_size
+    fft_stride, ept = FFT_fwd.stride, FFT_fwd.elements_per_thread
+
+    @cuda.jit(link=FFT_fwd.files + FFT_inv.files)
+    def f(signal, filter):
+        thread_data = cuda.local.array(shape=(storage_size,), dtype=value_type)
+        shared_mem = cuda.shared.array(shape=(0,), dtype=value_type)
+        fft_id = (cuda.blockIdx.x * ffts_per_block) + cuda.threadIdx.y
+        if fft_id >= batch_size:
+            return
+        offset = cuda.threadIdx.x
+        for i in range(ept):
+            thread_data[i] = signal[fft_id, offset + i * fft_stride]
+        FFT_fwd(thread_data, shared_mem)
+        for i in range(ept):
+            thread_data[i] = thread_data[i] * filter[fft_id, offset + i * fft_stride] * scale
+        FFT_inv(thread_data, shared_mem)
+        for i in range(ept):
+            signal[fft_id, offset + i * fft_stride] = thread_data[i]
+
+    rng = np.random.default_rng(7)
+    data = (rng.standard_normal((1, size)) + 1j * rng.standard_normal((1, size))).astype(np.complex64)
+    filt = (rng.standard_normal((1, size)) + 1j * rng.standard_normal((1, size))).astype(np.complex64)
+    d = cuda.to_device(data)
+    f[1, FFT_fwd.block_dim, 0, FFT_fwd.shared_memory_size](d, cuda.to_device(filt))
+    got = d.copy_to_host()
+    ref = np.fft.ifft(np.fft.fft(data, axis=-1) * filt * scale, axis=-1) * size
+    return got, float(np.linalg.norm(got - ref) / np.linalg.norm(ref))
+
+got, error = main(np.float32(sys.argv[1]))
+print(json.dumps({"error": error, "result": [[float(v.real), float(v.imag)] for v in got.ravel()],
+                  "kernel_cache": kernel_cache.stats(), "link_cache": link_cache.stats()}))
+"""
+
+
+def test_kernel_cache_loads_the_seed_kernel_in_a_fresh_process_and_never_a_changed_one(tmp_path):
+    probe = tmp_path / "seed_probe.py"
+    probe.write_text(_SEED_PROBE)
+    cache_dir = tmp_path / "cache"
+
+    def run(scale):
+        return json.loads(_fresh_process([str(probe), str(scale)], cache_dir).strip().splitlines()[-1])
+
+    first = run(1.0)
+    assert first["kernel_cache"]["misses"] == 1 and first["error"] < 1e-5
+    again = run(1.0)  # a fresh process: the kernel comes from the store, neither typed nor linked
+    assert again["kernel_cache"]["hits"] == 1 and again["kernel_cache"]["misses"] == 0
+    assert again["link_cache"] == {"hits": 0, "misses": 0}
+    assert again["error"] < 1e-5 and np.allclose(again["result"], first["result"], rtol=0, atol=1e-6)
+    changed = run(2.0)  # another closure value: compiled again, and its own result
+    assert changed["kernel_cache"]["hits"] == 0 and changed["kernel_cache"]["misses"] == 1
+    assert changed["error"] < 1e-5 and not np.allclose(changed["result"], first["result"])

@@ -67,6 +67,8 @@ class FFT:
     data is element ``threadIdx.x + i * stride`` of its FFT.
     """
 
+    _fftfuse_device_fft = True  # kernels using one are kept by the kernel cache (_numba.is_device_fft)
+
     def __init__(self, size: int, precision: Any, fft_type: str, execution: str, *, sm: Any = None,
                  direction: str | None = None, ffts_per_block: Any = None, elements_per_thread: Any = None,
                  real_fft_options: dict | None = None) -> None:
@@ -81,6 +83,14 @@ class FFT:
     def spec(self) -> dsc.Spec:
         """The checked description (hashable: equal descriptions are one FFT for numba and the cache)."""
         return self._spec
+
+    def __fftfuse_fingerprint__(self) -> str:
+        """What decides the code of a kernel calling this FFT (fftfuse_compiler.fingerprint's protocol):
+        the description, the versions of libmathdx, cuFFTDx and the toolchain (the key of its
+        LTO-IR in the store) and the revision of its numba lowering."""
+        from . import _numba
+
+        return f"{dsc.artifact_key(self._spec, dsc.API_REGISTER)}/{_numba.LOWERING_REVISION}"
 
     def __repr__(self) -> str:
         s = self._spec

@@ -18,7 +18,11 @@ from typing import Any
 from . import _descriptor
 from ._descriptor import API_REGISTER, API_SHARED
 
-__all__ = ["register", "linkable", "links_device_fft"]
+__all__ = ["register", "linkable", "links_device_fft", "is_device_fft", "LOWERING_REVISION"]
+
+#: Raised whenever the lowering below emits other code for the same FFT: it is part of a device
+#: FFT's fingerprint, so kernels kept by the kernel cache are never served from an older one.
+LOWERING_REVISION = 1
 
 
 def linkable(fft: Any, api: str) -> Any:
@@ -45,6 +49,11 @@ def links_device_fft(library: Any) -> bool:
     return any(getattr(f, "_fftfuse_device_fft", False) for f in library._linking_files)
 
 
+def is_device_fft(obj: Any) -> bool:
+    """Whether ``obj`` is a device FFT or its code (kernels using one are kept by the kernel cache)."""
+    return getattr(obj, "_fftfuse_device_fft", False) is True
+
+
 _registered = False
 
 
@@ -58,9 +67,10 @@ def register(fft_class: type) -> bool:
     except ImportError:
         return False
     _register(fft_class)
-    from fftfuse_compiler.link_cache import install
+    from fftfuse_compiler import kernel_cache, link_cache
 
-    install(links_device_fft)
+    link_cache.install(links_device_fft)
+    kernel_cache.install(is_device_fft)
     _registered = True
     return True
 
