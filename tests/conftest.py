@@ -50,6 +50,15 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
+def _chains_on_two_plans(request, monkeypatch):
+    """Chains of other features' tests run as two cuFFT plans: each one-kernel configuration
+    compiles for seconds on a fresh cache. The one kernel's own tests (``test_*chain_kernel.py``)
+    keep route="auto" at its default, one kernel where it fits."""
+    if "chain_kernel" not in request.node.path.name:
+        monkeypatch.setenv("FFTFUSE_ONE_KERNEL", "0")
+
+
+@pytest.fixture(autouse=True)
 def _private_cache(tmp_path_factory, monkeypatch):
     """Each test session compiles into its own cache directory, never the user's."""
     from fftfuse_cache import reset_default_store

@@ -35,27 +35,25 @@ def forward(shape=(8, 1024), dtype="complex64", axes=None, strides=None):
 @pytest.fixture
 def gpu_ready(monkeypatch):
     """The planner sees a usable sm_90 GPU with libmathdx (nothing is compiled or launched), and
-    route="auto" takes one kernel where it fits ($FFTFUSE_ONE_KERNEL=1)."""
+    route="auto" is left at its default (one kernel where it fits)."""
     monkeypatch.setattr(_chain_kernel, "unavailable", lambda: "")
     monkeypatch.setattr(_planner, "device_arch", lambda device: 90)
-    monkeypatch.setenv(_planner.ONE_KERNEL_ENV, "1")
+    monkeypatch.delenv(_planner.ONE_KERNEL_ENV, raising=False)
 
 
-def test_auto_keeps_two_plans_unless_switched_on_and_one_kernel_can_be_asked_for(gpu_ready, monkeypatch):
-    for value in (None, "0", "yes"):
-        if value is None:
-            monkeypatch.delenv(_planner.ONE_KERNEL_ENV)
-        else:
-            monkeypatch.setenv(_planner.ONE_KERNEL_ENV, value)
-        chain = plan_chain(forward(), "cuda", FFTOptions(), "backward", None, square, None)
-        assert chain.route == "two-plans" and chain.kernel is None
-        assert "one kernel would fit" in chain.reason and "FFTFUSE_ONE_KERNEL=1" in chain.reason
+def test_auto_takes_one_kernel_unless_switched_off_and_one_kernel_can_be_asked_for(gpu_ready, monkeypatch):
+    if HAVE_MATHDX:
+        for value in (None, "1", "yes"):
+            if value is not None:
+                monkeypatch.setenv(_planner.ONE_KERNEL_ENV, value)
+            assert plan_chain(forward(), "cuda", FFTOptions(), "backward", None, square, None).route == "one-kernel"
+    monkeypatch.setenv(_planner.ONE_KERNEL_ENV, "0")
+    chain = plan_chain(forward(), "cuda", FFTOptions(), "backward", None, square, None)
+    assert chain.route == "two-plans" and chain.kernel is None
+    assert "one kernel would fit" in chain.reason and "FFTFUSE_ONE_KERNEL=0" in chain.reason
     if HAVE_MATHDX:
         forced = plan_chain(forward(), "cuda", FFTOptions(), "backward", None, square, None, route="one-kernel")
         assert forced.route == "one-kernel"
-    monkeypatch.setenv(_planner.ONE_KERNEL_ENV, "1")
-    if HAVE_MATHDX:
-        assert plan_chain(forward(), "cuda", FFTOptions(), "backward", None, square, None).route == "one-kernel"
 
 
 def mul(v, d):
@@ -198,6 +196,17 @@ def test_knobs_for_every_length_fit_cufftdx_and_the_shared_memory(precision):
         assert np.prod(fwd.block_dim) <= 1024 and fwd.stride * ept == n
         n *= 2
     assert _chain_kernel.choose_knobs(1024, "float32", 90) == (4, 16)  # the measured best at 1024
+
+
+@needs_mathdx
+def test_knobs_asked_for_are_taken_where_cufftdx_has_them(monkeypatch):
+    monkeypatch.setenv("FFTFUSE_CHAIN_KNOBS", "32x8")
+    assert _chain_kernel.choose_knobs(64, "float32", 90) == (32, 8)
+    monkeypatch.setenv("FFTFUSE_CHAIN_KNOBS", "1x3")  # no such implementation: the rule's
+    assert _chain_kernel.choose_knobs(1024, "float32", 90) == (4, 16)
+    monkeypatch.setenv("FFTFUSE_CHAIN_KNOBS", "fast")
+    with pytest.raises(ValueError, match="FFTFUSE_CHAIN_KNOBS='fast'.*e.g. 32x8"):
+        _chain_kernel.choose_knobs(64, "float32", 90)
 
 
 @needs_mathdx

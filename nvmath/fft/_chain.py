@@ -129,9 +129,10 @@ def filtered(operand: Any, axes: Axes = None, options: FFTOptions | dict | None 
         route: how the chain runs. ``'two-plans'``: two FFTs with the steps fused as callbacks,
             which runs every chain. ``'one-kernel'``: one kernel on the GPU (a device-side FFT:
             the data read and written once); it raises a ValueError saying why where the length,
-            precision, layout or steps do not fit. ``'auto'`` (the default) runs two plans, or one
-            kernel where it fits and ``$FFTFUSE_ONE_KERNEL=1``. ``FilteredFFT.describe()`` tells
-            the route taken and why.
+            precision, layout or steps do not fit. ``'auto'`` (the default) runs one kernel where it
+            fits and two plans elsewhere (``$FFTFUSE_ONE_KERNEL=0``: two plans always; a kernel's
+            first compile on a machine takes seconds). ``FilteredFFT.describe()`` tells the route
+            taken and why.
 
     Returns:
         The filtered signal, of the operand's shape, framework and device; complex for a complex

@@ -12,17 +12,20 @@ are Python functions in the value forms (``f(x)``, ``f(x, d)``, ``f(x, i, ..., k
 ``f(x, d, i, ..., k)``) with data of the shape the step sees or broadcast along the last axis
 (``(n,)``), C-contiguous and on the operand's GPU. Everything else runs as two plans.
 
-Compiling costs seconds (libmathdx generating the two FFTs, numba lowering the kernel,
-nvJitLink linking them): the FFTs' code and the linked cubin are kept in the project's store
-(``nvmath.device``, ``fftfuse_compiler.link_cache``), and the compiled kernel in this process per
-:class:`KernelConfig` (length, precision, the steps' code fingerprints and data kinds, knobs,
-scales, architecture), so a second chain of the same kind compiles nothing.
+Compiling costs seconds (libmathdx generating the two FFTs, numba typing and lowering the
+kernel, nvJitLink linking them): the FFTs' code and the whole linked kernel are kept in the
+project's store (``nvmath.device``, ``fftfuse_compiler.kernel_cache``, keyed by the generated
+function's content fingerprint, which the steps' code and values are part of), and the compiled
+kernel in this process per :class:`KernelConfig` (length, precision, the steps' code fingerprints
+and data kinds, knobs, scales, architecture), so a second chain of the same kind compiles nothing
+and a fresh process loads the kernel without typing it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import threading
 from typing import Any
 
@@ -209,6 +212,22 @@ def unavailable() -> str:
 THREADS_PER_BLOCK = 256
 
 
+# Measuring other knobs (benchmarks/chain_kernel.py --sweep): "FPBxEPT", e.g. "32x8", taken for
+# every length cuFFTDx has that pair for. Part of the kernel's configuration, so of its cache keys.
+KNOBS_ENV = "FFTFUSE_CHAIN_KNOBS"
+
+
+def _asked_knobs() -> tuple[int, int] | None:
+    value = os.environ.get(KNOBS_ENV)
+    if not value:
+        return None
+    try:
+        fpb, ept = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"${KNOBS_ENV}={value!r}: expected FFTS_PER_BLOCKxELEMENTS_PER_THREAD, e.g. 32x8") from None
+    return fpb, ept
+
+
 def choose_knobs(n: int, precision: str, arch: int) -> tuple[int, int]:
     """``(ffts_per_block, elements_per_thread)`` for a length-``n`` FFT.
 
@@ -217,8 +236,16 @@ def choose_knobs(n: int, precision: str, arch: int) -> tuple[int, int]:
     4 x 8 0.732, 8 x 16 0.757, 4 x 32 0.913. The rule keeps that point: 16 elements per thread
     (8 in double precision, for the registers), at least 2 and a thread per 32 elements for
     short FFTs, and enough FFTs per block for 256 threads; a pair cuFFTDx has no
-    implementation of halves the FFTs per block until one fits.
+    implementation of halves the FFTs per block until one fits. ``$FFTFUSE_CHAIN_KNOBS``
+    ("FPBxEPT") asks for another pair, where cuFFTDx has it (for measuring).
     """
+    asked = _asked_knobs()
+    if asked is not None:
+        try:
+            _device_ffts(n, precision, *asked, arch)
+            return asked
+        except ValueError:
+            pass  # cuFFTDx has no such pair for this length: the rule's
     ept = min(16 if precision == "float32" else 8, max(2, n // 32), n)
     fpb = max(1, THREADS_PER_BLOCK // (n // ept))
     while fpb > 1:
@@ -385,8 +412,10 @@ KEPT_KERNELS = 128  # the oldest goes first (steps whose globals keep changing m
 
 def compiled_kernel(config: KernelConfig, device_id: int) -> Any:
     """The kernel compiled for GPU ``device_id`` (a numba dispatcher), once per process per config:
-    a warm process compiles nothing; a fresh one finds the FFTs' code and the linked cubin in the
-    store (numba still types and lowers the kernel)."""
+    a warm process compiles nothing; a fresh one finds the kernel in the store. ``cuda.jit(sig)``
+    compiles eagerly through ``CUDADispatcher.compile``, which ``fftfuse_compiler.kernel_cache``
+    serves (installed with the device FFTs): the exec'd function fingerprints alike in every
+    process (file names do not enter it; its FFTs, steps and constants do, by value)."""
     key = (config, device_id)
     kernel = _kernels.get(key)
     if kernel is not None:

@@ -390,13 +390,15 @@ def _check_route(route: Any) -> str:
     return route
 
 
-# The one-kernel route is new: "auto" keeps the two cuFFT plans unless this switch is set to 1.
+# "auto" takes one kernel where a chain fits it. Its first compile on a machine takes seconds
+# (later processes load it from the store, typing nothing); this switch set to 0 keeps "auto" on
+# the two cuFFT plans, which compile in a fraction of a second.
 ONE_KERNEL_ENV = "FFTFUSE_ONE_KERNEL"
 
 
 def auto_takes_one_kernel() -> bool:
-    """Whether ``route="auto"`` takes one kernel where a chain fits it (``$FFTFUSE_ONE_KERNEL=1``)."""
-    return os.environ.get(ONE_KERNEL_ENV) == "1"
+    """Whether ``route="auto"`` takes one kernel where a chain fits it (unless ``$FFTFUSE_ONE_KERNEL=0``)."""
+    return os.environ.get(ONE_KERNEL_ENV) != "0"
 
 
 def plan_chain(forward: FFTProblem, target: str, options: FFTOptions, norm: str | None, prolog: Any,
@@ -406,8 +408,8 @@ def plan_chain(forward: FFTProblem, target: str, options: FFTOptions, norm: str 
     (each engine, or the one kernel, plans its own).
 
     ``route`` "auto" takes one kernel (``_chain_kernel``: the device-side FFT) where the length,
-    precision, layout and every step fit, the GPU and libmathdx are there and
-    ``$FFTFUSE_ONE_KERNEL=1``, else two plans;
+    precision, layout and every step fit and the GPU and libmathdx are there (unless
+    ``$FFTFUSE_ONE_KERNEL=0``), else two plans;
     "one-kernel" raises saying why where it does not fit; "two-plans" never tries it."""
     if forward.fft_type not in CHAIN_TRANSFORMS:
         raise ValueError(f"a chain starts with a C2C or R2C transform, not {forward.fft_type}")
@@ -423,8 +425,8 @@ def plan_chain(forward: FFTProblem, target: str, options: FFTOptions, norm: str 
     else:
         reason = one_kernel_declines(forward, target, prolog, pointwise, epilog)
         if not reason and route == "auto" and not auto_takes_one_kernel():
-            reason = (f"one kernel would fit, but route='auto' takes it only where ${ONE_KERNEL_ENV}=1; pass "
-                      "route='one-kernel' to run it")
+            reason = (f"one kernel would fit, but ${ONE_KERNEL_ENV}=0 keeps route='auto' on two plans; unset it or "
+                      "pass route='one-kernel' to run it")
         elif not reason:
             from ._chain_kernel import kernel_config
 
