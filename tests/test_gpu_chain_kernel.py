@@ -22,23 +22,27 @@ ROWS = 37  # not a multiple of any FFTs-per-block: the last block holds rows pas
 
 @pytest.fixture(autouse=True)
 def auto_takes_one_kernel(monkeypatch):
-    """These tests run the one kernel through route="auto" too (and in the processes they start)."""
-    monkeypatch.setenv("FFTFUSE_ONE_KERNEL", "1")
+    """These tests run the one kernel through route="auto" too (its default, and in the processes
+    they start)."""
+    monkeypatch.delenv("FFTFUSE_ONE_KERNEL", raising=False)
 
 
-def test_by_default_auto_runs_two_plans_and_says_how_to_take_one_kernel(monkeypatch):
+def test_by_default_auto_runs_one_kernel_and_the_switch_keeps_two_plans(monkeypatch):
     import cupy
 
     from nvmath.fft import filtered, FilteredFFT
 
-    monkeypatch.delenv("FFTFUSE_ONE_KERNEL")
     x, h = random((ROWS, 256), np.complex64), random((256,), np.complex64, seed=1)
-    with FilteredFFT(cupy.asarray(x), axes=[-1]) as f:
-        f.plan(pointwise={"fn": lambda v, d: v * d, "data": cupy.asarray(h)})
-        assert f.route == "two-plans" and "FFTFUSE_ONE_KERNEL=1" in f.describe()
-        got = cupy.asnumpy(f.execute())
     want = np.fft.ifft(np.fft.fft(x.astype(np.complex128)) * h)
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    for switch, route in ((None, "one-kernel"), ("0", "two-plans")):
+        if switch is not None:
+            monkeypatch.setenv("FFTFUSE_ONE_KERNEL", switch)
+        with FilteredFFT(cupy.asarray(x), axes=[-1]) as f:
+            f.plan(pointwise={"fn": lambda v, d: v * d, "data": cupy.asarray(h)})
+            assert f.route == route, f.describe()
+            assert (switch is None) != ("FFTFUSE_ONE_KERNEL=0" in f.describe())
+            got = cupy.asnumpy(f.execute())
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
     forced = filtered(cupy.asarray(x), axes=[-1], pointwise={"fn": lambda v, d: v * d, "data": cupy.asarray(h)},
                       route="one-kernel")
     np.testing.assert_allclose(cupy.asnumpy(forced), want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
