@@ -107,6 +107,26 @@ def test_default_architecture_is_the_gpu_else_the_lowest(store, monkeypatch):
     assert compile_callback(lambda x: x, "epilog", "float32", store=store).arch == lowest_supported_arch()
 
 
+def test_the_current_gpu_is_asked_of_numba_where_a_program_uses_it(monkeypatch):
+    """A numba-cuda program (the device FFT's) has numba's context: the CUDA runtime is not started."""
+    import sys
+    import types
+
+    from fftfuse_compiler import toolchain
+
+    device = types.SimpleNamespace(compute_capability=(8, 6))
+    monkeypatch.delitem(sys.modules, "cupy", raising=False)
+    monkeypatch.setitem(sys.modules, "numba.cuda", types.SimpleNamespace(get_current_device=lambda: device))
+    monkeypatch.setitem(sys.modules, "cuda.bindings.runtime", None)  # an import of it would fail
+    assert toolchain.current_device_arch() == 86
+
+    def no_gpu():
+        raise RuntimeError("CUDA_ERROR_NO_DEVICE")
+
+    monkeypatch.setitem(sys.modules, "numba.cuda", types.SimpleNamespace(get_current_device=no_gpu))
+    assert toolchain.current_device_arch() is None
+
+
 @pytest.mark.parametrize("spec,expected", [("90", 90), (90, 90), ((9, 0), 90), ("8.6", 86), ("sm_75", 75)])
 def test_compute_capability_spellings(spec, expected):
     assert parse_compute_capability(spec) == expected
