@@ -6,6 +6,7 @@ from __future__ import annotations
 import cmath
 import functools
 import math
+import operator
 import threading
 import types
 from typing import Any, Callable
@@ -75,13 +76,16 @@ def _read_values(fn: Callable) -> tuple | None:
     code = getattr(fn, "__code__", None)
     if code is None or fn.__kwdefaults__:
         return None
-    source = fn.__globals__
-    values = [source.get(name, _ABSENT) for name in _names(code)]
-    try:
-        values.extend(cell.cell_contents for cell in fn.__closure__ or ())
-    except ValueError:
-        return None
-    values.extend(fn.__defaults__ or ())
+    get = fn.__globals__.get
+    values = [get(name, _ABSENT) for name in _names(code)]
+    closure = fn.__closure__
+    if closure:
+        try:
+            values += [cell.cell_contents for cell in closure]
+        except ValueError:
+            return None
+    if fn.__defaults__:
+        values += fn.__defaults__
     return tuple(values)
 
 
@@ -92,7 +96,7 @@ def _unchanging(values: tuple) -> bool:
 
 
 def _same(a: tuple, b: tuple) -> bool:
-    return len(a) == len(b) and all(x is y for x, y in zip(a, b))
+    return len(a) == len(b) and all(map(operator.is_, a, b))
 
 
 class _Eager:
@@ -122,25 +126,30 @@ _SCALAR_TYPES: set[type] = {float, complex}
 
 def _signature(args: tuple, kwargs: dict) -> tuple:
     """What a trace depends on: array types, shapes and dtypes, scalar types, other values."""
-    def one(value: Any) -> Any:
-        t = type(value)
-        if t in _ARRAY_TYPES:
+    out = [_signature_of(a) for a in args]
+    if kwargs:
+        out += [(k, _signature_of(v)) for k, v in sorted(kwargs.items())]
+    return tuple(out)
+
+
+def _signature_of(value: Any) -> Any:
+    t = type(value)
+    if t in _ARRAY_TYPES:
+        return (t, value.shape, value.dtype)
+    if t in _SCALAR_TYPES:
+        return t
+    kind = _trace.argument_kind(value)
+    if kind == "array":
+        # A CuPy array's kind is its type's (never a Dask array's unknown sizes): known from now on.
+        if t.__module__.partition(".")[0] == "cupy":
+            _ARRAY_TYPES.add(t)
             return (t, value.shape, value.dtype)
-        if t in _SCALAR_TYPES:
-            return t
-        kind = _trace.argument_kind(value)
-        if kind == "array":
-            # A CuPy array's kind is its type's (never a Dask array's unknown sizes): known from now on.
-            if t.__module__.partition(".")[0] == "cupy":
-                _ARRAY_TYPES.add(t)
-                return (t, value.shape, value.dtype)
-            return (t, tuple(value.shape), str(value.dtype))
-        if kind == "scalar":
-            if t.__module__.partition(".")[0] == "numpy":
-                _SCALAR_TYPES.add(t)
-            return t
-        return ("static", t, value)
-    return tuple(one(a) for a in args) + tuple((k, one(v)) for k, v in sorted(kwargs.items()))
+        return (t, tuple(value.shape), str(value.dtype))
+    if kind == "scalar":
+        if t.__module__.partition(".")[0] == "numpy":
+            _SCALAR_TYPES.add(t)
+        return t
+    return ("static", t, value)
 
 
 def _cupy_standins(fn: Callable) -> dict[str, Any]:
@@ -208,16 +217,14 @@ class FusedFunction:
 
     def _entry(self, args: tuple, kwargs: dict) -> Any:
         try:
-            signature = _signature(args, kwargs)
-            hash(signature)
+            key = (_signature(args, kwargs), self._fingerprint())
+        except UncacheableError as exc:
+            return _Eager(f"the function cannot be fingerprinted ({exc}), so a changed value would go unseen")
+        try:
+            entry = self._plans.get(key)
         except TypeError:
             return _Eager("an argument that is neither an array nor a scalar is not hashable, so no plan "
                           "can be kept for it")
-        try:
-            key = (signature, self._fingerprint())
-        except UncacheableError as exc:
-            return _Eager(f"the function cannot be fingerprinted ({exc}), so a changed value would go unseen")
-        entry = self._plans.get(key)
         if entry is None:
             with self._lock:
                 entry = self._plans.get(key)
