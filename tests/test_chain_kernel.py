@@ -174,12 +174,12 @@ def test_the_planner_takes_one_kernel_where_everything_fits(gpu_ready):
     chain = plan_chain(forward(), "cuda", FFTOptions(), "ortho", **steps)
     assert chain.route == "one-kernel" and chain.executor == "cufftdx"
     k = chain.kernel
-    assert (k.length, k.precision, k.ffts_per_block, k.elements_per_thread, k.arch) == (1024, "float32", 4, 16, 90)
+    assert (k.length, k.precision, k.ffts_per_block, k.elements_per_thread, k.arch) == (1024, "float32", 2, 16, 90)
     assert [s.data for s in k.steps] == ["row", None, "full"]
     assert [s.form for s in k.steps] == ["value_data", "value_index", "value_data"]
     text = chain.describe()
-    assert "route: one-kernel" in text and "4 FFTs per block, 16 elements per thread" in text
-    assert "block (64, 4, 1)" in text and "sm_90" in text and "pointwise ramp" in text
+    assert "route: one-kernel" in text and "2 FFTs per block, 16 elements per thread" in text
+    assert "block (64, 2, 1)" in text and "sm_90" in text and "pointwise ramp" in text
     forced = plan_chain(forward(), "cuda", FFTOptions(), "ortho", **steps, route="one-kernel")
     assert forced.route == "one-kernel" and "asked for" in forced.reason
 
@@ -195,7 +195,7 @@ def test_knobs_for_every_length_fit_cufftdx_and_the_shared_memory(precision):
         assert fwd.shared_memory_size <= _chain_kernel.SHARED_MEMORY_LIMIT
         assert np.prod(fwd.block_dim) <= 1024 and fwd.stride * ept == n
         n *= 2
-    assert _chain_kernel.choose_knobs(1024, "float32", 90) == (4, 16)  # the measured best at 1024
+    assert _chain_kernel.choose_knobs(1024, "float32", 90) == (2, 16)  # the measured best at 1024
 
 
 @needs_mathdx
@@ -203,7 +203,7 @@ def test_knobs_asked_for_are_taken_where_cufftdx_has_them(monkeypatch):
     monkeypatch.setenv("FFTFUSE_CHAIN_KNOBS", "32x8")
     assert _chain_kernel.choose_knobs(64, "float32", 90) == (32, 8)
     monkeypatch.setenv("FFTFUSE_CHAIN_KNOBS", "1x3")  # no such implementation: the rule's
-    assert _chain_kernel.choose_knobs(1024, "float32", 90) == (4, 16)
+    assert _chain_kernel.choose_knobs(1024, "float32", 90) == (2, 16)
     monkeypatch.setenv("FFTFUSE_CHAIN_KNOBS", "fast")
     with pytest.raises(ValueError, match="FFTFUSE_CHAIN_KNOBS='fast'.*e.g. 32x8"):
         _chain_kernel.choose_knobs(64, "float32", 90)

@@ -209,7 +209,7 @@ def unavailable() -> str:
 
 # -- knobs ----------------------------------------------------------------------------------------
 
-THREADS_PER_BLOCK = 256
+THREADS_PER_BLOCK = 128
 
 
 # Measuring other knobs (benchmarks/chain_kernel.py --sweep): "FPBxEPT", e.g. "32x8", taken for
@@ -231,13 +231,16 @@ def _asked_knobs() -> tuple[int, int] | None:
 def choose_knobs(n: int, precision: str, arch: int) -> tuple[int, int]:
     """``(ffts_per_block, elements_per_thread)`` for a length-``n`` FFT.
 
-    Measured on an H100 for 65536 x 1024 complex64 (load, FFT, multiply, inverse, store): 4 FFTs
-    per block with 16 elements per thread took 0.603 ms, cuFFTDx's suggested 2 x 32 0.911 ms,
-    4 x 8 0.732, 8 x 16 0.757, 4 x 32 0.913. The rule keeps that point: 16 elements per thread
-    (8 in double precision, for the registers), at least 2 and a thread per 32 elements for
-    short FFTs, and enough FFTs per block for 256 threads; a pair cuFFTDx has no
-    implementation of halves the FFTs per block until one fits. ``$FFTFUSE_CHAIN_KNOBS``
-    ("FPBxEPT") asks for another pair, where cuFFTDx has it (for measuring).
+    Measured on an H100, 512 MiB of complex64 rows (``benchmarks/chain_kernel.py --sweep``,
+    ``results/chain_kernel-h100-adb5e58.txt``), GPU ms per chain: at n=1024 with an ``(n,)``
+    filter 2 FFTs per block x 16 elements per thread 0.411, 4 x 16 0.421, 8 x 8 0.743 (and
+    cuFFTDx's suggested 2 x 32 0.911 earlier); with a full-size filter 2 x 16 0.564, 2 x 32
+    0.574, 4 x 16 0.647, 4 x 8 0.783; at n=64 16 x 8 0.400, 32 x 8 0.407, 16 x 4 0.424,
+    64 x 16 0.587, 8 x 2 0.664. The rule keeps those points: 16 elements per thread (8 in double
+    precision, for the registers), at least 8 for short FFTs and a thread per 32 elements, and
+    enough FFTs per block for 128 threads; a pair cuFFTDx has no implementation of halves the
+    FFTs per block until one fits. ``$FFTFUSE_CHAIN_KNOBS`` ("FPBxEPT") asks for another pair,
+    where cuFFTDx has it (for measuring).
     """
     asked = _asked_knobs()
     if asked is not None:
@@ -246,7 +249,7 @@ def choose_knobs(n: int, precision: str, arch: int) -> tuple[int, int]:
             return asked
         except ValueError:
             pass  # cuFFTDx has no such pair for this length: the rule's
-    ept = min(16 if precision == "float32" else 8, max(2, n // 32), n)
+    ept = min(16 if precision == "float32" else 8, max(8, n // 32), n)
     fpb = max(1, THREADS_PER_BLOCK // (n // ept))
     while fpb > 1:
         try:
