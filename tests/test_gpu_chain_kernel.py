@@ -230,8 +230,8 @@ def test_describe_tells_the_route_and_the_knobs():
     with FilteredFFT(cupy.asarray(random((8, 1024), np.complex64)), axes=[-1]) as f:
         f.plan(pointwise=square)
         text = f.describe()
-    assert "route: one-kernel" in text and "4 FFTs per block, 16 elements per thread" in text
-    assert "block (64, 4, 1)" in text
+    assert "route: one-kernel" in text and "2 FFTs per block, 16 elements per thread" in text
+    assert "block (64, 2, 1)" in text
 
 
 def test_a_length_the_kernel_does_not_take_runs_two_plans_and_cannot_be_forced():
