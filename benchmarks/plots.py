@@ -24,12 +24,12 @@ from matplotlib.figure import Figure  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 
 # The runs the figures show: the latest complete run of each benchmark (the docs' tables cite the same).
-GPU_RUN = "fft_callbacks-h100-f9bab41.json"
+GPU_RUN = "fft_callbacks-h100-adb5e58.json"
 HOST_RUN = "host_overhead-h100-f9bab41.json"
 COLD_RUN = "cold_start-h100-94cd00a.json"
 CPU_RUN = "cpu_callbacks-cpu-vm.json"
 MULTI_GPU_RUN = "multi_gpu-h100x2-f9bab41.json"
-CHAIN_RUN = "chain_kernel-h100-da294f4.json"
+CHAIN_RUN = "chain_kernel-h100-38a8d5c.json"
 DASK_RUNS = ("dask_fft-gpu-threads-h100x2-8dffcb3.json", "dask_fft-gpu-distributed-h100x2-8dffcb3.json")
 
 # GPU cases in the order of the docs' table: (label, key in the run's rows, key in its inlining list).

@@ -76,11 +76,11 @@ def _ms(value: str) -> float:
 @pytest.mark.parametrize("page", ["README.md", "docs/performance.md"])
 def test_quoted_gpu_figures_are_those_of_the_cited_run(page):
     """The headline table quotes the run it names: fftfuse, C++, nvmath-python and CuPy columns."""
-    run = json.loads((RESULTS / "fft_callbacks-h100-f9bab41.json").read_text())
+    run = json.loads((RESULTS / "fft_callbacks-h100-adb5e58.json").read_text())
     rows = {r["case"]: r for r in run["rows"]}
     inline = {r["case"]: r for r in run["inlining"]}
     text = (ROOT / page).read_text()
-    assert "fft_callbacks-h100-f9bab41" in text
+    assert "fft_callbacks-h100-adb5e58" in text
     table = _table_rows(text, "| case | fftfuse, Python callback ms")
     expect = {"filter epilog": "filter_epilog", "convolution fft -> *filter -> ifft": "convolution"}
     for label, case in expect.items():
