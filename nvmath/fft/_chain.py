@@ -18,16 +18,15 @@ from typing import Any
 import numpy as np
 
 from ._api import Axes, Callback, ReusableFFT, axes_tuple
-from ._callbacks import (FULL_PATH, array_framework, call_arguments, callback_fingerprints, callback_reuse_key,
-                         parse_callback)
+from ._callbacks import call_arguments, callback_fingerprints, parse_callback
 from ._chain_kernel import STEPS, OneKernel
 from ._docs import shared_doc
 from ._gpu_presence import describe_execution
 from ._log import fft_logger
 from ._memory_space import TO_HOST, crossing
-from ._options import Execution, FFTOptions, Norm, debug_env, execution_target
+from ._options import Execution, FFTOptions, Norm, execution_target
 from ._planner import ChainPlan, execution_device, plan_chain, problem_for
-from ._reuse import ThreadEngines, axes_key, settings_key
+from ._reuse import ThreadEngines, request_key
 from ._stateless import fft, ifft, irfft, rfft
 from ._streams import check_stream
 from ._tensor import Tensor, as_tensor, empty_strided
@@ -67,25 +66,8 @@ stateless_chains = ThreadEngines(16, lambda kept: kept[0].free())
 def _reuse_key(operand: Any, axes: Any, options: Any, execution: Any, norm: Any, prolog: Any, pointwise: Any,
                epilog: Any, route: str = "auto") -> Any:
     """A key under which a planned chain runs this call again with its arrays, or None where the call
-    takes the full path (as ``fft``'s hot path decides: NumPy or CuPy operands, options and
-    execution by value where a rerun honours them)."""
-    if debug_env():
-        return None
-    framework = array_framework(operand)
-    if framework is None:
-        return None
-    settings = settings_key(options, execution, framework)
-    if settings is FULL_PATH:
-        return None
-    keys = (callback_reuse_key(prolog, "prolog", framework), callback_reuse_key(pointwise, "epilog", framework),
-            callback_reuse_key(epilog, "epilog", framework))
-    if any(k is FULL_PATH for k in keys):
-        return None
-    axes = axes_key(axes)
-    if axes is FULL_PATH:
-        return None
-    device = operand.data.device_id if framework == "cupy" else None
-    return (operand.shape, operand.strides, operand.dtype, device, axes, norm, route, settings, *keys)
+    takes the full path (``fft``'s request key, with the norm, the route and three steps)."""
+    return request_key((norm, route), operand, axes, options, execution, prolog, epilog, (pointwise, "epilog"))
 
 
 def _fingerprints(prolog: Any, pointwise: Any, epilog: Any) -> tuple:

@@ -1,7 +1,7 @@
 """Reuse of planned engines across calls, per thread: the stateless functions' hot path, and the
 engines a Dask worker keeps for the chunks of one shape (``_dask``).
 
-A stateless call whose request key (``_reuse_key``: the operand's layout, the transform, the
+A stateless call whose request key (``request_key``: the operand's layout, the transform, the
 callbacks' code and their data's layout) matches an engine planned by an earlier call runs that
 engine again with this call's arrays, once the callbacks' fingerprints (taken on every call, so a
 changed global or closure value is noticed) match; only the operand and the data pointers change.
@@ -76,7 +76,7 @@ stateless_engines = ThreadEngines(64, lambda kept: kept[0].free())
 
 def run_stateless(transform: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any,
                stream: Any, direction: Any = None, norm: Any = None) -> Any:
-    key = _reuse_key(transform, operand, axes, options, execution, prolog, epilog)
+    key = request_key((transform,), operand, axes, options, execution, prolog, epilog)
     if key is not None and (direction is not None or norm is not None):
         key = (*key, direction, norm)
     prints = callback_fingerprints(prolog, epilog) if key is not None else None
@@ -100,9 +100,13 @@ def run_stateless(transform: str, operand: Any, axes: Any, options: Any, executi
             f.free()  # gives its plan back to the shared cache
 
 
-def _reuse_key(transform: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any) -> Any:
-    """A key for reusing an engine, or None where this call takes the full path: exactly what an
-    engine's plan and launch depend on, taken from CuPy's or NumPy's attributes (no Python layer)."""
+def request_key(head: tuple, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any,
+                *more: tuple[Any, str]) -> tuple | None:
+    """``head`` followed by what an engine's plan and launch depend on, taken from CuPy's or
+    NumPy's attributes (no Python layer): the operand's layout and device, the axes, the settings
+    and the reuse keys of the prolog, the epilog and ``more`` ``(callback, kind)`` pairs. None
+    where the call takes the full path. Every stateless call keys its engines so (``fft`` and its
+    kin here, ``filtered`` chains with their pointwise step as ``more``)."""
     if debug_env():
         return None
     framework = array_framework(operand)
@@ -111,6 +115,11 @@ def _reuse_key(transform: str, operand: Any, axes: Any, options: Any, execution:
     p, e = callback_reuse_key(prolog, "prolog", framework), callback_reuse_key(epilog, "epilog", framework)
     if p is FULL_PATH or e is FULL_PATH:
         return None
+    others: tuple = ()
+    if more:
+        others = tuple(callback_reuse_key(value, kind, framework) for value, kind in more)
+        if any(k is FULL_PATH for k in others):
+            return None
     axes = axes_key(axes)
     if axes is FULL_PATH:
         return None
@@ -118,7 +127,7 @@ def _reuse_key(transform: str, operand: Any, axes: Any, options: Any, execution:
     if settings is FULL_PATH:
         return None
     device = operand.data.device_id if framework == "cupy" else None
-    return (transform, operand.shape, operand.strides, operand.dtype, device, axes, p, e, settings)
+    return (*head, operand.shape, operand.strides, operand.dtype, device, axes, settings, p, e, *others)
 
 
 # Options a kept engine honours on every rerun as its first call did: they shape the plan, the
