@@ -33,7 +33,7 @@ def real(shape, dtype=np.float32):
 
 def engine_of(*call):
     """The engine the hot path keeps for a call (``direct_data``: its rerun without ``execute``)."""
-    return _reuse.stateless_engines.mine()[_reuse.request_key(call[:1], *call[1:])][0]
+    return _reuse.stateless_engines.mine()[_reuse.reuse_key(call[:1], *call[1:])][0]
 
 
 def mul(v, d):

@@ -193,7 +193,7 @@ def test_stateless_calls_on_scipy_each_get_their_own_result(monkeypatch):
         wants.append(np.fft.fft(x, axis=-1) * h)
     for y, want in zip(results, wants):
         close(y, want, np.complex128)
-    key = _reuse.request_key(("fft",), x, [-1], None, None, None, {"fn": mul, "data": h})
+    key = _reuse.reuse_key(("fft",), x, [-1], None, None, None, {"fn": mul, "data": h})
     engine = _reuse.stateless_engines.mine()[key][0]
     assert engine._executor.engine_choice.engine == "scipy" and engine.direct_data == (False, True)
 

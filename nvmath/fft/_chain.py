@@ -26,7 +26,7 @@ from ._log import fft_logger
 from ._memory_space import TO_HOST, crossing
 from ._options import Execution, FFTOptions, Norm, execution_target
 from ._planner import ChainPlan, execution_device, plan_chain, problem_for
-from ._reuse import ThreadEngines, request_key
+from ._reuse import ThreadEngines, reuse_key
 from ._stateless import fft, ifft, irfft, rfft
 from ._streams import check_stream
 from ._tensor import Tensor, as_tensor, empty_strided
@@ -67,7 +67,7 @@ def _reuse_key(operand: Any, axes: Any, options: Any, execution: Any, norm: Any,
                epilog: Any, route: str = "auto") -> Any:
     """A key under which a planned chain runs this call again with its arrays, or None where the call
     takes the full path (``fft``'s request key, with the norm, the route and three steps)."""
-    return request_key((norm, route), operand, axes, options, execution, prolog, epilog, (pointwise, "epilog"))
+    return reuse_key((norm, route), operand, axes, options, execution, prolog, epilog, (pointwise, "epilog"))
 
 
 def _fingerprints(prolog: Any, pointwise: Any, epilog: Any) -> tuple:

@@ -1,7 +1,7 @@
 """Reuse of planned engines across calls, per thread: the stateless functions' hot path, and the
 engines a Dask worker keeps for the chunks of one shape (``_dask``).
 
-A stateless call whose request key (``request_key``: the operand's layout, the transform, the
+A stateless call whose request key (``reuse_key``: the operand's layout, the transform, the
 callbacks' code and their data's layout) matches an engine planned by an earlier call runs that
 engine again with this call's arrays, once the callbacks' fingerprints (taken on every call, so a
 changed global or closure value is noticed) match; only the operand and the data pointers change.
@@ -76,7 +76,7 @@ stateless_engines = ThreadEngines(64, lambda kept: kept[0].free())
 
 def run_stateless(transform: str, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any,
                stream: Any, direction: Any = None, norm: Any = None) -> Any:
-    key = request_key((transform,), operand, axes, options, execution, prolog, epilog)
+    key = reuse_key((transform,), operand, axes, options, execution, prolog, epilog)
     if key is not None and (direction is not None or norm is not None):
         key = (*key, direction, norm)
     prints = callback_fingerprints(prolog, epilog) if key is not None else None
@@ -100,7 +100,7 @@ def run_stateless(transform: str, operand: Any, axes: Any, options: Any, executi
             f.free()  # gives its plan back to the shared cache
 
 
-def request_key(head: tuple, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any,
+def reuse_key(head: tuple, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any,
                 *more: tuple[Any, str]) -> tuple | None:
     """``head`` followed by what an engine's plan and launch depend on, taken from CuPy's or
     NumPy's attributes (no Python layer): the operand's layout and device, the axes, the settings
