@@ -122,7 +122,8 @@ def report(r: dict) -> str:
     if "large_ours" in r and "error" not in r["large_ours"]:
         cold, warm = r["large_ours"]["cold"], r["large_ours"]["warm"][0]
         lines.append(f"GPU time 65536x1024 convolution: compiled fresh {cold['gpu_ms_median']:.3f} ms, "
-                     f"from the link cache {warm['gpu_ms_median']:.3f} ms (link cache {warm.get('link_cache')})")
+                     f"loaded from the cache in a warm process {warm['gpu_ms_median']:.3f} ms (kernel cache "
+                     f"{warm.get('kernel_cache')}, link cache {warm.get('link_cache')})")
     if "large_nvmath_python" in r and "error" not in r["large_nvmath_python"]:
         lines.append(f"GPU time, nvmath-python 1.0: {r['large_nvmath_python']['cold']['gpu_ms_median']:.3f} ms")
     return "\n".join(lines)

@@ -102,11 +102,11 @@ def main(mode):
     import nvmath
 
     try:
-        from fftfuse_compiler import link_cache
+        from fftfuse_compiler import kernel_cache, link_cache
 
-        result["link_cache"] = link_cache.stats()
+        result["link_cache"], result["kernel_cache"] = link_cache.stats(), kernel_cache.stats()
     except ImportError:
-        result["link_cache"] = None
+        result["link_cache"] = result["kernel_cache"] = None
 
     result["nvmath"] = getattr(nvmath, "__version__", "?")
     print(json.dumps(result))
