@@ -210,6 +210,39 @@ def test_knobs_asked_for_are_taken_where_cufftdx_has_them(monkeypatch):
 
 
 @needs_mathdx
+def test_knobs_measured_on_this_architecture_are_kept_and_taken(tmp_path, monkeypatch):
+    from fftfuse_cache import ArtifactStore, default_store
+
+    from nvmath.fft import _chain_knobs, _tuning
+
+    store = default_store()
+    _chain_knobs.forget_knobs()
+    assert _chain_kernel.choose_knobs(1024, "float32", 90) == _chain_kernel.rule_knobs(1024, "float32", 90) == (2, 16)
+    _chain_knobs.keep_knobs(1024, "float32", 90, (4, 16), {"2x16": 0.42, "4x16": 0.41}, store=store)
+    assert _chain_kernel.choose_knobs(1024, "float32", 90) == (4, 16)
+    _chain_knobs.forget_knobs()  # a new process: read from the store
+    assert _chain_kernel.choose_knobs(1024, "float32", 90) == (4, 16)
+    assert _chain_kernel.choose_knobs(1024, "float32", 80) == (2, 16)  # another architecture: the rule
+    assert _chain_kernel.choose_knobs(1024, "float64", 90) == _chain_kernel.rule_knobs(1024, "float64", 90)
+    monkeypatch.setenv("FFTFUSE_CHAIN_KNOBS", "1x16")  # asked for: taken over the measured pair
+    assert _chain_kernel.choose_knobs(1024, "float32", 90) == (1, 16)
+    monkeypatch.delenv("FFTFUSE_CHAIN_KNOBS")
+    # A record of a pair cuFFTDx does not implement (another libmathdx's) is dropped: the rule answers.
+    other = ArtifactStore(tmp_path / "cache")
+    _chain_knobs.keep_knobs(512, "float32", 90, (1, 3), {}, store=other)
+    _chain_knobs.forget_knobs()
+    assert _chain_knobs.tuned_knobs(512, "float32", 90, lambda f, e: _chain_kernel.fits_one_kernel(512, "float32", f, e, 90),
+                                    store=other) is None
+    assert other.get(_chain_knobs.knobs_key(512, "float32", 90)) is None
+    _chain_knobs.forget_knobs()
+    # What the tuner tries: the rule's pair first, every pair one kernel can launch.
+    for n in (16, 64, 1024, 4096):
+        pairs = _tuning.candidates(n, "float32", 90)
+        assert pairs[0] == _chain_kernel.rule_knobs(n, "float32", 90) and len(pairs) == len(set(pairs)) > 1
+        assert all(_chain_kernel.fits_one_kernel(n, "float32", *p, 90) for p in pairs)
+
+
+@needs_mathdx
 def test_knobs_and_scales_and_code_make_the_kernel_key(gpu_ready):
     def config(norm="backward", pointwise=square, shape=(8, 1024)):
         return plan_chain(forward(shape), "cuda", FFTOptions(), norm, None, pointwise, None).kernel

@@ -366,3 +366,21 @@ def test_a_second_process_links_nothing(tmp_path):
     # The kernel cache serves the whole kernel: nothing is typed, lowered or linked.
     assert second["kernel"]["hits"] == 1 and second["kernel"]["misses"] == 0
     assert second == {**second, "hits": 0, "misses": 0} and second["error"] < 2e-5
+
+
+def test_tuning_keeps_the_fastest_pair_and_later_plans_take_it():
+    import cupy
+
+    from nvmath.fft import FilteredFFT, tune_chains
+
+    (row,) = tune_chains(lengths=[4096], precisions=["float32"], mib=16, repeats=2)
+    assert row["n"] == 4096 and row["precision"] == "float32" and len(row["timings_ms"]) >= 2
+    fpb, ept = row["chosen"]
+    assert row["timings_ms"][f"{fpb}x{ept}"] == min(row["timings_ms"].values())
+    x = random((ROWS, 4096), np.complex64)
+    with FilteredFFT(cupy.asarray(x), axes=[-1]) as f:
+        f.plan(pointwise=square)
+        assert f.route == "one-kernel" and f"{fpb} FFTs per block, {ept} elements per thread" in f.describe()
+        got = cupy.asnumpy(f.execute())
+    want = np.fft.ifft(np.fft.fft(x.astype(np.complex128)) ** 2)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())

@@ -10,7 +10,7 @@ __all__ = [
     "FFT", "FFTOptions", "FFTDirection", "ExecutionCPU", "ExecutionCUDA", "DeviceCallable", "LayoutError",
     "UnsupportedLayoutError", "NoGPUError", "fft", "ifft", "rfft", "irfft", "compile_prolog", "compile_epilog",
     "fuse", "FusedFunction", "TraceError",
-    "filtered", "FilteredFFT",
+    "filtered", "FilteredFFT", "tune_chains",
 ]
 
 # The FFT machinery imports NumPy; resolving it on first use keeps a process that only
@@ -22,7 +22,7 @@ _LAZY = {
     "DeviceCallable": "._callbacks", "LayoutError": "._layout",
     "NoGPUError": "._gpu_presence",
     "fuse": "._fuse", "FusedFunction": "._fuse", "TraceError": "._trace",
-    "filtered": "._chain", "FilteredFFT": "._chain",
+    "filtered": "._chain", "FilteredFFT": "._chain", "tune_chains": "._tuning",
 }
 
 

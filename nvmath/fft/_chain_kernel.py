@@ -35,6 +35,7 @@ from fftfuse_compiler.fingerprint import UncacheableError, function_fingerprint
 from fftfuse_compiler.forms import Form, infer_form
 
 from ._callbacks import parse_callback, spec_of
+from ._chain_knobs import tuned_knobs
 from ._layout import FFTProblem
 
 MIN_LENGTH, MAX_LENGTH = 16, 4096
@@ -229,7 +230,19 @@ def _asked_knobs() -> tuple[int, int] | None:
 
 
 def choose_knobs(n: int, precision: str, arch: int) -> tuple[int, int]:
-    """``(ffts_per_block, elements_per_thread)`` for a length-``n`` FFT.
+    """``(ffts_per_block, elements_per_thread)`` for a length-``n`` FFT: the pair asked for by
+    ``$FFTFUSE_CHAIN_KNOBS`` ("FPBxEPT", for measuring) where cuFFTDx has it, else the pair
+    ``nvmath.fft.tune_chains`` measured fastest on this architecture (``_chain_knobs``), else
+    :func:`rule_knobs`."""
+    asked = _asked_knobs()
+    if asked is not None and fits_one_kernel(n, precision, *asked, arch):
+        return asked
+    tuned = tuned_knobs(n, precision, arch, lambda fpb, ept: fits_one_kernel(n, precision, fpb, ept, arch))
+    return tuned if tuned is not None else rule_knobs(n, precision, arch)
+
+
+def rule_knobs(n: int, precision: str, arch: int) -> tuple[int, int]:
+    """The knobs where none were measured on this architecture.
 
     Measured on an H100, 512 MiB of complex64 rows (``benchmarks/chain_kernel.py --sweep``,
     ``results/chain_kernel-h100-adb5e58.txt``), GPU ms per chain: at n=1024 with an ``(n,)``
@@ -239,25 +252,33 @@ def choose_knobs(n: int, precision: str, arch: int) -> tuple[int, int]:
     64 x 16 0.587, 8 x 2 0.664. The rule keeps those points: 16 elements per thread (8 in double
     precision, for the registers), at least 8 for short FFTs and a thread per 32 elements, and
     enough FFTs per block for 128 threads; a pair cuFFTDx has no implementation of halves the
-    FFTs per block until one fits. ``$FFTFUSE_CHAIN_KNOBS`` ("FPBxEPT") asks for another pair,
-    where cuFFTDx has it (for measuring).
+    FFTs per block until one fits.
     """
-    asked = _asked_knobs()
-    if asked is not None:
-        try:
-            _device_ffts(n, precision, *asked, arch)
-            return asked
-        except ValueError:
-            pass  # cuFFTDx has no such pair for this length: the rule's
     ept = min(16 if precision == "float32" else 8, max(8, n // 32), n)
     fpb = max(1, THREADS_PER_BLOCK // (n // ept))
-    while fpb > 1:
-        try:
-            _device_ffts(n, precision, fpb, ept, arch)
-            break
-        except ValueError:
-            fpb //= 2
+    while fpb > 1 and not fits_one_kernel(n, precision, fpb, ept, arch):
+        fpb //= 2
     return fpb, ept
+
+
+def fits_one_kernel(n: int, precision: str, fpb: int, ept: int, arch: int) -> bool:
+    """Whether cuFFTDx implements the pair for both directions with one layout, in a block the
+    kernel can launch with the default shared memory."""
+    try:
+        fwd, inv = _device_ffts(n, precision, fpb, ept, arch)
+        threads = int(np.prod(fwd.block_dim))
+        shared = max(fwd.shared_memory_size, inv.shared_memory_size)
+    except ValueError:
+        return False
+    return (fwd.block_dim == inv.block_dim and fwd.stride == inv.stride and threads <= 1024
+            and shared <= SHARED_MEMORY_LIMIT)
+
+
+def newest_arch() -> int:
+    """The newest architecture cuFFTDx generates code for (newer GPUs link it)."""
+    from nvmath.device._descriptor import MAX_ARCH
+
+    return MAX_ARCH
 
 
 def kernel_config(forward: FFTProblem, arch: int, scales: tuple[float, float], narrow: bool, prolog: Any,
