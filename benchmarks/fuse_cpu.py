@@ -1,7 +1,7 @@
 """Plain array code fused by nvmath.fft.fuse on the CPU executor, against the same code unfused
 (NumPy) and against the hand-written stateless callback calls.
 
-    PYTHONPATH=. python benchmarks/fuse_cpu.py [--repeats 50]
+    PYTHONPATH=. python benchmarks/fuse_cpu.py [--repeats 50] [--every-case]
 
 Prints the median (and minimum) time per call after warm-up calls.
 """
@@ -25,6 +25,57 @@ def propagate(x, w, H, s):
 
 def filt(x, H):
     return np.fft.fft(x, axis=-1) * H
+
+
+# The GPU benchmark's cases (benchmarks/fuse_gpu.py) written with NumPy.
+def scale(x, s):
+    return np.fft.fft(x, axis=-1) * s
+
+
+def window(x, w):
+    return np.fft.fft(x * w, axis=-1)
+
+
+def convolution(x, H):
+    return np.fft.ifft(np.fft.fft(x, axis=-1) * H, axis=-1)
+
+
+def r2c_scale(x, s):
+    return np.fft.rfft(x, axis=-1) * s
+
+
+def mask_2d(x, M):
+    return np.fft.fft2(x) * M
+
+
+def case_arguments(rows: int, n: int) -> dict:
+    rng = np.random.default_rng(1)
+
+    def c(shape):
+        return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
+
+    x, H = c((rows, n)), c((n,))
+    w = np.hanning(n).astype(np.float32)
+    side = int(np.sqrt(rows * n // 4))
+    return {"scale": (scale, (x, 0.5)), "filter": (filt, (x, H)), "window": (window, (x, w)),
+            "convolution": (convolution, (x, H)),
+            "r2c_scale": (r2c_scale, (rng.standard_normal((2 * rows, n)).astype(np.float32), 1.5)),
+            "mask_2d": (mask_2d, (c((4, side, side)), (rng.random((side, side)) > 0.5).astype(np.float32))),
+            "propagate": (propagate, (x, w, H, 1.0 / n))}
+
+
+def every_case(repeats: int) -> None:
+    """Each case fused and undecorated, in turn, at 256 x 1024 and 1024 x 1024 (2-D: 4 planes of
+    the same size; R2C: twice the rows of float32): median ms, ratio, and the largest difference."""
+    print("every case, complex64 (R2C float32), CPU: median ms, undecorated NumPy / fused (ratio), max rel. difference")
+    for rows in (256, 1024):
+        for name, (fn, args) in case_arguments(rows, 1024).items():
+            fused = fuse(fn, execution="cpu", strict=True)
+            got, want = fused(*args), fn(*args)
+            diff = float(np.abs(got - want).max() / np.abs(want).max())
+            t = interleaved({"plain": lambda: fn(*args), "fused": lambda: fused(*args)}, repeats)
+            print(f"  {rows:5d} x 1024 {name:12s} {1e3 * t['plain'][0]:8.2f} {1e3 * t['fused'][0]:8.2f} "
+                  f"({t['fused'][0] / t['plain'][0]:.2f}x)  {diff:.1e}")
 
 
 def _mul(v, d):
@@ -72,7 +123,11 @@ def operands(batch: int, n: int):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=50)
-    repeats = parser.parse_args().repeats
+    parser.add_argument("--every-case", action="store_true", help="also every case of the GPU benchmark")
+    args = parser.parse_args()
+    repeats = args.repeats
+    if args.every_case:
+        every_case(repeats)
     fused = fuse(propagate, execution="cpu")
     print("propagate, complex64, CPU: median / min ms")
     for batch, n in [(256, 1024), (1024, 1024)]:
