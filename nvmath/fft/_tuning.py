@@ -57,7 +57,8 @@ def tune_chains(lengths: Sequence[int] | None = None, precisions: Sequence[str] 
     time on a machine (the kernel cache keeps them): tune once, not in a program's hot path.
 
     Returns one dict per problem: ``n``, ``precision``, ``arch``, ``chosen`` and ``rule`` (pairs)
-    and ``timings_ms`` (``"FPBxEPT"`` -> GPU ms per chain).
+    and ``timings_ms`` (``"FPBxEPT"`` -> GPU ms per chain); or ``skipped`` (why) where one kernel
+    does not take the problem on this GPU. A pair that does not compile or launch is left out.
     """
     import cupy
 
@@ -73,13 +74,23 @@ def tune_chains(lengths: Sequence[int] | None = None, precisions: Sequence[str] 
                 x = (rng.standard_normal((rows, n)) + 1j * rng.standard_normal((rows, n))).astype(dtype)
                 h = (rng.standard_normal(n) + 1j * rng.standard_normal(n)).astype(dtype)
                 problem = problem_for("fft", x.shape, tuple(s // x.itemsize for s in x.strides), x.dtype.name, (1,))
-                base = plan_chain(problem, "cuda", FFTOptions(), None, None, {"fn": _mul, "data": h}, None,
-                                  route="one-kernel", device_id=device_id).kernel
+                try:
+                    base = plan_chain(problem, "cuda", FFTOptions(), None, None, {"fn": _mul, "data": h}, None,
+                                      route="one-kernel", device_id=device_id).kernel
+                except ValueError as exc:  # no one kernel for this length and precision here
+                    report.append({"n": n, "precision": precision, "arch": arch, "skipped": str(exc)})
+                    continue
                 timings, want = {}, None
                 for pair in candidates(n, precision, arch):
                     config = dataclasses.replace(base, ffts_per_block=pair[0], elements_per_thread=pair[1])
-                    kernel = _chain_kernel.OneKernel(config, device_id)
-                    got = kernel.run(x, (None, h, None))
+                    try:
+                        kernel = _chain_kernel.OneKernel(config, device_id)
+                        got = kernel.run(x, (None, h, None))
+                    except Exception as exc:  # a pair that does not compile or launch is no candidate
+                        if want is None:
+                            raise  # the rule's own: the chain cannot run here at all
+                        log.warning("chain knobs %dx%d at n=%d do not run (%s): not a candidate", *pair, n, exc)
+                        continue
                     if want is None:
                         want = got  # the rule's, first
                     elif float(cupy.abs(got - want).max()) > 1e-3 * float(cupy.abs(want).max()):
