@@ -115,6 +115,14 @@ def test_without_a_usable_gpu_the_reason_says_so(monkeypatch):
     assert chain.route == "two-plans" and chain.reason == "numba-cuda finds no usable GPU"
 
 
+def test_tuning_without_a_usable_gpu_says_why(monkeypatch):
+    from nvmath.fft import tune_chains
+
+    monkeypatch.setattr(_chain_kernel, "unavailable", lambda: "numba-cuda finds no usable GPU")
+    with pytest.raises(RuntimeError, match="tune_chains measures the one kernel on a GPU.*finds no usable GPU"):
+        tune_chains(lengths=[64])
+
+
 def test_two_plans_asked_for_is_never_one_kernel(gpu_ready):
     chain = plan_chain(forward(), "cuda", FFTOptions(), "backward", None, square, None, route="two-plans")
     assert chain.route == "two-plans" and "asked for" in chain.reason

@@ -56,10 +56,16 @@ def tune_chains(lengths: Sequence[int] | None = None, precisions: Sequence[str] 
     "one-kernel", or "auto" where one kernel fits). Compiling costs seconds per candidate the first
     time on a machine (the kernel cache keeps them): tune once, not in a program's hot path.
 
+    Raises RuntimeError saying why where this process cannot build the kernel (no GPU numba-cuda
+    sees, or libmathdx does not load).
+
     Returns one dict per problem: ``n``, ``precision``, ``arch``, ``chosen`` and ``rule`` (pairs)
     and ``timings_ms`` (``"FPBxEPT"`` -> GPU ms per chain); or ``skipped`` (why) where one kernel
     does not take the problem on this GPU. A pair that does not compile or launch is left out.
     """
+    why = _chain_kernel.unavailable()
+    if why:
+        raise RuntimeError(f"tune_chains measures the one kernel on a GPU, and this process cannot build it: {why}")
     import cupy
 
     timer = timer or (lambda run: _gpu_ms(run, repeats=repeats))
