@@ -195,6 +195,19 @@ def _precompile(data: dict[str, Any], options: Any) -> list[str]:
     return lines
 
 
+def _tune_chains(data: dict[str, Any], options: Any) -> list[str]:
+    lines = []
+    for row in data["results"]:
+        head = f"n={row['n']:<5} {row['precision']}  sm_{row['arch']}"
+        if "skipped" in row:
+            lines.append(f"{head}  skipped: {row['skipped']}")
+            continue
+        chosen, rule = "x".join(map(str, row["chosen"])), "x".join(map(str, row["rule"]))
+        timings = ", ".join(f"{k} {v:.3f}" for k, v in sorted(row["timings_ms"].items(), key=lambda kv: kv[1]))
+        lines.append(f"{head}  kept {chosen} (rule {rule}); GPU ms per chain: {timings}")
+    return lines
+
+
 #: The text form of each command's report.
 VIEWS: dict[str, Callable[[Any, Any], list[str]]] = {
     "version": _version,
@@ -207,4 +220,5 @@ VIEWS: dict[str, Callable[[Any, Any], list[str]]] = {
     "import": _import,
     "verify": _verify,
     "precompile": _precompile,
+    "tune-chains": _tune_chains,
 }

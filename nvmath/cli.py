@@ -11,6 +11,7 @@
     fftfuse cache import BUNDLE             add a bundle's entries (e.g. on another machine)
     fftfuse cache verify [--drop]           check the index and digests, link each LTO-IR entry
     fftfuse precompile MODULE:FUNC [...] --kind epilog --dtype complex64 [--arch 90 ...]
+    fftfuse tune-chains [--lengths 64,1024] [--precision float32]   measure the one-kernel chain's knobs
 
 Every command takes ``--json`` (one JSON document on stdout) and ``--cache-dir DIR``
 (default: ``$FFTFUSE_CACHE_DIR`` or the user cache directory). Exit status: 0 on success,
@@ -179,7 +180,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Manage fftfuse's compile cache of cuFFT LTO callbacks, and check the installation.",
     )
     parser.add_argument("--version", action="store_true", help="print fftfuse's version (with --json: as JSON)")
-    verbs = parser.add_subparsers(title="commands", metavar="{cache,precompile,doctor}")
+    verbs = parser.add_subparsers(title="commands", metavar="{cache,precompile,tune-chains,doctor}")
 
     cache = verbs.add_parser("cache", help="inspect or manage the cache", description="Inspect or manage the cache.")
     actions = cache.add_subparsers(title="actions", metavar="{info,list,clear,export,import,verify}")
@@ -233,6 +234,19 @@ def _parser() -> argparse.ArgumentParser:
                      help="precision of float literals, as FFTOptions(float_literals=...) (default: element)")
     pre.add_argument("--check", action="store_true", help="link-check each result against cuFFT's prototype")
     pre.set_defaults(run=cmd_precompile)
+
+    tune = verbs.add_parser(
+        "tune-chains", parents=[common], help="measure the one-kernel chain's knobs on this GPU and keep them",
+        description="Time every launchable pair of FFTs per block and elements per thread of the one-kernel "
+        "filtering chain (nvmath.fft.tune_chains) on this GPU and keep the fastest in the cache for its "
+        "architecture, where later plans take it. Compiles a kernel per pair: minutes for every length.",
+    )
+    tune.add_argument("--lengths", metavar="N,N,...", default=None,
+                      help="FFT lengths, comma-separated (default: every power of two from 16 to 4096)")
+    tune.add_argument("--precision", action="append", choices=("float32", "float64"), default=None,
+                      help="float32 (complex64) or float64 (complex128); repeat for both (default: both)")
+    tune.add_argument("--device", type=int, default=0, metavar="ID", help="the GPU to measure on (default: 0)")
+    tune.set_defaults(run=cmd_tune_chains)
 
     doctor = verbs.add_parser(
         "doctor", parents=[common], help="what this machine offers fftfuse, and what is missing",
@@ -312,6 +326,26 @@ def _has_entries(store: Any) -> bool:
 # ---------------------------------------------------------------------------------------------
 # doctor
 # ---------------------------------------------------------------------------------------------
+
+
+def cmd_tune_chains(args: argparse.Namespace) -> Report:
+    """Measure the one-kernel chain's knobs (``nvmath.fft.tune_chains``) into the cache."""
+    try:
+        lengths = None if args.lengths is None else [int(v) for v in args.lengths.split(",") if v.strip()]
+    except ValueError:
+        raise CLIError(f"--lengths {args.lengths!r}: expected FFT lengths separated by commas, e.g. 64,1024") from None
+    if args.cache_dir is not None:  # this process's default store, where the kernels and the knobs go
+        from fftfuse_cache import reset_default_store
+
+        os.environ["FFTFUSE_CACHE_DIR"] = os.fspath(args.cache_dir)
+        reset_default_store()
+    from nvmath.fft import tune_chains
+
+    try:
+        rows = tune_chains(lengths, tuple(args.precision or ("float32", "float64")), args.device)
+    except (RuntimeError, ValueError) as exc:
+        raise CLIError(str(exc)) from None
+    return Report("tune-chains", {"results": rows})
 
 
 def cmd_doctor(args: argparse.Namespace) -> Report:

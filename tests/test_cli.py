@@ -523,3 +523,37 @@ def test_cpu_and_gpu_entries_list_element_user_and_arch(capsys, cache_dir: Path)
     assert code == 0 and report["bad"] == 0  # the CPU entry is not link-checked as LTO-IR
     assert {(r["element_dtype"], r["user_dtype"], r["arch"]) for r in report["entries"]} == \
         {("complex64", "float32", 90), ("complex64", "float32", cpu)}
+
+
+def test_tune_chains_prints_what_it_kept_and_what_it_skipped(capsys, cache_dir: Path, monkeypatch):
+    import nvmath.fft
+
+    asked = []
+
+    def fake_tune(lengths, precisions, device):
+        asked.append((lengths, precisions, device, os.environ["FFTFUSE_CACHE_DIR"]))
+        return [{"n": 64, "precision": "float32", "arch": 90, "chosen": [16, 8], "rule": [16, 8],
+                 "timings_ms": {"16x8": 0.400, "32x8": 0.407}},
+                {"n": 4096, "precision": "float64", "arch": 90, "skipped": "the FFT needs 65536 B of shared memory"}]
+
+    monkeypatch.setattr(nvmath.fft, "tune_chains", fake_tune)
+    monkeypatch.setenv("FFTFUSE_CACHE_DIR", "/elsewhere")  # the command points its process at --cache-dir
+    code, out, err = run(capsys, "tune-chains", "--lengths", "64,4096", "--precision", "float32",
+                         "--cache-dir", str(cache_dir))
+    assert code == 0 and err == ""
+    assert asked == [([64, 4096], ("float32",), 0, str(cache_dir))]
+    assert "n=64    float32  sm_90  kept 16x8 (rule 16x8); GPU ms per chain: 16x8 0.400, 32x8 0.407" in out
+    assert "n=4096  float64  sm_90  skipped: the FFT needs 65536 B of shared memory" in out
+    code, out, _ = run(capsys, "tune-chains", "--json")
+    assert code == 0 and json.loads(out)["results"][0]["chosen"] == [16, 8]
+    assert asked[-1][:3] == (None, ("float32", "float64"), 0)
+
+
+def test_tune_chains_without_a_gpu_or_with_bad_lengths_says_why(capsys, monkeypatch):
+    from nvmath.fft import _chain_kernel
+
+    monkeypatch.setattr(_chain_kernel, "unavailable", lambda: "numba-cuda finds no usable GPU")
+    code, _, err = run(capsys, "tune-chains", "--lengths", "64")
+    assert code == 1 and "tune_chains measures the one kernel on a GPU" in err and "no usable GPU" in err
+    code, _, err = run(capsys, "tune-chains", "--lengths", "64,x")
+    assert code == 1 and "--lengths '64,x': expected FFT lengths separated by commas" in err
