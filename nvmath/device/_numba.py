@@ -46,7 +46,7 @@ def _linkable(spec: Any, api: str) -> Any:
 
 def links_device_fft(library: Any) -> bool:
     """Whether a numba code library links a device FFT's code (its link is then cached)."""
-    return any(getattr(f, "_fftfuse_device_fft", False) for f in library._linking_files)
+    return any(is_device_fft(f) for f in library._linking_files)
 
 
 def is_device_fft(obj: Any) -> bool:

@@ -274,13 +274,6 @@ def fits_one_kernel(n: int, precision: str, fpb: int, ept: int, arch: int) -> bo
             and shared <= SHARED_MEMORY_LIMIT)
 
 
-def newest_arch() -> int:
-    """The newest architecture cuFFTDx generates code for (newer GPUs link it)."""
-    from nvmath.device._descriptor import MAX_ARCH
-
-    return MAX_ARCH
-
-
 def kernel_config(forward: FFTProblem, arch: int, scales: tuple[float, float], narrow: bool, prolog: Any,
                   pointwise: Any, epilog: Any) -> tuple[KernelConfig | None, str]:
     """The kernel of a chain :func:`declines` took, or ``(None, reason)`` where cuFFTDx has no

@@ -336,9 +336,9 @@ def fuse(fn: Callable | None = None, *, execution: Any = None, strict: bool = Fa
     The trace is kept per signature in memory; the function's fingerprint (bytecode, closure,
     globals read, by value) is checked on each call, so a changed global or closure value traces
     again (where every value it reads is immutable or a library's, the check is that they are the
-    same objects as last time; an array it reads is hashed on every call). Python ints, strings and other non-array arguments are part of the signature (they
-    may be axes), so a new value traces again (generating the same callbacks, which compile
-    nothing new).
+    same objects as last time; an array it reads is hashed on every call). Python ints, strings
+    and other non-array arguments are part of the signature (they may be axes), so a new value
+    traces again (generating the same callbacks, which compile nothing new).
 
     Args:
         fn: the function to fuse.

@@ -69,7 +69,6 @@ def tune_chains(lengths: Sequence[int] | None = None, precisions: Sequence[str] 
     import cupy
 
     timer = timer or (lambda run: _gpu_ms(run, repeats=repeats))
-    arch = min(device_arch(device_id), _chain_kernel.newest_arch())
     report = []
     for precision in precisions:
         dtype = np.complex64 if precision == "float32" else np.complex128
@@ -84,10 +83,13 @@ def tune_chains(lengths: Sequence[int] | None = None, precisions: Sequence[str] 
                     base = plan_chain(problem, "cuda", FFTOptions(), None, None, {"fn": _mul, "data": h}, None,
                                       route="one-kernel", device_id=device_id).kernel
                 except ValueError as exc:  # no one kernel for this length and precision here
-                    report.append({"n": n, "precision": precision, "arch": arch, "skipped": str(exc)})
+                    report.append({"n": n, "precision": precision, "arch": device_arch(device_id),
+                                   "skipped": str(exc)})
                     continue
+                arch = base.arch  # the architecture of cuFFTDx's code, as choose_knobs is asked it
+                pairs = candidates(n, precision, arch)
                 timings, want = {}, None
-                for pair in candidates(n, precision, arch):
+                for pair in pairs:
                     config = dataclasses.replace(base, ffts_per_block=pair[0], elements_per_thread=pair[1])
                     try:
                         kernel = _chain_kernel.OneKernel(config, device_id)
@@ -110,7 +112,7 @@ def tune_chains(lengths: Sequence[int] | None = None, precisions: Sequence[str] 
             log.info("chain knobs for n=%d %s on sm_%d: %s (%s)", n, precision, arch, best,
                      ", ".join(f"{k} {v:.3f} ms" for k, v in timings.items()))
             report.append({"n": n, "precision": precision, "arch": arch, "chosen": list(chosen),
-                           "rule": list(candidates(n, precision, arch)[0]), "timings_ms": timings})
+                           "rule": list(pairs[0]), "timings_ms": timings})
     cupy.get_default_memory_pool().free_all_blocks()
     return report
 
