@@ -4,7 +4,7 @@
 # nvmath-python in .whl/ref/. Logs and JSON go to $OUT (default: ./device-out).
 #   bash benchmarks/run_on_device.sh [tests] [gputests] [doctor] [bench] [inline] [hostoverhead] [coldstart] [compile]
 #                                    [arrayterms] [dask] [multigpu] [sanitizer] [devicefft] [chain] [chainbench] [fuse]
-#                                    [gputests2]
+#                                    [gputests2] [cpuhost]
 # Wheels: ducc0 (the CPU executor) and benchmarks/device-wheels.txt (dask, multigpu) in .whl/.
 set -uo pipefail
 OUT=${OUT:-$PWD/device-out}
@@ -81,6 +81,14 @@ for step in $steps; do
     multigpu)  # two GPUs: tests/test_multi_gpu.py skips with fewer
       python3 -m pytest tests/test_multi_gpu.py -q -rs -p no:cacheprovider 2>&1 | tail -30 | tee "$OUT/multigpu-tests.log"
       python3 benchmarks/multi_gpu.py --json "$OUT/multi_gpu.json" 2>&1 | tee "$OUT/multi_gpu.txt" ;;
+    cpuhost)  # the CPU twin on this machine's host CPU: the engine choice, then the fused callbacks table
+      cores=$(nproc)
+      for w in 1 $cores; do
+        timeout 240 python3 benchmarks/cpu_engines.py --workers $w --label gpu-host-w$w --out "$OUT" 2>&1 | tee -a "$OUT/cpu_engines.txt"
+      done
+      for dt in complex64 complex128; do
+        timeout 200 python3 benchmarks/cpu_callbacks.py --dtype $dt --workers $cores --fresh 0 --label gpu-host-$dt-w$cores --json "$OUT/cpu_callbacks-$dt-w$cores.json" 2>&1 | tee -a "$OUT/cpu_callbacks.txt"
+      done ;;
     sanitizer)
       # Every GPU test under compute-sanitizer's memcheck and racecheck in one call: the tests in groups
       # (SANITIZER_GROUPS: ";"-separated pytest arguments, shell-quoted), each group under both tools,
