@@ -273,11 +273,13 @@ def environment(workers: int) -> dict:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         cpu = platform.processor()
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                text=True).stdout.strip()
-    except OSError:
-        commit = ""
+    commit = os.environ.get("GIT_COMMIT", "")  # run_on_device.sh names the commit its copy was made from
+    if not commit:
+        try:
+            commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                    text=True).stdout.strip()
+        except OSError:
+            pass
     return {
         "host": socket.gethostname(), "cpu": cpu, "cores": os.cpu_count(), "workers": workers,
         "load_average": os.getloadavg(), "python": platform.python_version(), "numpy": np.__version__,
