@@ -4,7 +4,7 @@
 # nvmath-python in .whl/ref/. Logs and JSON go to $OUT (default: ./device-out).
 #   bash benchmarks/run_on_device.sh [tests] [gputests] [doctor] [bench] [inline] [hostoverhead] [coldstart] [compile]
 #                                    [arrayterms] [dask] [multigpu] [sanitizer] [devicefft] [chain] [chainbench] [fuse]
-#                                    [gputests2] [cpuhost]
+#                                    [gputests2] [cpuhost] [examples]
 # Wheels: ducc0 (the CPU executor) and benchmarks/device-wheels.txt (dask, multigpu) in .whl/.
 set -uo pipefail
 OUT=${OUT:-$PWD/device-out}
@@ -89,6 +89,9 @@ for step in $steps; do
       for dt in complex64 complex128; do
         timeout 200 python3 benchmarks/cpu_callbacks.py --dtype $dt --workers $cores --fresh 0 --label gpu-host-$dt-w$cores --json "$OUT/cpu_callbacks-$dt-w$cores.json" 2>&1 | tee -a "$OUT/cpu_callbacks.txt"
       done ;;
+    examples)  # nvmath-python's device-FFT examples, unchanged, against this nvmath (folder: $EXAMPLES, not in git)
+      python3 benchmarks/device_examples.py --examples "${EXAMPLES:-.whl/nvexamples}" --jobs 6 --timeout 240 \
+        --json "$OUT/device_examples.json" 2>&1 | tee "$OUT/device_examples.txt" ;;
     sanitizer)
       # Every GPU test under compute-sanitizer's memcheck and racecheck in one call: the tests in groups
       # (SANITIZER_GROUPS: ";"-separated pytest arguments, shell-quoted), each group under both tools,

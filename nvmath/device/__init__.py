@@ -7,7 +7,7 @@ machine and kept in fftfuse's cache; kernels that call it are linked once too (s
 :mod:`nvmath.device.link_cache`). Descriptors and traits need no GPU when ``sm=`` is given.
 """
 
-from ._api import FFT, ComputeCapability, Dim3, fft
+from ._api import FFT, ComputeCapability, Dim3, current_device_sm, fft
 from ._mathdx import MathDxError
 
-__all__ = ["FFT", "fft", "Dim3", "ComputeCapability", "MathDxError"]
+__all__ = ["FFT", "fft", "Dim3", "ComputeCapability", "current_device_sm", "MathDxError"]

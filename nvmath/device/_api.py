@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from . import _descriptor as dsc
 
-__all__ = ["FFT", "fft", "Dim3", "ComputeCapability"]
+__all__ = ["FFT", "fft", "Dim3", "ComputeCapability", "current_device_sm"]
 
 
 class Dim3(NamedTuple):
@@ -25,10 +25,26 @@ class Dim3(NamedTuple):
 
 
 class ComputeCapability(NamedTuple):
-    """A GPU architecture: ``ComputeCapability(9, 0)`` is sm_90."""
+    """A GPU architecture: ``ComputeCapability(9, 0)`` is sm_90.
+
+    >>> ComputeCapability(9, 0).integer
+    90
+    """
 
     major: int
     minor: int
+
+    @property
+    def integer(self) -> int:
+        """The architecture as one number, major x 10 + minor (``90`` for sm_90)."""
+        return self.major * 10 + self.minor
+
+
+def current_device_sm() -> ComputeCapability:
+    """The current GPU's architecture, for ``FFT(sm=...)``: what ``sm=None`` targets (a GPU newer
+    than cuFFTDx knows gets the newest one it knows). Raises ValueError where no GPU is usable."""
+    arch = dsc.parse_arch(None)
+    return ComputeCapability(arch // 10, arch % 10)
 
 
 def _numpy_type(name: str) -> Any:
