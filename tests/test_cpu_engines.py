@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import subprocess
 import sys
 import zlib
@@ -234,6 +235,18 @@ def test_the_choice_key_holds_the_problem():
 def test_measure_times_every_candidate(call):
     timings = _cpu_engines.measure(call)
     assert set(timings) == set(_cpu_engines.candidates(call)) and all(t > 0 for t in timings.values())
+
+
+@pytest.mark.parametrize("threads, parallel, cpu_clock", [(1, 1, True), (2, 1, False), (1, 2, False)])
+def test_measure_times_threaded_calls_on_the_wall_clock(monkeypatch, threads, parallel, cpu_clock):
+    """A threaded candidate on CPU time would be charged its idle threads' spinning, and not its
+    waits: it is timed on the wall clock; a one-thread call on CPU time (other jobs' time does not count)."""
+    read = []
+    process_time = time.process_time
+    monkeypatch.setattr(_cpu_engines.time, "process_time", lambda: read.append(1) or process_time())
+    call = FFTCall("C2C", "complex64", (64, 256), (256, 1), (1,), 256, threads, parallel=parallel, epilog=True)
+    _cpu_engines.measure(call)
+    assert bool(read) == cpu_clock
 
 
 def test_the_executor_describes_its_blocks():
