@@ -11,6 +11,10 @@ each filter (``(n,)``, and at 1024 also a full-size one), GPU time per pipeline 
 * ``one-kernel``: ``FilteredFFT(route="one-kernel")``, one numba-cuda kernel around cuFFTDx;
 * ``floor``: one plain ``cupy.fft.fft`` of the same data (read once, written once).
 
+At 1024 also float32 rows (a real operand, ``--mib`` MiB of them) with a filter of the half
+spectrum (``(n//2 + 1,)``): ``cupy.fft.rfft``, multiply, ``cupy.fft.irfft``; the two routes as
+R2C then C2R (two cuFFT plans, or R2C and C2R in one kernel); the floor one ``cupy.fft.rfft``.
+
 GPU time: ``CALLS`` back-to-back calls between two CUDA events (host launch cost hidden), after
 a warm-up, median (and min, max) of ``REPEATS`` such runs. ``plan_s`` is the time of ``plan()`` in
 this process (the one kernel's includes compiling it; a warm cache makes it shorter).
@@ -39,28 +43,55 @@ def mul(v, d):
     return v * d
 
 
+def operands(n, batch, dtype, full):
+    """Random rows of ``dtype`` (complex, or real: R2C then C2R) and a filter of the spectrum they
+    have (``n`` long, or ``n//2 + 1`` for real rows), one row or one per row."""
+    import cupy as cp
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    real = np.dtype(dtype).kind == "f"
+    x = rng.standard_normal((batch, n))
+    if not real:
+        x = x + 1j * rng.standard_normal((batch, n))
+    shape = (batch, filter_width(n, dtype)) if full else (filter_width(n, dtype),)
+    h = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+    if real:  # real DC and Nyquist bins, as a real row's spectrum has: every C2R inverts it alike
+        h[..., 0], h[..., -1] = h[..., 0].real, h[..., -1].real
+    return cp.asarray(x.astype(dtype)), cp.asarray(h.astype(np.result_type(dtype, np.complex64)))
+
+
+def filter_width(n, dtype):
+    """The spectrum's row length: ``n``, or ``n//2 + 1`` for real rows."""
+    import numpy as np
+
+    return n // 2 + 1 if np.dtype(dtype).kind == "f" else n
+
+
+def filter_name(n, dtype, full):
+    return "full" if full else ("(n,)" if filter_width(n, dtype) == n else "(n/2+1,)")
+
+
 def bench_case(n, batch, dtype, full, log):
     import cupy as cp
     import numpy as np
 
     from nvmath.fft import FilteredFFT
 
-    rng = np.random.default_rng(0)
-    x = cp.asarray((rng.standard_normal((batch, n)) + 1j * rng.standard_normal((batch, n))).astype(dtype))
-    shape = (batch, n) if full else (n,)
-    h = cp.asarray((rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(dtype))
+    x, h = operands(n, batch, dtype, full)
+    forward, inverse = (cp.fft.fft, cp.fft.ifft) if np.dtype(dtype).kind == "c" else (cp.fft.rfft, cp.fft.irfft)
     rows = []
-    base = {"n": n, "batch": batch, "dtype": np.dtype(dtype).name, "filter": "full" if full else "(n,)"}
+    base = {"n": n, "batch": batch, "dtype": np.dtype(dtype).name, "filter": filter_name(n, dtype, full)}
     want = None
     for route in ("cupy", "two-plans", "one-kernel", "floor"):
         row = dict(base, route=route)
         try:
             if route == "cupy":
                 def run():
-                    return cp.fft.ifft(cp.fft.fft(x, axis=-1) * h, axis=-1)
+                    return inverse(forward(x, axis=-1) * h, n=n, axis=-1)
             elif route == "floor":
                 def run():
-                    return cp.fft.fft(x, axis=-1)
+                    return forward(x, axis=-1)
             else:
                 chain = FilteredFFT(x, axes=[-1])
                 t = time.perf_counter()
@@ -99,14 +130,11 @@ def sweep_case(n, batch, dtype, full, knobs, log):
 
     from nvmath.fft import FilteredFFT
 
-    rng = np.random.default_rng(0)
-    x = cp.asarray((rng.standard_normal((batch, n)) + 1j * rng.standard_normal((batch, n))).astype(dtype))
-    shape = (batch, n) if full else (n,)
-    h = cp.asarray((rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(dtype))
+    x, h = operands(n, batch, dtype, full)
     want = cp.fft.ifft(cp.fft.fft(x, axis=-1) * h, axis=-1)
     rows = []
     for pair in knobs:
-        row = {"n": n, "batch": batch, "dtype": np.dtype(dtype).name, "filter": "full" if full else "(n,)",
+        row = {"n": n, "batch": batch, "dtype": np.dtype(dtype).name, "filter": filter_name(n, dtype, full),
                "route": f"one-kernel {pair}"}
         os.environ["FFTFUSE_CHAIN_KNOBS"] = pair
         try:
@@ -144,7 +172,7 @@ def main(argv=None):
 
     def log(row):
         timing = f"{row['median_ms']:.3f} ms" if "median_ms" in row else row.get("error", "?")
-        print(f"{row['dtype']:>10} n={row['n']:<5} batch={row['batch']:<7} filter={row['filter']:<5} "
+        print(f"{row['dtype']:>10} n={row['n']:<5} batch={row['batch']:<7} filter={row['filter']:<8} "
               f"{row['route']:<11} {timing}", flush=True)
 
     cases = []
@@ -153,6 +181,7 @@ def main(argv=None):
         cases.append((n, batch, np.complex64, False))
         if n == 1024:
             cases.append((n, batch, np.complex64, True))
+            cases.append((n, args.mib * 2**20 // (4 * n), np.float32, False))  # real rows: R2C, C2R
     if args.double:
         cases.append((1024, args.mib * 2**20 // (16 * 1024), np.complex128, False))
     results = []

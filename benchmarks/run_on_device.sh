@@ -29,7 +29,9 @@ for step in $steps; do
       heavy="tests/test_gpu_chain_kernel.py tests/test_gpu_device_fft.py"
       run() { python3 -m pytest -q -rs -p no:cacheprovider --tb=short -m "gpu or multi_gpu" "$@"; }
       run tests/test_gpu_chain_kernel.py -k complex64 > "$OUT/gputests-chain64.log" 2>&1 &
-      run tests/test_gpu_chain_kernel.py -k "not complex64" > "$OUT/gputests-chain.log" 2>&1 &
+      run tests/test_gpu_chain_kernel.py -k "not complex64 and not real" > "$OUT/gputests-chain.log" 2>&1 &
+      run tests/test_gpu_chain_kernel.py -k "real and float32" > "$OUT/gputests-chain-real32.log" 2>&1 &
+      run tests/test_gpu_chain_kernel.py -k "real and not float32" > "$OUT/gputests-chain-real.log" 2>&1 &
       run tests/test_gpu_device_fft.py > "$OUT/gputests-device.log" 2>&1 &
       run tests $(printf -- "--ignore=%s " $heavy) > "$OUT/gputests-rest.log" 2>&1
       wait
@@ -103,7 +105,7 @@ for step in $steps; do
       first="tests/test_gpu_fft.py tests/test_gpu_array_terms.py tests/test_gpu_half_precision.py tests/test_gpu_memory_space.py tests/test_gpu_concurrency.py"
       chain=tests/test_gpu_chain_kernel.py device=tests/test_gpu_device_fft.py
       rest="tests $(printf -- "--ignore=%s " $first $chain $device)"
-      default="$first;$chain -k complex64;$chain -k 'not complex64';$device;$rest"
+      default="$first;$chain -k complex64;$chain -k 'not complex64 and not real';$chain -k 'real and float32';$chain -k 'real and not float32';$device;$rest"
       cs=$(ls /usr/local/cuda-13*/bin/compute-sanitizer 2>/dev/null | sort -V | tail -1)
       cs=${cs:-$(command -v compute-sanitizer)}
       if [ -z "$cs" ]; then echo "compute-sanitizer not found" | tee "$OUT/sanitizer.txt"; continue; fi

@@ -5,6 +5,7 @@ FFTs for sm_90 on a machine without a GPU. Its results are checked on a GPU in
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -80,7 +81,16 @@ def store_times(data_out, offset, value, user_info, unused):
 
 DECLINED = [
     (dict(target="cpu"), "one kernel is a GPU route"),
-    (dict(problem=forward(dtype="float32")), "real operand"),
+    (dict(problem=forward(dtype="float16")), "R2C chain on float16 runs as two plans"),
+    (dict(problem=forward((8, 1000), "float32")), "length 1000"),
+    (dict(problem=forward((4, 8, 16), "float64", axes=(1, 2))), "last axis alone"),
+    # The pointwise step of a real operand sees the half spectrum: an (n,) filter is not its row.
+    (dict(problem=forward(dtype="float32"), pointwise={"fn": mul, "data": GpuData((1024,))}),
+     r"pointwise's data of shape \(1024,\).*of shape \(513,\)"),
+    (dict(problem=forward(dtype="float32"), prolog={"fn": mul, "data": GpuData((513,), np.float32)}),
+     r"prolog's data of shape \(513,\)"),
+    (dict(problem=forward(dtype="float32"), epilog={"fn": mul, "data": GpuData((8, 513), np.float32)}),
+     r"epilog's data of shape \(8, 513\)"),
     (dict(problem=forward((4, 16, 32), axes=(1, 2))), "last axis alone"),
     (dict(problem=forward((64, 8), axes=(0,))), "last axis alone"),
     (dict(problem=forward((8, 512), strides=(1024, 2))), "C-contiguous"),
@@ -193,17 +203,23 @@ def test_the_planner_takes_one_kernel_where_everything_fits(gpu_ready):
 
 
 @needs_mathdx
+@pytest.mark.parametrize("fft_type", ["c2c", "r2c"])
 @pytest.mark.parametrize("precision", ["float32", "float64"])
-def test_knobs_for_every_length_fit_cufftdx_and_the_shared_memory(precision):
+def test_knobs_for_every_length_fit_cufftdx_and_the_shared_memory(precision, fft_type):
     n = 16
     while n <= 4096:
-        fpb, ept = _chain_kernel.choose_knobs(n, precision, 90)
-        fwd, inv = _chain_kernel._device_ffts(n, precision, fpb, ept, 90)
+        fpb, ept = _chain_kernel.choose_knobs(n, precision, 90, fft_type)
+        fwd, inv = _chain_kernel._device_ffts(n, precision, fpb, ept, 90, fft_type)
+        assert (fwd.fft_type, inv.fft_type) == ((fft_type, fft_type) if fft_type == "c2c" else ("r2c", "c2r"))
         assert fwd.elements_per_thread == ept and fwd.ffts_per_block == fpb
         assert fwd.shared_memory_size <= _chain_kernel.SHARED_MEMORY_LIMIT
         assert np.prod(fwd.block_dim) <= 1024 and fwd.stride * ept == n
+        assert (inv.block_dim, inv.stride) == (fwd.block_dim, fwd.stride)
+        # The spectrum (half of it for R2C) lies in the registers the kernel walks: tx + e * stride.
+        spectrum = n if fft_type == "c2c" else n // 2 + 1
+        assert fwd.output_length == spectrum and -(-spectrum // fwd.stride) <= fwd.storage_size
         n *= 2
-    assert _chain_kernel.choose_knobs(1024, "float32", 90) == (2, 16)  # the measured best at 1024
+    assert _chain_kernel.choose_knobs(1024, "float32", 90, fft_type) == (2, 16)  # the measured best at 1024
 
 
 @needs_mathdx
@@ -304,6 +320,95 @@ def test_a_double_precision_kernel_compiles_without_a_gpu(gpu_ready):
     assert ".entry" in ptx and ".extern .func" not in ptx
 
 
+# -- a real operand: R2C, the pointwise step on the half spectrum, C2R, in the one kernel -------------
+
+def test_each_step_sees_the_shape_of_its_side_of_the_transform():
+    assert _chain_kernel.step_shapes(forward((2, 3, 1024), "float32")) == ((2, 3, 1024), (2, 3, 513), (2, 3, 1024))
+    assert _chain_kernel.step_shapes(forward((2, 64))) == ((2, 64),) * 3
+
+
+@needs_mathdx
+@pytest.mark.parametrize("dtype,precision", [("float32", "float32"), ("float64", "float64")])
+def test_the_planner_takes_one_kernel_for_a_real_operand(gpu_ready, dtype, precision):
+    steps = dict(prolog={"fn": mul, "data": GpuData((1024,), dtype)},
+                 pointwise={"fn": mul, "data": GpuData((513,), np.complex64)},
+                 epilog={"fn": mul, "data": GpuData((8, 1024), dtype)})
+    chain = plan_chain(forward(dtype=dtype), "cuda", FFTOptions(), "backward", **steps)
+    assert chain.route == "one-kernel" and chain.executor == "cufftdx"
+    k = chain.kernel
+    assert (k.fft_type, k.length, k.precision, k.dtype, k.spectrum_dtype) == (
+        "r2c", 1024, precision, dtype, "complex64" if precision == "float32" else "complex128")
+    assert k.spectrum_length == 513 and k.step_lengths() == (1024, 513, 1024)
+    assert [s.data for s in k.steps] == ["row", "row", "full"]
+    assert k.scales == (1.0, 1 / 1024)  # norm's n is the real side's, as the two plans' is
+    text = chain.describe()
+    assert "chain R2C/C2R" in text and "route: one-kernel" in text and "cuFFTDx Block r2c/c2r n=1024" in text
+    assert "rfft in registers" in text and "irfft in registers" in text
+    full_spectrum = dict(steps, pointwise={"fn": mul, "data": GpuData((8, 513), np.complex64)})
+    k = plan_chain(forward(dtype=dtype), "cuda", FFTOptions(), "backward", **full_spectrum).kernel
+    assert [s.data for s in k.steps] == ["row", "full", "full"]
+
+
+@needs_mathdx
+def test_the_kernel_key_tells_a_real_operand_from_a_complex_one(gpu_ready):
+    def config(dtype):
+        return plan_chain(forward(dtype=dtype), "cuda", FFTOptions(), "backward", None, square, None).kernel
+
+    real = config("float32")
+    assert real.fft_type == "r2c" and config("complex64").fft_type == "c2c"
+    assert real == config("float32") and hash(real) == hash(config("float32"))
+    assert real != dataclasses.replace(real, fft_type="c2c")  # all else alike: another kernel
+
+
+@needs_mathdx
+def test_a_real_operands_source_holds_real_rows_and_walks_the_half_spectrum(gpu_ready):
+    indexed = plan_chain(forward((2, 3, 1024), "float32"), "cuda", FFTOptions(), "backward", None, ramp_3d,
+                         None).kernel
+    source, scales = _chain_kernel.kernel_source(indexed)
+    assert "v = t.view(RT)" in source and "v[e] = x[row, k]" in source and "y[row, k] = v[e]" in source
+    assert "for e in range(SE)" in source and "if k < H:" in source
+    assert "t[e] = EC(F1(t[e], i0, i1, k)) * S1" in source and scales == (1.0, 1 / 1024)
+    layout = _chain_kernel._layout(indexed)
+    assert (layout["N"], layout["H"]) == (1024, 513) and layout["SE"] * layout["ST"] >= 513
+    plain = plan_chain(forward((8, 1024), "float32"), "cuda", FFTOptions(), None, None, None, None).kernel
+    source, _ = _chain_kernel.kernel_source(plain)
+    assert "FWD(t, s)\n    INV(t, s)" in source  # nothing between the transforms
+    windowed = plan_chain(forward((8, 1024), "float32"), "cuda", FFTOptions(), "backward",
+                          {"fn": mul, "data": GpuData((1024,), np.float32)}, None, square).kernel
+    source, scales = _chain_kernel.kernel_source(windowed)
+    assert "v[e] = E(F0(x[row, k], d0[k]))" in source and "y[row, k] = E(F2(v[e]))" in source
+    assert "t[e] = t[e] * S0" in source and scales == (1 / 1024, 1.0)  # one scale, on the spectrum
+
+
+def window_ramp(v, d, b, k):
+    return v * d * (1 + k) / (1 + b)
+
+
+REAL_KERNELS = [  # (shape, dtype, steps): lengths, precisions, data kinds and forms
+    ((37, 16), "float32", dict(pointwise={"fn": mul, "data": np.ones(9, np.complex64)})),
+    ((5, 256), "float64", dict(prolog={"fn": mul, "data": np.hanning(256)}, pointwise=ramp,
+                               epilog={"fn": window_ramp, "data": np.ones(256)})),
+    ((2, 3, 1024), "float32", dict(prolog={"fn": mul, "data": np.ones((2, 3, 1024), np.float32)},
+                                   pointwise={"fn": mul, "data": np.ones((2, 3, 513), np.complex64)},
+                                   epilog=ramp_3d)),
+    ((4, 4096), "float64", dict(pointwise={"fn": window_ramp, "data": np.ones(2049)}, epilog=square)),
+]
+
+
+@needs_mathdx
+@pytest.mark.parametrize("shape,dtype,steps", REAL_KERNELS, ids=lambda v: str(v) if isinstance(v, tuple) else None)
+def test_a_real_operands_kernel_compiles_and_links_without_a_gpu(gpu_ready, shape, dtype, steps):
+    n = shape[-1]
+    steps = {k: steps.get(k) for k in ("prolog", "pointwise", "epilog")}
+    config, reason = _chain_kernel.kernel_config(forward(shape, dtype), 90, (1.0, 1 / n), dtype == "float32",
+                                                 **steps)
+    assert reason == "" and config.fft_type == "r2c" and config.dtype == dtype
+    for plan, value in zip(config.steps, steps.values()):  # each step's data read as the kind it is
+        assert (plan is None) == (value is None) and isinstance(value, dict) == bool(plan and plan.data)
+    ptx = _chain_kernel.linked_ptx(config, (9, 0))
+    assert ".entry" in ptx and ".extern .func" not in ptx  # the r2c and c2r symbols resolved
+
+
 # -- the plumbing of FilteredFFT and filtered, with CuPy faked and the kernel recorded -----------------
 
 class RecordingKernel:
@@ -374,3 +479,26 @@ def test_stateless_calls_rerun_one_kernel_with_each_calls_arrays(recorded):
     assert kept._operand is None and kept._kernel_data == (None, None, None)  # holds none of the call's arrays
     filtered(calls[0][0], axes=[-1], pointwise={"fn": mul, "data": calls[0][1]}, route="two-plans")
     assert len(recorded) == 1  # another route: another key, and no kernel
+
+
+@needs_mathdx
+def test_a_planned_real_chain_runs_one_kernel_into_a_real_result(recorded, caplog):
+    import logging
+
+    import cupy
+
+    from nvmath.fft import FilteredFFT
+
+    x = cupy.asarray(np.ones((8, 256), np.float32))
+    h = cupy.asarray(np.ones(129, np.complex64))
+    with FilteredFFT(x, axes=[-1]) as f:
+        with caplog.at_level(logging.INFO, logger="fftfuse.fft"):
+            f.plan(pointwise={"fn": mul, "data": h}, epilog=square)
+        assert any("float32 n=(256,) batch=8 rfft->irfft: route one-kernel on cufftdx" in r.getMessage()
+                   for r in caplog.records), caplog.text
+        assert f.route == "one-kernel" and recorded[0].config.fft_type == "r2c"
+        assert "cuFFTDx Block r2c/c2r n=256" in f.describe()
+        got = f.execute()
+    (run,) = recorded[0].runs
+    assert run[0] is x and run[1][1] is h
+    assert got.shape == x.shape and got.dtype == np.float32

@@ -1,6 +1,7 @@
 """The chain's one-kernel route on a GPU: ``filtered`` / ``FilteredFFT`` run as one numba-cuda kernel
 around cuFFTDx, checked against float64 NumPy references on random inputs and against the
-two-plans route, for every length, precision and step form the route takes."""
+two-plans route, for every length, precision and step form the route takes, complex operands
+(C2C) and real ones (R2C, the pointwise step on the half spectrum, C2R)."""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def reference(x, prolog=None, pointwise=None, epilog=None, norm="backward"):
 
 
 def tolerance(dtype):
-    return 2e-5 if np.dtype(dtype) == np.complex64 else 1e-11
+    return 2e-5 if np.dtype(dtype) in (np.complex64, np.float32) else 1e-11
 
 
 def check(got, want, dtype):
@@ -139,21 +140,22 @@ def test_a_full_size_filter_and_a_window(dtype):
 FORMS = ("plain", "row", "full", "index", "data_index")
 
 
-def form(name, shape, dtype):
-    """(callback, its reference ``f(array, indices)``) for a step seeing ``shape`` of ``dtype``."""
+def form(name, shape, dtype, draw=random):
+    """(callback, its reference ``f(array, indices)``) for a step seeing ``shape`` of ``dtype``;
+    ``draw(shape, dtype, seed)`` makes its data of ``dtype``."""
     import cupy
 
     if name == "plain":
         return square, lambda a, i: a * a
     if name == "row":
-        d = random(shape[-1:], dtype, seed=3)
+        d = draw(shape[-1:], dtype, seed=3)
         return {"fn": mul, "data": cupy.asarray(d)}, lambda a, i: a * d
     if name == "full":
-        d = random(shape, dtype, seed=4)
+        d = draw(shape, dtype, seed=4)
         return {"fn": mul, "data": cupy.asarray(d)}, lambda a, i: a * d
     if name == "index":
         return ramp, lambda a, i: a * (1 + i[-1]) / (1 + i[0])
-    d = random(shape[-1:], np.float64 if dtype == np.complex128 else np.float32, seed=5)  # real data
+    d = random(shape[-1:], np.finfo(dtype).dtype, seed=5)  # real data
     return {"fn": mul_ramp, "data": cupy.asarray(d)}, lambda a, i: a * d * (1 + i[-1]) / (1 + i[0])
 
 
@@ -218,6 +220,170 @@ def test_no_pointwise_step_gives_the_operand_back(norm):
     x = random((ROWS, 512), np.complex64)
     one, _ = run_both(cupy.asarray(x), norm=norm)
     check(one, x.astype(np.complex128), np.complex64)
+
+
+# -- a real operand: R2C, the pointwise step on the half spectrum, C2R ----------------------------------
+
+SPECTRUM = {np.float32: np.complex64, np.float64: np.complex128}
+
+
+def half_spectrum(shape, dtype, seed=0):
+    """Data for a half spectrum (``shape[-1] == n//2 + 1``) with real DC and Nyquist bins, as the
+    spectrum of a real row has: NumPy's C2R reads only their real parts and cuFFT and cuFFTDx
+    assume them real, so a spectrum times it is one all three invert alike."""
+    n = 2 * (shape[-1] - 1)
+    return np.fft.rfft(random(tuple(shape[:-1]) + (n,), np.float64, seed)).astype(dtype)
+
+
+def real_reference(x, prolog=None, pointwise=None, epilog=None, norm="backward"):
+    """The chain of a real operand over the last axis (rfft, the half spectrum, irfft), in float64."""
+    return chain_reference(np.asarray(x, np.float64), [-1], prolog, pointwise, epilog, norm)
+
+
+def ramp_4d(v, a, b, c, k):
+    return v * (1 + k) / (1 + a + 2 * b + 3 * c)
+
+
+@pytest.mark.parametrize("n,dtype", [(n, np.float32) for n in (16, 32, 128, 512, 1024, 2048, 4096)]
+                         + [(n, np.float64) for n in (16, 256, 4096)])
+def test_a_real_operand_of_each_length_and_precision_with_a_half_spectrum_filter(n, dtype):
+    import cupy
+
+    x, h = random((ROWS, n), dtype), half_spectrum((n // 2 + 1,), SPECTRUM[dtype], seed=1)
+    one, two = run_both(cupy.asarray(x), pointwise={"fn": mul, "data": cupy.asarray(h)})
+    want = real_reference(x, pointwise=lambda a, i: a * h)
+    check(one, want, dtype)
+    check(two, want, dtype)
+    assert relative_error(cupy.asnumpy(one), cupy.asnumpy(two).astype(np.float64)) < tolerance(dtype)
+
+
+@pytest.mark.parametrize("step", ["prolog", "pointwise", "epilog"])
+@pytest.mark.parametrize("name", FORMS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_form_of_each_step_on_a_real_operand(step, name, dtype):
+    import cupy
+
+    x = random((ROWS, 256), dtype)
+    if step == "pointwise":  # the complex half spectrum, 129 elements a row
+        callback, ref = form(name, (ROWS, 129), SPECTRUM[dtype], draw=half_spectrum)
+    else:  # the real rows
+        callback, ref = form(name, x.shape, dtype)
+    one, two = run_both(cupy.asarray(x), **{step: callback})
+    want = real_reference(x, **{step: ref})
+    check(one, want, dtype)
+    check(two, want, dtype)
+
+
+def test_all_three_steps_on_a_real_operand_with_two_batch_axes():
+    import cupy
+
+    x = random((3, 5, 128), np.float32)
+    w = np.hanning(128).astype(np.float32)
+    e = random((3, 5, 128), np.float32, seed=6)
+    steps = dict(prolog={"fn": mul, "data": cupy.asarray(w)}, pointwise=ramp_3d,
+                 epilog={"fn": mul, "data": cupy.asarray(e)})
+    one, two = run_both(cupy.asarray(x), **steps)
+    want = real_reference(x, lambda a, i: a * w, lambda a, i: a * (1 + i[-1]) / (1 + i[0] + 2 * i[1]),
+                          lambda a, i: a * e)
+    check(one, want, np.float32)
+    check(two, want, np.float32)
+
+
+def test_a_full_size_half_spectrum_filter_on_a_4d_double_operand():
+    import cupy
+
+    x = random((2, 3, 4, 256), np.float64)
+    h = half_spectrum((2, 3, 4, 129), np.complex128, seed=7)
+    one, two = run_both(cupy.asarray(x), pointwise={"fn": mul, "data": cupy.asarray(h)}, epilog=ramp_4d)
+    want = real_reference(x, pointwise=lambda a, i: a * h,
+                          epilog=lambda a, i: a * (1 + i[-1]) / (1 + i[0] + 2 * i[1] + 3 * i[2]))
+    check(one, want, np.float64)
+    check(two, want, np.float64)
+
+
+@pytest.mark.parametrize("shape", [(1024,), (3, 64), (1, 16)])
+def test_a_real_operand_of_fewer_rows_than_a_block_and_a_1d_one(shape):
+    import cupy
+
+    x = random(shape, np.float32)
+    h = half_spectrum((shape[-1] // 2 + 1,), np.complex64, seed=8)
+    one, _ = run_both(cupy.asarray(x), pointwise={"fn": mul, "data": cupy.asarray(h)}, epilog=square)
+    check(one, real_reference(x, pointwise=lambda a, i: a * h, epilog=lambda a, i: a * a), np.float32)
+
+
+@pytest.mark.parametrize("norm", [None, "backward", "ortho", "forward"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_norms_on_a_real_operand(norm, dtype):
+    import cupy
+
+    x = random((ROWS, 64), dtype)
+    one, two = run_both(cupy.asarray(x), pointwise=magnitude, epilog=ramp, norm=norm)
+    want = real_reference(x, pointwise=lambda a, i: a * np.abs(a), epilog=lambda a, i: a * (1 + i[-1]) / (1 + i[0]),
+                          norm=norm)
+    check(one, want, dtype)
+    check(two, want, dtype)
+
+
+@pytest.mark.parametrize("norm", ["backward", "ortho", "forward"])
+def test_no_pointwise_step_gives_a_real_operand_back(norm):
+    import cupy
+
+    x = random((ROWS, 512), np.float32)
+    one, _ = run_both(cupy.asarray(x), norm=norm)
+    check(one, x.astype(np.float64), np.float32)
+
+
+def test_describe_and_the_log_tell_one_kernel_for_a_real_operand(caplog):
+    import logging
+
+    import cupy
+
+    from nvmath.fft import FilteredFFT
+
+    x = random((8, 1024), np.float32)
+    with caplog.at_level(logging.INFO, logger="fftfuse.fft"), FilteredFFT(cupy.asarray(x), axes=[-1]) as f:
+        f.plan(pointwise=square)
+        text = f.describe()
+        got = f.execute()
+    assert "chain R2C/C2R float32" in text and "route: one-kernel" in text, text
+    assert "cuFFTDx Block r2c/c2r n=1024 float32" in text and "rfft in registers" in text
+    logged = [r.getMessage() for r in caplog.records if "route" in r.getMessage()]
+    assert any("rfft->irfft: route one-kernel on cufftdx" in m for m in logged), logged
+    check(got, real_reference(x, pointwise=lambda a, i: a * a), np.float32)
+
+
+def test_a_real_host_operand_runs_one_kernel_on_the_gpu_and_comes_back():
+    from nvmath.fft import FilteredFFT
+
+    x = random((ROWS, 512), np.float64)
+    with FilteredFFT(x, axes=[-1], execution="cuda") as f:
+        f.plan(pointwise=square)
+        assert f.route == "one-kernel", f.describe()
+        got = f.execute()
+    assert isinstance(got, np.ndarray)
+    check(got, real_reference(x, pointwise=lambda a, i: a * a), np.float64)
+
+
+def test_stateless_calls_on_real_operands_rerun_one_kernel_apart_from_the_complex_one():
+    import cupy
+
+    from nvmath.fft import _chain_kernel, filtered
+
+    results = []
+    for seed in range(3):
+        x, h = random((ROWS, 256), np.float32, seed), half_spectrum((129,), np.complex64, seed + 10)
+        results.append((filtered(cupy.asarray(x), axes=[-1], pointwise={"fn": mul, "data": cupy.asarray(h)}), x, h))
+        if seed == 0:
+            compiled = dict(_chain_kernel._kernels)
+    assert _chain_kernel._kernels == compiled
+    assert any(config.fft_type == "r2c" and config.length == 256 for config, _ in compiled)
+    for got, x, h in results:
+        check(got, real_reference(x, pointwise=lambda a, i: a * h), np.float32)
+    # A complex operand of the same length and precision: another kernel, and its own result.
+    z, hz = random((ROWS, 256), np.complex64, 20), random((256,), np.complex64, 21)
+    got = filtered(cupy.asarray(z), axes=[-1], pointwise={"fn": mul, "data": cupy.asarray(hz)})
+    check(got, reference(z, pointwise=lambda a, i: a * hz), np.complex64)
+    assert any(config.fft_type == "c2c" and config.length == 256 for config, _ in _chain_kernel._kernels)
 
 
 # -- the route: chosen, described, forced, cached -------------------------------------------------------
