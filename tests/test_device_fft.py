@@ -70,9 +70,17 @@ def test_thread_execution_traits():
 
 
 def test_half_precision_traits_batch_two_ffts():
+    from nvmath.device import float16x2_type, float16x4_type
+
     f = FFT(128, np.float16, "c2c", "Block", sm=80, direction="forward", ffts_per_block=2, elements_per_thread=8)
     assert f.implicit_type_batching == 2
-    assert f.value_type.names == ("x", "y", "z", "w")  # two half complex values, one per batched FFT
+    # one element of two FFTs (real, real, imaginary, imaginary): cuFFTDx's complex<__half2>
+    assert f.value_type is float16x4_type and f.input_type is f.output_type is float16x4_type
+    assert f.block_dim == (16, 1, 1)  # one row of threads computes the two FFTs
+    r2c = FFT(128, np.float16, "r2c", "Block", sm=80, ffts_per_block=2, elements_per_thread=8)
+    c2r = FFT(128, np.float16, "c2r", "Block", sm=80, ffts_per_block=2, elements_per_thread=8)
+    assert r2c.value_type is c2r.value_type is float16x4_type
+    assert r2c.input_type is c2r.output_type is float16x2_type  # the real side: one value of each FFT
 
 
 def test_valid_knobs_lists_pairs_that_exist():
@@ -355,18 +363,25 @@ def test_value_type_names_of_nvmath_python_1_0():
     assert FFT(64, np.float64, "r2c", "Block", sm=90).value_type == complex128
 
 
-def test_half_precision_in_a_kernel_is_a_typing_error_saying_so():
+def test_half_precision_data_of_another_type_is_a_typing_error_naming_float16x4():
     from numba import cuda
     from numba.core.errors import TypingError
 
+    from nvmath.device import float16x2
+
     f = FFT(64, np.float16, "c2c", "Thread", sm=90, direction="forward")
 
-    def kernel(x):
+    def complex64_data(x):
         t = cuda.local.array(4, np.complex64)
         f.execute(t)
 
-    with pytest.raises(TypingError, match="half-precision"):
-        _kernel_library(kernel, (_array(np.complex64),))
+    def float16x2_data(x):  # the real type of r2c/c2r: not the data of a c2c FFT
+        t = cuda.local.array(4, float16x2)
+        f.execute(t)
+
+    for kernel in (complex64_data, float16x2_data):
+        with pytest.raises(TypingError, match="must hold float16x4"):
+            _kernel_library(kernel, (_array(np.complex64),))
 
 
 def test_equal_descriptions_link_one_copy_of_their_code():
@@ -432,3 +447,270 @@ def test_a_device_fft_states_its_identity_for_the_kernel_cache():
     from nvmath.device import _numba
 
     assert _numba.is_device_fft(f) and _numba.is_device_fft(f.files[0]) and not _numba.is_device_fft(1)
+
+
+# --- half precision: float16x2 / float16x4 and kernels that execute half-precision FFTs ---------
+
+
+def test_half_vectors_import_paths_and_host_values():
+    import pickle
+
+    import nvmath.device
+    from nvmath.device import float16x2, float16x2_type, float16x4, float16x4_type  # the examples' imports
+    from nvmath.device import types
+
+    assert types.float16x2 is float16x2 and types.float16x4_type is float16x4_type
+    assert {"float16x2", "float16x4"} <= set(nvmath.device.__all__)  # the numba types load numba: not star-exported
+    assert float16x2.numba_type is float16x2_type and float16x4.numba_type is float16x4_type
+    assert float16x4_type.np_dtype == types.np_float16x4 and float16x2_type.np_dtype == types.np_float16x2
+    # The NumPy equivalents hold the lanes in order, two bytes each: the bytes of the vector types.
+    v = float16x4(1, 2, 3, 4)
+    assert v.dtype == types.np_float16x4 and types.np_float16x4.itemsize == 8 and types.np_float16x2.itemsize == 4
+    assert v.tobytes() == np.array([1, 2, 3, 4], np.float16).tobytes()
+    assert float16x2(1.5 - 2j).tobytes() == np.array([1.5, -2], np.float16).tobytes()
+    with pytest.raises(TypeError, match="takes 4 values"):
+        float16x4(1, 2)
+    assert pickle.loads(pickle.dumps(float16x4)) is float16x4
+    assert float16x4.__fftfuse_fingerprint__() != float16x2.__fftfuse_fingerprint__()
+
+
+def test_half_vectors_import_without_numba():
+    import subprocess
+    import sys
+
+    code = ("import sys; from nvmath.device import FFT, float16x2, float16x4; "
+            "assert not any(m == 'numba' or m.startswith('numba.') for m in sys.modules), 'numba imported'")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
+def _half_block_c2c(f):
+    """Pairs of rows of ``re``/``im`` (float16): each row of threads transforms two FFTs, loaded
+    into float16x4 values (real, real, imaginary, imaginary) and stored back lane by lane."""
+    from numba import cuda
+
+    from nvmath.device import float16x4
+
+    def kernel(re, im):
+        data = cuda.local.array(f.storage_size, f.value_type)
+        shared = cuda.shared.array(0, f.value_type)
+        row = 2 * (cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y)
+        for i in range(f.elements_per_thread):
+            k = cuda.threadIdx.x + i * f.stride
+            data[i] = float16x4(re[row, k], re[row + 1, k], im[row, k], im[row + 1, k])
+        f.execute(data, shared)
+        for i in range(f.elements_per_thread):
+            k = cuda.threadIdx.x + i * f.stride
+            v = data[i]
+            re[row, k] = v.x
+            re[row + 1, k] = v.y
+            im[row, k] = v.z
+            im[row + 1, k] = v.w
+
+    return kernel
+
+
+def _half_thread_c2c(f):
+    """Records of np_float16x4 (one row of FFT elements per thread), read as float16x4 in the kernel."""
+    from numba import cuda
+
+    from nvmath.device import float16x4, float16x4_type
+
+    def kernel(x):
+        rows = x.view(float16x4_type)
+        data = cuda.local.array(f.storage_size, float16x4)
+        t = cuda.grid(1)
+        if t < rows.shape[0]:
+            for i in range(f.elements_per_thread):
+                data[i] = rows[t, i]
+            f.execute(data)
+            for i in range(f.elements_per_thread):
+                rows[t, i] = data[i]
+
+    return kernel
+
+
+def _half_real_round_trip(r2c, c2r):
+    """r2c of pairs of float32 rows (float16x2 values in a view of the thread data), the half
+    spectrum out as float16 (real, imaginary) pairs, then c2r back into the rows."""
+    from numba import cuda
+
+    from nvmath.device import float16x2, float16x2_type
+
+    half = r2c.size // 2 + 1
+
+    def kernel(x, spectrum):
+        data = cuda.local.array(r2c.storage_size, r2c.value_type)
+        shared = cuda.shared.array(0, r2c.value_type)
+        real = data.view(float16x2_type)
+        row = 2 * (cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y)
+        for i in range(r2c.elements_per_thread):
+            k = cuda.threadIdx.x + i * r2c.stride
+            real[i] = float16x2(x[row, k], x[row + 1, k])
+        r2c.execute(data, shared)
+        for i in range(r2c.storage_size):
+            k = cuda.threadIdx.x + i * r2c.stride
+            if k < half:
+                v = data[i]
+                spectrum[row, k, 0] = v.x
+                spectrum[row, k, 1] = v.z
+                spectrum[row + 1, k, 0] = v.y
+                spectrum[row + 1, k, 1] = v.w
+        cuda.syncthreads()
+        c2r.execute(data, shared)
+        for i in range(c2r.elements_per_thread):
+            k = cuda.threadIdx.x + i * c2r.stride
+            pair = real[i]
+            x[row, k] = pair.x
+            x[row + 1, k] = pair.y
+
+    return kernel
+
+
+def _half_shared_c2c(f):
+    """The shared-memory API: one pair of FFTs held in shared memory as float16x4, built from two
+    complex64 rows with float16x2(c) (real, imaginary) and float16x4(float16x2, float16x2)."""
+    from numba import cuda
+
+    from nvmath.device import float16x2, float16x4, float16x4_type
+
+    def kernel(x):
+        s = cuda.shared.array(0, float16x4_type)
+        for k in range(cuda.threadIdx.x, f.size, cuda.blockDim.x):
+            a, b = float16x2(x[0, k]), float16x2(x[1, k])
+            s[k] = float16x4(float16x2(a.x, b.x), float16x2(a.y, b.y))
+        cuda.syncthreads()
+        f.execute(s)
+        cuda.syncthreads()
+        for k in range(cuda.threadIdx.x, f.size, cuda.blockDim.x):
+            v = s[k]
+            x[0, k] = complex(np.float32(v.x), np.float32(v.z))
+            x[1, k] = complex(np.float32(v.y), np.float32(v.w))
+
+    return kernel
+
+
+def _assert_calls_and_links(library, ffts, api=_descriptor.API_REGISTER, cc=(9, 0)):
+    """The kernel calls each FFT's function on pointers to its 8-byte value_type ({i64}: the size
+    and alignment of complex<__half2>), and nvJitLink resolves every call."""
+    import re
+
+    ir = library.get_llvm_str()
+    for f in ffts:
+        symbol = f._artifact(api).symbol
+        params = re.search(rf'declare void @"{symbol}"\(([^)]*)\)', ir)
+        assert params, f"no declaration of {symbol}"
+        assert all(re.match(r"\s*(\{i64\}\*|ptr)", p) for p in params.group(1).split(",")), params.group(0)
+    ptx = library.get_lto_ptx(cc=cc)
+    assert ".entry" in ptx and ".extern .func" not in ptx
+
+
+HALF_CCS = [(9, 0), (8, 0)]
+
+
+@pytest.mark.parametrize("cc", HALF_CCS)
+def test_half_precision_block_c2c_kernel_types_lowers_and_links(cc):
+    f = FFT(128, np.float16, "c2c", "Block", sm=cc, direction="forward", ffts_per_block=4, elements_per_thread=8)
+    library = _kernel_library(_half_block_c2c(f), (_array(np.float16, 2),) * 2, cc=cc)
+    _assert_calls_and_links(library, [f], cc=cc)
+    assert set(library._linking_files) == {f.files[0]}
+
+
+@pytest.mark.parametrize("cc", HALF_CCS)
+def test_half_precision_thread_c2c_kernel_types_lowers_and_links(cc):
+    from nvmath.device.types import np_float16x4
+
+    f = FFT(16, np.float16, "c2c", "Thread", sm=cc, direction="inverse")
+    library = _kernel_library(_half_thread_c2c(f), (_array(np_float16x4, 2),), cc=cc)
+    _assert_calls_and_links(library, [f], cc=cc)
+
+
+@pytest.mark.parametrize("cc", HALF_CCS)
+def test_half_precision_r2c_c2r_kernel_types_lowers_and_links(cc):
+    r2c = FFT(128, np.float16, "r2c", "Block", sm=cc, ffts_per_block=2, elements_per_thread=8)
+    c2r = FFT(128, np.float16, "c2r", "Block", sm=cc, ffts_per_block=2, elements_per_thread=8)
+    library = _kernel_library(_half_real_round_trip(r2c, c2r), (_array(np.float32, 2), _array(np.float16, 3)), cc=cc)
+    _assert_calls_and_links(library, [r2c, c2r], cc=cc)
+
+
+@pytest.mark.parametrize("cc", HALF_CCS)
+def test_half_precision_shared_memory_api_kernel_types_lowers_and_links(cc):
+    f = FFT(64, np.float16, "c2c", "Block", sm=cc, direction="forward", ffts_per_block=2)
+    library = _kernel_library(_half_shared_c2c(f), (_array(np.complex64, 2),), cc=cc)
+    _assert_calls_and_links(library, [f], api=_descriptor.API_SHARED, cc=cc)
+
+
+def _ptx_values(ptx):
+    """What each st.global of a straight-line PTX kernel stores, symbolically: the byte offsets of
+    the float16 loads it is made of, by bit position ({0: 6} is the load at +6 in bits 0..15).
+    Follows ld.global.u16, cvt, bfi and mov.b64/b32 {...} (the packings NVVM emits)."""
+    import re
+
+    values, stores = {}, []
+    for line in ptx.splitlines():
+        line = line.strip().rstrip(";")
+        if m := re.match(r"ld\.global\.(?:u16|b16)\s+(%\w+),\s*\[%\w+(?:\+(\d+))?\]", line):
+            values[m.group(1)] = {0: int(m.group(2) or 0)}
+        elif m := re.match(r"cvt\.u(?:32|64)\.u16\s+(%\w+),\s*(%\w+)", line):
+            values[m.group(1)] = values.get(m.group(2))
+        elif m := re.match(r"bfi\.b(?:32|64)\s+(%\w+),\s*(%\w+),\s*(%\w+),\s*(\d+),\s*16", line):
+            base, lane = values.get(m.group(3)) or {}, values.get(m.group(2)) or {}
+            values[m.group(1)] = {**base, int(m.group(4)): lane.get(0)}
+        elif m := re.match(r"mov\.b(?:32|64)\s+(%\w+),\s*\{([^}]*)\}", line):
+            lanes = [values.get(r.strip(), {}).get(0) for r in m.group(2).split(",")]
+            values[m.group(1)] = {16 * k: off for k, off in enumerate(lanes)}
+        elif m := re.match(r"st\.global\.(u16|b16|u64|b64)\s+\[%\w+(?:\+(\d+))?\],\s*(%\w+)", line):
+            stores.append((int(m.group(2) or 0), m.group(1)[1:], values.get(m.group(3))))
+    return stores
+
+
+def test_half_vector_lanes_and_memory_layout():
+    # float16x4(a, b, c, d) has lanes x=a, y=b, z=c, w=d; lane k is bits 16k..16k+15, so in memory
+    # (little endian) lane x comes first: the layout of np_float16x4 and of cuFFTDx's
+    # complex<__half2> {x: (real, real), y: (imaginary, imaginary)}, the "RRII" of the examples.
+    from nvmath.device import float16x2, float16x4, float16x4_type
+
+    def kernel(x, y):
+        v = float16x4(x[0], x[1], x[2], x[3])
+        w = float16x4(float16x2(v.w, v.z), float16x2(v.y, v.x))  # reversed, through float16x2
+        y[0] = w.x
+        y[1] = w.y
+        y[2] = w.z
+        y[3] = w.w
+        y.view(float16x4_type)[1] = v  # bytes 8..15 of y
+
+    library = _kernel_library(kernel, (_array(np.float16), _array(np.float16)))
+    stores = sorted(_ptx_values(library.get_asm_str(cc=(9, 0))), key=lambda s: s[0])
+    assert stores == [(0, "16", {0: 6}), (2, "16", {0: 4}), (4, "16", {0: 2}), (6, "16", {0: 0}),
+                      (8, "64", {0: 0, 16: 2, 32: 4, 48: 6})], stores
+
+
+def test_half_vector_constructor_arguments_are_checked():
+    from numba import cuda
+    from numba.core.errors import TypingError
+
+    from nvmath.device import float16x2, float16x4
+
+    def two_for_four(x):
+        cuda.local.array(1, float16x4)[0] = float16x4(x[0], x[1])
+
+    def complex_for_four(x):  # (c0, c1) would be real, imaginary, real, imaginary: not RRII
+        cuda.local.array(1, float16x4)[0] = float16x4(x[0] + 1j, x[1] + 1j)
+
+    def three_for_two(x):
+        cuda.local.array(1, float16x2)[0] = float16x2(x[0], x[1], x[2])
+
+    for kernel, name in ((two_for_four, "float16x4"), (complex_for_four, "float16x4"), (three_for_two, "float16x2")):
+        with pytest.raises(TypingError, match=f"{name}.*is not supported; {name} takes"):
+            _kernel_library(kernel, (_array(np.float32),))
+
+
+def test_kernels_using_half_vectors_have_a_fingerprint():
+    # The kernel cache keys a kernel by the values it reads: the vectors state their identity.
+    from fftfuse_compiler.fingerprint import function_fingerprint
+
+    f = FFT(16, np.float16, "c2c", "Thread", sm=90, direction="forward")
+    kernel = _half_thread_c2c(f)
+    assert function_fingerprint(kernel) == function_fingerprint(_half_thread_c2c(f))
+    assert function_fingerprint(kernel) != function_fingerprint(
+        _half_thread_c2c(FFT(16, np.float16, "c2c", "Thread", sm=90, direction="inverse")))

@@ -284,3 +284,165 @@ def test_kernel_cache_loads_the_seed_kernel_in_a_fresh_process_and_never_a_chang
     changed = run(2.0)  # another closure value: compiled again, and its own result
     assert changed["kernel_cache"]["hits"] == 0 and changed["kernel_cache"]["misses"] == 1
     assert changed["error"] < 1e-5 and not np.allclose(changed["result"], first["result"])
+
+
+# --- half precision: cuFFTDx computes two FFTs at once, one float16x4 (real, real, imaginary,
+# imaginary) per element of the pair; the inputs are rounded to float16 first, and the reference
+# is NumPy's float64 FFT of exactly those values.
+
+HALF_TOL = 1e-2
+
+
+def _as_half(x):
+    """``x`` rounded to float16 (real and imaginary parts), back in float64/complex128."""
+    if np.iscomplexobj(x):
+        return x.real.astype(np.float16).astype(np.float64) + 1j * x.imag.astype(np.float16).astype(np.float64)
+    return x.astype(np.float16).astype(np.float64)
+
+
+@pytest.mark.parametrize("direction", ["forward", "inverse"])
+def test_half_precision_block_c2c(direction):
+    from numba import cuda
+
+    from nvmath.device import FFT, float16x4, float16x4_type
+
+    n = 128
+    fft = FFT(n, np.float16, "c2c", "Block", direction=direction, ffts_per_block=4, elements_per_thread=8)
+    assert fft.value_type is float16x4_type and fft.implicit_type_batching == 2
+    assert fft.block_dim.y * 2 == fft.ffts_per_block  # each row of threads computes a pair of FFTs
+    blocks = 3
+    batch = blocks * fft.ffts_per_block
+
+    @cuda.jit
+    def kernel(re, im):
+        data = cuda.local.array(fft.storage_size, fft.value_type)
+        shared = cuda.shared.array(0, fft.value_type)
+        row = 2 * (cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y)
+        for i in range(fft.elements_per_thread):
+            k = cuda.threadIdx.x + i * fft.stride
+            data[i] = float16x4(re[row, k], re[row + 1, k], im[row, k], im[row + 1, k])
+        fft.execute(data, shared)
+        for i in range(fft.elements_per_thread):
+            k = cuda.threadIdx.x + i * fft.stride
+            v = data[i]
+            re[row, k] = v.x
+            re[row + 1, k] = v.y
+            im[row, k] = v.z
+            im[row + 1, k] = v.w
+
+    x = _as_half(rand((batch, n), np.complex128, seed=11))
+    re, im = cuda.to_device(x.real.astype(np.float16)), cuda.to_device(x.imag.astype(np.float16))
+    kernel[blocks, fft.block_dim, 0, fft.shared_memory_size](re, im)
+    got = re.copy_to_host().astype(np.float64) + 1j * im.copy_to_host().astype(np.float64)
+    ref = np.fft.fft(x, axis=-1) if direction == "forward" else np.fft.ifft(x, axis=-1) * n
+    assert _error(got, ref) < HALF_TOL
+
+
+def test_half_precision_thread_c2c_on_records_of_np_float16x4():
+    from numba import cuda
+
+    from nvmath.device import FFT, float16x4, float16x4_type
+    from nvmath.device.types import np_float16x4
+
+    n, threads = 16, 40
+    fft = FFT(n, np.float16, "c2c", "Thread", direction="forward")
+    assert fft.storage_size == n and fft.block_dim is None
+
+    @cuda.jit
+    def kernel(records):
+        rows = records.view(float16x4_type)  # the same bytes, as vectors
+        data = cuda.local.array(fft.storage_size, float16x4)
+        t = cuda.grid(1)
+        if t < rows.shape[0]:
+            for i in range(fft.elements_per_thread):
+                data[i] = rows[t, i]
+            fft.execute(data)
+            for i in range(fft.elements_per_thread):
+                rows[t, i] = data[i]
+
+    x = _as_half(rand((2 * threads, n), np.complex128, seed=12))  # thread t: FFTs 2t and 2t + 1
+    host = np.empty((threads, n), np_float16x4)
+    host["x"], host["y"], host["z"], host["w"] = x[0::2].real, x[1::2].real, x[0::2].imag, x[1::2].imag
+    d = cuda.to_device(host)
+    kernel[2, 32](d)
+    out = d.copy_to_host()
+    got = np.empty_like(x)
+    got[0::2] = out["x"].astype(np.float64) + 1j * out["z"].astype(np.float64)
+    got[1::2] = out["y"].astype(np.float64) + 1j * out["w"].astype(np.float64)
+    assert _error(got, np.fft.fft(x, axis=-1)) < HALF_TOL
+
+
+def test_half_precision_r2c_then_c2r_round_trip():
+    from numba import cuda
+
+    from nvmath.device import FFT, float16x2, float16x2_type
+
+    n = 128
+    r2c = FFT(n, np.float16, "r2c", "Block", ffts_per_block=2, elements_per_thread=8)
+    c2r = FFT(n, np.float16, "c2r", "Block", ffts_per_block=2, elements_per_thread=8)
+    assert r2c.input_type is c2r.output_type is float16x2_type
+    half = n // 2 + 1
+    blocks = 3
+    batch = blocks * r2c.ffts_per_block
+
+    @cuda.jit
+    def kernel(x, spectrum):
+        data = cuda.local.array(r2c.storage_size, r2c.value_type)
+        shared = cuda.shared.array(0, r2c.value_type)
+        real = data.view(float16x2_type)  # the real side: one value of each FFT of the pair
+        row = 2 * (cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y)
+        for i in range(r2c.elements_per_thread):
+            k = cuda.threadIdx.x + i * r2c.stride
+            real[i] = float16x2(x[row, k], x[row + 1, k])
+        r2c.execute(data, shared)
+        for i in range(r2c.storage_size):
+            k = cuda.threadIdx.x + i * r2c.stride
+            if k < half:
+                v = data[i]
+                spectrum[row, k, 0] = v.x
+                spectrum[row, k, 1] = v.z
+                spectrum[row + 1, k, 0] = v.y
+                spectrum[row + 1, k, 1] = v.w
+        cuda.syncthreads()
+        c2r.execute(data, shared)
+        for i in range(c2r.elements_per_thread):
+            k = cuda.threadIdx.x + i * c2r.stride
+            pair = real[i]
+            x[row, k] = pair.x
+            x[row + 1, k] = pair.y
+
+    x = _as_half(rand((batch, n), np.float64, seed=13))
+    d, spectrum = cuda.to_device(x.astype(np.float32)), cuda.device_array((batch, half, 2), np.float16)
+    smem = max(r2c.shared_memory_size, c2r.shared_memory_size)
+    kernel[blocks, r2c.block_dim, 0, smem](d, spectrum)
+    s = spectrum.copy_to_host().astype(np.float64)
+    assert _error(s[..., 0] + 1j * s[..., 1], np.fft.rfft(x, axis=-1)) < HALF_TOL
+    assert _error(d.copy_to_host().astype(np.float64), x * n) < HALF_TOL  # c2r is unnormalised
+
+
+def test_half_precision_block_c2c_shared_memory_data():
+    from numba import cuda
+
+    from nvmath.device import FFT, float16x2, float16x4, float16x4_type
+
+    n = 64
+    fft = FFT(n, np.float16, "c2c", "Block", direction="forward", ffts_per_block=2)  # one pair
+
+    @cuda.jit
+    def kernel(x):
+        s = cuda.shared.array(0, float16x4_type)
+        for k in range(cuda.threadIdx.x, n, cuda.blockDim.x):
+            a, b = float16x2(x[0, k]), float16x2(x[1, k])  # (real, imaginary) of each FFT
+            s[k] = float16x4(float16x2(a.x, b.x), float16x2(a.y, b.y))
+        cuda.syncthreads()
+        fft.execute(s)
+        cuda.syncthreads()
+        for k in range(cuda.threadIdx.x, n, cuda.blockDim.x):
+            v = s[k]
+            x[0, k] = complex(np.float32(v.x), np.float32(v.z))
+            x[1, k] = complex(np.float32(v.y), np.float32(v.w))
+
+    x = _as_half(rand((2, n), np.complex128, seed=14))
+    d = cuda.to_device(x.astype(np.complex64))
+    kernel[1, fft.block_dim, 0, max(fft.shared_memory_size, n * 8)](d)
+    assert _error(d.copy_to_host(), np.fft.fft(x, axis=-1)) < HALF_TOL

@@ -48,13 +48,20 @@ def current_device_sm() -> ComputeCapability:
 
 
 def _numpy_type(name: str) -> Any:
-    """The NumPy scalar type of a value-type name, or a structured dtype for the half-precision vectors."""
+    """The element type of a value-type name: a NumPy scalar type (``np.complex64``), or for half
+    precision nvmath.device's numba vector types ``float16x4_type`` (``complex<__half2>``: RRII) and
+    ``float16x2_type`` (``__half2``); where numba-cuda is not installed, their NumPy equivalents
+    ``np_float16x4`` / ``np_float16x2`` (structured dtypes of the same bytes)."""
     import numpy as np
 
-    if name in ("float16x2", "complex32"):
-        return np.dtype([("x", np.float16), ("y", np.float16)], align=True)
-    if name == "float16x4":
-        return np.dtype([("x", np.float16), ("y", np.float16), ("z", np.float16), ("w", np.float16)], align=True)
+    if name in ("float16x2", "complex32", "float16x4"):
+        from . import _numba, types
+
+        vector = "float16x4" if name == "float16x4" else "float16x2"
+        numba_type = _numba.half_vector_type(vector)
+        if numba_type is not None:
+            return numba_type
+        return types.np_float16x4 if vector == "float16x4" else types.np_float16x2
     return getattr(np, name)
 
 
@@ -63,7 +70,8 @@ class FFT:
 
     Args:
         size: the FFT's length.
-        precision: the real type of the data: ``np.float32``, ``np.float64`` (or ``np.float16``).
+        precision: the real type of the data: ``np.float32``, ``np.float64`` or ``np.float16`` (half
+            precision computes two FFTs at once in one value: see :mod:`nvmath.device.types`).
         fft_type: ``"c2c"``, ``"r2c"`` or ``"c2r"``.
         execution: ``"Block"`` (the threads of a block compute together, with shared memory) or
             ``"Thread"`` (each thread computes its own FFTs).
@@ -163,15 +171,19 @@ class FFT:
 
     @property
     def value_type(self) -> Any:
-        """Element type of the thread data (np.complex64 for float32 FFTs, np.complex128 for float64)."""
+        """Element type of the thread data: np.complex64 for float32 FFTs, np.complex128 for float64,
+        ``float16x4_type`` for float16 (one element of two batched FFTs: real, real, imaginary,
+        imaginary; see :mod:`nvmath.device.types`)."""
         return _numpy_type(self._traits.value_type)
 
     @property
     def input_type(self) -> Any:
+        """Element type of the input: value_type, or the real type for r2c (``float16x2_type`` for float16)."""
         return _numpy_type(self._traits.input_type)
 
     @property
     def output_type(self) -> Any:
+        """Element type of the output: value_type, or the real type for c2r (``float16x2_type`` for float16)."""
         return _numpy_type(self._traits.output_type)
 
     @property
@@ -197,7 +209,9 @@ class FFT:
 
     @property
     def implicit_type_batching(self) -> int:
-        """FFTs batched in one value_type element (2 for half precision, else 1)."""
+        """FFTs batched in one value_type element (2 for half precision, else 1). A half-precision Block
+        FFT computes ``ffts_per_block`` FFTs with ``block_dim.y == ffts_per_block // 2`` rows of
+        threads, each row two FFTs; a Thread one computes two FFTs per thread."""
         return self._traits.implicit_type_batching
 
     @property
