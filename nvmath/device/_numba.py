@@ -116,7 +116,7 @@ def _make_half_vectors() -> dict[str, tuple[Any, Any]]:
                                       register_model, typeof_impl)
     from numba.cuda.typing.templates import AttributeTemplate, signature
 
-    from . import types as host_types
+    from ._half_dtypes import np_float16x2, np_float16x4
 
     class HalfVectorType(types.Type):
         """``float16x2`` / ``float16x4``: ``count`` float16 lanes named x, y, z, w."""
@@ -129,7 +129,7 @@ def _make_half_vectors() -> dict[str, tuple[Any, Any]]:
         @property
         def np_dtype(self) -> Any:
             """The NumPy structured dtype of the same bytes (``nvmath.device.types.np_float16x4``)."""
-            return host_types.np_float16x2 if self.count == 2 else host_types.np_float16x4
+            return np_float16x2 if self.count == 2 else np_float16x4
 
         def __fftfuse_fingerprint__(self) -> str:
             return f"{self.name}/{LOWERING_REVISION}"
@@ -203,9 +203,7 @@ def _make_half_vectors() -> dict[str, tuple[Any, Any]]:
         bits = ir.Constant(wide, 0)
         for k, lane in enumerate(lanes):
             bits = builder.or_(bits, builder.shl(builder.zext(lane, wide), ir.Constant(wide, 16 * k)))
-        out = cgutils.create_struct_proxy(vector)(context, builder)
-        out.bits = bits
-        return out._getvalue()
+        return builder.insert_value(ir.Constant(context.get_value_type(vector), ir.Undefined), bits, 0)
 
     @lower_builtin(HalfVectorClass, types.VarArg(types.Any))
     def _construct(context: Any, builder: Any, sig: Any, args: Any) -> Any:

@@ -32,6 +32,10 @@ from typing import Any
 
 import numpy as np
 
+# The host (NumPy) equivalents of the half-precision vectors: the same bytes, lane by lane.
+from ._half_dtypes import LANES as _LANES
+from ._half_dtypes import np_float16x2, np_float16x4
+
 __all__ = [
     "complex64", "complex128", "REAL_NP_TYPES",
     "float16x2", "float16x4", "float16x2_type", "float16x4_type", "np_float16x2", "np_float16x4",
@@ -42,12 +46,6 @@ complex128 = np.complex128
 
 #: The precisions a device FFT takes.
 REAL_NP_TYPES = [np.float16, np.float32, np.float64]
-
-_LANES = ("x", "y", "z", "w")
-
-#: Host (NumPy) equivalents of the half-precision vectors: the same bytes, lane by lane.
-np_float16x2 = np.dtype([("x", np.float16), ("y", np.float16)], align=True)
-np_float16x4 = np.dtype([(lane, np.float16) for lane in _LANES], align=True)
 
 
 class HalfVector:
