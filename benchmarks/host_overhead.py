@@ -18,8 +18,8 @@ prints the per-call host time, on a 1 x 1024 complex64 operand, of:
 | ``stateful_stream`` | the same plan's ``execute(stream=s)`` on a CuPy stream of its own (GPU only): each |
 | | launch there is marked with an event (moves and frees wait on it), the default stream's is not |
 
-then a cProfile of the hot paths. The LTO-IR rows use bytes from ``compile_epilog``, made once
-before timing, as nvmath-python's users do.
+then a cProfile of every row (its top functions by own time). The LTO-IR rows use bytes from
+``compile_epilog``, made once before timing, as nvmath-python's users do.
 
 Without a GPU, ``--fake-gpu`` runs the same calls through the real planner and executor with
 CuPy and cuFFT replaced by the recorders of ``benchmarks/fake_gpu.py``: the figures are then the Python
@@ -180,7 +180,7 @@ def main(argv=None) -> int:
               "commit": os.environ.get("GIT_COMMIT"), "calls": args.calls, "results_us": results,
               "targets": TARGETS}
     if args.profile:
-        for name in ("ltoir", "new_lambda", "stateful_execute"):
+        for name in runs:  # every row: cheap, and a row left out hides its cost
             text = profile(runs[name], args.calls, args.profile)
             report[f"profile_{name}"] = text
             print(f"\n--- {name}: top functions by own time ({args.calls} calls)\n{text}")

@@ -71,7 +71,7 @@ from typing import Any, Callable
 
 from fftfuse_cache.hashing import sha256
 
-__all__ = ["UncacheableError", "function_fingerprint", "jitted_python_function"]
+__all__ = ["UncacheableError", "code_alone", "function_fingerprint", "jitted_python_function"]
 
 
 class UncacheableError(Exception):
@@ -103,6 +103,35 @@ def function_fingerprint(fn: Callable[..., Any], found: list[Any] | None = None)
             _LEAF_MEMO.clear()
         _LEAF_MEMO[snapshot] = digest
     return digest
+
+
+def code_alone(fn: Any) -> bool:
+    """Whether what ``fn`` computes follows from its code object alone: a Python function without
+    defaults or closure whose code (nested code included) reads no global and imports nothing
+    (``lambda v: v * 0.5``, ``def mul(v, d): return v * d``). Functions with equal code objects
+    (Python's ``==``: bytecode, names and constants by type and value) then have one fingerprint,
+    so a cache whose key holds the code object needs none. Asked on each call: a function's
+    defaults can be set after it is made.
+
+    >>> code_alone(lambda v: v * 0.5), code_alone(lambda v, s=2: v * s), code_alone(lambda v: abs(v))
+    (True, False, False)
+    """
+    if type(fn) is not FunctionType or fn.__defaults__ is not None or fn.__kwdefaults__ is not None:
+        return False
+    code = fn.__code__
+    alone = _ALONE.get(code)
+    if alone is None:
+        info = _code_info(code)
+        alone = not (info.global_names or info.import_names or code.co_freevars)
+        if len(_ALONE) >= _CODE_CACHE_MAX:
+            _ALONE.clear()
+        _ALONE[code] = alone
+    return alone
+
+
+# code_alone's answers by code object (equal code objects read the same names); it runs on every
+# FFT call with a callback, where this look-up costs less than _code_info's.
+_ALONE: dict[CodeType, bool] = {}
 
 
 # The hot path: FFT calls fingerprint their callbacks on every call. For a *leaf* function (its

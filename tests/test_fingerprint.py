@@ -439,6 +439,30 @@ def test_leaf_memo_matches_the_full_walk():
     assert function_fingerprint(_leaf) == memo
 
 
+def test_code_alone_only_where_the_code_object_decides_the_fingerprint():
+    from fftfuse_compiler.fingerprint import code_alone
+
+    product = "def f(v, d):\n    return v * d"
+    assert code_alone(build(product)) and code_alone(build("f = lambda v: v * 0.5"))
+    assert function_fingerprint(build(product)) == function_fingerprint(build(product, K=1))
+    k = 2.0
+    for reads_more in (build("f = lambda v: v * K", K=2.0), build("f = lambda v: abs(v)"), lambda v: v * k,
+                       build("def f(v):\n    import math\n    return v"),
+                       build("def f(v):\n    return (lambda w: w * K)(v)", K=2.0), build("f = lambda v, s=2: v * s"),
+                       abs, np.sqrt):
+        assert not code_alone(reads_more)
+    # Asked on each call: defaults given to the function later, or another code object, count.
+    f = build(product)
+    f.__defaults__ = (2.0,)
+    assert not code_alone(f)
+    f.__defaults__, f.__kwdefaults__ = None, {"s": 1}
+    assert not code_alone(f)
+    g = build(product)
+    assert code_alone(g)
+    g.__code__ = build("def f(v, d):\n    return v * d * K", K=2.0).__code__
+    assert not code_alone(g)
+
+
 def test_functions_reaching_arrays_or_functions_skip_the_memo():
     import numpy as np
 

@@ -116,6 +116,32 @@ def test_a_changed_global_or_closure_value_takes_the_full_path(fake_gpu, monkeyp
     assert plans[0] == plans[2] == plans[3] != plans[1]
 
 
+def times_gain(v, d):
+    return v * d * GAIN
+
+
+def test_defaults_or_code_given_to_a_reused_function_take_the_full_path(fake_gpu, plans, monkeypatch):
+    x, h = device_array((4, 64)), device_array((4, 64), seed=1)
+
+    def mul(v, d):  # reads its arguments alone: the key's code object stands for it, no fingerprint taken
+        return v * d
+
+    def call():
+        return nvmath.fft.fft(x, axes=[-1], epilog={"fn": mul, "data": h})
+
+    call(), call()
+    assert len(plans) == 1
+    mul.__defaults__ = (2.0,)  # the full path refuses defaults: the kept engine must not run instead
+    with pytest.raises(TypeError, match="default values"):
+        call()
+    mul.__defaults__ = None
+    mul.__code__ = times_gain.__code__  # now it reads GAIN: planned again, then once per GAIN value
+    call(), call()
+    monkeypatch.setattr(sys.modules[__name__], "GAIN", 3.0)
+    call()
+    assert len(plans) == 4 and len({launch.plan for launch in fake_gpu.launches}) == 3
+
+
 def test_each_calls_stream_is_used(fake_gpu):
     cupy = sys.modules["cupy"]
     x = device_array((4, 64))
@@ -339,3 +365,14 @@ def test_a_stateless_chain_reuses_its_plans_for_every_spelling(fake_gpu, plans, 
     finally:
         _chain.stateless_chains.mine().clear()  # its plans go while the fake is in place
         gc.collect()
+
+
+def test_a_bool_axis_is_refused_after_the_integer_axis_was_reused():
+    """``True`` is an index to ``operator.index`` (1): the reuse key must not take it for axis 1."""
+    import nvmath
+
+    x = np.ones((4, 8), np.complex64)
+    for _ in range(2):
+        nvmath.fft.fft(x, axes=[1])
+    with pytest.raises(TypeError, match="a bool"):
+        nvmath.fft.fft(x, axes=[True])

@@ -19,7 +19,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from fftfuse_compiler.dtypes import DATA_DTYPES
-from fftfuse_compiler.fingerprint import UncacheableError, function_fingerprint
+from fftfuse_compiler.fingerprint import UncacheableError, code_alone, function_fingerprint
 from fftfuse_compiler.forms import Form, infer_form, python_function, reads_parameter, runtime_parameters
 from fftfuse_compiler.terms import Terms, broadcast_strides, param_dtype
 
@@ -252,7 +252,10 @@ def callback_reuse_key(value: Any, kind: str, framework: str) -> Any:
     if type(value) is dict:
         keys = value.keys()
         if keys == _FN_DATA and type(value["fn"]) is FunctionType:
-            return _function_key(value["fn"], value["data"], None, framework)
+            data = value["data"]  # _function_key's answer, inline (the common call)
+            if data is not None and array_framework(data) != framework:
+                return FULL_PATH
+            return value["fn"].__code__, _data_layout(data, framework), None
         if (keys == _LTOIR_ONLY or keys == _LTOIR_DATA) and type(value["ltoir"]) is bytes:
             return _ltoir_key(value["ltoir"], value.get("data"), framework)
     elif type(value) is DeviceCallable and type(value.ltoir) is bytes and value.fn is None and value.params is None:
@@ -306,19 +309,26 @@ def call_arguments(value: Any) -> Any:
 
 def callback_fingerprints(prolog: Any, epilog: Any) -> tuple:
     """The fingerprints of the functions of a prolog and an epilog that ``callback_reuse_key``
-    took (a function, a dict or ``DeviceCallable`` with "fn"; None for code given as LTO-IR or
-    CUDA C++, whose key holds the code itself), taken on every call: a changed global or closure
-    value changes them. Never equal to another call's where one cannot be taken."""
-    out = []
-    for value in (prolog, epilog):
-        t = type(value)
-        fn = value.get("fn") if t is dict else value.fn if t is DeviceCallable else \
-            None if t is bytes or t is bytearray else value
-        try:
-            out.append(None if fn is None else function_fingerprint(fn))
-        except UncacheableError:
-            return (object(),)  # such callbacks always take the full path
-    return tuple(out)
+    took (a function, a dict or ``DeviceCallable`` with "fn"), taken on every call: a changed
+    global, closure value or default changes them. None where the key holds all there is: code
+    given as LTO-IR or CUDA C++, and a function that computes from its code object alone
+    (``code_alone``: no global, closure or default), which the key holds. Never equal to another
+    call's where one cannot be taken."""
+    return _fingerprint(prolog), _fingerprint(epilog)
+
+
+def _fingerprint(value: Any) -> Any:
+    if value is None:
+        return None
+    t = type(value)
+    fn = value.get("fn") if t is dict else value.fn if t is DeviceCallable else \
+        None if t is bytes or t is bytearray else value
+    if fn is None or code_alone(fn):  # code_alone: ~0.1 us a call, a fingerprint from its memo ~0.3 us
+        return None
+    try:
+        return function_fingerprint(fn)
+    except UncacheableError:
+        return object()  # equal to no other call's: such callbacks always take the full path
 
 
 def _data_layout(data: Any, framework: str) -> tuple | None:

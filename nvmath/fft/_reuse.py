@@ -112,7 +112,9 @@ def reuse_key(head: tuple, operand: Any, axes: Any, options: Any, execution: Any
     framework = array_framework(operand)
     if framework is None:
         return None
-    p, e = callback_reuse_key(prolog, "prolog", framework), callback_reuse_key(epilog, "epilog", framework)
+    # No call for an absent callback or setting (the common call has one callback at most).
+    p = None if prolog is None else callback_reuse_key(prolog, "prolog", framework)
+    e = None if epilog is None else callback_reuse_key(epilog, "epilog", framework)
     if p is FULL_PATH or e is FULL_PATH:
         return None
     others: tuple = ()
@@ -123,7 +125,7 @@ def reuse_key(head: tuple, operand: Any, axes: Any, options: Any, execution: Any
     axes = axes_key(axes)
     if axes is FULL_PATH:
         return None
-    settings = settings_key(options, execution, framework)
+    settings = None if options is None and execution is None else settings_key(options, execution, framework)
     if settings is FULL_PATH:
         return None
     device = operand.data.device_id if framework == "cupy" else None
@@ -201,7 +203,15 @@ def axes_key(axes: Any) -> Any:
     (integers only: 1.0 == 1 would find the engine of axes=[1], and the full path explains)."""
     if axes is None:
         return None
+    if type(axes) is int:
+        return (axes,)
     try:
-        return (axes,) if type(axes) is int else tuple(map(operator.index, axes))
+        key = tuple(axes)  # Python ints, the common call, as they are: half the cost of operator.index
+        for axis in key:
+            if type(axis) is not int:
+                if any(isinstance(a, bool) for a in key):
+                    return FULL_PATH  # an index to operator.index, not an axis: the full path refuses it
+                return tuple(map(operator.index, key))  # NumPy integers and the like
+        return key
     except TypeError:
         return FULL_PATH
