@@ -25,11 +25,6 @@ a kernel calls are numba's registrations, not values the kernel reads: they are 
 only (and through the toolchain stamp for numba's own, :data:`LAYOUT` and the device FFT's
 lowering revision for fftfuse's).
 
-On a miss, the objects the fingerprint met that have a ``__fftfuse_prepare__`` method are asked
-to start their own work before numba compiles (a device FFT generates its code in the
-background), so that a kernel's FFTs generate side by side, not one after the other as typing
-meets them.
-
 What is stored: the linked cubin (the entry's payload) and, in the entry's JSON metadata, the
 few fields numba-cuda needs to launch it (entry name, register limit, cooperative launch,
 shared-memory carveout, ...). No pickle: the store serves raw bytes only, so a tampered entry
@@ -127,15 +122,14 @@ def _numba_config() -> dict[str, str]:
 
 
 def kernel_key(py_func: Any, argtypes: tuple[Any, ...], targetoptions: dict[str, Any], cc: tuple[Any, ...],
-               select: Callable[[Any], bool], found: list[Any] | None = None) -> str | None:
+               select: Callable[[Any], bool]) -> str | None:
     """The store key of the kernel numba compiles from ``py_func`` for ``argtypes``, ``targetoptions``
     and target ``cc`` (:func:`current_cc`); None where the kernel uses nothing ``select`` accepts (neither an
-    object met by its fingerprint through ``__fftfuse_fingerprint__`` nor a linked file). ``found``,
-    where given, receives the objects met so.
+    object met by its fingerprint through ``__fftfuse_fingerprint__`` nor a linked file).
 
     Raises :class:`UncacheableError` where the kernel cannot be keyed by value.
     """
-    found = [] if found is None else found
+    found: list[Any] = []
     fingerprint = function_fingerprint(py_func, found)
     link = list(targetoptions.get("link") or ())
     if not any(select(obj) for obj in found) and not any(select(item) for item in link):
@@ -242,11 +236,10 @@ def compile_through_cache(dispatcher: Any, sig: Any, compile_now: Callable[[], A
             or not isinstance(dispatcher._cache, NullCache) or not dispatcher._can_compile
             or dispatcher.targetoptions.get("device")):
         return compile_now()  # numba answers these itself (or keeps its own cache)
-    met: list[Any] = []
     try:
         if cc is None:
             cc = current_cc()
-        key = kernel_key(dispatcher.py_func, argtypes, dispatcher.targetoptions, cc, _selected, met)
+        key = kernel_key(dispatcher.py_func, argtypes, dispatcher.targetoptions, cc, _selected)
     except UncacheableError as exc:
         _logger().debug("kernel %s is compiled without the kernel cache: %s", dispatcher.py_func, exc.reason)
         return compile_now()
@@ -270,7 +263,6 @@ def compile_through_cache(dispatcher: Any, sig: Any, compile_now: Callable[[], A
             dispatcher.add_overload(kernel, argtypes)  # what numba's compile does with a kernel it built
             _stats["hits"] += 1
             return kernel
-    _prepare(met)
     kernel = compile_now()
     _stats["misses"] += 1
     try:
@@ -279,16 +271,6 @@ def compile_through_cache(dispatcher: Any, sig: Any, compile_now: Callable[[], A
     except Exception:  # NotStorable, or a store that refuses: the kernel runs, the next process compiles
         _logger().debug("kernel %s is not kept in the kernel cache", dispatcher.py_func, exc_info=True)
     return kernel
-
-
-def _prepare(objects: list[Any]) -> None:
-    """Let the objects a kernel about to compile uses start their own work (``__fftfuse_prepare__``:
-    a device FFT generating its code in the background), so that numba's typing, which asks for
-    each in turn, finds them done or under way side by side."""
-    for obj in objects:
-        prepare = getattr(type(obj), "__fftfuse_prepare__", None)
-        if prepare is not None:
-            prepare(obj)
 
 
 def install(select: Callable[[Any], bool]) -> None:

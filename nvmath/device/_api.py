@@ -108,11 +108,6 @@ class FFT:
         """The checked description (hashable: equal descriptions are one FFT for numba and the cache)."""
         return self._spec
 
-    def __fftfuse_prepare__(self) -> None:
-        """Start generating this FFT's code in the background (a kernel that uses it is about to
-        be compiled: its FFTs then generate side by side; see ``fftfuse_compiler.kernel_cache``)."""
-        dsc.prefetch(self._spec, dsc.API_REGISTER)
-
     def __fftfuse_fingerprint__(self) -> str:
         """What decides the code of a kernel calling this FFT (fftfuse_compiler.fingerprint's protocol):
         the description, the versions of libmathdx, cuFFTDx and the toolchain (the key of its
@@ -271,8 +266,5 @@ def fft(*, fft_type: str, size: int, precision: Any, direction: str | None = Non
     """
     if compiler not in ("numba", None):
         raise ValueError(f"compiler={compiler!r} is not supported; expected 'numba' (numba-cuda kernels)")
-    made = FFT(size, precision, fft_type, execution, sm=sm, direction=direction, ffts_per_block=ffts_per_block,
+    return FFT(size, precision, fft_type, execution, sm=sm, direction=direction, ffts_per_block=ffts_per_block,
                elements_per_thread=elements_per_thread, real_fft_options=real_fft_options)
-    if compiler == "numba" and sm is None:  # code for this GPU is asked for: .files or the kernel will wait for it
-        made.__fftfuse_prepare__()
-    return made

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import numbers
-import threading
 from typing import Any, NamedTuple
 
 from . import _mathdx as mdx
@@ -330,63 +329,7 @@ def ltoir(spec: Spec, api: str = API_REGISTER, store: Any = None) -> Artifact:
     return Artifact(found.payload, found.meta.extra["symbol"], found.meta.extra["isa"], key, found.source)
 
 
-class _Generation:
-    """One generation of a description's code in this process: pending until ``done`` is set, then
-    holding the artifact or the exception."""
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.value: Artifact | None = None
-        self.error: BaseException | None = None
-
-    def run(self, spec: Spec, api: str) -> None:
-        try:
-            self.value = ltoir(spec, api)
-        except BaseException as exc:  # handed to whoever waits, in their thread
-            self.error = exc
-        finally:
-            self.done.set()
-
-
-# A prefetch and the kernel that then needs the code share one generation.
-_generations: dict[tuple[Spec, str], _Generation] = {}
-_generations_lock = threading.Lock()
-
-
+@functools.lru_cache(maxsize=256)
 def artifact(spec: Spec, api: str = API_REGISTER) -> Artifact:
-    """As :func:`ltoir` through the default store, kept for the process (one object per description);
-    waits for a generation :func:`prefetch` started. A failure is raised, not kept: the next call tries again."""
-    generation, owner = _generation(spec, api)
-    if owner:
-        generation.run(spec, api)
-    generation.done.wait()
-    if generation.error is not None:
-        with _generations_lock:
-            if _generations.get((spec, api)) is generation:
-                del _generations[(spec, api)]
-        raise generation.error
-    assert generation.value is not None
-    return generation.value
-
-
-def prefetch(spec: Spec, api: str = API_REGISTER) -> None:
-    """Start :func:`artifact` of ``spec`` on a thread of its own, unless it is started or done.
-
-    libmathdx generates code for seconds without holding the GIL, one FFT after another where a
-    kernel's typing asks for each in turn (a fresh machine's first process: 5.5 s per FFT on a
-    16-core Xeon); started together, a kernel's FFTs generate side by side. The thread is a
-    daemon: a process that exits first does not wait for code it never used.
-    """
-    generation, owner = _generation(spec, api)
-    if owner:
-        threading.Thread(target=generation.run, args=(spec, api), name="fftfuse-cufftdx-codegen", daemon=True).start()
-
-
-def _generation(spec: Spec, api: str) -> tuple[_Generation, bool]:
-    """The generation of ``spec``'s code, and whether the caller must run it (it was just made)."""
-    with _generations_lock:
-        generation = _generations.get((spec, api))
-        if generation is not None:
-            return generation, False
-        generation = _generations[(spec, api)] = _Generation()
-        return generation, True
+    """As :func:`ltoir` through the default store, kept for the process (one object per description)."""
+    return ltoir(spec, api)
