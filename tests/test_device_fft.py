@@ -19,6 +19,8 @@ except RuntimeError as exc:  # no libmathdx: the dx extra is not installed
 from nvmath.device import FFT, Dim3, fft  # noqa: E402
 from nvmath.device import _descriptor  # noqa: E402
 
+import half_kernels  # noqa: E402  (tests/: the kernels test_gpu_device_fft.py runs)
+
 SEED = dict(fft_type="c2c", size=128, precision=np.float32, ffts_per_block=1, elements_per_thread=2,
             execution="Block", compiler="numba", sm=90)
 
@@ -484,112 +486,6 @@ def test_half_vectors_import_without_numba():
     assert out.returncode == 0, out.stderr[-2000:]
 
 
-def _half_block_c2c(f):
-    """Pairs of rows of ``re``/``im`` (float16): each row of threads transforms two FFTs, loaded
-    into float16x4 values (real, real, imaginary, imaginary) and stored back lane by lane."""
-    from numba import cuda
-
-    from nvmath.device import float16x4
-
-    def kernel(re, im):
-        data = cuda.local.array(f.storage_size, f.value_type)
-        shared = cuda.shared.array(0, f.value_type)
-        row = 2 * (cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y)
-        for i in range(f.elements_per_thread):
-            k = cuda.threadIdx.x + i * f.stride
-            data[i] = float16x4(re[row, k], re[row + 1, k], im[row, k], im[row + 1, k])
-        f.execute(data, shared)
-        for i in range(f.elements_per_thread):
-            k = cuda.threadIdx.x + i * f.stride
-            v = data[i]
-            re[row, k] = v.x
-            re[row + 1, k] = v.y
-            im[row, k] = v.z
-            im[row + 1, k] = v.w
-
-    return kernel
-
-
-def _half_thread_c2c(f):
-    """Records of np_float16x4 (one row of FFT elements per thread), read as float16x4 in the kernel."""
-    from numba import cuda
-
-    from nvmath.device import float16x4, float16x4_type
-
-    def kernel(x):
-        rows = x.view(float16x4_type)
-        data = cuda.local.array(f.storage_size, float16x4)
-        t = cuda.grid(1)
-        if t < rows.shape[0]:
-            for i in range(f.elements_per_thread):
-                data[i] = rows[t, i]
-            f.execute(data)
-            for i in range(f.elements_per_thread):
-                rows[t, i] = data[i]
-
-    return kernel
-
-
-def _half_real_round_trip(r2c, c2r):
-    """r2c of pairs of float32 rows (float16x2 values in a view of the thread data), the half
-    spectrum out as float16 (real, imaginary) pairs, then c2r back into the rows."""
-    from numba import cuda
-
-    from nvmath.device import float16x2, float16x2_type
-
-    half = r2c.size // 2 + 1
-
-    def kernel(x, spectrum):
-        data = cuda.local.array(r2c.storage_size, r2c.value_type)
-        shared = cuda.shared.array(0, r2c.value_type)
-        real = data.view(float16x2_type)
-        row = 2 * (cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y)
-        for i in range(r2c.elements_per_thread):
-            k = cuda.threadIdx.x + i * r2c.stride
-            real[i] = float16x2(x[row, k], x[row + 1, k])
-        r2c.execute(data, shared)
-        for i in range(r2c.storage_size):
-            k = cuda.threadIdx.x + i * r2c.stride
-            if k < half:
-                v = data[i]
-                spectrum[row, k, 0] = v.x
-                spectrum[row, k, 1] = v.z
-                spectrum[row + 1, k, 0] = v.y
-                spectrum[row + 1, k, 1] = v.w
-        cuda.syncthreads()
-        c2r.execute(data, shared)
-        for i in range(c2r.elements_per_thread):
-            k = cuda.threadIdx.x + i * c2r.stride
-            pair = real[i]
-            x[row, k] = pair.x
-            x[row + 1, k] = pair.y
-
-    return kernel
-
-
-def _half_shared_c2c(f):
-    """The shared-memory API: one pair of FFTs held in shared memory as float16x4, built from two
-    complex64 rows with float16x2(c) (real, imaginary) and float16x4(float16x2, float16x2)."""
-    from numba import cuda
-
-    from nvmath.device import float16x2, float16x4, float16x4_type
-
-    def kernel(x):
-        s = cuda.shared.array(0, float16x4_type)
-        for k in range(cuda.threadIdx.x, f.size, cuda.blockDim.x):
-            a, b = float16x2(x[0, k]), float16x2(x[1, k])
-            s[k] = float16x4(float16x2(a.x, b.x), float16x2(a.y, b.y))
-        cuda.syncthreads()
-        f.execute(s)
-        cuda.syncthreads()
-        for k in range(cuda.threadIdx.x, f.size, cuda.blockDim.x):
-            v = s[k]
-            x[0, k] = complex(np.float32(v.x), np.float32(v.z))
-            x[1, k] = complex(np.float32(v.y), np.float32(v.w))
-
-    return kernel
-
-
 def _assert_calls_and_links(library, ffts, api=_descriptor.API_REGISTER, cc=(9, 0)):
     """The kernel calls each FFT's function on pointers to its 8-byte value_type ({i64}: the size
     and alignment of complex<__half2>), and nvJitLink resolves every call."""
@@ -611,7 +507,7 @@ HALF_CCS = [(9, 0), (8, 0)]
 @pytest.mark.parametrize("cc", HALF_CCS)
 def test_half_precision_block_c2c_kernel_types_lowers_and_links(cc):
     f = FFT(128, np.float16, "c2c", "Block", sm=cc, direction="forward", ffts_per_block=4, elements_per_thread=8)
-    library = _kernel_library(_half_block_c2c(f), (_array(np.float16, 2),) * 2, cc=cc)
+    library = _kernel_library(half_kernels.block_c2c(f), (_array(np.float16, 2),) * 2, cc=cc)
     _assert_calls_and_links(library, [f], cc=cc)
     assert set(library._linking_files) == {f.files[0]}
 
@@ -621,7 +517,7 @@ def test_half_precision_thread_c2c_kernel_types_lowers_and_links(cc):
     from nvmath.device.types import np_float16x4
 
     f = FFT(16, np.float16, "c2c", "Thread", sm=cc, direction="inverse")
-    library = _kernel_library(_half_thread_c2c(f), (_array(np_float16x4, 2),), cc=cc)
+    library = _kernel_library(half_kernels.thread_c2c(f), (_array(np_float16x4, 2),), cc=cc)
     _assert_calls_and_links(library, [f], cc=cc)
 
 
@@ -629,14 +525,15 @@ def test_half_precision_thread_c2c_kernel_types_lowers_and_links(cc):
 def test_half_precision_r2c_c2r_kernel_types_lowers_and_links(cc):
     r2c = FFT(128, np.float16, "r2c", "Block", sm=cc, ffts_per_block=2, elements_per_thread=8)
     c2r = FFT(128, np.float16, "c2r", "Block", sm=cc, ffts_per_block=2, elements_per_thread=8)
-    library = _kernel_library(_half_real_round_trip(r2c, c2r), (_array(np.float32, 2), _array(np.float16, 3)), cc=cc)
+    library = _kernel_library(half_kernels.real_round_trip(r2c, c2r), (_array(np.float32, 2), _array(np.float16, 3)),
+                              cc=cc)
     _assert_calls_and_links(library, [r2c, c2r], cc=cc)
 
 
 @pytest.mark.parametrize("cc", HALF_CCS)
 def test_half_precision_shared_memory_api_kernel_types_lowers_and_links(cc):
     f = FFT(64, np.float16, "c2c", "Block", sm=cc, direction="forward", ffts_per_block=2)
-    library = _kernel_library(_half_shared_c2c(f), (_array(np.complex64, 2),), cc=cc)
+    library = _kernel_library(half_kernels.shared_c2c(f), (_array(np.complex64, 2),), cc=cc)
     _assert_calls_and_links(library, [f], api=_descriptor.API_SHARED, cc=cc)
 
 
@@ -710,7 +607,7 @@ def test_kernels_using_half_vectors_have_a_fingerprint():
     from fftfuse_compiler.fingerprint import function_fingerprint
 
     f = FFT(16, np.float16, "c2c", "Thread", sm=90, direction="forward")
-    kernel = _half_thread_c2c(f)
-    assert function_fingerprint(kernel) == function_fingerprint(_half_thread_c2c(f))
+    kernel = half_kernels.thread_c2c(f)
+    assert function_fingerprint(kernel) == function_fingerprint(half_kernels.thread_c2c(f))
     assert function_fingerprint(kernel) != function_fingerprint(
-        _half_thread_c2c(FFT(16, np.float16, "c2c", "Thread", sm=90, direction="inverse")))
+        half_kernels.thread_c2c(FFT(16, np.float16, "c2c", "Thread", sm=90, direction="inverse")))

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+import half_kernels
 from helpers import rand
 
 pytestmark = pytest.mark.gpu
@@ -304,7 +305,7 @@ def _as_half(x):
 def test_half_precision_block_c2c(direction):
     from numba import cuda
 
-    from nvmath.device import FFT, float16x4, float16x4_type
+    from nvmath.device import FFT, float16x4_type
 
     n = 128
     fft = FFT(n, np.float16, "c2c", "Block", direction=direction, ffts_per_block=4, elements_per_thread=8)
@@ -313,22 +314,7 @@ def test_half_precision_block_c2c(direction):
     blocks = 3
     batch = blocks * fft.ffts_per_block
 
-    @cuda.jit
-    def kernel(re, im):
-        data = cuda.local.array(fft.storage_size, fft.value_type)
-        shared = cuda.shared.array(0, fft.value_type)
-        row = 2 * (cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y)
-        for i in range(fft.elements_per_thread):
-            k = cuda.threadIdx.x + i * fft.stride
-            data[i] = float16x4(re[row, k], re[row + 1, k], im[row, k], im[row + 1, k])
-        fft.execute(data, shared)
-        for i in range(fft.elements_per_thread):
-            k = cuda.threadIdx.x + i * fft.stride
-            v = data[i]
-            re[row, k] = v.x
-            re[row + 1, k] = v.y
-            im[row, k] = v.z
-            im[row + 1, k] = v.w
+    kernel = cuda.jit(half_kernels.block_c2c(fft))
 
     x = _as_half(rand((batch, n), np.complex128, seed=11))
     re, im = cuda.to_device(x.real.astype(np.float16)), cuda.to_device(x.imag.astype(np.float16))
@@ -341,24 +327,14 @@ def test_half_precision_block_c2c(direction):
 def test_half_precision_thread_c2c_on_records_of_np_float16x4():
     from numba import cuda
 
-    from nvmath.device import FFT, float16x4, float16x4_type
+    from nvmath.device import FFT
     from nvmath.device.types import np_float16x4
 
     n, threads = 16, 40
     fft = FFT(n, np.float16, "c2c", "Thread", direction="forward")
     assert fft.storage_size == n and fft.block_dim is None
 
-    @cuda.jit
-    def kernel(records):
-        rows = records.view(float16x4_type)  # the same bytes, as vectors
-        data = cuda.local.array(fft.storage_size, float16x4)
-        t = cuda.grid(1)
-        if t < rows.shape[0]:
-            for i in range(fft.elements_per_thread):
-                data[i] = rows[t, i]
-            fft.execute(data)
-            for i in range(fft.elements_per_thread):
-                rows[t, i] = data[i]
+    kernel = cuda.jit(half_kernels.thread_c2c(fft))  # reads the records as float16x4 vectors
 
     x = _as_half(rand((2 * threads, n), np.complex128, seed=12))  # thread t: FFTs 2t and 2t + 1
     host = np.empty((threads, n), np_float16x4)
@@ -375,7 +351,7 @@ def test_half_precision_thread_c2c_on_records_of_np_float16x4():
 def test_half_precision_r2c_then_c2r_round_trip():
     from numba import cuda
 
-    from nvmath.device import FFT, float16x2, float16x2_type
+    from nvmath.device import FFT, float16x2_type
 
     n = 128
     r2c = FFT(n, np.float16, "r2c", "Block", ffts_per_block=2, elements_per_thread=8)
@@ -385,31 +361,7 @@ def test_half_precision_r2c_then_c2r_round_trip():
     blocks = 3
     batch = blocks * r2c.ffts_per_block
 
-    @cuda.jit
-    def kernel(x, spectrum):
-        data = cuda.local.array(r2c.storage_size, r2c.value_type)
-        shared = cuda.shared.array(0, r2c.value_type)
-        real = data.view(float16x2_type)  # the real side: one value of each FFT of the pair
-        row = 2 * (cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y)
-        for i in range(r2c.elements_per_thread):
-            k = cuda.threadIdx.x + i * r2c.stride
-            real[i] = float16x2(x[row, k], x[row + 1, k])
-        r2c.execute(data, shared)
-        for i in range(r2c.storage_size):
-            k = cuda.threadIdx.x + i * r2c.stride
-            if k < half:
-                v = data[i]
-                spectrum[row, k, 0] = v.x
-                spectrum[row, k, 1] = v.z
-                spectrum[row + 1, k, 0] = v.y
-                spectrum[row + 1, k, 1] = v.w
-        cuda.syncthreads()
-        c2r.execute(data, shared)
-        for i in range(c2r.elements_per_thread):
-            k = cuda.threadIdx.x + i * c2r.stride
-            pair = real[i]
-            x[row, k] = pair.x
-            x[row + 1, k] = pair.y
+    kernel = cuda.jit(half_kernels.real_round_trip(r2c, c2r))
 
     x = _as_half(rand((batch, n), np.float64, seed=13))
     d, spectrum = cuda.to_device(x.astype(np.float32)), cuda.device_array((batch, half, 2), np.float16)
@@ -423,24 +375,12 @@ def test_half_precision_r2c_then_c2r_round_trip():
 def test_half_precision_block_c2c_shared_memory_data():
     from numba import cuda
 
-    from nvmath.device import FFT, float16x2, float16x4, float16x4_type
+    from nvmath.device import FFT
 
     n = 64
     fft = FFT(n, np.float16, "c2c", "Block", direction="forward", ffts_per_block=2)  # one pair
 
-    @cuda.jit
-    def kernel(x):
-        s = cuda.shared.array(0, float16x4_type)
-        for k in range(cuda.threadIdx.x, n, cuda.blockDim.x):
-            a, b = float16x2(x[0, k]), float16x2(x[1, k])  # (real, imaginary) of each FFT
-            s[k] = float16x4(float16x2(a.x, b.x), float16x2(a.y, b.y))
-        cuda.syncthreads()
-        fft.execute(s)
-        cuda.syncthreads()
-        for k in range(cuda.threadIdx.x, n, cuda.blockDim.x):
-            v = s[k]
-            x[0, k] = complex(np.float32(v.x), np.float32(v.z))
-            x[1, k] = complex(np.float32(v.y), np.float32(v.w))
+    kernel = cuda.jit(half_kernels.shared_c2c(fft))
 
     x = _as_half(rand((2, n), np.complex128, seed=14))
     d = cuda.to_device(x.astype(np.complex64))
