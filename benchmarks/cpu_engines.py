@@ -101,9 +101,15 @@ def run_case(label: str, b: int, n: int, dtype: str, transform: str, workers: in
                 "scipy": lambda: sfft.fft(x, workers=workers) * h,
                 "ducc0": lambda: ducc0.fft.c2c(x, axes=(1,), nthreads=workers) * h}
     ms = timed(runs, rounds, stat=median_and_min, clock=time.thread_time if clock == "thread" else time.perf_counter)
-    return {"case": label, "engine": choice.engine, "how": choice.how, "timings_us": choice.timings,
+    return {"case": label, "engine": choice.engine, "parallel": choice.parallel, "how": choice.how,
+            "timings_us": choice.timings,
             "plan_ms": round(plan_ms, 2), **{k: round(v[0], 3) for k, v in ms.items()},
             "min": {k: round(v[1], 3) for k, v in ms.items()}}
+
+
+def _blocks(row: dict) -> str:
+    """", N blocks at once" where the choice runs fewer blocks at once than there are threads."""
+    return "" if row.get("parallel") is None else f", {row['parallel']} blocks at once"
 
 
 def table(rows: list[dict], stat: str) -> str:
@@ -114,7 +120,7 @@ def table(rows: list[dict], stat: str) -> str:
         v = r if stat == "median" else r["min"]
         best = min(v["scipy"], v["ducc0"])
         lines.append(f"{r['case']:<20}{v['before']:>9.3f}{v['after']:>9.3f}{v['scipy']:>9.3f}{v['ducc0']:>9.3f}"
-                     f"{v['after'] / best:>19.2f}x  {r['engine']} ({r['how']}, {r['plan_ms']:.1f})")
+                     f"{v['after'] / best:>19.2f}x  {r['engine']}{_blocks(r)} ({r['how']}, {r['plan_ms']:.1f})")
     return "\n".join(lines)
 
 

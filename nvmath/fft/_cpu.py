@@ -15,7 +15,8 @@ stages, transforms and finishes one block at a time, so the epilog reads the FFT
 while it is still in cache. Other large problems run *phased*: every step over the whole
 problem, the FFT threaded by ducc0 and the callback loops split among the threads. The number
 of threads is ``workers`` (``num_threads`` of the options or of ``ExecutionCPU``), all cores
-by default.
+by default, or half as many where the engine choice measured that many blocks at once doing
+more work per second (``_cpu_engines``: the blocks' Python shares the GIL).
 
 No full-size temporary is made beyond what the FFT needs: for C2C the input (or the prolog's
 result) is staged into the output, where the FFT then runs in place; R2C and C2R write their
@@ -266,9 +267,12 @@ class CpuExecutor:
         self._new_output = empty_factory(np, out.shape, out.strides, problem.output_dtype, out.span)
         # Whether a run given no output may return an array the engine made (epilog in place on it).
         may_adopt = not problem.inplace and (epilog is None or epilog.elementwise)
-        # The FFT engine (_cpu_engines): chosen now, at planning, so no execution measures.
+        # The FFT engine (_cpu_engines): chosen now, at planning, so no execution measures; with
+        # it, how many blocks run at once where fewer than the threads were measured faster.
+        self._parallel: int | None = None
         self.engine_choice = _cpu_engines.choose(self._fft_call(may_adopt), engine)
         self._engine = _cpu_engines.engine(self.engine_choice.engine)
+        self._parallel = self.engine_choice.parallel
         self._adopts = may_adopt and self._engine.allocates
 
     # -- the executor interface (nvmath.fft._executor.Executor) --------------------------------
@@ -375,20 +379,21 @@ class CpuExecutor:
                 and data_layout_matches(a.shape, _strides(a), p.output))
 
     def threads(self) -> int:
-        """How many threads run the callbacks' loops: 1 below ``THREAD_BYTES`` and in debug mode.
+        """How many threads run the callbacks' loops: 1 below ``THREAD_BYTES`` and in debug mode,
+        else ``workers``, or fewer where the engine choice measured fewer blocks at once faster.
 
         >>> from nvmath.fft._layout import plan_problem
         >>> small = plan_problem("fft", (4, 1024), (1024, 1), "complex64", axes=(1,))
         >>> CpuExecutor(small, None, None, workers=4).threads()
         1
         >>> large = plan_problem("fft", (16384, 1024), (1024, 1), "complex64", axes=(1,))
-        >>> CpuExecutor(large, None, None, workers=4).threads()
+        >>> CpuExecutor(large, None, None, workers=4, engine="rules").threads()
         4
         """
         p = self.problem
         if self.debug or p.input.size * np.dtype(p.input_dtype).itemsize < THREAD_BYTES:
             return 1
-        return self.workers
+        return self.workers if self._parallel is None else min(self.workers, self._parallel)
 
     def _fast_run(self, direction: str) -> Callable[..., np.ndarray | None] | None:
         """``run``'s fast path in ``direction``: ``fast(inp, out, prolog_data, epilog_data)``, the
