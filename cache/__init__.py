@@ -3,7 +3,7 @@
 This package is storage only: it imports nothing else of fftfuse.
 """
 
-from .artifact import ArtifactMeta, Found, compiled_through, keep_artifact, stored_artifact
+from .artifact import ArtifactMeta, Found, compiled_through, keep_artifact, stored_artifact, stored_record
 from .store import (
     FORMAT_VERSION,
     ArtifactStore,
@@ -19,4 +19,5 @@ from .store import (
 # The package's public names: the store's, listed once there, and the artifact record's.
 from .store import __all__ as _store_names
 
-__all__ = [*_store_names, "ArtifactMeta", "Found", "compiled_through", "keep_artifact", "stored_artifact"]
+__all__ = [*_store_names, "ArtifactMeta", "Found", "compiled_through", "keep_artifact", "stored_artifact",
+           "stored_record"]

@@ -11,10 +11,13 @@ on read and compiled again: its metadata is never read under today's names.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, NamedTuple
+import json
+from typing import Any, Callable, Mapping, NamedTuple, TypeVar
 
 #: Version of the record's layout; an entry with another one is dropped on read.
 RECORD_VERSION = 1
+
+T = TypeVar("T")
 
 _FIELDS = ("target", "kind", "form", "element_dtype", "user_dtype", "arch", "function", "fingerprint",
            "toolchain")
@@ -91,6 +94,24 @@ def stored_artifact(store: Any, key: str, expect: Mapping[str, Any]) -> Found | 
         store.delete(key)
         return None
     return Found(payload, meta, "cache")
+
+
+def stored_record(store: Any, key: str, expect: Mapping[str, Any], read: Callable[[Any], T], what: str) -> T | None:
+    """A measured choice kept as JSON under ``key`` (its record matching ``expect``, as
+    :func:`stored_artifact`), as ``read(record)`` makes it; None on a miss. A record ``read``
+    refuses (ValueError, KeyError, TypeError: a field missing, of the wrong type, naming something
+    that no longer exists) is deleted with a warning naming ``what``, so it is measured again."""
+    found = stored_artifact(store, key, expect)
+    if found is None:
+        return None
+    try:
+        return read(json.loads(found.payload))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        import logging  # here: a cache hit imports no logging
+
+        logging.getLogger("fftfuse.cache").warning("dropping the stored %s %s: %s", what, key, exc)
+        store.delete(key)
+        return None
 
 
 def keep_artifact(store: Any, key: str, payload: bytes, meta: ArtifactMeta) -> None:

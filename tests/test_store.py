@@ -577,3 +577,22 @@ def test_a_record_that_disagrees_or_lacks_an_asked_field_is_not_served(directory
 def test_extra_fields_cannot_hide_the_records_own():
     with pytest.raises(ValueError, match="arch"):
         fftfuse_cache.ArtifactMeta("cpu", "epilog", extra={"arch": 90}).stored()
+
+
+def test_a_stored_record_is_read_by_its_reader_and_dropped_when_refused(tmp_path, caplog):
+    from fftfuse_cache import ArtifactMeta, keep_artifact, stored_record
+
+    store = ArtifactStore(tmp_path / "cache")
+    meta = ArtifactMeta("measured-thing", "choice", arch="here")
+    keep_artifact(store, "k", json.dumps({"pick": 3}).encode(), meta)
+    expect = {"target": "measured-thing", "kind": "choice"}
+    assert stored_record(store, "k", expect, lambda r: r["pick"] * 2, "thing") == 6
+    assert stored_record(store, "missing", expect, lambda r: r["pick"], "thing") is None
+
+    def refuse(record):
+        raise ValueError("no such pick any more")
+
+    with caplog.at_level("WARNING", logger="fftfuse.cache"):
+        assert stored_record(store, "k", expect, refuse, "thing") is None
+    assert "dropping the stored thing k: no such pick any more" in caplog.text
+    assert stored_record(store, "k", expect, lambda r: r["pick"], "thing") is None  # deleted: measured again

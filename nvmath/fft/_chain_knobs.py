@@ -15,7 +15,6 @@ the rule until tuned again.
 from __future__ import annotations
 
 import json
-import logging
 import threading
 from typing import Any, Callable
 
@@ -24,7 +23,6 @@ __all__ = ["knobs_key", "tuned_knobs", "keep_knobs", "forget_knobs"]
 TARGET, KIND = "chain-knobs", "chain-knobs"
 LAYOUT = 1  # of the stored record
 
-log = logging.getLogger("fftfuse.fft")
 
 _memo: dict[tuple[int, str, int], tuple[int, int] | None] = {}
 _lock = threading.Lock()
@@ -64,21 +62,15 @@ def tuned_knobs(n: int, precision: str, arch: int, valid: Callable[[int, int], b
 
 
 def _stored(store: Any, key: str, valid: Callable[[int, int], bool]) -> tuple[int, int] | None:
-    from fftfuse_cache import stored_artifact
+    from fftfuse_cache import stored_record
 
-    found = stored_artifact(store, key, {"target": TARGET, "kind": KIND})
-    if found is None:
-        return None
-    try:
-        record = json.loads(found.payload)
+    def read(record: Any) -> tuple[int, int]:
         pair = int(record["ffts_per_block"]), int(record["elements_per_thread"])
         if not valid(*pair):
             raise ValueError(f"cuFFTDx has no implementation of {pair[0]} x {pair[1]}")
-    except (ValueError, KeyError, TypeError) as exc:
-        log.warning("dropping the stored chain knobs %s: %s", key, exc)
-        store.delete(key)
-        return None
-    return pair
+        return pair
+
+    return stored_record(store, key, {"target": TARGET, "kind": KIND}, read, "chain knobs")
 
 
 def keep_knobs(n: int, precision: str, arch: int, pair: tuple[int, int], timings_ms: dict[str, float], *,

@@ -491,23 +491,17 @@ def choice_record(call: FFTCall, engine: str) -> Any:
 
 
 def _stored(store: Any, key: str) -> Choice | None:
-    from fftfuse_cache import stored_artifact
+    from fftfuse_cache import stored_record
 
-    found = stored_artifact(store, key, {"target": "cpu-fft-engine", "kind": "fft-engine"})
-    if found is None:
-        return None
-    try:
-        record = json.loads(found.payload)
+    def read(record: Any) -> Choice:
         name, parallel = record["engine"], record.get("parallel")
         if name not in ENGINES:
             raise ValueError(f"unknown engine {name!r}")
         if parallel is not None and (type(parallel) is not int or parallel < 1):
             raise ValueError(f"blocks at once must be a positive integer, got {parallel!r}")
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        log.warning("dropping stored CPU FFT engine choice %s: %s", key, exc)
-        store.delete(key)
-        return None
-    return Choice(name, "stored", parallel=parallel)
+        return Choice(name, "stored", parallel=parallel)
+
+    return stored_record(store, key, {"target": "cpu-fft-engine", "kind": "fft-engine"}, read, "CPU FFT engine choice")
 
 
 def measure(call: FFTCall) -> dict[str, float]:
