@@ -252,10 +252,7 @@ def callback_reuse_key(value: Any, kind: str, framework: str) -> Any:
     if type(value) is dict:
         keys = value.keys()
         if keys == _FN_DATA and type(value["fn"]) is FunctionType:
-            data = value["data"]  # _function_key's answer, inline (the common call)
-            if data is not None and array_framework(data) != framework:
-                return FULL_PATH
-            return value["fn"].__code__, _data_layout(data, framework), None
+            return _function_key(value["fn"], value["data"], None, framework)
         if (keys == _LTOIR_ONLY or keys == _LTOIR_DATA) and type(value["ltoir"]) is bytes:
             return _ltoir_key(value["ltoir"], value.get("data"), framework)
     elif type(value) is DeviceCallable and type(value.ltoir) is bytes and value.fn is None and value.params is None:

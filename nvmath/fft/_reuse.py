@@ -112,9 +112,7 @@ def reuse_key(head: tuple, operand: Any, axes: Any, options: Any, execution: Any
     framework = array_framework(operand)
     if framework is None:
         return None
-    # No call for an absent callback or setting (the common call has one callback at most).
-    p = None if prolog is None else callback_reuse_key(prolog, "prolog", framework)
-    e = None if epilog is None else callback_reuse_key(epilog, "epilog", framework)
+    p, e = callback_reuse_key(prolog, "prolog", framework), callback_reuse_key(epilog, "epilog", framework)
     if p is FULL_PATH or e is FULL_PATH:
         return None
     others: tuple = ()
@@ -125,7 +123,7 @@ def reuse_key(head: tuple, operand: Any, axes: Any, options: Any, execution: Any
     axes = axes_key(axes)
     if axes is FULL_PATH:
         return None
-    settings = None if options is None and execution is None else settings_key(options, execution, framework)
+    settings = settings_key(options, execution, framework)
     if settings is FULL_PATH:
         return None
     device = operand.data.device_id if framework == "cupy" else None
