@@ -55,13 +55,12 @@ def _numpy_type(name: str) -> Any:
     import numpy as np
 
     if name in ("float16x2", "complex32", "float16x4"):
-        from . import _numba, types
+        from . import _numba
+        from ._half_dtypes import NP_DTYPES
 
         vector = "float16x4" if name == "float16x4" else "float16x2"
         numba_type = _numba.half_vector_type(vector)
-        if numba_type is not None:
-            return numba_type
-        return types.np_float16x4 if vector == "float16x4" else types.np_float16x2
+        return NP_DTYPES[vector] if numba_type is None else numba_type
     return getattr(np, name)
 
 

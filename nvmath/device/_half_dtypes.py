@@ -8,3 +8,6 @@ LANES = ("x", "y", "z", "w")
 
 np_float16x2 = np.dtype([(lane, np.float16) for lane in LANES[:2]], align=True)
 np_float16x4 = np.dtype([(lane, np.float16) for lane in LANES], align=True)
+
+#: Each vector's NumPy dtype by its name.
+NP_DTYPES = {"float16x2": np_float16x2, "float16x4": np_float16x4}

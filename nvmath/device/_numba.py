@@ -116,20 +116,20 @@ def _make_half_vectors() -> dict[str, tuple[Any, Any]]:
                                       register_model, typeof_impl)
     from numba.cuda.typing.templates import AttributeTemplate, signature
 
-    from ._half_dtypes import np_float16x2, np_float16x4
+    from ._half_dtypes import LANES, NP_DTYPES
 
     class HalfVectorType(types.Type):
         """``float16x2`` / ``float16x4``: ``count`` float16 lanes named x, y, z, w."""
 
         def __init__(self, count: int) -> None:
             self.count = count
-            self.lanes = ("x", "y", "z", "w")[:count]
+            self.lanes = LANES[:count]
             super().__init__(name=f"float16x{count}")
 
         @property
         def np_dtype(self) -> Any:
             """The NumPy structured dtype of the same bytes (``nvmath.device.types.np_float16x4``)."""
-            return np_float16x2 if self.count == 2 else np_float16x4
+            return NP_DTYPES[self.name]
 
         def __fftfuse_fingerprint__(self) -> str:
             return f"{self.name}/{LOWERING_REVISION}"

@@ -34,7 +34,7 @@ import numpy as np
 
 # The host (NumPy) equivalents of the half-precision vectors: the same bytes, lane by lane.
 from ._half_dtypes import LANES as _LANES
-from ._half_dtypes import np_float16x2, np_float16x4
+from ._half_dtypes import NP_DTYPES, np_float16x2, np_float16x4
 
 __all__ = [
     "complex64", "complex128", "REAL_NP_TYPES",
@@ -58,7 +58,7 @@ class HalfVector:
         self.count = count
         self.__name__ = f"float16x{count}"
         self.lanes = _LANES[:count]
-        self.np_dtype = np_float16x2 if count == 2 else np_float16x4
+        self.np_dtype = NP_DTYPES[self.__name__]
 
     def __repr__(self) -> str:
         return f"nvmath.device.{self.__name__}"
