@@ -54,8 +54,10 @@ def planned(engine: str, transform: str, x: np.ndarray, h: np.ndarray, workers: 
     os.environ["FFTFUSE_CPU_ENGINE"] = engine
     try:
         t = time.perf_counter()
-        fused = Fused(transform, x, (-1,), epilog=(filter_cb, h), workers=workers)
-        return fused, (time.perf_counter() - t) * 1e3
+        fused = Fused(transform, x, (-1,), epilog=(filter_cb, h), workers=workers, settle=False)
+        plan_ms = (time.perf_counter() - t) * 1e3
+        fused.settle()
+        return fused, plan_ms
     finally:
         if before is None:
             del os.environ["FFTFUSE_CPU_ENGINE"]
@@ -101,15 +103,18 @@ def run_case(label: str, b: int, n: int, dtype: str, transform: str, workers: in
                 "scipy": lambda: sfft.fft(x, workers=workers) * h,
                 "ducc0": lambda: ducc0.fft.c2c(x, axes=(1,), nthreads=workers) * h}
     ms = timed(runs, rounds, stat=median_and_min, clock=time.thread_time if clock == "thread" else time.perf_counter)
-    return {"case": label, "engine": choice.engine, "parallel": choice.parallel, "how": choice.how,
+    counts = after.fft._executor.thread_count  # settled by the timed runs (its first runs measure it)
+    return {"case": label, "engine": choice.engine, "how": choice.how, "workers": workers,
+            "threads": None if counts is None else counts.chosen,
             "timings_us": choice.timings,
             "plan_ms": round(plan_ms, 2), **{k: round(v[0], 3) for k, v in ms.items()},
             "min": {k: round(v[1], 3) for k, v in ms.items()}}
 
 
-def _blocks(row: dict) -> str:
-    """", N blocks at once" where the choice runs fewer blocks at once than there are threads."""
-    return "" if row.get("parallel") is None else f", {row['parallel']} blocks at once"
+def _threads(row: dict) -> str:
+    """", N of W threads" where pipelined runs were measured faster on fewer threads than given."""
+    n = row.get("threads")
+    return "" if n is None or n == row["workers"] else f", {n} of {row['workers']} threads"
 
 
 def table(rows: list[dict], stat: str) -> str:
@@ -120,7 +125,7 @@ def table(rows: list[dict], stat: str) -> str:
         v = r if stat == "median" else r["min"]
         best = min(v["scipy"], v["ducc0"])
         lines.append(f"{r['case']:<20}{v['before']:>9.3f}{v['after']:>9.3f}{v['scipy']:>9.3f}{v['ducc0']:>9.3f}"
-                     f"{v['after'] / best:>19.2f}x  {r['engine']}{_blocks(r)} ({r['how']}, {r['plan_ms']:.1f})")
+                     f"{v['after'] / best:>19.2f}x  {r['engine']}{_threads(r)} ({r['how']}, {r['plan_ms']:.1f})")
     return "\n".join(lines)
 
 

@@ -216,67 +216,6 @@ def test_a_damaged_stored_choice_is_dropped_and_measured_again(tmp_path, meta):
         ("cpu-fft-engine", BIG.dtype, cpu_native.cpu_summary(cpu_native.cpu_identity()))
 
 
-PARALLEL = FFTCall("C2C", "complex64", (512, 1024), (1024, 1), (1,), 1024, 1, parallel=8, epilog=True)
-
-
-def _fake_measure(per_parallel):
-    """A ``measure`` answering ``per_parallel[call.parallel]`` (us per candidate), and the calls."""
-    calls = []
-
-    def measure(call):
-        calls.append(call.parallel)
-        return dict(per_parallel[call.parallel])
-
-    return measure, calls
-
-
-@pytest.mark.parametrize("fewer_us, expected", [(300.0, 4), (380.0, None)], ids=["halving-wins", "within-margin"])
-def test_fewer_blocks_at_once_are_chosen_where_they_do_more_work_per_second(tmp_path, monkeypatch, fewer_us,
-                                                                              expected):
-    """8 blocks at once in 800 us is 100 us a block; 4 in 300 is 75 (chosen: 25% better), 4 in 380
-    is 95 (within MARGIN: all 8 stay)."""
-    measure, calls = _fake_measure({8: {"ducc0": 800.0, "scipy": 900.0}, 4: {"ducc0": fewer_us, "scipy": 500.0}})
-    monkeypatch.setattr(_cpu_engines, "measure", measure)
-    store = ArtifactStore(tmp_path / "cache")
-    choice = choose(PARALLEL, "auto", store=store)
-    assert (choice.engine, choice.parallel, calls) == ("ducc0", expected, [8, 4])
-    assert choice.timings["ducc0/4"] == fewer_us and choice.timings["ducc0"] == 800.0
-    forget_choices()
-    again = choose(PARALLEL, "auto", store=ArtifactStore(tmp_path / "cache"))  # as a new process would
-    assert (again.how, again.engine, again.parallel, calls) == ("stored", "ducc0", expected, [8, 4])
-
-
-def test_fewer_than_four_blocks_at_once_are_not_halved(tmp_path, monkeypatch):
-    measure, calls = _fake_measure({2: {"ducc0": 100.0, "scipy": 300.0}})
-    monkeypatch.setattr(_cpu_engines, "measure", measure)
-    call = FFTCall("C2C", "complex64", (512, 1024), (1024, 1), (1,), 1024, 1, parallel=2)
-    assert choose(call, "auto", store=ArtifactStore(tmp_path / "cache")).parallel is None and calls == [2]
-
-
-@pytest.mark.parametrize("parallel", [0, -2, 2.5, "4"])
-def test_a_stored_choice_with_a_bad_block_count_is_dropped(tmp_path, parallel):
-    store = ArtifactStore(tmp_path / "cache")
-    key = _cpu_engines.engine_key(BIG)
-    store.put(key, json.dumps({"engine": "ducc0", "parallel": parallel}).encode(),
-              _cpu_engines.choice_record(BIG, "ducc0").stored())
-    assert choose(BIG, "auto", store=store).how == "measured"
-
-
-def test_the_executor_runs_as_many_blocks_at_once_as_were_chosen(monkeypatch):
-    problem = plan_problem("fft", (2048, 1024), (1024, 1), "complex64", (1,))
-    epilog = compile_cpu(lambda v, d: v * d, "epilog", "complex64", "complex64")
-    monkeypatch.setattr(_cpu_engines, "choose", lambda call, mode=None, store=None:
-                        _cpu_engines.Choice("ducc0", "measured", {}, 2))
-    executor = CpuExecutor(problem, None, epilog, workers=4)
-    assert executor.threads() == 2
-    rng = np.random.default_rng(3)
-    x, h = random_array(rng, (2048, 1024), "complex64"), random_array(rng, (2048, 1024), "complex64")
-    out = np.empty_like(x)
-    executor.execute(x, out, "forward", None, h)
-    want = np.fft.fft(x.astype(np.complex128), axis=1) * h
-    assert np.abs(out - want).max() < 1e-4 * np.abs(want).max()
-
-
 def test_the_choice_key_holds_the_problem():
     keys = {_cpu_engines.engine_key(call) for call in (
         BIG, FFTCall("C2C", "complex128", (64, 1024), (1024, 1), (1,), 1024, 1),

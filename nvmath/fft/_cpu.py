@@ -15,8 +15,8 @@ stages, transforms and finishes one block at a time, so the epilog reads the FFT
 while it is still in cache. Other large problems run *phased*: every step over the whole
 problem, the FFT threaded by ducc0 and the callback loops split among the threads. The number
 of threads is ``workers`` (``num_threads`` of the options or of ``ExecutionCPU``), all cores
-by default, or half as many where the engine choice measured that many blocks at once doing
-more work per second (``_cpu_engines``: the blocks' Python shares the GIL).
+by default; a pipelined run may use fewer, as measured on its first runs (``_cpu_threads``:
+the blocks' Python shares the GIL, and all share the memory bus).
 
 No full-size temporary is made beyond what the FFT needs: for C2C the input (or the prolog's
 result) is staged into the output, where the FFT then runs in place; R2C and C2R write their
@@ -48,12 +48,13 @@ import dataclasses
 import functools
 import os
 import threading
+import time
 from ctypes import addressof, c_char
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from . import _cpu_engines
+from . import _cpu_engines, _cpu_threads
 from ._checked import CallbackIndexError, CheckedBuffer, checked_views
 from ._executor import CallArgs, CallData
 from ._layout import FFTProblem, Layout, data_layout_matches, dense_strides
@@ -267,13 +268,16 @@ class CpuExecutor:
         self._new_output = empty_factory(np, out.shape, out.strides, problem.output_dtype, out.span)
         # Whether a run given no output may return an array the engine made (epilog in place on it).
         may_adopt = not problem.inplace and (epilog is None or epilog.elementwise)
-        # The FFT engine (_cpu_engines): chosen now, at planning, so no execution measures; with
-        # it, how many blocks run at once where fewer than the threads were measured faster.
-        self._parallel: int | None = None
+        # The FFT engine (_cpu_engines): chosen now, at planning, so no execution measures it.
         self.engine_choice = _cpu_engines.choose(self._fft_call(may_adopt), engine)
         self._engine = _cpu_engines.engine(self.engine_choice.engine)
-        self._parallel = self.engine_choice.parallel
         self._adopts = may_adopt and self._engine.allocates
+        # How many threads pipelined runs use (_cpu_threads): measured on the first such runs.
+        self.thread_count: _cpu_threads.ThreadCount | None = None
+        if self.threads() > 1:
+            whole = dataclasses.replace(self._fft_call(may_adopt), shape=problem.input.shape, threads=self.workers)
+            self.thread_count = _cpu_threads.thread_count(whole, self._engine.name, self.workers, engine,
+                                                          prolog is not None)
 
     # -- the executor interface (nvmath.fft._executor.Executor) --------------------------------
 
@@ -341,6 +345,9 @@ class CpuExecutor:
             out = self._new_output()
         call = self._call(inp, out, direction, prolog_data, epilog_data, params)
         workers = self.threads()
+        counts = self.thread_count if workers > 1 else None
+        if counts is not None:
+            workers = counts.start()
         blocks = self._blocks.get(workers, ())
         if blocks == ():  # depends on the problem and the threads only: computed once
             blocks = self._blocks[workers] = self._batch_blocks(workers)
@@ -350,7 +357,10 @@ class CpuExecutor:
             for block in blocks:
                 self._block(call, block)
         else:
+            started = time.perf_counter()
             list(_pool(workers).map(lambda block: self._block(call, block), blocks))
+            if counts is not None:
+                counts.finish(workers, time.perf_counter() - started)
         return out
 
     def _adopted(self, inp: np.ndarray, direction: str, prolog_data: Any, epilog_data: Any,
@@ -380,7 +390,7 @@ class CpuExecutor:
 
     def threads(self) -> int:
         """How many threads run the callbacks' loops: 1 below ``THREAD_BYTES`` and in debug mode,
-        else ``workers``, or fewer where the engine choice measured fewer blocks at once faster.
+        else ``workers`` at most (a pipelined run takes its count from ``thread_count``).
 
         >>> from nvmath.fft._layout import plan_problem
         >>> small = plan_problem("fft", (4, 1024), (1024, 1), "complex64", axes=(1,))
@@ -393,7 +403,7 @@ class CpuExecutor:
         p = self.problem
         if self.debug or p.input.size * np.dtype(p.input_dtype).itemsize < THREAD_BYTES:
             return 1
-        return self.workers if self._parallel is None else min(self.workers, self._parallel)
+        return self.workers
 
     def _fast_run(self, direction: str) -> Callable[..., np.ndarray | None] | None:
         """``run``'s fast path in ``direction``: ``fast(inp, out, prolog_data, epilog_data)``, the

@@ -38,10 +38,7 @@ Which engine runs a call (:func:`choose`), by mode (``FFTOptions.cpu_engine``, e
     one, the copy into the output an engine's own buffer needs; any must beat ducc0 by
     :data:`MARGIN` (2.5 to 16 ms on a
     2-core Xeon for the calls of ``benchmarks/cpu_engines.py``, plus importing ``scipy.fft``
-    once). Where the executor runs 4 or more blocks at once, the candidates are timed again with
-    half as many, and the executor runs that many where they do more work per second by
-    ``MARGIN`` (each block's Python holds the GIL; all share the memory bus). The winner is
-    stored in the artifact store next to the compiled CPU loops, under a
+    once). The winner is stored in the artifact store next to the compiled CPU loops, under a
     key holding the call (transform, precision, shape, strides, axes, threads), the engines'
     versions and this machine's identity (the loops' own,
     ``fftfuse_compiler.cpu_native.cpu_identity``): another process on this machine reads it back and
@@ -105,7 +102,7 @@ CHUNK_ROWS = 8
 KEEP_BYTES = 16 << 20
 _PAD_BYTES = 64  # one cache line
 # Bump when the engines or the measurement change: every stored choice is then measured again.
-_VERSION = 5
+_VERSION = 6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,14 +159,11 @@ class FFTCall:
 @dataclasses.dataclass(frozen=True)
 class Choice:
     """The engine for a call and how it was found: ``"given"`` (named by the mode), ``"rules"``,
-    ``"stored"`` (measured earlier on this machine) or ``"measured"`` (now, ``timings`` in us).
-    ``parallel``: how many blocks to run at once where fewer than the call's ``parallel`` were
-    measured faster (None: as many as the call has)."""
+    ``"stored"`` (measured earlier on this machine) or ``"measured"`` (now, ``timings`` in us)."""
 
     engine: str
     how: str
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
-    parallel: int | None = None
 
 
 class Engine:
@@ -415,7 +409,7 @@ def choose(call: FFTCall, mode: str | None = None, *, store: Any = None) -> Choi
 
     >>> call = FFTCall("C2C", "complex64", (4, 1024), (1024, 1), (1,), 1024, 1)
     >>> choose(call, "rules"), choose(call, "scipy").engine
-    (Choice(engine='ducc0', how='rules', timings={}, parallel=None), 'scipy')
+    (Choice(engine='ducc0', how='rules', timings={}), 'scipy')
     """
     mode = mode_of(mode)
     if mode in ENGINES:
@@ -435,37 +429,17 @@ def choose(call: FFTCall, mode: str | None = None, *, store: Any = None) -> Choi
         store = default_store()
     choice = _stored(store, key)
     if choice is None:
-        choice = _measured_choice(sample)
-        log.info("CPU FFT engine for %s %s %s on %d thread(s): %s%s (%s)", call.fft_type, call.dtype, call.shape,
-                 call.threads, choice.engine, "" if choice.parallel is None else f", {choice.parallel} blocks at once",
-                 ", ".join(f"{k} {v:.0f} us" for k, v in choice.timings.items()))
+        timings = measure(sample)
+        choice = Choice(_fastest(timings), "measured", timings)
+        log.info("CPU FFT engine for %s %s %s on %d thread(s): %s (%s)", call.fft_type, call.dtype, call.shape,
+                 call.threads, choice.engine, ", ".join(f"{k} {v:.0f} us" for k, v in timings.items()))
         from fftfuse_cache import keep_artifact
 
-        payload = json.dumps({"engine": choice.engine, "parallel": choice.parallel, "timings_us": choice.timings,
-                              "sample": list(sample.shape)}).encode()
+        payload = json.dumps({"engine": choice.engine, "timings_us": timings, "sample": list(sample.shape)}).encode()
         keep_artifact(store, key, payload, choice_record(call, choice.engine))
     with _memo_lock:
         _memo[key] = choice
     return _record(call, choice)
-
-
-def _measured_choice(sample: FFTCall) -> Choice:
-    """The fastest engine for ``sample``, and, where it runs 4 or more blocks at once, whether half
-    as many do more work per second (each block's Python holds the GIL, and all share the memory
-    bus: on a 16-core Xeon, pipelined ducc0 at 256 x 4096 took 1.51 ms a call on 8 threads and
-    3.03 on 16). ``timings`` per candidate, "ENGINE/N" for N blocks at once where halved."""
-    timings = measure(sample)
-    best = _fastest(timings)
-    half = sample.parallel // 2
-    if half < 2:
-        return Choice(best, "measured", timings)
-    fewer = measure(dataclasses.replace(sample, parallel=half))
-    best_fewer = _fastest(fewer)
-    timings.update({f"{name}/{half}": t for name, t in fewer.items()})
-    # Time per block: all blocks of a measurement run at once, so N blocks in t give t / N each.
-    if fewer[best_fewer] / half < (1 - MARGIN) * timings[best] / sample.parallel:
-        return Choice(best_fewer, "measured", timings, half)
-    return Choice(best, "measured", timings)
 
 
 def _fastest(timings: dict[str, float]) -> str:
@@ -494,12 +468,10 @@ def _stored(store: Any, key: str) -> Choice | None:
     from fftfuse_cache import stored_record
 
     def read(record: Any) -> Choice:
-        name, parallel = record["engine"], record.get("parallel")
+        name = record["engine"]
         if name not in ENGINES:
             raise ValueError(f"unknown engine {name!r}")
-        if parallel is not None and (type(parallel) is not int or parallel < 1):
-            raise ValueError(f"blocks at once must be a positive integer, got {parallel!r}")
-        return Choice(name, "stored", parallel=parallel)
+        return Choice(name, "stored")
 
     return stored_record(store, key, {"target": "cpu-fft-engine", "kind": "fft-engine"}, read, "CPU FFT engine choice")
 
