@@ -1,21 +1,27 @@
 """Python function -> LTO-IR: numba-cuda lowers it, ``fftfuse_compiler.thunk`` gives it cuFFT's prototype.
 
-Two numba-cuda behaviours are handled here:
+Three numba-cuda behaviours are handled here:
 
 * a ``cuda.jit(device=True)`` callee is compiled for the *current GPU* (numba asks
   ``get_current_device()``), which fails without a GPU and ignores the requested target.
   ``_target_architecture`` answers that question with the target for the duration of our
   compile, under numba's compiler lock so no other compile sees it.
 * the user's code is inlined into the generated wrapper at numba's IR level (one compile
-  pipeline, not two); when that fails, the user's function is typed on its own, so a wrong
-  return kind is reported in the user's terms instead of as a numba error inside the wrapper.
+  pipeline, not two); an epilog already in cuFFT's form, reading its data from ``user_info``
+  itself, is lowered without a wrapper. When that fails, the user's function is typed on its own,
+  so a wrong return kind is reported in the user's terms instead of as a numba error inside the
+  wrapper.
+* numba-cuda's first compile imports scipy.linalg, for nothing a GPU can use:
+  ``_numpy_support_without_scipy`` says why and skips it.
 """
 
 from __future__ import annotations
 
 import cmath
 import contextlib
+import importlib
 import math
+import sys
 from typing import Any, Iterator
 
 from .dtypes import callback_symbol
@@ -38,6 +44,7 @@ def _target_architecture(cc: tuple[int, int]) -> Iterator[None]:
     from numba.core.compiler_lock import global_compiler_lock
 
     with global_compiler_lock:
+        _numpy_support_without_scipy()
         original = dispatcher.get_current_device
         dispatcher.get_current_device = lambda: _TargetDevice(cc)
         try:
@@ -48,6 +55,36 @@ def _target_architecture(cc: tuple[int, int]) -> Iterator[None]:
 
 # Public for other kernels built from the user's functions without a GPU (the chain's one kernel).
 target_architecture = _target_architecture
+
+
+def _numpy_support_without_scipy() -> None:
+    """Load numba-cuda's NumPy functions (``numba.cuda.np.arraymath``) without their BLAS probe.
+
+    numba-cuda loads that module at its first compile, and the module asks, on import, whether
+    scipy's BLAS is there (importing scipy.linalg: 0.13 s of a 0.8 s first compile), to pick how
+    np.correlate and np.convolve compute. GPU code calls no host BLAS, and neither function types
+    on the GPU in numba-cuda 0.30 either way, so here the probe answers "no" without importing
+    anything. Only that import sees the answer; a layout this does not know is left alone.
+    Called under numba's compiler lock, before numba's first compile can load the module.
+    """
+    if "numba.cuda.np.arraymath" in sys.modules:
+        return
+    try:
+        linalg = importlib.import_module("numba.cuda.np.linalg")
+    except ImportError:
+        return
+    probe = getattr(linalg, "ensure_blas", None)
+    if probe is None:
+        return
+
+    def no_host_blas() -> None:
+        raise ImportError("no host BLAS is callable from GPU code")
+
+    linalg.ensure_blas = no_host_blas
+    try:
+        importlib.import_module("numba.cuda.np.arraymath")
+    finally:
+        linalg.ensure_blas = probe
 
 
 def compile_ltoir(
@@ -121,13 +158,20 @@ def callback_nvvm_ir(
         args, ret = (types.CPointer(element), types.uint64, element, info, types.voidptr), types.void
 
     def build() -> tuple[Any, Any]:
-        # Inlined at numba's IR level: one compile pipeline for the wrapper and the user's code.
+        # Inlined into a wrapper at numba's IR level: one compile pipeline for both.
         device_fn = jit_tree(fn, lambda f, o: cuda.jit(device=True, inline="always", **o)(f), narrow)
-        wrapper = make_wrapper(kind, form, device_fn, element, indirect=indirect, terms=terms, target="cuda")
-        # The user's code is inlined into the wrapper and compiled with its options: pass theirs.
+        if kind == "epilog" and form is Form.CUFFT and not indirect and not (terms and terms.params):
+            # Already cuFFT's prototype: numba lowers the user's function itself. A wrapper would
+            # only pass the arguments on, and cost its own typing and the inlining (3 ms a miss).
+            # A prolog keeps its wrapper: its E(...) refuses a result that numba's conversion to
+            # the declared return type accepts (an Optional, checked for None at run time).
+            body = device_fn.py_func
+        else:
+            body = make_wrapper(kind, form, device_fn, element, indirect=indirect, terms=terms, target="cuda")
+        # numba compiles the user's code with the options of the function it lowers: pass theirs.
         fastmath = bool((getattr(device_fn, "targetoptions", None) or {}).get("fastmath"))
         try:
-            return device_fn, numba_nvvm_ir(wrapper, ret, args, cc, fastmath=fastmath)
+            return device_fn, numba_nvvm_ir(body, ret, args, cc, fastmath=fastmath)
         except NumbaError as exc:
             return device_fn, exc
 

@@ -36,7 +36,8 @@ import re
 from typing import Any
 
 # Part of every cache key: a change of the construction must not serve artifacts of the old one.
-CONSTRUCTION = "cufft-prototype-thunk-4"  # 3: fastmath kept, invariant slot loads; 4: heavy math called
+CONSTRUCTION = "cufft-prototype-thunk-5"  # 3: fastmath kept, invariant slot loads; 4: heavy math called;
+# 5: an epilog in cuFFT's form lowered itself, without a wrapper
 
 BODY_NAME = "fftfuse_callback_body"
 

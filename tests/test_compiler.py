@@ -189,12 +189,17 @@ def _untypeable(x):
     return undefined_name(x)  # noqa: F821
 
 
+def _raw_prolog_maybe_none(data_in, offset, user_info, unused):
+    return data_in[offset] if offset > 0 else None  # numba's return conversion would accept this
+
+
 @pytest.mark.parametrize("fn,kind,dtype,cause", [
     (_returns_nothing, "epilog", "complex64", "returns nothing"),
     (_returns_nothing, "prolog", "float32", "returns nothing"),
     (_returns_complex, "prolog", "float32", "returns complex"),
     (_returns_complex, "epilog", "float64", "returns complex"),
     (_untypeable, "epilog", "complex64", "numba could not compile it"),
+    (_raw_prolog_maybe_none, "prolog", "float32", "returns OptionalType(float32)"),
 ])
 def test_compile_errors_are_type_errors(fn, kind, dtype, cause, store):
     with pytest.raises(TypeError) as info:

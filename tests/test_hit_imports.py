@@ -1,7 +1,8 @@
 """A fresh process's cache hit stays light: ``compile_epilog`` served from disk loads none of the
 modules that cost milliseconds at start-up (numba and NumPy; dataclasses and inspect; OpenSSL
 through hashlib or hmac; the sqlite3 package and datetime; tokenize), so import plus look-up
-takes about ten milliseconds."""
+takes about ten milliseconds. A first compile (a miss) loads what numba-cuda needs, and not
+scipy.linalg, which numba-cuda's NumPy support would import for a host BLAS no GPU code calls."""
 
 from __future__ import annotations
 
@@ -51,3 +52,10 @@ def test_a_disk_hit_in_a_fresh_process_loads_nothing_heavy(tmp_path):
     assert (hit["size"], hit["head"]) == (first["size"], first["head"])
     heavy = sorted(m for m in hit["loaded"] if m.split(".")[0] in HEAVY)
     assert not heavy, f"a cache hit loaded {heavy}"
+
+
+def test_a_first_compile_does_not_load_scipy_linalg(tmp_path):
+    (tmp_path / "hit_callbacks.py").write_text(CALLBACKS)
+    miss = run_worker(tmp_path)
+    assert "numba" in miss["loaded"]  # it did compile
+    assert not [m for m in miss["loaded"] if m.startswith("scipy.linalg")]
