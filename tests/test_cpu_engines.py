@@ -325,3 +325,61 @@ def test_a_small_call_in_a_fresh_process_looks_nothing_up(tmp_path):
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"scipy.fft": False, "made": ["rules"], "ok": True}
+
+
+# ---------------------------------------------------------------------------------------------
+# SciPy's engine on the fast path: its new array becomes the result, the epilog applied in place
+# ---------------------------------------------------------------------------------------------
+
+def _scale(v):
+    return v * 0.5
+
+
+def _times(v, d):
+    return v * d
+
+
+@pytest.mark.parametrize("transform, dtype, shape, with_prolog", [
+    ("fft", "complex64", (8, 64), False), ("fft", "complex128", (8, 64), True), ("ifft", "complex64", (4, 32), True),
+    ("rfft", "float32", (8, 64), False), ("rfft", "float64", (8, 64), True), ("irfft", "complex128", (8, 33), True),
+], ids=["c2c", "c2c-prolog", "inverse", "r2c", "r2c-prolog", "c2r-prolog"])
+def test_scipys_engine_runs_on_the_fast_path(monkeypatch, transform, dtype, shape, with_prolog):
+    rng = np.random.default_rng(5)
+    problem = plan_problem(transform, shape, (shape[1], 1), dtype, (1,))
+    prolog = compile_cpu(_scale, "prolog", problem.input_dtype) if with_prolog else None
+    epilog = compile_cpu(_times, "epilog", problem.output_dtype, problem.output_dtype)
+    executor = CpuExecutor(problem, prolog, epilog, workers=1, engine="scipy")
+    assert executor.engine_choice.engine == "scipy" and executor._fast_run(problem.direction) is not None
+    general = executor._general
+    monkeypatch.setattr(executor, "_general", lambda *a, **k: pytest.fail("the general path ran"))
+    x = random_array(rng, shape, dtype)
+    h = random_array(rng, problem.output.shape, problem.output_dtype)
+    before = x.copy()
+    wide = x.astype(np.complex128 if np.dtype(dtype).kind == "c" else np.float64) * (0.5 if with_prolog else 1)
+    n = problem.fft_lengths[-1]
+    want = {"fft": lambda: np.fft.fft(wide, axis=1), "ifft": lambda: np.fft.ifft(wide, axis=1) * n,
+            "rfft": lambda: np.fft.rfft(wide, axis=1), "irfft": lambda: np.fft.irfft(wide, n, axis=1) * n}[transform]() * h
+    for _ in range(2):
+        got = executor.execute(x, None, problem.direction, None, h)
+        assert got.shape == want.shape and got.dtype == np.dtype(problem.output_dtype)
+        tol = 1e-4 if np.dtype(dtype).itemsize <= 8 and dtype != "float64" else 1e-10
+        assert np.abs(got - want).max() < tol * np.abs(want).max()
+        np.testing.assert_array_equal(x, before)  # an input it may not overwrite stays as given
+    # Given an output, the general path writes it.
+    monkeypatch.setattr(executor, "_general", general)
+    out = np.empty_like(want, dtype=problem.output_dtype)
+    assert executor.execute(x, out, problem.direction, None, h) is out
+    assert np.abs(out - want).max() < tol * np.abs(want).max()
+
+
+def test_threaded_calls_below_the_measuring_size_are_measured(tmp_path, monkeypatch):
+    """One thread under MEASURE_MIN_BYTES takes the rules; a threaded call of that size is measured
+    (on a 16-core Xeon SciPy's threads ran 16 x 1024 complex64 in half ducc0's time)."""
+    measured = []
+    monkeypatch.setattr(_cpu_engines, "measure", lambda call: measured.append(call) or {"ducc0": 2.0, "scipy": 1.0})
+    store = ArtifactStore(tmp_path / "cache")
+    small = FFTCall("C2C", "complex64", (16, 1024), (1024, 1), (1,), 1024, 1)
+    assert choose(small, "auto", store=store).how == "rules" and not measured
+    threaded = FFTCall("C2C", "complex64", (16, 1024), (1024, 1), (1,), 1024, 2)
+    assert choose(threaded, "auto", store=store) == _cpu_engines.Choice("scipy", "measured", {"ducc0": 2.0, "scipy": 1.0})
+    assert len(measured) == 1

@@ -410,17 +410,22 @@ class CpuExecutor:
         result, or None where these arrays are not the planned ones (the general path then runs).
         Everything else ``run`` decides on every call is decided here, once. None where the
         problem has no fast path (more than one thread or block, the debug mode, runtime
-        parameters, cuFFT-form callbacks, loops that are not native, an engine other than ducc0,
-        an in-place R2C or C2R).
+        parameters, cuFFT-form callbacks, loops that are not native, an engine other than ducc0
+        or SciPy's, an in-place R2C or C2R, an in-place run on SciPy's engine).
 
         Each call checks, cheaply, what the general path would: ``inp`` laid out as
         ``problem.input``; ``out`` None (a new array is made), or ``inp`` itself for an in-place
         C2C (any other output takes the general path, which checks overlaps); each ``*_data`` a
         C-contiguous array of the callback's data type, with as many elements as it reads.
+
+        On ducc0 the FFT writes the output; on SciPy's engine (which allocates) its new array
+        becomes the output, as on the general path, where it is laid out as the output (else it
+        is copied into one), and a prolog stages into a dense array the FFT may overwrite.
         """
         p = self.problem
-        if self._engine.name != "ducc0":
-            return None  # the FFT below is ducc0's; other engines take the general path
+        adopts = self._engine.name == "scipy"
+        if self._engine.name != "ducc0" and not (adopts and self._adopts):
+            return None  # the FFT below is ducc0's or SciPy's; other engines take the general path
         if (self.debug or self.threads() != 1 or (p.inplace and p.fft_type != "C2C")
                 or (p.fft_type != "C2C" and direction != p.direction)
                 or min(p.input.strides + p.output.strides, default=0) < 0):
@@ -439,7 +444,8 @@ class CpuExecutor:
         fft_type, axes, forward, last = p.fft_type, _live_axes(p), direction == "forward", p.fft_lengths[-1]
         n_in, n_out = p.input.span, p.output.span
         # The prolog writes the output (C2C, which then transforms in place) or a dense stage buffer.
-        stage = p.output.strides if fft_type == "C2C" else dense_strides(p.input.shape, range(len(p.input.shape)))
+        stage_out = fft_type == "C2C" and not adopts
+        stage = p.output.strides if stage_out else dense_strides(p.input.shape, range(len(p.input.shape)))
         prolog_walk = _walk(p.input.shape, p.input.strides, stage)
         epilog_walk = _walk(p.output.shape, p.output.strides, p.output.strides)
         # What a callback reads that takes no data (a one-element dummy), held with the walks'
@@ -459,12 +465,15 @@ class CpuExecutor:
         shape_in_at, strides_in_at, stage_at = (a.ctypes.data for a in (shape_in, strides_in, strides_stage))
         shape_out_at, strides_out_at = shape_out.ctypes.data, strides_out.ctypes.data
         ndim_in, ndim_out = len(shape_in), len(shape_out)
-        n_stage = n_out if fft_type == "C2C" else int(np.prod(p.input.shape))
+        n_stage = n_out if stage_out else int(np.prod(p.input.shape))
         input_dtype, input_shape = np.dtype(p.input_dtype), p.input.shape
         in_strides = tuple(s * input_dtype.itemsize for s in p.input.strides)
         inplace, new_output = p.inplace, self._new_output
         c2c, r2c = ducc0.fft.c2c, ducc0.fft.r2c
         fft_threads = self.fft_threads()
+        engine_run = self._engine.run
+        output_dtype = np.dtype(p.output_dtype)
+        out_strides = tuple(s * output_dtype.itemsize for s in p.output.strides)
 
         (p_dtype, p_reads), (e_dtype, e_reads) = (w or (None, 0) for w in wants)
 
@@ -478,7 +487,10 @@ class CpuExecutor:
                 if e_found is None:
                     return None
                 e_info, e_n = e_found
-            if out is None:
+            if adopts:
+                if out is not None:
+                    return None
+            elif out is None:
                 out = inp if inplace else new_output()
             elif out is not inp or not inplace:
                 return None
@@ -488,7 +500,7 @@ class CpuExecutor:
                 if p_found is None:
                     return None
                 info, n_info = p_found
-                dst = out if fft_type == "C2C" else np.empty(input_shape, input_dtype)
+                dst = out if stage_out else np.empty(input_shape, input_dtype)
                 status = prolog(_address(inp), n_in, 0, strides_in_at, _address(dst), n_stage, 0, stage_at, info,
                                 n_info, rows_in, shape_in_at, ndim_in)
                 if status:
@@ -497,7 +509,14 @@ class CpuExecutor:
                 src = dst
             # Positional arguments (a, axes, forward, inorm, out, nthreads): a third faster than
             # keywords at this size. inorm=0: unnormalized both ways, as cuFFT.
-            if fft_type == "C2C":
+            if adopts:  # SciPy's new array is the result, where laid out as the output
+                result = engine_run(fft_type, src, axes, forward, None, last, fft_threads, src is not inp)
+                if result.strides == out_strides and result.dtype is output_dtype:
+                    out = result
+                else:
+                    out = new_output()
+                    np.copyto(out, result)
+            elif fft_type == "C2C":
                 c2c(src, axes, forward, 0, out, fft_threads)
             elif fft_type == "R2C":
                 r2c(src, axes, True, 0, out, fft_threads)
