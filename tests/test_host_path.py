@@ -142,6 +142,94 @@ def test_defaults_or_code_given_to_a_reused_function_take_the_full_path(fake_gpu
     assert len(plans) == 4 and len({launch.plan for launch in fake_gpu.launches}) == 3
 
 
+@pytest.mark.parametrize("spelling", ["function", "fn_data"])
+def test_defaults_given_later_to_a_function_reused_without_a_fingerprint_are_seen(fake_gpu, plans, spelling):
+    """A function computing from its code alone is reused without fingerprinting it (its key holds
+    its code and that it has no defaults): defaults given to the same function object later must
+    not find its engine."""
+    x, h = device_array((4, 64)), device_array((4, 64), seed=1)
+
+    def halve_it(v):
+        return v * 0.5
+
+    def mul(v, d):
+        return v * d
+
+    fn = halve_it if spelling == "function" else mul
+    epilog = fn if spelling == "function" else {"fn": mul, "data": h}
+    call = lambda: nvmath.fft.fft(x, axes=[-1], epilog=epilog)  # noqa: E731
+    call(), call()
+    assert len(plans) == 1
+    fn.__kwdefaults__ = {"unused": 2.0}  # read by no one, but the function is fingerprinted from now on
+    call(), call()
+    assert len(plans) == 2
+    fn.__kwdefaults__, fn.__defaults__ = None, (2.0,)  # the full path refuses positional defaults
+    with pytest.raises(TypeError, match="default values"):
+        call()
+
+
+def test_a_functions_reuse_key_holds_what_code_alone_asks_beyond_the_code():
+    """``fingerprints_hold`` skips the fingerprint of a function planned from its code alone: that
+    is sound only while equal keys mean equal ``code_alone`` answers."""
+    from fftfuse_compiler.fingerprint import code_alone
+
+    from nvmath.fft._callbacks import callback_reuse_key
+
+    def alone(v):
+        return v * 0.5
+
+    def reads(v):
+        return v * GAIN
+
+    def with_default(v, s=2.0):
+        return v * s
+
+    def keyword(v, *, s):
+        return v * s
+
+    functions = [alone, reads, with_default, keyword, lambda v: v * 0.5]
+    variants = []
+    for fn in functions:
+        for defaults, kwdefaults in ((None, None), ((1.0,), None), (None, {"s": 1.0})):
+            copy = type(fn)(fn.__code__, fn.__globals__, fn.__name__, None, fn.__closure__)
+            copy.__defaults__, copy.__kwdefaults__ = defaults, kwdefaults
+            variants.append(copy)
+    for a in variants:
+        for b in variants:
+            for spell in (lambda f: f, lambda f: {"fn": f, "data": np.ones(4)}):
+                if callback_reuse_key(spell(a), "epilog", "numpy") == callback_reuse_key(spell(b), "epilog", "numpy"):
+                    assert code_alone(a) == code_alone(b), (a, b)
+    assert callback_reuse_key(alone, "epilog", "numpy") != callback_reuse_key(variants[1], "epilog", "numpy")
+
+
+@pytest.mark.parametrize("other", ["strides", "dtype", "shape", "device"])
+def test_data_of_another_layout_or_device_never_reuses_the_engine(fake_gpu, plans, other):
+    cupy = sys.modules["cupy"]
+    x, h = device_array((4, 64)), device_array((4, 64), seed=1)
+    assert (h.shape, h.strides, h.dtype) == ((4, 64), (512, 8), np.complex64)
+    for _ in range(2):
+        nvmath.fft.fft(x, axes=[-1], epilog={"fn": times_data, "data": h})
+    assert len(plans) == 1
+    # Each differs from h in one of shape, strides (in bytes), dtype and device alone.
+    if other == "strides":
+        data = device_array((4, 128), seed=2)[:, ::2]
+    elif other == "dtype":
+        data = device_array((4, 64), np.float64, seed=2)
+    elif other == "shape":
+        data = device_array((1, 64), seed=2)  # broadcasts along the batch
+    else:
+        with cupy.cuda.Device(1):
+            data = device_array((4, 64), seed=2)
+        with pytest.raises(ValueError, match="on GPU 1 but the operand is on GPU 0"):
+            nvmath.fft.fft(x, axes=[-1], epilog={"fn": times_data, "data": data})
+        return
+    for _ in range(2):
+        nvmath.fft.fft(x, axes=[-1], epilog={"fn": times_data, "data": data})
+    assert len(plans) == 2 and fake_gpu.launches[-1].plan != fake_gpu.launches[0].plan
+    nvmath.fft.fft(x, axes=[-1], epilog={"fn": times_data, "data": h})  # the first engine is still kept
+    assert len(plans) == 2 and fake_gpu.launches[-1].plan == fake_gpu.launches[0].plan
+
+
 def test_each_calls_stream_is_used(fake_gpu):
     cupy = sys.modules["cupy"]
     x = device_array((4, 64))

@@ -20,7 +20,7 @@ import numpy as np
 
 from ._binding import Binding, bind
 from ._build import build_executor
-from ._callbacks import DeviceCallable
+from ._callbacks import DeviceCallable, call_arguments
 from ._docs import shared_doc
 from ._executor import CallArgs, CallData
 from ._gpu_presence import describe_execution
@@ -123,6 +123,7 @@ class FFT:
         self._last_stream: Any = None
         self._input_buffer = None
         self._new_output: Callable[[], Any] | None = None
+        self._cupy: Any = None  # CuPy, once planned on the GPU
 
     @property
     def operand(self) -> Any:
@@ -197,6 +198,8 @@ class FFT:
         self._plan, self._binding, self._call_data = plan, binding, binding.call_data()
         if self._target == "cuda":
             import cupy as xp
+
+            self._cupy = xp  # for each run: an import statement costs more than the attribute
         else:
             xp = np
         out = self.problem.output
@@ -317,8 +320,7 @@ class FFT:
         """Launch on the plan's device and on ``stream`` (None: CuPy's current one); returns the
         new output. ``given``: a stateless call's (prolog, epilog) values, run instead of the
         planned ones."""
-        import cupy
-
+        cupy = self._cupy
         # Copies, allocations and the FFT all go on the caller's stream, in order.
         if stream is None and cupy.cuda.runtime.getDevice() == self._operand_device:
             return self._launch(cupy.cuda.get_current_stream(), array, direction, given)  # nothing to switch
@@ -453,10 +455,10 @@ class ReusableFFT(FFT):
         return self._direct
 
     def rerun(self, operand: Any, prolog: Any, epilog: Any, stream: Any) -> Any:
-        """Run again on ``operand`` with the call's ``prolog``/``epilog`` values (as
-        ``_callbacks.call_arguments`` gives them); the engine keeps no reference to the call's arrays."""
+        """Run again on ``operand`` with the call's ``prolog``/``epilog`` arguments (as given, of
+        the planned code and data layouts); the engine keeps no reference to the call's arrays."""
         if self._target != "cuda":
-            return self._rerun_cpu(operand, prolog, epilog, stream)
+            return self._rerun_cpu(operand, *call_arguments(prolog, epilog), stream)  # read as dicts there
         try:
             return self._execute_gpu(operand, self._plan.run_direction, stream,
                                      (prolog, epilog) if self._binding.varies else None)
@@ -464,6 +466,7 @@ class ReusableFFT(FFT):
             self._input_buffer = None
 
     def _rerun_cpu(self, operand: Any, prolog: Any, epilog: Any, stream: Any) -> Any:
+        """``rerun`` on the CPU, with ``prolog``/``epilog`` as ``_callbacks.call_arguments`` gives them."""
         direct = self._direct
         if direct is not None and stream is None:  # each call's data read where it lies: no lay-out, no copy
             data = CallData(prolog["data"] if direct[0] else None, (), epilog["data"] if direct[1] else None, ())

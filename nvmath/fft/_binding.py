@@ -16,15 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from ._callbacks import CallbackSpec, callback_form, callback_terms, lay_out_user_data, parameter_values
+from ._callbacks import CallbackSpec, DeviceCallable, call_arguments, callback_form, callback_terms, \
+    lay_out_user_data, parameter_values
 from ._executor import CPU_NO_DATA, GPU_NO_DATA, CallData
 from ._layout import Layout
 from ._planner import Plan
 from ._streams import on_stream
 from ._tensor import as_tensor
-
-
-_new_call_data = tuple.__new__  # CallData without namedtuple's _make and its length check (per call)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,16 +106,20 @@ class Binding:
         return dataclasses.replace(self, prolog=sides["prolog"], epilog=sides["epilog"])
 
     def call_data_of(self, prolog: Any, epilog: Any) -> tuple[CallData, list]:
-        """The ``CallData`` of a stateless call's own arrays and values (``prolog``/``epilog`` as
-        ``_callbacks.call_arguments`` gives them, of the layouts this binding was made for), and
-        the copies made to lay data out, which the caller holds until the run is queued. On the
-        GPU the device and stream of the run are current."""
+        """The ``CallData`` of a stateless call's own arrays and values (its ``prolog``/``epilog``
+        arguments, of the layouts this binding was made for), and the copies made to lay data
+        out, which the caller holds until the run is queued. On the GPU the device and stream of
+        the run are current. Where only the data pointers vary, a plain tuple of the CallData's
+        four values (the GPU executor reads them by position; a CallData costs ~0.1 us more)."""
         if not self.varies:
             return (GPU_NO_DATA if self.on_gpu else CPU_NO_DATA), ()
         pointers = self.pointers
         if pointers is not None:  # read where they lie: the pointers alone (~0.3 us less per call)
-            return _new_call_data(CallData, (prolog["data"].data.ptr if pointers[0] else 0, b"",
-                                             epilog["data"].data.ptr if pointers[1] else 0, b"")), ()
+            # Each a dict or a DeviceCallable, read as it is (call_arguments would cost a call).
+            p = (prolog.data if type(prolog) is DeviceCallable else prolog["data"]).data.ptr if pointers[0] else 0
+            e = (epilog.data if type(epilog) is DeviceCallable else epilog["data"]).data.ptr if pointers[1] else 0
+            return (p, b"", e, b""), ()
+        prolog, epilog = call_arguments(prolog, epilog)
         out, held = [None, (), None, ()] if not self.on_gpu else [0, b"", 0, b""], []
         for i, (side, given) in enumerate(((self.prolog, prolog), (self.epilog, epilog))):
             if side is None:

@@ -227,8 +227,6 @@ def plan_key(arg: CallbackArg | None) -> Any:
 
 # -- the stateless hot path's key: what of an argument decides its reused plan ------------------
 FULL_PATH = object()  # callback_reuse_key's answer where the call must take the full path
-_FN_DATA = frozenset({"fn", "data"})
-_LTOIR_ONLY, _LTOIR_DATA = frozenset({"ltoir"}), frozenset({"ltoir", "data"})
 
 
 def callback_reuse_key(value: Any, kind: str, framework: str) -> Any:
@@ -247,15 +245,24 @@ def callback_reuse_key(value: Any, kind: str, framework: str) -> Any:
     """
     if value is None:
         return None
-    if type(value) is FunctionType:
-        return value.__code__
-    if type(value) is dict:
-        keys = value.keys()
-        if keys == _FN_DATA and type(value["fn"]) is FunctionType:
-            return _function_key(value["fn"], value["data"], None, framework)
-        if (keys == _LTOIR_ONLY or keys == _LTOIR_DATA) and type(value["ltoir"]) is bytes:
-            return _ltoir_key(value["ltoir"], value.get("data"), framework)
-    elif type(value) is DeviceCallable and type(value.ltoir) is bytes and value.fn is None and value.params is None:
+    t = type(value)
+    if t is FunctionType:
+        # Its code, and whether it has defaults: with the code, all that code_alone asks of a
+        # function, so a key holding both needs no fingerprint for one computing from its code
+        # alone (``fingerprints_hold``), while defaults given to it later change the key.
+        return value.__code__, value.__defaults__ is None and value.__kwdefaults__ is None
+    if t is dict:
+        # Two look-ups and the length tell the common dicts apart (a comparison of the keys with
+        # a set costs ~70 ns).
+        fn, size = value.get("fn"), len(value)
+        if fn is not None:
+            if size == 2 and type(fn) is FunctionType and "data" in value:  # {"fn": function, "data": array}
+                return _function_key(fn, value["data"], None, framework)
+        else:
+            ltoir = value.get("ltoir")
+            if type(ltoir) is bytes and (size == 1 or (size == 2 and "data" in value)):
+                return _ltoir_key(ltoir, value.get("data"), framework)
+    elif t is DeviceCallable and type(value.ltoir) is bytes and value.fn is None and value.params is None:
         return _ltoir_key(value.ltoir, value.data, framework)
     try:
         arg = parse_callback(value, kind)
@@ -274,14 +281,25 @@ def callback_reuse_key(value: Any, kind: str, framework: str) -> Any:
 
 
 def _function_key(fn: Any, data: Any, params: dict | None, framework: str) -> Any:
-    if data is not None and array_framework(data) != framework:
+    """A function's key: its code and whether it is a Python function without defaults (as a bare
+    function's key), its data's layout (flat, read here: the common call pays for no nested tuple
+    or further call) and, with runtime parameters, their types (their values change freely; their
+    types decide the compiled code)."""
+    if type(fn) is FunctionType:
+        code, plain = fn.__code__, fn.__defaults__ is None and fn.__kwdefaults__ is None
+    else:  # a numba dispatcher and the like: always fingerprinted
+        code, plain = getattr(fn, "__code__", None), False
+        if code is None:
+            return FULL_PATH
+    if params is not None:
+        params = tuple((k, type(v)) for k, v in params.items())
+    if data is None:
+        return (code, plain, None, params)
+    module = type(data).__module__
+    if module != framework and array_framework(data) != framework:  # "cupy" and "numpy" are module names
         return FULL_PATH
-    code = getattr(fn, "__code__", None)
-    if code is None:
-        return FULL_PATH
-    # Runtime parameters' values change freely; their types decide the compiled code.
-    return (code, _data_layout(data, framework),
-            None if params is None else tuple((k, type(v)) for k, v in params.items()))
+    return (code, plain, data.shape, data.strides, data.dtype, data.data.device_id if framework == "cupy" else None,
+            params)
 
 
 def _ltoir_key(ltoir: bytes, data: Any, framework: str) -> Any:
@@ -296,22 +314,37 @@ def _ltoir_key(ltoir: bytes, data: Any, framework: str) -> Any:
     return ("ltoir", ltoir, data.data.ptr, _data_layout(data, framework))
 
 
-def call_arguments(value: Any) -> Any:
-    """A prolog/epilog argument as a reused engine reads it on each call (``value["data"]``,
-    ``value["params"]``): a ``DeviceCallable`` becomes a dict of its fields, anything else stays."""
-    if type(value) is not DeviceCallable:
-        return value
-    return {"fn": value.fn, "ltoir": value.ltoir, "data": value.data, "params": value.params}
+def call_arguments(prolog: Any, epilog: Any) -> tuple[Any, Any]:
+    """A prolog's and an epilog's arguments as a reused engine reads them on each call
+    (``value["data"]``, ``value["params"]``): a ``DeviceCallable`` becomes a dict of its fields,
+    anything else stays (one call for both: the hot path asks on every call)."""
+    if type(prolog) is not DeviceCallable and type(epilog) is not DeviceCallable:
+        return prolog, epilog
+    return tuple({"fn": v.fn, "ltoir": v.ltoir, "data": v.data, "params": v.params} if type(v) is DeviceCallable
+                 else v for v in (prolog, epilog))
+
+
+NO_PRINTS = (None, None)  # callback_fingerprints where the key holds all there is
 
 
 def callback_fingerprints(prolog: Any, epilog: Any) -> tuple:
     """The fingerprints of the functions of a prolog and an epilog that ``callback_reuse_key``
-    took (a function, a dict or ``DeviceCallable`` with "fn"), taken on every call: a changed
-    global, closure value or default changes them. None where the key holds all there is: code
-    given as LTO-IR or CUDA C++, and a function that computes from its code object alone
-    (``code_alone``: no global, closure or default), which the key holds. Never equal to another
-    call's where one cannot be taken."""
-    return _fingerprint(prolog), _fingerprint(epilog)
+    took (a function, a dict or ``DeviceCallable`` with "fn"): a changed global, closure value or
+    default changes them. None where the key holds all there is: code given as LTO-IR or CUDA C++,
+    and a function that computes from its code object alone (``code_alone``: no global, closure or
+    default), whose code the key holds and whether it has defaults. NO_PRINTS where both are None.
+    Never equal to another call's where one cannot be taken."""
+    p, e = _fingerprint(prolog), _fingerprint(epilog)
+    return NO_PRINTS if p is None and e is None else (p, e)
+
+
+def fingerprints_hold(prints: tuple, prolog: Any, epilog: Any) -> bool:
+    """Whether a call's prolog and epilog, whose reuse key equals that of the call that planned a
+    kept engine, still have that call's ``callback_fingerprints`` (``prints``): asked on every
+    reuse. Where those were all None (no function, or functions computing from their code alone),
+    the equal key says this call's are too, and none is taken (``code_alone`` alone cost ~0.2 us
+    a call: its memo hashes the code object)."""
+    return prints is NO_PRINTS or callback_fingerprints(prolog, epilog) == prints
 
 
 def _fingerprint(value: Any) -> Any:
@@ -320,7 +353,7 @@ def _fingerprint(value: Any) -> Any:
     t = type(value)
     fn = value.get("fn") if t is dict else value.fn if t is DeviceCallable else \
         None if t is bytes or t is bytearray else value
-    if fn is None or code_alone(fn):  # code_alone: ~0.1 us a call, a fingerprint from its memo ~0.3 us
+    if fn is None or code_alone(fn):
         return None
     try:
         return function_fingerprint(fn)

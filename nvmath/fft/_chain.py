@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ._api import Axes, Callback, ReusableFFT, axes_tuple
-from ._callbacks import call_arguments, callback_fingerprints, parse_callback
+from ._callbacks import callback_fingerprints, fingerprints_hold, parse_callback
 from ._chain_kernel import STEPS, OneKernel
 from ._docs import shared_doc
 from ._gpu_presence import describe_execution
@@ -72,6 +72,10 @@ def _reuse_key(operand: Any, axes: Any, options: Any, execution: Any, norm: Any,
 
 def _fingerprints(prolog: Any, pointwise: Any, epilog: Any) -> tuple:
     return callback_fingerprints(prolog, pointwise), callback_fingerprints(None, epilog)
+
+
+def _fingerprints_hold(prints: tuple, prolog: Any, pointwise: Any, epilog: Any) -> bool:
+    return fingerprints_hold(prints[0], prolog, pointwise) and fingerprints_hold(prints[1], None, epilog)
 
 
 @shared_doc
@@ -133,10 +137,10 @@ def filtered(operand: Any, axes: Axes = None, options: FFTOptions | dict | None 
         return _lazy(operand, axes, options, execution, prolog, pointwise, epilog, stream, norm, route)
     key = _reuse_key(operand, axes, options, execution, norm, prolog, pointwise, epilog, route)
     if key is not None:
-        prints = _fingerprints(prolog, pointwise, epilog)
         hit = stateless_chains.get(key)
-        if hit is not None and hit[1] == prints:
+        if hit is not None and _fingerprints_hold(hit[1], prolog, pointwise, epilog):
             return hit[0]._rerun(operand, prolog, pointwise, epilog, stream)
+        prints = _fingerprints(prolog, pointwise, epilog)  # taken before planning: what the plan compiles
     chain = FilteredFFT(operand, axes=axes, options=options, execution=execution, stream=stream, _shared_plans=True)
     kept = False
     try:
@@ -376,8 +380,8 @@ class FilteredFFT:
         the planned layouts and code (their data and parameter values are this call's)."""
         if self._kernel is not None:
             return self._kernel.run(operand, _step_data(prolog, pointwise, epilog), stream)
-        spectrum = self._forward.rerun(operand, call_arguments(prolog), call_arguments(pointwise), stream)
-        return self._inverse.rerun(spectrum, None, call_arguments(epilog), stream)
+        spectrum = self._forward.rerun(operand, prolog, pointwise, stream)
+        return self._inverse.rerun(spectrum, None, epilog, stream)
 
     def _reusable(self) -> bool:
         """Whether later stateless calls may run this planned chain with their arrays (the one kernel

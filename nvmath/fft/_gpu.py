@@ -66,16 +66,15 @@ class CallbackSlots:
             total += size
         self._buffer = cupy.zeros(max(total // 8, 1), dtype=np.uint64)
         self._base = int(self._buffer.data.ptr)
-        self._values: tuple = tuple(v for _ in sizes for v in (0, b""))
+        self.values: tuple = tuple(v for _ in sizes for v in (0, b""))  # as last written
 
     def address(self, kind: str) -> int:
         """The ``callerInfo`` of the ``kind`` callback: where its record starts."""
         return self._base + self._offset[kind]
 
     def write(self, values: tuple, stream: int) -> None:
-        """Set every record: ``values`` is (pointer, parameter bytes) for each kind, in order, flat."""
-        if values == self._values:
-            return
+        """Set every record: ``values`` is (pointer, parameter bytes) for each kind, in order, flat.
+        The caller skips values equal to ``self.values``."""
         import cupy
 
         host = bytearray(self._buffer.nbytes)
@@ -87,7 +86,7 @@ class CallbackSlots:
         # Pageable source: the driver stages it before returning, so `staged` may die at once.
         cupy.cuda.runtime.memcpyAsync(self._base, staged.ctypes.data, staged.nbytes,
                                       cupy.cuda.runtime.memcpyHostToDevice, stream)
-        self._values = values
+        self.values = values
 
 
 def _new_event() -> int:
@@ -234,8 +233,9 @@ class GpuPlan:
         with self._lock:
             if stream != self._stream:
                 self._move_to(stream)
-            if self._slots is not None:
-                self._slots.write(call.data, stream)
+            slots = self._slots
+            if slots is not None and call.data != slots.values:  # written only when changed (a call less per run)
+                slots.write(call.data, stream)
             if self._work is None:
                 self._draw_workspace()
             _cufft.xt_exec(self.handle, call.inp, call.out, _DIRECTION[call.direction])

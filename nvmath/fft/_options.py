@@ -7,7 +7,7 @@ import enum
 import logging
 import numbers
 import os
-from typing import Any, Literal, Union
+from typing import Any, Callable, Literal, Union
 
 import numpy as np
 
@@ -155,33 +155,33 @@ def _count(name: str, value: Any, least: int) -> None:
         raise ValueError(f"{name} must be {kind} (or None), got {value!r}")
 
 
-def _environ_lookup() -> Any:
-    """A look-up of FFTFUSE_DEBUG in ``os.environ`` that costs tens of nanoseconds: the stateless
-    hot path asks on every call, and ``os.environ.get`` of an unset name raises and catches a
-    KeyError inside (over a microsecond). CPython's ``os.environ`` keeps its values in the dict
-    ``_data`` under ``encodekey(name)``; where that is not so, ``os.environ.get`` answers."""
+def _debug_env_reader() -> Callable[[], bool]:
+    """``debug_env``: a look-up of FFTFUSE_DEBUG in ``os.environ`` that costs tens of nanoseconds
+    (one call where it is unset): the stateless hot path asks on every call, and
+    ``os.environ.get`` of an unset name raises and catches a KeyError inside (over a
+    microsecond). CPython's ``os.environ`` keeps its values in the dict ``_data`` under
+    ``encodekey(name)``; where that is not so, ``os.environ.get`` answers."""
     try:
         data, key = os.environ._data, os.environ.encodekey(_DEBUG_ENV)
         decode = os.environ.decodevalue
     except AttributeError:
-        return lambda: os.environ.get(_DEBUG_ENV)
+        data = None
     if type(data) is not dict:
-        return lambda: os.environ.get(_DEBUG_ENV)
+        return lambda: _asks_debug(os.environ.get(_DEBUG_ENV))
 
-    def lookup() -> str | None:
+    def debug_env() -> bool:
+        """Whether FFTFUSE_DEBUG asks for the debug mode (read on every call: it may change)."""
         value = data.get(key)
-        return None if value is None else decode(value)
+        return value is not None and _asks_debug(decode(value))
 
-    return lookup
-
-
-_debug_value = _environ_lookup()
+    return debug_env
 
 
-def debug_env() -> bool:
-    """Whether FFTFUSE_DEBUG asks for the debug mode (read on every call: it may change)."""
-    value = _debug_value()
+def _asks_debug(value: str | None) -> bool:
     return value is not None and value.lower() not in ("", "0", "false", "no", "off")
+
+
+debug_env = _debug_env_reader()
 
 
 @dataclasses.dataclass

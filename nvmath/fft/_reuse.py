@@ -3,8 +3,10 @@ engines a Dask worker keeps for the chunks of one shape (``_dask``).
 
 A stateless call whose request key (``reuse_key``: the operand's layout, the transform, the
 callbacks' code and their data's layout) matches an engine planned by an earlier call runs that
-engine again with this call's arrays, once the callbacks' fingerprints (taken on every call, so a
-changed global or closure value is noticed) match; only the operand and the data pointers change.
+engine again with this call's arrays, once the callbacks' fingerprints match (taken on every call
+where a callback reads globals, closure values or defaults, so a change is noticed; a function
+computing from its code alone needs none: its key holds its code and that it has no defaults);
+only the operand and the data pointers change.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import threading
 from typing import Any, Callable
 
 from ._api import ReusableFFT
-from ._callbacks import FULL_PATH, array_framework, call_arguments, callback_fingerprints, callback_reuse_key
+from ._callbacks import FULL_PATH, NO_PRINTS, array_framework, callback_fingerprints, callback_reuse_key, \
+    fingerprints_hold
 from ._options import ExecutionCPU, ExecutionCUDA, FFTOptions, debug_env
 
 
@@ -79,11 +82,12 @@ def run_stateless(transform: str, operand: Any, axes: Any, options: Any, executi
     key = reuse_key((transform,), operand, axes, options, execution, prolog, epilog)
     if key is not None and (direction is not None or norm is not None):
         key = (*key, direction, norm)
-    prints = callback_fingerprints(prolog, epilog) if key is not None else None
     if key is not None:
         hit = stateless_engines.get(key)
-        if hit is not None and hit[1] == prints:
-            return hit[0].rerun(operand, call_arguments(prolog), call_arguments(epilog), stream)
+        # NO_PRINTS: the key holds all there is (callback_fingerprints): no call to ask.
+        if hit is not None and (hit[1] is NO_PRINTS or fingerprints_hold(hit[1], prolog, epilog)):
+            return hit[0].rerun(operand, prolog, epilog, stream)
+        prints = callback_fingerprints(prolog, epilog)  # taken before planning: what the plan compiles
     f = ReusableFFT(operand, axes=axes, options=options, execution=execution, stream=stream, _transform=transform,
                     _shared_plans=True)
     kept = False
@@ -102,9 +106,9 @@ def run_stateless(transform: str, operand: Any, axes: Any, options: Any, executi
 
 def reuse_key(head: tuple, operand: Any, axes: Any, options: Any, execution: Any, prolog: Any, epilog: Any,
                 *more: tuple[Any, str]) -> tuple | None:
-    """``head`` followed by what an engine's plan and launch depend on, taken from CuPy's or
-    NumPy's attributes (no Python layer): the operand's layout and device, the axes, the settings
-    and the reuse keys of the prolog, the epilog and ``more`` ``(callback, kind)`` pairs. None
+    """``head`` (as one item) followed by what an engine's plan and launch depend on, taken from
+    CuPy's or NumPy's attributes (no Python layer): the operand's layout and device, the axes, the
+    settings and the reuse keys of the prolog, the epilog and ``more`` ``(callback, kind)`` pairs. None
     where the call takes the full path. Every stateless call keys its engines so (``fft`` and its
     kin here, ``filtered`` chains with their pointwise step as ``more``)."""
     if debug_env():
@@ -127,7 +131,8 @@ def reuse_key(head: tuple, operand: Any, axes: Any, options: Any, execution: Any
     if settings is FULL_PATH:
         return None
     device = operand.data.device_id if framework == "cupy" else None
-    return (*head, operand.shape, operand.strides, operand.dtype, device, axes, settings, p, e, *others)
+    # head nested and others added (nothing, but for chains): no list built as ``*`` would.
+    return (head, operand.shape, operand.strides, operand.dtype, device, axes, settings, p, e) + others
 
 
 # Options a kept engine honours on every rerun as its first call did: they shape the plan, the
