@@ -70,7 +70,7 @@ import numpy as np
 
 __all__ = ["BUDGET_S", "ENGINES", "ENV", "MEASURE_MIN_BYTES", "MODES", "SAMPLE_BYTES", "SAMPLE_MAX_BYTES",
            "SAMPLE_MIN_ROWS", "Choice", "Engine", "FFTCall", "candidates", "choices_made", "choose", "engine",
-           "engine_key", "forget_choices", "measure", "mode_of", "rule_engine"]
+           "engine_key", "forget_choices", "machine_record", "measure", "mode_of", "rule_engine"]
 
 log = logging.getLogger("fftfuse.fft")
 
@@ -461,12 +461,19 @@ def forget_choices() -> None:
 
 def choice_record(call: FFTCall, engine: str) -> Any:
     """The store's record of the engine chosen for ``call`` (a ``fftfuse_cache.ArtifactMeta``)."""
+    return machine_record("cpu-fft-engine", "fft-engine", element_dtype=call.dtype,
+                          extra={"engine": engine, "fft_type": call.fft_type})
+
+
+def machine_record(target: str, kind: str, element_dtype: str | None = None, extra: dict | None = None) -> Any:
+    """The store's record of a choice measured on this machine: ``target`` and ``kind``, the
+    machine's identity (with ``extra``) and its summary as the architecture."""
     from fftfuse_cache import ArtifactMeta
     from fftfuse_compiler.cpu_native import cpu_identity, cpu_summary
 
     identity = cpu_identity()
-    return ArtifactMeta("cpu-fft-engine", "fft-engine", element_dtype=call.dtype, arch=cpu_summary(identity),
-                        extra={"engine": engine, "fft_type": call.fft_type, **identity})
+    return ArtifactMeta(target, kind, element_dtype=element_dtype, arch=cpu_summary(identity),
+                        extra={**(extra or {}), **identity})
 
 
 def _stored(store: Any, key: str) -> Choice | None:

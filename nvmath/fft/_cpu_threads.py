@@ -121,13 +121,11 @@ class ThreadCount:
     def _keep(self, chosen: int, best: dict[int, float]) -> None:
         if self._key is None or self._store is None:
             return
-        from fftfuse_cache import ArtifactMeta, keep_artifact
-        from fftfuse_compiler.cpu_native import cpu_identity, cpu_summary
+        from fftfuse_cache import keep_artifact
 
-        identity = cpu_identity()
         payload = json.dumps({"threads": chosen, "best_ms": {str(c): round(t * 1e3, 4) for c, t in best.items()}})
         keep_artifact(self._store, self._key, payload.encode(),
-                      ArtifactMeta("cpu-threads", "thread-count", arch=cpu_summary(identity), extra=dict(identity)))
+                      _cpu_engines.machine_record("cpu-threads", "thread-count"))
 
 
 def artifact_key_of(call: _cpu_engines.FFTCall, engine: str, most: int, prolog: bool) -> str:
