@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from fftfuse_cache import ArtifactMeta, artifact_key, compiled_through, default_store
 
-from .dtypes import element_dtype_name, single_precision_literals
+from .dtypes import callback_symbol, element_dtype_name, single_precision_literals
 from .fingerprint import UncacheableError, function_fingerprint
 from .forms import (Form, callback_error, infer_form, no_result_cause, python_function, raise_statements,
                     runtime_parameters)
@@ -201,14 +201,20 @@ def compile_callback(
         )
 
     def compile_now() -> tuple[bytes, ArtifactMeta]:
-        quiet_numba()
-        from .cuda_backend import compile_ltoir
-
         started = time.perf_counter()
         check_supported_arch(arch)
-        user_type = user_dtype if user_name and user_name.startswith("numba:") else user_name
-        ltoir, meta = compile_ltoir(fn, kind, form, element, user_type, arch, indirect=indirect, narrow=narrow,
-                                    terms=terms)
+        numba_user = user_name is not None and user_name.startswith("numba:")
+        # One expression of arithmetic needs no numba (see direct_ir): milliseconds, not a second.
+        found = None if numba_user else _compile_directly(fn, kind, form, element, user_name, arch,
+                                                          indirect=indirect, narrow=narrow, terms=terms)
+        if found is not None:
+            ltoir, meta = found
+        else:
+            quiet_numba()
+            from .cuda_backend import compile_ltoir
+
+            ltoir, meta = compile_ltoir(fn, kind, form, element, user_dtype if numba_user else user_name, arch,
+                                        indirect=indirect, narrow=narrow, terms=terms)
         _log(_INFO, "%s %r (%s form, %s, sm_%d) compiled in %.1f ms: key %s, %d bytes", kind, name, form.value,
              element, arch, 1e3 * (time.perf_counter() - started), key, len(ltoir))
         return ltoir, _record(meta, fingerprint)
@@ -223,6 +229,23 @@ def compile_callback(
         _log(_DEBUG, "%s %r (%s, sm_%d) found in the cache: key %s, %d bytes", kind, name, element, arch,
              key, len(found.payload))
     return _artifact(found.payload, found.meta, form, user_name, source=found.source)
+
+
+def _compile_directly(fn: Any, kind: str, form: Form, element: str, user: str | None, arch: int, *,
+                      indirect: bool, narrow: bool, terms: Terms | None) -> tuple[bytes, dict] | None:
+    """LTO-IR and metadata of ``fn`` written without numba, or None where numba must compile it."""
+    from .direct_ir import compile_direct, direct_ir, ir_version
+    from .toolchain import nvrtc_version
+
+    module = direct_ir(fn, kind, form, element, user, indirect=indirect, narrow=narrow, terms=terms,
+                       ir_version=ir_version())
+    if module is None:
+        return None
+    meta = {"function": getattr(fn, "__qualname__", repr(fn)), "symbol": callback_symbol(kind, element),
+            "kind": kind, "form": form.value, "element_dtype": element, "user_dtype": user or element, "arch": arch,
+            "indirect": indirect, "narrow": narrow, "toolkit": list(nvrtc_version()), "construction": CONSTRUCTION,
+            "route": "direct"}
+    return compile_direct(module, arch), meta
 
 
 def _record(meta: dict[str, Any], fingerprint: str | None) -> ArtifactMeta:

@@ -131,3 +131,17 @@ def single_precision_literals(literals: str, element: str) -> bool:
     if literals not in ("element", "double"):
         raise ValueError(f"literals must be 'element' or 'double', got {literals!r}")
     return literals == "element" and callback_element(element) in ("float32", "complex64")
+
+
+_FLOAT32_MAX = 3.4028234663852886e38
+_FLOAT32_TINY = 1.1754943508222875e-38  # the smallest normal float32
+
+
+def single_holds(v: float) -> bool:
+    """Whether float32 holds ``v`` to within its own rounding (inf and nan stay what they are).
+
+    >>> [single_holds(v) for v in (0.1, 1e38, 1e39, 1e-38, 1e-30, 0.0, float("inf"))]
+    [True, True, False, False, True, True, True]
+    """
+    a = abs(v)
+    return a == 0.0 or a != a or a == float("inf") or _FLOAT32_TINY <= a <= _FLOAT32_MAX

@@ -36,8 +36,9 @@ import re
 from typing import Any
 
 # Part of every cache key: a change of the construction must not serve artifacts of the old one.
-CONSTRUCTION = "cufft-prototype-thunk-5"  # 3: fastmath kept, invariant slot loads; 4: heavy math called;
-# 5: an epilog in cuFFT's form lowered itself, without a wrapper
+CONSTRUCTION = "cufft-prototype-thunk-6"  # 3: fastmath kept, invariant slot loads; 4: heavy math called;
+# 5: an epilog in cuFFT's form lowered itself, without a wrapper; 6: one-expression callbacks written
+# without numba (direct_ir)
 
 BODY_NAME = "fftfuse_callback_body"
 

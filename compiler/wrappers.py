@@ -14,6 +14,7 @@ from __future__ import annotations
 import types as pytypes
 from typing import Any, Callable
 
+from .dtypes import single_holds
 from .fingerprint import jitted_python_function
 from .forms import Form
 from .terms import NO_TERMS, Terms
@@ -148,26 +149,12 @@ def narrow_literals(code: pytypes.CodeType) -> pytypes.CodeType:
     return code.replace(co_consts=consts)
 
 
-_FLOAT32_MAX = 3.4028234663852886e38
-_FLOAT32_TINY = 1.1754943508222875e-38  # the smallest normal float32
-
-
-def _single_holds(v: float) -> bool:
-    """Whether float32 holds ``v`` to within its own rounding (inf and nan stay what they are).
-
-    >>> [_single_holds(v) for v in (0.1, 1e38, 1e39, 1e-38, 1e-30, 0.0, float("inf"))]
-    [True, True, False, False, True, True, True]
-    """
-    a = abs(v)
-    return a == 0.0 or a != a or a == float("inf") or _FLOAT32_TINY <= a <= _FLOAT32_MAX
-
-
 def _narrowed(value: Any) -> Any:
-    if type(value) is float and _single_holds(value):
+    if type(value) is float and single_holds(value):
         import numpy as np
 
         return np.float32(value)
-    if type(value) is complex and _single_holds(value.real) and _single_holds(value.imag):
+    if type(value) is complex and single_holds(value.real) and single_holds(value.imag):
         import numpy as np
 
         return np.complex64(value)
