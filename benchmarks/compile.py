@@ -8,8 +8,10 @@ Cases (the epilog is ``f(x, d) -> x * d * SCALE``, complex64 data and user data)
 (a) cold: a fresh process with an empty cache directory compiles once. Reported: the import
     of ``nvmath.fft``, the ``compile_epilog`` call itself (numba is imported inside it), and
     the whole process from spawn to exit. Median over ``--cold-runs`` processes.
-(b) in this process, numba already warm: compile a *different* function (a cache miss); and
-    the same for epilogs in cuFFT's raw form, the only form nvmath-python compiles.
+(b) in this process: compile a *different* function (a cache miss); and the same for epilogs in
+    cuFFT's raw form, the only form nvmath-python compiles. Both are one expression, which
+    the compiler writes without numba (``fftfuse_compiler.direct_ir``); (b'') is the same for
+    functions numba compiles (they call ``math.cos``), numba warm.
 (c) in this process: compile the same function again (memory hit).
 (d) a fresh process whose cache already holds the entry: from before
     ``from nvmath.fft import compile_epilog`` to having the bytes, with ``compute_capability``
@@ -20,7 +22,8 @@ Cases (the epilog is ``f(x, d) -> x * d * SCALE``, complex64 data and user data)
 With ``--nvmath-python DIR`` (a folder holding nvmath-python 1.0), (a) is also measured for
 nvmath-python on this machine, and for ours, on the same epilog in cuFFT's raw form
 ``f(data_out, offset, element, user_info, unused)``, the only form nvmath-python compiles;
-nvmath-python's second compile in that process stands beside (b)'s cuFFT-form misses.
+nvmath-python's second compile in that process stands beside (b)'s cuFFT-form misses. (a'') is
+(a) for ``x * d * math.cos(SCALE)``, which numba compiles (numba imported inside the call).
 
 Every compile passes ``compute_capability`` explicitly, so no case asks a GPU for its
 architecture. Worker processes run without ``PYTHONDONTWRITEBYTECODE`` so that installed
@@ -54,6 +57,8 @@ NVMATH_LATER_COMPILE_MS = 12.0
 
 # The user's module: plain Python, so the figures are this project's cost alone.
 CALLBACK_SOURCE = '''\
+import math
+
 SCALE = 0.5
 
 
@@ -63,6 +68,11 @@ def filter_epilog(x, d):
 
 def scale_epilog(x):
     return x * SCALE
+
+
+# A call: numba's route.
+def numba_epilog(x, d):
+    return x * d * math.cos(SCALE)
 
 
 # cuFFT's own form, the one nvmath-python compiles.
@@ -77,6 +87,9 @@ def raw_other_epilog(data_out, offset, element, user_info, unused):
 ) + "".join(
     f"\n\ndef raw_other_epilog_{k}(data_out, offset, element, user_info, unused):\n"
     f"    data_out[offset] = element * user_info[offset] * SCALE + {k + 1}.0\n" for k in range(MISS_FUNCTIONS)
+) + "".join(
+    f"\n\ndef numba_other_epilog_{k}(x, d):\n    return x * d * math.cos(SCALE) + {k + 1}.0\n"
+    for k in range(MISS_FUNCTIONS)
 )
 
 # Worker for (a) and (d). It imports the user's module first: that is the user's cost, not ours.
@@ -220,7 +233,7 @@ def case_cold(work: Path, module_dir: Path, arch: int, runs: int, function: str 
     fresh_process(code, worker_env(work / "cold-warmup", module_dir))  # writes the project's bytecode
     rows = []
     for i in range(runs):
-        result, wall = fresh_process(code, worker_env(work / f"cold-{i}", module_dir))  # empty cache each time
+        result, wall = fresh_process(code, worker_env(work / f"cold-{function}-{i}", module_dir))  # empty cache
         rows.append({**result, "wall_s": wall})
     return {
         "import_s": summary([r["import_s"] for r in rows]),
@@ -315,6 +328,8 @@ def case_in_process(work: Path, module_dir: Path, arch: int) -> dict[str, Any]:
         return times
 
     value_misses, raw_misses = misses("other_epilog"), misses("raw_other_epilog")
+    compile_(cb.numba_epilog)  # numba warm
+    numba_misses = misses("numba_other_epilog")
 
     batches, per_batch = [], MEMORY_HIT_CALLS // 10
     for _ in range(10):
@@ -325,7 +340,7 @@ def case_in_process(work: Path, module_dir: Path, arch: int) -> dict[str, Any]:
     assert result.source == "cache"
     store.close()
     return {"first_compile_s": first_s, "miss_s": summary(value_misses), "raw_miss_s": summary(raw_misses),
-            "memory_hit_s": summary(batches)}
+            "numba_miss_s": summary(numba_misses), "memory_hit_s": summary(batches)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -370,9 +385,13 @@ def report(data: dict[str, Any]) -> str:
         row("(a)   import + compile call", ref["total_s"])
         row("(a)   whole process (spawn to exit)", ref["wall_s"])
         row("(b) nvmath-python 1.0 here: second compile in the process", ref["second_s"])
-    row(f"(b) in-process miss, different function, numba warm [{b['miss_s']['n']}]", b["miss_s"],
+    an = data["cold_numba"]
+    row(f"(a'') as (a), a callback numba compiles (math.cos): compile call [{an['compile_s']['n']}]", an["compile_s"])
+    row("(a'')  whole process (spawn to exit)", an["wall_s"])
+    row(f"(b) in-process miss, different function [{b['miss_s']['n']}]", b["miss_s"],
         f"nvmath-python 1.0 later compiles ~{NVMATH_LATER_COMPILE_MS:.0f} ms")
     row(f"(b)   the same, cuFFT-form epilogs [{b['raw_miss_s']['n']}]", b["raw_miss_s"])
+    row(f"(b'') the same, functions numba compiles, numba warm [{b['numba_miss_s']['n']}]", b["numba_miss_s"])
     row(f"(c) in-process repeat, same function (memory hit) [{MEMORY_HIT_CALLS}]", b["memory_hit_s"])
     row(f"(d) cache hit, fresh process: import + lookup [{d['runs']}]", d["total_s"],
         f"<= {TARGET_HIT_MS:.0f} ms, numba not imported")
@@ -402,7 +421,8 @@ def report(data: dict[str, Any]) -> str:
             lines.append(f"(a) same host, cuFFT-form epilog, {what}: ours {o:.3f} s vs nvmath-python {r:.3f} s "
                          f"(ratio {o / r:.2f})")
         b_ref = ref["second_s"]["median"]
-        for what, key in (("cuFFT form", "raw_miss_s"), ("value form f(x, d)", "miss_s")):
+        for what, key in (("cuFFT form", "raw_miss_s"), ("value form f(x, d)", "miss_s"),
+                          ("a function numba compiles", "numba_miss_s")):
             b_ours = data["in_process"][key]["median"]
             lines.append(f"(b) same host, second compile, ours in {what}: {b_ours * 1e3:.1f} ms vs nvmath-python "
                          f"{b_ref * 1e3:.1f} ms (ratio {b_ours / b_ref:.2f})")
@@ -449,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
         data["cold"] = case_cold(work, module_dir, args.arch, args.cold_runs)
         data["hit"] = case_hit(work, module_dir, args.arch, args.hit_runs)
         data["hit_value_form"] = case_hit(work, module_dir, args.arch, args.hit_runs, "scale_epilog", None)
+        data["cold_numba"] = case_cold(work, module_dir, args.arch, args.cold_runs, "numba_epilog")
         if args.nvmath_python:
             data["cold_raw"] = case_cold(work, module_dir, args.arch, args.cold_runs, "raw_filter_epilog")
             data["reference"] = case_reference(work, module_dir, args.arch, args.cold_runs,
