@@ -14,16 +14,18 @@ returned (prolog) or stored to ``data_out[offset]`` (epilog). ``tests/test_direc
 that both routes give the same PTX, instruction for instruction; ``tests/test_gpu_direct_ir.py``
 that they give the same bits through cuFFT.
 
-Anything else (calls, attributes, branches, statements, index forms, broadcast data, runtime
-parameters, complex division, integer arithmetic, numba-jitted functions) gives ``None`` here and
-takes numba's route, which also says what is wrong with a function numba cannot compile.
+Data that broadcasts is read where numba's wrapper reads it: the offset decoded into the data's
+position by the same unsigned arithmetic (``terms.Terms.decode``). Anything else (calls,
+attributes, branches, statements, index forms, runtime parameters, complex division, integer
+arithmetic, numba-jitted functions) gives ``None`` here and takes numba's route, which also says
+what is wrong with a function numba cannot compile.
 """
 
 from __future__ import annotations
 
 import struct
 from types import CodeType, FunctionType
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from .dtypes import callback_symbol, single_holds
 from .forms import Form
@@ -76,7 +78,7 @@ def direct_ir(fn: Any, kind: str, form: Form, element: str, user: str | None, *,
     >>> direct_ir(lambda x: abs(x), "epilog", Form.VALUE, "complex64", None, indirect=False, narrow=True) is None
     True
     """
-    if terms is not None and (terms.data is not None or terms.params or any(terms.index)):
+    if terms is not None and (terms.params or any(terms.index) or (terms.data is not None and form is Form.CUFFT)):
         return None
     if form not in (Form.VALUE, Form.VALUE_DATA, Form.CUFFT) or element not in _FLOATS or (user or element) not in _FLOATS:
         return None
@@ -87,7 +89,8 @@ def direct_ir(fn: Any, kind: str, form: Form, element: str, user: str | None, *,
     if code.co_argcount != takes or code.co_kwonlyargcount or code.co_flags & 0x0C:  # *args, **kwargs
         return None
     try:
-        writer = _Writer(fn, kind, form, element, user or element, indirect=indirect, narrow=narrow)
+        writer = _Writer(fn, kind, form, element, user or element, indirect=indirect, narrow=narrow,
+                         terms=terms if terms is not None and terms.data is not None else None)
         return writer.module(ir_version)
     except _Unsupported:
         return None
@@ -98,12 +101,13 @@ class _Writer:
     first thing outside what this module writes."""
 
     def __init__(self, fn: FunctionType, kind: str, form: Form, element: str, user: str, *, indirect: bool,
-                 narrow: bool) -> None:
+                 narrow: bool, terms: Any = None) -> None:
         self.fn, self.kind, self.form, self.element, self.user = fn, kind, form, element, user
-        self.indirect, self.narrow = indirect, narrow
+        self.indirect, self.narrow, self.terms = indirect, narrow, terms
         self.lines: list[str] = []
         self.count = 0
         self.user_pointer: str | None = None  # read once from the slot, for cuFFT's form
+        self.position: Callable[[], str] | None = None  # writes broadcast data's position
 
     # -- values --------------------------------------------------------------------------------
     def fresh(self, instruction: str) -> str:
@@ -266,6 +270,8 @@ class _Writer:
         symbol = callback_symbol(self.kind, element)
         body = self.lines
         body.append(f"  %buffer = bitcast i8* %data to {llvm}*")
+        if self.terms is not None:  # the wrapper decodes the axes' indices before anything else
+            self.position = self.broadcast_position()
         if self.kind == "prolog":
             x = None if self.form is Form.CUFFT else self.input_element()
         elif complex_:
@@ -304,10 +310,49 @@ class _Writer:
     def user_element(self) -> _Value:
         """The user data's element at ``offset`` (through the slot with ``indirect``)."""
         user = _llvm_type(self.user)
+        position = self.position
         pointer = self.user_pointer or (self.slot_pointer() if self.indirect else
                                          self.fresh(f"bitcast i8* %info to {user}*"))
-        at = self.fresh(f"getelementptr {user}, {user}* {pointer}, i64 %offset")
+        index = "%offset" if position is None else position()  # the subscript after the pointer, as Python orders it
+        at = self.fresh(f"getelementptr {user}, {user}* {pointer}, i64 {index}")
         return self.load(at, self.user, align=None)
+
+    def broadcast_position(self) -> Callable[[], str]:
+        """Broadcast data: writes ``terms``' decoding of the offset into axis indices, and returns
+        what writes the data element's position from them, as numba lowers both (``_U`` truncates
+        to the terms' width; arithmetic on it is unsigned 64-bit)."""
+        import ast
+
+        known: dict[str, tuple[str, int]] = {"offset": ("%offset", 64)}
+        unsigned = {ast.FloorDiv: "udiv", ast.Mod: "urem", ast.Mult: "mul", ast.Add: "add", ast.Sub: "sub"}
+
+        def widened(item: tuple[str, int]) -> str:
+            operand, bits = item
+            if bits == 64 or not operand.startswith("%"):
+                return operand
+            return self.fresh(f"zext i32 {operand} to i64")
+
+        def value(node: ast.expr) -> tuple[str, int]:
+            if isinstance(node, ast.Name) and node.id in known:
+                return known[node.id]
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "_U" \
+                    and len(node.args) == 1 and not node.keywords:
+                arg = node.args[0]
+                if isinstance(arg, ast.Constant) and type(arg.value) is int:
+                    return str(arg.value), self.terms.width
+                operand, bits = value(arg)
+                if self.terms.width == 32 and bits == 64:
+                    return self.fresh(f"trunc i64 {operand} to i32"), 32
+                return operand, bits
+            if isinstance(node, ast.BinOp) and type(node.op) in unsigned:
+                a, b = widened(value(node.left)), widened(value(node.right))
+                return self.fresh(f"{unsigned[type(node.op)]} i64 {a}, {b}"), 64
+            raise _Unsupported(f"a term numba lowers otherwise: {ast.dump(node)}")
+
+        for line in self.terms.decode():
+            name, _, expression = line.partition(" = ")
+            known[name] = value(ast.parse(expression, mode="eval").body)
+        return lambda: widened(value(ast.parse(self.terms.data_position(), mode="eval").body))
 
     def slot_pointer(self) -> str:
         """The data pointer the slot holds (it does not change during a launch)."""

@@ -16,6 +16,7 @@ import pytest
 
 from fftfuse_compiler import Form
 from fftfuse_compiler.direct_ir import _promote, compile_direct, direct_ir, ir_version
+from fftfuse_compiler.terms import Terms
 
 pytest.importorskip("numba.cuda")
 pytest.importorskip("cuda.bindings.nvvm")
@@ -123,6 +124,39 @@ def test_the_direct_route_emits_numbas_instructions(fn, form, kind, element, use
     assert _body(direct) == _body(numba)
     assert compile_direct(module, ARCH)[:4] == compile_ltoir(fn, kind, form, element, user, ARCH, indirect=indirect,
                                                               narrow=narrow)[0][:4]  # LTO-IR, as numba's
+
+
+# Broadcast data: the offset decoded into the data's position (terms.Terms), 32- and 64-bit.
+BROADCASTS = [
+    ("row_filter", Terms((4096, 1000), (1000, 1), index=(), data=(0, 1))),
+    ("column_gain", Terms((4096, 1024), (1024, 1), index=(), data=(1, 0))),
+    ("plane", Terms((64, 30, 100), (3000, 100, 1), index=(), data=(0, 100, 1))),
+    ("transposed", Terms((8, 6, 10), (1, 80, 8), index=(), data=(1, 0, 8))),
+    ("wide", Terms((1 << 20, 8192), (8192, 1), index=(), data=(0, 1))),
+]
+
+
+@pytest.mark.parametrize("kind", ["prolog", "epilog"])
+@pytest.mark.parametrize("indirect", [True, False], ids=["slot", "direct"])
+@pytest.mark.parametrize("name, terms", BROADCASTS, ids=[b[0] for b in BROADCASTS])
+def test_broadcast_data_is_read_where_numba_reads_it(name, terms, indirect, kind):
+    fn = lambda v, h: v * h - 0.5  # noqa: E731
+    module = direct_ir(fn, kind, Form.VALUE_DATA, "complex64", "float32", indirect=indirect, narrow=True,
+                       terms=terms, ir_version=ir_version())
+    assert module is not None
+    numba, _ = compile_ltoir(fn, kind, Form.VALUE_DATA, "complex64", "float32", ARCH, indirect=indirect, narrow=True,
+                             terms=terms, output="ptx")
+    assert _body(compile_direct(module, ARCH, output="ptx")) == _body(numba)
+    assert terms.width == (64 if name == "wide" else 32)
+
+
+def test_index_forms_and_runtime_parameters_are_left_to_numba():
+    with_index = Terms((4, 8), (8, 1), index=(False, True))
+    with_params = Terms((4, 8), (8, 1), params=(("s", "float32"),))
+    assert direct_ir(lambda x, i: x, "epilog", Form.VALUE_INDEX, "complex64", None, indirect=True, narrow=True,
+                     terms=with_index) is None
+    assert direct_ir(lambda x, *, s: x * s, "epilog", Form.VALUE, "complex64", None, indirect=True, narrow=True,
+                     terms=with_params) is None
 
 
 def _helper(x):

@@ -78,3 +78,10 @@ def test_direct_and_numba_routes_give_the_same_bits_through_cufft(name, fn, form
     else:
         want = reference(np_transform(x64, axis=-1), d64)
     assert_close(got, want, np.dtype(element))
+
+
+def test_a_broadcast_filter_through_the_public_api():
+    # One filter row for every row: the data's position is decoded from the offset.
+    x, h = rand((64, 1000), "complex64", 3), rand(1000, "complex64", 4)
+    got = nvmath.fft.fft(cp.asarray(x), axes=[-1], epilog={"fn": lambda v, f: v * f - 0.5, "data": cp.asarray(h)})
+    assert_close(got, np.fft.fft(x.astype(np.complex128), axis=-1) * h - 0.5, np.dtype("complex64"))
