@@ -4,6 +4,7 @@ under the rules."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -383,3 +384,48 @@ def test_threaded_calls_below_the_measuring_size_are_measured(tmp_path, monkeypa
     threaded = FFTCall("C2C", "complex64", (16, 1024), (1024, 1), (1,), 1024, 2)
     assert choose(threaded, "auto", store=store) == _cpu_engines.Choice("scipy", "measured", {"ducc0": 2.0, "scipy": 1.0})
     assert len(measured) == 1
+
+
+def test_a_call_in_one_piece_measures_its_thread_counts_with_the_engines():
+    call = FFTCall("C2C", "complex64", (16, 1024), (1024, 1), (1,), 1024, 2, other_threads=(1, 4))
+    timings = _cpu_engines.measure(call)
+    engines = _cpu_engines.candidates(call)
+    assert set(timings) == set(engines) | {f"{e}@{t}" for e in engines for t in (1, 4)}
+    assert all(t > 0 for t in timings.values())
+
+
+def test_the_measured_thread_count_is_kept_stored_and_run(tmp_path, monkeypatch):
+    """SciPy on all threads measured fastest: the choice says so, a new process reads it back, and
+    the executor's FFT runs on that many threads (the rule would give 2), with a correct result."""
+    timings = {"ducc0": 50.0, "scipy": 45.0, "ducc0@1": 60.0, "scipy@1": 40.0, "ducc0@4": 48.0, "scipy@4": 20.0}
+    measured = []
+    monkeypatch.setattr(_cpu_engines, "measure", lambda call: measured.append(call) or dict(timings))
+    store = ArtifactStore(tmp_path / "cache")
+    call = FFTCall("C2C", "complex64", (16, 1024), (1024, 1), (1,), 1024, 2, other_threads=(1, 4))
+    assert choose(call, "auto", store=store) == _cpu_engines.Choice("scipy", "measured", timings, 4)
+    forget_choices()
+    assert choose(call, "auto", store=ArtifactStore(tmp_path / "cache")) == _cpu_engines.Choice("scipy", "stored",
+                                                                                                threads=4)
+    assert _cpu_engines.engine_key(call) != _cpu_engines.engine_key(dataclasses.replace(call, other_threads=(1, 8)))
+
+    forget_choices()
+    monkeypatch.setattr(_cpu_engines, "choose", lambda c, mode=None, store=None: measured.append(c) or
+                        _cpu_engines.Choice("scipy", "stored", threads=4))
+    problem = plan_problem("fft", (16, 1024), (1024, 1), "complex64", axes=(1,))
+    executor = CpuExecutor(problem, None, None, workers=4)
+    assert measured[-1].threads == 2 and measured[-1].other_threads == (1, 4)  # the rule's count, and the others
+    assert executor.fft_threads() == 4
+    ran = []
+    real = _cpu_engines.Scipy.run
+    monkeypatch.setattr(_cpu_engines.Scipy, "run", lambda self, *a: ran.append(a[6]) or real(self, *a))
+    x = (np.random.default_rng(1).standard_normal((16, 1024)) + 1j).astype(np.complex64)
+    got = executor.execute(x, None, "forward", None, None)
+    assert ran == [4] and np.abs(got - np.fft.fft(x)).max() < 1e-3 * np.abs(np.fft.fft(x)).max()
+
+
+def test_a_stored_choice_with_a_bad_thread_count_is_measured_again(tmp_path):
+    store = ArtifactStore(tmp_path / "cache")
+    call = FFTCall("C2C", "complex64", (64, 1024), (1024, 1), (1,), 1024, 2, other_threads=(1, 4))
+    store.put(_cpu_engines.engine_key(call), json.dumps({"engine": "ducc0", "threads": -3}).encode(),
+              _cpu_engines.choice_record(call, "ducc0", -3).stored())
+    assert choose(call, "auto", store=store).how == "measured"

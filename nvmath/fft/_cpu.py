@@ -268,9 +268,12 @@ class CpuExecutor:
         self._new_output = empty_factory(np, out.shape, out.strides, problem.output_dtype, out.span)
         # Whether a run given no output may return an array the engine made (epilog in place on it).
         may_adopt = not problem.inplace and (epilog is None or epilog.elementwise)
-        # The FFT engine (_cpu_engines): chosen now, at planning, so no execution measures it.
+        # The FFT engine (_cpu_engines): chosen now, at planning, so no execution measures it; for
+        # a call in one piece, with the FFT's thread count.
+        self._measured_fft_threads = 0
         self.engine_choice = _cpu_engines.choose(self._fft_call(may_adopt), engine)
         self._engine = _cpu_engines.engine(self.engine_choice.engine)
+        self._measured_fft_threads = min(self.engine_choice.threads, self.workers)
         self._adopts = may_adopt and self._engine.allocates
         # How many threads pipelined runs use (_cpu_threads): measured on the first such runs.
         self.thread_count: _cpu_threads.ThreadCount | None = None
@@ -541,13 +544,20 @@ class CpuExecutor:
         pool costs (2 MiB on 2 cores: 0.58 ms, against 1.01 ms on one thread and 0.87 ms over our
         pool), one thread per 64 KiB of input at most, as waking a thread costs more than that
         much work saves (8 x 1024 complex64 on 2 cores: 20 us on two threads, 25 us on one).
+        That rule is where measuring is not wanted; a measured engine choice measures one thread,
+        the rule's count and all, with the engine (on 16 cores the best count depends on the
+        engine: ``_cpu_engines.FFTCall.other_threads``).
 
         >>> from nvmath.fft._layout import plan_problem
         >>> one_row = plan_problem("fft", (1, 1024), (1024, 1), "complex64", axes=(1,))
         >>> rows = plan_problem("fft", (64, 1024), (1024, 1), "complex64", axes=(1,))
-        >>> CpuExecutor(one_row, None, None, workers=16).fft_threads(), CpuExecutor(rows, None, None, workers=4).fft_threads()
-        (1, 4)
+        >>> CpuExecutor(one_row, None, None, workers=16).fft_threads()
+        1
+        >>> CpuExecutor(rows, None, None, workers=4, engine="rules").fft_threads()  # measured under "auto"
+        4
         """
+        if self._measured_fft_threads:
+            return self._measured_fft_threads
         p = self.problem
         return max(1, min(self.workers, p.input.size * np.dtype(p.input_dtype).itemsize >> 16))
 
@@ -560,8 +570,10 @@ class CpuExecutor:
         if blocks is not None and len(blocks) > 1:
             axis, lo, hi = blocks[0]
             shape, threads, parallel = shape[:axis] + (hi - lo,) + shape[axis + 1:], 1, min(self.threads(), len(blocks))
+        # In one piece, the FFT's threads are measured too: one, the rule's, all.
+        others = () if parallel > 1 or self.debug else tuple(sorted({1, self.workers} - {threads}))
         return _cpu_engines.FFTCall(p.fft_type, p.input_dtype, shape, p.input.strides, _live_axes(p),
-                                    p.fft_lengths[-1], threads, parallel, self.epilog is not None, adopt)
+                                    p.fft_lengths[-1], threads, parallel, self.epilog is not None, adopt, others)
 
     # -- planning one call -------------------------------------------------------------------
     def _call(self, inp: np.ndarray, out: np.ndarray | None, direction: str, prolog_data: Any, epilog_data: Any,

@@ -28,7 +28,8 @@ Which engine runs a call (:func:`choose`), by mode (``FFTOptions.cpu_engine``, e
 
 ``"auto"``
     Calls of at least :data:`MEASURE_MIN_BYTES`, and threaded calls (of 128 KiB or more: the
-    executor gives the FFT a thread per 64 KiB), are measured once per machine: each candidate
+    executor gives the FFT a thread per 64 KiB), are measured once per machine, a call in one
+    piece on one thread, the executor's count and all of them too: each candidate
     transforms a sample of the call (its batch cut to about :data:`SAMPLE_BYTES`, at least
     :data:`SAMPLE_MIN_ROWS` rows), one warm-up run then interleaved timed runs for about
     :data:`BUDGET_S` in all (2 to 7 each), as many at once as the executor runs blocks at once,
@@ -120,7 +121,10 @@ class FFTCall:
     ``lastsize`` that axis's length on the real side; ``threads`` the FFT's own threads;
     ``parallel`` how many such calls run at once (on the executor's threads, one block each);
     ``epilog`` whether an epilog reads the result; ``adopt`` whether an array the engine makes
-    may become the result (the run has no output yet: ``CpuExecutor.run`` with ``out=None``).
+    may become the result (the run has no output yet: ``CpuExecutor.run`` with ``out=None``);
+    ``other_threads`` the FFT's other thread counts worth measuring (a call in one piece: the
+    executor's rule of a thread per 64 KiB was measured on two cores, and on sixteen a small
+    call's best count is an engine's own matter).
     """
 
     fft_type: str
@@ -133,6 +137,7 @@ class FFTCall:
     parallel: int = 1
     epilog: bool = False
     adopt: bool = False
+    other_threads: tuple[int, ...] = ()
 
     @property
     def nbytes(self) -> int:
@@ -165,11 +170,14 @@ class FFTCall:
 @dataclasses.dataclass(frozen=True)
 class Choice:
     """The engine for a call and how it was found: ``"given"`` (named by the mode), ``"rules"``,
-    ``"stored"`` (measured earlier on this machine) or ``"measured"`` (now, ``timings`` in us)."""
+    ``"stored"`` (measured earlier on this machine) or ``"measured"`` (now, ``timings`` in us,
+    keyed ``engine`` at the call's threads and ``engine@n`` at another count); ``threads`` the
+    FFT's thread count measured best (0: the call's own)."""
 
     engine: str
     how: str
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    threads: int = 0
 
 
 class Engine:
@@ -372,7 +380,7 @@ def engine_key(call: FFTCall) -> str:
     return artifact_key(target="cpu-fft-engine", fft_type=call.fft_type, dtype=call.dtype, shape=list(call.shape),
                         strides=list(call.strides), axes=list(call.axes), lastsize=call.lastsize,
                         threads=call.threads, parallel=call.parallel, epilog=call.epilog, adopt=call.adopt,
-                        engines=_engines_stamp(), **cpu_identity())
+                        other_threads=list(call.other_threads), engines=_engines_stamp(), **cpu_identity())
 
 
 @functools.cache
@@ -437,22 +445,35 @@ def choose(call: FFTCall, mode: str | None = None, *, store: Any = None) -> Choi
     choice = _stored(store, key)
     if choice is None:
         timings = measure(sample)
-        choice = Choice(_fastest(timings), "measured", timings)
-        log.info("CPU FFT engine for %s %s %s on %d thread(s): %s (%s)", call.fft_type, call.dtype, call.shape,
-                 call.threads, choice.engine, ", ".join(f"{k} {v:.0f} us" for k, v in timings.items()))
+        name, threads = _fastest(timings)
+        choice = Choice(name, "measured", timings, threads)
+        log.info("CPU FFT engine for %s %s %s on %d thread(s): %s%s (%s)", call.fft_type, call.dtype, call.shape,
+                 call.threads, choice.engine, f" on {threads} threads" if threads else "",
+                 ", ".join(f"{k} {v:.0f} us" for k, v in timings.items()))
         from fftfuse_cache import keep_artifact
 
-        payload = json.dumps({"engine": choice.engine, "timings_us": timings, "sample": list(sample.shape)}).encode()
-        keep_artifact(store, key, payload, choice_record(call, choice.engine))
+        payload = json.dumps({"engine": choice.engine, "threads": threads, "timings_us": timings,
+                              "sample": list(sample.shape)}).encode()
+        keep_artifact(store, key, payload, choice_record(call, choice.engine, threads))
     with _memo_lock:
         _memo[key] = choice
     return _record(call, choice)
 
 
-def _fastest(timings: dict[str, float]) -> str:
-    """The fastest engine, ducc0 unless another beats it by ``MARGIN``."""
+def _fastest(timings: dict[str, float]) -> tuple[str, int]:
+    """The fastest engine and its thread count (0: the call's), ducc0 on the call's threads
+    unless another beats it by ``MARGIN``.
+
+    >>> _fastest({"ducc0": 100.0, "scipy": 98.0, "ducc0@16": 60.0})
+    ('ducc0', 16)
+    >>> _fastest({"ducc0": 100.0, "scipy": 98.0})
+    ('ducc0', 0)
+    """
     best = min(timings, key=timings.__getitem__)
-    return "ducc0" if best != "ducc0" and timings[best] > (1 - MARGIN) * timings["ducc0"] else best
+    if best != "ducc0" and timings[best] > (1 - MARGIN) * timings["ducc0"]:
+        best = "ducc0"
+    name, _, threads = best.partition("@")
+    return name, int(threads or 0)
 
 
 def forget_choices() -> None:
@@ -461,10 +482,11 @@ def forget_choices() -> None:
         _memo.clear()
 
 
-def choice_record(call: FFTCall, engine: str) -> Any:
-    """The store's record of the engine chosen for ``call`` (a ``fftfuse_cache.ArtifactMeta``)."""
+def choice_record(call: FFTCall, engine: str, threads: int = 0) -> Any:
+    """The store's record of the engine (and thread count, 0: the call's) chosen for ``call`` (a
+    ``fftfuse_cache.ArtifactMeta``)."""
     return machine_record("cpu-fft-engine", "fft-engine", element_dtype=call.dtype,
-                          extra={"engine": engine, "fft_type": call.fft_type})
+                          extra={"engine": engine, "threads": threads, "fft_type": call.fft_type})
 
 
 def machine_record(target: str, kind: str, element_dtype: str | None = None, extra: dict | None = None) -> Any:
@@ -482,10 +504,12 @@ def _stored(store: Any, key: str) -> Choice | None:
     from fftfuse_cache import stored_record
 
     def read(record: Any) -> Choice:
-        name = record["engine"]
+        name, threads = record["engine"], record.get("threads", 0)
         if name not in ENGINES:
             raise ValueError(f"unknown engine {name!r}")
-        return Choice(name, "stored")
+        if type(threads) is not int or threads < 0:
+            raise ValueError(f"bad thread count {threads!r}")
+        return Choice(name, "stored", threads=threads)
 
     return stored_record(store, key, {"target": "cpu-fft-engine", "kind": "fft-engine"}, read, "CPU FFT engine choice")
 
@@ -501,21 +525,22 @@ def measure(call: FFTCall) -> dict[str, float]:
     result is neither."""
     rng = np.random.default_rng(0)
     pairs = [_pair(call, rng) for _ in range(call.parallel)]
-    engines = {n: engine(n) for n in candidates(call)}
+    engines = {n: (engine(n), call.threads) for n in candidates(call)}
+    engines.update({f"{n}@{t}": (e, t) for t in call.other_threads for n, (e, _) in list(engines.items())})
     pool = None
     if call.parallel > 1:
         import concurrent.futures
 
         pool = concurrent.futures.ThreadPoolExecutor(call.parallel, thread_name_prefix="fftfuse-measure")
 
-    def one(e: Engine, pair: tuple) -> None:
+    def one(e: Engine, threads: int, pair: tuple) -> None:
         x, out, source, h = pair
         if call.fft_type == "C2R":
             np.copyto(x, source)  # C2R may overwrite its input
         keeps = call.adopt and e.allocates  # its new array becomes the result
         if call.adopt and not keeps:
             out = np.empty_like(out)  # as the executor makes a new output for each such call
-        result = e.run(call.fft_type, x, call.axes, True, None if keeps else out, call.lastsize, call.threads,
+        result = e.run(call.fft_type, x, call.axes, True, None if keeps else out, call.lastsize, threads,
                        call.fft_type == "C2R")
         if call.epilog:
             np.multiply(result, h, out=result if keeps or result is out else out)
@@ -527,24 +552,26 @@ def measure(call: FFTCall) -> dict[str, float]:
     # threads: wall time, as CPU time charges an engine for its threads' idle spinning and not for
     # waiting on the GIL or on each other (a 16-core Xeon ranked ducc0 in 8-row chunks, each call
     # starting 16 threads, first at 1024 x 1024: 5.3 ms a call against 2.0 for SciPy).
-    clock = time.process_time if call.threads == 1 and call.parallel == 1 else time.perf_counter
+    # Thread counts compared with each other: wall time too.
+    single = call.threads == 1 and call.parallel == 1 and not call.other_threads
+    clock = time.process_time if single else time.perf_counter
 
-    def once(e: Engine) -> float:
+    def once(e: Engine, threads: int) -> float:
         t = clock()
         if pool is None:
-            one(e, pairs[0])
+            one(e, threads, pairs[0])
         else:
-            list(pool.map(lambda pair: one(e, pair), pairs))
+            list(pool.map(lambda pair: one(e, threads, pair), pairs))
         return clock() - t
 
     try:
-        for e in engines.values():
-            once(e)  # warm-up: plans, twiddles, buffers
+        for e, threads in engines.values():
+            once(e, threads)  # warm-up: plans, twiddles, buffers, threads
         best = {n: math.inf for n in engines}
         started, runs = time.perf_counter(), 0
         while runs < RUNS[1] and (runs < RUNS[0] or time.perf_counter() - started < BUDGET_S):
-            for n, e in engines.items():
-                best[n] = min(best[n], once(e))
+            for n, (e, threads) in engines.items():
+                best[n] = min(best[n], once(e, threads))
             runs += 1
     finally:
         if pool is not None:
