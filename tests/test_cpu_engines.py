@@ -373,6 +373,28 @@ def test_scipys_engine_runs_on_the_fast_path(monkeypatch, transform, dtype, shap
     assert np.abs(out - want).max() < tol * np.abs(want).max()
 
 
+@pytest.mark.parametrize("transform, with_prolog, inplace", [("fft", False, False), ("ifft", True, False),
+                                                             ("fft", True, True)],
+                         ids=["c2c", "inverse-prolog", "in-place-prolog"])
+def test_the_chunked_engine_runs_on_the_fast_path(monkeypatch, transform, with_prolog, inplace):
+    """ducc0 in 8-row chunks writes into the output as ducc0 does: the general path's Python (15
+    us a call, 16 x 1024 on a 2-core Xeon: 61.6 us fused where the FFT alone takes 39.4) is not paid."""
+    rng = np.random.default_rng(6)
+    shape = (20, 64)  # three chunks, the last one short
+    problem = plan_problem(transform, shape, (64, 1), "complex64", (1,), inplace=inplace)
+    prolog = compile_cpu(_scale, "prolog", "complex64") if with_prolog else None
+    epilog = compile_cpu(_times, "epilog", "complex64", "complex64")
+    executor = CpuExecutor(problem, prolog, epilog, workers=1, engine="ducc0-chunks")
+    assert executor.engine_choice.engine == "ducc0-chunks" and executor._fast_run(problem.direction) is not None
+    monkeypatch.setattr(executor, "_general", lambda *a, **k: pytest.fail("the general path ran"))
+    x, h = random_array(rng, shape, "complex64"), random_array(rng, shape, "complex64")
+    wide = x.astype(np.complex128) * (0.5 if with_prolog else 1)
+    want = (np.fft.fft(wide, axis=1) if transform == "fft" else np.fft.ifft(wide, axis=1) * 64) * h
+    got = executor.execute(x, x if inplace else None, problem.direction, None, h)
+    assert (got is x) == inplace
+    assert np.abs(got - want).max() < 1e-4 * np.abs(want).max()
+
+
 def test_threaded_calls_below_the_measuring_size_are_measured(tmp_path, monkeypatch):
     """One thread under MEASURE_MIN_BYTES takes the rules; a threaded call of that size is measured
     (on a 16-core Xeon SciPy's threads ran 16 x 1024 complex64 in half ducc0's time)."""

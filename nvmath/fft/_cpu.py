@@ -413,8 +413,8 @@ class CpuExecutor:
         result, or None where these arrays are not the planned ones (the general path then runs).
         Everything else ``run`` decides on every call is decided here, once. None where the
         problem has no fast path (more than one thread or block, the debug mode, runtime
-        parameters, cuFFT-form callbacks, loops that are not native, an engine other than ducc0
-        or SciPy's, an in-place R2C or C2R, an in-place run on SciPy's engine).
+        parameters, cuFFT-form callbacks, loops that are not native, the padded engine, whose
+        result lies in its own buffer, an in-place R2C or C2R, an in-place run on SciPy's engine).
 
         Each call checks, cheaply, what the general path would: ``inp`` laid out as
         ``problem.input``; ``out`` None (a new array is made), or ``inp`` itself for an in-place
@@ -427,8 +427,9 @@ class CpuExecutor:
         """
         p = self.problem
         adopts = self._engine.name == "scipy"
-        if self._engine.name != "ducc0" and not (adopts and self._adopts):
-            return None  # the FFT below is ducc0's or SciPy's; other engines take the general path
+        chunks = self._engine.name == "ducc0-chunks"  # into the output as ducc0, a call per 8 rows
+        if self._engine.name not in ("ducc0", "ducc0-chunks") and not (adopts and self._adopts):
+            return None  # ducc0's own buffer (padded) takes the general path
         if (self.debug or self.threads() != 1 or (p.inplace and p.fft_type != "C2C")
                 or (p.fft_type != "C2C" and direction != p.direction)
                 or min(p.input.strides + p.output.strides, default=0) < 0):
@@ -519,6 +520,8 @@ class CpuExecutor:
                 else:
                     out = new_output()
                     np.copyto(out, result)
+            elif chunks:
+                engine_run(fft_type, src, axes, forward, out, last, fft_threads, src is not inp)
             elif fft_type == "C2C":
                 c2c(src, axes, forward, 0, out, fft_threads)
             elif fft_type == "R2C":
