@@ -423,7 +423,7 @@ def choose(call: FFTCall, mode: str | None = None, *, store: Any = None) -> Choi
 
     >>> call = FFTCall("C2C", "complex64", (4, 1024), (1024, 1), (1,), 1024, 1)
     >>> choose(call, "rules"), choose(call, "scipy").engine
-    (Choice(engine='ducc0', how='rules', timings={}), 'scipy')
+    (Choice(engine='ducc0', how='rules', timings={}, threads=0), 'scipy')
     """
     mode = mode_of(mode)
     if mode in ENGINES:
