@@ -346,6 +346,9 @@ class _Writer:
                 return operand, bits
             if isinstance(node, ast.BinOp) and type(node.op) in unsigned:
                 a, b = widened(value(node.left)), widened(value(node.right))
+                if type(node.op) in (ast.FloorDiv, ast.Mod):  # numba computes both, as divmod
+                    quotient, remainder = self.fresh(f"udiv i64 {a}, {b}"), self.fresh(f"urem i64 {a}, {b}")
+                    return (quotient if type(node.op) is ast.FloorDiv else remainder), 64
                 return self.fresh(f"{unsigned[type(node.op)]} i64 {a}, {b}"), 64
             raise _Unsupported(f"a term numba lowers otherwise: {ast.dump(node)}")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import operator
+import re
 
 import numpy as np
 import pytest
@@ -148,6 +149,50 @@ def test_broadcast_data_is_read_where_numba_reads_it(name, terms, indirect, kind
                              terms=terms, output="ptx")
     assert _body(compile_direct(module, ARCH, output="ptx")) == _body(numba)
     assert terms.width == (64 if name == "wide" else 32)
+
+
+def _random_broadcasts(count: int, seed: int = 11):
+    """Layouts an FFT walks (C order, transposed, sliced) with data broadcast over some axes."""
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        ndim = int(rng.integers(2, 4))
+        shape = tuple(int(v) for v in rng.choice([1, 2, 3, 6, 7, 8, 10, 16, 100, 1000, 1024], ndim))
+        order = rng.permutation(ndim)
+        strides, step = [0] * ndim, int(rng.choice([1, 2]))
+        for axis in order[::-1]:
+            strides[axis], step = step, step * shape[axis]
+        dense = [0] * ndim
+        step = 1
+        for axis in range(ndim - 1, -1, -1):  # the data: C order over the axes it does not repeat along
+            if rng.random() < 0.5 and shape[axis] > 1:
+                dense[axis], step = step, step * shape[axis]
+        if any(dense) and tuple(dense) != tuple(strides):  # data laid out as the buffer reads at offset
+            yield Terms(shape, tuple(strides), index=(), data=tuple(dense))
+
+
+def _instructions(ptx: bytes) -> list[str]:
+    """The body's instructions with registers unnamed, sorted: the same work in any order."""
+    return sorted(re.sub(r"%[a-z]+\d+", "%", line) for line in _body(ptx))
+
+
+def test_random_broadcast_layouts_give_numbas_instructions():
+    """The same instructions as numba's route; on some layouts LLVM orders or associates the
+    integer index arithmetic otherwise (``(o - a) + b`` for ``(o - b) + a``), the float work never."""
+    fn = lambda v, h: v * h  # noqa: E731
+    checked = same_order = 0
+    for terms in _random_broadcasts(40):
+        module = direct_ir(fn, "epilog", Form.VALUE_DATA, "complex64", "complex64", indirect=True, narrow=True,
+                           terms=terms, ir_version=ir_version())
+        assert module is not None, terms
+        numba, _ = compile_ltoir(fn, "epilog", Form.VALUE_DATA, "complex64", "complex64", ARCH, indirect=True,
+                                 narrow=True, terms=terms, output="ptx")
+        direct = compile_direct(module, ARCH, output="ptx")
+        assert _instructions(direct) == _instructions(numba), terms.key()
+        floats = [line for line in _body(direct) if ".f32" in line]
+        assert floats == [line for line in _body(numba) if ".f32" in line]
+        checked += 1
+        same_order += _body(direct) == _body(numba)
+    assert checked >= 25 and same_order >= checked - 5
 
 
 def test_index_forms_and_runtime_parameters_are_left_to_numba():
