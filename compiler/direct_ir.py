@@ -3,9 +3,9 @@
 Most FFT callbacks are one expression: a scale, a window, a filter (``x * d * 0.5``). For them
 numba is nearly the whole cost of a first compile: importing it and building its typing context
 take 0.5-0.7 s of the 0.7-1.0 s a fresh process spends, where libNVVM compiles the few
-instructions in milliseconds. A function whose body is one expression of ``+ - * /`` and unary
-minus over its element, its data element and numeric constants (literals, globals, closure
-values) is read here from its bytecode, typed by numba's rules and written as NVVM IR with the
+instructions in milliseconds. A function whose body is one expression of ``+ - * /``, unary
+minus, ``.real``, ``.imag`` and ``.conjugate()`` over its element, its data element and numeric
+constants (literals, globals, closure values) is read here from its bytecode, typed by numba's rules and written as NVVM IR with the
 instructions numba's lowering emits for it: the same promotions, the same complex product
 ``(ac - bd, ad + bc)``, the same negation (``-0.0 - v``), in the same order, compiled by libNVVM
 with the same options. That holds for the value forms (``f(x)``, ``f(x, d)``) and for cuFFT's own
@@ -24,6 +24,7 @@ what is wrong with a function numba cannot compile.
 from __future__ import annotations
 
 import struct
+import sys
 from types import CodeType, FunctionType
 from typing import Any, Callable, NamedTuple
 
@@ -50,6 +51,16 @@ class _Value(NamedTuple):
 
 class _Unsupported(Exception):
     """The function is outside what this module writes; numba's route takes it."""
+
+
+class _Conjugate(NamedTuple):
+    """A value's ``conjugate`` method, loaded and about to be called."""
+
+    value: _Value
+
+
+# 3.12 loads a method with LOAD_ATTR, its argument's low bit set (3.11 has LOAD_METHOD).
+_METHOD_FLAG = sys.version_info >= (3, 12)
 
 
 def _value(item: Any) -> _Value:
@@ -175,6 +186,24 @@ class _Writer:
             return _Value(dtype, (self.fresh(f"fsub {t} {ac}, {bd}"), self.fresh(f"fadd {t} {ad}, {bc}")))
         return _Value(dtype, tuple(self.fresh(f"f{op} {t} {p}, {q}") for p, q in zip(a.parts, b.parts)))
 
+    def part(self, a: _Value, name: str) -> _Value:
+        """``.real`` or ``.imag``, as numba lowers them (a real's imaginary part is its type's zero)."""
+        if a.dtype == "int64" or name not in ("real", "imag"):
+            raise _Unsupported(f"the attribute {name}")
+        part = _PARTS[a.dtype]
+        if len(a.parts) == 2:
+            return _Value(part, (a.parts[0 if name == "real" else 1],))
+        return a if name == "real" else _Value(part, (_float_literal(0.0, part),))
+
+    def conjugate(self, a: _Value) -> _Value:
+        """``.conjugate()``: the imaginary part negated as numba negates (``-0.0 - v``); a real's is itself."""
+        if a.dtype == "int64":
+            raise _Unsupported("integer arithmetic")
+        if len(a.parts) == 1:
+            return a
+        t = _SCALARS[_PARTS[a.dtype]]
+        return _Value(a.dtype, (a.parts[0], self.fresh(f"fsub {t} -0.0, {a.parts[1]}")))
+
     def negate(self, a: _Value) -> _Value:
         if a.dtype == "int64":
             raise _Unsupported("integer arithmetic")
@@ -195,7 +224,7 @@ class _Writer:
         stored: _Value | None = None
         for ins in dis.get_instructions(self.fn.__code__):
             name = ins.opname
-            if name in ("RESUME", "NOP", "CACHE", "COPY_FREE_VARS"):
+            if name in ("RESUME", "NOP", "CACHE", "COPY_FREE_VARS", "PRECALL"):
                 continue
             if stored is not None and not _returns_none(ins):
                 raise _Unsupported("more than one statement")
@@ -214,6 +243,14 @@ class _Writer:
                 stack.append(self.binary(_OPS[ins.argrepr], a, b))
             elif name == "UNARY_NEGATIVE":
                 stack.append(self.negate(_value(stack.pop())))
+            elif name == "LOAD_METHOD" or (name == "LOAD_ATTR" and _METHOD_FLAG and ins.arg & 1):
+                if ins.argval != "conjugate":
+                    raise _Unsupported(f"the method {ins.argval}")
+                stack.append(_Conjugate(_value(stack.pop())))
+            elif name == "LOAD_ATTR":
+                stack.append(self.part(_value(stack.pop()), ins.argval))
+            elif name == "CALL" and ins.arg == 0 and stack and isinstance(stack[-1], _Conjugate):
+                stack.append(self.conjugate(stack.pop().value))
             elif name == "BINARY_SUBSCR":
                 index, pointer = stack.pop(), stack.pop()
                 stack.append(self.element_at(pointer, index))

@@ -55,6 +55,9 @@ SUPPORTED = [
     ("filter_scaled", lambda x, d: x * d * SCALE, Form.VALUE_DATA),
     ("sum", lambda x, d: (x + d) * 0.5 - d, Form.VALUE_DATA),
     ("negated", lambda x, d: -x * d + 2, Form.VALUE_DATA),
+    ("matched", lambda x, d: x * d.conjugate(), Form.VALUE_DATA),
+    ("parts", lambda x, d: x.real * d - x.imag + d.imag * 0.5, Form.VALUE_DATA),
+    ("conjugated", lambda x: x.conjugate() * 2.0 + x.real, Form.VALUE),
 ]
 
 
@@ -211,7 +214,7 @@ def _helper(x):
 REFUSED = [
     ("abs", lambda x: abs(x), Form.VALUE, "complex64"),
     ("math_call", lambda x: x * math.cos(0.5), Form.VALUE, "complex64"),
-    ("attribute", lambda x: x.real, Form.VALUE, "complex64"),
+    ("integer_attribute", lambda x: x * COUNT.real, Form.VALUE, "complex64"),
     ("helper", lambda x: _helper(x), Form.VALUE, "complex64"),
     ("power", lambda x: x ** 2, Form.VALUE, "complex64"),
     ("complex_division", lambda x, d: x / d, Form.VALUE_DATA, "complex64"),
@@ -224,6 +227,9 @@ REFUSED = [
     ("nan", lambda x: x * float("nan"), Form.VALUE, "float32"),
     ("default", lambda x, s=2.0: x * s, Form.VALUE, "float32"),
     ("index_form", lambda x, i: x * i, Form.VALUE_INDEX, "complex64"),
+    ("other_method", lambda x: x.copy(), Form.VALUE, "complex64"),
+    ("method_with_arguments", lambda x: x.conjugate(1), Form.VALUE, "complex64"),
+    ("other_attribute", lambda x: x.shape, Form.VALUE, "complex64"),
 ]
 
 

@@ -32,6 +32,8 @@ CASES = [
     ("window_prolog", lambda x, d: x * d - 0.25, Form.VALUE_DATA, "prolog", "complex128", "float64",
      lambda x, d: x * d - 0.25),
     ("raw_filter_epilog", raw_filter, Form.CUFFT, "epilog", "complex64", "complex64", lambda x, d: x * d * SCALE),
+    ("matched_filter", lambda x, d: x * d.conjugate(), Form.VALUE_DATA, "epilog", "complex64", "complex64",
+     lambda x, d: x * np.conj(d)),
     ("negated_scale", lambda x: -x * 3 + 1j, Form.VALUE, "epilog", "complex128", None, lambda x, d: -x * 3 + 1j),
     ("real_window_prolog", lambda x, d: x * d / 4.0, Form.VALUE_DATA, "prolog", "float32", "float32",
      lambda x, d: x * d / 4.0),
