@@ -413,23 +413,25 @@ class CpuExecutor:
         result, or None where these arrays are not the planned ones (the general path then runs).
         Everything else ``run`` decides on every call is decided here, once. None where the
         problem has no fast path (more than one thread or block, the debug mode, runtime
-        parameters, cuFFT-form callbacks, loops that are not native, the padded engine, whose
-        result lies in its own buffer, an in-place R2C or C2R, an in-place run on SciPy's engine).
+        parameters, cuFFT-form callbacks, loops that are not native, an in-place R2C or C2R, an
+        in-place run on SciPy's engine).
 
         Each call checks, cheaply, what the general path would: ``inp`` laid out as
         ``problem.input``; ``out`` None (a new array is made), or ``inp`` itself for an in-place
         C2C (any other output takes the general path, which checks overlaps); each ``*_data`` a
         C-contiguous array of the callback's data type, with as many elements as it reads.
 
-        On ducc0 the FFT writes the output; on SciPy's engine (which allocates) its new array
+        On ducc0 (whole or in chunks) the FFT writes the output; on the padded engine its own
+        buffer, which the epilog (or a copy) reads into the output; on SciPy's engine (which allocates) its new array
         becomes the output, as on the general path, where it is laid out as the output (else it
         is copied into one), and a prolog stages into a dense array the FFT may overwrite.
         """
         p = self.problem
         adopts = self._engine.name == "scipy"
         chunks = self._engine.name == "ducc0-chunks"  # into the output as ducc0, a call per 8 rows
-        if self._engine.name not in ("ducc0", "ducc0-chunks") and not (adopts and self._adopts):
-            return None  # ducc0's own buffer (padded) takes the general path
+        padded = self._engine.name == "ducc0-padded"  # into its own buffer: the epilog reads it from there
+        if self._engine.name not in ("ducc0", "ducc0-chunks", "ducc0-padded") and not (adopts and self._adopts):
+            return None
         if (self.debug or self.threads() != 1 or (p.inplace and p.fft_type != "C2C")
                 or (p.fft_type != "C2C" and direction != p.direction)
                 or min(p.input.strides + p.output.strides, default=0) < 0):
@@ -480,6 +482,14 @@ class CpuExecutor:
         out_strides = tuple(s * output_dtype.itemsize for s in p.output.strides)
 
         (p_dtype, p_reads), (e_dtype, e_reads) = (w or (None, 0) for w in wants)
+        if padded:  # the padded buffer's layout, the same for every thread's buffer of this shape
+            kept = self._engine.buffer(np.broadcast_to(np.empty((), input_dtype), input_shape))
+            kept_strides = _strides(kept)
+            padded_walk = _walk(p.output.shape, kept_strides, p.output.strides)
+            n_kept = Layout(p.output.shape, kept_strides).span
+            rows_kept, shape_kept, strides_kept, strides_kept_out = padded_walk
+            kept_at, kept_out_at, shape_kept_at = (a.ctypes.data for a in (strides_kept, strides_kept_out, shape_kept))
+            epilog_apart = native[1] and native[1][0]
 
         def fast(inp: np.ndarray, out: np.ndarray | None, prolog_data: Any, epilog_data: Any) -> np.ndarray | None:
             # dtypes of NumPy's own types are singletons: ``is`` decides without a comparison
@@ -522,6 +532,19 @@ class CpuExecutor:
                     np.copyto(out, result)
             elif chunks:
                 engine_run(fft_type, src, axes, forward, out, last, fft_threads, src is not inp)
+            elif padded:
+                result = engine_run(fft_type, src, axes, forward, None, last, fft_threads, src is not inp)
+                if epilog is None:
+                    np.copyto(out, result)
+                    return out
+                at = result.__array_interface__["data"][0]
+                status = epilog_apart(at, n_kept, 0, kept_at, _address(out), n_out, 0, kept_out_at, e_info, e_n,
+                                      rows_kept, shape_kept_at, len(shape_kept))
+                if status:
+                    self._failed(self.epilog, status, (shape_kept, 0, strides_kept, 0, strides_kept_out),
+                                 flat_view(out, n_out), _array_at(e_info, e_n, self.epilog.user_dtype),
+                                 _array_at(at, n_kept, p.output_dtype))
+                return out
             elif fft_type == "C2C":
                 c2c(src, axes, forward, 0, out, fft_threads)
             elif fft_type == "R2C":
@@ -538,7 +561,7 @@ class CpuExecutor:
                                  _array_at(e_info, e_n, self.epilog.user_dtype), flat_out)
             return out
 
-        fast.held = (prolog_walk, epilog_walk, dummies)  # type: ignore[attr-defined]
+        fast.held = (prolog_walk, epilog_walk, dummies, padded and padded_walk)  # type: ignore[attr-defined]
         return fast
 
     def fft_threads(self) -> int:
