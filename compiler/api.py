@@ -237,8 +237,13 @@ def _compile_directly(fn: Any, kind: str, form: Form, element: str, user: str | 
     from .direct_ir import compile_direct, direct_ir, ir_version
     from .toolchain import nvrtc_version
 
+    try:
+        version = ir_version()
+    except (ImportError, RuntimeError) as exc:  # no libNVVM binding (an older cuda-python): numba's own
+        _log(_DEBUG, "%s %r: libNVVM not reachable without numba (%s); numba compiles it", kind, fn, exc)
+        return None
     module = direct_ir(fn, kind, form, element, user, indirect=indirect, narrow=narrow, terms=terms,
-                       ir_version=ir_version())
+                       ir_version=version)
     if module is None:
         return None
     meta = {"function": getattr(fn, "__qualname__", repr(fn)), "symbol": callback_symbol(kind, element),

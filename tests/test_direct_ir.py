@@ -301,3 +301,18 @@ def test_real_division_promotes_as_numba_does():
     for a, b in (("float32", "float32"), ("float32", "int64"), ("float32", "float64"), ("int64", "float64")):
         f(np.dtype(a).type(1), np.dtype(b).type(2))
         assert str(f.nopython_signatures[-1].return_type) == _promote(a, b)
+
+
+def test_without_libnvvms_binding_numba_compiles_it(monkeypatch, tmp_path):
+    from fftfuse_cache import ArtifactStore
+    from fftfuse_compiler import compile_callback, direct_ir as module
+
+    def unreachable():
+        raise ImportError("cuda.bindings.nvvm")
+
+    fn = lambda x: x * 0.5  # noqa: E731
+    direct = compile_direct(direct_ir(fn, "epilog", Form.VALUE, "complex64", None, indirect=False, narrow=True), ARCH)
+    monkeypatch.setattr(module, "ir_version", unreachable)
+    compiled = compile_callback(fn, "epilog", "complex64", compute_capability=ARCH,
+                                store=ArtifactStore(tmp_path / "cache"))
+    assert compiled.ltoir and compiled.source == "compiled" and compiled.ltoir != direct  # numba's module
