@@ -228,7 +228,7 @@ class _Writer:
                 continue
             if stored is not None and not _returns_none(ins):
                 raise _Unsupported("more than one statement")
-            if name == "LOAD_FAST":
+            if name == "LOAD_FAST" and ins.arg < len(arguments):  # a parameter (locals are refused)
                 stack.append(arguments[ins.arg])
             elif name == "LOAD_CONST":
                 stack.append(ins.argval if stored is not None else self.constant(ins.argval))
