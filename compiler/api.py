@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from fftfuse_cache import ArtifactMeta, artifact_key, compiled_through, default_store
 
-from .dtypes import callback_symbol, element_dtype_name, single_precision_literals
+from .dtypes import element_dtype_name, single_precision_literals
 from .fingerprint import UncacheableError, function_fingerprint
 from .forms import (Form, callback_error, infer_form, no_result_cause, python_function, raise_statements,
                     runtime_parameters)
-from .thunk import CONSTRUCTION
+from .thunk import CONSTRUCTION, ltoir_record
 from .toolchain import check_supported_arch, resolve_arch, toolchain_stamp
 
 if TYPE_CHECKING:  # terms is a dataclass module: importing it loads dataclasses and inspect
@@ -235,7 +235,6 @@ def _compile_directly(fn: Any, kind: str, form: Form, element: str, user: str | 
                       indirect: bool, narrow: bool, terms: Terms | None) -> tuple[bytes, dict] | None:
     """LTO-IR and metadata of ``fn`` written without numba, or None where numba must compile it."""
     from .direct_ir import compile_direct, direct_ir, ir_version
-    from .toolchain import nvrtc_version
 
     try:
         version = ir_version()
@@ -246,10 +245,8 @@ def _compile_directly(fn: Any, kind: str, form: Form, element: str, user: str | 
                        ir_version=version)
     if module is None:
         return None
-    meta = {"function": getattr(fn, "__qualname__", repr(fn)), "symbol": callback_symbol(kind, element),
-            "kind": kind, "form": form.value, "element_dtype": element, "user_dtype": user or element, "arch": arch,
-            "indirect": indirect, "narrow": narrow, "toolkit": list(nvrtc_version()), "construction": CONSTRUCTION,
-            "route": "direct"}
+    meta = ltoir_record(getattr(fn, "__qualname__", repr(fn)), kind, form, element, user or element, arch,
+                        indirect=indirect, narrow=narrow, route="direct")
     return compile_direct(module, arch), meta
 
 

@@ -28,8 +28,7 @@ from .dtypes import callback_symbol
 from .forms import Form, callback_error
 # The typing shared with the CPU backend lives in numba_types; its names stay importable from here.
 from .numba_types import check_result_type, compile_error, numba_type, user_argument_types  # noqa: F401
-from .thunk import CONSTRUCTION, add_thunk, compile_nvvm, numba_nvvm_ir
-from .toolchain import nvrtc_version
+from .thunk import add_thunk, compile_nvvm, ltoir_record, numba_nvvm_ir
 from .wrappers import jit_tree, make_wrapper
 
 
@@ -114,19 +113,9 @@ def compile_ltoir(
     modules = callback_nvvm_ir(fn, kind, form, element_dtype, user_dtype, arch, indirect=indirect, narrow=narrow,
                                terms=terms)
     code = compile_nvvm(modules, arch, output=output)
-    meta = {
-        "function": getattr(getattr(fn, "py_func", fn), "__qualname__", repr(fn)),
-        "symbol": callback_symbol(kind, element_dtype),
-        "kind": kind,
-        "form": form.value,
-        "element_dtype": element_dtype,
-        "user_dtype": str(numba_type(user_dtype if user_dtype is not None else element_dtype)),
-        "arch": arch,
-        "indirect": indirect,
-        "narrow": narrow,
-        "toolkit": list(nvrtc_version()),
-        "construction": CONSTRUCTION,
-    }
+    meta = ltoir_record(getattr(getattr(fn, "py_func", fn), "__qualname__", repr(fn)), kind, form, element_dtype,
+                        str(numba_type(user_dtype if user_dtype is not None else element_dtype)), arch,
+                        indirect=indirect, narrow=narrow)
     return code, meta
 
 

@@ -3,19 +3,19 @@
 Most FFT callbacks are one expression: a scale, a window, a filter (``x * d * 0.5``). For them
 numba is nearly the whole cost of a first compile: importing it and building its typing context
 take 0.5-0.7 s of the 0.7-1.0 s a fresh process spends, where libNVVM compiles the few
-instructions in milliseconds. A function whose body is one expression of ``+ - * /``, unary
-minus, ``.real``, ``.imag`` and ``.conjugate()`` over its element, its data element and numeric
-constants (literals, globals, closure values) is read here from its bytecode, typed by numba's rules and written as NVVM IR with the
-instructions numba's lowering emits for it: the same promotions, the same complex product
-``(ac - bd, ad + bc)``, the same negation (``-0.0 - v``), in the same order, compiled by libNVVM
-with the same options. That holds for the value forms (``f(x)``, ``f(x, d)``) and for cuFFT's own
-form when its body is that expression over ``data_in[offset]`` and ``user_info[offset]``,
-returned (prolog) or stored to ``data_out[offset]`` (epilog). ``tests/test_direct_ir.py`` checks
-that both routes give the same PTX, instruction for instruction; ``tests/test_gpu_direct_ir.py``
-that they give the same bits through cuFFT.
+instructions in milliseconds. A function whose body is one expression of ``+ - * /``, unary minus,
+``.real``, ``.imag`` and ``.conjugate()`` over its element, its data element and numeric constants
+(literals, globals, closure values) is read here from its bytecode, typed by numba's rules and
+written as NVVM IR with the instructions numba's lowering emits for it: the same promotions, the
+same complex product ``(ac - bd, ad + bc)``, the same negation (``-0.0 - v``), in the same order,
+compiled by libNVVM with the same options. That holds for the value forms (``f(x)``, ``f(x, d)``)
+and for cuFFT's own form when its body is that expression over ``data_in[offset]`` and
+``user_info[offset]``, returned (prolog) or stored to ``data_out[offset]`` (epilog).
+``tests/test_direct_ir.py`` checks that both routes give the same PTX, instruction for
+instruction; ``tests/test_gpu_direct_ir.py`` that they give the same bits through cuFFT.
 
 Data that broadcasts is read where numba's wrapper reads it: the offset decoded into the data's
-position by the same unsigned arithmetic (``terms.Terms.decode``). Anything else (calls,
+position by the same unsigned arithmetic (``terms.Terms.decode``). Anything else (other calls and
 attributes, branches, statements, index forms, runtime parameters, complex division, integer
 arithmetic, numba-jitted functions) gives ``None`` here and takes numba's route, which also says
 what is wrong with a function numba cannot compile.
@@ -91,7 +91,9 @@ def direct_ir(fn: Any, kind: str, form: Form, element: str, user: str | None, *,
     """
     if terms is not None and (terms.params or any(terms.index) or (terms.data is not None and form is Form.CUFFT)):
         return None
-    if form not in (Form.VALUE, Form.VALUE_DATA, Form.CUFFT) or element not in _FLOATS or (user or element) not in _FLOATS:
+    if form not in (Form.VALUE, Form.VALUE_DATA, Form.CUFFT) or element not in _FLOATS:
+        return None
+    if (user or element) not in _FLOATS:
         return None
     if type(fn) is not FunctionType or fn.__kwdefaults__ or fn.__defaults__:
         return None
@@ -140,7 +142,8 @@ class _Writer:
         elif kind is float:
             dtype = "float32" if self.narrow and single_holds(value) else "float64"
         elif kind is complex:
-            dtype = "complex64" if self.narrow and single_holds(value.real) and single_holds(value.imag) else "complex128"
+            single = self.narrow and single_holds(value.real) and single_holds(value.imag)
+            dtype = "complex64" if single else "complex128"
         else:
             raise _Unsupported(kind.__name__)
         if dtype == "int64":
@@ -361,7 +364,7 @@ class _Writer:
         import ast
 
         known: dict[str, tuple[str, int]] = {"offset": ("%offset", 64)}
-        unsigned = {ast.FloorDiv: "udiv", ast.Mod: "urem", ast.Mult: "mul", ast.Add: "add", ast.Sub: "sub"}
+        divmod_ops, others = (ast.FloorDiv, ast.Mod), {ast.Mult: "mul", ast.Add: "add", ast.Sub: "sub"}
 
         def widened(item: tuple[str, int]) -> str:
             operand, bits = item
@@ -381,12 +384,12 @@ class _Writer:
                 if self.terms.width == 32 and bits == 64:
                     return self.fresh(f"trunc i64 {operand} to i32"), 32
                 return operand, bits
-            if isinstance(node, ast.BinOp) and type(node.op) in unsigned:
+            if isinstance(node, ast.BinOp) and (type(node.op) in divmod_ops or type(node.op) in others):
                 a, b = widened(value(node.left)), widened(value(node.right))
-                if type(node.op) in (ast.FloorDiv, ast.Mod):  # numba computes both, as divmod
+                if type(node.op) in divmod_ops:  # numba computes both, as divmod
                     quotient, remainder = self.fresh(f"udiv i64 {a}, {b}"), self.fresh(f"urem i64 {a}, {b}")
                     return (quotient if type(node.op) is ast.FloorDiv else remainder), 64
-                return self.fresh(f"{unsigned[type(node.op)]} i64 {a}, {b}"), 64
+                return self.fresh(f"{others[type(node.op)]} i64 {a}, {b}"), 64
             raise _Unsupported(f"a term numba lowers otherwise: {ast.dump(node)}")
 
         for line in self.terms.decode():
@@ -406,7 +409,7 @@ class _Writer:
         value = self.fresh(f"load {llvm}, {llvm}* {pointer}{suffix}")
         if not dtype.startswith("complex"):
             return _Value(dtype, (value,))
-        return _Value(dtype, (self.fresh(f"extractvalue {llvm} {value}, 0"), self.fresh(f"extractvalue {llvm} {value}, 1")))
+        return _Value(dtype, tuple(self.fresh(f"extractvalue {llvm} {value}, {k}") for k in (0, 1)))
 
 
 def _llvm_type(dtype: str) -> str:
@@ -457,7 +460,8 @@ def compile_direct(module: str, arch: int, *, output: str = "ltoir") -> bytes:
             size = nvvm.get_program_log_size(program)
             log = bytearray(size)
             nvvm.get_program_log(program, log)
-            raise RuntimeError(f"libNVVM refused a directly written callback ({exc}): {bytes(log).rstrip(bytes(1)).decode()}")
+            message = bytes(log).rstrip(bytes(1)).decode()
+            raise RuntimeError(f"libNVVM refused a directly written callback ({exc}): {message}") from None
         result = bytearray(nvvm.get_compiled_result_size(program))
         nvvm.get_compiled_result(program, result)
         return bytes(result).rstrip(bytes(1)) if output == "ptx" else bytes(result)

@@ -35,12 +35,24 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .dtypes import callback_symbol
+from .toolchain import nvrtc_version
+
 # Part of every cache key: a change of the construction must not serve artifacts of the old one.
 CONSTRUCTION = "cufft-prototype-thunk-6"  # 3: fastmath kept, invariant slot loads; 4: heavy math called;
 # 5: an epilog in cuFFT's form lowered itself, without a wrapper; 6: one-expression callbacks written
 # without numba (direct_ir)
 
 BODY_NAME = "fftfuse_callback_body"
+
+
+def ltoir_record(function: str, kind: str, form: Any, element_dtype: str, user_dtype: str, arch: int, *,
+                 indirect: bool, narrow: bool, **extra: Any) -> dict[str, Any]:
+    """What a compiled callback's LTO-IR was made for, whichever route made it (numba's or
+    ``direct_ir``): the fields ``api`` stores with it."""
+    return {"function": function, "symbol": callback_symbol(kind, element_dtype), "kind": kind, "form": form.value,
+            "element_dtype": element_dtype, "user_dtype": user_dtype, "arch": arch, "indirect": indirect,
+            "narrow": narrow, "toolkit": list(nvrtc_version()), "construction": CONSTRUCTION, **extra}
 
 _COMPONENT = {"float32": "float", "float64": "double", "complex64": "float", "complex128": "double"}
 _STRUCT = {"complex64": "%struct.float2", "complex128": "%struct.double2"}

@@ -422,9 +422,10 @@ class CpuExecutor:
         C-contiguous array of the callback's data type, with as many elements as it reads.
 
         On ducc0 (whole or in chunks) the FFT writes the output; on the padded engine its own
-        buffer, which the epilog (or a copy) reads into the output; on SciPy's engine (which allocates) its new array
-        becomes the output, as on the general path, where it is laid out as the output (else it
-        is copied into one), and a prolog stages into a dense array the FFT may overwrite.
+        buffer, which the epilog (or a copy) reads into the output; on SciPy's engine (which
+        allocates) its new array becomes the output, as on the general path, where it is laid out
+        as the output (else it is copied into one), and a prolog stages into a dense array the FFT
+        may overwrite.
         """
         p = self.problem
         adopts = self._engine.name == "scipy"
