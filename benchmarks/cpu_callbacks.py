@@ -42,7 +42,7 @@ import scipy.fft as sfft
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from nvmath.fft import _cpu  # noqa: E402
+from nvmath.fft import _cpu, _cpu_threads  # noqa: E402
 
 SIZES = "1x64,1x1024,16x1024,64x1024,256x1024,1024x1024,4096x1024"
 CASES = ("scale", "filter", "window", "convolution", "r2c_scale", "2d_mask")
@@ -83,6 +83,16 @@ class Fused:
             self(scratch)
         if scratch is not None:
             self.fft.reset_operand(self.operand)
+
+    def how(self) -> str:
+        """How the executor runs this plan: its FFT engine, then the FFT's threads (a run in one
+        piece) or how a large run uses its threads, e.g. ``ducc0 x4``, ``scipy, 8 pipelined``."""
+        executor = self.fft._executor
+        counts = getattr(executor, "thread_count", None)
+        if executor.threads() > 1 and counts is not None:
+            chosen = counts.candidates[0] if counts.chosen is None else counts.chosen
+            return f"{executor.engine_choice.engine}, {_cpu_threads.describe(chosen)}"
+        return f"{executor.engine_choice.engine} x{executor.fft_threads()}"
 
     def __call__(self, operand: np.ndarray | None = None) -> np.ndarray:
         if operand is not None:
@@ -168,6 +178,8 @@ def case_runs(case: str, b: int, n: int, workers: int, rng: np.random.Generator,
 
         def fused():
             return inverse(forward())
+
+        fused.how = lambda: f"{forward.how()}; inverse {inverse.how()}"  # type: ignore[attr-defined]
 
         def unfused():
             y = sfft.fft(x, workers=W)
@@ -303,11 +315,11 @@ def environment(workers: int) -> dict:
 
 
 def table(result: dict) -> str:
-    head = f"{'case':<13}{'size':>11}{'fused ms':>11}{'unfused ms':>12}{'fused/unfused':>15}"
+    head = f"{'case':<13}{'size':>11}{'fused ms':>11}{'unfused ms':>12}{'fused/unfused':>15}  engine"
     lines = [head, "-" * len(head)]
     for r in result["rows"]:
         lines.append(f"{r['case']:<13}{r['size']:>11}{r['fused_ms']:>11.4f}{r['unfused_ms']:>12.4f}"
-                     f"{r['fused_over_unfused']:>15.2f}")
+                     f"{r['fused_over_unfused']:>15.2f}  {r.get('engine', '')}")
     big = [r["fused_over_unfused"] for r in result["rows"] if r["batch"] >= 256]
     if big:
         lines.append(f"worst fused/unfused at >= 256 x N: {max(big):.2f}")
@@ -368,7 +380,8 @@ def main(argv: list[str] | None = None) -> None:
             check()
             t = timed({"fused": fused, "unfused": unfused}, args.rounds, clock=clock)
             rows.append({"case": case, "size": f"{b}x{n}", "batch": b, "n": n, "fused_ms": t["fused"],
-                         "unfused_ms": t["unfused"], "fused_over_unfused": t["fused"] / t["unfused"]})
+                         "unfused_ms": t["unfused"], "fused_over_unfused": t["fused"] / t["unfused"],
+                         "engine": fused.how()})
             print(f"{case:<13}{b:>6}x{n:<5} fused {t['fused']:.4f} ms  unfused {t['unfused']:.4f} ms", flush=True)
     result: dict = {"rows": rows, "stateless": stateless_overhead(args.rounds)}
     if args.fresh:
@@ -379,6 +392,7 @@ def main(argv: list[str] | None = None) -> None:
                         "clock": args.clock}
     result["notes"] = {
         "fused_ms": "nvmath.fft.FFT planned once with the callback, execute() per call (a new output each); median",
+        "engine": "the fused plan's FFT engine; xN: its threads; N pipelined: blocks at once; whole: threaded steps",
         "unfused_ms": "scipy.fft, then the elementwise step in NumPy (in place where possible); median",
         "stateless": "nvmath.fft.fft(x, epilog={'fn': f, 'data': H}) per call, against scipy.fft.fft(x) * H",
         "fresh_process": "python -c '<import numpy, scipy, nvmath; first fused fft>': seconds from starting the "

@@ -13,10 +13,11 @@ cost less than a Python thread pool at that size). Problems above ``THREAD_BYTES
 *pipelined*: the batch is cut into blocks of about ``BLOCK_BYTES`` and each worker thread
 stages, transforms and finishes one block at a time, so the epilog reads the FFT's result
 while it is still in cache. Other large problems run *phased*: every step over the whole
-problem, the FFT threaded by ducc0 and the callback loops split among the threads. The number
-of threads is ``workers`` (``num_threads`` of the options or of ``ExecutionCPU``), all cores
-by default; a pipelined run may use fewer, as measured on its first runs (``_cpu_threads``:
-the blocks' Python shares the GIL, and all share the memory bus).
+problem, the FFT threaded by its engine and the callback loops split among the threads. The
+number of threads is ``workers`` (``num_threads`` of the options or of ``ExecutionCPU``), all
+cores by default; a problem with blocks may pipeline on fewer, or run phased after all, as
+measured on its first runs (``_cpu_threads``: the blocks' Python shares the GIL, all share the
+memory bus, and an engine may thread one large FFT better than our pool threads its blocks).
 
 No full-size temporary is made beyond what the FFT needs: for C2C the input (or the prolog's
 result) is staged into the output, where the FFT then runs in place; R2C and C2R write their
@@ -25,9 +26,10 @@ epilog (which may write other offsets) reads the FFT's result from a block-sized
 
 A run given no output (``out=None``: any new array laid out as the problem's output will do, as
 for the results of ``FFT.execute`` and the stateless functions) on an engine that allocates its
-result (SciPy's) runs the whole problem at once and returns the engine's own array, the epilog
-applied in place on it: no output is allocated before the FFT and nothing is copied, as in the
-unfused ``y = scipy.fft.fft(x); y *= h``. Given an output, the run writes it.
+result (SciPy's), where it runs the whole problem at once (below ``THREAD_BYTES``, or as
+measured), returns the engine's own array, the epilog applied in place on it: no output is
+allocated before the FFT and nothing is copied, as in the unfused ``y = scipy.fft.fft(x); y *=
+h``. Given an output, the run writes it.
 
 ``run`` is the one way in. It keeps a fast path per direction for problems that run in one
 piece on the calling thread with native loops and ducc0 (the small calls, where Python's own
@@ -280,7 +282,7 @@ class CpuExecutor:
         if self.threads() > 1:
             whole = dataclasses.replace(self._fft_call(may_adopt), shape=problem.input.shape, threads=self.workers)
             self.thread_count = _cpu_threads.thread_count(whole, self._engine.name, self.workers, engine,
-                                                          prolog is not None)
+                                                          prolog is not None, self._adopts)
 
     # -- the executor interface (nvmath.fft._executor.Executor) --------------------------------
 
@@ -342,28 +344,38 @@ class CpuExecutor:
                 self._seen_out = seen
         if direction not in ("forward", "inverse") or (p.fft_type != "C2C" and direction != p.direction):
             raise ValueError(f"direction {direction!r} is not valid for a {p.fft_type} FFT")
+        workers = self.threads()
+        counts = self.thread_count if workers > 1 else None
+        if counts is None:
+            return self._run_general(inp, out, direction, prolog_data, epilog_data, params, workers)
+        count = counts.start()  # pipelined on `count` threads, or WHOLE
+        started = time.perf_counter()
+        result = self._run_general(inp, out, direction, prolog_data, epilog_data, params, count)
+        counts.finish(count, time.perf_counter() - started)
+        return result
+
+    def _run_general(self, inp: np.ndarray, out: np.ndarray | None, direction: str, prolog_data: Any,
+                     epilog_data: Any, params: tuple[tuple, tuple], workers: int) -> np.ndarray:
+        """``_general``'s run on checked arrays, pipelined on ``workers`` threads where the
+        problem has blocks (one thread: block by block), else (and for ``WHOLE``) phased."""
+        whole = workers in (1, _cpu_threads.WHOLE)
+        if whole:
+            workers = self.threads()
         if out is None:
-            if self._adopts:
+            if self._adopts and whole:
                 return self._adopted(inp, direction, prolog_data, epilog_data, params)
             out = self._new_output()
         call = self._call(inp, out, direction, prolog_data, epilog_data, params)
-        workers = self.threads()
-        counts = self.thread_count if workers > 1 else None
-        if counts is not None:
-            workers = counts.start()
         blocks = self._blocks.get(workers, ())
         if blocks == ():  # depends on the problem and the threads only: computed once
             blocks = self._blocks[workers] = self._batch_blocks(workers)
-        if call.hazard or blocks is None or len(blocks) == 1:
+        if call.hazard or blocks is None or len(blocks) == 1 or (whole and workers > 1):
             self._phased(call, workers)
         elif workers == 1:  # block by block on this thread: each block's epilog reads it in cache
             for block in blocks:
                 self._block(call, block)
         else:
-            started = time.perf_counter()
             list(_pool(workers).map(lambda block: self._block(call, block), blocks))
-            if counts is not None:
-                counts.finish(workers, time.perf_counter() - started)
         return out
 
     def _adopted(self, inp: np.ndarray, direction: str, prolog_data: Any, epilog_data: Any,
@@ -727,7 +739,10 @@ class CpuExecutor:
         if parts == 1:
             step(call, src, dst)
             return
-        axis = max(range(src.ndim), key=lambda a: src.shape[a])
+        # The outermost axis that gives every thread a piece: each piece then spans whole rows in
+        # memory (cutting the longest axis instead, often the rows themselves, gave 512 x 1024
+        # complex64 on 2 threads a filter epilog 2x slower than one thread's).
+        axis = max(range(src.ndim), key=lambda a: (src.shape[a] >= parts, abs(dst.strides[a]), src.shape[a]))
         cuts = _cuts(src.shape[axis], parts)
         if len(cuts) == 1:
             step(call, src, dst)

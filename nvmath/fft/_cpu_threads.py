@@ -1,18 +1,23 @@
-"""How many threads a pipelined CPU run uses: measured on the executor's own first runs, then kept.
+"""How a large CPU run uses its threads: measured on the executor's own first runs, then kept.
 
 A pipelined run (``_cpu``: the batch cut into blocks, each thread staging, transforming and
-finishing one block at a time) on ``most`` threads may do better on fewer. Each block's Python
-holds the GIL and every block shares the memory bus, and neither shows in a measurement of the
-FFT engines alone: on a 16-core Xeon, ducc0 pipelined at 256 x 4096 complex64 with a filter
-epilog took 1.92 ms a call on 16 threads and 1.14 on 8, where the engines timed alone, 16 or 8
-blocks at once, ranked the two equal. So the runs themselves are timed.
+finishing one block at a time) on ``most`` threads may do better on fewer, or not pipelined at
+all. Each block's Python holds the GIL and every block shares the memory bus, and neither shows
+in a measurement of the FFT engines alone: on a 16-core Xeon, ducc0 pipelined at 256 x 4096
+complex64 with a filter epilog took 1.92 ms a call on 16 threads and 1.14 on 8, where the
+engines timed alone, 16 or 8 blocks at once, ranked the two equal; and at 1024 x 1024 the best
+pipelined run (2.2 ms) lost to SciPy threading the whole FFT itself (1.4 ms, its product with
+the filter included). So the runs themselves are timed, and :data:`WHOLE` is a candidate too:
+the whole problem at once, the engine threading the FFT, the callback loops split among all
+the threads (on an engine that allocates its result, the run given no output keeps that array).
 
 :class:`ThreadCount` hands the executor a count per run: the first run warms up (untimed), the
-next ones try each candidate (``most``, half, a quarter; never fewer than 2) ``ROUNDS`` times in
-turn on the wall clock, and then the fastest stays, the larger count unless a smaller one is
-faster by ``MARGIN``. Every count gives the same result (blocks are independent rows), so the
-measuring runs are ordinary runs: the first ``1 + ROUNDS * len(candidates)`` pipelined runs of a
-new problem on a new machine (7 on 8 or more threads) alternate counts. The count is kept in the
+next ones try each candidate (``most``, half, a quarter, never fewer than 2; then ``WHOLE``)
+``ROUNDS`` times in turn on the wall clock, and then the fastest stays, the one listed first
+unless a later one is faster by ``MARGIN``. Every candidate gives the same result (blocks are
+independent rows), so the measuring runs are ordinary runs: the first
+``1 + ROUNDS * len(candidates)`` runs of a new problem on a new machine (9 on 8 or more
+threads, 5 on 2 or 3) alternate candidates. The choice is kept in the
 artifact store under the engine choice's key of the whole problem (``_cpu_engines.engine_key``,
 which holds this machine's identity) and the engine: later executors and processes read it and
 measure nothing.
@@ -27,44 +32,52 @@ from typing import Any
 
 from . import _cpu_engines
 
-__all__ = ["MARGIN", "ROUNDS", "ThreadCount", "artifact_key_of", "candidates", "thread_count"]
+__all__ = ["MARGIN", "ROUNDS", "WHOLE", "ThreadCount", "artifact_key_of", "candidates", "describe",
+           "thread_count"]
 
 log = logging.getLogger("fftfuse.fft")
 
 #: Timed runs per candidate count.
 ROUNDS = 2
-#: A smaller count must be faster by this fraction to replace a larger one (a tie keeps the
+#: A later candidate must be faster by this fraction to replace an earlier one (a tie keeps the
 #: threads: another machine's load, not ours, decides near ties).
 MARGIN = 0.05
+#: The candidate that does not pipeline: the whole problem at once, each step threaded.
+WHOLE = 0
+# Bump when the candidates change: every stored choice is then measured again.
+_VERSION = 2
 
 
 def candidates(most: int) -> list[int]:
-    """The counts tried for ``most`` threads, largest first: it, half of it and a quarter, each 2
-    or more (nothing to choose below 4 threads).
+    """What is tried for ``most`` threads: pipelined on it, half of it and a quarter, each 2 or
+    more, largest first; then the whole problem at once (:data:`WHOLE`). Nothing below 2 threads.
 
-    >>> candidates(16), candidates(6), candidates(3)
-    ([16, 8, 4], [6, 3], [3])
+    >>> candidates(16), candidates(6), candidates(2), candidates(1)
+    ([16, 8, 4, 0], [6, 3, 0], [2, 0], [1])
     """
-    return sorted({c for c in (most, most // 2, most // 4) if c >= 2} or {most}, reverse=True)
+    if most < 2:
+        return [most]
+    return sorted({c for c in (most, most // 2, most // 4) if c >= 2}, reverse=True) + [WHOLE]
 
 
 class ThreadCount:
     """The thread count of each pipelined run of one executor (see the module's description).
 
     ``key``: where the count is kept in ``store`` (None: measured, not kept); ``measure=False``:
-    always ``most``.
+    always ``unmeasured`` (``most`` unless given).
 
     >>> counts = ThreadCount(8)
-    >>> runs = [counts.start() for _ in range(7)]
+    >>> runs = [counts.start() for _ in range(9)]
     >>> runs
-    [8, 8, 4, 2, 8, 4, 2]
-    >>> for n, seconds in zip(runs, [9, 3.0, 2.0, 2.5, 3.0, 2.0, 2.5]):
+    [8, 8, 4, 2, 0, 8, 4, 2, 0]
+    >>> for n, seconds in zip(runs, [9, 3.0, 2.0, 2.5, 2.2, 3.0, 2.0, 2.5, 2.2]):
     ...     counts.finish(n, seconds)
     >>> counts.chosen, counts.start()
     (4, 4)
     """
 
-    def __init__(self, most: int, key: str | None = None, store: Any = None, *, measure: bool = True) -> None:
+    def __init__(self, most: int, key: str | None = None, store: Any = None, *, measure: bool = True,
+                 unmeasured: int | None = None) -> None:
         self.candidates = candidates(most)
         self._key, self._store = key, store
         self._lock = threading.Lock()
@@ -72,7 +85,10 @@ class ThreadCount:
         self._finished = 0  # the first run to finish warms up: first touches, plans, loops
         self._best: dict[int, float] = {}
         self._timed: dict[int, int] = {c: 0 for c in self.candidates}
-        self.chosen: int | None = most if not measure or len(self.candidates) == 1 else self._stored()
+        if not measure or len(self.candidates) == 1:
+            self.chosen: int | None = most if unmeasured is None else unmeasured
+        else:
+            self.chosen = self._stored()
 
     def start(self) -> int:
         """The count for the next run."""
@@ -100,8 +116,8 @@ class ThreadCount:
                     chosen = c
             self.chosen = chosen
             best = dict(self._best)
-        log.info("CPU threads for a pipelined run: %d of %d (%s)", chosen, self.candidates[0],
-                 ", ".join(f"{c}: {t * 1e3:.2f} ms" for c, t in best.items()))
+        log.info("CPU threads for a large run: %s of %d (%s)", describe(chosen), self.candidates[0],
+                 ", ".join(f"{describe(c)}: {t * 1e3:.2f} ms" for c, t in best.items()))
         self._keep(chosen, best)
 
     def _stored(self) -> int | None:
@@ -128,6 +144,11 @@ class ThreadCount:
                       _cpu_engines.machine_record("cpu-threads", "thread-count"))
 
 
+def describe(count: int) -> str:
+    """``count`` in words: ``"whole"`` for :data:`WHOLE`, else the number of blocks run at once."""
+    return "whole" if count == WHOLE else f"{count} pipelined"
+
+
 def artifact_key_of(call: _cpu_engines.FFTCall, engine: str, most: int, prolog: bool) -> str:
     """The store key of the thread count of pipelined runs of the whole problem ``call`` on
     ``engine`` with at most ``most`` threads (``prolog``: with a prolog; ``call`` says whether
@@ -135,15 +156,17 @@ def artifact_key_of(call: _cpu_engines.FFTCall, engine: str, most: int, prolog: 
     from fftfuse_cache import artifact_key
 
     return artifact_key(target="cpu-threads", call=_cpu_engines.engine_key(call), engine=engine, most=most,
-                        prolog=prolog)
+                        prolog=prolog, version=_VERSION)
 
 
-def thread_count(call: _cpu_engines.FFTCall, engine: str, most: int, mode: str | None, prolog: bool) -> ThreadCount:
-    """The :class:`ThreadCount` of pipelined runs of ``call`` (see :func:`artifact_key_of`), kept
-    in the default store. Under a ``mode`` other than ``"auto"`` (the rules, or an engine named)
-    nothing is measured nor read: always ``most``."""
+def thread_count(call: _cpu_engines.FFTCall, engine: str, most: int, mode: str | None, prolog: bool,
+                 allocates: bool = False) -> ThreadCount:
+    """The :class:`ThreadCount` of large runs of ``call`` (see :func:`artifact_key_of`), kept in
+    the default store. Under a ``mode`` other than ``"auto"`` (the rules, or an engine named)
+    nothing is measured nor read: ``WHOLE`` on an engine that ``allocates`` its result (a run
+    given no output keeps it), else ``most`` pipelined."""
     if _cpu_engines.mode_of(mode) != "auto" or len(candidates(most)) == 1:
-        return ThreadCount(most, measure=False)
+        return ThreadCount(most, measure=False, unmeasured=WHOLE if allocates else most)
     from fftfuse_cache import default_store
 
     return ThreadCount(most, artifact_key_of(call, engine, most, prolog), default_store())
