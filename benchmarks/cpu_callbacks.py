@@ -91,7 +91,8 @@ class Fused:
         counts = getattr(executor, "thread_count", None)
         if executor.threads() > 1 and counts is not None:
             chosen = counts.candidates[0] if counts.chosen is None else counts.chosen
-            return f"{executor.engine_choice.engine}, {_cpu_threads.describe(chosen)}"
+            choice = executor.whole_choice if chosen == _cpu_threads.WHOLE else executor.engine_choice
+            return f"{choice.engine}, {_cpu_threads.describe(chosen)}"
         return f"{executor.engine_choice.engine} x{executor.fft_threads()}"
 
     def __call__(self, operand: np.ndarray | None = None) -> np.ndarray:

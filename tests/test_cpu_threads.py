@@ -133,8 +133,9 @@ def test_the_whole_run_threads_the_engine_once_and_splits_the_loops(monkeypatch)
     executor = CpuExecutor(problem, None, epilog, workers=8, engine="ducc0")
     executor.thread_count.chosen = WHOLE
     calls = []
-    real_run = executor._engine.run
-    monkeypatch.setattr(executor._engine, "run", lambda *a: calls.append((a[1].shape, a[6])) or real_run(*a))
+    engine_type = type(_cpu_engines.engine("ducc0"))
+    real_run = engine_type.run
+    monkeypatch.setattr(engine_type, "run", lambda *a: calls.append((a[2].shape, a[7])) or real_run(*a))
     out = executor.execute(x, np.empty_like(x), "forward", None, h)
     assert calls == [((2048, 1024), 8)]  # one FFT call over the whole batch on all threads
     want = np.fft.fft(x.astype(np.complex128), axis=1) * h
@@ -172,3 +173,37 @@ def test_the_whole_runs_loops_split_by_whole_rows(monkeypatch):
     assert len(walks) == 2 and all(walk[-1] % 1024 == 0 for walk in walks), walks
     want = np.fft.fft(x.astype(np.complex128), axis=1) * h
     assert np.abs(out - want).max() < 1e-4 * np.abs(want).max()
+
+
+def test_the_whole_run_has_its_own_engine_measured_as_one_threaded_call(tmp_path, monkeypatch):
+    """A block's engine is measured on one thread, blocks side by side; the whole run's FFT is one
+    call on every thread, measured as such (here: SciPy for it, ducc0 for a block)."""
+    monkeypatch.setenv("FFTFUSE_CACHE_DIR", str(tmp_path / "cache"))
+    asked = []
+
+    def choose(call, mode):
+        asked.append(call)
+        return _cpu_engines.Choice("ducc0" if call.parallel > 1 else "scipy", "measured")
+
+    monkeypatch.setattr(_cpu_engines, "choose", choose)
+    problem, epilog, x, h = _problem()
+    executor = CpuExecutor(problem, None, epilog, workers=8)
+    block, whole = asked
+    assert (block.parallel, block.threads, whole.parallel, whole.threads) == (8, 1, 1, 8)
+    assert whole.shape == x.shape and block.shape[0] < x.shape[0]
+    assert (executor.engine_choice.engine, executor.whole_choice.engine) == ("ducc0", "scipy")
+    ran = []
+    for name in ("ducc0", "scipy"):
+        engine_type = type(_cpu_engines.engine(name))
+        monkeypatch.setattr(engine_type, "run", lambda *a, name=name, real=engine_type.run:
+                            ran.append((name, a[2].shape[0])) or real(*a))
+    want = np.fft.fft(x.astype(np.complex128), axis=1) * h
+    for count in (8, WHOLE):
+        executor.thread_count.chosen = count
+        ran.clear()
+        out = executor.execute(x, None, "forward", None, h)
+        assert np.abs(out - want).max() < 1e-4 * np.abs(want).max()
+        if count == WHOLE:
+            assert ran == [("scipy", 2048)]
+        else:
+            assert {name for name, _ in ran} == {"ducc0"} and sum(rows for _, rows in ran) == 2048

@@ -310,13 +310,23 @@ class CpuExecutor:
         self.engine_choice = _cpu_engines.choose(self._fft_call(may_adopt), engine)
         self._engine = _cpu_engines.engine(self.engine_choice.engine)
         self._measured_fft_threads = min(self.engine_choice.threads, self.workers)
-        self._adopts = may_adopt and self._engine.allocates
-        # How many threads pipelined runs use (_cpu_threads): measured on the first such runs.
+        # The engine of a run of the whole problem at once: the same, unless the problem has blocks
+        # to pipeline, whose engine was measured a block at a time; the whole run's FFT is then
+        # one threaded call, measured as one (SciPy may thread a whole FFT best where ducc0 runs a
+        # block best on one thread).
+        self.whole_choice, self._whole_engine = self.engine_choice, self._engine
         self.thread_count: _cpu_threads.ThreadCount | None = None
         if self.threads() > 1:
             whole = dataclasses.replace(self._fft_call(may_adopt), shape=problem.input.shape, threads=self.workers)
+            if whole.parallel > 1:
+                self.whole_choice = _cpu_engines.choose(dataclasses.replace(whole, parallel=1, other_threads=()),
+                                                        engine)
+                self._whole_engine = _cpu_engines.engine(self.whole_choice.engine)
+        self._adopts = may_adopt and self._whole_engine.allocates  # only a whole run adopts
+        if self.threads() > 1:
+            # Pipelined on how many threads, or whole (_cpu_threads): measured on the first runs.
             self.thread_count = _cpu_threads.thread_count(whole, self._engine.name, self.workers, engine,
-                                                          prolog is not None, self._adopts)
+                                                          prolog is not None, self._adopts, self._whole_engine.name)
 
     # -- the executor interface (nvmath.fft._executor.Executor) --------------------------------
 
@@ -421,7 +431,7 @@ class CpuExecutor:
         workers = self.threads()
         call = self._call(inp, None, direction, prolog_data, epilog_data, params)
         x, owned = self._stage(call, (), workers)
-        result = self._engine.run(p.fft_type, x, _live_axes(p), direction == "forward", None, p.fft_lengths[-1],
+        result = self._whole_engine.run(p.fft_type, x, _live_axes(p), direction == "forward", None, p.fft_lengths[-1],
                                   self.fft_threads(), owned)
         # Not the input's memory: a copied input (a real operand made complex, a layout cuFFT could
         # not read) is the caller's buffer for the next call too, which SciPy may have overwritten.
@@ -730,13 +740,13 @@ class CpuExecutor:
     def _block(self, call: _Call, block: tuple[int, int, int]) -> None:
         index = _index(len(self.problem.input.shape), *block)
         x, owned = self._stage(call, index, 1)
-        result = self._transform(call, x, owned, call.out[index], 1)
+        result = self._transform(call, x, owned, call.out[index], 1, self._engine)
         self._finish(call, result, index, 1)
 
     def _phased(self, call: _Call, workers: int) -> None:
         whole = ()  # indexes nothing away: the whole arrays, without making views of them
         x, owned = self._stage(call, whole, workers)
-        result = self._transform(call, x, owned, call.out, self.fft_threads())
+        result = self._transform(call, x, owned, call.out, self.fft_threads(), self._whole_engine)
         self._finish(call, result, whole, workers)
 
     def _stage(self, call: _Call, index: tuple[slice, ...], parts: int) -> tuple[np.ndarray, bool]:
@@ -749,16 +759,18 @@ class CpuExecutor:
             return dst, True
         return inp, call.inp_writable
 
-    def _transform(self, call: _Call, x: np.ndarray, owned: bool, out: np.ndarray, workers: int) -> np.ndarray:
-        """The FFT of ``x``, written into ``out`` (the output's block) where the finish step allows
-        and the engine can (else the finish step reads it from the array returned)."""
+    def _transform(self, call: _Call, x: np.ndarray, owned: bool, out: np.ndarray, workers: int,
+                   engine: _cpu_engines.Engine) -> np.ndarray:
+        """The FFT of ``x`` on ``engine``, written into ``out`` (the output's block) where the
+        finish step allows and the engine can (else the finish step reads it from the array
+        returned)."""
         p = self.problem
         same = _same_view(x, out)
         dst = out if call.result_to_out and (same or not call.overlap) else None
         if same and p.fft_type != "C2C":
             dst = None  # R2C and C2R cannot run in place
-        return self._engine.run(p.fft_type, x, _live_axes(p), call.direction == "forward", dst, p.fft_lengths[-1],
-                                workers, owned)
+        return engine.run(p.fft_type, x, _live_axes(p), call.direction == "forward", dst, p.fft_lengths[-1], workers,
+                          owned)
 
     def _finish(self, call: _Call, result: np.ndarray, index: tuple[slice, ...], parts: int) -> None:
         out = call.out[index] if index else call.out

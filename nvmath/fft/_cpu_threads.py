@@ -149,24 +149,25 @@ def describe(count: int) -> str:
     return "whole" if count == WHOLE else f"{count} pipelined"
 
 
-def artifact_key_of(call: _cpu_engines.FFTCall, engine: str, most: int, prolog: bool) -> str:
-    """The store key of the thread count of pipelined runs of the whole problem ``call`` on
-    ``engine`` with at most ``most`` threads (``prolog``: with a prolog; ``call`` says whether
-    with an epilog), on this machine (``engine_key`` holds its identity)."""
+def artifact_key_of(call: _cpu_engines.FFTCall, engine: str, most: int, prolog: bool, whole_engine: str = "") -> str:
+    """The store key of the thread count of large runs of the whole problem ``call`` with at
+    most ``most`` threads, pipelined on ``engine`` or whole on ``whole_engine`` (the same where
+    empty) (``prolog``: with a prolog; ``call`` says whether with an epilog), on this machine
+    (``engine_key`` holds its identity)."""
     from fftfuse_cache import artifact_key
 
     return artifact_key(target="cpu-threads", call=_cpu_engines.engine_key(call), engine=engine, most=most,
-                        prolog=prolog, version=_VERSION)
+                        prolog=prolog, whole_engine=whole_engine or engine, version=_VERSION)
 
 
 def thread_count(call: _cpu_engines.FFTCall, engine: str, most: int, mode: str | None, prolog: bool,
-                 allocates: bool = False) -> ThreadCount:
+                 allocates: bool = False, whole_engine: str = "") -> ThreadCount:
     """The :class:`ThreadCount` of large runs of ``call`` (see :func:`artifact_key_of`), kept in
     the default store. Under a ``mode`` other than ``"auto"`` (the rules, or an engine named)
-    nothing is measured nor read: ``WHOLE`` on an engine that ``allocates`` its result (a run
-    given no output keeps it), else ``most`` pipelined."""
+    nothing is measured nor read: ``WHOLE`` where the whole run's engine ``allocates`` its
+    result (a run given no output keeps it), else ``most`` pipelined."""
     if _cpu_engines.mode_of(mode) != "auto" or len(candidates(most)) == 1:
         return ThreadCount(most, measure=False, unmeasured=WHOLE if allocates else most)
     from fftfuse_cache import default_store
 
-    return ThreadCount(most, artifact_key_of(call, engine, most, prolog), default_store())
+    return ThreadCount(most, artifact_key_of(call, engine, most, prolog, whole_engine), default_store())
