@@ -184,7 +184,7 @@ def test_auto_measures_once_then_reads_the_store(tmp_path, monkeypatch):
     assert choose(BIG, "auto", store=store) is first  # the process's memo
     forget_choices()
     again = choose(BIG, "auto", store=ArtifactStore(tmp_path / "cache"))  # as a new process would
-    assert again == _cpu_engines.Choice(first.engine, "stored") and len(measured) == 1
+    assert again == _cpu_engines.Choice(first.engine, "stored", first.timings, first.threads) and len(measured) == 1
 
 
 def test_another_machines_choice_is_not_reused(tmp_path, monkeypatch):
@@ -452,7 +452,7 @@ def test_the_measured_thread_count_is_kept_stored_and_run(tmp_path, monkeypatch)
     assert choose(call, "auto", store=store) == _cpu_engines.Choice("scipy", "measured", timings, 4)
     forget_choices()
     assert choose(call, "auto", store=ArtifactStore(tmp_path / "cache")) == _cpu_engines.Choice("scipy", "stored",
-                                                                                                threads=4)
+                                                                                                timings, 4)
     assert _cpu_engines.engine_key(call) != _cpu_engines.engine_key(dataclasses.replace(call, other_threads=(1, 8)))
 
     forget_choices()

@@ -4,7 +4,9 @@ executors, never measured under the rules."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 
 import numpy as np
 import pytest
@@ -118,11 +120,11 @@ def test_the_executor_tries_each_candidate_then_keeps_one_with_a_correct_result(
     executor = CpuExecutor(problem, None, epilog, workers=8)
     assert executor.thread_count.candidates == [8, 4, 2, WHOLE]
     want = np.fft.fft(x.astype(np.complex128), axis=1) * h
-    for _ in range(1 + 4 * ROUNDS + 2):
+    for _ in range(1 + 4 * ROUNDS + 2 + 2 * (1 + 2 * ROUNDS)):  # an engine trial may come first
         out = executor.execute(x, None if adopts else np.empty_like(x), "forward", None, h)
         assert np.abs(out - want).max() < 1e-4 * np.abs(want).max()
     chosen = executor.thread_count.chosen
-    assert chosen in (8, 4, 2, WHOLE) and set(ran[:1 + 4 * ROUNDS]) == {8, 4, 2, WHOLE}
+    assert chosen in (8, 4, 2, WHOLE) and set(ran) == {8, 4, 2, WHOLE}
     assert ran[-2:] == [chosen, chosen]
     # A later executor of the same problem reads the choice and measures nothing.
     assert CpuExecutor(problem, None, epilog, workers=8).thread_count.chosen == chosen
@@ -207,3 +209,38 @@ def test_the_whole_run_has_its_own_engine_measured_as_one_threaded_call(tmp_path
             assert ran == [("scipy", 2048)]
         else:
             assert {name for name, _ in ran} == {"ducc0"} and sum(rows for _, rows in ran) == 2048
+
+
+# -- the engine trial: the measurement's winner against its runner-up, on the executor's runs --
+def test_an_engine_trial_pairs_a_measured_choice_with_a_close_runner_up(tmp_path, monkeypatch):
+    monkeypatch.setenv("FFTFUSE_CACHE_DIR", str(tmp_path / "cache"))
+    close = _cpu_engines.Choice("ducc0-chunks", "measured", {"ducc0-chunks": 100.0, "scipy": 104.0, "ducc0": 150.0,
+                                                            "scipy@16": 20.0})
+    assert _cpu_threads.engine_trial(BIG_CALL, close).candidates == ["ducc0-chunks", "scipy"]
+    far = _cpu_engines.Choice("ducc0", "measured", {"ducc0": 100.0, "scipy": 100.0 * (1 + _cpu_threads.RIVAL) + 1})
+    assert _cpu_threads.engine_trial(BIG_CALL, far) is None
+    for how in ("rules", "given"):
+        assert _cpu_threads.engine_trial(BIG_CALL, dataclasses.replace(close, how=how)) is None
+
+
+def test_the_executor_keeps_the_engine_its_own_runs_find_faster(tmp_path, monkeypatch):
+    """The measurement ranked ducc0 in chunks first by 4%; on the runs SciPy is faster: the
+    executor's first runs alternate the two, then SciPy stays, and a later executor reads that."""
+    monkeypatch.setenv("FFTFUSE_CACHE_DIR", str(tmp_path / "cache"))
+    timings = {"ducc0-chunks": 100.0, "scipy": 104.0, "ducc0": 150.0}
+    monkeypatch.setattr(_cpu_engines, "choose", lambda call, mode: _cpu_engines.Choice("ducc0-chunks", "measured",
+                                                                                        timings))
+    chunks = type(_cpu_engines.engine("ducc0-chunks"))
+    slow = chunks.run
+    monkeypatch.setattr(chunks, "run", lambda *a: time.sleep(0.02) or slow(*a))
+    problem, epilog, x, h = _problem()
+    executor = CpuExecutor(problem, None, epilog, workers=1)
+    assert executor.engine_trial.candidates == ["ducc0-chunks", "scipy"] and executor.engine_trial.chosen is None
+    want = np.fft.fft(x.astype(np.complex128), axis=1) * h
+    for _ in range(1 + 2 * ROUNDS + 1):
+        out = executor.execute(x, None, "forward", None, h)
+        assert np.abs(out - want).max() < 1e-4 * np.abs(want).max()
+    assert executor.engine_trial.chosen == "scipy" and executor.engine_choice.engine == "scipy"
+    later = CpuExecutor(problem, None, epilog, workers=1)
+    assert later.engine_trial.chosen == "scipy" and later.engine_choice == _cpu_engines.Choice("scipy", "tried",
+                                                                                              timings)

@@ -322,11 +322,40 @@ class CpuExecutor:
                 self.whole_choice = _cpu_engines.choose(dataclasses.replace(whole, parallel=1, other_threads=()),
                                                         engine)
                 self._whole_engine = _cpu_engines.engine(self.whole_choice.engine)
+        self._may_adopt, self._mode = may_adopt, engine
         self._adopts = may_adopt and self._whole_engine.allocates  # only a whole run adopts
-        if self.threads() > 1:
-            # Pipelined on how many threads, or whole (_cpu_threads): measured on the first runs.
-            self.thread_count = _cpu_threads.thread_count(whole, self._engine.name, self.workers, engine,
-                                                          prolog is not None, self._adopts, self._whole_engine.name)
+        self.thread_count = self._new_thread_count()
+        # A large run's engine was measured on a sample in cache, where the run streams through
+        # memory: it is tried against its runner-up on the first runs (_cpu_threads.EngineTrial).
+        self.engine_trial: _cpu_threads.EngineTrial | None = None
+        blocks = self._batch_blocks(1)
+        if self.threads() > 1 or (blocks is not None and len(blocks) > 1):
+            self.engine_trial = _cpu_threads.engine_trial(self._fft_call(may_adopt), self.engine_choice)
+            if self.engine_trial is not None and self.engine_trial.chosen is not None:
+                self._use_engine(self.engine_trial.chosen)
+
+    def _new_thread_count(self) -> _cpu_threads.ThreadCount | None:
+        """Pipelined on how many threads, or whole (_cpu_threads): measured on the first runs of
+        a problem run on several threads, for its engines."""
+        if self.threads() == 1:
+            return None
+        whole = dataclasses.replace(self._fft_call(self._may_adopt), shape=self.problem.input.shape,
+                                    threads=self.workers)
+        return _cpu_threads.thread_count(whole, self._engine.name, self.workers, self._mode, self.prolog is not None,
+                                         self._adopts, self._whole_engine.name)
+
+    def _use_engine(self, name: str) -> None:
+        """Run blocks on engine ``name`` (and whole runs too, where they have no engine of their
+        own), as an engine trial decided; the thread count is then that engine's."""
+        if name == self._engine.name:
+            return
+        shared = self._whole_engine is self._engine
+        self._engine = _cpu_engines.engine(name)
+        self.engine_choice = dataclasses.replace(self.engine_choice, engine=name, how="tried")
+        if shared:
+            self._whole_engine, self.whole_choice = self._engine, self.engine_choice
+        self._adopts = self._may_adopt and self._whole_engine.allocates
+        self.thread_count = self._new_thread_count()
 
     # -- the executor interface (nvmath.fft._executor.Executor) --------------------------------
 
@@ -389,6 +418,18 @@ class CpuExecutor:
         if direction not in ("forward", "inverse") or (p.fft_type != "C2C" and direction != p.direction):
             raise ValueError(f"direction {direction!r} is not valid for a {p.fft_type} FFT")
         workers = self.threads()
+        trial = self.engine_trial
+        if trial is not None and trial.chosen is None:
+            # One of the first runs: on the engine whose turn it is, pipelined on every thread.
+            name = trial.start()
+            self._use_engine(name)
+            count = workers if self.thread_count is None else self.thread_count.candidates[0]
+            started = time.perf_counter()
+            result = self._run_general(inp, out, direction, prolog_data, epilog_data, params, count)
+            trial.finish(name, time.perf_counter() - started)
+            if trial.chosen is not None:
+                self._use_engine(trial.chosen)
+            return result
         counts = self.thread_count if workers > 1 else None
         if counts is None:
             return self._run_general(inp, out, direction, prolog_data, epilog_data, params, workers)

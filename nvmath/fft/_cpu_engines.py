@@ -52,7 +52,9 @@ an engine's name
     That engine wherever it can run the call (``ducc0`` elsewhere).
 
 The executor makes its choice when it is built (at planning): the first call of a new problem
-on a new machine pays the measurement (a few ms), later calls and processes do not.
+on a new machine pays the measurement (a few ms), later calls and processes do not. The sample
+is timed in cache; a large run streams through memory, so the executor of one tries the
+winner against a close runner-up on its own first runs (``_cpu_threads.EngineTrial``).
 """
 
 from __future__ import annotations
@@ -170,7 +172,8 @@ class FFTCall:
 @dataclasses.dataclass(frozen=True)
 class Choice:
     """The engine for a call and how it was found: ``"given"`` (named by the mode), ``"rules"``,
-    ``"stored"`` (measured earlier on this machine) or ``"measured"`` (now, ``timings`` in us,
+    ``"stored"`` (measured earlier on this machine), ``"tried"`` (the runner-up of a measurement,
+    faster on the executor's own runs) or ``"measured"`` (now, ``timings`` in us,
     keyed ``engine`` at the call's threads and ``engine@n`` at another count); ``threads`` the
     FFT's thread count measured best (0: the call's own)."""
 
@@ -509,7 +512,10 @@ def _stored(store: Any, key: str) -> Choice | None:
             raise ValueError(f"unknown engine {name!r}")
         if type(threads) is not int or threads < 0:
             raise ValueError(f"bad thread count {threads!r}")
-        return Choice(name, "stored", threads=threads)
+        timings = record.get("timings_us", {})
+        if not isinstance(timings, dict) or not all(type(t) in (int, float) for t in timings.values()):
+            raise ValueError(f"bad timings {timings!r}")
+        return Choice(name, "stored", {str(k): float(t) for k, t in timings.items()}, threads)
 
     return stored_record(store, key, {"target": "cpu-fft-engine", "kind": "fft-engine"}, read, "CPU FFT engine choice")
 

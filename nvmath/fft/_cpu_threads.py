@@ -32,7 +32,7 @@ from typing import Any
 
 from . import _cpu_engines
 
-__all__ = ["MARGIN", "ROUNDS", "WHOLE", "ThreadCount", "artifact_key_of", "candidates", "describe",
+__all__ = ["MARGIN", "ROUNDS", "WHOLE", "EngineTrial", "RunTrial", "ThreadCount", "engine_trial", "artifact_key_of", "candidates", "describe",
            "thread_count"]
 
 log = logging.getLogger("fftfuse.fft")
@@ -42,6 +42,9 @@ ROUNDS = 2
 #: A later candidate must be faster by this fraction to replace an earlier one (a tie keeps the
 #: threads: another machine's load, not ours, decides near ties).
 MARGIN = 0.05
+#: An engine whose measured time is within this fraction of the chosen one's is tried against it
+#: on the executor's own runs (:class:`EngineTrial`).
+RIVAL = 0.25
 #: The candidate that does not pipeline: the whole problem at once, each step threaded.
 WHOLE = 0
 # Bump when the candidates change: every stored choice is then measured again.
@@ -60,10 +63,96 @@ def candidates(most: int) -> list[int]:
     return sorted({c for c in (most, most // 2, most // 4) if c >= 2}, reverse=True) + [WHOLE]
 
 
-class ThreadCount:
-    """The thread count of each pipelined run of one executor (see the module's description).
+class RunTrial:
+    """One choice among ``candidates`` for each run of one executor, tried on its first runs: a
+    warm-up (untimed), then each candidate ``ROUNDS`` times in turn on the wall clock; the
+    fastest stays, the one listed first unless a later one is faster by ``MARGIN``. Kept in
+    ``store`` under ``key`` as ``{field: choice}`` (None: tried, not kept).
 
-    ``key``: where the count is kept in ``store`` (None: measured, not kept); ``measure=False``:
+    >>> trial = RunTrial(["a", "b"])
+    >>> runs = [trial.start() for _ in range(5)]
+    >>> runs
+    ['a', 'a', 'b', 'a', 'b']
+    >>> for run, seconds in zip(runs, [9.0, 3.0, 2.0, 3.1, 2.1]):
+    ...     trial.finish(run, seconds)
+    >>> trial.chosen, trial.start()
+    ('b', 'b')
+    """
+
+    #: The stored payload's field, and the store record's target and kind.
+    field, target, kind = "choice", "cpu-run-trial", "run-trial"
+
+    def __init__(self, candidates: list, key: str | None = None, store: Any = None) -> None:
+        self.candidates = list(candidates)
+        self._key, self._store = key, store
+        self._lock = threading.Lock()
+        self._started = 0
+        self._finished = 0  # the first run to finish warms up: first touches, plans, loops
+        self._best: dict[Any, float] = {}
+        self._timed: dict[Any, int] = {c: 0 for c in self.candidates}
+        self.chosen: Any = self.candidates[0] if len(self.candidates) == 1 else self._stored()
+
+    def start(self) -> Any:
+        """The candidate of the next run."""
+        if self.chosen is not None:
+            return self.chosen
+        with self._lock:
+            turn, self._started = self._started, self._started + 1
+        return self.candidates[max(turn - 1, 0) % len(self.candidates)]
+
+    def finish(self, candidate: Any, seconds: float) -> None:
+        """Record a run of ``candidate`` that took ``seconds`` (wall time)."""
+        if self.chosen is not None:
+            return
+        with self._lock:
+            self._finished += 1
+            if self._finished == 1 or self.chosen is not None:
+                return
+            self._timed[candidate] += 1
+            self._best[candidate] = min(self._best.get(candidate, seconds), seconds)
+            if min(self._timed.values()) < ROUNDS:
+                return
+            chosen = self.candidates[0]
+            for c in self.candidates[1:]:
+                if self._best[c] < (1 - MARGIN) * self._best[chosen]:
+                    chosen = c
+            self.chosen = chosen
+            best = dict(self._best)
+        log.info("CPU %s for a large run: %s (%s)", self.field, self.describe(chosen),
+                 ", ".join(f"{self.describe(c)}: {t * 1e3:.2f} ms" for c, t in best.items()))
+        self._keep(chosen, best)
+
+    @staticmethod
+    def describe(candidate: Any) -> str:
+        return str(candidate)
+
+    def _stored(self) -> Any:
+        if self._key is None or self._store is None:
+            return None
+        from fftfuse_cache import stored_record
+
+        def read(record: Any) -> Any:
+            value = record[self.field]
+            if value not in self.candidates or type(value) is not type(self.candidates[0]):
+                raise ValueError(f"the {self.field} must be one of {self.candidates}, got {value!r}")
+            return value
+
+        return stored_record(self._store, self._key, {"target": self.target, "kind": self.kind}, read,
+                             f"CPU {self.field} of a large run")
+
+    def _keep(self, chosen: Any, best: dict[Any, float]) -> None:
+        if self._key is None or self._store is None:
+            return
+        from fftfuse_cache import keep_artifact
+
+        payload = json.dumps({self.field: chosen, "best_ms": {str(c): round(t * 1e3, 4) for c, t in best.items()}})
+        keep_artifact(self._store, self._key, payload.encode(), _cpu_engines.machine_record(self.target, self.kind))
+
+
+class ThreadCount(RunTrial):
+    """How each large run of one executor uses its threads (see the module's description).
+
+    ``key``: where the choice is kept in ``store`` (None: measured, not kept); ``measure=False``:
     always ``unmeasured`` (``most`` unless given).
 
     >>> counts = ThreadCount(8)
@@ -76,72 +165,27 @@ class ThreadCount:
     (4, 4)
     """
 
+    field, target, kind = "threads", "cpu-threads", "thread-count"
+
     def __init__(self, most: int, key: str | None = None, store: Any = None, *, measure: bool = True,
                  unmeasured: int | None = None) -> None:
-        self.candidates = candidates(most)
-        self._key, self._store = key, store
-        self._lock = threading.Lock()
-        self._started = 0
-        self._finished = 0  # the first run to finish warms up: first touches, plans, loops
-        self._best: dict[int, float] = {}
-        self._timed: dict[int, int] = {c: 0 for c in self.candidates}
+        super().__init__(candidates(most), key if measure else None, store)
         if not measure or len(self.candidates) == 1:
-            self.chosen: int | None = most if unmeasured is None else unmeasured
-        else:
-            self.chosen = self._stored()
+            self.chosen = most if unmeasured is None else unmeasured
 
-    def start(self) -> int:
-        """The count for the next run."""
-        if self.chosen is not None:
-            return self.chosen
-        with self._lock:
-            turn, self._started = self._started, self._started + 1
-        return self.candidates[max(turn - 1, 0) % len(self.candidates)]
+    @staticmethod
+    def describe(candidate: Any) -> str:
+        return describe(candidate)
 
-    def finish(self, count: int, seconds: float) -> None:
-        """Record a run of ``count`` threads that took ``seconds`` (wall time)."""
-        if self.chosen is not None:
-            return
-        with self._lock:
-            self._finished += 1
-            if self._finished == 1 or self.chosen is not None:
-                return
-            self._timed[count] += 1
-            self._best[count] = min(self._best.get(count, seconds), seconds)
-            if min(self._timed.values()) < ROUNDS:
-                return
-            chosen = self.candidates[0]
-            for c in self.candidates[1:]:
-                if self._best[c] < (1 - MARGIN) * self._best[chosen]:
-                    chosen = c
-            self.chosen = chosen
-            best = dict(self._best)
-        log.info("CPU threads for a large run: %s of %d (%s)", describe(chosen), self.candidates[0],
-                 ", ".join(f"{describe(c)}: {t * 1e3:.2f} ms" for c, t in best.items()))
-        self._keep(chosen, best)
 
-    def _stored(self) -> int | None:
-        if self._key is None or self._store is None:
-            return None
-        from fftfuse_cache import stored_record
+class EngineTrial(RunTrial):
+    """Which of two FFT engines runs each large run of one executor: the engine measurement's
+    winner and its runner-up, tried on the executor's own first runs (see ``_cpu``): the
+    measurement times a sample in cache, where a large run streams through memory (one thread,
+    1024 x 1024 complex64 on the AMD VM: ducc0 in chunks and SciPy within 4% of each other on the
+    sample, SciPy 15-20% faster on the run)."""
 
-        def read(record: Any) -> int:
-            count = record["threads"]
-            if type(count) is not int or count not in self.candidates:
-                raise ValueError(f"the thread count must be one of {self.candidates}, got {count!r}")
-            return count
-
-        return stored_record(self._store, self._key, {"target": "cpu-threads", "kind": "thread-count"}, read,
-                             "CPU thread count")
-
-    def _keep(self, chosen: int, best: dict[int, float]) -> None:
-        if self._key is None or self._store is None:
-            return
-        from fftfuse_cache import keep_artifact
-
-        payload = json.dumps({"threads": chosen, "best_ms": {str(c): round(t * 1e3, 4) for c, t in best.items()}})
-        keep_artifact(self._store, self._key, payload.encode(),
-                      _cpu_engines.machine_record("cpu-threads", "thread-count"))
+    field, target, kind = "engine", "cpu-engine-trial", "engine-trial"
 
 
 def describe(count: int) -> str:
@@ -171,3 +215,22 @@ def thread_count(call: _cpu_engines.FFTCall, engine: str, most: int, mode: str |
     from fftfuse_cache import default_store
 
     return ThreadCount(most, artifact_key_of(call, engine, most, prolog, whole_engine), default_store())
+
+
+def engine_trial(call: _cpu_engines.FFTCall, choice: _cpu_engines.Choice) -> EngineTrial | None:
+    """The :class:`EngineTrial` of the engine ``choice`` made for ``call`` (a block, or the whole
+    problem run block by block) against its runner-up, kept in the default store; None where
+    the choice was not measured (the rules, an engine named) or no other engine came within
+    :data:`RIVAL` of it."""
+    timings = {name: t for name, t in choice.timings.items() if "@" not in name and name != choice.engine}
+    best = choice.timings.get(choice.engine)
+    if choice.how not in ("measured", "stored") or not timings or best is None:
+        return None
+    rival = min(timings, key=timings.__getitem__)
+    if timings[rival] > (1 + RIVAL) * best:
+        return None
+    from fftfuse_cache import artifact_key, default_store
+
+    key = artifact_key(target="cpu-engine-trial", call=_cpu_engines.engine_key(call), engines=[choice.engine, rival],
+                       version=_VERSION)
+    return EngineTrial([choice.engine, rival], key, default_store())
