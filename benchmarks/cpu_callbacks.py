@@ -73,12 +73,18 @@ class Fused:
             self.settle()
 
     def settle(self) -> None:
-        """Make the runs that measure a pipelined plan's thread count (``nvmath.fft._cpu_threads``:
-        its first runs, once per machine and problem), so that every timed run is a settled one."""
-        counts = getattr(self.fft._executor, "thread_count", None)
+        """Make the runs that settle a large plan's choices (``nvmath.fft._cpu_threads``: its first
+        runs try the engine against a runner-up, then the thread counts, once per machine and
+        problem), so that every timed run is a settled one."""
+        executor = self.fft._executor
+
+        def settled() -> bool:
+            trials = (getattr(executor, "engine_trial", None), getattr(executor, "thread_count", None))
+            return all(trial is None or trial.chosen is not None for trial in trials)
+
         scratch = self.operand.copy() if self.inplace else None  # the operand stays as given
-        for _ in range(32):
-            if counts is None or counts.chosen is not None:
+        for _ in range(64):
+            if settled():
                 break
             self(scratch)
         if scratch is not None:

@@ -103,7 +103,7 @@ def run_case(label: str, b: int, n: int, dtype: str, transform: str, workers: in
                 "scipy": lambda: sfft.fft(x, workers=workers) * h,
                 "ducc0": lambda: ducc0.fft.c2c(x, axes=(1,), nthreads=workers) * h}
     ms = timed(runs, rounds, stat=median_and_min, clock=time.thread_time if clock == "thread" else time.perf_counter)
-    counts = after.fft._executor.thread_count  # settled by the timed runs (its first runs measure it)
+    counts = after.fft._executor.thread_count  # settled before the timed runs
     return {"case": label, "engine": choice.engine, "how": choice.how, "workers": workers,
             "threads": None if counts is None else counts.chosen,
             "timings_us": choice.timings,

@@ -244,3 +244,17 @@ def test_the_executor_keeps_the_engine_its_own_runs_find_faster(tmp_path, monkey
     later = CpuExecutor(problem, None, epilog, workers=1)
     assert later.engine_trial.chosen == "scipy" and later.engine_choice == _cpu_engines.Choice("scipy", "tried",
                                                                                               timings)
+
+
+def test_an_engine_that_wins_its_trial_keeps_its_measured_choice(tmp_path, monkeypatch):
+    monkeypatch.setenv("FFTFUSE_CACHE_DIR", str(tmp_path / "cache"))
+    measured = _cpu_engines.Choice("ducc0-chunks", "measured", {"ducc0-chunks": 100.0, "scipy": 104.0})
+    monkeypatch.setattr(_cpu_engines, "choose", lambda call, mode: measured)
+    scipy_engine = type(_cpu_engines.engine("scipy"))
+    slow = scipy_engine.run
+    monkeypatch.setattr(scipy_engine, "run", lambda *a: time.sleep(0.02) or slow(*a))
+    problem, epilog, x, h = _problem()
+    executor = CpuExecutor(problem, None, epilog, workers=1)
+    for _ in range(1 + 2 * ROUNDS):
+        executor.execute(x, None, "forward", None, h)
+    assert executor.engine_trial.chosen == "ducc0-chunks" and executor.engine_choice == measured

@@ -322,7 +322,7 @@ class CpuExecutor:
                 self.whole_choice = _cpu_engines.choose(dataclasses.replace(whole, parallel=1, other_threads=()),
                                                         engine)
                 self._whole_engine = _cpu_engines.engine(self.whole_choice.engine)
-        self._may_adopt, self._mode = may_adopt, engine
+        self._may_adopt, self._mode, self._measured_choice = may_adopt, engine, self.engine_choice
         self._adopts = may_adopt and self._whole_engine.allocates  # only a whole run adopts
         self.thread_count = self._new_thread_count()
         # A large run's engine was measured on a sample in cache, where the run streams through
@@ -351,7 +351,9 @@ class CpuExecutor:
             return
         shared = self._whole_engine is self._engine
         self._engine = _cpu_engines.engine(name)
-        self.engine_choice = dataclasses.replace(self.engine_choice, engine=name, how="tried")
+        measured = self._measured_choice
+        self.engine_choice = measured if name == measured.engine else dataclasses.replace(measured, engine=name,
+                                                                                          how="tried")
         if shared:
             self._whole_engine, self.whole_choice = self._engine, self.engine_choice
         self._adopts = self._may_adopt and self._whole_engine.allocates
