@@ -426,11 +426,14 @@ def test_threaded_calls_below_the_measuring_size_are_measured(tmp_path, monkeypa
     measured = []
     monkeypatch.setattr(_cpu_engines, "measure", lambda call: measured.append(call) or {"ducc0": 2.0, "scipy": 1.0})
     store = ArtifactStore(tmp_path / "cache")
-    small = FFTCall("C2C", "complex64", (16, 1024), (1024, 1), (1,), 1024, 1)
+    small = FFTCall("C2C", "complex64", (4, 1024), (1024, 1), (1,), 1024, 1)
     assert choose(small, "auto", store=store).how == "rules" and not measured
-    threaded = FFTCall("C2C", "complex64", (16, 1024), (1024, 1), (1,), 1024, 2)
+    threaded = FFTCall("C2C", "complex64", (4, 1024), (1024, 1), (1,), 1024, 2)
     assert choose(threaded, "auto", store=store) == _cpu_engines.Choice("scipy", "measured", {"ducc0": 2.0, "scipy": 1.0})
     assert len(measured) == 1
+    # From 64 KiB one thread is measured too (a 2-D 16 x 1024 complex64 FFT: SciPy 77 us, ducc0 108).
+    one_thread = FFTCall("C2C", "complex64", (16, 1024), (1024, 1), (0, 1), 1024, 1)
+    assert choose(one_thread, "auto", store=store).how == "measured" and len(measured) == 2
 
 
 def test_a_call_in_one_piece_measures_its_thread_counts_with_the_engines():

@@ -83,9 +83,11 @@ ENV = "FFTFUSE_CPU_ENGINE"
 
 #: One-thread calls whose input is smaller than this follow the rules: the engines differ by
 #: microseconds there, and a plan of a small problem never looks anything up (the 1 x 1024 call
-#: stays as cheap). Threaded calls are measured whatever their size: the engines' threads differ
-#: more than their kernels (16 x 1024 complex64 on a 16-core Xeon: SciPy 0.047 ms, ducc0 0.091).
-MEASURE_MIN_BYTES = 256 << 10
+#: stays as cheap). From 64 KiB they differ by more than the fused call saves: 16 x 1024
+#: complex64 on the AMD VM, one thread, 2-D: SciPy 77 us, ducc0 108. Threaded calls are
+#: measured whatever their size: the engines' threads differ more than their kernels (16 x 1024
+#: complex64 on a 16-core Xeon: SciPy 0.047 ms, ducc0 0.091).
+MEASURE_MIN_BYTES = 64 << 10
 #: The sample a candidate transforms: the call's batch cut to about this many bytes (one of the
 #: executor's blocks: larger than a core's L2 cache, so the sample meets the memory traffic of
 #: the call; a 256 KiB sample, in cache, ranked ducc0-chunks ahead of SciPy at 1024 x 1024
