@@ -474,8 +474,8 @@ class CpuExecutor:
         workers = self.threads()
         call = self._call(inp, None, direction, prolog_data, epilog_data, params)
         x, owned = self._stage(call, (), workers)
-        result = self._whole_engine.run(p.fft_type, x, _live_axes(p), direction == "forward", None, p.fft_lengths[-1],
-                                  self.fft_threads(), owned)
+        result = self._whole_engine.run(p.fft_type, x, _live_axes(p), direction == "forward", None,
+                                        p.fft_lengths[-1], self.fft_threads(), owned)
         # Not the input's memory: a copied input (a real operand made complex, a layout cuFFT could
         # not read) is the caller's buffer for the next call too, which SciPy may have overwritten.
         ours = result is not inp and (x is not inp or not np.may_share_memory(result, inp))

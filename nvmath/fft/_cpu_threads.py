@@ -1,4 +1,5 @@
-"""How a large CPU run uses its threads: measured on the executor's own first runs, then kept.
+"""How a large CPU run uses its threads, and on which engine: tried on the executor's own first
+runs, then kept.
 
 A pipelined run (``_cpu``: the batch cut into blocks, each thread staging, transforming and
 finishing one block at a time) on ``most`` threads may do better on fewer, or not pipelined at
@@ -19,8 +20,13 @@ independent rows), so the measuring runs are ordinary runs: the first
 ``1 + ROUNDS * len(candidates)`` runs of a new problem on a new machine (9 on 8 or more
 threads, 5 on 2 or 3) alternate candidates. The choice is kept in the
 artifact store under the engine choice's key of the whole problem (``_cpu_engines.engine_key``,
-which holds this machine's identity) and the engine: later executors and processes read it and
+which holds this machine's identity) and the engines: later executors and processes read it and
 measure nothing.
+
+Before that, :class:`EngineTrial` tries the engine measured for the run (``_cpu_engines``, on a
+sample in cache) against a runner-up within :data:`RIVAL` of it, the same way, on the runs
+themselves, which stream through memory. Both are :class:`RunTrial`: a choice among candidates
+that give the same result, tried in turn on ordinary runs and kept per machine.
 """
 
 from __future__ import annotations
@@ -32,8 +38,8 @@ from typing import Any
 
 from . import _cpu_engines
 
-__all__ = ["MARGIN", "ROUNDS", "WHOLE", "EngineTrial", "RunTrial", "ThreadCount", "engine_trial", "artifact_key_of", "candidates", "describe",
-           "thread_count"]
+__all__ = ["MARGIN", "RIVAL", "ROUNDS", "WHOLE", "EngineTrial", "RunTrial", "ThreadCount", "artifact_key_of",
+           "candidates", "describe", "engine_trial", "thread_count"]
 
 log = logging.getLogger("fftfuse.fft")
 
