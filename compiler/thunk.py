@@ -54,6 +54,7 @@ def ltoir_record(function: str, kind: str, form: Any, element_dtype: str, user_d
             "element_dtype": element_dtype, "user_dtype": user_dtype, "arch": arch, "indirect": indirect,
             "narrow": narrow, "toolkit": list(nvrtc_version()), "construction": CONSTRUCTION, **extra}
 
+
 _COMPONENT = {"float32": "float", "float64": "double", "complex64": "float", "complex128": "double"}
 _STRUCT = {"complex64": "%struct.float2", "complex128": "%struct.double2"}
 ELEMENT_ALIGN = {"float32": 4, "float64": 8, "complex64": 8, "complex128": 16}

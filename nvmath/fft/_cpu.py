@@ -215,8 +215,8 @@ def _spread(task: Callable[[Any], None], items: list, threads: int) -> None:
                 return
             task(item)
 
-    helpers = min(threads, len(items)) - 1
-    futures = [_pool(helpers).submit(drain) for _ in range(helpers)]
+    pool = _pool(threads - 1)  # one pool per thread count, however many items
+    futures = [pool.submit(drain) for _ in range(min(threads, len(items)) - 1)]
     try:
         drain()
     finally:
@@ -310,43 +310,41 @@ class CpuExecutor:
         self.engine_choice = _cpu_engines.choose(self._fft_call(may_adopt), engine)
         self._engine = _cpu_engines.engine(self.engine_choice.engine)
         self._measured_fft_threads = min(self.engine_choice.threads, self.workers)
+        fft_call = self._fft_call(may_adopt)  # with the FFT's threads as measured
+        self._whole_call = dataclasses.replace(fft_call, shape=problem.input.shape, threads=self.workers)
         # The engine of a run of the whole problem at once: the same, unless the problem has blocks
         # to pipeline, whose engine was measured a block at a time; the whole run's FFT is then
         # one threaded call, measured as one (SciPy may thread a whole FFT best where ducc0 runs a
         # block best on one thread).
         self.whole_choice, self._whole_engine = self.engine_choice, self._engine
-        self.thread_count: _cpu_threads.ThreadCount | None = None
-        if self.threads() > 1:
-            whole = dataclasses.replace(self._fft_call(may_adopt), shape=problem.input.shape, threads=self.workers)
-            if whole.parallel > 1:
-                self.whole_choice = _cpu_engines.choose(dataclasses.replace(whole, parallel=1, other_threads=()),
-                                                        engine)
-                self._whole_engine = _cpu_engines.engine(self.whole_choice.engine)
+        if self.threads() > 1 and self._whole_call.parallel > 1:
+            self.whole_choice = _cpu_engines.choose(dataclasses.replace(self._whole_call, parallel=1,
+                                                                        other_threads=()), engine)
+            self._whole_engine = _cpu_engines.engine(self.whole_choice.engine)
         self._may_adopt, self._mode, self._measured_choice = may_adopt, engine, self.engine_choice
         self._adopts = may_adopt and self._whole_engine.allocates  # only a whole run adopts
-        self.thread_count = self._new_thread_count()
         # A large run's engine was measured on a sample in cache, where the run streams through
         # memory: it is tried against its runner-up on the first runs (_cpu_threads.EngineTrial).
         self.engine_trial: _cpu_threads.EngineTrial | None = None
         blocks = self._batch_blocks(1)
         if self.threads() > 1 or (blocks is not None and len(blocks) > 1):
-            self.engine_trial = _cpu_threads.engine_trial(self._fft_call(may_adopt), self.engine_choice)
+            self.engine_trial = _cpu_threads.engine_trial(fft_call, self.engine_choice)
             if self.engine_trial is not None and self.engine_trial.chosen is not None:
                 self._use_engine(self.engine_trial.chosen)
+        self.thread_count = self._new_thread_count()
 
     def _new_thread_count(self) -> _cpu_threads.ThreadCount | None:
         """Pipelined on how many threads, or whole (_cpu_threads): measured on the first runs of
-        a problem run on several threads, for its engines."""
+        a problem run on several threads, for its engines (built again once an engine trial has
+        chosen another)."""
         if self.threads() == 1:
             return None
-        whole = dataclasses.replace(self._fft_call(self._may_adopt), shape=self.problem.input.shape,
-                                    threads=self.workers)
-        return _cpu_threads.thread_count(whole, self._engine.name, self.workers, self._mode, self.prolog is not None,
-                                         self._adopts, self._whole_engine.name)
+        return _cpu_threads.thread_count(self._whole_call, self._engine.name, self.workers, self._mode,
+                                         self.prolog is not None, self._adopts, self._whole_engine.name)
 
     def _use_engine(self, name: str) -> None:
         """Run blocks on engine ``name`` (and whole runs too, where they have no engine of their
-        own), as an engine trial decided; the thread count is then that engine's."""
+        own), as an engine trial's turn or choice says."""
         if name == self._engine.name:
             return
         shared = self._whole_engine is self._engine
@@ -357,7 +355,6 @@ class CpuExecutor:
         if shared:
             self._whole_engine, self.whole_choice = self._engine, self.engine_choice
         self._adopts = self._may_adopt and self._whole_engine.allocates
-        self.thread_count = self._new_thread_count()
 
     # -- the executor interface (nvmath.fft._executor.Executor) --------------------------------
 
@@ -425,12 +422,12 @@ class CpuExecutor:
             # One of the first runs: on the engine whose turn it is, pipelined on every thread.
             name = trial.start()
             self._use_engine(name)
-            count = workers if self.thread_count is None else self.thread_count.candidates[0]
             started = time.perf_counter()
-            result = self._run_general(inp, out, direction, prolog_data, epilog_data, params, count)
+            result = self._run_general(inp, out, direction, prolog_data, epilog_data, params, workers)
             trial.finish(name, time.perf_counter() - started)
             if trial.chosen is not None:
                 self._use_engine(trial.chosen)
+                self.thread_count = self._new_thread_count()  # the thread counts of that engine
             return result
         counts = self.thread_count if workers > 1 else None
         if counts is None:

@@ -176,7 +176,7 @@ class ThreadCount(RunTrial):
     def __init__(self, most: int, key: str | None = None, store: Any = None, *, measure: bool = True,
                  unmeasured: int | None = None) -> None:
         super().__init__(candidates(most), key if measure else None, store)
-        if not measure or len(self.candidates) == 1:
+        if not measure:
             self.chosen = most if unmeasured is None else unmeasured
 
     @staticmethod
