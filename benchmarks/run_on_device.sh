@@ -83,13 +83,15 @@ for step in $steps; do
     multigpu)  # two GPUs: tests/test_multi_gpu.py skips with fewer
       python3 -m pytest tests/test_multi_gpu.py -q -rs -p no:cacheprovider 2>&1 | tail -30 | tee "$OUT/multigpu-tests.log"
       python3 benchmarks/multi_gpu.py --json "$OUT/multi_gpu.json" 2>&1 | tee "$OUT/multi_gpu.txt" ;;
-    cpuhost)  # the CPU twin on this machine's host CPU: the engine choice, then the fused callbacks table
+    cpuhost)  # the CPU twin on this machine's host CPU: the engine choice, then the fused callbacks tables (all threads, one)
       cores=$(nproc)
       for w in 1 $cores; do
         timeout 240 python3 benchmarks/cpu_engines.py --workers $w --label gpu-host-w$w --out "$OUT" 2>&1 | tee -a "$OUT/cpu_engines.txt"
       done
-      for dt in complex64 complex128; do
-        timeout 200 python3 benchmarks/cpu_callbacks.py --dtype $dt --workers $cores --fresh 0 --label gpu-host-$dt-w$cores --json "$OUT/cpu_callbacks-$dt-w$cores.json" 2>&1 | tee -a "$OUT/cpu_callbacks.txt"
+      for w in $cores 1; do
+        for dt in complex64 complex128; do
+          timeout 200 python3 benchmarks/cpu_callbacks.py --dtype $dt --workers $w --fresh 0 --label gpu-host-$dt-w$w --json "$OUT/cpu_callbacks-$dt-w$w.json" 2>&1 | tee -a "$OUT/cpu_callbacks.txt"
+        done
       done ;;
     examples)  # nvmath-python's device-FFT examples, unchanged, against this nvmath (folder: $EXAMPLES, not in git)
       python3 benchmarks/device_examples.py --examples "${EXAMPLES:-.whl/nvexamples}" --jobs 6 --timeout 240 \
