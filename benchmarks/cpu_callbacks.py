@@ -129,6 +129,18 @@ def timed(runs: dict[str, Callable[[], object]], rounds: int, stat: Callable = s
     return {name: stat(s) for name, s in samples.items()}
 
 
+def paired_quartiles(fused: list[float], unfused: list[float]) -> list[float]:
+    """Quartiles of the rounds' own ratios fused / unfused (the two ran side by side in each
+    round, so drift hits both): a row whose lower quartile is above 1.0 was slower in three
+    rounds of four, more than a tie measured on a noisy machine.
+
+    >>> paired_quartiles([1.0, 2.0, 3.0, 4.0, 5.0], [1.0, 1.0, 1.0, 1.0, 1.0])
+    [2.0, 3.0, 4.0]
+    """
+    ratios = [f / u for f, u in zip(fused, unfused)]
+    return statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else ratios * 3
+
+
 def scale_cb(v):
     return v * np.float32(1.0 / 1024)
 
@@ -322,11 +334,12 @@ def environment(workers: int) -> dict:
 
 
 def table(result: dict) -> str:
-    head = f"{'case':<13}{'size':>11}{'fused ms':>11}{'unfused ms':>12}{'fused/unfused':>15}  engine"
+    head = f"{'case':<13}{'size':>11}{'fused ms':>11}{'unfused ms':>12}{'fused/unfused':>15}{'rounds q1-q3':>14}  engine"
     lines = [head, "-" * len(head)]
     for r in result["rows"]:
+        spread = f"{r['ratio_q1']:.2f}-{r['ratio_q3']:.2f}" if "ratio_q1" in r else ""
         lines.append(f"{r['case']:<13}{r['size']:>11}{r['fused_ms']:>11.4f}{r['unfused_ms']:>12.4f}"
-                     f"{r['fused_over_unfused']:>15.2f}  {r.get('engine', '')}")
+                     f"{r['fused_over_unfused']:>15.2f}{spread:>14}  {r.get('engine', '')}")
     big = [r["fused_over_unfused"] for r in result["rows"] if r["batch"] >= 256]
     if big:
         lines.append(f"worst fused/unfused at >= 256 x N: {max(big):.2f}")
@@ -385,10 +398,12 @@ def main(argv: list[str] | None = None) -> None:
         for case in args.cases.split(","):
             fused, unfused, check = case_runs(case, b, n, args.workers, rng, args.dtype)
             check()
-            t = timed({"fused": fused, "unfused": unfused}, args.rounds, clock=clock)
+            samples = timed({"fused": fused, "unfused": unfused}, args.rounds, stat=list, clock=clock)
+            t = {name: statistics.median(s) for name, s in samples.items()}
+            q1, _, q3 = paired_quartiles(samples["fused"], samples["unfused"])
             rows.append({"case": case, "size": f"{b}x{n}", "batch": b, "n": n, "fused_ms": t["fused"],
                          "unfused_ms": t["unfused"], "fused_over_unfused": t["fused"] / t["unfused"],
-                         "engine": fused.how()})
+                         "ratio_q1": q1, "ratio_q3": q3, "engine": fused.how()})
             print(f"{case:<13}{b:>6}x{n:<5} fused {t['fused']:.4f} ms  unfused {t['unfused']:.4f} ms", flush=True)
     result: dict = {"rows": rows, "stateless": stateless_overhead(args.rounds)}
     if args.fresh:
@@ -401,6 +416,7 @@ def main(argv: list[str] | None = None) -> None:
         "fused_ms": "nvmath.fft.FFT planned once with the callback, execute() per call (a new output each); median",
         "engine": "the fused plan's FFT engine; xN: its threads; N pipelined: blocks at once; whole: threaded steps",
         "unfused_ms": "scipy.fft, then the elementwise step in NumPy (in place where possible); median",
+        "ratio_q1": "lower quartile of the rounds' own fused / unfused ratios (ratio_q3: the upper)",
         "stateless": "nvmath.fft.fft(x, epilog={'fn': f, 'data': H}) per call, against scipy.fft.fft(x) * H",
         "fresh_process": "python -c '<import numpy, scipy, nvmath; first fused fft>': seconds from starting the "
                          "process to the result (and to its exit); cold = first",
