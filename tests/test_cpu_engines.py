@@ -107,10 +107,23 @@ def test_every_engine_over_many_blocks_of_power_of_two_rows(monkeypatch, engine,
         check(got, reference("fft", x, (-1,), problem, pre, post), "complex64")
 
 
+@pytest.fixture(params=["pocketfft", "scipy.fft"])
+def scipy_entry(request, monkeypatch):
+    """The scipy engine through SciPy's pocketfft module, then through scipy.fft (where the module
+    is missing or answers differently)."""
+    if request.param == "pocketfft":
+        if _cpu_engines.pocketfft_module() is None:
+            pytest.skip("SciPy's pocketfft module is not usable here")
+    else:
+        monkeypatch.setattr(_cpu_engines, "pocketfft_module", lambda: None)
+    return request.param
+
+
 @pytest.mark.parametrize("forward", [True, False])
-def test_scipy_transforms_an_input_it_may_not_overwrite_in_the_output(forward):
-    """C2C from the caller's input with an output given: a copy into the output, transformed there
-    (a new array of SciPy's would cost a pass more), the input untouched."""
+def test_scipy_transforms_an_input_it_may_not_overwrite_in_the_output(forward, scipy_entry):
+    """C2C from the caller's input with an output given: into the output (through scipy.fft, a
+    copy into it transformed there: a new array of SciPy's would cost a pass more), the input
+    untouched."""
     rng = np.random.default_rng(7)
     x = (rng.standard_normal((16, 64)) + 1j * rng.standard_normal((16, 64))).astype(np.complex64)
     kept, out = x.copy(), np.empty_like(x)
@@ -118,6 +131,51 @@ def test_scipy_transforms_an_input_it_may_not_overwrite_in_the_output(forward):
     assert got.ctypes.data == out.ctypes.data and got.strides == out.strides and np.array_equal(x, kept)
     want = np.fft.fft(x.astype(np.complex128)) if forward else np.fft.ifft(x.astype(np.complex128)) * 64
     assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_scipy_writes_real_transforms_into_a_given_output(dtype):
+    """R2C and C2R over two axes through SciPy's pocketfft module: into the output given, no
+    array of SciPy's and no copy (scipy.fft makes a new array)."""
+    if _cpu_engines.pocketfft_module() is None:
+        pytest.skip("SciPy's pocketfft module is not usable here")
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((4, 12, 16)).astype(dtype)
+    complex_type = np.result_type(dtype, np.complex64)
+    half = np.empty((4, 12, 9), complex_type)
+    scipy_engine = _cpu_engines.engine("scipy")
+    got = scipy_engine.run("R2C", x, (1, 2), True, half, 16, 1, False)
+    assert got is half
+    want = np.fft.rfftn(x.astype(np.float64), axes=(1, 2))
+    assert np.abs(half - want).max() <= 1e-4 * np.abs(want).max()
+    back = np.empty_like(x)
+    kept = half.copy()
+    assert scipy_engine.run("C2R", half, (1, 2), False, back, 16, 1, False) is back
+    assert np.abs(back - x * 12 * 16).max() <= 1e-3 * 12 * 16  # unnormalized, as cuFFT
+    np.testing.assert_array_equal(half, kept)  # an input it may not overwrite is left as it was
+
+
+def test_a_pocketfft_module_that_answers_differently_is_not_used(monkeypatch):
+    """The module is SciPy's private one: checked against scipy.fft once, and passed over (the
+    public functions serve, with the same results) where it answers differently."""
+    import types
+
+    import scipy.fft._pocketfft as package
+
+    real = package.pypocketfft  # scipy.fft keeps its own reference: only the engine sees the change
+    changed = types.SimpleNamespace(r2c=real.r2c, c2r=real.c2r, c2c=lambda a, axes, forward, inorm, out, nthreads:
+                                    np.conj(real.c2c(a, axes, forward, inorm, out, nthreads)))
+    monkeypatch.setattr(package, "pypocketfft", changed)
+    _cpu_engines.pocketfft_module.cache_clear()
+    try:
+        assert _cpu_engines.pocketfft_module() is None
+        x = (np.arange(32) + 1j).astype(np.complex64).reshape(2, 16)
+        got = _cpu_engines.engine("scipy").run("C2C", x, (1,), True, None, 16, 1, False)
+        assert np.abs(got - np.fft.fft(x)).max() <= 1e-4 * np.abs(got).max()
+    finally:
+        monkeypatch.undo()
+        _cpu_engines.pocketfft_module.cache_clear()
+    assert _cpu_engines.pocketfft_module() is not None
 
 
 def test_an_engine_that_cannot_run_a_transform_gives_way_to_ducc0():

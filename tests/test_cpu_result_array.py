@@ -16,7 +16,7 @@ import pytest
 import nvmath
 from helpers import assert_close, rand
 from fftfuse_compiler.cpu_backend import compile_cpu, python_callback
-from nvmath.fft import _cpu, _reuse
+from nvmath.fft import _cpu, _cpu_engines, _reuse
 from nvmath.fft._cpu import CpuExecutor
 from nvmath.fft._cpu_engines import forget_choices
 from nvmath.fft._executor import CallArgs, CallData
@@ -61,7 +61,8 @@ def call(inp, out, direction, epilog_data):
 
 
 class Recorder:
-    """Wraps scipy.fft's functions to keep every array they return."""
+    """Wraps scipy.fft's functions, and those of SciPy's pocketfft module where the engine calls
+    it, to keep every array they return."""
 
     def __init__(self, monkeypatch):
         import scipy.fft
@@ -70,6 +71,9 @@ class Recorder:
         for name in ("fft", "ifft", "rfft", "irfft", "fftn", "ifftn", "rfftn", "irfftn"):
             real = getattr(scipy.fft, name)
             monkeypatch.setattr(scipy.fft, name, self.wrap(real))
+        module = _cpu_engines.pocketfft_module()
+        for name in ("c2c", "r2c", "c2r") if module is not None else ():
+            monkeypatch.setattr(module, name, self.wrap(getattr(module, name)))
 
     def wrap(self, real):
         def recorded(*args, **kwargs):
