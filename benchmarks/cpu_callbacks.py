@@ -54,12 +54,14 @@ class Fused:
     when given another operand)."""
 
     def __init__(self, transform: str, operand: np.ndarray, axes, prolog=None, epilog=None, workers=None,
-                 inplace=False, settle=True):
+                 inplace=False, settle=True, engine=None):
         import nvmath
 
         self.operand, self.data, self.inplace = operand, {}, inplace
         self.direction = "inverse" if transform == "ifft" else "forward"
         options = {"inplace": inplace, "fft_type": "R2C" if transform == "rfft" else "C2C"}
+        if engine is not None:
+            options["cpu_engine"] = engine
         self.fft = nvmath.fft.FFT(operand, axes=list(axes), options=options,
                                   execution=nvmath.fft.ExecutionCPU(num_threads=workers))
         callbacks = {}
@@ -158,10 +160,15 @@ def mask_cb(v, m):
 
 
 def case_runs(case: str, b: int, n: int, workers: int, rng: np.random.Generator,
-              dtype: str = "complex64") -> tuple[Callable, Callable, Callable]:
+              dtype: str = "complex64", engine: str | None = None) -> tuple[Callable, Callable, Callable]:
     """``(fused, unfused, check)`` for one case and size; ``check`` raises if they disagree.
-    ``dtype``: the complex type of the operand (the real cases take its real counterpart)."""
+    ``dtype``: the complex type of the operand (the real cases take its real counterpart);
+    ``engine``: the fused plans' ``cpu_engine`` option (default: the option's own)."""
     W = workers
+
+    def plan(*args, **kwargs) -> Fused:
+        return Fused(*args, engine=engine, **kwargs)
+
     real_dtype = np.empty(0, dtype).real.dtype
 
     def cplx(shape):
@@ -170,7 +177,7 @@ def case_runs(case: str, b: int, n: int, workers: int, rng: np.random.Generator,
     x = cplx((b, n))
     s = np.float32(1.0 / 1024)
     if case == "scale":
-        fused = Fused("fft", x, (-1,), epilog=scale_cb, workers=W)
+        fused = plan("fft", x, (-1,), epilog=scale_cb, workers=W)
 
         def unfused():
             y = sfft.fft(x, workers=W)
@@ -178,7 +185,7 @@ def case_runs(case: str, b: int, n: int, workers: int, rng: np.random.Generator,
             return y
     elif case == "filter":
         h = cplx((b, n))
-        fused = Fused("fft", x, (-1,), epilog=(filter_cb, h), workers=W)
+        fused = plan("fft", x, (-1,), epilog=(filter_cb, h), workers=W)
 
         def unfused():
             y = sfft.fft(x, workers=W)
@@ -186,19 +193,20 @@ def case_runs(case: str, b: int, n: int, workers: int, rng: np.random.Generator,
             return y
     elif case == "window":
         w = np.repeat(np.hanning(n).astype(real_dtype)[None, :], b, 0)
-        fused = Fused("fft", x, (-1,), prolog=(window_cb, w), workers=W)
+        fused = plan("fft", x, (-1,), prolog=(window_cb, w), workers=W)
 
         def unfused():
             return sfft.fft(x * w, workers=W, overwrite_x=True)
     elif case == "convolution":
         h = cplx((b, n))
-        forward = Fused("fft", x, (-1,), epilog=(filter_cb, h), workers=W)
-        inverse = Fused("ifft", x, (-1,), workers=W, inplace=True)
+        forward = plan("fft", x, (-1,), epilog=(filter_cb, h), workers=W)
+        inverse = plan("ifft", x, (-1,), workers=W, inplace=True)
 
         def fused():
             return inverse(forward())
 
         fused.how = lambda: f"{forward.how()}; inverse {inverse.how()}"  # type: ignore[attr-defined]
+        fused.plans = [forward, inverse]  # type: ignore[attr-defined]
 
         def unfused():
             y = sfft.fft(x, workers=W)
@@ -206,7 +214,7 @@ def case_runs(case: str, b: int, n: int, workers: int, rng: np.random.Generator,
             return sfft.ifft(y, norm="forward", overwrite_x=True, workers=W)
     elif case == "r2c_scale":
         x = rng.standard_normal((b, n)).astype(real_dtype)
-        fused = Fused("rfft", x, (-1,), epilog=scale_cb, workers=W)
+        fused = plan("rfft", x, (-1,), epilog=scale_cb, workers=W)
 
         def unfused():
             y = sfft.rfft(x, workers=W)
@@ -214,7 +222,7 @@ def case_runs(case: str, b: int, n: int, workers: int, rng: np.random.Generator,
             return y
     elif case == "2d_mask":
         m = (rng.random((b, n)) < 0.5).astype(real_dtype)
-        fused = Fused("fft", x, (0, 1), epilog=(mask_cb, m), workers=W)
+        fused = plan("fft", x, (0, 1), epilog=(mask_cb, m), workers=W)
 
         def unfused():
             y = sfft.fft2(x, workers=W)

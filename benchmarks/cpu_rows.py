@@ -1,0 +1,87 @@
+"""Why a row of ``cpu_callbacks`` runs as it does: the fused plan on every engine, side by side.
+
+    python benchmarks/cpu_rows.py --rows filter:64x1024,scale:1024x1024 --workers 16
+
+For each row (a ``cpu_callbacks`` case and size) the same fused plan is made once per
+``cpu_engine`` mode (``auto``, each engine, ``rules``) and timed, interleaved round by round,
+next to SciPy unfused; the ``auto`` plan's choices are printed with what its measurement saw
+(the engines' times on the sample, in us), so a row where the measurement ranked the engines
+otherwise than the runs do shows which of the two to look at.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from cpu_callbacks import case_runs, parse_sizes, timed  # noqa: E402
+from nvmath.fft import _cpu_engines  # noqa: E402
+
+MODES = ("auto",) + _cpu_engines.ENGINES + ("rules",)
+
+
+def choices(fused) -> str:  # noqa: ANN001
+    """What an ``auto`` plan chose and what its measurement saw."""
+    plans = getattr(fused, "plans", None) or [fused]
+    text = []
+    for one in plans:
+        executor = one.fft._executor
+        picked = [("engine", executor.engine_choice)]
+        if getattr(executor, "whole_choice", None) is not None and executor.whole_choice is not executor.engine_choice:
+            picked.append(("whole", executor.whole_choice))
+        for what, choice in picked:
+            timings = ", ".join(f"{k} {v:.0f}" for k, v in sorted(choice.timings.items(), key=lambda kv: kv[1]))
+            text.append(f"{what} {choice.engine} ({choice.how}; {timings or 'no timings'})")
+        counts = getattr(executor, "thread_count", None)
+        if counts is not None:
+            text.append(f"threads chosen {counts.chosen} of {counts.candidates}")
+    return "; ".join(text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", required=True, help="case:BxN,... (cases of benchmarks/cpu_callbacks.py)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--dtype", default="complex64", choices=("complex64", "complex128"))
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--json", default=None, help="also write the figures here")
+    args = parser.parse_args(argv)
+    clock = time.thread_time if args.workers == 1 else time.perf_counter
+    results = []
+    for row in args.rows.split(","):
+        case, size = row.split(":")
+        (b, n), = parse_sizes(size)
+        runs, auto = {}, None
+        for mode in MODES:
+            fused, unfused, check = case_runs(case, b, n, args.workers, np.random.default_rng(0), args.dtype,
+                                              engine=mode)
+            check()
+            runs[mode] = fused
+            runs.setdefault("unfused", unfused)
+            auto = auto or fused
+        ms = timed(runs, args.rounds, stat=list, clock=clock)
+        medians = {k: statistics.median(v) for k, v in ms.items()}
+        print(f"{case} {size} x{args.workers} {args.dtype}: unfused {medians['unfused']:.4f} ms")
+        for mode in MODES:
+            print(f"  {mode:<13} {medians[mode]:.4f} ms  {medians[mode] / medians['unfused']:.2f}x  {runs[mode].how()}")
+        print(f"  auto's choices: {choices(auto)}", flush=True)
+        results.append({"case": case, "size": size, "ms": medians, "auto": choices(auto),
+                        "how": {m: runs[m].how() for m in MODES}})
+    if args.json:
+        Path(args.json).write_text(json.dumps({"workers": args.workers, "dtype": args.dtype, "rows": results},
+                                              indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
