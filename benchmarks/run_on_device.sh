@@ -4,7 +4,7 @@
 # nvmath-python in .whl/ref/. Logs and JSON go to $OUT (default: ./device-out).
 #   bash benchmarks/run_on_device.sh [tests] [gputests] [doctor] [bench] [inline] [hostoverhead] [coldstart] [compile]
 #                                    [arrayterms] [dask] [multigpu] [sanitizer] [devicefft] [chain] [chainbench] [fuse]
-#                                    [gputests2] [cpuhost] [examples]
+#                                    [gputests2] [cpuhost] [cpurows] [examples]
 # Wheels: ducc0 (the CPU executor) and benchmarks/device-wheels.txt (dask, multigpu) in .whl/.
 set -uo pipefail
 OUT=${OUT:-$PWD/device-out}
@@ -93,6 +93,13 @@ for step in $steps; do
           timeout 200 python3 benchmarks/cpu_callbacks.py --dtype $dt --workers $w --fresh 0 --label gpu-host-$dt-w$w --json "$OUT/cpu_callbacks-$dt-w$w.json" 2>&1 | tee -a "$OUT/cpu_callbacks.txt"
         done
       done ;;
+    cpurows)  # why cpu_callbacks rows run as they do: each row's fused plan on every engine (ROWS, ROWS1: case:BxN,...)
+      cores=$(nproc)
+      timeout 200 python3 benchmarks/cpu_rows.py --workers $cores --json "$OUT/cpu_rows-w$cores.json" \
+        --rows "${ROWS:-scale:16x1024,r2c_scale:16x1024,scale:64x1024,filter:64x1024,convolution:64x1024,window:256x1024,convolution:256x1024,scale:1024x1024,r2c_scale:1024x1024}" 2>&1 | tee "$OUT/cpu_rows.txt"
+      timeout 120 python3 benchmarks/cpu_rows.py --workers 1 --json "$OUT/cpu_rows-w1.json" \
+        --rows "${ROWS1:-filter:16x1024,filter:64x1024,window:256x1024,2d_mask:4096x1024}" 2>&1 | tee -a "$OUT/cpu_rows.txt"
+      timeout 120 python3 benchmarks/cpu_fused_parts.py --batch 64 2>&1 | tee "$OUT/cpu_fused_parts.txt" ;;
     examples)  # nvmath-python's device-FFT examples, unchanged, against this nvmath (folder: $EXAMPLES, not in git)
       python3 benchmarks/device_examples.py --examples "${EXAMPLES:-.whl/nvexamples}" --jobs 6 --timeout 240 \
         --json "$OUT/device_examples.json" 2>&1 | tee "$OUT/device_examples.txt" ;;
