@@ -120,7 +120,8 @@ def test_the_executor_tries_each_candidate_then_keeps_one_with_a_correct_result(
     executor = CpuExecutor(problem, None, epilog, workers=8)
     assert executor.thread_count.candidates == [8, 4, 2, WHOLE]
     want = np.fft.fft(x.astype(np.complex128), axis=1) * h
-    for _ in range(1 + 4 * ROUNDS + 2 + 2 * (1 + 2 * ROUNDS)):  # an engine trial may come first
+    trial = executor.engine_trial  # may come first
+    for _ in range(1 + 4 * ROUNDS + 2 + (0 if trial is None else 1 + 2 * trial.rounds)):
         out = executor.execute(x, None if adopts else np.empty_like(x), "forward", None, h)
         assert np.abs(out - want).max() < 1e-4 * np.abs(want).max()
     chosen = executor.thread_count.chosen
@@ -212,6 +213,14 @@ def test_the_whole_run_has_its_own_engine_measured_as_one_threaded_call(tmp_path
 
 
 # -- the engine trial: the measurement's winner against its runner-up, on the executor's runs --
+def _busy(seconds: float) -> None:
+    """Work for ``seconds`` (a one-thread trial times CPU time, which a sleep does not take)."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+
 def test_an_engine_trial_pairs_a_measured_choice_with_a_close_runner_up(tmp_path, monkeypatch):
     monkeypatch.setenv("FFTFUSE_CACHE_DIR", str(tmp_path / "cache"))
     close = _cpu_engines.Choice("ducc0-chunks", "measured", {"ducc0-chunks": 100.0, "scipy": 104.0, "ducc0": 150.0,
@@ -232,12 +241,12 @@ def test_the_executor_keeps_the_engine_its_own_runs_find_faster(tmp_path, monkey
                                                                                         timings))
     chunks = type(_cpu_engines.engine("ducc0-chunks"))
     slow = chunks.run
-    monkeypatch.setattr(chunks, "run", lambda *a: time.sleep(0.02) or slow(*a))
+    monkeypatch.setattr(chunks, "run", lambda *a: _busy(0.005) or slow(*a))
     problem, epilog, x, h = _problem()
     executor = CpuExecutor(problem, None, epilog, workers=1)
     assert executor.engine_trial.candidates == ["ducc0-chunks", "scipy"] and executor.engine_trial.chosen is None
     want = np.fft.fft(x.astype(np.complex128), axis=1) * h
-    for _ in range(1 + 2 * ROUNDS + 1):
+    for _ in range(1 + 2 * executor.engine_trial.rounds + 1):
         out = executor.execute(x, None, "forward", None, h)
         assert np.abs(out - want).max() < 1e-4 * np.abs(want).max()
     assert executor.engine_trial.chosen == "scipy" and executor.engine_choice.engine == "scipy"
@@ -252,9 +261,46 @@ def test_an_engine_that_wins_its_trial_keeps_its_measured_choice(tmp_path, monke
     monkeypatch.setattr(_cpu_engines, "choose", lambda call, mode: measured)
     scipy_engine = type(_cpu_engines.engine("scipy"))
     slow = scipy_engine.run
-    monkeypatch.setattr(scipy_engine, "run", lambda *a: time.sleep(0.02) or slow(*a))
+    monkeypatch.setattr(scipy_engine, "run", lambda *a: _busy(0.005) or slow(*a))
     problem, epilog, x, h = _problem()
     executor = CpuExecutor(problem, None, epilog, workers=1)
-    for _ in range(1 + 2 * ROUNDS):
+    for _ in range(1 + 2 * executor.engine_trial.rounds):
         executor.execute(x, None, "forward", None, h)
     assert executor.engine_trial.chosen == "ducc0-chunks" and executor.engine_choice == measured
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_a_small_call_tries_its_engine_too_then_runs_the_faster_on_the_fast_path(tmp_path, monkeypatch, workers):
+    """16 x 1024 complex64 (one block, the fast path's size): the measurement ranked ducc0 in
+    chunks first, SciPy within 4%; on the runs SciPy is faster, so after the trial's runs (the
+    general path, alternating the two) the fast path runs SciPy."""
+    monkeypatch.setenv("FFTFUSE_CACHE_DIR", str(tmp_path / "cache"))
+    timings = {"ducc0-chunks": 50.0, "scipy": 52.0, "ducc0": 90.0}
+    monkeypatch.setattr(_cpu_engines, "choose", lambda call, mode: _cpu_engines.Choice("ducc0-chunks", "measured",
+                                                                                        timings))
+    ran = []
+    for name in ("ducc0-chunks", "scipy"):
+        engine_type = type(_cpu_engines.engine(name))
+        real = engine_type.run
+        busy = 0.002 if name == "ducc0-chunks" else 0.0
+        monkeypatch.setattr(engine_type, "run", lambda *a, name=name, real=real, busy=busy:
+                            ran.append(name) or _busy(busy) or real(*a))
+    problem = plan_problem("fft", (16, 1024), (1024, 1), "complex64", (1,))
+    epilog = compile_cpu(lambda v, d: v * d, "epilog", "complex64", "complex64")
+    rng = np.random.default_rng(4)
+    x, h = random_array(rng, (16, 1024), "complex64"), random_array(rng, (16, 1024), "complex64")
+    executor = CpuExecutor(problem, None, epilog, workers=workers)
+    assert executor.threads() == 1
+    trial = executor.engine_trial
+    assert trial is not None and trial.candidates == ["ducc0-chunks", "scipy"] and trial.rounds > 2
+    want = np.fft.fft(x.astype(np.complex128), axis=1) * h
+    for _ in range(1 + 2 * trial.rounds):
+        out = executor.execute(x, None, "forward", None, h)
+        assert np.abs(out - want).max() < 1e-4 * np.abs(want).max()
+    assert trial.chosen == "scipy" and executor.engine_choice.engine == "scipy"
+    assert {"ducc0-chunks", "scipy"} <= set(ran)
+    ran.clear()
+    fast = executor._runs.get("forward")
+    out = executor.execute(x, None, "forward", None, h)
+    assert ran == ["scipy"] and executor._runs["forward"] is not fast  # the fast path, rebuilt for SciPy
+    assert np.abs(out - want).max() < 1e-4 * np.abs(want).max()

@@ -323,14 +323,12 @@ class CpuExecutor:
             self._whole_engine = _cpu_engines.engine(self.whole_choice.engine)
         self._may_adopt, self._mode, self._measured_choice = may_adopt, engine, self.engine_choice
         self._adopts = may_adopt and self._whole_engine.allocates  # only a whole run adopts
-        # A large run's engine was measured on a sample in cache, where the run streams through
-        # memory: it is tried against its runner-up on the first runs (_cpu_threads.EngineTrial).
-        self.engine_trial: _cpu_threads.EngineTrial | None = None
-        blocks = self._batch_blocks(1)
-        if self.threads() > 1 or (blocks is not None and len(blocks) > 1):
-            self.engine_trial = _cpu_threads.engine_trial(fft_call, self.engine_choice)
-            if self.engine_trial is not None and self.engine_trial.chosen is not None:
-                self._use_engine(self.engine_trial.chosen)
+        # The engine was measured on a sample in cache with NumPy's multiply, where the runs have
+        # the compiled loops, and large ones stream through memory: it is tried against a close
+        # runner-up on the first runs (_cpu_threads.EngineTrial), which take the general path.
+        self.engine_trial = _cpu_threads.engine_trial(fft_call, self.engine_choice)
+        if self.engine_trial is not None and self.engine_trial.chosen is not None:
+            self._use_engine(self.engine_trial.chosen)
         self.thread_count = self._new_thread_count()
 
     def _new_thread_count(self) -> _cpu_threads.ThreadCount | None:
@@ -347,6 +345,7 @@ class CpuExecutor:
         own), as an engine trial's turn or choice says."""
         if name == self._engine.name:
             return
+        self._runs.clear()  # a fast path runs the engine it was built for
         shared = self._whole_engine is self._engine
         self._engine = _cpu_engines.engine(name)
         measured = self._measured_choice
@@ -365,6 +364,10 @@ class CpuExecutor:
         data in ``call.data`` are None, a 1-D array, or a C-contiguous one (its elements in order),
         their runtime parameters tuples of values (see ``fftfuse_compiler.terms``)."""
         direction, data = call.direction, call.data
+        trial = self.engine_trial
+        if trial is not None and trial.chosen is None:  # the general path alternates the engines
+            return self._general(call.inp, call.out, direction, data.prolog_data, data.epilog_data,
+                                 (data.prolog_params, data.epilog_params))
         fast = self._runs.get(direction)
         if fast is None and direction in _DIRECTIONS:
             fast = self._runs[direction] = self._fast_run(direction) or _no_fast_path
@@ -422,9 +425,11 @@ class CpuExecutor:
             # One of the first runs: on the engine whose turn it is, pipelined on every thread.
             name = trial.start()
             self._use_engine(name)
-            started = time.perf_counter()
+            # One thread: its CPU time, which other jobs on a shared machine do not inflate.
+            clock = time.thread_time if workers == 1 and self.fft_threads() == 1 else time.perf_counter
+            started = clock()
             result = self._run_general(inp, out, direction, prolog_data, epilog_data, params, workers)
-            trial.finish(name, time.perf_counter() - started)
+            trial.finish(name, clock() - started)
             if trial.chosen is not None:
                 self._use_engine(trial.chosen)
                 self.thread_count = self._new_thread_count()  # the thread counts of that engine

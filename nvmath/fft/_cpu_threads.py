@@ -23,9 +23,10 @@ artifact store under the engine choice's key of the whole problem (``_cpu_engine
 which holds this machine's identity) and the engines: later executors and processes read it and
 measure nothing.
 
-Before that, :class:`EngineTrial` tries the engine measured for the run (``_cpu_engines``, on a
+Before that, :class:`EngineTrial` tries the engine measured for the call (``_cpu_engines``, on a
 sample in cache) against a runner-up within :data:`RIVAL` of it, the same way, on the runs
-themselves, which stream through memory. Both are :class:`RunTrial`: a choice among candidates
+themselves, which stream through memory and have the executor's loops and Python: for every
+measured call, large or not (short ones on more runs: :data:`TRIAL_ROUNDS`). Both are :class:`RunTrial`: a choice among candidates
 that give the same result, tried in turn on ordinary runs and kept per machine.
 """
 
@@ -38,7 +39,7 @@ from typing import Any
 
 from . import _cpu_engines
 
-__all__ = ["MARGIN", "RIVAL", "ROUNDS", "WHOLE", "EngineTrial", "RunTrial", "ThreadCount", "artifact_key_of",
+__all__ = ["MARGIN", "RIVAL", "ROUNDS", "TRIAL_ROUNDS", "TRIAL_S", "WHOLE", "EngineTrial", "RunTrial", "ThreadCount", "artifact_key_of",
            "candidates", "describe", "engine_trial", "thread_count"]
 
 log = logging.getLogger("fftfuse.fft")
@@ -51,10 +52,14 @@ MARGIN = 0.05
 #: An engine whose measured time is within this fraction of the chosen one's is tried against it
 #: on the executor's own runs (:class:`EngineTrial`).
 RIVAL = 0.25
+#: An engine trial of short calls times each engine on more runs, up to this many, about
+#: :data:`TRIAL_S` of runs each: the minimum of two 50 us runs is mostly noise.
+TRIAL_ROUNDS = 16
+TRIAL_S = 0.002
 #: The candidate that does not pipeline: the whole problem at once, each step threaded.
 WHOLE = 0
 # Bump when the candidates change: every stored choice is then measured again.
-_VERSION = 2
+_VERSION = 3
 
 
 def candidates(most: int) -> list[int]:
@@ -71,7 +76,7 @@ def candidates(most: int) -> list[int]:
 
 class RunTrial:
     """One choice among ``candidates`` for each run of one executor, tried on its first runs: a
-    warm-up (untimed), then each candidate ``ROUNDS`` times in turn on the wall clock; the
+    warm-up (untimed), then each candidate ``rounds`` times in turn (the caller's clock); the
     fastest stays, the one listed first unless a later one is faster by ``MARGIN``. Kept in
     ``store`` under ``key`` as ``{field: choice}`` (None: tried, not kept).
 
@@ -88,8 +93,9 @@ class RunTrial:
     #: The stored payload's field, and the store record's target and kind.
     field, target, kind = "choice", "cpu-run-trial", "run-trial"
 
-    def __init__(self, candidates: list, key: str | None = None, store: Any = None) -> None:
+    def __init__(self, candidates: list, key: str | None = None, store: Any = None, rounds: int = ROUNDS) -> None:
         self.candidates = list(candidates)
+        self.rounds = rounds  # timed runs of each candidate
         self._key, self._store = key, store
         self._lock = threading.Lock()
         self._started = 0
@@ -116,7 +122,7 @@ class RunTrial:
                 return
             self._timed[candidate] += 1
             self._best[candidate] = min(self._best.get(candidate, seconds), seconds)
-            if min(self._timed.values()) < ROUNDS:
+            if min(self._timed.values()) < self.rounds:
                 return
             chosen = self.candidates[0]
             for c in self.candidates[1:]:
@@ -185,11 +191,14 @@ class ThreadCount(RunTrial):
 
 
 class EngineTrial(RunTrial):
-    """Which of two FFT engines runs each large run of one executor: the engine measurement's
-    winner and its runner-up, tried on the executor's own first runs (see ``_cpu``): the
-    measurement times a sample in cache, where a large run streams through memory (one thread,
-    1024 x 1024 complex64 on the AMD VM: ducc0 in chunks and SciPy within 4% of each other on the
-    sample, SciPy 15-20% faster on the run)."""
+    """Which of two FFT engines runs each call of one executor: the engine measurement's winner
+    and its runner-up, tried on the executor's own first runs (see ``_cpu``). The measurement
+    times a sample in cache, where a large run streams through memory (one thread, 1024 x 1024
+    complex64 on the AMD VM: ducc0 in chunks and SciPy within 4% of each other on the sample,
+    SciPy 15-20% faster on the run); and it times the FFT with NumPy's multiply, a few runs each,
+    where a run has the compiled loops and the executor's own Python (the 16-core Xeon's
+    complex64 calls of 16 x 1024 to 64 x 1024 kept ducc0, in chunks or threaded, 5-70% slower
+    than SciPy's FFT with the product)."""
 
     field, target, kind = "engine", "cpu-engine-trial", "engine-trial"
 
@@ -239,4 +248,5 @@ def engine_trial(call: _cpu_engines.FFTCall, choice: _cpu_engines.Choice) -> Eng
 
     key = artifact_key(target="cpu-engine-trial", call=_cpu_engines.engine_key(call), engines=[choice.engine, rival],
                        version=_VERSION)
-    return EngineTrial([choice.engine, rival], key, default_store())
+    rounds = max(ROUNDS, min(TRIAL_ROUNDS, int(TRIAL_S * 1e6 / max(best, 1.0))))
+    return EngineTrial([choice.engine, rival], key, default_store(), rounds)
