@@ -133,6 +133,23 @@ def test_scipy_transforms_an_input_it_may_not_overwrite_in_the_output(forward, s
     assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
 
 
+@pytest.mark.parametrize("prolog", [False, True])
+def test_an_in_place_plan_on_scipy_takes_the_fast_path(scipy_entry, prolog):
+    """An in-place C2C plan on SciPy's engine (whose array cannot become the result: the operand
+    is): the fast path, SciPy writing the operand, epilog (and prolog) applied once."""
+    rng = np.random.default_rng(9)
+    x = random_array(rng, (16, 64), "complex64")
+    h = random_array(rng, (16, 64), "complex64")
+    problem = plan_problem("fft", x.shape, (64, 1), "complex64", (1,), inplace=True)
+    epilog = compile_cpu(lambda v, d: v * d, "epilog", "complex64", "complex64")
+    window = compile_cpu(lambda v: v * 0.5, "prolog", "complex64") if prolog else None
+    executor = CpuExecutor(problem, window, epilog, workers=1, engine="scipy")
+    want = np.fft.fft(x.astype(np.complex128) * (0.5 if prolog else 1.0), axis=1) * h
+    got = executor.execute(x, x, "forward", None, h)
+    assert got is x and executor._runs["forward"] is not _cpu._no_fast_path
+    assert np.abs(x - want).max() <= 1e-4 * np.abs(want).max()
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_scipy_writes_real_transforms_into_a_given_output(dtype):
     """R2C and C2R over two axes through SciPy's pocketfft module: into the output given, no

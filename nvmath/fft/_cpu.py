@@ -524,15 +524,18 @@ class CpuExecutor:
 
         On ducc0 (whole or in chunks) the FFT writes the output; on the padded engine its own
         buffer, which the epilog (or a copy) reads into the output; on SciPy's engine (which
-        allocates) its new array becomes the output, as on the general path, where it is laid out
-        as the output (else it is copied into one), and a prolog stages into a dense array the FFT
-        may overwrite.
+        allocates), where the run may return its array, that new array becomes the output, as on
+        the general path, where it is laid out as the output (else it is copied into one), and a
+        prolog stages into a dense array the FFT may overwrite; where it may not (an in-place
+        plan), SciPy writes the output as ducc0 does.
         """
         p = self.problem
-        adopts = self._engine.name == "scipy"
+        scipy = self._engine.name == "scipy"
+        adopts = scipy and self._adopts  # SciPy's new array becomes the output
+        into_out = scipy and not adopts  # SciPy into the output (else into a new array, copied there)
         chunks = self._engine.name == "ducc0-chunks"  # into the output as ducc0, a call per 8 rows
         padded = self._engine.name == "ducc0-padded"  # into its own buffer: the epilog reads it from there
-        if self._engine.name not in ("ducc0", "ducc0-chunks", "ducc0-padded") and not (adopts and self._adopts):
+        if self._engine.name not in ("ducc0", "ducc0-chunks", "ducc0-padded", "scipy"):
             return None
         if (self.debug or self.threads() != 1 or (p.inplace and p.fft_type != "C2C")
                 or (p.fft_type != "C2C" and direction != p.direction)
@@ -634,6 +637,10 @@ class CpuExecutor:
                     np.copyto(out, result)
             elif chunks:
                 engine_run(fft_type, src, axes, forward, out, last, fft_threads, src is not inp)
+            elif into_out:
+                result = engine_run(fft_type, src, axes, forward, out, last, fft_threads, src is not inp)
+                if result is not out:  # scipy.fft, where SciPy's pocketfft module is not usable
+                    np.copyto(out, result)
             elif padded:
                 result = engine_run(fft_type, src, axes, forward, None, last, fft_threads, src is not inp)
                 if epilog is None:
