@@ -226,6 +226,10 @@ def test_an_engine_trial_pairs_a_measured_choice_with_a_close_runner_up(tmp_path
     close = _cpu_engines.Choice("ducc0-chunks", "measured", {"ducc0-chunks": 100.0, "scipy": 104.0, "ducc0": 150.0,
                                                             "scipy@16": 20.0})
     assert _cpu_threads.engine_trial(BIG_CALL, close).candidates == ["ducc0-chunks", "scipy"]
+    # Runs of 100 us: 16 each (about 2 ms); of 5 ms: 4 each, never fewer (the minimum of two was noise).
+    assert _cpu_threads.engine_trial(BIG_CALL, close).rounds == _cpu_threads.TRIAL_ROUNDS
+    slow = _cpu_engines.Choice("ducc0-chunks", "measured", {"ducc0-chunks": 5000.0, "scipy": 5100.0})
+    assert _cpu_threads.engine_trial(BIG_CALL, slow).rounds == _cpu_threads.TRIAL_MIN_ROUNDS == 4
     far = _cpu_engines.Choice("ducc0", "measured", {"ducc0": 100.0, "scipy": 100.0 * (1 + _cpu_threads.RIVAL) + 1})
     assert _cpu_threads.engine_trial(BIG_CALL, far) is None
     for how in ("rules", "given"):
