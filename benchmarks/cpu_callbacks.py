@@ -342,7 +342,8 @@ def environment(workers: int) -> dict:
 
 
 def table(result: dict) -> str:
-    head = f"{'case':<13}{'size':>11}{'fused ms':>11}{'unfused ms':>12}{'fused/unfused':>15}{'rounds q1-q3':>14}  engine"
+    head = (f"{'case':<13}{'size':>11}{'fused ms':>11}{'unfused ms':>12}{'fused/unfused':>15}{'rounds q1-q3':>14}"
+            "  engine")
     lines = [head, "-" * len(head)]
     for r in result["rows"]:
         spread = f"{r['ratio_q1']:.2f}-{r['ratio_q3']:.2f}" if "ratio_q1" in r else ""

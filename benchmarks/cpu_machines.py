@@ -5,8 +5,8 @@
 Each row is one run of ``benchmarks/cpu_callbacks.py`` (a machine, a precision, a thread count)
 summarized over the issue's range, every case from 16 x 1024 elements up (the size of 256 x
 64): how many cases ran fused at or below the unfused SciPy sequence, the median and the worst
-fused / unfused ratio, the cases slower in three rounds of four, and the same for the small calls (1 x 64, 1 x 1024), where Python's
-per-call cost decides. The runs are named in :data:`RUNS`, newest of each kind; their files are
+fused / unfused ratio, the cases slower in three rounds of four, and the same for the small
+calls (1 x 64, 1 x 1024), where Python's per-call cost decides. The runs are named in :data:`RUNS`, newest of each kind; their files are
 the evidence, this table their digest.
 """
 

@@ -26,8 +26,9 @@ measure nothing.
 Before that, :class:`EngineTrial` tries the engine measured for the call (``_cpu_engines``, on a
 sample in cache) against a runner-up within :data:`RIVAL` of it, the same way, on the runs
 themselves, which stream through memory and have the executor's loops and Python: for every
-measured call, large or not (short ones on more runs: :data:`TRIAL_ROUNDS`). Both are :class:`RunTrial`: a choice among candidates
-that give the same result, tried in turn on ordinary runs and kept per machine.
+measured call, large or not (short ones on more runs: :data:`TRIAL_ROUNDS`). Both are
+:class:`RunTrial`: a choice among candidates that give the same result, tried in turn on
+ordinary runs and kept per machine.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ from typing import Any
 
 from . import _cpu_engines
 
-__all__ = ["MARGIN", "RIVAL", "ROUNDS", "TRIAL_MIN_ROUNDS", "TRIAL_ROUNDS", "TRIAL_S", "WHOLE", "EngineTrial", "RunTrial", "ThreadCount", "artifact_key_of",
-           "candidates", "describe", "engine_trial", "thread_count"]
+__all__ = ["MARGIN", "RIVAL", "ROUNDS", "TRIAL_MIN_ROUNDS", "TRIAL_ROUNDS", "TRIAL_S", "WHOLE", "EngineTrial",
+           "RunTrial", "ThreadCount", "artifact_key_of", "candidates", "describe", "engine_trial", "thread_count"]
 
 log = logging.getLogger("fftfuse.fft")
 
@@ -133,7 +134,7 @@ class RunTrial:
                     chosen = c
             self.chosen = chosen
             best = dict(self._best)
-        log.info("CPU %s for a large run: %s (%s)", self.field, self.describe(chosen),
+        log.info("CPU %s, tried on the runs: %s (%s)", self.field, self.describe(chosen),
                  ", ".join(f"{self.describe(c)}: {t * 1e3:.2f} ms" for c, t in best.items()))
         self._keep(chosen, best)
 
@@ -153,7 +154,7 @@ class RunTrial:
             return value
 
         return stored_record(self._store, self._key, {"target": self.target, "kind": self.kind}, read,
-                             f"CPU {self.field} of a large run")
+                             f"CPU {self.field} tried on the runs")
 
     def _keep(self, chosen: Any, best: dict[Any, float]) -> None:
         if self._key is None or self._store is None:
