@@ -635,9 +635,7 @@ class CpuExecutor:
                 else:
                     out = new_output()
                     np.copyto(out, result)
-            elif chunks:
-                engine_run(fft_type, src, axes, forward, out, last, fft_threads, src is not inp)
-            elif into_out:
+            elif chunks or into_out:
                 result = engine_run(fft_type, src, axes, forward, out, last, fft_threads, src is not inp)
                 if result is not out:  # scipy.fft, where SciPy's pocketfft module is not usable
                     np.copyto(out, result)

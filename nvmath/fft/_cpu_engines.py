@@ -73,6 +73,9 @@ import time
 from typing import Any, Callable
 
 import numpy as np
+from fftfuse_compiler.dtypes import COMPLEX_OF, REAL_OF
+
+from ._tensor import dtype_name
 
 __all__ = ["BUDGET_S", "ENGINES", "ENV", "MEASURE_MIN_BYTES", "MODES", "SAMPLE_BYTES", "SAMPLE_MAX_BYTES",
            "SAMPLE_MIN_ROWS", "Choice", "Engine", "FFTCall", "candidates", "choices_made", "choose", "engine",
@@ -295,18 +298,18 @@ class Scipy(Engine):
             return self._public(fft_type, x, axes, forward, out, lastsize, threads, owned)
         # Positional arguments (a, axes, [lastsize,] forward, inorm, out, nthreads); inorm=0:
         # unnormalized both ways, as cuFFT. An output of another shape or type is not written.
+        name = dtype_name(x.dtype)
         if fft_type == "C2C":
-            dst = out if _fits(out, x.shape, x.dtype) else (x if owned else None)
+            dst = out if _fits(out, x.shape, name) else (x if owned else None)
             return pocketfft.c2c(x, axes, forward, 0, dst, threads)
         result_shape = list(x.shape)
         if fft_type == "R2C":
             result_shape[axes[-1]] = x.shape[axes[-1]] // 2 + 1
-            complex_type = np.result_type(x.dtype, np.complex64)
-            return pocketfft.r2c(x, axes, True, 0, out if _fits(out, result_shape, complex_type) else None, threads)
+            dst = out if _fits(out, result_shape, COMPLEX_OF[name]) else None
+            return pocketfft.r2c(x, axes, True, 0, dst, threads)
         result_shape[axes[-1]] = lastsize
-        real_type = np.empty(0, x.dtype).real.dtype
-        return pocketfft.c2r(x, axes, lastsize, False, 0, out if _fits(out, result_shape, real_type) else None,
-                             threads)
+        dst = out if _fits(out, result_shape, REAL_OF[name]) else None
+        return pocketfft.c2r(x, axes, lastsize, False, 0, dst, threads)
 
     @staticmethod
     def _public(fft_type: str, x: np.ndarray, axes: tuple[int, ...], forward: bool, out: np.ndarray | None,
@@ -318,7 +321,7 @@ class Scipy(Engine):
             # else in the output after a copy of x into it (scipy.fft takes no output, and a new
             # array costs more than the copy: its first writes fetch every line), else a new
             # array. norm="forward": an unscaled inverse.
-            if not owned and _fits(out, x.shape, x.dtype):
+            if not owned and _fits(out, x.shape, dtype_name(x.dtype)):
                 np.copyto(out, x)
                 x, owned = out, True
             norm = "backward" if forward else "forward"
@@ -337,8 +340,9 @@ class Scipy(Engine):
         return scipy.fft.irfftn(x, s=lengths, axes=axes, norm="forward", overwrite_x=owned, workers=threads)
 
 
-def _fits(out: np.ndarray | None, shape: Any, dtype: Any) -> bool:
-    return out is not None and out.shape == tuple(shape) and out.dtype == dtype
+def _fits(out: np.ndarray | None, shape: Any, dtype: str) -> bool:
+    """Whether ``out`` is given, of ``shape`` and of the type named ``dtype``."""
+    return out is not None and out.shape == tuple(shape) and dtype_name(out.dtype) == dtype
 
 
 @functools.lru_cache(maxsize=None)
@@ -660,8 +664,7 @@ def _pair(call: FFTCall, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
         out_shape[call.axes[-1]] = call.shape[call.axes[-1]] // 2 + 1
     elif call.fft_type == "C2R":
         out_shape[call.axes[-1]] = call.lastsize
-    out_dtype = np.result_type(call.dtype, np.complex64) if call.fft_type != "C2R" else \
-        np.empty(0, call.dtype).real.dtype
+    out_dtype = (REAL_OF if call.fft_type == "C2R" else COMPLEX_OF)[call.dtype]
     return x, np.empty(out_shape, out_dtype), x.copy(), np.ones(out_shape, out_dtype)
 
 
