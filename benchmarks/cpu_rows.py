@@ -43,6 +43,9 @@ def choices(fused) -> str:  # noqa: ANN001
         for what, choice in picked:
             timings = ", ".join(f"{k} {v:.0f}" for k, v in sorted(choice.timings.items(), key=lambda kv: kv[1]))
             text.append(f"{what} {choice.engine} ({choice.how}; {timings or 'no timings'})")
+        trial = getattr(executor, "engine_trial", None)
+        if trial is not None:
+            text.append(f"trial kept {trial.chosen} of {trial.candidates}")
         counts = getattr(executor, "thread_count", None)
         if counts is not None:
             text.append(f"threads chosen {counts.chosen} of {counts.candidates}")

@@ -307,7 +307,8 @@ class CpuExecutor:
         # The FFT engine (_cpu_engines): chosen now, at planning, so no execution measures it; for
         # a call in one piece, with the FFT's thread count.
         self._measured_fft_threads = 0
-        self.engine_choice = _cpu_engines.choose(self._fft_call(may_adopt), engine)
+        measured_call = self._fft_call(may_adopt)  # its threads: the rule's (a "ducc0" timing's count)
+        self.engine_choice = _cpu_engines.choose(measured_call, engine)
         self._engine = _cpu_engines.engine(self.engine_choice.engine)
         self._measured_fft_threads = min(self.engine_choice.threads, self.workers)
         fft_call = self._fft_call(may_adopt)  # with the FFT's threads as measured
@@ -327,6 +328,9 @@ class CpuExecutor:
         # the compiled loops, and large ones stream through memory: it is tried against a close
         # runner-up on the first runs (_cpu_threads.EngineTrial), which take the general path.
         self.engine_trial = _cpu_threads.engine_trial(fft_call, self.engine_choice)
+        self._trial_on_one_thread = self.threads() == 1 and self.engine_trial is not None and all(
+            min(_cpu_threads.trial_engine(c)[1] or measured_call.threads, self.workers) == 1
+            for c in self.engine_trial.candidates)
         if self.engine_trial is not None and self.engine_trial.chosen is not None:
             self._use_engine(self.engine_trial.chosen)
         self.thread_count = self._new_thread_count()
@@ -340,17 +344,21 @@ class CpuExecutor:
         return _cpu_threads.thread_count(self._whole_call, self._engine.name, self.workers, self._mode,
                                          self.prolog is not None, self._adopts, self._whole_engine.name)
 
-    def _use_engine(self, name: str) -> None:
-        """Run blocks on engine ``name`` (and whole runs too, where they have no engine of their
-        own), as an engine trial's turn or choice says."""
-        if name == self._engine.name:
+    def _use_engine(self, candidate: str) -> None:
+        """Run blocks on the engine an engine trial's turn or choice names (``engine`` or
+        ``engine@threads``, see ``_cpu_threads.trial_engine``), and whole runs too, where they
+        have no engine of their own."""
+        name, fft_threads = _cpu_threads.trial_engine(candidate)
+        measured = self._measured_choice
+        if name == self._engine.name and fft_threads == self.engine_choice.threads:
             return
-        self._runs.clear()  # a fast path runs the engine it was built for
+        self._runs.clear()  # a fast path runs the engine and thread count it was built for
         shared = self._whole_engine is self._engine
         self._engine = _cpu_engines.engine(name)
-        measured = self._measured_choice
-        self.engine_choice = measured if name == measured.engine else dataclasses.replace(measured, engine=name,
-                                                                                          how="tried")
+        self._measured_fft_threads = min(fft_threads, self.workers)
+        same = (name, fft_threads) == (measured.engine, measured.threads)
+        self.engine_choice = measured if same else dataclasses.replace(measured, engine=name, threads=fft_threads,
+                                                                       how="tried")
         if shared:
             self._whole_engine, self.whole_choice = self._engine, self.engine_choice
         self._adopts = self._may_adopt and self._whole_engine.allocates
@@ -425,8 +433,9 @@ class CpuExecutor:
             # One of the first runs: on the engine whose turn it is, pipelined on every thread.
             name = trial.start()
             self._use_engine(name)
-            # One thread: its CPU time, which other jobs on a shared machine do not inflate.
-            clock = time.thread_time if workers == 1 and self.fft_threads() == 1 else time.perf_counter
+            # One thread: its CPU time, which other jobs on a shared machine do not inflate (every
+            # candidate on the same clock: they may thread the FFT differently).
+            clock = time.thread_time if self._trial_on_one_thread else time.perf_counter
             started = clock()
             result = self._run_general(inp, out, direction, prolog_data, epilog_data, params, workers)
             trial.finish(name, clock() - started)

@@ -24,7 +24,8 @@ which holds this machine's identity) and the engines: later executors and proces
 measure nothing.
 
 Before that, :class:`EngineTrial` tries the engine measured for the call (``_cpu_engines``, on a
-sample in cache) against a runner-up within :data:`RIVAL` of it, the same way, on the runs
+sample in cache) against a runner-up within :data:`RIVAL` of it (for a call in one piece, of any
+engine at any thread count measured), the same way, on the runs
 themselves, which stream through memory and have the executor's loops and Python: for every
 measured call, large or not (short ones on more runs: :data:`TRIAL_ROUNDS`). Both are
 :class:`RunTrial`: a choice among candidates that give the same result, tried in turn on
@@ -41,7 +42,8 @@ from typing import Any
 from . import _cpu_engines
 
 __all__ = ["MARGIN", "RIVAL", "ROUNDS", "TRIAL_MIN_ROUNDS", "TRIAL_ROUNDS", "TRIAL_S", "WHOLE", "EngineTrial",
-           "RunTrial", "ThreadCount", "artifact_key_of", "candidates", "describe", "engine_trial", "thread_count"]
+           "RunTrial", "ThreadCount", "artifact_key_of", "candidates", "describe", "engine_trial", "thread_count",
+           "trial_engine"]
 
 log = logging.getLogger("fftfuse.fft")
 
@@ -63,7 +65,7 @@ TRIAL_S = 0.002
 #: The candidate that does not pipeline: the whole problem at once, each step threaded.
 WHOLE = 0
 # Bump when the candidates change: every stored choice is then measured again.
-_VERSION = 4
+_VERSION = 5
 
 
 def candidates(most: int) -> list[int]:
@@ -202,7 +204,9 @@ class EngineTrial(RunTrial):
     SciPy 15-20% faster on the run); and it times the FFT with NumPy's multiply, a few runs each,
     where a run has the compiled loops and the executor's own Python (the 16-core Xeon's
     complex64 calls of 16 x 1024 to 64 x 1024 kept ducc0, in chunks or threaded, 5-70% slower
-    than SciPy's FFT with the product)."""
+    than SciPy's FFT with the product). A candidate names an engine, and for a call in one
+    piece the FFT's thread count where it is not the call's own (``scipy@16``): a threaded
+    call's few short runs rank thread counts as unsteadily as engines."""
 
     field, target, kind = "engine", "cpu-engine-trial", "engine-trial"
 
@@ -240,9 +244,20 @@ def engine_trial(call: _cpu_engines.FFTCall, choice: _cpu_engines.Choice) -> Eng
     """The :class:`EngineTrial` of the engine ``choice`` made for ``call`` (a block, or the whole
     problem run block by block) against its runner-up, kept in the default store; None where
     the choice was not measured (the rules, an engine named) or no other engine came within
-    :data:`RIVAL` of it."""
-    timings = {name: t for name, t in choice.timings.items() if "@" not in name and name != choice.engine}
-    best = choice.timings.get(choice.engine)
+    :data:`RIVAL` of it. A call in one piece measured its engines on several thread counts
+    (``engine@n``): the runner-up may be another count, of any engine, and the candidates are
+    the measurement's names (:func:`trial_engine` reads them).
+
+    >>> one_piece = _cpu_engines.FFTCall("C2C", "complex64", (64, 1024), (1024, 1), (1,), 1024, 8,
+    ...                                  other_threads=(1, 16))
+    >>> measured = _cpu_engines.Choice("ducc0", "measured", {"ducc0": 60.0, "scipy": 90.0, "scipy@16": 66.0,
+    ...                                                      "ducc0@1": 200.0})
+    >>> engine_trial(one_piece, measured).candidates
+    ['ducc0', 'scipy@16']
+    """
+    winner = choice.engine + (f"@{choice.threads}" if choice.threads else "")
+    timings = {name: t for name, t in choice.timings.items() if name != winner}
+    best = choice.timings.get(winner)
     if choice.how not in ("measured", "stored") or not timings or best is None:
         return None
     rival = min(timings, key=timings.__getitem__)
@@ -250,7 +265,17 @@ def engine_trial(call: _cpu_engines.FFTCall, choice: _cpu_engines.Choice) -> Eng
         return None
     from fftfuse_cache import artifact_key, default_store
 
-    key = artifact_key(target="cpu-engine-trial", call=_cpu_engines.engine_key(call), engines=[choice.engine, rival],
+    key = artifact_key(target="cpu-engine-trial", call=_cpu_engines.engine_key(call), engines=[winner, rival],
                        version=_VERSION)
     rounds = max(TRIAL_MIN_ROUNDS, min(TRIAL_ROUNDS, int(TRIAL_S * 1e6 / max(best, 1.0))))
-    return EngineTrial([choice.engine, rival], key, default_store(), rounds)
+    return EngineTrial([winner, rival], key, default_store(), rounds)
+
+
+def trial_engine(candidate: str) -> tuple[str, int]:
+    """An :class:`EngineTrial` candidate's engine and FFT thread count (0: the call's own).
+
+    >>> trial_engine("scipy@16"), trial_engine("ducc0-chunks")
+    (('scipy', 16), ('ducc0-chunks', 0))
+    """
+    name, _, threads = candidate.partition("@")
+    return name, int(threads or 0)
