@@ -4,7 +4,7 @@
 # nvmath-python in .whl/ref/. Logs and JSON go to $OUT (default: ./device-out).
 #   bash benchmarks/run_on_device.sh [tests] [gputests] [doctor] [bench] [inline] [hostoverhead] [coldstart] [compile]
 #                                    [arrayterms] [dask] [multigpu] [sanitizer] [devicefft] [chain] [chainbench] [fuse]
-#                                    [gputests2] [cpuhost] [cpurows] [examples]
+#                                    [gputests2] [cpuhost] [cputables] [cpurows] [examples]
 # Wheels: ducc0 (the CPU executor) and benchmarks/device-wheels.txt (dask, multigpu) in .whl/.
 set -uo pipefail
 OUT=${OUT:-$PWD/device-out}
@@ -83,13 +83,15 @@ for step in $steps; do
     multigpu)  # two GPUs: tests/test_multi_gpu.py skips with fewer
       python3 -m pytest tests/test_multi_gpu.py -q -rs -p no:cacheprovider 2>&1 | tail -30 | tee "$OUT/multigpu-tests.log"
       python3 benchmarks/multi_gpu.py --json "$OUT/multi_gpu.json" 2>&1 | tee "$OUT/multi_gpu.txt" ;;
-    cpuhost)  # the CPU twin on this machine's host CPU: the engine choice, then the fused callbacks tables (all threads, one)
+    cpuhost|cputables)  # the CPU twin on this machine's host CPU: the engine choice (cpuhost only), then the
+      # fused callbacks tables on all threads and one, of each type in DTYPES (default: both)
       cores=$(nproc)
       for w in 1 $cores; do
+        [ $step = cpuhost ] || break
         timeout 240 python3 benchmarks/cpu_engines.py --workers $w --label gpu-host-w$w --out "$OUT" 2>&1 | tee -a "$OUT/cpu_engines.txt"
       done
       for w in $cores 1; do
-        for dt in complex64 complex128; do
+        for dt in ${DTYPES:-complex64 complex128}; do
           timeout 200 python3 benchmarks/cpu_callbacks.py --dtype $dt --workers $w --fresh 0 --label gpu-host-$dt-w$w --json "$OUT/cpu_callbacks-$dt-w$w.json" 2>&1 | tee -a "$OUT/cpu_callbacks.txt"
         done
       done ;;
