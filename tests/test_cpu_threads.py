@@ -241,7 +241,11 @@ def test_a_call_in_one_piece_tries_its_engine_against_another_thread_count():
     call = FFTCall("C2C", "complex64", (64, 1024), (1024, 1), (1,), 1024, 8, other_threads=(1, 16))
     on_16 = _cpu_engines.Choice("ducc0", "measured", {"ducc0@16": 60.0, "ducc0": 90.0, "scipy": 70.0,
                                                       "scipy@1": 300.0}, threads=16)
-    assert _cpu_threads.engine_trial(call, on_16).candidates == ["ducc0@16", "scipy"]
+    # ...and against its own engine on the call's count, measured 50% behind: thread counts
+    # measured in a few milliseconds follow the load of the moment.
+    assert _cpu_threads.engine_trial(call, on_16).candidates == ["ducc0@16", "scipy", "ducc0"]
+    far = _cpu_engines.Choice("ducc0", "measured", {"ducc0@16": 60.0, "ducc0": 200.0, "scipy": 200.0}, threads=16)
+    assert _cpu_threads.engine_trial(call, far).candidates == ["ducc0@16", "ducc0"]
     on_8 = _cpu_engines.Choice("scipy", "measured", {"scipy": 60.0, "scipy@16": 62.0, "ducc0": 61.0})
     assert _cpu_threads.engine_trial(call, on_8).candidates == ["scipy", "ducc0"]
     alone = _cpu_engines.Choice("scipy", "measured", {"scipy": 60.0, "scipy@16": 90.0, "ducc0@16": 120.0})
@@ -284,6 +288,29 @@ def test_an_engine_trial_may_keep_another_thread_count_of_the_fft(tmp_path, monk
     later = CpuExecutor(problem, None, epilog, workers=4)
     assert later.engine_trial.chosen == "scipy@4" and later.fft_threads() == 4
     assert later.engine_choice.engine == "scipy"
+
+
+def test_a_thread_count_measured_under_load_is_tried_against_the_calls_own(tmp_path, monkeypatch):
+    """The measurement ranked SciPy on one thread first by far (another job held the second
+    core while it measured); on the runs SciPy on the call's own 2 threads is faster, and stays."""
+    monkeypatch.setenv("FFTFUSE_CACHE_DIR", str(tmp_path / "cache"))
+    timings = {"scipy@1": 50.0, "scipy": 90.0, "ducc0": 95.0}
+    monkeypatch.setattr(_cpu_engines, "choose", lambda call, mode: _cpu_engines.Choice("scipy", "measured", timings,
+                                                                                        threads=1))
+    scipy_engine = type(_cpu_engines.engine("scipy"))
+    real = scipy_engine.run
+    monkeypatch.setattr(scipy_engine, "run", lambda self, *a: (a[6] == 1 and _busy(0.002)) or real(self, *a))
+    problem = plan_problem("fft", (16, 1024), (1024, 1), "complex64", (1,))
+    epilog = compile_cpu(lambda v, d: v * d, "epilog", "complex64", "complex64")
+    rng = np.random.default_rng(6)
+    x, h = random_array(rng, (16, 1024), "complex64"), random_array(rng, (16, 1024), "complex64")
+    executor = CpuExecutor(problem, None, epilog, workers=4)
+    assert executor.fft_threads() == 1 and executor.engine_trial.candidates == ["scipy@1", "scipy"]
+    want = np.fft.fft(x.astype(np.complex128), axis=1) * h
+    for _ in range(1 + 2 * executor.engine_trial.rounds):
+        out = executor.execute(x, None, "forward", None, h)
+        assert np.abs(out - want).max() < 1e-4 * np.abs(want).max()
+    assert executor.engine_trial.chosen == "scipy" and executor.fft_threads() == 2  # the rule's count
 
 
 def test_the_executor_keeps_the_engine_its_own_runs_find_faster(tmp_path, monkeypatch):

@@ -25,7 +25,8 @@ measure nothing.
 
 Before that, :class:`EngineTrial` tries the engine measured for the call (``_cpu_engines``, on a
 sample in cache) against a runner-up within :data:`RIVAL` of it (for a call in one piece, of any
-engine at any thread count measured), the same way, on the runs
+engine at any thread count measured, and a winner on another count also against its engine on
+the call's own), the same way, on the runs
 themselves, which stream through memory and have the executor's loops and Python: for every
 measured call, large or not (short ones on more runs: :data:`TRIAL_ROUNDS`). Both are
 :class:`RunTrial`: a choice among candidates that give the same result, tried in turn on
@@ -243,10 +244,15 @@ def thread_count(call: _cpu_engines.FFTCall, engine: str, most: int, mode: str |
 def engine_trial(call: _cpu_engines.FFTCall, choice: _cpu_engines.Choice) -> EngineTrial | None:
     """The :class:`EngineTrial` of the engine ``choice`` made for ``call`` (a block, or the whole
     problem run block by block) against its runner-up, kept in the default store; None where
-    the choice was not measured (the rules, an engine named) or no other engine came within
-    :data:`RIVAL` of it. A call in one piece measured its engines on several thread counts
-    (``engine@n``): the runner-up may be another count, of any engine, and the candidates are
-    the measurement's names (:func:`trial_engine` reads them).
+    the choice was not measured (the rules, an engine named) or nothing is left to try.
+
+    The runner-up is the fastest other timing within :data:`RIVAL` of the winner's. A call in
+    one piece measured its engines on several thread counts (``engine@n``): the runner-up may
+    be another count, of any engine, and the candidates are the measurement's names
+    (:func:`trial_engine` reads them). A winner on another count than the call's own is also
+    tried against its engine on the call's count, however far behind that was measured: a few
+    milliseconds of measuring rank thread counts by the load of that moment (a second vCPU busy
+    elsewhere made one thread look fastest at 256 x 1024 on the 2-core VM, then lost 1.35x).
 
     >>> one_piece = _cpu_engines.FFTCall("C2C", "complex64", (64, 1024), (1024, 1), (1,), 1024, 8,
     ...                                  other_threads=(1, 16))
@@ -254,6 +260,10 @@ def engine_trial(call: _cpu_engines.FFTCall, choice: _cpu_engines.Choice) -> Eng
     ...                                                      "ducc0@1": 200.0})
     >>> engine_trial(one_piece, measured).candidates
     ['ducc0', 'scipy@16']
+    >>> on_one = _cpu_engines.Choice("scipy", "measured", {"scipy@1": 50.0, "scipy": 90.0, "ducc0": 95.0},
+    ...                              threads=1)
+    >>> engine_trial(one_piece, on_one).candidates
+    ['scipy@1', 'scipy']
     """
     winner = choice.engine + (f"@{choice.threads}" if choice.threads else "")
     timings = {name: t for name, t in choice.timings.items() if name != winner}
@@ -261,14 +271,17 @@ def engine_trial(call: _cpu_engines.FFTCall, choice: _cpu_engines.Choice) -> Eng
     if choice.how not in ("measured", "stored") or not timings or best is None:
         return None
     rival = min(timings, key=timings.__getitem__)
-    if timings[rival] > (1 + RIVAL) * best:
+    candidates = [winner] + ([rival] if timings[rival] <= (1 + RIVAL) * best else [])
+    if choice.threads and choice.engine in timings and choice.engine not in candidates:
+        candidates.append(choice.engine)  # the winner's engine on the call's own thread count
+    if len(candidates) == 1:
         return None
     from fftfuse_cache import artifact_key, default_store
 
-    key = artifact_key(target="cpu-engine-trial", call=_cpu_engines.engine_key(call), engines=[winner, rival],
+    key = artifact_key(target="cpu-engine-trial", call=_cpu_engines.engine_key(call), engines=candidates,
                        version=_VERSION)
     rounds = max(TRIAL_MIN_ROUNDS, min(TRIAL_ROUNDS, int(TRIAL_S * 1e6 / max(best, 1.0))))
-    return EngineTrial([winner, rival], key, default_store(), rounds)
+    return EngineTrial(candidates, key, default_store(), rounds)
 
 
 def trial_engine(candidate: str) -> tuple[str, int]:
