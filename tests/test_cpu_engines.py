@@ -107,15 +107,15 @@ def test_every_engine_over_many_blocks_of_power_of_two_rows(monkeypatch, engine,
         check(got, reference("fft", x, (-1,), problem, pre, post), "complex64")
 
 
-@pytest.fixture(params=["pocketfft", "scipy.fft"])
+@pytest.fixture(params=["compiled", "scipy.fft"])
 def scipy_entry(request, monkeypatch):
-    """The scipy engine through SciPy's pocketfft module, then through scipy.fft (where the module
-    is missing or answers differently)."""
-    if request.param == "pocketfft":
-        if _cpu_engines.pocketfft_module() is None:
-            pytest.skip("SciPy's pocketfft module is not usable here")
+    """The scipy engine through SciPy's compiled FFT module, then through scipy.fft (where the
+    module is missing or answers differently)."""
+    if request.param == "compiled":
+        if _cpu_engines.scipy_fft_module() is None:
+            pytest.skip("SciPy's compiled FFT module is not usable here")
     else:
-        monkeypatch.setattr(_cpu_engines, "pocketfft_module", lambda: None)
+        monkeypatch.setattr(_cpu_engines, "scipy_fft_module", lambda: None)
     return request.param
 
 
@@ -152,10 +152,10 @@ def test_an_in_place_plan_on_scipy_takes_the_fast_path(scipy_entry, prolog):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_scipy_writes_real_transforms_into_a_given_output(dtype):
-    """R2C and C2R over two axes through SciPy's pocketfft module: into the output given, no
+    """R2C and C2R over two axes through SciPy's compiled FFT module: into the output given, no
     array of SciPy's and no copy (scipy.fft makes a new array)."""
-    if _cpu_engines.pocketfft_module() is None:
-        pytest.skip("SciPy's pocketfft module is not usable here")
+    if _cpu_engines.scipy_fft_module() is None:
+        pytest.skip("SciPy's compiled FFT module is not usable here")
     rng = np.random.default_rng(8)
     x = rng.standard_normal((4, 12, 16)).astype(dtype)
     complex_type = np.result_type(dtype, np.complex64)
@@ -172,27 +172,65 @@ def test_scipy_writes_real_transforms_into_a_given_output(dtype):
     np.testing.assert_array_equal(half, kept)  # an input it may not overwrite is left as it was
 
 
-def test_a_pocketfft_module_that_answers_differently_is_not_used(monkeypatch):
+def _scipy_layout():
+    """The (package, module name) of this SciPy's compiled FFT module, and the package."""
+    import importlib
+
+    for package, name in _cpu_engines.SCIPY_FFT_MODULES:
+        try:
+            return (package, name), importlib.import_module(package)
+        except ImportError:
+            continue
+    pytest.skip("this SciPy has none of the compiled FFT modules known")
+
+
+def test_a_compiled_module_that_answers_differently_is_not_used(monkeypatch):
     """The module is SciPy's private one: checked against scipy.fft once, and passed over (the
     public functions serve, with the same results) where it answers differently."""
     import types
 
-    import scipy.fft._pocketfft as package
-
-    real = package.pypocketfft  # scipy.fft keeps its own reference: only the engine sees the change
+    (_, name), package = _scipy_layout()
+    real = getattr(package, name)  # scipy.fft keeps its own reference: only the engine sees the change
     changed = types.SimpleNamespace(r2c=real.r2c, c2r=real.c2r, c2c=lambda a, axes, forward, inorm, out, nthreads:
                                     np.conj(real.c2c(a, axes, forward, inorm, out, nthreads)))
-    monkeypatch.setattr(package, "pypocketfft", changed)
-    _cpu_engines.pocketfft_module.cache_clear()
+    monkeypatch.setattr(package, name, changed)
+    _cpu_engines.scipy_fft_module.cache_clear()
     try:
-        assert _cpu_engines.pocketfft_module() is None
+        assert _cpu_engines.scipy_fft_module() is None
         x = (np.arange(32) + 1j).astype(np.complex64).reshape(2, 16)
         got = _cpu_engines.engine("scipy").run("C2C", x, (1,), True, None, 16, 1, False)
         assert np.abs(got - np.fft.fft(x)).max() <= 1e-4 * np.abs(got).max()
     finally:
         monkeypatch.undo()
-        _cpu_engines.pocketfft_module.cache_clear()
-    assert _cpu_engines.pocketfft_module() is not None
+        _cpu_engines.scipy_fft_module.cache_clear()
+    assert _cpu_engines.scipy_fft_module() is not None
+
+
+def test_scipy_1_18s_ducc_module_is_found_where_pocketfft_is_gone(monkeypatch):
+    """SciPy 1.18 replaced ``scipy.fft._pocketfft.pypocketfft`` with
+    ``scipy.fft._duccfft.pyduccfft`` (the same functions): the engine calls whichever this SciPy
+    has. Here this SciPy's module stands in for ducc's, under the 1.18 names."""
+    import sys
+    import types
+
+    (package_name, name), package = _scipy_layout()
+    real = getattr(package, name)
+    calls = []
+    ducc = types.SimpleNamespace(**{f: (lambda *a, f=f: calls.append(f) or getattr(real, f)(*a))
+                                    for f in ("c2c", "r2c", "c2r")})
+    monkeypatch.setitem(sys.modules, "scipy.fft._pocketfft", None)  # import fails, as on 1.18
+    monkeypatch.setitem(sys.modules, "scipy.fft._duccfft", types.SimpleNamespace(pyduccfft=ducc))
+    _cpu_engines.scipy_fft_module.cache_clear()
+    try:
+        assert _cpu_engines.scipy_fft_module() is ducc
+        x = (np.arange(32) + 1j).astype(np.complex64).reshape(2, 16)
+        out = np.empty_like(x)
+        calls.clear()
+        assert _cpu_engines.engine("scipy").run("C2C", x, (1,), True, out, 16, 1, False) is out
+        assert calls == ["c2c"] and np.abs(out - np.fft.fft(x)).max() <= 1e-4 * np.abs(out).max()
+    finally:
+        monkeypatch.undo()
+        _cpu_engines.scipy_fft_module.cache_clear()
 
 
 def test_an_engine_that_cannot_run_a_transform_gives_way_to_ducc0():

@@ -61,7 +61,7 @@ def call(inp, out, direction, epilog_data):
 
 
 class Recorder:
-    """Wraps scipy.fft's functions, and those of SciPy's pocketfft module where the engine calls
+    """Wraps scipy.fft's functions, and those of SciPy's compiled FFT module where the engine calls
     it, to keep every array they return."""
 
     def __init__(self, monkeypatch):
@@ -71,7 +71,7 @@ class Recorder:
         for name in ("fft", "ifft", "rfft", "irfft", "fftn", "ifftn", "rfftn", "irfftn"):
             real = getattr(scipy.fft, name)
             monkeypatch.setattr(scipy.fft, name, self.wrap(real))
-        module = _cpu_engines.pocketfft_module()
+        module = _cpu_engines.scipy_fft_module()
         for name in ("c2c", "r2c", "c2r") if module is not None else ():
             monkeypatch.setattr(module, name, self.wrap(getattr(module, name)))
 

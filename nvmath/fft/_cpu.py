@@ -646,7 +646,7 @@ class CpuExecutor:
                     np.copyto(out, result)
             elif chunks or into_out:
                 result = engine_run(fft_type, src, axes, forward, out, last, fft_threads, src is not inp)
-                if result is not out:  # scipy.fft, where SciPy's pocketfft module is not usable
+                if result is not out:  # scipy.fft, where SciPy's compiled module is not usable
                     np.copyto(out, result)
             elif padded:
                 result = engine_run(fft_type, src, axes, forward, None, last, fft_threads, src is not inp)

@@ -17,14 +17,14 @@ Engines (:data:`ENGINES`), each unnormalized both ways like cuFFT:
     write rows a power of two of 4-16 KiB apart (256 x 1024 complex64 on an AVX-512 Xeon, one
     thread: 1.36 ms into the output, 0.62 ms into a padded buffer).
 ``scipy``
-    SciPy's pocketfft: into the output where one is given, else in place where the input may be
-    overwritten (C2C staged by the prolog), else into a new array. Where the run has no output
-    yet (the result of ``FFT.execute`` or a stateless call), that new array becomes the result
-    and the epilog runs in place on it (the engine *allocates*). It calls SciPy's compiled
-    module directly (:func:`pocketfft_module`), which takes an output array and skips
-    ``scipy.fft``'s dispatch, 3-4 us a call (16 x 1024 float32 R2C: 24.4 -> 21.1 us on the CI
-    VM); where that module is missing or answers differently, ``scipy.fft`` (an output given
-    then takes a copy of a C2C input, transformed there, or of an R2C or C2R result).
+    SciPy's FFT (pocketfft; ducc's from SciPy 1.18): into the output where one is given, else in
+    place where the input may be overwritten (C2C staged by the prolog), else into a new array.
+    Where the run has no output yet (the result of ``FFT.execute`` or a stateless call), that new
+    array becomes the result and the epilog runs in place on it (the engine *allocates*). It calls
+    SciPy's compiled module directly (:func:`scipy_fft_module`), which takes an output array and
+    skips ``scipy.fft``'s dispatch, 3-4 us a call (16 x 1024 float32 R2C: 24.4 -> 21.1 us on the CI
+    VM); where that module is missing or answers differently, ``scipy.fft`` (an output given then
+    takes a copy of a C2C input, transformed there, or of an R2C or C2R result).
 
 Which engine runs a call (:func:`choose`), by mode (``FFTOptions.cpu_engine``, else
 ``$FFTFUSE_CPU_ENGINE``, else ``"auto"``):
@@ -79,7 +79,8 @@ from ._tensor import dtype_name
 
 __all__ = ["BUDGET_S", "ENGINES", "ENV", "MEASURE_MIN_BYTES", "MODES", "SAMPLE_BYTES", "SAMPLE_MAX_BYTES",
            "SAMPLE_MIN_ROWS", "Choice", "Engine", "FFTCall", "candidates", "choices_made", "choose", "engine",
-           "engine_key", "forget_choices", "machine_record", "measure", "mode_of", "pocketfft_module", "rule_engine"]
+           "engine_key", "forget_choices", "machine_record", "measure", "mode_of", "rule_engine",
+           "scipy_fft_module"]
 
 log = logging.getLogger("fftfuse.fft")
 
@@ -293,23 +294,23 @@ class Scipy(Engine):
 
     def run(self, fft_type: str, x: np.ndarray, axes: tuple[int, ...], forward: bool, out: np.ndarray | None,
             lastsize: int, threads: int, owned: bool) -> np.ndarray:
-        pocketfft = pocketfft_module()
-        if pocketfft is None:
+        compiled = scipy_fft_module()
+        if compiled is None:
             return self._public(fft_type, x, axes, forward, out, lastsize, threads, owned)
         # Positional arguments (a, axes, [lastsize,] forward, inorm, out, nthreads); inorm=0:
         # unnormalized both ways, as cuFFT. An output of another shape or type is not written.
         name = dtype_name(x.dtype)
         if fft_type == "C2C":
             dst = out if _fits(out, x.shape, name) else (x if owned else None)
-            return pocketfft.c2c(x, axes, forward, 0, dst, threads)
+            return compiled.c2c(x, axes, forward, 0, dst, threads)
         result_shape = list(x.shape)
         if fft_type == "R2C":
             result_shape[axes[-1]] = x.shape[axes[-1]] // 2 + 1
             dst = out if _fits(out, result_shape, COMPLEX_OF[name]) else None
-            return pocketfft.r2c(x, axes, True, 0, dst, threads)
+            return compiled.r2c(x, axes, True, 0, dst, threads)
         result_shape[axes[-1]] = lastsize
         dst = out if _fits(out, result_shape, REAL_OF[name]) else None
-        return pocketfft.c2r(x, axes, lastsize, False, 0, dst, threads)
+        return compiled.c2r(x, axes, lastsize, False, 0, dst, threads)
 
     @staticmethod
     def _public(fft_type: str, x: np.ndarray, axes: tuple[int, ...], forward: bool, out: np.ndarray | None,
@@ -345,40 +346,59 @@ def _fits(out: np.ndarray | None, shape: Any, dtype: str) -> bool:
     return out is not None and out.shape == tuple(shape) and dtype_name(out.dtype) == dtype
 
 
+#: Where SciPy keeps the compiled module its ``scipy.fft`` functions call, newest last: (package,
+#: module). Up to SciPy 1.17 pocketfft's; SciPy 1.18 has ducc's, with the same functions.
+SCIPY_FFT_MODULES = (("scipy.fft._pocketfft", "pypocketfft"), ("scipy.fft._duccfft", "pyduccfft"))
+
+
 @functools.lru_cache(maxsize=None)
-def pocketfft_module() -> Any:
-    """SciPy's compiled pocketfft module (``scipy.fft._pocketfft.pypocketfft``), which the
-    ``scipy.fft`` functions call after their checks, or None where it is missing or does not
-    answer as ``scipy.fft`` does. It is not SciPy's public interface: it is checked once per
+def scipy_fft_module() -> Any:
+    """SciPy's compiled FFT module (the first of :data:`SCIPY_FFT_MODULES` that imports), which
+    the ``scipy.fft`` functions call after their checks, or None where none is there or it does
+    not answer as ``scipy.fft`` does. It is not SciPy's public interface: it is checked once per
     process on a C2C, an R2C and a C2R transform of two axes, one into a given output, against
     ``scipy.fft`` itself, and left alone (``scipy.fft`` serves) on any difference or error.
 
-    >>> pocketfft_module() is None or callable(pocketfft_module().c2c)
+    >>> scipy_fft_module() is None or callable(scipy_fft_module().c2c)
     True
     """
-    try:
-        import scipy.fft
-        from scipy.fft._pocketfft import pypocketfft as module
+    import importlib
 
-        rng = np.random.default_rng(1)
-        real = rng.standard_normal((3, 6, 8))
-        cplx = real + 1j * rng.standard_normal(real.shape)
-        half = scipy.fft.rfftn(real, axes=(1, 2))
-        out = np.empty_like(cplx)
-        checks = (
-            (module.c2c(cplx, (1, 2), False, 0, out, 1), scipy.fft.ifftn(cplx, axes=(1, 2), norm="forward")),
-            (out, scipy.fft.ifftn(cplx, axes=(1, 2), norm="forward")),
-            (module.r2c(real, (1, 2), True, 0, None, 1), half),
-            (module.c2r(half, (1, 2), 8, False, 0, None, 1), scipy.fft.irfftn(half, s=(6, 8), axes=(1, 2),
-                                                                                norm="forward")),
-        )
-        if all(got.shape == want.shape and got.dtype == want.dtype and np.allclose(got, want, rtol=1e-12, atol=1e-12)
-               for got, want in checks):
-            return module
-        log.info("SciPy's pocketfft module answers differently from scipy.fft: the scipy engine calls scipy.fft")
-    except Exception as exc:  # missing, renamed or changed: the public functions serve
-        log.info("SciPy's pocketfft module is not usable (%s): the scipy engine calls scipy.fft", exc)
+    for package, name in SCIPY_FFT_MODULES:
+        try:
+            module = getattr(importlib.import_module(package), name)
+        except Exception:  # not this SciPy's layout
+            continue
+        try:
+            if _answers_as_scipy_fft(module):
+                return module
+            log.info("SciPy's module %s.%s answers differently from scipy.fft: the scipy engine calls scipy.fft",
+                     package, name)
+        except Exception as exc:  # renamed or changed: the public functions serve
+            log.info("SciPy's module %s.%s is not usable (%s): the scipy engine calls scipy.fft", package, name, exc)
+        return None
+    log.info("SciPy's compiled FFT module was not found: the scipy engine calls scipy.fft")
     return None
+
+
+def _answers_as_scipy_fft(module: Any) -> bool:
+    """Whether ``module``'s c2c (into a given output), r2c and c2r match ``scipy.fft``'s."""
+    import scipy.fft
+
+    rng = np.random.default_rng(1)
+    real = rng.standard_normal((3, 6, 8))
+    cplx = real + 1j * rng.standard_normal(real.shape)
+    half = scipy.fft.rfftn(real, axes=(1, 2))
+    out = np.empty_like(cplx)
+    checks = (
+        (module.c2c(cplx, (1, 2), False, 0, out, 1), scipy.fft.ifftn(cplx, axes=(1, 2), norm="forward")),
+        (out, scipy.fft.ifftn(cplx, axes=(1, 2), norm="forward")),
+        (module.r2c(real, (1, 2), True, 0, None, 1), half),
+        (module.c2r(half, (1, 2), 8, False, 0, None, 1), scipy.fft.irfftn(half, s=(6, 8), axes=(1, 2),
+                                                                            norm="forward")),
+    )
+    return all(got.shape == want.shape and got.dtype == want.dtype and np.allclose(got, want, rtol=1e-12, atol=1e-12)
+               for got, want in checks)
 
 
 _ENGINE_TYPES: dict[str, Callable[[], Engine]] = {"ducc0": Ducc0, "ducc0-chunks": Ducc0Chunks,
