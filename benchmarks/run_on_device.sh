@@ -86,10 +86,11 @@ for step in $steps; do
     cpuhost|cputables)  # the CPU twin on this machine's host CPU: the engine choice (cpuhost only), then the
       # fused callbacks tables on all threads and one, of each type in DTYPES (default: both)
       cores=$(nproc)
-      for w in 1 $cores; do
-        [ $step = cpuhost ] || break
-        timeout 240 python3 benchmarks/cpu_engines.py --workers $w --label gpu-host-w$w --out "$OUT" 2>&1 | tee -a "$OUT/cpu_engines.txt"
-      done
+      if [ $step = cpuhost ]; then
+        for w in 1 $cores; do
+          timeout 240 python3 benchmarks/cpu_engines.py --workers $w --label gpu-host-w$w --out "$OUT" 2>&1 | tee -a "$OUT/cpu_engines.txt"
+        done
+      fi
       for w in $cores 1; do
         for dt in ${DTYPES:-complex64 complex128}; do
           timeout 200 python3 benchmarks/cpu_callbacks.py --dtype $dt --workers $w --fresh 0 --label gpu-host-$dt-w$w --json "$OUT/cpu_callbacks-$dt-w$w.json" 2>&1 | tee -a "$OUT/cpu_callbacks.txt"

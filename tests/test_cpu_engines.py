@@ -213,7 +213,7 @@ def test_scipy_1_18s_ducc_module_is_found_where_pocketfft_is_gone(monkeypatch):
     import sys
     import types
 
-    (package_name, name), package = _scipy_layout()
+    (_, name), package = _scipy_layout()
     real = getattr(package, name)
     calls = []
     ducc = types.SimpleNamespace(**{f: (lambda *a, f=f: calls.append(f) or getattr(real, f)(*a))

@@ -329,7 +329,7 @@ class CpuExecutor:
         # runner-up on the first runs (_cpu_threads.EngineTrial), which take the general path.
         self.engine_trial = _cpu_threads.engine_trial(fft_call, self.engine_choice)
         self._trial_on_one_thread = self.threads() == 1 and self.engine_trial is not None and all(
-            min(_cpu_threads.trial_engine(c)[1] or measured_call.threads, self.workers) == 1
+            min(_cpu_engines.split_timing_name(c)[1] or measured_call.threads, self.workers) == 1
             for c in self.engine_trial.candidates)
         if self.engine_trial is not None and self.engine_trial.chosen is not None:
             self._use_engine(self.engine_trial.chosen)
@@ -346,9 +346,9 @@ class CpuExecutor:
 
     def _use_engine(self, candidate: str) -> None:
         """Run blocks on the engine an engine trial's turn or choice names (``engine`` or
-        ``engine@threads``, see ``_cpu_threads.trial_engine``), and whole runs too, where they
+        ``engine@threads``, see ``_cpu_engines.timing_name``), and whole runs too, where they
         have no engine of their own."""
-        name, fft_threads = _cpu_threads.trial_engine(candidate)
+        name, fft_threads = _cpu_engines.split_timing_name(candidate)
         measured = self._measured_choice
         if name == self._engine.name and fft_threads == self.engine_choice.threads:
             return

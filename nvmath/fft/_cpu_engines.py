@@ -80,7 +80,7 @@ from ._tensor import dtype_name
 __all__ = ["BUDGET_S", "ENGINES", "ENV", "MEASURE_MIN_BYTES", "MODES", "SAMPLE_BYTES", "SAMPLE_MAX_BYTES",
            "SAMPLE_MIN_ROWS", "Choice", "Engine", "FFTCall", "candidates", "choices_made", "choose", "engine",
            "engine_key", "forget_choices", "machine_record", "measure", "mode_of", "rule_engine",
-           "scipy_fft_module"]
+           "scipy_fft_module", "split_timing_name", "timing_name"]
 
 log = logging.getLogger("fftfuse.fft")
 
@@ -565,8 +565,26 @@ def _fastest(timings: dict[str, float]) -> tuple[str, int]:
     best = min(timings, key=timings.__getitem__)
     if best != "ducc0" and timings[best] > (1 - MARGIN) * timings["ducc0"]:
         best = "ducc0"
-    name, _, threads = best.partition("@")
-    return name, int(threads or 0)
+    return split_timing_name(best)
+
+
+def timing_name(engine: str, threads: int = 0) -> str:
+    """A measurement's name for ``engine`` on ``threads`` FFT threads (0: the call's own).
+
+    >>> timing_name("scipy", 16), timing_name("ducc0-chunks")
+    ('scipy@16', 'ducc0-chunks')
+    """
+    return f"{engine}@{threads}" if threads else engine
+
+
+def split_timing_name(name: str) -> tuple[str, int]:
+    """The engine and FFT thread count (0: the call's own) that :func:`timing_name` named.
+
+    >>> split_timing_name("scipy@16"), split_timing_name("ducc0-chunks")
+    (('scipy', 16), ('ducc0-chunks', 0))
+    """
+    engine, _, threads = name.partition("@")
+    return engine, int(threads or 0)
 
 
 def forget_choices() -> None:
@@ -622,7 +640,7 @@ def measure(call: FFTCall) -> dict[str, float]:
     rng = np.random.default_rng(0)
     pairs = [_pair(call, rng) for _ in range(call.parallel)]
     engines = {n: (engine(n), call.threads) for n in candidates(call)}
-    engines.update({f"{n}@{t}": (e, t) for t in call.other_threads for n, (e, _) in list(engines.items())})
+    engines.update({timing_name(n, t): (e, t) for t in call.other_threads for n, (e, _) in list(engines.items())})
     pool = None
     if call.parallel > 1:
         import concurrent.futures

@@ -43,8 +43,7 @@ from typing import Any
 from . import _cpu_engines
 
 __all__ = ["MARGIN", "RIVAL", "ROUNDS", "TRIAL_MIN_ROUNDS", "TRIAL_ROUNDS", "TRIAL_S", "WHOLE", "EngineTrial",
-           "RunTrial", "ThreadCount", "artifact_key_of", "candidates", "describe", "engine_trial", "thread_count",
-           "trial_engine"]
+           "RunTrial", "ThreadCount", "artifact_key_of", "candidates", "describe", "engine_trial", "thread_count"]
 
 log = logging.getLogger("fftfuse.fft")
 
@@ -249,7 +248,7 @@ def engine_trial(call: _cpu_engines.FFTCall, choice: _cpu_engines.Choice) -> Eng
     The runner-up is the fastest other timing within :data:`RIVAL` of the winner's. A call in
     one piece measured its engines on several thread counts (``engine@n``): the runner-up may
     be another count, of any engine, and the candidates are the measurement's names
-    (:func:`trial_engine` reads them). A winner on another count than the call's own is also
+    (``_cpu_engines.timing_name``). A winner on another count than the call's own is also
     tried against its engine on the call's count, however far behind that was measured: a few
     milliseconds of measuring rank thread counts by the load of that moment (a second vCPU busy
     elsewhere made one thread look fastest at 256 x 1024 on the 2-core VM, then lost 1.35x).
@@ -265,7 +264,7 @@ def engine_trial(call: _cpu_engines.FFTCall, choice: _cpu_engines.Choice) -> Eng
     >>> engine_trial(one_piece, on_one).candidates
     ['scipy@1', 'scipy']
     """
-    winner = choice.engine + (f"@{choice.threads}" if choice.threads else "")
+    winner = _cpu_engines.timing_name(choice.engine, choice.threads)
     timings = {name: t for name, t in choice.timings.items() if name != winner}
     best = choice.timings.get(winner)
     if choice.how not in ("measured", "stored") or not timings or best is None:
@@ -283,12 +282,3 @@ def engine_trial(call: _cpu_engines.FFTCall, choice: _cpu_engines.Choice) -> Eng
     rounds = max(TRIAL_MIN_ROUNDS, min(TRIAL_ROUNDS, int(TRIAL_S * 1e6 / max(best, 1.0))))
     return EngineTrial(candidates, key, default_store(), rounds)
 
-
-def trial_engine(candidate: str) -> tuple[str, int]:
-    """An :class:`EngineTrial` candidate's engine and FFT thread count (0: the call's own).
-
-    >>> trial_engine("scipy@16"), trial_engine("ducc0-chunks")
-    (('scipy', 16), ('ducc0-chunks', 0))
-    """
-    name, _, threads = candidate.partition("@")
-    return name, int(threads or 0)
