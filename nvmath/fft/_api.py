@@ -257,7 +257,10 @@ class FFT:
             self.plan()
         plan = self._plan
         planned = plan.run_direction
-        direction = planned_direction(self.problem, direction) if direction is not None else planned
+        if direction is not None and direction is not planned:  # the planned name itself: nothing to check
+            direction = planned_direction(self.problem, direction)
+        else:
+            direction = planned
         if plan.norm is not None and direction != planned:
             raise ValueError(f"this FFT was planned with norm={plan.norm!r} for the {planned} direction, whose "
                              "scale is fused in; plan again to run the other direction")

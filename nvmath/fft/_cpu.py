@@ -51,7 +51,7 @@ import functools
 import os
 import threading
 import time
-from ctypes import addressof, c_char
+from ctypes import addressof, c_char, c_uint64, c_void_p
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -596,6 +596,12 @@ class CpuExecutor:
         out_strides = tuple(s * output_dtype.itemsize for s in p.output.strides)
 
         (p_dtype, p_reads), (e_dtype, e_reads) = (w or (None, 0) for w in wants)
+        # The loops' fixed arguments as ctypes values, which a call passes as they are (a Python
+        # int is converted on every call: 0.2-0.3 us of a loop's 0.9 us call)
+        c_n_in, c_n_stage, c_n_out, c_zero, c_rows_in, c_rows_out, c_ndim_in, c_ndim_out = (
+            c_uint64(v) for v in (n_in, n_stage, n_out, 0, rows_in, rows_out, ndim_in, ndim_out))
+        c_strides_in, c_stage, c_shape_in, c_strides_out, c_shape_out = (
+            c_void_p(v) for v in (strides_in_at, stage_at, shape_in_at, strides_out_at, shape_out_at))
         if padded:  # the padded buffer's layout, the same for every thread's buffer of this shape
             kept = self._engine.buffer(np.broadcast_to(np.empty((), input_dtype), input_shape))
             kept_strides = _strides(kept)
@@ -629,8 +635,8 @@ class CpuExecutor:
                     return None
                 info, n_info = p_found
                 dst = out if stage_out else np.empty(input_shape, input_dtype)
-                status = prolog(_address(inp), n_in, 0, strides_in_at, _address(dst), n_stage, 0, stage_at, info,
-                                n_info, rows_in, shape_in_at, ndim_in)
+                status = prolog(_address(inp), c_n_in, c_zero, c_strides_in, _address(dst), c_n_stage, c_zero, c_stage,
+                                info, n_info, c_rows_in, c_shape_in, c_ndim_in)
                 if status:
                     self._failed(self.prolog, status, (shape_in, 0, strides_in, 0, strides_stage),
                                  flat_view(inp, n_in), _array_at(info, n_info, self.prolog.user_dtype))
@@ -669,8 +675,8 @@ class CpuExecutor:
                 ducc0.fft.c2r(src, axes=axes, lastsize=last, forward=False, inorm=0, out=out, nthreads=fft_threads,
                               allow_overwriting_input=src is not inp)
             if epilog is not None:
-                status = epilog(_address(out), n_out, 0, strides_out_at, e_info, e_n, rows_out, shape_out_at,
-                                ndim_out)
+                status = epilog(_address(out), c_n_out, c_zero, c_strides_out, e_info, e_n, c_rows_out, c_shape_out,
+                                c_ndim_out)
                 if status:
                     flat_out = flat_view(out, n_out)
                     self._failed(self.epilog, status, (shape_out, 0, strides_out, 0, strides_out), flat_out,

@@ -40,8 +40,8 @@ def direction_name(direction: Any) -> str:
     """``"forward"`` or ``"inverse"`` for an ``FFTDirection``, its name (any case) or -1 / +1."""
     if isinstance(direction, str):
         name = direction.lower()
-        if name in ("forward", "inverse"):
-            return name
+        if name in ("forward", "inverse"):  # the literals, not the new string: execute compares by identity
+            return "forward" if name == "forward" else "inverse"
     elif isinstance(direction, int) and not isinstance(direction, bool) and direction in (-1, 1):
         return "forward" if direction == -1 else "inverse"
     raise ValueError(
