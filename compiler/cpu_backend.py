@@ -56,8 +56,10 @@ SOURCES = ("compiled", "cache", "python")
 #: 5% allowed. The debug mode (``FFTOptions(debug=True)``) checks every offset too.
 BOUNDS_CHECKS_ENV = "FFTFUSE_BOUNDS_CHECKS"
 # Raised whenever the compiled loops change in a way their source digest cannot see (options
-# given to numba here): a stored loop of an older revision is never served.
-_LOOPS_REVISION = 2  # 2: guarded loops returning a status, checked buffers, integer division by zero raises
+# given to numba here, or to LLVM by cpu_native): a stored loop of an older revision is never
+# served. 2: guarded loops returning a status, checked buffers, integer division by zero raises;
+# 3: shared libraries compiled for the small code model.
+_LOOPS_REVISION = 3
 
 
 def bounds_checks() -> bool:
@@ -334,13 +336,13 @@ def _loops_stamp() -> str:
 
 def _persist(store: Any, key: str, fingerprint: str, callback: CpuCallback, cfuncs: tuple) -> None:
     """Store the native code of ``cfuncs`` (numba's apart and in-place loops) under ``key``."""
-    from .cpu_native import cpu_identity, cpu_summary, emit_object, persistable
+    from .cpu_native import cpu_identity, cpu_summary, persistable
 
     why = _raises(python_function(callback.function))
     symbols = [c.native_name for c in cfuncs]
     if why is None:
         try:
-            code, form = persistable(emit_object([c.inspect_llvm() for c in cfuncs]), symbols)
+            code, form = persistable([c.inspect_llvm() for c in cfuncs], symbols)
         except (ValueError, RuntimeError) as exc:  # llvmlite reports its failures as RuntimeError
             why = str(exc)
     if why is not None:
