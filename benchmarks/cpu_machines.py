@@ -21,17 +21,17 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 #: (machine, result file) per run, in the order of the table.
 RUNS = (
-    ("CI VM: AMD EPYC, 2 cores", "cpu_callbacks-ci-vm-amd-epyc-2core-complex64-w1-eb62bb8.json"),
+    ("CI VM: AMD EPYC, 2 cores", "cpu_callbacks-ci-vm-amd-epyc-2core-complex64-w1-affa9bc.json"),
     ("CI VM: AMD EPYC, 2 cores", "cpu_callbacks-ci-vm-amd-epyc-2core-complex64-w2-52a9f80.json"),
     ("CI VM: AMD EPYC, 2 cores", "cpu_callbacks-ci-vm-amd-epyc-2core-complex128-w1-eb62bb8.json"),
     ("CI VM: AMD EPYC, 2 cores", "cpu_callbacks-ci-vm-amd-epyc-2core-complex128-w2-c8c1d62.json"),
     ("Intel Xeon, AVX-512, 2 cores", "cpu_callbacks-xeon-avx512-2core-complex64-w1-4bfcf4c.json"),
     ("Intel Xeon, AVX-512, 2 cores", "cpu_callbacks-cpu-vm-complex64-w2-75bd1a0.json"),
     ("Intel Xeon, AVX-512, 2 cores", "cpu_callbacks-xeon-avx512-2core-complex128-w2-4bfcf4c.json"),
-    ("GPU host: Intel Xeon, AVX-512, 16 cores", "cpu_callbacks-h100-host-complex64-w1-9e09f24.json"),
-    ("GPU host: Intel Xeon, AVX-512, 16 cores", "cpu_callbacks-h100-host-complex64-w16-d22523b.json"),
-    ("GPU host: Intel Xeon, AVX-512, 16 cores", "cpu_callbacks-h100-host-complex128-w1-9e09f24.json"),
-    ("GPU host: Intel Xeon, AVX-512, 16 cores", "cpu_callbacks-h100-host-complex128-w16-9e09f24.json"),
+    ("GPU host: Intel Xeon, AVX-512, 16 cores", "cpu_callbacks-h100-host-complex64-w1-affa9bc.json"),
+    ("GPU host: Intel Xeon, AVX-512, 16 cores", "cpu_callbacks-h100-host-complex64-w16-affa9bc.json"),
+    ("GPU host: Intel Xeon, AVX-512, 16 cores", "cpu_callbacks-h100-host-complex128-w1-affa9bc.json"),
+    ("GPU host: Intel Xeon, AVX-512, 16 cores", "cpu_callbacks-h100-host-complex128-w16-affa9bc.json"),
 )
 #: The issue's range starts at 256 x 64 elements.
 FROM_ELEMENTS = 256 * 64
