@@ -70,7 +70,7 @@ TRIAL_S = 0.002
 #: The candidate that does not pipeline: the whole problem at once, each step threaded.
 WHOLE = 0
 # Bump when the candidates change: every stored choice is then measured again.
-_VERSION = 6
+_VERSION = 7
 
 
 def candidates(most: int) -> list[int]:
