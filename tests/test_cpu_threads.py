@@ -249,9 +249,25 @@ def test_an_engine_trial_pairs_a_measured_choice_with_a_close_runner_up(tmp_path
     slow = _cpu_engines.Choice("ducc0-chunks", "measured", {"ducc0-chunks": 5000.0, "scipy": 5100.0})
     assert _cpu_threads.engine_trial(BIG_CALL, slow).rounds == _cpu_threads.TRIAL_MIN_ROUNDS == 4
     far = _cpu_engines.Choice("ducc0", "measured", {"ducc0": 100.0, "scipy": 100.0 * (1 + _cpu_threads.RIVAL) + 1})
-    assert _cpu_threads.engine_trial(BIG_CALL, far) is None
+    block = dataclasses.replace(BIG_CALL, shape=(256, 1024))  # its own sample
+    assert _cpu_threads.engine_trial(block, far) is None
     for how in ("rules", "given"):
         assert _cpu_threads.engine_trial(BIG_CALL, dataclasses.replace(close, how=how)) is None
+
+
+def test_a_call_larger_than_its_sample_tries_a_runner_up_further_behind(tmp_path, monkeypatch):
+    """The sample of a 32 MiB call sat in cache where the call streams through memory: a runner-up
+    60% behind on the sample is tried on the runs; for a call that is its own sample it is not."""
+    monkeypatch.setenv("FFTFUSE_CACHE_DIR", str(tmp_path / "cache"))
+    measured = _cpu_engines.Choice("ducc0", "measured", {"ducc0": 1000.0, "scipy": 1600.0})
+    one_thread = FFTCall("R2C", "float32", (4096, 2048), (2048, 1), (1,), 2048, 1, epilog=True)
+    assert one_thread.sample().shape != one_thread.shape
+    assert _cpu_threads.engine_trial(one_thread, measured).candidates == ["ducc0", "scipy"]
+    in_cache = dataclasses.replace(one_thread, shape=one_thread.sample().shape)
+    assert _cpu_threads.engine_trial(in_cache, measured) is None
+    too_far = _cpu_engines.Choice("ducc0", "measured", {"ducc0": 1000.0,
+                                                        "scipy": 1000.0 * (1 + _cpu_threads.STREAMING_RIVAL) + 1})
+    assert _cpu_threads.engine_trial(one_thread, too_far) is None
 
 
 @pytest.mark.parametrize("runner_up, kept", [(0.97, "scipy"), (1 - _cpu_threads.ENGINE_MARGIN / 2, "ducc0-chunks")],

@@ -42,7 +42,7 @@ from typing import Any
 
 from . import _cpu_engines
 
-__all__ = ["ENGINE_MARGIN", "MARGIN", "RIVAL", "ROUNDS", "TRIAL_MIN_ROUNDS", "TRIAL_ROUNDS", "TRIAL_S", "WHOLE", "EngineTrial",
+__all__ = ["ENGINE_MARGIN", "MARGIN", "RIVAL", "ROUNDS", "STREAMING_RIVAL", "TRIAL_MIN_ROUNDS", "TRIAL_ROUNDS", "TRIAL_S", "WHOLE", "EngineTrial",
            "RunTrial", "ThreadCount", "artifact_key_of", "candidates", "describe", "engine_trial", "thread_count"]
 
 log = logging.getLogger("fftfuse.fft")
@@ -58,8 +58,13 @@ MARGIN = 0.05
 #: ducc0 in chunks kept under 5%). What is left settles exact ties.
 ENGINE_MARGIN = 0.01
 #: An engine whose measured time is within this fraction of the chosen one's is tried against it
-#: on the executor's own runs (:class:`EngineTrial`).
+#: on the executor's own runs (:class:`EngineTrial`)...
 RIVAL = 0.25
+#: ...or within this one for a call larger than the sample it was measured on, whose runs
+#: stream through memory while the sample sat in cache: the sample's ranking says less there
+#: (the 16-core host, one thread: R2C and the 2-D mask at 4096 x 1024 complex64 stayed on ducc0,
+#: 1.11x SciPy unfused).
+STREAMING_RIVAL = 1.0
 #: An engine trial times each engine on at least this many runs (it is made once per machine
 #: and problem, and keeps its answer: two runs of a 4096 x 1024 complex64 scale on the AMD VM
 #: kept ducc0 in chunks, 13% slower than SciPy there), short calls on more, up to
@@ -252,7 +257,8 @@ def engine_trial(call: _cpu_engines.FFTCall, choice: _cpu_engines.Choice) -> Eng
     problem run block by block) against its runner-up, kept in the default store; None where
     the choice was not measured (the rules, an engine named) or nothing is left to try.
 
-    The runner-up is the fastest other timing within :data:`RIVAL` of the winner's. A call in
+    The runner-up is the fastest other timing within :data:`RIVAL` of the winner's
+    (:data:`STREAMING_RIVAL` for a call larger than its sample). A call in
     one piece measured its engines on several thread counts (``engine@n``): the runner-up may
     be another count, of any engine, and the candidates are the measurement's names
     (``_cpu_engines.timing_name``). A winner on another count than the call's own is also
@@ -277,7 +283,8 @@ def engine_trial(call: _cpu_engines.FFTCall, choice: _cpu_engines.Choice) -> Eng
     if choice.how not in ("measured", "stored") or not timings or best is None:
         return None
     rival = min(timings, key=timings.__getitem__)
-    candidates = [winner] + ([rival] if timings[rival] <= (1 + RIVAL) * best else [])
+    band = STREAMING_RIVAL if call.sample().shape != call.shape else RIVAL
+    candidates = [winner] + ([rival] if timings[rival] <= (1 + band) * best else [])
     if choice.threads and choice.engine in timings and choice.engine not in candidates:
         candidates.append(choice.engine)  # the winner's engine on the call's own thread count
     if len(candidates) == 1:
