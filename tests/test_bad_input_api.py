@@ -272,6 +272,9 @@ CASES = [
      "needs an operand like the planned one"),
     ("reset_operand big-endian", lambda: planned().reset_operand(X.astype(">c8")), TypeError, "non-native byte order"),
     ("reset_operand list", lambda: planned().reset_operand([1, 2]), TypeError, "operand of type list"),
+    ("reset_operand masked", lambda: planned().reset_operand(masked(X)), TypeError, "operand is a NumPy masked array"),
+    ("reset_operand transposed", lambda: planned().reset_operand(np.ones((16, 4), np.complex64).T), ValueError,
+     "needs an operand like the planned one"),
     ("plan with a positional callback", lambda: FFT(X).plan(scale), TypeError, "positional argument"),
     # -- callbacks failing at run time on the CPU: raised in the caller, never printed and skipped
     ("epilog raises at run time", lambda: fft(X, axes=[-1], epilog=raises_boom), ValueError, "boom"),
