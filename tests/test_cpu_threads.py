@@ -160,41 +160,37 @@ def test_one_piece_runs_have_no_thread_count():
     assert CpuExecutor(problem, None, None, workers=8).thread_count is None
 
 
-def test_the_whole_runs_loops_split_by_whole_rows(monkeypatch):
-    """Each thread's piece of the epilog's pass spans whole rows (cut along the batch axis): cut
-    along the rows, a piece walks every row's half, and two threads ran slower than one."""
+def whole_run_walks(monkeypatch, workers: int) -> list[list[int]]:
+    """The row walks (shapes) of each piece of the epilog's pass of a whole 512 x 1024 complex64
+    run on ``workers`` threads, after checking its result."""
     problem = plan_problem("fft", (512, 1024), (1024, 1), "complex64", (1,))
     epilog = compile_cpu(lambda v, d: v * d, "epilog", "complex64", "complex64")
     rng = np.random.default_rng(4)
     x, h = random_array(rng, (512, 1024), "complex64"), random_array(rng, (512, 1024), "complex64")
-    executor = CpuExecutor(problem, None, epilog, workers=2, engine="ducc0")
+    executor = CpuExecutor(problem, None, epilog, workers=workers, engine="ducc0")
     executor.thread_count.chosen = WHOLE
     walks = []
     real = epilog.loops.in_place
     monkeypatch.setattr(epilog.loops, "in_place", lambda *a: walks.append(list(a[5])) or real(*a))
     out = executor.execute(x, np.empty_like(x), "forward", None, h)
-    assert len(walks) == 2 and all(walk[-1] % 1024 == 0 for walk in walks), walks
     want = np.fft.fft(x.astype(np.complex128), axis=1) * h
     assert np.abs(out - want).max() < 1e-4 * np.abs(want).max()
+    return walks
+
+
+def test_the_whole_runs_loops_split_by_whole_rows(monkeypatch):
+    """Each thread's piece of the epilog's pass spans whole rows (cut along the batch axis): cut
+    along the rows, a piece walks every row's half, and two threads ran slower than one."""
+    walks = whole_run_walks(monkeypatch, 2)
+    assert len(walks) == 2 and all(walk[-1] % 1024 == 0 for walk in walks), walks
 
 
 def test_the_whole_runs_loops_give_each_thread_a_megabyte_at_least(monkeypatch):
     """16 threads, a 4 MiB result: four pieces of the epilog's pass, not sixteen (each piece
     costs a hand-over and the GIL: split 16 ways, R2C 1024 x 1024 ran 2.2x slower than SciPy's
     FFT then NumPy's multiply on one thread, on the 16-core host)."""
-    problem = plan_problem("fft", (512, 1024), (1024, 1), "complex64", (1,))
-    epilog = compile_cpu(lambda v, d: v * d, "epilog", "complex64", "complex64")
-    rng = np.random.default_rng(5)
-    x, h = random_array(rng, (512, 1024), "complex64"), random_array(rng, (512, 1024), "complex64")
-    executor = CpuExecutor(problem, None, epilog, workers=16, engine="ducc0")
-    executor.thread_count.chosen = WHOLE
-    walks = []
-    real = epilog.loops.in_place
-    monkeypatch.setattr(epilog.loops, "in_place", lambda *a: walks.append(list(a[5])) or real(*a))
-    out = executor.execute(x, np.empty_like(x), "forward", None, h)
-    assert len(walks) == x.nbytes // _cpu.PIECE_BYTES == 4, walks
-    want = np.fft.fft(x.astype(np.complex128), axis=1) * h
-    assert np.abs(out - want).max() < 1e-4 * np.abs(want).max()
+    walks = whole_run_walks(monkeypatch, 16)
+    assert len(walks) == (512 * 1024 * 8) // _cpu.PIECE_BYTES == 4, walks
 
 
 def test_the_whole_run_has_its_own_engine_measured_as_one_threaded_call(tmp_path, monkeypatch):
