@@ -65,7 +65,8 @@ from ._tensor import empty_factory, flat_view
 if TYPE_CHECKING:
     from fftfuse_compiler.cpu_backend import CpuCallback
 
-__all__ = ["BLOCK_BYTES", "PIECE_BYTES", "THREAD_BYTES", "CallbackIndexError", "CheckedBuffer", "CpuExecutor", "checked_views"]
+__all__ = ["BLOCK_BYTES", "PIECE_BYTES", "THREAD_BYTES", "CallbackIndexError", "CheckedBuffer", "CpuExecutor",
+           "checked_views"]
 
 #: Stage bytes per block of a pipelined execution: large enough that the Python, SciPy and
 #: numba costs of each call vanish, small enough to give every thread several blocks and keep

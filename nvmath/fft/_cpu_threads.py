@@ -42,8 +42,9 @@ from typing import Any
 
 from . import _cpu_engines
 
-__all__ = ["ENGINE_MARGIN", "MARGIN", "RIVAL", "ROUNDS", "STREAMING_RIVAL", "TRIAL_MIN_ROUNDS", "TRIAL_ROUNDS", "TRIAL_S", "WHOLE", "EngineTrial",
-           "RunTrial", "ThreadCount", "artifact_key_of", "candidates", "describe", "engine_trial", "thread_count"]
+__all__ = ["ENGINE_MARGIN", "MARGIN", "RIVAL", "ROUNDS", "STREAMING_RIVAL", "TRIAL_MIN_ROUNDS", "TRIAL_ROUNDS",
+           "TRIAL_S", "WHOLE", "EngineTrial", "RunTrial", "ThreadCount", "artifact_key_of", "candidates", "describe",
+           "engine_trial", "thread_count"]
 
 log = logging.getLogger("fftfuse.fft")
 
@@ -74,7 +75,8 @@ TRIAL_ROUNDS = 16
 TRIAL_S = 0.002
 #: The candidate that does not pipeline: the whole problem at once, each step threaded.
 WHOLE = 0
-# Bump when the candidates change: every stored choice is then measured again.
+# Bump when the candidates or what decides between them change: every stored choice is then
+# measured again.
 _VERSION = 7
 
 
