@@ -616,7 +616,9 @@ class CpuExecutor:
             padded_walk = _walk(p.output.shape, kept_strides, p.output.strides)
             n_kept = Layout(p.output.shape, kept_strides).span
             rows_kept, shape_kept, strides_kept, strides_kept_out = padded_walk
-            kept_at, kept_out_at, shape_kept_at = (a.ctypes.data for a in (strides_kept, strides_kept_out, shape_kept))
+            c_kept, c_kept_out, c_shape_kept = (c_void_p(a.ctypes.data)
+                                                for a in (strides_kept, strides_kept_out, shape_kept))
+            c_n_kept, c_rows_kept, c_ndim_kept = (c_uint64(v) for v in (n_kept, rows_kept, len(shape_kept)))
             epilog_apart = native[1] and native[1][0]
 
         def fast(inp: np.ndarray, out: np.ndarray | None, prolog_data: Any, epilog_data: Any) -> np.ndarray | None:
@@ -668,8 +670,8 @@ class CpuExecutor:
                     np.copyto(out, result)
                     return out
                 at = result.__array_interface__["data"][0]
-                status = epilog_apart(at, n_kept, 0, kept_at, _address(out), n_out, 0, kept_out_at, e_info, e_n,
-                                      rows_kept, shape_kept_at, len(shape_kept))
+                status = epilog_apart(at, c_n_kept, c_zero, c_kept, _address(out), c_n_out, c_zero, c_kept_out, e_info,
+                                      e_n, c_rows_kept, c_shape_kept, c_ndim_kept)
                 if status:
                     self._failed(self.epilog, status, (shape_kept, 0, strides_kept, 0, strides_kept_out),
                                  flat_view(out, n_out), _array_at(e_info, e_n, self.epilog.user_dtype),

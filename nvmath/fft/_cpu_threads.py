@@ -24,11 +24,11 @@ which holds this machine's identity) and the engines: later executors and proces
 measure nothing.
 
 Before that, :class:`EngineTrial` tries the engine measured for the call (``_cpu_engines``, on a
-sample in cache) against a runner-up within :data:`RIVAL` of it (for a call in one piece, of any
-engine at any thread count measured, and a winner on another count also against its engine on
-the call's own), the same way, on the runs
-themselves, which stream through memory and have the executor's loops and Python: for every
-measured call, large or not (short ones on more runs: :data:`TRIAL_ROUNDS`). Both are
+sample in cache) against a runner-up within :data:`RIVAL` of it (:data:`STREAMING_RIVAL` for a
+call larger than its sample; for a call in one piece, of any engine at any thread count
+measured, and a winner on another count also against its engine on the call's own), the same
+way, on the runs themselves, which stream through memory and have the executor's loops and
+Python: for every measured call, large or not (short ones on more runs: :data:`TRIAL_ROUNDS`). Both are
 :class:`RunTrial`: a choice among candidates that give the same result, tried in turn on
 ordinary runs and kept per machine.
 """
@@ -260,10 +260,10 @@ def engine_trial(call: _cpu_engines.FFTCall, choice: _cpu_engines.Choice) -> Eng
     the choice was not measured (the rules, an engine named) or nothing is left to try.
 
     The runner-up is the fastest other timing within :data:`RIVAL` of the winner's
-    (:data:`STREAMING_RIVAL` for a call larger than its sample). A call in
-    one piece measured its engines on several thread counts (``engine@n``): the runner-up may
-    be another count, of any engine, and the candidates are the measurement's names
-    (``_cpu_engines.timing_name``). A winner on another count than the call's own is also
+    (:data:`STREAMING_RIVAL` for a call larger than its sample). A call in one piece measured
+    its engines on several thread counts (``engine@n``): the runner-up may be another count, of
+    any engine, and the candidates are the measurement's names (``_cpu_engines.timing_name``).
+    A winner on another count than the call's own is also
     tried against its engine on the call's count, however far behind that was measured: a few
     milliseconds of measuring rank thread counts by the load of that moment (a second vCPU busy
     elsewhere made one thread look fastest at 256 x 1024 on the 2-core VM, then lost 1.35x).
