@@ -7,6 +7,11 @@ For each row (a ``cpu_callbacks`` case and size) the same fused plan is made onc
 next to SciPy unfused; the ``auto`` plan's choices are printed with what its measurement saw
 (the engines' times on the sample, in us), so a row where the measurement ranked the engines
 otherwise than the runs do shows which of the two to look at.
+
+Seven runs interleaved share the caches: a row that streams through memory (one thread, 4096 x
+1024) runs every mode, the unfused one too, slower than ``cpu_callbacks`` does. ``--pairwise``
+times each mode next to SciPy unfused alone, as ``cpu_callbacks`` times its rows, and reports
+the median of the rounds' own ratios.
 """
 
 from __future__ import annotations
@@ -45,11 +50,30 @@ def choices(fused) -> str:  # noqa: ANN001
             text.append(f"{what} {choice.engine} ({choice.how}; {timings or 'no timings'})")
         trial = getattr(executor, "engine_trial", None)
         if trial is not None:
-            text.append(f"trial kept {trial.chosen} of {trial.candidates}")
+            ran = ", ".join(f"{c} {t * 1e6:.0f}" for c, t in trial.timings.items())
+            text.append(f"trial kept {trial.chosen} of {trial.candidates}" + (f" ({ran})" if ran else ""))
         counts = getattr(executor, "thread_count", None)
         if counts is not None:
             text.append(f"threads chosen {counts.chosen} of {counts.candidates}")
     return "; ".join(text)
+
+
+def side_by_side(runs: dict, rounds: int, clock, pairwise: bool) -> tuple[dict, dict]:  # noqa: ANN001
+    """Median ms of each run and each mode's ratio to ``runs["unfused"]``: all interleaved, or
+    (``pairwise``) each mode next to the unfused run alone, its ratio the median of the rounds'."""
+    if not pairwise:
+        medians = {k: statistics.median(v) for k, v in timed(runs, rounds, stat=list, clock=clock).items()}
+        return medians, {m: medians[m] / medians["unfused"] for m in runs}
+    medians, ratios, unfused = {}, {}, []
+    for mode, run in runs.items():
+        if mode == "unfused":
+            continue
+        ms = timed({mode: run, "unfused": runs["unfused"]}, rounds, stat=list, clock=clock)
+        medians[mode] = statistics.median(ms[mode])
+        ratios[mode] = statistics.median(f / u for f, u in zip(ms[mode], ms["unfused"]))
+        unfused += ms["unfused"]
+    medians["unfused"] = statistics.median(unfused)
+    return medians, ratios
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -58,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--dtype", default="complex64", choices=("complex64", "complex128"))
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--pairwise", action="store_true", help="each mode timed next to SciPy unfused alone")
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     clock = time.thread_time if args.workers == 1 else time.perf_counter
@@ -73,16 +98,16 @@ def main(argv: list[str] | None = None) -> None:
             runs[mode] = fused
             runs.setdefault("unfused", unfused)
             auto = auto or fused
-        ms = timed(runs, args.rounds, stat=list, clock=clock)
-        medians = {k: statistics.median(v) for k, v in ms.items()}
-        print(f"{case} {size} x{args.workers} {args.dtype}: unfused {medians['unfused']:.4f} ms")
+        medians, ratios = side_by_side(runs, args.rounds, clock, args.pairwise)
+        print(f"{case} {size} x{args.workers} {args.dtype}: unfused {medians['unfused']:.4f} ms"
+              + (" (median of the pairs' own)" if args.pairwise else ""))
         for mode in MODES:
-            print(f"  {mode:<13} {medians[mode]:.4f} ms  {medians[mode] / medians['unfused']:.2f}x  {runs[mode].how()}")
+            print(f"  {mode:<13} {medians[mode]:.4f} ms  {ratios[mode]:.2f}x  {runs[mode].how()}")
         print(f"  auto's choices: {choices(auto)}", flush=True)
-        results.append({"case": case, "size": size, "ms": medians, "auto": choices(auto),
+        results.append({"case": case, "size": size, "ms": medians, "ratio": ratios, "auto": choices(auto),
                         "how": {m: runs[m].how() for m in MODES}})
     if args.json:
-        Path(args.json).write_text(json.dumps({"workers": args.workers, "dtype": args.dtype, "rows": results},
+        Path(args.json).write_text(json.dumps({"workers": args.workers, "dtype": args.dtype, "pairwise": args.pairwise, "rows": results},
                                               indent=1) + "\n")
 
 

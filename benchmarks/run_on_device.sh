@@ -96,11 +96,11 @@ for step in $steps; do
           timeout 200 python3 benchmarks/cpu_callbacks.py --dtype $dt --workers $w --fresh 0 --label gpu-host-$dt-w$w --json "$OUT/cpu_callbacks-$dt-w$w.json" 2>&1 | tee -a "$OUT/cpu_callbacks.txt"
         done
       done ;;
-    cpurows)  # why cpu_callbacks rows run as they do: each row's fused plan on every engine (ROWS, ROWS1: case:BxN,...)
+    cpurows)  # why cpu_callbacks rows run as they do: each row's fused plan on every engine, each next to SciPy unfused (ROWS, ROWS1: case:BxN,...)
       cores=$(nproc)
-      timeout 200 python3 benchmarks/cpu_rows.py --workers $cores --json "$OUT/cpu_rows-w$cores.json" \
+      timeout 200 python3 benchmarks/cpu_rows.py --pairwise --workers $cores --json "$OUT/cpu_rows-w$cores.json" \
         --rows "${ROWS:-scale:16x1024,r2c_scale:16x1024,scale:64x1024,filter:64x1024,convolution:64x1024,window:256x1024,convolution:256x1024,scale:1024x1024,r2c_scale:1024x1024}" 2>&1 | tee "$OUT/cpu_rows.txt"
-      timeout 120 python3 benchmarks/cpu_rows.py --workers 1 --json "$OUT/cpu_rows-w1.json" \
+      timeout 200 python3 benchmarks/cpu_rows.py --pairwise --workers 1 --json "$OUT/cpu_rows-w1.json" \
         --rows "${ROWS1:-filter:16x1024,filter:64x1024,window:256x1024,2d_mask:4096x1024}" 2>&1 | tee -a "$OUT/cpu_rows.txt"
       timeout 120 python3 benchmarks/cpu_fused_parts.py --batch 64 2>&1 | tee "$OUT/cpu_fused_parts.txt" ;;
     examples)  # nvmath-python's device-FFT examples, unchanged, against this nvmath (folder: $EXAMPLES, not in git)

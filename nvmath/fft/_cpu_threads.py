@@ -122,6 +122,8 @@ class RunTrial:
         self._best: dict[Any, float] = {}
         self._timed: dict[Any, int] = {c: 0 for c in self.candidates}
         self.chosen: Any = self.candidates[0] if len(self.candidates) == 1 else self._stored()
+        #: Each candidate's fastest timed run in seconds, once this process has tried them.
+        self.timings: dict[Any, float] = {}
 
     def start(self) -> Any:
         """The candidate of the next run."""
@@ -148,7 +150,7 @@ class RunTrial:
                 if self._best[c] < (1 - self.margin) * self._best[chosen]:
                     chosen = c
             self.chosen = chosen
-            best = dict(self._best)
+            best = self.timings = dict(self._best)
         log.info("CPU %s, tried on the runs: %s (%s)", self.field, self.describe(chosen),
                  ", ".join(f"{self.describe(c)}: {t * 1e3:.2f} ms" for c, t in best.items()))
         self._keep(chosen, best)
