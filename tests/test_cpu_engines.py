@@ -285,6 +285,15 @@ def test_rules(monkeypatch):
     for call in (c2c(1024, 8), c2c(1000, 64), c2c(4096, 64), c2c(256, 64), c2c(1024, 64, "complex128")):
         assert rule_engine(call) == "ducc0", call
 
+    def c2c_2d(n, m, dtype="complex64", threads=1):
+        return FFTCall("C2C", dtype, (m, n), (n, 1), (0, 1), n, threads)
+
+    # The columns of a 2-D FFT a power of two of 4-16 KiB apart: ducc0 writes into its padded buffer.
+    assert rule_engine(c2c_2d(1024, 4096)) == rule_engine(c2c_2d(512, 64)) == "ducc0-padded"
+    for call in (c2c_2d(1000, 4096), c2c_2d(256, 4096), c2c_2d(1024, 4096, "complex128"), c2c_2d(1024, 1),
+                 c2c_2d(1024, 4096, threads=4)):
+        assert rule_engine(call) == "ducc0", call
+
 
 def test_auto_measures_once_then_reads_the_store(tmp_path, monkeypatch):
     store = ArtifactStore(tmp_path / "cache")
