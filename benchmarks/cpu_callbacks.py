@@ -85,7 +85,7 @@ class Fused:
             return all(trial is None or trial.chosen is not None for trial in trials)
 
         scratch = self.operand.copy() if self.inplace else None  # the operand stays as given
-        for _ in range(64):
+        for _ in range(256):
             if settled():
                 break
             self(scratch)

@@ -333,9 +333,9 @@ class CpuExecutor:
         self._may_adopt, self._mode, self._measured_choice = may_adopt, engine, self.engine_choice
         self._adopts = may_adopt and self._whole_engine.allocates  # only a whole run adopts
         # The engine was measured on a sample in cache with NumPy's multiply, where the runs have
-        # the compiled loops, and large ones stream through memory: it is tried against a close
-        # runner-up on the first runs (_cpu_threads.EngineTrial), which take the general path.
-        self.engine_trial = _cpu_threads.engine_trial(fft_call, self.engine_choice)
+        # the compiled loops, and large ones stream through memory: it is tried against close
+        # runners-up on the first runs (_cpu_threads.EngineTrial), which take the general path.
+        self.engine_trial = _cpu_threads.engine_trial(fft_call, self.engine_choice, self._whole_call)
         self._trial_on_one_thread = self.threads() == 1 and self.engine_trial is not None and all(
             min(_cpu_engines.split_timing_name(c)[1] or measured_call.threads, self.workers) == 1
             for c in self.engine_trial.candidates)

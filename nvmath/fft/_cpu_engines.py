@@ -57,7 +57,7 @@ an engine's name
 The executor makes its choice when it is built (at planning): the first call of a new problem
 on a new machine pays the measurement (a few ms), later calls and processes do not. The sample
 is timed in cache; a large run streams through memory, so the executor of one tries the
-winner against a close runner-up on its own first runs (``_cpu_threads.EngineTrial``).
+winner against close runners-up on its own first runs (``_cpu_threads.EngineTrial``).
 """
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ class FFTCall:
 @dataclasses.dataclass(frozen=True)
 class Choice:
     """The engine for a call and how it was found: ``"given"`` (named by the mode), ``"rules"``,
-    ``"stored"`` (measured earlier on this machine), ``"tried"`` (the runner-up of a measurement,
+    ``"stored"`` (measured earlier on this machine), ``"tried"`` (a runner-up of a measurement,
     faster on the executor's own runs) or ``"measured"`` (now, ``timings`` in us,
     keyed ``engine`` at the call's threads and ``engine@n`` at another count); ``threads`` the
     FFT's thread count measured best (0: the call's own)."""

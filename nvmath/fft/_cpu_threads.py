@@ -24,11 +24,14 @@ which holds this machine's identity) and the engines: later executors and proces
 measure nothing.
 
 Before that, :class:`EngineTrial` tries the engine measured for the call (``_cpu_engines``, on a
-sample in cache) against a runner-up within :data:`RIVAL` of it (:data:`STREAMING_RIVAL` for a
-call larger than its sample; for a call in one piece, of any engine at any thread count
-measured, and a winner on another count also against its engine on the call's own), the same
+sample in cache) against up to two runners-up: the fastest other timing, then the fastest of an
+engine not yet tried, each within :data:`RIVAL` of the winner (:data:`FAR_RIVAL` where the sample
+says less: a problem larger than its sample, or a threaded call; for a call in one piece of any
+engine at any thread count measured, and a winner on another count also against its engine on
+the call's own), the same
 way, on the runs themselves, which stream through memory and have the executor's loops and
-Python: for every measured call, large or not (short ones on more runs: :data:`TRIAL_ROUNDS`). Both are
+Python: for every measured call, large or not (short ones on more runs: :data:`TRIAL_ROUNDS`),
+once per whole problem (blocks of one size serve problems of many). Both are
 :class:`RunTrial`: a choice among candidates that give the same result, tried in turn on
 ordinary runs and kept per machine.
 """
@@ -42,7 +45,7 @@ from typing import Any
 
 from . import _cpu_engines
 
-__all__ = ["ENGINE_MARGIN", "MARGIN", "RIVAL", "ROUNDS", "STREAMING_RIVAL", "TRIAL_MIN_ROUNDS", "TRIAL_ROUNDS",
+__all__ = ["ENGINE_MARGIN", "FAR_RIVAL", "MARGIN", "RIVAL", "ROUNDS", "TRIAL_MIN_ROUNDS", "TRIAL_ROUNDS",
            "TRIAL_S", "WHOLE", "EngineTrial", "RunTrial", "ThreadCount", "artifact_key_of", "candidates", "describe",
            "engine_trial", "thread_count"]
 
@@ -61,11 +64,13 @@ ENGINE_MARGIN = 0.01
 #: An engine whose measured time is within this fraction of the chosen one's is tried against it
 #: on the executor's own runs (:class:`EngineTrial`)...
 RIVAL = 0.25
-#: ...or within this one for a call larger than the sample it was measured on, whose runs
-#: stream through memory while the sample sat in cache: the sample's ranking says less there
-#: (the 16-core host, one thread: R2C and the 2-D mask at 4096 x 1024 complex64 stayed on ducc0,
-#: 1.11x SciPy unfused).
-STREAMING_RIVAL = 1.0
+#: ...or within this one where the measurement says less: a problem larger than the sample it
+#: was measured on, whose runs stream through memory while the sample sat in cache (the 16-core
+#: host, one thread: R2C at 4096 x 1024 complex64 stayed on ducc0, 1.11x SciPy unfused), or a
+#: threaded call, whose few short runs on a shared machine rank engines loosely (the same host,
+#: 16 threads: the inverse FFT of the 64 x 1024 convolution measured ducc0 at 154 us and SciPy at
+#: 232, where SciPy ran it in about half of ducc0's time).
+FAR_RIVAL = 1.0
 #: An engine trial times each engine on at least this many runs (it is made once per machine
 #: and problem, and keeps its answer: two runs of a 4096 x 1024 complex64 scale on the AMD VM
 #: kept ducc0 in chunks, 13% slower than SciPy there), short calls on more, up to
@@ -212,11 +217,11 @@ class ThreadCount(RunTrial):
 
 
 class EngineTrial(RunTrial):
-    """Which of two FFT engines runs each call of one executor: the engine measurement's winner
-    and its runner-up, tried on the executor's own first runs (see ``_cpu``). The measurement
-    times a sample in cache, where a large run streams through memory (one thread, 1024 x 1024
-    complex64 on the AMD VM: ducc0 in chunks and SciPy within 4% of each other on the sample,
-    SciPy 15-20% faster on the run); and it times the FFT with NumPy's multiply, a few runs each,
+    """Which of two or three FFT engines runs each call of one executor: the engine
+    measurement's winner and its runners-up, tried on the executor's own first runs (see
+    ``_cpu``). The measurement times a sample in cache, where a large run streams through
+    memory (one thread, 1024 x 1024 complex64 on the AMD VM: ducc0 in chunks and SciPy within 4%
+    of each other on the sample, SciPy 15-20% faster on the run); and it times the FFT with NumPy's multiply, a few runs each,
     where a run has the compiled loops and the executor's own Python (the 16-core Xeon's
     complex64 calls of 16 x 1024 to 64 x 1024 kept ducc0, in chunks or threaded, 5-70% slower
     than SciPy's FFT with the product). A candidate names an engine, and for a call in one
@@ -256,27 +261,32 @@ def thread_count(call: _cpu_engines.FFTCall, engine: str, most: int, mode: str |
     return ThreadCount(most, artifact_key_of(call, engine, most, prolog, whole_engine), default_store())
 
 
-def engine_trial(call: _cpu_engines.FFTCall, choice: _cpu_engines.Choice) -> EngineTrial | None:
+def engine_trial(call: _cpu_engines.FFTCall, choice: _cpu_engines.Choice,
+                 whole: _cpu_engines.FFTCall | None = None) -> EngineTrial | None:
     """The :class:`EngineTrial` of the engine ``choice`` made for ``call`` (a block, or the whole
-    problem run block by block) against its runner-up, kept in the default store; None where
-    the choice was not measured (the rules, an engine named) or nothing is left to try.
+    problem ``whole`` run block by block; ``call`` itself where None) against up to two
+    runners-up, kept in the default store under the whole problem's key (its runs are what is
+    timed: at 4096 x 1024 they stream through memory where 1024 x 1024 of the same blocks sat
+    in cache); None where the choice was not measured (the rules, an engine named) or nothing is
+    left to try.
 
-    The runner-up is the fastest other timing within :data:`RIVAL` of the winner's
-    (:data:`STREAMING_RIVAL` for a call larger than its sample). A call in one piece measured
-    its engines on several thread counts (``engine@n``): the runner-up may be another count, of
-    any engine, and the candidates are the measurement's names (``_cpu_engines.timing_name``).
-    A winner on another count than the call's own is also
-    tried against its engine on the call's count, however far behind that was measured: a few
-    milliseconds of measuring rank thread counts by the load of that moment (a second vCPU busy
-    elsewhere made one thread look fastest at 256 x 1024 on the 2-core VM, then lost 1.35x).
+    The runners-up are the fastest other timing and then the fastest of an engine not yet among
+    the candidates, each within :data:`RIVAL` of the winner's (:data:`FAR_RIVAL` for a problem
+    larger than the sample or a threaded call). A call in one piece measured its engines on
+    several thread counts (``engine@n``): a runner-up may be another count, of any engine, and
+    the candidates are the measurement's names (``_cpu_engines.timing_name``). A winner on
+    another count than the call's own is also tried against its engine on the call's count,
+    however far behind that was measured: a few milliseconds of measuring rank thread counts by
+    the load of that moment (a second vCPU busy elsewhere made one thread look fastest at 256 x
+    1024 on the 2-core VM, then lost 1.35x).
 
     >>> one_piece = _cpu_engines.FFTCall("C2C", "complex64", (64, 1024), (1024, 1), (1,), 1024, 8,
     ...                                  other_threads=(1, 16))
-    >>> measured = _cpu_engines.Choice("ducc0", "measured", {"ducc0": 60.0, "scipy": 90.0, "scipy@16": 66.0,
-    ...                                                      "ducc0@1": 200.0})
+    >>> measured = _cpu_engines.Choice("ducc0", "measured", {"ducc0": 60.0, "scipy": 150.0, "scipy@16": 66.0,
+    ...                                                      "ducc0-padded": 100.0, "ducc0@1": 200.0})
     >>> engine_trial(one_piece, measured).candidates
-    ['ducc0', 'scipy@16']
-    >>> on_one = _cpu_engines.Choice("scipy", "measured", {"scipy@1": 50.0, "scipy": 90.0, "ducc0": 95.0},
+    ['ducc0', 'scipy@16', 'ducc0-padded']
+    >>> on_one = _cpu_engines.Choice("scipy", "measured", {"scipy@1": 50.0, "scipy": 190.0, "ducc0": 195.0},
     ...                              threads=1)
     >>> engine_trial(one_piece, on_one).candidates
     ['scipy@1', 'scipy']
@@ -286,17 +296,26 @@ def engine_trial(call: _cpu_engines.FFTCall, choice: _cpu_engines.Choice) -> Eng
     best = choice.timings.get(winner)
     if choice.how not in ("measured", "stored") or not timings or best is None:
         return None
-    rival = min(timings, key=timings.__getitem__)
-    band = STREAMING_RIVAL if call.sample().shape != call.shape else RIVAL
-    candidates = [winner] + ([rival] if timings[rival] <= (1 + band) * best else [])
+    whole = whole or call
+
+    def engine_of(name: str) -> str:
+        return _cpu_engines.split_timing_name(name)[0]
+
+    sampled = (call.sample().shape == whole.shape and call.threads == call.parallel == 1
+               and not call.other_threads)
+    limit = (1 + (RIVAL if sampled else FAR_RIVAL)) * best
+    ranked = [name for name in sorted(timings, key=timings.__getitem__) if timings[name] <= limit]
+    candidates = [winner] + ranked[:1]
+    for name in ranked[1:]:
+        if len(candidates) < 3 and engine_of(name) not in {engine_of(c) for c in candidates}:
+            candidates.append(name)
     if choice.threads and choice.engine in timings and choice.engine not in candidates:
         candidates.append(choice.engine)  # the winner's engine on the call's own thread count
     if len(candidates) == 1:
         return None
     from fftfuse_cache import artifact_key, default_store
 
-    key = artifact_key(target="cpu-engine-trial", call=_cpu_engines.engine_key(call), engines=candidates,
-                       version=_VERSION)
+    key = artifact_key(target="cpu-engine-trial", call=_cpu_engines.engine_key(call),
+                       problem=_cpu_engines.engine_key(whole), engines=candidates, version=_VERSION)
     rounds = max(TRIAL_MIN_ROUNDS, min(TRIAL_ROUNDS, int(TRIAL_S * 1e6 / max(best, 1.0))))
     return EngineTrial(candidates, key, default_store(), rounds)
-
