@@ -107,8 +107,8 @@ def main(argv: list[str] | None = None) -> None:
         results.append({"case": case, "size": size, "ms": medians, "ratio": ratios, "auto": choices(auto),
                         "how": {m: runs[m].how() for m in MODES}})
     if args.json:
-        Path(args.json).write_text(json.dumps({"workers": args.workers, "dtype": args.dtype, "pairwise": args.pairwise, "rows": results},
-                                              indent=1) + "\n")
+        summary = {"workers": args.workers, "dtype": args.dtype, "pairwise": args.pairwise, "rows": results}
+        Path(args.json).write_text(json.dumps(summary, indent=1) + "\n")
 
 
 if __name__ == "__main__":

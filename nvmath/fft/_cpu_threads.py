@@ -24,16 +24,15 @@ which holds this machine's identity) and the engines: later executors and proces
 measure nothing.
 
 Before that, :class:`EngineTrial` tries the engine measured for the call (``_cpu_engines``, on a
-sample in cache) against up to two runners-up: the fastest other timing, then the fastest of an
-engine not yet tried, each within :data:`RIVAL` of the winner (:data:`FAR_RIVAL` where the sample
-says less: a problem larger than its sample, or a threaded call; for a call in one piece of any
-engine at any thread count measured, and a winner on another count also against its engine on
-the call's own), the same
-way, on the runs themselves, which stream through memory and have the executor's loops and
-Python: for every measured call, large or not (short ones on more runs: :data:`TRIAL_ROUNDS`),
-once per whole problem (blocks of one size serve problems of many). Both are
-:class:`RunTrial`: a choice among candidates that give the same result, tried in turn on
-ordinary runs and kept per machine.
+sample in cache) against up to two runners-up, the fastest other timing and then the fastest of
+an engine not yet tried, each within :data:`RIVAL` of the winner (:data:`FAR_RIVAL` where the
+sample says less: a problem larger than its sample, or a threaded call; for a call in one piece
+of any engine at any thread count measured, and a winner on another count also against its
+engine on the call's own), the same way, on the runs themselves, which stream through memory
+and have the executor's loops and Python: for every measured call, large or not (short ones on
+more runs: :data:`TRIAL_ROUNDS`), once per whole problem (blocks of one size serve problems of
+many). Both are :class:`RunTrial`: a choice among candidates that give the same result, tried
+in turn on ordinary runs and kept per machine.
 """
 
 from __future__ import annotations
@@ -82,7 +81,7 @@ TRIAL_S = 0.002
 WHOLE = 0
 # Bump when the candidates or what decides between them change: every stored choice is then
 # measured again.
-_VERSION = 7
+_VERSION = 8
 
 
 def candidates(most: int) -> list[int]:
@@ -221,12 +220,13 @@ class EngineTrial(RunTrial):
     measurement's winner and its runners-up, tried on the executor's own first runs (see
     ``_cpu``). The measurement times a sample in cache, where a large run streams through
     memory (one thread, 1024 x 1024 complex64 on the AMD VM: ducc0 in chunks and SciPy within 4%
-    of each other on the sample, SciPy 15-20% faster on the run); and it times the FFT with NumPy's multiply, a few runs each,
-    where a run has the compiled loops and the executor's own Python (the 16-core Xeon's
-    complex64 calls of 16 x 1024 to 64 x 1024 kept ducc0, in chunks or threaded, 5-70% slower
-    than SciPy's FFT with the product). A candidate names an engine, and for a call in one
-    piece the FFT's thread count where it is not the call's own (``scipy@16``): a threaded
-    call's few short runs rank thread counts as unsteadily as engines."""
+    of each other on the sample, SciPy 15-20% faster on the run); and it times the FFT with
+    NumPy's multiply, a few runs each, where a run has the compiled loops and the executor's own
+    Python (the 16-core Xeon's complex64 calls of 16 x 1024 to 64 x 1024 kept ducc0, in chunks
+    or threaded, 5-70% slower than SciPy's FFT with the product). A candidate names an engine,
+    and for a call in one piece the FFT's thread count where it is not the call's own
+    (``scipy@16``): a threaded call's few short runs rank thread counts as unsteadily as
+    engines."""
 
     field, target, kind = "engine", "cpu-engine-trial", "engine-trial"
     margin = ENGINE_MARGIN
