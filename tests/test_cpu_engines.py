@@ -291,7 +291,7 @@ def test_rules(monkeypatch):
     # The columns of a 2-D FFT a power of two of 4-16 KiB apart: ducc0 writes into its padded buffer.
     assert rule_engine(c2c_2d(1024, 4096)) == rule_engine(c2c_2d(512, 64)) == "ducc0-padded"
     for call in (c2c_2d(1000, 4096), c2c_2d(256, 4096), c2c_2d(1024, 4096, "complex128"), c2c_2d(1024, 1),
-                 c2c_2d(1024, 4096, threads=4)):
+                 c2c_2d(1024, 8), c2c_2d(1024, 4096, threads=4)):
         assert rule_engine(call) == "ducc0", call
 
 

@@ -447,10 +447,10 @@ def rule_engine(call: FFTCall) -> str:
     ducc0 would write elements a power of two of 4 to 16 KiB apart. Rows (at least
     ``SAMPLE_MIN_ROWS``) lying so far apart: ducc0 in chunks of ``CHUNK_ROWS`` rows (measured 2x
     faster on an AVX-512 Xeon at 512 x 1024, a Python call more per 8 rows where the stride does
-    not hurt). An outer transformed axis so strided (the columns of a 2-D FFT): ducc0 into its
-    padded buffer (4096 x 1024, one thread, the 2-D mask: 0.95x SciPy unfused against 1.11x on
-    the 16-core Xeon, 0.75x against 0.85x on the AMD VM; too large to sample, it is never
-    measured). A call on several threads stays whole: each chunk would start ducc0's threads for
+    not hurt). An outer transformed axis so strided, at least ``SAMPLE_MIN_ROWS`` long (the
+    columns of a 2-D FFT): ducc0 into its padded buffer (4096 x 1024, one thread, the 2-D mask:
+    0.95x SciPy unfused against 1.11x on the 16-core Xeon, 0.75x against 0.85x on the AMD VM;
+    too large to sample, it is never measured). A call on several threads stays whole: each chunk would start ducc0's threads for
     8 rows (on 16 threads of a 16-core Xeon, 1024 x 1024: a fused call 5.3 ms in chunks, the
     whole FFT 0.67 ms).
 
@@ -471,7 +471,7 @@ def rule_engine(call: FFTCall) -> str:
 
     if call.rows >= SAMPLE_MIN_ROWS and any(strided(a) for a in range(len(call.shape)) if a not in call.axes):
         return "ducc0-chunks"
-    if any(strided(a) for a in call.axes if a != innermost):
+    if any(strided(a) and call.shape[a] >= SAMPLE_MIN_ROWS for a in call.axes if a != innermost):
         return "ducc0-padded"
     return "ducc0"
 
