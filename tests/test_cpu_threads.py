@@ -403,6 +403,30 @@ def test_the_executor_keeps_the_engine_its_own_runs_find_faster(tmp_path, monkey
                                                                                               timings)
 
 
+def test_the_executor_tries_a_third_engine_the_measurement_put_far_behind(tmp_path, monkeypatch):
+    """A one-thread problem larger than its sample: ducc0, measured 50% behind the winner, is the
+    third candidate (the fastest of an engine not yet tried, within FAR_RIVAL); on the runs it is
+    the fastest, so it stays (on the 16-core host SciPy's inverse FFT, measured 1.5x behind
+    ducc0, ran in half its time)."""
+    monkeypatch.setenv("FFTFUSE_CACHE_DIR", str(tmp_path / "cache"))
+    timings = {"ducc0-chunks": 100.0, "scipy": 104.0, "ducc0": 150.0}
+    monkeypatch.setattr(_cpu_engines, "choose", lambda call, mode: _cpu_engines.Choice("ducc0-chunks", "measured",
+                                                                                        timings))
+    for name in ("ducc0-chunks", "scipy"):
+        engine_type = type(_cpu_engines.engine(name))
+        # 30 ms more a run: slower than ducc0 at its worst (twice as slow as chunks on an AVX-512 Xeon)
+        monkeypatch.setattr(engine_type, "run", lambda *a, real=engine_type.run: _busy(0.03) or real(*a))
+    problem, epilog, x, h = _problem()
+    executor = CpuExecutor(problem, None, epilog, workers=1)
+    trial = executor.engine_trial
+    assert trial.candidates == ["ducc0-chunks", "scipy", "ducc0"]
+    want = np.fft.fft(x.astype(np.complex128), axis=1) * h
+    for _ in range(1 + len(trial.candidates) * trial.rounds):
+        out = executor.execute(x, None, "forward", None, h)
+        assert np.abs(out - want).max() < 1e-4 * np.abs(want).max()
+    assert trial.chosen == "ducc0" and executor.engine_choice.engine == "ducc0"
+
+
 def test_an_engine_that_wins_its_trial_keeps_its_measured_choice(tmp_path, monkeypatch):
     monkeypatch.setenv("FFTFUSE_CACHE_DIR", str(tmp_path / "cache"))
     measured = _cpu_engines.Choice("ducc0-chunks", "measured", {"ducc0-chunks": 100.0, "scipy": 104.0})
