@@ -450,9 +450,9 @@ def rule_engine(call: FFTCall) -> str:
     not hurt). An outer transformed axis so strided, at least ``SAMPLE_MIN_ROWS`` long (the
     columns of a 2-D FFT): ducc0 into its padded buffer (4096 x 1024, one thread, the 2-D mask:
     0.95x SciPy unfused against 1.11x on the 16-core Xeon, 0.75x against 0.85x on the AMD VM;
-    too large to sample, it is never measured). A call on several threads stays whole: each chunk would start ducc0's threads for
-    8 rows (on 16 threads of a 16-core Xeon, 1024 x 1024: a fused call 5.3 ms in chunks, the
-    whole FFT 0.67 ms).
+    too large to sample, it is never measured). A call on several threads stays whole: each
+    chunk would start ducc0's threads for 8 rows (on 16 threads of a 16-core Xeon, 1024 x 1024:
+    a fused call 5.3 ms in chunks, the whole FFT 0.67 ms).
 
     >>> row = lambda n, rows, threads=1: FFTCall("C2C", "complex64", (rows, n), (n, 1), (1,), n, threads)
     >>> rule_engine(row(1024, 64)), rule_engine(row(1024, 1)), rule_engine(row(1000, 64)), rule_engine(row(1024, 64, 4))

@@ -67,7 +67,8 @@ class FFTOptions:
         ducc0 in chunks of 8 rows, ducc0 into a padded buffer, scipy.fft) once per machine and
         problem at planning, a few ms, and keeps the winner in the cache next to the compiled
         loops; "rules" never measures (ducc0: in chunks for single-precision rows a power of two
-        of 4-16 KiB apart, into a padded buffer for 2-D columns so apart); an engine's name forces it. None: ``$FFTFUSE_CPU_ENGINE``, else "auto". See nvmath.fft._cpu_engines.
+        of 4-16 KiB apart, into a padded buffer for 2-D columns so apart); an engine's name
+        forces it. None: ``$FFTFUSE_CPU_ENGINE``, else "auto". See nvmath.fft._cpu_engines.
     float_literals: "element" computes a single-precision callback's Python float literals and
         float globals in single precision (results stay within the element's rounding);
         "double" keeps Python's double precision.
