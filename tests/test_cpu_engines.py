@@ -588,8 +588,8 @@ def test_the_measured_thread_count_is_kept_stored_and_run(tmp_path, monkeypatch)
     assert measured[-1].threads == 2 and measured[-1].other_threads == (1, 4)  # the rule's count, and the others
     assert executor.fft_threads() == 4
     ran = []
-    real = _cpu_engines.Scipy.run
-    monkeypatch.setattr(_cpu_engines.Scipy, "run", lambda self, *a: ran.append(a[6]) or real(self, *a))
+    real = _cpu_engines.Scipy.runner  # the fast path binds the engine's call once
+    monkeypatch.setattr(_cpu_engines.Scipy, "runner", lambda self, *a: ran.append(a[4]) or real(self, *a))
     x = (np.random.default_rng(1).standard_normal((16, 1024)) + 1j).astype(np.complex64)
     got = executor.execute(x, None, "forward", None, None)
     assert ran == [4] and np.abs(got - np.fft.fft(x)).max() < 1e-3 * np.abs(np.fft.fft(x)).max()
@@ -601,3 +601,26 @@ def test_a_stored_choice_with_a_bad_thread_count_is_measured_again(tmp_path):
     store.put(_cpu_engines.engine_key(call), json.dumps({"engine": "ducc0", "threads": -3}).encode(),
               _cpu_engines.choice_record(call, "ducc0", -3).stored())
     assert choose(call, "auto", store=store).how == "measured"
+
+
+@pytest.mark.parametrize("fft_type", ["C2C", "R2C", "C2R"])
+def test_an_engines_runner_transforms_as_its_run_does(fft_type, scipy_entry):
+    """SciPy's runner, bound once per plan, calls SciPy's compiled function directly: into the
+    output given, in place where the input may be overwritten, else into a new array."""
+    rng = np.random.default_rng(11)
+    kind = {"C2C": "complex64", "R2C": "float32", "C2R": "complex64"}[fft_type]
+    x = random_array(rng, (8, 33 if fft_type == "C2R" else 64), kind)
+    engine = _cpu_engines.engine("scipy")
+    want = engine.run(fft_type, x.copy(), (1,), False, None, 64, 1, False)
+    run = engine.runner(fft_type, (1,), False, 64, 1)
+    for owned in (False, True):
+        for given in (False, True):
+            source = x.copy()
+            out = np.empty_like(want) if given else None
+            got = run(source, out, owned)
+            assert got is out if given and scipy_entry == "compiled" else got.shape == want.shape
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+            if fft_type == "C2C" and owned and not given and scipy_entry == "compiled":
+                assert np.shares_memory(got, source)
+            elif not owned:
+                np.testing.assert_array_equal(source, x)

@@ -210,6 +210,16 @@ class Engine:
         """
         raise NotImplementedError
 
+    def runner(self, fft_type: str, axes: tuple[int, ...], forward: bool, lastsize: int,
+               threads: int) -> Callable[[np.ndarray, np.ndarray | None, bool], np.ndarray]:
+        """``run`` with everything but ``(x, out, owned)`` fixed, for a call made on every run of a
+        plan (its ``x`` and ``out``, where given, of the call's shape and type)."""
+
+        def run(x: np.ndarray, out: np.ndarray | None, owned: bool) -> np.ndarray:
+            return self.run(fft_type, x, axes, forward, out, lastsize, threads, owned)
+
+        return run
+
 
 class Ducc0(Engine):
     name = "ducc0"
@@ -311,6 +321,26 @@ class Scipy(Engine):
         result_shape[axes[-1]] = lastsize
         dst = out if _fits(out, result_shape, REAL_OF[name]) else None
         return compiled.c2r(x, axes, lastsize, False, 0, dst, threads)
+
+    def runner(self, fft_type: str, axes: tuple[int, ...], forward: bool, lastsize: int,
+               threads: int) -> Callable[[np.ndarray, np.ndarray | None, bool], np.ndarray]:
+        """SciPy's compiled function itself where there is one: ``run`` finds it and checks the
+        output's shape on every call, 0.6 us of a 16 x 1024 call's 38 on the CI VM."""
+        compiled = scipy_fft_module()
+        if compiled is None:
+            return super().runner(fft_type, axes, forward, lastsize, threads)
+        if fft_type == "C2C":
+            c2c = compiled.c2c
+
+            def run_c2c(x: np.ndarray, out: np.ndarray | None, owned: bool) -> np.ndarray:
+                return c2c(x, axes, forward, 0, x if out is None and owned else out, threads)
+
+            return run_c2c
+        if fft_type == "R2C":
+            r2c = compiled.r2c
+            return lambda x, out, owned: r2c(x, axes, True, 0, out, threads)
+        c2r = compiled.c2r
+        return lambda x, out, owned: c2r(x, axes, lastsize, False, 0, out, threads)
 
     @staticmethod
     def _public(fft_type: str, x: np.ndarray, axes: tuple[int, ...], forward: bool, out: np.ndarray | None,
