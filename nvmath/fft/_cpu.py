@@ -332,6 +332,7 @@ class CpuExecutor:
         self._seen_out: tuple = ()
         self._blocks: dict[int, Any] = {}
         self._runs: dict[str, Callable[..., Any]] = {}  # per direction: the fast path, or the general one
+        self._trial_runs: dict[tuple[str, str], Callable[..., Any]] = {}  # per engine trial's candidate, direction
         self._elementwise_only = all(cb is None or cb.elementwise for cb in (prolog, epilog))
         out = problem.output
         self._new_output = empty_factory(np, out.shape, out.strides, problem.output_dtype, out.span)
@@ -463,17 +464,25 @@ class CpuExecutor:
         workers = self.threads()
         trial = self.engine_trial
         if trial is not None and trial.chosen is None:
-            # One of the first runs: on the engine whose turn it is, pipelined on every thread.
+            # One of the first runs: on the engine whose turn it is, pipelined on every thread,
+            # or on its fast path where the run can take one (as the runs after the trial will:
+            # the general path's Python differs by engine, a few us that decide a small call).
             name = trial.start()
             self._use_engine(name)
+            fast = self._trial_runs.get((name, direction))
+            if fast is None and direction in _DIRECTIONS:
+                fast = self._trial_runs[name, direction] = self._fast_run(direction) or _no_fast_path
             # One thread: its CPU time, which other jobs on a shared machine do not inflate (every
             # candidate on the same clock: they may thread the FFT differently).
             clock = time.thread_time if self._trial_on_one_thread else time.perf_counter
             started = clock()
-            result = self._run_general(inp, out, direction, prolog_data, epilog_data, params, workers)
+            result = None if fast is None else fast(inp, out, prolog_data, epilog_data)
+            if result is None:
+                result = self._run_general(inp, out, direction, prolog_data, epilog_data, params, workers)
             trial.finish(name, clock() - started)
             if trial.chosen is not None:
                 self._use_engine(trial.chosen)
+                self._trial_runs.clear()
                 self.thread_count = self._new_thread_count()  # the thread counts of that engine
             return result
         counts = self.thread_count if workers > 1 else None
@@ -573,10 +582,7 @@ class CpuExecutor:
         plan), SciPy writes the output as ducc0 does.
         """
         p = self.problem
-        scipy = self._engine.name == "scipy"
-        adopts = scipy and self._adopts  # SciPy's new array becomes the output
-        into_out = scipy and not adopts  # SciPy into the output (else into a new array, copied there)
-        chunks = self._engine.name == "ducc0-chunks"  # into the output as ducc0, a call per 8 rows
+        adopts = self._adopts and self._engine.allocates  # SciPy's new array becomes the output
         padded = self._engine.name == "ducc0-padded"  # into its own buffer: the epilog reads it from there
         if self._engine.name not in ("ducc0", "ducc0-chunks", "ducc0-padded", "scipy"):
             return None
@@ -593,8 +599,6 @@ class CpuExecutor:
                                    or cb.loops.native_functions() is None):
                 return None
             native.append(None if cb is None else cb.loops.native_functions())
-        import ducc0
-
         fft_type, axes, forward, last = p.fft_type, _live_axes(p), direction == "forward", p.fft_lengths[-1]
         n_in, n_out = p.input.span, p.output.span
         # The prolog writes the output (C2C, which then transforms in place) or a dense stage buffer.
@@ -623,9 +627,7 @@ class CpuExecutor:
         input_dtype, input_shape = np.dtype(p.input_dtype), p.input.shape
         in_strides = tuple(s * input_dtype.itemsize for s in p.input.strides)
         inplace, new_output = p.inplace, self._new_output
-        c2c, r2c = ducc0.fft.c2c, ducc0.fft.r2c
-        fft_threads = self.fft_threads()
-        engine_run = self._engine.runner(fft_type, axes, forward, last, fft_threads)
+        engine_run = self._engine.runner(fft_type, axes, forward, last, self.fft_threads())
         output_dtype = np.dtype(p.output_dtype)
         out_strides = tuple(s * output_dtype.itemsize for s in p.output.strides)
 
@@ -688,11 +690,11 @@ class CpuExecutor:
                 else:
                     out = new_output()
                     np.copyto(out, result)
-            elif chunks or into_out:
+            elif not padded:  # into the output
                 result = engine_run(src, out, src is not inp)
                 if result is not out:  # scipy.fft, where SciPy's compiled module is not usable
                     np.copyto(out, result)
-            elif padded:
+            else:
                 result = engine_run(src, None, src is not inp)
                 if epilog is None:
                     np.copyto(out, result)
@@ -705,13 +707,6 @@ class CpuExecutor:
                                  flat_view(out, n_out), _array_at(e_info, e_n, self.epilog.user_dtype),
                                  _array_at(at, n_kept, p.output_dtype))
                 return out
-            elif fft_type == "C2C":
-                c2c(src, axes, forward, 0, out, fft_threads)
-            elif fft_type == "R2C":
-                r2c(src, axes, True, 0, out, fft_threads)
-            else:
-                ducc0.fft.c2r(src, axes=axes, lastsize=last, forward=False, inorm=0, out=out, nthreads=fft_threads,
-                              allow_overwriting_input=src is not inp)
             if epilog is not None:
                 status = epilog(_address(out), c_n_out, c_zero, c_strides_out, e_info, e_n, c_rows_out, c_shape_out,
                                 c_ndim_out)

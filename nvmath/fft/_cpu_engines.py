@@ -236,6 +236,20 @@ class Ducc0(Engine):
         return ducc0.fft.c2r(x, axes=axes, lastsize=lastsize, forward=False, inorm=0, out=out, nthreads=threads,
                              allow_overwriting_input=owned)
 
+    def runner(self, fft_type: str, axes: tuple[int, ...], forward: bool, lastsize: int,
+               threads: int) -> Callable[[np.ndarray, np.ndarray | None, bool], np.ndarray]:
+        """ducc0's function itself, its arguments positional where it takes them so (a third
+        cheaper than keywords at 16 x 1024)."""
+        import ducc0
+
+        if fft_type == "C2C":
+            c2c = ducc0.fft.c2c
+            return lambda x, out, owned: c2c(x, axes, forward, 0, out, threads)
+        if fft_type == "R2C":
+            r2c = ducc0.fft.r2c
+            return lambda x, out, owned: r2c(x, axes, True, 0, out, threads)
+        return super().runner(fft_type, axes, forward, lastsize, threads)
+
 
 class Ducc0Padded(Engine):
     """ducc0 from the input as it lies into a buffer of this engine whose innermost axis is one
