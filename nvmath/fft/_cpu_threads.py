@@ -81,7 +81,7 @@ TRIAL_S = 0.002
 WHOLE = 0
 # Bump when the candidates or what decides between them change: every stored choice is then
 # measured again.
-_VERSION = 8
+_VERSION = 9
 
 
 def candidates(most: int) -> list[int]:
