@@ -21,15 +21,15 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 #: (machine, result file) per run, in the order of the table.
 RUNS = (
-    ("CI VM: AMD EPYC, 2 cores", "cpu_callbacks-ci-vm-amd-epyc-2core-complex64-w1-9d2321e.json"),
-    ("CI VM: AMD EPYC, 2 cores", "cpu_callbacks-ci-vm-amd-epyc-2core-complex64-w2-9d2321e.json"),
+    ("CI VM: AMD EPYC, 2 cores", "cpu_callbacks-ci-vm-amd-epyc-2core-complex64-w1-62d0216.json"),
+    ("CI VM: AMD EPYC, 2 cores", "cpu_callbacks-ci-vm-amd-epyc-2core-complex64-w2-62d0216.json"),
     ("CI VM: AMD EPYC, 2 cores", "cpu_callbacks-ci-vm-amd-epyc-2core-complex128-w1-eb62bb8.json"),
     ("CI VM: AMD EPYC, 2 cores", "cpu_callbacks-ci-vm-amd-epyc-2core-complex128-w2-c8c1d62.json"),
     ("Intel Xeon, AVX-512, 2 cores", "cpu_callbacks-xeon-avx512-2core-complex64-w1-4bfcf4c.json"),
     ("Intel Xeon, AVX-512, 2 cores", "cpu_callbacks-cpu-vm-complex64-w2-75bd1a0.json"),
     ("Intel Xeon, AVX-512, 2 cores", "cpu_callbacks-xeon-avx512-2core-complex128-w2-4bfcf4c.json"),
-    ("GPU host: Intel Xeon, AVX-512, 16 cores", "cpu_callbacks-h100-host-complex64-w1-b738094.json"),
-    ("GPU host: Intel Xeon, AVX-512, 16 cores", "cpu_callbacks-h100-host-complex64-w16-b738094.json"),
+    ("GPU host: Intel Xeon, AVX-512, 16 cores", "cpu_callbacks-h100-host-complex64-w1-62d0216.json"),
+    ("GPU host: Intel Xeon, AVX-512, 16 cores", "cpu_callbacks-h100-host-complex64-w16-62d0216.json"),
     ("GPU host: Intel Xeon, AVX-512, 16 cores", "cpu_callbacks-h100-host-complex128-w1-9d2321e.json"),
     ("GPU host: Intel Xeon, AVX-512, 16 cores", "cpu_callbacks-h100-host-complex128-w16-9d2321e.json"),
 )
