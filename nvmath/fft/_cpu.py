@@ -681,8 +681,6 @@ class CpuExecutor:
                     self._failed(self.prolog, status, (shape_in, 0, strides_in, 0, strides_stage),
                                  flat_view(inp, n_in), _array_at(info, n_info, self.prolog.user_dtype))
                 src = dst
-            # Positional arguments (a, axes, forward, inorm, out, nthreads): a third faster than
-            # keywords at this size. inorm=0: unnormalized both ways, as cuFFT.
             if adopts:  # SciPy's new array is the result, where laid out as the output
                 result = engine_run(src, None, src is not inp)
                 if result.strides == out_strides and result.dtype is output_dtype:
