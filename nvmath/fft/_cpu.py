@@ -469,14 +469,14 @@ class CpuExecutor:
             # the general path's Python differs by engine, a few us that decide a small call).
             name = trial.start()
             self._use_engine(name)
-            fast = self._trial_runs.get((name, direction))
-            if fast is None and direction in _DIRECTIONS:
+            fast = self._trial_runs.get((name, direction))  # the direction was checked above
+            if fast is None:
                 fast = self._trial_runs[name, direction] = self._fast_run(direction) or _no_fast_path
             # One thread: its CPU time, which other jobs on a shared machine do not inflate (every
             # candidate on the same clock: they may thread the FFT differently).
             clock = time.thread_time if self._trial_on_one_thread else time.perf_counter
             started = clock()
-            result = None if fast is None else fast(inp, out, prolog_data, epilog_data)
+            result = fast(inp, out, prolog_data, epilog_data)
             if result is None:
                 result = self._run_general(inp, out, direction, prolog_data, epilog_data, params, workers)
             trial.finish(name, clock() - started)

@@ -228,11 +228,9 @@ class Ducc0(Engine):
             lastsize: int, threads: int, owned: bool) -> np.ndarray:
         import ducc0
 
+        if fft_type != "C2R":  # the calls the runner binds
+            return self.runner(fft_type, axes, forward, lastsize, threads)(x, out, owned)
         # inorm=0: unnormalized both ways, as cuFFT.
-        if fft_type == "C2C":
-            return ducc0.fft.c2c(x, axes=axes, forward=forward, inorm=0, out=out, nthreads=threads)
-        if fft_type == "R2C":
-            return ducc0.fft.r2c(x, axes=axes, forward=True, inorm=0, out=out, nthreads=threads)
         return ducc0.fft.c2r(x, axes=axes, lastsize=lastsize, forward=False, inorm=0, out=out, nthreads=threads,
                              allow_overwriting_input=owned)
 
@@ -321,25 +319,24 @@ class Scipy(Engine):
         compiled = scipy_fft_module()
         if compiled is None:
             return self._public(fft_type, x, axes, forward, out, lastsize, threads, owned)
-        # Positional arguments (a, axes, [lastsize,] forward, inorm, out, nthreads); inorm=0:
-        # unnormalized both ways, as cuFFT. An output of another shape or type is not written.
-        name = dtype_name(x.dtype)
+        # An output of another shape or type is not written; the runner makes the call.
+        name, result_shape = dtype_name(x.dtype), list(x.shape)
         if fft_type == "C2C":
-            dst = out if _fits(out, x.shape, name) else (x if owned else None)
-            return compiled.c2c(x, axes, forward, 0, dst, threads)
-        result_shape = list(x.shape)
-        if fft_type == "R2C":
+            fits = _fits(out, x.shape, name)
+        elif fft_type == "R2C":
             result_shape[axes[-1]] = x.shape[axes[-1]] // 2 + 1
-            dst = out if _fits(out, result_shape, COMPLEX_OF[name]) else None
-            return compiled.r2c(x, axes, True, 0, dst, threads)
-        result_shape[axes[-1]] = lastsize
-        dst = out if _fits(out, result_shape, REAL_OF[name]) else None
-        return compiled.c2r(x, axes, lastsize, False, 0, dst, threads)
+            fits = _fits(out, result_shape, COMPLEX_OF[name])
+        else:
+            result_shape[axes[-1]] = lastsize
+            fits = _fits(out, result_shape, REAL_OF[name])
+        return self.runner(fft_type, axes, forward, lastsize, threads)(x, out if fits else None, owned)
 
     def runner(self, fft_type: str, axes: tuple[int, ...], forward: bool, lastsize: int,
                threads: int) -> Callable[[np.ndarray, np.ndarray | None, bool], np.ndarray]:
-        """SciPy's compiled function itself where there is one: ``run`` finds it and checks the
-        output's shape on every call, 0.6 us of a 16 x 1024 call's 38 on the CI VM."""
+        """SciPy's compiled function itself where there is one, its arguments positional (a,
+        axes, [lastsize,] forward, inorm, out, nthreads; ``inorm=0``: unnormalized both ways, as
+        cuFFT): ``run`` finds it and checks the output's shape on every call, 0.6 us of a 16 x
+        1024 call's 38 on the CI VM."""
         compiled = scipy_fft_module()
         if compiled is None:
             return super().runner(fft_type, axes, forward, lastsize, threads)
