@@ -66,19 +66,13 @@ from ._tensor import empty_factory, flat_view
 if TYPE_CHECKING:
     from fftfuse_compiler.cpu_backend import CpuCallback
 
-__all__ = ["BLOCK_BYTES", "CACHE_BLOCK_BYTES", "PIECE_BYTES", "THREAD_BYTES", "CallbackIndexError", "CheckedBuffer", "CpuExecutor",
+__all__ = ["BLOCK_BYTES", "PIECE_BYTES", "THREAD_BYTES", "CallbackIndexError", "CheckedBuffer", "CpuExecutor",
            "checked_views"]
 
 #: Stage bytes per block of a pipelined execution: large enough that the Python, SciPy and
 #: numba costs of each call vanish, small enough to give every thread several blocks and keep
 #: them in the shared cache (4 MiB measured best on a 2-core EPYC; 1 MiB blocks cost 15% more).
 BLOCK_BYTES = 4 << 20
-
-#: Input bytes per block of a one-thread fast path (``workers=1``): each block's FFT result is
-#: still in the core's own cache (L2) when its epilog reads it. A 1024 x 1024 complex64 FFT then
-#: multiply on the 2-core CI VM (SciPy's FFT, NumPy's multiply, CPU time): in one piece 0.98x
-#: the unfused sequence, in blocks of 32 or 64 rows (256 or 512 KiB) 0.90-0.92x, of 512 rows 0.99x.
-CACHE_BLOCK_BYTES = 512 << 10
 
 #: Problems whose input is smaller than this (one block) run their loops on the calling thread
 #: (and the FFT on ducc0's threads); larger ones are pipelined over our threads. Measured on
@@ -570,8 +564,8 @@ class CpuExecutor:
         """``run``'s fast path in ``direction``: ``fast(inp, out, prolog_data, epilog_data)``, the
         result, or None where these arrays are not the planned ones (the general path then runs).
         Everything else ``run`` decides on every call is decided here, once. None where the
-        problem has no fast path (more than one thread, the debug mode, runtime parameters,
-        cuFFT-form callbacks, loops that are not native, an in-place R2C or C2R).
+        problem has no fast path (more than one thread or block, the debug mode, runtime
+        parameters, cuFFT-form callbacks, loops that are not native, an in-place R2C or C2R).
 
         Each call checks, cheaply, what the general path would: ``inp`` laid out as
         ``problem.input``; ``out`` None (a new array is made), or ``inp`` itself for an in-place
@@ -586,14 +580,9 @@ class CpuExecutor:
         the general path, where it is laid out as the output (else it is copied into one), and a
         prolog stages into a dense array the FFT may overwrite; where it may not (an in-place
         plan), SciPy writes the output as ducc0 does.
-
-        A plan on one thread (``workers=1``) larger than two ``CACHE_BLOCK_BYTES`` runs in blocks
-        of about that size, each staged, transformed and finished before the next: its epilog
-        reads the FFT's result from the core's own cache instead of memory (``_cache_blocks``).
-        Each block's loops are given the whole arrays and the block's first offset, so the
-        callbacks see the offsets of the whole problem.
         """
         p = self.problem
+        adopts = self._adopts and self._engine.allocates  # SciPy's new array becomes the output
         padded = self._engine.name == "ducc0-padded"  # into its own buffer: the epilog reads it from there
         if self._engine.name not in ("ducc0", "ducc0-chunks", "ducc0-padded", "scipy"):
             return None
@@ -601,11 +590,9 @@ class CpuExecutor:
                 or (p.fft_type != "C2C" and direction != p.direction)
                 or min(p.input.strides + p.output.strides, default=0) < 0):
             return None
-        blocks = self._cache_blocks()
-        if blocks is None and len(self._batch_blocks(1) or ()) > 1:
+        blocks = self._batch_blocks(1)
+        if blocks is not None and len(blocks) > 1:
             return None
-        # SciPy's new array becomes the output, where the problem runs in one piece.
-        adopts = self._adopts and self._engine.allocates and blocks is None
         native = []
         for cb in (self.prolog, self.epilog):
             if cb is not None and (not cb.elementwise or (cb.terms is not None and cb.terms.params)
@@ -613,9 +600,14 @@ class CpuExecutor:
                 return None
             native.append(None if cb is None else cb.loops.native_functions())
         fft_type, axes, forward, last = p.fft_type, _live_axes(p), direction == "forward", p.fft_lengths[-1]
+        n_in, n_out = p.input.span, p.output.span
         # The prolog writes the output (C2C, which then transforms in place) or a dense stage buffer.
         stage_out = fft_type == "C2C" and not adopts
-        # What a callback reads that takes no data (a one-element dummy), held by the fast path.
+        stage = p.output.strides if stage_out else dense_strides(p.input.shape, range(len(p.input.shape)))
+        prolog_walk = _walk(p.input.shape, p.input.strides, stage)
+        epilog_walk = _walk(p.output.shape, p.output.strides, p.output.strides)
+        # What a callback reads that takes no data (a one-element dummy), held with the walks'
+        # arrays, whose addresses the loops are given.
         dummies = [None if cb is None or cb.form.takes_data_element else self._user_data(cb, None, layout)
                    for cb, layout in ((self.prolog, p.input), (self.epilog, p.output))]
         no_data = [None if d is None else (d.ctypes.data, 1) for d in dummies]
@@ -625,121 +617,50 @@ class CpuExecutor:
             (layout.span if cb.terms is None or cb.terms.data is None else cb.terms.data_span)
             if cb.form.takes_data_element else 0)
             for cb, layout in ((self.prolog, p.input), (self.epilog, p.output))]
+        rows_in, shape_in, strides_in, strides_stage = prolog_walk
+        rows_out, shape_out, _, strides_out = epilog_walk
         prolog, epilog = native[0] and native[0][0], native[1] and native[1][1]
-        epilog_apart = native[1] and native[1][0]
-        n_in, n_out = p.input.span, p.output.span
+        shape_in_at, strides_in_at, stage_at = (a.ctypes.data for a in (shape_in, strides_in, strides_stage))
+        shape_out_at, strides_out_at = shape_out.ctypes.data, strides_out.ctypes.data
+        ndim_in, ndim_out = len(shape_in), len(shape_out)
+        n_stage = n_out if stage_out else int(np.prod(p.input.shape))
         input_dtype, input_shape = np.dtype(p.input_dtype), p.input.shape
         in_strides = tuple(s * input_dtype.itemsize for s in p.input.strides)
         inplace, new_output = p.inplace, self._new_output
         engine_run = self._engine.runner(fft_type, axes, forward, last, self.fft_threads())
         output_dtype = np.dtype(p.output_dtype)
         out_strides = tuple(s * output_dtype.itemsize for s in p.output.strides)
+
         (p_dtype, p_reads), (e_dtype, e_reads) = (w or (None, 0) for w in wants)
         read_prolog_data = _data_reader(no_data[0], p_reads, p_dtype)
         read_epilog_data = _data_reader(no_data[1], e_reads, e_dtype)
         # The loops' fixed arguments as ctypes values, which a call passes as they are (a Python
         # int is converted on every call: 0.2-0.3 us of a loop's 0.9 us call)
-        c_n_in, c_n_out, c_zero = c_uint64(n_in), c_uint64(n_out), c_uint64(0)
-        held: list = [dummies]  # the walks' arrays, whose addresses the loops are given
-
-        def piece(index: tuple[slice, ...] | None, in_base: int, out_base: int, in_shape: tuple[int, ...],
-                  out_shape: tuple[int, ...]) -> Callable[..., np.ndarray]:
-            """The run of one piece: the whole problem (``index`` None), or the block ``index``
-            whose first elements lie at ``in_base`` and ``out_base`` of the input and output."""
-            stage = p.output.strides if stage_out else dense_strides(in_shape, range(len(in_shape)))
-            prolog_walk = _walk(in_shape, p.input.strides, stage)
-            epilog_walk = _walk(out_shape, p.output.strides, p.output.strides)
-            held.extend((prolog_walk, epilog_walk))
-            rows_in, shape_in, strides_in, strides_stage = prolog_walk
-            rows_out, shape_out, _, strides_out = epilog_walk
-            n_stage = n_out if stage_out else int(np.prod(in_shape))
-            c_in_base, c_out_base = c_uint64(in_base), c_uint64(out_base)
-            c_stage_base = c_out_base if stage_out else c_zero
-            c_n_stage, c_rows_in, c_rows_out, c_ndim_in, c_ndim_out = (
-                c_uint64(v) for v in (n_stage, rows_in, rows_out, len(shape_in), len(shape_out)))
-            c_strides_in, c_stage, c_shape_in, c_strides_out, c_shape_out = (
-                c_void_p(a.ctypes.data) for a in (strides_in, strides_stage, shape_in, strides_out, shape_out))
-            if padded:  # the padded buffer's layout, the same for every thread's buffer of this shape
-                kept = self._engine.buffer(np.broadcast_to(np.empty((), input_dtype), in_shape))
-                kept_strides = _strides(kept)
-                padded_walk = _walk(out_shape, kept_strides, p.output.strides)
-                held.append(padded_walk)
-                n_kept = Layout(out_shape, kept_strides).span
-                rows_kept, shape_kept, strides_kept, strides_kept_out = padded_walk
-                c_kept, c_kept_out, c_shape_kept = (c_void_p(a.ctypes.data)
-                                                    for a in (strides_kept, strides_kept_out, shape_kept))
-                c_n_kept, c_rows_kept, c_ndim_kept = (c_uint64(v) for v in (n_kept, rows_kept, len(shape_kept)))
-
-            def run_piece(inp: np.ndarray, out: np.ndarray | None, p_found: Any, e_found: Any) -> np.ndarray:
-                src, dst_out = (inp, out) if index is None else (inp[index], out[index])
-                if prolog is not None:
-                    info, n_info = p_found
-                    dst = dst_out if stage_out else np.empty(in_shape, input_dtype)
-                    status = prolog(_address(inp), c_n_in, c_in_base, c_strides_in,
-                                    _address(out if stage_out else dst), c_n_stage, c_stage_base, c_stage,
-                                    info, n_info, c_rows_in, c_shape_in, c_ndim_in)
-                    if status:
-                        self._failed(self.prolog, status, (shape_in, in_base, strides_in, out_base if stage_out
-                                                           else 0, strides_stage),
-                                     flat_view(inp, n_in), _array_at(info, n_info, self.prolog.user_dtype))
-                    src = dst
-                if adopts:  # SciPy's new array is the result, where laid out as the output
-                    result = engine_run(src, None, src is not inp)
-                    if result.strides == out_strides and result.dtype is output_dtype:
-                        out = result
-                    else:
-                        out = new_output()
-                        np.copyto(out, result)
-                elif not padded:  # into the output
-                    result = engine_run(src, dst_out, src is not inp)
-                    if result is not dst_out:  # scipy.fft, where SciPy's compiled module is not usable
-                        np.copyto(dst_out, result)
-                else:
-                    result = engine_run(src, None, src is not inp)
-                    if epilog is None:
-                        np.copyto(dst_out, result)
-                        return out
-                    e_info, e_n = e_found
-                    at = result.__array_interface__["data"][0]
-                    status = epilog_apart(at, c_n_kept, c_zero, c_kept, _address(out), c_n_out, c_out_base, c_kept_out,
-                                          e_info, e_n, c_rows_kept, c_shape_kept, c_ndim_kept)
-                    if status:
-                        self._failed(self.epilog, status, (shape_kept, 0, strides_kept, out_base, strides_kept_out),
-                                     flat_view(out, n_out), _array_at(e_info, e_n, self.epilog.user_dtype),
-                                     _array_at(at, n_kept, p.output_dtype))
-                    return out
-                if epilog is not None:
-                    e_info, e_n = e_found
-                    status = epilog(_address(out), c_n_out, c_out_base, c_strides_out, e_info, e_n, c_rows_out,
-                                    c_shape_out, c_ndim_out)
-                    if status:
-                        flat_out = flat_view(out, n_out)
-                        self._failed(self.epilog, status, (shape_out, out_base, strides_out, out_base, strides_out),
-                                     flat_out, _array_at(e_info, e_n, self.epilog.user_dtype), flat_out)
-                return out
-
-            return run_piece
-
-        if blocks is None:
-            pieces = (piece(None, 0, 0, input_shape, p.output.shape),)
-        else:
-            def cut(shape: tuple[int, ...], axis: int, lo: int, hi: int) -> tuple[int, ...]:
-                return shape[:axis] + (hi - lo,) + shape[axis + 1:]
-
-            pieces = tuple(piece(_index(len(input_shape), axis, lo, hi), lo * p.input.strides[axis],
-                                 lo * p.output.strides[axis], cut(input_shape, axis, lo, hi),
-                                 cut(p.output.shape, axis, lo, hi)) for axis, lo, hi in blocks)
+        c_n_in, c_n_stage, c_n_out, c_zero, c_rows_in, c_rows_out, c_ndim_in, c_ndim_out = (
+            c_uint64(v) for v in (n_in, n_stage, n_out, 0, rows_in, rows_out, ndim_in, ndim_out))
+        c_strides_in, c_stage, c_shape_in, c_strides_out, c_shape_out = (
+            c_void_p(v) for v in (strides_in_at, stage_at, shape_in_at, strides_out_at, shape_out_at))
+        if padded:  # the padded buffer's layout, the same for every thread's buffer of this shape
+            kept = self._engine.buffer(np.broadcast_to(np.empty((), input_dtype), input_shape))
+            kept_strides = _strides(kept)
+            padded_walk = _walk(p.output.shape, kept_strides, p.output.strides)
+            n_kept = Layout(p.output.shape, kept_strides).span
+            rows_kept, shape_kept, strides_kept, strides_kept_out = padded_walk
+            c_kept, c_kept_out, c_shape_kept = (c_void_p(a.ctypes.data)
+                                                for a in (strides_kept, strides_kept_out, shape_kept))
+            c_n_kept, c_rows_kept, c_ndim_kept = (c_uint64(v) for v in (n_kept, rows_kept, len(shape_kept)))
+            epilog_apart = native[1] and native[1][0]
 
         def fast(inp: np.ndarray, out: np.ndarray | None, prolog_data: Any, epilog_data: Any) -> np.ndarray | None:
             # dtypes of NumPy's own types are singletons: ``is`` decides without a comparison
             if (type(inp) is not np.ndarray or inp.shape != input_shape or inp.strides != in_strides
                     or (inp.dtype is not input_dtype and inp.dtype != input_dtype)):
                 return None
-            e_found = p_found = None
             if epilog is not None:  # its data first: nothing is written before every check passed
                 e_found = read_epilog_data(epilog_data)
                 if e_found is None:
                     return None
+                e_info, e_n = e_found
             if adopts:
                 if out is not None:
                     return None
@@ -747,15 +668,53 @@ class CpuExecutor:
                 out = inp if inplace else new_output()
             elif out is not inp or not inplace:
                 return None
+            src = inp
             if prolog is not None:
                 p_found = read_prolog_data(prolog_data)
                 if p_found is None:
                     return None
-            for run_piece in pieces:
-                out = run_piece(inp, out, p_found, e_found)
+                info, n_info = p_found
+                dst = out if stage_out else np.empty(input_shape, input_dtype)
+                status = prolog(_address(inp), c_n_in, c_zero, c_strides_in, _address(dst), c_n_stage, c_zero, c_stage,
+                                info, n_info, c_rows_in, c_shape_in, c_ndim_in)
+                if status:
+                    self._failed(self.prolog, status, (shape_in, 0, strides_in, 0, strides_stage),
+                                 flat_view(inp, n_in), _array_at(info, n_info, self.prolog.user_dtype))
+                src = dst
+            if adopts:  # SciPy's new array is the result, where laid out as the output
+                result = engine_run(src, None, src is not inp)
+                if result.strides == out_strides and result.dtype is output_dtype:
+                    out = result
+                else:
+                    out = new_output()
+                    np.copyto(out, result)
+            elif not padded:  # into the output
+                result = engine_run(src, out, src is not inp)
+                if result is not out:  # scipy.fft, where SciPy's compiled module is not usable
+                    np.copyto(out, result)
+            else:
+                result = engine_run(src, None, src is not inp)
+                if epilog is None:
+                    np.copyto(out, result)
+                    return out
+                at = result.__array_interface__["data"][0]
+                status = epilog_apart(at, c_n_kept, c_zero, c_kept, _address(out), c_n_out, c_zero, c_kept_out, e_info,
+                                      e_n, c_rows_kept, c_shape_kept, c_ndim_kept)
+                if status:
+                    self._failed(self.epilog, status, (shape_kept, 0, strides_kept, 0, strides_kept_out),
+                                 flat_view(out, n_out), _array_at(e_info, e_n, self.epilog.user_dtype),
+                                 _array_at(at, n_kept, p.output_dtype))
+                return out
+            if epilog is not None:
+                status = epilog(_address(out), c_n_out, c_zero, c_strides_out, e_info, e_n, c_rows_out, c_shape_out,
+                                c_ndim_out)
+                if status:
+                    flat_out = flat_view(out, n_out)
+                    self._failed(self.epilog, status, (shape_out, 0, strides_out, 0, strides_out), flat_out,
+                                 _array_at(e_info, e_n, self.epilog.user_dtype), flat_out)
             return out
 
-        fast.held = held  # type: ignore[attr-defined]
+        fast.held = (prolog_walk, epilog_walk, dummies, padded and padded_walk)  # type: ignore[attr-defined]
         return fast
 
     def fft_threads(self) -> int:
@@ -859,17 +818,8 @@ class CpuExecutor:
             )
         return np.ascontiguousarray(data)
 
-    def _cache_blocks(self) -> list[tuple[int, int, int]] | None:
-        """The blocks of a one-thread fast path (``workers=1``), or None where it runs in one
-        piece: blocks of about ``CACHE_BLOCK_BYTES``, where the problem has two or more."""
-        if self.workers != 1:
-            return None
-        blocks = self._batch_blocks(1, CACHE_BLOCK_BYTES)
-        return blocks if blocks is not None and len(blocks) > 1 else None
-
-    def _batch_blocks(self, workers: int, block_bytes: int | None = None) -> list[tuple[int, int, int]] | None:
-        """Blocks ``(axis, lo, hi)`` along a batch axis for pipelined execution (of about
-        ``BLOCK_BYTES``, else ``block_bytes``), or None."""
+    def _batch_blocks(self, workers: int) -> list[tuple[int, int, int]] | None:
+        """Blocks ``(axis, lo, hi)`` along a batch axis for pipelined execution, or None."""
         p = self.problem
         live = [a for a in p.batch_axes if p.input.shape[a] > 1]
         if not live:
@@ -879,7 +829,7 @@ class CpuExecutor:
         if n < workers:
             return None  # too few blocks to keep every thread busy: let ducc0 thread the FFT
         slab = (p.input.size // n) * np.dtype(p.input_dtype).itemsize
-        per_block = max(1, min((block_bytes or BLOCK_BYTES) // max(slab, 1), -(-n // workers)))
+        per_block = max(1, min(BLOCK_BYTES // max(slab, 1), -(-n // workers)))
         return [(axis, lo, min(n, lo + per_block)) for lo in range(0, n, per_block)]
 
     # -- the three steps ---------------------------------------------------------------------
