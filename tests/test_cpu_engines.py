@@ -48,8 +48,8 @@ def run_engine(engine, problem, inp, out, prolog=None, epilog=None, prolog_data=
     pdata = laid_out(prolog_data, problem.input) if prolog_data is not None else None
     edata = laid_out(epilog_data, problem.output) if epilog_data is not None else None
     executor = CpuExecutor(problem, cb_in, cb_out, workers=workers, engine=engine)
-    assert executor.engine_choice.engine == (engine if engine == "ducc0" or problem.fft_type == "C2C"
-                                             or engine == "scipy" else "ducc0")
+    runs_it = _cpu_engines.engine(engine).supports(problem.fft_type)  # else ducc0 does
+    assert executor.engine_choice.engine == (engine if runs_it else "ducc0")
     executor.execute(inp, out, problem.direction, pdata, edata)
     return out
 
@@ -328,7 +328,7 @@ def test_a_damaged_stored_choice_is_dropped_and_measured_again(tmp_path, meta):
     store = ArtifactStore(tmp_path / "cache")
     key = _cpu_engines.engine_key(BIG)
     if meta == "record":
-        store.put(key, json.dumps({"engine": "fftw"}).encode(), _cpu_engines.choice_record(BIG, "fftw").stored())
+        store.put(key, json.dumps({"engine": "mkl"}).encode(), _cpu_engines.choice_record(BIG, "mkl").stored())
     else:
         store.put(key, json.dumps({"engine": "ducc0"}).encode(), {"kind": "fft-engine"})
     assert choose(BIG, "auto", store=store).how == "measured"
@@ -410,10 +410,10 @@ def test_a_second_process_reuses_the_choice(tmp_path):
 
 
 def test_bad_modes_are_refused(monkeypatch):
-    with pytest.raises(ValueError, match="cpu_engine must be one of .*'rules'.*got 'fftw'"):
-        FFTOptions(cpu_engine="fftw")
-    monkeypatch.setenv(_cpu_engines.ENV, "fftw")
-    with pytest.raises(ValueError, match=r"\$FFTFUSE_CPU_ENGINE must be one of .*got 'fftw'"):
+    with pytest.raises(ValueError, match="cpu_engine must be one of .*'rules'.*got 'mkl'"):
+        FFTOptions(cpu_engine="mkl")
+    monkeypatch.setenv(_cpu_engines.ENV, "mkl")
+    with pytest.raises(ValueError, match=r"\$FFTFUSE_CPU_ENGINE must be one of .*got 'mkl'"):
         choose(BIG)
 
 
@@ -619,7 +619,7 @@ def test_an_engines_runner_transforms_as_its_run_does(fft_type, name, scipy_entr
     want = engine.run(fft_type, x.copy(), (1,), False, None, 64, 1, False).copy()
     run = engine.runner(fft_type, (1,), False, 64, 1)
     # The padded engine writes its own buffer always; scipy.fft takes no output.
-    writes_out = name in ("ducc0", "ducc0-chunks") or (name == "scipy" and scipy_entry == "compiled")
+    writes_out = name in ("ducc0", "ducc0-chunks", "fftw") or (name == "scipy" and scipy_entry == "compiled")
     for owned in (False, True):
         for given in (False, True):
             source = x.copy()

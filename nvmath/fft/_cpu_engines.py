@@ -25,6 +25,10 @@ Engines (:data:`ENGINES`), each unnormalized both ways like cuFFT:
     skips ``scipy.fft``'s dispatch, 3-4 us a call (16 x 1024 float32 R2C: 24.4 -> 21.1 us on the CI
     VM); where that module is missing or answers differently, ``scipy.fft`` (an output given then
     takes a copy of a C2C input, transformed there, or of an R2C or C2R result).
+``fftw``
+    FFTW through pyFFTW (C2C and R2C), where pyFFTW is installed: it is optional, as its wheels
+    carry the GPL-licensed FFTW (``nvmath/fft/_cpu_fftw.py``). Into the output, a call on one
+    thread in pieces that stay in the core's cache.
 
 Which engine runs a call (:func:`choose`), by mode (``FFTOptions.cpu_engine``, else
 ``$FFTFUSE_CPU_ENGINE``, else ``"auto"``):
@@ -84,7 +88,7 @@ __all__ = ["BUDGET_S", "ENGINES", "ENV", "MEASURE_MIN_BYTES", "MODES", "SAMPLE_B
 
 log = logging.getLogger("fftfuse.fft")
 
-ENGINES = ("ducc0", "ducc0-chunks", "ducc0-padded", "scipy")
+ENGINES = ("ducc0", "ducc0-chunks", "ducc0-padded", "scipy", "fftw")
 MODES = ("auto", "rules") + ENGINES
 ENV = "FFTFUSE_CPU_ENGINE"
 
@@ -120,7 +124,7 @@ CHUNK_ROWS = 8
 KEEP_BYTES = 16 << 20
 _PAD_BYTES = 64  # one cache line
 # Bump when the engines or the measurement change: every stored choice is then measured again.
-_VERSION = 9
+_VERSION = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -448,6 +452,10 @@ _ENGINE_TYPES: dict[str, Callable[[], Engine]] = {"ducc0": Ducc0, "ducc0-chunks"
 
 def engine(name: str) -> Engine:
     """A new engine of that name (one per executor: a staging engine keeps buffers)."""
+    if name == "fftw":
+        from ._cpu_fftw import Fftw
+
+        return Fftw()
     try:
         return _ENGINE_TYPES[name]()
     except KeyError:
@@ -469,6 +477,10 @@ def mode_of(mode: str | None) -> str:
 
 
 def _available(name: str) -> bool:
+    if name == "fftw":
+        from ._cpu_fftw import available
+
+        return available()
     if name != "scipy":
         return True
     try:
@@ -539,6 +551,10 @@ def _engines_stamp() -> str:
         versions.append(f"scipy={scipy.__version__}")
     except ImportError:  # not installed: the scipy engine is no candidate
         versions.append("scipy=none")
+    if _available("fftw"):  # installed or removed: every choice is measured again
+        from ._cpu_fftw import version
+
+        versions.append(f"pyfftw={version()}")
     return ",".join(versions)
 
 

@@ -64,7 +64,8 @@ class FFTOptions:
     debug: run callbacks as plain Python on bounds-checked views, on the CPU (also FFTFUSE_DEBUG=1).
     num_threads: CPU FFT threads (default: all cores).
     cpu_engine: which FFT engine runs each CPU FFT call: "auto" measures the candidates (ducc0,
-        ducc0 in chunks of 8 rows, ducc0 into a padded buffer, scipy.fft) once per machine and
+        ducc0 in chunks of 8 rows, ducc0 into a padded buffer, scipy.fft, and FFTW where pyFFTW
+        is installed: ``pip install pyfftw``, GPL-licensed, never a dependency) once per machine and
         problem at planning, a few ms, and keeps the winner in the cache next to the compiled
         loops; "rules" never measures (ducc0: in chunks for single-precision rows a power of two
         of 4-16 KiB apart, into a padded buffer for 2-D columns so apart); an engine's name
@@ -95,7 +96,7 @@ class FFTOptions:
     blocking: bool | Literal["auto"] = "auto"
     logger: logging.Logger | None = None
     allocator: BaseCUDAMemoryManager | None = None
-    cpu_engine: Literal["auto", "rules", "ducc0", "ducc0-chunks", "ducc0-padded", "scipy"] | None = None
+    cpu_engine: Literal["auto", "rules", "ducc0", "ducc0-chunks", "ducc0-padded", "scipy", "fftw"] | None = None
 
     def __post_init__(self) -> None:
         _one_of("fft_type", self.fft_type, (None, "C2C", "R2C", "C2R"))
@@ -103,7 +104,7 @@ class FFTOptions:
         _one_of("result_layout", self.result_layout, ("optimized", "natural"))
         _one_of("float_literals", self.float_literals, ("element", "double"))
         _one_of("cpu_engine", self.cpu_engine, (None, "auto", "rules", "ducc0", "ducc0-chunks", "ducc0-padded",
-                                                 "scipy"))
+                                                 "scipy", "fftw"))
         _one_of("blocking", self.blocking, (True, False, "auto"))
         for name in ("inplace", "user_data_copy", "patient_jit") + (("debug",) if self.debug is not None else ()):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
