@@ -21,17 +21,17 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 #: (machine, result file) per run, in the order of the table.
 RUNS = (
-    ("CI VM: AMD EPYC, 2 cores", "cpu_callbacks-ci-vm-amd-epyc-2core-complex64-w1-62d0216.json"),
-    ("CI VM: AMD EPYC, 2 cores", "cpu_callbacks-ci-vm-amd-epyc-2core-complex64-w2-62d0216.json"),
-    ("CI VM: AMD EPYC, 2 cores", "cpu_callbacks-ci-vm-amd-epyc-2core-complex128-w1-eb62bb8.json"),
-    ("CI VM: AMD EPYC, 2 cores", "cpu_callbacks-ci-vm-amd-epyc-2core-complex128-w2-c8c1d62.json"),
+    ("CI VM: AMD EPYC, 2 cores", "cpu_callbacks-ci-vm-amd-epyc-2core-complex64-w1-9dfa43a.json"),
+    ("CI VM: AMD EPYC, 2 cores", "cpu_callbacks-ci-vm-amd-epyc-2core-complex64-w2-9dfa43a.json"),
+    ("CI VM: AMD EPYC, 2 cores", "cpu_callbacks-ci-vm-amd-epyc-2core-complex128-w1-9dfa43a.json"),
+    ("CI VM: AMD EPYC, 2 cores", "cpu_callbacks-ci-vm-amd-epyc-2core-complex128-w2-9dfa43a.json"),
     ("Intel Xeon, AVX-512, 2 cores", "cpu_callbacks-xeon-avx512-2core-complex64-w1-4bfcf4c.json"),
     ("Intel Xeon, AVX-512, 2 cores", "cpu_callbacks-cpu-vm-complex64-w2-75bd1a0.json"),
     ("Intel Xeon, AVX-512, 2 cores", "cpu_callbacks-xeon-avx512-2core-complex128-w2-4bfcf4c.json"),
-    ("GPU host: Intel Xeon, AVX-512, 16 cores", "cpu_callbacks-h100-host-complex64-w1-62d0216.json"),
-    ("GPU host: Intel Xeon, AVX-512, 16 cores", "cpu_callbacks-h100-host-complex64-w16-62d0216.json"),
-    ("GPU host: Intel Xeon, AVX-512, 16 cores", "cpu_callbacks-h100-host-complex128-w1-9d2321e.json"),
-    ("GPU host: Intel Xeon, AVX-512, 16 cores", "cpu_callbacks-h100-host-complex128-w16-9d2321e.json"),
+    ("GPU host: Intel Xeon, AVX-512, 16 cores", "cpu_callbacks-h100-host-complex64-w1-9dfa43a.json"),
+    ("GPU host: Intel Xeon, AVX-512, 16 cores", "cpu_callbacks-h100-host-complex64-w16-9dfa43a.json"),
+    ("GPU host: Intel Xeon, AVX-512, 16 cores", "cpu_callbacks-h100-host-complex128-w1-9dfa43a.json"),
+    ("GPU host: Intel Xeon, AVX-512, 16 cores", "cpu_callbacks-h100-host-complex128-w16-9dfa43a.json"),
 )
 #: The issue's range starts at 256 x 64 elements.
 FROM_ELEMENTS = 256 * 64
