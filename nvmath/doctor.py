@@ -130,6 +130,7 @@ def diagnose(*, cache_dir: str | None = None, link: bool = True) -> dict[str, An
         "link_lto_callback": _probe(_link) if link else {"skipped": True},
         "nvmath": _probe(_nvmath),
         "cache": _probe(lambda: _cache(cache_dir)),
+        "cpu_engines": {"ducc0": _version("ducc0"), "scipy": _version("scipy"), "pyfftw": _version("pyfftw")},
     }
 
 
@@ -162,6 +163,9 @@ def format_report(report: dict[str, Any]) -> str:
     rows.append(line("link a callback", "skipped" if link.get("skipped") else err(link) or f"ok ({link['arch']})"))
     rows.append(line("CUDA Python / CuPy", f"{report['cuda-bindings'] or 'missing'} / {report['cupy'] or 'missing'}"))
     rows.append(line("numba / numba-cuda", f"{report['numba'] or 'missing'} / {report['numba-cuda'] or 'missing'}"))
+    cpu = report["cpu_engines"]
+    fftw = f"fftw (pyFFTW {cpu['pyfftw']})" if cpu["pyfftw"] else "fftw: not installed (pip install pyfftw, GPL)"
+    rows.append(line("CPU FFT engines", f"ducc0 {cpu['ducc0'] or 'missing'}, scipy {cpu['scipy'] or 'missing'}, {fftw}"))
     if err(nv):
         rows.append(line("nvmath", err(nv)))
     else:

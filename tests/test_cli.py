@@ -466,9 +466,11 @@ def test_doctor_reports_everything_and_works_without_a_gpu(capsys, cache_dir: Pa
     assert report["nvmath"]["other_distribution"] is None
     assert report["cache"]["directory"] == str(cache_dir) and report["cache"]["ok"]
     assert report["toolkit"]["nvjitlink"] and report["toolkit"]["nvrtc"]
+    assert report["cpu_engines"]["ducc0"] and set(report["cpu_engines"]) == {"ducc0", "scipy", "pyfftw"}
     assert code == 0
     code, text, _ = run(capsys, "doctor", "--no-link", "--cache-dir", str(cache_dir))
     assert code == 0 and "GPU:" in text and "nvJitLink / NVRTC:" in text and "cache:" in text
+    assert "CPU FFT engines:" in text and ("fftw (pyFFTW" in text) == bool(report["cpu_engines"]["pyfftw"])
     if not report["gpu"].get("gpus"):
         assert "no GPU" in text
     assert not cache_dir.exists()  # looking creates nothing
