@@ -446,16 +446,30 @@ def _answers_as_scipy_fft(module: Any) -> bool:
                for got, want in checks)
 
 
+class Fftw(Engine):
+    """FFTW through pyFFTW, where installed: ``nvmath/fft/_cpu_fftw.py`` runs its calls."""
+
+    name = "fftw"
+
+    def __init__(self) -> None:
+        from ._cpu_fftw import FftwRunner
+
+        self._runner = FftwRunner(machine_record)
+
+    def supports(self, fft_type: str) -> bool:
+        return fft_type in ("C2C", "R2C")  # FFTW's multi-dimensional C2R overwrites its input
+
+    def run(self, fft_type: str, x: np.ndarray, axes: tuple[int, ...], forward: bool, out: np.ndarray | None,
+            lastsize: int, threads: int, owned: bool) -> np.ndarray:
+        return self._runner.run(fft_type, x, axes, forward, out, threads, owned)
+
+
 _ENGINE_TYPES: dict[str, Callable[[], Engine]] = {"ducc0": Ducc0, "ducc0-chunks": Ducc0Chunks,
-                                                   "ducc0-padded": Ducc0Padded, "scipy": Scipy}
+                                                   "ducc0-padded": Ducc0Padded, "scipy": Scipy, "fftw": Fftw}
 
 
 def engine(name: str) -> Engine:
     """A new engine of that name (one per executor: a staging engine keeps buffers)."""
-    if name == "fftw":
-        from ._cpu_fftw import Fftw
-
-        return Fftw()
     try:
         return _ENGINE_TYPES[name]()
     except KeyError:

@@ -1,4 +1,5 @@
-"""The ``fftw`` CPU engine: FFTW through pyFFTW, where pyFFTW is installed (``pip install pyfftw``).
+"""The ``fftw`` CPU engine's FFTW calls (``_cpu_engines.Fftw``): FFTW through pyFFTW, where pyFFTW
+is installed (``pip install pyfftw``).
 
 pyFFTW is optional and never a dependency of this package: its wheels carry FFTW, which is
 licensed under the GPL (version 2 or later), so installing it is the user's choice. Where it is
@@ -28,13 +29,11 @@ import json
 import os
 import sys
 import threading
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from ._cpu_engines import Engine, machine_record
-
-__all__ = ["PIECE_BYTES", "Fftw", "available"]
+__all__ = ["PIECE_BYTES", "PLANNING_S", "SIMD_BYTES", "FftwRunner", "available", "version"]
 
 #: Bytes of input per FFTW call on one thread: a piece in the core's L2 cache (on the CI VM,
 #: 1024 x 1024 complex64: 0.89x SciPy in pieces of 64 rows, 1.06x in one call).
@@ -44,6 +43,8 @@ PIECE_BYTES = 256 << 10
 #: plans ran 1024-point complex64 rows at half the speed of FFTW_MEASURE's (2.0 against 0.97
 #: us a row on the CI VM); out of place 0.91 against 0.82.
 PLANNING_S = 0.25
+#: FFTW's SIMD code needs arrays on this boundary (pyFFTW plans others without it).
+SIMD_BYTES = 16
 _PLANS_MAX = 64  # per thread: more layouts than this and the oldest plans are dropped
 _planner = threading.Lock()  # FFTW's planner is not thread-safe
 
@@ -81,17 +82,17 @@ def version() -> str:
     return installed("pyfftw")
 
 
-class Fftw(Engine):
-    name = "fftw"
+class FftwRunner:
+    """Runs the ``fftw`` engine's calls (``_cpu_engines.Fftw``, whose ``run`` this is); ``record``
+    makes the store's record of a measurement on this machine (``_cpu_engines.machine_record``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, record: Callable[[str, str], Any]) -> None:
+        self._record = record
         self._local = threading.local()
-
-    def supports(self, fft_type: str) -> bool:
-        return fft_type in ("C2C", "R2C")
+        self._pieces: dict[tuple, list | None] = {}
 
     def run(self, fft_type: str, x: np.ndarray, axes: tuple[int, ...], forward: bool, out: np.ndarray | None,
-            lastsize: int, threads: int, owned: bool) -> np.ndarray:
+            threads: int, owned: bool) -> np.ndarray:
         if out is None:
             if fft_type == "C2C" and owned:
                 out = x
@@ -100,54 +101,78 @@ class Fftw(Engine):
                 if fft_type == "R2C":
                     shape[axes[-1]] = shape[axes[-1]] // 2 + 1
                 out = np.empty(shape, np.result_type(x.dtype, np.complex64))
-        batch = [a for a in range(x.ndim) if a not in axes and x.shape[a] > 1]
-        if threads > 1 or not batch:
-            self._execute(x, out, axes, forward, threads)
-            return out
-        axis = max(batch, key=lambda a: abs(x.strides[a]))
-        rows = max(1, PIECE_BYTES // max(1, x.nbytes // x.shape[axis]))
-        whole = (slice(None),) * axis
-        for lo in range(0, x.shape[axis], rows):
-            part = whole + (slice(lo, lo + rows),)
-            self._execute(x[part], out[part], axes, forward, 1)
+        # The same memory (the executor transforms a staged block in place through two views of
+        # it), or none shared (Engine.run).
+        inplace = out is x or out.__array_interface__["data"][0] == x.__array_interface__["data"][0]
+        layout = (x.shape, x.strides, x.itemsize, axes, threads)
+        pieces = self._pieces.get(layout, False)
+        if pieces is False:
+            pieces = self._pieces[layout] = _pieces(x, axes, threads)
+        if pieces is None:
+            self._execute(x, out, axes, forward, threads, inplace)
+        else:
+            for part in pieces:
+                self._execute(x[part], out[part], axes, forward, 1, inplace)
         return out
 
-    def _execute(self, x: np.ndarray, out: np.ndarray, axes: tuple[int, ...], forward: bool, threads: int) -> None:
-        plan = self._plan(x, out, axes, forward, threads)
-        plan.update_arrays(x, out)
-        plan.execute()  # releases the GIL
-
-    def _plan(self, x: np.ndarray, out: np.ndarray, axes: tuple[int, ...], forward: bool, threads: int) -> Any:
-        """This thread's FFTW plan for arrays laid out and aligned as ``x`` and ``out``: a plan
-        takes arrays of the alignment it was made for (the lowest power of two dividing both
-        addresses, up to FFTW's SIMD alignment), so that alignment is part of its key."""
-        core = _pyfftw_core()
-        at_x, at_out = x.__array_interface__["data"][0], out.__array_interface__["data"][0]
-        lowest = at_x | at_out | core.simd_alignment
-        key = (x.shape, x.strides, x.dtype.char, out.shape, out.strides, out.dtype.char, axes, forward, threads,
-               at_x == at_out, lowest & -lowest)
+    def _execute(self, x: np.ndarray, out: np.ndarray, axes: tuple[int, ...], forward: bool, threads: int,
+                 inplace: bool) -> None:
+        """The FFT of ``x`` into ``out`` on this thread's plan for their layout: a plan of FFTW's
+        SIMD code where both lie on ``SIMD_BYTES`` (the plan checks it), else one without, 4x
+        slower, kept apart for such arrays only."""
         plans = getattr(self._local, "plans", None)
         if plans is None:
             plans = self._local.plans = {}
+        key = (x.shape, x.strides, x.dtype.char, out.strides, out.dtype.char, axes, forward, threads, inplace)
         plan = plans.get(key)
+        if plan is not None:
+            try:
+                plan.update_arrays(x, out)
+            except ValueError:  # not aligned as the plan's SIMD code needs
+                plan = None
         if plan is None:
-            if len(plans) >= _PLANS_MAX:
-                plans.pop(next(iter(plans)))
-            direction = "FFTW_FORWARD" if forward or x.dtype.kind == "f" else "FFTW_BACKWARD"  # R2C: forward
-            # FFTW_MEASURE times candidate algorithms on the arrays it plans for, overwriting
-            # them: it plans on scratch arrays of the same layout and alignment.
-            scratch_x = _scratch(x, core.simd_alignment)
-            scratch_out = scratch_x if at_x == at_out else _scratch(out, core.simd_alignment)
-            measured = scratch_x is not None and scratch_out is not None
-            with _planner:
-                known = _wisdom(core)
-                plan = plans[key] = core.FFTW(
-                    scratch_x if measured else x, scratch_out if measured else out, axes=axes, direction=direction,
-                    flags=("FFTW_MEASURE" if measured else "FFTW_ESTIMATE",), threads=threads,
-                    planning_timelimit=PLANNING_S if measured else None)
-                if measured and core.export_wisdom() != known:
-                    _keep_wisdom(core)
+            at = x.__array_interface__["data"][0] | out.__array_interface__["data"][0]
+            key = key if at % SIMD_BYTES == 0 else key + ("unaligned",)
+            plan = plans.get(key) or self._plan(plans, key, x, out, axes, forward, threads, inplace)
+            plan.update_arrays(x, out)
+        plan.execute()  # releases the GIL
+
+    def _plan(self, plans: dict, key: tuple, x: np.ndarray, out: np.ndarray, axes: tuple[int, ...], forward: bool,
+              threads: int, inplace: bool) -> Any:
+        """A plan for arrays laid out and aligned as ``x`` and ``out``, kept under ``key``."""
+        core = _pyfftw_core()
+        if len(plans) >= _PLANS_MAX:
+            plans.pop(next(iter(plans)))
+        direction = "FFTW_FORWARD" if forward or x.dtype.kind == "f" else "FFTW_BACKWARD"  # R2C: forward
+        # FFTW_MEASURE times candidate algorithms on the arrays it plans for, overwriting them:
+        # it plans on scratch arrays of the same layout and alignment.
+        scratch_x = _scratch(x, core.simd_alignment)
+        scratch_out = scratch_x if inplace else _scratch(out, core.simd_alignment)
+        measured = scratch_x is not None and scratch_out is not None
+        with _planner:
+            known = _wisdom(core)
+            plan = plans[key] = core.FFTW(
+                scratch_x if measured else x, scratch_out if measured else out, axes=axes, direction=direction,
+                flags=("FFTW_MEASURE" if measured else "FFTW_ESTIMATE",), threads=threads,
+                planning_timelimit=PLANNING_S if measured else None)
+            if measured and core.export_wisdom() != known:
+                _keep_wisdom(core, self._record)
         return plan
+
+
+def _pieces(x: np.ndarray, axes: tuple[int, ...], threads: int) -> list | None:
+    """The indexes of the pieces a call of ``x``'s layout runs in: about ``PIECE_BYTES`` of the
+    outermost batch axis each, on one thread; None (the whole call) on several, or without a
+    batch axis."""
+    batch = [a for a in range(x.ndim) if a not in axes and x.shape[a] > 1]
+    if threads > 1 or not batch:
+        return None
+    axis = max(batch, key=lambda a: abs(x.strides[a]))
+    rows = max(1, PIECE_BYTES // max(1, x.nbytes // x.shape[axis]))
+    if rows >= x.shape[axis]:
+        return None
+    whole = (slice(None),) * axis
+    return [whole + (slice(lo, lo + rows),) for lo in range(0, x.shape[axis], rows)]
 
 
 _WISDOM = {"target": "cpu-fftw-wisdom", "kind": "fftw-wisdom"}
@@ -177,11 +202,11 @@ def _wisdom(core: Any) -> tuple:
     return core.export_wisdom()
 
 
-def _keep_wisdom(core: Any) -> None:
+def _keep_wisdom(core: Any, record: Callable[[str, str], Any]) -> None:
     from fftfuse_cache import default_store, keep_artifact
 
     payload = json.dumps({"wisdom": [base64.b64encode(w).decode() for w in core.export_wisdom()]}).encode()
-    keep_artifact(default_store(), _wisdom_key(), payload, machine_record(_WISDOM["target"], _WISDOM["kind"]))
+    keep_artifact(default_store(), _wisdom_key(), payload, record(_WISDOM["target"], _WISDOM["kind"]))
 
 
 def _scratch(a: np.ndarray, alignment: int) -> np.ndarray | None:
