@@ -21,8 +21,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 #: (machine, result file) per run, in the order of the table.
 RUNS = (
-    ("CI VM: AMD EPYC, 2 cores", "cpu_callbacks-ci-vm-amd-epyc-2core-complex64-w1-9dfa43a.json"),
-    ("CI VM: AMD EPYC, 2 cores", "cpu_callbacks-ci-vm-amd-epyc-2core-complex64-w2-9dfa43a.json"),
+    ("CI VM: AMD EPYC, 2 cores", "cpu_callbacks-ci-vm-amd-epyc-2core-complex64-w1-da33e22.json"),
+    ("CI VM: AMD EPYC, 2 cores", "cpu_callbacks-ci-vm-amd-epyc-2core-complex64-w2-da33e22.json"),
     ("CI VM: AMD EPYC, 2 cores", "cpu_callbacks-ci-vm-amd-epyc-2core-complex128-w1-9dfa43a.json"),
     ("CI VM: AMD EPYC, 2 cores", "cpu_callbacks-ci-vm-amd-epyc-2core-complex128-w2-9dfa43a.json"),
     ("Intel Xeon, AVX-512, 2 cores", "cpu_callbacks-xeon-avx512-2core-complex64-w1-4bfcf4c.json"),
