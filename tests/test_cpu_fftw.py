@@ -113,6 +113,20 @@ def test_without_pyfftw_the_engine_is_no_candidate_and_a_forced_one_falls_back(m
     assert choose(call, "fftw") == _cpu_engines.Choice("ducc0", "rules")
 
 
+def test_a_pyfftw_that_does_not_load_is_no_candidate(monkeypatch, caplog):
+    def broken():
+        raise OSError("libfftw3f.so.3: cannot open shared object file")
+
+    monkeypatch.setattr(_cpu_fftw, "_loads", None)
+    monkeypatch.setattr(_cpu_fftw, "_pyfftw_core", broken)
+    monkeypatch.setattr(_cpu_fftw.importlib.util, "find_spec", lambda name: object())  # "installed"
+    call = FFTCall("C2C", "complex64", (64, 1024), (1024, 1), (1,), 1024, 1)
+    with caplog.at_level("WARNING", logger="fftfuse.fft"):
+        assert "fftw" not in candidates(call)
+        assert choose(call, "fftw").engine == "ducc0"
+    assert [r.message for r in caplog.records if "does not load" in r.message] != []
+
+
 def test_c2r_is_left_to_the_other_engines():
     call = FFTCall("C2R", "complex64", (64, 513), (513, 1), (1,), 1024, 1)
     assert "fftw" not in candidates(call)

@@ -18,7 +18,8 @@ transform length is measured once per machine, not once per process.
 Unnormalized both ways, as cuFFT.
 
 Measured (CI VM, AMD EPYC, one thread, complex64 rows of 1024, CPU time, against SciPy's
-compiled FFT): 16 rows 0.40x, 64 rows 0.51x, 256 rows 0.60x, 1024 rows 0.89x, 4096 rows 0.92x.
+compiled FFT): 16 rows 0.40x, 64 rows 0.51x, 256 rows 0.60x, 1024 rows 0.89-0.95x, 4096 rows
+0.92-0.98x (the last two stream through memory).
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ import numpy as np
 
 __all__ = ["PIECE_BYTES", "PLANNING_S", "SIMD_BYTES", "FftwRunner", "available", "version"]
 
-#: Bytes of input per FFTW call on one thread: a piece in the core's L2 cache (on the CI VM,
-#: 1024 x 1024 complex64: 0.89x SciPy in pieces of 64 rows, 1.06x in one call).
+#: Bytes of input per FFTW call on one thread: a piece in the core's L2 cache. A plan is made
+#: (and measured) per shape, so pieces of one size serve every batch of a row length; they ran
+#: as fast as one call (1024 x 1024 complex64 on the CI VM: 0.89-0.95x SciPy in pieces of 16 to
+#: 64 rows, 0.90x in one call; FFTW_ESTIMATE's plan of the whole call ran 1.06x).
 PIECE_BYTES = 256 << 10
 #: FFTW's planner's time per plan (FFTW_MEASURE): a new transform length is measured once per
 #: process (FFTW keeps what it learns, its "wisdom", for later plans). In place, FFTW_ESTIMATE's
@@ -50,8 +53,21 @@ _planner = threading.Lock()  # FFTW's planner is not thread-safe
 
 
 def available() -> bool:
-    """Whether pyFFTW is installed (without importing it)."""
-    return "pyfftw" in sys.modules or importlib.util.find_spec("pyfftw") is not None
+    """Whether pyFFTW is installed and its compiled module loads (checked once per process)."""
+    global _loads
+    if _loads is None:
+        try:
+            _loads = ("pyfftw" in sys.modules or importlib.util.find_spec("pyfftw") is not None) and bool(_pyfftw_core())
+        except Exception as exc:  # a broken install: the engine is no candidate, and says why once
+            import logging
+
+            logging.getLogger("fftfuse.fft").warning("pyFFTW is installed but does not load (%s): the fftw CPU "
+                                                     "engine is not used", exc)
+            _loads = False
+    return _loads
+
+
+_loads: bool | None = None
 
 
 _core: Any = None
@@ -76,10 +92,13 @@ def _pyfftw_core() -> Any:
 
 
 def version() -> str:
-    """pyFFTW's version, from its metadata (without importing it)."""
-    from importlib.metadata import version as installed
+    """pyFFTW's version, from its metadata ("unknown" without)."""
+    from importlib import metadata
 
-    return installed("pyfftw")
+    try:
+        return metadata.version("pyfftw")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 class FftwRunner:
@@ -189,7 +208,7 @@ def _wisdom_key() -> str:
 def _wisdom(core: Any) -> tuple:
     """FFTW's wisdom as the planner holds it, read from the store once per process first: what
     FFTW_MEASURE learnt on this machine (keyed by its identity, like the compiled loops), so
-    that a new process plans in microseconds what an earlier one measured."""
+    that a new process plans in milliseconds what an earlier one measured."""
     global _wisdom_loaded
     if not _wisdom_loaded:
         _wisdom_loaded = True
