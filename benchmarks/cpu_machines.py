@@ -28,8 +28,8 @@ RUNS = (
     ("Intel Xeon, AVX-512, 2 cores", "cpu_callbacks-xeon-avx512-2core-complex64-w1-4bfcf4c.json"),
     ("Intel Xeon, AVX-512, 2 cores", "cpu_callbacks-cpu-vm-complex64-w2-75bd1a0.json"),
     ("Intel Xeon, AVX-512, 2 cores", "cpu_callbacks-xeon-avx512-2core-complex128-w2-4bfcf4c.json"),
-    ("GPU host: Intel Xeon, AVX-512, 16 cores", "cpu_callbacks-h100-host-complex64-w1-da33e22.json"),
-    ("GPU host: Intel Xeon, AVX-512, 16 cores", "cpu_callbacks-h100-host-complex64-w16-da33e22.json"),
+    ("GPU host: Intel Xeon, AVX-512, 16 cores", "cpu_callbacks-h100-host-complex64-w1-95b943f.json"),
+    ("GPU host: Intel Xeon, AVX-512, 16 cores", "cpu_callbacks-h100-host-complex64-w16-95b943f.json"),
     ("GPU host: Intel Xeon, AVX-512, 16 cores", "cpu_callbacks-h100-host-complex128-w1-da33e22.json"),
     ("GPU host: Intel Xeon, AVX-512, 16 cores", "cpu_callbacks-h100-host-complex128-w16-da33e22.json"),
 )
