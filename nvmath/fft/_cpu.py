@@ -584,8 +584,6 @@ class CpuExecutor:
         p = self.problem
         adopts = self._adopts and self._engine.allocates  # SciPy's new array becomes the output
         padded = self._engine.name == "ducc0-padded"  # into its own buffer: the epilog reads it from there
-        if self._engine.name not in ("ducc0", "ducc0-chunks", "ducc0-padded", "scipy", "fftw"):
-            return None
         if (self.debug or self.threads() != 1 or (p.inplace and p.fft_type != "C2C")
                 or (p.fft_type != "C2C" and direction != p.direction)
                 or min(p.input.strides + p.output.strides, default=0) < 0):

@@ -79,6 +79,7 @@ from typing import Any, Callable
 import numpy as np
 from fftfuse_compiler.dtypes import COMPLEX_OF, REAL_OF
 
+from ._layout import outer_batch_axis
 from ._tensor import dtype_name
 
 __all__ = ["BUDGET_S", "ENGINES", "ENV", "MEASURE_MIN_BYTES", "MODES", "SAMPLE_BYTES", "SAMPLE_MAX_BYTES",
@@ -301,12 +302,11 @@ class Ducc0Chunks(Engine):
             lastsize: int, threads: int, owned: bool) -> np.ndarray:
         import ducc0
 
-        batch = [a for a in range(x.ndim) if a not in axes and x.shape[a] > 1]
+        axis = outer_batch_axis(x.shape, x.strides, axes)
         if out is None:
             out = x if owned else np.empty_like(x)
-        if not batch:
+        if axis is None:
             return ducc0.fft.c2c(x, axes=axes, forward=forward, inorm=0, out=out, nthreads=threads)
-        axis = max(batch, key=lambda a: abs(x.strides[a]))
         c2c, whole = ducc0.fft.c2c, (slice(None),) * axis
         for lo in range(0, x.shape[axis], CHUNK_ROWS):
             part = whole + (slice(lo, lo + CHUNK_ROWS),)

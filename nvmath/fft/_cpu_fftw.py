@@ -34,6 +34,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ._layout import outer_batch_axis
+
 __all__ = ["PIECE_BYTES", "PLANNING_S", "SIMD_BYTES", "FftwRunner", "available", "version"]
 
 #: Bytes of input per FFTW call on one thread: a piece in the core's L2 cache. A plan is made
@@ -174,8 +176,9 @@ class FftwRunner:
                 scratch_x if measured else x, scratch_out if measured else out, axes=axes, direction=direction,
                 flags=("FFTW_MEASURE" if measured else "FFTW_ESTIMATE",), threads=threads,
                 planning_timelimit=PLANNING_S if measured else None)
-            if measured and core.export_wisdom() != known:
-                _keep_wisdom(core, self._record)
+            learnt = core.export_wisdom() if measured else known
+            if learnt != known:
+                _keep_wisdom(learnt, self._record)
         return plan
 
 
@@ -183,10 +186,9 @@ def _pieces(x: np.ndarray, axes: tuple[int, ...], threads: int) -> list | None:
     """The indexes of the pieces a call of ``x``'s layout runs in: about ``PIECE_BYTES`` of the
     outermost batch axis each, on one thread; None (the whole call) on several, or without a
     batch axis."""
-    batch = [a for a in range(x.ndim) if a not in axes and x.shape[a] > 1]
-    if threads > 1 or not batch:
+    axis = outer_batch_axis(x.shape, x.strides, axes)
+    if threads > 1 or axis is None:
         return None
-    axis = max(batch, key=lambda a: abs(x.strides[a]))
     rows = max(1, PIECE_BYTES // max(1, x.nbytes // x.shape[axis]))
     if rows >= x.shape[axis]:
         return None
@@ -221,10 +223,10 @@ def _wisdom(core: Any) -> tuple:
     return core.export_wisdom()
 
 
-def _keep_wisdom(core: Any, record: Callable[[str, str], Any]) -> None:
+def _keep_wisdom(wisdom: tuple, record: Callable[[str, str], Any]) -> None:
     from fftfuse_cache import default_store, keep_artifact
 
-    payload = json.dumps({"wisdom": [base64.b64encode(w).decode() for w in core.export_wisdom()]}).encode()
+    payload = json.dumps({"wisdom": [base64.b64encode(w).decode() for w in wisdom]}).encode()
     keep_artifact(default_store(), _wisdom_key(), payload, record(_WISDOM["target"], _WISDOM["kind"]))
 
 

@@ -55,6 +55,17 @@ def dense_strides(shape: Sequence[int], order: Sequence[int]) -> tuple[int, ...]
     return tuple(strides)
 
 
+def outer_batch_axis(shape: Sequence[int], strides: Sequence[int], fft_axes: Sequence[int]) -> int | None:
+    """The batch axis (not transformed, longer than 1) whose stride is largest, or None: where
+    a batch is cut into pieces of whole transforms, each piece lying together in memory.
+
+    >>> outer_batch_axis((4, 8, 16), (16, 64, 1), (2,)), outer_batch_axis((1, 16), (16, 1), (1,))
+    (1, None)
+    """
+    batch = [a for a in range(len(shape)) if a not in fft_axes and shape[a] > 1]
+    return max(batch, key=lambda a: abs(strides[a])) if batch else None
+
+
 def stride_order(layout: Layout) -> tuple[int, ...]:
     """Axes from outermost (largest stride) to innermost; ties keep the axis order."""
     return tuple(sorted(range(len(layout.shape)), key=lambda a: (-layout.strides[a], a)))
